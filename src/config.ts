@@ -1,0 +1,76 @@
+// Configuration: read from the environment once at boot, validated with one schema, every bad key
+// reported in a single message. No secret has a default.
+import { z } from 'zod';
+
+export const ROLES = ['cloud', 'io', 'scheduler', 'gate', 'maintenance'] as const;
+export type Role = (typeof ROLES)[number];
+
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+
+const privateKeyHex = z
+  .string()
+  .regex(/^(0x)?[0-9a-fA-F]{64}$/, 'must be a 32-byte secp256k1 private key in hex')
+  .transform((s) => (s.startsWith('0x') ? s.slice(2) : s).toLowerCase());
+
+export const configSchema = z.object({
+  PORT: int(8080, 0).pipe(z.number().max(65535)),
+  HOST: z.string().default('0.0.0.0'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/resultity'),
+  // Unset: `serve` starts the repository's embedded FerretDB (see ferretdb/) and uses it.
+  MONGODB_URL: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// URL').optional(),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
+  RABBITMQ_URL: z.string().regex(/^amqps?:\/\//, 'must be an amqp:// URL').default('amqp://guest:guest@127.0.0.1:5672'),
+  // Prefixes let several networks (or test runs) share one Redis and one RabbitMQ without seeing each other.
+  REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]*$/).default('rt:'),
+  RABBITMQ_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('rt'),
+  ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
+  NETWORK_SIGNING_KEY: privateKeyHex.optional(),
+
+  // Credits
+  OPERATOR_SHARE_BPS: int(8000).pipe(z.number().max(10000)),
+  // Jobs
+  JOB_MAX_ATTEMPTS: int(3, 1),
+  JOB_ATTEMPT_TIMEOUT_MS: int(60_000, 100),
+  JOB_DEADLINE_MS: int(300_000, 1000),
+  JOB_RETRY_BACKOFF_MS: int(200, 0),
+  // How long a job waits for any online node serving its model before it fails.
+  NO_NODE_GRACE_MS: int(30_000, 0),
+  MAX_TOKENS_DEFAULT: int(1024, 1),
+  BODY_LIMIT_BYTES: int(1_048_576, 1024),
+  // Network
+  HEARTBEAT_TTL_MS: int(30_000, 1000),
+  NODE_MESSAGE_MAX_SKEW_MS: int(60_000, 1000),
+  // Rate limits (per API key, token bucket in Redis; per-key values override these)
+  RATE_LIMIT_RPS: int(20, 1),
+  RATE_LIMIT_BURST: int(40, 1),
+  // Payloads
+  PAYLOAD_RETENTION_HOURS: int(72, 1),
+  // Maintenance
+  SWEEP_INTERVAL_MS: int(5_000, 100),
+  OUTBOX_REPUBLISH_AFTER_MS: int(10_000, 100),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment; throws one ConfigError naming every bad key. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, roles: readonly Role[] = ROLES): Config {
+  const raw = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = configSchema.safeParse(raw);
+  const problems: string[] = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+  if (parsed.success) {
+    if (roles.includes('gate') && !parsed.data.ADMIN_TOKEN) problems.push('ADMIN_TOKEN: required by the gate role (admin API); no default');
+    if (!parsed.data.NETWORK_SIGNING_KEY) problems.push('NETWORK_SIGNING_KEY: required (32-byte hex secp256k1 key; `resultity node keygen` makes one); no default');
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  return parsed.data;
+}

@@ -1,0 +1,126 @@
+// The node wire protocol, spoken over the io gateway's WebSocket (`/io/ws`) and, for results, its short
+// HTTP endpoint (`POST /io/results`). Every message a node sends is signed by the node's key (see
+// signatures.ts) and carries a timestamp; heartbeats also carry a nonce, so replays are refused. Jobs the
+// gateway sends are signed by the network key, so a node can tell real work from injected work.
+import { z } from 'zod';
+import { canonicalJson, sha256Hex } from './signatures.js';
+
+const address = z.string().regex(/^0x[0-9a-f]{40}$/, 'lower-case EVM address');
+const signature = z.string().regex(/^0x[0-9a-f]{130}$/, '65-byte hex signature');
+const ts = z.number().int().positive(); // milliseconds since the epoch
+const modelName = z.string().min(1).max(128);
+
+export const chatMessageSchema = z.object({
+  role: z.enum(['system', 'user', 'assistant', 'tool', 'developer']),
+  content: z.string(),
+  name: z.string().max(64).optional(),
+});
+export type ChatMessage = z.infer<typeof chatMessageSchema>;
+
+/** What a node is asked to run: the consumer's request, minus anything about the consumer. */
+export const jobRequestSchema = z.object({
+  messages: z.array(chatMessageSchema).min(1),
+  max_tokens: z.number().int().positive(),
+  temperature: z.number().min(0).max(2).optional(),
+  top_p: z.number().min(0).max(1).optional(),
+  stop: z.array(z.string()).max(4).optional(),
+  seed: z.number().int().optional(),
+});
+export type JobRequest = z.infer<typeof jobRequestSchema>;
+
+export const usageSchema = z.object({
+  prompt_tokens: z.number().int().min(0),
+  completion_tokens: z.number().int().min(0),
+});
+export type Usage = z.infer<typeof usageSchema>;
+
+export const outputSchema = z.object({
+  content: z.string(),
+  finish_reason: z.enum(['stop', 'length', 'content_filter']),
+});
+export type JobOutput = z.infer<typeof outputSchema>;
+
+// ---- node -> gateway -------------------------------------------------------------------------------
+
+export const registerSchema = z.object({
+  type: z.literal('register'),
+  nodeId: address,
+  operator: z.string().uuid(), // the operator account the node is bound to
+  challenge: z.string().min(16).max(128),
+  ts,
+  agentVersion: z.string().max(64),
+  runtime: z.string().max(64),
+  models: z.array(modelName).max(256),
+  capacity: z.number().int().min(1).max(1024),
+  running: z.number().int().min(0),
+  signature,
+});
+
+export const heartbeatSchema = z.object({
+  type: z.literal('heartbeat'),
+  nodeId: address,
+  ts,
+  nonce: z.string().min(8).max(64),
+  models: z.array(modelName).max(256),
+  capacity: z.number().int().min(1).max(1024),
+  running: z.number().int().min(0),
+  signature,
+});
+
+export const resultSchema = z.object({
+  type: z.literal('result'),
+  nodeId: address,
+  jobId: z.string().uuid(),
+  attempt: z.number().int().min(1),
+  ts,
+  output: outputSchema,
+  outputHash: z.string().regex(/^[0-9a-f]{64}$/),
+  usage: usageSchema,
+  signature,
+});
+
+export const jobErrorSchema = z.object({
+  type: z.literal('job_error'),
+  nodeId: address,
+  jobId: z.string().uuid(),
+  attempt: z.number().int().min(1),
+  ts,
+  message: z.string().max(2000),
+  signature,
+});
+
+export const nodeMessageSchema = z.discriminatedUnion('type', [registerSchema, heartbeatSchema, resultSchema, jobErrorSchema]);
+export type NodeMessage = z.infer<typeof nodeMessageSchema>;
+export type RegisterMessage = z.infer<typeof registerSchema>;
+export type HeartbeatMessage = z.infer<typeof heartbeatSchema>;
+export type ResultMessage = z.infer<typeof resultSchema>;
+export type JobErrorMessage = z.infer<typeof jobErrorSchema>;
+
+// ---- gateway -> node -------------------------------------------------------------------------------
+
+export const jobDispatchSchema = z.object({
+  type: z.literal('job'),
+  jobId: z.string().uuid(),
+  attempt: z.number().int().min(1),
+  model: modelName,
+  request: jobRequestSchema,
+  deadline: ts,
+  ts,
+  signature, // by the network key
+});
+export type JobDispatch = z.infer<typeof jobDispatchSchema>;
+
+export const gatewayMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('challenge'), challenge: z.string(), network: address }),
+  z.object({ type: z.literal('registered'), nodeId: address, heartbeatIntervalMs: z.number().int() }),
+  z.object({ type: z.literal('heartbeat_ack'), ts }),
+  z.object({ type: z.literal('result_ack'), jobId: z.string(), attempt: z.number().int(), accepted: z.boolean(), reason: z.string().optional() }),
+  z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),
+  jobDispatchSchema,
+]);
+export type GatewayMessage = z.infer<typeof gatewayMessageSchema>;
+
+/** The hash a node signs over its output; the gateway recomputes it before trusting the result. */
+export function outputHash(output: JobOutput): string {
+  return sha256Hex(canonicalJson(output));
+}

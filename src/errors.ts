@@ -1,0 +1,54 @@
+// Domain errors with stable codes. Services throw these; one place (cloud/errors.http.ts) maps them to
+// the wire. `cause` is always kept so the original failure is never lost.
+
+export type ErrorKind =
+  | 'invalid_request'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'insufficient_credits'
+  | 'not_found'
+  | 'too_large'
+  | 'rate_limited'
+  | 'unavailable'
+  | 'job_failed'
+  | 'job_expired'
+  | 'conflict'
+  | 'internal';
+
+export class AppError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    readonly code: string,
+    message: string,
+    readonly details: { param?: string; retryAfterSeconds?: number } = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'AppError';
+  }
+}
+
+export const errors = {
+  invalid: (message: string, param?: string) => new AppError('invalid_request', 'invalid_request', message, param ? { param } : {}),
+  unauthenticated: (message = 'Incorrect API key provided.') => new AppError('unauthenticated', 'invalid_api_key', message),
+  insufficientCredits: (needed: number, available: number) =>
+    new AppError(
+      'insufficient_credits',
+      'insufficient_credits',
+      `Insufficient credits: this request may cost up to ${formatCredits(needed)} credits and the namespace has ${formatCredits(available)} available.`,
+    ),
+  modelNotFound: (model: string) => new AppError('not_found', 'model_not_found', `The model '${model}' does not exist.`, { param: 'model' }),
+  jobNotFound: (id: string) => new AppError('not_found', 'job_not_found', `No job with id '${id}'.`),
+  notFound: (what: string) => new AppError('not_found', 'not_found', `${what} not found.`),
+  rateLimited: (retryAfterSeconds: number) =>
+    new AppError('rate_limited', 'rate_limit_exceeded', 'Rate limit reached for this API key. Retry after the time given in Retry-After.', { retryAfterSeconds }),
+  noNode: (model: string, retryAfterSeconds: number) =>
+    new AppError('unavailable', 'model_unavailable', `No node is serving the model '${model}' right now.`, { retryAfterSeconds }),
+  conflict: (message: string) => new AppError('conflict', 'conflict', message),
+};
+
+/** Ledger amounts are integer micro-credits; 1 credit = 1,000,000 µcr. */
+export const MICRO = 1_000_000;
+export function formatCredits(micro: number): string {
+  return (micro / MICRO).toFixed(6);
+}
