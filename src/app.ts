@@ -1,0 +1,160 @@
+// Composition root: connects the engines, builds the services, and mounts the routes of the selected
+// roles on one Fastify instance. Every role is stateless; what N instances share goes through the engines.
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import websocket from '@fastify/websocket';
+import type { Logger } from 'pino';
+import type { Config, Role } from './config.js';
+import { addressOf } from './domain/signatures.js';
+import { createPool, type Db } from './postgres/db.js';
+import { migrate } from './postgres/migrate.js';
+import { connectMongo, type Mongo } from './mongo/client.js';
+import { PayloadsRepository } from './mongo/payloads.repository.js';
+import { createRedis, RedisKeys } from './redis/client.js';
+import { PresenceRepository } from './redis/presence.repository.js';
+import { RateLimitRepository } from './redis/rate-limit.repository.js';
+import { ApiKeyCache } from './redis/api-key-cache.repository.js';
+import { ReplayGuard } from './redis/replay-guard.repository.js';
+import { JobEvents } from './redis/job-events.js';
+import { connectRabbit, waitForRabbit } from './rabbitmq/client.js';
+import { JobQueue } from './rabbitmq/job-queue.js';
+import { SettlementService } from './jobs/settlement.service.js';
+import { AuthService } from './cloud/auth.service.js';
+import { JobsService } from './cloud/jobs.service.js';
+import { cloudRoutes } from './cloud/routes.js';
+import { httpErrorHandler, openAiError } from './cloud/errors.http.js';
+import { Gateway } from './io/gateway.js';
+import { ResultsService } from './io/results.service.js';
+import { Scheduler } from './scheduler/scheduler.service.js';
+import { AdminService } from './gate/admin.service.js';
+import { adminRoutes } from './gate/admin.routes.js';
+import { Maintenance } from './maintenance/maintenance.service.js';
+
+export interface Backbone {
+  app: FastifyInstance;
+  instanceId: string;
+  admin: AdminService;
+  db: Db;
+  mongo: Mongo;
+  /** Starts listening; resolves with the base URL. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface BackboneOptions {
+  config: Config;
+  roles: readonly Role[];
+  logger: Logger;
+  /** The MongoDB URL to use (config.MONGODB_URL, or the embedded FerretDB that `serve` started). */
+  mongoUrl: string;
+  /** Run migrations at start (default true). */
+  migrate?: boolean;
+}
+
+export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
+  const { config, roles, logger } = opts;
+  const has = (r: Role) => roles.includes(r);
+  const networkKey = config.NETWORK_SIGNING_KEY;
+  if (!networkKey) throw new Error('NETWORK_SIGNING_KEY is required');
+  const instanceId = randomUUID();
+
+  if (opts.migrate !== false) await migrate(config.DATABASE_URL, logger);
+  const db = createPool(config.DATABASE_URL);
+  const mongo = await connectMongo(opts.mongoUrl);
+  const payloads = new PayloadsRepository(mongo.db);
+  await payloads.ensureIndexes(logger);
+  const redis = createRedis(config.REDIS_URL, 'main');
+  const redisSub = createRedis(config.REDIS_URL, 'sub');
+  const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
+  const rabbit = connectRabbit(config.RABBITMQ_URL, logger);
+  await waitForRabbit(rabbit, 10_000);
+
+  const presence = new PresenceRepository(redis, keys, config.HEARTBEAT_TTL_MS);
+  const events = new JobEvents(redis, redisSub, keys);
+  await events.start(has('io') ? instanceId : null);
+  const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
+  const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS);
+  const keyCache = new ApiKeyCache(redis, keys);
+  const admin = new AdminService({ db, keyCache, queue });
+  const jobs = new JobsService({ config, db, settlement, payloads, presence, events, queue, logger });
+
+  const app: FastifyInstance = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: config.BODY_LIMIT_BYTES, disableRequestLogging: true });
+  app.setErrorHandler(httpErrorHandler);
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send(openAiError('not_found', 'unknown_route', `Unknown request URL: ${request.method} ${request.url}.`)),
+  );
+  await app.register(websocket, { options: { maxPayload: 4 * 1024 * 1024 } });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const checks = await Promise.allSettled([db.query('SELECT 1'), redis.ping(), mongo.db.command({ ping: 1 })]);
+    const names = ['postgres', 'redis', 'mongodb'];
+    const status = Object.fromEntries(checks.map((c, i) => [names[i], c.status === 'fulfilled' ? 'ok' : 'down']));
+    const ok = checks.every((c) => c.status === 'fulfilled') && rabbit.ready;
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', ...status, rabbitmq: rabbit.ready ? 'ok' : 'down' });
+  });
+
+  if (has('cloud')) {
+    const auth = new AuthService({
+      db,
+      cache: keyCache,
+      rateLimits: new RateLimitRepository(redis, keys),
+      defaultRps: config.RATE_LIMIT_RPS,
+      defaultBurst: config.RATE_LIMIT_BURST,
+    });
+    cloudRoutes(app, { db, auth, jobs, presence, maxTokensDefault: config.MAX_TOKENS_DEFAULT, syncTimeoutMs: config.JOB_DEADLINE_MS });
+  }
+  let gateway: Gateway | null = null;
+  if (has('io')) {
+    const results = new ResultsService({ db, settlement, payloads, presence, events, logger });
+    gateway = new Gateway({
+      config,
+      db,
+      presence,
+      replay: new ReplayGuard(redis, keys, config.NODE_MESSAGE_MAX_SKEW_MS),
+      events,
+      results,
+      networkAddress: addressOf(networkKey),
+      instanceId,
+      logger,
+    });
+    const gw = gateway;
+    app.register(async (r) => gw.routes(r));
+  }
+  if (has('gate')) {
+    if (!config.ADMIN_TOKEN) throw new Error('ADMIN_TOKEN is required by the gate role');
+    adminRoutes(app, admin, config.ADMIN_TOKEN);
+  }
+  const scheduler = has('scheduler') ? new Scheduler({ config, db, settlement, payloads, presence, events, queue, networkKey, logger }) : null;
+  const maintenance = has('maintenance') ? new Maintenance({ config, db, settlement, payloads, events, queue, jobs, logger }) : null;
+
+  let closed = false;
+  return {
+    app,
+    instanceId,
+    admin,
+    db,
+    mongo,
+    async listen() {
+      const url = await app.listen({ port: config.PORT, host: config.HOST });
+      await scheduler?.start();
+      maintenance?.start();
+      logger.info({ url, roles, instanceId }, 'backbone listening');
+      return url;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      gateway?.closeAll();
+      await scheduler?.stop();
+      await maintenance?.stop();
+      await app.close();
+      await queue.close();
+      await rabbit.close();
+      redisSub.disconnect();
+      redis.disconnect();
+      await mongo.client.close();
+      await db.end();
+    },
+  };
+}

@@ -1,0 +1,50 @@
+// The accepted shape of `POST /v1/chat/completions`, OpenAI's wire format. Fields that OpenAI clients
+// send but that do not change what a node computes (user, metadata, store...) are accepted and ignored;
+// fields whose meaning the network cannot honour yet are refused with a clear 400 rather than ignored.
+import { z } from 'zod';
+import type { ChatMessage, JobRequest } from '../domain/protocol.js';
+
+const textPart = z.object({ type: z.literal('text'), text: z.string() });
+const content = z.union([z.string(), z.array(textPart).min(1)]);
+
+const message = z.object({
+  role: z.enum(['system', 'user', 'assistant', 'tool', 'developer']),
+  content: z.union([content, z.null()]),
+  name: z.string().max(64).optional(),
+});
+
+export const chatCompletionRequestSchema = z
+  .object({
+    model: z.string().min(1).max(128),
+    messages: z.array(message).min(1).max(1024),
+    max_tokens: z.number().int().positive().optional(),
+    max_completion_tokens: z.number().int().positive().optional(),
+    temperature: z.number().min(0).max(2).optional(),
+    top_p: z.number().min(0).max(1).optional(),
+    stop: z.union([z.string(), z.array(z.string()).max(4)]).optional(),
+    seed: z.number().int().optional(),
+    n: z.literal(1).optional(),
+    stream: z.boolean().optional(),
+    stream_options: z.object({ include_usage: z.boolean().optional() }).optional(),
+    user: z.string().optional(),
+  })
+  .passthrough();
+
+export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
+
+/** The job a node will run: messages flattened to text, limits resolved. */
+export function toJobRequest(req: ChatCompletionRequest, defaultMaxTokens: number): JobRequest {
+  const messages: ChatMessage[] = req.messages.map((m) => ({
+    role: m.role,
+    content: m.content === null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
+    ...(m.name !== undefined ? { name: m.name } : {}),
+  }));
+  return {
+    messages,
+    max_tokens: req.max_completion_tokens ?? req.max_tokens ?? defaultMaxTokens,
+    ...(req.temperature !== undefined ? { temperature: req.temperature } : {}),
+    ...(req.top_p !== undefined ? { top_p: req.top_p } : {}),
+    ...(req.stop !== undefined ? { stop: typeof req.stop === 'string' ? [req.stop] : req.stop } : {}),
+    ...(req.seed !== undefined ? { seed: req.seed } : {}),
+  };
+}

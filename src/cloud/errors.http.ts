@@ -1,0 +1,58 @@
+// The one place domain errors become HTTP responses, in OpenAI's error shape:
+//   { "error": { "message", "type", "param", "code" } }
+// so that the official clients raise their usual exception classes (AuthenticationError, RateLimitError...).
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, type ErrorKind } from '../errors.js';
+
+const STATUS: Record<ErrorKind, number> = {
+  invalid_request: 400,
+  unauthenticated: 401,
+  insufficient_credits: 402,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  rate_limited: 429,
+  internal: 500,
+  job_failed: 502,
+  unavailable: 503,
+  job_expired: 504,
+};
+
+const TYPE: Record<ErrorKind, string> = {
+  invalid_request: 'invalid_request_error',
+  unauthenticated: 'authentication_error',
+  insufficient_credits: 'insufficient_quota',
+  forbidden: 'permission_error',
+  not_found: 'invalid_request_error',
+  conflict: 'invalid_request_error',
+  too_large: 'invalid_request_error',
+  rate_limited: 'rate_limit_error',
+  internal: 'server_error',
+  job_failed: 'server_error',
+  unavailable: 'server_error',
+  job_expired: 'server_error',
+};
+
+export function openAiError(kind: ErrorKind, code: string, message: string, param: string | null = null) {
+  return { error: { message, type: TYPE[kind], param, code } };
+}
+
+export function sendAppError(reply: FastifyReply, err: AppError): FastifyReply {
+  if (err.details.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.details.retryAfterSeconds));
+  return reply.code(STATUS[err.kind]).send(openAiError(err.kind, err.code, err.message, err.details.param ?? null));
+}
+
+/** Fastify error handler: domain errors map by kind, framework errors by status, anything else is a 500 that hides its details. */
+export function httpErrorHandler(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err instanceof AppError) return sendAppError(reply, err);
+  const fe = err as FastifyError;
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return reply.code(413).send(openAiError('too_large', 'request_too_large', 'The request body exceeds the size limit.'));
+  }
+  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return reply.code(fe.statusCode).send(openAiError('invalid_request', fe.code ?? 'invalid_request', fe.message));
+  }
+  request.log.error({ err }, 'unhandled error');
+  return reply.code(500).send(openAiError('internal', 'internal_error', 'The server had an error while processing your request.'));
+}

@@ -1,0 +1,140 @@
+// Accepting a chat-completion job and answering for it: validate, price the worst case, persist (payload
+// to MongoDB, job row + hold to PostgreSQL in one transaction), publish with confirms, then wait for the
+// terminal state (synchronous mode) or answer at once (asynchronous mode).
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { AppError, errors } from '../errors.js';
+import { isTerminal } from '../domain/jobs.js';
+import { promptTokenUpperBound, worstCaseCost } from '../domain/pricing.js';
+import type { JobRequest } from '../domain/protocol.js';
+import type { Db } from '../postgres/db.js';
+import { findJob, findJobInNamespace, markPublished, type JobRow } from '../postgres/jobs.repository.js';
+import { balanceOf } from '../postgres/ledger.repository.js';
+import { findModel, type ModelRow } from '../postgres/models.repository.js';
+import type { PayloadsRepository, PayloadDoc } from '../mongo/payloads.repository.js';
+import type { PresenceRepository } from '../redis/presence.repository.js';
+import type { JobEvents } from '../redis/job-events.js';
+import type { JobQueue } from '../rabbitmq/job-queue.js';
+import type { SettlementService } from '../jobs/settlement.service.js';
+import type { Principal } from './auth.service.js';
+
+export interface CloudDeps {
+  config: Config;
+  db: Db;
+  settlement: SettlementService;
+  payloads: PayloadsRepository;
+  presence: PresenceRepository;
+  events: JobEvents;
+  queue: JobQueue;
+  logger: Logger;
+}
+
+/** Re-read the job row at least this often while waiting, in case a pub/sub wake-up was lost. */
+const WAIT_POLL_MS = 1_000;
+
+export class JobsService {
+  /** Models whose queue this process has declared (declaring is idempotent; this only saves round trips). */
+  private readonly declared = new Set<string>();
+
+  constructor(private readonly d: CloudDeps) {}
+
+  async accept(p: Principal, modelName: string, request: JobRequest): Promise<JobRow> {
+    const { config } = this.d;
+    const model = await findModel(this.d.db, modelName);
+    if (!model) throw errors.modelNotFound(modelName);
+    if (request.max_tokens > model.context_tokens) {
+      throw errors.invalid(`max_tokens (${request.max_tokens}) exceeds the model's context of ${model.context_tokens} tokens.`, 'max_tokens');
+    }
+    if ((await this.d.presence.liveNodeCount(model.name)) === 0) {
+      throw errors.noNode(model.name, Math.ceil(config.HEARTBEAT_TTL_MS / 3000));
+    }
+    const hold = worstCaseCost(prices(model), promptTokenUpperBound(request.messages), request.max_tokens);
+    // Cheap pre-check so that a namespace that plainly cannot pay costs no writes; the hold below is the
+    // authoritative check, under a row lock.
+    const available = await balanceOf(this.d.db, 'ns_available', p.namespaceId);
+    if (available < hold) throw errors.insufficientCredits(hold, available);
+
+    const id = randomUUID();
+    const now = Date.now();
+    const deadline = new Date(now + config.JOB_DEADLINE_MS);
+    await this.d.payloads.insertInput({
+      jobId: id,
+      namespaceId: p.namespaceId,
+      model: model.name,
+      input: request,
+      expireAt: new Date(now + config.PAYLOAD_RETENTION_HOURS * 3_600_000),
+    });
+    try {
+      await this.d.settlement.acceptWithHold({
+        id,
+        namespaceId: p.namespaceId,
+        apiKeyId: p.keyId,
+        model: model.name,
+        maxAttempts: config.JOB_MAX_ATTEMPTS,
+        holdMicro: hold,
+        inputPriceMicro: model.input_price_micro,
+        outputPriceMicro: model.output_price_micro,
+        deadlineAt: deadline,
+      });
+    } catch (err) {
+      // Not accepted: leave nothing behind (the payload would expire anyway, but need not wait for it).
+      await this.d.payloads.delete(id).catch(() => undefined);
+      throw err;
+    }
+    await this.publish(id, model.name, deadline);
+    const row = await findJob(this.d.db, id);
+    if (!row) throw new Error(`job ${id} vanished after accept`);
+    return row;
+  }
+
+  /**
+   * Publishes an accepted job. A failure here does not fail the request: the job row is the outbox, and
+   * the maintenance role republishes jobs left unpublished.
+   */
+  async publish(jobId: string, model: string, deadline: Date): Promise<void> {
+    try {
+      if (!this.declared.has(model)) {
+        await this.d.queue.declareModel(model);
+        this.declared.add(model);
+      }
+      await this.d.queue.publish(model, jobId, deadline.getTime() - Date.now());
+      await markPublished(this.d.db, jobId);
+    } catch (err) {
+      this.d.logger.warn({ err, jobId }, 'publish failed; the outbox will retry');
+    }
+  }
+
+  /** Waits until the job is terminal (or `timeoutMs` passes, or the client goes away); returns the latest row. */
+  async waitForTerminal(jobId: string, timeoutMs: number, signal?: AbortSignal): Promise<JobRow> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const row = await findJob(this.d.db, jobId);
+      if (!row) throw errors.jobNotFound(jobId);
+      const left = until - Date.now();
+      if (isTerminal(row.status) || left <= 0 || signal?.aborted) return row;
+      await this.d.events.waitFor(jobId, (e) => e.kind === 'finished', Math.min(left, WAIT_POLL_MS), signal);
+    }
+  }
+
+  async findForNamespace(jobId: string, namespaceId: string): Promise<{ job: JobRow; payload: PayloadDoc | null }> {
+    if (!/^[0-9a-f-]{36}$/i.test(jobId)) throw errors.jobNotFound(jobId);
+    const job = await findJobInNamespace(this.d.db, jobId, namespaceId);
+    if (!job) throw errors.jobNotFound(jobId);
+    const payload = job.status === 'completed' ? await this.d.payloads.find(jobId, namespaceId) : null;
+    return { job, payload };
+  }
+
+  async payloadFor(job: JobRow): Promise<PayloadDoc | null> {
+    return this.d.payloads.find(job.id, job.namespace_id);
+  }
+}
+
+function prices(m: ModelRow) {
+  return { inputPriceMicro: m.input_price_micro, outputPriceMicro: m.output_price_micro };
+}
+
+export function jobFailure(job: JobRow): AppError {
+  if (job.status === 'expired') return new AppError('job_expired', job.error_code ?? 'job_expired', job.error_message ?? 'The job expired.');
+  return new AppError('job_failed', job.error_code ?? 'job_failed', job.error_message ?? 'The job failed; no credits were charged.');
+}

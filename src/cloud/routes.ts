@@ -1,0 +1,141 @@
+// The public, OpenAI-compatible API under /v1. Handlers parse and answer; the services decide.
+//
+// Resultity extensions (documented in the README):
+//   Prefer: respond-async      on POST /v1/chat/completions answers 202 with a job, polled at GET /v1/jobs/{id}
+//   `resultity` object         on every completion: job id and credits charged (never the node)
+//   x-resultity-job-id, x-resultity-credits-charged response headers
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { errors, formatCredits } from '../errors.js';
+import type { JobRow } from '../postgres/jobs.repository.js';
+import type { PayloadDoc } from '../mongo/payloads.repository.js';
+import { listModels } from '../postgres/models.repository.js';
+import type { Db } from '../postgres/db.js';
+import type { PresenceRepository } from '../redis/presence.repository.js';
+import type { AuthService, Principal } from './auth.service.js';
+import { chatCompletionRequestSchema, toJobRequest } from './chat.schema.js';
+import { jobFailure, type JobsService } from './jobs.service.js';
+
+export interface CloudRouteDeps {
+  db: Db;
+  auth: AuthService;
+  jobs: JobsService;
+  presence: PresenceRepository;
+  maxTokensDefault: number;
+  syncTimeoutMs: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
+  app.register(async (v1) => {
+    v1.addHook('onRequest', async (request) => {
+      const principal = await d.auth.authenticate(request.headers.authorization);
+      await d.auth.enforceRateLimit(principal);
+      request.principal = principal;
+    });
+
+    v1.get('/v1/models', async () => {
+      const models = await listModels(d.db);
+      const data = await Promise.all(
+        models.map(async (m) => ({
+          id: m.name,
+          object: 'model' as const,
+          created: Math.floor(m.created_at.getTime() / 1000),
+          owned_by: 'resultity',
+          resultity: {
+            available: (await d.presence.liveNodeCount(m.name)) > 0,
+            context_tokens: m.context_tokens,
+            // micro-credits per token = credits per million tokens
+            pricing: { input_credits_per_mtok: m.input_price_micro, output_credits_per_mtok: m.output_price_micro },
+          },
+        })),
+      );
+      return { object: 'list', data };
+    });
+
+    v1.post('/v1/chat/completions', async (request, reply) => {
+      const principal = principalOf(request);
+      const parsed = chatCompletionRequestSchema.safeParse(request.body);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw errors.invalid(issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'Invalid request body.', issue?.path.join('.'));
+      }
+      if (parsed.data.stream) throw errors.invalid('Streaming (stream: true) is not supported yet; send the request without it.', 'stream');
+      const job = await d.jobs.accept(principal, parsed.data.model, toJobRequest(parsed.data, d.maxTokensDefault));
+      reply.header('x-resultity-job-id', job.id);
+
+      if (/\brespond-async\b/i.test(String(request.headers.prefer ?? ''))) {
+        reply.header('location', `/v1/jobs/${job.id}`).header('preference-applied', 'respond-async');
+        return reply.code(202).send(jobView(job, null));
+      }
+
+      const abort = new AbortController();
+      request.raw.on('close', () => abort.abort());
+      const done = await d.jobs.waitForTerminal(job.id, d.syncTimeoutMs, abort.signal);
+      if (done.status === 'completed') {
+        const payload = await d.jobs.payloadFor(done);
+        reply.header('x-resultity-credits-charged', formatCredits(done.charged_micro ?? 0));
+        return completion(done, payload);
+      }
+      if (done.status === 'queued' || done.status === 'running') {
+        // Still running at the synchronous limit: the job goes on; tell the client where to find it.
+        reply.header('location', `/v1/jobs/${job.id}`);
+        return reply.code(202).send(jobView(done, null));
+      }
+      throw jobFailure(done);
+    });
+
+    v1.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => {
+      const { job, payload } = await d.jobs.findForNamespace(request.params.id, principalOf(request).namespaceId);
+      return jobView(job, payload);
+    });
+  });
+}
+
+function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw errors.unauthenticated();
+  return request.principal;
+}
+
+/** An OpenAI `chat.completion` object. Never names the node that served it. */
+function completion(job: JobRow, payload: PayloadDoc | null) {
+  const result = payload?.results?.[String(job.attempt)];
+  const prompt = job.prompt_tokens ?? 0;
+  const completionTokens = job.completion_tokens ?? 0;
+  return {
+    id: job.id,
+    object: 'chat.completion' as const,
+    created: Math.floor(job.created_at.getTime() / 1000),
+    model: job.model,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant' as const, content: result?.output.content ?? null, refusal: null },
+        finish_reason: result?.output.finish_reason ?? 'stop',
+        logprobs: null,
+      },
+    ],
+    usage: { prompt_tokens: prompt, completion_tokens: completionTokens, total_tokens: prompt + completionTokens },
+    resultity: { job_id: job.id, credits_charged: formatCredits(job.charged_micro ?? 0), output_expired: result === undefined },
+  };
+}
+
+/** The job resource returned by async submission and by GET /v1/jobs/{id}. */
+function jobView(job: JobRow, payload: PayloadDoc | null) {
+  return {
+    id: job.id,
+    object: 'chat.completion.job' as const,
+    status: job.status,
+    model: job.model,
+    created: Math.floor(job.created_at.getTime() / 1000),
+    finished: job.finished_at ? Math.floor(job.finished_at.getTime() / 1000) : null,
+    credits_held: formatCredits(job.finished_at ? 0 : job.hold_micro),
+    credits_charged: job.charged_micro === null ? null : formatCredits(job.charged_micro),
+    result: job.status === 'completed' ? completion(job, payload) : null,
+    error: job.status === 'failed' || job.status === 'expired' || job.status === 'cancelled' ? { code: job.error_code, message: job.error_message } : null,
+  };
+}

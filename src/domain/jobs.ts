@@ -1,0 +1,17 @@
+// Job states and the rules that move between them. A job ends in exactly one terminal state.
+export const TERMINAL_STATUSES = ['completed', 'failed', 'expired', 'cancelled'] as const;
+export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
+export type JobStatus = 'queued' | 'running' | TerminalStatus;
+
+export function isTerminal(status: JobStatus): status is TerminalStatus {
+  return (TERMINAL_STATUSES as readonly string[]).includes(status);
+}
+
+/** Why an attempt ended without a result. */
+export type AttemptFailure = 'timeout' | 'disconnected' | 'invalid_result' | 'failed';
+
+/** Backoff before the next attempt: exponential from `baseMs`, capped, with jitter to avoid herds. */
+export function retryDelayMs(attempt: number, baseMs: number, capMs = 5_000): number {
+  const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(exp / 2 + Math.random() * (exp / 2));
+}

@@ -1,0 +1,48 @@
+// Pricing: what a job may cost at most (the hold taken at accept), what it actually costs (captured at
+// completion), and how the capture is split between the node's operator and the platform. All amounts
+// are integer micro-credits; prices are micro-credits per token.
+import type { ChatMessage, Usage } from './protocol.js';
+
+export interface ModelPrices {
+  inputPriceMicro: number;
+  outputPriceMicro: number;
+}
+
+/** Per-message allowance for role markers and separators that chat templates add around each message. */
+const TEMPLATE_TOKENS_PER_MESSAGE = 8;
+
+/**
+ * An upper bound on the prompt's token count without a tokenizer: a byte-level BPE token covers at
+ * least one UTF-8 byte, so the byte count bounds the content tokens. Deliberately pessimistic: the hold
+ * must cover the worst case, and whatever is not used is released at settlement.
+ */
+export function promptTokenUpperBound(messages: readonly ChatMessage[]): number {
+  let total = 0;
+  for (const m of messages) total += Buffer.byteLength(m.content, 'utf8') + TEMPLATE_TOKENS_PER_MESSAGE;
+  return total;
+}
+
+export function worstCaseCost(prices: ModelPrices, promptTokens: number, maxTokens: number): number {
+  return checkedAmount(promptTokens * prices.inputPriceMicro + maxTokens * prices.outputPriceMicro);
+}
+
+/**
+ * The amount captured for a completed job: actual usage at the job's prices, never more than its hold.
+ * A node that reports more usage than the hold allowed is paid for the hold only: the consumer never pays
+ * beyond what it authorised.
+ */
+export function actualCost(prices: ModelPrices, usage: Usage, hold: number): number {
+  const cost = checkedAmount(usage.prompt_tokens * prices.inputPriceMicro + usage.completion_tokens * prices.outputPriceMicro);
+  return Math.min(cost, hold);
+}
+
+/** Splits a capture into the operator's share (rounded down) and the platform's commission (the rest). */
+export function splitCapture(amount: number, operatorShareBps: number): { operator: number; platform: number } {
+  const operator = Math.floor((amount * operatorShareBps) / 10_000);
+  return { operator, platform: amount - operator };
+}
+
+function checkedAmount(n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`amount out of range: ${n}`);
+  return n;
+}

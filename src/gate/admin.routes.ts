@@ -1,0 +1,82 @@
+// The admin API under /admin, for the platform's operators: bearer ADMIN_TOKEN, JSON in and out.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { errors } from '../errors.js';
+import type { AdminService } from './admin.service.js';
+
+const uuid = z.string().uuid();
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw errors.invalid(i ? `${i.path.join('.') || 'body'}: ${i.message}` : 'invalid request', i?.path.join('.'));
+  }
+  return r.data;
+}
+
+export function adminRoutes(app: FastifyInstance, admin: AdminService, adminToken: string): void {
+  const expected = createHash('sha256').update(adminToken).digest();
+
+  app.register(async (r) => {
+    r.addHook('onRequest', async (request) => {
+      const m = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
+      const given = createHash('sha256').update(m?.[1] ?? '').digest();
+      // Compare digests in constant time: the token's length and content leak nothing through timing.
+      if (!m || !timingSafeEqual(given, expected)) throw errors.unauthenticated('Invalid admin token.');
+    });
+
+    r.post('/admin/accounts', async (req, reply) => {
+      const body = parse(z.object({ name: z.string().min(1).max(200) }), req.body);
+      return reply.code(201).send(await admin.createAccount(body.name));
+    });
+
+    r.post<{ Params: { id: string } }>('/admin/accounts/:id/namespaces', async (req, reply) => {
+      const id = parse(uuid, req.params.id);
+      const body = parse(z.object({ name: z.string() }), req.body);
+      return reply.code(201).send(await admin.createNamespace(id, body.name));
+    });
+
+    r.post<{ Params: { id: string } }>('/admin/namespaces/:id/keys', async (req, reply) => {
+      const id = parse(uuid, req.params.id);
+      const body = parse(
+        z.object({
+          name: z.string().max(100).optional(),
+          rate_limit_rps: z.number().int().positive().max(100_000).optional(),
+          rate_limit_burst: z.number().int().positive().max(1_000_000).optional(),
+        }),
+        req.body ?? {},
+      );
+      const { key, secret } = await admin.issueApiKey(id, { name: body.name, rateLimitRps: body.rate_limit_rps, rateLimitBurst: body.rate_limit_burst });
+      return reply.code(201).send({ ...key, key: secret });
+    });
+
+    r.delete<{ Params: { id: string } }>('/admin/keys/:id', async (req, reply) => {
+      await admin.revokeApiKey(parse(uuid, req.params.id));
+      return reply.code(204).send();
+    });
+
+    r.post<{ Params: { id: string } }>('/admin/namespaces/:id/credits', async (req) => {
+      const id = parse(uuid, req.params.id);
+      const body = parse(z.object({ amount: z.coerce.number().positive(), memo: z.string().max(500).optional() }), req.body);
+      return admin.topUp(id, body.amount, body.memo);
+    });
+
+    r.get<{ Params: { id: string } }>('/admin/namespaces/:id/balance', async (req) => admin.balance(parse(uuid, req.params.id)));
+
+    r.put<{ Params: { name: string } }>('/admin/models/:name', async (req) => {
+      const body = parse(
+        z.object({
+          input_price: z.number().int().min(0),
+          output_price: z.number().int().min(0),
+          context_tokens: z.number().int().positive().max(10_000_000).optional(),
+        }),
+        req.body,
+      );
+      return admin.putModel({ name: req.params.name, inputPricePerMtok: body.input_price, outputPricePerMtok: body.output_price, contextTokens: body.context_tokens });
+    });
+
+    r.get('/admin/ledger/total', async () => admin.ledgerTotals());
+  });
+}

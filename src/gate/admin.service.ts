@@ -1,0 +1,115 @@
+// Platform administration: accounts, namespaces, API keys, credits, models and the ledger's totals. One
+// service behind two surfaces, the admin API (/admin) and the `resultity admin` CLI.
+import { errors, MICRO } from '../errors.js';
+import { generateApiKey } from '../domain/api-keys.js';
+import { withTransaction, isUniqueViolation, type Db } from '../postgres/db.js';
+import { createAccount, createNamespace, findAccount, findNamespace, type AccountRow, type NamespaceRow } from '../postgres/accounts.repository.js';
+import { insertApiKey, revokeApiKey, type ApiKeyRow } from '../postgres/api-keys.repository.js';
+import { balanceOf, ledgerAccountId, ledgerTotals, postTransaction, type LedgerTotals } from '../postgres/ledger.repository.js';
+import { upsertModel, type ModelRow } from '../postgres/models.repository.js';
+import type { ApiKeyCache } from '../redis/api-key-cache.repository.js';
+import type { JobQueue } from '../rabbitmq/job-queue.js';
+
+/** Largest single top-up, in credits: keeps every amount far inside the safe-integer range. */
+const MAX_TOPUP_CREDITS = 1_000_000_000;
+
+export interface Balance {
+  namespace_id: string;
+  available_micro: number;
+  held_micro: number;
+}
+
+export class AdminService {
+  constructor(private readonly d: { db: Db; keyCache: ApiKeyCache; queue: JobQueue | null }) {}
+
+  createAccount(name: string): Promise<AccountRow> {
+    if (!name.trim()) throw errors.invalid('name must not be empty', 'name');
+    return withTransaction(this.d.db, (tx) => createAccount(tx, name.trim()));
+  }
+
+  async createNamespace(accountId: string, name: string): Promise<NamespaceRow> {
+    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw errors.invalid('namespace names are 1-63 of a-z, 0-9, _ and -, starting with a letter or digit', 'name');
+    if (!(await findAccount(this.d.db, accountId))) throw errors.notFound('Account');
+    try {
+      return await withTransaction(this.d.db, (tx) => createNamespace(tx, accountId, name));
+    } catch (err) {
+      if (isUniqueViolation(err)) throw errors.conflict(`The account already has a namespace named '${name}'.`);
+      throw err;
+    }
+  }
+
+  /** Issues a key; the secret is in the result and nowhere else, ever. */
+  async issueApiKey(
+    namespaceId: string,
+    opts: { name?: string; rateLimitRps?: number; rateLimitBurst?: number } = {},
+  ): Promise<{ key: ApiKeyRow; secret: string }> {
+    if (!(await findNamespace(this.d.db, namespaceId))) throw errors.notFound('Namespace');
+    const { secret, hash, displayPrefix } = generateApiKey();
+    const key = await insertApiKey(this.d.db, {
+      namespaceId,
+      keyHash: hash,
+      keyPrefix: displayPrefix,
+      name: opts.name ?? '',
+      rateLimitRps: opts.rateLimitRps ?? null,
+      rateLimitBurst: opts.rateLimitBurst ?? null,
+    });
+    return { key, secret };
+  }
+
+  async revokeApiKey(keyId: string): Promise<void> {
+    const hash = await revokeApiKey(this.d.db, keyId);
+    if (!hash) throw errors.notFound('Active API key');
+    await this.d.keyCache.evict(hash.toString('hex'));
+  }
+
+  /** Adds credits to a namespace: a transfer from the funding account. `credits` may have up to 6 decimals. */
+  async topUp(namespaceId: string, credits: number, memo = ''): Promise<Balance> {
+    if (!Number.isFinite(credits) || credits <= 0 || credits > MAX_TOPUP_CREDITS) {
+      throw errors.invalid(`amount must be a positive number of credits, at most ${MAX_TOPUP_CREDITS}`, 'amount');
+    }
+    const micro = Math.round(credits * MICRO);
+    if (!(await findNamespace(this.d.db, namespaceId))) throw errors.notFound('Namespace');
+    await withTransaction(this.d.db, async (tx) => {
+      const funding = await ledgerAccountId(tx, 'funding', null);
+      const available = await ledgerAccountId(tx, 'ns_available', namespaceId);
+      await postTransaction(tx, { kind: 'topup', jobId: null, memo }, [
+        { accountId: funding, amount: -micro },
+        { accountId: available, amount: micro },
+      ]);
+    });
+    return this.balance(namespaceId);
+  }
+
+  async balance(namespaceId: string): Promise<Balance> {
+    if (!(await findNamespace(this.d.db, namespaceId))) throw errors.notFound('Namespace');
+    return {
+      namespace_id: namespaceId,
+      available_micro: await balanceOf(this.d.db, 'ns_available', namespaceId),
+      held_micro: await balanceOf(this.d.db, 'ns_held', namespaceId),
+    };
+  }
+
+  /** Registers or reprices a model. Prices are credits per million tokens (= micro-credits per token), integers. */
+  async putModel(m: { name: string; inputPricePerMtok: number; outputPricePerMtok: number; contextTokens?: number }): Promise<ModelRow> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(m.name)) throw errors.invalid('model names are 1-128 of letters, digits and . _ : / -', 'name');
+    for (const [field, v] of [
+      ['input_price', m.inputPricePerMtok],
+      ['output_price', m.outputPricePerMtok],
+    ] as const) {
+      if (!Number.isSafeInteger(v) || v < 0 || v > 1e9) throw errors.invalid(`${field} must be a whole number of credits per million tokens`, field);
+    }
+    const row = await upsertModel(this.d.db, {
+      name: m.name,
+      inputPriceMicro: m.inputPricePerMtok,
+      outputPriceMicro: m.outputPricePerMtok,
+      contextTokens: m.contextTokens ?? 8192,
+    });
+    // Declare the queue now, so jobs published before any scheduler consumes it are kept.
+    await this.d.queue?.declareModel(row.name);
+    return row;
+  }
+
+  ledgerTotals(): Promise<LedgerTotals> {
+    return ledgerTotals(this.d.db);
+  }
+}

@@ -1,0 +1,232 @@
+// The io gateway: holds node WebSockets (`GET /io/ws`) and takes results over short HTTP
+// (`POST /io/results`, for a node whose socket dropped while it worked).
+//
+// Session: the gateway sends a one-time challenge; the node answers with a `register` message signed by
+// its key over that challenge (proving the key), naming its operator account; then signed heartbeats keep
+// its presence in Redis. Jobs reach this instance over Redis pub/sub (see redis/job-events.ts) and go
+// down the node's socket; the gateway remembers which attempts each socket holds, so a disconnect fails
+// them at once instead of after the attempt timeout.
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type {} from '@fastify/websocket'; // route option types for `websocket: true`
+import type { WebSocket } from 'ws';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import {
+  nodeMessageSchema,
+  resultSchema,
+  type GatewayMessage,
+  type HeartbeatMessage,
+  type JobDispatch,
+  type RegisterMessage,
+  type ResultMessage,
+} from '../domain/protocol.js';
+import { verifyMessage, type Address } from '../domain/signatures.js';
+import type { Db } from '../postgres/db.js';
+import { bindNode } from '../postgres/nodes.repository.js';
+import type { PresenceRepository } from '../redis/presence.repository.js';
+import type { ReplayGuard } from '../redis/replay-guard.repository.js';
+import type { JobEvents } from '../redis/job-events.js';
+import type { ResultsService } from './results.service.js';
+
+export interface GatewayDeps {
+  config: Config;
+  db: Db;
+  presence: PresenceRepository;
+  replay: ReplayGuard;
+  events: JobEvents;
+  results: ResultsService;
+  networkAddress: Address;
+  instanceId: string;
+  logger: Logger;
+}
+
+const REGISTER_TIMEOUT_MS = 10_000;
+const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+interface Session {
+  socket: WebSocket;
+  nodeId: string;
+  /** jobId -> attempt, for the attempts this socket is running. */
+  inflight: Map<string, number>;
+}
+
+export class Gateway {
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(private readonly d: GatewayDeps) {
+    d.events.onDispatch((job) => {
+      this.deliver(job).catch((err: unknown) => d.logger.error({ err, jobId: job.jobId }, 'io: dispatch failed'));
+    });
+  }
+
+  get connectedNodes(): number {
+    return this.sessions.size;
+  }
+
+  routes(app: FastifyInstance): void {
+    app.get('/io/ws', { websocket: true }, (socket) => this.accept(socket));
+    app.post('/io/results', { bodyLimit: MAX_MESSAGE_BYTES }, async (request, reply) => {
+      const parsed = resultSchema.safeParse(request.body);
+      if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_message', message: parsed.error.issues[0]?.message ?? 'invalid' } });
+      // Over HTTP the signature is the only authentication: a result that does not verify is refused
+      // outright and attributed to nobody (anyone can post one claiming any node id).
+      if (this.d.results.verify(parsed.data) === 'bad_signature') {
+        return reply.code(401).send({ error: { code: 'bad_signature', message: 'The result is not signed by the node it names.' } });
+      }
+      const verdict = await this.d.results.acceptResult(parsed.data);
+      return reply.code(verdict.accepted ? 200 : 409).send(verdict);
+    });
+  }
+
+  /** Closes every node socket (shutdown). Nodes reconnect to another instance. */
+  closeAll(): void {
+    for (const s of this.sessions.values()) s.socket.close(1001, 'gateway shutting down');
+  }
+
+  private accept(socket: WebSocket): void {
+    const challenge = randomBytes(32).toString('hex');
+    let session: Session | null = null;
+    const registerTimer = setTimeout(() => socket.close(4001, 'registration timeout'), REGISTER_TIMEOUT_MS);
+    send(socket, { type: 'challenge', challenge, network: this.d.networkAddress });
+
+    socket.on('message', (data, isBinary) => {
+      const raw = isBinary ? null : (data as Buffer).toString('utf8');
+      this.onMessage(socket, raw, challenge, session)
+        .then((s) => {
+          if (s && !session) {
+            session = s;
+            clearTimeout(registerTimer);
+          }
+        })
+        .catch((err: unknown) => {
+          this.d.logger.error({ err }, 'io: message handling failed');
+          send(socket, { type: 'error', code: 'internal', message: 'internal error' });
+        });
+    });
+    socket.on('close', () => {
+      clearTimeout(registerTimer);
+      if (session) this.onClose(session).catch((err: unknown) => this.d.logger.error({ err }, 'io: close handling failed'));
+    });
+    socket.on('error', () => undefined); // 'close' follows
+  }
+
+  /** Handles one frame; returns the session once registration succeeded. */
+  private async onMessage(socket: WebSocket, raw: string | null, challenge: string, session: Session | null): Promise<Session | null> {
+    if (raw === null || raw.length > MAX_MESSAGE_BYTES) return reject(socket, 'invalid_message', 'text JSON frames only');
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      return reject(socket, 'invalid_message', 'not JSON');
+    }
+    const parsed = nodeMessageSchema.safeParse(json);
+    if (!parsed.success) return reject(socket, 'invalid_message', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    const msg = parsed.data;
+
+    if (!session) {
+      if (msg.type !== 'register') return reject(socket, 'not_registered', 'register first');
+      return this.register(socket, msg, challenge);
+    }
+    if (msg.nodeId !== session.nodeId) return reject(socket, 'wrong_node', 'this socket is registered to another node id');
+    switch (msg.type) {
+      case 'register':
+        return reject(socket, 'already_registered', 'already registered');
+      case 'heartbeat':
+        await this.heartbeat(socket, session, msg);
+        return session;
+      case 'result':
+        await this.result(socket, session, msg);
+        return session;
+      case 'job_error':
+        if (!verifyMessage(msg, session.nodeId)) return reject(socket, 'bad_signature', 'job_error signature invalid');
+        session.inflight.delete(msg.jobId);
+        await this.d.results.acceptJobError(msg);
+        return session;
+    }
+  }
+
+  private async register(socket: WebSocket, msg: RegisterMessage, challenge: string): Promise<Session | null> {
+    if (msg.challenge !== challenge) return reject(socket, 'bad_challenge', 'challenge mismatch', true);
+    if (!this.d.replay.fresh(msg.ts)) return reject(socket, 'stale', 'timestamp outside the accepted window', true);
+    if (!verifyMessage(msg, msg.nodeId)) return reject(socket, 'bad_signature', 'registration signature invalid', true);
+    const bound = await bindNode(this.d.db, msg.nodeId, msg.operator);
+    if (bound !== 'bound') return reject(socket, bound, bound === 'unknown_operator' ? 'no such operator account' : 'node is bound to another operator', true);
+
+    // One socket per node on this instance: a reconnect replaces the old one (whose attempts fail).
+    const previous = this.sessions.get(msg.nodeId);
+    if (previous) previous.socket.close(4002, 'replaced by a new connection');
+
+    const session: Session = { socket, nodeId: msg.nodeId, inflight: new Map() };
+    this.sessions.set(msg.nodeId, session);
+    await this.d.presence.upsert({
+      nodeId: msg.nodeId,
+      instance: this.d.instanceId,
+      capacity: msg.capacity,
+      models: msg.models,
+      running: msg.running,
+      mode: 'register',
+    });
+    send(socket, { type: 'registered', nodeId: msg.nodeId, heartbeatIntervalMs: Math.floor(this.d.config.HEARTBEAT_TTL_MS / 3) });
+    this.d.logger.info({ node: msg.nodeId, models: msg.models, capacity: msg.capacity }, 'node registered');
+    return session;
+  }
+
+  private async heartbeat(socket: WebSocket, session: Session, msg: HeartbeatMessage): Promise<void> {
+    if (!this.d.replay.fresh(msg.ts)) return void reject(socket, 'stale', 'heartbeat timestamp outside the accepted window');
+    if (!verifyMessage(msg, session.nodeId)) return void reject(socket, 'bad_signature', 'heartbeat signature invalid');
+    if (!(await this.d.replay.firstUse(session.nodeId, msg.nonce))) return void reject(socket, 'replay', 'heartbeat nonce already used');
+    const recreated = await this.d.presence.upsert({
+      nodeId: session.nodeId,
+      instance: this.d.instanceId,
+      capacity: msg.capacity,
+      models: msg.models,
+      running: msg.running,
+      mode: 'heartbeat',
+    });
+    if (recreated) this.d.logger.info({ node: session.nodeId }, 'node presence restored from heartbeat');
+    send(socket, { type: 'heartbeat_ack', ts: Date.now() });
+  }
+
+  private async result(socket: WebSocket, session: Session, msg: ResultMessage): Promise<void> {
+    session.inflight.delete(msg.jobId);
+    const verdict = await this.d.results.acceptResult(msg);
+    if (!verdict.accepted && (verdict.reason === 'bad_signature' || verdict.reason === 'output_hash_mismatch')) {
+      // The socket is authenticated as this node, so an unverifiable result is this node's fault.
+      await this.d.results.failCurrentAttempt(msg.jobId, msg.attempt, session.nodeId, 'invalid_result', verdict.reason);
+    }
+    send(socket, { type: 'result_ack', jobId: msg.jobId, attempt: msg.attempt, accepted: verdict.accepted, ...(verdict.accepted ? {} : { reason: verdict.reason }) });
+  }
+
+  private async deliver(job: JobDispatch & { nodeId: string }): Promise<void> {
+    const { nodeId, ...dispatch } = job;
+    const session = this.sessions.get(nodeId);
+    if (!session || session.socket.readyState !== session.socket.OPEN) {
+      await this.d.results.failCurrentAttempt(job.jobId, job.attempt, nodeId, 'disconnected', 'node not connected to its gateway');
+      return;
+    }
+    session.inflight.set(job.jobId, job.attempt);
+    send(session.socket, dispatch);
+  }
+
+  private async onClose(session: Session): Promise<void> {
+    if (this.sessions.get(session.nodeId) === session) {
+      this.sessions.delete(session.nodeId);
+      await this.d.presence.remove(session.nodeId, this.d.instanceId);
+    }
+    for (const [jobId, attempt] of session.inflight) {
+      await this.d.results.failCurrentAttempt(jobId, attempt, session.nodeId, 'disconnected', 'node socket closed');
+    }
+    this.d.logger.info({ node: session.nodeId }, 'node disconnected');
+  }
+}
+
+function send(socket: WebSocket, msg: GatewayMessage): void {
+  if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(msg));
+}
+
+function reject(socket: WebSocket, code: string, message: string, close = false): null {
+  send(socket, { type: 'error', code, message });
+  if (close) socket.close(4003, code);
+  return null;
+}

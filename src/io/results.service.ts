@@ -1,0 +1,83 @@
+// Finalizing an attempt from a node's signed message: a result completes the job (output to MongoDB,
+// settlement in PostgreSQL, wake-up over Redis), a job_error fails the attempt so the scheduler retries.
+// Every step is idempotent and fenced by (job, attempt, node): a replayed, late or forged message
+// changes nothing.
+import type { Logger } from 'pino';
+import { outputHash, type JobErrorMessage, type ResultMessage } from '../domain/protocol.js';
+import { verifyMessage } from '../domain/signatures.js';
+import type { Db } from '../postgres/db.js';
+import { failAttempt, findJob } from '../postgres/jobs.repository.js';
+import type { PayloadsRepository } from '../mongo/payloads.repository.js';
+import type { PresenceRepository } from '../redis/presence.repository.js';
+import type { JobEvents } from '../redis/job-events.js';
+import type { SettlementService } from '../jobs/settlement.service.js';
+
+export type ResultVerdict =
+  | { accepted: true }
+  | { accepted: false; reason: 'bad_signature' | 'output_hash_mismatch' | 'stale_attempt' | 'unknown_job' };
+
+export class ResultsService {
+  constructor(
+    private readonly d: {
+      db: Db;
+      settlement: SettlementService;
+      payloads: PayloadsRepository;
+      presence: PresenceRepository;
+      events: JobEvents;
+      logger: Logger;
+    },
+  ) {}
+
+  /** Checks a result's signature and output hash without touching any state. */
+  verify(msg: ResultMessage): 'ok' | 'bad_signature' | 'output_hash_mismatch' {
+    if (!verifyMessage(msg, msg.nodeId)) return 'bad_signature';
+    if (outputHash(msg.output) !== msg.outputHash) return 'output_hash_mismatch';
+    return 'ok';
+  }
+
+  async acceptResult(msg: ResultMessage): Promise<ResultVerdict> {
+    const check = this.verify(msg);
+    if (check !== 'ok') return { accepted: false, reason: check };
+    const job = await findJob(this.d.db, msg.jobId);
+    if (!job) return { accepted: false, reason: 'unknown_job' };
+    if (job.status !== 'running' || job.attempt !== msg.attempt || job.node_id !== msg.nodeId) return { accepted: false, reason: 'stale_attempt' };
+
+    // Output first: a job PostgreSQL calls completed must have its output stored. Keyed by attempt, so a
+    // superseded attempt racing this one can never overwrite the output of the attempt that wins.
+    await this.d.payloads.saveResult(msg.jobId, msg.attempt, msg.output, msg.usage);
+    const row = await this.d.settlement.complete(msg.jobId, msg.attempt, msg.nodeId, msg.usage);
+    if (!row) return { accepted: false, reason: 'stale_attempt' };
+
+    await this.d.presence.release(msg.nodeId);
+    await this.d.payloads.appendTrace(msg.jobId, { attempt: msg.attempt, nodeId: msg.nodeId, at: new Date(), outcome: 'completed' });
+    await this.d.events.publish({ kind: 'finished', jobId: msg.jobId });
+    return { accepted: true };
+  }
+
+  /** Fails an attempt the node itself gave up on. */
+  async acceptJobError(msg: JobErrorMessage): Promise<boolean> {
+    if (!verifyMessage(msg, msg.nodeId)) return false;
+    return this.failCurrentAttempt(msg.jobId, msg.attempt, msg.nodeId, 'failed', msg.message);
+  }
+
+  /**
+   * Fails an attempt for a reason the gateway observed (a disconnect, an invalid result). No-op unless the
+   * attempt is the job's current one and runs on this node.
+   */
+  async failCurrentAttempt(
+    jobId: string,
+    attempt: number,
+    nodeId: string,
+    outcome: 'failed' | 'disconnected' | 'invalid_result',
+    reason: string,
+  ): Promise<boolean> {
+    const job = await findJob(this.d.db, jobId);
+    if (!job || job.node_id !== nodeId) return false;
+    if (!(await failAttempt(this.d.db, jobId, attempt, outcome, reason))) return false;
+    await this.d.presence.release(nodeId);
+    await this.d.payloads.appendTrace(jobId, { attempt, nodeId, at: new Date(), outcome, reason });
+    await this.d.events.publish({ kind: 'attempt_failed', jobId, attempt, reason: outcome });
+    this.d.logger.info({ jobId, attempt, node: nodeId, outcome, reason }, 'attempt failed');
+    return true;
+  }
+}

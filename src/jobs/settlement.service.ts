@@ -1,0 +1,91 @@
+// Settlement: the PostgreSQL transactions that move a job's credits. Each runs the job's state change and
+// its ledger postings in one transaction, fenced by the job's status and attempt, so a job is held once,
+// settled at most once, and never charged for a failure.
+import { errors } from '../errors.js';
+import { actualCost, splitCapture } from '../domain/pricing.js';
+import type { Usage } from '../domain/protocol.js';
+import { withTransaction, type Db } from '../postgres/db.js';
+import { completeJob, endJobWithoutResult, insertJob, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
+import { balanceOf, InsufficientBalanceError, ledgerAccountId, postTransaction } from '../postgres/ledger.repository.js';
+import { operatorOf } from '../postgres/nodes.repository.js';
+
+export class SettlementService {
+  constructor(
+    private readonly db: Db,
+    private readonly operatorShareBps: number,
+  ) {}
+
+  /** Inserts the job row and takes its hold in one transaction; throws insufficient_credits (nothing written) when the namespace cannot cover it. */
+  async acceptWithHold(job: NewJob): Promise<void> {
+    try {
+      await withTransaction(this.db, async (tx) => {
+        const available = await ledgerAccountId(tx, 'ns_available', job.namespaceId);
+        const held = await ledgerAccountId(tx, 'ns_held', job.namespaceId);
+        await insertJob(tx, job);
+        await postTransaction(tx, { kind: 'hold', jobId: job.id }, [
+          { accountId: available, amount: -job.holdMicro },
+          { accountId: held, amount: job.holdMicro },
+        ]);
+      });
+    } catch (err) {
+      if (err instanceof InsufficientBalanceError) {
+        throw errors.insufficientCredits(job.holdMicro, await balanceOf(this.db, 'ns_available', job.namespaceId));
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Completes the job's current attempt: captures the actual cost (pays the node's operator their share
+   * and the platform the rest) and releases the remainder of the hold. Returns null, changing nothing,
+   * when the attempt is not current (late, duplicate or superseded result).
+   */
+  async complete(jobId: string, attempt: number, nodeId: string, usage: Usage): Promise<JobRow | null> {
+    return withTransaction(this.db, async (tx) => {
+      // Lock the row first to read its prices and hold; the fenced UPDATE below is the real guard.
+      const locked = await tx.query<JobRow>(`SELECT * FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running' AND node_id = $3 FOR UPDATE`, [
+        jobId,
+        attempt,
+        nodeId,
+      ]);
+      const current = locked.rows[0];
+      if (!current) return null;
+      const charged = actualCost({ inputPriceMicro: current.input_price_micro, outputPriceMicro: current.output_price_micro }, usage, current.hold_micro);
+      const row = await completeJob(tx, jobId, attempt, { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, chargedMicro: charged });
+      if (!row) return null;
+
+      const operator = await operatorOf(tx, nodeId);
+      if (!operator) throw new Error(`node ${nodeId} has no operator`);
+      const held = await ledgerAccountId(tx, 'ns_held', row.namespace_id);
+      const available = await ledgerAccountId(tx, 'ns_available', row.namespace_id);
+      const earnings = await ledgerAccountId(tx, 'operator_earnings', operator);
+      const platform = await ledgerAccountId(tx, 'platform_revenue', null);
+      const split = splitCapture(charged, this.operatorShareBps);
+      await postTransaction(tx, { kind: 'capture', jobId }, [
+        { accountId: held, amount: -charged },
+        { accountId: earnings, amount: split.operator },
+        { accountId: platform, amount: split.platform },
+      ]);
+      await postTransaction(tx, { kind: 'release', jobId }, [
+        { accountId: held, amount: -(row.hold_micro - charged) },
+        { accountId: available, amount: row.hold_micro - charged },
+      ]);
+      return row;
+    });
+  }
+
+  /** Ends an unfinished job without a result and releases its whole hold. Null when it had already ended. */
+  async endWithoutResult(jobId: string, status: 'failed' | 'expired' | 'cancelled', code: string, message: string): Promise<JobRow | null> {
+    return withTransaction(this.db, async (tx) => {
+      const row = await endJobWithoutResult(tx, jobId, status, code, message);
+      if (!row) return null;
+      const held = await ledgerAccountId(tx, 'ns_held', row.namespace_id);
+      const available = await ledgerAccountId(tx, 'ns_available', row.namespace_id);
+      await postTransaction(tx, { kind: 'release', jobId }, [
+        { accountId: held, amount: -row.hold_micro },
+        { accountId: available, amount: row.hold_micro },
+      ]);
+      return row;
+    });
+  }
+}

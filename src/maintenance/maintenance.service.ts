@@ -1,0 +1,84 @@
+// Periodic safety nets, each idempotent, run by whichever instance takes the PostgreSQL advisory lock
+// for that tick (so N instances do the work once):
+//   - outbox: republish jobs whose publish was never confirmed (a crash or broker outage at accept);
+//   - deadlines: expire unfinished jobs past their deadline and release their holds (covers messages the
+//     broker dead-lettered by TTL, and any job whose scheduler vanished);
+//   - payloads: delete expired MongoDB documents (FerretDB has no TTL index; on MongoDB this only
+//     hastens what the TTL monitor does).
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { withTransaction, type Db } from '../postgres/db.js';
+import { listOverdue, listUnpublished } from '../postgres/jobs.repository.js';
+import type { PayloadsRepository } from '../mongo/payloads.repository.js';
+import type { JobEvents } from '../redis/job-events.js';
+import type { JobQueue } from '../rabbitmq/job-queue.js';
+import type { SettlementService } from '../jobs/settlement.service.js';
+import type { JobsService } from '../cloud/jobs.service.js';
+
+/** Arbitrary constant naming the maintenance lock among PostgreSQL advisory locks. */
+const MAINTENANCE_LOCK = 0x5245_5355; // "RESU"
+const BATCH = 500;
+
+export class Maintenance {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly d: {
+      config: Config;
+      db: Db;
+      settlement: SettlementService;
+      payloads: PayloadsRepository;
+      events: JobEvents;
+      queue: JobQueue;
+      jobs: JobsService;
+      logger: Logger;
+    },
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (this.running) return;
+      this.running = this.tick()
+        .then(() => undefined)
+        .catch((err: unknown) => this.d.logger.warn({ err }, 'maintenance tick failed'))
+        .finally(() => (this.running = null));
+    }, this.d.config.SWEEP_INTERVAL_MS);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One pass of every task, if this instance gets the lock. Returns false when another instance holds it. */
+  async tick(now = new Date()): Promise<boolean> {
+    return withTransaction(this.d.db, async (tx) => {
+      const lock = await tx.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock($1) AS ok`, [MAINTENANCE_LOCK]);
+      if (!lock.rows[0]?.ok) return false;
+      await this.republishUnconfirmed(now);
+      await this.expireOverdue(now);
+      const swept = await this.d.payloads.sweepExpired(now);
+      if (swept > 0) this.d.logger.info({ swept }, 'expired payloads deleted');
+      return true;
+    });
+  }
+
+  private async republishUnconfirmed(now: Date): Promise<void> {
+    const stale = await listUnpublished(this.d.db, new Date(now.getTime() - this.d.config.OUTBOX_REPUBLISH_AFTER_MS), BATCH);
+    for (const job of stale) {
+      this.d.logger.info({ jobId: job.id }, 'outbox: republishing a job whose publish was not confirmed');
+      await this.d.jobs.publish(job.id, job.model, job.deadline_at);
+    }
+  }
+
+  private async expireOverdue(now: Date): Promise<void> {
+    for (const id of await listOverdue(this.d.db, now, BATCH)) {
+      const row = await this.d.settlement.endWithoutResult(id, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
+      if (!row) continue;
+      this.d.logger.info({ jobId: id }, 'job expired; hold released');
+      await this.d.queue.quarantine(id, 'deadline_exceeded');
+      await this.d.events.publish({ kind: 'finished', jobId: id });
+    }
+  }
+}

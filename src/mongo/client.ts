@@ -1,0 +1,16 @@
+// The MongoDB port. The same code runs against MongoDB and FerretDB v1; where FerretDB lacks a feature
+// (TTL indexes), callers degrade explicitly and say so (see payloads.repository.ts).
+import { MongoClient, type Db } from 'mongodb';
+
+export interface Mongo {
+  client: MongoClient;
+  db: Db;
+}
+
+export async function connectMongo(url: string): Promise<Mongo> {
+  const client = new MongoClient(url, { serverSelectionTimeoutMS: 5_000, appName: 'resultity' });
+  await client.connect();
+  // The database is the URL's path; `resultity` when the URL names none.
+  const name = new URL(url.replace(/^mongodb(\+srv)?:/, 'http:')).pathname.slice(1) || 'resultity';
+  return { client, db: client.db(name) };
+}

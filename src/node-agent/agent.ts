@@ -1,0 +1,460 @@
+// The node agent: keeps one WebSocket to the io gateway, proves the node's key by signing the gateway's
+// challenge, sends signed heartbeats, runs dispatched jobs on the runtime (see jobs.ts) and returns signed
+// outcomes, over the socket when it is up and over short HTTP when it is not. Reconnects on its own.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { WebSocket, type RawData } from 'ws';
+import { gatewayMessageSchema, registerSchema, type GatewayMessage } from '../domain/protocol.js';
+import { isAddress, type Address } from '../domain/signatures.js';
+import { backoffDelay } from './backoff.js';
+import { gatewayUrls, type GatewayUrls } from './gateway-urls.js';
+import { nodeIdentity, type NodeIdentity } from './identity.js';
+import { JobRunner, type JobOutcome, type SignedObject } from './jobs.js';
+import { postNodeMessage } from './post-message.js';
+import type { InferenceRuntime } from './runtime.js';
+import { UnackedResults } from './unacked.js';
+
+export const AGENT_VERSION = 'resultity-node/0.1.0';
+
+export interface NodeAgentOptions {
+  /** http(s) base URL of the backbone; the socket is ws(s)://<host>/io/ws, the HTTP fallback POST /io/results. */
+  gatewayUrl: string;
+  /** 32-byte secp256k1 key in hex; its address is the node id. Never logged. */
+  privateKey: string;
+  /** The operator account (uuid) the node is bound to. */
+  operator: string;
+  runtime: InferenceRuntime;
+  /** Models to advertise; by default the runtime's list, refreshed at every heartbeat. */
+  models?: string[];
+  /** Maximum concurrent jobs (1..1024). */
+  capacity: number;
+  /** Used until the gateway says otherwise in `registered`. Default 10 000. */
+  heartbeatIntervalMs?: number;
+  /** The network key's address; when set, jobs not signed by it are refused. */
+  networkAddress?: string;
+  logger: Logger;
+  /** Reconnect when the socket drops. Default true. */
+  reconnect?: boolean;
+  /** First reconnect delay; doubles per failure up to reconnectMaxMs, with jitter. Default 500. */
+  reconnectBaseMs?: number;
+  /** Default 30 000. */
+  reconnectMaxMs?: number;
+  /** How long a connection may take to get from open to registered before it is dropped. Default 15 000. */
+  registerTimeoutMs?: number;
+  /** How long stop() waits for running jobs before aborting them. Default 30 000. */
+  drainTimeoutMs?: number;
+}
+
+export interface NodeAgent {
+  readonly nodeId: Address;
+  /** Jobs currently running on the runtime. */
+  running(): number;
+  /** Graceful: refuse new jobs, finish (or after drainTimeoutMs abort) running ones, close the socket. */
+  stop(): Promise<void>;
+  /** Abrupt, like a crashed process: drop the socket at once and abandon running jobs without a word. */
+  kill(): void;
+  /** Results delivered to the gateway (over the socket or HTTP) since start. */
+  readonly completed: number;
+}
+
+const MIN_HEARTBEAT_MS = 10;
+const MAX_MODELS = 256;
+
+/** Connects, registers and resolves once the gateway has accepted the node; rejects if it refuses. */
+export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent> {
+  const identity = nodeIdentity(opts.privateKey);
+  if (!Number.isInteger(opts.capacity) || opts.capacity < 1 || opts.capacity > 1024) {
+    throw new Error(`capacity must be an integer from 1 to 1024, got ${opts.capacity}`);
+  }
+  if (!registerSchema.shape.operator.safeParse(opts.operator).success) throw new Error(`operator must be a uuid, got ${opts.operator}`);
+  const networkAddress = opts.networkAddress?.toLowerCase();
+  if (networkAddress !== undefined && !isAddress(networkAddress)) throw new Error(`network address must be 0x and 40 hex digits, got ${opts.networkAddress}`);
+  const urls = gatewayUrls(opts.gatewayUrl);
+  const logger = opts.logger.child({ nodeId: identity.nodeId });
+
+  let models: string[];
+  try {
+    models = sanitizeModels(opts.models ?? (await opts.runtime.models()), logger);
+  } catch (err) {
+    throw new Error(`cannot list the runtime's models: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+
+  const agent = new Agent(opts, identity, urls, networkAddress, models, logger);
+  await agent.start();
+  return {
+    nodeId: identity.nodeId,
+    running: () => agent.running,
+    stop: () => agent.stop(),
+    kill: () => agent.kill(),
+    get completed() {
+      return agent.completed;
+    },
+  };
+}
+
+class Agent {
+  completed = 0;
+  private socket: WebSocket | undefined;
+  private registered = false; // on the current socket
+  private everRegistered = false;
+  private stopping = false;
+  private killed = false;
+  private lastError: string | undefined;
+  private reconnectAttempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private registerTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatIntervalMs: number;
+  private heartbeatBusy = false;
+  private pongPending = false;
+  private stopPromise: Promise<void> | undefined;
+  private startSettlers: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  // Aborted on kill or at the end of stop: cancels HTTP deliveries still retrying.
+  private readonly lifetime = new AbortController();
+  private readonly runner: JobRunner;
+  private readonly unacked = new UnackedResults();
+  private readonly reconnect: boolean;
+
+  constructor(
+    private readonly opts: NodeAgentOptions,
+    private readonly identity: NodeIdentity,
+    private readonly urls: GatewayUrls,
+    private readonly networkAddress: string | undefined,
+    private advertised: string[],
+    private readonly logger: Logger,
+  ) {
+    this.reconnect = opts.reconnect ?? true;
+    this.heartbeatIntervalMs = opts.heartbeatIntervalMs ?? 10_000;
+    this.runner = new JobRunner({
+      identity,
+      runtime: opts.runtime,
+      capacity: opts.capacity,
+      networkAddress,
+      logger,
+      servedModels: () => this.advertised,
+      deliver: (outcome, deadline) => this.deliver(outcome, deadline),
+    });
+  }
+
+  get running(): number {
+    return this.runner.running;
+  }
+
+  start(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.startSettlers = { resolve, reject };
+      this.connect();
+    });
+  }
+
+  stop(): Promise<void> {
+    this.stopPromise ??= this.shutdown();
+    return this.stopPromise;
+  }
+
+  kill(): void {
+    if (this.killed) return;
+    this.killed = true;
+    this.stopping = true;
+    this.clearTimers();
+    this.runner.abandon();
+    this.lifetime.abort();
+    this.socket?.terminate();
+    this.logger.warn('node agent killed');
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.killed) return;
+    this.stopping = true;
+    clearTimeout(this.reconnectTimer);
+    this.logger.info('node agent stopping');
+    // An empty model list takes the node out of the readiness index at once, instead of having the
+    // scheduler keep dispatching jobs that would only be refused while we drain.
+    const ws = this.socket;
+    if (ws && this.registered) await this.send(ws, this.heartbeat());
+    await this.runner.drain(this.opts.drainTimeoutMs ?? 30_000);
+    this.clearTimers();
+    this.lifetime.abort();
+    await this.closeSocket();
+    this.logger.info({ completed: this.completed }, 'node agent stopped');
+  }
+
+  private connect(): void {
+    const ws = new WebSocket(this.urls.socket, { handshakeTimeout: 10_000, maxPayload: 16 * 1024 * 1024 });
+    this.socket = ws;
+    this.registered = false;
+    ws.on('open', () => {
+      this.logger.debug({ url: this.urls.socket }, 'connected to the gateway');
+      // A gateway that accepts the socket but never completes the handshake must not hold us forever.
+      this.registerTimer = setTimeout(() => {
+        if (ws === this.socket && !this.registered) {
+          this.lastError = 'the gateway did not complete registration in time';
+          ws.terminate();
+        }
+      }, this.opts.registerTimeoutMs ?? 15_000);
+    });
+    ws.on('message', (data) => this.onMessage(ws, data));
+    ws.on('pong', () => {
+      this.pongPending = false;
+    });
+    ws.on('error', (err) => {
+      this.lastError = err.message;
+      this.logger.warn({ err: err.message }, 'gateway socket error');
+    });
+    ws.on('close', (code, reason) => this.onClose(ws, code, reason.toString()));
+  }
+
+  private onMessage(ws: WebSocket, data: RawData): void {
+    if (ws !== this.socket) return;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(rawText(data));
+    } catch {
+      this.logger.warn('ignoring a gateway message that is not JSON');
+      return;
+    }
+    const parsed = gatewayMessageSchema.safeParse(raw);
+    if (!parsed.success) {
+      this.logger.warn({ issues: parsed.error.issues.slice(0, 3) }, 'ignoring an invalid gateway message');
+      return;
+    }
+    this.handle(ws, raw, parsed.data);
+  }
+
+  private handle(ws: WebSocket, raw: unknown, msg: GatewayMessage): void {
+    switch (msg.type) {
+      case 'challenge':
+        this.onChallenge(ws, msg.challenge, msg.network);
+        return;
+      case 'registered':
+        this.onRegistered(ws, msg.nodeId, msg.heartbeatIntervalMs);
+        return;
+      case 'heartbeat_ack':
+        return;
+      case 'result_ack':
+        this.unacked.ack(msg.jobId, msg.attempt);
+        if (!msg.accepted) this.logger.warn({ jobId: msg.jobId, attempt: msg.attempt, reason: msg.reason }, 'gateway did not accept a result');
+        return;
+      case 'error':
+        this.onError(ws, msg.code, msg.message);
+        return;
+      case 'job':
+        // The schema accepted `raw` as a job, so it is an object carrying a signature string.
+        this.runner.accept(raw as SignedObject, msg);
+        return;
+    }
+  }
+
+  private onChallenge(ws: WebSocket, challenge: string, network: string): void {
+    if (this.networkAddress !== undefined && network !== this.networkAddress) {
+      const problem = `the gateway serves network ${network}, not the expected ${this.networkAddress}`;
+      if (!this.everRegistered) return this.failStart(new Error(problem));
+      this.logger.error(problem);
+      this.lastError = problem;
+      ws.close(1008, 'wrong network');
+      return;
+    }
+    void this.send(
+      ws,
+      this.identity.sign({
+        type: 'register' as const,
+        nodeId: this.identity.nodeId,
+        operator: this.opts.operator,
+        challenge,
+        ts: Date.now(),
+        agentVersion: AGENT_VERSION,
+        runtime: this.opts.runtime.name.slice(0, 64),
+        models: this.stopping ? [] : this.advertised,
+        capacity: this.opts.capacity,
+        running: this.runner.running,
+      }),
+    );
+  }
+
+  private onRegistered(ws: WebSocket, nodeId: string, intervalMs: number): void {
+    if (nodeId !== this.identity.nodeId) this.logger.warn({ registeredAs: nodeId }, 'gateway registered a different node id');
+    clearTimeout(this.registerTimer);
+    this.registered = true;
+    this.reconnectAttempt = 0;
+    if (intervalMs > 0) this.heartbeatIntervalMs = Math.max(MIN_HEARTBEAT_MS, intervalMs);
+    this.startHeartbeats(ws);
+    this.logger.info({ models: this.advertised, capacity: this.opts.capacity }, 'registered with the gateway');
+    if (!this.everRegistered) {
+      this.everRegistered = true;
+      this.startSettlers?.resolve();
+      this.startSettlers = undefined;
+    }
+  }
+
+  private onError(ws: WebSocket, code: string, message: string): void {
+    if (this.registered) {
+      this.logger.warn({ code, message }, 'gateway reported an error');
+      return;
+    }
+    const problem = `registration refused (${code}): ${message}`;
+    if (!this.everRegistered) return this.failStart(new Error(problem));
+    // Refused on a later connection (frozen node, say): keep retrying with backoff.
+    this.logger.error(problem);
+    this.lastError = problem;
+    ws.close(1000, 'registration refused');
+  }
+
+  private onClose(ws: WebSocket, code: number, reason: string): void {
+    if (ws !== this.socket) return;
+    this.socket = undefined;
+    this.registered = false;
+    this.clearTimers();
+    if (this.killed || this.stopping) return;
+    this.logger.warn({ code, reason, lastError: this.lastError }, 'gateway connection closed');
+    this.redeliverUnacked();
+    if (!this.reconnect) {
+      if (!this.everRegistered) this.failStart(new Error(`could not register with the gateway at ${this.urls.socket}: ${this.lastError ?? `socket closed (${code})`}`));
+      return;
+    }
+    const wait = backoffDelay(this.reconnectAttempt++, { baseMs: this.opts.reconnectBaseMs ?? 500, maxMs: this.opts.reconnectMaxMs ?? 30_000 });
+    this.logger.info({ inMs: wait }, 'reconnecting to the gateway');
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (!this.stopping) this.connect();
+    }, wait);
+  }
+
+  private failStart(err: Error): void {
+    this.stopping = true;
+    this.clearTimers();
+    this.runner.abandon();
+    this.lifetime.abort();
+    this.socket?.terminate();
+    this.startSettlers?.reject(err);
+    this.startSettlers = undefined;
+  }
+
+  private startHeartbeats(ws: WebSocket): void {
+    clearInterval(this.heartbeatTimer);
+    this.pongPending = false;
+    this.heartbeatTimer = setInterval(() => this.tick(ws), this.heartbeatIntervalMs);
+  }
+
+  private tick(ws: WebSocket): void {
+    if (ws !== this.socket || !this.registered) return;
+    // WebSocket pings catch a half-open connection (gateway host gone without a FIN), which a
+    // one-way heartbeat never would.
+    if (this.pongPending) {
+      this.lastError = 'the gateway stopped answering pings';
+      ws.terminate();
+      return;
+    }
+    this.pongPending = true;
+    ws.ping();
+    void this.sendHeartbeat(ws);
+  }
+
+  private async sendHeartbeat(ws: WebSocket): Promise<void> {
+    if (this.heartbeatBusy) return;
+    this.heartbeatBusy = true;
+    try {
+      await this.refreshModels();
+      if (ws === this.socket && this.registered) await this.send(ws, this.heartbeat());
+    } finally {
+      this.heartbeatBusy = false;
+    }
+  }
+
+  private heartbeat(): SignedObject {
+    return this.identity.sign({
+      type: 'heartbeat' as const,
+      nodeId: this.identity.nodeId,
+      ts: Date.now(),
+      nonce: randomUUID(),
+      models: this.stopping ? [] : this.advertised,
+      capacity: this.opts.capacity,
+      running: this.runner.running,
+    });
+  }
+
+  private async refreshModels(): Promise<void> {
+    if (this.opts.models !== undefined || this.stopping) return;
+    try {
+      this.advertised = sanitizeModels(await this.opts.runtime.models(), this.logger);
+    } catch (err) {
+      // Advertise nothing rather than models the runtime may not be able to serve.
+      this.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot list the runtime models; advertising none');
+      this.advertised = [];
+    }
+  }
+
+  private async deliver(outcome: JobOutcome, deadline: number): Promise<void> {
+    const ws = this.socket;
+    if (ws && this.registered && (await this.send(ws, outcome))) {
+      if (outcome.type === 'result') {
+        this.completed++;
+        this.unacked.add(outcome, deadline);
+      }
+      return;
+    }
+    if (this.killed) return;
+    const ok = await this.post(outcome, deadline);
+    if (ok && outcome.type === 'result') this.completed++;
+  }
+
+  private post(outcome: JobOutcome, deadline: number): Promise<boolean> {
+    return postNodeMessage({ url: this.urls.results, message: outcome, deadline, signal: this.lifetime.signal, logger: this.logger });
+  }
+
+  /** Re-sends over HTTP the results the dropped socket may have lost; they were already counted. */
+  private redeliverUnacked(): void {
+    for (const { message, deadline } of this.unacked.takeAll()) void this.post(message, deadline);
+  }
+
+  /** Resolves true once the message is written to the socket, false when it could not be. */
+  private send(ws: WebSocket, message: SignedObject): Promise<boolean> {
+    if (ws.readyState !== WebSocket.OPEN) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      ws.send(JSON.stringify(message), (err) => resolve(!err));
+    });
+  }
+
+  private async closeSocket(): Promise<void> {
+    const ws = this.socket;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return;
+    if (ws.readyState === WebSocket.CONNECTING) {
+      ws.terminate();
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, 2_000);
+      ws.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      ws.close(1000, 'node stopping');
+    });
+  }
+
+  private clearTimers(): void {
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.registerTimer);
+    clearInterval(this.heartbeatTimer);
+    this.reconnectTimer = undefined;
+    this.registerTimer = undefined;
+    this.heartbeatTimer = undefined;
+  }
+}
+
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
+  return data.toString('utf8');
+}
+
+/** Keeps names the protocol accepts (1..128 characters, at most 256 of them), once each. */
+function sanitizeModels(models: readonly string[], logger: Logger): string[] {
+  const valid = [...new Set(models.filter((m) => m.length >= 1 && m.length <= 128))];
+  if (valid.length !== models.length || valid.length > MAX_MODELS) {
+    logger.warn({ given: models.length, kept: Math.min(valid.length, MAX_MODELS) }, 'some model names were dropped (invalid, duplicate or too many)');
+  }
+  return valid.slice(0, MAX_MODELS);
+}

@@ -1,0 +1,143 @@
+// `resultity node keygen` and `resultity node run`: the operator-facing entry points of the node agent.
+// The private key comes from --key or NODE_PRIVATE_KEY and is never printed or logged (only keygen prints
+// the key it has just made, which is its purpose).
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { pino, type Logger } from 'pino';
+import { addressOf, generatePrivateKey } from '../domain/signatures.js';
+import { startNodeAgent } from './agent.js';
+import { OpenAICompatibleRuntime } from './runtime.openai.js';
+import type { InferenceRuntime } from './runtime.js';
+import { SimulatedRuntime } from './runtime.simulated.js';
+
+interface RunOptions {
+  gateway: string;
+  key?: string;
+  operator: string;
+  runtime: 'simulated' | 'openai';
+  runtimeUrl?: string;
+  runtimeApiKey?: string;
+  models?: string[];
+  capacity: number;
+  latencyMs?: number;
+  completionTokens?: number;
+  networkAddress?: string;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function registerNodeCommand(program: Command): void {
+  const node = program.command('node').description('run a Resultity inference node (agent + runtime)');
+
+  node
+    .command('keygen')
+    .description('make a new node key pair; the address is the node id')
+    .option('--json', 'print {"privateKey","address"} as JSON')
+    .action((options: { json?: boolean }) => {
+      const privateKey = generatePrivateKey();
+      const address = addressOf(privateKey);
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify({ privateKey, address })}\n`);
+      } else {
+        process.stdout.write(`private key: ${privateKey}\naddress:     ${address}\n`);
+        process.stderr.write('Keep the private key secret; pass it to `node run` through NODE_PRIVATE_KEY.\n');
+      }
+    });
+
+  node
+    .command('run')
+    .description('connect to a gateway and serve jobs until SIGINT/SIGTERM')
+    .option('--gateway <url>', 'backbone base URL', 'http://127.0.0.1:8080')
+    .addOption(new Option('--key <hex>', 'node private key (prefer the env variable: arguments show in ps)').env('NODE_PRIVATE_KEY'))
+    .requiredOption('--operator <uuid>', 'operator account the node is bound to')
+    .addOption(new Option('--runtime <kind>', 'inference runtime').choices(['simulated', 'openai']).default('simulated'))
+    .option('--runtime-url <url>', 'OpenAI-compatible API base, e.g. http://127.0.0.1:8000/v1 (openai runtime)')
+    .addOption(new Option('--runtime-api-key <key>', 'API key for the runtime server (openai runtime)').env('RUNTIME_API_KEY'))
+    .option('--models <list>', 'comma-separated models to serve (required for simulated; openai: the runtime\'s list)', parseList)
+    .option('--capacity <n>', 'maximum concurrent jobs', parseInteger(1, 1024), 1)
+    .option('--latency-ms <n>', 'simulated generation time per job', parseInteger(0, 3_600_000))
+    .option('--completion-tokens <n>', 'simulated completion length', parseInteger(0, 1_000_000))
+    .option('--network-address <0x..>', 'network key address; jobs not signed by it are refused')
+    .action(async (_options: unknown, command: Command) => {
+      const options = command.opts<RunOptions>();
+      try {
+        await runNode(options);
+      } catch (err) {
+        command.error(`node run: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
+}
+
+async function runNode(options: RunOptions): Promise<void> {
+  if (!options.key) throw new Error('a node private key is required: --key or NODE_PRIVATE_KEY');
+  const level = process.env.LOG_LEVEL ?? 'info';
+  const logger = pino({ name: 'resultity-node', level: LOG_LEVELS.includes(level) ? level : 'info' });
+  const runtime = makeRuntime(options);
+  const agent = await startNodeAgent({
+    gatewayUrl: options.gateway,
+    privateKey: options.key,
+    operator: options.operator,
+    runtime,
+    models: options.models,
+    capacity: options.capacity,
+    networkAddress: options.networkAddress,
+    logger,
+  });
+  logger.info({ nodeId: agent.nodeId, gateway: options.gateway, runtime: runtime.name }, 'node running');
+  await untilSignalled(logger, () => agent.stop(), () => agent.kill());
+}
+
+function makeRuntime(options: RunOptions): InferenceRuntime {
+  switch (options.runtime) {
+    case 'simulated':
+      if (!options.models || options.models.length === 0) throw new Error('--models is required with the simulated runtime');
+      return new SimulatedRuntime({ models: options.models, latencyMs: options.latencyMs, completionTokens: options.completionTokens });
+    case 'openai':
+      if (!options.runtimeUrl) throw new Error('--runtime-url is required with the openai runtime');
+      return new OpenAICompatibleRuntime({ baseUrl: options.runtimeUrl, apiKey: options.runtimeApiKey });
+  }
+}
+
+/** Resolves after the first SIGINT/SIGTERM has stopped the agent gracefully; a second signal kills it. */
+function untilSignalled(logger: Logger, stop: () => Promise<void>, kill: () => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        logger.warn({ signal }, 'second signal: stopping at once');
+        kill();
+        done();
+        return;
+      }
+      logger.info({ signal }, 'stopping gracefully (send the signal again to stop at once)');
+      stop().then(done, (err: unknown) => {
+        logger.error({ err }, 'graceful stop failed');
+        kill();
+        done();
+      });
+    };
+    const done = () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+function parseList(value: string): string[] {
+  const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (items.length === 0) throw new InvalidArgumentError('expected a comma-separated list');
+  return items;
+}
+
+function parseInteger(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    }
+    return n;
+  };
+}

@@ -1,0 +1,148 @@
+// Forwards jobs to an OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp server...) with
+// plain fetch: the openai package is a dev dependency only, and one POST does not need an SDK.
+import { z } from 'zod';
+import type { JobOutput, JobRequest, Usage } from '../domain/protocol.js';
+import type { InferenceRuntime } from './runtime.js';
+
+export interface OpenAICompatibleRuntimeOptions {
+  /** The server's API base, including its version path, e.g. http://127.0.0.1:8000/v1. */
+  baseUrl: string;
+  apiKey?: string;
+  /** Bound on GET /models, which has no caller-supplied signal. */
+  modelsTimeoutMs?: number;
+}
+
+/** A non-2xx answer from the runtime server, with its status and the server's own error message. */
+export class RuntimeHttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RuntimeHttpError';
+  }
+}
+
+// Only the fields we use; servers add many more (ids, logprobs, timings) and differ in which.
+const completionResponseSchema = z.object({
+  choices: z
+    .array(
+      z.object({
+        message: z.object({ content: z.string().nullish() }).nullish(),
+        finish_reason: z.string().nullish(),
+      }),
+    )
+    .min(1),
+  usage: z.object({ prompt_tokens: z.number().int().min(0), completion_tokens: z.number().int().min(0) }).nullish(),
+});
+
+const modelsResponseSchema = z.object({ data: z.array(z.object({ id: z.string() })) });
+
+export class OpenAICompatibleRuntime implements InferenceRuntime {
+  readonly name = 'openai';
+  private readonly base: string;
+  private readonly apiKey: string | undefined;
+  private readonly modelsTimeoutMs: number;
+
+  constructor(opts: OpenAICompatibleRuntimeOptions) {
+    const url = new URL(opts.baseUrl); // throws on a malformed URL, at construction rather than per job
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`runtime URL must be http(s): ${opts.baseUrl}`);
+    this.base = url.href.replace(/\/+$/, '');
+    this.apiKey = opts.apiKey;
+    this.modelsTimeoutMs = opts.modelsTimeoutMs ?? 10_000;
+  }
+
+  async models(): Promise<string[]> {
+    const body = await this.call('GET', '/models', undefined, AbortSignal.timeout(this.modelsTimeoutMs));
+    const parsed = modelsResponseSchema.safeParse(body);
+    if (!parsed.success) throw new Error(`runtime GET /models: unexpected response shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+    return parsed.data.data.map((m) => m.id);
+  }
+
+  async complete(model: string, request: JobRequest, signal: AbortSignal): Promise<{ output: JobOutput; usage: Usage }> {
+    const payload = {
+      model,
+      messages: request.messages,
+      max_tokens: request.max_tokens,
+      temperature: request.temperature,
+      top_p: request.top_p,
+      stop: request.stop,
+      seed: request.seed,
+      stream: false,
+    };
+    const body = await this.call('POST', '/chat/completions', payload, signal);
+    const parsed = completionResponseSchema.safeParse(body);
+    if (!parsed.success) throw new Error(`runtime POST /chat/completions: unexpected response shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+    const { choices, usage } = parsed.data;
+    // Refuse rather than invent numbers: usage is what the consumer is billed and the operator is paid for.
+    if (!usage) throw new Error('runtime POST /chat/completions: the response carries no usage');
+    const choice = choices[0];
+    return {
+      output: { content: choice?.message?.content ?? '', finish_reason: mapFinishReason(choice?.finish_reason) },
+      usage: { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens },
+    };
+  }
+
+  private async call(method: 'GET' | 'POST', path: string, payload: unknown, signal: AbortSignal): Promise<unknown> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (payload !== undefined) headers['content-type'] = 'application/json';
+    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, {
+        method,
+        headers,
+        body: payload === undefined ? undefined : JSON.stringify(payload),
+        signal,
+      });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      // fetch's own message is only "fetch failed"; the cause says why (refused, DNS, reset...).
+      throw new Error(`runtime ${method} ${path} unreachable at ${this.base}: ${describeCause(err)}`, { cause: err });
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      throw new RuntimeHttpError(res.status, `runtime ${method} ${path} answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}: ${serverMessage(text)}`);
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new Error(`runtime ${method} ${path}: the response is not JSON`);
+    }
+  }
+}
+
+function mapFinishReason(reason: string | null | undefined): JobOutput['finish_reason'] {
+  if (reason === 'length' || reason === 'content_filter') return reason;
+  // 'stop', 'eos', 'tool_calls', null...: the answer ended on its own terms.
+  return 'stop';
+}
+
+/** The error message from the usual shapes: OpenAI/vLLM/llama.cpp {error:{message}}, Ollama {error}, old vLLM {message}. */
+function serverMessage(text: string): string {
+  let message: unknown;
+  try {
+    const body = JSON.parse(text) as unknown;
+    if (isRecord(body)) {
+      const error = body.error;
+      message = isRecord(error) ? error.message : (error ?? body.message ?? body.detail);
+    }
+  } catch {
+    // not JSON: fall through to the raw text
+  }
+  const out = typeof message === 'string' && message !== '' ? message : text.trim() || '(empty body)';
+  return out.length > 500 ? `${out.slice(0, 500)}...` : out;
+}
+
+function describeCause(err: unknown): string {
+  if (err instanceof Error) {
+    const cause: unknown = err.cause;
+    if (cause instanceof Error) return cause.message;
+    return err.message;
+  }
+  return String(err);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

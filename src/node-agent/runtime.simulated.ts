@@ -1,0 +1,98 @@
+// A SIMULATOR, not inference: for demos, tests and load generation only. It answers every request with
+// text derived from a hash of the request, so that the same request always yields the same output, usage
+// and output hash, which is what end-to-end tests and benchmarks need to check the whole pipeline.
+import { canonicalJson, sha256Hex } from '../domain/signatures.js';
+import type { ChatMessage, JobOutput, JobRequest, Usage } from '../domain/protocol.js';
+import { abortReason, type InferenceRuntime } from './runtime.js';
+
+export interface SimulatedRuntimeOptions {
+  models: string[];
+  /** Simulated generation time per request. */
+  latencyMs?: number;
+  /** Tokens generated when max_tokens does not cap the answer. */
+  completionTokens?: number;
+}
+
+// A small fixed vocabulary: the words carry no meaning, they only make the output look like text.
+const WORDS = [
+  'node', 'token', 'credit', 'ledger', 'epoch', 'model', 'queue', 'route', 'shard', 'signal',
+  'proof', 'batch', 'cache', 'relay', 'vector', 'prompt', 'answer', 'stream', 'weight', 'layer',
+  'gradient', 'kernel', 'tensor', 'lattice', 'beacon', 'harbor', 'meadow', 'river', 'summit', 'ember',
+  'quartz', 'willow',
+] as const;
+
+/**
+ * Prompt tokens as the simulator counts them: ceil(utf8 bytes / 4) + 4 per message. Always at most
+ * utf8 bytes + 8 per message, the upper bound the server uses for its worst-case credit hold.
+ */
+export function simulatedPromptTokens(messages: readonly ChatMessage[]): number {
+  let total = 0;
+  for (const m of messages) total += Math.ceil(Buffer.byteLength(m.content, 'utf8') / 4) + 4;
+  return total;
+}
+
+/** Simulated runtime; see the file comment: it never runs a model. Stop sequences are ignored. */
+export class SimulatedRuntime implements InferenceRuntime {
+  readonly name = 'simulated';
+  private readonly modelList: string[];
+  private readonly latencyMs: number;
+  private readonly completionTokens: number;
+
+  constructor(opts: SimulatedRuntimeOptions) {
+    if (opts.models.length === 0) throw new Error('the simulated runtime needs at least one model');
+    this.modelList = [...opts.models];
+    this.latencyMs = nonNegativeInt(opts.latencyMs ?? 0, 'latencyMs');
+    this.completionTokens = nonNegativeInt(opts.completionTokens ?? 16, 'completionTokens');
+  }
+
+  async models(): Promise<string[]> {
+    return [...this.modelList];
+  }
+
+  async complete(model: string, request: JobRequest, signal: AbortSignal): Promise<{ output: JobOutput; usage: Usage }> {
+    if (!this.modelList.includes(model)) throw new Error(`model not served by this runtime: ${model}`);
+    await sleep(this.latencyMs, signal);
+    const capped = request.max_tokens < this.completionTokens;
+    const completion = Math.min(request.max_tokens, this.completionTokens);
+    const digest = sha256Hex(canonicalJson({ model, request }));
+    const output: JobOutput = {
+      content: `simulated answer ${digest.slice(0, 8)}: ${words(digest, completion)}`,
+      finish_reason: capped ? 'length' : 'stop',
+    };
+    return { output, usage: { prompt_tokens: simulatedPromptTokens(request.messages), completion_tokens: completion } };
+  }
+}
+
+/** `count` words chosen by successive hashes of `seed`: deterministic and independent of Math.random. */
+function words(seed: string, count: number): string {
+  const out: string[] = [];
+  let block = seed;
+  while (out.length < count) {
+    for (let i = 0; i + 2 <= block.length && out.length < count; i += 2) {
+      out.push(WORDS[parseInt(block.slice(i, i + 2), 16) % WORDS.length] ?? 'token');
+    }
+    block = sha256Hex(block);
+  }
+  return out.join(' ');
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  if (ms === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortReason(signal));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function nonNegativeInt(n: number, what: string): number {
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${what} must be a non-negative integer, got ${n}`);
+  return n;
+}

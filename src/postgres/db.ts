@@ -1,0 +1,42 @@
+// The PostgreSQL port: a pool and a transaction helper. Repositories take a `Queryable` so that a caller
+// can run several of them inside one transaction (the job row, its hold and the outbox commit together).
+import pg from 'pg';
+
+// bigint (int8) columns hold ledger amounts; they stay within Number's safe range by construction (see
+// domain/pricing.ts), so parse them as numbers, and refuse silently lossy values.
+pg.types.setTypeParser(pg.types.builtins.INT8, (s: string) => {
+  const n = Number(s);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`int8 value ${s} exceeds the safe integer range`);
+  return n;
+});
+
+export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
+export type Db = pg.Pool;
+
+export function createPool(url: string, max = 20): Db {
+  const pool = new pg.Pool({ connectionString: url, max, application_name: 'resultity' });
+  // An idle client that errors (the server restarted) must not crash the process; the pool drops it.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+export async function withTransaction<T>(db: Db, fn: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await db.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** True for a PostgreSQL unique-violation error, optionally on one constraint. */
+export function isUniqueViolation(err: unknown, constraint?: string): boolean {
+  const e = err as { code?: string; constraint?: string };
+  return e.code === '23505' && (constraint === undefined || e.constraint === constraint);
+}

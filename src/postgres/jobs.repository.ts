@@ -1,0 +1,153 @@
+// Job rows: the authoritative record of every accepted job, its attempts and its settlement. Every state
+// change is a conditional UPDATE fenced by status and attempt, so a late, duplicate or replayed event
+// cannot move a job twice.
+import type { JobStatus } from '../domain/jobs.js';
+import type { Queryable } from './db.js';
+
+export interface JobRow {
+  id: string;
+  namespace_id: string;
+  api_key_id: string;
+  model: string;
+  status: JobStatus;
+  attempt: number;
+  max_attempts: number;
+  node_id: string | null;
+  hold_micro: number;
+  charged_micro: number | null;
+  input_price_micro: number;
+  output_price_micro: number;
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  error_code: string | null;
+  error_message: string | null;
+  created_at: Date;
+  deadline_at: Date;
+  published_at: Date | null;
+  finished_at: Date | null;
+}
+
+const COLUMNS = `id, namespace_id, api_key_id, model, status, attempt, max_attempts, node_id, hold_micro, charged_micro,
+  input_price_micro, output_price_micro, prompt_tokens, completion_tokens, error_code, error_message,
+  created_at, deadline_at, published_at, finished_at`;
+
+export interface NewJob {
+  id: string;
+  namespaceId: string;
+  apiKeyId: string;
+  model: string;
+  maxAttempts: number;
+  holdMicro: number;
+  inputPriceMicro: number;
+  outputPriceMicro: number;
+  deadlineAt: Date;
+}
+
+export async function insertJob(q: Queryable, j: NewJob): Promise<void> {
+  await q.query(
+    `INSERT INTO jobs (id, namespace_id, api_key_id, model, status, max_attempts, hold_micro, input_price_micro, output_price_micro, deadline_at)
+     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9)`,
+    [j.id, j.namespaceId, j.apiKeyId, j.model, j.maxAttempts, j.holdMicro, j.inputPriceMicro, j.outputPriceMicro, j.deadlineAt],
+  );
+}
+
+export async function findJob(q: Queryable, id: string): Promise<JobRow | null> {
+  const r = await q.query<JobRow>(`SELECT ${COLUMNS} FROM jobs WHERE id = $1`, [id]);
+  return r.rows[0] ?? null;
+}
+
+/** The job if it belongs to the namespace; another namespace's job is indistinguishable from none. */
+export async function findJobInNamespace(q: Queryable, id: string, namespaceId: string): Promise<JobRow | null> {
+  const r = await q.query<JobRow>(`SELECT ${COLUMNS} FROM jobs WHERE id = $1 AND namespace_id = $2`, [id, namespaceId]);
+  return r.rows[0] ?? null;
+}
+
+export async function markPublished(q: Queryable, id: string): Promise<void> {
+  await q.query(`UPDATE jobs SET published_at = now() WHERE id = $1 AND published_at IS NULL`, [id]);
+}
+
+/** Unfinished jobs whose publish was never confirmed, oldest first (the outbox). */
+export async function listUnpublished(q: Queryable, olderThan: Date, limit: number): Promise<Array<Pick<JobRow, 'id' | 'model' | 'deadline_at'>>> {
+  const r = await q.query<Pick<JobRow, 'id' | 'model' | 'deadline_at'>>(
+    `SELECT id, model, deadline_at FROM jobs WHERE published_at IS NULL AND finished_at IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2`,
+    [olderThan, limit],
+  );
+  return r.rows;
+}
+
+export async function listOverdue(q: Queryable, now: Date, limit: number): Promise<string[]> {
+  const r = await q.query<{ id: string }>(
+    `SELECT id FROM jobs WHERE finished_at IS NULL AND deadline_at < $1 ORDER BY deadline_at LIMIT $2`,
+    [now, limit],
+  );
+  return r.rows.map((x) => x.id);
+}
+
+/**
+ * Starts the next attempt on `nodeId`: the attempt counter is the fence that makes any earlier attempt's
+ * result stale. Returns the new attempt number and the node of an attempt it superseded while that one
+ * was still running (whose slot the caller must return), or null when the job is finished or out of
+ * attempts.
+ */
+export async function startAttempt(q: Queryable, id: string, nodeId: string): Promise<{ attempt: number; supersededNode: string | null } | null> {
+  const r = await q.query<{ attempt: number }>(
+    `UPDATE jobs SET attempt = attempt + 1, status = 'running', node_id = $2, started_at = coalesce(started_at, now())
+      WHERE id = $1 AND finished_at IS NULL AND attempt < max_attempts RETURNING attempt`,
+    [id, nodeId],
+  );
+  const attempt = r.rows[0]?.attempt;
+  if (attempt === undefined) return null;
+  const superseded = await q.query<{ node_id: string }>(
+    `UPDATE job_attempts SET outcome = 'superseded', ended_at = now() WHERE job_id = $1 AND outcome IS NULL RETURNING node_id`,
+    [id],
+  );
+  await q.query(`INSERT INTO job_attempts (job_id, attempt, node_id) VALUES ($1, $2, $3)`, [id, attempt, nodeId]);
+  return { attempt, supersededNode: superseded.rows[0]?.node_id ?? null };
+}
+
+/** Ends a running attempt without a result; the job goes back to queued. False when the attempt is no longer current. */
+export async function failAttempt(q: Queryable, id: string, attempt: number, outcome: string, reason: string): Promise<boolean> {
+  const r = await q.query(`UPDATE jobs SET status = 'queued' WHERE id = $1 AND attempt = $2 AND status = 'running'`, [id, attempt]);
+  await q.query(`UPDATE job_attempts SET outcome = $3, reason = $4, ended_at = now() WHERE job_id = $1 AND attempt = $2 AND outcome IS NULL`, [
+    id,
+    attempt,
+    outcome,
+    reason.slice(0, 500),
+  ]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** Marks the current attempt completed; returns the row as it was, or null when the attempt is not current. */
+export async function completeJob(
+  q: Queryable,
+  id: string,
+  attempt: number,
+  u: { promptTokens: number; completionTokens: number; chargedMicro: number },
+): Promise<JobRow | null> {
+  const r = await q.query<JobRow>(
+    `UPDATE jobs SET status = 'completed', prompt_tokens = $3, completion_tokens = $4, charged_micro = $5, finished_at = now()
+      WHERE id = $1 AND attempt = $2 AND status = 'running' RETURNING ${COLUMNS}`,
+    [id, attempt, u.promptTokens, u.completionTokens, u.chargedMicro],
+  );
+  if (!r.rows[0]) return null;
+  await q.query(`UPDATE job_attempts SET outcome = 'completed', ended_at = now() WHERE job_id = $1 AND attempt = $2`, [id, attempt]);
+  return r.rows[0];
+}
+
+/** Ends an unfinished job as failed, expired or cancelled, charging nothing. Null when it had already ended. */
+export async function endJobWithoutResult(
+  q: Queryable,
+  id: string,
+  status: 'failed' | 'expired' | 'cancelled',
+  code: string,
+  message: string,
+): Promise<JobRow | null> {
+  const r = await q.query<JobRow>(
+    `UPDATE jobs SET status = $2, error_code = $3, error_message = $4, charged_micro = 0, finished_at = now()
+      WHERE id = $1 AND finished_at IS NULL RETURNING ${COLUMNS}`,
+    [id, status, code, message.slice(0, 1000)],
+  );
+  if (!r.rows[0]) return null;
+  await q.query(`UPDATE job_attempts SET outcome = 'superseded', ended_at = now() WHERE job_id = $1 AND outcome IS NULL`, [id]);
+  return r.rows[0];
+}

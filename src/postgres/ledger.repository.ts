@@ -1,0 +1,101 @@
+// The credit ledger in PostgreSQL. Double entry: every transaction's entries sum to zero (the database
+// checks it at commit), entries are never updated or deleted (a trigger refuses), and each account's
+// `balance` is maintained in the same statement batch, so balance checks are one row lock away.
+import type { Queryable } from './db.js';
+
+export type LedgerAccountKind = 'funding' | 'ns_available' | 'ns_held' | 'operator_earnings' | 'platform_revenue';
+export type LedgerTxnKind = 'topup' | 'hold' | 'capture' | 'release';
+
+export interface LedgerEntry {
+  accountId: number;
+  amount: number;
+}
+
+/** Raised when a posting would take an account below zero; the caller's transaction must roll back. */
+export class InsufficientBalanceError extends Error {
+  constructor(readonly accountId: number, options?: { cause?: unknown }) {
+    super(`ledger account ${accountId} cannot go below zero`, options);
+    this.name = 'InsufficientBalanceError';
+  }
+}
+
+/** Returns the account's id, creating the account on first use. */
+export async function ledgerAccountId(q: Queryable, kind: LedgerAccountKind, ownerId: string | null): Promise<number> {
+  const inserted = await q.query<{ id: number }>(
+    `INSERT INTO ledger_accounts (kind, owner_id) VALUES ($1, $2) ON CONFLICT (kind, owner_id) DO NOTHING RETURNING id`,
+    [kind, ownerId],
+  );
+  if (inserted.rows[0]) return inserted.rows[0].id;
+  const found = await q.query<{ id: number }>(`SELECT id FROM ledger_accounts WHERE kind = $1 AND owner_id IS NOT DISTINCT FROM $2`, [kind, ownerId]);
+  const row = found.rows[0];
+  if (!row) throw new Error(`ledger account ${kind}/${ownerId ?? '-'} vanished`);
+  return row.id;
+}
+
+export async function balanceOf(q: Queryable, kind: LedgerAccountKind, ownerId: string | null): Promise<number> {
+  const r = await q.query<{ balance: number }>(`SELECT balance FROM ledger_accounts WHERE kind = $1 AND owner_id IS NOT DISTINCT FROM $2`, [kind, ownerId]);
+  return r.rows[0]?.balance ?? 0;
+}
+
+/**
+ * Posts one balanced transaction. Zero amounts are dropped; a transaction left with no entries is not
+ * written. Must run inside the caller's database transaction. Throws InsufficientBalanceError when an
+ * account would go negative (the per-account CHECK), leaving that transaction to roll back.
+ */
+export async function postTransaction(
+  q: Queryable,
+  txn: { kind: LedgerTxnKind; jobId: string | null; memo?: string },
+  entries: readonly LedgerEntry[],
+): Promise<number | null> {
+  const nonZero = entries.filter((e) => e.amount !== 0);
+  if (nonZero.length === 0) return null;
+  if (nonZero.reduce((s, e) => s + e.amount, 0) !== 0) throw new Error(`unbalanced ${txn.kind} transaction`);
+
+  const t = await q.query<{ id: number }>(`INSERT INTO ledger_transactions (kind, job_id, memo) VALUES ($1, $2, $3) RETURNING id`, [
+    txn.kind,
+    txn.jobId,
+    txn.memo ?? '',
+  ]);
+  const txnId = t.rows[0]!.id;
+  const accounts = nonZero.map((e) => e.accountId);
+  const amounts = nonZero.map((e) => e.amount);
+  await q.query(
+    `INSERT INTO ledger_entries (txn_id, account_id, amount) SELECT $1, a, m FROM unnest($2::bigint[], $3::bigint[]) AS u(a, m)`,
+    [txnId, accounts, amounts],
+  );
+  // Lock the touched accounts in id order first: concurrent postings then take row locks in one global
+  // order and cannot deadlock (an UPDATE ... FROM join locks in whatever order its plan visits rows).
+  await q.query(`SELECT 1 FROM ledger_accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, [accounts]);
+  try {
+    await q.query(
+      `UPDATE ledger_accounts la SET balance = la.balance + d.m
+         FROM (SELECT a, sum(m) AS m FROM unnest($1::bigint[], $2::bigint[]) AS u(a, m) GROUP BY a) d
+        WHERE la.id = d.a`,
+      [accounts, amounts],
+    );
+  } catch (err) {
+    if ((err as { code?: string }).code === '23514') throw new InsufficientBalanceError(accounts[0]!, { cause: err });
+    throw err;
+  }
+  return txnId;
+}
+
+export interface LedgerTotals {
+  /** Sum of every entry ever written: zero when the ledger balances. */
+  entriesTotal: number;
+  /** Sum of the cached balances: must equal entriesTotal (zero). */
+  balancesTotal: number;
+  /** Accounts whose cached balance differs from the sum of their entries. */
+  mismatchedAccounts: number;
+}
+
+export async function ledgerTotals(q: Queryable): Promise<LedgerTotals> {
+  const r = await q.query<{ entries_total: string; balances_total: string; mismatched: number }>(
+    `SELECT (SELECT coalesce(sum(amount), 0) FROM ledger_entries)::text AS entries_total,
+            (SELECT coalesce(sum(balance), 0) FROM ledger_accounts)::text AS balances_total,
+            (SELECT count(*)::int FROM ledger_accounts la
+              WHERE la.balance <> (SELECT coalesce(sum(amount), 0) FROM ledger_entries e WHERE e.account_id = la.id)) AS mismatched`,
+  );
+  const row = r.rows[0]!;
+  return { entriesTotal: Number(row.entries_total), balancesTotal: Number(row.balances_total), mismatchedAccounts: row.mismatched };
+}

@@ -1,0 +1,23 @@
+// The RabbitMQ port, on rabbitmq-client: one connection per process that reconnects by itself, and
+// publishers and consumers that redeclare their topology after every reconnect (a broker restart).
+import { Connection } from 'rabbitmq-client';
+import type { Logger } from 'pino';
+
+export function connectRabbit(url: string, logger: Logger): Connection {
+  const rabbit = new Connection({ url, connectionName: 'resultity', retryLow: 200, retryHigh: 5_000 });
+  rabbit.on('error', (err) => logger.warn({ err }, 'rabbitmq connection error'));
+  rabbit.on('connection', () => logger.debug('rabbitmq connected'));
+  return rabbit;
+}
+
+/** Resolves once the connection is up, or rejects with the broker's error after `timeoutMs`. */
+export async function waitForRabbit(rabbit: Connection, timeoutMs: number): Promise<void> {
+  if (rabbit.ready) return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`RabbitMQ not reachable after ${timeoutMs} ms`)), timeoutMs);
+    rabbit.once('connection', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

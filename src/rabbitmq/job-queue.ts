@@ -1,0 +1,124 @@
+// Job queueing in RabbitMQ.
+//
+//   exchange <prefix>.jobs        direct, durable; routing key = model name
+//   queue    <prefix>.jobs.<model> durable, one per model; a delivered, unacked message is a reserved job
+//   exchange <prefix>.quarantine  fanout, durable; jobs that ended without a result, with their reason
+//   queue    <prefix>.quarantine  durable
+//
+// Messages are persistent, published with confirms, and carry the job's deadline as their TTL: a job
+// that waits past its deadline is dead-lettered to quarantine by the broker (the maintenance role expires
+// its row and releases its hold). The message is only the job id; the job row is the source of truth.
+import { ConsumerStatus, type AsyncMessage, type Connection, type Consumer, type Publisher } from 'rabbitmq-client';
+
+export interface JobMessage {
+  jobId: string;
+}
+
+export interface QuarantineMessage {
+  jobId: string;
+  reason: string;
+}
+
+export class JobQueue {
+  readonly exchange: string;
+  readonly quarantineExchange: string;
+  readonly quarantineQueue: string;
+  private readonly publisher: Publisher;
+
+  constructor(
+    private readonly rabbit: Connection,
+    private readonly prefix: string,
+  ) {
+    this.exchange = `${prefix}.jobs`;
+    this.quarantineExchange = `${prefix}.quarantine`;
+    this.quarantineQueue = `${prefix}.quarantine`;
+    this.publisher = rabbit.createPublisher({
+      confirm: true,
+      maxAttempts: 3,
+      exchanges: [
+        { exchange: this.exchange, type: 'direct', durable: true },
+        { exchange: this.quarantineExchange, type: 'fanout', durable: true },
+      ],
+      queues: [{ queue: this.quarantineQueue, durable: true }],
+      queueBindings: [{ queue: this.quarantineQueue, exchange: this.quarantineExchange, routingKey: '' }],
+    });
+  }
+
+  queueFor(model: string): string {
+    return `${this.prefix}.jobs.${model}`;
+  }
+
+  private queueDeclaration(model: string) {
+    return {
+      queue: this.queueFor(model),
+      durable: true,
+      arguments: { 'x-dead-letter-exchange': this.quarantineExchange, 'x-max-priority': 3 },
+    };
+  }
+
+  /** Declares a model's queue and binding (idempotent), so a job published before any scheduler consumes it is kept. */
+  async declareModel(model: string): Promise<void> {
+    const ch = await this.rabbit.acquire();
+    try {
+      await ch.exchangeDeclare({ exchange: this.exchange, type: 'direct', durable: true });
+      await ch.exchangeDeclare({ exchange: this.quarantineExchange, type: 'fanout', durable: true });
+      await ch.queueDeclare(this.queueDeclaration(model));
+      await ch.queueBind({ queue: this.queueFor(model), exchange: this.exchange, routingKey: model });
+    } finally {
+      await ch.close();
+    }
+  }
+
+  /** Publishes and waits for the broker's confirm; rejects when the broker did not take the message. */
+  async publish(model: string, jobId: string, ttlMs: number): Promise<void> {
+    const body: JobMessage = { jobId };
+    await this.publisher.send(
+      {
+        exchange: this.exchange,
+        routingKey: model,
+        durable: true,
+        mandatory: true,
+        messageId: jobId,
+        expiration: String(Math.max(1, Math.floor(ttlMs))),
+        priority: 2,
+      },
+      body,
+    );
+  }
+
+  async quarantine(jobId: string, reason: string): Promise<void> {
+    const body: QuarantineMessage = { jobId, reason };
+    await this.publisher.send({ exchange: this.quarantineExchange, routingKey: '', durable: true, messageId: jobId, headers: { 'x-reason': reason } }, body);
+  }
+
+  /**
+   * Consumes one model's queue. The handler's promise is the reservation: the message stays unacked
+   * until it settles, and a crash before then returns it to the queue for another scheduler.
+   */
+  consume(model: string, concurrency: number, handler: (msg: JobMessage, redelivered: boolean) => Promise<void>): Consumer {
+    return this.rabbit.createConsumer(
+      {
+        queue: this.queueFor(model),
+        queueOptions: this.queueDeclaration(model),
+        exchanges: [
+          { exchange: this.exchange, type: 'direct', durable: true },
+          { exchange: this.quarantineExchange, type: 'fanout', durable: true },
+        ],
+        queueBindings: [{ queue: this.queueFor(model), exchange: this.exchange, routingKey: model }],
+        qos: { prefetchCount: concurrency },
+        concurrency,
+        requeue: true,
+      },
+      async (msg: AsyncMessage) => {
+        const body = msg.body as Partial<JobMessage> | null;
+        if (!body || typeof body.jobId !== 'string') return ConsumerStatus.DROP; // not ours: to quarantine
+        await handler({ jobId: body.jobId }, msg.redelivered);
+        return ConsumerStatus.ACK;
+      },
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.publisher.close();
+  }
+}

@@ -1,0 +1,64 @@
+// The Redis port. Every key is built by RedisKeys with the configured prefix, so that several networks
+// or test runs can share one server. Redis holds only what can be rebuilt (see DESIGN.md, invariant 5).
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
+
+export function createRedis(url: string, name: string): Redis {
+  return new Redis(url, {
+    connectionName: `resultity:${name}`,
+    // Commands issued while reconnecting wait instead of failing at once; a bounded retry keeps a request
+    // from hanging forever on a dead server.
+    maxRetriesPerRequest: 3,
+    enableOfflineQueue: true,
+    lazyConnect: false,
+  });
+}
+
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+  node(nodeId: string): string {
+    return `${this.prefix}node:${nodeId}`;
+  }
+  ready(model: string): string {
+    return `${this.prefix}ready:${model}`;
+  }
+  apiKey(hashHex: string): string {
+    return `${this.prefix}apikey:${hashHex}`;
+  }
+  rateBucket(keyId: string): string {
+    return `${this.prefix}rl:${keyId}`;
+  }
+  nonce(nodeId: string, nonce: string): string {
+    return `${this.prefix}nonce:${nodeId}:${nonce}`;
+  }
+  challenge(challenge: string): string {
+    return `${this.prefix}challenge:${challenge}`;
+  }
+  /** Pub/sub channel of job lifecycle events, heard by every instance. */
+  jobEvents(): string {
+    return `${this.prefix}events:jobs`;
+  }
+  /** Pub/sub channel on which one io instance receives the jobs to hand to its nodes. */
+  ioInstance(instanceId: string): string {
+    return `${this.prefix}io:${instanceId}`;
+  }
+}
+
+/**
+ * A Lua script run by its SHA (EVALSHA), loaded on first use or after the server lost its script cache
+ * (a restart or SCRIPT FLUSH answers NOSCRIPT).
+ */
+export class LuaScript {
+  private readonly sha: string;
+  constructor(private readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+  async run(redis: Redis, args: ReadonlyArray<string | number>): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, 0, ...args);
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return redis.eval(this.source, 0, ...args);
+      throw err;
+    }
+  }
+}

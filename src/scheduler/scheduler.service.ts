@@ -1,0 +1,190 @@
+// The scheduler: consumes each model's job queue, reserves an idle node in Redis, records the attempt
+// in PostgreSQL, dispatches the job to the io instance holding the node's socket, and waits for the
+// attempt to end. The RabbitMQ message stays unacked (reserved) until the job reaches a terminal state,
+// so a scheduler that dies mid-job hands it back to the queue and another one carries on; the attempt
+// counter in the job row fences off whatever the dead scheduler had started.
+import type { Logger } from 'pino';
+import type { Consumer } from 'rabbitmq-client';
+import type { Config } from '../config.js';
+import { retryDelayMs } from '../domain/jobs.js';
+import { signMessage } from '../domain/signatures.js';
+import type { JobDispatch } from '../domain/protocol.js';
+import type { Db } from '../postgres/db.js';
+import { failAttempt, findJob, startAttempt } from '../postgres/jobs.repository.js';
+import { listModels } from '../postgres/models.repository.js';
+import type { PayloadsRepository } from '../mongo/payloads.repository.js';
+import type { PresenceRepository } from '../redis/presence.repository.js';
+import type { JobEvents } from '../redis/job-events.js';
+import type { JobQueue } from '../rabbitmq/job-queue.js';
+import type { SettlementService } from '../jobs/settlement.service.js';
+
+export interface SchedulerDeps {
+  config: Config;
+  db: Db;
+  settlement: SettlementService;
+  payloads: PayloadsRepository;
+  presence: PresenceRepository;
+  events: JobEvents;
+  queue: JobQueue;
+  networkKey: string;
+  logger: Logger;
+}
+
+/** How long to wait before looking again when every eligible node is busy. */
+const BUSY_POLL_MS = 20;
+const MODEL_REFRESH_MS = 2_000;
+
+export class Scheduler {
+  private readonly consumers = new Map<string, Consumer>();
+  private readonly stopping = new AbortController();
+  private refreshTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly d: SchedulerDeps,
+    private readonly concurrencyPerModel = 256,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.refreshModels();
+    this.refreshTimer = setInterval(() => {
+      this.refreshModels().catch((err: unknown) => this.d.logger.warn({ err }, 'scheduler: model refresh failed'));
+    }, MODEL_REFRESH_MS);
+  }
+
+  async stop(): Promise<void> {
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.stopping.abort();
+    await Promise.all([...this.consumers.values()].map((c) => c.close()));
+    this.consumers.clear();
+  }
+
+  /** Starts consuming the queue of every model in the catalogue not consumed yet. */
+  private async refreshModels(): Promise<void> {
+    for (const m of await listModels(this.d.db)) {
+      if (this.consumers.has(m.name) || this.stopping.signal.aborted) continue;
+      const consumer = this.d.queue.consume(m.name, this.concurrencyPerModel, (msg) => this.handle(msg.jobId));
+      consumer.on('error', (err: unknown) => this.d.logger.warn({ err, model: m.name }, 'scheduler: consumer error'));
+      this.consumers.set(m.name, consumer);
+    }
+  }
+
+  /**
+   * Drives one job to a terminal state. Resolves when the message may be acked; throws (the message is
+   * requeued) only when this process is stopping or an engine failed, never for a job-level failure.
+   */
+  async handle(jobId: string): Promise<void> {
+    const { config, logger } = this.d;
+    const signal = this.stopping.signal;
+    const tried: string[] = [];
+    let noNodeSince: number | null = null;
+
+    for (;;) {
+      if (signal.aborted) throw new Error('scheduler stopping');
+      const job = await findJob(this.d.db, jobId);
+      if (!job || job.finished_at) return; // unknown (not ours) or already terminal: nothing to do
+      const now = Date.now();
+      if (job.deadline_at.getTime() <= now) {
+        await this.endWithoutResult(jobId, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
+        return;
+      }
+      if (job.attempt >= job.max_attempts && job.status !== 'running') {
+        await this.endWithoutResult(jobId, 'failed', 'attempts_exhausted', `No node completed the job in ${job.max_attempts} attempts.`);
+        return;
+      }
+      if (job.status === 'running') {
+        // Redelivered while an attempt was in flight (its scheduler died): wait for that attempt first.
+        await this.awaitAttempt(jobId, job.attempt, job.node_id ?? '');
+        continue;
+      }
+
+      const reservation =
+        (await this.d.presence.reserve(job.model, tried)) ?? (tried.length > 0 ? await this.d.presence.reserve(job.model, []) : null);
+      if (!reservation) {
+        const live = await this.d.presence.liveNodeCount(job.model);
+        if (live > 0) noNodeSince = null;
+        else noNodeSince ??= now;
+        if (noNodeSince !== null && now - noNodeSince >= config.NO_NODE_GRACE_MS) {
+          await this.endWithoutResult(jobId, 'failed', 'no_node_available', `No online node served '${job.model}' for ${config.NO_NODE_GRACE_MS} ms.`);
+          return;
+        }
+        await sleep(live > 0 ? BUSY_POLL_MS : Math.min(250, config.NO_NODE_GRACE_MS || 250), signal);
+        continue;
+      }
+      noNodeSince = null;
+
+      const started = await startAttempt(this.d.db, jobId, reservation.nodeId);
+      if (started === null) {
+        await this.d.presence.release(reservation.nodeId);
+        continue; // finished or out of attempts meanwhile: the top of the loop decides
+      }
+      const attempt = started.attempt;
+      if (started.supersededNode) await this.d.presence.release(started.supersededNode);
+      tried.push(reservation.nodeId);
+      const input = await this.d.payloads.findInput(jobId);
+      if (!input) {
+        await this.d.presence.release(reservation.nodeId);
+        await this.endWithoutResult(jobId, 'failed', 'payload_missing', 'The job input is no longer stored.');
+        return;
+      }
+      const dispatch: JobDispatch = signMessage(this.d.networkKey, {
+        type: 'job' as const,
+        jobId,
+        attempt,
+        model: job.model,
+        request: input,
+        deadline: job.deadline_at.getTime(),
+        ts: Date.now(),
+      });
+      const delivered = await this.d.events.dispatch(reservation.instance, { ...dispatch, nodeId: reservation.nodeId });
+      if (!delivered) {
+        await this.endAttempt(jobId, attempt, reservation.nodeId, 'disconnected', 'no gateway instance holds the node');
+      } else {
+        await this.awaitAttempt(jobId, attempt, reservation.nodeId);
+      }
+      const after = await findJob(this.d.db, jobId);
+      if (!after || after.finished_at) return;
+      logger.debug({ jobId, attempt, node: reservation.nodeId }, 'scheduler: attempt ended without a result; retrying');
+      await sleep(retryDelayMs(attempt, config.JOB_RETRY_BACKOFF_MS), signal);
+    }
+  }
+
+  /** Waits for the attempt to finish or fail; on timeout, fails it (if still current) as 'timeout'. */
+  private async awaitAttempt(jobId: string, attempt: number, nodeId: string): Promise<void> {
+    const event = await this.d.events.waitFor(
+      jobId,
+      (e) => e.kind === 'finished' || (e.kind === 'attempt_failed' && e.attempt === attempt),
+      this.d.config.JOB_ATTEMPT_TIMEOUT_MS,
+      this.stopping.signal,
+    );
+    if (this.stopping.signal.aborted) throw new Error('scheduler stopping');
+    if (event === null) await this.endAttempt(jobId, attempt, nodeId, 'timeout', `no result within ${this.d.config.JOB_ATTEMPT_TIMEOUT_MS} ms`);
+  }
+
+  /** Fails an attempt if it is still current, returning its node's slot. */
+  private async endAttempt(jobId: string, attempt: number, nodeId: string, outcome: 'timeout' | 'disconnected', reason: string): Promise<void> {
+    if (await failAttempt(this.d.db, jobId, attempt, outcome, reason)) {
+      await this.d.presence.release(nodeId);
+      await this.d.payloads.appendTrace(jobId, { attempt, nodeId, at: new Date(), outcome, reason });
+    }
+  }
+
+  private async endWithoutResult(jobId: string, status: 'failed' | 'expired', code: string, message: string): Promise<void> {
+    const row = await this.d.settlement.endWithoutResult(jobId, status, code, message);
+    if (!row) return;
+    this.d.logger.info({ jobId, status, code }, 'job ended without a result; hold released');
+    await this.d.queue.quarantine(jobId, code);
+    await this.d.events.publish({ kind: 'finished', jobId });
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}
