@@ -1,6 +1,7 @@
 // Composition root: connects the engines, builds the services, and mounts the routes of the selected
 // roles on one Fastify instance. Every role is stateless; what N instances share goes through the engines.
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { Logger } from 'pino';
@@ -55,7 +56,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const { config, roles, logger } = opts;
   const has = (r: Role) => roles.includes(r);
   const networkKey = config.NETWORK_SIGNING_KEY;
-  if (!networkKey) throw new Error('NETWORK_SIGNING_KEY is required');
+  if (!networkKey && (has('io') || has('scheduler'))) throw new Error('NETWORK_SIGNING_KEY is required by the io and scheduler roles');
   const instanceId = randomUUID();
 
   if (opts.migrate !== false) await migrate(config.DATABASE_URL, logger);
@@ -78,7 +79,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const admin = new AdminService({ db, keyCache, queue });
   const jobs = new JobsService({ config, db, settlement, payloads, presence, events, queue, logger });
 
-  const app: FastifyInstance = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: config.BODY_LIMIT_BYTES, disableRequestLogging: true });
+  // Typed with Fastify's base logger so that route modules can take a plain FastifyInstance.
+  const app: FastifyInstance = Fastify<Server, IncomingMessage, ServerResponse, FastifyBaseLogger>({ loggerInstance: logger, bodyLimit: config.BODY_LIMIT_BYTES, disableRequestLogging: true });
   app.setErrorHandler(httpErrorHandler);
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send(openAiError('not_found', 'unknown_route', `Unknown request URL: ${request.method} ${request.url}.`)),
@@ -87,9 +89,9 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const checks = await Promise.allSettled([db.query('SELECT 1'), redis.ping(), mongo.db.command({ ping: 1 })]);
-    const names = ['postgres', 'redis', 'mongodb'];
-    const status = Object.fromEntries(checks.map((c, i) => [names[i], c.status === 'fulfilled' ? 'ok' : 'down']));
+    const probes: Record<string, Promise<unknown>> = { postgres: db.query('SELECT 1'), redis: redis.ping(), mongodb: mongo.db.command({ ping: 1 }) };
+    const checks = await Promise.allSettled(Object.values(probes));
+    const status = Object.fromEntries(Object.keys(probes).map((name, i) => [name, checks[i]?.status === 'fulfilled' ? 'ok' : 'down']));
     const ok = checks.every((c) => c.status === 'fulfilled') && rabbit.ready;
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', ...status, rabbitmq: rabbit.ready ? 'ok' : 'down' });
   });
@@ -114,7 +116,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       replay: new ReplayGuard(redis, keys, config.NODE_MESSAGE_MAX_SKEW_MS),
       events,
       results,
-      networkAddress: addressOf(networkKey),
+      networkAddress: addressOf(networkKey!),
       instanceId,
       logger,
     });
@@ -125,7 +127,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     if (!config.ADMIN_TOKEN) throw new Error('ADMIN_TOKEN is required by the gate role');
     adminRoutes(app, admin, config.ADMIN_TOKEN);
   }
-  const scheduler = has('scheduler') ? new Scheduler({ config, db, settlement, payloads, presence, events, queue, networkKey, logger }) : null;
+  const scheduler = has('scheduler') ? new Scheduler({ config, db, settlement, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, settlement, payloads, events, queue, jobs, logger }) : null;
 
   let closed = false;

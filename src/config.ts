@@ -60,17 +60,35 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses the environment; throws one ConfigError naming every bad key. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, roles: readonly Role[] = ROLES): Config {
+export interface ConfigNeeds {
+  /** The gate role serves the admin API: ADMIN_TOKEN is required. */
+  adminToken?: boolean;
+  /** Roles that sign jobs or greet nodes need the network key. */
+  networkKey?: boolean;
+}
+
+/** Parses the environment; throws one ConfigError naming every bad or missing key. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: ConfigNeeds = {}): Config {
   const raw = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = configSchema.safeParse(raw);
   const problems: string[] = parsed.success
     ? []
     : parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
-  if (parsed.success) {
-    if (roles.includes('gate') && !parsed.data.ADMIN_TOKEN) problems.push('ADMIN_TOKEN: required by the gate role (admin API); no default');
-    if (!parsed.data.NETWORK_SIGNING_KEY) problems.push('NETWORK_SIGNING_KEY: required (32-byte hex secp256k1 key; `resultity node keygen` makes one); no default');
+  if (needs.adminToken && !raw.ADMIN_TOKEN) problems.push('ADMIN_TOKEN: required by the gate role (admin API); at least 32 characters; no default');
+  if (needs.networkKey && !raw.NETWORK_SIGNING_KEY) {
+    problems.push('NETWORK_SIGNING_KEY: required (32-byte hex secp256k1 key; `resultity node keygen` makes one); no default');
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   return parsed.data;
+}
+
+export function needsFor(roles: readonly Role[]): ConfigNeeds {
+  return { adminToken: roles.includes('gate'), networkKey: roles.some((r) => r === 'io' || r === 'scheduler') };
+}
+
+export function parseRoles(csv: string): Role[] {
+  const roles = csv.split(',').map((r) => r.trim()).filter(Boolean);
+  const unknown = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
+  if (unknown.length > 0 || roles.length === 0) throw new ConfigError([`--roles: unknown role(s) ${unknown.join(', ') || '(none)'}; known: ${ROLES.join(', ')}`]);
+  return roles as Role[];
 }

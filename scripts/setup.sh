@@ -1,0 +1,28 @@
+# Idempotent project set-up, sourced by bin/resultity and scripts/test.sh. Each step runs only when its
+# output is missing or older than its inputs, so the second run costs a few stat calls.
+setup_project() {
+  local root
+  root="$(pwd)"
+  if ! command -v node >/dev/null; then echo "Node.js 20+ is required" >&2; return 1; fi
+
+  # npm dependencies, exactly as locked.
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "setup: installing npm dependencies" >&2
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+
+  # TypeScript build when any source is newer than the last build.
+  if [ ! -f dist/.built ] || [ -n "$(find src test bench tsconfig.json package-lock.json -newer dist/.built -print -quit 2>/dev/null)" ]; then
+    echo "setup: compiling TypeScript" >&2
+    npx tsc -p tsconfig.json
+    touch dist/.built
+  fi
+
+  # The embedded FerretDB (only used when MONGODB_URL is unset, but cheap to have).
+  if [ -z "${MONGODB_URL:-}" ] && { [ ! -x .bin/ferretdb ] || [ -n "$(find ferretdb -newer .bin/ferretdb -print -quit)" ]; }; then
+    if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="$PATH:/usr/local/go/bin"; fi
+    if ! command -v go >/dev/null; then echo "Go is required to build the embedded FerretDB (or set MONGODB_URL to a MongoDB server)" >&2; return 1; fi
+    echo "setup: building FerretDB from ferretdb/ (first time: about a minute)" >&2
+    (cd ferretdb && go build -o "$root/.bin/ferretdb" .)
+  fi
+}

@@ -1,0 +1,131 @@
+// `resultity admin ...`: the admin service from the command line, talking to the engines directly (no
+// running backbone needed). Every command takes --json for scripts; secrets are printed only where
+// their creation is the point (a new API key, once).
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { loadConfig } from '../config.js';
+import { formatCredits } from '../errors.js';
+import { AdminService } from '../gate/admin.service.js';
+import { createPool } from '../postgres/db.js';
+import { migrate } from '../postgres/migrate.js';
+import { createRedis, RedisKeys } from '../redis/client.js';
+import { ApiKeyCache } from '../redis/api-key-cache.repository.js';
+import { connectRabbit, waitForRabbit } from '../rabbitmq/client.js';
+import { JobQueue } from '../rabbitmq/job-queue.js';
+
+type Json = { json?: boolean };
+
+async function withAdmin<T>(fn: (admin: AdminService) => Promise<T>): Promise<T> {
+  const config = loadConfig(process.env);
+  const logger = pino({ level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL });
+  await migrate(config.DATABASE_URL, logger);
+  const db = createPool(config.DATABASE_URL, 2);
+  const redis = createRedis(config.REDIS_URL, 'admin-cli');
+  const rabbit = connectRabbit(config.RABBITMQ_URL, logger);
+  try {
+    await waitForRabbit(rabbit, 10_000);
+    const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
+    const admin = new AdminService({ db, keyCache: new ApiKeyCache(redis, new RedisKeys(config.REDIS_KEY_PREFIX)), queue });
+    const result = await fn(admin);
+    await queue.close();
+    return result;
+  } finally {
+    await rabbit.close();
+    redis.disconnect();
+    await db.end();
+  }
+}
+
+function out(opts: Json, value: unknown, text: string): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(value)}\n` : `${text}\n`);
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`not a whole number: ${v}`);
+  return n;
+}
+
+export function registerAdminCommand(program: Command): void {
+  const admin = program.command('admin').description('platform administration (talks to PostgreSQL, Redis and RabbitMQ directly)');
+
+  admin
+    .command('account-create <name>')
+    .option('--json', 'JSON output')
+    .description('create an account (consumer and/or node operator)')
+    .action(async (name: string, opts: Json) => {
+      const a = await withAdmin((s) => s.createAccount(name));
+      out(opts, a, `account ${a.id} (${a.name})`);
+    });
+
+  admin
+    .command('namespace-create <accountId> <name>')
+    .option('--json', 'JSON output')
+    .description('create a namespace in an account')
+    .action(async (accountId: string, name: string, opts: Json) => {
+      const ns = await withAdmin((s) => s.createNamespace(accountId, name));
+      out(opts, ns, `namespace ${ns.id} (${ns.name})`);
+    });
+
+  admin
+    .command('key-issue <namespaceId>')
+    .option('--name <name>', 'a label for the key')
+    .option('--rps <n>', 'requests per second allowed (default: RATE_LIMIT_RPS)', positiveInt)
+    .option('--burst <n>', 'burst size (default: RATE_LIMIT_BURST)', positiveInt)
+    .option('--json', 'JSON output')
+    .description('issue an API key for a namespace; the key is shown once')
+    .action(async (namespaceId: string, opts: Json & { name?: string; rps?: number; burst?: number }) => {
+      const { key, secret } = await withAdmin((s) => s.issueApiKey(namespaceId, { name: opts.name, rateLimitRps: opts.rps, rateLimitBurst: opts.burst }));
+      out(opts, { ...key, key: secret }, `key ${key.id}\n${secret}\n(shown once: store it now)`);
+    });
+
+  admin
+    .command('key-revoke <keyId>')
+    .option('--json', 'JSON output')
+    .description('revoke an API key (effective at once on every instance)')
+    .action(async (keyId: string, opts: Json) => {
+      await withAdmin((s) => s.revokeApiKey(keyId));
+      out(opts, { revoked: keyId }, `revoked ${keyId}`);
+    });
+
+  admin
+    .command('credits-topup <namespaceId> <credits>')
+    .option('--memo <text>', 'note kept with the ledger transaction')
+    .option('--json', 'JSON output')
+    .description('add credits to a namespace')
+    .action(async (namespaceId: string, credits: string, opts: Json & { memo?: string }) => {
+      const b = await withAdmin((s) => s.topUp(namespaceId, Number(credits), opts.memo));
+      out(opts, b, `available ${formatCredits(b.available_micro)} credits, held ${formatCredits(b.held_micro)}`);
+    });
+
+  admin
+    .command('balance <namespaceId>')
+    .option('--json', 'JSON output')
+    .description("a namespace's available and held credits")
+    .action(async (namespaceId: string, opts: Json) => {
+      const b = await withAdmin((s) => s.balance(namespaceId));
+      out(opts, b, `available ${formatCredits(b.available_micro)} credits, held ${formatCredits(b.held_micro)}`);
+    });
+
+  admin
+    .command('model-put <name>')
+    .requiredOption('--input-price <n>', 'credits per million input tokens (whole number)', positiveInt)
+    .requiredOption('--output-price <n>', 'credits per million output tokens (whole number)', positiveInt)
+    .option('--context <n>', 'context window in tokens', positiveInt)
+    .option('--json', 'JSON output')
+    .description('register a model or change its prices')
+    .action(async (name: string, opts: Json & { inputPrice: number; outputPrice: number; context?: number }) => {
+      const m = await withAdmin((s) => s.putModel({ name, inputPricePerMtok: opts.inputPrice, outputPricePerMtok: opts.outputPrice, contextTokens: opts.context }));
+      out(opts, m, `model ${m.name}: ${m.input_price_micro} / ${m.output_price_micro} credits per million input / output tokens`);
+    });
+
+  admin
+    .command('ledger-total')
+    .option('--json', 'JSON output')
+    .description('sum over all ledger accounts (zero when the ledger balances)')
+    .action(async (opts: Json) => {
+      const t = await withAdmin((s) => s.ledgerTotals());
+      out(opts, t, `entries total ${t.entriesTotal}, balances total ${t.balancesTotal}, mismatched accounts ${t.mismatchedAccounts}`);
+      if (t.entriesTotal !== 0 || t.balancesTotal !== 0 || t.mismatchedAccounts !== 0) process.exitCode = 3;
+    });
+}

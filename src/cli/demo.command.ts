@@ -1,0 +1,74 @@
+// `resultity demo` (or `serve --demo`): the backbone plus everything needed to call it at once: a demo
+// account and namespace with credits and an API key, a model, an operator account, and two SIMULATED
+// nodes (deterministic fake inference; see node-agent/runtime.simulated.ts). Secrets missing from the
+// environment are generated for this run only and never written anywhere.
+import { randomBytes } from 'node:crypto';
+import type { Role } from '../config.js';
+import { generatePrivateKey } from '../domain/signatures.js';
+import { startNodeAgent, type NodeAgent } from '../node-agent/agent.js';
+import { SimulatedRuntime } from '../node-agent/runtime.simulated.js';
+import { runServe } from './serve.command.js';
+
+export const DEMO_MODEL = 'resultity/demo-sim';
+
+export async function runDemo(roles: readonly Role[]): Promise<void> {
+  const generated: string[] = [];
+  if (!process.env.ADMIN_TOKEN) {
+    process.env.ADMIN_TOKEN = randomBytes(24).toString('base64url');
+    generated.push('ADMIN_TOKEN');
+  }
+  if (!process.env.NETWORK_SIGNING_KEY) {
+    process.env.NETWORK_SIGNING_KEY = generatePrivateKey();
+    generated.push('NETWORK_SIGNING_KEY');
+  }
+  const { backbone, url, logger, onShutdown } = await runServe(roles);
+  const admin = backbone.admin;
+  const stamp = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
+  const consumer = await admin.createAccount(`demo consumer ${stamp}`);
+  const ns = await admin.createNamespace(consumer.id, 'demo');
+  await admin.topUp(ns.id, 100, 'demo credits');
+  await admin.putModel({ name: DEMO_MODEL, inputPricePerMtok: 100, outputPricePerMtok: 200, contextTokens: 8192 });
+  const { secret } = await admin.issueApiKey(ns.id, { name: 'demo' });
+  const operator = await admin.createAccount(`demo operator ${stamp}`);
+
+  const base = url.replace('0.0.0.0', '127.0.0.1');
+  const nodes: NodeAgent[] = [];
+  for (let i = 0; i < 2; i++) {
+    nodes.push(
+      await startNodeAgent({
+        gatewayUrl: base,
+        privateKey: generatePrivateKey(),
+        operator: operator.id,
+        runtime: new SimulatedRuntime({ models: [DEMO_MODEL], latencyMs: 150, completionTokens: 24 }),
+        capacity: 4,
+        logger: logger.child({ node: i + 1 }),
+      }),
+    );
+  }
+  onShutdown(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+  });
+
+  const lines = [
+    '',
+    '=== Resultity demo is up ===',
+    `API:        ${base}/v1   (model: ${DEMO_MODEL}, two simulated nodes)`,
+    `Namespace:  ${ns.id} with 100 credits`,
+    `API key:    ${secret}   (shown once; stored only as a hash)`,
+    generated.length ? `Generated for this run only: ${generated.join(', ')} (set them in the environment to keep them).` : '',
+    '',
+    'Try it with curl:',
+    `  curl -s ${base}/v1/chat/completions -H 'Authorization: Bearer ${secret}' -H 'Content-Type: application/json' \\`,
+    `    -d '{"model":"${DEMO_MODEL}","messages":[{"role":"user","content":"Hello!"}],"max_tokens":32}'`,
+    '',
+    'Or with the official openai npm client (npm install openai):',
+    `  import OpenAI from 'openai';`,
+    `  const client = new OpenAI({ baseURL: '${base}/v1', apiKey: '${secret}' });`,
+    `  const r = await client.chat.completions.create({ model: '${DEMO_MODEL}', messages: [{ role: 'user', content: 'Hello!' }], max_tokens: 32 });`,
+    `  console.log(r.choices[0].message.content, r.usage);`,
+    '',
+    'Ctrl-C stops the backbone, the nodes and the embedded FerretDB.',
+    '',
+  ];
+  process.stdout.write(lines.join('\n'));
+}
