@@ -12,7 +12,7 @@ setup_project() {
   fi
 
   # TypeScript build when any source is newer than the last build.
-  if [ ! -f dist/.built ] || [ -n "$(find src test bench tsconfig.json package-lock.json -newer dist/.built -print -quit 2>/dev/null)" ]; then
+  if [ ! -f dist/.built ] || [ -n "$(find src test bench scripts tsconfig.json package-lock.json -newer dist/.built -print -quit 2>/dev/null)" ]; then
     echo "setup: compiling TypeScript" >&2
     npx tsc -p tsconfig.json
     touch dist/.built

@@ -80,7 +80,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const jobs = new JobsService({ config, db, settlement, payloads, presence, events, queue, logger });
 
   // Typed with Fastify's base logger so that route modules can take a plain FastifyInstance.
-  const app: FastifyInstance = Fastify<Server, IncomingMessage, ServerResponse, FastifyBaseLogger>({ loggerInstance: logger, bodyLimit: config.BODY_LIMIT_BYTES, disableRequestLogging: true });
+  const app: FastifyInstance = Fastify<Server, IncomingMessage, ServerResponse, FastifyBaseLogger>({ loggerInstance: logger, bodyLimit: config.BODY_LIMIT_BYTES });
   app.setErrorHandler(httpErrorHandler);
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send(openAiError('not_found', 'unknown_route', `Unknown request URL: ${request.method} ${request.url}.`)),

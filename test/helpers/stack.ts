@@ -1,0 +1,202 @@
+// A whole backbone per test file, on the real engines, isolated from every other test: its own
+// PostgreSQL database, MongoDB database, Redis key prefix and RabbitMQ exchange/queue prefix. Data of a
+// failed run is kept for inspection unless KEEP_TEST_DATA=0; a passing run drops it.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { Redis } from 'ioredis';
+import { Connection } from 'rabbitmq-client';
+import { MongoClient } from 'mongodb';
+import { pino } from 'pino';
+import OpenAI from 'openai';
+import { configSchema, type Config, ROLES, type Role } from '../../src/config.js';
+import { createBackbone, type Backbone } from '../../src/app.js';
+import { generatePrivateKey } from '../../src/domain/signatures.js';
+import { ledgerTotals } from '../../src/postgres/ledger.repository.js';
+import { startNodeAgent, type NodeAgent } from '../../src/node-agent/agent.js';
+import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
+
+export const TEST_MODEL = 'test/sim-1';
+
+/** Where the test MongoDB (FerretDB, started by scripts/test.sh) listens; a real MongoDB works too. */
+function testMongoBase(): string {
+  const url = process.env.TEST_MONGODB_URL ?? process.env.MONGODB_URL;
+  if (!url) {
+    throw new Error('TEST_MONGODB_URL is not set: run the suite with `npm test` (it starts FerretDB), or point TEST_MONGODB_URL at a MongoDB server.');
+  }
+  return url;
+}
+
+function withDatabase(url: string, db: string): string {
+  const u = new URL(url.replace(/^mongodb:/, 'http:'));
+  u.pathname = `/${db}`;
+  return u.toString().replace(/^http:/, 'mongodb:');
+}
+
+export interface StackOptions {
+  config?: Partial<Record<keyof Config, string | number>>;
+  roles?: Role[];
+}
+
+export interface Tenant {
+  accountId: string;
+  namespaceId: string;
+  keyId: string;
+  apiKey: string;
+  client: OpenAI;
+}
+
+export class TestStack {
+  readonly nodes: NodeAgent[] = [];
+  private operatorId: string | null = null;
+
+  private constructor(
+    readonly id: string,
+    readonly config: Config,
+    readonly backbone: Backbone,
+    readonly url: string,
+    private readonly mongoUrl: string,
+  ) {}
+
+  static async start(opts: StackOptions = {}): Promise<TestStack> {
+    const id = `rt_test_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+    const env = {
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+      DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${id}`,
+      REDIS_KEY_PREFIX: `${id}:`,
+      RABBITMQ_PREFIX: id,
+      ADMIN_TOKEN: randomBytes(24).toString('hex'),
+      NETWORK_SIGNING_KEY: generatePrivateKey(),
+      JOB_ATTEMPT_TIMEOUT_MS: '5000',
+      JOB_DEADLINE_MS: '30000',
+      JOB_RETRY_BACKOFF_MS: '20',
+      NO_NODE_GRACE_MS: '1500',
+      SWEEP_INTERVAL_MS: '500',
+      ...Object.fromEntries(Object.entries(opts.config ?? {}).map(([k, v]) => [k, String(v)])),
+    };
+    const config = configSchema.parse(env);
+    const mongoUrl = withDatabase(testMongoBase(), id);
+    const logger = pino({ level: config.LOG_LEVEL });
+    const backbone = await createBackbone({ config, roles: opts.roles ?? [...ROLES], logger, mongoUrl });
+    const url = await backbone.listen();
+    return new TestStack(id, config, backbone, url, mongoUrl);
+  }
+
+  get db(): pg.Pool {
+    return this.backbone.db;
+  }
+
+  /** A consumer account, namespace, credits and an API key, with an openai client bound to it. */
+  async tenant(credits: number, key: { rateLimitRps?: number; rateLimitBurst?: number } = {}): Promise<Tenant> {
+    const admin = this.backbone.admin;
+    const account = await admin.createAccount(`tenant ${randomBytes(3).toString('hex')}`);
+    const ns = await admin.createNamespace(account.id, 'ns');
+    if (credits > 0) await admin.topUp(ns.id, credits);
+    const { key: row, secret } = await admin.issueApiKey(ns.id, { rateLimitRps: key.rateLimitRps ?? 1000, rateLimitBurst: key.rateLimitBurst ?? 1000 });
+    return {
+      accountId: account.id,
+      namespaceId: ns.id,
+      keyId: row.id,
+      apiKey: secret,
+      client: new OpenAI({ baseURL: `${this.url}/v1`, apiKey: secret, maxRetries: 0, timeout: 60_000 }),
+    };
+  }
+
+  /** Registers TEST_MODEL (or another) with prices in micro-credits per token. */
+  async model(name = TEST_MODEL, inputPrice = 10, outputPrice = 20): Promise<void> {
+    await this.backbone.admin.putModel({ name, inputPricePerMtok: inputPrice, outputPricePerMtok: outputPrice, contextTokens: 8192 });
+  }
+
+  async operator(): Promise<string> {
+    this.operatorId ??= (await this.backbone.admin.createAccount('operator')).id;
+    return this.operatorId;
+  }
+
+  /** Starts a SIMULATED node (see runtime.simulated.ts) connected to this stack's gateway. */
+  async node(opts: { latencyMs?: number; completionTokens?: number; capacity?: number; models?: string[]; privateKey?: string } = {}): Promise<NodeAgent> {
+    const agent = await startNodeAgent({
+      gatewayUrl: this.url,
+      privateKey: opts.privateKey ?? generatePrivateKey(),
+      operator: await this.operator(),
+      runtime: new SimulatedRuntime({ models: opts.models ?? [TEST_MODEL], latencyMs: opts.latencyMs ?? 0, completionTokens: opts.completionTokens ?? 16 }),
+      capacity: opts.capacity ?? 4,
+      logger: pino({ level: 'silent' }),
+      reconnect: false,
+    });
+    this.nodes.push(agent);
+    return agent;
+  }
+
+  /** Throws unless the ledger sums to zero and every cached balance equals its entries. */
+  async assertLedgerBalanced(): Promise<void> {
+    const t = await ledgerTotals(this.db);
+    if (t.entriesTotal !== 0 || t.balancesTotal !== 0 || t.mismatchedAccounts !== 0) {
+      throw new Error(`ledger does not balance: ${JSON.stringify(t)}`);
+    }
+  }
+
+  async balance(namespaceId: string): Promise<{ available: number; held: number }> {
+    const b = await this.backbone.admin.balance(namespaceId);
+    return { available: b.available_micro, held: b.held_micro };
+  }
+
+  async job(id: string) {
+    const r = await this.db.query<{ status: string; attempt: number; node_id: string | null; hold_micro: number; charged_micro: number | null }>(
+      `SELECT status, attempt, node_id, hold_micro, charged_micro FROM jobs WHERE id = $1`,
+      [id],
+    );
+    return r.rows[0] ?? null;
+  }
+
+  /** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
+  async until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await check();
+      if (v !== undefined) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** Stops everything; drops this stack's data unless the test failed and KEEP_TEST_DATA is not 0. */
+  async close(opts: { keepData?: boolean } = {}): Promise<void> {
+    for (const n of this.nodes) n.kill();
+    const models = (await this.db.query<{ name: string }>(`SELECT name FROM models`)).rows.map((r) => r.name);
+    await this.backbone.close();
+    if (opts.keepData && process.env.KEEP_TEST_DATA !== '0') {
+      process.stderr.write(`test data kept for inspection: postgres db, mongo db, redis prefix and rabbitmq prefix ${this.id}\n`);
+      return;
+    }
+    await dropTestData(this.id, this.mongoUrl, models);
+  }
+}
+
+async function dropTestData(id: string, mongoUrl: string, models: string[]): Promise<void> {
+  const mongo = new MongoClient(mongoUrl);
+  await mongo.connect();
+  await mongo.db(id).dropDatabase();
+  await mongo.close();
+
+  const redis = new Redis('redis://127.0.0.1:6379');
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${id}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== '0');
+  redis.disconnect();
+
+  const rabbit = new Connection({ url: 'amqp://guest:guest@127.0.0.1:5672', retryLow: 100, retryHigh: 200 });
+  const ch = await rabbit.acquire();
+  for (const q of [...models.map((m) => `${id}.jobs.${m}`), `${id}.quarantine`]) await ch.queueDelete({ queue: q }).catch(() => undefined);
+  for (const e of [`${id}.jobs`, `${id}.quarantine`]) await ch.exchangeDelete({ exchange: e }).catch(() => undefined);
+  await ch.close();
+  await rabbit.close();
+
+  const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS "${id}" WITH (FORCE)`);
+  await admin.end();
+}
