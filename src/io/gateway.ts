@@ -11,8 +11,10 @@ import type { FastifyInstance } from 'fastify';
 import type {} from '@fastify/websocket'; // route option types for `websocket: true`
 import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import type { Config } from '../config.js';
 import {
+  jobErrorSchema,
   nodeMessageSchema,
   resultSchema,
   type GatewayMessage,
@@ -42,6 +44,7 @@ export interface GatewayDeps {
 }
 
 const REGISTER_TIMEOUT_MS = 10_000;
+const httpNodeMessageSchema = z.discriminatedUnion('type', [resultSchema, jobErrorSchema]);
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 interface Session {
@@ -66,15 +69,21 @@ export class Gateway {
 
   routes(app: FastifyInstance): void {
     app.get('/io/ws', { websocket: true }, (socket) => this.accept(socket));
+    // Results and job errors from a node whose socket is down. Over HTTP the signature is the only
+    // authentication: a message that does not verify is refused outright and attributed to nobody
+    // (anyone can post one claiming any node id).
     app.post('/io/results', { bodyLimit: MAX_MESSAGE_BYTES }, async (request, reply) => {
-      const parsed = resultSchema.safeParse(request.body);
+      const parsed = httpNodeMessageSchema.safeParse(request.body);
       if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_message', message: parsed.error.issues[0]?.message ?? 'invalid' } });
-      // Over HTTP the signature is the only authentication: a result that does not verify is refused
-      // outright and attributed to nobody (anyone can post one claiming any node id).
-      if (this.d.results.verify(parsed.data) === 'bad_signature') {
-        return reply.code(401).send({ error: { code: 'bad_signature', message: 'The result is not signed by the node it names.' } });
+      const msg = parsed.data;
+      if (!verifyMessage(msg, msg.nodeId)) {
+        return reply.code(401).send({ error: { code: 'bad_signature', message: 'The message is not signed by the node it names.' } });
       }
-      const verdict = await this.d.results.acceptResult(parsed.data);
+      if (msg.type === 'job_error') {
+        const failed = await this.d.results.acceptJobError(msg);
+        return reply.code(failed ? 200 : 409).send(failed ? { accepted: true } : { accepted: false, reason: 'stale_attempt' });
+      }
+      const verdict = await this.d.results.acceptResult(msg);
       return reply.code(verdict.accepted ? 200 : 409).send(verdict);
     });
   }

@@ -132,7 +132,9 @@ export class Scheduler {
         attempt,
         model: job.model,
         request: input,
-        deadline: job.deadline_at.getTime(),
+        // The node works until the attempt's own deadline, not the job's: past it the scheduler stops
+        // waiting and retries elsewhere, so work beyond it would be wasted.
+        deadline: Math.min(job.deadline_at.getTime(), Date.now() + config.JOB_ATTEMPT_TIMEOUT_MS),
         ts: Date.now(),
       });
       const delivered = await this.d.events.dispatch(reservation.instance, { ...dispatch, nodeId: reservation.nodeId });
