@@ -73,8 +73,13 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
         return reply.code(202).send(jobView(job, null));
       }
 
+      // Stop waiting if the client goes away (the job itself goes on and settles normally). The
+      // response's 'close' before it was written is the disconnect; the request's 'close' only means
+      // its body was read.
       const abort = new AbortController();
-      request.raw.on('close', () => abort.abort());
+      reply.raw.on('close', () => {
+        if (!reply.raw.writableEnded) abort.abort();
+      });
       const done = await d.jobs.waitForTerminal(job.id, d.syncTimeoutMs, abort.signal);
       if (done.status === 'completed') {
         const payload = await d.jobs.payloadFor(done);
