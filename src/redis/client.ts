@@ -38,6 +38,10 @@ export class RedisKeys {
   jobEvents(): string {
     return `${this.prefix}events:jobs`;
   }
+  /** Pub/sub channel announcing freed node capacity: the message is the node's models, comma-separated. */
+  capacityEvents(): string {
+    return `${this.prefix}events:capacity`;
+  }
   /** Pub/sub channel on which one io instance receives the jobs to hand to its nodes. */
   ioInstance(instanceId: string): string {
     return `${this.prefix}io:${instanceId}`;

@@ -1,5 +1,6 @@
-// Cross-instance signals over Redis pub/sub: job lifecycle events (heard by every instance) and job
-// dispatches (heard by the one io instance that holds the target node's socket).
+// Cross-instance signals over Redis pub/sub: job lifecycle events (heard by every instance), freed node
+// capacity (announced by the presence scripts), and job dispatches (heard by the one io instance that
+// holds the target node's socket).
 //
 // Pub/sub is fire-and-forget: a lost event must only ever cost time, never correctness. Every waiter
 // therefore also has a timeout after which it re-reads the authoritative job row in PostgreSQL.
@@ -15,6 +16,8 @@ type Listener = (event: JobEvent) => void;
 
 export class JobEvents {
   private readonly listeners = new Map<string, Set<Listener>>();
+  /** Schedulers waiting for a free slot, per model, first come first served. */
+  private readonly capacityWaiters = new Map<string, Array<() => void>>();
   private dispatchHandler: ((d: JobDispatch & { nodeId: string }) => void) | null = null;
 
   constructor(
@@ -27,7 +30,7 @@ export class JobEvents {
   }
 
   async start(instanceId: string | null): Promise<void> {
-    await this.sub.subscribe(this.keys.jobEvents());
+    await this.sub.subscribe(this.keys.jobEvents(), this.keys.capacityEvents());
     if (instanceId) await this.sub.subscribe(this.keys.ioInstance(instanceId));
   }
 
@@ -71,7 +74,34 @@ export class JobEvents {
     });
   }
 
+  /**
+   * Resolves when a slot on a node serving `model` is announced (waking one waiter per announcement on
+   * this instance), or after `timeoutMs`, or when the signal aborts; the caller then tries to reserve.
+   */
+  waitForCapacity(model: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      let queue = this.capacityWaiters.get(model);
+      if (!queue) this.capacityWaiters.set(model, (queue = []));
+      const waiters = queue;
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        const i = waiters.indexOf(done);
+        if (i >= 0) waiters.splice(i, 1);
+        if (waiters.length === 0 && this.capacityWaiters.get(model) === waiters) this.capacityWaiters.delete(model);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      signal?.addEventListener('abort', done, { once: true });
+      waiters.push(done);
+    });
+  }
+
   private onMessage(channel: string, raw: string): void {
+    if (channel === this.keys.capacityEvents()) {
+      for (const model of raw.split(',')) this.capacityWaiters.get(model)?.[0]?.();
+      return;
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw);

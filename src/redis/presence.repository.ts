@@ -5,7 +5,8 @@
 //   <p>ready:<m>    sorted set of node ids serving model m, scored by free slots (capacity - running).
 //
 // Reservation and release are Lua scripts, so "check capacity and take a slot" is one atomic step on
-// every instance. Stale readiness entries (their node's presence expired) are removed lazily by the
+// every instance. Every slot returned (and every heartbeat of a node with free slots) is announced on
+// <p>events:capacity, so waiting schedulers wake at once instead of polling. Stale readiness entries (their node's presence expired) are removed lazily by the
 // scripts that meet them. The scripts build keys from a prefix argument rather than KEYS[], which ties
 // them to one Redis server (not Redis Cluster; the network issue moves them to hash-tagged keys).
 import type { Redis } from 'ioredis';
@@ -41,6 +42,7 @@ end
 for m in string.gmatch(old, '[^,]+') do
   if not keep[m] then redis.call('ZREM', p .. 'ready:' .. m, id) end
 end
+if cap > running and models ~= '' then redis.call('PUBLISH', p .. 'events:capacity', models) end
 if existed then return 0 else return 1 end
 `);
 
@@ -75,7 +77,7 @@ end
 return nil
 `);
 
-/** Returns a slot to a node. ARGV: prefix, nodeId. Returns the node's free slots, or -1 when it is gone. */
+/** Returns a slot to a node and announces it. ARGV: prefix, nodeId. Returns the node's free slots, or -1 when it is gone. */
 const RELEASE = new LuaScript(`
 local p, id = ARGV[1], ARGV[2]
 local nk = p .. 'node:' .. id
@@ -85,6 +87,7 @@ local cap, run = tonumber(f[1]), tonumber(f[2] or '0') - 1
 if run < 0 then run = 0 end
 redis.call('HSET', nk, 'running', run)
 for m in string.gmatch(f[3], '[^,]+') do redis.call('ZADD', p .. 'ready:' .. m, cap - run, id) end
+redis.call('PUBLISH', p .. 'events:capacity', f[3])
 return cap - run
 `);
 

@@ -30,8 +30,8 @@ export interface SchedulerDeps {
   logger: Logger;
 }
 
-/** How long to wait before looking again when every eligible node is busy. */
-const BUSY_POLL_MS = 20;
+/** When every eligible node is busy, look again after this long even if no freed slot was announced (a lost pub/sub message costs only this). */
+const BUSY_RECHECK_MS = 200;
 const MODEL_REFRESH_MS = 2_000;
 
 export class Scheduler {
@@ -107,7 +107,9 @@ export class Scheduler {
           await this.endWithoutResult(jobId, 'failed', 'no_node_available', `No online node served '${job.model}' for ${config.NO_NODE_GRACE_MS} ms.`);
           return;
         }
-        await sleep(live > 0 ? BUSY_POLL_MS : Math.min(250, config.NO_NODE_GRACE_MS || 250), signal);
+        // Every node busy: wait for a slot to be announced. No node at all: look again shortly.
+        if (live > 0) await this.d.events.waitForCapacity(job.model, BUSY_RECHECK_MS, signal);
+        else await sleep(Math.min(250, config.NO_NODE_GRACE_MS || 250), signal);
         continue;
       }
       noNodeSince = null;
