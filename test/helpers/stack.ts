@@ -54,7 +54,7 @@ export class TestStack {
     readonly config: Config,
     readonly backbone: Backbone,
     readonly url: string,
-    private readonly mongoUrl: string,
+    readonly mongoUrl: string,
   ) {}
 
   static async start(opts: StackOptions = {}): Promise<TestStack> {
