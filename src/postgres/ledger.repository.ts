@@ -51,21 +51,24 @@ export async function postTransaction(
   if (nonZero.length === 0) return null;
   if (nonZero.reduce((s, e) => s + e.amount, 0) !== 0) throw new Error(`unbalanced ${txn.kind} transaction`);
 
+  const accounts = nonZero.map((e) => e.accountId);
+  const amounts = nonZero.map((e) => e.amount);
+  // Lock the touched accounts first, in id order, so that concurrent postings take their row locks in one
+  // global order and cannot deadlock. Before the entries are inserted: their foreign keys take KEY SHARE
+  // locks on the same rows, and two transactions each holding one and upgrading would deadlock. NO KEY
+  // UPDATE is the lock the balance UPDATE needs, and it does not conflict with those KEY SHARE locks.
+  await q.query(`SELECT 1 FROM ledger_accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`, [accounts]);
+
   const t = await q.query<{ id: number }>(`INSERT INTO ledger_transactions (kind, job_id, memo) VALUES ($1, $2, $3) RETURNING id`, [
     txn.kind,
     txn.jobId,
     txn.memo ?? '',
   ]);
   const txnId = t.rows[0]!.id;
-  const accounts = nonZero.map((e) => e.accountId);
-  const amounts = nonZero.map((e) => e.amount);
   await q.query(
     `INSERT INTO ledger_entries (txn_id, account_id, amount) SELECT $1, a, m FROM unnest($2::bigint[], $3::bigint[]) AS u(a, m)`,
     [txnId, accounts, amounts],
   );
-  // Lock the touched accounts in id order first: concurrent postings then take row locks in one global
-  // order and cannot deadlock (an UPDATE ... FROM join locks in whatever order its plan visits rows).
-  await q.query(`SELECT 1 FROM ledger_accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, [accounts]);
   try {
     await q.query(
       `UPDATE ledger_accounts la SET balance = la.balance + d.m

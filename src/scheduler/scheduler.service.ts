@@ -3,6 +3,7 @@
 // attempt to end. The RabbitMQ message stays unacked (reserved) until the job reaches a terminal state,
 // so a scheduler that dies mid-job hands it back to the queue and another one carries on; the attempt
 // counter in the job row fences off whatever the dead scheduler had started.
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Consumer } from 'rabbitmq-client';
 import type { Config } from '../config.js';
@@ -42,7 +43,10 @@ export class Scheduler {
   constructor(
     private readonly d: SchedulerDeps,
     private readonly concurrencyPerModel = 256,
-  ) {}
+  ) {
+    // Every waiting job handler listens to this one signal: far more than the default 10 listeners.
+    setMaxListeners(0, this.stopping.signal);
+  }
 
   async start(): Promise<void> {
     await this.refreshModels();
