@@ -60,7 +60,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const instanceId = randomUUID();
 
   if (opts.migrate !== false) await migrate(config.DATABASE_URL, logger);
-  const db = createPool(config.DATABASE_URL);
+  const db = createPool(config.DATABASE_URL, config.PG_POOL_MAX);
   const mongo = await connectMongo(opts.mongoUrl);
   const payloads = new PayloadsRepository(mongo.db);
   await payloads.ensureIndexes(logger);

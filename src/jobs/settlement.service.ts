@@ -6,7 +6,7 @@ import { actualCost, splitCapture } from '../domain/pricing.js';
 import type { Usage } from '../domain/protocol.js';
 import { withTransaction, type Db } from '../postgres/db.js';
 import { completeJob, endJobWithoutResult, insertJob, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
-import { balanceOf, InsufficientBalanceError, ledgerAccountId, postTransaction } from '../postgres/ledger.repository.js';
+import { balanceOf, InsufficientBalanceError, ledgerAccountId, lockAccounts, postTransaction } from '../postgres/ledger.repository.js';
 import { operatorOf } from '../postgres/nodes.repository.js';
 
 export class SettlementService {
@@ -60,6 +60,9 @@ export class SettlementService {
       const available = await ledgerAccountId(tx, 'ns_available', row.namespace_id);
       const earnings = await ledgerAccountId(tx, 'operator_earnings', operator);
       const platform = await ledgerAccountId(tx, 'platform_revenue', null);
+      // Capture then release touch four accounts: lock them all now, in id order, or the release would
+      // take 'available' while holding 'held', the reverse of a concurrent hold's order (a deadlock).
+      await lockAccounts(tx, [held, available, earnings, platform]);
       const split = splitCapture(charged, this.operatorShareBps);
       await postTransaction(tx, { kind: 'capture', jobId }, [
         { accountId: held, amount: -charged },

@@ -38,6 +38,15 @@ export async function balanceOf(q: Queryable, kind: LedgerAccountKind, ownerId: 
 }
 
 /**
+ * Locks ledger accounts in id order (FOR NO KEY UPDATE). A database transaction that posts more than
+ * once must first lock every account it will touch with this, or two of them could lock in opposite
+ * orders across their postings.
+ */
+export async function lockAccounts(q: Queryable, ids: readonly number[]): Promise<void> {
+  await q.query(`SELECT 1 FROM ledger_accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`, [ids]);
+}
+
+/**
  * Posts one balanced transaction. Zero amounts are dropped; a transaction left with no entries is not
  * written. Must run inside the caller's database transaction. Throws InsufficientBalanceError when an
  * account would go negative (the per-account CHECK), leaving that transaction to roll back.
@@ -57,7 +66,7 @@ export async function postTransaction(
   // global order and cannot deadlock. Before the entries are inserted: their foreign keys take KEY SHARE
   // locks on the same rows, and two transactions each holding one and upgrading would deadlock. NO KEY
   // UPDATE is the lock the balance UPDATE needs, and it does not conflict with those KEY SHARE locks.
-  await q.query(`SELECT 1 FROM ledger_accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`, [accounts]);
+  await lockAccounts(q, accounts);
 
   const t = await q.query<{ id: number }>(`INSERT INTO ledger_transactions (kind, job_id, memo) VALUES ($1, $2, $3) RETURNING id`, [
     txn.kind,

@@ -10,9 +10,10 @@ import { pino } from 'pino';
 import OpenAI from 'openai';
 import { configSchema, type Config, ROLES, type Role } from '../../src/config.js';
 import { createBackbone, type Backbone } from '../../src/app.js';
-import { generatePrivateKey } from '../../src/domain/signatures.js';
+import { addressOf, generatePrivateKey, signMessage } from '../../src/domain/signatures.js';
 import { ledgerTotals } from '../../src/postgres/ledger.repository.js';
 import { startNodeAgent, type NodeAgent } from '../../src/node-agent/agent.js';
+import { WebSocket } from 'ws';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
 
 export const TEST_MODEL = 'test/sim-1';
@@ -73,6 +74,8 @@ export class TestStack {
       JOB_RETRY_BACKOFF_MS: '20',
       NO_NODE_GRACE_MS: '1500',
       SWEEP_INTERVAL_MS: '500',
+      // Test files run two at a time beside FerretDB's own pool: stay well inside max_connections.
+      PG_POOL_MAX: '8',
       ...Object.fromEntries(Object.entries(opts.config ?? {}).map(([k, v]) => [k, String(v)])),
     };
     const config = configSchema.parse(env);
@@ -160,6 +163,21 @@ export class TestStack {
     }
   }
 
+  /** A node's presence hash in Redis (instance, capacity, running, models, seen); {} when it has none. */
+  async presence(nodeId: string): Promise<Record<string, string>> {
+    const redis = new Redis(this.config.REDIS_URL);
+    try {
+      return await redis.hgetall(`${this.config.REDIS_KEY_PREFIX}node:${nodeId}`);
+    } finally {
+      redis.disconnect();
+    }
+  }
+
+  /** Opens a bare socket to the io gateway that speaks the node protocol only as the test tells it to (see RawNode). */
+  rawNode(privateKey = generatePrivateKey()): Promise<RawNode> {
+    return RawNode.connect(this.url, privateKey);
+  }
+
   /** Stops everything; drops this stack's data unless the test failed and KEEP_TEST_DATA is not 0. */
   async close(opts: { keepData?: boolean } = {}): Promise<void> {
     for (const n of this.nodes) n.kill();
@@ -199,4 +217,144 @@ async function dropTestData(id: string, mongoUrl: string, models: string[]): Pro
   await admin.connect();
   await admin.query(`DROP DATABASE IF EXISTS "${id}" WITH (FORCE)`);
   await admin.end();
+}
+
+export type RawFrame = { type: string } & Record<string, unknown>;
+
+/**
+ * A node WebSocket driven by hand, frame by frame, for protocol tests: it signs what it is told to sign
+ * (or not), and keeps every gateway frame, parsed but otherwise untouched, until a test takes it.
+ */
+export class RawNode {
+  readonly nodeId: string;
+  /** From the gateway's first frame. */
+  challenge = '';
+  network = '';
+  private readonly inbox: RawFrame[] = [];
+  private wake: Array<() => void> = [];
+  private closedWith: { code: number; reason: string } | null = null;
+
+  private constructor(
+    readonly socket: WebSocket,
+    readonly privateKey: string,
+  ) {
+    this.nodeId = addressOf(privateKey);
+    socket.on('message', (data: Buffer) => {
+      this.inbox.push(JSON.parse(data.toString('utf8')) as RawFrame);
+      this.notify();
+    });
+    socket.on('close', (code: number, reason: Buffer) => {
+      this.closedWith = { code, reason: reason.toString() };
+      this.notify();
+    });
+    socket.on('error', () => undefined); // 'close' follows
+  }
+
+  static async connect(baseUrl: string, privateKey: string): Promise<RawNode> {
+    const node = new RawNode(new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/io/ws`), privateKey);
+    const first = await node.next('challenge');
+    node.challenge = String(first.challenge);
+    node.network = String(first.network);
+    return node;
+  }
+
+  get closed(): { code: number; reason: string } | null {
+    return this.closedWith;
+  }
+
+  /** Sends any JSON value as a text frame. */
+  send(frame: unknown): void {
+    this.socket.send(JSON.stringify(frame));
+  }
+
+  /** A `register` message for this socket's challenge, signed by this node's key; `fields` override before signing. */
+  register(operator: string, fields: Record<string, unknown> = {}): RawFrame {
+    return signMessage(this.privateKey, {
+      type: 'register',
+      nodeId: this.nodeId,
+      operator,
+      challenge: this.challenge,
+      ts: Date.now(),
+      agentVersion: 'raw-test/1',
+      runtime: 'raw',
+      models: [] as string[],
+      capacity: 1,
+      running: 0,
+      ...fields,
+    });
+  }
+
+  /** A signed heartbeat with a fresh nonce; `fields` override before signing. */
+  heartbeat(fields: Record<string, unknown> = {}): RawFrame {
+    return signMessage(this.privateKey, {
+      type: 'heartbeat',
+      nodeId: this.nodeId,
+      ts: Date.now(),
+      nonce: randomBytes(12).toString('hex'),
+      models: [] as string[],
+      capacity: 1,
+      running: 0,
+      ...fields,
+    });
+  }
+
+  /** Registers and waits for `registered`; throws with the gateway's error otherwise. */
+  async registerAs(operator: string, fields: Record<string, unknown> = {}): Promise<void> {
+    this.send(this.register(operator, fields));
+    const answer = await this.next((f) => f.type === 'registered' || f.type === 'error');
+    if (answer.type !== 'registered') throw new Error(`registration refused: ${JSON.stringify(answer)}`);
+  }
+
+  /** Takes the first kept frame of that type (or matching the predicate), waiting up to `timeoutMs` for one. */
+  async next(match: string | ((f: RawFrame) => boolean), timeoutMs = 10_000): Promise<RawFrame> {
+    const pred = typeof match === 'string' ? (f: RawFrame) => f.type === match : match;
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.inbox.findIndex(pred);
+      if (i >= 0) return this.inbox.splice(i, 1)[0]!;
+      if (this.closedWith) throw new Error(`socket closed (${this.closedWith.code} ${this.closedWith.reason}) before the frame came; kept: ${JSON.stringify(this.inbox)}`);
+      const left = end - Date.now();
+      if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms; kept: ${JSON.stringify(this.inbox)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.wake.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Frames received and not taken yet. */
+  pending(): RawFrame[] {
+    return [...this.inbox];
+  }
+
+  /** Waits until the gateway closes the socket; resolves with the close code and reason. */
+  async waitClosed(timeoutMs = 10_000): Promise<{ code: number; reason: string }> {
+    const end = Date.now() + timeoutMs;
+    while (!this.closedWith) {
+      const left = end - Date.now();
+      if (left <= 0) throw new Error(`socket still open after ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.wake.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return this.closedWith;
+  }
+
+  /** Closes the socket (if open) and waits for it to be closed. */
+  async close(): Promise<void> {
+    if (this.closedWith) return;
+    this.socket.close(1000, 'test done');
+    await this.waitClosed(3_000).catch(() => this.socket.terminate());
+  }
+
+  private notify(): void {
+    for (const w of this.wake.splice(0)) w();
+  }
 }
