@@ -43,10 +43,21 @@ export async function runBullmq(load: LoadOptions): Promise<BullRun> {
 
   try {
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady(), worker.waitUntilReady()]);
-    const result = await closedLoop(load, (i) => {
+    const result = await closedLoop(load, (i, _worker, signal) => {
       // Register before adding, under our own id: the completion can never arrive unheard.
       const jobId = `j${i}`;
-      const done = new Promise<void>((resolve, reject) => waiting.set(jobId, { resolve, reject }));
+      const done = new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          waiting.delete(jobId);
+          reject(new Error('no completion event before the drain time ended'));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        const settle = (fn: () => void) => {
+          signal.removeEventListener('abort', onAbort);
+          fn();
+        };
+        waiting.set(jobId, { resolve: () => settle(resolve), reject: (err) => settle(() => reject(err)) });
+      });
       return queue
         .add('job', { i, messages: [{ role: 'user', content: `bench request ${i}` }] }, { jobId })
         .then(

@@ -3,6 +3,7 @@
 // window. Alongside, what the machine spent during the measured window: this process's event-loop
 // utilisation and CPU time, the whole machine's CPU (/proc/stat), and the CPU time of each engine's
 // processes (/proc/<pid>/stat, grouped by command name).
+import { setMaxListeners } from 'node:events';
 import { readFileSync, readdirSync } from 'node:fs';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 
@@ -14,6 +15,13 @@ export interface LoadOptions {
   maxOps: number;
   /** Aborts the run early (Ctrl-C); the partial window is still reported. */
   signal: AbortSignal;
+  /** Called as the measured window opens and closes (to snapshot counters of one's own). */
+  onWindow?: (edge: 'start' | 'end') => void;
+  /**
+   * How long operations still running when the window closes may take to end; past it their signal
+   * aborts (they count in no window either way). Default 10 000.
+   */
+  drainMs?: number;
 }
 
 export interface Usage {
@@ -24,8 +32,25 @@ export interface Usage {
   /** CPU used by the whole machine, in cores, and the number of cores. */
   machineCores: number;
   cores: number;
-  /** CPU used per command name (postgres, redis-server, beam.smp, ferretdb, node...), in cores; top entries only. */
+  /** CPU used per process group (see labelProcesses), in cores; top entries only. */
   byCommand: Array<{ command: string; cores: number }>;
+  /**
+   * CPU used by processes that are no part of this benchmark (other work on the machine), in cores:
+   * those seen in /proc, plus the machine's total not attributed to any process seen (short-lived ones).
+   */
+  foreignCores: number;
+  /** Of foreignCores, the part no process seen in /proc accounts for. */
+  unattributedCores: number;
+}
+
+/** Names a process for the CPU breakdown; `foreign` marks processes that are no part of the benchmark. */
+export type ProcessLabeler = (pid: number, command: string, cmdline: () => string) => { label: string; foreign: boolean };
+
+let labeler: ProcessLabeler = (_pid, command) => ({ label: command, foreign: false });
+
+/** Sets how processes are grouped in the CPU breakdown (default: by command name). */
+export function labelProcesses(fn: ProcessLabeler): void {
+  labeler = fn;
 }
 
 export interface LoadResult {
@@ -47,8 +72,11 @@ export interface LoadResult {
   windowEnd: number;
 }
 
-/** Runs `op` in a closed loop; `op(i)` must resolve when the operation has fully completed and reject on failure. */
-export async function closedLoop(opts: LoadOptions, op: (i: number) => Promise<void>): Promise<LoadResult> {
+/**
+ * Runs `op` in a closed loop. `op(i, worker, signal)` must resolve when operation `i` (run by client
+ * `worker`, 0..concurrency-1) has fully completed, reject on failure, and give up when `signal` aborts.
+ */
+export async function closedLoop(opts: LoadOptions, op: (i: number, worker: number, signal: AbortSignal) => Promise<void>): Promise<LoadResult> {
   let phase: 'warmup' | 'measure' | 'done' = 'warmup';
   let started = 0;
   let warmupOps = 0;
@@ -63,9 +91,14 @@ export async function closedLoop(opts: LoadOptions, op: (i: number) => Promise<v
   let windowEndPerf = 0;
   let before: Snapshot | null = null;
   let usage: Usage | null = null;
+  const drain = new AbortController();
+  // Every running operation listens to it (fetch does): one listener per client is expected, not a leak.
+  setMaxListeners(opts.concurrency * 2 + 16, drain.signal);
+  let drainTimer: NodeJS.Timeout | undefined;
 
   const startMeasure = () => {
     if (phase !== 'warmup') return;
+    opts.onWindow?.('start');
     before = snapshot();
     windowStart = Date.now();
     windowStartPerf = performance.now();
@@ -77,20 +110,22 @@ export async function closedLoop(opts: LoadOptions, op: (i: number) => Promise<v
     windowEnd = Date.now();
     windowEndPerf = performance.now();
     usage = usageBetween(before!, snapshot());
+    opts.onWindow?.('end');
     phase = 'done';
+    drainTimer = setTimeout(() => drain.abort(new Error('still running at the end of the drain time')), opts.drainMs ?? 10_000);
   };
   const warmTimer = setTimeout(startMeasure, opts.warmupMs);
   const endTimer = setTimeout(endMeasure, opts.warmupMs + opts.durationMs);
   const onAbort = () => endMeasure();
   opts.signal.addEventListener('abort', onAbort, { once: true });
 
-  const worker = async () => {
+  const worker = async (_: unknown, w: number) => {
     while (phase !== 'done' && started < opts.maxOps) {
       const i = started++;
       const t0 = performance.now();
       let failure: unknown = null;
       try {
-        await op(i);
+        await op(i, w, drain.signal);
       } catch (err) {
         failure = err;
       }
@@ -101,7 +136,8 @@ export async function closedLoop(opts: LoadOptions, op: (i: number) => Promise<v
       } else if (phase === 'measure') {
         if (failure !== null) {
           errors++;
-          if (errorSamples.length < 5) errorSamples.push(failure instanceof Error ? failure.message : String(failure));
+          const message = failure instanceof Error ? failure.message : JSON.stringify(failure);
+          if (errorSamples.length < 5 && !errorSamples.includes(message)) errorSamples.push(message);
         } else {
           completed++;
           if (nLat === latencies.length) {
@@ -120,6 +156,7 @@ export async function closedLoop(opts: LoadOptions, op: (i: number) => Promise<v
   clearTimeout(endTimer);
   opts.signal.removeEventListener('abort', onAbort);
   endMeasure();
+  clearTimeout(drainTimer);
   const sorted = latencies.slice(0, nLat).sort();
   return {
     concurrency: opts.concurrency,
@@ -155,10 +192,8 @@ interface Snapshot {
   elu: EventLoopUtilization;
   cpu: NodeJS.CpuUsage;
   machine: { busy: number; total: number } | null;
-  /** Clock ticks (utime + stime) per command name, summed over its processes alive at the snapshot. */
-  byCommand: Map<string, number>;
   /** Per pid, to count only the ticks of processes alive at both snapshots. */
-  byPid: Map<number, { command: string; ticks: number }>;
+  byPid: Map<number, { command: string; ticks: number; foreign: boolean }>;
 }
 
 // USER_HZ: 100 on every mainstream Linux build; /proc exposes no cheaper way to read it.
@@ -166,9 +201,7 @@ const CLOCK_TICKS_PER_SECOND = 100;
 
 function snapshot(): Snapshot {
   const byPid = processTicks();
-  const byCommand = new Map<string, number>();
-  for (const p of byPid.values()) byCommand.set(p.command, (byCommand.get(p.command) ?? 0) + p.ticks);
-  return { at: performance.now(), elu: performance.eventLoopUtilization(), cpu: process.cpuUsage(), machine: machineTicks(), byCommand, byPid };
+  return { at: performance.now(), elu: performance.eventLoopUtilization(), cpu: process.cpuUsage(), machine: machineTicks(), byPid };
 }
 
 function usageBetween(a: Snapshot, b: Snapshot): Usage {
@@ -180,17 +213,28 @@ function usageBetween(a: Snapshot, b: Snapshot): Usage {
     machineCores = ((b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total)) * cores;
   }
   const deltas = new Map<string, number>();
+  let foreignTicks = 0;
+  let attributedTicks = 0;
   for (const [pid, p] of b.byPid) {
     const prev = a.byPid.get(pid);
-    if (!prev || prev.command !== p.command) continue;
-    deltas.set(p.command, (deltas.get(p.command) ?? 0) + (p.ticks - prev.ticks));
+    // A process that started during the window spent all its CPU time in it.
+    const ticks = prev && prev.command === p.command ? p.ticks - prev.ticks : prev ? 0 : p.ticks;
+    deltas.set(p.command, (deltas.get(p.command) ?? 0) + ticks);
+    attributedTicks += ticks;
+    if (p.foreign) foreignTicks += ticks;
   }
   const byCommand = [...deltas.entries()]
     .map(([command, ticks]) => ({ command, cores: ticks / CLOCK_TICKS_PER_SECOND / seconds }))
     .filter((c) => c.cores >= 0.01)
     .sort((x, y) => y.cores - x.cores)
-    .slice(0, 8);
+    .slice(0, 10);
+  // Processes that came and went inside the window are seen by /proc/stat only: count that remainder as
+  // foreign too (the benchmark's own processes all outlive its windows).
+  const attributed = attributedTicks / CLOCK_TICKS_PER_SECOND / seconds;
+  const unattributed = Number.isFinite(machineCores) ? Math.max(0, machineCores - attributed) : 0;
   return {
+    foreignCores: foreignTicks / CLOCK_TICKS_PER_SECOND / seconds + unattributed,
+    unattributedCores: unattributed,
     elu: performance.eventLoopUtilization(b.elu, a.elu).utilization,
     processCores: (cpu.user + cpu.system) / 1e6 / seconds,
     machineCores,
@@ -220,8 +264,8 @@ function machineTicks(): { busy: number; total: number } | null {
   }
 }
 
-function processTicks(): Map<number, { command: string; ticks: number }> {
-  const out = new Map<number, { command: string; ticks: number }>();
+function processTicks(): Map<number, { command: string; ticks: number; foreign: boolean }> {
+  const out = new Map<number, { command: string; ticks: number; foreign: boolean }>();
   let entries: string[];
   try {
     entries = readdirSync('/proc');
@@ -238,7 +282,11 @@ function processTicks(): Map<number, { command: string; ticks: number }> {
       const rest = stat.slice(close + 2).split(' ');
       // Fields 14 (utime) and 15 (stime) of proc(5); `rest` starts at field 3 (state).
       const ticks = Number(rest[11]) + Number(rest[12]);
-      if (Number.isFinite(ticks)) out.set(Number(e), { command, ticks });
+      if (!Number.isFinite(ticks)) continue;
+      const pid = Number(e);
+      const cmdline = () => readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      const { label, foreign } = labeler(pid, command, cmdline);
+      out.set(pid, { command: label, ticks, foreign });
     } catch {
       // The process ended between readdir and read.
     }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `npm run bench`: the end-to-end benchmark (bench/e2e.ts), NOT a test. Installs and builds what is
+# missing (scripts/setup.sh), checks the engines, starts a FerretDB of its own on PostgreSQL unless
+# TEST_MONGODB_URL names a MongoDB, runs the benchmark (about a minute and a half), prints a table and
+# rewrites BENCHMARKS.md. Knobs: see the head of bench/e2e.ts (BENCH_CONCURRENCY, BENCH_DURATION_S, ...);
+# BENCH_NODE_FLAGS passes flags to node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh
+setup_project
+
+ferret_pid=""
+cleanup() { if [ -n "$ferret_pid" ]; then kill "$ferret_pid" 2>/dev/null || true; wait "$ferret_pid" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+
+# Engines: PostgreSQL, Redis and RabbitMQ must be running; say what to run when one is not.
+node dist/scripts/check-engines.js
+
+if [ -z "${TEST_MONGODB_URL:-}" ]; then
+  # Its own port and backing database, so that a concurrent `npm test` (port 27018) is not disturbed.
+  port="${BENCH_FERRETDB_PORT:-27019}"
+  db="resultity_bench_ferretdb"
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "bench: port $port is already in use; set BENCH_FERRETDB_PORT or TEST_MONGODB_URL" >&2
+    exit 1
+  fi
+  psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
+    || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
+  .bin/ferretdb -listen "127.0.0.1:$port" -postgresql-url "postgres://postgres@127.0.0.1:5432/$db" -log-level error &
+  ferret_pid=$!
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  export TEST_MONGODB_URL="mongodb://127.0.0.1:$port/"
+  export BENCH_FERRETDB_BACKEND="PostgreSQL backend"
+  BENCH_FERRETDB_VERSION="$(grep -o 'github.com/FerretDB/FerretDB v[0-9][0-9.]*' ferretdb/go.mod | head -1 | cut -d" " -f2)"
+  export BENCH_FERRETDB_VERSION
+  export BENCH_FERRETDB_PG_DATABASE="$db" BENCH_FERRETDB_PORT_USED="$port"
+fi
+
+# The stack helper's log level: warnings only, so that the table stays readable.
+export TEST_LOG_LEVEL="${TEST_LOG_LEVEL:-warn}"
+# shellcheck disable=SC2086 # BENCH_NODE_FLAGS is a list of flags
+node ${BENCH_NODE_FLAGS:-} dist/bench/e2e.js
