@@ -65,8 +65,9 @@ export class JobsService {
       input: request,
       expireAt: new Date(now + config.PAYLOAD_RETENTION_HOURS * 3_600_000),
     });
+    let row: JobRow;
     try {
-      await this.d.settlement.acceptWithHold({
+      row = await this.d.settlement.acceptWithHold({
         id,
         namespaceId: p.namespaceId,
         apiKeyId: p.keyId,
@@ -83,8 +84,6 @@ export class JobsService {
       throw err;
     }
     await this.publish(id, model.name, deadline);
-    const row = await findJob(this.d.db, id);
-    if (!row) throw new Error(`job ${id} vanished after accept`);
     return row;
   }
 

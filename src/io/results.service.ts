@@ -44,12 +44,11 @@ export class ResultsService {
 
     // Output first: a job PostgreSQL calls completed must have its output stored. Keyed by attempt, so a
     // superseded attempt racing this one can never overwrite the output of the attempt that wins.
-    await this.d.payloads.saveResult(msg.jobId, msg.attempt, msg.output, msg.usage);
+    await this.d.payloads.saveResult(msg.jobId, msg.attempt, msg.output, msg.usage, { attempt: msg.attempt, nodeId: msg.nodeId, at: new Date(), outcome: 'completed' });
     const row = await this.d.settlement.complete(msg.jobId, msg.attempt, msg.nodeId, msg.usage);
     if (!row) return { accepted: false, reason: 'stale_attempt' };
 
     await this.d.presence.release(msg.nodeId);
-    await this.d.payloads.appendTrace(msg.jobId, { attempt: msg.attempt, nodeId: msg.nodeId, at: new Date(), outcome: 'completed' });
     await this.d.events.publish({ kind: 'finished', jobId: msg.jobId });
     return { accepted: true };
   }

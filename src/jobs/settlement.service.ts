@@ -16,16 +16,17 @@ export class SettlementService {
   ) {}
 
   /** Inserts the job row and takes its hold in one transaction; throws insufficient_credits (nothing written) when the namespace cannot cover it. */
-  async acceptWithHold(job: NewJob): Promise<void> {
+  async acceptWithHold(job: NewJob): Promise<JobRow> {
     try {
-      await withTransaction(this.db, async (tx) => {
+      return await withTransaction(this.db, async (tx) => {
         const available = await ledgerAccountId(tx, 'ns_available', job.namespaceId);
         const held = await ledgerAccountId(tx, 'ns_held', job.namespaceId);
-        await insertJob(tx, job);
+        const row = await insertJob(tx, job);
         await postTransaction(tx, { kind: 'hold', jobId: job.id }, [
           { accountId: available, amount: -job.holdMicro },
           { accountId: held, amount: job.holdMicro },
         ]);
+        return row;
       });
     } catch (err) {
       if (err instanceof InsufficientBalanceError) {
@@ -60,18 +61,19 @@ export class SettlementService {
       const available = await ledgerAccountId(tx, 'ns_available', row.namespace_id);
       const earnings = await ledgerAccountId(tx, 'operator_earnings', operator);
       const platform = await ledgerAccountId(tx, 'platform_revenue', null);
-      // Capture then release touch four accounts: lock them all now, in id order, or the release would
-      // take 'available' while holding 'held', the reverse of a concurrent hold's order (a deadlock).
-      await lockAccounts(tx, [held, available, earnings, platform]);
+      // Lock order, the same in every ledger transaction: the namespace's own accounts first, the
+      // network-wide ones (operator earnings, platform revenue) last. Hence release before capture: the
+      // hot shared rows are locked by the last statements before COMMIT and held as briefly as possible.
+      await lockAccounts(tx, [held, available]);
+      await postTransaction(tx, { kind: 'release', jobId }, [
+        { accountId: held, amount: -(row.hold_micro - charged) },
+        { accountId: available, amount: row.hold_micro - charged },
+      ]);
       const split = splitCapture(charged, this.operatorShareBps);
       await postTransaction(tx, { kind: 'capture', jobId }, [
         { accountId: held, amount: -charged },
         { accountId: earnings, amount: split.operator },
         { accountId: platform, amount: split.platform },
-      ]);
-      await postTransaction(tx, { kind: 'release', jobId }, [
-        { accountId: held, amount: -(row.hold_micro - charged) },
-        { accountId: available, amount: row.hold_micro - charged },
       ]);
       return row;
     });

@@ -63,9 +63,9 @@ export class PayloadsRepository {
     });
   }
 
-  /** Idempotent: a replayed result writes the same output again under its own attempt. */
-  async saveResult(jobId: string, attempt: number, output: JobOutput, usage: Usage): Promise<void> {
-    await this.col.updateOne({ _id: jobId }, { $set: { [`results.${attempt}`]: { output, usage } } });
+  /** Stores an attempt's result and its routing hop in one write. A replay rewrites the same output. */
+  async saveResult(jobId: string, attempt: number, output: JobOutput, usage: Usage, hop: RoutingHop): Promise<void> {
+    await this.col.updateOne({ _id: jobId }, { $set: { [`results.${attempt}`]: { output, usage } }, $push: { trace: hop } });
   }
 
   async appendTrace(jobId: string, hop: RoutingHop): Promise<void> {

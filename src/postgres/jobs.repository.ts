@@ -43,12 +43,13 @@ export interface NewJob {
   deadlineAt: Date;
 }
 
-export async function insertJob(q: Queryable, j: NewJob): Promise<void> {
-  await q.query(
+export async function insertJob(q: Queryable, j: NewJob): Promise<JobRow> {
+  const r = await q.query<JobRow>(
     `INSERT INTO jobs (id, namespace_id, api_key_id, model, status, max_attempts, hold_micro, input_price_micro, output_price_micro, deadline_at)
-     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9)`,
+     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
     [j.id, j.namespaceId, j.apiKeyId, j.model, j.maxAttempts, j.holdMicro, j.inputPriceMicro, j.outputPriceMicro, j.deadlineAt],
   );
+  return r.rows[0]!;
 }
 
 export async function findJob(q: Queryable, id: string): Promise<JobRow | null> {
@@ -87,7 +88,7 @@ export async function listOverdue(q: Queryable, now: Date, limit: number): Promi
  * Starts the next attempt on `nodeId`: the attempt counter is the fence that makes any earlier attempt's
  * result stale. Returns the new attempt number and the node of an attempt it superseded while that one
  * was still running (whose slot the caller must return), or null when the job is finished or out of
- * attempts.
+ * attempts. Three statements: run it inside a transaction.
  */
 export async function startAttempt(q: Queryable, id: string, nodeId: string): Promise<{ attempt: number; supersededNode: string | null } | null> {
   const r = await q.query<{ attempt: number }>(

@@ -19,17 +19,33 @@ export class InsufficientBalanceError extends Error {
   }
 }
 
+/**
+ * Ledger account ids never change once created, so they are cached in process (safe with any number of
+ * instances). A miss reads first and inserts only when the account does not exist: INSERT ... ON
+ * CONFLICT on an existing row would wait for any open transaction that updated that row's balance.
+ */
+const accountIds = new Map<string, number>();
+
 /** Returns the account's id, creating the account on first use. */
 export async function ledgerAccountId(q: Queryable, kind: LedgerAccountKind, ownerId: string | null): Promise<number> {
-  const inserted = await q.query<{ id: number }>(
-    `INSERT INTO ledger_accounts (kind, owner_id) VALUES ($1, $2) ON CONFLICT (kind, owner_id) DO NOTHING RETURNING id`,
-    [kind, ownerId],
-  );
-  if (inserted.rows[0]) return inserted.rows[0].id;
-  const found = await q.query<{ id: number }>(`SELECT id FROM ledger_accounts WHERE kind = $1 AND owner_id IS NOT DISTINCT FROM $2`, [kind, ownerId]);
-  const row = found.rows[0];
-  if (!row) throw new Error(`ledger account ${kind}/${ownerId ?? '-'} vanished`);
-  return row.id;
+  const cacheKey = `${kind}/${ownerId ?? ''}`;
+  const cached = accountIds.get(cacheKey);
+  if (cached !== undefined) return cached;
+  const select = () =>
+    q.query<{ id: number }>(`SELECT id FROM ledger_accounts WHERE kind = $1 AND owner_id IS NOT DISTINCT FROM $2`, [kind, ownerId]);
+  let id = (await select()).rows[0]?.id;
+  if (id === undefined) {
+    const inserted = await q.query<{ id: number }>(
+      `INSERT INTO ledger_accounts (kind, owner_id) VALUES ($1, $2) ON CONFLICT (kind, owner_id) DO NOTHING RETURNING id`,
+      [kind, ownerId],
+    );
+    id = inserted.rows[0]?.id ?? (await select()).rows[0]?.id;
+    if (id === undefined) throw new Error(`ledger account ${cacheKey} could not be created`);
+    // Created inside the caller's transaction, which may still roll back: cache only what already existed.
+    return id;
+  }
+  accountIds.set(cacheKey, id);
+  return id;
 }
 
 export async function balanceOf(q: Queryable, kind: LedgerAccountKind, ownerId: string | null): Promise<number> {

@@ -10,7 +10,7 @@ import type { Config } from '../config.js';
 import { retryDelayMs } from '../domain/jobs.js';
 import { signMessage } from '../domain/signatures.js';
 import type { JobDispatch } from '../domain/protocol.js';
-import type { Db } from '../postgres/db.js';
+import { withTransaction, type Db } from '../postgres/db.js';
 import { failAttempt, findJob, startAttempt } from '../postgres/jobs.repository.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
@@ -118,7 +118,7 @@ export class Scheduler {
       }
       noNodeSince = null;
 
-      const started = await startAttempt(this.d.db, jobId, reservation.nodeId);
+      const started = await withTransaction(this.d.db, (tx) => startAttempt(tx, jobId, reservation.nodeId));
       if (started === null) {
         await this.d.presence.release(reservation.nodeId);
         continue; // finished or out of attempts meanwhile: the top of the loop decides

@@ -66,7 +66,13 @@ test('Redis loses everything mid-load: every accepted job still completes, charg
     const captures = await stack.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ledger_transactions WHERE kind = 'capture' AND job_id = ANY($1::uuid[])`, [ids]);
     assert.equal(captures.rows[0]?.n, ids.length);
     assert.equal((await stack.balance(tenant.namespaceId)).held, 0);
-    // The nodes are back in rotation: a new synchronous request is served.
+    // The nodes are back in rotation (by their next heartbeat, at most a heartbeat interval away; the
+    // prefix flush above is not atomic, so allow two) and a new synchronous request is served.
+    await stack.until(
+      'the model to be served again',
+      async () => ((await tenant.client.models.list()).data.some((m) => (m as unknown as { resultity: { available: boolean } }).resultity.available) ? true : undefined),
+      3_000,
+    );
     const r = await tenant.client.chat.completions.create({ model: TEST_MODEL, messages: [{ role: 'user', content: 'again' }], max_tokens: 5 });
     assert.equal(r.object, 'chat.completion');
     await stack.assertLedgerBalanced();
