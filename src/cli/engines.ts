@@ -26,6 +26,7 @@ export async function checkEngines(config: Config): Promise<string[]> {
   }
 
   const redis = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 3_000 });
+  redis.on('error', () => undefined); // the failed connect() below reports it
   try {
     await redis.connect();
     await redis.ping();

@@ -1,0 +1,91 @@
+// The `resultity` executable as a newcomer meets it: `demo` comes up and its printed curl line works as
+// printed; the engine pre-flight names the command to run for an engine that is down; a bad
+// configuration is reported whole.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { configSchema } from '../../src/config.js';
+import { checkEngines } from '../../src/cli/engines.js';
+import { dropTestData, testMongoBase, withDatabase } from '../helpers/stack.js';
+
+const CLI = 'dist/src/cli/main.js';
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer().listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as net.AddressInfo).port;
+  srv.close();
+  return port;
+}
+
+test('demo: comes up, prints a curl line that works as printed, and stops cleanly on SIGINT', async () => {
+  const id = `rt_test_cli_${randomBytes(4).toString('hex')}`;
+  const mongoUrl = withDatabase(testMongoBase(), id);
+  const port = await freePort();
+  const child = spawn(process.execPath, [CLI, 'demo'], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${id}`,
+      MONGODB_URL: mongoUrl,
+      REDIS_KEY_PREFIX: `${id}:`,
+      RABBITMQ_PREFIX: id,
+      ADMIN_TOKEN: '',
+      NETWORK_SIGNING_KEY: '',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!out.includes('Ctrl-C stops')) {
+      if (child.exitCode !== null) throw new Error(`demo exited early (${child.exitCode}):\n${out}`);
+      if (Date.now() > deadline) throw new Error(`demo did not come up:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(out, /Generated for this run only: ADMIN_TOKEN, NETWORK_SIGNING_KEY/);
+    // The two printed lines of the curl command, joined as a shell would join them.
+    const lines = out.split('\n');
+    const start = lines.findIndex((l) => l.trimStart().startsWith('curl '));
+    assert.ok(start >= 0, 'a curl line is printed');
+    const command = `${lines[start]!.replace(/\\$/, '')} ${lines[start + 1]!}`;
+    const { stdout } = await promisify(execFile)('bash', ['-c', command]);
+    const body = JSON.parse(stdout) as { object: string; choices: Array<{ message: { content: string } }>; usage: { total_tokens: number } };
+    assert.equal(body.object, 'chat.completion');
+    assert.match(body.choices[0]?.message.content ?? '', /^simulated answer/);
+    assert.ok(body.usage.total_tokens > 0);
+    assert.ok(out.includes(`baseURL: 'http://127.0.0.1:${port}/v1'`), 'the openai snippet names the same server');
+  } finally {
+    child.kill('SIGINT');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0, `demo exits 0 on SIGINT:\n${out.slice(-2000)}`);
+    await dropTestData(id, mongoUrl, ['resultity/demo-sim']);
+  }
+});
+
+test('the engine pre-flight names what to run for an engine that is down', async () => {
+  const problems = await checkEngines(configSchema.parse({ REDIS_URL: 'redis://127.0.0.1:1', RABBITMQ_URL: 'amqp://guest:guest@127.0.0.1:1' }));
+  assert.equal(problems.length, 2, problems.join('\n'));
+  assert.match(problems[0]!, /Redis .* not reachable .*Start it: redis-server/);
+  assert.match(problems[1]!, /RabbitMQ .* not reachable .*Start it: rabbitmq-server -detached/);
+});
+
+test('serve with a bad configuration exits 2 and names every bad key', async () => {
+  const child = spawn(process.execPath, [CLI, 'serve'], {
+    env: { ...process.env, PORT: 'x', ADMIN_TOKEN: 'short', NETWORK_SIGNING_KEY: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.equal(code, 2);
+  for (const key of ['PORT', 'ADMIN_TOKEN', 'NETWORK_SIGNING_KEY']) assert.match(err, new RegExp(key));
+});
