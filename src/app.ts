@@ -128,7 +128,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     adminRoutes(app, admin, config.ADMIN_TOKEN);
   }
   const scheduler = has('scheduler') ? new Scheduler({ config, db, settlement, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
-  const maintenance = has('maintenance') ? new Maintenance({ config, db, settlement, payloads, events, queue, jobs, logger }) : null;
+  const maintenance = has('maintenance') ? new Maintenance({ config, db, settlement, payloads, events, presence, queue, jobs, logger }) : null;
 
   let closed = false;
   return {

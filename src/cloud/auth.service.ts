@@ -21,6 +21,7 @@ export class AuthService {
     if (!looksLikeApiKey(secret)) throw errors.unauthenticated();
     const hashHex = hashApiKey(secret).toString('hex');
     const cached = await this.d.cache.get(hashHex);
+    if (cached === 'revoked') throw errors.unauthenticated();
     if (cached) return cached;
     const row = await findActiveApiKeyByHash(this.d.db, Buffer.from(hashHex, 'hex'));
     if (!row) throw errors.unauthenticated();

@@ -68,6 +68,7 @@ export class AdminService {
       throw errors.invalid(`amount must be a positive number of credits, at most ${MAX_TOPUP_CREDITS}`, 'amount');
     }
     const micro = Math.round(credits * MICRO);
+    if (micro < 1) throw errors.invalid('amount must be at least 0.000001 credits (one micro-credit)', 'amount');
     if (!(await findNamespace(this.d.db, namespaceId))) throw errors.notFound('Namespace');
     await withTransaction(this.d.db, async (tx) => {
       const funding = await ledgerAccountId(tx, 'funding', null);

@@ -99,19 +99,27 @@ export class Gateway {
     const registerTimer = setTimeout(() => socket.close(4001, 'registration timeout'), REGISTER_TIMEOUT_MS);
     send(socket, { type: 'challenge', challenge, network: this.d.networkAddress });
 
+    // Until the socket is registered its frames are handled one at a time, in order: a frame that comes
+    // while a registration is in flight (a second register, say) must see that registration's outcome,
+    // or it would register this very socket a second time and close it as "replaced", leaving the node's
+    // presence in Redis with no socket behind it.
+    let unregistered: Promise<void> = Promise.resolve();
     socket.on('message', (data, isBinary) => {
       const raw = isBinary ? null : (data as Buffer).toString('utf8');
-      this.onMessage(socket, raw, challenge, session)
-        .then((s) => {
-          if (s && !session) {
-            session = s;
-            clearTimeout(registerTimer);
-          }
-        })
-        .catch((err: unknown) => {
-          this.d.logger.error({ err }, 'io: message handling failed');
-          send(socket, { type: 'error', code: 'internal', message: 'internal error' });
-        });
+      const handle = () =>
+        this.onMessage(socket, raw, challenge, session)
+          .then((s) => {
+            if (s && !session) {
+              session = s;
+              clearTimeout(registerTimer);
+            }
+          })
+          .catch((err: unknown) => {
+            this.d.logger.error({ err }, 'io: message handling failed');
+            send(socket, { type: 'error', code: 'internal', message: 'internal error' });
+          });
+      if (session) void handle();
+      else unregistered = unregistered.then(handle);
     });
     socket.on('close', () => {
       clearTimeout(registerTimer);

@@ -79,8 +79,17 @@ export class SettlementService {
     });
   }
 
-  /** Ends an unfinished job without a result and releases its whole hold. Null when it had already ended. */
-  async endWithoutResult(jobId: string, status: 'failed' | 'expired' | 'cancelled', code: string, message: string): Promise<JobRow | null> {
+  /**
+   * Ends an unfinished job without a result and releases its whole hold. Null when it had already ended.
+   * When it cut a running attempt short, `interrupted_node_id` names the node whose slot the caller must
+   * release.
+   */
+  async endWithoutResult(
+    jobId: string,
+    status: 'failed' | 'expired' | 'cancelled',
+    code: string,
+    message: string,
+  ): Promise<(JobRow & { interrupted_node_id: string | null }) | null> {
     return withTransaction(this.db, async (tx) => {
       const row = await endJobWithoutResult(tx, jobId, status, code, message);
       if (!row) return null;

@@ -11,6 +11,7 @@ import { withTransaction, type Db } from '../postgres/db.js';
 import { listOverdue, listUnpublished } from '../postgres/jobs.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { JobEvents } from '../redis/job-events.js';
+import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 import type { SettlementService } from '../jobs/settlement.service.js';
 import type { JobsService } from '../cloud/jobs.service.js';
@@ -30,6 +31,7 @@ export class Maintenance {
       settlement: SettlementService;
       payloads: PayloadsRepository;
       events: JobEvents;
+      presence: PresenceRepository;
       queue: JobQueue;
       jobs: JobsService;
       logger: Logger;
@@ -76,6 +78,8 @@ export class Maintenance {
     for (const id of await listOverdue(this.d.db, now, BATCH)) {
       const row = await this.d.settlement.endWithoutResult(id, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
       if (!row) continue;
+      // The attempt it cut short still held a slot on its node; nobody else will return it.
+      if (row.interrupted_node_id) await this.d.presence.release(row.interrupted_node_id);
       this.d.logger.info({ jobId: id }, 'job expired; hold released');
       await this.d.queue.quarantine(id, 'deadline_exceeded');
       await this.d.events.publish({ kind: 'finished', jobId: id });

@@ -135,20 +135,27 @@ export async function completeJob(
   return r.rows[0];
 }
 
-/** Ends an unfinished job as failed, expired or cancelled, charging nothing. Null when it had already ended. */
+/**
+ * Ends an unfinished job as failed, expired or cancelled, charging nothing. Null when it had already ended.
+ * `interrupted_node_id` is the node of the attempt this cut short (still running, so still holding a slot
+ * on that node): the caller must release that slot.
+ */
 export async function endJobWithoutResult(
   q: Queryable,
   id: string,
   status: 'failed' | 'expired' | 'cancelled',
   code: string,
   message: string,
-): Promise<JobRow | null> {
+): Promise<(JobRow & { interrupted_node_id: string | null }) | null> {
   const r = await q.query<JobRow>(
     `UPDATE jobs SET status = $2, error_code = $3, error_message = $4, charged_micro = 0, finished_at = now()
       WHERE id = $1 AND finished_at IS NULL RETURNING ${COLUMNS}`,
     [id, status, code, message.slice(0, 1000)],
   );
   if (!r.rows[0]) return null;
-  await q.query(`UPDATE job_attempts SET outcome = 'superseded', ended_at = now() WHERE job_id = $1 AND outcome IS NULL`, [id]);
-  return r.rows[0];
+  const interrupted = await q.query<{ node_id: string }>(
+    `UPDATE job_attempts SET outcome = 'superseded', ended_at = now() WHERE job_id = $1 AND outcome IS NULL RETURNING node_id`,
+    [id],
+  );
+  return { ...r.rows[0], interrupted_node_id: interrupted.rows[0]?.node_id ?? null };
 }

@@ -20,9 +20,12 @@ export class InsufficientBalanceError extends Error {
 }
 
 /**
- * Ledger account ids never change once created, so they are cached in process (safe with any number of
- * instances). A miss reads first and inserts only when the account does not exist: INSERT ... ON
- * CONFLICT on an existing row would wait for any open transaction that updated that row's balance.
+ * Ledger account ids never change once created, so the ids of owned accounts are cached in process (safe
+ * with any number of instances; owners are random UUIDs, so the cache stays right even for a process that
+ * talks to several databases, as the tests do). The two ownerless accounts (funding, platform revenue)
+ * are looked up each time: their ids are per database. A miss reads first and inserts only when the
+ * account does not exist: INSERT ... ON CONFLICT on an existing row would wait for any open transaction
+ * that updated that row's balance.
  */
 const accountIds = new Map<string, number>();
 
@@ -44,7 +47,7 @@ export async function ledgerAccountId(q: Queryable, kind: LedgerAccountKind, own
     // Created inside the caller's transaction, which may still roll back: cache only what already existed.
     return id;
   }
-  accountIds.set(cacheKey, id);
+  if (ownerId !== null) accountIds.set(cacheKey, id);
   return id;
 }
 

@@ -11,6 +11,9 @@ export interface CachedKey {
   rateLimitBurst: number | null;
 }
 
+/** What revocation leaves in the cache: a tombstone that no later cache write can overwrite. */
+const REVOKED = 'revoked';
+
 export class ApiKeyCache {
   constructor(
     private readonly redis: Redis,
@@ -18,16 +21,23 @@ export class ApiKeyCache {
     private readonly ttlSeconds = 60,
   ) {}
 
-  async get(hashHex: string): Promise<CachedKey | null> {
+  /** The cached lookup; 'revoked' for a key revoked within the last TTL; null when nothing is cached. */
+  async get(hashHex: string): Promise<CachedKey | 'revoked' | null> {
     const raw = await this.redis.get(this.keys.apiKey(hashHex));
+    if (raw === REVOKED) return 'revoked';
     return raw ? (JSON.parse(raw) as CachedKey) : null;
   }
 
+  /**
+   * NX: never overwrites an entry, in particular not a revocation tombstone, so that a request that read
+   * the key as active from PostgreSQL just before its revocation cannot cache it again just after.
+   */
   async set(hashHex: string, key: CachedKey): Promise<void> {
-    await this.redis.set(this.keys.apiKey(hashHex), JSON.stringify(key), 'EX', this.ttlSeconds);
+    await this.redis.set(this.keys.apiKey(hashHex), JSON.stringify(key), 'EX', this.ttlSeconds, 'NX');
   }
 
+  /** Replaces the cached lookup with a tombstone that outlives any lookup of the key still in flight. */
   async evict(hashHex: string): Promise<void> {
-    await this.redis.del(this.keys.apiKey(hashHex));
+    await this.redis.set(this.keys.apiKey(hashHex), REVOKED, 'EX', this.ttlSeconds);
   }
 }

@@ -128,7 +128,7 @@ export class Scheduler {
       tried.push(reservation.nodeId);
       const input = await this.d.payloads.findInput(jobId);
       if (!input) {
-        await this.d.presence.release(reservation.nodeId);
+        // Ending the job ends the attempt just started, and endWithoutResult returns its slot.
         await this.endWithoutResult(jobId, 'failed', 'payload_missing', 'The job input is no longer stored.');
         return;
       }
@@ -179,6 +179,7 @@ export class Scheduler {
   private async endWithoutResult(jobId: string, status: 'failed' | 'expired', code: string, message: string): Promise<void> {
     const row = await this.d.settlement.endWithoutResult(jobId, status, code, message);
     if (!row) return;
+    if (row.interrupted_node_id) await this.d.presence.release(row.interrupted_node_id);
     this.d.logger.info({ jobId, status, code }, 'job ended without a result; hold released');
     await this.d.queue.quarantine(jobId, code);
     await this.d.events.publish({ kind: 'finished', jobId });

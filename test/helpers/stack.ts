@@ -19,7 +19,7 @@ import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
 export const TEST_MODEL = 'test/sim-1';
 
 /** Where the test MongoDB (FerretDB, started by scripts/test.sh) listens; a real MongoDB works too. */
-function testMongoBase(): string {
+export function testMongoBase(): string {
   const url = process.env.TEST_MONGODB_URL ?? process.env.MONGODB_URL;
   if (!url) {
     throw new Error('TEST_MONGODB_URL is not set: run the suite with `npm test` (it starts FerretDB), or point TEST_MONGODB_URL at a MongoDB server.');
@@ -27,7 +27,7 @@ function testMongoBase(): string {
   return url;
 }
 
-function withDatabase(url: string, db: string): string {
+export function withDatabase(url: string, db: string): string {
   const u = new URL(url.replace(/^mongodb:/, 'http:'));
   u.pathname = `/${db}`;
   return u.toString().replace(/^http:/, 'mongodb:');
@@ -191,7 +191,7 @@ export class TestStack {
   }
 }
 
-async function dropTestData(id: string, mongoUrl: string, models: string[]): Promise<void> {
+export async function dropTestData(id: string, mongoUrl: string, models: string[]): Promise<void> {
   const mongo = new MongoClient(mongoUrl);
   await mongo.connect();
   await mongo.db(id).dropDatabase();
