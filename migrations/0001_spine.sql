@@ -119,6 +119,9 @@ CREATE TABLE jobs (
   attempt             integer NOT NULL DEFAULT 0,
   max_attempts        integer NOT NULL CHECK (max_attempts > 0),
   node_id             text REFERENCES nodes(id),
+  -- What the node may claim: usage above these bounds is an invalid result, not a bigger bill.
+  max_tokens          integer NOT NULL CHECK (max_tokens > 0),
+  prompt_tokens_bound integer NOT NULL CHECK (prompt_tokens_bound > 0),
   hold_micro          bigint NOT NULL CHECK (hold_micro >= 0),
   charged_micro       bigint CHECK (charged_micro >= 0 AND charged_micro <= hold_micro),
   input_price_micro   bigint NOT NULL,

@@ -2,7 +2,9 @@
 import { configSchema } from '../src/config.js';
 import { checkEngines } from '../src/cli/engines.js';
 
-const problems = await checkEngines(configSchema.parse({}));
+// Only the engine URLs matter here; the rest of the environment is the backbone's business.
+const urls = Object.fromEntries(['DATABASE_URL', 'REDIS_URL', 'RABBITMQ_URL'].filter((k) => process.env[k]).map((k) => [k, process.env[k]]));
+const problems = await checkEngines(configSchema.parse(urls));
 if (problems.length > 0) {
   process.stderr.write(`engines not ready:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
   process.exit(1);

@@ -20,6 +20,7 @@ import { JobEvents } from './redis/job-events.js';
 import { connectRabbit, waitForRabbit } from './rabbitmq/client.js';
 import { JobQueue } from './rabbitmq/job-queue.js';
 import { SettlementService } from './jobs/settlement.service.js';
+import { JobLifecycle } from './jobs/lifecycle.service.js';
 import { AuthService } from './cloud/auth.service.js';
 import { JobsService } from './cloud/jobs.service.js';
 import { cloudRoutes } from './cloud/routes.js';
@@ -77,7 +78,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS);
   const keyCache = new ApiKeyCache(redis, keys);
   const admin = new AdminService({ db, keyCache, queue });
-  const jobs = new JobsService({ config, db, settlement, payloads, presence, events, queue, logger });
+  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, events, queue, logger });
+  const jobs = new JobsService({ config, db, settlement, payloads, presence, events, lifecycle });
 
   // Typed with Fastify's base logger so that route modules can take a plain FastifyInstance.
   const app: FastifyInstance = Fastify<Server, IncomingMessage, ServerResponse, FastifyBaseLogger>({ loggerInstance: logger, bodyLimit: config.BODY_LIMIT_BYTES });
@@ -104,11 +106,11 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       defaultRps: config.RATE_LIMIT_RPS,
       defaultBurst: config.RATE_LIMIT_BURST,
     });
-    cloudRoutes(app, { db, auth, jobs, presence, maxTokensDefault: config.MAX_TOKENS_DEFAULT, syncTimeoutMs: config.JOB_DEADLINE_MS });
+    cloudRoutes(app, { db, auth, jobs, presence, maxTokensDefault: config.MAX_TOKENS_DEFAULT, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000 });
   }
   let gateway: Gateway | null = null;
   if (has('io')) {
-    const results = new ResultsService({ db, settlement, payloads, presence, events, logger });
+    const results = new ResultsService({ db, settlement, payloads, presence, events, lifecycle });
     gateway = new Gateway({
       config,
       db,
@@ -127,8 +129,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     if (!config.ADMIN_TOKEN) throw new Error('ADMIN_TOKEN is required by the gate role');
     adminRoutes(app, admin, config.ADMIN_TOKEN);
   }
-  const scheduler = has('scheduler') ? new Scheduler({ config, db, settlement, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
-  const maintenance = has('maintenance') ? new Maintenance({ config, db, settlement, payloads, events, presence, queue, jobs, logger }) : null;
+  const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
+  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, logger }) : null;
 
   let closed = false;
   return {

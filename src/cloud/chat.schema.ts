@@ -28,7 +28,28 @@ export const chatCompletionRequestSchema = z
     stream_options: z.object({ include_usage: z.boolean().optional() }).optional(),
     user: z.string().optional(),
   })
+  // Other fields are accepted and ignored only if they cannot change the answer (metadata, store, ...);
+  // those that would (tools, JSON mode, logprobs) are refused by `unsupportedField` below.
   .passthrough();
+
+/** Fields whose meaning the network cannot honour yet: refused rather than silently ignored. */
+const UNSUPPORTED: Record<string, (v: unknown) => boolean> = {
+  tools: (v) => Array.isArray(v) && v.length > 0,
+  functions: (v) => Array.isArray(v) && v.length > 0,
+  tool_choice: (v) => v !== undefined && v !== null && v !== 'none',
+  function_call: (v) => v !== undefined && v !== null && v !== 'none',
+  response_format: (v) => typeof v === 'object' && v !== null && (v as { type?: unknown }).type !== 'text',
+  logprobs: (v) => v === true,
+  top_logprobs: (v) => typeof v === 'number' && v > 0,
+  audio: (v) => v !== undefined && v !== null,
+  modalities: (v) => Array.isArray(v) && v.some((m) => m !== 'text'),
+};
+
+/** The first field of the request that asks for something the network cannot do yet, if any. */
+export function unsupportedField(body: Record<string, unknown>): string | null {
+  for (const [field, used] of Object.entries(UNSUPPORTED)) if (field in body && used(body[field])) return field;
+  return null;
+}
 
 export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
 

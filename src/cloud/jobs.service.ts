@@ -2,21 +2,20 @@
 // to MongoDB, job row + hold to PostgreSQL in one transaction), publish with confirms, then wait for the
 // terminal state (synchronous mode) or answer at once (asynchronous mode).
 import { randomUUID } from 'node:crypto';
-import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { AppError, errors } from '../errors.js';
 import { isTerminal } from '../domain/jobs.js';
 import { promptTokenUpperBound, worstCaseCost } from '../domain/pricing.js';
 import type { JobRequest } from '../domain/protocol.js';
 import type { Db } from '../postgres/db.js';
-import { findJob, findJobInNamespace, markPublished, type JobRow } from '../postgres/jobs.repository.js';
+import { findJob, findJobInNamespace, type JobRow } from '../postgres/jobs.repository.js';
 import { balanceOf } from '../postgres/ledger.repository.js';
 import { findModel, type ModelRow } from '../postgres/models.repository.js';
 import type { PayloadsRepository, PayloadDoc } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { JobEvents } from '../redis/job-events.js';
-import type { JobQueue } from '../rabbitmq/job-queue.js';
 import type { SettlementService } from '../jobs/settlement.service.js';
+import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import type { Principal } from './auth.service.js';
 
 export interface CloudDeps {
@@ -26,17 +25,13 @@ export interface CloudDeps {
   payloads: PayloadsRepository;
   presence: PresenceRepository;
   events: JobEvents;
-  queue: JobQueue;
-  logger: Logger;
+  lifecycle: JobLifecycle;
 }
 
 /** Re-read the job row at least this often while waiting, in case a pub/sub wake-up was lost. */
 const WAIT_POLL_MS = 1_000;
 
 export class JobsService {
-  /** Models whose queue this process has declared (declaring is idempotent; this only saves round trips). */
-  private readonly declared = new Set<string>();
-
   constructor(private readonly d: CloudDeps) {}
 
   async accept(p: Principal, modelName: string, request: JobRequest): Promise<JobRow> {
@@ -49,7 +44,14 @@ export class JobsService {
     if ((await this.d.presence.liveNodeCount(model.name)) === 0) {
       throw errors.noNode(model.name, Math.ceil(config.HEARTBEAT_TTL_MS / 3000));
     }
-    const hold = worstCaseCost(prices(model), promptTokenUpperBound(request.messages), request.max_tokens);
+    const promptBound = promptTokenUpperBound(request.messages);
+    let hold: number;
+    try {
+      hold = worstCaseCost(prices(model), promptBound, request.max_tokens);
+    } catch (err) {
+      if (err instanceof RangeError) throw errors.invalid('The request could cost more than any account can hold; lower max_tokens.', 'max_tokens');
+      throw err;
+    }
     // Cheap pre-check so that a namespace that plainly cannot pay costs no writes; the hold below is the
     // authoritative check, under a row lock.
     const available = await balanceOf(this.d.db, 'ns_available', p.namespaceId);
@@ -73,6 +75,8 @@ export class JobsService {
         apiKeyId: p.keyId,
         model: model.name,
         maxAttempts: config.JOB_MAX_ATTEMPTS,
+        maxTokens: request.max_tokens,
+        promptTokensBound: promptBound,
         holdMicro: hold,
         inputPriceMicro: model.input_price_micro,
         outputPriceMicro: model.output_price_micro,
@@ -83,25 +87,8 @@ export class JobsService {
       await this.d.payloads.delete(id).catch(() => undefined);
       throw err;
     }
-    await this.publish(id, model.name, deadline);
+    await this.d.lifecycle.publish(id, model.name, deadline);
     return row;
-  }
-
-  /**
-   * Publishes an accepted job. A failure here does not fail the request: the job row is the outbox, and
-   * the maintenance role republishes jobs left unpublished.
-   */
-  async publish(jobId: string, model: string, deadline: Date): Promise<void> {
-    try {
-      if (!this.declared.has(model)) {
-        await this.d.queue.declareModel(model);
-        this.declared.add(model);
-      }
-      await this.d.queue.publish(model, jobId, deadline.getTime() - Date.now());
-      await markPublished(this.d.db, jobId);
-    } catch (err) {
-      this.d.logger.warn({ err, jobId }, 'publish failed; the outbox will retry');
-    }
   }
 
   /** Waits until the job is terminal (or `timeoutMs` passes, or the client goes away); returns the latest row. */

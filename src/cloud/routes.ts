@@ -12,8 +12,9 @@ import { listModels } from '../postgres/models.repository.js';
 import type { Db } from '../postgres/db.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { AuthService, Principal } from './auth.service.js';
-import { chatCompletionRequestSchema, toJobRequest } from './chat.schema.js';
+import { chatCompletionRequestSchema, toJobRequest, unsupportedField } from './chat.schema.js';
 import { jobFailure, type JobsService } from './jobs.service.js';
+import { sendAppError } from './errors.http.js';
 
 export interface CloudRouteDeps {
   db: Db;
@@ -21,7 +22,8 @@ export interface CloudRouteDeps {
   jobs: JobsService;
   presence: PresenceRepository;
   maxTokensDefault: number;
-  syncTimeoutMs: number;
+  /** How long past a job's deadline a synchronous call waits for the maintenance role to expire it. */
+  syncGraceMs: number;
 }
 
 declare module 'fastify' {
@@ -64,6 +66,8 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
         const issue = parsed.error.issues[0];
         throw errors.invalid(issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'Invalid request body.', issue?.path.join('.'));
       }
+      const unsupported = unsupportedField(parsed.data);
+      if (unsupported) throw errors.invalid(`'${unsupported}' is not supported yet; send the request without it.`, unsupported);
       if (parsed.data.stream) throw errors.invalid('Streaming (stream: true) is not supported yet; send the request without it.', 'stream');
       const job = await d.jobs.accept(principal, parsed.data.model, toJobRequest(parsed.data, d.maxTokensDefault));
       reply.header('x-resultity-job-id', job.id);
@@ -80,18 +84,21 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       reply.raw.on('close', () => {
         if (!reply.raw.writableEnded) abort.abort();
       });
-      const done = await d.jobs.waitForTerminal(job.id, d.syncTimeoutMs, abort.signal);
-      if (done.status === 'completed') {
-        const payload = await d.jobs.payloadFor(done);
-        reply.header('x-resultity-credits-charged', formatCredits(done.charged_micro ?? 0));
-        return completion(done, payload);
+      // From here on the job exists and may be charged: an error must not read as "nothing happened"
+      // (a client would resend and pay twice), so any failure answers 202 with the job to poll.
+      try {
+        const done = await d.jobs.waitForTerminal(job.id, job.deadline_at.getTime() - Date.now() + d.syncGraceMs, abort.signal);
+        if (done.status === 'completed') {
+          const payload = await d.jobs.payloadFor(done);
+          reply.header('x-resultity-credits-charged', formatCredits(done.charged_micro ?? 0));
+          return completion(done, payload);
+        }
+        if (done.status === 'failed' || done.status === 'expired' || done.status === 'cancelled') return sendAppError(reply, jobFailure(done));
+      } catch (err) {
+        request.log.error({ err, jobId: job.id }, 'waiting for an accepted job failed; answering 202');
       }
-      if (done.status === 'queued' || done.status === 'running') {
-        // Still running at the synchronous limit: the job goes on; tell the client where to find it.
-        reply.header('location', `/v1/jobs/${job.id}`);
-        return reply.code(202).send(jobView(done, null));
-      }
-      throw jobFailure(done);
+      reply.header('location', `/v1/jobs/${job.id}`);
+      return reply.code(202).send(jobView(job, null));
     });
 
     v1.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => {

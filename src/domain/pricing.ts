@@ -10,14 +10,20 @@ export interface ModelPrices {
 
 /** Per-message allowance for role markers and separators that chat templates add around each message. */
 const TEMPLATE_TOKENS_PER_MESSAGE = 8;
+/**
+ * Per-request allowance for what templates add once (Llama 3.1's default system header with its dates
+ * is about 25 tokens even for "hi").
+ */
+const TEMPLATE_TOKENS_PER_REQUEST = 64;
 
 /**
  * An upper bound on the prompt's token count without a tokenizer: a byte-level BPE token covers at
  * least one UTF-8 byte, so the byte count bounds the content tokens. Deliberately pessimistic: the hold
- * must cover the worst case, and whatever is not used is released at settlement.
+ * must cover the worst case, and whatever is not used is released at settlement. A node that reports
+ * more prompt tokens than this has returned an invalid result.
  */
 export function promptTokenUpperBound(messages: readonly ChatMessage[]): number {
-  let total = 0;
+  let total = TEMPLATE_TOKENS_PER_REQUEST;
   for (const m of messages) total += Buffer.byteLength(m.content, 'utf8') + TEMPLATE_TOKENS_PER_MESSAGE;
   return total;
 }
@@ -28,10 +34,10 @@ export function worstCaseCost(prices: ModelPrices, promptTokens: number, maxToke
 
 /**
  * The amount captured for a completed job: actual usage at the job's prices, never more than its hold.
- * A node that reports more usage than the hold allowed is paid for the hold only: the consumer never pays
- * beyond what it authorised.
+ * Empty output is not charged (DESIGN: no charge for failed or empty output).
  */
-export function actualCost(prices: ModelPrices, usage: Usage, hold: number): number {
+export function actualCost(prices: ModelPrices, usage: Usage, hold: number, outputEmpty = false): number {
+  if (outputEmpty) return 0;
   const cost = checkedAmount(usage.prompt_tokens * prices.inputPriceMicro + usage.completion_tokens * prices.outputPriceMicro);
   return Math.min(cost, hold);
 }

@@ -157,7 +157,7 @@ export class Gateway {
         return session;
       case 'job_error':
         if (!verifyMessage(msg, session.nodeId)) return reject(socket, 'bad_signature', 'job_error signature invalid');
-        session.inflight.delete(msg.jobId);
+        forgetAttempt(session, msg.jobId, msg.attempt);
         await this.d.results.acceptJobError(msg);
         return session;
     }
@@ -206,7 +206,7 @@ export class Gateway {
   }
 
   private async result(socket: WebSocket, session: Session, msg: ResultMessage): Promise<void> {
-    session.inflight.delete(msg.jobId);
+    forgetAttempt(session, msg.jobId, msg.attempt);
     const verdict = await this.d.results.acceptResult(msg);
     if (!verdict.accepted && (verdict.reason === 'bad_signature' || verdict.reason === 'output_hash_mismatch')) {
       // The socket is authenticated as this node, so an unverifiable result is this node's fault.
@@ -236,6 +236,11 @@ export class Gateway {
     }
     this.d.logger.info({ node: session.nodeId }, 'node disconnected');
   }
+}
+
+/** Forgets a job's attempt on this socket, unless a newer attempt of the job has replaced it. */
+function forgetAttempt(session: Session, jobId: string, attempt: number): void {
+  if (session.inflight.get(jobId) === attempt) session.inflight.delete(jobId);
 }
 
 function send(socket: WebSocket, msg: GatewayMessage): void {

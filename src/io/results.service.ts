@@ -2,19 +2,19 @@
 // settlement in PostgreSQL, wake-up over Redis), a job_error fails the attempt so the scheduler retries.
 // Every step is idempotent and fenced by (job, attempt, node): a replayed, late or forged message
 // changes nothing.
-import type { Logger } from 'pino';
 import { outputHash, type JobErrorMessage, type ResultMessage } from '../domain/protocol.js';
 import { verifyMessage } from '../domain/signatures.js';
 import type { Db } from '../postgres/db.js';
-import { failAttempt, findJob } from '../postgres/jobs.repository.js';
+import { findJob } from '../postgres/jobs.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { JobEvents } from '../redis/job-events.js';
 import type { SettlementService } from '../jobs/settlement.service.js';
+import type { AttemptOutcome, JobLifecycle } from '../jobs/lifecycle.service.js';
 
 export type ResultVerdict =
   | { accepted: true }
-  | { accepted: false; reason: 'bad_signature' | 'output_hash_mismatch' | 'stale_attempt' | 'unknown_job' };
+  | { accepted: false; reason: 'bad_signature' | 'output_hash_mismatch' | 'usage_out_of_bounds' | 'stale_attempt' | 'unknown_job' };
 
 export class ResultsService {
   constructor(
@@ -24,7 +24,7 @@ export class ResultsService {
       payloads: PayloadsRepository;
       presence: PresenceRepository;
       events: JobEvents;
-      logger: Logger;
+      lifecycle: JobLifecycle;
     },
   ) {}
 
@@ -41,11 +41,16 @@ export class ResultsService {
     const job = await findJob(this.d.db, msg.jobId);
     if (!job) return { accepted: false, reason: 'unknown_job' };
     if (job.status !== 'running' || job.attempt !== msg.attempt || job.node_id !== msg.nodeId) return { accepted: false, reason: 'stale_attempt' };
+    // Usage is the node's claim, and the bill: beyond what the request allowed it is an invalid result.
+    if (msg.usage.completion_tokens > job.max_tokens || msg.usage.prompt_tokens > job.prompt_tokens_bound) {
+      await this.failCurrentAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'usage beyond the request bounds');
+      return { accepted: false, reason: 'usage_out_of_bounds' };
+    }
 
     // Output first: a job PostgreSQL calls completed must have its output stored. Keyed by attempt, so a
     // superseded attempt racing this one can never overwrite the output of the attempt that wins.
     await this.d.payloads.saveResult(msg.jobId, msg.attempt, msg.output, msg.usage, { attempt: msg.attempt, nodeId: msg.nodeId, at: new Date(), outcome: 'completed' });
-    const row = await this.d.settlement.complete(msg.jobId, msg.attempt, msg.nodeId, msg.usage);
+    const row = await this.d.settlement.complete(msg.jobId, msg.attempt, msg.nodeId, msg.usage, msg.output.content === '');
     if (!row) return { accepted: false, reason: 'stale_attempt' };
 
     await this.d.presence.release(msg.nodeId);
@@ -63,20 +68,9 @@ export class ResultsService {
    * Fails an attempt for a reason the gateway observed (a disconnect, an invalid result). No-op unless the
    * attempt is the job's current one and runs on this node.
    */
-  async failCurrentAttempt(
-    jobId: string,
-    attempt: number,
-    nodeId: string,
-    outcome: 'failed' | 'disconnected' | 'invalid_result',
-    reason: string,
-  ): Promise<boolean> {
+  async failCurrentAttempt(jobId: string, attempt: number, nodeId: string, outcome: AttemptOutcome, reason: string): Promise<boolean> {
     const job = await findJob(this.d.db, jobId);
     if (!job || job.node_id !== nodeId) return false;
-    if (!(await failAttempt(this.d.db, jobId, attempt, outcome, reason))) return false;
-    await this.d.presence.release(nodeId);
-    await this.d.payloads.appendTrace(jobId, { attempt, nodeId, at: new Date(), outcome, reason });
-    await this.d.events.publish({ kind: 'attempt_failed', jobId, attempt, reason: outcome });
-    this.d.logger.info({ jobId, attempt, node: nodeId, outcome, reason }, 'attempt failed');
-    return true;
+    return this.d.lifecycle.failAttempt(jobId, attempt, nodeId, outcome, reason);
   }
 }

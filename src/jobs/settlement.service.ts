@@ -41,7 +41,7 @@ export class SettlementService {
    * and the platform the rest) and releases the remainder of the hold. Returns null, changing nothing,
    * when the attempt is not current (late, duplicate or superseded result).
    */
-  async complete(jobId: string, attempt: number, nodeId: string, usage: Usage): Promise<JobRow | null> {
+  async complete(jobId: string, attempt: number, nodeId: string, usage: Usage, outputEmpty: boolean): Promise<JobRow | null> {
     return withTransaction(this.db, async (tx) => {
       // Lock the row first to read its prices and hold; the fenced UPDATE below is the real guard.
       const locked = await tx.query<JobRow>(`SELECT * FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running' AND node_id = $3 FOR UPDATE`, [
@@ -51,7 +51,7 @@ export class SettlementService {
       ]);
       const current = locked.rows[0];
       if (!current) return null;
-      const charged = actualCost({ inputPriceMicro: current.input_price_micro, outputPriceMicro: current.output_price_micro }, usage, current.hold_micro);
+      const charged = actualCost({ inputPriceMicro: current.input_price_micro, outputPriceMicro: current.output_price_micro }, usage, current.hold_micro, outputEmpty);
       const row = await completeJob(tx, jobId, attempt, { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, chargedMicro: charged });
       if (!row) return null;
 

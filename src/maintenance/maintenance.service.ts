@@ -10,11 +10,7 @@ import type { Config } from '../config.js';
 import { withTransaction, type Db } from '../postgres/db.js';
 import { listOverdue, listUnpublished } from '../postgres/jobs.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
-import type { JobEvents } from '../redis/job-events.js';
-import type { PresenceRepository } from '../redis/presence.repository.js';
-import type { JobQueue } from '../rabbitmq/job-queue.js';
-import type { SettlementService } from '../jobs/settlement.service.js';
-import type { JobsService } from '../cloud/jobs.service.js';
+import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 
 /** Arbitrary constant naming the maintenance lock among PostgreSQL advisory locks. */
 const MAINTENANCE_LOCK = 0x5245_5355; // "RESU"
@@ -28,12 +24,8 @@ export class Maintenance {
     private readonly d: {
       config: Config;
       db: Db;
-      settlement: SettlementService;
       payloads: PayloadsRepository;
-      events: JobEvents;
-      presence: PresenceRepository;
-      queue: JobQueue;
-      jobs: JobsService;
+      lifecycle: JobLifecycle;
       logger: Logger;
     },
   ) {}
@@ -70,19 +62,14 @@ export class Maintenance {
     const stale = await listUnpublished(this.d.db, new Date(now.getTime() - this.d.config.OUTBOX_REPUBLISH_AFTER_MS), BATCH);
     for (const job of stale) {
       this.d.logger.info({ jobId: job.id }, 'outbox: republishing a job whose publish was not confirmed');
-      await this.d.jobs.publish(job.id, job.model, job.deadline_at);
+      // The broker is failing: stop here rather than hold this tick (and its lock) through a timeout per job.
+      if (!(await this.d.lifecycle.publish(job.id, job.model, job.deadline_at))) break;
     }
   }
 
   private async expireOverdue(now: Date): Promise<void> {
     for (const id of await listOverdue(this.d.db, now, BATCH)) {
-      const row = await this.d.settlement.endWithoutResult(id, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
-      if (!row) continue;
-      // The attempt it cut short still held a slot on its node; nobody else will return it.
-      if (row.interrupted_node_id) await this.d.presence.release(row.interrupted_node_id);
-      this.d.logger.info({ jobId: id }, 'job expired; hold released');
-      await this.d.queue.quarantine(id, 'deadline_exceeded');
-      await this.d.events.publish({ kind: 'finished', jobId: id });
+      await this.d.lifecycle.endWithoutResult(id, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
     }
   }
 }

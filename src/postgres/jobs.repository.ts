@@ -13,6 +13,8 @@ export interface JobRow {
   attempt: number;
   max_attempts: number;
   node_id: string | null;
+  max_tokens: number;
+  prompt_tokens_bound: number;
   hold_micro: number;
   charged_micro: number | null;
   input_price_micro: number;
@@ -27,7 +29,7 @@ export interface JobRow {
   finished_at: Date | null;
 }
 
-const COLUMNS = `id, namespace_id, api_key_id, model, status, attempt, max_attempts, node_id, hold_micro, charged_micro,
+const COLUMNS = `id, namespace_id, api_key_id, model, status, attempt, max_attempts, node_id, max_tokens, prompt_tokens_bound, hold_micro, charged_micro,
   input_price_micro, output_price_micro, prompt_tokens, completion_tokens, error_code, error_message,
   created_at, deadline_at, published_at, finished_at`;
 
@@ -37,6 +39,8 @@ export interface NewJob {
   apiKeyId: string;
   model: string;
   maxAttempts: number;
+  maxTokens: number;
+  promptTokensBound: number;
   holdMicro: number;
   inputPriceMicro: number;
   outputPriceMicro: number;
@@ -45,9 +49,10 @@ export interface NewJob {
 
 export async function insertJob(q: Queryable, j: NewJob): Promise<JobRow> {
   const r = await q.query<JobRow>(
-    `INSERT INTO jobs (id, namespace_id, api_key_id, model, status, max_attempts, hold_micro, input_price_micro, output_price_micro, deadline_at)
-     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
-    [j.id, j.namespaceId, j.apiKeyId, j.model, j.maxAttempts, j.holdMicro, j.inputPriceMicro, j.outputPriceMicro, j.deadlineAt],
+    `INSERT INTO jobs (id, namespace_id, api_key_id, model, status, max_attempts, max_tokens, prompt_tokens_bound, hold_micro,
+                       input_price_micro, output_price_micro, deadline_at)
+     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLUMNS}`,
+    [j.id, j.namespaceId, j.apiKeyId, j.model, j.maxAttempts, j.maxTokens, j.promptTokensBound, j.holdMicro, j.inputPriceMicro, j.outputPriceMicro, j.deadlineAt],
   );
   return r.rows[0]!;
 }
@@ -85,36 +90,37 @@ export async function listOverdue(q: Queryable, now: Date, limit: number): Promi
 }
 
 /**
- * Starts the next attempt on `nodeId`: the attempt counter is the fence that makes any earlier attempt's
- * result stale. Returns the new attempt number and the node of an attempt it superseded while that one
- * was still running (whose slot the caller must return), or null when the job is finished or out of
- * attempts. Three statements: run it inside a transaction.
+ * Starts attempt `expectedAttempt + 1` on `nodeId`, but only if the job is still queued at
+ * `expectedAttempt`: two schedulers holding duplicate messages of one job (an outbox republish, a
+ * publisher retry) cannot both start an attempt; the loser gets null and waits on the winner's attempt.
+ * The attempt counter is also the fence that makes any earlier attempt's result stale. Two statements:
+ * run it inside a transaction.
  */
-export async function startAttempt(q: Queryable, id: string, nodeId: string): Promise<{ attempt: number; supersededNode: string | null } | null> {
+export async function startAttempt(q: Queryable, id: string, nodeId: string, expectedAttempt: number): Promise<number | null> {
   const r = await q.query<{ attempt: number }>(
     `UPDATE jobs SET attempt = attempt + 1, status = 'running', node_id = $2, started_at = coalesce(started_at, now())
-      WHERE id = $1 AND finished_at IS NULL AND attempt < max_attempts RETURNING attempt`,
-    [id, nodeId],
+      WHERE id = $1 AND status = 'queued' AND attempt = $3 AND attempt < max_attempts RETURNING attempt`,
+    [id, nodeId, expectedAttempt],
   );
   const attempt = r.rows[0]?.attempt;
   if (attempt === undefined) return null;
-  const superseded = await q.query<{ node_id: string }>(
-    `UPDATE job_attempts SET outcome = 'superseded', ended_at = now() WHERE job_id = $1 AND outcome IS NULL RETURNING node_id`,
-    [id],
-  );
   await q.query(`INSERT INTO job_attempts (job_id, attempt, node_id) VALUES ($1, $2, $3)`, [id, attempt, nodeId]);
-  return { attempt, supersededNode: superseded.rows[0]?.node_id ?? null };
+  return attempt;
 }
 
-/** Ends a running attempt without a result; the job goes back to queued. False when the attempt is no longer current. */
+/**
+ * Ends a running attempt without a result; the job goes back to queued. True only for the one call that
+ * ended it (its caller returns the node's slot); false when the attempt was no longer current.
+ */
 export async function failAttempt(q: Queryable, id: string, attempt: number, outcome: string, reason: string): Promise<boolean> {
-  const r = await q.query(`UPDATE jobs SET status = 'queued' WHERE id = $1 AND attempt = $2 AND status = 'running'`, [id, attempt]);
-  await q.query(`UPDATE job_attempts SET outcome = $3, reason = $4, ended_at = now() WHERE job_id = $1 AND attempt = $2 AND outcome IS NULL`, [
-    id,
-    attempt,
-    outcome,
-    reason.slice(0, 500),
-  ]);
+  const r = await q.query(
+    `WITH job AS (
+       UPDATE jobs SET status = 'queued' WHERE id = $1 AND attempt = $2 AND status = 'running' RETURNING id
+     )
+     UPDATE job_attempts SET outcome = $3, reason = $4, ended_at = now()
+      WHERE job_id = (SELECT id FROM job) AND attempt = $2 AND outcome IS NULL`,
+    [id, attempt, outcome, reason.slice(0, 500)],
+  );
   return (r.rowCount ?? 0) > 0;
 }
 

@@ -4,7 +4,9 @@ import { Connection } from 'rabbitmq-client';
 import type { Logger } from 'pino';
 
 export function connectRabbit(url: string, logger: Logger): Connection {
-  const rabbit = new Connection({ url, connectionName: 'resultity', retryLow: 200, retryHigh: 5_000 });
+  // acquireTimeout bounds how long a publish waits for a channel while the broker is away; past it the
+  // accept path gives up and leaves the job to the outbox instead of holding the HTTP request.
+  const rabbit = new Connection({ url, connectionName: 'resultity', retryLow: 200, retryHigh: 5_000, acquireTimeout: 5_000 });
   rabbit.on('error', (err) => logger.warn({ err }, 'rabbitmq connection error'));
   rabbit.on('connection', () => logger.debug('rabbitmq connected'));
   return rabbit;

@@ -10,6 +10,12 @@
 // its row and releases its hold). The message is only the job id; the job row is the source of truth.
 import { ConsumerStatus, type AsyncMessage, type Connection, type Consumer, type Publisher } from 'rabbitmq-client';
 
+/**
+ * Quarantine is for inspection, not storage (the job row keeps the reason for good): records expire
+ * after a week and the queue is capped, dropping the oldest first.
+ */
+const QUARANTINE_ARGS = { 'x-message-ttl': 7 * 24 * 3_600_000, 'x-max-length': 100_000 };
+
 export interface JobMessage {
   jobId: string;
 }
@@ -39,7 +45,7 @@ export class JobQueue {
         { exchange: this.exchange, type: 'direct', durable: true },
         { exchange: this.quarantineExchange, type: 'fanout', durable: true },
       ],
-      queues: [{ queue: this.quarantineQueue, durable: true }],
+      queues: [{ queue: this.quarantineQueue, durable: true, arguments: QUARANTINE_ARGS }],
       queueBindings: [{ queue: this.quarantineQueue, exchange: this.quarantineExchange, routingKey: '' }],
     });
   }

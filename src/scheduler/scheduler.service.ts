@@ -11,18 +11,18 @@ import { retryDelayMs } from '../domain/jobs.js';
 import { signMessage } from '../domain/signatures.js';
 import type { JobDispatch } from '../domain/protocol.js';
 import { withTransaction, type Db } from '../postgres/db.js';
-import { failAttempt, findJob, startAttempt } from '../postgres/jobs.repository.js';
+import { findJob, startAttempt } from '../postgres/jobs.repository.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { JobEvents } from '../redis/job-events.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
-import type { SettlementService } from '../jobs/settlement.service.js';
+import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 
 export interface SchedulerDeps {
   config: Config;
   db: Db;
-  settlement: SettlementService;
+  lifecycle: JobLifecycle;
   payloads: PayloadsRepository;
   presence: PresenceRepository;
   events: JobEvents;
@@ -34,6 +34,7 @@ export interface SchedulerDeps {
 /** When every eligible node is busy, look again after this long even if no freed slot was announced (a lost pub/sub message costs only this). */
 const BUSY_RECHECK_MS = 200;
 const MODEL_REFRESH_MS = 2_000;
+const ENGINE_ERROR_PAUSE_MS = 1_000;
 
 export class Scheduler {
   private readonly consumers = new Map<string, Consumer>();
@@ -66,7 +67,17 @@ export class Scheduler {
   private async refreshModels(): Promise<void> {
     for (const m of await listModels(this.d.db)) {
       if (this.consumers.has(m.name) || this.stopping.signal.aborted) continue;
-      const consumer = this.d.queue.consume(m.name, this.concurrencyPerModel, (msg) => this.handle(msg.jobId));
+      const consumer = this.d.queue.consume(m.name, this.concurrencyPerModel, (msg) =>
+        this.handle(msg.jobId).catch(async (err: unknown) => {
+          // An engine failed (or this process is stopping): the message goes back to the queue. Pause
+          // first, so that an outage does not turn into a tight redelivery loop.
+          if (!this.stopping.signal.aborted) {
+            this.d.logger.warn({ err, jobId: msg.jobId }, 'scheduler: job handling failed; requeueing');
+            await sleep(ENGINE_ERROR_PAUSE_MS, this.stopping.signal);
+          }
+          throw err;
+        }),
+      );
       consumer.on('error', (err: unknown) => this.d.logger.warn({ err, model: m.name }, 'scheduler: consumer error'));
       this.consumers.set(m.name, consumer);
     }
@@ -118,13 +129,13 @@ export class Scheduler {
       }
       noNodeSince = null;
 
-      const started = await withTransaction(this.d.db, (tx) => startAttempt(tx, jobId, reservation.nodeId));
-      if (started === null) {
+      const attempt = await withTransaction(this.d.db, (tx) => startAttempt(tx, jobId, reservation.nodeId, job.attempt));
+      if (attempt === null) {
+        // Another scheduler (a duplicate message) started an attempt, or the job ended meanwhile: the top
+        // of the loop re-reads the job and waits for that attempt or returns.
         await this.d.presence.release(reservation.nodeId);
-        continue; // finished or out of attempts meanwhile: the top of the loop decides
+        continue;
       }
-      const attempt = started.attempt;
-      if (started.supersededNode) await this.d.presence.release(started.supersededNode);
       tried.push(reservation.nodeId);
       const input = await this.d.payloads.findInput(jobId);
       if (!input) {
@@ -145,7 +156,10 @@ export class Scheduler {
       });
       const delivered = await this.d.events.dispatch(reservation.instance, { ...dispatch, nodeId: reservation.nodeId });
       if (!delivered) {
-        await this.endAttempt(jobId, attempt, reservation.nodeId, 'disconnected', 'no gateway instance holds the node');
+        // The gateway instance holding the node is gone (its presence has not expired yet): take the node
+        // out of rotation now, or every retry would pick it again.
+        await this.d.presence.remove(reservation.nodeId, reservation.instance);
+        await this.d.lifecycle.failAttempt(jobId, attempt, reservation.nodeId, 'disconnected', 'no gateway instance holds the node');
       } else {
         await this.awaitAttempt(jobId, attempt, reservation.nodeId);
       }
@@ -165,24 +179,13 @@ export class Scheduler {
       this.stopping.signal,
     );
     if (this.stopping.signal.aborted) throw new Error('scheduler stopping');
-    if (event === null) await this.endAttempt(jobId, attempt, nodeId, 'timeout', `no result within ${this.d.config.JOB_ATTEMPT_TIMEOUT_MS} ms`);
-  }
-
-  /** Fails an attempt if it is still current, returning its node's slot. */
-  private async endAttempt(jobId: string, attempt: number, nodeId: string, outcome: 'timeout' | 'disconnected', reason: string): Promise<void> {
-    if (await failAttempt(this.d.db, jobId, attempt, outcome, reason)) {
-      await this.d.presence.release(nodeId);
-      await this.d.payloads.appendTrace(jobId, { attempt, nodeId, at: new Date(), outcome, reason });
+    if (event === null) {
+      await this.d.lifecycle.failAttempt(jobId, attempt, nodeId, 'timeout', `no result within ${this.d.config.JOB_ATTEMPT_TIMEOUT_MS} ms`);
     }
   }
 
   private async endWithoutResult(jobId: string, status: 'failed' | 'expired', code: string, message: string): Promise<void> {
-    const row = await this.d.settlement.endWithoutResult(jobId, status, code, message);
-    if (!row) return;
-    if (row.interrupted_node_id) await this.d.presence.release(row.interrupted_node_id);
-    this.d.logger.info({ jobId, status, code }, 'job ended without a result; hold released');
-    await this.d.queue.quarantine(jobId, code);
-    await this.d.events.publish({ kind: 'finished', jobId });
+    await this.d.lifecycle.endWithoutResult(jobId, status, code, message);
   }
 }
 

@@ -71,9 +71,9 @@ async function check(fn: () => Promise<void>): Promise<void> {
   }
 }
 
-/** The worst-case hold of `ask`, computed independently of the server: utf8 bytes + 8 per message, plus max_tokens. */
+/** The worst-case hold of `ask`, computed independently of the server: 64 per request + utf8 bytes + 8 per message, plus max_tokens. */
 function holdOf(request: typeof ask): number {
-  const promptBound = request.messages.reduce((s, m) => s + Buffer.byteLength(m.content, 'utf8') + 8, 0);
+  const promptBound = request.messages.reduce((s, m) => s + Buffer.byteLength(m.content, 'utf8') + 8, 64);
   return promptBound * INPUT_PRICE + request.max_tokens * OUTPUT_PRICE;
 }
 

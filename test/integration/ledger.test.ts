@@ -159,6 +159,8 @@ test('concurrent holds on one namespace: exactly as many fit as the balance cove
           apiKeyId: ns.keyId,
           model: TEST_MODEL,
           maxAttempts: 1,
+          maxTokens: 16,
+          promptTokensBound: 100,
           holdMicro: 300,
           inputPriceMicro: 10,
           outputPriceMicro: 20,
@@ -270,6 +272,8 @@ function newJob(t: Tenant, id = randomUUID()) {
     apiKeyId: t.keyId,
     model: TEST_MODEL,
     maxAttempts: 1,
+    maxTokens: 16,
+    promptTokensBound: 100,
     holdMicro: 1000,
     inputPriceMicro: 10,
     outputPriceMicro: 20,
@@ -315,10 +319,13 @@ test('a completion and a new hold on one namespace that reach the ledger at the 
       if (firstAccountLock(sql)) locked = true;
       return false;
     };
-    const done = new SettlementService(gate.db('complete', afterFirstLock), stack.config.OPERATOR_SHARE_BPS).complete(running.id, 1, nodeId, {
-      prompt_tokens: 10,
-      completion_tokens: 20,
-    });
+    const done = new SettlementService(gate.db('complete', afterFirstLock), stack.config.OPERATOR_SHARE_BPS).complete(
+      running.id,
+      1,
+      nodeId,
+      { prompt_tokens: 10, completion_tokens: 20 },
+      false,
+    );
     await gate.allArrived(['complete']);
     const fresh = newJob(t);
     const hold = settlement.acceptWithHold(fresh);
@@ -342,7 +349,7 @@ test("a job is captured at most once: the unique index refuses a second 'capture
 
     // The settlement path itself is fenced: completing again is a no-op.
     const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS);
-    assert.equal(await settlement.complete(jobId, 1, node.nodeId, { prompt_tokens: 1, completion_tokens: 1 }), null);
+    assert.equal(await settlement.complete(jobId, 1, node.nodeId, { prompt_tokens: 1, completion_tokens: 1 }, false), null);
     assert.equal(await settlement.endWithoutResult(jobId, 'failed', 'x', 'x'), null);
 
     // Below the application, the database refuses a second capture for the same job.

@@ -116,6 +116,8 @@ test('outbox: a job accepted but never published is republished by maintenance a
       apiKeyId: tenant.keyId,
       model: TEST_MODEL,
       maxAttempts: 3,
+      maxTokens: 16,
+      promptTokensBound: 100,
       holdMicro: hold,
       inputPriceMicro: 10,
       outputPriceMicro: 20,

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { JobRequest } from '../../src/domain/protocol.js';
 import { SimulatedRuntime, simulatedPromptTokens } from '../../src/node-agent/runtime.simulated.js';
+import { promptTokenUpperBound } from '../../src/domain/pricing.js';
 
 const never = new AbortController().signal;
 const request: JobRequest = { messages: [{ role: 'user', content: 'What is a ledger?' }], max_tokens: 64 };
@@ -34,7 +35,7 @@ void test('simulated runtime: max_tokens caps the answer and reports length', as
   assert.equal(none.usage.completion_tokens, 0);
 });
 
-void test('simulated runtime: prompt tokens never exceed utf8 bytes + 8 per message (the server hold bound)', async () => {
+void test('simulated runtime: prompt tokens never exceed the server hold bound (promptTokenUpperBound)', async () => {
   const rt = new SimulatedRuntime({ models: ['sim-1'] });
   const alphabet = ['a', ' ', 'é', '€', '😀', '\n', '漢', 'z'];
   let seed = 12345;
@@ -44,7 +45,7 @@ void test('simulated runtime: prompt tokens never exceed utf8 bytes + 8 per mess
       role: 'user' as const,
       content: Array.from({ length: next() % 40 }, () => alphabet[next() % alphabet.length]).join(''),
     }));
-    const bound = messages.reduce((sum, m) => sum + Buffer.byteLength(m.content, 'utf8') + 8, 0);
+    const bound = promptTokenUpperBound(messages);
     const { usage } = await rt.complete('sim-1', { messages, max_tokens: 4 }, never);
     assert.ok(usage.prompt_tokens <= bound, `${usage.prompt_tokens} > ${bound}`);
     assert.equal(usage.prompt_tokens, simulatedPromptTokens(messages));

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { actualCost, promptTokenUpperBound, splitCapture, worstCaseCost } from '../../src/domain/pricing.js';
 
 test('prompt bound counts UTF-8 bytes plus a template allowance per message', () => {
-  assert.equal(promptTokenUpperBound([{ role: 'user', content: 'hello' }]), 5 + 8);
-  assert.equal(promptTokenUpperBound([{ role: 'user', content: 'é' }, { role: 'system', content: '' }]), 2 + 8 + 8);
+  assert.equal(promptTokenUpperBound([{ role: 'user', content: 'hello' }]), 64 + 5 + 8);
+  assert.equal(promptTokenUpperBound([{ role: 'user', content: 'é' }, { role: 'system', content: '' }]), 64 + 2 + 8 + 8);
 });
 
 test('worst case and actual cost; actual never exceeds the hold', () => {
@@ -21,4 +21,8 @@ test('capture split: operator share rounds down, commission takes the rest, noth
     assert.equal(operator + platform, amount);
     assert.ok(operator <= amount * 0.8);
   }
+});
+
+test('empty output costs nothing', () => {
+  assert.equal(actualCost({ inputPriceMicro: 2, outputPriceMicro: 5 }, { prompt_tokens: 10, completion_tokens: 0 }, 520, true), 0);
 });

@@ -1,0 +1,73 @@
+// The job lifecycle steps that several roles take (cloud, io, scheduler, maintenance), in one place so
+// that each is done the same way everywhere: publishing an accepted job (the outbox), ending an attempt
+// without a result, and ending a job without a result. Each step is fenced in PostgreSQL, and only the
+// caller that wins the fence does the follow-up work (return the node's slot, record the routing hop,
+// quarantine, wake waiters), so nothing is done twice.
+import type { Logger } from 'pino';
+import type { Db } from '../postgres/db.js';
+import { failAttempt, markPublished, type JobRow } from '../postgres/jobs.repository.js';
+import type { PayloadsRepository } from '../mongo/payloads.repository.js';
+import type { PresenceRepository } from '../redis/presence.repository.js';
+import type { JobEvents } from '../redis/job-events.js';
+import type { JobQueue } from '../rabbitmq/job-queue.js';
+import type { SettlementService } from './settlement.service.js';
+
+export type AttemptOutcome = 'failed' | 'timeout' | 'disconnected' | 'invalid_result';
+
+export class JobLifecycle {
+  /** Models whose queue this process has declared (declaring is idempotent; this only saves round trips). */
+  private readonly declared = new Set<string>();
+
+  constructor(
+    private readonly d: {
+      db: Db;
+      settlement: SettlementService;
+      payloads: PayloadsRepository;
+      presence: PresenceRepository;
+      events: JobEvents;
+      queue: JobQueue;
+      logger: Logger;
+    },
+  ) {}
+
+  /**
+   * Publishes an accepted job with confirms and marks it published. Returns false on failure, which is
+   * not the job's failure: the job row is the outbox, and the maintenance role republishes it later.
+   */
+  async publish(jobId: string, model: string, deadline: Date): Promise<boolean> {
+    try {
+      if (!this.declared.has(model)) {
+        await this.d.queue.declareModel(model);
+        this.declared.add(model);
+      }
+      await this.d.queue.publish(model, jobId, deadline.getTime() - Date.now());
+      await markPublished(this.d.db, jobId);
+      return true;
+    } catch (err) {
+      this.d.logger.warn({ err, jobId }, 'publish failed; the outbox will retry');
+      return false;
+    }
+  }
+
+  /** Ends a running attempt without a result, if it is still current; the scheduler then retries the job. */
+  async failAttempt(jobId: string, attempt: number, nodeId: string, outcome: AttemptOutcome, reason: string): Promise<boolean> {
+    if (!(await failAttempt(this.d.db, jobId, attempt, outcome, reason))) return false;
+    await this.d.presence.release(nodeId);
+    await this.d.payloads.appendTrace(jobId, { attempt, nodeId, at: new Date(), outcome, reason });
+    await this.d.events.publish({ kind: 'attempt_failed', jobId, attempt, reason: outcome });
+    this.d.logger.info({ jobId, attempt, node: nodeId, outcome, reason }, 'attempt failed');
+    return true;
+  }
+
+  /** Ends an unfinished job as failed or expired, releasing its whole hold; null when it had already ended. */
+  async endWithoutResult(jobId: string, status: 'failed' | 'expired', code: string, message: string): Promise<JobRow | null> {
+    const row = await this.d.settlement.endWithoutResult(jobId, status, code, message);
+    if (!row) return null;
+    // An attempt cut short by this still held a slot on its node; nobody else will return it.
+    if (row.interrupted_node_id) await this.d.presence.release(row.interrupted_node_id);
+    this.d.logger.info({ jobId, status, code }, 'job ended without a result; hold released');
+    await this.d.events.publish({ kind: 'finished', jobId });
+    await this.d.queue.quarantine(jobId, code).catch((err: unknown) => this.d.logger.warn({ err, jobId }, 'quarantine record not published'));
+    return row;
+  }
+}
