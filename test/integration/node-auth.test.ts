@@ -344,3 +344,67 @@ test('a raw node checks the network signature on its job; a result whose hash do
     assert.equal(earned.rows[0]?.balance ?? 0, 0);
     await node.close();
   }));
+
+test('usage beyond what the request allowed is an invalid result, not a bigger bill; the job completes elsewhere', () =>
+  check(async () => {
+    const model = 'test/raw-usage';
+    await stack.model(model);
+    const node = await raw();
+    await node.registerAs((await stack.backbone.admin.createAccount('greedy operator')).id, { models: [model], capacity: 1 });
+    const jobId = await submitAsync(model);
+    const frame = await node.next('job', 15_000);
+    const honest = await stack.node({ models: [model] });
+    const output: JobOutput = { content: 'a very long answer, supposedly', finish_reason: 'length' };
+    node.send(
+      signMessage(node.privateKey, {
+        type: 'result' as const,
+        nodeId: node.nodeId,
+        jobId,
+        attempt: frame.attempt as number,
+        ts: Date.now(),
+        output,
+        outputHash: outputHash(output),
+        usage: { prompt_tokens: 10, completion_tokens: 51 }, // max_tokens was 50
+      }),
+    );
+    assert.deepEqual(await node.next('result_ack'), { type: 'result_ack', jobId, attempt: 1, accepted: false, reason: 'usage_out_of_bounds' });
+    const done = await untilStatus(jobId, 'completed');
+    assert.equal(done.node_id, honest.nodeId);
+    const rows = await attempts(jobId);
+    assert.deepEqual(rows.map((a) => [a.attempt, a.outcome]), [
+      [1, 'invalid_result'],
+      [2, 'completed'],
+    ]);
+    assert.equal(await captures(jobId), 1);
+    await node.close();
+  }));
+
+test('an empty output completes the job and is not charged', () =>
+  check(async () => {
+    const model = 'test/raw-empty';
+    await stack.model(model);
+    const node = await raw();
+    await node.registerAs(await stack.operator(), { models: [model], capacity: 1 });
+    const before = await stack.balance(tenant.namespaceId);
+    const jobId = await submitAsync(model);
+    const frame = await node.next('job', 15_000);
+    const output: JobOutput = { content: '', finish_reason: 'stop' };
+    node.send(
+      signMessage(node.privateKey, {
+        type: 'result' as const,
+        nodeId: node.nodeId,
+        jobId,
+        attempt: frame.attempt as number,
+        ts: Date.now(),
+        output,
+        outputHash: outputHash(output),
+        usage: { prompt_tokens: 10, completion_tokens: 0 },
+      }),
+    );
+    assert.equal((await node.next('result_ack')).accepted, true);
+    const done = await untilStatus(jobId, 'completed');
+    assert.equal(done.charged_micro, 0);
+    assert.equal(await captures(jobId), 0);
+    assert.deepEqual(await stack.balance(tenant.namespaceId), before);
+    await node.close();
+  }));
