@@ -220,7 +220,7 @@ test('every node gone: the job fails (5xx to a synchronous caller), the hold is 
     assert.ok(err.status !== undefined && err.status >= 500 && err.status < 600, `status ${err.status}`);
     assert.ok(['attempts_exhausted', 'no_node_available'].includes(String(err.code)), `code ${err.code}`);
     // The job was real: the official clients must not resubmit it on their own.
-    assert.equal(err.headers?.get('x-should-retry'), 'false');
+    assert.equal((err.headers as Headers | undefined)?.get('x-should-retry'), 'false');
 
     const done = await terminal(stack, jobId);
     assert.equal(done.status, 'failed');
