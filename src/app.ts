@@ -71,7 +71,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const rabbit = connectRabbit(config.RABBITMQ_URL, logger);
   await waitForRabbit(rabbit, 10_000);
 
-  const presence = new PresenceRepository(redis, keys, config.HEARTBEAT_TTL_MS);
+  const presence = new PresenceRepository(redis, keys, config.HEARTBEAT_TTL_MS, 2 * config.JOB_ATTEMPT_TIMEOUT_MS);
   const events = new JobEvents(redis, redisSub, keys);
   await events.start(has('io') ? instanceId : null);
   const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);

@@ -53,7 +53,7 @@ export class ResultsService {
     const row = await this.d.settlement.complete(msg.jobId, msg.attempt, msg.nodeId, msg.usage, msg.output.content === '');
     if (!row) return { accepted: false, reason: 'stale_attempt' };
 
-    await this.d.presence.release(msg.nodeId);
+    await this.d.presence.release(msg.nodeId, msg.jobId);
     await this.d.events.publish({ kind: 'finished', jobId: msg.jobId });
     return { accepted: true };
   }

@@ -52,7 +52,7 @@ export class JobLifecycle {
   /** Ends a running attempt without a result, if it is still current; the scheduler then retries the job. */
   async failAttempt(jobId: string, attempt: number, nodeId: string, outcome: AttemptOutcome, reason: string): Promise<boolean> {
     if (!(await failAttempt(this.d.db, jobId, attempt, outcome, reason))) return false;
-    await this.d.presence.release(nodeId);
+    await this.d.presence.release(nodeId, jobId);
     await this.d.payloads.appendTrace(jobId, { attempt, nodeId, at: new Date(), outcome, reason });
     await this.d.events.publish({ kind: 'attempt_failed', jobId, attempt, reason: outcome });
     this.d.logger.info({ jobId, attempt, node: nodeId, outcome, reason }, 'attempt failed');
@@ -64,7 +64,7 @@ export class JobLifecycle {
     const row = await this.d.settlement.endWithoutResult(jobId, status, code, message);
     if (!row) return null;
     // An attempt cut short by this still held a slot on its node; nobody else will return it.
-    if (row.interrupted_node_id) await this.d.presence.release(row.interrupted_node_id);
+    if (row.interrupted_node_id) await this.d.presence.release(row.interrupted_node_id, jobId);
     this.d.logger.info({ jobId, status, code }, 'job ended without a result; hold released');
     await this.d.events.publish({ kind: 'finished', jobId });
     await this.d.queue.quarantine(jobId, code).catch((err: unknown) => this.d.logger.warn({ err, jobId }, 'quarantine record not published'));

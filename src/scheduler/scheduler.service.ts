@@ -112,8 +112,9 @@ export class Scheduler {
         continue;
       }
 
+      // Prefer a node this job has not failed on; fall back to any when those are all there is.
       const reservation =
-        (await this.d.presence.reserve(job.model, tried)) ?? (tried.length > 0 ? await this.d.presence.reserve(job.model, []) : null);
+        (await this.d.presence.reserve(job.model, jobId, tried)) ?? (tried.length > 0 ? await this.d.presence.reserve(job.model, jobId, []) : null);
       if (!reservation) {
         const live = await this.d.presence.liveNodeCount(job.model);
         if (live > 0) noNodeSince = null;
@@ -133,7 +134,7 @@ export class Scheduler {
       if (attempt === null) {
         // Another scheduler (a duplicate message) started an attempt, or the job ended meanwhile: the top
         // of the loop re-reads the job and waits for that attempt or returns.
-        await this.d.presence.release(reservation.nodeId);
+        await this.d.presence.release(reservation.nodeId, jobId);
         continue;
       }
       tried.push(reservation.nodeId);

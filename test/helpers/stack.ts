@@ -163,11 +163,16 @@ export class TestStack {
     }
   }
 
-  /** A node's presence hash in Redis (instance, capacity, running, models, seen); {} when it has none. */
+  /**
+   * A node's presence hash in Redis (instance, capacity, reported, models, seen) plus `reserved`, the
+   * number of jobs holding a slot on it; {} when it has no presence.
+   */
   async presence(nodeId: string): Promise<Record<string, string>> {
     const redis = new Redis(this.config.REDIS_URL);
     try {
-      return await redis.hgetall(`${this.config.REDIS_KEY_PREFIX}node:${nodeId}`);
+      const key = `${this.config.REDIS_KEY_PREFIX}node:${nodeId}`;
+      const hash = await redis.hgetall(key);
+      return Object.keys(hash).length === 0 ? hash : { ...hash, reserved: String(await redis.zcard(`${key}:slots`)) };
     } finally {
       redis.disconnect();
     }

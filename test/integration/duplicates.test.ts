@@ -48,7 +48,7 @@ test('the same job published three times runs once and is charged once', async (
     const captures = await stack.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ledger_transactions WHERE job_id = $1 AND kind = 'capture'`, [id]);
     assert.equal(captures.rows[0]?.n, 1);
     // Both nodes' slots are free again.
-    for (const n of stack.nodes) assert.equal((await stack.presence(n.nodeId)).running, '0');
+    for (const n of stack.nodes) assert.equal((await stack.presence(n.nodeId)).reserved, '0');
     await stack.assertLedgerBalanced();
   } catch (err) {
     failed = true;

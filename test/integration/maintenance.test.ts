@@ -184,7 +184,7 @@ test("deadline: when a job expires while a node holds it, the node's slot return
     await node.registerAs(await stack.operator(), { models: [model], capacity: 1 });
     const first = await submitAsync(model);
     assert.equal((await node.next('job', 10_000)).jobId, first);
-    assert.equal((await stack.presence(node.nodeId)).running, '1');
+    assert.equal((await stack.presence(node.nodeId)).reserved, '1');
 
     const done = await untilTerminal(first, DEADLINE_MS + 10_000);
     assert.equal(done.status, 'expired');
@@ -192,7 +192,7 @@ test("deadline: when a job expires while a node holds it, the node's slot return
 
     // The attempt is over: the node must be able to take the next job.
     await stack
-      .until('the node slot to be released', async () => ((await stack.presence(node.nodeId)).running === '0' ? true : undefined), 3_000)
+      .until('the node slot to be released', async () => ((await stack.presence(node.nodeId)).reserved === '0' ? true : undefined), 3_000)
       .catch(async () => assert.fail(`the expired job still holds the node's slot: ${JSON.stringify(await stack.presence(node.nodeId))}`));
     const second = await submitAsync(model);
     const frame = await node.next('job', DEADLINE_MS + 1_000).catch(() => null);

@@ -1,0 +1,71 @@
+// Node capacity accounting in Redis (src/redis/presence.repository.ts), on a real Redis under a key
+// prefix of its own: slots are per job, so releases are idempotent; the node's own count of running
+// work is respected; leaked reservations heal on heartbeat; a reconnect starts from what the node says.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { RedisKeys } from '../../src/redis/client.js';
+import { PresenceRepository } from '../../src/redis/presence.repository.js';
+
+const prefix = `rt_test_presence_${randomBytes(4).toString('hex')}:`;
+let redis: Redis;
+let presence: PresenceRepository;
+const MODEL = 'm';
+
+before(() => {
+  redis = new Redis('redis://127.0.0.1:6379');
+  presence = new PresenceRepository(redis, new RedisKeys(prefix), 30_000, 200);
+});
+
+after(async () => {
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length) await redis.del(...keys);
+  redis.disconnect();
+});
+
+const node = (id: string) => `0x${id.padStart(40, '0')}`;
+const up = (id: string, capacity: number, running = 0, mode: 'register' | 'heartbeat' = 'register') =>
+  presence.upsert({ nodeId: node(id), instance: 'i1', capacity, models: [MODEL], running, mode });
+
+test('a slot per job: releasing twice frees one slot, not two', async () => {
+  await up('a1', 1);
+  assert.equal((await presence.reserve(MODEL, 'job-1', []))?.nodeId, node('a1'));
+  assert.equal(await presence.reserve(MODEL, 'job-2', []), null, 'capacity 1 is taken');
+  await presence.release(node('a1'), 'job-1');
+  await presence.release(node('a1'), 'job-1');
+  assert.equal((await presence.reserve(MODEL, 'job-2', []))?.nodeId, node('a1'));
+  assert.equal(await presence.reserve(MODEL, 'job-3', []), null, 'a double release must not have freed a second slot');
+  await presence.release(node('a1'), 'job-2');
+});
+
+test("the node's own count of running work holds its slots (work for attempts the network wrote off)", async () => {
+  await up('b1', 2, 2); // reconnected while still finishing two old jobs
+  assert.equal(await presence.reserve(MODEL, 'job-b', [node('a1')]), null);
+  await up('b1', 2, 1, 'heartbeat'); // one old job done
+  assert.equal((await presence.reserve(MODEL, 'job-b', [node('a1')]))?.nodeId, node('b1'));
+  // Counts cannot tell the old job from job-b (max, not sum: the node's count will include job-b once
+  // it has it), so until the next heartbeat a second slot may be handed out; the node refuses work past
+  // its capacity and the scheduler retries elsewhere.
+  await presence.release(node('b1'), 'job-b');
+});
+
+test('a reservation whose release was lost is dropped by a heartbeat once older than any attempt', async () => {
+  await up('c1', 1);
+  assert.equal((await presence.reserve(MODEL, 'leaked', [node('a1'), node('b1')]))?.nodeId, node('c1'));
+  await up('c1', 1, 0, 'heartbeat');
+  assert.equal(await presence.reserve(MODEL, 'next', [node('a1'), node('b1')]), null, 'still young: kept');
+  await new Promise((r) => setTimeout(r, 250));
+  await up('c1', 1, 0, 'heartbeat');
+  assert.equal((await presence.reserve(MODEL, 'next', [node('a1'), node('b1')]))?.nodeId, node('c1'));
+});
+
+test('a registration (new connection) starts from the reservations of nobody', async () => {
+  await up('d1', 1);
+  assert.ok(await presence.reserve(MODEL, 'old-conn', [node('a1'), node('b1'), node('c1')]));
+  await up('d1', 1, 0, 'register');
+  assert.equal((await presence.reserve(MODEL, 'new-conn', [node('a1'), node('b1'), node('c1')]))?.nodeId, node('d1'));
+  // The old connection's late release does not free the new job's slot.
+  await presence.release(node('d1'), 'old-conn');
+  assert.equal(await presence.reserve(MODEL, 'another', [node('a1'), node('b1'), node('c1')]), null);
+});
