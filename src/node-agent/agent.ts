@@ -30,7 +30,7 @@ export interface NodeAgentOptions {
   capacity: number;
   /** Used until the gateway says otherwise in `registered`. Default 10 000. */
   heartbeatIntervalMs?: number;
-  /** The network key's address; when set, jobs not signed by it are refused. */
+  /** The network key's address; jobs not signed by it are refused. Unset: pinned from the first gateway challenge. */
   networkAddress?: string;
   logger: Logger;
   /** Reconnect when the socket drops. Default true. */
@@ -119,7 +119,8 @@ class Agent {
     private readonly opts: NodeAgentOptions,
     private readonly identity: NodeIdentity,
     private readonly urls: GatewayUrls,
-    private readonly networkAddress: string | undefined,
+    /** The network key's address: as configured, or else pinned from the first gateway challenge (trust on first use). */
+    private networkAddress: string | undefined,
     private advertised: string[],
     private readonly logger: Logger,
   ) {
@@ -129,7 +130,7 @@ class Agent {
       identity,
       runtime: opts.runtime,
       capacity: opts.capacity,
-      networkAddress,
+      networkAddress: () => this.networkAddress,
       logger,
       servedModels: () => this.advertised,
       deliver: (outcome, deadline) => this.deliver(outcome, deadline),
@@ -246,6 +247,12 @@ class Agent {
   }
 
   private onChallenge(ws: WebSocket, challenge: string, network: string): void {
+    if (this.networkAddress === undefined) {
+      // No --network-address: pin the network the first gateway announces, so that from here on a job
+      // not signed by that key (or a later gateway of another network) is refused.
+      this.networkAddress = network;
+      this.logger.info({ network }, 'pinned the network key announced by the gateway');
+    }
     if (this.networkAddress !== undefined && network !== this.networkAddress) {
       const problem = `the gateway serves network ${network}, not the expected ${this.networkAddress}`;
       if (!this.everRegistered) return this.failStart(new Error(problem));

@@ -21,8 +21,8 @@ export interface JobRunnerOptions {
   identity: NodeIdentity;
   runtime: InferenceRuntime;
   capacity: number;
-  /** When set, only jobs signed by this address (the network key) are run. */
-  networkAddress?: string;
+  /** The network key's address; when known, only jobs it signed are run. */
+  networkAddress: () => string | undefined;
   logger: Logger;
   /** The models the node currently advertises; a job for any other model is refused. */
   servedModels: () => readonly string[];
@@ -57,7 +57,8 @@ export class JobRunner {
   accept(raw: SignedObject, job: JobDispatch): void {
     if (this.abandoned) return;
     const log = this.opts.logger.child({ jobId: job.jobId, attempt: job.attempt, model: job.model });
-    if (this.opts.networkAddress !== undefined && !verifyMessage(raw, this.opts.networkAddress)) {
+    const network = this.opts.networkAddress();
+    if (network !== undefined && !verifyMessage(raw, network)) {
       // Checked before the duplicate filter, so forged dispatches cannot poison it.
       log.warn('refusing a job not signed by the network key');
       this.refuse(job, 'job refused: not signed by the network key');

@@ -222,6 +222,16 @@ void test('agent: refuses a job not signed by the network key with a signed job_
   });
 });
 
+void test('agent: without --network-address it pins the network of the first challenge and refuses jobs not signed by it', async () => {
+  await withAgent({}, { networkAddress: undefined }, async (gw) => {
+    const forged = gw.dispatch({}, generatePrivateKey());
+    const { msg } = await gw.waitFor(isType('job_error', forged.jobId));
+    assert.match(msg.message, /not signed by the network key/);
+    const genuine = gw.dispatch();
+    await gw.waitFor(isType('result', genuine.jobId));
+  });
+});
+
 void test('agent: a job beyond capacity gets an over-capacity job_error', async () => {
   await withAgent({}, { capacity: 1, latencyMs: 200 }, async (gw, agent) => {
     const first = gw.dispatch();
