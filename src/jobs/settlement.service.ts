@@ -5,7 +5,7 @@ import { errors } from '../errors.js';
 import { actualCost, splitCapture } from '../domain/pricing.js';
 import type { Usage } from '../domain/protocol.js';
 import { withTransaction, type Db } from '../postgres/db.js';
-import { completeJob, endJobWithoutResult, insertJob, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
+import { completeJob, endJobWithoutResult, insertJob, lockRunningAttempt, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
 import { balanceOf, InsufficientBalanceError, ledgerAccountId, lockAccounts, postTransaction } from '../postgres/ledger.repository.js';
 import { operatorOf } from '../postgres/nodes.repository.js';
 
@@ -44,12 +44,7 @@ export class SettlementService {
   async complete(jobId: string, attempt: number, nodeId: string, usage: Usage, outputEmpty: boolean): Promise<JobRow | null> {
     return withTransaction(this.db, async (tx) => {
       // Lock the row first to read its prices and hold; the fenced UPDATE below is the real guard.
-      const locked = await tx.query<JobRow>(`SELECT * FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running' AND node_id = $3 FOR UPDATE`, [
-        jobId,
-        attempt,
-        nodeId,
-      ]);
-      const current = locked.rows[0];
+      const current = await lockRunningAttempt(tx, jobId, attempt, nodeId);
       if (!current) return null;
       const charged = actualCost({ inputPriceMicro: current.input_price_micro, outputPriceMicro: current.output_price_micro }, usage, current.hold_micro, outputEmpty);
       const row = await completeJob(tx, jobId, attempt, { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, chargedMicro: charged });

@@ -124,6 +124,16 @@ export async function failAttempt(q: Queryable, id: string, attempt: number, out
   return (r.rowCount ?? 0) > 0;
 }
 
+/** Locks the job row if `attempt` is its running attempt on `nodeId`; null otherwise. */
+export async function lockRunningAttempt(q: Queryable, id: string, attempt: number, nodeId: string): Promise<JobRow | null> {
+  const r = await q.query<JobRow>(`SELECT ${COLUMNS} FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running' AND node_id = $3 FOR UPDATE`, [
+    id,
+    attempt,
+    nodeId,
+  ]);
+  return r.rows[0] ?? null;
+}
+
 /** Marks the current attempt completed; returns the row as it was, or null when the attempt is not current. */
 export async function completeJob(
   q: Queryable,

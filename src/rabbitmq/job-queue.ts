@@ -54,22 +54,30 @@ export class JobQueue {
     return `${this.prefix}.jobs.${model}`;
   }
 
-  private queueDeclaration(model: string) {
+  /** The exchanges, queue and binding a model's jobs need: one definition for declare, publish and consume. */
+  private topology(model: string) {
     return {
-      queue: this.queueFor(model),
-      durable: true,
-      arguments: { 'x-dead-letter-exchange': this.quarantineExchange, 'x-max-priority': 3 },
+      exchanges: [
+        { exchange: this.exchange, type: 'direct', durable: true },
+        { exchange: this.quarantineExchange, type: 'fanout', durable: true },
+      ],
+      queue: {
+        queue: this.queueFor(model),
+        durable: true,
+        arguments: { 'x-dead-letter-exchange': this.quarantineExchange, 'x-max-priority': 3 },
+      },
+      binding: { queue: this.queueFor(model), exchange: this.exchange, routingKey: model },
     };
   }
 
   /** Declares a model's queue and binding (idempotent), so a job published before any scheduler consumes it is kept. */
   async declareModel(model: string): Promise<void> {
+    const t = this.topology(model);
     const ch = await this.rabbit.acquire();
     try {
-      await ch.exchangeDeclare({ exchange: this.exchange, type: 'direct', durable: true });
-      await ch.exchangeDeclare({ exchange: this.quarantineExchange, type: 'fanout', durable: true });
-      await ch.queueDeclare(this.queueDeclaration(model));
-      await ch.queueBind({ queue: this.queueFor(model), exchange: this.exchange, routingKey: model });
+      for (const e of t.exchanges) await ch.exchangeDeclare(e);
+      await ch.queueDeclare(t.queue);
+      await ch.queueBind(t.binding);
     } finally {
       await ch.close();
     }
@@ -102,15 +110,13 @@ export class JobQueue {
    * until it settles, and a crash before then returns it to the queue for another scheduler.
    */
   consume(model: string, concurrency: number, handler: (msg: JobMessage, redelivered: boolean) => Promise<void>): Consumer {
+    const t = this.topology(model);
     return this.rabbit.createConsumer(
       {
-        queue: this.queueFor(model),
-        queueOptions: this.queueDeclaration(model),
-        exchanges: [
-          { exchange: this.exchange, type: 'direct', durable: true },
-          { exchange: this.quarantineExchange, type: 'fanout', durable: true },
-        ],
-        queueBindings: [{ queue: this.queueFor(model), exchange: this.exchange, routingKey: model }],
+        queue: t.queue.queue,
+        queueOptions: t.queue,
+        exchanges: t.exchanges,
+        queueBindings: [t.binding],
         qos: { prefetchCount: concurrency },
         concurrency,
         requeue: true,
