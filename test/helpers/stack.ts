@@ -48,6 +48,8 @@ export interface Tenant {
 
 export class TestStack {
   readonly nodes: NodeAgent[] = [];
+  /** Set by check() when a test failed: close() then keeps this stack's data for inspection. */
+  failed = false;
   private operatorId: string | null = null;
 
   private constructor(
@@ -183,8 +185,22 @@ export class TestStack {
     return RawNode.connect(this.url, privateKey);
   }
 
-  /** Stops everything; drops this stack's data unless the test failed and KEEP_TEST_DATA is not 0. */
-  async close(opts: { keepData?: boolean } = {}): Promise<void> {
+  /**
+   * Runs a test body, then requires the ledger to balance (DESIGN invariant 3, after every test). A
+   * failure marks the stack, so that close() keeps its data for inspection.
+   */
+  async check(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+      await this.assertLedgerBalanced();
+    } catch (err) {
+      this.failed = true;
+      throw err;
+    }
+  }
+
+  /** Stops everything; drops this stack's data unless a test failed (see check) and KEEP_TEST_DATA is not 0. */
+  async close(opts: { keepData?: boolean } = { keepData: this.failed }): Promise<void> {
     for (const n of this.nodes) n.kill();
     const models = (await this.db.query<{ name: string }>(`SELECT name FROM models`)).rows.map((r) => r.name);
     await this.backbone.close();

@@ -15,7 +15,6 @@ import { RateLimitRepository } from '../../src/redis/rate-limit.repository.js';
 import { RedisKeys } from '../../src/redis/client.js';
 
 let stack: TestStack;
-let failed = false;
 
 before(async () => {
   stack = await TestStack.start();
@@ -23,18 +22,10 @@ before(async () => {
 });
 
 after(async () => {
-  await stack.close({ keepData: failed });
+  await stack.close();
 });
 
-async function check(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-    await stack.assertLedgerBalanced();
-  } catch (err) {
-    failed = true;
-    throw err;
-  }
-}
+const check = (fn: () => Promise<void>) => stack.check(fn);
 
 interface Answer {
   status: number;

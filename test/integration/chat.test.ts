@@ -5,7 +5,6 @@ import OpenAI from 'openai';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 
 let stack: TestStack;
-let failed = false;
 let alice: Tenant;
 let bob: Tenant;
 
@@ -19,18 +18,10 @@ before(async () => {
 });
 
 after(async () => {
-  await stack.close({ keepData: failed });
+  await stack.close();
 });
 
-async function check(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-    await stack.assertLedgerBalanced();
-  } catch (err) {
-    failed = true;
-    throw err;
-  }
-}
+const check = (fn: () => Promise<void>) => stack.check(fn);
 
 const ask = { model: TEST_MODEL, messages: [{ role: 'user' as const, content: 'What is the capital of France?' }], max_tokens: 50 };
 

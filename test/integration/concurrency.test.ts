@@ -20,7 +20,6 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const ask = { model: TEST_MODEL, messages: [{ role: 'user' as const, content: 'What is the capital of France?' }], max_tokens: 50 };
 
 let stack: TestStack;
-let failed = false;
 
 before(async () => {
   stack = await TestStack.start();
@@ -31,8 +30,8 @@ before(async () => {
 after(async () => {
   // After a failure, requests may still sit in lock waits on the server; cancel those so that closing the
   // stack (which drains in-flight requests) stays bounded.
-  const unstick = failed ? cancelLockWaits() : null;
-  await stack.close({ keepData: failed });
+  const unstick = stack.failed ? cancelLockWaits() : null;
+  await stack.close();
   await unstick?.stop();
 });
 
@@ -61,15 +60,7 @@ function cancelLockWaits(): { stop: () => Promise<void> } {
   };
 }
 
-async function check(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-    await stack.assertLedgerBalanced();
-  } catch (err) {
-    failed = true;
-    throw err;
-  }
-}
+const check = (fn: () => Promise<void>) => stack.check(fn);
 
 /** The worst-case hold of `ask`, computed independently of the server: 64 per request + utf8 bytes + 8 per message, plus max_tokens. */
 function holdOf(request: typeof ask): number {

@@ -12,7 +12,6 @@ import { SettlementService } from '../../src/jobs/settlement.service.js';
 import { AppError } from '../../src/errors.js';
 
 let stack: TestStack;
-let failed = false;
 let alice: Tenant;
 
 before(async () => {
@@ -22,18 +21,10 @@ before(async () => {
 });
 
 after(async () => {
-  await stack.close({ keepData: failed });
+  await stack.close();
 });
 
-async function check(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-    await stack.assertLedgerBalanced();
-  } catch (err) {
-    failed = true;
-    throw err;
-  }
-}
+const check = (fn: () => Promise<void>) => stack.check(fn);
 
 /** Rejects with a PostgreSQL error whose code (and, optionally, message) match. */
 async function refused(p: Promise<unknown>, code: string, message?: RegExp): Promise<void> {

@@ -17,7 +17,6 @@ import type { JobRequest } from '../../src/domain/protocol.js';
 const DEADLINE_MS = 2_000;
 
 let stack: TestStack;
-let failed = false;
 let tenant: Tenant;
 let payloads: PayloadsRepository;
 const raws: RawNode[] = [];
@@ -32,18 +31,10 @@ before(async () => {
 
 after(async () => {
   await Promise.all(raws.map((r) => r.close()));
-  await stack.close({ keepData: failed });
+  await stack.close();
 });
 
-async function check(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-    await stack.assertLedgerBalanced();
-  } catch (err) {
-    failed = true;
-    throw err;
-  }
-}
+const check = (fn: () => Promise<void>) => stack.check(fn);
 
 async function submitAsync(model: string, content = 'What is the capital of France?'): Promise<string> {
   const res = await fetch(`${stack.url}/v1/chat/completions`, {

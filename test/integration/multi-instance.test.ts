@@ -12,7 +12,6 @@ import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 
 let stack: TestStack;
 let gatewayOnly: Backbone;
-let failed = false;
 
 before(async () => {
   // Instance A (the stack): cloud, gate and maintenance only: no gateway, no scheduler.
@@ -24,11 +23,11 @@ before(async () => {
 
 after(async () => {
   await gatewayOnly.close();
-  await stack.close({ keepData: failed });
+  await stack.close();
 });
 
-test('a job accepted on one instance runs on a node connected to another', async () => {
-  try {
+test('a job accepted on one instance runs on a node connected to another', () =>
+  stack.check(async () => {
     const gatewayUrl = await gatewayOnly.listen();
     const operator = await stack.operator();
     const node = await startNodeAgent({
@@ -48,9 +47,4 @@ test('a job accepted on one instance runs on a node connected to another', async
     for (const r of results) assert.equal(r.usage?.completion_tokens, 7);
     const served = await stack.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM jobs WHERE status = 'completed' AND node_id = $1`, [node.nodeId]);
     assert.equal(served.rows[0]?.n, 3);
-    await stack.assertLedgerBalanced();
-  } catch (err) {
-    failed = true;
-    throw err;
-  }
-});
+  }));

@@ -12,7 +12,6 @@ import { outputHash, type JobOutput } from '../../src/domain/protocol.js';
 import { simulatedPromptTokens } from '../../src/node-agent/runtime.simulated.js';
 
 let stack: TestStack;
-let failed = false;
 let tenant: Tenant;
 const raws: RawNode[] = [];
 
@@ -24,18 +23,10 @@ before(async () => {
 
 after(async () => {
   await Promise.all(raws.map((r) => r.close()));
-  await stack.close({ keepData: failed });
+  await stack.close();
 });
 
-async function check(fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-    await stack.assertLedgerBalanced();
-  } catch (err) {
-    failed = true;
-    throw err;
-  }
-}
+const check = (fn: () => Promise<void>) => stack.check(fn);
 
 async function raw(privateKey?: string): Promise<RawNode> {
   const node = await stack.rawNode(privateKey);

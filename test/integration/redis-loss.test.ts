@@ -8,7 +8,6 @@ import { Redis } from 'ioredis';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 
 let stack: TestStack;
-let failed = false;
 
 before(async () => {
   stack = await TestStack.start({ config: { HEARTBEAT_TTL_MS: 3000, NO_NODE_GRACE_MS: 10_000 } });
@@ -18,7 +17,7 @@ before(async () => {
 });
 
 after(async () => {
-  await stack.close({ keepData: failed });
+  await stack.close();
 });
 
 async function flushPrefix(prefix: string): Promise<number> {
@@ -34,8 +33,8 @@ async function flushPrefix(prefix: string): Promise<number> {
   return deleted;
 }
 
-test('Redis loses everything mid-load: every accepted job still completes, charged once', async () => {
-  try {
+test('Redis loses everything mid-load: every accepted job still completes, charged once', () =>
+  stack.check(async () => {
     const tenant = await stack.tenant(10);
     const submit = async () => {
       const res = await fetch(`${stack.url}/v1/chat/completions`, {
@@ -75,9 +74,4 @@ test('Redis loses everything mid-load: every accepted job still completes, charg
     );
     const r = await tenant.client.chat.completions.create({ model: TEST_MODEL, messages: [{ role: 'user', content: 'again' }], max_tokens: 5 });
     assert.equal(r.object, 'chat.completion');
-    await stack.assertLedgerBalanced();
-  } catch (err) {
-    failed = true;
-    throw err;
-  }
-});
+  }));
