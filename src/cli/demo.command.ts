@@ -61,7 +61,7 @@ export async function runDemo(roles: readonly Role[]): Promise<void> {
     `  curl -s ${base}/v1/chat/completions -H 'Authorization: Bearer ${secret}' -H 'Content-Type: application/json' \\`,
     `    -d '{"model":"${DEMO_MODEL}","messages":[{"role":"user","content":"Hello!"}],"max_tokens":32}'`,
     '',
-    'Or with the official openai npm client (npm install openai):',
+    'Or with the official openai npm client (npm install openai), saved as demo.mjs and run with node demo.mjs:',
     `  import OpenAI from 'openai';`,
     `  const client = new OpenAI({ baseURL: '${base}/v1', apiKey: '${secret}' });`,
     `  const r = await client.chat.completions.create({ model: '${DEMO_MODEL}', messages: [{ role: 'user', content: 'Hello!' }], max_tokens: 32 });`,

@@ -7,6 +7,8 @@ import { spawn, execFile } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { promisify } from 'node:util';
+import { rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { configSchema } from '../../src/config.js';
 import { checkEngines } from '../../src/cli/engines.js';
@@ -62,7 +64,19 @@ test('demo: comes up, prints a curl line that works as printed, and stops cleanl
     assert.equal(body.object, 'chat.completion');
     assert.match(body.choices[0]?.message.content ?? '', /^simulated answer/);
     assert.ok(body.usage.total_tokens > 0);
-    assert.ok(out.includes(`baseURL: 'http://127.0.0.1:${port}/v1'`), 'the openai snippet names the same server');
+    // The openai snippet, saved as printed into a .mjs file where the `openai` package resolves.
+    const snippetStart = lines.findIndex((l) => l.includes("import OpenAI from 'openai'"));
+    assert.ok(snippetStart >= 0, 'an openai snippet is printed');
+    const snippet = lines.slice(snippetStart, snippetStart + 4).map((l) => l.trim()).join('\n');
+    assert.ok(snippet.includes(`baseURL: 'http://127.0.0.1:${port}/v1'`), 'the openai snippet names the same server');
+    const file = path.resolve(`test-demo-snippet-${id}.mjs`);
+    await writeFile(file, snippet);
+    try {
+      const r = await promisify(execFile)(process.execPath, [file]);
+      assert.match(r.stdout, /simulated answer/);
+    } finally {
+      await rm(file, { force: true });
+    }
   } finally {
     child.kill('SIGINT');
     const [code] = (await once(child, 'exit')) as [number | null];
