@@ -40,9 +40,10 @@ export function openAiError(kind: ErrorKind, code: string, message: string, para
 
 export function sendAppError(reply: FastifyReply, err: AppError): FastifyReply {
   if (err.details.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.details.retryAfterSeconds));
-  // A failed or expired job was a real job: the official clients retry 5xx by default, which would submit
-  // (and possibly pay for) it again. This header tells them not to.
-  if (err.kind === 'job_failed' || err.kind === 'job_expired') reply.header('x-should-retry', 'false');
+  // A failed or expired job was a real job: the official clients retry 5xx (and 409) by default, which
+  // would submit (and possibly pay for) it again, or repeat a request that cannot succeed. This header
+  // tells them not to.
+  if (err.kind === 'job_failed' || err.kind === 'job_expired' || err.kind === 'conflict') reply.header('x-should-retry', 'false');
   return reply.code(STATUS[err.kind]).send(openAiError(err.kind, err.code, err.message, err.details.param ?? null));
 }
 

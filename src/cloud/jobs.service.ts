@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import { AppError, errors } from '../errors.js';
-import { isTerminal } from '../domain/jobs.js';
+import { IDEMPOTENCY_WINDOW_HOURS, isTerminal } from '../domain/jobs.js';
 import { promptTokenUpperBound, worstCaseCost } from '../domain/pricing.js';
 import type { JobRequest } from '../domain/protocol.js';
 import type { Db } from '../postgres/db.js';
@@ -14,7 +14,9 @@ import { findModel, type ModelRow } from '../postgres/models.repository.js';
 import type { PayloadsRepository, PayloadDoc } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { JobEvents } from '../redis/job-events.js';
-import type { SettlementService } from '../jobs/settlement.service.js';
+import { IdempotencyKeyInUse, type SettlementService } from '../jobs/settlement.service.js';
+import { findIdempotencyKey } from '../postgres/idempotency.repository.js';
+import { canonicalJson, sha256Hex } from '../domain/signatures.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import type { Principal } from './auth.service.js';
 
@@ -34,8 +36,17 @@ const WAIT_POLL_MS = 1_000;
 export class JobsService {
   constructor(private readonly d: CloudDeps) {}
 
-  async accept(p: Principal, modelName: string, request: JobRequest): Promise<JobRow> {
+  /**
+   * Accepts a job, or, for an Idempotency-Key already used by this namespace within the window, returns
+   * that key's job (`replayed`), creating and charging nothing.
+   */
+  async accept(p: Principal, modelName: string, request: JobRequest, idempotencyKey?: string): Promise<{ job: JobRow; replayed: boolean }> {
     const { config } = this.d;
+    const idempotency = idempotencyKey === undefined ? undefined : { key: idempotencyKey, requestHash: requestHash(modelName, request), windowHours: IDEMPOTENCY_WINDOW_HOURS };
+    if (idempotency) {
+      const replay = await this.replayOf(p, idempotency);
+      if (replay) return { job: replay, replayed: true };
+    }
     const model = await findModel(this.d.db, modelName);
     if (!model) throw errors.modelNotFound(modelName);
     if (request.max_tokens > model.context_tokens) {
@@ -81,14 +92,28 @@ export class JobsService {
         inputPriceMicro: model.input_price_micro,
         outputPriceMicro: model.output_price_micro,
         deadlineAt: deadline,
-      });
+      }, idempotency);
     } catch (err) {
       // Not accepted: leave nothing behind (the payload would expire anyway, but need not wait for it).
       await this.d.payloads.delete(id).catch(() => undefined);
+      if (err instanceof IdempotencyKeyInUse && idempotency) {
+        const replay = await this.replayOf(p, idempotency);
+        if (replay) return { job: replay, replayed: true };
+      }
       throw err;
     }
     await this.d.lifecycle.publish(id, model.name, deadline);
-    return row;
+    return { job: row, replayed: false };
+  }
+
+  /** The job an idempotency key already names, after checking the request is the same one. */
+  private async replayOf(p: Principal, idem: { key: string; requestHash: Buffer; windowHours: number }): Promise<JobRow | null> {
+    const found = await findIdempotencyKey(this.d.db, p.namespaceId, idem.key, idem.windowHours);
+    if (!found) return null;
+    if (!found.request_hash.equals(idem.requestHash)) {
+      throw errors.conflict('This Idempotency-Key was already used with a different request; use a new key for a new request.');
+    }
+    return findJobInNamespace(this.d.db, found.job_id, p.namespaceId);
   }
 
   /** Waits until the job is terminal (or `timeoutMs` passes, or the client goes away); returns the latest row. */
@@ -114,6 +139,11 @@ export class JobsService {
   async payloadFor(job: JobRow): Promise<PayloadDoc | null> {
     return this.d.payloads.find(job.id, job.namespace_id);
   }
+}
+
+/** A retried request must be the same request: hashed over the model and what the node would run. */
+function requestHash(model: string, request: JobRequest): Buffer {
+  return Buffer.from(sha256Hex(canonicalJson({ model, request })), 'hex');
 }
 
 function prices(m: ModelRow) {

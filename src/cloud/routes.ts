@@ -69,8 +69,13 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       const unsupported = unsupportedField(parsed.data);
       if (unsupported) throw errors.invalid(`'${unsupported}' is not supported yet; send the request without it.`, unsupported);
       if (parsed.data.stream) throw errors.invalid('Streaming (stream: true) is not supported yet; send the request without it.', 'stream');
-      const job = await d.jobs.accept(principal, parsed.data.model, toJobRequest(parsed.data, d.maxTokensDefault));
+      const idempotencyKey = request.headers['idempotency-key'];
+      if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))) {
+        throw errors.invalid('Idempotency-Key must be 1 to 255 visible ASCII characters.', 'Idempotency-Key');
+      }
+      const { job, replayed } = await d.jobs.accept(principal, parsed.data.model, toJobRequest(parsed.data, d.maxTokensDefault), idempotencyKey);
       reply.header('x-resultity-job-id', job.id);
+      if (replayed) reply.header('idempotent-replayed', 'true');
 
       if (/\brespond-async\b/i.test(String(request.headers.prefer ?? ''))) {
         reply.header('location', `/v1/jobs/${job.id}`).header('preference-applied', 'respond-async');

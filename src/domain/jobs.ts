@@ -7,6 +7,9 @@ export function isTerminal(status: JobStatus): status is TerminalStatus {
   return (TERMINAL_STATUSES as readonly string[]).includes(status);
 }
 
+/** How long an Idempotency-Key on a submission names its job. */
+export const IDEMPOTENCY_WINDOW_HOURS = 24;
+
 /** Why an attempt ended without a result. */
 export type AttemptFailure = 'timeout' | 'disconnected' | 'invalid_result' | 'failed';
 

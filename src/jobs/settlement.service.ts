@@ -8,6 +8,15 @@ import { withTransaction, type Db } from '../postgres/db.js';
 import { completeJob, endJobWithoutResult, insertJob, lockRunningAttempt, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
 import { balanceOf, InsufficientBalanceError, ledgerAccountId, lockAccounts, postTransaction } from '../postgres/ledger.repository.js';
 import { operatorOf } from '../postgres/nodes.repository.js';
+import { claimIdempotencyKey } from '../postgres/idempotency.repository.js';
+
+/** The idempotency key was claimed by another request meanwhile; the accept transaction rolled back. */
+export class IdempotencyKeyInUse extends Error {
+  constructor(readonly key: string) {
+    super(`idempotency key ${key} is in use`);
+    this.name = 'IdempotencyKeyInUse';
+  }
+}
 
 export class SettlementService {
   constructor(
@@ -15,13 +24,19 @@ export class SettlementService {
     private readonly operatorShareBps: number,
   ) {}
 
-  /** Inserts the job row and takes its hold in one transaction; throws insufficient_credits (nothing written) when the namespace cannot cover it. */
-  async acceptWithHold(job: NewJob): Promise<JobRow> {
+  /**
+   * Inserts the job row, claims its idempotency key (if any) and takes its hold, in one transaction.
+   * Throws insufficient_credits, or IdempotencyKeyInUse, having written nothing.
+   */
+  async acceptWithHold(job: NewJob, idempotency?: { key: string; requestHash: Buffer; windowHours: number }): Promise<JobRow> {
     try {
       return await withTransaction(this.db, async (tx) => {
         const available = await ledgerAccountId(tx, 'ns_available', job.namespaceId);
         const held = await ledgerAccountId(tx, 'ns_held', job.namespaceId);
         const row = await insertJob(tx, job);
+        if (idempotency && !(await claimIdempotencyKey(tx, { namespaceId: job.namespaceId, jobId: job.id, ...idempotency }))) {
+          throw new IdempotencyKeyInUse(idempotency.key);
+        }
         await postTransaction(tx, { kind: 'hold', jobId: job.id }, [
           { accountId: available, amount: -job.holdMicro },
           { accountId: held, amount: job.holdMicro },

@@ -3,12 +3,15 @@
 //   - outbox: republish jobs whose publish was never confirmed (a crash or broker outage at accept);
 //   - deadlines: expire unfinished jobs past their deadline and release their holds (covers messages the
 //     broker dead-lettered by TTL, and any job whose scheduler vanished);
+//   - idempotency keys: delete those past their 24-hour window;
 //   - payloads: delete expired MongoDB documents (FerretDB has no TTL index; on MongoDB this only
 //     hastens what the TTL monitor does).
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { withTransaction, type Db } from '../postgres/db.js';
 import { listOverdue, listUnpublished } from '../postgres/jobs.repository.js';
+import { deleteExpiredIdempotencyKeys } from '../postgres/idempotency.repository.js';
+import { IDEMPOTENCY_WINDOW_HOURS } from '../domain/jobs.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 
@@ -52,6 +55,7 @@ export class Maintenance {
       if (!lock.rows[0]?.ok) return false;
       await this.republishUnconfirmed(now);
       await this.expireOverdue(now);
+      await deleteExpiredIdempotencyKeys(this.d.db, IDEMPOTENCY_WINDOW_HOURS, BATCH);
       const swept = await this.d.payloads.sweepExpired(now);
       if (swept > 0) this.d.logger.info({ swept }, 'expired payloads deleted');
       return true;

@@ -165,3 +165,44 @@ test('503 with Retry-After when no online node serves the model; /v1/models says
     assert.equal(byId.get(TEST_MODEL), true);
     assert.equal(byId.get('test/unserved'), false);
   }));
+
+test('Idempotency-Key: a retried request returns the first job and is charged once, even when the retries race', () =>
+  check(async () => {
+    const before = await stack.balance(alice.namespaceId);
+    const key = `retry-${Date.now()}`;
+    const first = await alice.client.chat.completions.create(ask, { headers: { 'Idempotency-Key': key } });
+    const again = await alice.client.chat.completions.create(ask, { headers: { 'Idempotency-Key': key } }).withResponse();
+    assert.equal(again.data.id, first.id);
+    assert.equal(again.response.headers.get('idempotent-replayed'), 'true');
+    assert.deepEqual(again.data.choices, first.choices);
+    const charged = first.usage!.prompt_tokens * 10 + first.usage!.completion_tokens * 20;
+    assert.equal(before.available - (await stack.balance(alice.namespaceId)).available, charged);
+
+    // Five racing submissions with one new key: one job.
+    const raceKey = `race-${Date.now()}`;
+    const ids = await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        const res = await fetch(`${stack.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${alice.apiKey}`, 'content-type': 'application/json', prefer: 'respond-async', 'idempotency-key': raceKey },
+          body: JSON.stringify(ask),
+        });
+        assert.equal(res.status, 202);
+        return ((await res.json()) as { id: string }).id;
+      }),
+    );
+    assert.equal(new Set(ids).size, 1);
+    const jobs = await stack.db.query(`SELECT count(*)::int AS n FROM idempotency_keys WHERE key = $1`, [raceKey]);
+    assert.deepEqual(jobs.rows, [{ n: 1 }]);
+    await stack.until('the raced job to finish', async () => ((await stack.job(ids[0]!))?.status === 'completed' ? true : undefined));
+
+    // The same key with another request is refused; a malformed key too.
+    await assert.rejects(
+      alice.client.chat.completions.create({ ...ask, max_tokens: 7 }, { headers: { 'Idempotency-Key': key } }),
+      (e: unknown) => e instanceof OpenAI.ConflictError,
+    );
+    await assert.rejects(alice.client.chat.completions.create(ask, { headers: { 'Idempotency-Key': 'has space' } }), (e: unknown) => e instanceof OpenAI.BadRequestError);
+    // Keys are per namespace: bob's identical key is his own.
+    const bobs = await bob.client.chat.completions.create(ask, { headers: { 'Idempotency-Key': key } });
+    assert.notEqual(bobs.id, first.id);
+  }));
