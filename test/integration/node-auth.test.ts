@@ -336,6 +336,11 @@ test('a raw node checks the network signature on its job; a result whose hash do
     await node.close();
   }));
 
+/** Sends a correctly signed and hashed result frame from a raw node. */
+function sendResult(node: RawNode, jobId: string, attempt: number, output: JobOutput, usage: { prompt_tokens: number; completion_tokens: number }): void {
+  node.send(signMessage(node.privateKey, { type: 'result' as const, nodeId: node.nodeId, jobId, attempt, ts: Date.now(), output, outputHash: outputHash(output), usage }));
+}
+
 test('usage beyond what the request allowed is an invalid result, not a bigger bill; the job completes elsewhere', () =>
   check(async () => {
     const model = 'test/raw-usage';
@@ -346,18 +351,7 @@ test('usage beyond what the request allowed is an invalid result, not a bigger b
     const frame = await node.next('job', 15_000);
     const honest = await stack.node({ models: [model] });
     const output: JobOutput = { content: 'a very long answer, supposedly', finish_reason: 'length' };
-    node.send(
-      signMessage(node.privateKey, {
-        type: 'result' as const,
-        nodeId: node.nodeId,
-        jobId,
-        attempt: frame.attempt as number,
-        ts: Date.now(),
-        output,
-        outputHash: outputHash(output),
-        usage: { prompt_tokens: 10, completion_tokens: 51 }, // max_tokens was 50
-      }),
-    );
+    sendResult(node, jobId, frame.attempt as number, output, { prompt_tokens: 10, completion_tokens: 51 }); // max_tokens was 50
     assert.deepEqual(await node.next('result_ack'), { type: 'result_ack', jobId, attempt: 1, accepted: false, reason: 'usage_out_of_bounds' });
     const done = await untilStatus(jobId, 'completed');
     assert.equal(done.node_id, honest.nodeId);
@@ -380,18 +374,7 @@ test('an empty output completes the job and is not charged', () =>
     const jobId = await submitAsync(model);
     const frame = await node.next('job', 15_000);
     const output: JobOutput = { content: '', finish_reason: 'stop' };
-    node.send(
-      signMessage(node.privateKey, {
-        type: 'result' as const,
-        nodeId: node.nodeId,
-        jobId,
-        attempt: frame.attempt as number,
-        ts: Date.now(),
-        output,
-        outputHash: outputHash(output),
-        usage: { prompt_tokens: 10, completion_tokens: 0 },
-      }),
-    );
+    sendResult(node, jobId, frame.attempt as number, output, { prompt_tokens: 10, completion_tokens: 0 });
     assert.equal((await node.next('result_ack')).accepted, true);
     const done = await untilStatus(jobId, 'completed');
     assert.equal(done.charged_micro, 0);
