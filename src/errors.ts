@@ -37,6 +37,12 @@ export const errors = {
       'insufficient_credits',
       `Insufficient credits: this request may cost up to ${formatCredits(needed)} credits and the namespace has ${formatCredits(available)} available.`,
     ),
+  monthlyCapReached: (needed: number, left: number) =>
+    new AppError(
+      'insufficient_credits',
+      'monthly_cap_reached',
+      `This API key's monthly credit cap is reached: the request may cost up to ${formatCredits(needed)} credits and the key has ${formatCredits(left)} left this month.`,
+    ),
   modelNotFound: (model: string) => new AppError('not_found', 'model_not_found', `The model '${model}' does not exist.`, { param: 'model' }),
   jobNotFound: (id: string) => new AppError('not_found', 'job_not_found', `No job with id '${id}'.`),
   notFound: (what: string) => new AppError('not_found', 'not_found', `${what} not found.`),

@@ -72,11 +72,34 @@ export function registerAdminCommand(program: Command): void {
     .option('--name <name>', 'a label for the key')
     .option('--rps <n>', 'requests per second allowed (default: RATE_LIMIT_RPS)', positiveInt)
     .option('--burst <n>', 'burst size (default: RATE_LIMIT_BURST)', positiveInt)
+    .option('--monthly-cap <credits>', 'credits the key may spend per calendar month (UTC)', Number)
+    .option('--expires-at <iso-date>', 'when the key stops working, e.g. 2027-01-01T00:00:00Z', (v: string) => new Date(v))
     .option('--json', 'JSON output')
     .description('issue an API key for a namespace; the key is shown once')
-    .action(async (namespaceId: string, opts: Json & { name?: string; rps?: number; burst?: number }) => {
-      const { key, secret } = await withAdmin((s) => s.issueApiKey(namespaceId, { name: opts.name, rateLimitRps: opts.rps, rateLimitBurst: opts.burst }));
+    .action(async (namespaceId: string, opts: Json & { name?: string; rps?: number; burst?: number; monthlyCap?: number; expiresAt?: Date }) => {
+      const { key, secret } = await withAdmin((s) =>
+        s.issueApiKey(namespaceId, { name: opts.name, rateLimitRps: opts.rps, rateLimitBurst: opts.burst, monthlyCapCredits: opts.monthlyCap, expiresAt: opts.expiresAt }),
+      );
       out(opts, { ...key, key: secret }, `key ${key.id}\n${secret}\n(shown once: store it now)`);
+    });
+
+  admin
+    .command('key-list <namespaceId>')
+    .option('--json', 'JSON output')
+    .description("a namespace's keys: prefix, limits, expiry, last use (never the secret)")
+    .action(async (namespaceId: string, opts: Json) => {
+      const keys = await withAdmin((s) => s.listApiKeys(namespaceId));
+      const text = keys.map((k) => `${k.id} ${k.key_prefix}... ${k.revoked_at ? 'revoked' : 'active'} last used ${k.last_used_at?.toISOString() ?? 'never'}`).join('\n');
+      out(opts, keys, text || '(no keys)');
+    });
+
+  admin
+    .command('key-rotate <keyId>')
+    .option('--json', 'JSON output')
+    .description('replace a key by a new one with the same settings (the old one stops at once); the new key is shown once')
+    .action(async (keyId: string, opts: Json) => {
+      const { key, secret } = await withAdmin((s) => s.rotateApiKey(keyId));
+      out(opts, { ...key, key: secret }, `key ${key.id} replaces ${keyId}\n${secret}\n(shown once: store it now)`);
     });
 
   admin

@@ -3,7 +3,7 @@
 import { errors } from '../errors.js';
 import { hashApiKey, looksLikeApiKey } from '../domain/api-keys.js';
 import type { Db } from '../postgres/db.js';
-import { findActiveApiKeyByHash } from '../postgres/api-keys.repository.js';
+import { findActiveApiKeyByHash, touchApiKey } from '../postgres/api-keys.repository.js';
 import type { ApiKeyCache, CachedKey } from '../redis/api-key-cache.repository.js';
 import type { RateLimitRepository } from '../redis/rate-limit.repository.js';
 
@@ -22,16 +22,26 @@ export class AuthService {
     const hashHex = hashApiKey(secret).toString('hex');
     const cached = await this.d.cache.get(hashHex);
     if (cached === 'revoked') throw errors.unauthenticated();
-    if (cached) return cached;
-    const row = await findActiveApiKeyByHash(this.d.db, Buffer.from(hashHex, 'hex'));
-    if (!row) throw errors.unauthenticated();
-    const principal: Principal = {
-      keyId: row.id,
-      namespaceId: row.namespace_id,
-      rateLimitRps: row.rate_limit_rps,
-      rateLimitBurst: row.rate_limit_burst,
-    };
-    await this.d.cache.set(hashHex, principal);
+    let principal: Principal;
+    if (cached) {
+      principal = cached;
+    } else {
+      const row = await findActiveApiKeyByHash(this.d.db, Buffer.from(hashHex, 'hex'));
+      if (!row) throw errors.unauthenticated();
+      principal = {
+        keyId: row.id,
+        namespaceId: row.namespace_id,
+        rateLimitRps: row.rate_limit_rps,
+        rateLimitBurst: row.rate_limit_burst,
+        monthlyCapMicro: row.monthly_cap_micro,
+        expiresAt: row.expires_at?.getTime() ?? null,
+      };
+      await this.d.cache.set(hashHex, principal);
+    }
+    if (principal.expiresAt !== null && principal.expiresAt <= Date.now()) throw errors.unauthenticated('This API key has expired.');
+    if (await this.d.cache.shouldTouch(principal.keyId)) {
+      touchApiKey(this.d.db, principal.keyId).catch(() => undefined); // best effort: a missed touch costs nothing
+    }
     return principal;
   }
 

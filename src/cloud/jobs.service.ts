@@ -92,7 +92,7 @@ export class JobsService {
         inputPriceMicro: model.input_price_micro,
         outputPriceMicro: model.output_price_micro,
         deadlineAt: deadline,
-      }, idempotency);
+      }, p.monthlyCapMicro, idempotency);
     } catch (err) {
       // Not accepted: leave nothing behind (the payload would expire anyway, but need not wait for it).
       await this.d.payloads.delete(id).catch(() => undefined);

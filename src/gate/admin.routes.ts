@@ -45,10 +45,25 @@ export function adminRoutes(app: FastifyInstance, admin: AdminService, adminToke
           name: z.string().max(100).optional(),
           rate_limit_rps: z.number().int().positive().max(100_000).optional(),
           rate_limit_burst: z.number().int().positive().max(1_000_000).optional(),
+          monthly_cap: z.number().min(0).optional(),
+          expires_at: z.string().datetime({ offset: true }).optional(),
         }),
         req.body ?? {},
       );
-      const { key, secret } = await admin.issueApiKey(id, { name: body.name, rateLimitRps: body.rate_limit_rps, rateLimitBurst: body.rate_limit_burst });
+      const { key, secret } = await admin.issueApiKey(id, {
+        name: body.name,
+        rateLimitRps: body.rate_limit_rps,
+        rateLimitBurst: body.rate_limit_burst,
+        monthlyCapCredits: body.monthly_cap,
+        expiresAt: body.expires_at === undefined ? undefined : new Date(body.expires_at),
+      });
+      return reply.code(201).send({ ...key, key: secret });
+    });
+
+    r.get<{ Params: { id: string } }>('/admin/namespaces/:id/keys', async (req) => ({ data: await admin.listApiKeys(parse(uuid, req.params.id)) }));
+
+    r.post<{ Params: { id: string } }>('/admin/keys/:id/rotate', async (req, reply) => {
+      const { key, secret } = await admin.rotateApiKey(parse(uuid, req.params.id));
       return reply.code(201).send({ ...key, key: secret });
     });
 

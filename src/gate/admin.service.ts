@@ -4,7 +4,7 @@ import { errors, MICRO } from '../errors.js';
 import { generateApiKey } from '../domain/api-keys.js';
 import { withTransaction, isUniqueViolation, type Db } from '../postgres/db.js';
 import { createAccount, createNamespace, findAccount, findNamespace, type AccountRow, type NamespaceRow } from '../postgres/accounts.repository.js';
-import { insertApiKey, revokeApiKey, type ApiKeyRow } from '../postgres/api-keys.repository.js';
+import { findApiKey, insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from '../postgres/api-keys.repository.js';
 import { balanceOf, ledgerAccountId, ledgerTotals, postTransaction, type LedgerTotals } from '../postgres/ledger.repository.js';
 import { upsertModel, type ModelRow } from '../postgres/models.repository.js';
 import type { ApiKeyCache } from '../redis/api-key-cache.repository.js';
@@ -12,6 +12,15 @@ import type { JobQueue } from '../rabbitmq/job-queue.js';
 
 /** Largest single top-up, in credits: keeps every amount far inside the safe-integer range. */
 const MAX_TOPUP_CREDITS = 1_000_000_000;
+
+export interface KeyOptions {
+  name?: string;
+  rateLimitRps?: number;
+  rateLimitBurst?: number;
+  /** Credits the key may commit per calendar month (UTC); unset: no cap. */
+  monthlyCapCredits?: number;
+  expiresAt?: Date;
+}
 
 export interface Balance {
   namespace_id: string;
@@ -39,11 +48,12 @@ export class AdminService {
   }
 
   /** Issues a key; the secret is in the result and nowhere else, ever. */
-  async issueApiKey(
-    namespaceId: string,
-    opts: { name?: string; rateLimitRps?: number; rateLimitBurst?: number } = {},
-  ): Promise<{ key: ApiKeyRow; secret: string }> {
+  async issueApiKey(namespaceId: string, opts: KeyOptions = {}): Promise<{ key: ApiKeyRow; secret: string }> {
     if (!(await findNamespace(this.d.db, namespaceId))) throw errors.notFound('Namespace');
+    if (opts.expiresAt && opts.expiresAt.getTime() <= Date.now()) throw errors.invalid('expires_at must be in the future', 'expires_at');
+    if (opts.monthlyCapCredits !== undefined && (!Number.isFinite(opts.monthlyCapCredits) || opts.monthlyCapCredits < 0 || opts.monthlyCapCredits > MAX_TOPUP_CREDITS)) {
+      throw errors.invalid(`monthly_cap must be between 0 and ${MAX_TOPUP_CREDITS} credits`, 'monthly_cap');
+    }
     const { secret, hash, displayPrefix } = generateApiKey();
     const key = await insertApiKey(this.d.db, {
       namespaceId,
@@ -52,8 +62,31 @@ export class AdminService {
       name: opts.name ?? '',
       rateLimitRps: opts.rateLimitRps ?? null,
       rateLimitBurst: opts.rateLimitBurst ?? null,
+      monthlyCapMicro: opts.monthlyCapCredits === undefined ? null : Math.round(opts.monthlyCapCredits * MICRO),
+      expiresAt: opts.expiresAt ?? null,
     });
     return { key, secret };
+  }
+
+  /** A namespace's keys (never their secrets), newest last. */
+  async listApiKeys(namespaceId: string): Promise<ApiKeyRow[]> {
+    if (!(await findNamespace(this.d.db, namespaceId))) throw errors.notFound('Namespace');
+    return listApiKeys(this.d.db, namespaceId);
+  }
+
+  /** Replaces a key by a new one with the same settings; the old one stops working at once. */
+  async rotateApiKey(keyId: string): Promise<{ key: ApiKeyRow; secret: string }> {
+    const old = await findApiKey(this.d.db, keyId);
+    if (!old || old.revoked_at) throw errors.notFound('Active API key');
+    const fresh = await this.issueApiKey(old.namespace_id, {
+      name: old.name,
+      ...(old.rate_limit_rps !== null ? { rateLimitRps: old.rate_limit_rps } : {}),
+      ...(old.rate_limit_burst !== null ? { rateLimitBurst: old.rate_limit_burst } : {}),
+      ...(old.monthly_cap_micro !== null ? { monthlyCapCredits: old.monthly_cap_micro / MICRO } : {}),
+      ...(old.expires_at && old.expires_at.getTime() > Date.now() ? { expiresAt: old.expires_at } : {}),
+    });
+    await this.revokeApiKey(keyId);
+    return fresh;
   }
 
   async revokeApiKey(keyId: string): Promise<void> {

@@ -9,6 +9,10 @@ import { completeJob, endJobWithoutResult, insertJob, lockRunningAttempt, type J
 import { balanceOf, InsufficientBalanceError, ledgerAccountId, lockAccounts, postTransaction } from '../postgres/ledger.repository.js';
 import { operatorOf } from '../postgres/nodes.repository.js';
 import { claimIdempotencyKey } from '../postgres/idempotency.repository.js';
+import { commitHold, monthlySpend, settleHold } from '../postgres/key-spend.repository.js';
+
+/** The hold would take the key past its monthly cap; the accept transaction rolled back. */
+class MonthlyCapReached extends Error {}
 
 /** The idempotency key was claimed by another request meanwhile; the accept transaction rolled back. */
 export class IdempotencyKeyInUse extends Error {
@@ -28,7 +32,11 @@ export class SettlementService {
    * Inserts the job row, claims its idempotency key (if any) and takes its hold, in one transaction.
    * Throws insufficient_credits, or IdempotencyKeyInUse, having written nothing.
    */
-  async acceptWithHold(job: NewJob, idempotency?: { key: string; requestHash: Buffer; windowHours: number }): Promise<JobRow> {
+  async acceptWithHold(
+    job: NewJob,
+    keyMonthlyCapMicro: number | null,
+    idempotency?: { key: string; requestHash: Buffer; windowHours: number },
+  ): Promise<JobRow> {
     try {
       return await withTransaction(this.db, async (tx) => {
         const available = await ledgerAccountId(tx, 'ns_available', job.namespaceId);
@@ -41,11 +49,19 @@ export class SettlementService {
           { accountId: available, amount: -job.holdMicro },
           { accountId: held, amount: job.holdMicro },
         ]);
+        // After the namespace's accounts, as in settlement: one lock order everywhere.
+        if (!(await commitHold(tx, job.apiKeyId, row.created_at, job.holdMicro, keyMonthlyCapMicro))) {
+          throw new MonthlyCapReached();
+        }
         return row;
       });
     } catch (err) {
       if (err instanceof InsufficientBalanceError) {
         throw errors.insufficientCredits(job.holdMicro, await balanceOf(this.db, 'ns_available', job.namespaceId));
+      }
+      if (err instanceof MonthlyCapReached) {
+        const spent = await monthlySpend(this.db, job.apiKeyId, new Date());
+        throw errors.monthlyCapReached(job.holdMicro, Math.max(0, (keyMonthlyCapMicro ?? 0) - spent));
       }
       throw err;
     }
@@ -71,14 +87,16 @@ export class SettlementService {
       const available = await ledgerAccountId(tx, 'ns_available', row.namespace_id);
       const earnings = await ledgerAccountId(tx, 'operator_earnings', operator);
       const platform = await ledgerAccountId(tx, 'platform_revenue', null);
-      // Lock order, the same in every ledger transaction: the namespace's own accounts first, the
-      // network-wide ones (operator earnings, platform revenue) last. Hence release before capture: the
-      // hot shared rows are locked by the last statements before COMMIT and held as briefly as possible.
+      // Lock order, the same in every transaction that moves credits: the namespace's own accounts, then
+      // the key's monthly spend row, then the network-wide accounts (operator earnings, platform revenue).
+      // Hence release before capture: the hot shared rows are locked by the last statements before
+      // COMMIT and held as briefly as possible.
       await lockAccounts(tx, [held, available]);
       await postTransaction(tx, { kind: 'release', jobId }, [
         { accountId: held, amount: -(row.hold_micro - charged) },
         { accountId: available, amount: row.hold_micro - charged },
       ]);
+      await settleHold(tx, row.api_key_id, row.created_at, row.hold_micro, charged);
       const split = splitCapture(charged, this.operatorShareBps);
       await postTransaction(tx, { kind: 'capture', jobId }, [
         { accountId: held, amount: -charged },
@@ -109,6 +127,7 @@ export class SettlementService {
         { accountId: held, amount: -row.hold_micro },
         { accountId: available, amount: row.hold_micro },
       ]);
+      await settleHold(tx, row.api_key_id, row.created_at, row.hold_micro, 0);
       return row;
     });
   }

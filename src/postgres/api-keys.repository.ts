@@ -8,27 +8,42 @@ export interface ApiKeyRow {
   name: string;
   rate_limit_rps: number | null;
   rate_limit_burst: number | null;
+  monthly_cap_micro: number | null;
+  expires_at: Date | null;
+  last_used_at: Date | null;
   created_at: Date;
   revoked_at: Date | null;
 }
 
-const COLUMNS = `id, namespace_id, key_prefix, name, rate_limit_rps, rate_limit_burst, created_at, revoked_at`;
+const COLUMNS = `id, namespace_id, key_prefix, name, rate_limit_rps, rate_limit_burst, monthly_cap_micro, expires_at, last_used_at, created_at, revoked_at`;
 
 export async function insertApiKey(
   q: Queryable,
-  k: { namespaceId: string; keyHash: Buffer; keyPrefix: string; name: string; rateLimitRps: number | null; rateLimitBurst: number | null },
+  k: {
+    namespaceId: string;
+    keyHash: Buffer;
+    keyPrefix: string;
+    name: string;
+    rateLimitRps: number | null;
+    rateLimitBurst: number | null;
+    monthlyCapMicro: number | null;
+    expiresAt: Date | null;
+  },
 ): Promise<ApiKeyRow> {
   const r = await q.query<ApiKeyRow>(
-    `INSERT INTO api_keys (namespace_id, key_hash, key_prefix, name, rate_limit_rps, rate_limit_burst)
-     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
-    [k.namespaceId, k.keyHash, k.keyPrefix, k.name, k.rateLimitRps, k.rateLimitBurst],
+    `INSERT INTO api_keys (namespace_id, key_hash, key_prefix, name, rate_limit_rps, rate_limit_burst, monthly_cap_micro, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
+    [k.namespaceId, k.keyHash, k.keyPrefix, k.name, k.rateLimitRps, k.rateLimitBurst, k.monthlyCapMicro, k.expiresAt],
   );
   return r.rows[0]!;
 }
 
-/** The active (not revoked) key with this hash. */
+/** The active (not revoked, not expired) key with this hash. */
 export async function findActiveApiKeyByHash(q: Queryable, keyHash: Buffer): Promise<ApiKeyRow | null> {
-  const r = await q.query<ApiKeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`, [keyHash]);
+  const r = await q.query<ApiKeyRow>(
+    `SELECT ${COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
+    [keyHash],
+  );
   return r.rows[0] ?? null;
 }
 
@@ -41,4 +56,13 @@ export async function revokeApiKey(q: Queryable, id: string): Promise<Buffer | n
 export async function listApiKeys(q: Queryable, namespaceId: string): Promise<ApiKeyRow[]> {
   const r = await q.query<ApiKeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE namespace_id = $1 ORDER BY created_at`, [namespaceId]);
   return r.rows;
+}
+
+export async function findApiKey(q: Queryable, id: string): Promise<ApiKeyRow | null> {
+  const r = await q.query<ApiKeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE id = $1`, [id]);
+  return r.rows[0] ?? null;
+}
+
+export async function touchApiKey(q: Queryable, id: string): Promise<void> {
+  await q.query(`UPDATE api_keys SET last_used_at = now() WHERE id = $1`, [id]);
 }

@@ -9,6 +9,9 @@ export interface CachedKey {
   namespaceId: string;
   rateLimitRps: number | null;
   rateLimitBurst: number | null;
+  monthlyCapMicro: number | null;
+  /** Milliseconds since the epoch; null: never expires. Checked at every use (the cache may outlive it). */
+  expiresAt: number | null;
 }
 
 /** What revocation leaves in the cache: a tombstone that no later cache write can overwrite. */
@@ -39,5 +42,10 @@ export class ApiKeyCache {
   /** Replaces the cached lookup with a tombstone that outlives any lookup of the key still in flight. */
   async evict(hashHex: string): Promise<void> {
     await this.redis.set(this.keys.apiKey(hashHex), REVOKED, 'EX', this.ttlSeconds);
+  }
+
+  /** True at most once a minute per key: whether to record its last use now. */
+  async shouldTouch(keyId: string): Promise<boolean> {
+    return (await this.redis.set(this.keys.apiKeyTouched(keyId), '1', 'EX', 60, 'NX')) === 'OK';
   }
 }

@@ -25,6 +25,10 @@ export class RedisKeys {
   apiKey(hashHex: string): string {
     return `${this.prefix}apikey:${hashHex}`;
   }
+  /** Set for a minute after an API key's last use was recorded, so that it is recorded once a minute. */
+  apiKeyTouched(keyId: string): string {
+    return `${this.prefix}apikey-touched:${keyId}`;
+  }
   rateBucket(keyId: string): string {
     return `${this.prefix}rl:${keyId}`;
   }

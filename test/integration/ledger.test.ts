@@ -156,7 +156,7 @@ test('concurrent holds on one namespace: exactly as many fit as the balance cove
           inputPriceMicro: 10,
           outputPriceMicro: 20,
           deadlineAt: new Date(Date.now() + 60_000),
-        }),
+        }, null),
       ),
     );
     const ok = outcomes.filter((o) => o.status === 'fulfilled').length;
@@ -276,8 +276,8 @@ test('two holds on one namespace that reach the ledger at the same moment both s
   check(async () => {
     const t = await stack.tenant(1);
     const gate = new LedgerLockGate();
-    const a = new SettlementService(gate.db('a', firstAccountLock), stack.config.OPERATOR_SHARE_BPS).acceptWithHold(newJob(t));
-    const b = new SettlementService(gate.db('b', firstAccountLock), stack.config.OPERATOR_SHARE_BPS).acceptWithHold(newJob(t));
+    const a = new SettlementService(gate.db('a', firstAccountLock), stack.config.OPERATOR_SHARE_BPS).acceptWithHold(newJob(t), null);
+    const b = new SettlementService(gate.db('b', firstAccountLock), stack.config.OPERATOR_SHARE_BPS).acceptWithHold(newJob(t), null);
     await gate.allArrived(['a', 'b']);
     // Both have written everything up to their first lock on the namespace's accounts; now a goes on, then b.
     gate.open('a');
@@ -296,7 +296,7 @@ test('a completion and a new hold on one namespace that reach the ledger at the 
     await stack.db.query(`INSERT INTO nodes (id, operator_account_id) VALUES ($1, $2)`, [nodeId, await stack.operator()]);
     // A job running on the node, as the scheduler leaves it.
     const running = newJob(t);
-    await settlement.acceptWithHold(running);
+    await settlement.acceptWithHold(running, null);
     await stack.db.query(`UPDATE jobs SET status = 'running', attempt = 1, node_id = $2 WHERE id = $1`, [running.id, nodeId]);
     await stack.db.query(`INSERT INTO job_attempts (job_id, attempt, node_id) VALUES ($1, 1, $2)`, [running.id, nodeId]);
 
@@ -319,7 +319,7 @@ test('a completion and a new hold on one namespace that reach the ledger at the 
     );
     await gate.allArrived(['complete']);
     const fresh = newJob(t);
-    const hold = settlement.acceptWithHold(fresh);
+    const hold = settlement.acceptWithHold(fresh, null);
     await sleep(200);
     gate.open('complete');
     const outcomes = await Promise.allSettled([done, hold]);

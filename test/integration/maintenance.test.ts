@@ -113,7 +113,7 @@ test('outbox: a job accepted but never published is republished by maintenance a
       inputPriceMicro: 10,
       outputPriceMicro: 20,
       deadlineAt: new Date(Date.now() + 30_000),
-    });
+    }, null);
 
     // Younger than OUTBOX_REPUBLISH_AFTER_MS (10 s): left alone, however many sweeps pass.
     await new Promise((r) => setTimeout(r, 3 * stack.config.SWEEP_INTERVAL_MS));

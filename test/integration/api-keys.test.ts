@@ -1,0 +1,110 @@
+// API keys beyond the spine: expiry, a credit cap per calendar month that holds at any concurrency and
+// across instances, rotation, and last-used time.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { createBackbone, type Backbone } from '../../src/app.js';
+import { TestStack, TEST_MODEL } from '../helpers/stack.js';
+
+let stack: TestStack;
+let peer: Backbone;
+let peerUrl: string;
+const check = (fn: () => Promise<void>) => stack.check(fn);
+
+before(async () => {
+  stack = await TestStack.start();
+  peer = await createBackbone({ config: stack.config, roles: ['cloud'], logger: pino({ level: 'warn' }), mongoUrl: stack.mongoUrl, migrate: false });
+  peerUrl = await peer.listen();
+  await stack.model();
+  await stack.node({ latencyMs: 400, capacity: 8 });
+});
+
+after(async () => {
+  await peer.close();
+  await stack.close();
+});
+
+// 'hi' is 2 bytes: prompt bound 64 + 2 + 8 = 74 tokens at 10, plus max_tokens 10 at 20: a 940 µcr hold.
+const ask = { model: TEST_MODEL, messages: [{ role: 'user' as const, content: 'hi' }], max_tokens: 10 };
+const HOLD = 940;
+
+async function submit(base: string, apiKey: string): Promise<{ status: number; id?: string; code?: string }> {
+  const res = await fetch(`${base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', prefer: 'respond-async' },
+    body: JSON.stringify(ask),
+  });
+  const body = (await res.json()) as { id?: string; error?: { code: string } };
+  return { status: res.status, id: body.id, code: body.error?.code };
+}
+
+async function adminPost(path: string, body: unknown): Promise<Response> {
+  return fetch(`${stack.url}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${stack.config.ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+test('a monthly cap holds under concurrent requests on two instances; settled jobs count what they were charged', () =>
+  check(async () => {
+    const tenant = await stack.tenant(10);
+    const res = await adminPost(`/admin/namespaces/${tenant.namespaceId}/keys`, { monthly_cap: (3 * HOLD) / 1e6, rate_limit_rps: 1000, rate_limit_burst: 1000 });
+    assert.equal(res.status, 201);
+    const { key, id: keyId } = (await res.json()) as { key: string; id: string };
+
+    const outcomes = await Promise.all(Array.from({ length: 12 }, (_, i) => submit(i % 2 ? peerUrl : stack.url, key)));
+    const accepted = outcomes.filter((o) => o.status === 202);
+    assert.equal(accepted.length, 3, JSON.stringify(outcomes));
+    assert.ok(outcomes.every((o) => o.status === 202 || (o.status === 402 && o.code === 'monthly_cap_reached')), JSON.stringify(outcomes));
+
+    await stack.until('the accepted jobs to complete', async () => {
+      const r = await stack.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM jobs WHERE api_key_id = $1 AND status = 'completed'`, [keyId]);
+      return r.rows[0]?.n === 3 ? true : undefined;
+    });
+    const charged = await stack.db.query<{ sum: number }>(`SELECT sum(charged_micro)::bigint AS sum FROM jobs WHERE api_key_id = $1`, [keyId]);
+    const spend = await stack.db.query<{ committed_micro: number }>(`SELECT committed_micro FROM api_key_monthly_spend WHERE api_key_id = $1`, [keyId]);
+    assert.equal(spend.rows[0]?.committed_micro, charged.rows[0]?.sum);
+    assert.ok(charged.rows[0]!.sum < 3 * HOLD);
+    // The holds gave way to smaller charges: there is room for one more worst case.
+    assert.equal((await submit(stack.url, key)).status, 202);
+    const other = await stack.tenant(10);
+    assert.equal((await submit(stack.url, other.apiKey)).status, 202, 'the cap is per key, not per namespace or network');
+  }));
+
+test('an expired key is refused with 401, even while cached', () =>
+  check(async () => {
+    const tenant = await stack.tenant(1);
+    const res = await adminPost(`/admin/namespaces/${tenant.namespaceId}/keys`, { expires_at: new Date(Date.now() + 1500).toISOString() });
+    const { key } = (await res.json()) as { key: string };
+    const models = () => fetch(`${stack.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
+    assert.equal((await models()).status, 200); // now cached in Redis
+    await new Promise((r) => setTimeout(r, 1600));
+    const expired = await models();
+    assert.equal(expired.status, 401);
+    assert.match(((await expired.json()) as { error: { message: string } }).error.message, /expired/);
+    assert.equal((await adminPost(`/admin/namespaces/${tenant.namespaceId}/keys`, { expires_at: new Date(Date.now() - 1000).toISOString() })).status, 400);
+  }));
+
+test('rotation: the old key stops at once on every instance, the new one works; listings show last use, never secrets', () =>
+  check(async () => {
+    const tenant = await stack.tenant(1);
+    const models = (base: string, key: string) => fetch(`${base}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
+    assert.equal((await models(peerUrl, tenant.apiKey)).status, 200);
+    const rotated = await adminPost(`/admin/keys/${tenant.keyId}/rotate`, {});
+    assert.equal(rotated.status, 201);
+    const fresh = (await rotated.json()) as { key: string; id: string };
+    assert.equal((await models(peerUrl, tenant.apiKey)).status, 401);
+    assert.equal((await models(stack.url, tenant.apiKey)).status, 401);
+    assert.equal((await models(peerUrl, fresh.key)).status, 200);
+
+    const list = await fetch(`${stack.url}/admin/namespaces/${tenant.namespaceId}/keys`, { headers: { authorization: `Bearer ${stack.config.ADMIN_TOKEN}` } });
+    const text = await list.text();
+    assert.ok(!text.includes('rk_') || !/rk_[A-Za-z0-9_-]{43}/.test(text), 'no secret in a listing');
+    const keys = (JSON.parse(text) as { data: Array<{ id: string; revoked_at: string | null; last_used_at: string | null }> }).data;
+    assert.deepEqual(keys.map((k) => [k.id, k.revoked_at !== null]), [
+      [tenant.keyId, true],
+      [fresh.id, false],
+    ]);
+    assert.ok(keys.every((k) => k.last_used_at !== null), 'both keys were used');
+  }));
