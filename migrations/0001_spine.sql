@@ -52,7 +52,9 @@ CREATE TABLE nodes (
 -- Every movement is a transaction whose entries sum to zero (checked at commit by a deferred trigger),
 -- so the sum over all accounts is zero at every moment. `balance` is a cache of the sum of an account's
 -- entries, maintained in the same transaction; only the funding account (the source of top-ups) may go
--- negative.
+-- negative. The network-wide receiving accounts (operator_earnings, platform_revenue) keep no cache
+-- (it would serialise every settlement on one row): their balance is computed from their entries and
+-- their `balance` stays 0 (src/postgres/ledger.repository.ts).
 CREATE TABLE ledger_accounts (
   id        bigserial PRIMARY KEY,
   kind      text NOT NULL CHECK (kind IN ('funding', 'ns_available', 'ns_held', 'operator_earnings', 'platform_revenue')),

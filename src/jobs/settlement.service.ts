@@ -88,9 +88,8 @@ export class SettlementService {
       const earnings = await ledgerAccountId(tx, 'operator_earnings', operator);
       const platform = await ledgerAccountId(tx, 'platform_revenue', null);
       // Lock order, the same in every transaction that moves credits: the namespace's own accounts, then
-      // the key's monthly spend row, then the network-wide accounts (operator earnings, platform revenue).
-      // Hence release before capture: the hot shared rows are locked by the last statements before
-      // COMMIT and held as briefly as possible.
+      // the key's monthly spend row. The network-wide accounts credited by the capture (operator
+      // earnings, platform revenue) take no row lock at all: their balances are derived from entries.
       await lockAccounts(tx, [held, available]);
       await postTransaction(tx, { kind: 'release', jobId }, [
         { accountId: held, amount: -(row.hold_micro - charged) },

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { pino } from 'pino';
 import { Redis } from 'ioredis';
+import { balanceOf } from '../../src/postgres/ledger.repository.js';
 import { TestStack, TEST_MODEL, type StackOptions, type Tenant } from '../helpers/stack.js';
 import { generatePrivateKey } from '../../src/domain/signatures.js';
 import { startNodeAgent, type NodeAgent } from '../../src/node-agent/agent.js';
@@ -130,8 +131,7 @@ async function txnsOf(stack: TestStack, jobId: string): Promise<Record<string, n
 }
 
 async function accountBalance(stack: TestStack, kind: 'operator_earnings' | 'platform_revenue', ownerId: string | null): Promise<number> {
-  const r = await stack.db.query<{ balance: number }>(`SELECT balance FROM ledger_accounts WHERE kind = $1 AND owner_id IS NOT DISTINCT FROM $2`, [kind, ownerId]);
-  return r.rows[0]?.balance ?? 0;
+  return balanceOf(stack.db, kind, ownerId);
 }
 
 async function jobRow(stack: TestStack, jobId: string) {

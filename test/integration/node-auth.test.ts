@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { balanceOf } from '../../src/postgres/ledger.repository.js';
 import { TestStack, TEST_MODEL, type RawNode, type Tenant } from '../helpers/stack.js';
 import { addressOf, generatePrivateKey, signMessage, verifyMessage } from '../../src/domain/signatures.js';
 import { outputHash, type JobOutput } from '../../src/domain/protocol.js';
@@ -331,8 +332,7 @@ test('a raw node checks the network signature on its job; a result whose hash do
     node.send(signMessage(node.privateKey, { ...bad, output: good, outputHash: outputHash(good), ts: Date.now(), signature: undefined }));
     assert.deepEqual(await node.next('result_ack'), { type: 'result_ack', jobId, attempt: 1, accepted: false, reason: 'stale_attempt' });
     assert.equal(await captures(jobId), 1);
-    const earned = await stack.db.query<{ balance: number }>(`SELECT balance FROM ledger_accounts WHERE kind = 'operator_earnings' AND owner_id = $1`, [rawOperator]);
-    assert.equal(earned.rows[0]?.balance ?? 0, 0);
+    assert.equal(await balanceOf(stack.db, 'operator_earnings', rawOperator), 0);
     await node.close();
   }));
 
