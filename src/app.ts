@@ -31,6 +31,7 @@ import { Scheduler } from './scheduler/scheduler.service.js';
 import { AdminService } from './gate/admin.service.js';
 import { adminRoutes } from './gate/admin.routes.js';
 import { Maintenance } from './maintenance/maintenance.service.js';
+import { UsageService } from './space/usage.service.js';
 
 export interface Backbone {
   app: FastifyInstance;
@@ -78,6 +79,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS);
   const keyCache = new ApiKeyCache(redis, keys);
   const admin = new AdminService({ db, keyCache, queue });
+  const usage = new UsageService(db);
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, events, queue, logger });
   const jobs = new JobsService({ config, db, settlement, payloads, presence, events, lifecycle });
 
@@ -106,7 +108,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       defaultRps: config.RATE_LIMIT_RPS,
       defaultBurst: config.RATE_LIMIT_BURST,
     });
-    cloudRoutes(app, { db, auth, jobs, presence, maxTokensDefault: config.MAX_TOKENS_DEFAULT, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000 });
+    cloudRoutes(app, { db, usage, auth, jobs, presence, maxTokensDefault: config.MAX_TOKENS_DEFAULT, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000 });
   }
   let gateway: Gateway | null = null;
   if (has('io')) {
@@ -127,7 +129,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   }
   if (has('gate')) {
     if (!config.ADMIN_TOKEN) throw new Error('ADMIN_TOKEN is required by the gate role');
-    adminRoutes(app, admin, config.ADMIN_TOKEN);
+    adminRoutes(app, admin, usage, config.ADMIN_TOKEN);
   }
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, logger }) : null;

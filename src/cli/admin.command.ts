@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../config.js';
 import { formatCredits } from '../errors.js';
 import { AdminService } from '../gate/admin.service.js';
+import { UsageService } from '../space/usage.service.js';
 import { createPool } from '../postgres/db.js';
 import { migrate } from '../postgres/migrate.js';
 import { createRedis, RedisKeys } from '../redis/client.js';
@@ -140,6 +141,23 @@ export function registerAdminCommand(program: Command): void {
     .action(async (name: string, opts: Json & { inputPrice: number; outputPrice: number; context?: number }) => {
       const m = await withAdmin((s) => s.putModel({ name, inputPricePerMtok: opts.inputPrice, outputPricePerMtok: opts.outputPrice, contextTokens: opts.context }));
       out(opts, m, `model ${m.name}: ${m.input_price_micro} / ${m.output_price_micro} credits per million input / output tokens`);
+    });
+
+  admin
+    .command('usage <namespaceId>')
+    .option('--from <day>', 'first day, YYYY-MM-DD (UTC); default 29 days before --to')
+    .option('--to <day>', 'last day, YYYY-MM-DD (UTC); default today')
+    .option('--csv', 'CSV output')
+    .option('--json', 'JSON output')
+    .description("a namespace's usage by day, model and API key")
+    .action(async (namespaceId: string, opts: Json & { from?: string; to?: string; csv?: boolean }) => {
+      await withAdmin(async (s) => {
+        await s.balance(namespaceId); // an unknown namespace is an error, not an empty report
+        const usage = new UsageService(s.db);
+        const report = await usage.report(namespaceId, { from: opts.from, to: opts.to });
+        if (opts.csv) process.stdout.write(usage.toCsv(report.data));
+        else out(opts, report, report.data.map((r) => `${r.day} ${r.model} ${r.key_prefix}... ${r.requests} requests, ${r.credits_charged} credits`).join('\n') || '(no usage)');
+      });
     });
 
   admin

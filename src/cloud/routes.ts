@@ -5,6 +5,8 @@
 //   `resultity` object         on every completion: job id and credits charged (never the node)
 //   x-resultity-job-id, x-resultity-credits-charged response headers
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { UsageService } from '../space/usage.service.js';
+import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 import { errors, formatCredits } from '../errors.js';
 import type { JobRow } from '../postgres/jobs.repository.js';
 import type { PayloadDoc } from '../mongo/payloads.repository.js';
@@ -18,6 +20,7 @@ import { sendAppError } from './errors.http.js';
 
 export interface CloudRouteDeps {
   db: Db;
+  usage: UsageService;
   auth: AuthService;
   jobs: JobsService;
   presence: PresenceRepository;
@@ -105,6 +108,9 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       reply.header('location', `/v1/jobs/${job.id}`);
       return reply.code(202).send(jobView(job, null));
     });
+
+    // Resultity extension: the namespace's usage by day, model and key; `format=csv` for a spreadsheet.
+    v1.get<{ Querystring: UsageQuery }>('/v1/usage', async (request, reply) => sendUsage(reply, d.usage, principalOf(request).namespaceId, request.query));
 
     v1.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => {
       const { job, payload } = await d.jobs.findForNamespace(request.params.id, principalOf(request).namespaceId);

@@ -4,6 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
 import type { AdminService } from './admin.service.js';
+import type { UsageService } from '../space/usage.service.js';
+import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 
 const uuid = z.string().uuid();
 
@@ -16,7 +18,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   return r.data;
 }
 
-export function adminRoutes(app: FastifyInstance, admin: AdminService, adminToken: string): void {
+export function adminRoutes(app: FastifyInstance, admin: AdminService, usage: UsageService, adminToken: string): void {
   const expected = createHash('sha256').update(adminToken).digest();
 
   app.register(async (r) => {
@@ -93,5 +95,11 @@ export function adminRoutes(app: FastifyInstance, admin: AdminService, adminToke
     });
 
     r.get('/admin/ledger/total', async () => admin.ledgerTotals());
+
+    r.get<{ Params: { id: string }; Querystring: UsageQuery }>('/admin/namespaces/:id/usage', async (req, reply) => {
+      const id = parse(uuid, req.params.id);
+      await admin.balance(id); // 404 for an unknown namespace
+      return sendUsage(reply, usage, id, req.query);
+    });
   });
 }

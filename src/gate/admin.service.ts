@@ -31,6 +31,11 @@ export interface Balance {
 export class AdminService {
   constructor(private readonly d: { db: Db; keyCache: ApiKeyCache; queue: JobQueue | null }) {}
 
+  /** The database this service administers (for read-only reports built beside it). */
+  get db(): Db {
+    return this.d.db;
+  }
+
   createAccount(name: string): Promise<AccountRow> {
     if (!name.trim()) throw errors.invalid('name must not be empty', 'name');
     return withTransaction(this.d.db, (tx) => createAccount(tx, name.trim()));
