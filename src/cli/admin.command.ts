@@ -135,11 +135,14 @@ export function registerAdminCommand(program: Command): void {
     .command('model-put <name>')
     .requiredOption('--input-price <n>', 'credits per million input tokens (whole number)', positiveInt)
     .requiredOption('--output-price <n>', 'credits per million output tokens (whole number)', positiveInt)
+    .option('--min-charge <credits>', 'least a completed request costs', Number)
     .option('--context <n>', 'context window in tokens', positiveInt)
     .option('--json', 'JSON output')
     .description('register a model or change its prices')
-    .action(async (name: string, opts: Json & { inputPrice: number; outputPrice: number; context?: number }) => {
-      const m = await withAdmin((s) => s.putModel({ name, inputPricePerMtok: opts.inputPrice, outputPricePerMtok: opts.outputPrice, contextTokens: opts.context }));
+    .action(async (name: string, opts: Json & { inputPrice: number; outputPrice: number; minCharge?: number; context?: number }) => {
+      const m = await withAdmin((s) =>
+        s.putModel({ name, inputPricePerMtok: opts.inputPrice, outputPricePerMtok: opts.outputPrice, minCharge: opts.minCharge, contextTokens: opts.context }),
+      );
       out(opts, m, `model ${m.name}: ${m.input_price_micro} / ${m.output_price_micro} credits per million input / output tokens`);
     });
 

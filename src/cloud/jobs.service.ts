@@ -91,6 +91,7 @@ export class JobsService {
         holdMicro: hold,
         inputPriceMicro: model.input_price_micro,
         outputPriceMicro: model.output_price_micro,
+        minChargeMicro: model.min_charge_micro,
         deadlineAt: deadline,
       }, p.monthlyCapMicro, idempotency);
     } catch (err) {
@@ -147,7 +148,7 @@ function requestHash(model: string, request: JobRequest): Buffer {
 }
 
 function prices(m: ModelRow) {
-  return { inputPriceMicro: m.input_price_micro, outputPriceMicro: m.output_price_micro };
+  return { inputPriceMicro: m.input_price_micro, outputPriceMicro: m.output_price_micro, minChargeMicro: m.min_charge_micro };
 }
 
 export function jobFailure(job: JobRow): AppError {

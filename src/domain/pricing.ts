@@ -6,6 +6,8 @@ import type { ChatMessage, Usage } from './protocol.js';
 export interface ModelPrices {
   inputPriceMicro: number;
   outputPriceMicro: number;
+  /** The least a completed request with output costs. */
+  minChargeMicro: number;
 }
 
 /** Per-message allowance for role markers and separators that chat templates add around each message. */
@@ -29,7 +31,7 @@ export function promptTokenUpperBound(messages: readonly ChatMessage[]): number 
 }
 
 export function worstCaseCost(prices: ModelPrices, promptTokens: number, maxTokens: number): number {
-  return checkedAmount(promptTokens * prices.inputPriceMicro + maxTokens * prices.outputPriceMicro);
+  return checkedAmount(Math.max(prices.minChargeMicro, promptTokens * prices.inputPriceMicro + maxTokens * prices.outputPriceMicro));
 }
 
 /**
@@ -39,7 +41,7 @@ export function worstCaseCost(prices: ModelPrices, promptTokens: number, maxToke
 export function actualCost(prices: ModelPrices, usage: Usage, hold: number, outputEmpty = false): number {
   if (outputEmpty) return 0;
   const cost = checkedAmount(usage.prompt_tokens * prices.inputPriceMicro + usage.completion_tokens * prices.outputPriceMicro);
-  return Math.min(cost, hold);
+  return Math.min(Math.max(cost, prices.minChargeMicro), hold);
 }
 
 /** Splits a capture into the operator's share (rounded down) and the platform's commission (the rest). */

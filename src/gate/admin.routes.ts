@@ -87,11 +87,18 @@ export function adminRoutes(app: FastifyInstance, admin: AdminService, usage: Us
         z.object({
           input_price: z.number().int().min(0),
           output_price: z.number().int().min(0),
+          min_charge: z.number().min(0).optional(),
           context_tokens: z.number().int().positive().max(10_000_000).optional(),
         }),
         req.body,
       );
-      return admin.putModel({ name: req.params.name, inputPricePerMtok: body.input_price, outputPricePerMtok: body.output_price, contextTokens: body.context_tokens });
+      return admin.putModel({
+        name: req.params.name,
+        inputPricePerMtok: body.input_price,
+        outputPricePerMtok: body.output_price,
+        minCharge: body.min_charge,
+        contextTokens: body.context_tokens,
+      });
     });
 
     r.get('/admin/ledger/total', async () => admin.ledgerTotals());

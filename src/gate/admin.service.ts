@@ -129,7 +129,10 @@ export class AdminService {
   }
 
   /** Registers or reprices a model. Prices are credits per million tokens (= micro-credits per token), integers. */
-  async putModel(m: { name: string; inputPricePerMtok: number; outputPricePerMtok: number; contextTokens?: number }): Promise<ModelRow> {
+  async putModel(m: { name: string; inputPricePerMtok: number; outputPricePerMtok: number; minCharge?: number; contextTokens?: number }): Promise<ModelRow> {
+    if (m.minCharge !== undefined && (!Number.isFinite(m.minCharge) || m.minCharge < 0 || m.minCharge > 1_000_000)) {
+      throw errors.invalid('min_charge must be between 0 and 1000000 credits', 'min_charge');
+    }
     if (!/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(m.name)) throw errors.invalid('model names are 1-128 of letters, digits and . _ : / -', 'name');
     for (const [field, v] of [
       ['input_price', m.inputPricePerMtok],
@@ -141,6 +144,7 @@ export class AdminService {
       name: m.name,
       inputPriceMicro: m.inputPricePerMtok,
       outputPriceMicro: m.outputPricePerMtok,
+      minChargeMicro: Math.round((m.minCharge ?? 0) * MICRO),
       contextTokens: m.contextTokens ?? 8192,
     });
     // Declare the queue now, so jobs published before any scheduler consumes it are kept.

@@ -19,6 +19,7 @@ export interface JobRow {
   charged_micro: number | null;
   input_price_micro: number;
   output_price_micro: number;
+  min_charge_micro: number;
   prompt_tokens: number | null;
   completion_tokens: number | null;
   error_code: string | null;
@@ -30,7 +31,7 @@ export interface JobRow {
 }
 
 const COLUMNS = `id, namespace_id, api_key_id, model, status, attempt, max_attempts, node_id, max_tokens, prompt_tokens_bound, hold_micro, charged_micro,
-  input_price_micro, output_price_micro, prompt_tokens, completion_tokens, error_code, error_message,
+  input_price_micro, output_price_micro, min_charge_micro, prompt_tokens, completion_tokens, error_code, error_message,
   created_at, deadline_at, published_at, finished_at`;
 
 export interface NewJob {
@@ -44,15 +45,29 @@ export interface NewJob {
   holdMicro: number;
   inputPriceMicro: number;
   outputPriceMicro: number;
+  minChargeMicro: number;
   deadlineAt: Date;
 }
 
 export async function insertJob(q: Queryable, j: NewJob): Promise<JobRow> {
   const r = await q.query<JobRow>(
     `INSERT INTO jobs (id, namespace_id, api_key_id, model, status, max_attempts, max_tokens, prompt_tokens_bound, hold_micro,
-                       input_price_micro, output_price_micro, deadline_at)
-     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11) RETURNING ${COLUMNS}`,
-    [j.id, j.namespaceId, j.apiKeyId, j.model, j.maxAttempts, j.maxTokens, j.promptTokensBound, j.holdMicro, j.inputPriceMicro, j.outputPriceMicro, j.deadlineAt],
+                       input_price_micro, output_price_micro, min_charge_micro, deadline_at)
+     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${COLUMNS}`,
+    [
+      j.id,
+      j.namespaceId,
+      j.apiKeyId,
+      j.model,
+      j.maxAttempts,
+      j.maxTokens,
+      j.promptTokensBound,
+      j.holdMicro,
+      j.inputPriceMicro,
+      j.outputPriceMicro,
+      j.minChargeMicro,
+      j.deadlineAt,
+    ],
   );
   return r.rows[0]!;
 }

@@ -5,19 +5,23 @@ export interface ModelRow {
   name: string;
   input_price_micro: number;
   output_price_micro: number;
+  min_charge_micro: number;
   context_tokens: number;
   created_at: Date;
 }
 
-const COLUMNS = `name, input_price_micro, output_price_micro, context_tokens, created_at`;
+const COLUMNS = `name, input_price_micro, output_price_micro, min_charge_micro, context_tokens, created_at`;
 
-export async function upsertModel(q: Queryable, m: { name: string; inputPriceMicro: number; outputPriceMicro: number; contextTokens: number }): Promise<ModelRow> {
+export async function upsertModel(
+  q: Queryable,
+  m: { name: string; inputPriceMicro: number; outputPriceMicro: number; minChargeMicro: number; contextTokens: number },
+): Promise<ModelRow> {
   const r = await q.query<ModelRow>(
-    `INSERT INTO models (name, input_price_micro, output_price_micro, context_tokens) VALUES ($1, $2, $3, $4)
-     ON CONFLICT (name) DO UPDATE SET input_price_micro = EXCLUDED.input_price_micro,
-       output_price_micro = EXCLUDED.output_price_micro, context_tokens = EXCLUDED.context_tokens, updated_at = now()
+    `INSERT INTO models (name, input_price_micro, output_price_micro, min_charge_micro, context_tokens) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (name) DO UPDATE SET input_price_micro = EXCLUDED.input_price_micro, output_price_micro = EXCLUDED.output_price_micro,
+       min_charge_micro = EXCLUDED.min_charge_micro, context_tokens = EXCLUDED.context_tokens, updated_at = now()
      RETURNING ${COLUMNS}`,
-    [m.name, m.inputPriceMicro, m.outputPriceMicro, m.contextTokens],
+    [m.name, m.inputPriceMicro, m.outputPriceMicro, m.minChargeMicro, m.contextTokens],
   );
   return r.rows[0]!;
 }

@@ -206,3 +206,19 @@ test('Idempotency-Key: a retried request returns the first job and is charged on
     const bobs = await bob.client.chat.completions.create(ask, { headers: { 'Idempotency-Key': key } });
     assert.notEqual(bobs.id, first.id);
   }));
+
+test('a model with a minimum charge: the request costs at least that, and says so', () =>
+  check(async () => {
+    const res = await fetch(`${stack.url}/admin/models/test%2Fminimum`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${stack.config.ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ input_price: 1, output_price: 1, min_charge: 0.01 }),
+    });
+    assert.equal(res.status, 200);
+    await stack.node({ models: ['test/minimum'] });
+    const before = await stack.balance(alice.namespaceId);
+    const r = await alice.client.chat.completions.create({ ...ask, model: 'test/minimum' });
+    const extra = (r as unknown as { resultity: { credits_charged: string } }).resultity;
+    assert.equal(extra.credits_charged, '0.010000');
+    assert.equal(before.available - (await stack.balance(alice.namespaceId)).available, 10_000);
+  }));

@@ -155,6 +155,7 @@ test('concurrent holds on one namespace: exactly as many fit as the balance cove
           holdMicro: 300,
           inputPriceMicro: 10,
           outputPriceMicro: 20,
+          minChargeMicro: 0,
           deadlineAt: new Date(Date.now() + 60_000),
         }, null),
       ),
@@ -268,6 +269,7 @@ function newJob(t: Tenant, id = randomUUID()) {
     holdMicro: 1000,
     inputPriceMicro: 10,
     outputPriceMicro: 20,
+    minChargeMicro: 0,
     deadlineAt: new Date(Date.now() + 60_000),
   };
 }

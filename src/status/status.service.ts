@@ -1,0 +1,171 @@
+// The public status snapshot (issue 4, part 9): what the network serves and how loaded it is, with
+// nothing private in it: no node ids or addresses, no namespaces, keys, jobs or engine key names. Only
+// aggregate counts per model and over the network.
+//
+// Sources, read together once per snapshot:
+//   models          PostgreSQL, the catalogue (listModels)
+//   nodes, slots    Redis presence: the ready:<model> members whose node:<id> presence is live
+//   queued          RabbitMQ, ready messages in the model's queue (passive declare)
+//   waiting         PostgreSQL, accepted jobs not running yet
+//   jobs_last_minute PostgreSQL, jobs finished in the last 60 s
+//
+// Not reported yet: nodes by region and by GPU class. Heartbeats carry models, capacity and the running
+// count only (src/domain/protocol.ts); once they carry region and GPU, they belong beside `models` here.
+//
+// Public and cached: a snapshot is computed at most once per `ttlMs` per instance, and callers that
+// arrive while one is being computed share it, so that any request rate costs the engines one snapshot
+// a second per instance. A failed computation is not cached: the next call tries again.
+//
+// Cost, for operators of a large network: the Redis reads walk every readiness entry of every model
+// (pipelined, batched), and the last-minute query scans the jobs table until it has an index on
+// finished_at (or is partitioned by time, as DESIGN.md plans).
+import { performance } from 'node:perf_hooks';
+import type { Redis } from 'ioredis';
+import type { Connection } from 'rabbitmq-client';
+import type { Logger } from 'pino';
+import type { Db } from '../postgres/db.js';
+import { listModels } from '../postgres/models.repository.js';
+import { recentJobStats, waitingJobsByModel } from '../postgres/status.repository.js';
+import type { RedisKeys } from '../redis/client.js';
+import { StatusRepository } from '../redis/status.repository.js';
+import { QueueDepth } from '../rabbitmq/queue-depth.js';
+import type { JobQueue } from '../rabbitmq/job-queue.js';
+
+/** The window of `jobs_last_minute`. */
+export const STATUS_WINDOW_SECONDS = 60;
+
+export interface ModelStatus {
+  /** The model's name, as in /v1/models. */
+  id: string;
+  /** Nodes online serving the model (presence live, model advertised). */
+  online_nodes: number;
+  /**
+   * Sum of the capacities (concurrent jobs) of those nodes. A node serving several models counts toward
+   * each of them, so these do not add up across models: `nodes` has the network's totals.
+   */
+  capacity: number;
+  /** Slots in use on those nodes (reserved by a scheduler or reported running by the node). */
+  in_use: number;
+  /** Messages ready in the model's RabbitMQ queue; null when the broker could not be asked. */
+  queued: number | null;
+  /**
+   * Accepted jobs not running yet: those `queued` in RabbitMQ, plus those a scheduler has taken and holds
+   * until a node frees a slot (RabbitMQ counts those as delivered, not queued), plus retries between attempts.
+   * This is the model's backlog. A job being dispatched holds its slot a moment before its row says
+   * running, so a snapshot may count it both here and in `in_use`.
+   */
+  waiting: number;
+}
+
+export interface StatusSnapshot {
+  /** When this snapshot was computed (ISO 8601); it is served unchanged for up to a second. */
+  generated_at: string;
+  /** Distinct online nodes serving at least one model of the catalogue, their capacity and slots in use. */
+  nodes: { online: number; capacity: number; in_use: number };
+  models: ModelStatus[];
+  jobs_last_minute: {
+    completed: number;
+    failed: number;
+    expired: number;
+    /** Jobs that reached a terminal state (any) in the window, per second. */
+    requests_per_second: number;
+    /** Submission to completion of the completed jobs; null when none completed in the window. */
+    latency_ms: { p50: number | null; p99: number | null };
+  };
+}
+
+export interface StatusServiceDeps {
+  db: Db;
+  redis: Redis;
+  keys: RedisKeys;
+  rabbit: Connection;
+  /** Names each model's queue. */
+  queue: Pick<JobQueue, 'queueFor'>;
+  logger: Pick<Logger, 'warn'>;
+  /** How long a snapshot is served before the next is computed (default 1000 ms). */
+  ttlMs?: number;
+}
+
+export class StatusService {
+  private readonly nodes: StatusRepository;
+  private readonly depth: QueueDepth;
+  private readonly ttlMs: number;
+  private cached: { snapshot: StatusSnapshot; expiresAt: number } | null = null;
+  private inFlight: Promise<StatusSnapshot> | null = null;
+
+  constructor(private readonly d: StatusServiceDeps) {
+    this.nodes = new StatusRepository(d.redis, d.keys);
+    this.depth = new QueueDepth(d.rabbit);
+    this.ttlMs = d.ttlMs ?? 1_000;
+  }
+
+  /** The current snapshot: the cached one while fresh, else the one being computed, else a new one. */
+  snapshot(): Promise<StatusSnapshot> {
+    const cached = this.cached;
+    if (cached && performance.now() < cached.expiresAt) return Promise.resolve(cached.snapshot);
+    this.inFlight ??= this.compute()
+      .then((snapshot) => {
+        this.cached = { snapshot, expiresAt: performance.now() + this.ttlMs };
+        return snapshot;
+      })
+      .finally(() => {
+        this.inFlight = null;
+      });
+    return this.inFlight;
+  }
+
+  private async compute(): Promise<StatusSnapshot> {
+    const generatedAt = new Date();
+    const { db } = this.d;
+    const models = (await listModels(db)).map((m) => m.name);
+    const [fleet, queued, waiting, recent] = await Promise.all([
+      this.nodes.fleetLoad(models),
+      this.queueDepths(models),
+      waitingJobsByModel(db),
+      recentJobStats(db, STATUS_WINDOW_SECONDS),
+    ]);
+    const finished = recent.completed + recent.failed + recent.expired + recent.cancelled;
+    return {
+      generated_at: generatedAt.toISOString(),
+      nodes: { online: fleet.total.onlineNodes, capacity: fleet.total.capacity, in_use: fleet.total.inUse },
+      models: models.map((id) => {
+        const load = fleet.byModel.get(id);
+        return {
+          id,
+          online_nodes: load?.onlineNodes ?? 0,
+          capacity: load?.capacity ?? 0,
+          in_use: load?.inUse ?? 0,
+          queued: queued ? (queued.get(id) ?? 0) : null,
+          waiting: waiting.get(id) ?? 0,
+        };
+      }),
+      jobs_last_minute: {
+        completed: recent.completed,
+        failed: recent.failed,
+        expired: recent.expired,
+        requests_per_second: Math.round((finished / STATUS_WINDOW_SECONDS) * 1000) / 1000,
+        latency_ms: { p50: roundMs(recent.p50Ms), p99: roundMs(recent.p99Ms) },
+      },
+    };
+  }
+
+  /**
+   * Ready messages per model, or null while the broker is away: the rest of the snapshot (what a status
+   * page is for during an outage) is still served. Not awaited when the connection is down, where
+   * acquiring a channel would wait for the reconnect.
+   */
+  private async queueDepths(models: readonly string[]): Promise<Map<string, number> | null> {
+    if (!this.d.rabbit.ready) return null;
+    try {
+      const byQueue = await this.depth.messageCounts(models.map((m) => this.d.queue.queueFor(m)));
+      return new Map(models.map((m) => [m, byQueue.get(this.d.queue.queueFor(m)) ?? 0]));
+    } catch (err) {
+      this.d.logger.warn({ err }, 'status: queue depths unavailable');
+      return null;
+    }
+  }
+}
+
+function roundMs(ms: number | null): number | null {
+  return ms === null ? null : Math.round(ms);
+}
