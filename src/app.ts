@@ -32,6 +32,8 @@ import { AdminService } from './gate/admin.service.js';
 import { adminRoutes } from './gate/admin.routes.js';
 import { Maintenance } from './maintenance/maintenance.service.js';
 import { UsageService } from './space/usage.service.js';
+import { StatusService } from './status/status.service.js';
+import { statusRoutes } from './status/status.routes.js';
 
 export interface Backbone {
   app: FastifyInstance;
@@ -100,6 +102,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', ...status, rabbitmq: rabbit.ready ? 'ok' : 'down' });
   });
 
+  if (has('status')) statusRoutes(app, new StatusService({ db, redis, keys, rabbit, queue, logger }));
   if (has('cloud')) {
     const auth = new AuthService({
       db,

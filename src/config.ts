@@ -2,7 +2,7 @@
 // reported in a single message. No secret has a default.
 import { z } from 'zod';
 
-export const ROLES = ['cloud', 'io', 'scheduler', 'gate', 'maintenance'] as const;
+export const ROLES = ['cloud', 'io', 'scheduler', 'gate', 'status', 'maintenance'] as const;
 export type Role = (typeof ROLES)[number];
 
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);

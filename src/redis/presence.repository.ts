@@ -75,8 +75,9 @@ for id in string.gmatch(ARGV[3], '[^,]+') do excluded[id] = true end
 for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', ready, '+inf', 1, 'LIMIT', 0, maxc)) do
   if not excluded[id] then
     local nk = p .. 'node:' .. id
-    local f = redis.call('HMGET', nk, 'capacity', 'reported', 'instance')
-    if not f[1] then
+    local f = redis.call('HMGET', nk, 'capacity', 'reported', 'instance', 'models')
+    if not f[1] or not string.find(',' .. (f[4] or '') .. ',', ',' .. model .. ',', 1, true) then
+      -- Presence expired, or the node came back serving other models: a stale readiness entry.
       redis.call('ZREM', ready, id)
     else
       local slots = nk .. ':slots'
@@ -118,7 +119,8 @@ local p, model = ARGV[1], ARGV[2]
 local ready = p .. 'ready:' .. model
 local n = 0
 for _, id in ipairs(redis.call('ZRANGE', ready, 0, -1)) do
-  if redis.call('EXISTS', p .. 'node:' .. id) == 1 then n = n + 1 else redis.call('ZREM', ready, id) end
+  local models = redis.call('HGET', p .. 'node:' .. id, 'models')
+  if models and string.find(',' .. models .. ',', ',' .. model .. ',', 1, true) then n = n + 1 else redis.call('ZREM', ready, id) end
 end
 return n
 `);

@@ -69,3 +69,12 @@ test('a registration (new connection) starts from the reservations of nobody', a
   await presence.release(node('d1'), 'old-conn');
   assert.equal(await presence.reserve(MODEL, 'another', [node('a1'), node('b1'), node('c1')]), null);
 });
+
+test('a node that comes back (after its presence expired) serving other models is not used for the old ones', async () => {
+  await up('e1', 1);
+  await redis.del(`${prefix}node:${node('e1')}`); // its presence expired; the readiness entry for MODEL stays behind
+  await presence.upsert({ nodeId: node('e1'), instance: 'i1', capacity: 1, models: ['other'], running: 0, mode: 'register' });
+  const others = [node('a1'), node('b1'), node('c1'), node('d1')];
+  assert.equal(await presence.reserve(MODEL, 'job-e', others), null);
+  assert.equal((await presence.reserve('other', 'job-e', []))?.nodeId, node('e1'));
+});
