@@ -16,6 +16,7 @@ import { PresenceRepository } from './redis/presence.repository.js';
 import { RateLimitRepository } from './redis/rate-limit.repository.js';
 import { ApiKeyCache } from './redis/api-key-cache.repository.js';
 import { ReplayGuard } from './redis/replay-guard.repository.js';
+import { NodeFlagsMirror } from './redis/node-flags.repository.js';
 import { JobEvents } from './redis/job-events.js';
 import { connectRabbit, waitForRabbit } from './rabbitmq/client.js';
 import { JobQueue } from './rabbitmq/job-queue.js';
@@ -80,7 +81,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
   const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS);
   const keyCache = new ApiKeyCache(redis, keys);
-  const admin = new AdminService({ db, keyCache, queue });
+  const flagsMirror = new NodeFlagsMirror(redis, keys);
+  const admin = new AdminService({ db, keyCache, flags: flagsMirror, queue });
   const usage = new UsageService(db);
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, events, queue, logger });
   const jobs = new JobsService({ config, db, settlement, payloads, presence, events, lifecycle });
@@ -135,7 +137,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     adminRoutes(app, admin, usage, config.ADMIN_TOKEN);
   }
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
-  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, logger }) : null;
+  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, logger }) : null;
 
   let closed = false;
   return {

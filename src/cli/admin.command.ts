@@ -11,6 +11,7 @@ import { createPool } from '../postgres/db.js';
 import { migrate } from '../postgres/migrate.js';
 import { createRedis, RedisKeys } from '../redis/client.js';
 import { ApiKeyCache } from '../redis/api-key-cache.repository.js';
+import { NodeFlagsMirror } from '../redis/node-flags.repository.js';
 import { connectRabbit, waitForRabbit } from '../rabbitmq/client.js';
 import { JobQueue } from '../rabbitmq/job-queue.js';
 
@@ -26,7 +27,8 @@ async function withAdmin<T>(fn: (admin: AdminService) => Promise<T>): Promise<T>
   try {
     await waitForRabbit(rabbit, 10_000);
     const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
-    const admin = new AdminService({ db, keyCache: new ApiKeyCache(redis, new RedisKeys(config.REDIS_KEY_PREFIX)), queue });
+    const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
+    const admin = new AdminService({ db, keyCache: new ApiKeyCache(redis, keys), flags: new NodeFlagsMirror(redis, keys), queue });
     const result = await fn(admin);
     await queue.close();
     return result;
@@ -161,6 +163,35 @@ export function registerAdminCommand(program: Command): void {
         if (opts.csv) process.stdout.write(usage.toCsv(report.data));
         else out(opts, report, report.data.map((r) => `${r.day} ${r.model} ${r.key_prefix}... ${r.requests} requests, ${r.credits_charged} credits`).join('\n') || '(no usage)');
       });
+    });
+
+  const bool = (v: string) => {
+    if (v !== 'true' && v !== 'false') throw new Error(`expected true or false, got ${v}`);
+    return v === 'true';
+  };
+  admin
+    .command('node-flags <nodeId>')
+    .option('--paused <bool>', 'true or false', bool)
+    .option('--frozen <bool>', 'true or false', bool)
+    .option('--shadow-banned <bool>', 'true or false (the node is not told)', bool)
+    .option('--cooldown <seconds>', 'no new jobs for this long (0 ends a cooldown)', positiveInt)
+    .option('--reason <text>', 'kept with the flags')
+    .option('--json', 'JSON output')
+    .description("set a node's flags (effective on every instance at once); the others stay as they were")
+    .action(async (nodeId: string, opts: Json & { paused?: boolean; frozen?: boolean; shadowBanned?: boolean; cooldown?: number; reason?: string }) => {
+      const f = await withAdmin((s) =>
+        s.setNodeFlags(nodeId, { paused: opts.paused, frozen: opts.frozen, shadowBanned: opts.shadowBanned, cooldownSeconds: opts.cooldown }, opts.reason),
+      );
+      out(opts, f, `${nodeId}: paused ${f.paused}, frozen ${f.frozen}, shadow-banned ${f.shadowBanned}, cooldown until ${f.cooldownUntil ? new Date(f.cooldownUntil).toISOString() : '-'}`);
+    });
+
+  admin
+    .command('node-reinstate <nodeId>')
+    .option('--json', 'JSON output')
+    .description('clear every flag of a node')
+    .action(async (nodeId: string, opts: Json) => {
+      const f = await withAdmin((s) => s.reinstateNode(nodeId));
+      out(opts, f, `${nodeId}: reinstated`);
     });
 
   admin

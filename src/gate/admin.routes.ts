@@ -103,6 +103,28 @@ export function adminRoutes(app: FastifyInstance, admin: AdminService, usage: Us
 
     r.get('/admin/ledger/total', async () => admin.ledgerTotals());
 
+    // Node flags: pause, freeze, shadow-ban, cooldown; DELETE reinstates.
+    r.put<{ Params: { id: string } }>('/admin/nodes/:id/flags', async (req) => {
+      const id = parse(z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case node address'), req.params.id);
+      const body = parse(
+        z
+          .object({
+            paused: z.boolean().optional(),
+            frozen: z.boolean().optional(),
+            shadow_banned: z.boolean().optional(),
+            cooldown_seconds: z.number().int().min(0).max(30 * 86_400).optional(),
+            reason: z.string().max(500).optional(),
+          })
+          .strict(),
+        req.body,
+      );
+      return admin.setNodeFlags(id, { paused: body.paused, frozen: body.frozen, shadowBanned: body.shadow_banned, cooldownSeconds: body.cooldown_seconds }, body.reason);
+    });
+    r.delete<{ Params: { id: string } }>('/admin/nodes/:id/flags', async (req) => {
+      const id = parse(z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case node address'), req.params.id);
+      return admin.reinstateNode(id);
+    });
+
     r.get<{ Params: { id: string }; Querystring: UsageQuery }>('/admin/namespaces/:id/usage', async (req, reply) => {
       const id = parse(uuid, req.params.id);
       await admin.balance(id); // 404 for an unknown namespace

@@ -9,6 +9,10 @@ import { balanceOf, ledgerAccountId, ledgerTotals, postTransaction, type LedgerT
 import { upsertModel, type ModelRow } from '../postgres/models.repository.js';
 import type { ApiKeyCache } from '../redis/api-key-cache.repository.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
+import type { NodeFlagsMirror } from '../redis/node-flags.repository.js';
+import { NO_FLAGS, type NodeFlags } from '../domain/node-flags.js';
+import { getNodeFlags, putNodeFlags } from '../postgres/node-flags.repository.js';
+import { operatorOf } from '../postgres/nodes.repository.js';
 
 /** Largest single top-up, in credits: keeps every amount far inside the safe-integer range. */
 const MAX_TOPUP_CREDITS = 1_000_000_000;
@@ -29,7 +33,7 @@ export interface Balance {
 }
 
 export class AdminService {
-  constructor(private readonly d: { db: Db; keyCache: ApiKeyCache; queue: JobQueue | null }) {}
+  constructor(private readonly d: { db: Db; keyCache: ApiKeyCache; flags: NodeFlagsMirror; queue: JobQueue | null }) {}
 
   /** The database this service administers (for read-only reports built beside it). */
   get db(): Db {
@@ -150,6 +154,34 @@ export class AdminService {
     // Declare the queue now, so jobs published before any scheduler consumes it are kept.
     await this.d.queue?.declareModel(row.name);
     return row;
+  }
+
+  /**
+   * Sets or clears a node's flags (the ones given; the others stay as they were). Effective on every
+   * instance at the next reservation. `cooldownSeconds` 0 ends a cooldown.
+   */
+  async setNodeFlags(
+    nodeId: string,
+    change: { paused?: boolean; frozen?: boolean; shadowBanned?: boolean; cooldownSeconds?: number },
+    reason = '',
+  ): Promise<NodeFlags & { nodeId: string; reason: string }> {
+    if (!(await operatorOf(this.d.db, nodeId))) throw errors.notFound('Node');
+    const current = (await getNodeFlags(this.d.db, nodeId)) ?? NO_FLAGS;
+    const next: NodeFlags = {
+      paused: change.paused ?? current.paused,
+      frozen: change.frozen ?? current.frozen,
+      shadowBanned: change.shadowBanned ?? current.shadowBanned,
+      cooldownUntil:
+        change.cooldownSeconds === undefined ? current.cooldownUntil : change.cooldownSeconds > 0 ? Date.now() + change.cooldownSeconds * 1000 : null,
+    };
+    const saved = await putNodeFlags(this.d.db, nodeId, next, reason);
+    await this.d.flags.write(nodeId, saved);
+    return saved;
+  }
+
+  /** Clears every flag of a node. */
+  reinstateNode(nodeId: string, reason = 'reinstated'): Promise<NodeFlags & { nodeId: string; reason: string }> {
+    return this.setNodeFlags(nodeId, { paused: false, frozen: false, shadowBanned: false, cooldownSeconds: 0 }, reason);
   }
 
   ledgerTotals(): Promise<LedgerTotals> {

@@ -4,6 +4,7 @@
 //   - deadlines: expire unfinished jobs past their deadline and release their holds (covers messages the
 //     broker dead-lettered by TTL, and any job whose scheduler vanished);
 //   - idempotency keys: delete those past their 24-hour window;
+//   - node flags: rewrite their Redis mirror from PostgreSQL (they survive a loss of Redis);
 //   - payloads: delete expired MongoDB documents (FerretDB has no TTL index; on MongoDB this only
 //     hastens what the TTL monitor does).
 import type { Logger } from 'pino';
@@ -11,6 +12,8 @@ import type { Config } from '../config.js';
 import { withTransaction, type Db } from '../postgres/db.js';
 import { listOverdue, listUnpublished } from '../postgres/jobs.repository.js';
 import { deleteExpiredIdempotencyKeys } from '../postgres/idempotency.repository.js';
+import { listActiveNodeFlags } from '../postgres/node-flags.repository.js';
+import type { NodeFlagsMirror } from '../redis/node-flags.repository.js';
 import { IDEMPOTENCY_WINDOW_HOURS } from '../domain/jobs.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
@@ -29,6 +32,7 @@ export class Maintenance {
       db: Db;
       payloads: PayloadsRepository;
       lifecycle: JobLifecycle;
+      flags: NodeFlagsMirror;
       logger: Logger;
     },
   ) {}
@@ -56,6 +60,9 @@ export class Maintenance {
       await this.republishUnconfirmed(now);
       await this.expireOverdue(now);
       await deleteExpiredIdempotencyKeys(this.d.db, IDEMPOTENCY_WINDOW_HOURS, BATCH);
+      // Rewrite the Redis mirror of node flags from PostgreSQL: after a loss of Redis, flags are back in
+      // force within one tick.
+      for (const f of await listActiveNodeFlags(this.d.db)) await this.d.flags.write(f.nodeId, f);
       const swept = await this.d.payloads.sweepExpired(now);
       if (swept > 0) this.d.logger.info({ swept }, 'expired payloads deleted');
       return true;

@@ -19,6 +19,10 @@ export class RedisKeys {
   node(nodeId: string): string {
     return `${this.prefix}node:${nodeId}`;
   }
+  /** A flagged node's mirror key (redis/node-flags.repository.ts). */
+  unroutable(nodeId: string): string {
+    return `${this.prefix}unroutable:${nodeId}`;
+  }
   ready(model: string): string {
     return `${this.prefix}ready:${model}`;
   }

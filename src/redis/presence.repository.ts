@@ -63,7 +63,8 @@ if existed then return 0 else return 1 end
 `);
 
 /**
- * Reserves a slot for a job on the node with the most free slots serving a model, skipping excluded nodes.
+ * Reserves a slot for a job on the node with the most free slots serving a model, skipping excluded nodes
+ * and flagged ones (<p>unroutable:<id> holds a time in the future; see node-flags.repository.ts).
  * ARGV: prefix, model, excluded (csv), candidates to examine, jobId, now
  * Returns {nodeId, instance} or nil.
  */
@@ -81,7 +82,8 @@ for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', ready, '+inf', 1, 'LIMIT', 0,
       redis.call('ZREM', ready, id)
     else
       local slots = nk .. ':slots'
-      if math.max(redis.call('ZCARD', slots), tonumber(f[2] or '0')) < tonumber(f[1]) then
+      local blocked = tonumber(redis.call('GET', p .. 'unroutable:' .. id) or '0') > tonumber(now)
+      if not blocked and math.max(redis.call('ZCARD', slots), tonumber(f[2] or '0')) < tonumber(f[1]) then
         redis.call('ZADD', slots, now, job)
         redis.call('PEXPIRE', slots, redis.call('PTTL', nk))
         refresh(p, id, nk, false)
@@ -113,14 +115,18 @@ redis.call('DEL', nk, nk .. ':slots')
 return 1
 `);
 
-/** Counts live nodes serving a model, dropping stale entries. ARGV: prefix, model. */
+/** Counts live, unflagged nodes serving a model, dropping stale entries. ARGV: prefix, model, now. */
 const COUNT_LIVE = new LuaScript(`
-local p, model = ARGV[1], ARGV[2]
+local p, model, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ready = p .. 'ready:' .. model
 local n = 0
 for _, id in ipairs(redis.call('ZRANGE', ready, 0, -1)) do
   local models = redis.call('HGET', p .. 'node:' .. id, 'models')
-  if models and string.find(',' .. models .. ',', ',' .. model .. ',', 1, true) then n = n + 1 else redis.call('ZREM', ready, id) end
+  if models and string.find(',' .. models .. ',', ',' .. model .. ',', 1, true) then
+    if tonumber(redis.call('GET', p .. 'unroutable:' .. id) or '0') <= now then n = n + 1 end
+  else
+    redis.call('ZREM', ready, id)
+  end
 end
 return n
 `);
@@ -172,6 +178,6 @@ export class PresenceRepository {
   }
 
   async liveNodeCount(model: string): Promise<number> {
-    return (await COUNT_LIVE.run(this.redis, [this.keys.prefix, model])) as number;
+    return (await COUNT_LIVE.run(this.redis, [this.keys.prefix, model, Date.now()])) as number;
   }
 }

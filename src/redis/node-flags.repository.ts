@@ -1,0 +1,28 @@
+// The Redis mirror of node flags (the authoritative copy is in PostgreSQL, see migrations/0006): one key
+// per flagged node, <p>unroutable:<id>, holding the time (ms) until which it gets no new jobs. The
+// reservation script (presence.repository.ts) skips such nodes, so a flag takes effect on every instance
+// with the next reservation. An indefinite flag is stored as a far-future time.
+import type { Redis } from 'ioredis';
+import { routable, type NodeFlags } from '../domain/node-flags.js';
+import type { RedisKeys } from './client.js';
+
+export const FOREVER_MS = 8_640_000_000_000_000; // the largest time a JavaScript Date can hold
+
+export function unroutableUntil(f: NodeFlags): number | null {
+  if (f.paused || f.frozen || f.shadowBanned) return FOREVER_MS;
+  return routable(f) ? null : f.cooldownUntil;
+}
+
+export class NodeFlagsMirror {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  async write(nodeId: string, f: NodeFlags): Promise<void> {
+    const until = unroutableUntil(f);
+    if (until === null) await this.redis.del(this.keys.unroutable(nodeId));
+    else if (until === FOREVER_MS) await this.redis.set(this.keys.unroutable(nodeId), String(until));
+    else await this.redis.set(this.keys.unroutable(nodeId), String(until), 'PXAT', until);
+  }
+}
