@@ -7,6 +7,7 @@ import { loadConfig } from '../config.js';
 import { formatCredits } from '../errors.js';
 import { AdminService } from '../gate/admin.service.js';
 import { UsageService } from '../space/usage.service.js';
+import { OperatorsService } from '../gate/operators.service.js';
 import { createPool } from '../postgres/db.js';
 import { migrate } from '../postgres/migrate.js';
 import { createRedis, RedisKeys } from '../redis/client.js';
@@ -192,6 +193,35 @@ export function registerAdminCommand(program: Command): void {
     .action(async (nodeId: string, opts: Json) => {
       const f = await withAdmin((s) => s.reinstateNode(nodeId));
       out(opts, f, `${nodeId}: reinstated`);
+    });
+
+  admin
+    .command('operator-earnings <accountId>')
+    .option('--from <day>', 'first day, YYYY-MM-DD (UTC)')
+    .option('--to <day>', 'last day, YYYY-MM-DD (UTC)')
+    .option('--json', 'JSON output')
+    .description("an operator's earnings, pending withdrawals, and earnings by node and day")
+    .action(async (accountId: string, opts: Json & { from?: string; to?: string }) => {
+      const e = await withAdmin((s) => new OperatorsService(s.db).earnings(accountId, { from: opts.from, to: opts.to }));
+      out(opts, e, `earned ${e.earned} credits, pending withdrawal ${e.pending_withdrawal}\n${e.by_node_and_day.map((r) => `${r.day} ${r.node_id} ${r.jobs} jobs ${r.earned}`).join('\n')}`);
+    });
+
+  admin
+    .command('withdrawal-request <accountId> <credits> <destination>')
+    .option('--json', 'JSON output')
+    .description("record an operator's withdrawal request (a ledger hold on their earnings)")
+    .action(async (accountId: string, credits: string, destination: string, opts: Json) => {
+      const w = await withAdmin((s) => new OperatorsService(s.db).requestWithdrawal(accountId, Number(credits), destination));
+      out(opts, w, `withdrawal ${w.id} requested: ${formatCredits(w.amount_micro)} credits to ${w.destination}`);
+    });
+
+  admin
+    .command('withdrawals-export')
+    .option('--json', 'JSON output')
+    .description('every withdrawal requested since the last export, as CSV for settlement (marks them exported)')
+    .action(async (opts: Json) => {
+      const batch = await withAdmin((s) => new OperatorsService(s.db).exportWithdrawals());
+      process.stdout.write(opts.json ? `${JSON.stringify(batch.rows)}\n` : batch.csv);
     });
 
   admin

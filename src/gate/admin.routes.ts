@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { errors } from '../errors.js';
 import type { AdminService } from './admin.service.js';
 import type { UsageService } from '../space/usage.service.js';
+import type { OperatorsService } from './operators.service.js';
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 
 const uuid = z.string().uuid();
@@ -18,7 +19,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   return r.data;
 }
 
-export function adminRoutes(app: FastifyInstance, admin: AdminService, usage: UsageService, adminToken: string): void {
+export function adminRoutes(app: FastifyInstance, admin: AdminService, usage: UsageService, operators: OperatorsService, adminToken: string): void {
   const expected = createHash('sha256').update(adminToken).digest();
 
   app.register(async (r) => {
@@ -102,6 +103,20 @@ export function adminRoutes(app: FastifyInstance, admin: AdminService, usage: Us
     });
 
     r.get('/admin/ledger/total', async () => admin.ledgerTotals());
+
+    // Operators: earnings by node and day; withdrawals recorded as ledger holds, exported for settlement.
+    r.get<{ Params: { id: string }; Querystring: { from?: string; to?: string } }>('/admin/operators/:id/earnings', async (req) =>
+      operators.earnings(parse(uuid, req.params.id), { from: req.query.from, to: req.query.to }),
+    );
+    r.post<{ Params: { id: string } }>('/admin/operators/:id/withdrawals', async (req, reply) => {
+      const body = parse(z.object({ amount: z.coerce.number().positive(), destination: z.string().min(1).max(200) }), req.body);
+      return reply.code(201).send(await operators.requestWithdrawal(parse(uuid, req.params.id), body.amount, body.destination));
+    });
+    r.post<{ Querystring: { format?: string } }>('/admin/withdrawals/export', async (req, reply) => {
+      const batch = await operators.exportWithdrawals();
+      if (req.query.format === 'csv') return reply.header('content-type', 'text/csv; charset=utf-8').send(batch.csv);
+      return { data: batch.rows };
+    });
 
     // Node flags: pause, freeze, shadow-ban, cooldown; DELETE reinstates.
     r.put<{ Params: { id: string } }>('/admin/nodes/:id/flags', async (req) => {

@@ -7,8 +7,8 @@
 // their entries, computed when read; their `balance` column stays 0.
 import type { Queryable } from './db.js';
 
-export type LedgerAccountKind = 'funding' | 'ns_available' | 'ns_held' | 'operator_earnings' | 'platform_revenue';
-export type LedgerTxnKind = 'topup' | 'hold' | 'capture' | 'release';
+export type LedgerAccountKind = 'funding' | 'ns_available' | 'ns_held' | 'operator_earnings' | 'operator_withdrawal' | 'platform_revenue';
+export type LedgerTxnKind = 'topup' | 'hold' | 'capture' | 'release' | 'withdrawal';
 
 export interface LedgerEntry {
   accountId: number;
