@@ -65,15 +65,26 @@ if existed then return 0 else return 1 end
 /**
  * Reserves a slot for a job on the node with the most free slots serving a model, skipping excluded nodes
  * and flagged ones (<p>unroutable:<id> holds a time in the future; see node-flags.repository.ts).
- * ARGV: prefix, model, excluded (csv), candidates to examine, jobId, now
+ * ARGV: prefix, model, excluded (csv), candidates to examine, jobId, now, a random non-negative integer
  * Returns {nodeId, instance} or nil.
  */
 const RESERVE = new LuaScript(`${REFRESH}
-local p, model, maxc, job, now = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local p, model, maxc, job, now, spin = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7])
 local ready = p .. 'ready:' .. model
 local excluded = {}
 for id in string.gmatch(ARGV[3], '[^,]+') do excluded[id] = true end
-for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', ready, '+inf', 1, 'LIMIT', 0, maxc)) do
+-- Most free slots first; among the nodes tied for the most, start at a caller-chosen random offset, so
+-- that equally idle nodes share the work instead of the first in key order taking all of it.
+local raw = redis.call('ZREVRANGEBYSCORE', ready, '+inf', 1, 'WITHSCORES', 'LIMIT', 0, maxc)
+local tied = 0
+for i = 2, #raw, 2 do if raw[i] == raw[2] then tied = tied + 1 end end
+local order = {}
+for i = 1, #raw / 2 do
+  local k = i
+  if i <= tied then k = ((i - 1 + spin) % tied) + 1 end
+  order[i] = raw[2 * k - 1]
+end
+for _, id in ipairs(order) do
   if not excluded[id] then
     local nk = p .. 'node:' .. id
     local f = redis.call('HMGET', nk, 'capacity', 'reported', 'instance', 'models')
@@ -164,7 +175,8 @@ export class PresenceRepository {
 
   /** Reserves a slot for `jobId` on an idle node serving `model`, preferring nodes not in `exclude`. */
   async reserve(model: string, jobId: string, exclude: readonly string[], candidates = 32): Promise<Reservation | null> {
-    const r = (await RESERVE.run(this.redis, [this.keys.prefix, model, exclude.join(','), candidates, jobId, Date.now()])) as [string, string] | null;
+    const spin = Math.floor(Math.random() * 1_000_000);
+    const r = (await RESERVE.run(this.redis, [this.keys.prefix, model, exclude.join(','), candidates, jobId, Date.now(), spin])) as [string, string] | null;
     return r ? { nodeId: r[0], instance: r[1] } : null;
   }
 

@@ -78,3 +78,18 @@ test('a node that comes back (after its presence expired) serving other models i
   assert.equal(await presence.reserve(MODEL, 'job-e', others), null);
   assert.equal((await presence.reserve('other', 'job-e', []))?.nodeId, node('e1'));
 });
+
+test('equally idle nodes share the work (random among those with the most free slots)', async () => {
+  const model = 'fair';
+  for (const id of ['f1', 'f2', 'f3']) await presence.upsert({ nodeId: node(id), instance: 'i1', capacity: 1, models: [model], running: 0, mode: 'register' });
+  const chosen = new Set<string>();
+  for (let i = 0; i < 60; i++) {
+    const r = await presence.reserve(model, `fair-${i}`, []);
+    assert.ok(r);
+    chosen.add(r.nodeId);
+    await presence.release(r.nodeId, `fair-${i}`);
+  }
+  // Always the first in key order would give 1; the chance that a fair pick misses one of three nodes
+  // in 60 tries is about 3 * (2/3)^60, below 1e-10.
+  assert.equal(chosen.size, 3);
+});
