@@ -17,6 +17,7 @@ import { RateLimitRepository } from './redis/rate-limit.repository.js';
 import { ApiKeyCache } from './redis/api-key-cache.repository.js';
 import { ReplayGuard } from './redis/replay-guard.repository.js';
 import { NodeFlagsMirror } from './redis/node-flags.repository.js';
+import { cooldownRule, NodeFlagsService } from './network/node-flags.service.js';
 import { JobEvents } from './redis/job-events.js';
 import { connectRabbit, waitForRabbit } from './rabbitmq/client.js';
 import { JobQueue } from './rabbitmq/job-queue.js';
@@ -83,9 +84,14 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS);
   const keyCache = new ApiKeyCache(redis, keys);
   const flagsMirror = new NodeFlagsMirror(redis, keys);
-  const admin = new AdminService({ db, keyCache, flags: flagsMirror, queue });
+  const nodeFlags = new NodeFlagsService({
+    db,
+    mirror: flagsMirror,
+    rule: cooldownRule(config),
+  });
+  const admin = new AdminService({ db, keyCache, flags: nodeFlags, queue });
   const usage = new UsageService(db);
-  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, events, queue, logger });
+  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, events, queue, nodeFlags, logger });
   const jobs = new JobsService({ config, db, settlement, payloads, presence, events, lifecycle });
 
   // Typed with Fastify's base logger so that route modules can take a plain FastifyInstance.
@@ -118,7 +124,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   }
   let gateway: Gateway | null = null;
   if (has('io')) {
-    const results = new ResultsService({ db, settlement, payloads, presence, events, lifecycle });
+    const results = new ResultsService({ db, settlement, payloads, presence, events, lifecycle, nodeFlags });
     gateway = new Gateway({
       config,
       db,

@@ -42,6 +42,9 @@ export const configSchema = z.object({
   // Network
   HEARTBEAT_TTL_MS: int(30_000, 1000),
   NODE_MESSAGE_MAX_SKEW_MS: int(60_000, 1000),
+  // Cooldown rule: this many failed attempts in a row (none further apart than 10 minutes) bench a node.
+  NODE_COOLDOWN_FAILURES: int(3, 1),
+  NODE_COOLDOWN_SECONDS: int(300, 1),
   // Rate limits (per API key, token bucket in Redis; per-key values override these)
   RATE_LIMIT_RPS: int(20, 1),
   RATE_LIMIT_BURST: int(40, 1),

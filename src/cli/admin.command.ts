@@ -13,6 +13,7 @@ import { migrate } from '../postgres/migrate.js';
 import { createRedis, RedisKeys } from '../redis/client.js';
 import { ApiKeyCache } from '../redis/api-key-cache.repository.js';
 import { NodeFlagsMirror } from '../redis/node-flags.repository.js';
+import { cooldownRule, NodeFlagsService } from '../network/node-flags.service.js';
 import { connectRabbit, waitForRabbit } from '../rabbitmq/client.js';
 import { JobQueue } from '../rabbitmq/job-queue.js';
 
@@ -29,7 +30,12 @@ async function withAdmin<T>(fn: (admin: AdminService) => Promise<T>): Promise<T>
     await waitForRabbit(rabbit, 10_000);
     const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
     const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
-    const admin = new AdminService({ db, keyCache: new ApiKeyCache(redis, keys), flags: new NodeFlagsMirror(redis, keys), queue });
+    const flags = new NodeFlagsService({
+      db,
+      mirror: new NodeFlagsMirror(redis, keys),
+      rule: cooldownRule(config),
+    });
+    const admin = new AdminService({ db, keyCache: new ApiKeyCache(redis, keys), flags, queue });
     const result = await fn(admin);
     await queue.close();
     return result;

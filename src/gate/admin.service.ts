@@ -9,10 +9,7 @@ import { balanceOf, ledgerAccountId, ledgerTotals, postTransaction, type LedgerT
 import { upsertModel, type ModelRow } from '../postgres/models.repository.js';
 import type { ApiKeyCache } from '../redis/api-key-cache.repository.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
-import type { NodeFlagsMirror } from '../redis/node-flags.repository.js';
-import { NO_FLAGS, type NodeFlags } from '../domain/node-flags.js';
-import { getNodeFlags, putNodeFlags } from '../postgres/node-flags.repository.js';
-import { operatorOf } from '../postgres/nodes.repository.js';
+import type { FlagChange, NodeFlagsService, StoredFlags } from '../network/node-flags.service.js';
 
 /** Largest single top-up, in credits: keeps every amount far inside the safe-integer range. */
 const MAX_TOPUP_CREDITS = 1_000_000_000;
@@ -33,7 +30,7 @@ export interface Balance {
 }
 
 export class AdminService {
-  constructor(private readonly d: { db: Db; keyCache: ApiKeyCache; flags: NodeFlagsMirror; queue: JobQueue | null }) {}
+  constructor(private readonly d: { db: Db; keyCache: ApiKeyCache; flags: NodeFlagsService; queue: JobQueue | null }) {}
 
   /** The database this service administers (for read-only reports built beside it). */
   get db(): Db {
@@ -156,32 +153,14 @@ export class AdminService {
     return row;
   }
 
-  /**
-   * Sets or clears a node's flags (the ones given; the others stay as they were). Effective on every
-   * instance at the next reservation. `cooldownSeconds` 0 ends a cooldown.
-   */
-  async setNodeFlags(
-    nodeId: string,
-    change: { paused?: boolean; frozen?: boolean; shadowBanned?: boolean; cooldownSeconds?: number },
-    reason = '',
-  ): Promise<NodeFlags & { nodeId: string; reason: string }> {
-    if (!(await operatorOf(this.d.db, nodeId))) throw errors.notFound('Node');
-    const current = (await getNodeFlags(this.d.db, nodeId)) ?? NO_FLAGS;
-    const next: NodeFlags = {
-      paused: change.paused ?? current.paused,
-      frozen: change.frozen ?? current.frozen,
-      shadowBanned: change.shadowBanned ?? current.shadowBanned,
-      cooldownUntil:
-        change.cooldownSeconds === undefined ? current.cooldownUntil : change.cooldownSeconds > 0 ? Date.now() + change.cooldownSeconds * 1000 : null,
-    };
-    const saved = await putNodeFlags(this.d.db, nodeId, next, reason);
-    await this.d.flags.write(nodeId, saved);
-    return saved;
+  /** Sets or clears a node's flags (the ones given); `cooldownSeconds` 0 ends a cooldown. */
+  setNodeFlags(nodeId: string, change: FlagChange, reason = ''): Promise<StoredFlags> {
+    return this.d.flags.set(nodeId, change, reason);
   }
 
   /** Clears every flag of a node. */
-  reinstateNode(nodeId: string, reason = 'reinstated'): Promise<NodeFlags & { nodeId: string; reason: string }> {
-    return this.setNodeFlags(nodeId, { paused: false, frozen: false, shadowBanned: false, cooldownSeconds: 0 }, reason);
+  reinstateNode(nodeId: string): Promise<StoredFlags> {
+    return this.d.flags.reinstate(nodeId);
   }
 
   ledgerTotals(): Promise<LedgerTotals> {

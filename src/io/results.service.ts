@@ -11,6 +11,7 @@ import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { JobEvents } from '../redis/job-events.js';
 import type { SettlementService } from '../jobs/settlement.service.js';
 import type { AttemptOutcome, JobLifecycle } from '../jobs/lifecycle.service.js';
+import type { NodeFlagsService } from '../network/node-flags.service.js';
 
 export type ResultVerdict =
   | { accepted: true }
@@ -25,6 +26,7 @@ export class ResultsService {
       presence: PresenceRepository;
       events: JobEvents;
       lifecycle: JobLifecycle;
+      nodeFlags: NodeFlagsService;
     },
   ) {}
 
@@ -54,6 +56,7 @@ export class ResultsService {
     if (!row) return { accepted: false, reason: 'stale_attempt' };
 
     await this.d.presence.release(msg.nodeId, msg.jobId);
+    await this.d.nodeFlags.recordSuccess(msg.nodeId);
     await this.d.events.publish({ kind: 'finished', jobId: msg.jobId });
     return { accepted: true };
   }

@@ -11,6 +11,7 @@ import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { JobEvents } from '../redis/job-events.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 import type { SettlementService } from './settlement.service.js';
+import type { NodeFlagsService } from '../network/node-flags.service.js';
 
 export type AttemptOutcome = 'failed' | 'timeout' | 'disconnected' | 'invalid_result';
 
@@ -26,6 +27,7 @@ export class JobLifecycle {
       presence: PresenceRepository;
       events: JobEvents;
       queue: JobQueue;
+      nodeFlags: NodeFlagsService;
       logger: Logger;
     },
   ) {}
@@ -56,6 +58,8 @@ export class JobLifecycle {
     await this.d.payloads.appendTrace(jobId, { attempt, nodeId, at: new Date(), outcome, reason });
     await this.d.events.publish({ kind: 'attempt_failed', jobId, attempt, reason: outcome });
     this.d.logger.info({ jobId, attempt, node: nodeId, outcome, reason }, 'attempt failed');
+    // The node's own failures count toward its cooldown; a dropped connection is its absence, not a fault.
+    if (outcome !== 'disconnected') await this.d.nodeFlags.recordFailure(nodeId, outcome);
     return true;
   }
 

@@ -23,6 +23,10 @@ export class RedisKeys {
   unroutable(nodeId: string): string {
     return `${this.prefix}unroutable:${nodeId}`;
   }
+  /** A node's count of consecutive failed attempts (redis/node-flags.repository.ts). */
+  failureStreak(nodeId: string): string {
+    return `${this.prefix}failstreak:${nodeId}`;
+  }
   ready(model: string): string {
     return `${this.prefix}ready:${model}`;
   }

@@ -1,3 +1,4 @@
+// Also each node's streak of failed attempts, for the cooldown rule (network/node-flags.service.ts).
 // The Redis mirror of node flags (the authoritative copy is in PostgreSQL, see migrations/0006): one key
 // per flagged node, <p>unroutable:<id>, holding the time (ms) until which it gets no new jobs. The
 // reservation script (presence.repository.ts) skips such nodes, so a flag takes effect on every instance
@@ -18,6 +19,17 @@ export class NodeFlagsMirror {
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
   ) {}
+
+  /** Adds a failed attempt to the node's streak (which lapses after `windowMs` without one); returns its length. */
+  async bumpFailures(nodeId: string, windowMs: number): Promise<number> {
+    const key = this.keys.failureStreak(nodeId);
+    const [[, n]] = (await this.redis.multi().incr(key).pexpire(key, windowMs).exec()) as [[Error | null, number], unknown];
+    return n;
+  }
+
+  async clearFailures(nodeId: string): Promise<void> {
+    await this.redis.del(this.keys.failureStreak(nodeId));
+  }
 
   async write(nodeId: string, f: NodeFlags): Promise<void> {
     const until = unroutableUntil(f);

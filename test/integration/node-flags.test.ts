@@ -3,7 +3,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import type { NodeAgent } from '../../src/node-agent/agent.js';
+import { pino } from 'pino';
+import { startNodeAgent, type NodeAgent } from '../../src/node-agent/agent.js';
+import { generatePrivateKey } from '../../src/domain/signatures.js';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 
 let stack: TestStack;
@@ -13,7 +15,7 @@ let b: NodeAgent;
 const check = (fn: () => Promise<void>) => stack.check(fn);
 
 before(async () => {
-  stack = await TestStack.start({ config: { NO_NODE_GRACE_MS: 800 } });
+  stack = await TestStack.start({ config: { NO_NODE_GRACE_MS: 800, NODE_COOLDOWN_FAILURES: 2, NODE_COOLDOWN_SECONDS: 60 } });
   await stack.model();
   a = await stack.node({ capacity: 4 });
   b = await stack.node({ capacity: 4 });
@@ -95,4 +97,31 @@ test('flags for an unknown node are a 404; bad bodies a 400', () =>
     assert.equal((await flags('0x' + '1'.repeat(40), { paused: true })).status, 404);
     assert.equal((await flags(a.nodeId, { paused: 'yes' })).status, 400);
     assert.equal((await flags(a.nodeId, { banana: true })).status, 400);
+  }));
+
+test('a node whose attempts keep failing is put in cooldown by rule, and its jobs complete elsewhere', () =>
+  check(async () => {
+    // A node whose runtime always errors, and with the most free slots, so it is tried first.
+    const broken = await startNodeAgent({
+      gatewayUrl: stack.url,
+      privateKey: generatePrivateKey(),
+      operator: await stack.operator(),
+      runtime: {
+        name: 'broken',
+        models: async () => [TEST_MODEL],
+        complete: async () => Promise.reject(new Error('CUDA out of memory')),
+      },
+      capacity: 16,
+      logger: pino({ level: 'silent' }),
+      reconnect: false,
+    });
+    stack.nodes.push(broken);
+    const served = await servedBy(6);
+    assert.ok(!served.includes(broken.nodeId), 'every job completed on a healthy node');
+    const failures = await stack.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM job_attempts WHERE node_id = $1 AND outcome = 'failed'`, [broken.nodeId]);
+    assert.equal(failures.rows[0]?.n, 2, 'two failures, then no more attempts: it is cooling down');
+    const flagsRow = await stack.db.query<{ cooldown_until: Date; reason: string }>(`SELECT cooldown_until, reason FROM node_flags WHERE node_id = $1`, [broken.nodeId]);
+    assert.ok(flagsRow.rows[0]!.cooldown_until.getTime() > Date.now() + 50_000);
+    assert.match(flagsRow.rows[0]!.reason, /2 failed attempts in a row/);
+    broken.kill();
   }));
