@@ -120,7 +120,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       defaultRps: config.RATE_LIMIT_RPS,
       defaultBurst: config.RATE_LIMIT_BURST,
     });
-    cloudRoutes(app, { db, usage, auth, jobs, presence, maxTokensDefault: config.MAX_TOKENS_DEFAULT, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000 });
+    cloudRoutes(app, { db, usage, auth, jobs, presence, maxTokensDefault: config.MAX_TOKENS_DEFAULT, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS });
   }
   let gateway: Gateway | null = null;
   if (has('io')) {

@@ -40,7 +40,13 @@ export class JobsService {
    * Accepts a job, or, for an Idempotency-Key already used by this namespace within the window, returns
    * that key's job (`replayed`), creating and charging nothing.
    */
-  async accept(p: Principal, modelName: string, request: JobRequest, idempotencyKey?: string): Promise<{ job: JobRow; replayed: boolean }> {
+  async accept(
+    p: Principal,
+    modelName: string,
+    request: JobRequest,
+    opts: { idempotencyKey?: string; deadlineMs?: number } = {},
+  ): Promise<{ job: JobRow; replayed: boolean }> {
+    const idempotencyKey = opts.idempotencyKey;
     const { config } = this.d;
     const idempotency = idempotencyKey === undefined ? undefined : { key: idempotencyKey, requestHash: requestHash(modelName, request), windowHours: IDEMPOTENCY_WINDOW_HOURS };
     if (idempotency) {
@@ -70,7 +76,7 @@ export class JobsService {
 
     const id = randomUUID();
     const now = Date.now();
-    const deadline = new Date(now + config.JOB_DEADLINE_MS);
+    const deadline = new Date(now + (opts.deadlineMs ?? config.JOB_DEADLINE_MS));
     await this.d.payloads.insertInput({
       jobId: id,
       namespaceId: p.namespaceId,

@@ -27,6 +27,8 @@ export interface CloudRouteDeps {
   maxTokensDefault: number;
   /** How long past a job's deadline a synchronous call waits for the maintenance role to expire it. */
   syncGraceMs: number;
+  /** The longest deadline a request may ask for (and the default). */
+  maxDeadlineMs: number;
 }
 
 declare module 'fastify' {
@@ -76,7 +78,11 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))) {
         throw errors.invalid('Idempotency-Key must be 1 to 255 visible ASCII characters.', 'Idempotency-Key');
       }
-      const { job, replayed } = await d.jobs.accept(principal, parsed.data.model, toJobRequest(parsed.data, d.maxTokensDefault), idempotencyKey);
+      const deadlineMs = deadlineHeader(request.headers['x-resultity-deadline-ms'], d.maxDeadlineMs);
+      const { job, replayed } = await d.jobs.accept(principal, parsed.data.model, toJobRequest(parsed.data, d.maxTokensDefault), {
+        idempotencyKey,
+        ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+      });
       reply.header('x-resultity-job-id', job.id);
       if (replayed) reply.header('idempotent-replayed', 'true');
 
@@ -117,6 +123,14 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       return jobView(job, payload);
     });
   });
+}
+
+/** `X-Resultity-Deadline-Ms` (extension): the job's own deadline, from 1 s up to the configured maximum. */
+function deadlineHeader(value: string | string[] | undefined, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = typeof value === 'string' && /^\d{1,10}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1000 && n <= max)) throw errors.invalid(`X-Resultity-Deadline-Ms must be a whole number of milliseconds from 1000 to ${max}.`, 'X-Resultity-Deadline-Ms');
+  return n;
 }
 
 function principalOf(request: FastifyRequest): Principal {

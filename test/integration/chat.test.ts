@@ -222,3 +222,25 @@ test('a model with a minimum charge: the request costs at least that, and says s
     assert.equal(extra.credits_charged, '0.010000');
     assert.equal(before.available - (await stack.balance(alice.namespaceId)).available, 10_000);
   }));
+
+test('a request can ask for a shorter deadline (X-Resultity-Deadline-Ms); past it the job expires, 504, nothing charged', () =>
+  check(async () => {
+    await stack.model('test/slow', 10, 20);
+    await stack.node({ models: ['test/slow'], latencyMs: 4_000 });
+    const before = await stack.balance(alice.namespaceId);
+    const started = Date.now();
+    await assert.rejects(
+      alice.client.chat.completions.create({ ...ask, model: 'test/slow' }, { headers: { 'X-Resultity-Deadline-Ms': '1500' } }),
+      (e: unknown) => {
+        assert.ok(e instanceof OpenAI.APIError);
+        assert.equal(e.status, 504);
+        assert.equal(e.code, 'deadline_exceeded');
+        return true;
+      },
+    );
+    assert.ok(Date.now() - started < 3_900, 'answered at the deadline, not when the node would have finished');
+    assert.deepEqual(await stack.balance(alice.namespaceId), before);
+    for (const bad of ['999', 'soon', String(stack.config.JOB_DEADLINE_MS + 1)]) {
+      await assert.rejects(alice.client.chat.completions.create(ask, { headers: { 'X-Resultity-Deadline-Ms': bad } }), (e: unknown) => e instanceof OpenAI.BadRequestError);
+    }
+  }));
