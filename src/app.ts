@@ -33,6 +33,7 @@ import { Scheduler } from './scheduler/scheduler.service.js';
 import { AdminService } from './gate/admin.service.js';
 import { adminRoutes } from './gate/admin.routes.js';
 import { OperatorsService } from './gate/operators.service.js';
+import { QuarantineService } from './gate/quarantine.service.js';
 import { Maintenance } from './maintenance/maintenance.service.js';
 import { UsageService } from './space/usage.service.js';
 import { StatusService } from './status/status.service.js';
@@ -141,7 +142,12 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   }
   if (has('gate')) {
     if (!config.ADMIN_TOKEN) throw new Error('ADMIN_TOKEN is required by the gate role');
-    adminRoutes(app, admin, usage, new OperatorsService(db), config.ADMIN_TOKEN);
+    const quarantine = new QuarantineService({
+      db,
+      payloads,
+      resubmit: async (principal, model, request) => (await jobs.accept(principal, model, request)).job,
+    });
+    adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine }, config.ADMIN_TOKEN);
   }
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, logger }) : null;

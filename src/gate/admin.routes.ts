@@ -6,6 +6,7 @@ import { errors } from '../errors.js';
 import type { AdminService } from './admin.service.js';
 import type { UsageService } from '../space/usage.service.js';
 import type { OperatorsService } from './operators.service.js';
+import type { QuarantineService } from './quarantine.service.js';
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 
 const uuid = z.string().uuid();
@@ -19,7 +20,14 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   return r.data;
 }
 
-export function adminRoutes(app: FastifyInstance, admin: AdminService, usage: UsageService, operators: OperatorsService, adminToken: string): void {
+export interface AdminRouteServices {
+  admin: AdminService;
+  usage: UsageService;
+  operators: OperatorsService;
+  quarantine: QuarantineService;
+}
+
+export function adminRoutes(app: FastifyInstance, { admin, usage, operators, quarantine }: AdminRouteServices, adminToken: string): void {
   const expected = createHash('sha256').update(adminToken).digest();
 
   app.register(async (r) => {
@@ -116,6 +124,18 @@ export function adminRoutes(app: FastifyInstance, admin: AdminService, usage: Us
       const batch = await operators.exportWithdrawals();
       if (req.query.format === 'csv') return reply.header('content-type', 'text/csv; charset=utf-8').send(batch.csv);
       return { data: batch.rows };
+    });
+
+    // Quarantine: jobs that ended without a result; re-queue (as a new job) or discard each.
+    r.get<{ Querystring: { limit?: string } }>('/admin/quarantine', async (req) => ({
+      data: await quarantine.list(parse(z.coerce.number().int().min(1).max(1000).default(100), req.query.limit)),
+    }));
+    r.post<{ Params: { id: string } }>('/admin/quarantine/:id/requeue', async (req, reply) =>
+      reply.code(201).send(await quarantine.requeue(parse(uuid, req.params.id))),
+    );
+    r.post<{ Params: { id: string } }>('/admin/quarantine/:id/discard', async (req, reply) => {
+      await quarantine.discard(parse(uuid, req.params.id));
+      return reply.code(204).send();
     });
 
     // Node flags: pause, freeze, shadow-ban, cooldown; DELETE reinstates.

@@ -10,6 +10,7 @@ import { balanceOf, InsufficientBalanceError, ledgerAccountId, lockAccounts, pos
 import { operatorOf } from '../postgres/nodes.repository.js';
 import { claimIdempotencyKey } from '../postgres/idempotency.repository.js';
 import { commitHold, monthlySpend, settleHold } from '../postgres/key-spend.repository.js';
+import { quarantineJob } from '../postgres/quarantine.repository.js';
 
 /** The hold would take the key past its monthly cap; the accept transaction rolled back. */
 class MonthlyCapReached extends Error {}
@@ -108,7 +109,8 @@ export class SettlementService {
   }
 
   /**
-   * Ends an unfinished job without a result and releases its whole hold. Null when it had already ended.
+   * Ends an unfinished job without a result, releases its whole hold, and (failed or expired) puts it in
+   * quarantine with its reason. Null when it had already ended.
    * When it cut a running attempt short, `interrupted_node_id` names the node whose slot the caller must
    * release.
    */
@@ -128,6 +130,7 @@ export class SettlementService {
         { accountId: available, amount: row.hold_micro },
       ]);
       await settleHold(tx, row.api_key_id, row.created_at, row.hold_micro, 0);
+      if (status !== 'cancelled') await quarantineJob(tx, jobId, code);
       return row;
     });
   }
