@@ -10,9 +10,6 @@ export function isTerminal(status: JobStatus): status is TerminalStatus {
 /** How long an Idempotency-Key on a submission names its job. */
 export const IDEMPOTENCY_WINDOW_HOURS = 24;
 
-/** Why an attempt ended without a result. */
-export type AttemptFailure = 'timeout' | 'disconnected' | 'invalid_result' | 'failed';
-
 /** Backoff before the next attempt: exponential from `baseMs`, capped, with jitter to avoid herds. */
 export function retryDelayMs(attempt: number, baseMs: number, capMs = 5_000): number {
   const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
