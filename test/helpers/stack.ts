@@ -133,6 +133,21 @@ export class TestStack {
     return agent;
   }
 
+  /** Starts a node whose runtime fails every job (an error the node reports, signed, as a job_error). */
+  async brokenNode(models: string[] = [TEST_MODEL], capacity = 2): Promise<NodeAgent> {
+    const agent = await startNodeAgent({
+      gatewayUrl: this.url,
+      privateKey: generatePrivateKey(),
+      operator: await this.operator(),
+      runtime: { name: 'broken', models: async () => models, complete: async () => Promise.reject(new Error('runtime crashed')) },
+      capacity,
+      logger: pino({ level: 'silent' }),
+      reconnect: false,
+    });
+    this.nodes.push(agent);
+    return agent;
+  }
+
   /** Throws unless the ledger sums to zero and every cached balance equals its entries. */
   async assertLedgerBalanced(): Promise<void> {
     const t = await ledgerTotals(this.db);

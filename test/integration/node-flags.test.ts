@@ -3,9 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
-import { startNodeAgent, type NodeAgent } from '../../src/node-agent/agent.js';
-import { generatePrivateKey } from '../../src/domain/signatures.js';
+import type { NodeAgent } from '../../src/node-agent/agent.js';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 
 let stack: TestStack;
@@ -102,20 +100,7 @@ test('flags for an unknown node are a 404; bad bodies a 400', () =>
 test('a node whose attempts keep failing is put in cooldown by rule, and its jobs complete elsewhere', () =>
   check(async () => {
     // A node whose runtime always errors, and with the most free slots, so it is tried first.
-    const broken = await startNodeAgent({
-      gatewayUrl: stack.url,
-      privateKey: generatePrivateKey(),
-      operator: await stack.operator(),
-      runtime: {
-        name: 'broken',
-        models: async () => [TEST_MODEL],
-        complete: async () => Promise.reject(new Error('CUDA out of memory')),
-      },
-      capacity: 16,
-      logger: pino({ level: 'silent' }),
-      reconnect: false,
-    });
-    stack.nodes.push(broken);
+    const broken = await stack.brokenNode([TEST_MODEL], 16);
     const served = await servedBy(6);
     assert.ok(!served.includes(broken.nodeId), 'every job completed on a healthy node');
     const failures = await stack.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM job_attempts WHERE node_id = $1 AND outcome = 'failed'`, [broken.nodeId]);

@@ -3,9 +3,6 @@
 // discarded.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
-import { startNodeAgent } from '../../src/node-agent/agent.js';
-import { generatePrivateKey } from '../../src/domain/signatures.js';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 
 let stack: TestStack;
@@ -33,15 +30,7 @@ interface Entry {
 
 test('failed jobs are listed with their reason; one is re-queued once and completes, one is discarded', () =>
   check(async () => {
-    const broken = await startNodeAgent({
-      gatewayUrl: stack.url,
-      privateKey: generatePrivateKey(),
-      operator: await stack.operator(),
-      runtime: { name: 'broken', models: async () => [TEST_MODEL], complete: async () => Promise.reject(new Error('runtime crashed')) },
-      capacity: 2,
-      logger: pino({ level: 'silent' }),
-      reconnect: false,
-    });
+    const broken = await stack.brokenNode();
     const tenant = await stack.tenant(5);
     const failed: string[] = [];
     for (let i = 0; i < 2; i++) {
@@ -78,15 +67,7 @@ test('failed jobs are listed with their reason; one is re-queued once and comple
 test("a job whose key was revoked is not re-queued on its behalf", () =>
   check(async () => {
     const tenant = await stack.tenant(1);
-    const broken = await startNodeAgent({
-      gatewayUrl: stack.url,
-      privateKey: generatePrivateKey(),
-      operator: await stack.operator(),
-      runtime: { name: 'broken', models: async () => ['test/other'], complete: async () => Promise.reject(new Error('no')) },
-      capacity: 1,
-      logger: pino({ level: 'silent' }),
-      reconnect: false,
-    });
+    const broken = await stack.brokenNode(['test/other'], 1);
     await stack.model('test/other');
     const res = await fetch(`${stack.url}/v1/chat/completions`, {
       method: 'POST',
