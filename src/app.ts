@@ -17,6 +17,7 @@ import { RateLimitRepository } from './redis/rate-limit.repository.js';
 import { ApiKeyCache } from './redis/api-key-cache.repository.js';
 import { ReplayGuard } from './redis/replay-guard.repository.js';
 import { NodeFlagsMirror } from './redis/node-flags.repository.js';
+import { UptimeRepository } from './redis/uptime.repository.js';
 import { cooldownRule, NodeFlagsService } from './network/node-flags.service.js';
 import { JobEvents } from './redis/job-events.js';
 import { connectRabbit, waitForRabbit } from './rabbitmq/client.js';
@@ -82,7 +83,9 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const events = new JobEvents(redis, redisSub, keys);
   await events.start(has('io') ? instanceId : null);
   const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
-  const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS);
+  const rcpClock = { epochSeconds: config.RCP_EPOCH_SECONDS, uptimeSlotSeconds: config.RCP_UPTIME_SLOT_SECONDS };
+  const uptime = new UptimeRepository(redis, keys, 3 * config.RCP_EPOCH_SECONDS + 3_600);
+  const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS, rcpClock);
   const keyCache = new ApiKeyCache(redis, keys);
   const flagsMirror = new NodeFlagsMirror(redis, keys);
   const nodeFlags = new NodeFlagsService({
@@ -131,6 +134,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       db,
       presence,
       replay: new ReplayGuard(redis, keys, config.NODE_MESSAGE_MAX_SKEW_MS),
+      uptime,
+      rcpClock,
       events,
       results,
       networkAddress: addressOf(networkKey!),
@@ -150,7 +155,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine }, config.ADMIN_TOKEN);
   }
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
-  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, logger }) : null;
+  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, uptime, rcpClock, logger }) : null;
 
   let closed = false;
   return {

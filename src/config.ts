@@ -48,6 +48,9 @@ export const configSchema = z.object({
   // Rate limits (per API key, token bucket in Redis; per-key values override these)
   RATE_LIMIT_RPS: int(20, 1),
   RATE_LIMIT_BURST: int(40, 1),
+  // Contribution points: epoch length, and the slot in which one heartbeat counts a node as up
+  RCP_EPOCH_SECONDS: int(86_400, 1),
+  RCP_UPTIME_SLOT_SECONDS: int(60, 1),
   // Payloads
   PAYLOAD_RETENTION_HOURS: int(72, 1),
   // Maintenance

@@ -155,6 +155,12 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
       );
       return admin.setNodeFlags(id, { paused: body.paused, frozen: body.frozen, shadowBanned: body.shadow_banned, cooldownSeconds: body.cooldown_seconds }, body.reason);
     });
+    r.get<{ Params: { id: string }; Querystring: { limit?: string } }>('/admin/nodes/:id/rcp', async (req) => ({
+      data: await admin.contributionPoints(
+        parse(z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case node address'), req.params.id),
+        parse(z.coerce.number().int().min(1).max(1000).default(30), req.query.limit),
+      ),
+    }));
     r.delete<{ Params: { id: string } }>('/admin/nodes/:id/flags', async (req) => {
       const id = parse(z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case node address'), req.params.id);
       return admin.reinstateNode(id);

@@ -10,6 +10,7 @@ import { upsertModel, type ModelRow } from '../postgres/models.repository.js';
 import type { ApiKeyCache } from '../redis/api-key-cache.repository.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 import type { FlagChange, NodeFlagsService, StoredFlags } from '../network/node-flags.service.js';
+import { rcpByEpoch, type RcpEpochRow } from '../postgres/rcp.repository.js';
 
 /** Largest single top-up, in credits: keeps every amount far inside the safe-integer range. */
 const MAX_TOPUP_CREDITS = 1_000_000_000;
@@ -161,6 +162,11 @@ export class AdminService {
   /** Clears every flag of a node. */
   reinstateNode(nodeId: string): Promise<StoredFlags> {
     return this.d.flags.reinstate(nodeId);
+  }
+
+  /** A node's contribution points per epoch, newest first. */
+  contributionPoints(nodeId: string, epochs: number): Promise<RcpEpochRow[]> {
+    return rcpByEpoch(this.d.db, nodeId, epochs);
   }
 
   ledgerTotals(): Promise<LedgerTotals> {

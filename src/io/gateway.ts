@@ -28,6 +28,8 @@ import type { Db } from '../postgres/db.js';
 import { bindNode } from '../postgres/nodes.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { ReplayGuard } from '../redis/replay-guard.repository.js';
+import type { UptimeRepository } from '../redis/uptime.repository.js';
+import { epochOf, slotOf, type RcpClock } from '../domain/rcp.js';
 import type { JobEvents } from '../redis/job-events.js';
 import type { ResultsService } from './results.service.js';
 
@@ -36,6 +38,8 @@ export interface GatewayDeps {
   db: Db;
   presence: PresenceRepository;
   replay: ReplayGuard;
+  uptime: UptimeRepository;
+  rcpClock: RcpClock;
   events: JobEvents;
   results: ResultsService;
   networkAddress: Address;
@@ -202,7 +206,9 @@ export class Gateway {
       mode: 'heartbeat',
     });
     if (recreated) this.d.logger.info({ node: session.nodeId }, 'node presence restored from heartbeat');
-    send(socket, { type: 'heartbeat_ack', ts: Date.now() });
+    const now = Date.now();
+    await this.d.uptime.markSeen(session.nodeId, epochOf(this.d.rcpClock, now), slotOf(this.d.rcpClock, now));
+    send(socket, { type: 'heartbeat_ack', ts: now });
   }
 
   private async result(socket: WebSocket, session: Session, msg: ResultMessage): Promise<void> {

@@ -11,6 +11,8 @@ import { operatorOf } from '../postgres/nodes.repository.js';
 import { claimIdempotencyKey } from '../postgres/idempotency.repository.js';
 import { commitHold, monthlySpend, settleHold } from '../postgres/key-spend.repository.js';
 import { quarantineJob } from '../postgres/quarantine.repository.js';
+import { recordJobPoints } from '../postgres/rcp.repository.js';
+import { epochOf, POINTS_PER_JOB, type RcpClock } from '../domain/rcp.js';
 
 /** The hold would take the key past its monthly cap; the accept transaction rolled back. */
 class MonthlyCapReached extends Error {}
@@ -27,6 +29,7 @@ export class SettlementService {
   constructor(
     private readonly db: Db,
     private readonly operatorShareBps: number,
+    private readonly rcp: RcpClock = { epochSeconds: 86_400, uptimeSlotSeconds: 60 },
   ) {}
 
   /**
@@ -104,6 +107,7 @@ export class SettlementService {
         { accountId: earnings, amount: split.operator },
         { accountId: platform, amount: split.platform },
       ]);
+      await recordJobPoints(tx, nodeId, epochOf(this.rcp, Date.now()), jobId, POINTS_PER_JOB);
       return row;
     });
   }

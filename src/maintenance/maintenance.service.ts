@@ -5,6 +5,7 @@
 //     broker dead-lettered by TTL, and any job whose scheduler vanished);
 //   - idempotency keys: delete those past their 24-hour window;
 //   - node flags: rewrite their Redis mirror from PostgreSQL (they survive a loss of Redis);
+//   - contribution points: write the uptime of closed epochs from the heartbeats counted in Redis;
 //   - payloads: delete expired MongoDB documents (FerretDB has no TTL index; on MongoDB this only
 //     hastens what the TTL monitor does).
 import type { Logger } from 'pino';
@@ -14,6 +15,9 @@ import { listOverdue, listUnpublished } from '../postgres/jobs.repository.js';
 import { deleteExpiredIdempotencyKeys } from '../postgres/idempotency.repository.js';
 import { listActiveNodeFlags } from '../postgres/node-flags.repository.js';
 import type { NodeFlagsMirror } from '../redis/node-flags.repository.js';
+import type { UptimeRepository } from '../redis/uptime.repository.js';
+import { recordUptime } from '../postgres/rcp.repository.js';
+import { epochOf, uptimePoints, type RcpClock } from '../domain/rcp.js';
 import { IDEMPOTENCY_WINDOW_HOURS } from '../domain/jobs.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
@@ -33,6 +37,8 @@ export class Maintenance {
       payloads: PayloadsRepository;
       lifecycle: JobLifecycle;
       flags: NodeFlagsMirror;
+      uptime: UptimeRepository;
+      rcpClock: RcpClock;
       logger: Logger;
     },
   ) {}
@@ -63,6 +69,7 @@ export class Maintenance {
       // Rewrite the Redis mirror of node flags from PostgreSQL: after a loss of Redis, flags are back in
       // force within one tick.
       for (const f of await listActiveNodeFlags(this.d.db)) await this.d.flags.write(f.nodeId, f);
+      await this.closeUptimeEpochs(now);
       const swept = await this.d.payloads.sweepExpired(now);
       if (swept > 0) this.d.logger.info({ swept }, 'expired payloads deleted');
       return true;
@@ -75,6 +82,15 @@ export class Maintenance {
       this.d.logger.info({ jobId: job.id }, 'outbox: republishing a job whose publish was not confirmed');
       // The broker is failing: stop here rather than hold this tick (and its lock) through a timeout per job.
       if (!(await this.d.lifecycle.publish(job.id, job.model, job.deadline_at))) break;
+    }
+  }
+
+  /** Writes the uptime points of every closed epoch still counted in Redis, then forgets the counts. */
+  private async closeUptimeEpochs(now: Date): Promise<void> {
+    for (const epoch of await this.d.uptime.closedEpochs(epochOf(this.d.rcpClock, now.getTime()))) {
+      const seen = await this.d.uptime.readEpoch(epoch);
+      await recordUptime(this.d.db, epoch, seen.map((s) => ({ nodeId: s.nodeId, points: uptimePoints(this.d.rcpClock, s.slots) })));
+      await this.d.uptime.forget(epoch, seen.map((s) => s.nodeId));
     }
   }
 
