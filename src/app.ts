@@ -18,6 +18,7 @@ import { ApiKeyCache } from './redis/api-key-cache.repository.js';
 import { ReplayGuard } from './redis/replay-guard.repository.js';
 import { NodeFlagsMirror } from './redis/node-flags.repository.js';
 import { UptimeRepository } from './redis/uptime.repository.js';
+import { rcpClockFrom } from './domain/rcp.js';
 import { cooldownRule, NodeFlagsService } from './network/node-flags.service.js';
 import { JobEvents } from './redis/job-events.js';
 import { connectRabbit, waitForRabbit } from './rabbitmq/client.js';
@@ -83,7 +84,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const events = new JobEvents(redis, redisSub, keys);
   await events.start(has('io') ? instanceId : null);
   const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
-  const rcpClock = { epochSeconds: config.RCP_EPOCH_SECONDS, uptimeSlotSeconds: config.RCP_UPTIME_SLOT_SECONDS };
+  const rcpClock = rcpClockFrom(config);
   const uptime = new UptimeRepository(redis, keys, 3 * config.RCP_EPOCH_SECONDS + 3_600);
   const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS, rcpClock);
   const keyCache = new ApiKeyCache(redis, keys);

@@ -29,7 +29,7 @@ export class SettlementService {
   constructor(
     private readonly db: Db,
     private readonly operatorShareBps: number,
-    private readonly rcp: RcpClock = { epochSeconds: 86_400, uptimeSlotSeconds: 60 },
+    private readonly rcp: RcpClock,
   ) {}
 
   /**

@@ -41,10 +41,7 @@ export class JobQueue {
     this.publisher = rabbit.createPublisher({
       confirm: true,
       maxAttempts: 3,
-      exchanges: [
-        { exchange: this.exchange, type: 'direct', durable: true },
-        { exchange: this.quarantineExchange, type: 'fanout', durable: true },
-      ],
+      exchanges: this.exchanges(),
       queues: [{ queue: this.quarantineQueue, durable: true, arguments: QUARANTINE_ARGS }],
       queueBindings: [{ queue: this.quarantineQueue, exchange: this.quarantineExchange, routingKey: '' }],
     });
@@ -54,13 +51,17 @@ export class JobQueue {
     return `${this.prefix}.jobs.${model}`;
   }
 
+  private exchanges() {
+    return [
+      { exchange: this.exchange, type: 'direct', durable: true },
+      { exchange: this.quarantineExchange, type: 'fanout', durable: true },
+    ];
+  }
+
   /** The exchanges, queue and binding a model's jobs need: one definition for declare, publish and consume. */
   private topology(model: string) {
     return {
-      exchanges: [
-        { exchange: this.exchange, type: 'direct', durable: true },
-        { exchange: this.quarantineExchange, type: 'fanout', durable: true },
-      ],
+      exchanges: this.exchanges(),
       queue: {
         queue: this.queueFor(model),
         durable: true,

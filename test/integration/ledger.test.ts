@@ -5,6 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { rcpClockFrom } from '../../src/domain/rcp.js';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 import { withTransaction, type Db } from '../../src/postgres/db.js';
 import { InsufficientBalanceError, ledgerAccountId, ledgerTotals, postTransaction } from '../../src/postgres/ledger.repository.js';
@@ -138,7 +139,7 @@ test("a namespace's available balance cannot go below zero: CHECK constraint and
 test('concurrent holds on one namespace: exactly as many fit as the balance covers, and none fails otherwise', () =>
   check(async () => {
     const ns = await stack.tenant(0.001); // 1000 micro-credits
-    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS);
+    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     // 8 concurrent accepts, each holding 300 of the 1000 available: exactly 3 fit, whatever the interleaving;
     // the others must be refused as insufficient_credits, and nothing else.
     const ids = Array.from({ length: 8 }, () => randomUUID());
@@ -278,8 +279,8 @@ test('two holds on one namespace that reach the ledger at the same moment both s
   check(async () => {
     const t = await stack.tenant(1);
     const gate = new LedgerLockGate();
-    const a = new SettlementService(gate.db('a', firstAccountLock), stack.config.OPERATOR_SHARE_BPS).acceptWithHold(newJob(t), null);
-    const b = new SettlementService(gate.db('b', firstAccountLock), stack.config.OPERATOR_SHARE_BPS).acceptWithHold(newJob(t), null);
+    const a = new SettlementService(gate.db('a', firstAccountLock), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config)).acceptWithHold(newJob(t), null);
+    const b = new SettlementService(gate.db('b', firstAccountLock), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config)).acceptWithHold(newJob(t), null);
     await gate.allArrived(['a', 'b']);
     // Both have written everything up to their first lock on the namespace's accounts; now a goes on, then b.
     gate.open('a');
@@ -293,7 +294,7 @@ test('two holds on one namespace that reach the ledger at the same moment both s
 test('a completion and a new hold on one namespace that reach the ledger at the same moment both succeed (no deadlock)', () =>
   check(async () => {
     const t = await stack.tenant(1);
-    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS);
+    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     const nodeId = `0x${randomUUID().replace(/-/g, '').padEnd(40, '0')}`;
     await stack.db.query(`INSERT INTO nodes (id, operator_account_id) VALUES ($1, $2)`, [nodeId, await stack.operator()]);
     // A job running on the node, as the scheduler leaves it.
@@ -312,7 +313,7 @@ test('a completion and a new hold on one namespace that reach the ledger at the 
       if (firstAccountLock(sql)) locked = true;
       return false;
     };
-    const done = new SettlementService(gate.db('complete', afterFirstLock), stack.config.OPERATOR_SHARE_BPS).complete(
+    const done = new SettlementService(gate.db('complete', afterFirstLock), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config)).complete(
       running.id,
       1,
       nodeId,
@@ -341,7 +342,7 @@ test("a job is captured at most once: the unique index refuses a second 'capture
     const entries = await count('ledger_entries');
 
     // The settlement path itself is fenced: completing again is a no-op.
-    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS);
+    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     assert.equal(await settlement.complete(jobId, 1, node.nodeId, { prompt_tokens: 1, completion_tokens: 1 }, false), null);
     assert.equal(await settlement.endWithoutResult(jobId, 'failed', 'x', 'x'), null);
 

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { Connection } from 'rabbitmq-client';
+import { rcpClockFrom } from '../../src/domain/rcp.js';
 import { TestStack, TEST_MODEL, type RawNode, type Tenant } from '../helpers/stack.js';
 import { SettlementService } from '../../src/jobs/settlement.service.js';
 import { PayloadsRepository } from '../../src/mongo/payloads.repository.js';
@@ -93,7 +94,7 @@ async function quarantined(jobId: string): Promise<Array<{ reason: string }>> {
 test('outbox: a job accepted but never published is republished by maintenance and completed by a node', () =>
   check(async () => {
     await stack.node();
-    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS);
+    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     const request: JobRequest = { messages: [{ role: 'user', content: 'left in the outbox' }], max_tokens: 50 };
     const id = randomUUID();
     const hold = worstCaseCost({ inputPriceMicro: 10, outputPriceMicro: 20, minChargeMicro: 0 }, promptTokenUpperBound(request.messages), request.max_tokens);
