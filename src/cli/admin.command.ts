@@ -56,6 +56,17 @@ function positiveInt(v: string): number {
   return n;
 }
 
+/** `urgent=5000,bulk=-2000` → { urgent: 5000, bulk: -2000 }; the admin service checks classes and ranges. */
+function surchargeList(v: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const pair of v.split(',').filter(Boolean)) {
+    const m = /^([a-z]+)=(-?\d+)$/.exec(pair.trim());
+    if (!m) throw new Error(`not class=basis-points: ${pair}`);
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
 export function registerAdminCommand(program: Command): void {
   const admin = program.command('admin').description('platform administration (talks to PostgreSQL, Redis and RabbitMQ directly)');
 
@@ -146,11 +157,19 @@ export function registerAdminCommand(program: Command): void {
     .requiredOption('--output-price <n>', 'credits per million output tokens (whole number)', positiveInt)
     .option('--min-charge <credits>', 'least a completed request costs', Number)
     .option('--context <n>', 'context window in tokens', positiveInt)
+    .option('--surcharge <class=bps,...>', 'surcharge per priority class in basis points, e.g. urgent=5000,bulk=-2000', surchargeList)
     .option('--json', 'JSON output')
     .description('register a model or change its prices')
-    .action(async (name: string, opts: Json & { inputPrice: number; outputPrice: number; minCharge?: number; context?: number }) => {
+    .action(async (name: string, opts: Json & { inputPrice: number; outputPrice: number; minCharge?: number; context?: number; surcharge?: Record<string, number> }) => {
       const m = await withAdmin((s) =>
-        s.putModel({ name, inputPricePerMtok: opts.inputPrice, outputPricePerMtok: opts.outputPrice, minCharge: opts.minCharge, contextTokens: opts.context }),
+        s.putModel({
+          name,
+          inputPricePerMtok: opts.inputPrice,
+          outputPricePerMtok: opts.outputPrice,
+          minCharge: opts.minCharge,
+          contextTokens: opts.context,
+          prioritySurchargeBps: opts.surcharge,
+        }),
       );
       out(opts, m, `model ${m.name}: ${m.input_price_micro} / ${m.output_price_micro} credits per million input / output tokens`);
     });

@@ -27,6 +27,8 @@ export const chatCompletionRequestSchema = z
     stream: z.boolean().optional(),
     stream_options: z.object({ include_usage: z.boolean().optional() }).optional(),
     user: z.string().optional(),
+    // OpenAI's processing tier, mapped onto the network's priority classes (src/domain/priority.ts).
+    service_tier: z.enum(['auto', 'default', 'priority', 'flex']).optional(),
   })
   // Other fields are accepted and ignored only if they cannot change the answer (metadata, store, ...);
   // those that would (tools, JSON mode, logprobs) are refused by `unsupportedField` below.

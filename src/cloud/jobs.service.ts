@@ -5,7 +5,8 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import { AppError, errors } from '../errors.js';
 import { IDEMPOTENCY_WINDOW_HOURS, isTerminal } from '../domain/jobs.js';
-import { promptTokenUpperBound, worstCaseCost } from '../domain/pricing.js';
+import { promptTokenUpperBound, worstCaseCost, type ModelPrices } from '../domain/pricing.js';
+import type { PriorityClass } from '../domain/priority.js';
 import type { JobRequest } from '../domain/protocol.js';
 import type { Db } from '../postgres/db.js';
 import { findJob, findJobInNamespace, type JobRow } from '../postgres/jobs.repository.js';
@@ -44,7 +45,7 @@ export class JobsService {
     p: Principal,
     modelName: string,
     request: JobRequest,
-    opts: { idempotencyKey?: string; deadlineMs?: number } = {},
+    opts: { idempotencyKey?: string; deadlineMs?: number; priority?: PriorityClass } = {},
   ): Promise<{ job: JobRow; replayed: boolean }> {
     const idempotencyKey = opts.idempotencyKey;
     const { config } = this.d;
@@ -61,10 +62,12 @@ export class JobsService {
     if ((await this.d.presence.liveNodeCount(model.name)) === 0) {
       throw errors.noNode(model.name, Math.ceil(config.HEARTBEAT_TTL_MS / 3000));
     }
+    const priority = opts.priority ?? 'standard';
+    const jobPrices = prices(model, priority);
     const promptBound = promptTokenUpperBound(request.messages);
     let hold: number;
     try {
-      hold = worstCaseCost(prices(model), promptBound, request.max_tokens);
+      hold = worstCaseCost(jobPrices, promptBound, request.max_tokens);
     } catch (err) {
       if (err instanceof RangeError) throw errors.invalid('The request could cost more than any account can hold; lower max_tokens.', 'max_tokens');
       throw err;
@@ -98,6 +101,8 @@ export class JobsService {
         inputPriceMicro: model.input_price_micro,
         outputPriceMicro: model.output_price_micro,
         minChargeMicro: model.min_charge_micro,
+        priority,
+        surchargeBps: jobPrices.surchargeBps,
         deadlineAt: deadline,
       }, p.monthlyCapMicro, idempotency);
     } catch (err) {
@@ -109,7 +114,7 @@ export class JobsService {
       }
       throw err;
     }
-    await this.d.lifecycle.publish(id, model.name, deadline);
+    await this.d.lifecycle.publish(row);
     return { job: row, replayed: false };
   }
 
@@ -153,8 +158,9 @@ function requestHash(model: string, request: JobRequest): Buffer {
   return Buffer.from(sha256Hex(canonicalJson({ model, request })), 'hex');
 }
 
-function prices(m: ModelRow) {
-  return { inputPriceMicro: m.input_price_micro, outputPriceMicro: m.output_price_micro, minChargeMicro: m.min_charge_micro };
+/** The prices a job in `priority` is accepted under: the model's, with the class's surcharge. */
+function prices(m: ModelRow, priority: PriorityClass): ModelPrices {
+  return { inputPriceMicro: m.input_price_micro, outputPriceMicro: m.output_price_micro, minChargeMicro: m.min_charge_micro, surchargeBps: m.priority_surcharge_bps[priority] ?? 0 };
 }
 
 export function jobFailure(job: JobRow): AppError {

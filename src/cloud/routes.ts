@@ -4,6 +4,7 @@
 //   Prefer: respond-async      on POST /v1/chat/completions answers 202 with a job, polled at GET /v1/jobs/{id}
 //   `resultity` object         on every completion: job id and credits charged (never the node)
 //   x-resultity-job-id, x-resultity-credits-charged response headers
+//   X-Resultity-Priority: urgent|standard|bulk|test   the job's priority class (or OpenAI's `service_tier`)
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { UsageService } from '../space/usage.service.js';
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
@@ -17,6 +18,7 @@ import type { AuthService, Principal } from './auth.service.js';
 import { chatCompletionRequestSchema, toJobRequest, unsupportedField } from './chat.schema.js';
 import { jobFailure, type JobsService } from './jobs.service.js';
 import { sendAppError } from './errors.http.js';
+import { isPriorityClass, PRIORITY_CLASSES, priorityFromServiceTier, serviceTierOf, type PriorityClass } from '../domain/priority.js';
 
 export interface CloudRouteDeps {
   db: Db;
@@ -57,7 +59,11 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
             available: (await d.presence.liveNodeCount(m.name)) > 0,
             context_tokens: m.context_tokens,
             // micro-credits per token = credits per million tokens
-            pricing: { input_credits_per_mtok: m.input_price_micro, output_credits_per_mtok: m.output_price_micro },
+            pricing: {
+              input_credits_per_mtok: m.input_price_micro,
+              output_credits_per_mtok: m.output_price_micro,
+              priority_surcharge_bps: m.priority_surcharge_bps,
+            },
           },
         })),
       );
@@ -79,8 +85,10 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
         throw errors.invalid('Idempotency-Key must be 1 to 255 visible ASCII characters.', 'Idempotency-Key');
       }
       const deadlineMs = deadlineHeader(request.headers['x-resultity-deadline-ms'], d.maxDeadlineMs);
+      const priority = priorityOf(request.headers['x-resultity-priority'], parsed.data.service_tier);
       const { job, replayed } = await d.jobs.accept(principal, parsed.data.model, toJobRequest(parsed.data, d.maxTokensDefault), {
         idempotencyKey,
+        priority,
         ...(deadlineMs !== undefined ? { deadlineMs } : {}),
       });
       reply.header('x-resultity-job-id', job.id);
@@ -133,6 +141,17 @@ function deadlineHeader(value: string | string[] | undefined, max: number): numb
   return n;
 }
 
+/** The job's class: `X-Resultity-Priority` (extension) or OpenAI's `service_tier`; they must agree when both are sent. */
+function priorityOf(header: string | string[] | undefined, serviceTier: string | undefined): PriorityClass {
+  const fromTier = serviceTier === undefined ? null : priorityFromServiceTier(serviceTier);
+  if (header === undefined) return fromTier ?? 'standard';
+  if (!isPriorityClass(header)) throw errors.invalid(`X-Resultity-Priority must be one of ${PRIORITY_CLASSES.join(', ')}.`, 'X-Resultity-Priority');
+  if (fromTier !== null && serviceTier !== 'auto' && fromTier !== header) {
+    throw errors.invalid(`service_tier '${serviceTier}' and X-Resultity-Priority '${header}' disagree; send one of them.`, 'service_tier');
+  }
+  return header;
+}
+
 function principalOf(request: FastifyRequest): Principal {
   if (!request.principal) throw errors.unauthenticated();
   return request.principal;
@@ -157,7 +176,8 @@ function completion(job: JobRow, payload: PayloadDoc | null) {
       },
     ],
     usage: { prompt_tokens: prompt, completion_tokens: completionTokens, total_tokens: prompt + completionTokens },
-    resultity: { job_id: job.id, credits_charged: formatCredits(job.charged_micro ?? 0), output_expired: result === undefined },
+    service_tier: serviceTierOf(job.priority),
+    resultity: { job_id: job.id, priority: job.priority, credits_charged: formatCredits(job.charged_micro ?? 0), output_expired: result === undefined },
   };
 }
 
@@ -168,6 +188,7 @@ function jobView(job: JobRow, payload: PayloadDoc | null) {
     object: 'chat.completion.job' as const,
     status: job.status,
     model: job.model,
+    priority: job.priority,
     created: Math.floor(job.created_at.getTime() / 1000),
     finished: job.finished_at ? Math.floor(job.finished_at.getTime() / 1000) : null,
     credits_held: formatCredits(job.finished_at ? 0 : job.hold_micro),

@@ -8,6 +8,8 @@ export interface ModelPrices {
   outputPriceMicro: number;
   /** The least a completed request with output costs. */
   minChargeMicro: number;
+  /** The job's priority-class surcharge in basis points (negative: a discount), applied to the whole charge. */
+  surchargeBps: number;
 }
 
 /** Per-message allowance for role markers and separators that chat templates add around each message. */
@@ -31,7 +33,8 @@ export function promptTokenUpperBound(messages: readonly ChatMessage[]): number 
 }
 
 export function worstCaseCost(prices: ModelPrices, promptTokens: number, maxTokens: number): number {
-  return checkedAmount(Math.max(prices.minChargeMicro, promptTokens * prices.inputPriceMicro + maxTokens * prices.outputPriceMicro));
+  const base = checkedAmount(Math.max(prices.minChargeMicro, promptTokens * prices.inputPriceMicro + maxTokens * prices.outputPriceMicro));
+  return withSurcharge(base, prices.surchargeBps);
 }
 
 /**
@@ -41,7 +44,18 @@ export function worstCaseCost(prices: ModelPrices, promptTokens: number, maxToke
 export function actualCost(prices: ModelPrices, usage: Usage, hold: number, outputEmpty = false): number {
   if (outputEmpty) return 0;
   const cost = checkedAmount(usage.prompt_tokens * prices.inputPriceMicro + usage.completion_tokens * prices.outputPriceMicro);
-  return Math.min(Math.max(cost, prices.minChargeMicro), hold);
+  return Math.min(withSurcharge(Math.max(cost, prices.minChargeMicro), prices.surchargeBps), hold);
+}
+
+/**
+ * An amount with a surcharge of `bps` basis points, rounded up to the micro-credit (a discount rounds in
+ * the platform's favour too, by less than one micro-credit). Computed in BigInt: amount × 10000 can pass
+ * 2^53 for amounts that are themselves safe.
+ */
+export function withSurcharge(amount: number, bps: number): number {
+  if (bps === 0) return amount;
+  const scaled = (BigInt(amount) * BigInt(10_000 + bps) + 9_999n) / 10_000n;
+  return checkedAmount(Number(scaled));
 }
 
 /** Splits a capture into the operator's share (rounded down) and the platform's commission (the rest). */

@@ -98,6 +98,8 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
           output_price: z.number().int().min(0),
           min_charge: z.number().min(0).optional(),
           context_tokens: z.number().int().positive().max(10_000_000).optional(),
+          // e.g. {"urgent": 5000, "bulk": -2000}; checked class by class in the service
+          priority_surcharge_bps: z.record(z.string(), z.number()).optional(),
         }),
         req.body,
       );
@@ -107,6 +109,7 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
         outputPricePerMtok: body.output_price,
         minCharge: body.min_charge,
         contextTokens: body.context_tokens,
+        prioritySurchargeBps: body.priority_surcharge_bps,
       });
     });
 

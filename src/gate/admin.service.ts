@@ -6,6 +6,7 @@ import { withTransaction, isUniqueViolation, type Db } from '../postgres/db.js';
 import { createAccount, createNamespace, findAccount, findNamespace, type AccountRow, type NamespaceRow } from '../postgres/accounts.repository.js';
 import { findApiKey, insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from '../postgres/api-keys.repository.js';
 import { balanceOf, ledgerAccountId, ledgerTotals, postTransaction, type LedgerTotals } from '../postgres/ledger.repository.js';
+import { isPriorityClass, PRIORITY_CLASSES, SURCHARGE_BPS_MAX, SURCHARGE_BPS_MIN, type PrioritySurcharges } from '../domain/priority.js';
 import { upsertModel, type ModelRow } from '../postgres/models.repository.js';
 import type { ApiKeyCache } from '../redis/api-key-cache.repository.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
@@ -131,7 +132,15 @@ export class AdminService {
   }
 
   /** Registers or reprices a model. Prices are credits per million tokens (= micro-credits per token), integers. */
-  async putModel(m: { name: string; inputPricePerMtok: number; outputPricePerMtok: number; minCharge?: number; contextTokens?: number }): Promise<ModelRow> {
+  async putModel(m: {
+    name: string;
+    inputPricePerMtok: number;
+    outputPricePerMtok: number;
+    minCharge?: number;
+    contextTokens?: number;
+    /** Per priority class, in basis points of the charge; classes left out cost the base price. */
+    prioritySurchargeBps?: Record<string, number>;
+  }): Promise<ModelRow> {
     if (m.minCharge !== undefined && (!Number.isFinite(m.minCharge) || m.minCharge < 0 || m.minCharge > 1_000_000)) {
       throw errors.invalid('min_charge must be between 0 and 1000000 credits', 'min_charge');
     }
@@ -142,12 +151,21 @@ export class AdminService {
     ] as const) {
       if (!Number.isSafeInteger(v) || v < 0 || v > 1e9) throw errors.invalid(`${field} must be a whole number of credits per million tokens`, field);
     }
+    const surcharges: PrioritySurcharges = {};
+    for (const [cls, bps] of Object.entries(m.prioritySurchargeBps ?? {})) {
+      if (!isPriorityClass(cls)) throw errors.invalid(`unknown priority class '${cls}'; known: ${PRIORITY_CLASSES.join(', ')}`, 'priority_surcharge_bps');
+      if (!Number.isSafeInteger(bps) || bps < SURCHARGE_BPS_MIN || bps > SURCHARGE_BPS_MAX) {
+        throw errors.invalid(`the ${cls} surcharge must be a whole number of basis points from ${SURCHARGE_BPS_MIN} to ${SURCHARGE_BPS_MAX}`, 'priority_surcharge_bps');
+      }
+      surcharges[cls] = bps;
+    }
     const row = await upsertModel(this.d.db, {
       name: m.name,
       inputPriceMicro: m.inputPricePerMtok,
       outputPriceMicro: m.outputPricePerMtok,
       minChargeMicro: Math.round((m.minCharge ?? 0) * MICRO),
       contextTokens: m.contextTokens ?? 8192,
+      prioritySurchargeBps: surcharges,
     });
     // Declare the queue now, so jobs published before any scheduler consumes it are kept.
     await this.d.queue?.declareModel(row.name);

@@ -36,17 +36,17 @@ export class JobLifecycle {
    * Publishes an accepted job with confirms and marks it published. Returns false on failure, which is
    * not the job's failure: the job row is the outbox, and the maintenance role republishes it later.
    */
-  async publish(jobId: string, model: string, deadline: Date): Promise<boolean> {
+  async publish(job: Pick<JobRow, 'id' | 'model' | 'priority' | 'deadline_at'>): Promise<boolean> {
     try {
-      if (!this.declared.has(model)) {
-        await this.d.queue.declareModel(model);
-        this.declared.add(model);
+      if (!this.declared.has(job.model)) {
+        await this.d.queue.declareModel(job.model);
+        this.declared.add(job.model);
       }
-      await this.d.queue.publish(model, jobId, deadline.getTime() - Date.now());
-      await markPublished(this.d.db, jobId);
+      await this.d.queue.publish(job.model, job.priority, job.id, job.deadline_at.getTime() - Date.now());
+      await markPublished(this.d.db, job.id);
       return true;
     } catch (err) {
-      this.d.logger.warn({ err, jobId }, 'publish failed; the outbox will retry');
+      this.d.logger.warn({ err, jobId: job.id }, 'publish failed; the outbox will retry');
       return false;
     }
   }

@@ -81,7 +81,7 @@ export class SettlementService {
       // Lock the row first to read its prices and hold; the fenced UPDATE below is the real guard.
       const current = await lockRunningAttempt(tx, jobId, attempt, nodeId);
       if (!current) return null;
-      const prices = { inputPriceMicro: current.input_price_micro, outputPriceMicro: current.output_price_micro, minChargeMicro: current.min_charge_micro };
+      const prices = { inputPriceMicro: current.input_price_micro, outputPriceMicro: current.output_price_micro, minChargeMicro: current.min_charge_micro, surchargeBps: current.surcharge_bps };
       const charged = actualCost(prices, usage, current.hold_micro, outputEmpty);
       const row = await completeJob(tx, jobId, attempt, { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, chargedMicro: charged });
       if (!row) return null;

@@ -81,7 +81,7 @@ export class Maintenance {
     for (const job of stale) {
       this.d.logger.info({ jobId: job.id }, 'outbox: republishing a job whose publish was not confirmed');
       // The broker is failing: stop here rather than hold this tick (and its lock) through a timeout per job.
-      if (!(await this.d.lifecycle.publish(job.id, job.model, job.deadline_at))) break;
+      if (!(await this.d.lifecycle.publish(job))) break;
     }
   }
 

@@ -2,6 +2,7 @@
 // change is a conditional UPDATE fenced by status and attempt, so a late, duplicate or replayed event
 // cannot move a job twice.
 import type { JobStatus } from '../domain/jobs.js';
+import type { PriorityClass } from '../domain/priority.js';
 import type { Queryable } from './db.js';
 
 export interface JobRow {
@@ -20,6 +21,8 @@ export interface JobRow {
   input_price_micro: number;
   output_price_micro: number;
   min_charge_micro: number;
+  priority: PriorityClass;
+  surcharge_bps: number;
   prompt_tokens: number | null;
   completion_tokens: number | null;
   error_code: string | null;
@@ -31,7 +34,7 @@ export interface JobRow {
 }
 
 const COLUMNS = `id, namespace_id, api_key_id, model, status, attempt, max_attempts, node_id, max_tokens, prompt_tokens_bound, hold_micro, charged_micro,
-  input_price_micro, output_price_micro, min_charge_micro, prompt_tokens, completion_tokens, error_code, error_message,
+  input_price_micro, output_price_micro, min_charge_micro, priority, surcharge_bps, prompt_tokens, completion_tokens, error_code, error_message,
   created_at, deadline_at, published_at, finished_at`;
 
 export interface NewJob {
@@ -46,14 +49,17 @@ export interface NewJob {
   inputPriceMicro: number;
   outputPriceMicro: number;
   minChargeMicro: number;
+  /** Default 'standard' with no surcharge. */
+  priority?: PriorityClass;
+  surchargeBps?: number;
   deadlineAt: Date;
 }
 
 export async function insertJob(q: Queryable, j: NewJob): Promise<JobRow> {
   const r = await q.query<JobRow>(
     `INSERT INTO jobs (id, namespace_id, api_key_id, model, status, max_attempts, max_tokens, prompt_tokens_bound, hold_micro,
-                       input_price_micro, output_price_micro, min_charge_micro, deadline_at)
-     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${COLUMNS}`,
+                       input_price_micro, output_price_micro, min_charge_micro, deadline_at, priority, surcharge_bps)
+     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ${COLUMNS}`,
     [
       j.id,
       j.namespaceId,
@@ -67,6 +73,8 @@ export async function insertJob(q: Queryable, j: NewJob): Promise<JobRow> {
       j.outputPriceMicro,
       j.minChargeMicro,
       j.deadlineAt,
+      j.priority ?? 'standard',
+      j.surchargeBps ?? 0,
     ],
   );
   return r.rows[0]!;
@@ -88,9 +96,9 @@ export async function markPublished(q: Queryable, id: string): Promise<void> {
 }
 
 /** Unfinished jobs whose publish was never confirmed, oldest first (the outbox). */
-export async function listUnpublished(q: Queryable, olderThan: Date, limit: number): Promise<Array<Pick<JobRow, 'id' | 'model' | 'deadline_at'>>> {
-  const r = await q.query<Pick<JobRow, 'id' | 'model' | 'deadline_at'>>(
-    `SELECT id, model, deadline_at FROM jobs WHERE published_at IS NULL AND finished_at IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2`,
+export async function listUnpublished(q: Queryable, olderThan: Date, limit: number): Promise<Array<Pick<JobRow, 'id' | 'model' | 'priority' | 'deadline_at'>>> {
+  const r = await q.query<Pick<JobRow, 'id' | 'model' | 'priority' | 'deadline_at'>>(
+    `SELECT id, model, priority, deadline_at FROM jobs WHERE published_at IS NULL AND finished_at IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2`,
     [olderThan, limit],
   );
   return r.rows;

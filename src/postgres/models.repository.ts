@@ -1,4 +1,5 @@
 // The model catalogue and its prices (integer micro-credits per token).
+import type { PrioritySurcharges } from '../domain/priority.js';
 import type { Queryable } from './db.js';
 
 export interface ModelRow {
@@ -7,21 +8,23 @@ export interface ModelRow {
   output_price_micro: number;
   min_charge_micro: number;
   context_tokens: number;
+  priority_surcharge_bps: PrioritySurcharges;
   created_at: Date;
 }
 
-const COLUMNS = `name, input_price_micro, output_price_micro, min_charge_micro, context_tokens, created_at`;
+const COLUMNS = `name, input_price_micro, output_price_micro, min_charge_micro, context_tokens, priority_surcharge_bps, created_at`;
 
 export async function upsertModel(
   q: Queryable,
-  m: { name: string; inputPriceMicro: number; outputPriceMicro: number; minChargeMicro: number; contextTokens: number },
+  m: { name: string; inputPriceMicro: number; outputPriceMicro: number; minChargeMicro: number; contextTokens: number; prioritySurchargeBps: PrioritySurcharges },
 ): Promise<ModelRow> {
   const r = await q.query<ModelRow>(
-    `INSERT INTO models (name, input_price_micro, output_price_micro, min_charge_micro, context_tokens) VALUES ($1, $2, $3, $4, $5)
+    `INSERT INTO models (name, input_price_micro, output_price_micro, min_charge_micro, context_tokens, priority_surcharge_bps) VALUES ($1, $2, $3, $4, $5, $6)
      ON CONFLICT (name) DO UPDATE SET input_price_micro = EXCLUDED.input_price_micro, output_price_micro = EXCLUDED.output_price_micro,
-       min_charge_micro = EXCLUDED.min_charge_micro, context_tokens = EXCLUDED.context_tokens, updated_at = now()
+       min_charge_micro = EXCLUDED.min_charge_micro, context_tokens = EXCLUDED.context_tokens,
+       priority_surcharge_bps = EXCLUDED.priority_surcharge_bps, updated_at = now()
      RETURNING ${COLUMNS}`,
-    [m.name, m.inputPriceMicro, m.outputPriceMicro, m.minChargeMicro, m.contextTokens],
+    [m.name, m.inputPriceMicro, m.outputPriceMicro, m.minChargeMicro, m.contextTokens, JSON.stringify(m.prioritySurchargeBps)],
   );
   return r.rows[0]!;
 }

@@ -1,14 +1,21 @@
 // Job queueing in RabbitMQ.
 //
-//   exchange <prefix>.jobs        direct, durable; routing key = model name
-//   queue    <prefix>.jobs.<model> durable, one per model; a delivered, unacked message is a reserved job
+//   exchange <prefix>.jobs                  direct, durable; routing key = <model>.<class>
+//   queue    <prefix>.jobs.<model>.<class>  durable, one per model and priority class (urgent, standard,
+//                                           bulk, test); a delivered, unacked message is a reserved job
 //   exchange <prefix>.quarantine  fanout, durable; jobs that ended without a result, with their reason
 //   queue    <prefix>.quarantine  durable
 //
 // Messages are persistent, published with confirms, and carry the job's deadline as their TTL: a job
 // that waits past its deadline is dead-lettered to quarantine by the broker (the maintenance role expires
 // its row and releases its hold). The message is only the job id; the job row is the source of truth.
+//
+// One queue per class rather than one priority queue: a broker priority queue delivers strictly by
+// priority, so a steady stream of urgent jobs would starve bulk jobs queued behind it. With a queue per
+// class, each class keeps its own window of delivered jobs at every scheduler, and the scheduler's fair
+// dispatcher (src/scheduler/fair-queue.ts) shares free nodes between the classes by weight.
 import { ConsumerStatus, type AsyncMessage, type Connection, type Consumer, type Publisher } from 'rabbitmq-client';
+import { PRIORITY_CLASSES, type PriorityClass } from '../domain/priority.js';
 
 /**
  * Quarantine is for inspection, not storage (the job row keeps the reason for good): records expire
@@ -47,8 +54,13 @@ export class JobQueue {
     });
   }
 
-  queueFor(model: string): string {
-    return `${this.prefix}.jobs.${model}`;
+  queueFor(model: string, priority: PriorityClass): string {
+    return `${this.prefix}.jobs.${model}.${priority}`;
+  }
+
+  /** Every queue of a model, one per priority class. */
+  queuesFor(model: string): string[] {
+    return PRIORITY_CLASSES.map((p) => this.queueFor(model, p));
   }
 
   private exchanges() {
@@ -58,44 +70,42 @@ export class JobQueue {
     ];
   }
 
-  /** The exchanges, queue and binding a model's jobs need: one definition for declare, publish and consume. */
-  private topology(model: string) {
+  /** The exchanges, queue and binding a class of a model's jobs needs: one definition for declare, publish and consume. */
+  private topology(model: string, priority: PriorityClass) {
+    const queue = this.queueFor(model, priority);
     return {
       exchanges: this.exchanges(),
-      queue: {
-        queue: this.queueFor(model),
-        durable: true,
-        arguments: { 'x-dead-letter-exchange': this.quarantineExchange, 'x-max-priority': 3 },
-      },
-      binding: { queue: this.queueFor(model), exchange: this.exchange, routingKey: model },
+      queue: { queue, durable: true, arguments: { 'x-dead-letter-exchange': this.quarantineExchange } },
+      binding: { queue, exchange: this.exchange, routingKey: `${model}.${priority}` },
     };
   }
 
-  /** Declares a model's queue and binding (idempotent), so a job published before any scheduler consumes it is kept. */
+  /** Declares a model's queues and bindings (idempotent), so a job published before any scheduler consumes it is kept. */
   async declareModel(model: string): Promise<void> {
-    const t = this.topology(model);
     const ch = await this.rabbit.acquire();
     try {
-      for (const e of t.exchanges) await ch.exchangeDeclare(e);
-      await ch.queueDeclare(t.queue);
-      await ch.queueBind(t.binding);
+      for (const e of this.exchanges()) await ch.exchangeDeclare(e);
+      for (const priority of PRIORITY_CLASSES) {
+        const t = this.topology(model, priority);
+        await ch.queueDeclare(t.queue);
+        await ch.queueBind(t.binding);
+      }
     } finally {
       await ch.close();
     }
   }
 
   /** Publishes and waits for the broker's confirm; rejects when the broker did not take the message. */
-  async publish(model: string, jobId: string, ttlMs: number): Promise<void> {
+  async publish(model: string, priority: PriorityClass, jobId: string, ttlMs: number): Promise<void> {
     const body: JobMessage = { jobId };
     await this.publisher.send(
       {
         exchange: this.exchange,
-        routingKey: model,
+        routingKey: `${model}.${priority}`,
         durable: true,
         mandatory: true,
         messageId: jobId,
         expiration: String(Math.max(1, Math.floor(ttlMs))),
-        priority: 2,
       },
       body,
     );
@@ -107,11 +117,11 @@ export class JobQueue {
   }
 
   /**
-   * Consumes one model's queue. The handler's promise is the reservation: the message stays unacked
-   * until it settles, and a crash before then returns it to the queue for another scheduler.
+   * Consumes one class of a model's jobs. The handler's promise is the reservation: the message stays
+   * unacked until it settles, and a crash before then returns it to the queue for another scheduler.
    */
-  consume(model: string, concurrency: number, handler: (msg: JobMessage, redelivered: boolean) => Promise<void>): Consumer {
-    const t = this.topology(model);
+  consume(model: string, priority: PriorityClass, concurrency: number, handler: (msg: JobMessage, redelivered: boolean) => Promise<void>): Consumer {
+    const t = this.topology(model, priority);
     return this.rabbit.createConsumer(
       {
         queue: t.queue.queue,

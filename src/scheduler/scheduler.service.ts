@@ -18,6 +18,8 @@ import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { JobEvents } from '../redis/job-events.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
+import { PRIORITY_CLASSES } from '../domain/priority.js';
+import { ModelDispatcher } from './model-dispatcher.js';
 
 export interface SchedulerDeps {
   config: Config;
@@ -31,13 +33,19 @@ export interface SchedulerDeps {
   logger: Logger;
 }
 
-/** When every eligible node is busy, look again after this long even if no freed slot was announced (a lost pub/sub message costs only this). */
-const BUSY_RECHECK_MS = 200;
 const MODEL_REFRESH_MS = 2_000;
+/**
+ * How long a job waits for a node before its handler looks at its deadline again, and, while no node
+ * serves the model at all, how often it checks whether one came (the NO_NODE_GRACE_MS clock).
+ */
+const PLACEMENT_RECHECK_MS = 2_000;
+const NO_NODE_RECHECK_MS = 250;
 const ENGINE_ERROR_PAUSE_MS = 1_000;
 
 export class Scheduler {
+  /** Keyed by `<model>.<class>`: one consumer per model and priority class. */
   private readonly consumers = new Map<string, Consumer>();
+  private readonly dispatchers = new Map<string, ModelDispatcher>();
   private readonly stopping = new AbortController();
   private refreshTimer: NodeJS.Timeout | null = null;
 
@@ -59,28 +67,51 @@ export class Scheduler {
   async stop(): Promise<void> {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     this.stopping.abort();
+    for (const d of this.dispatchers.values()) d.close();
     await Promise.all([...this.consumers.values()].map((c) => c.close()));
     this.consumers.clear();
   }
 
-  /** Starts consuming the queue of every model in the catalogue not consumed yet. */
+  /** Starts consuming the queues of every model in the catalogue not consumed yet. */
   private async refreshModels(): Promise<void> {
     for (const m of await listModels(this.d.db)) {
-      if (this.consumers.has(m.name) || this.stopping.signal.aborted) continue;
-      const consumer = this.d.queue.consume(m.name, this.concurrencyPerModel, (msg) =>
-        this.handle(msg.jobId).catch(async (err: unknown) => {
-          // An engine failed (or this process is stopping): the message goes back to the queue. Pause
-          // first, so that an outage does not turn into a tight redelivery loop.
-          if (!this.stopping.signal.aborted) {
-            this.d.logger.warn({ err, jobId: msg.jobId }, 'scheduler: job handling failed; requeueing');
-            await sleep(ENGINE_ERROR_PAUSE_MS, this.stopping.signal);
-          }
-          throw err;
-        }),
-      );
-      consumer.on('error', (err: unknown) => this.d.logger.warn({ err, model: m.name }, 'scheduler: consumer error'));
-      this.consumers.set(m.name, consumer);
+      for (const priority of PRIORITY_CLASSES) {
+        const key = `${m.name}.${priority}`;
+        if (this.consumers.has(key) || this.stopping.signal.aborted) continue;
+        const consumer = this.d.queue.consume(m.name, priority, this.concurrencyPerModel, (msg) =>
+          this.handle(msg.jobId).catch(async (err: unknown) => {
+            // An engine failed (or this process is stopping): the message goes back to the queue. Pause
+            // first, so that an outage does not turn into a tight redelivery loop.
+            if (!this.stopping.signal.aborted) {
+              this.d.logger.warn({ err, jobId: msg.jobId }, 'scheduler: job handling failed; requeueing');
+              await sleep(ENGINE_ERROR_PAUSE_MS, this.stopping.signal);
+            }
+            throw err;
+          }),
+        );
+        consumer.on('error', (err: unknown) => this.d.logger.warn({ err, model: m.name, priority }, 'scheduler: consumer error'));
+        this.consumers.set(key, consumer);
+      }
     }
+  }
+
+  /** The waiting room of a model's jobs in this process (created on first use). */
+  private dispatcherFor(model: string): ModelDispatcher {
+    let d = this.dispatchers.get(model);
+    if (!d) {
+      const { presence, events, logger } = this.d;
+      d = new ModelDispatcher({
+        model,
+        // Prefer a node this job has not failed on; fall back to any when those are all there is.
+        reserve: async (r) => (await presence.reserve(model, r.jobId, r.exclude)) ?? (r.exclude.length > 0 ? presence.reserve(model, r.jobId, []) : null),
+        release: (reservation, jobId) => presence.release(reservation.nodeId, jobId),
+        waitForCapacity: (ms, signal) => events.waitForCapacity(model, ms, signal),
+        stopping: this.stopping.signal,
+        logger,
+      });
+      this.dispatchers.set(model, d);
+    }
+    return d;
   }
 
   /**
@@ -92,6 +123,7 @@ export class Scheduler {
     const signal = this.stopping.signal;
     const tried: string[] = [];
     let noNodeSince: number | null = null;
+    let liveSeen = false;
 
     for (;;) {
       if (signal.aborted) throw new Error('scheduler stopping');
@@ -112,20 +144,29 @@ export class Scheduler {
         continue;
       }
 
-      // Prefer a node this job has not failed on; fall back to any when those are all there is.
-      const reservation =
-        (await this.d.presence.reserve(job.model, jobId, tried)) ?? (tried.length > 0 ? await this.d.presence.reserve(job.model, jobId, []) : null);
+      const reservation = await this.dispatcherFor(job.model).place(
+        {
+          jobId,
+          namespaceId: job.namespace_id,
+          priority: job.priority,
+          arrivedAt: job.created_at.getTime(),
+          // Every job of a model fits the same nodes: `exclude` only orders the choice (see reserve above).
+          shape: job.model,
+          exclude: tried,
+        },
+        Math.max(1, Math.min(job.deadline_at.getTime() - now, liveSeen ? PLACEMENT_RECHECK_MS : NO_NODE_RECHECK_MS)),
+      );
       if (!reservation) {
+        if (signal.aborted) throw new Error('scheduler stopping');
+        // No node came free in time: is any node serving the model at all?
         const live = await this.d.presence.liveNodeCount(job.model);
+        liveSeen = live > 0;
         if (live > 0) noNodeSince = null;
-        else noNodeSince ??= now;
-        if (noNodeSince !== null && now - noNodeSince >= config.NO_NODE_GRACE_MS) {
+        else noNodeSince ??= Date.now();
+        if (noNodeSince !== null && Date.now() - noNodeSince >= config.NO_NODE_GRACE_MS) {
           await this.endWithoutResult(jobId, 'failed', 'no_node_available', `No online node served '${job.model}' for ${config.NO_NODE_GRACE_MS} ms.`);
           return;
         }
-        // Every node busy: wait for a slot to be announced. No node at all: look again shortly.
-        if (live > 0) await this.d.events.waitForCapacity(job.model, BUSY_RECHECK_MS, signal);
-        else await sleep(Math.min(250, config.NO_NODE_GRACE_MS || 250), signal);
         continue;
       }
       noNodeSince = null;

@@ -80,7 +80,7 @@ export interface StatusServiceDeps {
   keys: RedisKeys;
   rabbit: Connection;
   /** Names each model's queue. */
-  queue: Pick<JobQueue, 'queueFor'>;
+  queue: Pick<JobQueue, 'queuesFor'>;
   logger: Pick<Logger, 'warn'>;
   /** How long a snapshot is served before the next is computed (default 1000 ms). */
   ttlMs?: number;
@@ -157,8 +157,9 @@ export class StatusService {
   private async queueDepths(models: readonly string[]): Promise<Map<string, number> | null> {
     if (!this.d.rabbit.ready) return null;
     try {
-      const byQueue = await this.depth.messageCounts(models.map((m) => this.d.queue.queueFor(m)));
-      return new Map(models.map((m) => [m, byQueue.get(this.d.queue.queueFor(m)) ?? 0]));
+      const byQueue = await this.depth.messageCounts(models.flatMap((m) => this.d.queue.queuesFor(m)));
+      const depthOf = (m: string) => this.d.queue.queuesFor(m).reduce((sum, q) => sum + (byQueue.get(q) ?? 0), 0);
+      return new Map(models.map((m) => [m, depthOf(m)]));
     } catch (err) {
       this.d.logger.warn({ err }, 'status: queue depths unavailable');
       return null;

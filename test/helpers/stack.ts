@@ -15,6 +15,7 @@ import { ledgerTotals } from '../../src/postgres/ledger.repository.js';
 import { startNodeAgent, type NodeAgent } from '../../src/node-agent/agent.js';
 import { WebSocket } from 'ws';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
+import { PRIORITY_CLASSES } from '../../src/domain/priority.js';
 
 export const TEST_MODEL = 'test/sim-1';
 
@@ -244,7 +245,7 @@ export async function dropTestData(id: string, mongoUrl: string, models: string[
 
   const rabbit = new Connection({ url: 'amqp://guest:guest@127.0.0.1:5672', retryLow: 100, retryHigh: 200 });
   const ch = await rabbit.acquire();
-  for (const q of [...models.map((m) => `${id}.jobs.${m}`), `${id}.quarantine`]) await ch.queueDelete({ queue: q }).catch(() => undefined);
+  for (const q of [...models.flatMap((m) => PRIORITY_CLASSES.map((p) => `${id}.jobs.${m}.${p}`)), `${id}.quarantine`]) await ch.queueDelete({ queue: q }).catch(() => undefined);
   for (const e of [`${id}.jobs`, `${id}.quarantine`]) await ch.exchangeDelete({ exchange: e }).catch(() => undefined);
   await ch.close();
   await rabbit.close();

@@ -142,7 +142,7 @@ async function overspendRace(requests: number, holdsCovered: number): Promise<vo
   {
     const hold = holdOf(ask);
     // The independent computation agrees with the server's pricing (otherwise the premise of the test is off).
-    assert.equal(hold, worstCaseCost({ inputPriceMicro: INPUT_PRICE, outputPriceMicro: OUTPUT_PRICE, minChargeMicro: 0 }, promptTokenUpperBound(ask.messages), ask.max_tokens));
+    assert.equal(hold, worstCaseCost({ inputPriceMicro: INPUT_PRICE, outputPriceMicro: OUTPUT_PRICE, minChargeMicro: 0, surchargeBps: 0 }, promptTokenUpperBound(ask.messages), ask.max_tokens));
     const tenant: Tenant = await stack.tenant((holdsCovered * hold) / 1e6, { rateLimitRps: 10_000, rateLimitBurst: 10_000 });
     const initial = await stack.balance(tenant.namespaceId);
     assert.deepEqual(initial, { available: holdsCovered * hold, held: 0 });

@@ -33,7 +33,7 @@ test('the same job published three times runs once and is charged once', () =>
     const rabbit = new Connection({ url: stack.config.RABBITMQ_URL, retryLow: 100, retryHigh: 500 });
     const pub = rabbit.createPublisher({ confirm: true });
     for (let i = 0; i < 2; i++) {
-      await pub.send({ exchange: `${stack.config.RABBITMQ_PREFIX}.jobs`, routingKey: TEST_MODEL, durable: true, messageId: id }, { jobId: id });
+      await pub.send({ exchange: `${stack.config.RABBITMQ_PREFIX}.jobs`, routingKey: `${TEST_MODEL}.standard`, mandatory: true, durable: true, messageId: id }, { jobId: id });
     }
     await pub.close();
     await rabbit.close();

@@ -97,7 +97,7 @@ test('outbox: a job accepted but never published is republished by maintenance a
     const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     const request: JobRequest = { messages: [{ role: 'user', content: 'left in the outbox' }], max_tokens: 50 };
     const id = randomUUID();
-    const hold = worstCaseCost({ inputPriceMicro: 10, outputPriceMicro: 20, minChargeMicro: 0 }, promptTokenUpperBound(request.messages), request.max_tokens);
+    const hold = worstCaseCost({ inputPriceMicro: 10, outputPriceMicro: 20, minChargeMicro: 0, surchargeBps: 0 }, promptTokenUpperBound(request.messages), request.max_tokens);
     const before = await stack.balance(tenant.namespaceId);
 
     // What JobsService.accept does, minus the publish: as if the process died right after the commit.

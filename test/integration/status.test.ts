@@ -201,7 +201,7 @@ test('queue depth: ready messages per queue by passive declare; a missing queue 
         [`${missing}2`, 0],
       ]);
       // The snapshot reads each model's own queue: point the idle model at the probe to see the count arrive.
-      const s = await new StatusService({ ...deps, ttlMs: 0, queue: { queueFor: (m) => (m === IDLE_MODEL ? probe : queue.queueFor(m)) } }).snapshot();
+      const s = await new StatusService({ ...deps, ttlMs: 0, queue: { queuesFor: (m) => (m === IDLE_MODEL ? [probe] : queue.queuesFor(m)) } }).snapshot();
       assert.equal(modelOf(s, IDLE_MODEL).queued, 3);
       assert.equal(modelOf(s, TEST_MODEL).queued, 0);
     } finally {

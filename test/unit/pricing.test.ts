@@ -8,7 +8,7 @@ test('prompt bound counts UTF-8 bytes plus a template allowance per message', ()
 });
 
 test('worst case and actual cost; actual never exceeds the hold', () => {
-  const prices = { inputPriceMicro: 2, outputPriceMicro: 5, minChargeMicro: 0 };
+  const prices = { inputPriceMicro: 2, outputPriceMicro: 5, minChargeMicro: 0, surchargeBps: 0 };
   assert.equal(worstCaseCost(prices, 10, 100), 520);
   assert.equal(actualCost(prices, { prompt_tokens: 10, completion_tokens: 20 }, 520), 120);
   assert.equal(actualCost(prices, { prompt_tokens: 1000, completion_tokens: 1000 }, 520), 520);
@@ -24,11 +24,11 @@ test('capture split: operator share rounds down, commission takes the rest, noth
 });
 
 test('empty output costs nothing', () => {
-  assert.equal(actualCost({ inputPriceMicro: 2, outputPriceMicro: 5, minChargeMicro: 0 }, { prompt_tokens: 10, completion_tokens: 0 }, 520, true), 0);
+  assert.equal(actualCost({ inputPriceMicro: 2, outputPriceMicro: 5, minChargeMicro: 0, surchargeBps: 0 }, { prompt_tokens: 10, completion_tokens: 0 }, 520, true), 0);
 });
 
 test('a minimum charge per request raises the hold and the capture, never above the hold, never for empty output', () => {
-  const prices = { inputPriceMicro: 1, outputPriceMicro: 1, minChargeMicro: 1000 };
+  const prices = { inputPriceMicro: 1, outputPriceMicro: 1, minChargeMicro: 1000, surchargeBps: 0 };
   assert.equal(worstCaseCost(prices, 10, 10), 1000);
   assert.equal(actualCost(prices, { prompt_tokens: 3, completion_tokens: 4 }, 1000), 1000);
   assert.equal(actualCost(prices, { prompt_tokens: 3, completion_tokens: 4 }, 1000, true), 0);
