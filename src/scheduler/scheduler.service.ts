@@ -46,6 +46,8 @@ export class Scheduler {
   /** Keyed by `<model>.<class>`: one consumer per model and priority class. */
   private readonly consumers = new Map<string, Consumer>();
   private readonly dispatchers = new Map<string, ModelDispatcher>();
+  /** Jobs this process is driving, by id. */
+  private readonly handling = new Map<string, Promise<void>>();
   private readonly stopping = new AbortController();
   private refreshTimer: NodeJS.Timeout | null = null;
 
@@ -119,6 +121,16 @@ export class Scheduler {
    * requeued) only when this process is stopping or an engine failed, never for a job-level failure.
    */
   async handle(jobId: string): Promise<void> {
+    // A message redelivered while this process still drives the job (the channel closed under it, during
+    // a broker restart, say) joins the handling in progress instead of starting a second one.
+    const running = this.handling.get(jobId);
+    if (running) return running;
+    const handling = this.drive(jobId).finally(() => this.handling.delete(jobId));
+    this.handling.set(jobId, handling);
+    return handling;
+  }
+
+  private async drive(jobId: string): Promise<void> {
     const { config, logger } = this.d;
     const signal = this.stopping.signal;
     const tried: string[] = [];
@@ -174,8 +186,13 @@ export class Scheduler {
       const attempt = await withTransaction(this.d.db, (tx) => startAttempt(tx, jobId, reservation.nodeId, job.attempt));
       if (attempt === null) {
         // Another scheduler (a duplicate message) started an attempt, or the job ended meanwhile: the top
-        // of the loop re-reads the job and waits for that attempt or returns.
-        await this.d.presence.release(reservation.nodeId, jobId);
+        // of the loop re-reads the job and waits for that attempt or returns. A slot is one member per job
+        // on a node, so when the winner's attempt runs on this same node, the slot just reserved IS that
+        // attempt's slot: releasing it would free a slot the node is using, and over-commit the node.
+        const now = await findJob(this.d.db, jobId);
+        if (!(now && !now.finished_at && now.status === 'running' && now.node_id === reservation.nodeId)) {
+          await this.d.presence.release(reservation.nodeId, jobId);
+        }
         continue;
       }
       tried.push(reservation.nodeId);
