@@ -37,6 +37,8 @@ import { adminRoutes } from './gate/admin.routes.js';
 import { OperatorsService } from './gate/operators.service.js';
 import { QuarantineService } from './gate/quarantine.service.js';
 import { Maintenance } from './maintenance/maintenance.service.js';
+import { QualityService } from './network/quality.service.js';
+import { ScoresMirror } from './redis/scores.repository.js';
 import { UsageService } from './space/usage.service.js';
 import { StatusService } from './status/status.service.js';
 import { statusRoutes } from './status/status.routes.js';
@@ -45,6 +47,7 @@ export interface Backbone {
   app: FastifyInstance;
   instanceId: string;
   admin: AdminService;
+  quality: QualityService;
   db: Db;
   mongo: Mongo;
   /** Starts listening; resolves with the base URL. */
@@ -98,6 +101,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const usage = new UsageService(db);
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, events, queue, nodeFlags, logger });
   const jobs = new JobsService({ config, db, settlement, payloads, presence, events, lifecycle });
+  const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), logger });
 
   // Typed with Fastify's base logger so that route modules can take a plain FastifyInstance.
   const app: FastifyInstance = Fastify<Server, IncomingMessage, ServerResponse, FastifyBaseLogger>({ loggerInstance: logger, bodyLimit: config.BODY_LIMIT_BYTES });
@@ -153,7 +157,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       payloads,
       resubmit: async (principal, model, request) => (await jobs.accept(principal, model, request)).job,
     });
-    adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine }, config.ADMIN_TOKEN);
+    adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine, quality }, config.ADMIN_TOKEN);
   }
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, uptime, rcpClock, logger }) : null;
@@ -163,12 +167,14 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     app,
     instanceId,
     admin,
+    quality,
     db,
     mongo,
     async listen() {
       const url = await app.listen({ port: config.PORT, host: config.HOST });
       await scheduler?.start();
       maintenance?.start();
+      if (has('maintenance')) quality.start();
       logger.info({ url, roles, instanceId }, 'backbone listening');
       return url;
     },
@@ -178,6 +184,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       gateway?.closeAll();
       await scheduler?.stop();
       await maintenance?.stop();
+      await quality.stop();
       await app.close();
       await queue.close();
       await rabbit.close();

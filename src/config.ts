@@ -45,6 +45,15 @@ export const configSchema = z.object({
   // Cooldown rule: this many failed attempts in a row (none further apart than 10 minutes) bench a node.
   NODE_COOLDOWN_FAILURES: int(3, 1),
   NODE_COOLDOWN_SECONDS: int(300, 1),
+  // Node quality (src/network/quality.service.ts): how often scores and blind-job verdicts are updated,
+  // how often a blind job is sent per model with probes (0: never), how many failed blind jobs in a row
+  // put a node in cooldown, the window scores are computed over, and the credits kept in the network's
+  // blind-job namespace.
+  QUALITY_INTERVAL_MS: int(30_000, 100),
+  BLIND_JOB_INTERVAL_MS: int(300_000, 0),
+  BLIND_COOLDOWN_FAILURES: int(2, 1),
+  SCORE_WINDOW_HOURS: int(24, 1),
+  BLIND_BUDGET_CREDITS: int(100, 1),
   // Rate limits (per API key, token bucket in Redis; per-key values override these)
   RATE_LIMIT_RPS: int(20, 1),
   RATE_LIMIT_BURST: int(40, 1),

@@ -8,6 +8,7 @@ import type { UsageService } from '../space/usage.service.js';
 import type { OperatorsService } from './operators.service.js';
 import type { QuarantineService } from './quarantine.service.js';
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
+import { blindProbeInputSchema, type QualityService } from '../network/quality.service.js';
 
 const uuid = z.string().uuid();
 
@@ -25,9 +26,10 @@ export interface AdminRouteServices {
   usage: UsageService;
   operators: OperatorsService;
   quarantine: QuarantineService;
+  quality: QualityService;
 }
 
-export function adminRoutes(app: FastifyInstance, { admin, usage, operators, quarantine }: AdminRouteServices, adminToken: string): void {
+export function adminRoutes(app: FastifyInstance, { admin, usage, operators, quarantine, quality }: AdminRouteServices, adminToken: string): void {
   const expected = createHash('sha256').update(adminToken).digest();
 
   app.register(async (r) => {
@@ -168,6 +170,15 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
       const id = parse(z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case node address'), req.params.id);
       return admin.reinstateNode(id);
     });
+
+    // Blind probes: prompts with known answers that the network sends as blind jobs; and the node scores.
+    r.post('/admin/blind-probes', async (req, reply) => reply.code(201).send(await quality.addProbe(parse(blindProbeInputSchema, req.body))));
+    r.get('/admin/blind-probes', async () => ({ data: await quality.listProbes() }));
+    r.delete<{ Params: { id: string } }>('/admin/blind-probes/:id', async (req, reply) => {
+      await quality.retireProbe(parse(uuid, req.params.id));
+      return reply.code(204).send();
+    });
+    r.get('/admin/nodes/scores', async () => ({ data: await quality.listScores() }));
 
     r.get<{ Params: { id: string }; Querystring: UsageQuery }>('/admin/namespaces/:id/usage', async (req, reply) => {
       const id = parse(uuid, req.params.id);

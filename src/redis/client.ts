@@ -27,6 +27,10 @@ export class RedisKeys {
   failureStreak(nodeId: string): string {
     return `${this.prefix}failstreak:${nodeId}`;
   }
+  /** Hash of node id → score in [0, 1] (redis/scores.repository.ts), read by reservations. */
+  nodeScores(): string {
+    return `${this.prefix}node-scores`;
+  }
   ready(model: string): string {
     return `${this.prefix}ready:${model}`;
   }

@@ -1,0 +1,53 @@
+// Node scores: how much a node is trusted with work, from three signals, each in [0, 1]:
+//   - success rate: completed attempts over attempts that ended by the node's doing (failed, timed out,
+//     invalid result; a dropped connection or an attempt superseded elsewhere is not counted);
+//   - latency factor: how the node's mean completion time compares with all nodes' on the same models
+//     (1 when it is as fast as its peers or faster, 1/2 when twice as slow);
+//   - blind accuracy: blind jobs answered right over blind jobs evaluated.
+// Rates are smoothed with one success and one failure of prior (Laplace), so a new node starts at 1/2
+// rather than at 0 or 1, and a single outcome never swings it to an extreme.
+// score = success × accuracy × (1/2 + latency/2): a node that fails or lies loses most of its share, a
+// slow but honest node loses at most half.
+import { sha256Hex } from './signatures.js';
+
+export interface ScoreInputs {
+  completed: number;
+  failed: number;
+  /** The node's mean completion time over its peers' on the same models; null without data. */
+  latencyRatio: number | null;
+  blindPassed: number;
+  blindEvaluated: number;
+}
+
+export interface NodeScore {
+  score: number;
+  successRate: number;
+  latencyFactor: number;
+  blindAccuracy: number;
+}
+
+export function smoothedRate(good: number, total: number): number {
+  return (good + 1) / (total + 2);
+}
+
+export function nodeScore(i: ScoreInputs): NodeScore {
+  const successRate = smoothedRate(i.completed, i.completed + i.failed);
+  const blindAccuracy = smoothedRate(i.blindPassed, i.blindEvaluated);
+  const latencyFactor = i.latencyRatio === null || i.latencyRatio <= 1 ? 1 : 1 / i.latencyRatio;
+  return { score: successRate * blindAccuracy * (0.5 + 0.5 * latencyFactor), successRate, latencyFactor, blindAccuracy };
+}
+
+/** The score of a node the network knows nothing about yet (what reservations assume without a score). */
+export const NEW_NODE_SCORE = nodeScore({ completed: 0, failed: 0, latencyRatio: null, blindPassed: 0, blindEvaluated: 0 }).score;
+
+export interface BlindExpectation {
+  expected_sha256: string | null;
+  expected_contains: string | null;
+}
+
+/** Whether an answer matches a probe: every expectation the probe names must hold. */
+export function blindVerdict(probe: BlindExpectation, content: string): { passed: boolean; detail: string } {
+  if (probe.expected_sha256 !== null && sha256Hex(content) !== probe.expected_sha256) return { passed: false, detail: 'fingerprint mismatch' };
+  if (probe.expected_contains !== null && !content.includes(probe.expected_contains)) return { passed: false, detail: 'expected answer missing' };
+  return { passed: true, detail: 'ok' };
+}

@@ -1,0 +1,240 @@
+// Node quality: blind jobs and scores. One pass every QUALITY_INTERVAL_MS, run by whichever maintenance
+// instance takes the advisory lock (so N instances do it once):
+//   1. blind jobs: every BLIND_JOB_INTERVAL_MS, one job per model that has active probes, submitted
+//      through the ordinary accept path under the network's own namespace. On the node's wire it is a
+//      job like any other (same dispatch, same signature, a fresh job id); no consumer is billed: the
+//      network's namespace pays, funded from the platform's funding account, so the node is paid as for
+//      any job and cannot tell from its earnings either;
+//   3. scores: success rate, latency against peers on the same models and blind accuracy over the last
+//      SCORE_WINDOW_HOURS (src/domain/scores.ts), written to PostgreSQL and mirrored to Redis, where
+//      reservations weight their choice of node by them.
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import { errors } from '../errors.js';
+import { blindVerdict, nodeScore } from '../domain/scores.js';
+import { jobRequestSchema } from '../domain/protocol.js';
+import { withTransaction, type Db } from '../postgres/db.js';
+import { findModel } from '../postgres/models.repository.js';
+import { balanceOf } from '../postgres/ledger.repository.js';
+import {
+  attemptStats,
+  blindFailureStreak,
+  blindStats,
+  deactivateBlindProbe,
+  findSystemPrincipal,
+  insertBlindProbe,
+  listBlindProbes,
+  listEndedUnevaluated,
+  listNodeScores,
+  recordBlindJob,
+  recordBlindVerdict,
+  saveSystemPrincipal,
+  upsertNodeScore,
+  type BlindProbeRow,
+  type NodeScoreRow,
+} from '../postgres/quality.repository.js';
+import type { PayloadsRepository } from '../mongo/payloads.repository.js';
+import type { ScoresMirror } from '../redis/scores.repository.js';
+import type { NodeFlagsService } from './node-flags.service.js';
+import type { AdminService } from '../gate/admin.service.js';
+import type { JobsService } from '../cloud/jobs.service.js';
+import type { Principal } from '../cloud/auth.service.js';
+
+/** Arbitrary constant naming this pass's lock among PostgreSQL advisory locks. */
+const QUALITY_LOCK = 0x5245_5351; // "RESQ"
+const BLIND_PURPOSE = 'blind-jobs';
+const VERDICT_BATCH = 200;
+
+export const blindProbeInputSchema = z
+  .object({
+    model: z.string().min(1).max(128),
+    request: jobRequestSchema,
+    expected_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'lower-case hex SHA-256 of the exact answer').optional(),
+    expected_contains: z.string().min(1).max(2000).optional(),
+  })
+  .refine((p) => p.expected_sha256 !== undefined || p.expected_contains !== undefined, 'name the right answer: expected_sha256 and/or expected_contains');
+export type BlindProbeInput = z.infer<typeof blindProbeInputSchema>;
+
+export interface QualityDeps {
+  config: Config;
+  db: Db;
+  payloads: PayloadsRepository;
+  jobs: JobsService;
+  admin: AdminService;
+  flags: NodeFlagsService;
+  scores: ScoresMirror;
+  logger: Logger;
+}
+
+export class QualityService {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+
+  constructor(private readonly d: QualityDeps) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (this.running) return;
+      this.running = this.pass()
+        .then(() => undefined)
+        .catch((err: unknown) => this.d.logger.warn({ err }, 'quality pass failed'))
+        .finally(() => (this.running = null));
+    }, this.d.config.QUALITY_INTERVAL_MS);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One pass (blind jobs due, verdicts, scores), if this instance gets the lock; false when another has it. */
+  async pass(now = new Date()): Promise<boolean> {
+    return withTransaction(this.d.db, async (tx) => {
+      const lock = await tx.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock($1) AS ok`, [QUALITY_LOCK]);
+      if (!lock.rows[0]?.ok) return false;
+      // Verdicts first: a node that has just failed one too many is benched before new blind jobs go out.
+      await this.judgeEndedBlindJobs();
+      await this.submitBlindJobsIfDue(now);
+      await this.updateScores(now);
+      return true;
+    });
+  }
+
+  // ---- blind probes (admin) --------------------------------------------------------------------------
+
+  async addProbe(input: BlindProbeInput): Promise<BlindProbeRow> {
+    const model = await findModel(this.d.db, input.model);
+    if (!model) throw errors.notFound('Model');
+    if (input.request.max_tokens > model.context_tokens) throw errors.invalid(`max_tokens exceeds the model's context of ${model.context_tokens}`, 'request.max_tokens');
+    return insertBlindProbe(this.d.db, {
+      model: input.model,
+      request: input.request,
+      expectedSha256: input.expected_sha256 ?? null,
+      expectedContains: input.expected_contains ?? null,
+    });
+  }
+
+  listProbes(): Promise<BlindProbeRow[]> {
+    return listBlindProbes(this.d.db);
+  }
+
+  async retireProbe(id: string): Promise<void> {
+    if (!(await deactivateBlindProbe(this.d.db, id))) throw errors.notFound('Blind probe');
+  }
+
+  listScores(): Promise<NodeScoreRow[]> {
+    return listNodeScores(this.d.db);
+  }
+
+  // ---- 2. blind jobs ---------------------------------------------------------------------------------
+
+  private async submitBlindJobsIfDue(now: Date): Promise<void> {
+    const interval = this.d.config.BLIND_JOB_INTERVAL_MS;
+    if (interval === 0) return;
+    // When the last one was submitted is in PostgreSQL, so the cadence holds whichever instance runs the pass.
+    const last = await this.d.db.query<{ at: Date | null }>(`SELECT max(created_at) AS at FROM blind_jobs`);
+    const lastAt = last.rows[0]?.at;
+    if (lastAt && now.getTime() - lastAt.getTime() < interval) return;
+    const probes = await listBlindProbes(this.d.db, true);
+    if (probes.length === 0) return;
+    const principal = await this.blindPrincipal();
+    const byModel = new Map<string, BlindProbeRow[]>();
+    for (const p of probes) byModel.set(p.model, [...(byModel.get(p.model) ?? []), p]);
+    for (const [model, candidates] of byModel) {
+      const probe = candidates[Math.floor(Math.random() * candidates.length)]!;
+      try {
+        const { job } = await this.d.jobs.accept(principal, model, probe.request);
+        await recordBlindJob(this.d.db, job.id, probe.id);
+      } catch (err) {
+        // No node serves the model right now (503), or the budget ran out (402): try again next time.
+        this.d.logger.info({ err, model }, 'blind job not submitted');
+      }
+    }
+  }
+
+  /** The network's own namespace and key for blind jobs, created on first use, topped up when low. */
+  private async blindPrincipal(): Promise<Principal> {
+    let found = await findSystemPrincipal(this.d.db, BLIND_PURPOSE);
+    if (!found) {
+      const account = await this.d.admin.createAccount('network');
+      const ns = await this.d.admin.createNamespace(account.id, BLIND_PURPOSE);
+      const { key } = await this.d.admin.issueApiKey(ns.id, { name: 'blind jobs (never leaves the backbone)' });
+      // The secret is dropped on the spot: the key exists only so the job rows have one; nobody can use it.
+      await saveSystemPrincipal(this.d.db, BLIND_PURPOSE, ns.id, key.id);
+      found = { namespace_id: ns.id, api_key_id: key.id };
+    }
+    const budget = this.d.config.BLIND_BUDGET_CREDITS;
+    const available = await balanceOf(this.d.db, 'ns_available', found.namespace_id);
+    if (available < (budget * 1_000_000) / 2) await this.d.admin.topUp(found.namespace_id, budget - available / 1_000_000, 'blind-job budget');
+    return { keyId: found.api_key_id, namespaceId: found.namespace_id, rateLimitRps: null, rateLimitBurst: null, monthlyCapMicro: null, expiresAt: null };
+  }
+
+  // ---- 1. verdicts -----------------------------------------------------------------------------------
+
+  private async judgeEndedBlindJobs(): Promise<void> {
+    for (const b of await listEndedUnevaluated(this.d.db, VERDICT_BATCH)) {
+      let passed: boolean | null = null;
+      let detail = `the job ended ${b.status} without an answer`;
+      if (b.status === 'completed') {
+        const payload = await this.d.payloads.find(b.job_id, b.namespace_id);
+        const answer = payload?.results?.[String(b.attempt)]?.output.content;
+        if (answer === undefined) detail = 'the answer expired before it was judged';
+        else ({ passed, detail } = blindVerdict(b, answer));
+      }
+      if (!(await recordBlindVerdict(this.d.db, b.job_id, b.node_id, passed, detail))) continue;
+      if (passed === false && b.node_id) {
+        this.d.logger.warn({ node: b.node_id, jobId: b.job_id, detail }, 'blind job failed');
+        const streak = await blindFailureStreak(this.d.db, b.node_id, this.d.config.BLIND_COOLDOWN_FAILURES);
+        if (streak >= this.d.config.BLIND_COOLDOWN_FAILURES) {
+          await this.d.flags.set(b.node_id, { cooldownSeconds: this.d.config.NODE_COOLDOWN_SECONDS }, `cooldown: ${streak} blind jobs failed in a row (${detail})`);
+        }
+      }
+    }
+  }
+
+  // ---- 3. scores -------------------------------------------------------------------------------------
+
+  private async updateScores(now: Date): Promise<void> {
+    const since = new Date(now.getTime() - this.d.config.SCORE_WINDOW_HOURS * 3_600_000);
+    const stats = await attemptStats(this.d.db, since);
+    // Each model's mean completion time over all nodes, weighted by their completed attempts.
+    const modelMean = new Map<string, { sum: number; n: number }>();
+    for (const s of stats) {
+      if (s.latency_ms === null || s.completed === 0) continue;
+      const m = modelMean.get(s.model) ?? { sum: 0, n: 0 };
+      m.sum += s.latency_ms * s.completed;
+      m.n += s.completed;
+      modelMean.set(s.model, m);
+    }
+    const perNode = new Map<string, { completed: number; failed: number; ratioSum: number; ratioWeight: number; passed: number; evaluated: number }>();
+    const entry = (id: string) => {
+      let e = perNode.get(id);
+      if (!e) perNode.set(id, (e = { completed: 0, failed: 0, ratioSum: 0, ratioWeight: 0, passed: 0, evaluated: 0 }));
+      return e;
+    };
+    for (const s of stats) {
+      const e = entry(s.node_id);
+      e.completed += s.completed;
+      e.failed += s.failed;
+      const mean = modelMean.get(s.model);
+      if (s.latency_ms !== null && s.completed > 0 && mean && mean.sum > 0) {
+        e.ratioSum += (s.latency_ms / (mean.sum / mean.n)) * s.completed;
+        e.ratioWeight += s.completed;
+      }
+    }
+    for (const b of await blindStats(this.d.db, since)) Object.assign(entry(b.node_id), { passed: b.passed, evaluated: b.evaluated });
+    for (const [nodeId, e] of perNode) {
+      const score = nodeScore({
+        completed: e.completed,
+        failed: e.failed,
+        latencyRatio: e.ratioWeight > 0 ? e.ratioSum / e.ratioWeight : null,
+        blindPassed: e.passed,
+        blindEvaluated: e.evaluated,
+      });
+      await upsertNodeScore(this.d.db, nodeId, score, e.completed + e.failed, e.evaluated);
+    }
+    // The whole table, not just this window's nodes: the mirror is back in full after a loss of Redis.
+    await this.d.scores.write(new Map((await listNodeScores(this.d.db)).map((r) => [r.node_id, r.score])));
+  }
+}

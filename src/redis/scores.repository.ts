@@ -1,0 +1,22 @@
+// The Redis mirror of node scores (PostgreSQL's node_scores is the record): one hash, node id → score,
+// read by the reservation script to weight its choice. Rewritten whole by the quality service at every
+// pass, so it is back within one pass after a loss of Redis; until then every node counts as new.
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from './client.js';
+
+export class ScoresMirror {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  async write(scores: ReadonlyMap<string, number>): Promise<void> {
+    if (scores.size === 0) return;
+    await this.redis.hset(this.keys.nodeScores(), Object.fromEntries([...scores].map(([id, s]) => [id, s.toFixed(6)])));
+  }
+
+  async read(): Promise<Map<string, number>> {
+    const raw = await this.redis.hgetall(this.keys.nodeScores());
+    return new Map(Object.entries(raw).map(([id, s]) => [id, Number(s)]));
+  }
+}

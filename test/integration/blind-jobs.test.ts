@@ -1,0 +1,106 @@
+// Blind jobs and node scores (issue 4 part 6), on the real engines. The quality pass is driven by hand
+// (QUALITY_INTERVAL_MS is an hour here) so that each step is observable.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TestStack, TEST_MODEL } from '../helpers/stack.js';
+import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
+import { sha256Hex } from '../../src/domain/signatures.js';
+import type { JobRequest } from '../../src/domain/protocol.js';
+
+let stack: TestStack;
+const probeRequest: JobRequest = { messages: [{ role: 'user', content: 'What is the capital of France?' }], max_tokens: 16, temperature: 0, seed: 7 };
+
+before(async () => {
+  stack = await TestStack.start({ config: { QUALITY_INTERVAL_MS: 3_600_000, BLIND_JOB_INTERVAL_MS: 1, BLIND_COOLDOWN_FAILURES: 2 } });
+  await stack.model();
+});
+after(() => stack.close());
+
+async function admin(method: string, path: string, body?: unknown): Promise<Response> {
+  return fetch(`${stack.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${stack.config.ADMIN_TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+}
+
+/** Runs one quality pass and waits for every blind job submitted so far to end. */
+async function passAndSettle(): Promise<void> {
+  assert.equal(await stack.backbone.quality.pass(), true);
+  await stack.until('every blind job to end', async () => {
+    const r = await stack.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM blind_jobs b JOIN jobs j ON j.id = b.job_id WHERE j.finished_at IS NULL`);
+    return r.rows[0]!.n === 0 ? true : undefined;
+  });
+}
+
+async function verdicts(nodeId: string): Promise<Array<boolean | null>> {
+  const r = await stack.db.query<{ passed: boolean | null }>(`SELECT passed FROM blind_jobs WHERE node_id = $1 AND evaluated_at IS NOT NULL ORDER BY evaluated_at`, [nodeId]);
+  return r.rows.map((x) => x.passed);
+}
+
+test('probes are refused without a known answer; a node that answers blind jobs wrong is put in cooldown, an honest one passes; no consumer pays', () =>
+  stack.check(async () => {
+    const bad = await admin('POST', '/admin/blind-probes', { model: TEST_MODEL, request: probeRequest });
+    assert.equal(bad.status, 400);
+    // The right answer, as an honest runtime computes it (the simulator is deterministic, like a real model at temperature 0 with a seed).
+    const honestAnswer = (await new SimulatedRuntime({ models: [TEST_MODEL], completionTokens: 16 }).complete(TEST_MODEL, probeRequest, new AbortController().signal)).output.content;
+    const created = await admin('POST', '/admin/blind-probes', { model: TEST_MODEL, request: probeRequest, expected_sha256: sha256Hex(honestAnswer) });
+    assert.equal(created.status, 201, await created.clone().text());
+    const tenant = await stack.tenant(5);
+    const tenantBefore = await stack.balance(tenant.namespaceId);
+
+    // A "lazy" node: it answers, validly signed, but not what the model would say (fewer tokens).
+    const lazy = await stack.node({ completionTokens: 5 });
+    await passAndSettle(); // blind job 1 runs on the lazy node
+    await passAndSettle(); // 1 judged: failed (streak 1); blind job 2 runs on the lazy node
+    assert.deepEqual(await verdicts(lazy.nodeId), [false]);
+    assert.equal(await stack.backbone.quality.pass(), true); // 2 judged: failed (streak 2) → cooldown; blind job 3 waits for a node
+    assert.deepEqual(await verdicts(lazy.nodeId), [false, false]);
+    const flags = await stack.db.query<{ cooldown_until: Date | null; reason: string }>(`SELECT cooldown_until, reason FROM node_flags WHERE node_id = $1`, [lazy.nodeId]);
+    assert.ok(flags.rows[0]?.cooldown_until && flags.rows[0].cooldown_until.getTime() > Date.now(), 'the lazy node is in cooldown');
+    assert.match(flags.rows[0].reason, /blind jobs failed/);
+
+    // With the lazy node benched, the next blind job goes to an honest node and passes.
+    const honest = await stack.node({ completionTokens: 16 });
+    await stack.until('the pending blind job to end', async () => {
+      const r = await stack.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM blind_jobs b JOIN jobs j ON j.id = b.job_id WHERE j.finished_at IS NULL`);
+      return r.rows[0]!.n === 0 ? true : undefined;
+    });
+    await passAndSettle();
+    await passAndSettle();
+    assert.ok((await verdicts(honest.nodeId)).includes(true), 'the honest node passed a blind job');
+    assert.ok(!(await verdicts(honest.nodeId)).includes(false));
+    assert.equal((await verdicts(lazy.nodeId)).length, 2, 'the benched node got no more work');
+
+    // Never billed to a consumer: the network's own namespace paid for every blind job; the tenant is untouched.
+    const payers = await stack.db.query<{ namespace_id: string; purpose: string | null }>(
+      `SELECT DISTINCT j.namespace_id, s.purpose FROM blind_jobs b JOIN jobs j ON j.id = b.job_id LEFT JOIN system_principals s ON s.namespace_id = j.namespace_id`,
+    );
+    assert.deepEqual(payers.rows.map((r) => r.purpose), ['blind-jobs']);
+    assert.deepEqual(await stack.balance(tenant.namespaceId), tenantBefore);
+
+    // Scores: blind accuracy and success rate put the honest node above the lazy one.
+    const scores = (await (await admin('GET', '/admin/nodes/scores')).json()) as { data: Array<{ node_id: string; score: number; blind_accuracy: number }> };
+    const of = (id: string) => scores.data.find((s) => s.node_id === id)!;
+    assert.ok(of(honest.nodeId).score > of(lazy.nodeId).score, JSON.stringify(scores.data));
+    assert.ok(of(lazy.nodeId).blind_accuracy < 0.5);
+    const mirrored = await stack.backbone.quality.listScores();
+    assert.equal(mirrored.length, scores.data.length);
+  }));
+
+test('a node whose attempts fail scores below one that completes them', () =>
+  stack.check(async () => {
+    const good = await stack.node({ completionTokens: 16 });
+    // As many slots as the good nodes: reservations prefer the node with the most free slots.
+    const broken = await stack.brokenNode([TEST_MODEL], 4);
+    const tenant = await stack.tenant(5);
+    for (let i = 0; i < 8; i++) {
+      await tenant.client.chat.completions.create({ model: TEST_MODEL, messages: [{ role: 'user', content: `job ${i}` }], max_tokens: 8 });
+    }
+    assert.equal(await stack.backbone.quality.pass(), true);
+    const scores = await stack.backbone.quality.listScores();
+    const of = (id: string) => scores.find((s) => s.node_id === id);
+    assert.ok(of(broken.nodeId), 'the broken node failed at least one attempt and has a score');
+    assert.ok(of(good.nodeId)!.score > of(broken.nodeId)!.score, JSON.stringify(scores));
+    assert.ok(of(broken.nodeId)!.success_rate < 0.5);
+  }));
