@@ -10,6 +10,7 @@ import {
   createNamespace,
   findAccount,
   findNamespace,
+  lockLiveNamespace,
   markNamespaceDeleted,
   NAMESPACE_NAME_UNIQUE,
   renameNamespace,
@@ -89,7 +90,8 @@ export class AdminService {
    * Concurrency: the namespace's two ledger accounts are locked first (the lock order every ledger
    * transaction follows), so a top-up or job accept either committed before (and is seen here, refusing
    * the delete) or waits and then finds the namespace deleted (topUp re-checks under the same lock; an
-   * accept finds the key revoked or the balance at zero).
+   * accept finds the key revoked or the balance at zero), and a key issued meanwhile is revoked with the
+   * others (see below).
    */
   async deleteNamespace(namespaceId: string): Promise<void> {
     const revoked = await withTransaction(this.d.db, async (tx) => {
@@ -103,9 +105,10 @@ export class AdminService {
       }
       const unfinished = await countUnfinishedJobs(tx, namespaceId);
       if (unfinished > 0) throw errors.conflict(`The namespace has ${unfinished} job(s) not finished yet: delete it when they are done.`, 'namespace_busy');
-      const hashes = await revokeNamespaceApiKeys(tx, namespaceId);
+      // Marked before its keys are revoked: marking waits for any key issuance in progress (issueApiKey
+      // locks the row), so the revocation that follows sees every key the namespace will ever have.
       if (!(await markNamespaceDeleted(tx, namespaceId))) throw errors.notFound('Namespace');
-      return hashes;
+      return revokeNamespaceApiKeys(tx, namespaceId);
     });
     await this.evictKeys(revoked);
   }
@@ -118,15 +121,19 @@ export class AdminService {
       throw errors.invalid(`monthly_cap must be between 0 and ${MAX_TOPUP_CREDITS} credits`, 'monthly_cap');
     }
     const { secret, hash, displayPrefix } = generateApiKey();
-    const key = await insertApiKey(this.d.db, {
-      namespaceId,
-      keyHash: hash,
-      keyPrefix: displayPrefix,
-      name: opts.name ?? '',
-      rateLimitRps: opts.rateLimitRps ?? null,
-      rateLimitBurst: opts.rateLimitBurst ?? null,
-      monthlyCapMicro: opts.monthlyCapCredits === undefined ? null : Math.round(opts.monthlyCapCredits * MICRO),
-      expiresAt: opts.expiresAt ?? null,
+    const key = await withTransaction(this.d.db, async (tx) => {
+      // Locked so that a namespace deleted meanwhile cannot get a key its deletion did not revoke.
+      if (!(await lockLiveNamespace(tx, namespaceId))) throw errors.notFound('Namespace');
+      return insertApiKey(tx, {
+        namespaceId,
+        keyHash: hash,
+        keyPrefix: displayPrefix,
+        name: opts.name ?? '',
+        rateLimitRps: opts.rateLimitRps ?? null,
+        rateLimitBurst: opts.rateLimitBurst ?? null,
+        monthlyCapMicro: opts.monthlyCapCredits === undefined ? null : Math.round(opts.monthlyCapCredits * MICRO),
+        expiresAt: opts.expiresAt ?? null,
+      });
     });
     return { key, secret };
   }

@@ -108,6 +108,15 @@ export async function findNamespace(q: Queryable, id: string): Promise<Namespace
   return r.rows[0] ?? null;
 }
 
+/**
+ * The live namespace, locked FOR SHARE until the caller's transaction ends: a concurrent delete (which
+ * takes a conflicting lock to mark the row) waits for it, and one that got there first makes this null.
+ */
+export async function lockLiveNamespace(q: Queryable, id: string): Promise<NamespaceRow | null> {
+  const r = await q.query<NamespaceRow>(`SELECT ${NAMESPACE} FROM namespaces WHERE id = $1 AND deleted_at IS NULL FOR SHARE`, [id]);
+  return r.rows[0] ?? null;
+}
+
 /** The live namespace if `accountId` owns it; another account's namespace is indistinguishable from none. */
 export async function findOwnedNamespace(q: Queryable, accountId: string, id: string): Promise<NamespaceRow | null> {
   const r = await q.query<NamespaceRow>(`SELECT ${NAMESPACE} FROM namespaces WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`, [id, accountId]);

@@ -409,3 +409,42 @@ test('deleting a namespace is refused while it holds credits or has unfinished j
     await assert.rejects(stack.backbone.admin.topUp(free, 1), /Namespace not found/);
     assert.deepEqual(await stack.balance(ns), { available: 1_000_000, held: 0 });
   }));
+
+test('a delete racing key issuance and top-ups never leaves a live key or credits in a deleted namespace', () =>
+  check(async () => {
+    const s = await signUp();
+    const outcomes = new Set<string>();
+    for (let round = 0; round < 8; round++) {
+      const ns = await createNamespace(s, `race-${round}`);
+      // Odd rounds race only key issuance; even ones also a top-up, started a little later each round.
+      const topUp =
+        round % 2 === 1
+          ? Promise.resolve('none')
+          : new Promise((r) => setTimeout(r, round * 4)).then(() =>
+              stack.backbone.admin.topUp(ns, 1).then(
+                () => 'credited',
+                (err: Error) => err.message,
+              ),
+            );
+      const [deleted, credited, ...issued] = await Promise.all([
+        call('DELETE', `/account/namespaces/${ns}`, undefined, s.token),
+        topUp,
+        ...Array.from({ length: 6 }, () => call('POST', `/account/namespaces/${ns}/keys`, {}, s.token)),
+      ]);
+      outcomes.add(`${deleted.status}/${credited}`);
+      assert.ok(issued.every((a) => a.status === 201 || a.status === 404), issued.map((a) => a.text).join('\n'));
+      const live = await stack.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM api_keys WHERE namespace_id = $1 AND revoked_at IS NULL`, [ns]);
+      const gone = await stack.db.query<{ deleted: boolean }>(`SELECT deleted_at IS NOT NULL AS deleted FROM namespaces WHERE id = $1`, [ns]);
+      if (deleted.status === 204) {
+        assert.equal(gone.rows[0]!.deleted, true);
+        assert.notEqual(credited, 'credited', 'no credits land in a deleted namespace');
+        assert.equal(live.rows[0]!.n, 0, 'every key the namespace got was revoked');
+      } else {
+        assertError(deleted, 409, 'namespace_not_empty');
+        assert.equal(credited, 'credited');
+        assert.equal(gone.rows[0]!.deleted, false);
+        assert.equal(live.rows[0]!.n, issued.filter((a) => a.status === 201).length);
+      }
+    }
+    assert.ok([...outcomes].some((o) => o.startsWith('204/')), `the delete won at least once: ${[...outcomes].join(', ')}`);
+  }));
