@@ -163,6 +163,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       rateLimits: new RateLimitRepository(redis, keys),
       nonces: new SiweNonces(redis, keys, config.SIWE_NONCE_TTL_SECONDS),
       sessionTtlHours: config.SESSION_TTL_HOURS,
+      keyRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST },
       loginLimits: {
         perMinute: config.LOGIN_RATE_PER_MINUTE,
         burst: config.LOGIN_RATE_BURST,

@@ -37,6 +37,11 @@ export interface AccountServiceDeps {
   rateLimits: RateLimitRepository;
   nonces: SiweNonces;
   sessionTtlHours: number;
+  /**
+   * The platform's per-key rate limit (RATE_LIMIT_RPS, RATE_LIMIT_BURST): an owner may give a key a lower
+   * one, never a higher one; raising it is the platform's decision (admin API).
+   */
+  keyRateLimit: { rps: number; burst: number };
   /** Log-in attempts: per email and per client IP, refilled per minute up to the burst. */
   loginLimits: { perMinute: number; burst: number; ipPerMinute: number; ipBurst: number };
   /** The domain SIWE messages must name; null: Sign-In with Ethereum is disabled. */
@@ -197,6 +202,11 @@ export class AccountService {
 
   async issueApiKey(p: AccountPrincipal, namespaceId: string, opts: KeyOptions): Promise<{ key: ApiKeyRow; secret: string }> {
     await this.ownedNamespace(p, namespaceId);
+    const { rps, burst } = this.d.keyRateLimit;
+    // The same effective burst the cloud applies to a key without its own (cloud/auth.service.ts).
+    const maxBurst = Math.max(rps, burst);
+    if (opts.rateLimitRps !== undefined && opts.rateLimitRps > rps) throw errors.invalid(`rate_limit_rps may be at most ${rps}`, 'rate_limit_rps');
+    if (opts.rateLimitBurst !== undefined && opts.rateLimitBurst > maxBurst) throw errors.invalid(`rate_limit_burst may be at most ${maxBurst}`, 'rate_limit_burst');
     return this.d.admin.issueApiKey(namespaceId, opts);
   }
 

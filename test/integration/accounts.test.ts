@@ -8,6 +8,12 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 import { addressOf, checksumAddress, generatePrivateKey, signPersonal } from '../../src/domain/signatures.js';
 import { formatSiweMessage } from '../../src/domain/siwe.js';
+import { Redis } from 'ioredis';
+import { AppError } from '../../src/errors.js';
+import { AccountService, type AccountServiceDeps } from '../../src/gate/account.service.js';
+import { RedisKeys } from '../../src/redis/client.js';
+import { RateLimitRepository } from '../../src/redis/rate-limit.repository.js';
+import { SiweNonces } from '../../src/redis/siwe-nonces.repository.js';
 
 const SIWE_DOMAIN = 'app.resultity.test';
 const FREE_MODEL = 'test/free';
@@ -84,7 +90,7 @@ async function createNamespace(s: Session, name: string): Promise<string> {
 }
 
 async function issueKey(s: Session, namespaceId: string): Promise<{ id: string; key: string }> {
-  const a = await call('POST', `/account/namespaces/${namespaceId}/keys`, { name: 'ci', rate_limit_rps: 1000, rate_limit_burst: 1000 }, s.token);
+  const a = await call('POST', `/account/namespaces/${namespaceId}/keys`, { name: 'ci' }, s.token);
   assert.equal(a.status, 201, a.text);
   return { id: a.body.id as string, key: a.body.key as string };
 }
@@ -131,6 +137,12 @@ test('sign-up, profile, log-in (any case), log-out: tokens are shown once, store
     assertError(await call('GET', '/account', undefined, first), 401, 'invalid_session');
     assertError(await call('POST', '/account/logout', undefined, first), 401, 'invalid_session');
     assert.equal((await call('GET', '/account', undefined, second)).status, 200, 'logging out one session leaves the others');
+
+    // An expired session is refused like a revoked one.
+    await stack.db.query(`UPDATE account_sessions SET created_at = now() - interval '2 hours', expires_at = now() - interval '1 second' WHERE token_hash = $1`, [
+      createHash('sha256').update(second).digest(),
+    ]);
+    assertError(await call('GET', '/account', undefined, second), 401, 'invalid_session');
   }));
 
 test('a wrong password and an unknown email get the same 401, and open no session', () =>
@@ -370,6 +382,16 @@ test('an owner issues, lists and revokes keys; a revoked key is refused on /v1 a
     assert.ok(!list.text.includes(key.key), 'a listing never shows a secret');
     assert.equal((await call('DELETE', `/account/namespaces/${ns}/keys/${key.id}`, undefined, s.token)).status, 204);
     assert.equal(await v1Models(key.key), 401);
+
+    // An owner may lower a key's rate limit, not raise it above the platform's (RATE_LIMIT_RPS, _BURST).
+    const { RATE_LIMIT_RPS: rps, RATE_LIMIT_BURST: burst } = stack.config;
+    const lower = await call('POST', `/account/namespaces/${ns}/keys`, { rate_limit_rps: rps - 1, rate_limit_burst: 1, monthly_cap: 5 }, s.token);
+    assert.equal(lower.status, 201, lower.text);
+    assert.deepEqual([lower.body.rate_limit_rps, lower.body.rate_limit_burst, lower.body.monthly_cap_micro], [rps - 1, 1, 5_000_000]);
+    const tooFast = await call('POST', `/account/namespaces/${ns}/keys`, { rate_limit_rps: rps + 1 }, s.token);
+    assert.equal(assertError(tooFast, 400, 'invalid_request').param, 'rate_limit_rps');
+    const tooBursty = await call('POST', `/account/namespaces/${ns}/keys`, { rate_limit_burst: Math.max(rps, burst) + 1 }, s.token);
+    assert.equal(assertError(tooBursty, 400, 'invalid_request').param, 'rate_limit_burst');
     assertError(await call('DELETE', `/account/namespaces/${ns}/keys/${key.id}`, undefined, s.token), 404, 'not_found');
   }));
 
@@ -447,4 +469,57 @@ test('a delete racing key issuance and top-ups never leaves a live key or credit
       }
     }
     assert.ok([...outcomes].some((o) => o.startsWith('204/')), `the delete won at least once: ${[...outcomes].join(', ')}`);
+  }));
+
+// ---- The service under other settings (same engines, same data) ---------------------------------------
+
+/** An AccountService on this stack's PostgreSQL and Redis, with settings the HTTP stack does not have. */
+async function withService(overrides: Partial<AccountServiceDeps>, fn: (accounts: AccountService) => Promise<void>): Promise<void> {
+  const redis = new Redis(stack.config.REDIS_URL);
+  const keys = new RedisKeys(stack.config.REDIS_KEY_PREFIX);
+  try {
+    await fn(
+      new AccountService({
+        db: stack.db,
+        admin: stack.backbone.admin,
+        rateLimits: new RateLimitRepository(redis, keys),
+        nonces: new SiweNonces(redis, keys, 300),
+        sessionTtlHours: 1,
+        keyRateLimit: { rps: 20, burst: 40 },
+        loginLimits: { perMinute: 1, burst: 100, ipPerMinute: 1, ipBurst: 100 },
+        siweDomain: SIWE_DOMAIN,
+        siweNonceTtlSeconds: 300,
+        ...overrides,
+      }),
+    );
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const refusedWith = (code: string) => (err: unknown) => err instanceof AppError && err.code === code;
+
+test('without SIWE_DOMAIN, Sign-In with Ethereum is refused (403 siwe_disabled), never checked against a guessed domain', () =>
+  check(async () => {
+    await withService({ siweDomain: null }, async (accounts) => {
+      await assert.rejects(accounts.siweNonce('198.51.100.1'), refusedWith('siwe_disabled'));
+      const key = generatePrivateKey();
+      const message = siweMessage(key, await nonce());
+      await assert.rejects(accounts.siweSignIn({ message, signature: signPersonal(key, message) }), refusedWith('siwe_disabled'));
+    });
+  }));
+
+test('sign-in attempts are limited per client IP too: log-ins, sign-ups and SIWE nonces share the budget', () =>
+  check(async () => {
+    await withService({ loginLimits: { perMinute: 1, burst: 100, ipPerMinute: 1, ipBurst: 3 } }, async (accounts) => {
+      const ip = '203.0.113.9'; // this stack's Redis prefix is its own: the bucket starts full
+      await assert.rejects(accounts.logIn({ email: uniqueEmail(), password: PASSWORD }, ip), refusedWith('invalid_credentials'));
+      await accounts.signUp({ email: uniqueEmail(), password: PASSWORD }, ip);
+      await accounts.siweNonce(ip);
+      await assert.rejects(accounts.logIn({ email: uniqueEmail(), password: PASSWORD }, ip), refusedWith('too_many_attempts'));
+      await assert.rejects(accounts.signUp({ email: uniqueEmail(), password: PASSWORD }, ip), refusedWith('too_many_attempts'));
+      await assert.rejects(accounts.siweNonce(ip), refusedWith('too_many_attempts'));
+      // Another address is unaffected.
+      await assert.rejects(accounts.logIn({ email: uniqueEmail(), password: PASSWORD }, '198.51.100.77'), refusedWith('invalid_credentials'));
+    });
   }));
