@@ -34,6 +34,9 @@ import { ResultsService } from './io/results.service.js';
 import { Scheduler } from './scheduler/scheduler.service.js';
 import { AdminService } from './gate/admin.service.js';
 import { adminRoutes } from './gate/admin.routes.js';
+import { AccountService } from './gate/account.service.js';
+import { accountRoutes } from './gate/account.routes.js';
+import { SiweNonces } from './redis/siwe-nonces.repository.js';
 import { OperatorsService } from './gate/operators.service.js';
 import { QuarantineService } from './gate/quarantine.service.js';
 import { Maintenance } from './maintenance/maintenance.service.js';
@@ -158,6 +161,24 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       resubmit: async (principal, model, request) => (await jobs.accept(principal, model, request)).job,
     });
     adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine, quality }, config.ADMIN_TOKEN);
+    const accounts = new AccountService({
+      db,
+      admin,
+      rateLimits: new RateLimitRepository(redis, keys),
+      nonces: new SiweNonces(redis, keys, config.SIWE_NONCE_TTL_SECONDS),
+      sessionTtlHours: config.SESSION_TTL_HOURS,
+      keyRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST },
+      loginLimits: {
+        perMinute: config.LOGIN_RATE_PER_MINUTE,
+        burst: config.LOGIN_RATE_BURST,
+        ipPerMinute: config.LOGIN_IP_RATE_PER_MINUTE,
+        ipBurst: config.LOGIN_IP_RATE_BURST,
+      },
+      siweDomain: config.SIWE_DOMAIN ?? null,
+      siweNonceTtlSeconds: config.SIWE_NONCE_TTL_SECONDS,
+    });
+    if (!config.SIWE_DOMAIN) logger.info('SIWE_DOMAIN is not set: Sign-In with Ethereum is disabled on the account API');
+    accountRoutes(app, accounts);
   }
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, uptime, rcpClock, logger }) : null;

@@ -60,6 +60,20 @@ export const configSchema = z.object({
   // Contribution points: epoch length, and the slot in which one heartbeat counts a node as up
   RCP_EPOCH_SECONDS: int(86_400, 1),
   RCP_UPTIME_SLOT_SECONDS: int(60, 1),
+  // Account API (gate role): session lifetime; log-in attempts per email and per client IP (token buckets
+  // in Redis, refilled per minute); Sign-In with Ethereum.
+  SESSION_TTL_HOURS: int(168, 1).pipe(z.number().max(24 * 366)),
+  LOGIN_RATE_PER_MINUTE: int(5, 1),
+  LOGIN_RATE_BURST: int(10, 1),
+  LOGIN_IP_RATE_PER_MINUTE: int(30, 1),
+  LOGIN_IP_RATE_BURST: int(60, 1),
+  // The host[:port] users sign in from, which a SIWE message must name (as wallets show it); unset, Sign-In
+  // with Ethereum is refused: the request's own Host header cannot stand in for it, as a relay sets it.
+  SIWE_DOMAIN: z
+    .string()
+    .regex(/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?$/, 'must be a host with an optional port, such as app.example.com')
+    .optional(),
+  SIWE_NONCE_TTL_SECONDS: int(300, 10),
   // Payloads
   PAYLOAD_RETENTION_HOURS: int(72, 1),
   // Maintenance

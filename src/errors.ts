@@ -50,7 +50,17 @@ export const errors = {
     new AppError('rate_limited', 'rate_limit_exceeded', 'Rate limit reached for this API key. Retry after the time given in Retry-After.', { retryAfterSeconds }),
   noNode: (model: string, retryAfterSeconds: number) =>
     new AppError('unavailable', 'model_unavailable', `No node is serving the model '${model}' right now.`, { retryAfterSeconds }),
-  conflict: (message: string) => new AppError('conflict', 'conflict', message),
+  conflict: (message: string, code = 'conflict') => new AppError('conflict', code, message),
+  // The account API (gate/account.service.ts)
+  /** The same answer whether the email is unknown, has no password, or the password is wrong. */
+  invalidCredentials: () => new AppError('unauthenticated', 'invalid_credentials', 'Incorrect email or password.'),
+  invalidSession: (message = 'Invalid or expired session. Sign in again and send the token as Authorization: Bearer <token>.') =>
+    new AppError('unauthenticated', 'invalid_session', message),
+  tooManySignInAttempts: (retryAfterSeconds: number) =>
+    new AppError('rate_limited', 'too_many_attempts', 'Too many sign-in attempts. Retry after the time given in Retry-After.', { retryAfterSeconds }),
+  siweRejected: (reason: string) => new AppError('unauthenticated', 'siwe_rejected', `Sign-In with Ethereum refused: ${reason}.`),
+  siweDisabled: () =>
+    new AppError('forbidden', 'siwe_disabled', 'Sign-In with Ethereum is not enabled on this server (its operator has not set SIWE_DOMAIN).'),
 };
 
 /** Ledger amounts are integer micro-credits; 1 credit = 1,000,000 µcr. */

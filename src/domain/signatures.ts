@@ -36,6 +36,19 @@ export function isAddress(s: string): s is Address {
   return /^0x[0-9a-f]{40}$/.test(s);
 }
 
+/**
+ * The EIP-55 mixed-case checksum form of an address (any case in, checksummed out): a hex letter is upper
+ * case when the matching nibble of keccak256(lower-case hex) is 8 or more.
+ */
+export function checksumAddress(address: string): Address {
+  const hex = strip0x(address).toLowerCase();
+  if (!/^[0-9a-f]{40}$/.test(hex)) throw new TypeError('not a 20-byte hex address');
+  const digest = bytesToHex(keccak_256(utf8ToBytes(hex)));
+  let out = '0x';
+  for (let i = 0; i < 40; i++) out += parseInt(digest[i]!, 16) >= 8 ? hex[i]!.toUpperCase() : hex[i]!;
+  return out as Address;
+}
+
 function personalMessageHash(message: string): Uint8Array {
   const body = utf8ToBytes(message);
   const prefix = utf8ToBytes(`\x19Ethereum Signed Message:\n${body.length}`);

@@ -3,23 +3,14 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
+import { parse, uuid } from './parse.http.js';
+import { issuedKey, issueKeyBody, keyOptionsFrom } from './api-keys.http.js';
 import type { AdminService } from './admin.service.js';
 import type { UsageService } from '../space/usage.service.js';
 import type { OperatorsService } from './operators.service.js';
 import type { QuarantineService } from './quarantine.service.js';
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 import { blindProbeInputSchema, type QualityService } from '../network/quality.service.js';
-
-const uuid = z.string().uuid();
-
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const r = schema.safeParse(value);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw errors.invalid(i ? `${i.path.join('.') || 'body'}: ${i.message}` : 'invalid request', i?.path.join('.'));
-  }
-  return r.data;
-}
 
 export interface AdminRouteServices {
   admin: AdminService;
@@ -53,31 +44,14 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
 
     r.post<{ Params: { id: string } }>('/admin/namespaces/:id/keys', async (req, reply) => {
       const id = parse(uuid, req.params.id);
-      const body = parse(
-        z.object({
-          name: z.string().max(100).optional(),
-          rate_limit_rps: z.number().int().positive().max(100_000).optional(),
-          rate_limit_burst: z.number().int().positive().max(1_000_000).optional(),
-          monthly_cap: z.number().min(0).optional(),
-          expires_at: z.string().datetime({ offset: true }).optional(),
-        }),
-        req.body ?? {},
-      );
-      const { key, secret } = await admin.issueApiKey(id, {
-        name: body.name,
-        rateLimitRps: body.rate_limit_rps,
-        rateLimitBurst: body.rate_limit_burst,
-        monthlyCapCredits: body.monthly_cap,
-        expiresAt: body.expires_at === undefined ? undefined : new Date(body.expires_at),
-      });
-      return reply.code(201).send({ ...key, key: secret });
+      const body = parse(issueKeyBody, req.body ?? {});
+      return reply.code(201).send(issuedKey(await admin.issueApiKey(id, keyOptionsFrom(body))));
     });
 
     r.get<{ Params: { id: string } }>('/admin/namespaces/:id/keys', async (req) => ({ data: await admin.listApiKeys(parse(uuid, req.params.id)) }));
 
     r.post<{ Params: { id: string } }>('/admin/keys/:id/rotate', async (req, reply) => {
-      const { key, secret } = await admin.rotateApiKey(parse(uuid, req.params.id));
-      return reply.code(201).send({ ...key, key: secret });
+      return reply.code(201).send(issuedKey(await admin.rotateApiKey(parse(uuid, req.params.id))));
     });
 
     r.delete<{ Params: { id: string } }>('/admin/keys/:id', async (req, reply) => {

@@ -1,11 +1,24 @@
 // Platform administration: accounts, namespaces, API keys, credits, models and the ledger's totals. One
 // service behind two surfaces, the admin API (/admin) and the `resultity admin` CLI.
-import { errors, MICRO } from '../errors.js';
+import { AppError, errors, formatCredits, MICRO } from '../errors.js';
 import { generateApiKey } from '../domain/api-keys.js';
 import { withTransaction, isUniqueViolation, type Db } from '../postgres/db.js';
-import { createAccount, createNamespace, findAccount, findNamespace, type AccountRow, type NamespaceRow } from '../postgres/accounts.repository.js';
-import { findApiKey, insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from '../postgres/api-keys.repository.js';
-import { balanceOf, ledgerAccountId, ledgerTotals, postTransaction, type LedgerTotals } from '../postgres/ledger.repository.js';
+import { NAMESPACE_NAME, NAMESPACE_NAME_RULE } from '../domain/namespaces.js';
+import {
+  countUnfinishedJobs,
+  createAccount,
+  createNamespace,
+  findAccount,
+  findNamespace,
+  lockLiveNamespace,
+  markNamespaceDeleted,
+  NAMESPACE_NAME_UNIQUE,
+  renameNamespace,
+  type AccountRow,
+  type NamespaceRow,
+} from '../postgres/accounts.repository.js';
+import { findApiKey, insertApiKey, listApiKeys, revokeApiKey, revokeNamespaceApiKeys, type ApiKeyRow } from '../postgres/api-keys.repository.js';
+import { balanceOf, ledgerAccountId, ledgerTotals, lockAccounts, postTransaction, type LedgerTotals } from '../postgres/ledger.repository.js';
 import { isPriorityClass, PRIORITY_CLASSES, SURCHARGE_BPS_MAX, SURCHARGE_BPS_MIN, type PrioritySurcharges } from '../domain/priority.js';
 import { upsertModel, type ModelRow } from '../postgres/models.repository.js';
 import type { ApiKeyCache } from '../redis/api-key-cache.repository.js';
@@ -45,14 +58,60 @@ export class AdminService {
   }
 
   async createNamespace(accountId: string, name: string): Promise<NamespaceRow> {
-    if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw errors.invalid('namespace names are 1-63 of a-z, 0-9, _ and -, starting with a letter or digit', 'name');
+    if (!NAMESPACE_NAME.test(name)) throw errors.invalid(NAMESPACE_NAME_RULE, 'name');
     if (!(await findAccount(this.d.db, accountId))) throw errors.notFound('Account');
     try {
       return await withTransaction(this.d.db, (tx) => createNamespace(tx, accountId, name));
     } catch (err) {
-      if (isUniqueViolation(err)) throw errors.conflict(`The account already has a namespace named '${name}'.`);
+      if (isUniqueViolation(err, NAMESPACE_NAME_UNIQUE)) throw nameTaken(name, err);
       throw err;
     }
+  }
+
+  async renameNamespace(namespaceId: string, name: string): Promise<NamespaceRow> {
+    if (!NAMESPACE_NAME.test(name)) throw errors.invalid(NAMESPACE_NAME_RULE, 'name');
+    try {
+      const ns = await renameNamespace(this.d.db, namespaceId, name);
+      if (!ns) throw errors.notFound('Namespace');
+      return ns;
+    } catch (err) {
+      if (isUniqueViolation(err, NAMESPACE_NAME_UNIQUE)) throw nameTaken(name, err);
+      throw err;
+    }
+  }
+
+  /**
+   * Deletes a namespace, refusing (409) while it holds credits (available or held) or has jobs not yet
+   * finished: deleting then would strand money or results. Its API keys are revoked in the same
+   * transaction, and evicted from the Redis cache after it, as a single revocation is.
+   *
+   * Soft delete (the row stays, marked): jobs, keys and the append-only ledger refer to the namespace,
+   * and its history must stay auditable. The ledger accounts stay too, at zero.
+   *
+   * Concurrency: the namespace's two ledger accounts are locked first (the lock order every ledger
+   * transaction follows), so a top-up or job accept either committed before (and is seen here, refusing
+   * the delete) or waits and then finds the namespace deleted (topUp re-checks under the same lock; an
+   * accept finds the key revoked or the balance at zero), and a key issued meanwhile is revoked with the
+   * others (see below).
+   */
+  async deleteNamespace(namespaceId: string): Promise<void> {
+    const revoked = await withTransaction(this.d.db, async (tx) => {
+      if (!(await findNamespace(tx, namespaceId))) throw errors.notFound('Namespace');
+      const available = await ledgerAccountId(tx, 'ns_available', namespaceId);
+      const held = await ledgerAccountId(tx, 'ns_held', namespaceId);
+      await lockAccounts(tx, [available, held]);
+      const credits = (await balanceOf(tx, 'ns_available', namespaceId)) + (await balanceOf(tx, 'ns_held', namespaceId));
+      if (credits > 0) {
+        throw errors.conflict(`The namespace holds ${formatCredits(credits)} credits: spend or transfer them before deleting it.`, 'namespace_not_empty');
+      }
+      const unfinished = await countUnfinishedJobs(tx, namespaceId);
+      if (unfinished > 0) throw errors.conflict(`The namespace has ${unfinished} job(s) not finished yet: delete it when they are done.`, 'namespace_busy');
+      // Marked before its keys are revoked: marking waits for any key issuance in progress (issueApiKey
+      // locks the row), so the revocation that follows sees every key the namespace will ever have.
+      if (!(await markNamespaceDeleted(tx, namespaceId))) throw errors.notFound('Namespace');
+      return revokeNamespaceApiKeys(tx, namespaceId);
+    });
+    await this.evictKeys(revoked);
   }
 
   /** Issues a key; the secret is in the result and nowhere else, ever. */
@@ -63,15 +122,19 @@ export class AdminService {
       throw errors.invalid(`monthly_cap must be between 0 and ${MAX_TOPUP_CREDITS} credits`, 'monthly_cap');
     }
     const { secret, hash, displayPrefix } = generateApiKey();
-    const key = await insertApiKey(this.d.db, {
-      namespaceId,
-      keyHash: hash,
-      keyPrefix: displayPrefix,
-      name: opts.name ?? '',
-      rateLimitRps: opts.rateLimitRps ?? null,
-      rateLimitBurst: opts.rateLimitBurst ?? null,
-      monthlyCapMicro: opts.monthlyCapCredits === undefined ? null : Math.round(opts.monthlyCapCredits * MICRO),
-      expiresAt: opts.expiresAt ?? null,
+    const key = await withTransaction(this.d.db, async (tx) => {
+      // Locked so that a namespace deleted meanwhile cannot get a key its deletion did not revoke.
+      if (!(await lockLiveNamespace(tx, namespaceId))) throw errors.notFound('Namespace');
+      return insertApiKey(tx, {
+        namespaceId,
+        keyHash: hash,
+        keyPrefix: displayPrefix,
+        name: opts.name ?? '',
+        rateLimitRps: opts.rateLimitRps ?? null,
+        rateLimitBurst: opts.rateLimitBurst ?? null,
+        monthlyCapMicro: opts.monthlyCapCredits === undefined ? null : Math.round(opts.monthlyCapCredits * MICRO),
+        expiresAt: opts.expiresAt ?? null,
+      });
     });
     return { key, secret };
   }
@@ -100,7 +163,12 @@ export class AdminService {
   async revokeApiKey(keyId: string): Promise<void> {
     const hash = await revokeApiKey(this.d.db, keyId);
     if (!hash) throw errors.notFound('Active API key');
-    await this.d.keyCache.evict(hash.toString('hex'));
+    await this.evictKeys([hash]);
+  }
+
+  /** Makes revoked keys stop working on every instance at once: the Redis cache could keep them alive. */
+  private async evictKeys(hashes: readonly Buffer[]): Promise<void> {
+    await Promise.all(hashes.map((hash) => this.d.keyCache.evict(hash.toString('hex'))));
   }
 
   /** Adds credits to a namespace: a transfer from the funding account. `credits` may have up to 6 decimals. */
@@ -118,6 +186,9 @@ export class AdminService {
         { accountId: funding, amount: -micro },
         { accountId: available, amount: micro },
       ]);
+      // Checked again now that the posting holds the namespace's ledger lock, which deleteNamespace takes
+      // too: credits must never land in a namespace deleted since the check above.
+      if (!(await findNamespace(tx, namespaceId))) throw errors.notFound('Namespace');
     });
     return this.balance(namespaceId);
   }
@@ -190,4 +261,8 @@ export class AdminService {
   ledgerTotals(): Promise<LedgerTotals> {
     return ledgerTotals(this.d.db);
   }
+}
+
+function nameTaken(name: string, cause: unknown): AppError {
+  return new AppError('conflict', 'name_taken', `The account already has a namespace named '${name}'.`, { param: 'name' }, { cause });
 }

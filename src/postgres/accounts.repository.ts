@@ -1,5 +1,7 @@
-// Accounts and their namespaces. A namespace gets its two ledger accounts (available and held) when it
-// is created, so the hot accept path never has to create them.
+// Accounts, their sign-in identities and their namespaces. A namespace gets its two ledger accounts
+// (available and held) when it is created, so the hot accept path never has to create them. Namespaces
+// are soft-deleted (migrations/0010_accounts_auth.sql says why): every lookup here sees live ones only,
+// except where a function says otherwise.
 import type { Queryable } from './db.js';
 import { ledgerAccountId } from './ledger.repository.js';
 
@@ -9,6 +11,12 @@ export interface AccountRow {
   created_at: Date;
 }
 
+/** An account as its owner sees it: how it signs in, never its password hash. */
+export interface AccountProfile extends AccountRow {
+  email: string | null;
+  wallet_address: string | null;
+}
+
 export interface NamespaceRow {
   id: string;
   account_id: string;
@@ -16,11 +24,32 @@ export interface NamespaceRow {
   created_at: Date;
 }
 
-export async function createAccount(q: Queryable, name: string): Promise<AccountRow> {
-  const r = await q.query<AccountRow>(`INSERT INTO accounts (name) VALUES ($1) RETURNING id, name, created_at`, [name]);
+/** The unique index behind "this email already has an account" (migrations/0010). */
+export const EMAIL_UNIQUE = 'accounts_email_unique';
+/** The unique index behind "the account already has a live namespace with that name" (migrations/0010). */
+export const NAMESPACE_NAME_UNIQUE = 'namespaces_account_name_live';
+
+const PROFILE = `id, name, email, wallet_address, created_at`;
+const NAMESPACE = `id, account_id, name, created_at`;
+
+async function insertAccount(q: Queryable, a: { name: string; email?: string; passwordHash?: string; walletAddress?: string }): Promise<AccountProfile> {
+  const r = await q.query<AccountProfile>(
+    `INSERT INTO accounts (name, email, password_hash, wallet_address) VALUES ($1, $2, $3, $4) RETURNING ${PROFILE}`,
+    [a.name, a.email ?? null, a.passwordHash ?? null, a.walletAddress ?? null],
+  );
   const account = r.rows[0]!;
   await ledgerAccountId(q, 'operator_earnings', account.id);
   return account;
+}
+
+export async function createAccount(q: Queryable, name: string): Promise<AccountRow> {
+  const { id, name: stored, created_at } = await insertAccount(q, { name });
+  return { id, name: stored, created_at };
+}
+
+/** An account that signs in with an email and password; a taken email is a unique violation on EMAIL_UNIQUE. */
+export function createEmailAccount(q: Queryable, a: { name: string; email: string; passwordHash: string }): Promise<AccountProfile> {
+  return insertAccount(q, a);
 }
 
 export async function findAccount(q: Queryable, id: string): Promise<AccountRow | null> {
@@ -28,18 +57,92 @@ export async function findAccount(q: Queryable, id: string): Promise<AccountRow 
   return r.rows[0] ?? null;
 }
 
-export async function createNamespace(q: Queryable, accountId: string, name: string): Promise<NamespaceRow> {
-  const r = await q.query<NamespaceRow>(
-    `INSERT INTO namespaces (account_id, name) VALUES ($1, $2) RETURNING id, account_id, name, created_at`,
-    [accountId, name],
+export async function findAccountProfile(q: Queryable, id: string): Promise<AccountProfile | null> {
+  const r = await q.query<AccountProfile>(`SELECT ${PROFILE} FROM accounts WHERE id = $1`, [id]);
+  return r.rows[0] ?? null;
+}
+
+/** The account with this (normalised) email and its password hash, for a log-in. */
+export async function findAccountByEmail(q: Queryable, email: string): Promise<(AccountProfile & { password_hash: string }) | null> {
+  const r = await q.query<AccountProfile & { password_hash: string }>(`SELECT ${PROFILE}, password_hash FROM accounts WHERE lower(email) = lower($1)`, [email]);
+  return r.rows[0] ?? null;
+}
+
+export async function updatePasswordHash(q: Queryable, accountId: string, passwordHash: string): Promise<void> {
+  await q.query(`UPDATE accounts SET password_hash = $2 WHERE id = $1`, [accountId, passwordHash]);
+}
+
+/**
+ * The account of a wallet (lower-case address), created on its first sign-in. Two first sign-ins of one
+ * wallet at once both end with the same account: the loser of the insert race reads the winner's row.
+ */
+export async function findOrCreateWalletAccount(q: Queryable, walletAddress: string, name: string): Promise<{ account: AccountProfile; created: boolean }> {
+  const find = async () => (await q.query<AccountProfile>(`SELECT ${PROFILE} FROM accounts WHERE wallet_address = $1`, [walletAddress])).rows[0];
+  const existing = await find();
+  if (existing) return { account: existing, created: false };
+  const inserted = await q.query<AccountProfile>(
+    `INSERT INTO accounts (name, wallet_address) VALUES ($1, $2) ON CONFLICT (wallet_address) DO NOTHING RETURNING ${PROFILE}`,
+    [name, walletAddress],
   );
+  const account = inserted.rows[0];
+  if (!account) {
+    const winner = await find();
+    if (!winner) throw new Error(`wallet account ${walletAddress} neither inserted nor found`);
+    return { account: winner, created: false };
+  }
+  await ledgerAccountId(q, 'operator_earnings', account.id);
+  return { account, created: true };
+}
+
+export async function createNamespace(q: Queryable, accountId: string, name: string): Promise<NamespaceRow> {
+  const r = await q.query<NamespaceRow>(`INSERT INTO namespaces (account_id, name) VALUES ($1, $2) RETURNING ${NAMESPACE}`, [accountId, name]);
   const ns = r.rows[0]!;
   await ledgerAccountId(q, 'ns_available', ns.id);
   await ledgerAccountId(q, 'ns_held', ns.id);
   return ns;
 }
 
+/** A live namespace; a deleted one is not found. */
 export async function findNamespace(q: Queryable, id: string): Promise<NamespaceRow | null> {
-  const r = await q.query<NamespaceRow>(`SELECT id, account_id, name, created_at FROM namespaces WHERE id = $1`, [id]);
+  const r = await q.query<NamespaceRow>(`SELECT ${NAMESPACE} FROM namespaces WHERE id = $1 AND deleted_at IS NULL`, [id]);
   return r.rows[0] ?? null;
+}
+
+/**
+ * The live namespace, locked FOR SHARE until the caller's transaction ends: a concurrent delete (which
+ * takes a conflicting lock to mark the row) waits for it, and one that got there first makes this null.
+ */
+export async function lockLiveNamespace(q: Queryable, id: string): Promise<NamespaceRow | null> {
+  const r = await q.query<NamespaceRow>(`SELECT ${NAMESPACE} FROM namespaces WHERE id = $1 AND deleted_at IS NULL FOR SHARE`, [id]);
+  return r.rows[0] ?? null;
+}
+
+/** The live namespace if `accountId` owns it; another account's namespace is indistinguishable from none. */
+export async function findOwnedNamespace(q: Queryable, accountId: string, id: string): Promise<NamespaceRow | null> {
+  const r = await q.query<NamespaceRow>(`SELECT ${NAMESPACE} FROM namespaces WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`, [id, accountId]);
+  return r.rows[0] ?? null;
+}
+
+/** An account's live namespaces, oldest first. */
+export async function listNamespaces(q: Queryable, accountId: string): Promise<NamespaceRow[]> {
+  const r = await q.query<NamespaceRow>(`SELECT ${NAMESPACE} FROM namespaces WHERE account_id = $1 AND deleted_at IS NULL ORDER BY created_at, id`, [accountId]);
+  return r.rows;
+}
+
+/** Renames a live namespace; null when there is none with that id. A taken name is a unique violation on NAMESPACE_NAME_UNIQUE. */
+export async function renameNamespace(q: Queryable, id: string, name: string): Promise<NamespaceRow | null> {
+  const r = await q.query<NamespaceRow>(`UPDATE namespaces SET name = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING ${NAMESPACE}`, [id, name]);
+  return r.rows[0] ?? null;
+}
+
+/** Marks a live namespace deleted; false when there was none (already deleted, or never existed). */
+export async function markNamespaceDeleted(q: Queryable, id: string): Promise<boolean> {
+  const r = await q.query(`UPDATE namespaces SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL`, [id]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** How many of the namespace's jobs have not reached a terminal state (their holds are still open). */
+export async function countUnfinishedJobs(q: Queryable, namespaceId: string): Promise<number> {
+  const r = await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM jobs WHERE namespace_id = $1 AND finished_at IS NULL`, [namespaceId]);
+  return r.rows[0]?.n ?? 0;
 }

@@ -66,3 +66,12 @@ export async function findApiKey(q: Queryable, id: string): Promise<ApiKeyRow | 
 export async function touchApiKey(q: Queryable, id: string): Promise<void> {
   await q.query(`UPDATE api_keys SET last_used_at = now() WHERE id = $1`, [id]);
 }
+
+/** Revokes every active key of a namespace; returns their hashes (to evict them from caches). */
+export async function revokeNamespaceApiKeys(q: Queryable, namespaceId: string): Promise<Buffer[]> {
+  const r = await q.query<{ key_hash: Buffer }>(
+    `UPDATE api_keys SET revoked_at = now() WHERE namespace_id = $1 AND revoked_at IS NULL RETURNING key_hash`,
+    [namespaceId],
+  );
+  return r.rows.map((row) => row.key_hash);
+}

@@ -50,6 +50,10 @@ export class RedisKeys {
   challenge(challenge: string): string {
     return `${this.prefix}challenge:${challenge}`;
   }
+  /** A Sign-In with Ethereum nonce issued and not used yet (redis/siwe-nonces.repository.ts). */
+  siweNonce(nonce: string): string {
+    return `${this.prefix}siwe-nonce:${nonce}`;
+  }
   /** Pub/sub channel of job lifecycle events, heard by every instance. */
   jobEvents(): string {
     return `${this.prefix}events:jobs`;

@@ -1,0 +1,111 @@
+// The account API under /account, for the people who own namespaces: sign-up and log-in (email and
+// password, or Sign-In with Ethereum), then, with `Authorization: Bearer <session token>`, their
+// namespaces and those namespaces' API keys. JSON in and out; errors in the API's one error shape.
+// Sessions are accepted here and nowhere else; API keys everywhere but here (see domain/session-tokens.ts).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { errors } from '../errors.js';
+import { parse, uuid } from './parse.http.js';
+import { issuedKey, issueKeyBody, keyOptionsFrom } from './api-keys.http.js';
+import type { AccountPrincipal, AccountService, SignIn } from './account.service.js';
+
+// Emails are trimmed and lower-cased before they are checked (the service normalises the same way).
+const email = z.string().trim().toLowerCase().pipe(z.email().max(254));
+// Bounded in UTF-16 units before the policy counts characters: a huge body is refused cheaply.
+const password = z.string().min(1).max(4096);
+const namespaceBody = z.object({ name: z.string().max(63) }).strict();
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    account?: AccountPrincipal;
+  }
+}
+
+/** A sign-in's answer: the token is a credential, so no cache may keep it. */
+function sendSignIn(reply: FastifyReply, status: number, signIn: SignIn & { created?: boolean }): FastifyReply {
+  return reply.code(status).header('cache-control', 'no-store').send(signIn);
+}
+
+function caller(request: FastifyRequest): AccountPrincipal {
+  // Set by the onRequest hook of the authenticated scope; absent only if a route were mounted outside it.
+  if (!request.account) throw errors.invalidSession();
+  return request.account;
+}
+
+export function accountRoutes(app: FastifyInstance, accounts: AccountService): void {
+  // Public: the ways in.
+  app.register(async (r) => {
+    r.post('/account/signup', async (req, reply) => {
+      const body = parse(z.object({ email, password, name: z.string().trim().min(1).max(200).optional() }).strict(), req.body);
+      return sendSignIn(reply, 201, await accounts.signUp(body, req.ip));
+    });
+
+    r.post('/account/login', async (req, reply) => {
+      const body = parse(z.object({ email, password }).strict(), req.body);
+      return sendSignIn(reply, 200, await accounts.logIn(body, req.ip));
+    });
+
+    r.get('/account/siwe/nonce', async (req, reply) => reply.header('cache-control', 'no-store').send(await accounts.siweNonce(req.ip)));
+
+    r.post('/account/siwe', async (req, reply) => {
+      const body = parse(
+        z
+          .object({
+            message: z.string().min(1).max(8192),
+            signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'must be a 65-byte signature in hex (0x...)'),
+          })
+          .strict(),
+        req.body,
+      );
+      const signIn = await accounts.siweSignIn(body);
+      return sendSignIn(reply, signIn.created ? 201 : 200, signIn);
+    });
+  });
+
+  // Authenticated: a live session, and nothing else.
+  app.register(async (r) => {
+    r.addHook('onRequest', async (request) => {
+      request.account = await accounts.authenticate(request.headers.authorization);
+    });
+
+    r.get('/account', async (req) => accounts.profile(caller(req)));
+
+    r.post('/account/logout', async (req, reply) => {
+      await accounts.logOut(caller(req));
+      return reply.code(204).send();
+    });
+
+    r.get('/account/namespaces', async (req) => ({ data: await accounts.listNamespaces(caller(req)) }));
+
+    r.post('/account/namespaces', async (req, reply) => {
+      const body = parse(namespaceBody, req.body);
+      return reply.code(201).send(await accounts.createNamespace(caller(req), body.name));
+    });
+
+    r.patch<{ Params: { id: string } }>('/account/namespaces/:id', async (req) => {
+      const id = parse(uuid, req.params.id);
+      const body = parse(namespaceBody, req.body);
+      return accounts.renameNamespace(caller(req), id, body.name);
+    });
+
+    r.delete<{ Params: { id: string } }>('/account/namespaces/:id', async (req, reply) => {
+      await accounts.deleteNamespace(caller(req), parse(uuid, req.params.id));
+      return reply.code(204).send();
+    });
+
+    r.get<{ Params: { id: string } }>('/account/namespaces/:id/keys', async (req) => ({
+      data: await accounts.listApiKeys(caller(req), parse(uuid, req.params.id)),
+    }));
+
+    r.post<{ Params: { id: string } }>('/account/namespaces/:id/keys', async (req, reply) => {
+      const id = parse(uuid, req.params.id);
+      const body = parse(issueKeyBody, req.body ?? {});
+      return reply.code(201).send(issuedKey(await accounts.issueApiKey(caller(req), id, keyOptionsFrom(body))));
+    });
+
+    r.delete<{ Params: { id: string; keyId: string } }>('/account/namespaces/:id/keys/:keyId', async (req, reply) => {
+      await accounts.revokeApiKey(caller(req), parse(uuid, req.params.id), parse(uuid, req.params.keyId));
+      return reply.code(204).send();
+    });
+  });
+}
