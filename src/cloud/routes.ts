@@ -2,6 +2,7 @@
 //
 // Resultity extensions (documented in the README):
 //   Prefer: respond-async      on POST /v1/chat/completions answers 202 with a job, polled at GET /v1/jobs/{id}
+//   X-Resultity-Region         on POST /v1/chat/completions: run only on nodes of that region (e.g. eu-west)
 //   `resultity` object         on every completion: job id and credits charged (never the node)
 //   x-resultity-job-id, x-resultity-credits-charged response headers
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -17,6 +18,7 @@ import type { AuthService, Principal } from './auth.service.js';
 import { chatCompletionRequestSchema, toJobRequest, unsupportedField } from './chat.schema.js';
 import { jobFailure, type JobsService } from './jobs.service.js';
 import { sendAppError } from './errors.http.js';
+import { REGION_PATTERN } from '../domain/eligibility.js';
 
 export interface CloudRouteDeps {
   db: Db;
@@ -45,7 +47,9 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       request.principal = principal;
     });
 
-    v1.get('/v1/models', async () => {
+    v1.get('/v1/models', async (request) => {
+      // Available to this key: served by a node of its namespace's network (and subcloud).
+      const placement = await d.jobs.placementFor(principalOf(request).namespaceId, '', null);
       const models = await listModels(d.db);
       const data = await Promise.all(
         models.map(async (m) => ({
@@ -54,7 +58,7 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
           created: Math.floor(m.created_at.getTime() / 1000),
           owned_by: 'resultity',
           resultity: {
-            available: (await d.presence.liveNodeCount(m.name)) > 0,
+            available: (await d.presence.liveNodeCount({ ...placement, model: m.name }, 1)) > 0,
             context_tokens: m.context_tokens,
             // micro-credits per token = credits per million tokens
             pricing: { input_credits_per_mtok: m.input_price_micro, output_credits_per_mtok: m.output_price_micro },
@@ -79,9 +83,11 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
         throw errors.invalid('Idempotency-Key must be 1 to 255 visible ASCII characters.', 'Idempotency-Key');
       }
       const deadlineMs = deadlineHeader(request.headers['x-resultity-deadline-ms'], d.maxDeadlineMs);
+      const region = regionHeader(request.headers['x-resultity-region']);
       const { job, replayed } = await d.jobs.accept(principal, parsed.data.model, toJobRequest(parsed.data, d.maxTokensDefault), {
         idempotencyKey,
         ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+        ...(region !== undefined ? { region } : {}),
       });
       reply.header('x-resultity-job-id', job.id);
       if (replayed) reply.header('idempotent-replayed', 'true');
@@ -131,6 +137,15 @@ function deadlineHeader(value: string | string[] | undefined, max: number): numb
   const n = typeof value === 'string' && /^\d{1,10}$/.test(value) ? Number(value) : NaN;
   if (!(n >= 1000 && n <= max)) throw errors.invalid(`X-Resultity-Deadline-Ms must be a whole number of milliseconds from 1000 to ${max}.`, 'X-Resultity-Deadline-Ms');
   return n;
+}
+
+/** `X-Resultity-Region` (extension): run the job only on nodes that declare this region. */
+function regionHeader(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !REGION_PATTERN.test(value)) {
+    throw errors.invalid('X-Resultity-Region must be a region slug: 2-32 of a-z, 0-9 and -, starting with a letter (e.g. eu-west).', 'X-Resultity-Region');
+  }
+  return value;
 }
 
 function principalOf(request: FastifyRequest): Principal {

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Consumer } from 'rabbitmq-client';
 import type { Config } from '../config.js';
 import { retryDelayMs } from '../domain/jobs.js';
+import { describePlacement, placementOf } from '../domain/eligibility.js';
 import { signMessage } from '../domain/signatures.js';
 import type { JobDispatch } from '../domain/protocol.js';
 import { withTransaction, type Db } from '../postgres/db.js';
@@ -113,14 +114,16 @@ export class Scheduler {
       }
 
       // Prefer a node this job has not failed on; fall back to any when those are all there is.
+      const placement = placementOf(job);
       const reservation =
-        (await this.d.presence.reserve(job.model, jobId, tried)) ?? (tried.length > 0 ? await this.d.presence.reserve(job.model, jobId, []) : null);
+        (await this.d.presence.reserve(placement, jobId, tried)) ?? (tried.length > 0 ? await this.d.presence.reserve(placement, jobId, []) : null);
       if (!reservation) {
-        const live = await this.d.presence.liveNodeCount(job.model);
+        // Eligible nodes, busy or not: none for the whole grace means nobody can serve this job.
+        const live = await this.d.presence.liveNodeCount(placement, 1);
         if (live > 0) noNodeSince = null;
         else noNodeSince ??= now;
         if (noNodeSince !== null && now - noNodeSince >= config.NO_NODE_GRACE_MS) {
-          await this.endWithoutResult(jobId, 'failed', 'no_node_available', `No online node served '${job.model}' for ${config.NO_NODE_GRACE_MS} ms.`);
+          await this.endWithoutResult(jobId, 'failed', 'no_node_available', `No online node eligible for ${describePlacement(placement)} for ${config.NO_NODE_GRACE_MS} ms.`);
           return;
         }
         // Every node busy: wait for a slot to be announced. No node at all: look again shortly.

@@ -103,14 +103,14 @@ test('a readiness entry without a live presence, or for a model its node no long
     const ghost = '0x' + '1'.repeat(40);
     const live = stack.nodes[0]!.nodeId;
     // A node that expired (no presence hash) and a live node left in a model's set it does not serve.
-    await redis.zadd(keys.ready(IDLE_MODEL), 4, ghost, 3, live);
+    await redis.zadd(keys.onlineNodes(), Date.now(), ghost);
     try {
       const s = await fresh().snapshot();
       assert.equal(modelOf(s, IDLE_MODEL).online_nodes, 0);
       assert.equal(modelOf(s, IDLE_MODEL).capacity, 0);
       assert.equal(s.nodes.online, 2);
     } finally {
-      await redis.zrem(keys.ready(IDLE_MODEL), ghost, live);
+      await redis.zrem(keys.onlineNodes(), ghost);
     }
   }));
 
