@@ -87,7 +87,7 @@ export class EligibilityService {
   }
 
   async get(name: string): Promise<SubcloudView> {
-    const found = (await listSubclouds(this.d.db)).find((s) => s.name === name);
+    const [found] = await listSubclouds(this.d.db, name);
     if (!found) throw errors.notFound('Subcloud');
     return found;
   }

@@ -58,12 +58,14 @@ export async function findSubcloud(q: Queryable, name: string, forUpdate = false
   return r.rows[0] ?? null;
 }
 
-export async function listSubclouds(q: Queryable): Promise<Array<SubcloudRow & { members: string[]; namespaces: number }>> {
+/** Every subcloud (or the one named) with its members and the number of namespaces bound to it. */
+export async function listSubclouds(q: Queryable, name?: string): Promise<Array<SubcloudRow & { members: string[]; namespaces: number }>> {
   const r = await q.query<SubcloudRow & { members: string[]; namespaces: number }>(
     `SELECT ${COLUMNS.split(', ').map((c) => `s.${c}`).join(', ')},
             coalesce((SELECT array_agg(node_id ORDER BY node_id) FROM subcloud_members m WHERE m.subcloud = s.name), '{}') AS members,
             (SELECT count(*)::int FROM namespaces n WHERE n.subcloud = s.name) AS namespaces
-       FROM subclouds s ORDER BY s.name`,
+       FROM subclouds s WHERE $1::text IS NULL OR s.name = $1 ORDER BY s.name`,
+    [name ?? null],
   );
   return r.rows;
 }

@@ -20,7 +20,7 @@
 //
 // The admin's rules, mirrored from PostgreSQL (eligibility.repository.ts; rebuilt from there after a loss
 // of Redis):
-//   <p>elig:revision          the revision of the rules mirrored; absent: no mirror (reservations wait)
+//   <p>elig:revision          the revision of the rules mirrored; absent: no mirror (the next reservation rebuilds it)
 //   <p>model-req:<model>      hash {version, min_gpu}: the catalogue's current version and GPU floor
 //   <p>model-reqs             set of the models mirrored
 //   <p>subclouds              set of the subclouds mirrored

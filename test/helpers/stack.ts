@@ -201,7 +201,8 @@ export class TestStack {
   }
 
   /**
-   * A node's presence hash in Redis (instance, capacity, reported, models, seen) plus `reserved`, the
+   * A node's presence hash in Redis (instance, capacity, reported, models, seen, network, region, gpu,
+   * gpu_mem, pools: see src/redis/readiness.lua.ts) plus `reserved`, the
    * number of jobs holding a slot on it; {} when it has no presence.
    */
   async presence(nodeId: string): Promise<Record<string, string>> {

@@ -5,6 +5,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 import type { NodeAgent } from '../../src/node-agent/agent.js';
 
@@ -13,6 +15,7 @@ let mainnet: Tenant;
 let testnet: Tenant;
 const check = (fn: () => Promise<void>) => stack.check(fn);
 const TIMEOUT = { timeout: 120_000 };
+const run = promisify(execFile);
 
 before(async () => {
   stack = await TestStack.start({ config: { NO_NODE_GRACE_MS: 1500 } });
@@ -292,4 +295,35 @@ test('a node with capacity N runs N jobs at once, never N + 1', TIMEOUT, () =>
     assert.ok(mostOnNode <= 3, `the node ran ${mostOnNode} at once`);
     const attempts = await stack.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM job_attempts WHERE job_id = ANY($1)`, [ids]);
     assert.equal(attempts.rows[0]!.n, 5, 'no attempt was refused for capacity and retried');
+  }));
+
+test('the admin CLI sets the same rules, in force on the running backbone at once', TIMEOUT, () =>
+  check(async () => {
+    const env = {
+      ...process.env,
+      DATABASE_URL: stack.config.DATABASE_URL,
+      REDIS_KEY_PREFIX: stack.config.REDIS_KEY_PREFIX,
+      RABBITMQ_PREFIX: stack.config.RABBITMQ_PREFIX,
+      LOG_LEVEL: 'warn',
+    };
+    const cli = async (...args: string[]) => JSON.parse((await run(process.execPath, ['dist/src/cli/main.js', 'admin', ...args, '--json'], { env })).stdout) as Record<string, unknown>;
+    const M = 'test/cli-rules';
+    const model = await cli('model-put', M, '--input-price', '10', '--output-price', '20', '--version', '7', '--min-gpu-memory-mb', '1024');
+    assert.deepEqual([model.version, model.min_gpu_memory_mb], ['7', 1024]);
+    const nodes = {
+      kept: await stack.node({ models: [M], capacity: 2, modelVersions: { [M]: '7' }, gpu: { name: 'l4', memoryMb: 23_034 } }),
+      public: await stack.node({ models: [M], capacity: 2, modelVersions: { [M]: '7' }, gpu: { name: 'l4', memoryMb: 23_034 } }),
+    };
+    const account = await stack.backbone.admin.createAccount('cli tenant');
+    const ns = await cli('namespace-create', account.id, 'cli', '--network', 'mainnet');
+    assert.equal(ns.network, 'mainnet');
+    await cli('subcloud-create', 'cli-sc', '--network', 'mainnet', '--isolate', 'true', '--allowed-models', M);
+    const sc = await cli('subcloud-member-add', 'cli-sc', nodes.kept.nodeId);
+    assert.deepEqual([sc.isolate, sc.members], [true, [nodes.kept.nodeId]]);
+    assert.deepEqual(labels(await servedBy(mainnet, M, 12), nodes), new Set(['public']));
+    await cli('subcloud-update', 'cli-sc', '--isolate', 'false');
+    assert.deepEqual(labels(await servedBy(mainnet, M, 24), nodes), new Set(['kept', 'public']));
+    const bound = await cli('namespace-bind', String(ns.id), 'cli-sc');
+    assert.equal(bound.subcloud, 'cli-sc');
+    await assert.rejects(run(process.execPath, ['dist/src/cli/main.js', 'admin', 'subcloud-delete', 'cli-sc'], { env }), /unbind them first/);
   }));
