@@ -327,3 +327,22 @@ test('the admin CLI sets the same rules, in force on the running backbone at onc
     assert.equal(bound.subcloud, 'cli-sc');
     await assert.rejects(run(process.execPath, ['dist/src/cli/main.js', 'admin', 'subcloud-delete', 'cli-sc'], { env }), /unbind them first/);
   }));
+
+test('after a loss of Redis, the maintenance role mirrors the rules again by itself', TIMEOUT, () =>
+  check(async () => {
+    assert.equal((await admin('POST', '/admin/subclouds', { name: 'restored', network: 'testnet', isolate: true })).status, 201);
+    const redis = new Redis(stack.config.REDIS_URL);
+    try {
+      const p = stack.config.REDIS_KEY_PREFIX;
+      const mirrored = async () => ({ revision: await redis.get(`${p}elig:revision`), subclouds: (await redis.smembers(`${p}subclouds`)).sort() });
+      const before = await mirrored();
+      assert.ok(before.revision !== null && before.subclouds.length > 0);
+      const keys = [...(await redis.keys(`${p}subcloud*`)), ...(await redis.keys(`${p}node-subclouds:*`)), ...(await redis.keys(`${p}model-req*`)), `${p}elig:revision`];
+      await redis.del(...keys);
+      // No job is submitted meanwhile: only maintenance (every SWEEP_INTERVAL_MS) can put it back.
+      const after = await stack.until('the mirror to be back', async () => ((await redis.exists(`${p}elig:revision`)) ? mirrored() : undefined), 10_000);
+      assert.deepEqual(after, before);
+    } finally {
+      redis.disconnect();
+    }
+  }));
