@@ -20,6 +20,8 @@ import { NodeFlagsMirror } from './redis/node-flags.repository.js';
 import { UptimeRepository } from './redis/uptime.repository.js';
 import { rcpClockFrom } from './domain/rcp.js';
 import { cooldownRule, NodeFlagsService } from './network/node-flags.service.js';
+import { EligibilityMirror } from './redis/eligibility.repository.js';
+import { EligibilityService } from './network/eligibility.service.js';
 import { JobEvents } from './redis/job-events.js';
 import { connectRabbit, waitForRabbit } from './rabbitmq/client.js';
 import { JobQueue } from './rabbitmq/job-queue.js';
@@ -86,7 +88,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const rabbit = connectRabbit(config.RABBITMQ_URL, logger);
   await waitForRabbit(rabbit, 10_000);
 
-  const presence = new PresenceRepository(redis, keys, config.HEARTBEAT_TTL_MS, 2 * config.JOB_ATTEMPT_TIMEOUT_MS);
+  const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
+  const presence = new PresenceRepository(redis, keys, config.HEARTBEAT_TTL_MS, 2 * config.JOB_ATTEMPT_TIMEOUT_MS, () => eligibility.sync());
   const events = new JobEvents(redis, redisSub, keys);
   await events.start(has('io') ? instanceId : null);
   const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
@@ -100,7 +103,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     mirror: flagsMirror,
     rule: cooldownRule(config),
   });
-  const admin = new AdminService({ db, keyCache, flags: nodeFlags, queue });
+  const admin = new AdminService({ db, keyCache, flags: nodeFlags, eligibility, queue });
   const usage = new UsageService(db);
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, events, queue, nodeFlags, logger });
   const jobs = new JobsService({ config, db, settlement, payloads, presence, events, lifecycle });
@@ -158,9 +161,9 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     const quarantine = new QuarantineService({
       db,
       payloads,
-      resubmit: async (principal, model, request) => (await jobs.accept(principal, model, request)).job,
+      resubmit: async (principal, model, request, region) => (await jobs.accept(principal, model, request, region === null ? {} : { region })).job,
     });
-    adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine, quality }, config.ADMIN_TOKEN);
+    adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine, quality, eligibility }, config.ADMIN_TOKEN);
     const accounts = new AccountService({
       db,
       admin,
@@ -181,7 +184,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     accountRoutes(app, accounts);
   }
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
-  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, uptime, rcpClock, logger }) : null;
+  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
 
   let closed = false;
   return {

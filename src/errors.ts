@@ -48,8 +48,9 @@ export const errors = {
   notFound: (what: string) => new AppError('not_found', 'not_found', `${what} not found.`),
   rateLimited: (retryAfterSeconds: number) =>
     new AppError('rate_limited', 'rate_limit_exceeded', 'Rate limit reached for this API key. Retry after the time given in Retry-After.', { retryAfterSeconds }),
-  noNode: (model: string, retryAfterSeconds: number) =>
-    new AppError('unavailable', 'model_unavailable', `No node is serving the model '${model}' right now.`, { retryAfterSeconds }),
+  /** `where` narrows the message to the caller's placement, e.g. "on testnet in region eu-west". */
+  noNode: (model: string, retryAfterSeconds: number, where = '') =>
+    new AppError('unavailable', 'model_unavailable', `No node is serving the model '${model}'${where ? ` ${where}` : ''} right now.`, { retryAfterSeconds }),
   conflict: (message: string, code = 'conflict') => new AppError('conflict', code, message),
   // The account API (gate/account.service.ts)
   /** The same answer whether the email is unknown, has no password, or the password is wrong. */

@@ -16,10 +16,13 @@ import { NodeFlagsMirror } from '../redis/node-flags.repository.js';
 import { cooldownRule, NodeFlagsService } from '../network/node-flags.service.js';
 import { connectRabbit, waitForRabbit } from '../rabbitmq/client.js';
 import { JobQueue } from '../rabbitmq/job-queue.js';
+import { EligibilityMirror } from '../redis/eligibility.repository.js';
+import { EligibilityService, type SubcloudView } from '../network/eligibility.service.js';
+import { NETWORKS, type Network } from '../domain/eligibility.js';
 
 type Json = { json?: boolean };
 
-async function withAdmin<T>(fn: (admin: AdminService) => Promise<T>): Promise<T> {
+async function withAdmin<T>(fn: (admin: AdminService, eligibility: EligibilityService) => Promise<T>): Promise<T> {
   const config = loadConfig(process.env);
   const logger = pino({ level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL });
   await migrate(config.DATABASE_URL, logger);
@@ -35,8 +38,9 @@ async function withAdmin<T>(fn: (admin: AdminService) => Promise<T>): Promise<T>
       mirror: new NodeFlagsMirror(redis, keys),
       rule: cooldownRule(config),
     });
-    const admin = new AdminService({ db, keyCache: new ApiKeyCache(redis, keys), flags, queue });
-    const result = await fn(admin);
+    const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
+    const admin = new AdminService({ db, keyCache: new ApiKeyCache(redis, keys), flags, eligibility, queue });
+    const result = await fn(admin, eligibility);
     await queue.close();
     return result;
   } finally {
@@ -81,11 +85,21 @@ export function registerAdminCommand(program: Command): void {
 
   admin
     .command('namespace-create <accountId> <name>')
+    .option('--network <network>', `the network its jobs run on: ${NETWORKS.join(' or ')}`, network, 'mainnet')
     .option('--json', 'JSON output')
     .description('create a namespace in an account')
-    .action(async (accountId: string, name: string, opts: Json) => {
-      const ns = await withAdmin((s) => s.createNamespace(accountId, name));
-      out(opts, ns, `namespace ${ns.id} (${ns.name})`);
+    .action(async (accountId: string, name: string, opts: Json & { network: Network }) => {
+      const ns = await withAdmin((s) => s.createNamespace(accountId, name, opts.network));
+      out(opts, ns, `namespace ${ns.id} (${ns.name}, ${ns.network})`);
+    });
+
+  admin
+    .command('namespace-bind <namespaceId> <subcloud>')
+    .option('--json', 'JSON output')
+    .description("run a namespace's jobs on a subcloud's members only ('none' unbinds); applies to jobs accepted from now on")
+    .action(async (namespaceId: string, subcloud: string, opts: Json) => {
+      const ns = await withAdmin((_s, e) => e.bindNamespace(namespaceId, subcloud === 'none' ? null : subcloud));
+      out(opts, ns, `namespace ${ns.id}: ${ns.subcloud ? `bound to subcloud ${ns.subcloud}` : 'not bound to a subcloud'}`);
     });
 
   admin
@@ -157,22 +171,39 @@ export function registerAdminCommand(program: Command): void {
     .requiredOption('--output-price <n>', 'credits per million output tokens (whole number)', positiveInt)
     .option('--min-charge <credits>', 'least a completed request costs', Number)
     .option('--context <n>', 'context window in tokens', positiveInt)
+    .option('--version <v>', 'the version nodes must run to be given the model (kept when omitted; default 1)')
+    .option('--content-hash <sha256>', "sha256 of the weights, hex ('none' clears it)")
+    .option('--min-gpu-memory-mb <n>', 'least GPU memory (MiB) a node needs to be given the model', positiveInt)
     .option('--surcharge <class=bps,...>', 'surcharge per priority class in basis points, e.g. urgent=5000,bulk=-2000', surchargeList)
     .option('--json', 'JSON output')
-    .description('register a model or change its prices')
-    .action(async (name: string, opts: Json & { inputPrice: number; outputPrice: number; minCharge?: number; context?: number; surcharge?: Record<string, number> }) => {
-      const m = await withAdmin((s) =>
-        s.putModel({
-          name,
-          inputPricePerMtok: opts.inputPrice,
-          outputPricePerMtok: opts.outputPrice,
-          minCharge: opts.minCharge,
-          contextTokens: opts.context,
-          prioritySurchargeBps: opts.surcharge,
-        }),
-      );
-      out(opts, m, `model ${m.name}: ${m.input_price_micro} / ${m.output_price_micro} credits per million input / output tokens`);
-    });
+    .description('register a model or change its prices and requirements')
+    .action(
+      async (
+        name: string,
+        opts: Json & { inputPrice: number; outputPrice: number; minCharge?: number; context?: number; version?: string; contentHash?: string; minGpuMemoryMb?: number; surcharge?: Record<string, number> },
+      ) => {
+        const m = await withAdmin((s) =>
+          s.putModel({
+            name,
+            inputPricePerMtok: opts.inputPrice,
+            outputPricePerMtok: opts.outputPrice,
+            minCharge: opts.minCharge,
+            contextTokens: opts.context,
+            version: opts.version,
+            contentHash: opts.contentHash === 'none' ? null : opts.contentHash,
+            minGpuMemoryMb: opts.minGpuMemoryMb,
+            prioritySurchargeBps: opts.surcharge,
+          }),
+        );
+        out(
+          opts,
+          m,
+          `model ${m.name}@${m.version}: ${m.input_price_micro} / ${m.output_price_micro} credits per million input / output tokens, GPU memory >= ${m.min_gpu_memory_mb} MiB`,
+        );
+      },
+    );
+
+  registerSubcloudCommands(admin);
 
   admin
     .command('usage <namespaceId>')
@@ -258,4 +289,81 @@ export function registerAdminCommand(program: Command): void {
       out(opts, t, `entries total ${t.entriesTotal}, balances total ${t.balancesTotal}, mismatched accounts ${t.mismatchedAccounts}`);
       if (t.entriesTotal !== 0 || t.balancesTotal !== 0 || t.mismatchedAccounts !== 0) process.exitCode = 3;
     });
+}
+
+function network(v: string): Network {
+  if (!(NETWORKS as readonly string[]).includes(v)) throw new Error(`expected ${NETWORKS.join(' or ')}, got ${v}`);
+  return v as Network;
+}
+
+function boolean(v: string): boolean {
+  if (v !== 'true' && v !== 'false') throw new Error(`expected true or false, got ${v}`);
+  return v === 'true';
+}
+
+function list(v: string): string[] {
+  return v.split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+function describeSubcloud(s: SubcloudView): string {
+  const models = s.allowed_models.length > 0 ? s.allowed_models.join(',') : 'all models';
+  return `subcloud ${s.name} (${s.network}${s.isolate ? ', isolated' : ''}): ${models}, GPU memory >= ${s.min_gpu_memory_mb} MiB, ${s.members.length} members, ${s.namespaces} namespaces`;
+}
+
+type SubcloudOptions = Json & { allowedModels?: string[]; minGpuMemoryMb?: number; isolate?: boolean };
+
+/** `subcloud-*`: node groups with their own policy (see network/eligibility.service.ts). */
+function registerSubcloudCommands(admin: Command): void {
+  const policyOptions = (c: Command) =>
+    c
+      .option('--allowed-models <list>', "comma-separated models its members serve for it ('' for all)", list)
+      .option('--min-gpu-memory-mb <n>', 'least GPU memory (MiB) a member needs to take its jobs', positiveInt)
+      .option('--isolate <bool>', 'true: its members serve only its jobs', boolean)
+      .option('--json', 'JSON output');
+
+  policyOptions(admin.command('subcloud-create <name>').requiredOption('--network <network>', NETWORKS.join(' or '), network))
+    .description('create a subcloud (its network is fixed from then on)')
+    .action(async (name: string, opts: SubcloudOptions & { network: Network }) => {
+      const s = await withAdmin((_a, e) => e.create(name, opts.network, { allowedModels: opts.allowedModels, minGpuMemoryMb: opts.minGpuMemoryMb, isolate: opts.isolate }));
+      out(opts, s, describeSubcloud(s));
+    });
+
+  policyOptions(admin.command('subcloud-update <name>'))
+    .description("change a subcloud's policy (the options given); effective at the next reservation")
+    .action(async (name: string, opts: SubcloudOptions) => {
+      const s = await withAdmin((_a, e) => e.update(name, { allowedModels: opts.allowedModels, minGpuMemoryMb: opts.minGpuMemoryMb, isolate: opts.isolate }));
+      out(opts, s, describeSubcloud(s));
+    });
+
+  admin
+    .command('subcloud-delete <name>')
+    .option('--json', 'JSON output')
+    .description('delete a subcloud and its memberships (no namespace may be bound to it)')
+    .action(async (name: string, opts: Json) => {
+      await withAdmin((_a, e) => e.delete(name));
+      out(opts, { deleted: name }, `deleted subcloud ${name}`);
+    });
+
+  admin
+    .command('subcloud-list')
+    .option('--json', 'JSON output')
+    .description('every subcloud with its policy and members')
+    .action(async (opts: Json) => {
+      const all = await withAdmin((_a, e) => e.list());
+      out(opts, all, all.map((s) => `${describeSubcloud(s)}\n  members: ${s.members.join(' ') || '-'}`).join('\n') || '(no subclouds)');
+    });
+
+  for (const [verb, description] of [
+    ['add', 'make a node a member of a subcloud'],
+    ['remove', 'remove a node from a subcloud'],
+  ] as const) {
+    admin
+      .command(`subcloud-member-${verb} <name> <nodeId>`)
+      .option('--json', 'JSON output')
+      .description(description)
+      .action(async (name: string, nodeId: string, opts: Json) => {
+        const s = await withAdmin((_a, e) => (verb === 'add' ? e.addMember(name, nodeId) : e.removeMember(name, nodeId)));
+        out(opts, s, describeSubcloud(s));
+      });
+  }
 }

@@ -20,6 +20,8 @@ import { findIdempotencyKey } from '../postgres/idempotency.repository.js';
 import { canonicalJson, sha256Hex } from '../domain/signatures.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import type { Principal } from './auth.service.js';
+import { findNamespace } from '../postgres/accounts.repository.js';
+import type { Placement } from '../domain/eligibility.js';
 
 export interface CloudDeps {
   config: Config;
@@ -45,7 +47,7 @@ export class JobsService {
     p: Principal,
     modelName: string,
     request: JobRequest,
-    opts: { idempotencyKey?: string; deadlineMs?: number; priority?: PriorityClass } = {},
+    opts: { idempotencyKey?: string; deadlineMs?: number; region?: string; priority?: PriorityClass } = {},
   ): Promise<{ job: JobRow; replayed: boolean }> {
     const idempotencyKey = opts.idempotencyKey;
     const { config } = this.d;
@@ -59,8 +61,11 @@ export class JobsService {
     if (request.max_tokens > model.context_tokens) {
       throw errors.invalid(`max_tokens (${request.max_tokens}) exceeds the model's context of ${model.context_tokens} tokens.`, 'max_tokens');
     }
-    if ((await this.d.presence.liveNodeCount(model.name)) === 0) {
-      throw errors.noNode(model.name, Math.ceil(config.HEARTBEAT_TTL_MS / 3000));
+    // The job's placement: its namespace's network and subcloud now (read from PostgreSQL, so that an
+    // admin's binding applies to the next job), and the region asked for; stored on the job row.
+    const placement = await this.placementFor(p.namespaceId, model.name, opts.region ?? null);
+    if ((await this.d.presence.liveNodeCount(placement, 1)) === 0) {
+      throw errors.noNode(model.name, Math.ceil(config.HEARTBEAT_TTL_MS / 3000), wherePlaced(placement));
     }
     const priority = opts.priority ?? 'standard';
     const jobPrices = prices(model, priority);
@@ -104,6 +109,9 @@ export class JobsService {
         priority,
         surchargeBps: jobPrices.surchargeBps,
         deadlineAt: deadline,
+        network: placement.network,
+        region: placement.region,
+        subcloud: placement.subcloud,
       }, p.monthlyCapMicro, idempotency);
     } catch (err) {
       // Not accepted: leave nothing behind (the payload would expire anyway, but need not wait for it).
@@ -116,6 +124,13 @@ export class JobsService {
     }
     await this.d.lifecycle.publish(row);
     return { job: row, replayed: false };
+  }
+
+  /** Where a namespace's job for `model` may run (see domain/eligibility.ts). */
+  async placementFor(namespaceId: string, model: string, region: string | null): Promise<Placement> {
+    const ns = await findNamespace(this.d.db, namespaceId);
+    if (!ns) throw errors.unauthenticated(); // a key whose namespace is gone
+    return { network: ns.network, model, region, subcloud: ns.subcloud };
   }
 
   /** The job an idempotency key already names, after checking the request is the same one. */
@@ -156,6 +171,11 @@ export class JobsService {
 /** A retried request must be the same request: hashed over the model and what the node would run. */
 function requestHash(model: string, request: JobRequest): Buffer {
   return Buffer.from(sha256Hex(canonicalJson({ model, request })), 'hex');
+}
+
+/** "on testnet in region eu-west": the placement's part of a no-node message (the model is named apart). */
+function wherePlaced(p: Placement): string {
+  return [`on ${p.network}`, p.region ? `in region ${p.region}` : '', p.subcloud ? `in subcloud ${p.subcloud}` : ''].filter(Boolean).join(' ');
 }
 
 /** The prices a job in `priority` is accepted under: the model's, with the class's surcharge. */

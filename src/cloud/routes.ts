@@ -2,6 +2,7 @@
 //
 // Resultity extensions (documented in the README):
 //   Prefer: respond-async      on POST /v1/chat/completions answers 202 with a job, polled at GET /v1/jobs/{id}
+//   X-Resultity-Region         on POST /v1/chat/completions: run only on nodes of that region (e.g. eu-west)
 //   `resultity` object         on every completion: job id and credits charged (never the node)
 //   x-resultity-job-id, x-resultity-credits-charged response headers
 //   X-Resultity-Priority: urgent|standard|bulk|test   the job's priority class (or OpenAI's `service_tier`)
@@ -19,6 +20,7 @@ import { chatCompletionRequestSchema, toJobRequest, unsupportedField } from './c
 import { jobFailure, type JobsService } from './jobs.service.js';
 import { sendAppError } from './errors.http.js';
 import { isPriorityClass, PRIORITY_CLASSES, priorityFromServiceTier, serviceTierOf, type PriorityClass } from '../domain/priority.js';
+import { REGION_PATTERN } from '../domain/eligibility.js';
 
 export interface CloudRouteDeps {
   db: Db;
@@ -47,7 +49,9 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       request.principal = principal;
     });
 
-    v1.get('/v1/models', async () => {
+    v1.get('/v1/models', async (request) => {
+      // Available to this key: served by a node of its namespace's network (and subcloud).
+      const placement = await d.jobs.placementFor(principalOf(request).namespaceId, '', null);
       const models = await listModels(d.db);
       const data = await Promise.all(
         models.map(async (m) => ({
@@ -56,7 +60,7 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
           created: Math.floor(m.created_at.getTime() / 1000),
           owned_by: 'resultity',
           resultity: {
-            available: (await d.presence.liveNodeCount(m.name)) > 0,
+            available: (await d.presence.liveNodeCount({ ...placement, model: m.name }, 1)) > 0,
             context_tokens: m.context_tokens,
             // micro-credits per token = credits per million tokens
             pricing: {
@@ -86,10 +90,12 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       }
       const deadlineMs = deadlineHeader(request.headers['x-resultity-deadline-ms'], d.maxDeadlineMs);
       const priority = priorityOf(request.headers['x-resultity-priority'], parsed.data.service_tier);
+      const region = regionHeader(request.headers['x-resultity-region']);
       const { job, replayed } = await d.jobs.accept(principal, parsed.data.model, toJobRequest(parsed.data, d.maxTokensDefault), {
         idempotencyKey,
         priority,
         ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+        ...(region !== undefined ? { region } : {}),
       });
       reply.header('x-resultity-job-id', job.id);
       if (replayed) reply.header('idempotent-replayed', 'true');
@@ -150,6 +156,15 @@ function priorityOf(header: string | string[] | undefined, serviceTier: string |
     throw errors.invalid(`service_tier '${serviceTier}' and X-Resultity-Priority '${header}' disagree; send one of them.`, 'service_tier');
   }
   return header;
+}
+
+/** `X-Resultity-Region` (extension): run the job only on nodes that declare this region. */
+function regionHeader(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !REGION_PATTERN.test(value)) {
+    throw errors.invalid('X-Resultity-Region must be a region slug: 2-32 of a-z, 0-9 and -, starting with a letter (e.g. eu-west).', 'X-Resultity-Region');
+  }
+  return value;
 }
 
 function principalOf(request: FastifyRequest): Principal {

@@ -4,11 +4,33 @@
 // gateway sends are signed by the network key, so a node can tell real work from injected work.
 import { z } from 'zod';
 import { canonicalJson, sha256Hex } from './signatures.js';
+import { gpuSchema, modelNameSchema, modelVersionSchema, networkSchema, regionSchema } from './eligibility.js';
 
 const address = z.string().regex(/^0x[0-9a-f]{40}$/, 'lower-case EVM address');
 const signature = z.string().regex(/^0x[0-9a-f]{130}$/, '65-byte hex signature');
 const ts = z.number().int().positive(); // milliseconds since the epoch
-const modelName = z.string().min(1).max(128);
+const modelName = modelNameSchema;
+
+/**
+ * What a node declares about itself in every registration and heartbeat (signed with the rest), and what
+ * the reservation checks (see domain/eligibility.ts). Declared, not measured: the agent cannot prove its
+ * GPU; a node that lies about it fails its jobs, and failures cost it its score and its rotation.
+ *   network  the network whose jobs it takes (jobs never cross networks)
+ *   region   where it runs (null: undeclared; it then serves no job that asks for a region)
+ *   gpu      its GPU class and memory in MiB ({name: 'none', memoryMb: 0} without one)
+ *   models   each model it serves with the version it runs, at most once per name
+ */
+const declaredModelsSchema = z
+  .array(z.object({ name: modelName, version: modelVersionSchema }))
+  .max(256)
+  .refine((ms) => new Set(ms.map((m) => m.name)).size === ms.length, 'each model at most once');
+const nodeTraits = {
+  network: networkSchema,
+  region: regionSchema.nullable(),
+  gpu: gpuSchema,
+  models: declaredModelsSchema,
+};
+export type DeclaredModel = z.infer<typeof declaredModelsSchema>[number];
 
 export const chatMessageSchema = z.object({
   role: z.enum(['system', 'user', 'assistant', 'tool', 'developer']),
@@ -50,7 +72,7 @@ export const registerSchema = z.object({
   ts,
   agentVersion: z.string().max(64),
   runtime: z.string().max(64),
-  models: z.array(modelName).max(256),
+  ...nodeTraits,
   capacity: z.number().int().min(1).max(1024),
   running: z.number().int().min(0),
   signature,
@@ -61,7 +83,7 @@ export const heartbeatSchema = z.object({
   nodeId: address,
   ts,
   nonce: z.string().min(8).max(64),
-  models: z.array(modelName).max(256),
+  ...nodeTraits,
   capacity: z.number().int().min(1).max(1024),
   running: z.number().int().min(0),
   signature,

@@ -11,6 +11,11 @@ import type { OperatorsService } from './operators.service.js';
 import type { QuarantineService } from './quarantine.service.js';
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 import { blindProbeInputSchema, type QualityService } from '../network/quality.service.js';
+import type { EligibilityService } from '../network/eligibility.service.js';
+import { MAX_GPU_MEMORY_MB, networkSchema } from '../domain/eligibility.js';
+
+const nodeId = z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case node address');
+const gpuMemoryMb = z.number().int().min(0).max(MAX_GPU_MEMORY_MB);
 
 export interface AdminRouteServices {
   admin: AdminService;
@@ -18,9 +23,10 @@ export interface AdminRouteServices {
   operators: OperatorsService;
   quarantine: QuarantineService;
   quality: QualityService;
+  eligibility: EligibilityService;
 }
 
-export function adminRoutes(app: FastifyInstance, { admin, usage, operators, quarantine, quality }: AdminRouteServices, adminToken: string): void {
+export function adminRoutes(app: FastifyInstance, { admin, usage, operators, quarantine, quality, eligibility }: AdminRouteServices, adminToken: string): void {
   const expected = createHash('sha256').update(adminToken).digest();
 
   app.register(async (r) => {
@@ -38,8 +44,8 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
 
     r.post<{ Params: { id: string } }>('/admin/accounts/:id/namespaces', async (req, reply) => {
       const id = parse(uuid, req.params.id);
-      const body = parse(z.object({ name: z.string() }), req.body);
-      return reply.code(201).send(await admin.createNamespace(id, body.name));
+      const body = parse(z.object({ name: z.string(), network: networkSchema.optional() }), req.body);
+      return reply.code(201).send(await admin.createNamespace(id, body.name, body.network));
     });
 
     r.post<{ Params: { id: string } }>('/admin/namespaces/:id/keys', async (req, reply) => {
@@ -74,6 +80,9 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
           output_price: z.number().int().min(0),
           min_charge: z.number().min(0).optional(),
           context_tokens: z.number().int().positive().max(10_000_000).optional(),
+          version: z.string().optional(),
+          content_hash: z.string().nullable().optional(),
+          min_gpu_memory_mb: gpuMemoryMb.optional(),
           // e.g. {"urgent": 5000, "bulk": -2000}; checked class by class in the service
           priority_surcharge_bps: z.record(z.string(), z.number()).optional(),
         }),
@@ -85,8 +94,50 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
         outputPricePerMtok: body.output_price,
         minCharge: body.min_charge,
         contextTokens: body.context_tokens,
+        version: body.version,
+        contentHash: body.content_hash,
+        minGpuMemoryMb: body.min_gpu_memory_mb,
         prioritySurchargeBps: body.priority_surcharge_bps,
       });
+    });
+
+    // Subclouds: named node groups with their own allowed models, GPU floor and isolate mode; namespaces
+    // bound to one run their jobs on its members only. Changes apply at the next reservation everywhere.
+    const subcloudPolicy = z
+      .object({
+        allowed_models: z.array(z.string()).max(256).optional(),
+        min_gpu_memory_mb: gpuMemoryMb.optional(),
+        isolate: z.boolean().optional(),
+      })
+      .strict();
+    r.get('/admin/subclouds', async () => ({ data: await eligibility.list() }));
+    r.get<{ Params: { name: string } }>('/admin/subclouds/:name', async (req) => eligibility.get(req.params.name));
+    r.post('/admin/subclouds', async (req, reply) => {
+      const body = parse(subcloudPolicy.extend({ name: z.string(), network: networkSchema }), req.body);
+      const created = await eligibility.create(body.name, body.network, {
+        allowedModels: body.allowed_models,
+        minGpuMemoryMb: body.min_gpu_memory_mb,
+        isolate: body.isolate,
+      });
+      return reply.code(201).send(created);
+    });
+    r.patch<{ Params: { name: string } }>('/admin/subclouds/:name', async (req) => {
+      const body = parse(subcloudPolicy, req.body);
+      return eligibility.update(req.params.name, { allowedModels: body.allowed_models, minGpuMemoryMb: body.min_gpu_memory_mb, isolate: body.isolate });
+    });
+    r.delete<{ Params: { name: string } }>('/admin/subclouds/:name', async (req, reply) => {
+      await eligibility.delete(req.params.name);
+      return reply.code(204).send();
+    });
+    r.put<{ Params: { name: string; node: string } }>('/admin/subclouds/:name/members/:node', async (req) =>
+      eligibility.addMember(req.params.name, parse(nodeId, req.params.node)),
+    );
+    r.delete<{ Params: { name: string; node: string } }>('/admin/subclouds/:name/members/:node', async (req) =>
+      eligibility.removeMember(req.params.name, parse(nodeId, req.params.node)),
+    );
+    r.put<{ Params: { id: string } }>('/admin/namespaces/:id/subcloud', async (req) => {
+      const body = parse(z.object({ subcloud: z.string().nullable() }).strict(), req.body);
+      return eligibility.bindNamespace(parse(uuid, req.params.id), body.subcloud);
     });
 
     r.get('/admin/ledger/total', async () => admin.ledgerTotals());
@@ -119,7 +170,7 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
 
     // Node flags: pause, freeze, shadow-ban, cooldown; DELETE reinstates.
     r.put<{ Params: { id: string } }>('/admin/nodes/:id/flags', async (req) => {
-      const id = parse(z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case node address'), req.params.id);
+      const id = parse(nodeId, req.params.id);
       const body = parse(
         z
           .object({

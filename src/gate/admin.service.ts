@@ -25,6 +25,9 @@ import type { ApiKeyCache } from '../redis/api-key-cache.repository.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 import type { FlagChange, NodeFlagsService, StoredFlags } from '../network/node-flags.service.js';
 import { rcpByEpoch, type RcpEpochRow } from '../postgres/rcp.repository.js';
+import { bumpEligibilityRevision } from '../postgres/subclouds.repository.js';
+import type { EligibilityService } from '../network/eligibility.service.js';
+import { MAX_GPU_MEMORY_MB, MODEL_NAME_PATTERN, MODEL_VERSION_PATTERN, NETWORKS, type Network } from '../domain/eligibility.js';
 
 /** Largest single top-up, in credits: keeps every amount far inside the safe-integer range. */
 const MAX_TOPUP_CREDITS = 1_000_000_000;
@@ -45,7 +48,7 @@ export interface Balance {
 }
 
 export class AdminService {
-  constructor(private readonly d: { db: Db; keyCache: ApiKeyCache; flags: NodeFlagsService; queue: JobQueue | null }) {}
+  constructor(private readonly d: { db: Db; keyCache: ApiKeyCache; flags: NodeFlagsService; eligibility: EligibilityService; queue: JobQueue | null }) {}
 
   /** The database this service administers (for read-only reports built beside it). */
   get db(): Db {
@@ -57,11 +60,13 @@ export class AdminService {
     return withTransaction(this.d.db, (tx) => createAccount(tx, name.trim()));
   }
 
-  async createNamespace(accountId: string, name: string): Promise<NamespaceRow> {
+  /** Creates a namespace on a network (mainnet by default); its jobs never reach the other network's nodes. */
+  async createNamespace(accountId: string, name: string, network: Network = 'mainnet'): Promise<NamespaceRow> {
     if (!NAMESPACE_NAME.test(name)) throw errors.invalid(NAMESPACE_NAME_RULE, 'name');
+    if (!(NETWORKS as readonly string[]).includes(network)) throw errors.invalid(`network must be one of ${NETWORKS.join(', ')}`, 'network');
     if (!(await findAccount(this.d.db, accountId))) throw errors.notFound('Account');
     try {
-      return await withTransaction(this.d.db, (tx) => createNamespace(tx, accountId, name));
+      return await withTransaction(this.d.db, (tx) => createNamespace(tx, accountId, name, network));
     } catch (err) {
       if (isUniqueViolation(err, NAMESPACE_NAME_UNIQUE)) throw nameTaken(name, err);
       throw err;
@@ -202,42 +207,70 @@ export class AdminService {
     };
   }
 
-  /** Registers or reprices a model. Prices are credits per million tokens (= micro-credits per token), integers. */
+  /**
+   * Registers or reprices a model. Prices are credits per million tokens (= micro-credits per token),
+   * integers. Requirements: `version`, the version nodes must run to be given the model (a new version
+   * takes effect at the next reservation: nodes still on the old one stop getting it); `contentHash`, the
+   * sha256 of the weights (hex; null clears it); `minGpuMemoryMb`, the least GPU memory a node needs.
+   * Requirements left undefined keep their current value.
+   */
   async putModel(m: {
     name: string;
     inputPricePerMtok: number;
     outputPricePerMtok: number;
     minCharge?: number;
     contextTokens?: number;
+    version?: string;
+    contentHash?: string | null;
+    minGpuMemoryMb?: number;
     /** Per priority class, in basis points of the charge; classes left out cost the base price. */
     prioritySurchargeBps?: Record<string, number>;
   }): Promise<ModelRow> {
     if (m.minCharge !== undefined && (!Number.isFinite(m.minCharge) || m.minCharge < 0 || m.minCharge > 1_000_000)) {
       throw errors.invalid('min_charge must be between 0 and 1000000 credits', 'min_charge');
     }
-    if (!/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/.test(m.name)) throw errors.invalid('model names are 1-128 of letters, digits and . _ : / -', 'name');
+    if (!MODEL_NAME_PATTERN.test(m.name)) throw errors.invalid('model names are 1-128 of letters, digits and . _ : / -', 'name');
+    if (m.version !== undefined && !MODEL_VERSION_PATTERN.test(m.version)) throw errors.invalid('versions are 1-64 of letters, digits and . _ + -', 'version');
+    if (m.contentHash != null && !/^[0-9a-f]{64}$/.test(m.contentHash)) throw errors.invalid('content_hash must be a sha256 in lower-case hex (64 digits)', 'content_hash');
+    if (m.minGpuMemoryMb !== undefined && (!Number.isSafeInteger(m.minGpuMemoryMb) || m.minGpuMemoryMb < 0 || m.minGpuMemoryMb > MAX_GPU_MEMORY_MB)) {
+      throw errors.invalid(`min_gpu_memory_mb must be a whole number of MiB from 0 to ${MAX_GPU_MEMORY_MB}`, 'min_gpu_memory_mb');
+    }
     for (const [field, v] of [
       ['input_price', m.inputPricePerMtok],
       ['output_price', m.outputPricePerMtok],
     ] as const) {
       if (!Number.isSafeInteger(v) || v < 0 || v > 1e9) throw errors.invalid(`${field} must be a whole number of credits per million tokens`, field);
     }
-    const surcharges: PrioritySurcharges = {};
-    for (const [cls, bps] of Object.entries(m.prioritySurchargeBps ?? {})) {
-      if (!isPriorityClass(cls)) throw errors.invalid(`unknown priority class '${cls}'; known: ${PRIORITY_CLASSES.join(', ')}`, 'priority_surcharge_bps');
-      if (!Number.isSafeInteger(bps) || bps < SURCHARGE_BPS_MIN || bps > SURCHARGE_BPS_MAX) {
-        throw errors.invalid(`the ${cls} surcharge must be a whole number of basis points from ${SURCHARGE_BPS_MIN} to ${SURCHARGE_BPS_MAX}`, 'priority_surcharge_bps');
+    // Left out: the model keeps its surcharges (a new model has none).
+    let surcharges: PrioritySurcharges | undefined;
+    if (m.prioritySurchargeBps !== undefined) {
+      surcharges = {};
+      for (const [cls, bps] of Object.entries(m.prioritySurchargeBps)) {
+        if (!isPriorityClass(cls)) throw errors.invalid(`unknown priority class '${cls}'; known: ${PRIORITY_CLASSES.join(', ')}`, 'priority_surcharge_bps');
+        if (!Number.isSafeInteger(bps) || bps < SURCHARGE_BPS_MIN || bps > SURCHARGE_BPS_MAX) {
+          throw errors.invalid(`the ${cls} surcharge must be a whole number of basis points from ${SURCHARGE_BPS_MIN} to ${SURCHARGE_BPS_MAX}`, 'priority_surcharge_bps');
+        }
+        surcharges[cls] = bps;
       }
-      surcharges[cls] = bps;
     }
-    const row = await upsertModel(this.d.db, {
-      name: m.name,
-      inputPriceMicro: m.inputPricePerMtok,
-      outputPriceMicro: m.outputPricePerMtok,
-      minChargeMicro: Math.round((m.minCharge ?? 0) * MICRO),
-      contextTokens: m.contextTokens ?? 8192,
-      prioritySurchargeBps: surcharges,
+    // The version and floor are eligibility rules mirrored in Redis: bump the revision with the change,
+    // then mirror it, so that the next reservation anywhere applies it.
+    const row = await withTransaction(this.d.db, async (tx) => {
+      const saved = await upsertModel(tx, {
+        name: m.name,
+        inputPriceMicro: m.inputPricePerMtok,
+        outputPriceMicro: m.outputPricePerMtok,
+        minChargeMicro: Math.round((m.minCharge ?? 0) * MICRO),
+        contextTokens: m.contextTokens ?? 8192,
+        version: m.version,
+        contentHash: m.contentHash,
+        minGpuMemoryMb: m.minGpuMemoryMb,
+        prioritySurchargeBps: surcharges,
+      });
+      await bumpEligibilityRevision(tx);
+      return saved;
     });
+    await this.d.eligibility.sync();
     // Declare the queue now, so jobs published before any scheduler consumes it are kept.
     await this.d.queue?.declareModel(row.name);
     return row;

@@ -10,8 +10,8 @@ import { listQuarantine, lockOpenQuarantine, resolveQuarantine, type QuarantineR
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { CachedKey } from '../redis/api-key-cache.repository.js';
 
-/** Accepts a job as if its key had submitted it (the public API's accept path). */
-export type Resubmit = (principal: CachedKey, model: string, request: JobRequest) => Promise<JobRow>;
+/** Accepts a job as if its key had submitted it (the public API's accept path), in the region it asked for. */
+export type Resubmit = (principal: CachedKey, model: string, request: JobRequest, region: string | null) => Promise<JobRow>;
 
 export class QuarantineService {
   constructor(private readonly d: { db: Db; payloads: PayloadsRepository; resubmit: Resubmit }) {}
@@ -47,6 +47,7 @@ export class QuarantineService {
         },
         job.model,
         input,
+        job.region,
       );
       await resolveQuarantine(tx, jobId, 'requeued', fresh.id);
       return fresh;

@@ -180,16 +180,9 @@ export class Gateway {
 
     const session: Session = { socket, nodeId: msg.nodeId, inflight: new Map() };
     this.sessions.set(msg.nodeId, session);
-    await this.d.presence.upsert({
-      nodeId: msg.nodeId,
-      instance: this.d.instanceId,
-      capacity: msg.capacity,
-      models: msg.models,
-      running: msg.running,
-      mode: 'register',
-    });
+    await this.d.presence.upsert({ ...declaration(msg), nodeId: msg.nodeId, instance: this.d.instanceId, mode: 'register' });
     send(socket, { type: 'registered', nodeId: msg.nodeId, heartbeatIntervalMs: Math.floor(this.d.config.HEARTBEAT_TTL_MS / 3) });
-    this.d.logger.info({ node: msg.nodeId, models: msg.models, capacity: msg.capacity }, 'node registered');
+    this.d.logger.info({ node: msg.nodeId, network: msg.network, region: msg.region, gpu: msg.gpu, models: msg.models, capacity: msg.capacity }, 'node registered');
     return session;
   }
 
@@ -197,14 +190,7 @@ export class Gateway {
     if (!this.d.replay.fresh(msg.ts)) return void reject(socket, 'stale', 'heartbeat timestamp outside the accepted window');
     if (!verifyMessage(msg, session.nodeId)) return void reject(socket, 'bad_signature', 'heartbeat signature invalid');
     if (!(await this.d.replay.firstUse(session.nodeId, msg.nonce))) return void reject(socket, 'replay', 'heartbeat nonce already used');
-    const recreated = await this.d.presence.upsert({
-      nodeId: session.nodeId,
-      instance: this.d.instanceId,
-      capacity: msg.capacity,
-      models: msg.models,
-      running: msg.running,
-      mode: 'heartbeat',
-    });
+    const recreated = await this.d.presence.upsert({ ...declaration(msg), nodeId: session.nodeId, instance: this.d.instanceId, mode: 'heartbeat' });
     if (recreated) this.d.logger.info({ node: session.nodeId }, 'node presence restored from heartbeat');
     const now = Date.now();
     await this.d.uptime.markSeen(session.nodeId, epochOf(this.d.rcpClock, now), slotOf(this.d.rcpClock, now));
@@ -242,6 +228,11 @@ export class Gateway {
     }
     this.d.logger.info({ node: session.nodeId }, 'node disconnected');
   }
+}
+
+/** What a registration or heartbeat declares about the node (protocol.ts), as presence stores it. */
+function declaration(msg: RegisterMessage | HeartbeatMessage) {
+  return { capacity: msg.capacity, running: msg.running, network: msg.network, region: msg.region, gpu: msg.gpu, models: msg.models };
 }
 
 /** Forgets a job's attempt on this socket, unless a newer attempt of the job has replaced it. */

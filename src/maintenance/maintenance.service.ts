@@ -5,6 +5,8 @@
 //     broker dead-lettered by TTL, and any job whose scheduler vanished);
 //   - idempotency keys: delete those past their 24-hour window;
 //   - node flags: rewrite their Redis mirror from PostgreSQL (they survive a loss of Redis);
+//   - eligibility rules (model versions and floors, subclouds): mirror them again when Redis lost them or
+//     holds another revision than PostgreSQL (an admin change whose mirror write failed);
 //   - contribution points: write the uptime of closed epochs from the heartbeats counted in Redis;
 //   - payloads: delete expired MongoDB documents (FerretDB has no TTL index; on MongoDB this only
 //     hastens what the TTL monitor does).
@@ -15,6 +17,7 @@ import { listOverdue, listUnpublished } from '../postgres/jobs.repository.js';
 import { deleteExpiredIdempotencyKeys } from '../postgres/idempotency.repository.js';
 import { listActiveNodeFlags } from '../postgres/node-flags.repository.js';
 import type { NodeFlagsMirror } from '../redis/node-flags.repository.js';
+import type { EligibilityService } from '../network/eligibility.service.js';
 import type { UptimeRepository } from '../redis/uptime.repository.js';
 import { recordUptime } from '../postgres/rcp.repository.js';
 import { epochOf, uptimePoints, type RcpClock } from '../domain/rcp.js';
@@ -37,6 +40,7 @@ export class Maintenance {
       payloads: PayloadsRepository;
       lifecycle: JobLifecycle;
       flags: NodeFlagsMirror;
+      eligibility: EligibilityService;
       uptime: UptimeRepository;
       rcpClock: RcpClock;
       logger: Logger;
@@ -69,6 +73,7 @@ export class Maintenance {
       // Rewrite the Redis mirror of node flags from PostgreSQL: after a loss of Redis, flags are back in
       // force within one tick.
       for (const f of await listActiveNodeFlags(this.d.db)) await this.d.flags.write(f.nodeId, f);
+      if (await this.d.eligibility.syncIfStale()) this.d.logger.info('eligibility rules mirrored to Redis again');
       await this.closeUptimeEpochs(now);
       const swept = await this.d.payloads.sweepExpired(now);
       if (swept > 0) this.d.logger.info({ swept }, 'expired payloads deleted');

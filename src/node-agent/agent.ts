@@ -6,6 +6,17 @@ import type { Logger } from 'pino';
 import { WebSocket, type RawData } from 'ws';
 import { gatewayMessageSchema, registerSchema, type GatewayMessage } from '../domain/protocol.js';
 import { isAddress, type Address } from '../domain/signatures.js';
+import {
+  DEFAULT_MODEL_VERSION,
+  gpuSchema,
+  MODEL_NAME_PATTERN,
+  modelVersionSchema,
+  NO_GPU,
+  networkSchema,
+  regionSchema,
+  type Gpu,
+  type Network,
+} from '../domain/eligibility.js';
 import { backoffDelay } from './backoff.js';
 import { gatewayUrls, type GatewayUrls } from './gateway-urls.js';
 import { nodeIdentity, type NodeIdentity } from './identity.js';
@@ -28,6 +39,16 @@ export interface NodeAgentOptions {
   models?: string[];
   /** Maximum concurrent jobs (1..1024). */
   capacity: number;
+  /**
+   * What the node declares for eligibility (domain/eligibility.ts), as its operator configured it: the
+   * agent measures none of it. Network default mainnet; region default none (it then gets no job that
+   * asks for a region); GPU default none (0 MiB); each model's version default '1'.
+   */
+  network?: Network;
+  region?: string | null;
+  gpu?: Gpu;
+  /** Version run per model name; models not listed run version '1'. */
+  modelVersions?: Readonly<Record<string, string>>;
   /** Used until the gateway says otherwise in `registered`. Default 10 000. */
   heartbeatIntervalMs?: number;
   /** The network key's address; jobs not signed by it are refused. Unset: pinned from the first gateway challenge. */
@@ -69,6 +90,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   if (!registerSchema.shape.operator.safeParse(opts.operator).success) throw new Error(`operator must be a uuid, got ${opts.operator}`);
   const networkAddress = opts.networkAddress?.toLowerCase();
   if (networkAddress !== undefined && !isAddress(networkAddress)) throw new Error(`network address must be 0x and 40 hex digits, got ${opts.networkAddress}`);
+  const declared = checkDeclaration(opts);
   const urls = gatewayUrls(opts.gatewayUrl);
   const logger = opts.logger.child({ nodeId: identity.nodeId });
 
@@ -79,7 +101,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     throw new Error(`cannot list the runtime's models: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 
-  const agent = new Agent(opts, identity, urls, networkAddress, models, logger);
+  const agent = new Agent(opts, declared, identity, urls, networkAddress, models, logger);
   await agent.start();
   return {
     nodeId: identity.nodeId,
@@ -117,6 +139,7 @@ class Agent {
 
   constructor(
     private readonly opts: NodeAgentOptions,
+    private readonly declared: Declaration,
     private readonly identity: NodeIdentity,
     private readonly urls: GatewayUrls,
     /** The network key's address: as configured, or else pinned from the first gateway challenge (trust on first use). */
@@ -271,7 +294,7 @@ class Agent {
         ts: Date.now(),
         agentVersion: AGENT_VERSION,
         runtime: this.opts.runtime.name.slice(0, 64),
-        models: this.stopping ? [] : this.advertised,
+        ...this.traits(),
         capacity: this.opts.capacity,
         running: this.runner.running,
       }),
@@ -373,10 +396,17 @@ class Agent {
       nodeId: this.identity.nodeId,
       ts: Date.now(),
       nonce: randomUUID(),
-      models: this.stopping ? [] : this.advertised,
+      ...this.traits(),
       capacity: this.opts.capacity,
       running: this.runner.running,
     });
+  }
+
+  /** The eligibility fields of registrations and heartbeats; no models while stopping. */
+  private traits() {
+    const { network, region, gpu, versions } = this.declared;
+    const models = this.stopping ? [] : this.advertised.map((name) => ({ name, version: versions[name] ?? DEFAULT_MODEL_VERSION }));
+    return { network, region, gpu, models };
   }
 
   private async refreshModels(): Promise<void> {
@@ -457,9 +487,32 @@ function rawText(data: RawData): string {
   return data.toString('utf8');
 }
 
-/** Keeps names the protocol accepts (1..128 characters, at most 256 of them), once each. */
+interface Declaration {
+  network: Network;
+  region: string | null;
+  gpu: Gpu;
+  versions: Readonly<Record<string, string>>;
+}
+
+/** The operator's declaration, checked against the protocol's rules before anything is sent. */
+function checkDeclaration(opts: NodeAgentOptions): Declaration {
+  const problem = (what: string, r: { success: boolean; error?: { issues: Array<{ message: string }> } }) => {
+    if (!r.success) throw new Error(`${what}: ${r.error?.issues[0]?.message ?? 'invalid'}`);
+  };
+  const network = opts.network ?? 'mainnet';
+  problem('network', networkSchema.safeParse(network));
+  const region = opts.region ?? null;
+  if (region !== null) problem('region', regionSchema.safeParse(region));
+  const gpu = opts.gpu ?? NO_GPU;
+  problem('gpu', gpuSchema.safeParse(gpu));
+  const versions = opts.modelVersions ?? {};
+  for (const [name, version] of Object.entries(versions)) problem(`version of ${name}`, modelVersionSchema.safeParse(version));
+  return { network, region, gpu, versions };
+}
+
+/** Keeps names the protocol accepts (see MODEL_NAME_PATTERN; at most 256 of them), once each. */
 function sanitizeModels(models: readonly string[], logger: Logger): string[] {
-  const valid = [...new Set(models.filter((m) => m.length >= 1 && m.length <= 128))];
+  const valid = [...new Set(models.filter((m) => MODEL_NAME_PATTERN.test(m)))];
   if (valid.length !== models.length || valid.length > MAX_MODELS) {
     logger.warn({ given: models.length, kept: Math.min(valid.length, MAX_MODELS) }, 'some model names were dropped (invalid, duplicate or too many)');
   }

@@ -4,6 +4,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { addressOf, generatePrivateKey } from '../domain/signatures.js';
+import { MAX_GPU_MEMORY_MB, NETWORKS, type Network } from '../domain/eligibility.js';
 import { startNodeAgent } from './agent.js';
 import { OpenAICompatibleRuntime } from './runtime.openai.js';
 import type { InferenceRuntime } from './runtime.js';
@@ -17,7 +18,12 @@ interface RunOptions {
   runtimeUrl?: string;
   runtimeApiKey?: string;
   models?: string[];
+  modelVersions?: string[];
   capacity: number;
+  network: Network;
+  region?: string;
+  gpu: string;
+  gpuMemoryMb: number;
   latencyMs?: number;
   completionTokens?: number;
   networkAddress?: string;
@@ -52,8 +58,14 @@ export function registerNodeCommand(program: Command): void {
     .addOption(new Option('--runtime <kind>', 'inference runtime').choices(['simulated', 'openai']).default('simulated'))
     .option('--runtime-url <url>', 'OpenAI-compatible API base, e.g. http://127.0.0.1:8000/v1 (openai runtime)')
     .addOption(new Option('--runtime-api-key <key>', 'API key for the runtime server (openai runtime)').env('RUNTIME_API_KEY'))
-    .option('--models <list>', 'comma-separated models to serve (required for simulated; openai: the runtime\'s list)', parseList)
+    .option('--models <list>', 'comma-separated models to serve, each as name or name@version (required for simulated; openai: the runtime\'s list)', parseList)
+    .addOption(new Option('--model-versions <list>', 'versions of models the runtime lists, as name@version,... (others run version 1)').env('NODE_MODEL_VERSIONS').argParser(parseList))
     .option('--capacity <n>', 'maximum concurrent jobs', parseInteger(1, 1024), 1)
+    // Declared, not detected: jobs go to nodes by what they declare (network, region, GPU memory).
+    .addOption(new Option('--network <network>', 'the network whose jobs this node takes').choices(NETWORKS).env('NODE_NETWORK').default('mainnet'))
+    .addOption(new Option('--region <slug>', 'where the node runs, e.g. eu-west (jobs asking for a region go only to nodes of that region)').env('NODE_REGION'))
+    .addOption(new Option('--gpu <class>', 'GPU class, e.g. rtx-4090 or a100-80gb (none without a GPU)').env('NODE_GPU').default('none'))
+    .addOption(new Option('--gpu-memory-mb <n>', 'GPU memory in MiB (0 without a GPU)').env('NODE_GPU_MEMORY_MB').argParser(parseInteger(0, MAX_GPU_MEMORY_MB)).default(0))
     .option('--latency-ms <n>', 'simulated generation time per job', parseInteger(0, 3_600_000))
     .option('--completion-tokens <n>', 'simulated completion length', parseInteger(0, 1_000_000))
     .option('--network-address <0x..>', 'network key address; jobs not signed by it are refused')
@@ -71,14 +83,19 @@ async function runNode(options: RunOptions): Promise<void> {
   if (!options.key) throw new Error('a node private key is required: --key or NODE_PRIVATE_KEY');
   const level = process.env.LOG_LEVEL ?? 'info';
   const logger = pino({ name: 'resultity-node', level: LOG_LEVELS.includes(level) ? level : 'info' });
-  const runtime = makeRuntime(options);
+  const { names, versions } = modelsAndVersions(options.models, options.modelVersions);
+  const runtime = makeRuntime({ ...options, models: names });
   const agent = await startNodeAgent({
     gatewayUrl: options.gateway,
     privateKey: options.key,
     operator: options.operator,
     runtime,
-    models: options.models,
+    models: names,
+    modelVersions: versions,
     capacity: options.capacity,
+    network: options.network,
+    region: options.region ?? null,
+    gpu: { name: options.gpu, memoryMb: options.gpuMemoryMb },
     networkAddress: options.networkAddress,
     logger,
   });
@@ -124,6 +141,26 @@ function untilSignalled(logger: Logger, stop: () => Promise<void>, kill: () => v
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+}
+
+/**
+ * Splits `name@version` entries (of --models and --model-versions) into the model names to serve and the
+ * version of each; a name without a version runs version 1. Syntax is checked when the agent starts.
+ */
+function modelsAndVersions(models: string[] | undefined, versionList: string[] | undefined): { names?: string[]; versions: Record<string, string> } {
+  const versions: Record<string, string> = {};
+  const split = (entry: string) => {
+    const at = entry.indexOf('@');
+    if (at < 0) return entry;
+    const name = entry.slice(0, at);
+    versions[name] = entry.slice(at + 1);
+    return name;
+  };
+  for (const entry of versionList ?? []) {
+    if (!entry.includes('@')) throw new Error(`--model-versions: expected name@version, got ${entry}`);
+    split(entry);
+  }
+  return { names: models?.map(split), versions };
 }
 
 function parseList(value: string): string[] {

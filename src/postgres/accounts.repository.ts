@@ -2,6 +2,7 @@
 // (available and held) when it is created, so the hot accept path never has to create them. Namespaces
 // are soft-deleted (migrations/0010_accounts_auth.sql says why): every lookup here sees live ones only,
 // except where a function says otherwise.
+import type { Network } from '../domain/eligibility.js';
 import type { Queryable } from './db.js';
 import { ledgerAccountId } from './ledger.repository.js';
 
@@ -21,6 +22,10 @@ export interface NamespaceRow {
   id: string;
   account_id: string;
   name: string;
+  /** Its jobs run on this network's nodes only (migration 0012). */
+  network: Network;
+  /** When bound to a subcloud, its jobs run on that subcloud's members only. */
+  subcloud: string | null;
   created_at: Date;
 }
 
@@ -30,7 +35,7 @@ export const EMAIL_UNIQUE = 'accounts_email_unique';
 export const NAMESPACE_NAME_UNIQUE = 'namespaces_account_name_live';
 
 const PROFILE = `id, name, email, wallet_address, created_at`;
-const NAMESPACE = `id, account_id, name, created_at`;
+const NAMESPACE = `id, account_id, name, network, subcloud, created_at`;
 
 async function insertAccount(q: Queryable, a: { name: string; email?: string; passwordHash?: string; walletAddress?: string }): Promise<AccountProfile> {
   const r = await q.query<AccountProfile>(
@@ -94,8 +99,8 @@ export async function findOrCreateWalletAccount(q: Queryable, walletAddress: str
   return { account, created: true };
 }
 
-export async function createNamespace(q: Queryable, accountId: string, name: string): Promise<NamespaceRow> {
-  const r = await q.query<NamespaceRow>(`INSERT INTO namespaces (account_id, name) VALUES ($1, $2) RETURNING ${NAMESPACE}`, [accountId, name]);
+export async function createNamespace(q: Queryable, accountId: string, name: string, network: Network = 'mainnet'): Promise<NamespaceRow> {
+  const r = await q.query<NamespaceRow>(`INSERT INTO namespaces (account_id, name, network) VALUES ($1, $2, $3) RETURNING ${NAMESPACE}`, [accountId, name, network]);
   const ns = r.rows[0]!;
   await ledgerAccountId(q, 'ns_available', ns.id);
   await ledgerAccountId(q, 'ns_held', ns.id);
@@ -105,6 +110,12 @@ export async function createNamespace(q: Queryable, accountId: string, name: str
 /** A live namespace; a deleted one is not found. */
 export async function findNamespace(q: Queryable, id: string): Promise<NamespaceRow | null> {
   const r = await q.query<NamespaceRow>(`SELECT ${NAMESPACE} FROM namespaces WHERE id = $1 AND deleted_at IS NULL`, [id]);
+  return r.rows[0] ?? null;
+}
+
+/** Binds a namespace to a subcloud (null: unbinds); null when the namespace does not exist. */
+export async function bindNamespace(q: Queryable, id: string, subcloud: string | null): Promise<NamespaceRow | null> {
+  const r = await q.query<NamespaceRow>(`UPDATE namespaces SET subcloud = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING ${NAMESPACE}`, [id, subcloud]);
   return r.rows[0] ?? null;
 }
 

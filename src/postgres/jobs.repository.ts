@@ -31,11 +31,15 @@ export interface JobRow {
   deadline_at: Date;
   published_at: Date | null;
   finished_at: Date | null;
+  /** Placement (migration 0012): the namespace's network and subcloud when accepted, the region asked for. */
+  network: string;
+  region: string | null;
+  subcloud: string | null;
 }
 
 const COLUMNS = `id, namespace_id, api_key_id, model, status, attempt, max_attempts, node_id, max_tokens, prompt_tokens_bound, hold_micro, charged_micro,
   input_price_micro, output_price_micro, min_charge_micro, priority, surcharge_bps, prompt_tokens, completion_tokens, error_code, error_message,
-  created_at, deadline_at, published_at, finished_at`;
+  created_at, deadline_at, published_at, finished_at, network, region, subcloud`;
 
 export interface NewJob {
   id: string;
@@ -53,13 +57,17 @@ export interface NewJob {
   priority?: PriorityClass;
   surchargeBps?: number;
   deadlineAt: Date;
+  /** Placement; unset: mainnet, any region, no subcloud (the columns' defaults). */
+  network?: string;
+  region?: string | null;
+  subcloud?: string | null;
 }
 
 export async function insertJob(q: Queryable, j: NewJob): Promise<JobRow> {
   const r = await q.query<JobRow>(
     `INSERT INTO jobs (id, namespace_id, api_key_id, model, status, max_attempts, max_tokens, prompt_tokens_bound, hold_micro,
-                       input_price_micro, output_price_micro, min_charge_micro, deadline_at, priority, surcharge_bps)
-     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING ${COLUMNS}`,
+                       input_price_micro, output_price_micro, min_charge_micro, deadline_at, network, region, subcloud, priority, surcharge_bps)
+     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING ${COLUMNS}`,
     [
       j.id,
       j.namespaceId,
@@ -73,6 +81,9 @@ export async function insertJob(q: Queryable, j: NewJob): Promise<JobRow> {
       j.outputPriceMicro,
       j.minChargeMicro,
       j.deadlineAt,
+      j.network ?? 'mainnet',
+      j.region ?? null,
+      j.subcloud ?? null,
       j.priority ?? 'standard',
       j.surchargeBps ?? 0,
     ],

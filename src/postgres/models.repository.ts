@@ -1,4 +1,5 @@
-// The model catalogue and its prices (integer micro-credits per token).
+// The model catalogue: prices (integer micro-credits per token) and requirements (migration 0012: the
+// current version nodes must run, the sha256 of its weights, the least GPU memory a node needs).
 import type { PrioritySurcharges } from '../domain/priority.js';
 import type { Queryable } from './db.js';
 
@@ -8,23 +9,57 @@ export interface ModelRow {
   output_price_micro: number;
   min_charge_micro: number;
   context_tokens: number;
+  version: string;
+  content_hash: string | null;
+  min_gpu_memory_mb: number;
   priority_surcharge_bps: PrioritySurcharges;
   created_at: Date;
 }
 
-const COLUMNS = `name, input_price_micro, output_price_micro, min_charge_micro, context_tokens, priority_surcharge_bps, created_at`;
+const COLUMNS = `name, input_price_micro, output_price_micro, min_charge_micro, context_tokens, version, content_hash, min_gpu_memory_mb, priority_surcharge_bps, created_at`;
 
+/**
+ * Inserts or updates a model. The requirements left undefined keep their current value (their default
+ * for a new model), so that repricing a model never resets its version; `contentHash: null` clears the hash.
+ */
 export async function upsertModel(
   q: Queryable,
-  m: { name: string; inputPriceMicro: number; outputPriceMicro: number; minChargeMicro: number; contextTokens: number; prioritySurchargeBps: PrioritySurcharges },
+  m: {
+    name: string;
+    inputPriceMicro: number;
+    outputPriceMicro: number;
+    minChargeMicro: number;
+    contextTokens: number;
+    version?: string;
+    contentHash?: string | null;
+    minGpuMemoryMb?: number;
+    /** Unset: kept as it is (a new model: none). */
+    prioritySurchargeBps?: PrioritySurcharges;
+  },
 ): Promise<ModelRow> {
   const r = await q.query<ModelRow>(
-    `INSERT INTO models (name, input_price_micro, output_price_micro, min_charge_micro, context_tokens, priority_surcharge_bps) VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO models (name, input_price_micro, output_price_micro, min_charge_micro, context_tokens, version, content_hash, min_gpu_memory_mb, priority_surcharge_bps)
+     VALUES ($1, $2, $3, $4, $5, coalesce($6, '1'), $7, coalesce($9, 0), coalesce($10::jsonb, '{}'::jsonb))
      ON CONFLICT (name) DO UPDATE SET input_price_micro = EXCLUDED.input_price_micro, output_price_micro = EXCLUDED.output_price_micro,
        min_charge_micro = EXCLUDED.min_charge_micro, context_tokens = EXCLUDED.context_tokens,
-       priority_surcharge_bps = EXCLUDED.priority_surcharge_bps, updated_at = now()
+       version = coalesce($6, models.version),
+       content_hash = CASE WHEN $8 THEN $7 ELSE models.content_hash END,
+       min_gpu_memory_mb = coalesce($9, models.min_gpu_memory_mb),
+       priority_surcharge_bps = coalesce($10::jsonb, models.priority_surcharge_bps),
+       updated_at = now()
      RETURNING ${COLUMNS}`,
-    [m.name, m.inputPriceMicro, m.outputPriceMicro, m.minChargeMicro, m.contextTokens, JSON.stringify(m.prioritySurchargeBps)],
+    [
+      m.name,
+      m.inputPriceMicro,
+      m.outputPriceMicro,
+      m.minChargeMicro,
+      m.contextTokens,
+      m.version ?? null,
+      m.contentHash ?? null,
+      m.contentHash !== undefined,
+      m.minGpuMemoryMb ?? null,
+      m.prioritySurchargeBps === undefined ? null : JSON.stringify(m.prioritySurchargeBps),
+    ],
   );
   return r.rows[0]!;
 }

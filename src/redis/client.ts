@@ -31,8 +31,13 @@ export class RedisKeys {
   nodeScores(): string {
     return `${this.prefix}node-scores`;
   }
-  ready(model: string): string {
-    return `${this.prefix}ready:${model}`;
+  /** The revision of the eligibility rules mirrored (redis/eligibility.repository.ts). */
+  eligibilityRevision(): string {
+    return `${this.prefix}elig:revision`;
+  }
+  /** Node ids by last heartbeat (readiness.lua.ts), for the status API. */
+  onlineNodes(): string {
+    return `${this.prefix}online`;
   }
   apiKey(hashHex: string): string {
     return `${this.prefix}apikey:${hashHex}`;

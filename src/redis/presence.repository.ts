@@ -1,9 +1,5 @@
-// Node presence, capacity and readiness in Redis.
-//
-//   <p>node:<id>        hash {instance, capacity, reported, models (comma list), seen}; expires
-//                       HEARTBEAT_TTL after the last heartbeat, which is how a silent node leaves rotation.
-//   <p>node:<id>:slots  sorted set of the job ids holding a slot on the node, scored by reservation time.
-//   <p>ready:<m>        sorted set of node ids serving model m, scored by free slots.
+// Node presence, capacity and readiness in Redis; the key layout and the eligibility rules it enforces
+// are in readiness.lua.ts and domain/eligibility.ts.
 //
 // A node's slots in use are max(reservations, the count the node itself reports): reservations cover
 // jobs the node has not heard of yet, the node's count covers work it still does for attempts the
@@ -13,66 +9,64 @@
 // release is idempotent and can never free a slot twice; heartbeats drop members older than any attempt
 // can live, so a release lost to a crash heals by itself.
 //
-// Reservation and release are Lua scripts, so "check capacity and take a slot" is one atomic step on
-// every instance. Every slot returned (and every heartbeat of a node with free slots) is announced on
-// <p>events:capacity, so waiting schedulers wake at once instead of polling. Stale readiness entries
-// (their node's presence expired) are removed lazily by the scripts that meet them. The scripts build
-// keys from a prefix argument rather than KEYS[], which ties them to one Redis server (not Redis Cluster;
-// the network issue moves them to hash-tagged keys).
+// Reservation and release are Lua scripts, so "check eligibility and capacity and take a slot" is one
+// atomic step on every instance. Stale readiness entries (their node's presence expired, or it came back
+// declaring something else) are removed lazily by the scripts that meet them.
+//
+// The admin's rules (model versions and floors, subclouds) are read from their Redis mirror. Without a
+// mirror (Redis lost everything) a reservation cannot tell an isolated node from a public one, so the
+// scripts answer "unsynced" and this repository has the mirror rebuilt from PostgreSQL (`resync`) and
+// tries once more: a read-through repair, instead of routing blind until the next maintenance tick.
 import type { Redis } from 'ioredis';
 import { LuaScript, type RedisKeys } from './client.js';
+import { READINESS_LUA } from './readiness.lua.js';
+import type { DeclaredModel } from '../domain/protocol.js';
+import type { Gpu, Network, Placement } from '../domain/eligibility.js';
 
-/** Shared Lua: recompute a node's free slots, write them to each of its models' readiness sets, announce. */
-const REFRESH = `
-local function refresh(p, id, nk, announce)
-  local f = redis.call('HMGET', nk, 'capacity', 'reported', 'models')
-  local cap, reported = tonumber(f[1]), tonumber(f[2] or '0')
-  local used = math.max(redis.call('ZCARD', nk .. ':slots'), reported)
-  local free = cap - used
-  if free < 0 then free = 0 end
-  for m in string.gmatch(f[3] or '', '[^,]+') do redis.call('ZADD', p .. 'ready:' .. m, free, id) end
-  if announce and free > 0 and (f[3] or '') ~= '' then redis.call('PUBLISH', p .. 'events:capacity', f[3]) end
-  return free
-end
-`;
+/** What the scripts answer when the rules' mirror is missing. */
+const UNSYNCED = -1;
 
 /**
  * Upserts a node's presence from a registration or heartbeat.
- * ARGV: prefix, nodeId, instance, capacity, models (csv), reported running, ttlMs, mode, now, slotMaxAgeMs
+ * ARGV: prefix, nodeId, instance, capacity, models ('name@version' csv), reported running, ttlMs, mode,
+ * now, slotMaxAgeMs, network, region ('' undeclared), gpu class, gpu memory (MiB)
  * mode 'register' (a new connection): reservations of the old connection are dropped (its attempts were
  * failed when it closed). mode 'heartbeat': reservations older than slotMaxAgeMs are dropped.
  * Returns 1 when the presence was (re)created, 0 when refreshed.
  */
-const UPSERT = new LuaScript(`${REFRESH}
-local p, id, inst, cap, models, reported, ttl, mode, now, maxAge = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
+const UPSERT = new LuaScript(`${READINESS_LUA}
+local p, id, inst, cap, models, reported, ttl, mode, now, maxAge = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local nk = p .. 'node:' .. id
 local slots = nk .. ':slots'
 local existed = redis.call('EXISTS', nk) == 1
-local old = existed and (redis.call('HGET', nk, 'models') or '') or ''
 if mode == 'register' then redis.call('DEL', slots) else redis.call('ZREMRANGEBYSCORE', slots, '-inf', now - maxAge) end
-redis.call('HSET', nk, 'instance', inst, 'capacity', cap, 'reported', reported, 'models', models, 'seen', now)
+redis.call('HSET', nk, 'instance', inst, 'capacity', cap, 'reported', reported, 'models', models, 'seen', now,
+  'network', ARGV[11], 'region', ARGV[12], 'gpu', ARGV[13], 'gpu_mem', ARGV[14])
 redis.call('PEXPIRE', nk, ttl)
 redis.call('PEXPIRE', slots, ttl)
-local keep = {}
-for m in string.gmatch(models, '[^,]+') do keep[m] = true end
-for m in string.gmatch(old, '[^,]+') do
-  if not keep[m] then redis.call('ZREM', p .. 'ready:' .. m, id) end
-end
-refresh(p, id, nk, true)
+-- The status API's list of nodes; entries older than the presence TTL belong to expired nodes.
+redis.call('ZADD', p .. 'online', now, id)
+redis.call('ZREMRANGEBYSCORE', p .. 'online', '-inf', now - ttl)
+repool(p, id, nk)
+rescore(p, id, nk, true)
 if existed then return 0 else return 1 end
 `);
 
 /**
- * Reserves a slot for a job on the node with the most free slots serving a model, skipping excluded nodes
- * and flagged ones (<p>unroutable:<id> holds a time in the future; see node-flags.repository.ts).
- * ARGV: prefix, model, excluded (csv), candidates to examine, jobId, now, a random non-negative integer
- * Returns {nodeId, instance} or nil.
+ * Reserves a slot for a job on an eligible node of its pool, the one with the most free slots, skipping
+ * excluded nodes and flagged ones (<p>unroutable:<id> holds a time in the future; node-flags.repository.ts).
+ * ARGV: prefix, network, model, region, subcloud, excluded (csv), candidates to examine, jobId, now,
+ * a random non-negative integer.
+ * Returns {nodeId, instance}, nil when no candidate can take it, or -1 when the rules' mirror is missing.
  */
-const RESERVE = new LuaScript(`${REFRESH}
-local p, model, maxc, job, now, spin = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7])
-local ready = p .. 'ready:' .. model
+const RESERVE = new LuaScript(`${READINESS_LUA}
+local p, network, model, region, sc = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local maxc, job, now, spin = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
+if redis.call('EXISTS', p .. 'elig:revision') == 0 then return ${UNSYNCED} end
+local ready, mv, floor = placement(p, network, model, region, sc)
+if not ready then return nil end
 local excluded = {}
-for id in string.gmatch(ARGV[3], '[^,]+') do excluded[id] = true end
+for id in string.gmatch(ARGV[6], '[^,]+') do excluded[id] = true end
 -- Most free slots first; among the nodes tied for the most, start at a caller-chosen random offset, so
 -- that equally idle nodes share the work instead of the first in key order taking all of it.
 local raw = redis.call('ZREVRANGEBYSCORE', ready, '+inf', 1, 'WITHSCORES', 'LIMIT', 0, maxc)
@@ -87,20 +81,19 @@ end
 for _, id in ipairs(order) do
   if not excluded[id] then
     local nk = p .. 'node:' .. id
-    local f = redis.call('HMGET', nk, 'capacity', 'reported', 'instance', 'models')
-    if not f[1] or not string.find(',' .. (f[4] or '') .. ',', ',' .. model .. ',', 1, true) then
-      -- Presence expired, or the node came back serving other models: a stale readiness entry.
+    local f = redis.call('HMGET', nk, 'capacity', 'network', 'region', 'models', 'reported', 'instance', 'gpu_mem')
+    if not entry_current(f, network, mv, region) then
       redis.call('ZREM', ready, id)
-    else
+    elseif tonumber(f[7] or '0') >= floor and member_ok(p, id, sc)
+        and tonumber(redis.call('GET', p .. 'unroutable:' .. id) or '0') <= now then
       local slots = nk .. ':slots'
-      local blocked = tonumber(redis.call('GET', p .. 'unroutable:' .. id) or '0') > tonumber(now)
-      if not blocked and math.max(redis.call('ZCARD', slots), tonumber(f[2] or '0')) < tonumber(f[1]) then
+      if math.max(redis.call('ZCARD', slots), tonumber(f[5] or '0')) < tonumber(f[1]) then
         redis.call('ZADD', slots, now, job)
         redis.call('PEXPIRE', slots, redis.call('PTTL', nk))
-        refresh(p, id, nk, false)
-        return {id, f[3]}
+        rescore(p, id, nk, false)
+        return {id, f[6]}
       end
-      refresh(p, id, nk, false)
+      rescore(p, id, nk, false)
     end
   end
 end
@@ -108,35 +101,44 @@ return nil
 `);
 
 /** Returns a job's slot on a node and announces it; a no-op when the job holds none. ARGV: prefix, nodeId, jobId. */
-const RELEASE = new LuaScript(`${REFRESH}
+const RELEASE = new LuaScript(`${READINESS_LUA}
 local p, id, job = ARGV[1], ARGV[2], ARGV[3]
 local nk = p .. 'node:' .. id
 if redis.call('ZREM', nk .. ':slots', job) == 0 or redis.call('EXISTS', nk) == 0 then return -1 end
-return refresh(p, id, nk, true)
+return rescore(p, id, nk, true)
 `);
 
 /** Removes a node's presence if the given instance still holds it. ARGV: prefix, nodeId, instance. */
 const REMOVE = new LuaScript(`
 local p, id, inst = ARGV[1], ARGV[2], ARGV[3]
 local nk = p .. 'node:' .. id
-local f = redis.call('HMGET', nk, 'instance', 'models')
+local f = redis.call('HMGET', nk, 'instance', 'pools')
 if not f[1] or f[1] ~= inst then return 0 end
-for m in string.gmatch(f[2] or '', '[^,]+') do redis.call('ZREM', p .. 'ready:' .. m, id) end
+for k in string.gmatch(f[2] or '', '[^,]+') do redis.call('ZREM', p .. k, id) end
+redis.call('ZREM', p .. 'online', id)
 redis.call('DEL', nk, nk .. ':slots')
 return 1
 `);
 
-/** Counts live, unflagged nodes serving a model, dropping stale entries. ARGV: prefix, model, now. */
-const COUNT_LIVE = new LuaScript(`
-local p, model, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local ready = p .. 'ready:' .. model
+/**
+ * Counts live, unflagged nodes eligible for a placement (free slots or not), up to `atMost` (0: all),
+ * dropping stale entries. ARGV: prefix, network, model, region, subcloud, now, atMost.
+ * Returns the count, or -1 when the rules' mirror is missing.
+ */
+const COUNT_ELIGIBLE = new LuaScript(`${READINESS_LUA}
+local p, network, model, region, sc, now, atMost = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+if redis.call('EXISTS', p .. 'elig:revision') == 0 then return ${UNSYNCED} end
+local ready, mv, floor = placement(p, network, model, region, sc)
+if not ready then return 0 end
 local n = 0
 for _, id in ipairs(redis.call('ZRANGE', ready, 0, -1)) do
-  local models = redis.call('HGET', p .. 'node:' .. id, 'models')
-  if models and string.find(',' .. models .. ',', ',' .. model .. ',', 1, true) then
-    if tonumber(redis.call('GET', p .. 'unroutable:' .. id) or '0') <= now then n = n + 1 end
-  else
+  local f = redis.call('HMGET', p .. 'node:' .. id, 'capacity', 'network', 'region', 'models', 'gpu_mem')
+  if not entry_current(f, network, mv, region) then
     redis.call('ZREM', ready, id)
+  elseif tonumber(f[5] or '0') >= floor and member_ok(p, id, sc)
+      and tonumber(redis.call('GET', p .. 'unroutable:' .. id) or '0') <= now then
+    n = n + 1
+    if atMost > 0 and n >= atMost then return n end
   end
 end
 return n
@@ -147,6 +149,19 @@ export interface Reservation {
   instance: string;
 }
 
+/** What a node declares about itself at registration and in every heartbeat. */
+export interface NodeDeclaration {
+  nodeId: string;
+  instance: string;
+  capacity: number;
+  running: number;
+  network: Network;
+  region: string | null;
+  gpu: Gpu;
+  models: readonly DeclaredModel[];
+  mode: 'register' | 'heartbeat';
+}
+
 export class PresenceRepository {
   constructor(
     private readonly redis: Redis,
@@ -154,29 +169,49 @@ export class PresenceRepository {
     private readonly ttlMs: number,
     /** No attempt lives longer than this; a reservation older than it was leaked and is dropped. */
     private readonly slotMaxAgeMs: number,
+    /** Rebuilds the mirror of the eligibility rules from PostgreSQL (EligibilityService.sync). */
+    private readonly resync: () => Promise<void>,
   ) {}
 
   /** Returns true when the presence was created (new, expired or lost with Redis) rather than refreshed. */
-  async upsert(p: { nodeId: string; instance: string; capacity: number; models: readonly string[]; running: number; mode: 'register' | 'heartbeat' }): Promise<boolean> {
+  async upsert(n: NodeDeclaration): Promise<boolean> {
     const created = await UPSERT.run(this.redis, [
       this.keys.prefix,
-      p.nodeId,
-      p.instance,
-      p.capacity,
-      p.models.join(','),
-      p.running,
+      n.nodeId,
+      n.instance,
+      n.capacity,
+      n.models.map((m) => `${m.name}@${m.version}`).join(','),
+      n.running,
       this.ttlMs,
-      p.mode,
+      n.mode,
       Date.now(),
       this.slotMaxAgeMs,
+      n.network,
+      n.region ?? '',
+      n.gpu.name,
+      n.gpu.memoryMb,
     ]);
     return created === 1;
   }
 
-  /** Reserves a slot for `jobId` on an idle node serving `model`, preferring nodes not in `exclude`. */
-  async reserve(model: string, jobId: string, exclude: readonly string[], candidates = 32): Promise<Reservation | null> {
-    const spin = Math.floor(Math.random() * 1_000_000);
-    const r = (await RESERVE.run(this.redis, [this.keys.prefix, model, exclude.join(','), candidates, jobId, Date.now(), spin])) as [string, string] | null;
+  /**
+   * Reserves a slot for `jobId` on an idle node eligible for `placement`, preferring nodes not in
+   * `exclude`. At most `candidates` nodes of the job's pool are examined (the most free first): the
+   * script's running time stays bounded on a large fleet, at the price that a job whose pool's top
+   * candidates are all ineligible for it (below its GPU floor, flagged) waits for the next try.
+   */
+  async reserve(placement: Placement, jobId: string, exclude: readonly string[], candidates = 32): Promise<Reservation | null> {
+    const run = () =>
+      RESERVE.run(this.redis, [
+        this.keys.prefix,
+        ...placementArgs(placement),
+        exclude.join(','),
+        candidates,
+        jobId,
+        Date.now(),
+        Math.floor(Math.random() * 1_000_000),
+      ]);
+    const r = (await this.synced(run)) as [string, string] | null;
     return r ? { nodeId: r[0], instance: r[1] } : null;
   }
 
@@ -189,7 +224,26 @@ export class PresenceRepository {
     await REMOVE.run(this.redis, [this.keys.prefix, nodeId, instance]);
   }
 
-  async liveNodeCount(model: string): Promise<number> {
-    return (await COUNT_LIVE.run(this.redis, [this.keys.prefix, model, Date.now()])) as number;
+  /**
+   * Live, unflagged nodes that could run a job of this placement (busy or not), counted up to `atMost`
+   * (callers asking "is there any?" pass 1, which stops at the first). Walks the placement's whole pool.
+   */
+  async liveNodeCount(placement: Placement, atMost = 0): Promise<number> {
+    const run = () => COUNT_ELIGIBLE.run(this.redis, [this.keys.prefix, ...placementArgs(placement), Date.now(), atMost]);
+    return (await this.synced(run)) as number;
   }
+
+  /** Runs a script; when it finds no rules mirror, has the mirror rebuilt and runs it once more. */
+  private async synced(run: () => Promise<unknown>): Promise<unknown> {
+    const first = await run();
+    if (first !== UNSYNCED) return first;
+    await this.resync();
+    const second = await run();
+    if (second === UNSYNCED) throw new Error('the eligibility rules are not mirrored in Redis after a resync');
+    return second;
+  }
+}
+
+function placementArgs(p: Placement): string[] {
+  return [p.network, p.model, p.region ?? '', p.subcloud ?? ''];
 }

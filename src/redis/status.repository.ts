@@ -1,16 +1,16 @@
-// Read-only views of node presence for the public status API (see presence.repository.ts for the key
-// layout). Pipelined reads, not a Lua script: a snapshot needs no atomicity (it is a picture of a moving
-// fleet, cached for a second), and a long script would block Redis for every other client while it
-// walks a large fleet, where pipelined commands interleave with theirs.
+// Read-only views of node presence for the public status API (see readiness.lua.ts for the key layout).
+// Pipelined reads, not a Lua script: a snapshot needs no atomicity (it is a picture of a moving fleet,
+// cached for a second), and a long script would block Redis for every other client while it walks a
+// large fleet, where pipelined commands interleave with theirs.
 //
-// Nothing here writes: stale readiness entries (their node's presence expired) are skipped, and left for
-// the reservation scripts to remove as they meet them.
+// The fleet is read from <p>online (every node by last heartbeat) and each node's presence hash; an
+// entry whose presence expired is skipped. Nothing here writes.
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './client.js';
+import { NETWORKS, type Network } from '../domain/eligibility.js';
 
-/** Live nodes serving one model, and their slots. */
-export interface ModelLoad {
-  /** Nodes whose presence is live and which still advertise the model. */
+/** Live nodes serving one model (or a network's total), and their slots. */
+export interface Load {
   onlineNodes: number;
   /** Sum of those nodes' capacities. */
   capacity: number;
@@ -18,18 +18,34 @@ export interface ModelLoad {
   inUse: number;
 }
 
-export interface FleetLoad {
-  byModel: Map<string, ModelLoad>;
-  /** The same figures over distinct nodes: a node serving several models counts once. */
-  total: ModelLoad;
+export interface NetworkLoad {
+  /** Over distinct nodes serving at least one catalogue model: a node serving several counts once. */
+  total: Load;
+  /** Per catalogue model: the nodes that could be given it (its current version, GPU memory >= its floor). */
+  byModel: Map<string, Load>;
+  /** Node counts per declared region (null: undeclared) and per GPU class. */
+  byRegion: Map<string | null, number>;
+  byGpu: Map<string, number>;
+}
+
+/** What the catalogue asks of a node for each model. */
+export interface ModelRequirement {
+  name: string;
+  version: string;
+  minGpuMemoryMb: number;
 }
 
 /** Node ids read per pipeline: bounds the memory of one round trip on a large fleet. */
 const NODE_BATCH = 500;
 
 interface NodeState {
+  network: string;
+  region: string | null;
+  gpu: string;
+  gpuMemoryMb: number;
   capacity: number;
   inUse: number;
+  /** 'name@version' */
   models: Set<string>;
 }
 
@@ -39,58 +55,69 @@ export class StatusRepository {
     private readonly keys: RedisKeys,
   ) {}
 
-  async fleetLoad(models: readonly string[]): Promise<FleetLoad> {
-    const members = new Map<string, string[]>();
-    if (models.length > 0) {
-      const p = this.redis.pipeline();
-      for (const m of models) p.zrange(this.keys.ready(m), 0, -1);
-      const replies = unwrap<string[]>(await p.exec());
-      models.forEach((m, i) => members.set(m, replies[i] ?? []));
+  /** The load of every network (both always present), counted against the catalogue's requirements. */
+  async fleetLoad(models: readonly ModelRequirement[]): Promise<Map<Network, NetworkLoad>> {
+    const result = new Map<Network, NetworkLoad>();
+    for (const network of NETWORKS) {
+      result.set(network, { total: emptyLoad(), byModel: new Map(models.map((m) => [m.name, emptyLoad()])), byRegion: new Map(), byGpu: new Map() });
     }
+    // The catalogue entry each node-declared 'name@version' counts for, and the GPU floor it needs.
+    const wanted = new Map(models.map((m) => [`${m.name}@${m.version}`, m]));
+    for (const n of await this.liveNodes()) {
+      const load = result.get(n.network as Network);
+      if (!load) continue;
+      let serving = false;
+      for (const mv of n.models) {
+        const m = wanted.get(mv);
+        if (!m || n.gpuMemoryMb < m.minGpuMemoryMb) continue;
+        add(load.byModel.get(m.name)!, n);
+        serving = true;
+      }
+      if (!serving) continue;
+      add(load.total, n);
+      load.byRegion.set(n.region, (load.byRegion.get(n.region) ?? 0) + 1);
+      load.byGpu.set(n.gpu, (load.byGpu.get(n.gpu) ?? 0) + 1);
+    }
+    return result;
+  }
 
-    const ids = [...new Set([...members.values()].flat())];
-    const nodes = new Map<string, NodeState>();
+  private async liveNodes(): Promise<NodeState[]> {
+    const ids = await this.redis.zrange(this.keys.onlineNodes(), 0, -1);
+    const nodes: NodeState[] = [];
     for (let i = 0; i < ids.length; i += NODE_BATCH) {
       const batch = ids.slice(i, i + NODE_BATCH);
       const p = this.redis.pipeline();
       for (const id of batch) {
         const key = this.keys.node(id);
-        p.hmget(key, 'capacity', 'reported', 'models');
+        p.hmget(key, 'capacity', 'reported', 'models', 'network', 'region', 'gpu', 'gpu_mem');
         p.zcard(`${key}:slots`);
       }
       const replies = unwrap<unknown>(await p.exec());
-      batch.forEach((id, j) => {
-        const [cap, reported, csv] = replies[2 * j] as Array<string | null>;
+      batch.forEach((_id, j) => {
+        const [cap, reported, csv, network, region, gpu, gpuMem] = replies[2 * j] as Array<string | null>;
         const capacity = Number(cap);
-        if (cap == null || !Number.isFinite(capacity)) return; // presence expired: not live
+        if (cap == null || network == null || !Number.isFinite(capacity)) return; // presence expired: not live
         const used = Math.max(Number(replies[2 * j + 1]) || 0, Number(reported) || 0);
-        nodes.set(id, { capacity, inUse: Math.min(used, capacity), models: new Set((csv ?? '').split(',').filter(Boolean)) });
+        nodes.push({
+          network,
+          region: region ? region : null,
+          gpu: gpu ?? 'none',
+          gpuMemoryMb: Number(gpuMem) || 0,
+          capacity,
+          inUse: Math.min(used, capacity),
+          models: new Set((csv ?? '').split(',').filter(Boolean)),
+        });
       });
     }
-
-    const byModel = new Map<string, ModelLoad>();
-    const counted = new Set<string>();
-    const total: ModelLoad = { onlineNodes: 0, capacity: 0, inUse: 0 };
-    for (const m of models) {
-      const load: ModelLoad = { onlineNodes: 0, capacity: 0, inUse: 0 };
-      for (const id of members.get(m) ?? []) {
-        const n = nodes.get(id);
-        // A readiness entry can outlive the node's interest in the model: a node whose presence expired
-        // and that came back with other models leaves its old entries behind. Count what it advertises.
-        if (!n || !n.models.has(m)) continue;
-        add(load, n);
-        if (!counted.has(id)) {
-          counted.add(id);
-          add(total, n);
-        }
-      }
-      byModel.set(m, load);
-    }
-    return { byModel, total };
+    return nodes;
   }
 }
 
-function add(load: ModelLoad, n: NodeState): void {
+function emptyLoad(): Load {
+  return { onlineNodes: 0, capacity: 0, inUse: 0 };
+}
+
+function add(load: Load, n: NodeState): void {
   load.onlineNodes += 1;
   load.capacity += n.capacity;
   load.inUse += n.inUse;

@@ -4,15 +4,18 @@
 // can use it. Placing jobs one at a time through one loop is what makes the order hold: before, every
 // waiting job raced for each freed slot and the winner was whoever's Redis call landed first.
 //
-// A job that cannot use the free node (a future eligibility constraint, or a node it has failed on) does
-// not block the others: the pump tries the next job of another "shape" (the set of constraints the
-// reservation checks), a bounded number per round.
+// A job that cannot use the free node (another network, region or subcloud) does not block the others:
+// the pump tries the next job of another "shape" (the placement the reservation checks), a bounded number
+// per round.
 import type { Logger } from 'pino';
+import type { Placement } from '../domain/eligibility.js';
 import type { Reservation } from '../redis/presence.repository.js';
 import { FairQueue, type FairEntry } from './fair-queue.js';
 
 export interface PlacementRequest extends FairEntry {
-  /** What the reservation checks beyond the model; jobs of one shape fit exactly the same nodes. */
+  /** Where the job may run (network, model, region, subcloud). */
+  placement: Placement;
+  /** The placement as a key: jobs of one shape fit exactly the same nodes. */
   shape: string;
   /** Nodes the job has failed on, tried last. */
   exclude: readonly string[];

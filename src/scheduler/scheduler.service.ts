@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Consumer } from 'rabbitmq-client';
 import type { Config } from '../config.js';
 import { retryDelayMs } from '../domain/jobs.js';
+import { describePlacement, placementOf } from '../domain/eligibility.js';
 import { signMessage } from '../domain/signatures.js';
 import type { JobDispatch } from '../domain/protocol.js';
 import { withTransaction, type Db } from '../postgres/db.js';
@@ -105,7 +106,7 @@ export class Scheduler {
       d = new ModelDispatcher({
         model,
         // Prefer a node this job has not failed on; fall back to any when those are all there is.
-        reserve: async (r) => (await presence.reserve(model, r.jobId, r.exclude)) ?? (r.exclude.length > 0 ? presence.reserve(model, r.jobId, []) : null),
+        reserve: async (r) => (await presence.reserve(r.placement, r.jobId, r.exclude)) ?? (r.exclude.length > 0 ? presence.reserve(r.placement, r.jobId, []) : null),
         release: (reservation, jobId) => presence.release(reservation.nodeId, jobId),
         waitForCapacity: (ms, signal) => events.waitForCapacity(model, ms, signal),
         stopping: this.stopping.signal,
@@ -156,27 +157,30 @@ export class Scheduler {
         continue;
       }
 
+      const placement = placementOf(job);
       const reservation = await this.dispatcherFor(job.model).place(
         {
           jobId,
           namespaceId: job.namespace_id,
           priority: job.priority,
           arrivedAt: job.created_at.getTime(),
-          // Every job of a model fits the same nodes: `exclude` only orders the choice (see reserve above).
-          shape: job.model,
+          placement,
+          // Jobs with the same placement fit the same nodes: `exclude` only orders the choice (see reserve above).
+          shape: describePlacement(placement),
           exclude: tried,
         },
         Math.max(1, Math.min(job.deadline_at.getTime() - now, liveSeen ? PLACEMENT_RECHECK_MS : NO_NODE_RECHECK_MS)),
       );
       if (!reservation) {
         if (signal.aborted) throw new Error('scheduler stopping');
-        // No node came free in time: is any node serving the model at all?
-        const live = await this.d.presence.liveNodeCount(job.model);
+        // No node came free in time. Eligible nodes, busy or not: none for the whole grace means nobody
+        // can serve this job.
+        const live = await this.d.presence.liveNodeCount(placement, 1);
         liveSeen = live > 0;
         if (live > 0) noNodeSince = null;
         else noNodeSince ??= Date.now();
         if (noNodeSince !== null && Date.now() - noNodeSince >= config.NO_NODE_GRACE_MS) {
-          await this.endWithoutResult(jobId, 'failed', 'no_node_available', `No online node served '${job.model}' for ${config.NO_NODE_GRACE_MS} ms.`);
+          await this.endWithoutResult(jobId, 'failed', 'no_node_available', `No online node eligible for ${describePlacement(placement)} for ${config.NO_NODE_GRACE_MS} ms.`);
           return;
         }
         continue;

@@ -10,9 +10,34 @@ import type { StatusService } from './status.service.js';
 const count = { type: 'integer', minimum: 0 } as const;
 const nullableMs = { type: ['number', 'null'] } as const;
 
+const slotCounts = { online_nodes: count, capacity: count, in_use: count, free: count } as const;
+const slotCountsRequired = ['online_nodes', 'capacity', 'in_use', 'free'] as const;
+
+const networkSchema = {
+  type: 'object',
+  required: ['network', 'nodes', 'by_region', 'by_gpu', 'models'],
+  additionalProperties: false,
+  properties: {
+    network: { type: 'string' },
+    nodes: { type: 'object', required: slotCountsRequired, additionalProperties: false, properties: slotCounts },
+    by_region: {
+      type: 'array',
+      items: { type: 'object', required: ['region', 'online_nodes'], additionalProperties: false, properties: { region: { type: ['string', 'null'] }, online_nodes: count } },
+    },
+    by_gpu: {
+      type: 'array',
+      items: { type: 'object', required: ['gpu', 'online_nodes'], additionalProperties: false, properties: { gpu: { type: 'string' }, online_nodes: count } },
+    },
+    models: {
+      type: 'array',
+      items: { type: 'object', required: ['id', ...slotCountsRequired], additionalProperties: false, properties: { id: { type: 'string' }, ...slotCounts } },
+    },
+  },
+} as const;
+
 const snapshotSchema = {
   type: 'object',
-  required: ['generated_at', 'nodes', 'models', 'jobs_last_minute'],
+  required: ['generated_at', 'nodes', 'models', 'networks', 'jobs_last_minute'],
   additionalProperties: false,
   properties: {
     generated_at: { type: 'string' },
@@ -26,18 +51,20 @@ const snapshotSchema = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['id', 'online_nodes', 'capacity', 'in_use', 'queued', 'waiting'],
+        required: ['id', 'online_nodes', 'capacity', 'in_use', 'free', 'queued', 'waiting'],
         additionalProperties: false,
         properties: {
           id: { type: 'string' },
           online_nodes: count,
           capacity: count,
           in_use: count,
+          free: count,
           queued: { type: ['integer', 'null'] },
           waiting: count,
         },
       },
     },
+    networks: { type: 'array', items: networkSchema },
     jobs_last_minute: {
       type: 'object',
       required: ['completed', 'failed', 'expired', 'requests_per_second', 'latency_ms'],

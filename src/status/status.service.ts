@@ -3,14 +3,17 @@
 // aggregate counts per model and over the network.
 //
 // Sources, read together once per snapshot:
-//   models          PostgreSQL, the catalogue (listModels)
-//   nodes, slots    Redis presence: the ready:<model> members whose node:<id> presence is live
+//   models          PostgreSQL, the catalogue (listModels): names, current versions, GPU floors
+//   nodes, slots    Redis presence: the nodes of <p>online whose node:<id> presence is live
 //   queued          RabbitMQ, ready messages in the model's queue (passive declare)
 //   waiting         PostgreSQL, accepted jobs not running yet
 //   jobs_last_minute PostgreSQL, jobs finished in the last 60 s
 //
-// Not reported yet: nodes by region and by GPU class. Heartbeats carry models, capacity and the running
-// count only (src/domain/protocol.ts); once they carry region and GPU, they belong beside `models` here.
+// A node counts for a model when it could be given the model's jobs by what it declares: the model at
+// the catalogue's current version, GPU memory at least the model's floor (subclouds aside: a status page
+// shows the network, not who may use which part of it). Networks are reported apart (`networks`), as
+// their nodes never serve each other's jobs; `nodes` and `models` sum both networks, with the queues
+// (which are per model).
 //
 // Public and cached: a snapshot is computed at most once per `ttlMs` per instance, and callers that
 // arrive while one is being computed share it, so that any request rate costs the engines one snapshot
@@ -27,7 +30,8 @@ import type { Db } from '../postgres/db.js';
 import { listModels } from '../postgres/models.repository.js';
 import { recentJobStats, waitingJobsByModel } from '../postgres/status.repository.js';
 import type { RedisKeys } from '../redis/client.js';
-import { StatusRepository } from '../redis/status.repository.js';
+import { StatusRepository, type Load, type NetworkLoad } from '../redis/status.repository.js';
+import { NETWORKS, type Network } from '../domain/eligibility.js';
 import { QueueDepth } from '../rabbitmq/queue-depth.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 
@@ -46,6 +50,8 @@ export interface ModelStatus {
   capacity: number;
   /** Slots in use on those nodes (reserved by a scheduler or reported running by the node). */
   in_use: number;
+  /** capacity - in_use: slots free for new jobs right now. */
+  free: number;
   /** Messages ready in the model's RabbitMQ queue; null when the broker could not be asked. */
   queued: number | null;
   /**
@@ -57,12 +63,34 @@ export interface ModelStatus {
   waiting: number;
 }
 
+/** Nodes and slots, as a whole or for one model. */
+export interface SlotCounts {
+  online_nodes: number;
+  capacity: number;
+  in_use: number;
+  free: number;
+}
+
+/** One network's fleet: its nodes never serve the other network's jobs. */
+export interface NetworkStatus {
+  network: Network;
+  /** Distinct online nodes serving at least one model of the catalogue. */
+  nodes: SlotCounts;
+  /** Those nodes per declared region (null: undeclared) and per GPU class, sorted by name. */
+  by_region: Array<{ region: string | null; online_nodes: number }>;
+  by_gpu: Array<{ gpu: string; online_nodes: number }>;
+  /** Every catalogue model, with the nodes of this network that could be given it and their slots. */
+  models: Array<{ id: string } & SlotCounts>;
+}
+
 export interface StatusSnapshot {
   /** When this snapshot was computed (ISO 8601); it is served unchanged for up to a second. */
   generated_at: string;
   /** Distinct online nodes serving at least one model of the catalogue, their capacity and slots in use. */
   nodes: { online: number; capacity: number; in_use: number };
   models: ModelStatus[];
+  /** Per network (mainnet first, both always present). */
+  networks: NetworkStatus[];
   jobs_last_minute: {
     completed: number;
     failed: number;
@@ -117,28 +145,27 @@ export class StatusService {
   private async compute(): Promise<StatusSnapshot> {
     const generatedAt = new Date();
     const { db } = this.d;
-    const models = (await listModels(db)).map((m) => m.name);
+    const catalogue = await listModels(db);
+    const models = catalogue.map((m) => m.name);
     const [fleet, queued, waiting, recent] = await Promise.all([
-      this.nodes.fleetLoad(models),
+      this.nodes.fleetLoad(catalogue.map((m) => ({ name: m.name, version: m.version, minGpuMemoryMb: m.min_gpu_memory_mb }))),
       this.queueDepths(models),
       waitingJobsByModel(db),
       recentJobStats(db, STATUS_WINDOW_SECONDS),
     ]);
     const finished = recent.completed + recent.failed + recent.expired + recent.cancelled;
+    const networks = NETWORKS.map((n) => fleet.get(n)!);
+    const total = sumLoads(networks.map((n) => n.total));
     return {
       generated_at: generatedAt.toISOString(),
-      nodes: { online: fleet.total.onlineNodes, capacity: fleet.total.capacity, in_use: fleet.total.inUse },
-      models: models.map((id) => {
-        const load = fleet.byModel.get(id);
-        return {
-          id,
-          online_nodes: load?.onlineNodes ?? 0,
-          capacity: load?.capacity ?? 0,
-          in_use: load?.inUse ?? 0,
-          queued: queued ? (queued.get(id) ?? 0) : null,
-          waiting: waiting.get(id) ?? 0,
-        };
-      }),
+      nodes: { online: total.onlineNodes, capacity: total.capacity, in_use: total.inUse },
+      models: models.map((id) => ({
+        id,
+        ...slotCounts(sumLoads(networks.map((n) => n.byModel.get(id)!))),
+        queued: queued ? (queued.get(id) ?? 0) : null,
+        waiting: waiting.get(id) ?? 0,
+      })),
+      networks: NETWORKS.map((network) => networkStatus(network, fleet.get(network)!, models)),
       jobs_last_minute: {
         completed: recent.completed,
         failed: recent.failed,
@@ -165,6 +192,30 @@ export class StatusService {
       return null;
     }
   }
+}
+
+function networkStatus(network: Network, load: NetworkLoad, models: readonly string[]): NetworkStatus {
+  const byName = <K extends string | null>(a: [K, number], b: [K, number]) => String(a[0] ?? '').localeCompare(String(b[0] ?? ''));
+  return {
+    network,
+    nodes: slotCounts(load.total),
+    by_region: [...load.byRegion].sort(byName).map(([region, n]) => ({ region, online_nodes: n })),
+    by_gpu: [...load.byGpu].sort(byName).map(([gpu, n]) => ({ gpu, online_nodes: n })),
+    models: models.map((id) => ({ id, ...slotCounts(load.byModel.get(id)!) })),
+  };
+}
+
+function slotCounts(l: Load): SlotCounts {
+  return { online_nodes: l.onlineNodes, capacity: l.capacity, in_use: l.inUse, free: l.capacity - l.inUse };
+}
+
+/** Loads of the two networks added up (a node belongs to one network, so nothing counts twice). */
+function sumLoads(loads: Load[]): Load {
+  return loads.reduce((a, b) => ({ onlineNodes: a.onlineNodes + b.onlineNodes, capacity: a.capacity + b.capacity, inUse: a.inUse + b.inUse }), {
+    onlineNodes: 0,
+    capacity: 0,
+    inUse: 0,
+  });
 }
 
 function roundMs(ms: number | null): number | null {

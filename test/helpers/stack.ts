@@ -16,6 +16,7 @@ import { startNodeAgent, type NodeAgent } from '../../src/node-agent/agent.js';
 import { WebSocket } from 'ws';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
 import { PRIORITY_CLASSES } from '../../src/domain/priority.js';
+import type { Gpu, Network } from '../../src/domain/eligibility.js';
 
 export const TEST_MODEL = 'test/sim-1';
 
@@ -94,10 +95,10 @@ export class TestStack {
   }
 
   /** A consumer account, namespace, credits and an API key, with an openai client bound to it. */
-  async tenant(credits: number, key: { rateLimitRps?: number; rateLimitBurst?: number } = {}): Promise<Tenant> {
+  async tenant(credits: number, key: { rateLimitRps?: number; rateLimitBurst?: number; network?: Network } = {}): Promise<Tenant> {
     const admin = this.backbone.admin;
     const account = await admin.createAccount(`tenant ${randomBytes(3).toString('hex')}`);
-    const ns = await admin.createNamespace(account.id, 'ns');
+    const ns = await admin.createNamespace(account.id, 'ns', key.network);
     if (credits > 0) await admin.topUp(ns.id, credits);
     const { key: row, secret } = await admin.issueApiKey(ns.id, { rateLimitRps: key.rateLimitRps ?? 1000, rateLimitBurst: key.rateLimitBurst ?? 1000 });
     return {
@@ -119,14 +120,33 @@ export class TestStack {
     return this.operatorId;
   }
 
-  /** Starts a SIMULATED node (see runtime.simulated.ts) connected to this stack's gateway. */
-  async node(opts: { latencyMs?: number; completionTokens?: number; capacity?: number; models?: string[]; privateKey?: string } = {}): Promise<NodeAgent> {
+  /**
+   * Starts a SIMULATED node (see runtime.simulated.ts) connected to this stack's gateway. Eligibility
+   * declarations default to the agent's: mainnet, no region, no GPU, every model at version 1.
+   */
+  async node(
+    opts: {
+      latencyMs?: number;
+      completionTokens?: number;
+      capacity?: number;
+      models?: string[];
+      privateKey?: string;
+      network?: Network;
+      region?: string;
+      gpu?: Gpu;
+      modelVersions?: Record<string, string>;
+    } = {},
+  ): Promise<NodeAgent> {
     const agent = await startNodeAgent({
       gatewayUrl: this.url,
       privateKey: opts.privateKey ?? generatePrivateKey(),
       operator: await this.operator(),
       runtime: new SimulatedRuntime({ models: opts.models ?? [TEST_MODEL], latencyMs: opts.latencyMs ?? 0, completionTokens: opts.completionTokens ?? 16 }),
       capacity: opts.capacity ?? 4,
+      network: opts.network,
+      region: opts.region,
+      gpu: opts.gpu,
+      modelVersions: opts.modelVersions,
       logger: pino({ level: 'silent' }),
       reconnect: false,
     });
@@ -182,7 +202,8 @@ export class TestStack {
   }
 
   /**
-   * A node's presence hash in Redis (instance, capacity, reported, models, seen) plus `reserved`, the
+   * A node's presence hash in Redis (instance, capacity, reported, models, seen, network, region, gpu,
+   * gpu_mem, pools: see src/redis/readiness.lua.ts) plus `reserved`, the
    * number of jobs holding a slot on it; {} when it has no presence.
    */
   async presence(nodeId: string): Promise<Record<string, string>> {
@@ -258,6 +279,15 @@ export async function dropTestData(id: string, mongoUrl: string, models: string[
 
 export type RawFrame = { type: string } & Record<string, unknown>;
 
+/** What a raw node declares unless a test says otherwise. */
+const RAW_TRAITS = { network: 'mainnet', region: null, gpu: { name: 'none', memoryMb: 0 }, models: [] as unknown[] };
+
+/** `fields` with model names given as plain strings turned into {name, version: '1'}. */
+function withModelVersions(fields: Record<string, unknown>): Record<string, unknown> {
+  if (!Array.isArray(fields.models)) return fields;
+  return { ...fields, models: fields.models.map((m: unknown) => (typeof m === 'string' ? { name: m, version: '1' } : m)) };
+}
+
 /**
  * A node WebSocket driven by hand, frame by frame, for protocol tests: it signs what it is told to sign
  * (or not), and keeps every gateway frame, parsed but otherwise untouched, until a test takes it.
@@ -304,7 +334,10 @@ export class RawNode {
     this.socket.send(JSON.stringify(frame));
   }
 
-  /** A `register` message for this socket's challenge, signed by this node's key; `fields` override before signing. */
+  /**
+   * A `register` message for this socket's challenge, signed by this node's key; `fields` override before
+   * signing. Declares mainnet, no region, no GPU; `models` may be given as plain names (version 1).
+   */
   register(operator: string, fields: Record<string, unknown> = {}): RawFrame {
     return signMessage(this.privateKey, {
       type: 'register',
@@ -314,24 +347,24 @@ export class RawNode {
       ts: Date.now(),
       agentVersion: 'raw-test/1',
       runtime: 'raw',
-      models: [] as string[],
+      ...RAW_TRAITS,
       capacity: 1,
       running: 0,
-      ...fields,
+      ...withModelVersions(fields),
     });
   }
 
-  /** A signed heartbeat with a fresh nonce; `fields` override before signing. */
+  /** A signed heartbeat with a fresh nonce; `fields` override before signing (`models` as in register). */
   heartbeat(fields: Record<string, unknown> = {}): RawFrame {
     return signMessage(this.privateKey, {
       type: 'heartbeat',
       nodeId: this.nodeId,
       ts: Date.now(),
       nonce: randomBytes(12).toString('hex'),
-      models: [] as string[],
+      ...RAW_TRAITS,
       capacity: 1,
       running: 0,
-      ...fields,
+      ...withModelVersions(fields),
     });
   }
 

@@ -189,13 +189,24 @@ test('heartbeats: a replayed frame, a stale timestamp and a tampered field are r
     assert.deepEqual({ type: future.type, code: future.code }, { type: 'error', code: 'stale' });
 
     // Signed, then a field changed: the signature no longer covers the message.
-    const tampered = { ...node.heartbeat({ capacity: 2 }), capacity: 1000, models: [TEST_MODEL] };
+    const tampered = { ...node.heartbeat({ capacity: 2 }), capacity: 1000, models: [{ name: TEST_MODEL, version: '1' }] };
     node.send(tampered);
+    const badCapacity = await node.next((f) => f.type === 'error' || f.type === 'heartbeat_ack');
+    assert.deepEqual({ type: badCapacity.type, code: badCapacity.code }, { type: 'error', code: 'bad_signature' });
+    // The eligibility declaration is signed too: a bigger GPU or another network cannot be slipped in.
+    const promoted = { ...node.heartbeat({ capacity: 2 }), gpu: { name: 'h100', memoryMb: 81_920 }, network: 'testnet' };
+    node.send(promoted);
+    const badGpu = await node.next((f) => f.type === 'error' || f.type === 'heartbeat_ack');
+    assert.deepEqual({ type: badGpu.type, code: badGpu.code }, { type: 'error', code: 'bad_signature' });
+    // Out of bounds, signed or not: refused by the schema before anything else.
+    node.send(node.heartbeat({ capacity: 2, region: 'EU WEST!', gpu: { name: 'x', memoryMb: -1 } }));
     const bad = await node.next((f) => f.type === 'error' || f.type === 'heartbeat_ack');
-    assert.deepEqual({ type: bad.type, code: bad.code }, { type: 'error', code: 'bad_signature' });
+    assert.deepEqual({ type: bad.type, code: bad.code }, { type: 'error', code: 'invalid_message' });
     const presence = await stack.presence(node.nodeId);
     assert.equal(presence.capacity, '2', 'a tampered heartbeat must not change the presence');
     assert.equal(presence.models, '');
+    assert.equal(presence.gpu_mem, '0');
+    assert.equal(presence.network, 'mainnet');
 
     // A heartbeat claiming another node id on this socket.
     node.send(signMessage(generatePrivateKey(), { ...node.heartbeat(), nodeId: addressOf(generatePrivateKey()), signature: undefined }));

@@ -91,26 +91,25 @@ test('nodes and capacity per model; a model without nodes shows none; cache-cont
     assert.equal(res.headers.get('cache-control'), 'public, max-age=1');
     assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
     assert.ok(!Number.isNaN(Date.parse(body.generated_at)));
-    assert.deepEqual(modelOf(body, TEST_MODEL), { id: TEST_MODEL, online_nodes: 2, capacity: 5, in_use: 0, queued: 0, waiting: 0 });
-    assert.deepEqual(modelOf(body, IDLE_MODEL), { id: IDLE_MODEL, online_nodes: 0, capacity: 0, in_use: 0, queued: 0, waiting: 0 });
+    assert.deepEqual(modelOf(body, TEST_MODEL), { id: TEST_MODEL, online_nodes: 2, capacity: 5, in_use: 0, free: 5, queued: 0, waiting: 0 });
+    assert.deepEqual(modelOf(body, IDLE_MODEL), { id: IDLE_MODEL, online_nodes: 0, capacity: 0, in_use: 0, free: 0, queued: 0, waiting: 0 });
     assert.deepEqual(body.nodes, { online: 2, capacity: 5, in_use: 0 });
-    assert.deepEqual(Object.keys(body).sort(), ['generated_at', 'jobs_last_minute', 'models', 'nodes']);
+    assert.deepEqual(Object.keys(body).sort(), ['generated_at', 'jobs_last_minute', 'models', 'networks', 'nodes']);
   }));
 
-test('a readiness entry without a live presence, or for a model its node no longer advertises, is not a node', TIMEOUT, () =>
+test('an entry of the online list without a live presence is not a node', TIMEOUT, () =>
   check(async () => {
     const keys = deps.keys;
     const ghost = '0x' + '1'.repeat(40);
-    const live = stack.nodes[0]!.nodeId;
-    // A node that expired (no presence hash) and a live node left in a model's set it does not serve.
-    await redis.zadd(keys.ready(IDLE_MODEL), 4, ghost, 3, live);
+    // A node that expired (no presence hash) but is still on the list.
+    await redis.zadd(keys.onlineNodes(), Date.now(), ghost);
     try {
       const s = await fresh().snapshot();
       assert.equal(modelOf(s, IDLE_MODEL).online_nodes, 0);
       assert.equal(modelOf(s, IDLE_MODEL).capacity, 0);
       assert.equal(s.nodes.online, 2);
     } finally {
-      await redis.zrem(keys.ready(IDLE_MODEL), ghost, live);
+      await redis.zrem(keys.onlineNodes(), ghost);
     }
   }));
 
@@ -144,7 +143,7 @@ test('under load: slots in use and the backlog; then the last minute counts the 
       const snap = await service.snapshot();
       return modelOf(snap, TEST_MODEL).in_use === 0 ? snap : undefined;
     });
-    assert.deepEqual(modelOf(s, TEST_MODEL), { id: TEST_MODEL, online_nodes: 2, capacity: 5, in_use: 0, queued: 0, waiting: 0 });
+    assert.deepEqual(modelOf(s, TEST_MODEL), { id: TEST_MODEL, online_nodes: 2, capacity: 5, in_use: 0, free: 5, queued: 0, waiting: 0 });
     const j = s.jobs_last_minute;
     assert.equal(j.completed - before, 20);
     assert.equal(j.failed, 0);
@@ -207,5 +206,54 @@ test('queue depth: ready messages per queue by passive declare; a missing queue 
     } finally {
       await ch.queueDelete({ queue: probe }).catch(() => undefined);
       await ch.close();
+    }
+  }));
+
+test('per network: nodes by region and GPU class, models with capacity and free slots; a node on another version or below the floor does not count', TIMEOUT, () =>
+  check(async () => {
+    const added = [
+      // testnet, declared region and GPU; serves the idle model too, but below the floor set below.
+      await stack.node({ capacity: 2, network: 'testnet', region: 'eu-west', gpu: { name: 'rtx-4090', memoryMb: 24_576 }, models: [TEST_MODEL, IDLE_MODEL] }),
+      // mainnet, on a version the catalogue does not serve: online, but serving nothing.
+      await stack.node({ capacity: 8, region: 'us-east', gpu: { name: 'a100-80gb', memoryMb: 81_920 }, modelVersions: { [TEST_MODEL]: '2' } }),
+    ];
+    await stack.backbone.admin.putModel({ name: IDLE_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, minGpuMemoryMb: 30_000 });
+    try {
+      // Through the route (its schema is the filter of what is public), once the cache has moved on.
+      const body = await stack.until('a snapshot with the added nodes and the new floor', async () => {
+        const s = (await getStatus()).body;
+        const testnet = s.networks.find((n) => n.network === 'testnet');
+        const idle = testnet?.models.find((m) => m.id === IDLE_MODEL);
+        return testnet?.nodes.online_nodes === 1 && idle?.online_nodes === 0 ? s : undefined;
+      });
+      const zero = { online_nodes: 0, capacity: 0, in_use: 0, free: 0 };
+      assert.deepEqual(body.networks, [
+        {
+          network: 'mainnet',
+          nodes: { online_nodes: 2, capacity: 5, in_use: 0, free: 5 },
+          by_region: [{ region: null, online_nodes: 2 }],
+          by_gpu: [{ gpu: 'none', online_nodes: 2 }],
+          models: [
+            { id: IDLE_MODEL, ...zero },
+            { id: TEST_MODEL, online_nodes: 2, capacity: 5, in_use: 0, free: 5 },
+          ],
+        },
+        {
+          network: 'testnet',
+          nodes: { online_nodes: 1, capacity: 2, in_use: 0, free: 2 },
+          by_region: [{ region: 'eu-west', online_nodes: 1 }],
+          by_gpu: [{ gpu: 'rtx-4090', online_nodes: 1 }],
+          models: [
+            { id: IDLE_MODEL, ...zero },
+            { id: TEST_MODEL, online_nodes: 1, capacity: 2, in_use: 0, free: 2 },
+          ],
+        },
+      ]);
+      // The totals add the networks up.
+      assert.deepEqual(body.nodes, { online: 3, capacity: 7, in_use: 0 });
+      assert.equal(modelOf(body, TEST_MODEL).online_nodes, 3);
+    } finally {
+      for (const n of added) n.kill();
+      await stack.backbone.admin.putModel({ name: IDLE_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, minGpuMemoryMb: 0 });
     }
   }));

@@ -180,13 +180,31 @@ void test('agent: registers with a signed answer to the challenge, then sends si
     assert.ok(register.signatureValid);
     assert.equal(register.msg.nodeId, agent.nodeId);
     assert.equal(register.msg.operator, OPERATOR);
-    assert.deepEqual(register.msg.models, ['sim-1']);
+    // Nothing declared: mainnet, no region, no GPU, every model at version 1.
+    assert.deepEqual(
+      { network: register.msg.network, region: register.msg.region, gpu: register.msg.gpu, models: register.msg.models },
+      { network: 'mainnet', region: null, gpu: { name: 'none', memoryMb: 0 }, models: [{ name: 'sim-1', version: '1' }] },
+    );
     assert.equal(register.msg.runtime, 'simulated');
     await waitUntil(() => gw.received.filter((e) => e.msg.type === 'heartbeat').length >= 2);
     const beats = gw.received.filter((e) => e.msg.type === 'heartbeat');
     assert.ok(beats.every((b) => b.signatureValid));
     const nonces = beats.map((b) => (b.msg.type === 'heartbeat' ? b.msg.nonce : ''));
     assert.equal(new Set(nonces).size, nonces.length);
+  });
+});
+
+void test("agent: declares, signed in registration and every heartbeat, the operator's network, region, GPU and model versions", async () => {
+  const declared = { network: 'testnet', region: 'eu-west', gpu: { name: 'rtx-4090', memoryMb: 24_576 } } as const;
+  await withAgent({ heartbeatIntervalMs: 20 }, { ...declared, modelVersions: { 'sim-1': '2024-06' } }, async (gw) => {
+    const register = await gw.waitFor(isType('register'));
+    await waitUntil(() => gw.received.some((e) => e.msg.type === 'heartbeat'));
+    const beat = gw.received.find((e) => e.msg.type === 'heartbeat')!;
+    for (const { msg, signatureValid } of [register, beat]) {
+      assert.ok(signatureValid);
+      assert.ok(msg.type === 'register' || msg.type === 'heartbeat');
+      assert.deepEqual({ network: msg.network, region: msg.region, gpu: msg.gpu, models: msg.models }, { ...declared, models: [{ name: 'sim-1', version: '2024-06' }] });
+    }
   });
 });
 
@@ -335,6 +353,9 @@ void test('agent: without reconnect, an unreachable gateway fails the start; bad
   await assert.rejects(startNodeAgent({ ...base, reconnect: false }), /could not register.*ECONNREFUSED/);
   await assert.rejects(startNodeAgent({ ...base, capacity: 0 }), /capacity/);
   await assert.rejects(startNodeAgent({ ...base, operator: 'bob' }), /uuid/);
+  await assert.rejects(startNodeAgent({ ...base, region: 'Mars Base' }), /region/);
+  await assert.rejects(startNodeAgent({ ...base, gpu: { name: 'h100', memoryMb: -1 } }), /gpu/);
+  await assert.rejects(startNodeAgent({ ...base, modelVersions: { 'sim-1': 'v@2' } }), /version of sim-1/);
   await assert.rejects(startNodeAgent({ ...base, privateKey: 'secret-but-wrong' }), (err: unknown) => {
     assert.ok(err instanceof Error);
     assert.match(err.message, /private key/);

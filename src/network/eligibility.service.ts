@@ -1,0 +1,178 @@
+// The eligibility rules the admin sets (issue 4, part 2): subclouds, their members, namespaces bound to
+// them; plus keeping their Redis mirror in step with PostgreSQL (see redis/eligibility.repository.ts).
+//
+// Every change commits in PostgreSQL with a bump of the eligibility revision, then replaces the mirror
+// at once: the next reservation on every instance sees it. Should the mirror write fail (Redis away),
+// the change stays committed and the maintenance role mirrors it as soon as Redis answers (it compares
+// revisions on every tick); a reservation that finds no mirror at all rebuilds it itself (presence
+// repository's `resync`).
+//
+// A subcloud's network is fixed when it is created: the namespaces bound to it and the jobs they have
+// queued were placed on that network. Namespace bindings are not mirrored: a job carries its
+// namespace's subcloud from the moment it is accepted (jobs.subcloud), and accepting reads the
+// namespace from PostgreSQL, so a new binding applies to the next job accepted.
+import { errors } from '../errors.js';
+import {
+  MAX_GPU_MEMORY_MB,
+  MODEL_NAME_PATTERN,
+  NETWORKS,
+  SUBCLOUD_NAME_PATTERN,
+  type Network,
+} from '../domain/eligibility.js';
+import { withTransaction, type Db, type Queryable } from '../postgres/db.js';
+import { bindNamespace, findNamespace, type NamespaceRow } from '../postgres/accounts.repository.js';
+import {
+  addSubcloudMember,
+  bumpEligibilityRevision,
+  deleteSubcloud,
+  eligibilityRevision,
+  findSubcloud,
+  insertSubcloud,
+  listSubclouds,
+  readEligibilityRules,
+  removeSubcloudMember,
+  updateSubcloud,
+  type SubcloudRow,
+} from '../postgres/subclouds.repository.js';
+import type { EligibilityMirror } from '../redis/eligibility.repository.js';
+
+const NODE_ID = /^0x[0-9a-f]{40}$/;
+const MAX_ALLOWED_MODELS = 256;
+
+export interface SubcloudPolicy {
+  /** Models its members serve for it; empty: every model. */
+  allowedModels?: string[];
+  /** The least GPU memory (MiB) a member needs to take its jobs (beside each model's own floor). */
+  minGpuMemoryMb?: number;
+  /** Its members serve only its jobs. */
+  isolate?: boolean;
+}
+
+export type SubcloudView = SubcloudRow & { members: string[]; namespaces: number };
+
+export class EligibilityService {
+  private syncing: Promise<void> | null = null;
+
+  constructor(private readonly d: { db: Db; mirror: EligibilityMirror }) {}
+
+  /**
+   * Replaces the Redis mirror with the rules in PostgreSQL. Concurrent callers in this process share one
+   * run; the mirror itself refuses a snapshot older than the one it holds.
+   */
+  sync(): Promise<void> {
+    this.syncing ??= (async () => {
+      try {
+        const rules = await withTransaction(this.d.db, async (tx) => {
+          await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
+          return readEligibilityRules(tx);
+        });
+        await this.d.mirror.replace(rules);
+      } finally {
+        this.syncing = null;
+      }
+    })();
+    return this.syncing;
+  }
+
+  /** Mirrors the rules when the mirror is missing or at another revision (maintenance, every tick). */
+  async syncIfStale(): Promise<boolean> {
+    const [mirrored, current] = await Promise.all([this.d.mirror.revision(), eligibilityRevision(this.d.db)]);
+    if (mirrored === current) return false;
+    await this.sync();
+    return true;
+  }
+
+  list(): Promise<SubcloudView[]> {
+    return listSubclouds(this.d.db);
+  }
+
+  async get(name: string): Promise<SubcloudView> {
+    const [found] = await listSubclouds(this.d.db, name);
+    if (!found) throw errors.notFound('Subcloud');
+    return found;
+  }
+
+  async create(name: string, network: Network, policy: SubcloudPolicy = {}): Promise<SubcloudView> {
+    if (!SUBCLOUD_NAME_PATTERN.test(name)) throw errors.invalid('subcloud names are 1-63 of a-z, 0-9, _ and -, starting with a letter or digit', 'name');
+    if (!(NETWORKS as readonly string[]).includes(network)) throw errors.invalid(`network must be one of ${NETWORKS.join(', ')}`, 'network');
+    const settings = { network, ...checkPolicy(policy, { allowedModels: [], minGpuMemoryMb: 0, isolate: false }) };
+    const created = await this.change(async (tx) => insertSubcloud(tx, name, settings));
+    if (!created) throw errors.conflict(`A subcloud named '${name}' already exists.`);
+    return this.get(name);
+  }
+
+  /** Changes the policy fields given; the others stay as they were. */
+  async update(name: string, policy: SubcloudPolicy): Promise<SubcloudView> {
+    const updated = await this.change(async (tx) => {
+      const current = await findSubcloud(tx, name, true);
+      if (!current) return null;
+      return updateSubcloud(tx, name, checkPolicy(policy, { allowedModels: current.allowed_models, minGpuMemoryMb: current.min_gpu_memory_mb, isolate: current.isolate }));
+    });
+    if (!updated) throw errors.notFound('Subcloud');
+    return this.get(name);
+  }
+
+  async delete(name: string): Promise<void> {
+    const outcome = await this.change((tx) => deleteSubcloud(tx, name));
+    if (outcome === 'not_found') throw errors.notFound('Subcloud');
+    if (outcome === 'bound') throw errors.conflict(`Namespaces are bound to subcloud '${name}'; unbind them first.`);
+  }
+
+  async addMember(name: string, nodeId: string): Promise<SubcloudView> {
+    if (!NODE_ID.test(nodeId)) throw errors.invalid('node ids are lower-case addresses: 0x and 40 hex digits', 'node_id');
+    await this.change(async (tx) => {
+      if (!(await findSubcloud(tx, name, true))) throw errors.notFound('Subcloud');
+      const known = await tx.query(`SELECT 1 FROM nodes WHERE id = $1`, [nodeId]);
+      // A node exists once it has registered (bound to its operator); it can be made a member from then on.
+      if ((known.rowCount ?? 0) === 0) throw errors.notFound('Node');
+      return addSubcloudMember(tx, name, nodeId);
+    });
+    return this.get(name);
+  }
+
+  async removeMember(name: string, nodeId: string): Promise<SubcloudView> {
+    const removed = await this.change((tx) => removeSubcloudMember(tx, name, nodeId));
+    if (!removed) throw errors.notFound('Subcloud member');
+    return this.get(name);
+  }
+
+  /** Binds a namespace to a subcloud of its network (null: unbinds); applies to jobs accepted from now on. */
+  async bindNamespace(namespaceId: string, subcloud: string | null): Promise<NamespaceRow> {
+    return withTransaction(this.d.db, async (tx) => {
+      const ns = await findNamespace(tx, namespaceId);
+      if (!ns) throw errors.notFound('Namespace');
+      if (subcloud !== null) {
+        const sc = await findSubcloud(tx, subcloud);
+        if (!sc) throw errors.notFound('Subcloud');
+        if (sc.network !== ns.network) {
+          throw errors.invalid(`Subcloud '${subcloud}' serves ${sc.network}; the namespace is on ${ns.network}.`, 'subcloud');
+        }
+      }
+      return (await bindNamespace(tx, namespaceId, subcloud))!;
+    });
+  }
+
+  /** Runs a change with a revision bump in one transaction, then mirrors the rules. */
+  private async change<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const result = await withTransaction(this.d.db, async (tx) => {
+      const r = await fn(tx);
+      await bumpEligibilityRevision(tx);
+      return r;
+    });
+    await this.sync();
+    return result;
+  }
+}
+
+/** Validates the policy fields given and fills the others from `current`. */
+function checkPolicy(p: SubcloudPolicy, current: Required<SubcloudPolicy>): Required<SubcloudPolicy> {
+  const allowedModels = p.allowedModels === undefined ? current.allowedModels : [...new Set(p.allowedModels)].sort();
+  if (allowedModels.length > MAX_ALLOWED_MODELS) throw errors.invalid(`at most ${MAX_ALLOWED_MODELS} allowed models`, 'allowed_models');
+  const bad = allowedModels.find((m) => !MODEL_NAME_PATTERN.test(m));
+  if (bad !== undefined) throw errors.invalid(`'${bad}' is not a model name`, 'allowed_models');
+  const minGpuMemoryMb = p.minGpuMemoryMb ?? current.minGpuMemoryMb;
+  if (!Number.isSafeInteger(minGpuMemoryMb) || minGpuMemoryMb < 0 || minGpuMemoryMb > MAX_GPU_MEMORY_MB) {
+    throw errors.invalid(`min_gpu_memory_mb must be a whole number of MiB from 0 to ${MAX_GPU_MEMORY_MB}`, 'min_gpu_memory_mb');
+  }
+  return { allowedModels, minGpuMemoryMb, isolate: p.isolate ?? current.isolate };
+}

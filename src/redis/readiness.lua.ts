@@ -1,0 +1,122 @@
+// The readiness index: the Redis layout that reservations search, and the Lua shared by the scripts that
+// maintain it (presence.repository.ts for nodes, eligibility.repository.ts for the admin's rules).
+//
+// Per node (written by registrations and heartbeats; expire HEARTBEAT_TTL after the last one):
+//   <p>node:<id>         hash {instance, capacity, reported, seen, network, region ('' undeclared), gpu,
+//                        gpu_mem (MiB), models ('name@version,...'), pools (the readiness keys it is in)}
+//   <p>node:<id>:slots   sorted set of the job ids holding a slot on the node, scored by reservation time
+//   <p>online            sorted set of node ids by last registration or heartbeat (the status API's list)
+//
+// Readiness pools, sorted sets of node ids scored by free slots. A node is in one pool per model it
+// serves and per group it belongs to, for its network and the version it runs:
+//   <p>ready:<network>:<model>@<version>                  public: nodes in no isolated subcloud
+//   <p>ready:<network>:<model>@<version>|sc=<subcloud>    members of a subcloud
+// and each of these again with `|r=<region>` appended, for the nodes of that region. A job searches the
+// one pool that matches its network, its model at the catalogue's current version, its subcloud (or
+// none) and its region (or none): nodes of the other network, of other versions, of isolated subclouds
+// (for a public job) or of other regions are never even scanned. The separators cannot occur in any of
+// the names (domain/eligibility.ts). What a pool does not partition (GPU memory against the model's and
+// the subcloud's floors, flags, free slots) is checked per candidate, among a bounded number of them.
+//
+// The admin's rules, mirrored from PostgreSQL (eligibility.repository.ts; rebuilt from there after a loss
+// of Redis):
+//   <p>elig:revision          the revision of the rules mirrored; absent: no mirror (the next reservation rebuilds it)
+//   <p>model-req:<model>      hash {version, min_gpu}: the catalogue's current version and GPU floor
+//   <p>model-reqs             set of the models mirrored
+//   <p>subclouds              set of the subclouds mirrored
+//   <p>subcloud:<name>        hash {network, models (',a,b,', or '' for all), min_gpu, isolate ('0'|'1')}
+//   <p>subcloud:<name>:members set of node ids
+//   <p>node-subclouds:<id>    set of the subclouds a node is a member of
+//
+// The scripts build keys from a prefix argument rather than KEYS[], which ties them to one Redis server
+// (not Redis Cluster, where these keys would need one hash tag).
+
+/**
+ * Lua: `repool(p, id, nk)` recomputes the pools a live node belongs to from its presence and the mirrored
+ * subclouds, leaves the pools it no longer belongs to, and records the list; `rescore(p, id, nk, announce)`
+ * writes its free slots to each of its pools and, when `announce` and a slot is free, publishes the names
+ * of its models on <p>events:capacity (waiting schedulers wake at once instead of polling).
+ */
+export const READINESS_LUA = `
+local function pools_of(p, id, network, region, models)
+  local quals, isolated = {}, false
+  for _, s in ipairs(redis.call('SMEMBERS', p .. 'node-subclouds:' .. id)) do
+    local iso = redis.call('HGET', p .. 'subcloud:' .. s, 'isolate')
+    if iso then
+      if iso == '1' then isolated = true end
+      quals[#quals + 1] = '|sc=' .. s
+    end
+  end
+  if not isolated then table.insert(quals, 1, '') end
+  local keys = {}
+  for mv in string.gmatch(models, '[^,]+') do
+    for _, q in ipairs(quals) do
+      local k = 'ready:' .. network .. ':' .. mv .. q
+      keys[#keys + 1] = k
+      if region ~= '' then keys[#keys + 1] = k .. '|r=' .. region end
+    end
+  end
+  return keys
+end
+
+local function rescore(p, id, nk, announce)
+  local f = redis.call('HMGET', nk, 'capacity', 'reported', 'models', 'pools')
+  local cap, reported = tonumber(f[1]), tonumber(f[2] or '0')
+  local free = cap - math.max(redis.call('ZCARD', nk .. ':slots'), reported)
+  if free < 0 then free = 0 end
+  for k in string.gmatch(f[4] or '', '[^,]+') do redis.call('ZADD', p .. k, free, id) end
+  if announce and free > 0 and (f[3] or '') ~= '' then
+    redis.call('PUBLISH', p .. 'events:capacity', (string.gsub(f[3], '@[^,]*', '')))
+  end
+  return free
+end
+
+local function repool(p, id, nk)
+  local f = redis.call('HMGET', nk, 'network', 'region', 'models', 'pools')
+  local keys = pools_of(p, id, f[1] or '', f[2] or '', f[3] or '')
+  local keep = {}
+  for _, k in ipairs(keys) do keep[k] = true end
+  for k in string.gmatch(f[4] or '', '[^,]+') do
+    if not keep[k] then redis.call('ZREM', p .. k, id) end
+  end
+  redis.call('HSET', nk, 'pools', table.concat(keys, ','))
+end
+
+-- True when a node may take jobs of its subcloud sc (a member), or, for sc == '', public jobs (it is
+-- a member of no isolated subcloud).
+local function member_ok(p, id, sc)
+  if sc ~= '' then return redis.call('SISMEMBER', p .. 'subcloud:' .. sc .. ':members', id) == 1 end
+  for _, s in ipairs(redis.call('SMEMBERS', p .. 'node-subclouds:' .. id)) do
+    if redis.call('HGET', p .. 'subcloud:' .. s, 'isolate') == '1' then return false end
+  end
+  return true
+end
+
+-- The pool a job searches and the GPU floor it needs, or nil when no node can serve it under the
+-- mirrored rules (a model the catalogue does not know, a subcloud that does not exist, is on another
+-- network or does not allow the model). ARGV layout shared by RESERVE and COUNT: network, model,
+-- region ('' any), subcloud ('' public).
+local function placement(p, network, model, region, sc)
+  local req = redis.call('HMGET', p .. 'model-req:' .. model, 'version', 'min_gpu')
+  if not req[1] then return nil end
+  local floor, qual = tonumber(req[2]), ''
+  if sc ~= '' then
+    local s = redis.call('HMGET', p .. 'subcloud:' .. sc, 'network', 'models', 'min_gpu')
+    if not s[1] or s[1] ~= network then return nil end
+    if s[2] ~= '' and not string.find(s[2], ',' .. model .. ',', 1, true) then return nil end
+    floor = math.max(floor, tonumber(s[3]))
+    qual = '|sc=' .. sc
+  end
+  if region ~= '' then qual = qual .. '|r=' .. region end
+  local mv = model .. '@' .. req[1]
+  return p .. 'ready:' .. network .. ':' .. mv .. qual, mv, floor
+end
+
+-- Whether a pool entry still describes the node (f = HMGET capacity, ..., see callers): false when its
+-- presence expired or it came back with another network, region or model version (a stale entry).
+local function entry_current(f, network, mv, region)
+  if not f[1] or f[2] ~= network then return false end
+  if region ~= '' and f[3] ~= region then return false end
+  return string.find(',' .. (f[4] or '') .. ',', ',' .. mv .. ',', 1, true) ~= nil
+end
+`;
