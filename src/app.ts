@@ -37,6 +37,8 @@ import { adminRoutes } from './gate/admin.routes.js';
 import { OperatorsService } from './gate/operators.service.js';
 import { QuarantineService } from './gate/quarantine.service.js';
 import { Maintenance } from './maintenance/maintenance.service.js';
+import { HistoryMaintenance } from './maintenance/history.service.js';
+import { LedgerChainService } from './maintenance/ledger-chain.service.js';
 import { UsageService } from './space/usage.service.js';
 import { StatusService } from './status/status.service.js';
 import { statusRoutes } from './status/status.routes.js';
@@ -96,6 +98,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   });
   const admin = new AdminService({ db, keyCache, flags: nodeFlags, queue });
   const usage = new UsageService(db);
+  const ledgerChain = new LedgerChainService(db);
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, events, queue, nodeFlags, logger });
   const jobs = new JobsService({ config, db, settlement, payloads, presence, events, lifecycle });
 
@@ -153,10 +156,11 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       payloads,
       resubmit: async (principal, model, request) => (await jobs.accept(principal, model, request)).job,
     });
-    adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine }, config.ADMIN_TOKEN);
+    adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine, ledgerChain }, config.ADMIN_TOKEN);
   }
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, uptime, rcpClock, logger }) : null;
+  const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, logger }) : null;
 
   let closed = false;
   return {
@@ -169,6 +173,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       const url = await app.listen({ port: config.PORT, host: config.HOST });
       await scheduler?.start();
       maintenance?.start();
+      history?.start();
       logger.info({ url, roles, instanceId }, 'backbone listening');
       return url;
     },
@@ -178,6 +183,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       gateway?.closeAll();
       await scheduler?.stop();
       await maintenance?.stop();
+      await history?.stop();
       await app.close();
       await queue.close();
       await rabbit.close();

@@ -51,6 +51,9 @@ export const errors = {
   noNode: (model: string, retryAfterSeconds: number) =>
     new AppError('unavailable', 'model_unavailable', `No node is serving the model '${model}' right now.`, { retryAfterSeconds }),
   conflict: (message: string) => new AppError('conflict', 'conflict', message),
+  /** The job's deadline passed before it was recorded (a stalled accept or a skewed clock): nothing was charged. */
+  acceptTooLate: (cause: unknown) =>
+    new AppError('unavailable', 'accept_too_late', 'The job could not be recorded before its deadline; nothing was charged. Retry the request.', { retryAfterSeconds: 1 }, { cause }),
 };
 
 /** Ledger amounts are integer micro-credits; 1 credit = 1,000,000 µcr. */

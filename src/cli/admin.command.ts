@@ -8,6 +8,7 @@ import { formatCredits } from '../errors.js';
 import { AdminService } from '../gate/admin.service.js';
 import { UsageService } from '../space/usage.service.js';
 import { OperatorsService } from '../gate/operators.service.js';
+import { LedgerChainService } from '../maintenance/ledger-chain.service.js';
 import { createPool } from '../postgres/db.js';
 import { migrate } from '../postgres/migrate.js';
 import { createRedis, RedisKeys } from '../redis/client.js';
@@ -238,5 +239,16 @@ export function registerAdminCommand(program: Command): void {
       const t = await withAdmin((s) => s.ledgerTotals());
       out(opts, t, `entries total ${t.entriesTotal}, balances total ${t.balancesTotal}, mismatched accounts ${t.mismatchedAccounts}`);
       if (t.entriesTotal !== 0 || t.balancesTotal !== 0 || t.mismatchedAccounts !== 0) process.exitCode = 3;
+    });
+
+  admin
+    .command('ledger-verify')
+    .option('--json', 'JSON output')
+    .description("recompute the ledger's daily hash chain and check it against the entries; names the first day that breaks (exit 3)")
+    .action(async (opts: Json) => {
+      const v = await withAdmin((s) => new LedgerChainService(s.db).verify());
+      const range = v.first_day === null ? 'no chained days yet' : `${v.days_verified} day(s) verified from ${v.first_day}, head ${v.head_hash}`;
+      out(opts, v, v.broken ? `BROKEN at ${v.broken.day}: ${v.broken.reason}\n${range}` : `ok: ${range}`);
+      if (!v.ok) process.exitCode = 3;
     });
 }

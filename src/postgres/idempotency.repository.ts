@@ -23,14 +23,14 @@ export async function findIdempotencyKey(q: Queryable, namespaceId: string, key:
  */
 export async function claimIdempotencyKey(
   q: Queryable,
-  c: { namespaceId: string; key: string; requestHash: Buffer; jobId: string; windowHours: number },
+  c: { namespaceId: string; key: string; requestHash: Buffer; jobId: string; jobCreatedAt: Date; windowHours: number },
 ): Promise<boolean> {
   const r = await q.query(
-    `INSERT INTO idempotency_keys (namespace_id, key, request_hash, job_id) VALUES ($1, $2, $3, $4)
+    `INSERT INTO idempotency_keys (namespace_id, key, request_hash, job_id, job_created_at) VALUES ($1, $2, $3, $4, $6)
      ON CONFLICT (namespace_id, key) DO UPDATE
-       SET request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id, created_at = now()
+       SET request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id, job_created_at = EXCLUDED.job_created_at, created_at = now()
        WHERE idempotency_keys.created_at <= now() - make_interval(hours => $5)`,
-    [c.namespaceId, c.key, c.requestHash, c.jobId, c.windowHours],
+    [c.namespaceId, c.key, c.requestHash, c.jobId, c.windowHours, c.jobCreatedAt],
   );
   return (r.rowCount ?? 0) > 0;
 }

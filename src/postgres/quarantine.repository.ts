@@ -12,15 +12,16 @@ export interface QuarantineRow {
   quarantined_at: Date;
 }
 
-export async function quarantineJob(q: Queryable, jobId: string, reason: string): Promise<void> {
-  await q.query(`INSERT INTO quarantine (job_id, reason) VALUES ($1, $2) ON CONFLICT (job_id) DO NOTHING`, [jobId, reason]);
+/** Quarantines a job that just ended; `created_at` is its partition key (the entry goes with its day). */
+export async function quarantineJob(q: Queryable, job: { id: string; created_at: Date }, reason: string): Promise<void> {
+  await q.query(`INSERT INTO quarantine (job_id, job_created_at, reason) VALUES ($1, $2, $3) ON CONFLICT (job_id) DO NOTHING`, [job.id, job.created_at, reason]);
 }
 
 /** Open (undecided) entries, oldest first. */
 export async function listQuarantine(q: Queryable, limit: number): Promise<QuarantineRow[]> {
   const r = await q.query<QuarantineRow>(
     `SELECT q.job_id, j.namespace_id, j.model, j.status, q.reason, j.error_message, j.attempt AS attempts, q.quarantined_at
-       FROM quarantine q JOIN jobs j ON j.id = q.job_id
+       FROM quarantine q JOIN jobs j ON j.id = q.job_id AND j.created_at = q.job_created_at
       WHERE q.resolution IS NULL ORDER BY q.quarantined_at LIMIT $1`,
     [limit],
   );
