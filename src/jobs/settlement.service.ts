@@ -46,7 +46,7 @@ export class SettlementService {
         const available = await ledgerAccountId(tx, 'ns_available', job.namespaceId);
         const held = await ledgerAccountId(tx, 'ns_held', job.namespaceId);
         const row = await insertJob(tx, job);
-        if (idempotency && !(await claimIdempotencyKey(tx, { namespaceId: job.namespaceId, jobId: job.id, jobCreatedAt: row.created_at, ...idempotency }))) {
+        if (idempotency && !(await claimIdempotencyKey(tx, { namespaceId: job.namespaceId, jobId: job.id, ...idempotency }))) {
           throw new IdempotencyKeyInUse(idempotency.key);
         }
         await postTransaction(tx, { kind: 'hold', jobId: job.id }, [
@@ -134,7 +134,7 @@ export class SettlementService {
         { accountId: available, amount: row.hold_micro },
       ]);
       await settleHold(tx, row.api_key_id, row.created_at, row.hold_micro, 0);
-      if (status !== 'cancelled') await quarantineJob(tx, row, code);
+      if (status !== 'cancelled') await quarantineJob(tx, jobId, code);
       return row;
     });
   }

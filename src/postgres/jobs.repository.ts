@@ -40,13 +40,17 @@ const COLUMNS = `id, namespace_id, api_key_id, model, status, attempt, max_attem
   input_price_micro, output_price_micro, min_charge_micro, prompt_tokens, completion_tokens, error_code, error_message,
   created_at, deadline_at, published_at, finished_at`;
 
-/** `WHERE` condition for job $1 in its own partition ($2: jobIdTime of $1); see the head of this file. */
-const JOB_BY_ID = `id = $1 AND ($2::timestamptz IS NULL OR created_at = $2)`;
+/**
+ * `WHERE` condition for job $1 in its own partition ($2: jobIdTime of $1); see the head of this file.
+ * Rows that reference a job take its `created_at` from the job row in SQL, never through JavaScript:
+ * a Date keeps milliseconds, and a job created by now() has microseconds.
+ */
+export const JOB_BY_ID = `id = $1 AND ($2::timestamptz IS NULL OR created_at = $2)`;
 /** The same for the attempts of job $1 (partitioned by their job's creation day). */
 const ATTEMPTS_BY_JOB = `job_id = $1 AND ($2::timestamptz IS NULL OR job_created_at = $2)`;
 
 /** The parameters $1 and $2 of JOB_BY_ID and ATTEMPTS_BY_JOB. */
-function byId(id: string): [string, Date | null] {
+export function byId(id: string): [string, Date | null] {
   return [id, jobIdTime(id)];
 }
 
@@ -142,19 +146,18 @@ export async function listOverdue(q: Queryable, now: Date, limit: number): Promi
  * Starts attempt `expectedAttempt + 1` on `nodeId`, but only if the job is still queued at
  * `expectedAttempt`: two schedulers holding duplicate messages of one job (an outbox republish, a
  * publisher retry) cannot both start an attempt; the loser gets null and waits on the winner's attempt.
- * The attempt counter is also the fence that makes any earlier attempt's result stale. Two statements:
- * run it inside a transaction.
+ * The attempt counter is also the fence that makes any earlier attempt's result stale.
  */
 export async function startAttempt(q: Queryable, id: string, nodeId: string, expectedAttempt: number): Promise<number | null> {
-  const r = await q.query<{ attempt: number; created_at: Date }>(
-    `UPDATE jobs SET attempt = attempt + 1, status = 'running', node_id = $3, started_at = coalesce(started_at, now())
-      WHERE ${JOB_BY_ID} AND status = 'queued' AND attempt = $4 AND attempt < max_attempts RETURNING attempt, created_at`,
+  const r = await q.query<{ attempt: number }>(
+    `WITH started AS (
+       UPDATE jobs SET attempt = attempt + 1, status = 'running', node_id = $3, started_at = coalesce(started_at, now())
+        WHERE ${JOB_BY_ID} AND status = 'queued' AND attempt = $4 AND attempt < max_attempts RETURNING id, created_at, attempt
+     )
+     INSERT INTO job_attempts (job_id, job_created_at, attempt, node_id) SELECT id, created_at, attempt, $3 FROM started RETURNING attempt`,
     [...byId(id), nodeId, expectedAttempt],
   );
-  const started = r.rows[0];
-  if (started === undefined) return null;
-  await q.query(`INSERT INTO job_attempts (job_id, job_created_at, attempt, node_id) VALUES ($1, $2, $3, $4)`, [id, started.created_at, started.attempt, nodeId]);
-  return started.attempt;
+  return r.rows[0]?.attempt ?? null;
 }
 
 /**

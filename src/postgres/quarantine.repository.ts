@@ -1,5 +1,6 @@
 // Jobs in quarantine (migrations/0008): ended without a result, waiting for the platform's decision.
 import type { Queryable } from './db.js';
+import { byId, JOB_BY_ID } from './jobs.repository.js';
 
 export interface QuarantineRow {
   job_id: string;
@@ -12,9 +13,12 @@ export interface QuarantineRow {
   quarantined_at: Date;
 }
 
-/** Quarantines a job that just ended; `created_at` is its partition key (the entry goes with its day). */
-export async function quarantineJob(q: Queryable, job: { id: string; created_at: Date }, reason: string): Promise<void> {
-  await q.query(`INSERT INTO quarantine (job_id, job_created_at, reason) VALUES ($1, $2, $3) ON CONFLICT (job_id) DO NOTHING`, [job.id, job.created_at, reason]);
+/** Quarantines a job that just ended (the entry keeps its job's partition key: it goes with its day). */
+export async function quarantineJob(q: Queryable, jobId: string, reason: string): Promise<void> {
+  await q.query(
+    `INSERT INTO quarantine (job_id, job_created_at, reason) SELECT id, created_at, $3 FROM jobs WHERE ${JOB_BY_ID} ON CONFLICT (job_id) DO NOTHING`,
+    [...byId(jobId), reason],
+  );
 }
 
 /** Open (undecided) entries, oldest first. */
