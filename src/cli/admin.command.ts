@@ -210,7 +210,7 @@ export function registerAdminCommand(program: Command): void {
     .description("an operator's earnings, pending withdrawals, and earnings by node and day")
     .action(async (accountId: string, opts: Json & { from?: string; to?: string }) => {
       const e = await withAdmin((s) => new OperatorsService(s.db).earnings(accountId, { from: opts.from, to: opts.to }));
-      out(opts, e, `earned ${e.earned} credits, pending withdrawal ${e.pending_withdrawal}\n${e.by_node_and_day.map((r) => `${r.day} ${r.node_id} ${r.jobs} jobs ${r.earned}`).join('\n')}`);
+      out(opts, e, `earned ${e.earned} credits, pending withdrawal ${e.pending_withdrawal}\n${e.by_node_and_day.map((r) => `${r.day} ${r.node_id ?? '(job history rolled up)'} ${r.jobs} jobs ${r.earned}`).join('\n')}`);
     });
 
   admin
