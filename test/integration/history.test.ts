@@ -9,14 +9,19 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
+import { runner } from 'node-pg-migrate';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 import { newJobId } from '../../src/domain/job-ids.js';
 import { addDays, dayStart } from '../../src/domain/job-history.js';
 import { isoDay } from '../../src/domain/day-range.js';
 import { createPool, withTransaction, type Db } from '../../src/postgres/db.js';
 import { rollUpJobDay } from '../../src/postgres/job-history.repository.js';
+import { byId, findJob, JOB_BY_ID } from '../../src/postgres/jobs.repository.js';
+import { ensureDatabase, MIGRATIONS_DIR } from '../../src/postgres/migrate.js';
 import { ADVISORY_LOCKS } from '../../src/postgres/advisory-lock.js';
 import { HistoryMaintenance } from '../../src/maintenance/history.service.js';
 import { LedgerChainService, type LedgerVerifyReport } from '../../src/maintenance/ledger-chain.service.js';
@@ -436,3 +441,73 @@ test('history tasks run once across instances: a held lock makes a run skip; two
       await Promise.all(pools.map((p) => p.end()));
     }
   }));
+
+test('a job looked up by its UUIDv7 id reads one partition; an id without a time (accepted before 0011) reads every partition', () =>
+  check(async () => {
+    const plan = async (id: string) => {
+      const r = await stack.db.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) SELECT * FROM jobs WHERE ${JOB_BY_ID}`, byId(id));
+      return r.rows.map((x) => x['QUERY PLAN']).join('\n');
+    };
+    const partitions = (await stack.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'jobs'::regclass`)).rows[0]!.n;
+    assert.ok(partitions > 2);
+    const v7 = await plan(newJobId());
+    assert.equal(v7.match(/ on jobs_\d{8}/g)?.length, 1, v7);
+    const v4 = await plan(randomUUID());
+    assert.equal(v4.match(/ on jobs_\d{8}/g)?.length, partitions, v4);
+  }));
+
+test('migration 0011 turns an existing jobs table into day partitions, keeping its rows and what references them', async () => {
+  const url = `postgres://postgres@127.0.0.1:5432/${stack.id}_mig`;
+  await ensureDatabase(url);
+  const before = readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql') && f < '0011_job_history.sql').length;
+  const migrateTo = (count: number) =>
+    runner({ databaseUrl: url, dir: MIGRATIONS_DIR, direction: 'up', count, migrationsTable: 'pgmigrations', checkOrder: true, log: () => undefined });
+  await migrateTo(before);
+  const db = createPool(url, 2);
+  try {
+    // Rows as the schema before 0011 held them: random (v4) ids, created a few days apart.
+    await db.query(`
+      INSERT INTO accounts (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'a');
+      INSERT INTO namespaces (id, account_id, name) VALUES ('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-00000000000a', 'ns');
+      INSERT INTO api_keys (id, namespace_id, key_hash, key_prefix) VALUES ('00000000-0000-0000-0000-00000000000c', '00000000-0000-0000-0000-00000000000b', decode(repeat('ab', 32), 'hex'), 'rk_');
+      INSERT INTO models (name, input_price_micro, output_price_micro) VALUES ('m', 1, 2);
+      INSERT INTO nodes (id, operator_account_id) VALUES ('0x${'1'.repeat(40)}', '00000000-0000-0000-0000-00000000000a');
+      INSERT INTO jobs (id, namespace_id, api_key_id, model, status, attempt, max_attempts, node_id, max_tokens, prompt_tokens_bound, hold_micro,
+                        charged_micro, input_price_micro, output_price_micro, created_at, deadline_at, finished_at)
+      VALUES ('00000000-0000-4000-8000-000000000001', '00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-00000000000c', 'm', 'completed', 1, 3,
+              '0x${'1'.repeat(40)}', 10, 10, 100, 50, 1, 2, now() - interval '3 days', now(), now() - interval '3 days' + interval '1 second'),
+             ('00000000-0000-4000-8000-000000000002', '00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-00000000000c', 'm', 'failed', 0, 3,
+              NULL, 10, 10, 100, 0, 1, 2, now() - interval '1 day', now(), now());
+      INSERT INTO job_attempts (job_id, attempt, node_id, outcome) VALUES ('00000000-0000-4000-8000-000000000001', 1, '0x${'1'.repeat(40)}', 'completed');
+      INSERT INTO idempotency_keys (namespace_id, key, request_hash, job_id) VALUES ('00000000-0000-0000-0000-00000000000b', 'k', decode(repeat('ab', 32), 'hex'), '00000000-0000-4000-8000-000000000002');
+      INSERT INTO quarantine (job_id, reason) VALUES ('00000000-0000-4000-8000-000000000002', 'no_node');
+    `);
+    const rowsBefore = (await db.query(`SELECT * FROM jobs ORDER BY id`)).rows;
+
+    await migrateTo(Infinity);
+    assert.deepEqual((await db.query(`SELECT * FROM jobs ORDER BY id`)).rows, rowsBefore);
+    const placed = await db.query<{ part: string; day: string }>(
+      `SELECT tableoid::regclass::text AS part, to_char(created_at AT TIME ZONE 'UTC', 'YYYYMMDD') AS day FROM jobs ORDER BY id`,
+    );
+    for (const p of placed.rows) assert.equal(p.part, `jobs_${p.day}`);
+    const attempts = await db.query<{ part: string }>(`SELECT tableoid::regclass::text AS part FROM job_attempts`);
+    assert.deepEqual(attempts.rows, [{ part: `job_attempts_${placed.rows[0]!.day}` }]);
+    const refs = await db.query<{ n: number }>(
+      `SELECT (SELECT count(*) FROM idempotency_keys k JOIN jobs j ON j.id = k.job_id AND j.created_at = k.job_created_at)
+            + (SELECT count(*) FROM quarantine q JOIN jobs j ON j.id = q.job_id AND j.created_at = q.job_created_at) AS n`,
+    );
+    assert.equal(Number(refs.rows[0]!.n), 2);
+    // Today and the week ahead have partitions; a referenced day cannot be dropped while referenced.
+    const ahead = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM generate_series(0, 7) g WHERE to_regclass('jobs_' || to_char((now() AT TIME ZONE 'UTC')::date + g, 'YYYYMMDD')) IS NOT NULL`,
+    );
+    assert.equal(ahead.rows[0]!.n, 8);
+    await assert.rejects(db.query(`SELECT drop_job_partitions((now() - interval '1 day')::date)`), /idempotency_keys/);
+    assert.equal((await findJob(db, '00000000-0000-4000-8000-000000000001'))?.status, 'completed');
+  } finally {
+    await db.end();
+  }
+  const admin = createPool('postgres://postgres@127.0.0.1:5432/postgres', 1);
+  await admin.query(`DROP DATABASE "${stack.id}_mig"`);
+  await admin.end();
+});
