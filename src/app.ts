@@ -44,6 +44,8 @@ import { QuarantineService } from './gate/quarantine.service.js';
 import { Maintenance } from './maintenance/maintenance.service.js';
 import { QualityService } from './network/quality.service.js';
 import { ScoresMirror } from './redis/scores.repository.js';
+import { HistoryMaintenance } from './maintenance/history.service.js';
+import { LedgerChainService } from './maintenance/ledger-chain.service.js';
 import { UsageService } from './space/usage.service.js';
 import { StatusService } from './status/status.service.js';
 import { statusRoutes } from './status/status.routes.js';
@@ -105,6 +107,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   });
   const admin = new AdminService({ db, keyCache, flags: nodeFlags, eligibility, queue });
   const usage = new UsageService(db);
+  const ledgerChain = new LedgerChainService(db);
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, events, queue, nodeFlags, logger });
   const jobs = new JobsService({ config, db, settlement, payloads, presence, events, lifecycle });
   const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), logger });
@@ -163,7 +166,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       payloads,
       resubmit: async (principal, model, request, region) => (await jobs.accept(principal, model, request, region === null ? {} : { region })).job,
     });
-    adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine, quality, eligibility }, config.ADMIN_TOKEN);
+    adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine, quality, eligibility, ledgerChain }, config.ADMIN_TOKEN);
     const accounts = new AccountService({
       db,
       admin,
@@ -185,6 +188,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   }
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
+  const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, logger }) : null;
 
   let closed = false;
   return {
@@ -199,6 +203,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       await scheduler?.start();
       maintenance?.start();
       if (has('maintenance')) quality.start();
+      history?.start();
       logger.info({ url, roles, instanceId }, 'backbone listening');
       return url;
     },
@@ -209,6 +214,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       await scheduler?.stop();
       await maintenance?.stop();
       await quality.stop();
+      await history?.stop();
       await app.close();
       await queue.close();
       await rabbit.close();

@@ -79,6 +79,11 @@ export const configSchema = z.object({
   // Maintenance
   SWEEP_INTERVAL_MS: int(5_000, 100),
   OUTBOX_REPUBLISH_AFTER_MS: int(10_000, 100),
+  // Job history: raw job rows are kept this many days (then only their daily rollups), partitions are
+  // made this many days ahead, and the history tasks (partitions, rollups, drops, ledger chain) run this often.
+  JOBS_LIVE_WINDOW_DAYS: int(30, 1),
+  JOB_PARTITIONS_AHEAD_DAYS: int(7, 1),
+  HISTORY_INTERVAL_MS: int(300_000, 1_000),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -62,6 +62,9 @@ export const errors = {
   siweRejected: (reason: string) => new AppError('unauthenticated', 'siwe_rejected', `Sign-In with Ethereum refused: ${reason}.`),
   siweDisabled: () =>
     new AppError('forbidden', 'siwe_disabled', 'Sign-In with Ethereum is not enabled on this server (its operator has not set SIWE_DOMAIN).'),
+  /** The job's deadline passed before it was recorded (a stalled accept or a skewed clock): nothing was charged. */
+  acceptTooLate: (cause: unknown) =>
+    new AppError('unavailable', 'accept_too_late', 'The job could not be recorded before its deadline; nothing was charged. Retry the request.', { retryAfterSeconds: 1 }, { cause }),
 };
 
 /** Ledger amounts are integer micro-credits; 1 credit = 1,000,000 µcr. */

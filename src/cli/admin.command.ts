@@ -8,6 +8,7 @@ import { formatCredits } from '../errors.js';
 import { AdminService } from '../gate/admin.service.js';
 import { UsageService } from '../space/usage.service.js';
 import { OperatorsService } from '../gate/operators.service.js';
+import { LedgerChainService } from '../maintenance/ledger-chain.service.js';
 import { createPool } from '../postgres/db.js';
 import { migrate } from '../postgres/migrate.js';
 import { createRedis, RedisKeys } from '../redis/client.js';
@@ -259,7 +260,7 @@ export function registerAdminCommand(program: Command): void {
     .description("an operator's earnings, pending withdrawals, and earnings by node and day")
     .action(async (accountId: string, opts: Json & { from?: string; to?: string }) => {
       const e = await withAdmin((s) => new OperatorsService(s.db).earnings(accountId, { from: opts.from, to: opts.to }));
-      out(opts, e, `earned ${e.earned} credits, pending withdrawal ${e.pending_withdrawal}\n${e.by_node_and_day.map((r) => `${r.day} ${r.node_id} ${r.jobs} jobs ${r.earned}`).join('\n')}`);
+      out(opts, e, `earned ${e.earned} credits, pending withdrawal ${e.pending_withdrawal}\n${e.by_node_and_day.map((r) => `${r.day} ${r.node_id ?? '(job history rolled up)'} ${r.jobs} jobs ${r.earned}`).join('\n')}`);
     });
 
   admin
@@ -288,6 +289,17 @@ export function registerAdminCommand(program: Command): void {
       const t = await withAdmin((s) => s.ledgerTotals());
       out(opts, t, `entries total ${t.entriesTotal}, balances total ${t.balancesTotal}, mismatched accounts ${t.mismatchedAccounts}`);
       if (t.entriesTotal !== 0 || t.balancesTotal !== 0 || t.mismatchedAccounts !== 0) process.exitCode = 3;
+    });
+
+  admin
+    .command('ledger-verify')
+    .option('--json', 'JSON output')
+    .description("recompute the ledger's daily hash chain and check it against the entries; names the first day that breaks (exit 3)")
+    .action(async (opts: Json) => {
+      const v = await withAdmin((s) => new LedgerChainService(s.db).verify());
+      const range = v.first_day === null ? 'no chained days yet' : `${v.days_verified} day(s) verified from ${v.first_day}, head ${v.head_hash}`;
+      out(opts, v, v.broken ? `BROKEN at ${v.broken.day}: ${v.broken.reason}\n${range}` : `ok: ${range}`);
+      if (!v.ok) process.exitCode = 3;
     });
 }
 

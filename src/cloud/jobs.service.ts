@@ -1,7 +1,6 @@
 // Accepting a chat-completion job and answering for it: validate, price the worst case, persist (payload
 // to MongoDB, job row + hold to PostgreSQL in one transaction), publish with confirms, then wait for the
 // terminal state (synchronous mode) or answer at once (asynchronous mode).
-import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import { AppError, errors } from '../errors.js';
 import { IDEMPOTENCY_WINDOW_HOURS, isTerminal } from '../domain/jobs.js';
@@ -9,7 +8,7 @@ import { promptTokenUpperBound, worstCaseCost, type ModelPrices } from '../domai
 import type { PriorityClass } from '../domain/priority.js';
 import type { JobRequest } from '../domain/protocol.js';
 import type { Db } from '../postgres/db.js';
-import { findJob, findJobInNamespace, type JobRow } from '../postgres/jobs.repository.js';
+import { findJob, findJobInNamespace, JobPastDeadlineError, type JobRow } from '../postgres/jobs.repository.js';
 import { balanceOf } from '../postgres/ledger.repository.js';
 import { findModel, type ModelRow } from '../postgres/models.repository.js';
 import type { PayloadsRepository, PayloadDoc } from '../mongo/payloads.repository.js';
@@ -18,6 +17,7 @@ import type { JobEvents } from '../redis/job-events.js';
 import { IdempotencyKeyInUse, type SettlementService } from '../jobs/settlement.service.js';
 import { findIdempotencyKey } from '../postgres/idempotency.repository.js';
 import { canonicalJson, sha256Hex } from '../domain/signatures.js';
+import { newJobId } from '../domain/job-ids.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import type { Principal } from './auth.service.js';
 import { findNamespace } from '../postgres/accounts.repository.js';
@@ -82,8 +82,8 @@ export class JobsService {
     const available = await balanceOf(this.d.db, 'ns_available', p.namespaceId);
     if (available < hold) throw errors.insufficientCredits(hold, available);
 
-    const id = randomUUID();
     const now = Date.now();
+    const id = newJobId(now);
     const deadline = new Date(now + (opts.deadlineMs ?? config.JOB_DEADLINE_MS));
     await this.d.payloads.insertInput({
       jobId: id,
@@ -120,6 +120,7 @@ export class JobsService {
         const replay = await this.replayOf(p, idempotency);
         if (replay) return { job: replay, replayed: true };
       }
+      if (err instanceof JobPastDeadlineError) throw errors.acceptTooLate(err);
       throw err;
     }
     await this.d.lifecycle.publish(row);

@@ -3,7 +3,7 @@ import { errors } from '../errors.js';
 
 /** The longest period one report covers: keeps a report's cost bounded. */
 export const MAX_REPORT_DAYS = 366;
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 
 export interface DayRange {
   from: Date;

@@ -9,6 +9,7 @@ import type { AdminService } from './admin.service.js';
 import type { UsageService } from '../space/usage.service.js';
 import type { OperatorsService } from './operators.service.js';
 import type { QuarantineService } from './quarantine.service.js';
+import type { LedgerChainService } from '../maintenance/ledger-chain.service.js';
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 import { blindProbeInputSchema, type QualityService } from '../network/quality.service.js';
 import type { EligibilityService } from '../network/eligibility.service.js';
@@ -24,9 +25,10 @@ export interface AdminRouteServices {
   quarantine: QuarantineService;
   quality: QualityService;
   eligibility: EligibilityService;
+  ledgerChain: LedgerChainService;
 }
 
-export function adminRoutes(app: FastifyInstance, { admin, usage, operators, quarantine, quality, eligibility }: AdminRouteServices, adminToken: string): void {
+export function adminRoutes(app: FastifyInstance, { admin, usage, operators, quarantine, quality, eligibility, ledgerChain }: AdminRouteServices, adminToken: string): void {
   const expected = createHash('sha256').update(adminToken).digest();
 
   app.register(async (r) => {
@@ -141,6 +143,8 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
     });
 
     r.get('/admin/ledger/total', async () => admin.ledgerTotals());
+    // The daily ledger chain recomputed from genesis: 200 either way, `ok` and `broken` say the outcome.
+    r.get('/admin/ledger/verify', async () => ledgerChain.verify());
 
     // Operators: earnings by node and day; withdrawals recorded as ledger holds, exported for settlement.
     r.get<{ Params: { id: string }; Querystring: { from?: string; to?: string } }>('/admin/operators/:id/earnings', async (req) =>

@@ -1,5 +1,6 @@
 // Periodic safety nets, each idempotent, run by whichever instance takes the PostgreSQL advisory lock
-// for that tick (so N instances do the work once):
+// for that tick (so N instances do the work once; the daily history tasks run apart, under their own
+// lock: src/maintenance/history.service.ts):
 //   - outbox: republish jobs whose publish was never confirmed (a crash or broker outage at accept);
 //   - deadlines: expire unfinished jobs past their deadline and release their holds (covers messages the
 //     broker dead-lettered by TTL, and any job whose scheduler vanished);
@@ -12,7 +13,8 @@
 //     hastens what the TTL monitor does).
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { withTransaction, type Db } from '../postgres/db.js';
+import type { Db } from '../postgres/db.js';
+import { ADVISORY_LOCKS, runExclusive } from '../postgres/advisory-lock.js';
 import { listOverdue, listUnpublished } from '../postgres/jobs.repository.js';
 import { deleteExpiredIdempotencyKeys } from '../postgres/idempotency.repository.js';
 import { listActiveNodeFlags } from '../postgres/node-flags.repository.js';
@@ -25,8 +27,6 @@ import { IDEMPOTENCY_WINDOW_HOURS } from '../domain/jobs.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 
-/** Arbitrary constant naming the maintenance lock among PostgreSQL advisory locks. */
-const MAINTENANCE_LOCK = 0x5245_5355; // "RESU"
 const BATCH = 500;
 
 export class Maintenance {
@@ -64,9 +64,7 @@ export class Maintenance {
 
   /** One pass of every task, if this instance gets the lock. Returns false when another instance holds it. */
   async tick(now = new Date()): Promise<boolean> {
-    return withTransaction(this.d.db, async (tx) => {
-      const lock = await tx.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock($1) AS ok`, [MAINTENANCE_LOCK]);
-      if (!lock.rows[0]?.ok) return false;
+    const run = await runExclusive(this.d.db, ADVISORY_LOCKS.maintenance, async () => {
       await this.republishUnconfirmed(now);
       await this.expireOverdue(now);
       await deleteExpiredIdempotencyKeys(this.d.db, IDEMPOTENCY_WINDOW_HOURS, BATCH);
@@ -77,8 +75,8 @@ export class Maintenance {
       await this.closeUptimeEpochs(now);
       const swept = await this.d.payloads.sweepExpired(now);
       if (swept > 0) this.d.logger.info({ swept }, 'expired payloads deleted');
-      return true;
     });
+    return run.ran;
   }
 
   private async republishUnconfirmed(now: Date): Promise<void> {

@@ -1,5 +1,6 @@
 // Idempotency keys for job submission (migrations/0002): one job per (namespace, key) per window.
 import type { Queryable } from './db.js';
+import { byId, JOB_BY_ID } from './jobs.repository.js';
 
 export interface IdempotencyRecord {
   job_id: string;
@@ -25,12 +26,14 @@ export async function claimIdempotencyKey(
   q: Queryable,
   c: { namespaceId: string; key: string; requestHash: Buffer; jobId: string; windowHours: number },
 ): Promise<boolean> {
+  // The job was inserted just before, in this transaction; its partition key comes from its row.
   const r = await q.query(
-    `INSERT INTO idempotency_keys (namespace_id, key, request_hash, job_id) VALUES ($1, $2, $3, $4)
+    `INSERT INTO idempotency_keys (namespace_id, key, request_hash, job_id, job_created_at)
+     SELECT $3, $4, $5, id, created_at FROM jobs WHERE ${JOB_BY_ID}
      ON CONFLICT (namespace_id, key) DO UPDATE
-       SET request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id, created_at = now()
-       WHERE idempotency_keys.created_at <= now() - make_interval(hours => $5)`,
-    [c.namespaceId, c.key, c.requestHash, c.jobId, c.windowHours],
+       SET request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id, job_created_at = EXCLUDED.job_created_at, created_at = now()
+       WHERE idempotency_keys.created_at <= now() - make_interval(hours => $6)`,
+    [...byId(c.jobId), c.namespaceId, c.key, c.requestHash, c.windowHours],
   );
   return (r.rowCount ?? 0) > 0;
 }

@@ -1,7 +1,13 @@
 // Job rows: the authoritative record of every accepted job, its attempts and its settlement. Every state
 // change is a conditional UPDATE fenced by status and attempt, so a late, duplicate or replayed event
 // cannot move a job twice.
+//
+// The table is partitioned by day of `created_at` (migrations/0011). Every lookup by id also passes the
+// creation time its id carries (jobIdTime) as `$2`: `created_at = $2` prunes the query to that day's
+// partition at planning time. For an id that carries no time (accepted before ids were UUIDv7), $2 is
+// NULL and the query visits each partition's primary-key index instead: correct, only slower.
 import type { JobStatus } from '../domain/jobs.js';
+import { jobIdTime } from '../domain/job-ids.js';
 import type { PriorityClass } from '../domain/priority.js';
 import type { Queryable } from './db.js';
 
@@ -41,6 +47,28 @@ const COLUMNS = `id, namespace_id, api_key_id, model, status, attempt, max_attem
   input_price_micro, output_price_micro, min_charge_micro, priority, surcharge_bps, prompt_tokens, completion_tokens, error_code, error_message,
   created_at, deadline_at, published_at, finished_at, network, region, subcloud`;
 
+/**
+ * `WHERE` condition for job $1 in its own partition ($2: jobIdTime of $1); see the head of this file.
+ * Rows that reference a job take its `created_at` from the job row in SQL, never through JavaScript:
+ * a Date keeps milliseconds, and a job created by now() has microseconds.
+ */
+export const JOB_BY_ID = `id = $1 AND ($2::timestamptz IS NULL OR created_at = $2)`;
+/** The same for the attempts of job $1 (partitioned by their job's creation day). */
+const ATTEMPTS_BY_JOB = `job_id = $1 AND ($2::timestamptz IS NULL OR job_created_at = $2)`;
+
+/** The parameters $1 and $2 of JOB_BY_ID and ATTEMPTS_BY_JOB. */
+export function byId(id: string): [string, Date | null] {
+  return [id, jobIdTime(id)];
+}
+
+/** The job reached PostgreSQL after its own deadline: it is not accepted (see insertJob). */
+export class JobPastDeadlineError extends Error {
+  constructor(readonly jobId: string) {
+    super(`job ${jobId} reached the database after its deadline (a stalled accept, or this instance's clock is behind the database's)`);
+    this.name = 'JobPastDeadlineError';
+  }
+}
+
 export interface NewJob {
   id: string;
   namespaceId: string;
@@ -63,11 +91,19 @@ export interface NewJob {
   subcloud?: string | null;
 }
 
+/**
+ * Inserts a queued job. `created_at` is the time in the job's id (or now() for an id without one). A
+ * job whose deadline has already passed by the database's clock is refused (JobPastDeadlineError): so
+ * no job can land in a day later than the day's end plus the longest deadline, which is when the
+ * maintenance role takes a day as closed and rolls it up (src/maintenance/history.service.ts).
+ */
 export async function insertJob(q: Queryable, j: NewJob): Promise<JobRow> {
   const r = await q.query<JobRow>(
     `INSERT INTO jobs (id, namespace_id, api_key_id, model, status, max_attempts, max_tokens, prompt_tokens_bound, hold_micro,
-                       input_price_micro, output_price_micro, min_charge_micro, deadline_at, network, region, subcloud, priority, surcharge_bps)
-     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING ${COLUMNS}`,
+                       input_price_micro, output_price_micro, min_charge_micro, deadline_at, created_at, network, region, subcloud, priority, surcharge_bps)
+     SELECT $1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13::timestamptz, now()), $14, $15, $16, $17, $18
+      WHERE $12::timestamptz > now()
+     RETURNING ${COLUMNS}`,
     [
       j.id,
       j.namespaceId,
@@ -81,6 +117,7 @@ export async function insertJob(q: Queryable, j: NewJob): Promise<JobRow> {
       j.outputPriceMicro,
       j.minChargeMicro,
       j.deadlineAt,
+      jobIdTime(j.id),
       j.network ?? 'mainnet',
       j.region ?? null,
       j.subcloud ?? null,
@@ -88,22 +125,23 @@ export async function insertJob(q: Queryable, j: NewJob): Promise<JobRow> {
       j.surchargeBps ?? 0,
     ],
   );
-  return r.rows[0]!;
+  if (!r.rows[0]) throw new JobPastDeadlineError(j.id);
+  return r.rows[0];
 }
 
 export async function findJob(q: Queryable, id: string): Promise<JobRow | null> {
-  const r = await q.query<JobRow>(`SELECT ${COLUMNS} FROM jobs WHERE id = $1`, [id]);
+  const r = await q.query<JobRow>(`SELECT ${COLUMNS} FROM jobs WHERE ${JOB_BY_ID}`, byId(id));
   return r.rows[0] ?? null;
 }
 
 /** The job if it belongs to the namespace; another namespace's job is indistinguishable from none. */
 export async function findJobInNamespace(q: Queryable, id: string, namespaceId: string): Promise<JobRow | null> {
-  const r = await q.query<JobRow>(`SELECT ${COLUMNS} FROM jobs WHERE id = $1 AND namespace_id = $2`, [id, namespaceId]);
+  const r = await q.query<JobRow>(`SELECT ${COLUMNS} FROM jobs WHERE ${JOB_BY_ID} AND namespace_id = $3`, [...byId(id), namespaceId]);
   return r.rows[0] ?? null;
 }
 
 export async function markPublished(q: Queryable, id: string): Promise<void> {
-  await q.query(`UPDATE jobs SET published_at = now() WHERE id = $1 AND published_at IS NULL`, [id]);
+  await q.query(`UPDATE jobs SET published_at = now() WHERE ${JOB_BY_ID} AND published_at IS NULL`, byId(id));
 }
 
 /** Unfinished jobs whose publish was never confirmed, oldest first (the outbox). */
@@ -127,19 +165,18 @@ export async function listOverdue(q: Queryable, now: Date, limit: number): Promi
  * Starts attempt `expectedAttempt + 1` on `nodeId`, but only if the job is still queued at
  * `expectedAttempt`: two schedulers holding duplicate messages of one job (an outbox republish, a
  * publisher retry) cannot both start an attempt; the loser gets null and waits on the winner's attempt.
- * The attempt counter is also the fence that makes any earlier attempt's result stale. Two statements:
- * run it inside a transaction.
+ * The attempt counter is also the fence that makes any earlier attempt's result stale.
  */
 export async function startAttempt(q: Queryable, id: string, nodeId: string, expectedAttempt: number): Promise<number | null> {
   const r = await q.query<{ attempt: number }>(
-    `UPDATE jobs SET attempt = attempt + 1, status = 'running', node_id = $2, started_at = coalesce(started_at, now())
-      WHERE id = $1 AND status = 'queued' AND attempt = $3 AND attempt < max_attempts RETURNING attempt`,
-    [id, nodeId, expectedAttempt],
+    `WITH started AS (
+       UPDATE jobs SET attempt = attempt + 1, status = 'running', node_id = $3, started_at = coalesce(started_at, now())
+        WHERE ${JOB_BY_ID} AND status = 'queued' AND attempt = $4 AND attempt < max_attempts RETURNING id, created_at, attempt
+     )
+     INSERT INTO job_attempts (job_id, job_created_at, attempt, node_id) SELECT id, created_at, attempt, $3 FROM started RETURNING attempt`,
+    [...byId(id), nodeId, expectedAttempt],
   );
-  const attempt = r.rows[0]?.attempt;
-  if (attempt === undefined) return null;
-  await q.query(`INSERT INTO job_attempts (job_id, attempt, node_id) VALUES ($1, $2, $3)`, [id, attempt, nodeId]);
-  return attempt;
+  return r.rows[0]?.attempt ?? null;
 }
 
 /**
@@ -149,19 +186,19 @@ export async function startAttempt(q: Queryable, id: string, nodeId: string, exp
 export async function failAttempt(q: Queryable, id: string, attempt: number, outcome: string, reason: string): Promise<boolean> {
   const r = await q.query(
     `WITH job AS (
-       UPDATE jobs SET status = 'queued' WHERE id = $1 AND attempt = $2 AND status = 'running' RETURNING id
+       UPDATE jobs SET status = 'queued' WHERE ${JOB_BY_ID} AND attempt = $3 AND status = 'running' RETURNING id
      )
-     UPDATE job_attempts SET outcome = $3, reason = $4, ended_at = now()
-      WHERE job_id = (SELECT id FROM job) AND attempt = $2 AND outcome IS NULL`,
-    [id, attempt, outcome, reason.slice(0, 500)],
+     UPDATE job_attempts SET outcome = $4, reason = $5, ended_at = now()
+      WHERE ${ATTEMPTS_BY_JOB} AND job_id = (SELECT id FROM job) AND attempt = $3 AND outcome IS NULL`,
+    [...byId(id), attempt, outcome, reason.slice(0, 500)],
   );
   return (r.rowCount ?? 0) > 0;
 }
 
 /** Locks the job row if `attempt` is its running attempt on `nodeId`; null otherwise. */
 export async function lockRunningAttempt(q: Queryable, id: string, attempt: number, nodeId: string): Promise<JobRow | null> {
-  const r = await q.query<JobRow>(`SELECT ${COLUMNS} FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running' AND node_id = $3 FOR UPDATE`, [
-    id,
+  const r = await q.query<JobRow>(`SELECT ${COLUMNS} FROM jobs WHERE ${JOB_BY_ID} AND attempt = $3 AND status = 'running' AND node_id = $4 FOR UPDATE`, [
+    ...byId(id),
     attempt,
     nodeId,
   ]);
@@ -176,12 +213,12 @@ export async function completeJob(
   u: { promptTokens: number; completionTokens: number; chargedMicro: number },
 ): Promise<JobRow | null> {
   const r = await q.query<JobRow>(
-    `UPDATE jobs SET status = 'completed', prompt_tokens = $3, completion_tokens = $4, charged_micro = $5, finished_at = now()
-      WHERE id = $1 AND attempt = $2 AND status = 'running' RETURNING ${COLUMNS}`,
-    [id, attempt, u.promptTokens, u.completionTokens, u.chargedMicro],
+    `UPDATE jobs SET status = 'completed', prompt_tokens = $4, completion_tokens = $5, charged_micro = $6, finished_at = now()
+      WHERE ${JOB_BY_ID} AND attempt = $3 AND status = 'running' RETURNING ${COLUMNS}`,
+    [...byId(id), attempt, u.promptTokens, u.completionTokens, u.chargedMicro],
   );
   if (!r.rows[0]) return null;
-  await q.query(`UPDATE job_attempts SET outcome = 'completed', ended_at = now() WHERE job_id = $1 AND attempt = $2`, [id, attempt]);
+  await q.query(`UPDATE job_attempts SET outcome = 'completed', ended_at = now() WHERE ${ATTEMPTS_BY_JOB} AND attempt = $3`, [...byId(id), attempt]);
   return r.rows[0];
 }
 
@@ -198,14 +235,14 @@ export async function endJobWithoutResult(
   message: string,
 ): Promise<(JobRow & { interrupted_node_id: string | null }) | null> {
   const r = await q.query<JobRow>(
-    `UPDATE jobs SET status = $2, error_code = $3, error_message = $4, charged_micro = 0, finished_at = now()
-      WHERE id = $1 AND finished_at IS NULL RETURNING ${COLUMNS}`,
-    [id, status, code, message.slice(0, 1000)],
+    `UPDATE jobs SET status = $3, error_code = $4, error_message = $5, charged_micro = 0, finished_at = now()
+      WHERE ${JOB_BY_ID} AND finished_at IS NULL RETURNING ${COLUMNS}`,
+    [...byId(id), status, code, message.slice(0, 1000)],
   );
   if (!r.rows[0]) return null;
   const interrupted = await q.query<{ node_id: string }>(
-    `UPDATE job_attempts SET outcome = 'superseded', ended_at = now() WHERE job_id = $1 AND outcome IS NULL RETURNING node_id`,
-    [id],
+    `UPDATE job_attempts SET outcome = 'superseded', ended_at = now() WHERE ${ATTEMPTS_BY_JOB} AND outcome IS NULL RETURNING node_id`,
+    byId(id),
   );
   return { ...r.rows[0], interrupted_node_id: interrupted.rows[0]?.node_id ?? null };
 }

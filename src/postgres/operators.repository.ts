@@ -2,7 +2,8 @@
 import type { Queryable } from './db.js';
 
 export interface NodeEarningsRow {
-  node_id: string;
+  /** Null for captures whose job has left the live window (its raw row dropped, migrations/0011). */
+  node_id: string | null;
   day: string; // YYYY-MM-DD, UTC
   jobs: number;
   earned_micro: number;
@@ -16,7 +17,7 @@ export async function earningsByNodeAndDay(q: Queryable, operatorAccountId: stri
        FROM ledger_accounts a
        JOIN ledger_entries e ON e.account_id = a.id
        JOIN ledger_transactions t ON t.id = e.txn_id AND t.kind = 'capture'
-       JOIN jobs j ON j.id = t.job_id
+       LEFT JOIN jobs j ON j.id = t.job_id -- LEFT: earnings outlive the raw job rows
       WHERE a.kind = 'operator_earnings' AND a.owner_id = $1 AND t.created_at >= $2 AND t.created_at < $3
       GROUP BY j.node_id, 2 ORDER BY 2, j.node_id`,
     [operatorAccountId, from, to],

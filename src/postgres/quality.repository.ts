@@ -105,7 +105,7 @@ export async function attemptStats(q: Queryable, since: Date): Promise<AttemptSt
             count(*) FILTER (WHERE a.outcome = 'completed')::int AS completed,
             count(*) FILTER (WHERE a.outcome IN ('failed', 'timeout', 'invalid_result'))::int AS failed,
             (avg(extract(epoch FROM a.ended_at - a.started_at) * 1000) FILTER (WHERE a.outcome = 'completed'))::float8 AS latency_ms
-       FROM job_attempts a JOIN jobs j ON j.id = a.job_id
+       FROM job_attempts a JOIN jobs j ON j.id = a.job_id AND j.created_at = a.job_created_at
       WHERE a.started_at >= $1 AND a.ended_at IS NOT NULL
       GROUP BY a.node_id, j.model`,
     [since],

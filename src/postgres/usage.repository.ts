@@ -1,5 +1,5 @@
-// Usage per namespace by day (UTC), model and API key, from the job rows. (When job history is rolled up
-// and raw partitions dropped, this reads the rollups plus the live window; the report's shape stays.)
+// Usage per namespace by day (UTC), model and API key: from the daily job rollups for rolled-up days, and
+// from the raw job rows for the others (src/space/usage.service.ts puts the two together).
 import type { Queryable } from './db.js';
 
 export interface UsageRow {
@@ -16,8 +16,8 @@ export interface UsageRow {
   charged_micro: number;
 }
 
-/** Jobs created in [from, to) in the namespace, grouped by day, model and key, oldest day first. */
-export async function usageByDayModelKey(q: Queryable, namespaceId: string, from: Date, to: Date): Promise<UsageRow[]> {
+/** Jobs created in [from, to) in the namespace, from the raw rows, grouped by day, model and key. */
+export async function usageFromJobs(q: Queryable, namespaceId: string, from: Date, to: Date): Promise<UsageRow[]> {
   const r = await q.query<UsageRow>(
     `SELECT to_char(date_trunc('day', j.created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day,
             j.model, j.api_key_id, k.key_prefix,
@@ -30,9 +30,27 @@ export async function usageByDayModelKey(q: Queryable, namespaceId: string, from
             coalesce(sum(j.charged_micro), 0)::bigint AS charged_micro
        FROM jobs j JOIN api_keys k ON k.id = j.api_key_id
       WHERE j.namespace_id = $1 AND j.created_at >= $2 AND j.created_at < $3
-      GROUP BY 1, j.model, j.api_key_id, k.key_prefix
-      ORDER BY 1, j.model, k.key_prefix`,
+      GROUP BY 1, j.model, j.api_key_id, k.key_prefix`,
     [namespaceId, from, to],
+  );
+  return r.rows;
+}
+
+/** The same figures from the rollups of days `fromDay` to `toDay` (YYYY-MM-DD, inclusive). */
+export async function usageFromRollups(q: Queryable, namespaceId: string, fromDay: string, toDay: string): Promise<UsageRow[]> {
+  const r = await q.query<UsageRow>(
+    `SELECT to_char(r.day, 'YYYY-MM-DD') AS day, r.model, r.api_key_id, k.key_prefix,
+            sum(r.jobs)::int AS requests,
+            coalesce(sum(r.jobs) FILTER (WHERE r.status = 'completed'), 0)::int AS completed,
+            coalesce(sum(r.jobs) FILTER (WHERE r.status = 'failed'), 0)::int AS failed,
+            coalesce(sum(r.jobs) FILTER (WHERE r.status = 'expired'), 0)::int AS expired,
+            sum(r.prompt_tokens)::bigint AS prompt_tokens,
+            sum(r.completion_tokens)::bigint AS completion_tokens,
+            sum(r.charged_micro)::bigint AS charged_micro
+       FROM job_rollups r JOIN api_keys k ON k.id = r.api_key_id
+      WHERE r.namespace_id = $1 AND r.day BETWEEN $2::date AND $3::date
+      GROUP BY r.day, r.model, r.api_key_id, k.key_prefix`,
+    [namespaceId, fromDay, toDay],
   );
   return r.rows;
 }

@@ -1,10 +1,15 @@
 // Usage reports per namespace, by day, model and API key: JSON or CSV, for consumers (their own
 // namespace, through /v1/usage) and platform operators (any namespace, through /admin and the CLI).
+// Rolled-up days are read from their rollups (their raw rows may be gone), the other days from the raw
+// jobs; each day from exactly one of the two, all in one snapshot, so no day counts twice or not at all
+// while a rollup or a drop commits.
 import { formatCredits } from '../errors.js';
 import { toCsv } from '../domain/csv.js';
 import { dayRange, isoDay } from '../domain/day-range.js';
-import type { Db } from '../postgres/db.js';
-import { usageByDayModelKey, type UsageRow } from '../postgres/usage.repository.js';
+import { addDays, dayStart, spansWithout } from '../domain/job-history.js';
+import { withTransaction, type Db } from '../postgres/db.js';
+import { listRollupDays } from '../postgres/job-history.repository.js';
+import { usageFromJobs, usageFromRollups, type UsageRow } from '../postgres/usage.repository.js';
 
 export interface UsageReportRow extends Omit<UsageRow, 'charged_micro'> {
   credits_charged: string;
@@ -27,18 +32,22 @@ export const USAGE_CSV_COLUMNS = [
 export class UsageService {
   constructor(private readonly db: Db) {}
 
-  /**
-   * Usage for days `from` to `to` inclusive (YYYY-MM-DD, UTC; default: the last 30 days up to today).
-   */
-  /** Usage for days `from` to `to` inclusive (YYYY-MM-DD, UTC; default: the 30 days up to today). */
+  /** Usage for days `from` to `to` inclusive (YYYY-MM-DD, UTC; default: the 30 days up to today), oldest day first. */
   async report(namespaceId: string, range: { from?: string; to?: string }): Promise<{ from: string; to: string; data: UsageReportRow[] }> {
     const r = dayRange(range);
-    const rows = await usageByDayModelKey(this.db, namespaceId, r.from, r.end);
-    return {
-      from: isoDay(r.from),
-      to: isoDay(r.to),
-      data: rows.map(({ charged_micro, ...rest }) => ({ ...rest, credits_charged: formatCredits(charged_micro) })),
-    };
+    const from = isoDay(r.from);
+    const to = isoDay(r.to);
+    const rows = await withTransaction(this.db, async (tx) => {
+      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const rolledUp = new Set((await listRollupDays(tx, from, to)).map((d) => d.day));
+      const all = rolledUp.size > 0 ? await usageFromRollups(tx, namespaceId, from, to) : [];
+      for (const span of spansWithout(from, to, rolledUp)) {
+        all.push(...(await usageFromJobs(tx, namespaceId, dayStart(span.first), dayStart(addDays(span.last, 1)))));
+      }
+      return all;
+    });
+    rows.sort((a, b) => a.day.localeCompare(b.day) || a.model.localeCompare(b.model) || a.key_prefix.localeCompare(b.key_prefix) || a.api_key_id.localeCompare(b.api_key_id));
+    return { from, to, data: rows.map(({ charged_micro, ...rest }) => ({ ...rest, credits_charged: formatCredits(charged_micro) })) };
   }
 
   toCsv(rows: readonly UsageReportRow[]): string {

@@ -301,7 +301,7 @@ test('a completion and a new hold on one namespace that reach the ledger at the 
     const running = newJob(t);
     await settlement.acceptWithHold(running, null);
     await stack.db.query(`UPDATE jobs SET status = 'running', attempt = 1, node_id = $2 WHERE id = $1`, [running.id, nodeId]);
-    await stack.db.query(`INSERT INTO job_attempts (job_id, attempt, node_id) VALUES ($1, 1, $2)`, [running.id, nodeId]);
+    await stack.db.query(`INSERT INTO job_attempts (job_id, job_created_at, attempt, node_id) SELECT id, created_at, 1, $2 FROM jobs WHERE id = $1`, [running.id, nodeId]);
 
     // Its completion has taken its first lock on the namespace's accounts (the held one, at least) when a
     // new hold of the same namespace starts (it needs the available account, then the held one); the

@@ -1,0 +1,163 @@
+// Job history that stays bounded, and the ledger's daily chain (DESIGN.md, "Data lifecycle"). Each run,
+// on whichever instance takes the history advisory lock (so N instances do the work once):
+//   1. partitions: make sure `jobs` (and `job_attempts`) have a partition for today and the days ahead;
+//   2. job rollups: roll up every closed day not rolled up yet, oldest first (a day is closed once its
+//      end plus the longest deadline has passed and every job of it has finished);
+//   3. drops: drop the raw partitions of days past the live window, once rolled up (re-rolled in the
+//      same transaction, so the rollup that stays is exactly what the dropped rows held);
+//   4. ledger: roll up and chain every closed ledger day.
+// Runs apart from the frequent sweeps (src/maintenance/maintenance.service.ts), under its own lock, so a
+// long rollup never delays job expiry. Every step is idempotent: a lost lock costs duplicate work at
+// worst, which the tables' keys refuse.
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { isoDay } from '../domain/day-range.js';
+import { isJobDayClosed, isPastLiveWindow, partitionDaysAhead } from '../domain/job-history.js';
+import { withTransaction, type Db } from '../postgres/db.js';
+import { ADVISORY_LOCKS, runExclusive } from '../postgres/advisory-lock.js';
+import {
+  countUnfinishedOnDay,
+  createJobPartitions,
+  dropJobPartitions,
+  listJobPartitionDays,
+  listRollupDays,
+  lockJobDayForDrop,
+  rollUpJobDay,
+} from '../postgres/job-history.repository.js';
+import type { LedgerChainService } from './ledger-chain.service.js';
+
+/** How long partition DDL waits for its locks on the hot tables before giving up until the next run. */
+const DDL_LOCK_TIMEOUT_MS = 5_000;
+/** Fewer partitions ahead than this is an alert: inserts fail on a day without one. */
+const PARTITIONS_AHEAD_ALERT_DAYS = 2;
+
+export interface HistoryRunReport {
+  partitionsCreated: string[];
+  rolledUp: string[];
+  dropped: string[];
+  ledgerDaysChained: string[];
+}
+
+export class HistoryMaintenance {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly d: {
+      config: Pick<Config, 'JOB_DEADLINE_MS' | 'JOBS_LIVE_WINDOW_DAYS' | 'JOB_PARTITIONS_AHEAD_DAYS' | 'HISTORY_INTERVAL_MS'>;
+      db: Db;
+      ledgerChain: LedgerChainService;
+      logger: Logger;
+    },
+  ) {}
+
+  /** Runs at once (partitions ahead matter from the first minute), then every HISTORY_INTERVAL_MS. */
+  start(): void {
+    const kick = () => {
+      if (this.running) return;
+      this.running = this.run()
+        .then(() => undefined)
+        .catch((err: unknown) => this.d.logger.warn({ err }, 'job history maintenance failed'))
+        .finally(() => (this.running = null));
+    };
+    kick();
+    this.timer = setInterval(kick, this.d.config.HISTORY_INTERVAL_MS);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One pass of every history task, if this instance gets the lock; null when another instance holds it. */
+  async run(): Promise<HistoryRunReport | null> {
+    const result = await runExclusive(this.d.db, ADVISORY_LOCKS.history, async () => {
+      // The database's clock decides, as it does for the jobs' own timestamps: one clock for all instances.
+      const now = (await this.d.db.query<{ now: Date }>(`SELECT now()`)).rows[0]!.now;
+      const report: HistoryRunReport = { partitionsCreated: [], rolledUp: [], dropped: [], ledgerDaysChained: [] };
+      report.partitionsCreated = await this.ensurePartitionsAhead(now);
+      report.rolledUp = await this.rollUpClosedDays(now);
+      report.dropped = await this.dropPastWindow(now);
+      report.ledgerDaysChained = await this.d.ledgerChain.rollUpClosedDays(now);
+      const worked = Object.values(report).some((days: string[]) => days.length > 0);
+      if (worked) this.d.logger.info(report, 'job history maintenance');
+      return report;
+    });
+    return result.ran ? result.value : null;
+  }
+
+  private async ensurePartitionsAhead(now: Date): Promise<string[]> {
+    const created: string[] = [];
+    const days = partitionDaysAhead(now, this.d.config.JOB_PARTITIONS_AHEAD_DAYS);
+    const existing = new Set(await listJobPartitionDays(this.d.db));
+    for (const day of days.filter((x) => !existing.has(x))) {
+      try {
+        if (await withTransaction(this.d.db, (tx) => createJobPartitions(tx, day, DDL_LOCK_TIMEOUT_MS))) created.push(day);
+      } catch (err) {
+        this.d.logger.warn({ err, day }, 'could not create the job partitions of a day; retrying on the next run');
+        break;
+      }
+    }
+    const have = new Set([...existing, ...created]);
+    const ahead = days.findIndex((x) => !have.has(x));
+    if (ahead !== -1 && ahead < PARTITIONS_AHEAD_ALERT_DAYS) {
+      this.d.logger.error({ missing: days[ahead] }, 'job partitions are running out: jobs for a day without a partition will be refused');
+    }
+    return created;
+  }
+
+  /** Rolls up closed days oldest first, stopping at the first one that still has unfinished jobs. */
+  private async rollUpClosedDays(now: Date): Promise<string[]> {
+    const today = isoDay(now);
+    const partitions = (await listJobPartitionDays(this.d.db)).filter((day) => day < today);
+    if (partitions.length === 0) return [];
+    const rolled = new Set((await listRollupDays(this.d.db, partitions[0]!, today)).map((r) => r.day));
+    const done: string[] = [];
+    for (const day of partitions) {
+      if (rolled.has(day)) continue;
+      if (!isJobDayClosed(day, now, this.d.config.JOB_DEADLINE_MS)) break;
+      const unfinished = await countUnfinishedOnDay(this.d.db, day);
+      if (unfinished > 0) {
+        // The deadline sweep expires them; until it has, this day (and so every later one) waits.
+        this.d.logger.warn({ day, unfinished }, 'a closed day still has unfinished jobs; its rollup waits');
+        break;
+      }
+      await withTransaction(this.d.db, async (tx) => {
+        await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+        await rollUpJobDay(tx, day);
+      });
+      done.push(day);
+    }
+    return done;
+  }
+
+  /** Drops the raw partitions of rolled-up days past the live window. */
+  private async dropPastWindow(now: Date): Promise<string[]> {
+    const window = this.d.config.JOBS_LIVE_WINDOW_DAYS;
+    const due = (await listJobPartitionDays(this.d.db)).filter((day) => isPastLiveWindow(day, now, window));
+    if (due.length === 0) return [];
+    const rolled = new Map((await listRollupDays(this.d.db, due[0]!, due.at(-1)!)).map((r) => [r.day, r]));
+    const dropped: string[] = [];
+    for (const day of due) {
+      const before = rolled.get(day);
+      if (!before) continue; // not rolled up yet: its raw rows stay until it is
+      try {
+        await withTransaction(this.d.db, async (tx) => {
+          if (!(await lockJobDayForDrop(tx, day, DDL_LOCK_TIMEOUT_MS))) return;
+          // Re-roll from the rows about to go, so that what stays is exactly what they held. A closed day
+          // does not change; if it did, say so (something wrote to a closed day).
+          const after = await rollUpJobDay(tx, day);
+          if (after.jobs !== before.jobs || after.charged_micro !== before.charged_micro) {
+            this.d.logger.warn({ day, before, after }, 'a rolled-up day changed after its rollup; rolled up again before its raw rows were dropped');
+          }
+          await dropJobPartitions(tx, day);
+        });
+        dropped.push(day);
+      } catch (err) {
+        this.d.logger.warn({ err, day }, 'could not drop the job partitions of a day; retrying on the next run');
+        break;
+      }
+    }
+    return dropped;
+  }
+}
