@@ -153,7 +153,8 @@ export class StreamRelay {
   private async pause(watch: StreamWatch, jobId: string, signal: AbortSignal): Promise<boolean> {
     const stop = new AbortController();
     let jobEvent = false;
-    const event = this.d.events.waitFor(jobId, () => true, IDLE_POLL_MS, AbortSignal.any([signal, stop.signal])).then((e) => {
+    // Stopped below in every case, the client leaving included (that ends watch.wait).
+    const event = this.d.events.waitFor(jobId, () => true, IDLE_POLL_MS, stop.signal).then((e) => {
       if (e) {
         jobEvent = true;
         watch.poke();

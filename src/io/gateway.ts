@@ -66,8 +66,8 @@ interface Session {
   nodeId: string;
   /** jobId -> attempt, for the attempts this socket is running. */
   inflight: Map<string, number>;
-  /** `jobId#attempt` -> chunk budget, for the streamed attempts dispatched to this socket and not ended. */
-  streams: Map<string, number>;
+  /** `jobId#attempt` -> the streamed attempts dispatched to this socket and not ended: chunk budget, next seq. */
+  streams: Map<string, { maxChunks: number; next: number }>;
   /** Per job, the tail of its chain of messages being handled (see inJobOrder). */
   jobOrder: Map<string, Promise<void>>;
 }
@@ -243,17 +243,25 @@ export class Gateway {
   /**
    * Appends a chunk to its attempt's stream. A chunk for an attempt this socket does not run is refused
    * and dropped; one out of order or over budget fails the attempt as an invalid result (the stream can
-   * no longer match any result), and the attempt's later chunks are refused.
+   * no longer match any result), and the attempt's later chunks are refused. A stream Redis lost fails
+   * the attempt too, but not as the node's fault.
    */
   private async chunk(socket: WebSocket, session: Session, msg: JobChunkMessage): Promise<void> {
     const key = attemptKey(msg.jobId, msg.attempt);
-    const maxChunks = session.streams.get(key);
-    if (maxChunks === undefined) return void reject(socket, 'unknown_stream', 'no streamed attempt of that job runs on this connection');
-    const outcome = await this.d.streams.append(msg.jobId, msg.attempt, msg.seq, msg.delta, { maxChunks, maxBytes: STREAM_MAX_BYTES });
-    if (outcome === 'ok') return;
+    const stream = session.streams.get(key);
+    if (!stream) return void reject(socket, 'unknown_stream', 'no streamed attempt of that job runs on this connection');
+    // A job's chunks are handled one at a time (inJobOrder), so `next` is exact.
+    const outcome = msg.seq !== stream.next ? 'out_of_order' : await this.d.streams.append(msg.jobId, msg.attempt, msg.seq, msg.delta, { maxChunks: stream.maxChunks, maxBytes: STREAM_MAX_BYTES });
+    if (outcome === 'ok') {
+      stream.next++;
+      return;
+    }
     session.streams.delete(key);
+    // The attempt's fate first, then the word to the node: a node that hangs up on the error must not
+    // turn its invalid stream into a mere disconnect.
+    const blame = outcome === 'stream_lost' ? 'disconnected' : 'invalid_result';
+    await this.d.results.failCurrentAttempt(msg.jobId, msg.attempt, session.nodeId, blame, `stream chunk refused: ${outcome}`);
     reject(socket, 'invalid_chunk', `chunk ${msg.seq} refused: ${outcome}`);
-    await this.d.results.failCurrentAttempt(msg.jobId, msg.attempt, session.nodeId, 'invalid_result', `stream chunk refused: ${outcome}`);
   }
 
   private async deliver(job: JobDispatch & { nodeId: string }): Promise<void> {
@@ -264,7 +272,7 @@ export class Gateway {
       return;
     }
     session.inflight.set(job.jobId, job.attempt);
-    if (dispatch.request.stream) session.streams.set(attemptKey(job.jobId, job.attempt), streamMaxChunks(dispatch.request.max_tokens));
+    if (dispatch.request.stream) session.streams.set(attemptKey(job.jobId, job.attempt), { maxChunks: streamMaxChunks(dispatch.request.max_tokens), next: 0 });
     send(session.socket, dispatch);
   }
 

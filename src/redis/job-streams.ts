@@ -11,7 +11,11 @@
 import type { Redis } from 'ioredis';
 import { LuaScript, type RedisKeys } from './client.js';
 
-export type AppendOutcome = 'ok' | 'out_of_order' | 'too_many_chunks' | 'too_large';
+/**
+ * `stream_lost`: the stream holds fewer chunks than the writer appended (Redis lost them, or the stream
+ * expired during a pause longer than its TTL); nothing can be checked against it any more.
+ */
+export type AppendOutcome = 'ok' | 'too_many_chunks' | 'too_large' | 'stream_lost';
 
 export interface StreamEntry {
   /** The Redis Stream entry id, to read on after it. */
@@ -20,8 +24,9 @@ export interface StreamEntry {
 }
 
 /**
- * Appends one chunk to an attempt's stream, only if it is the next one (`seq` = chunks so far), the stream
- * stays within its chunk and byte budgets, then renews the stream's expiry and wakes its readers.
+ * Appends chunk `seq` to an attempt's stream, only if the stream still holds the `seq` chunks before it
+ * (the writer, the one gateway session the attempt runs on, has checked the order itself) and stays
+ * within its chunk and byte budgets, then renews the stream's expiry and wakes its readers.
  * Each entry holds the delta (`d`) and the stream's byte count up to and including it (`n`), so the
  * budget check reads only the last entry.
  * ARGV: stream key, wake-up channel, seq, delta, max chunks, max bytes, ttl ms, attempt.
@@ -31,7 +36,7 @@ const APPEND = new LuaScript(`
 local key, channel = ARGV[1], ARGV[2]
 local seq, delta = tonumber(ARGV[3]), ARGV[4]
 local len = redis.call('XLEN', key)
-if seq ~= len then return 'out_of_order' end
+if seq ~= len then return 'stream_lost' end
 if len >= tonumber(ARGV[5]) then return 'too_many_chunks' end
 local bytes = string.len(delta)
 if len > 0 then

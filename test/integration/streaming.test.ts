@@ -309,3 +309,26 @@ test('a client that hangs up mid-stream: the job still completes and is charged 
     const next = await tenant.client.chat.completions.create({ model, messages: [{ role: 'user', content: 'again' }], max_tokens: 50 });
     assert.equal(next.usage?.completion_tokens, 30);
   }));
+
+test('a stream Redis lost mid-answer: the attempt fails, not as the node\'s fault, and the job fails uncharged', () =>
+  check(async () => {
+    const tenant = await stack.tenant(1);
+    const before = await stack.balance(tenant.namespaceId);
+    const { node, received, reading, jobId, attempt } = await rawStream('test/raw-lost', tenant);
+    node.send(chunkFrame(node, jobId, attempt, 0, 'Once upon'));
+    await stack.until('the first chunk to reach the client', async () => (contentOf(received) === 'Once upon' ? true : undefined));
+    const redis = new Redis(stack.config.REDIS_URL);
+    try {
+      assert.equal(await redis.del(`${stack.config.REDIS_KEY_PREFIX}stream:${jobId}:${attempt}`), 1);
+      node.send(chunkFrame(node, jobId, attempt, 1, ' a time'));
+      assert.equal((await node.next('error')).code, 'invalid_chunk');
+      await assert.rejects(reading, (e: unknown) => e instanceof OpenAI.APIError && e.code === 'stream_interrupted');
+      const outcome = await stack.db.query<{ outcome: string }>(`SELECT outcome FROM job_attempts WHERE job_id = $1`, [jobId]);
+      assert.deepEqual(outcome.rows, [{ outcome: 'disconnected' }]);
+      assert.equal(await redis.exists(`${stack.config.REDIS_KEY_PREFIX}failstreak:${node.nodeId}`), 0, 'no failure counted against the node');
+    } finally {
+      redis.disconnect();
+    }
+    assert.deepEqual(await stack.balance(tenant.namespaceId), before);
+    await node.close();
+  }));
