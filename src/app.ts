@@ -23,6 +23,7 @@ import { cooldownRule, NodeFlagsService } from './network/node-flags.service.js'
 import { EligibilityMirror } from './redis/eligibility.repository.js';
 import { EligibilityService } from './network/eligibility.service.js';
 import { JobEvents } from './redis/job-events.js';
+import { JobStreams, StreamWakeups } from './redis/job-streams.js';
 import { connectRabbit, waitForRabbit } from './rabbitmq/client.js';
 import { JobQueue } from './rabbitmq/job-queue.js';
 import { SettlementService } from './jobs/settlement.service.js';
@@ -30,6 +31,7 @@ import { JobLifecycle } from './jobs/lifecycle.service.js';
 import { AuthService } from './cloud/auth.service.js';
 import { JobsService } from './cloud/jobs.service.js';
 import { cloudRoutes } from './cloud/routes.js';
+import { StreamRelay } from './cloud/chat-stream.service.js';
 import { httpErrorHandler, openAiError } from './cloud/errors.http.js';
 import { Gateway } from './io/gateway.js';
 import { ResultsService } from './io/results.service.js';
@@ -111,6 +113,11 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, events, queue, nodeFlags, logger });
   const jobs = new JobsService({ config, db, settlement, payloads, presence, events, lifecycle });
   const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), logger });
+  // A stream outlives its last chunk by a whole attempt timeout and a minute: time enough for the
+  // attempt's result to be checked against it and for a slow client's relay to drain it.
+  const streams = new JobStreams(redis, keys, config.JOB_ATTEMPT_TIMEOUT_MS + 60_000);
+  // Relays wait on their own subscriber connection, only where clients are served.
+  const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub') : null;
 
   // Typed with Fastify's base logger so that route modules can take a plain FastifyInstance.
   const app: FastifyInstance = Fastify<Server, IncomingMessage, ServerResponse, FastifyBaseLogger>({ loggerInstance: logger, bodyLimit: config.BODY_LIMIT_BYTES });
@@ -138,11 +145,12 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       defaultRps: config.RATE_LIMIT_RPS,
       defaultBurst: config.RATE_LIMIT_BURST,
     });
-    cloudRoutes(app, { db, usage, auth, jobs, presence, maxTokensDefault: config.MAX_TOKENS_DEFAULT, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS });
+    const relay = new StreamRelay({ db, streams, wakeups: new StreamWakeups(redisStreamSub!, keys), events, payloads, logger });
+    cloudRoutes(app, { db, usage, auth, jobs, relay, presence, maxTokensDefault: config.MAX_TOKENS_DEFAULT, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS });
   }
   let gateway: Gateway | null = null;
   if (has('io')) {
-    const results = new ResultsService({ db, settlement, payloads, presence, events, lifecycle, nodeFlags });
+    const results = new ResultsService({ db, settlement, payloads, presence, events, lifecycle, nodeFlags, streams });
     gateway = new Gateway({
       config,
       db,
@@ -152,6 +160,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       rcpClock,
       events,
       results,
+      streams,
       networkAddress: addressOf(networkKey!),
       instanceId,
       logger,
@@ -219,6 +228,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       await queue.close();
       await rabbit.close();
       redisSub.disconnect();
+      redisStreamSub?.disconnect();
       redis.disconnect();
       await mongo.client.close();
       await db.end();

@@ -69,5 +69,6 @@ export function toJobRequest(req: ChatCompletionRequest, defaultMaxTokens: numbe
     ...(req.top_p !== undefined ? { top_p: req.top_p } : {}),
     ...(req.stop !== undefined ? { stop: typeof req.stop === 'string' ? [req.stop] : req.stop } : {}),
     ...(req.seed !== undefined ? { seed: req.seed } : {}),
+    ...(req.stream === true ? { stream: true } : {}),
   };
 }

@@ -2,6 +2,7 @@
 //
 // Resultity extensions (documented in the README):
 //   Prefer: respond-async      on POST /v1/chat/completions answers 202 with a job, polled at GET /v1/jobs/{id}
+//                              (not with stream: true, which is refused with 400)
 //   X-Resultity-Region         on POST /v1/chat/completions: run only on nodes of that region (e.g. eu-west)
 //   `resultity` object         on every completion: job id and credits charged (never the node)
 //   x-resultity-job-id, x-resultity-credits-charged response headers
@@ -21,12 +22,15 @@ import { jobFailure, type JobsService } from './jobs.service.js';
 import { sendAppError } from './errors.http.js';
 import { isPriorityClass, PRIORITY_CLASSES, priorityFromServiceTier, serviceTierOf, type PriorityClass } from '../domain/priority.js';
 import { REGION_PATTERN } from '../domain/eligibility.js';
+import type { StreamRelay } from './chat-stream.service.js';
+import { sendChatStream } from './chat-stream.http.js';
 
 export interface CloudRouteDeps {
   db: Db;
   usage: UsageService;
   auth: AuthService;
   jobs: JobsService;
+  relay: StreamRelay;
   presence: PresenceRepository;
   maxTokensDefault: number;
   /** How long past a job's deadline a synchronous call waits for the maintenance role to expire it. */
@@ -83,7 +87,8 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       }
       const unsupported = unsupportedField(parsed.data);
       if (unsupported) throw errors.invalid(`'${unsupported}' is not supported yet; send the request without it.`, unsupported);
-      if (parsed.data.stream) throw errors.invalid('Streaming (stream: true) is not supported yet; send the request without it.', 'stream');
+      const respondAsync = /\brespond-async\b/i.test(String(request.headers.prefer ?? ''));
+      if (parsed.data.stream && respondAsync) throw errors.invalid('stream: true cannot be combined with Prefer: respond-async; use one or the other.', 'stream');
       const idempotencyKey = request.headers['idempotency-key'];
       if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))) {
         throw errors.invalid('Idempotency-Key must be 1 to 255 visible ASCII characters.', 'Idempotency-Key');
@@ -100,7 +105,12 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       reply.header('x-resultity-job-id', job.id);
       if (replayed) reply.header('idempotent-replayed', 'true');
 
-      if (/\brespond-async\b/i.test(String(request.headers.prefer ?? ''))) {
+      if (parsed.data.stream) {
+        const includeUsage = parsed.data.stream_options?.include_usage === true;
+        await sendChatStream(reply, d.relay, job, { includeUsage, until: job.deadline_at.getTime() + d.syncGraceMs });
+        return reply;
+      }
+      if (respondAsync) {
         reply.header('location', `/v1/jobs/${job.id}`).header('preference-applied', 'respond-async');
         return reply.code(202).send(jobView(job, null));
       }

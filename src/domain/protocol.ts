@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { canonicalJson, sha256Hex } from './signatures.js';
 import { gpuSchema, modelNameSchema, modelVersionSchema, networkSchema, regionSchema } from './eligibility.js';
+import { STREAM_MAX_DELTA_CHARS } from './streaming.js';
 
 const address = z.string().regex(/^0x[0-9a-f]{40}$/, 'lower-case EVM address');
 const signature = z.string().regex(/^0x[0-9a-f]{130}$/, '65-byte hex signature');
@@ -47,6 +48,11 @@ export const jobRequestSchema = z.object({
   top_p: z.number().min(0).max(1).optional(),
   stop: z.array(z.string()).max(4).optional(),
   seed: z.number().int().optional(),
+  /**
+   * The consumer reads the answer as it is generated: the node sends its text as `job_chunk` messages
+   * while it runs, then the signed result, whose content must equal the chunks put together.
+   */
+  stream: z.boolean().optional(),
 });
 export type JobRequest = z.infer<typeof jobRequestSchema>;
 
@@ -111,12 +117,29 @@ export const jobErrorSchema = z.object({
   signature,
 });
 
-export const nodeMessageSchema = z.discriminatedUnion('type', [registerSchema, heartbeatSchema, resultSchema, jobErrorSchema]);
+/**
+ * A piece of a streamed answer (jobs whose request has `stream: true`), numbered from 0 within the
+ * attempt. Deliberately unsigned, to keep a message per token cheap: it is accepted only over the socket
+ * the node registered with its key (never over HTTP), only for an attempt dispatched to that socket and
+ * in order, and the signed result authenticates the whole stream after the fact, because its content
+ * (covered by outputHash) must equal the chunks put together, or the result is refused as invalid.
+ */
+export const jobChunkSchema = z.object({
+  type: z.literal('job_chunk'),
+  nodeId: address,
+  jobId: z.string().uuid(),
+  attempt: z.number().int().min(1),
+  seq: z.number().int().min(0),
+  delta: z.string().min(1).max(STREAM_MAX_DELTA_CHARS),
+});
+
+export const nodeMessageSchema = z.discriminatedUnion('type', [registerSchema, heartbeatSchema, resultSchema, jobErrorSchema, jobChunkSchema]);
 export type NodeMessage = z.infer<typeof nodeMessageSchema>;
 export type RegisterMessage = z.infer<typeof registerSchema>;
 export type HeartbeatMessage = z.infer<typeof heartbeatSchema>;
 export type ResultMessage = z.infer<typeof resultSchema>;
 export type JobErrorMessage = z.infer<typeof jobErrorSchema>;
+export type JobChunkMessage = z.infer<typeof jobChunkSchema>;
 
 // ---- gateway -> node -------------------------------------------------------------------------------
 

@@ -6,6 +6,12 @@
 // its presence in Redis. Jobs reach this instance over Redis pub/sub (see redis/job-events.ts) and go
 // down the node's socket; the gateway remembers which attempts each socket holds, so a disconnect fails
 // them at once instead of after the attempt timeout.
+//
+// Streaming: for a streamed job the node sends its text as `job_chunk` messages before its result. The
+// gateway appends them, in order, to the attempt's Redis Stream (redis/job-streams.ts), from which the
+// cloud instance holding the client relays them; the result is then checked against what was streamed
+// (io/results.service.ts). A job's chunks and its result (or job_error) are handled one at a time, in
+// the order they arrived, so the check always sees every chunk sent before the result.
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type {} from '@fastify/websocket'; // route option types for `websocket: true`
@@ -15,6 +21,7 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import {
   jobErrorSchema,
+  type JobChunkMessage,
   nodeMessageSchema,
   resultSchema,
   type GatewayMessage,
@@ -31,6 +38,8 @@ import type { ReplayGuard } from '../redis/replay-guard.repository.js';
 import type { UptimeRepository } from '../redis/uptime.repository.js';
 import { epochOf, slotOf, type RcpClock } from '../domain/rcp.js';
 import type { JobEvents } from '../redis/job-events.js';
+import type { JobStreams } from '../redis/job-streams.js';
+import { STREAM_MAX_BYTES, streamMaxChunks } from '../domain/streaming.js';
 import type { ResultsService } from './results.service.js';
 
 export interface GatewayDeps {
@@ -42,6 +51,7 @@ export interface GatewayDeps {
   rcpClock: RcpClock;
   events: JobEvents;
   results: ResultsService;
+  streams: JobStreams;
   networkAddress: Address;
   instanceId: string;
   logger: Logger;
@@ -56,6 +66,10 @@ interface Session {
   nodeId: string;
   /** jobId -> attempt, for the attempts this socket is running. */
   inflight: Map<string, number>;
+  /** `jobId#attempt` -> the streamed attempts dispatched to this socket and not ended: chunk budget, next seq. */
+  streams: Map<string, { maxChunks: number; next: number }>;
+  /** Per job, the tail of its chain of messages being handled (see inJobOrder). */
+  jobOrder: Map<string, Promise<void>>;
 }
 
 export class Gateway {
@@ -156,13 +170,18 @@ export class Gateway {
       case 'heartbeat':
         await this.heartbeat(socket, session, msg);
         return session;
+      case 'job_chunk':
+        await inJobOrder(session, msg.jobId, () => this.chunk(socket, session, msg));
+        return session;
       case 'result':
-        await this.result(socket, session, msg);
+        await inJobOrder(session, msg.jobId, () => this.result(socket, session, msg));
         return session;
       case 'job_error':
-        if (!verifyMessage(msg, session.nodeId)) return reject(socket, 'bad_signature', 'job_error signature invalid');
-        forgetAttempt(session, msg.jobId, msg.attempt);
-        await this.d.results.acceptJobError(msg);
+        await inJobOrder(session, msg.jobId, async () => {
+          if (!verifyMessage(msg, session.nodeId)) return void reject(socket, 'bad_signature', 'job_error signature invalid');
+          forgetAttempt(session, msg.jobId, msg.attempt);
+          await this.d.results.acceptJobError(msg);
+        });
         return session;
     }
   }
@@ -178,7 +197,7 @@ export class Gateway {
     const previous = this.sessions.get(msg.nodeId);
     if (previous) previous.socket.close(4002, 'replaced by a new connection');
 
-    const session: Session = { socket, nodeId: msg.nodeId, inflight: new Map() };
+    const session: Session = { socket, nodeId: msg.nodeId, inflight: new Map(), streams: new Map(), jobOrder: new Map() };
     this.sessions.set(msg.nodeId, session);
     await this.d.presence.upsert({ ...declaration(msg), nodeId: msg.nodeId, instance: this.d.instanceId, mode: 'register' });
     send(socket, { type: 'registered', nodeId: msg.nodeId, heartbeatIntervalMs: Math.floor(this.d.config.HEARTBEAT_TTL_MS / 3) });
@@ -207,6 +226,30 @@ export class Gateway {
     send(socket, { type: 'result_ack', jobId: msg.jobId, attempt: msg.attempt, accepted: verdict.accepted, ...(verdict.accepted ? {} : { reason: verdict.reason }) });
   }
 
+  /**
+   * Appends a chunk to its attempt's stream. A chunk for an attempt this socket does not run is refused
+   * and dropped; one out of order or over budget fails the attempt as an invalid result (the stream can
+   * no longer match any result), and the attempt's later chunks are refused. A stream Redis lost fails
+   * the attempt too, but not as the node's fault.
+   */
+  private async chunk(socket: WebSocket, session: Session, msg: JobChunkMessage): Promise<void> {
+    const key = attemptKey(msg.jobId, msg.attempt);
+    const stream = session.streams.get(key);
+    if (!stream) return void reject(socket, 'unknown_stream', 'no streamed attempt of that job runs on this connection');
+    // A job's chunks are handled one at a time (inJobOrder), so `next` is exact.
+    const outcome = msg.seq !== stream.next ? 'out_of_order' : await this.d.streams.append(msg.jobId, msg.attempt, msg.seq, msg.delta, { maxChunks: stream.maxChunks, maxBytes: STREAM_MAX_BYTES });
+    if (outcome === 'ok') {
+      stream.next++;
+      return;
+    }
+    session.streams.delete(key);
+    // The attempt's fate first, then the word to the node: a node that hangs up on the error must not
+    // turn its invalid stream into a mere disconnect.
+    const blame = outcome === 'stream_lost' ? 'disconnected' : 'invalid_result';
+    await this.d.results.failCurrentAttempt(msg.jobId, msg.attempt, session.nodeId, blame, `stream chunk refused: ${outcome}`);
+    reject(socket, 'invalid_chunk', `chunk ${msg.seq} refused: ${outcome}`);
+  }
+
   private async deliver(job: JobDispatch & { nodeId: string }): Promise<void> {
     const { nodeId, ...dispatch } = job;
     const session = this.sessions.get(nodeId);
@@ -215,6 +258,7 @@ export class Gateway {
       return;
     }
     session.inflight.set(job.jobId, job.attempt);
+    if (dispatch.request.stream) session.streams.set(attemptKey(job.jobId, job.attempt), { maxChunks: streamMaxChunks(dispatch.request.max_tokens), next: 0 });
     send(session.socket, dispatch);
   }
 
@@ -238,6 +282,26 @@ function declaration(msg: RegisterMessage | HeartbeatMessage) {
 /** Forgets a job's attempt on this socket, unless a newer attempt of the job has replaced it. */
 function forgetAttempt(session: Session, jobId: string, attempt: number): void {
   if (session.inflight.get(jobId) === attempt) session.inflight.delete(jobId);
+  session.streams.delete(attemptKey(jobId, attempt));
+}
+
+function attemptKey(jobId: string, attempt: number): string {
+  return `${jobId}#${attempt}`;
+}
+
+/**
+ * Runs `work` after every earlier message of the same job on this socket has been handled. Called
+ * synchronously on a frame's arrival (before any await in onMessage), so the chain follows arrival order.
+ */
+function inJobOrder(session: Session, jobId: string, work: () => Promise<void>): Promise<void> {
+  const previous = session.jobOrder.get(jobId) ?? Promise.resolve();
+  const current = previous.then(work);
+  const tail = current.catch(() => undefined); // the caller reports the failure; the chain goes on
+  session.jobOrder.set(jobId, tail);
+  void tail.then(() => {
+    if (session.jobOrder.get(jobId) === tail) session.jobOrder.delete(jobId);
+  });
+  return current;
 }
 
 function send(socket: WebSocket, msg: GatewayMessage): void {

@@ -12,10 +12,11 @@ import type { JobEvents } from '../redis/job-events.js';
 import type { SettlementService } from '../jobs/settlement.service.js';
 import type { AttemptOutcome, JobLifecycle } from '../jobs/lifecycle.service.js';
 import type { NodeFlagsService } from '../network/node-flags.service.js';
+import type { JobStreams } from '../redis/job-streams.js';
 
 export type ResultVerdict =
   | { accepted: true }
-  | { accepted: false; reason: 'bad_signature' | 'output_hash_mismatch' | 'usage_out_of_bounds' | 'stale_attempt' | 'unknown_job' };
+  | { accepted: false; reason: 'bad_signature' | 'output_hash_mismatch' | 'usage_out_of_bounds' | 'stream_mismatch' | 'stale_attempt' | 'unknown_job' };
 
 export class ResultsService {
   constructor(
@@ -27,6 +28,7 @@ export class ResultsService {
       events: JobEvents;
       lifecycle: JobLifecycle;
       nodeFlags: NodeFlagsService;
+      streams: JobStreams;
     },
   ) {}
 
@@ -47,6 +49,17 @@ export class ResultsService {
     if (msg.usage.completion_tokens > job.max_tokens || msg.usage.prompt_tokens > job.prompt_tokens_bound) {
       await this.failCurrentAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'usage beyond the request bounds');
       return { accepted: false, reason: 'usage_out_of_bounds' };
+    }
+
+    // A streamed attempt: its signed output must be exactly what it streamed, which the client may have
+    // read already; anything else would store and bill an answer the client did not get. An attempt that
+    // streamed nothing (an agent or runtime that cannot stream) is fine: its relay sends the whole output
+    // as one piece. The gateway handles a job's chunks and its result in arrival order, so the stream is
+    // complete here.
+    const streamed = await this.d.streams.text(msg.jobId, msg.attempt);
+    if (streamed !== null && streamed !== msg.output.content) {
+      await this.failCurrentAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'the result differs from the text the node streamed');
+      return { accepted: false, reason: 'stream_mismatch' };
     }
 
     // Output first: a job PostgreSQL calls completed must have its output stored. Keyed by attempt, so a

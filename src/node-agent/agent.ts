@@ -157,6 +157,11 @@ class Agent {
       logger,
       servedModels: () => this.advertised,
       deliver: (outcome, deadline) => this.deliver(outcome, deadline),
+      sendChunk: (chunk) => {
+        // Socket only: a chunk is worthless late, and the gateway fails an attempt whose socket dropped.
+        const ws = this.socket;
+        if (ws && this.registered && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(chunk));
+      },
     });
   }
 

@@ -1,11 +1,13 @@
 // Runs the jobs the gateway dispatches: checks each one (network signature, duplicates, capacity,
 // deadline, model), runs it on the runtime under a deadline, and turns the outcome into a signed result or
-// job_error for the agent to deliver. Knows nothing about sockets.
+// job_error for the agent to deliver. A streamed job's text also goes out piece by piece, as the runtime
+// produces it (chunks.ts). Knows nothing about sockets.
 import type { Logger } from 'pino';
 import {
   outputHash,
   outputSchema,
   usageSchema,
+  type JobChunkMessage,
   type JobDispatch,
   type JobErrorMessage,
   type ResultMessage,
@@ -13,6 +15,7 @@ import {
 import { verifyMessage } from '../domain/signatures.js';
 import type { NodeIdentity } from './identity.js';
 import type { InferenceRuntime } from './runtime.js';
+import { ChunkStream } from './chunks.js';
 
 export type JobOutcome = ResultMessage | JobErrorMessage;
 export type SignedObject = { type: string; signature: string } & Record<string, unknown>;
@@ -28,6 +31,8 @@ export interface JobRunnerOptions {
   servedModels: () => readonly string[];
   /** Sends an outcome to the gateway; must not reject. */
   deliver: (outcome: JobOutcome, deadline: number) => Promise<void>;
+  /** Sends a streamed job's chunk to the gateway if connected; must not throw. */
+  sendChunk: (chunk: JobChunkMessage) => void;
 }
 
 // Dispatches remembered to drop duplicates (a gateway re-sending after a reconnect, or a replay).
@@ -120,11 +125,18 @@ export class JobRunner {
 
   private async execute(job: JobDispatch, signal: AbortSignal): Promise<JobOutcome> {
     try {
-      const answer = await this.opts.runtime.complete(job.model, job.request, signal);
+      const stream = job.request.stream === true ? new ChunkStream(job, this.opts.identity.nodeId, this.opts.sendChunk) : null;
+      const answer = await this.opts.runtime.complete(job.model, job.request, signal, stream ? (text) => stream.push(text) : undefined);
       // Parsing also drops fields the schemas do not know, so the hash covers exactly what the gateway sees.
       const output = outputSchema.safeParse(answer.output);
       const usage = usageSchema.safeParse(answer.usage);
       if (!output.success || !usage.success) return this.jobError(job, 'runtime returned an invalid output or usage');
+      if (stream?.started) {
+        stream.finish();
+        // The gateway would refuse this result as invalid (the client may have read the stream already):
+        // say plainly that the runtime broke its contract instead.
+        if (stream.text !== output.data.content) return this.jobError(job, 'runtime returned an answer that differs from the text it streamed');
+      }
       return this.opts.identity.sign({
         type: 'result' as const,
         nodeId: this.opts.identity.nodeId,

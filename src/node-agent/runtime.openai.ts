@@ -1,8 +1,11 @@
 // Forwards jobs to an OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp server...) with
-// plain fetch: the openai package is a dev dependency only, and one POST does not need an SDK.
+// plain fetch: the openai package is a dev dependency only, and one POST does not need an SDK. A streamed
+// job uses the server's own streaming (`stream: true` with `stream_options.include_usage`, so that the
+// usage to bill arrives with the last event), passing each piece of text on as it comes.
 import { z } from 'zod';
 import type { JobOutput, JobRequest, Usage } from '../domain/protocol.js';
 import type { InferenceRuntime } from './runtime.js';
+import { sseData } from './sse.js';
 
 export interface OpenAICompatibleRuntimeOptions {
   /** The server's API base, including its version path, e.g. http://127.0.0.1:8000/v1. */
@@ -23,6 +26,8 @@ export class RuntimeHttpError extends Error {
   }
 }
 
+const usageResponseSchema = z.object({ prompt_tokens: z.number().int().min(0), completion_tokens: z.number().int().min(0) });
+
 // Only the fields we use; servers add many more (ids, logprobs, timings) and differ in which.
 const completionResponseSchema = z.object({
   choices: z
@@ -33,7 +38,20 @@ const completionResponseSchema = z.object({
       }),
     )
     .min(1),
-  usage: z.object({ prompt_tokens: z.number().int().min(0), completion_tokens: z.number().int().min(0) }).nullish(),
+  usage: usageResponseSchema.nullish(),
+});
+
+// One streamed event: `choices` is empty in the final usage event; `usage` is null or absent before it.
+const streamEventSchema = z.object({
+  choices: z
+    .array(
+      z.object({
+        delta: z.object({ content: z.string().nullish() }).nullish(),
+        finish_reason: z.string().nullish(),
+      }),
+    )
+    .nullish(),
+  usage: usageResponseSchema.nullish(),
 });
 
 const modelsResponseSchema = z.object({ data: z.array(z.object({ id: z.string() })) });
@@ -59,7 +77,7 @@ export class OpenAICompatibleRuntime implements InferenceRuntime {
     return parsed.data.data.map((m) => m.id);
   }
 
-  async complete(model: string, request: JobRequest, signal: AbortSignal): Promise<{ output: JobOutput; usage: Usage }> {
+  async complete(model: string, request: JobRequest, signal: AbortSignal, onDelta?: (text: string) => void): Promise<{ output: JobOutput; usage: Usage }> {
     const payload = {
       model,
       messages: request.messages,
@@ -68,8 +86,10 @@ export class OpenAICompatibleRuntime implements InferenceRuntime {
       top_p: request.top_p,
       stop: request.stop,
       seed: request.seed,
-      stream: false,
+      stream: onDelta !== undefined,
+      ...(onDelta ? { stream_options: { include_usage: true } } : {}),
     };
+    if (onDelta) return this.completeStreamed(payload, signal, onDelta);
     const body = await this.call('POST', '/chat/completions', payload, signal);
     const parsed = completionResponseSchema.safeParse(body);
     if (!parsed.success) throw new Error(`runtime POST /chat/completions: unexpected response shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
@@ -83,8 +103,56 @@ export class OpenAICompatibleRuntime implements InferenceRuntime {
     };
   }
 
+  private async completeStreamed(payload: unknown, signal: AbortSignal, onDelta: (text: string) => void): Promise<{ output: JobOutput; usage: Usage }> {
+    const where = 'runtime POST /chat/completions (stream)';
+    const res = await this.open('POST', '/chat/completions', payload, signal, 'text/event-stream');
+    if (!res.body) throw new Error(`${where}: the response has no body`);
+    let content = '';
+    let finishReason: string | null | undefined;
+    let usage: Usage | undefined;
+    let ended = false;
+    for await (const data of sseData(res.body)) {
+      if (data === '[DONE]') {
+        ended = true;
+        break;
+      }
+      let event: unknown;
+      try {
+        event = JSON.parse(data) as unknown;
+      } catch {
+        throw new Error(`${where}: an event is not JSON`);
+      }
+      // Servers report a failure mid-stream as an event: {error: {...}} (OpenAI, vLLM) or {object: "error", message} (older vLLM).
+      if (isRecord(event) && (event.error !== undefined || event.object === 'error')) throw new Error(`${where}: the server reported an error: ${serverMessage(data)}`);
+      const parsed = streamEventSchema.safeParse(event);
+      if (!parsed.success) throw new Error(`${where}: unexpected event shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+      const choice = parsed.data.choices?.[0];
+      const piece = choice?.delta?.content;
+      if (piece) {
+        content += piece;
+        onDelta(piece);
+      }
+      if (choice?.finish_reason) finishReason = choice.finish_reason;
+      if (parsed.data.usage) usage = { prompt_tokens: parsed.data.usage.prompt_tokens, completion_tokens: parsed.data.usage.completion_tokens };
+    }
+    if (!ended && finishReason === undefined) throw new Error(`${where}: the stream ended before the answer did`);
+    // Refuse rather than invent numbers, as for a plain completion.
+    if (!usage) throw new Error(`${where}: the stream carries no usage (does the server support stream_options.include_usage?)`);
+    return { output: { content, finish_reason: mapFinishReason(finishReason) }, usage };
+  }
+
   private async call(method: 'GET' | 'POST', path: string, payload: unknown, signal: AbortSignal): Promise<unknown> {
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const text = await (await this.open(method, path, payload, signal, 'application/json')).text();
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new Error(`runtime ${method} ${path}: the response is not JSON`);
+    }
+  }
+
+  /** Sends the request; resolves with a 2xx response (body unread), rejects with RuntimeHttpError otherwise. */
+  private async open(method: 'GET' | 'POST', path: string, payload: unknown, signal: AbortSignal, accept: string): Promise<Response> {
+    const headers: Record<string, string> = { accept };
     if (payload !== undefined) headers['content-type'] = 'application/json';
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     let res: Response;
@@ -100,15 +168,11 @@ export class OpenAICompatibleRuntime implements InferenceRuntime {
       // fetch's own message is only "fetch failed"; the cause says why (refused, DNS, reset...).
       throw new Error(`runtime ${method} ${path} unreachable at ${this.base}: ${describeCause(err)}`, { cause: err });
     }
-    const text = await res.text();
     if (!res.ok) {
+      const text = await res.text();
       throw new RuntimeHttpError(res.status, `runtime ${method} ${path} answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}: ${serverMessage(text)}`);
     }
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      throw new Error(`runtime ${method} ${path}: the response is not JSON`);
-    }
+    return res;
   }
 }
 

@@ -1,13 +1,15 @@
 // A SIMULATOR, not inference: for demos, tests and load generation only. It answers every request with
 // text derived from a hash of the request, so that the same request always yields the same output, usage
 // and output hash, which is what end-to-end tests and benchmarks need to check the whole pipeline.
+// Streamed, the same answer comes out word by word, spread evenly over the simulated generation time; a
+// streamed request gets the same answer as the same request unstreamed.
 import { canonicalJson, sha256Hex } from '../domain/signatures.js';
 import type { ChatMessage, JobOutput, JobRequest, Usage } from '../domain/protocol.js';
 import { abortReason, type InferenceRuntime } from './runtime.js';
 
 export interface SimulatedRuntimeOptions {
   models: string[];
-  /** Simulated generation time per request. */
+  /** Simulated generation time per request (spread over the words when streaming). */
   latencyMs?: number;
   /** Tokens generated when max_tokens does not cap the answer. */
   completionTokens?: number;
@@ -49,18 +51,34 @@ export class SimulatedRuntime implements InferenceRuntime {
     return [...this.modelList];
   }
 
-  async complete(model: string, request: JobRequest, signal: AbortSignal): Promise<{ output: JobOutput; usage: Usage }> {
+  async complete(model: string, request: JobRequest, signal: AbortSignal, onDelta?: (text: string) => void): Promise<{ output: JobOutput; usage: Usage }> {
     if (!this.modelList.includes(model)) throw new Error(`model not served by this runtime: ${model}`);
-    await sleep(this.latencyMs, signal);
     const capped = request.max_tokens < this.completionTokens;
     const completion = Math.min(request.max_tokens, this.completionTokens);
-    const digest = sha256Hex(canonicalJson({ model, request }));
+    // How the answer is delivered does not change it.
+    const { stream: _delivery, ...asked } = request;
+    const digest = sha256Hex(canonicalJson({ model, request: asked }));
     const output: JobOutput = {
       content: `simulated answer ${digest.slice(0, 8)}: ${words(digest, completion)}`,
       finish_reason: capped ? 'length' : 'stop',
     };
+    if (onDelta) {
+      const parts = wordPieces(output.content);
+      for (const [i, part] of parts.entries()) {
+        // Spread evenly, the rounding error going to the last piece, so the total is latencyMs.
+        await sleep(Math.floor((this.latencyMs * (i + 1)) / parts.length) - Math.floor((this.latencyMs * i) / parts.length), signal);
+        onDelta(part);
+      }
+    } else {
+      await sleep(this.latencyMs, signal);
+    }
     return { output, usage: { prompt_tokens: simulatedPromptTokens(request.messages), completion_tokens: completion } };
   }
+}
+
+/** `text` as the pieces a tokenizer-ish stream would send: each word with the spaces before it. */
+function wordPieces(text: string): string[] {
+  return text.match(/\s*\S+|\s+$/g) ?? [text];
 }
 
 /** `count` words chosen by successive hashes of `seed`: deterministic and independent of Math.random. */

@@ -10,8 +10,12 @@ export interface InferenceRuntime {
   /**
    * Runs one chat completion. Must reject promptly once `signal` aborts (deadline passed, node stopping),
    * so that the node's capacity is freed and no late work is billed.
+   * With `onDelta` (a streamed job), calls it with each new piece of text as it is generated, in order;
+   * the pieces put together must equal the returned `output.content` exactly (the network refuses a
+   * result that differs from what was streamed). A runtime that cannot stream may ignore it: the whole
+   * answer then reaches the client at the end.
    */
-  complete(model: string, request: JobRequest, signal: AbortSignal): Promise<{ output: JobOutput; usage: Usage }>;
+  complete(model: string, request: JobRequest, signal: AbortSignal, onDelta?: (text: string) => void): Promise<{ output: JobOutput; usage: Usage }>;
 }
 
 /** The error to reject with once `signal` has aborted: its reason, or an AbortError when it has none. */

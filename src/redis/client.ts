@@ -67,6 +67,14 @@ export class RedisKeys {
   capacityEvents(): string {
     return `${this.prefix}events:capacity`;
   }
+  /** The chunks one attempt of a streamed job has sent so far, in order (a Redis Stream; redis/job-streams.ts). */
+  jobStream(jobId: string, attempt: number): string {
+    return `${this.prefix}stream:${jobId}:${attempt}`;
+  }
+  /** Pub/sub channel that wakes whoever relays a job's stream when a chunk is appended (the message is the attempt). */
+  jobStreamWakeups(jobId: string): string {
+    return `${this.prefix}events:stream:${jobId}`;
+  }
   /** Pub/sub channel on which one io instance receives the jobs to hand to its nodes. */
   ioInstance(instanceId: string): string {
     return `${this.prefix}io:${instanceId}`;

@@ -13,6 +13,7 @@ import { signMessage } from '../domain/signatures.js';
 import type { JobDispatch } from '../domain/protocol.js';
 import { withTransaction, type Db } from '../postgres/db.js';
 import { findJob, startAttempt } from '../postgres/jobs.repository.js';
+import { streamedAttempt } from '../postgres/job-streams.repository.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
@@ -145,6 +146,12 @@ export class Scheduler {
       const now = Date.now();
       if (job.deadline_at.getTime() <= now) {
         await this.endWithoutResult(jobId, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
+        return;
+      }
+      if (job.status !== 'running' && job.attempt > 0 && (await streamedAttempt(this.d.db, jobId)) !== null) {
+        // Part of an attempt's answer already reached a streaming client: another node's answer would
+        // follow it as if it were one text. The job fails instead (no charge), and the client sees an error.
+        await this.endWithoutResult(jobId, 'failed', 'stream_interrupted', 'The node streaming this answer failed after part of it was sent; no credits were charged.');
         return;
       }
       if (job.attempt >= job.max_attempts && job.status !== 'running') {

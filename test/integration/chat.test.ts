@@ -130,7 +130,7 @@ test('429 past the per-key rate limit, with Retry-After', () =>
 test('400 for invalid requests, 413 for oversized bodies', () =>
   check(async () => {
     await assert.rejects(alice.client.chat.completions.create({ ...ask, messages: [] }), (e: unknown) => e instanceof OpenAI.BadRequestError);
-    await assert.rejects(alice.client.chat.completions.create({ ...ask, stream: true }), (e: unknown) => e instanceof OpenAI.BadRequestError);
+    await assert.rejects(alice.client.chat.completions.create({ ...ask, n: 2 }), (e: unknown) => e instanceof OpenAI.BadRequestError);
     // Asking for what the network cannot do yet is refused, not silently ignored (and billed).
     const tools = [{ type: 'function' as const, function: { name: 'f', parameters: {} } }];
     await assert.rejects(alice.client.chat.completions.create({ ...ask, tools }), (e: unknown) => {

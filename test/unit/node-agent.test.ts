@@ -125,10 +125,10 @@ class FakeGateway {
   }
 }
 
-/** Every node message must parse, and is signed by the node it names. */
+/** Every node message must parse, and is signed by the node it names (job_chunk excepted: see protocol.ts). */
 function check(raw: unknown): { msg: NodeMessage; signatureValid: boolean } {
   const msg = nodeMessageSchema.parse(raw);
-  return { msg, signatureValid: verifyMessage(msg, msg.nodeId) };
+  return { msg, signatureValid: msg.type !== 'job_chunk' && verifyMessage(msg, msg.nodeId) };
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -361,5 +361,24 @@ void test('agent: without reconnect, an unreachable gateway fails the start; bad
     assert.match(err.message, /private key/);
     assert.doesNotMatch(err.message, /secret-but-wrong/);
     return true;
+  });
+});
+
+void test('agent: a streamed job sends its text as numbered job_chunks before the result, which equals them put together', async () => {
+  await withAgent({}, { latencyMs: 50 }, async (gw) => {
+    const job = gw.dispatch({ request: { messages: [{ role: 'user', content: 'stream this' }], max_tokens: 8, stream: true } });
+    const { msg: result, signatureValid } = await gw.waitFor(isType('result', job.jobId));
+    assert.ok(signatureValid);
+    const order = gw.received.map((e) => e.msg).filter((m) => 'jobId' in m && m.jobId === job.jobId);
+    const chunks = order.filter((m) => m.type === 'job_chunk');
+    assert.ok(chunks.length > 1);
+    assert.equal(order.at(-1)?.type, 'result', 'every chunk goes out before the result');
+    assert.deepEqual(chunks.map((c) => c.seq), [...chunks.keys()]);
+    assert.ok(chunks.every((c) => c.attempt === job.attempt));
+    assert.equal(chunks.map((c) => c.delta).join(''), result.output.content);
+
+    const plain = gw.dispatch();
+    await gw.waitFor(isType('result', plain.jobId));
+    assert.ok(!gw.received.some((e) => e.msg.type === 'job_chunk' && e.msg.jobId === plain.jobId), 'no chunks for an unstreamed job');
   });
 });

@@ -1,0 +1,178 @@
+// Relaying a streamed job (stream: true) to its client: follows the job's attempts and forwards the text
+// chunks the node streams (through Redis, from whichever io instance holds the node's socket), then the
+// end of the answer from the stored, signed result.
+//
+// Rules that keep what the client reads equal to what is stored and billed:
+// - Only the running attempt's chunks are forwarded, and only after that attempt is recorded in
+//   PostgreSQL as the one the client is reading (commitStreamedAttempt). Until then, a failed attempt is
+//   retried on another node like any job and the client sees nothing of it; after, the job is never
+//   retried (the scheduler fails it, hold released) and the client gets an error event.
+// - The result of a streamed attempt is accepted only if its content equals the chunks put together
+//   (io/results.service.ts); the relay ends with whatever of the stored content it has not forwarded yet
+//   (everything, for a node that did not stream, or a stream Redis lost), so the client always ends up
+//   with the stored text.
+// - A client that goes away stops only the relay: the job runs on, completes and is charged like a
+//   synchronous job whose caller hung up (the node's work is done and paid for), and the node's slot
+//   returns as usual. Nothing waits on the client.
+import type { Logger } from 'pino';
+import { AppError, errors } from '../errors.js';
+import { isTerminal } from '../domain/jobs.js';
+import type { JobOutput } from '../domain/protocol.js';
+import type { Db } from '../postgres/db.js';
+import { findJob, type JobRow } from '../postgres/jobs.repository.js';
+import { commitStreamedAttempt } from '../postgres/job-streams.repository.js';
+import type { PayloadsRepository } from '../mongo/payloads.repository.js';
+import type { JobEvents } from '../redis/job-events.js';
+import type { JobStreams, StreamWakeups, StreamWatch } from '../redis/job-streams.js';
+import { jobFailure } from './jobs.service.js';
+
+export type StreamEvent =
+  | { kind: 'delta'; text: string }
+  /** The answer is complete; `job` is the settled row (usage and charge). */
+  | { kind: 'completed'; job: JobRow; finishReason: JobOutput['finish_reason'] }
+  | { kind: 'failed'; error: AppError };
+
+export interface StreamRelayDeps {
+  db: Db;
+  streams: JobStreams;
+  wakeups: StreamWakeups;
+  events: JobEvents;
+  payloads: PayloadsRepository;
+  logger: Logger;
+}
+
+/** Re-read the job row at least this often while no chunk comes, in case a wake-up was lost. */
+const IDLE_POLL_MS = 1_000;
+/** Chunks read from Redis per round trip. */
+const READ_BATCH = 256;
+
+export class StreamRelay {
+  constructor(private readonly d: StreamRelayDeps) {}
+
+  /**
+   * The job's answer as it is produced, ending with one `completed` or `failed` event; nothing more once
+   * `signal` aborts (the client left). Past `until` (ms since the epoch) it gives up with a `failed`
+   * event naming the job to poll.
+   */
+  async *follow(jobId: string, until: number, signal: AbortSignal): AsyncGenerator<StreamEvent, void> {
+    const watch = await this.d.wakeups.watch(jobId);
+    try {
+      let job = await this.row(jobId);
+      /** The attempt whose stream is being read, and the last entry forwarded from it. */
+      let following: number | null = null;
+      let after: string | null = null;
+      /** True once `following` is recorded as the attempt the client reads (and its chunks flow). */
+      let committed = false;
+      let sent = '';
+      for (;;) {
+        if (signal.aborted) return;
+        if (job.status === 'completed') {
+          yield* this.finish(job, committed && following === job.attempt ? { after, sent } : { after: null, sent: '' });
+          return;
+        }
+        if (isTerminal(job.status)) {
+          yield { kind: 'failed', error: jobFailure(job) };
+          return;
+        }
+        if (Date.now() >= until) {
+          yield { kind: 'failed', error: stillRunning(jobId) };
+          return;
+        }
+        // A queued job's next attempt is the next number: reading its stream ahead means its first chunk
+        // wakes the relay at once, without waiting to see the attempt start in the row.
+        const current = job.status === 'running' ? job.attempt : job.attempt + 1;
+        if (committed && current !== following) {
+          // The attempt the client was reading ended without a result: the scheduler is failing the job.
+          if (await this.pause(watch, jobId, signal)) job = await this.row(jobId);
+          continue;
+        }
+        if (current !== following) {
+          following = current;
+          after = null;
+        }
+        const entries = await this.d.streams.read(jobId, following, after, READ_BATCH);
+        if (entries.length === 0) {
+          if (await this.pause(watch, jobId, signal)) job = await this.row(jobId);
+          continue;
+        }
+        if (!committed) {
+          // The row is older than these chunks (or the attempt ended meanwhile): look again before
+          // committing the client to this attempt.
+          if (job.status !== 'running' || job.attempt !== following || !(await commitStreamedAttempt(this.d.db, jobId, following))) {
+            const fresh = await this.row(jobId);
+            if (fresh.status === job.status && fresh.attempt === job.attempt) await this.pause(watch, jobId, signal); // no hot loop on an odd state
+            job = fresh;
+            continue;
+          }
+          committed = true;
+        }
+        for (const e of entries) {
+          sent += e.delta;
+          after = e.id;
+          yield { kind: 'delta', text: e.delta };
+        }
+      }
+    } finally {
+      await watch.close();
+    }
+  }
+
+  /** The rest of a completed job's answer: chunks not forwarded yet, then whatever of the stored output is still missing. */
+  private async *finish(job: JobRow, from: { after: string | null; sent: string }): AsyncGenerator<StreamEvent, void> {
+    let { after, sent } = from;
+    for (;;) {
+      const entries = await this.d.streams.read(job.id, job.attempt, after, READ_BATCH);
+      if (entries.length === 0) break;
+      for (const e of entries) {
+        sent += e.delta;
+        after = e.id;
+        yield { kind: 'delta', text: e.delta };
+      }
+    }
+    const payload = await this.d.payloads.find(job.id, job.namespace_id);
+    const output = payload?.results?.[String(job.attempt)]?.output;
+    if (!output) {
+      yield { kind: 'failed', error: new AppError('not_found', 'output_expired', `Job ${job.id} completed, but its output is no longer stored.`) };
+      return;
+    }
+    if (!output.content.startsWith(sent)) {
+      // Cannot happen while the gateway checks results against their streams; if it does, say so rather
+      // than end as if the client had the stored answer.
+      this.d.logger.error({ jobId: job.id, attempt: job.attempt }, 'streamed text differs from the stored output');
+      yield { kind: 'failed', error: new AppError('internal', 'stream_inconsistent', `The streamed answer differs from the stored one; fetch GET /v1/jobs/${job.id}.`) };
+      return;
+    }
+    if (output.content.length > sent.length) yield { kind: 'delta', text: output.content.slice(sent.length) };
+    yield { kind: 'completed', job, finishReason: output.finish_reason };
+  }
+
+  /**
+   * Waits for a chunk, a job event, `IDLE_POLL_MS` or the client leaving. True when the job row should
+   * be read again (a job event, or no news at all); false when only a chunk came.
+   */
+  private async pause(watch: StreamWatch, jobId: string, signal: AbortSignal): Promise<boolean> {
+    const stop = new AbortController();
+    let jobEvent = false;
+    // Stopped below in every case, the client leaving included (that ends watch.wait).
+    const event = this.d.events.waitFor(jobId, () => true, IDLE_POLL_MS, stop.signal).then((e) => {
+      if (e) {
+        jobEvent = true;
+        watch.poke();
+      }
+    });
+    const woken = await watch.wait(IDLE_POLL_MS, signal);
+    stop.abort();
+    await event;
+    return jobEvent || !woken;
+  }
+
+  private async row(jobId: string): Promise<JobRow> {
+    const job = await findJob(this.d.db, jobId);
+    if (!job) throw errors.jobNotFound(jobId);
+    return job;
+  }
+}
+
+function stillRunning(jobId: string): AppError {
+  return new AppError('job_expired', 'stream_timeout', `Job ${jobId} is still running past its deadline; poll GET /v1/jobs/${jobId} for its outcome.`);
+}

@@ -1,0 +1,25 @@
+// The one fact about a streamed job that must survive Redis: which attempt's tokens reached the client
+// (migrations/0014_streaming.sql). Redis carries the tokens themselves (redis/job-streams.ts).
+import type { Queryable } from './db.js';
+
+/**
+ * Records that `attempt`'s tokens are about to reach the client, if it is the job's running attempt (or
+ * already recorded, for a second reader of the same job). False when the attempt is no longer current:
+ * its chunks must then not be forwarded. Row-locked like every job transition, so it and the attempt's
+ * failure cannot both win: either the attempt fails first (and the caller forwards nothing of it) or the
+ * record is made first (and the scheduler, seeing it, ends the job instead of retrying it).
+ */
+export async function commitStreamedAttempt(q: Queryable, jobId: string, attempt: number): Promise<boolean> {
+  const r = await q.query(
+    `UPDATE jobs SET streamed_attempt = $2
+      WHERE id = $1 AND attempt = $2 AND status = 'running' AND (streamed_attempt IS NULL OR streamed_attempt = $2)`,
+    [jobId, attempt],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** The attempt whose tokens reached the client, or null when none did (the job may then be retried). */
+export async function streamedAttempt(q: Queryable, jobId: string): Promise<number | null> {
+  const r = await q.query<{ streamed_attempt: number | null }>(`SELECT streamed_attempt FROM jobs WHERE id = $1`, [jobId]);
+  return r.rows[0]?.streamed_attempt ?? null;
+}

@@ -1,0 +1,170 @@
+// Streamed answers in transit, in Redis: the chunks of each attempt of a streamed job, from the io
+// instance that holds the node's socket to whichever cloud instance holds the client's request.
+//
+// One Redis Stream per (job, attempt) rather than pub/sub: it keeps the chunks in order and lets a reader
+// that comes late (its request reached another instance, or it was busy writing to a slow client) replay
+// them from the start; pub/sub would lose whatever was published before it subscribed. Each stream is
+// bounded (MAXLEN, and a byte budget checked on append) and expires a while after its last chunk, so an
+// abandoned one costs nothing for long. Pub/sub is used only to wake readers up: a lost wake-up costs
+// a poll interval, never a chunk. Losing Redis loses the streams in flight (see the gateway and relay for
+// what that does to a job), never a result: the result and its output are stored from the signed result.
+import type { Redis } from 'ioredis';
+import { LuaScript, type RedisKeys } from './client.js';
+
+/**
+ * `stream_lost`: the stream holds fewer chunks than the writer appended (Redis lost them, or the stream
+ * expired during a pause longer than its TTL); nothing can be checked against it any more.
+ */
+export type AppendOutcome = 'ok' | 'too_many_chunks' | 'too_large' | 'stream_lost';
+
+export interface StreamEntry {
+  /** The Redis Stream entry id, to read on after it. */
+  id: string;
+  delta: string;
+}
+
+/**
+ * Appends chunk `seq` to an attempt's stream, only if the stream still holds the `seq` chunks before it
+ * (the writer, the one gateway session the attempt runs on, has checked the order itself) and stays
+ * within its chunk and byte budgets, then renews the stream's expiry and wakes its readers.
+ * Each entry holds the delta (`d`) and the stream's byte count up to and including it (`n`), so the
+ * budget check reads only the last entry.
+ * ARGV: stream key, wake-up channel, seq, delta, max chunks, max bytes, ttl ms, attempt.
+ * Returns an AppendOutcome.
+ */
+const APPEND = new LuaScript(`
+local key, channel = ARGV[1], ARGV[2]
+local seq, delta = tonumber(ARGV[3]), ARGV[4]
+local len = redis.call('XLEN', key)
+if seq ~= len then return 'stream_lost' end
+if len >= tonumber(ARGV[5]) then return 'too_many_chunks' end
+local bytes = string.len(delta)
+if len > 0 then
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  bytes = bytes + tonumber(last[1][2][4])
+end
+if bytes > tonumber(ARGV[6]) then return 'too_large' end
+redis.call('XADD', key, 'MAXLEN', ARGV[5], '*', 'd', delta, 'n', bytes)
+redis.call('PEXPIRE', key, ARGV[7])
+redis.call('PUBLISH', channel, ARGV[8])
+return 'ok'
+`);
+
+export class JobStreams {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    /** How long an attempt's stream outlives its last chunk: long enough for its result to be checked and its readers to drain it. */
+    private readonly ttlMs: number,
+  ) {}
+
+  async append(jobId: string, attempt: number, seq: number, delta: string, limits: { maxChunks: number; maxBytes: number }): Promise<AppendOutcome> {
+    const outcome = await APPEND.run(this.redis, [
+      this.keys.jobStream(jobId, attempt),
+      this.keys.jobStreamWakeups(jobId),
+      seq,
+      delta,
+      limits.maxChunks,
+      limits.maxBytes,
+      this.ttlMs,
+      attempt,
+    ]);
+    return outcome as AppendOutcome;
+  }
+
+  /** Up to `count` chunks after entry `afterId` (from the first when null). */
+  async read(jobId: string, attempt: number, afterId: string | null, count: number): Promise<StreamEntry[]> {
+    const rows = await this.redis.xrange(this.keys.jobStream(jobId, attempt), afterId === null ? '-' : `(${afterId}`, '+', 'COUNT', count);
+    return rows.map(([id, fields]) => ({ id, delta: fields[1] ?? '' }));
+  }
+
+  /** Everything the attempt streamed, put together; null when it streamed nothing (or its stream expired). */
+  async text(jobId: string, attempt: number): Promise<string | null> {
+    const rows = await this.redis.xrange(this.keys.jobStream(jobId, attempt), '-', '+');
+    if (rows.length === 0) return null;
+    return rows.map(([, fields]) => fields[1] ?? '').join('');
+  }
+}
+
+/** A reader's subscription to one job's wake-ups. */
+export interface StreamWatch {
+  /**
+   * Resolves true at the next wake-up (at once if one came since the last wait), false after `timeoutMs`
+   * or on abort.
+   */
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  /** Wakes a pending wait now (the reader has another reason to look again). */
+  poke(): void;
+  close(): Promise<void>;
+}
+
+interface WatchState {
+  pending: boolean;
+  wake: ((woken: boolean) => void) | null;
+}
+
+/**
+ * Wake-ups for the readers on this instance: one subscriber connection (a connection in subscribe mode
+ * can run nothing else), a channel per job subscribed while at least one reader follows that job.
+ */
+export class StreamWakeups {
+  private readonly watchers = new Map<string, Set<WatchState>>();
+
+  constructor(
+    private readonly sub: Redis,
+    private readonly keys: RedisKeys,
+  ) {
+    sub.on('message', (channel: string) => {
+      for (const w of this.watchers.get(channel) ?? []) signal(w);
+    });
+  }
+
+  async watch(jobId: string): Promise<StreamWatch> {
+    const channel = this.keys.jobStreamWakeups(jobId);
+    const state: WatchState = { pending: false, wake: null };
+    let set = this.watchers.get(channel);
+    if (!set) {
+      this.watchers.set(channel, (set = new Set()));
+      await this.sub.subscribe(channel);
+    }
+    set.add(state);
+    let closed = false;
+    return {
+      wait: (timeoutMs, abort) =>
+        new Promise<boolean>((resolve) => {
+          if (state.pending || abort?.aborted) {
+            const woken = state.pending;
+            state.pending = false;
+            return resolve(woken);
+          }
+          const done = (woken: boolean) => {
+            clearTimeout(timer);
+            abort?.removeEventListener('abort', onAbort);
+            state.wake = null;
+            state.pending = false;
+            resolve(woken);
+          };
+          const onAbort = () => done(false);
+          const timer = setTimeout(onAbort, timeoutMs);
+          abort?.addEventListener('abort', onAbort, { once: true });
+          state.wake = done;
+        }),
+      poke: () => signal(state),
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        const current = this.watchers.get(channel);
+        current?.delete(state);
+        if (current && current.size === 0) {
+          this.watchers.delete(channel);
+          await this.sub.unsubscribe(channel);
+        }
+      },
+    };
+  }
+}
+
+function signal(w: WatchState): void {
+  if (w.wake) w.wake(true);
+  else w.pending = true;
+}
