@@ -10,9 +10,9 @@
 // deferred balance trigger still guard every row, so a wrong decision here fails the batch, never the
 // ledger.
 //
-// Completions: each job row is locked and completed in job-id order (the same fence as alone: a
-// duplicate or stale result finds no running attempt and gets null), then the ledger postings, monthly
-// spend and contribution points of all of them are written set-based.
+// Completions: the job rows whose attempt is current are locked in job-id order and completed (the same
+// fence as alone: a duplicate or stale result finds no running attempt and gets null), then the ledger
+// postings, monthly spend and contribution points of all of them are written, all set-based.
 //
 // Lock order, as everywhere: job rows, then namespace accounts (one statement, id order), then keys'
 // monthly rows; the network-wide accounts take no lock.
@@ -22,7 +22,7 @@ import { actualCost, splitCapture } from '../domain/pricing.js';
 import type { Usage } from '../domain/protocol.js';
 import type { Db } from '../postgres/db.js';
 import type { ItemOutcome } from '../postgres/group-commit.js';
-import { completeJob, insertJob, lockRunningAttempt, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
+import { completeJobs, insertJobs, lockRunningAttempts, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
 import { ledgerAccountId, lockAccounts, postTransactions, type LedgerPosting } from '../postgres/ledger.repository.js';
 import { claimIdempotencyKey } from '../postgres/idempotency.repository.js';
 import { operatorOf } from '../postgres/nodes.repository.js';
@@ -92,8 +92,9 @@ export async function holdBatch(tx: pg.PoolClient, items: readonly HoldRequest[]
     accepted.push({ index, item });
   });
 
-  for (const { index, item } of accepted) {
-    outcomes[index] = { ok: true, value: await insertJob(tx, item.job) };
+  const rows = await insertJobs(tx, accepted.map((a) => a.item.job));
+  for (const [n, { index, item }] of accepted.entries()) {
+    outcomes[index] = { ok: true, value: rows[n]! };
     // A lost claim must undo this job's row: only a rollback can, so it fails the whole transaction (a
     // batch then runs each of its holds alone; see runBatch).
     const idem = item.idempotency;
@@ -128,19 +129,36 @@ export async function completeBatch(
   epoch: number,
 ): Promise<Array<ItemOutcome<JobRow | null>>> {
   const outcomes: Array<ItemOutcome<JobRow | null>> = items.map(() => ({ ok: true, value: null }));
-  // Job rows are locked in id order, so that two batches holding duplicates of the same results cannot
-  // lock them in opposite orders. A duplicate inside the batch finds its job completed: null, as alone.
-  const order = items.map((_, i) => i).sort((a, b) => (items[a]!.jobId < items[b]!.jobId ? -1 : items[a]!.jobId > items[b]!.jobId ? 1 : a - b));
-  const done: Array<{ row: JobRow; charged: number; nodeId: string }> = [];
-  for (const i of order) {
-    const { jobId, attempt, nodeId, usage, outputEmpty } = items[i]!;
-    const current = await lockRunningAttempt(tx, jobId, attempt, nodeId);
-    if (!current) continue;
+  // Each locked row goes to the first item that claims its current attempt; a duplicate result (in this
+  // batch or settled before) finds none and gets null, as alone.
+  const running = new Map((await lockRunningAttempts(tx, items)).map((row) => [row.id, row]));
+  const claims: Array<{ index: number; current: JobRow; charged: number; nodeId: string }> = [];
+  items.forEach(({ jobId, attempt, nodeId, usage, outputEmpty }, index) => {
+    const current = running.get(jobId);
+    if (!current || current.attempt !== attempt || current.node_id !== nodeId) return;
+    running.delete(jobId);
     const prices = { inputPriceMicro: current.input_price_micro, outputPriceMicro: current.output_price_micro, minChargeMicro: current.min_charge_micro };
-    const charged = actualCost(prices, usage, current.hold_micro, outputEmpty);
-    const row = await completeJob(tx, jobId, attempt, { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, chargedMicro: charged });
+    claims.push({ index, current, charged: actualCost(prices, usage, current.hold_micro, outputEmpty), nodeId });
+  });
+  const completed = new Map(
+    (
+      await completeJobs(
+        tx,
+        claims.map(({ index, current, charged }) => ({
+          jobId: current.id,
+          attempt: current.attempt,
+          promptTokens: items[index]!.usage.prompt_tokens,
+          completionTokens: items[index]!.usage.completion_tokens,
+          chargedMicro: charged,
+        })),
+      )
+    ).map((row) => [row.id, row]),
+  );
+  const done: Array<{ row: JobRow; charged: number; nodeId: string }> = [];
+  for (const { index, current, charged, nodeId } of claims) {
+    const row = completed.get(current.id);
     if (!row) continue;
-    outcomes[i] = { ok: true, value: row };
+    outcomes[index] = { ok: true, value: row };
     done.push({ row, charged, nodeId });
   }
   if (done.length === 0) return outcomes;

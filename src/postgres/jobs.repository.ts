@@ -49,27 +49,40 @@ export interface NewJob {
   deadlineAt: Date;
 }
 
-export async function insertJob(q: Queryable, j: NewJob): Promise<JobRow> {
+/**
+ * Inserts queued jobs with one statement (a batch of accepts shares it; see jobs/settlement-batch.ts).
+ * Returns their rows in the order given.
+ */
+export async function insertJobs(q: Queryable, jobs: readonly NewJob[]): Promise<JobRow[]> {
+  if (jobs.length === 0) return [];
+  const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
   const r = await q.query<JobRow>(
     `INSERT INTO jobs (id, namespace_id, api_key_id, model, status, max_attempts, max_tokens, prompt_tokens_bound, hold_micro,
                        input_price_micro, output_price_micro, min_charge_micro, deadline_at)
-     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${COLUMNS}`,
+     SELECT id, namespace_id, api_key_id, model, 'queued', max_attempts, max_tokens, prompt_tokens_bound, hold_micro,
+            input_price_micro, output_price_micro, min_charge_micro, deadline_at
+       FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::int[], $7::int[], $8::bigint[], $9::bigint[], $10::bigint[],
+                   $11::bigint[], $12::timestamptz[])
+         AS u(id, namespace_id, api_key_id, model, max_attempts, max_tokens, prompt_tokens_bound, hold_micro, input_price_micro,
+              output_price_micro, min_charge_micro, deadline_at)
+     RETURNING ${COLUMNS}`,
     [
-      j.id,
-      j.namespaceId,
-      j.apiKeyId,
-      j.model,
-      j.maxAttempts,
-      j.maxTokens,
-      j.promptTokensBound,
-      j.holdMicro,
-      j.inputPriceMicro,
-      j.outputPriceMicro,
-      j.minChargeMicro,
-      j.deadlineAt,
+      col((j) => j.id),
+      col((j) => j.namespaceId),
+      col((j) => j.apiKeyId),
+      col((j) => j.model),
+      col((j) => j.maxAttempts),
+      col((j) => j.maxTokens),
+      col((j) => j.promptTokensBound),
+      col((j) => j.holdMicro),
+      col((j) => j.inputPriceMicro),
+      col((j) => j.outputPriceMicro),
+      col((j) => j.minChargeMicro),
+      col((j) => j.deadlineAt),
     ],
   );
-  return r.rows[0]!;
+  const byId = new Map(r.rows.map((row) => [row.id, row]));
+  return jobs.map((j) => byId.get(j.id)!);
 }
 
 export async function findJob(q: Queryable, id: string): Promise<JobRow | null> {
@@ -139,31 +152,51 @@ export async function failAttempt(q: Queryable, id: string, attempt: number, out
   return (r.rowCount ?? 0) > 0;
 }
 
-/** Locks the job row if `attempt` is its running attempt on `nodeId`; null otherwise. */
-export async function lockRunningAttempt(q: Queryable, id: string, attempt: number, nodeId: string): Promise<JobRow | null> {
-  const r = await q.query<JobRow>(`SELECT ${COLUMNS} FROM jobs WHERE id = $1 AND attempt = $2 AND status = 'running' AND node_id = $3 FOR UPDATE`, [
-    id,
-    attempt,
-    nodeId,
-  ]);
-  return r.rows[0] ?? null;
+/** A result's claim on a job: its attempt, run by its node. */
+export interface AttemptRef {
+  jobId: string;
+  attempt: number;
+  nodeId: string;
 }
 
-/** Marks the current attempt completed; returns the row as it was, or null when the attempt is not current. */
-export async function completeJob(
-  q: Queryable,
-  id: string,
-  attempt: number,
-  u: { promptTokens: number; completionTokens: number; chargedMicro: number },
-): Promise<JobRow | null> {
+/**
+ * Locks, in job-id order, the job rows whose running attempt is one of `refs` (attempt and node both
+ * matching); the others are not returned. Id order, so that two transactions locking overlapping sets
+ * (duplicate results in two batches) cannot deadlock.
+ */
+export async function lockRunningAttempts(q: Queryable, refs: readonly AttemptRef[]): Promise<JobRow[]> {
+  if (refs.length === 0) return [];
   const r = await q.query<JobRow>(
-    `UPDATE jobs SET status = 'completed', prompt_tokens = $3, completion_tokens = $4, charged_micro = $5, finished_at = now()
-      WHERE id = $1 AND attempt = $2 AND status = 'running' RETURNING ${COLUMNS}`,
-    [id, attempt, u.promptTokens, u.completionTokens, u.chargedMicro],
+    `SELECT ${COLUMNS} FROM jobs
+      WHERE (id, attempt, node_id) IN (SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[])) AND status = 'running'
+      ORDER BY id FOR UPDATE`,
+    [refs.map((x) => x.jobId), refs.map((x) => x.attempt), refs.map((x) => x.nodeId)],
   );
-  if (!r.rows[0]) return null;
-  await q.query(`UPDATE job_attempts SET outcome = 'completed', ended_at = now() WHERE job_id = $1 AND attempt = $2`, [id, attempt]);
-  return r.rows[0];
+  return r.rows;
+}
+
+/**
+ * Marks each job's current attempt completed, with its usage and charge; returns the rows completed (the
+ * others' attempt was not current). One job at most once per call.
+ */
+export async function completeJobs(
+  q: Queryable,
+  jobs: ReadonlyArray<{ jobId: string; attempt: number; promptTokens: number; completionTokens: number; chargedMicro: number }>,
+): Promise<JobRow[]> {
+  if (jobs.length === 0) return [];
+  const r = await q.query<JobRow>(
+    `WITH done AS (
+       UPDATE jobs SET status = 'completed', prompt_tokens = u.p, completion_tokens = u.c, charged_micro = u.charged, finished_at = now()
+         FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::bigint[]) AS u(job_id, job_attempt, p, c, charged)
+        WHERE jobs.id = u.job_id AND jobs.attempt = u.job_attempt AND jobs.status = 'running'
+        RETURNING ${COLUMNS}
+     ), attempts AS (
+       UPDATE job_attempts a SET outcome = 'completed', ended_at = now() FROM done WHERE a.job_id = done.id AND a.attempt = done.attempt
+     )
+     SELECT * FROM done`,
+    [jobs.map((j) => j.jobId), jobs.map((j) => j.attempt), jobs.map((j) => j.promptTokens), jobs.map((j) => j.completionTokens), jobs.map((j) => j.chargedMicro)],
+  );
+  return r.rows;
 }
 
 /**
