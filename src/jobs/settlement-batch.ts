@@ -25,7 +25,7 @@ import type { ItemOutcome } from '../postgres/group-commit.js';
 import { completeJobs, insertJobs, lockRunningAttempts, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
 import { ledgerAccountId, lockAccounts, postTransactions, type LedgerPosting } from '../postgres/ledger.repository.js';
 import { claimIdempotencyKey } from '../postgres/idempotency.repository.js';
-import { operatorOf } from '../postgres/nodes.repository.js';
+import { operatorsOf } from '../postgres/nodes.repository.js';
 import { commitHolds, lockMonthlySpend, settleHolds } from '../postgres/key-spend.repository.js';
 import { recordJobPoints } from '../postgres/rcp.repository.js';
 import { POINTS_PER_JOB } from '../domain/rcp.js';
@@ -163,9 +163,11 @@ export async function completeBatch(
   }
   if (done.length === 0) return outcomes;
 
+  const operatorByNode = await operatorsOf(tx, [...new Set(done.map((d) => d.nodeId))]);
   const operators = new Map<string, number>();
-  for (const nodeId of new Set(done.map((d) => d.nodeId))) {
-    const operator = await operatorOf(tx, nodeId);
+  for (const { nodeId } of done) {
+    if (operators.has(nodeId)) continue;
+    const operator = operatorByNode.get(nodeId);
     if (!operator) throw new Error(`node ${nodeId} has no operator`);
     operators.set(nodeId, await ledgerAccountId(tx, 'operator_earnings', operator));
   }
