@@ -11,7 +11,6 @@
 // BENCH_ONE_NAMESPACE_CONCURRENCY (the first concurrency; 0 skips the one-namespace run),
 // BENCH_PG_STATEMENTS=1 (prints the PostgreSQL statements per job of each backbone run, for diagnosis),
 // BENCH_OUTPUT (default BENCHMARKS.md at the repository root; "-" writes none).
-import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { TestStack, TEST_MODEL, type Tenant } from '../test/helpers/stack.js';
 import { runBullmq } from './bullmq.js';
@@ -19,7 +18,7 @@ import { diffCounters, installCounters, readCounters, takeStatementCounts, type 
 import { closedLoop, labelProcesses, type LoadOptions, type LoadResult, type ProcessLabeler } from './load.js';
 import { describeMachine, type Machine } from './machine.js';
 import { PgWaitSampler, type PgSessions } from './pg-wait.js';
-import { renderMarkdown, renderTable, type BenchReport, type DbWork, type RunReport, type StageBreakdown } from './report.js';
+import { renderMarkdown, renderTable, writeDocument, type BenchReport, type DbWork, type RunReport, type StageBreakdown } from './report.js';
 
 const CONCURRENCIES = intList(process.env.BENCH_CONCURRENCY ?? '8,32');
 const DURATION_S = num('BENCH_DURATION_S', 15);
@@ -198,7 +197,7 @@ async function main(): Promise<number> {
   process.stdout.write(`\n${renderTable(report)}\n`);
   if (problems.length > 0) process.stdout.write(`\nPROBLEMS:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
   if (OUTPUT !== '-') {
-    writeFileSync(OUTPUT, renderMarkdown(report));
+    writeDocument(OUTPUT, renderMarkdown(report));
     log(`wrote ${OUTPUT}`);
   }
   return problems.length > 0 ? 1 : 0;

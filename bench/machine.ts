@@ -37,12 +37,12 @@ export async function describeMachine(db: pg.Pool, mongo: MongoDb, redisUrl: str
   };
 }
 
-async function postgresVersion(db: pg.Pool): Promise<string> {
+export async function postgresVersion(db: pg.Pool): Promise<string> {
   const r = await db.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
   return `PostgreSQL ${r.rows[0]?.v ?? 'unknown'}`;
 }
 
-async function postgresSettings(db: pg.Pool): Promise<string> {
+export async function postgresSettings(db: pg.Pool): Promise<string> {
   const names = ['fsync', 'synchronous_commit', 'wal_sync_method', 'shared_buffers', 'max_connections'];
   const r = await db.query<{ name: string; setting: string; unit: string | null }>(`SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1)`, [names]);
   const byName = new Map(r.rows.map((row) => [row.name, row]));

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# `npm run bench`: the end-to-end benchmark (bench/e2e.ts), NOT a test. Installs and builds what is
-# missing (scripts/setup.sh), checks the engines, starts a FerretDB of its own on PostgreSQL unless
-# TEST_MONGODB_URL names a MongoDB, runs the benchmark (about a minute and a half), prints a table and
-# rewrites BENCHMARKS.md. Knobs: see the head of bench/e2e.ts (BENCH_CONCURRENCY, BENCH_DURATION_S, ...);
-# BENCH_NODE_FLAGS passes flags to node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+# `npm run bench`: the benchmarks, NOT tests. Installs and builds what is missing (scripts/setup.sh),
+# checks the engines, then runs, one after the other:
+#   - e2e (bench/e2e.ts): the whole backbone through its public API beside BullMQ; starts a FerretDB of
+#     its own on PostgreSQL unless TEST_MONGODB_URL names a MongoDB (about a minute and a half);
+#   - ledger (bench/ledger.ts): credit holds and settlements per second, naive and group-committed,
+#     beside pgbench on the same PostgreSQL (about two minutes).
+# Each prints a table and rewrites its part of BENCHMARKS.md. `scripts/bench.sh e2e` or `... ledger`
+# (`npm run bench:ledger`) runs one. Knobs: see the head of each bench file; BENCH_NODE_FLAGS passes flags
+# to node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+which="${1:-all}"
+case "$which" in all | e2e | ledger) ;; *) echo "usage: scripts/bench.sh [all|e2e|ledger]" >&2; exit 2 ;; esac
 source scripts/setup.sh
 setup_project
 
@@ -16,7 +22,11 @@ trap cleanup EXIT
 # Engines: PostgreSQL, Redis and RabbitMQ must be running; say what to run when one is not.
 node dist/scripts/check-engines.js
 
-if [ -z "${TEST_MONGODB_URL:-}" ]; then
+# The stack helper's log level: warnings only, so that the table stays readable.
+export TEST_LOG_LEVEL="${TEST_LOG_LEVEL:-warn}"
+status=0
+
+if [ "$which" != ledger ] && [ -z "${TEST_MONGODB_URL:-}" ]; then
   # Its own port and backing database, so that a concurrent `npm test` (port 27018) is not disturbed.
   port="${BENCH_FERRETDB_PORT:-27019}"
   db="resultity_bench_ferretdb"
@@ -36,7 +46,12 @@ if [ -z "${TEST_MONGODB_URL:-}" ]; then
   export BENCH_FERRETDB_PG_DATABASE="$db" BENCH_FERRETDB_PORT_USED="$port"
 fi
 
-# The stack helper's log level: warnings only, so that the table stays readable.
-export TEST_LOG_LEVEL="${TEST_LOG_LEVEL:-warn}"
-# shellcheck disable=SC2086 # BENCH_NODE_FLAGS is a list of flags
-node ${BENCH_NODE_FLAGS:-} dist/bench/e2e.js
+if [ "$which" != ledger ]; then
+  # shellcheck disable=SC2086 # BENCH_NODE_FLAGS is a list of flags
+  node ${BENCH_NODE_FLAGS:-} dist/bench/e2e.js || status=$?
+fi
+if [ "$which" != e2e ]; then
+  # shellcheck disable=SC2086
+  node ${BENCH_NODE_FLAGS:-} dist/bench/ledger.js || status=$?
+fi
+exit "$status"

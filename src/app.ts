@@ -99,7 +99,11 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
   const rcpClock = rcpClockFrom(config);
   const uptime = new UptimeRepository(redis, keys, 3 * config.RCP_EPOCH_SECONDS + 3_600);
-  const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS, rcpClock);
+  const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS, rcpClock, {
+    maxItems: config.LEDGER_BATCH_MAX_ITEMS,
+    maxInFlight: config.LEDGER_BATCH_IN_FLIGHT,
+    lingerMs: config.LEDGER_BATCH_LINGER_MS,
+  });
   const keyCache = new ApiKeyCache(redis, keys);
   const flagsMirror = new NodeFlagsMirror(redis, keys);
   const nodeFlags = new NodeFlagsService({
@@ -225,6 +229,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       await quality.stop();
       await history?.stop();
       await app.close();
+      // Grouped holds and settlements still running (a node's result arriving during shutdown) end before the pool does.
+      await settlement.drained();
       await queue.close();
       await rabbit.close();
       redisSub.disconnect();

@@ -30,6 +30,12 @@ export const configSchema = z.object({
 
   // Credits
   OPERATOR_SHARE_BPS: int(8000).pipe(z.number().max(10000)),
+  // Group commit of holds and settlements (src/postgres/group-commit.ts): at most this many per
+  // transaction (1 turns it off: one transaction per operation), at most this many such transactions at
+  // once per kind (each takes a pool connection), and how long a batch may wait for company (0: never).
+  LEDGER_BATCH_MAX_ITEMS: int(64, 1),
+  LEDGER_BATCH_IN_FLIGHT: int(2, 1),
+  LEDGER_BATCH_LINGER_MS: int(0, 0).pipe(z.number().max(100)),
   // Jobs
   JOB_MAX_ATTEMPTS: int(3, 1),
   JOB_ATTEMPT_TIMEOUT_MS: int(60_000, 100),

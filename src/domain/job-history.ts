@@ -5,7 +5,7 @@ import { DAY_MS, isoDay } from './day-range.js';
 /**
  * How long past a day's end, on top of the longest job deadline, before the day counts as closed. It
  * covers the accept transaction still committing after its insert and the expiry sweep's own lag
- * (insertJob refuses a job whose deadline passed, so no job can arrive later than that).
+ * (insertJobs refuses a job whose deadline passed, so no job can arrive later than that).
  */
 export const DAY_CLOSE_MARGIN_MS = 5 * 60_000;
 

@@ -1,74 +1,52 @@
 // Settlement: the PostgreSQL transactions that move a job's credits. Each runs the job's state change and
 // its ledger postings in one transaction, fenced by the job's status and attempt, so a job is held once,
 // settled at most once, and never charged for a failure.
-import { errors } from '../errors.js';
-import { actualCost, splitCapture } from '../domain/pricing.js';
-import type { Usage } from '../domain/protocol.js';
+//
+// Holds and completions may be group-committed (postgres/group-commit.ts): concurrent calls then share
+// transactions, each still getting the outcome it would get alone (jobs/settlement-batch.ts, whose bodies
+// are also the single-operation path: one code path, batches of one or of many).
+import type pg from 'pg';
 import { withTransaction, type Db } from '../postgres/db.js';
-import { completeJob, endJobWithoutResult, insertJob, lockRunningAttempt, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
-import { balanceOf, InsufficientBalanceError, ledgerAccountId, lockAccounts, postTransaction } from '../postgres/ledger.repository.js';
-import { operatorOf } from '../postgres/nodes.repository.js';
-import { claimIdempotencyKey } from '../postgres/idempotency.repository.js';
-import { commitHold, monthlySpend, settleHold } from '../postgres/key-spend.repository.js';
+import { endJobWithoutResult, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
+import { ledgerAccountId, postTransaction } from '../postgres/ledger.repository.js';
+import { settleHold } from '../postgres/key-spend.repository.js';
 import { quarantineJob } from '../postgres/quarantine.repository.js';
-import { recordJobPoints } from '../postgres/rcp.repository.js';
-import { epochOf, POINTS_PER_JOB, type RcpClock } from '../domain/rcp.js';
+import { GroupCommit, type GroupCommitOptions, type ItemOutcome } from '../postgres/group-commit.js';
+import type { Usage } from '../domain/protocol.js';
+import { epochOf, type RcpClock } from '../domain/rcp.js';
+import { completeBatch, holdBatch, runBatch, type CompletionRequest, type HoldRequest } from './settlement-batch.js';
 
-/** The hold would take the key past its monthly cap; the accept transaction rolled back. */
-class MonthlyCapReached extends Error {}
-
-/** The idempotency key was claimed by another request meanwhile; the accept transaction rolled back. */
-export class IdempotencyKeyInUse extends Error {
-  constructor(readonly key: string) {
-    super(`idempotency key ${key} is in use`);
-    this.name = 'IdempotencyKeyInUse';
-  }
-}
+export { IdempotencyKeyInUse } from './settlement-batch.js';
 
 export class SettlementService {
+  private readonly holds: GroupCommit<HoldRequest, JobRow> | null;
+  private readonly completions: GroupCommit<CompletionRequest, JobRow | null> | null;
+
+  /** `batching`: group-commit holds and completions with these limits; null (or maxItems 1): one transaction per operation. */
   constructor(
     private readonly db: Db,
     private readonly operatorShareBps: number,
     private readonly rcp: RcpClock,
-  ) {}
+    batching: GroupCommitOptions | null = null,
+  ) {
+    const on = batching !== null && batching.maxItems > 1;
+    this.holds = on ? new GroupCommit((items) => this.batch(items, (tx, b) => holdBatch(tx, b), (i) => this.holdAlone(i)), batching) : null;
+    this.completions = on
+      ? new GroupCommit((items) => this.batch(items, (tx, b) => completeBatch(tx, b, this.operatorShareBps, this.epochNow()), (i) => this.completeAlone(i)), batching)
+      : null;
+  }
 
   /**
    * Inserts the job row, claims its idempotency key (if any) and takes its hold, in one transaction.
-   * Throws insufficient_credits, or IdempotencyKeyInUse, having written nothing.
+   * Throws insufficient_credits (or monthly_cap_reached), or IdempotencyKeyInUse, having written nothing.
    */
   async acceptWithHold(
     job: NewJob,
     keyMonthlyCapMicro: number | null,
     idempotency?: { key: string; requestHash: Buffer; windowHours: number },
   ): Promise<JobRow> {
-    try {
-      return await withTransaction(this.db, async (tx) => {
-        const available = await ledgerAccountId(tx, 'ns_available', job.namespaceId);
-        const held = await ledgerAccountId(tx, 'ns_held', job.namespaceId);
-        const row = await insertJob(tx, job);
-        if (idempotency && !(await claimIdempotencyKey(tx, { namespaceId: job.namespaceId, jobId: job.id, ...idempotency }))) {
-          throw new IdempotencyKeyInUse(idempotency.key);
-        }
-        await postTransaction(tx, { kind: 'hold', jobId: job.id }, [
-          { accountId: available, amount: -job.holdMicro },
-          { accountId: held, amount: job.holdMicro },
-        ]);
-        // After the namespace's accounts, as in settlement: one lock order everywhere.
-        if (!(await commitHold(tx, job.apiKeyId, row.created_at, job.holdMicro, keyMonthlyCapMicro))) {
-          throw new MonthlyCapReached();
-        }
-        return row;
-      });
-    } catch (err) {
-      if (err instanceof InsufficientBalanceError) {
-        throw errors.insufficientCredits(job.holdMicro, await balanceOf(this.db, 'ns_available', job.namespaceId));
-      }
-      if (err instanceof MonthlyCapReached) {
-        const spent = await monthlySpend(this.db, job.apiKeyId, new Date());
-        throw errors.monthlyCapReached(job.holdMicro, Math.max(0, (keyMonthlyCapMicro ?? 0) - spent));
-      }
-      throw err;
-    }
+    const request: HoldRequest = { job, keyMonthlyCapMicro, idempotency };
+    return this.holds ? this.holds.submit(request) : this.holdAlone(request);
   }
 
   /**
@@ -77,39 +55,42 @@ export class SettlementService {
    * when the attempt is not current (late, duplicate or superseded result).
    */
   async complete(jobId: string, attempt: number, nodeId: string, usage: Usage, outputEmpty: boolean): Promise<JobRow | null> {
-    return withTransaction(this.db, async (tx) => {
-      // Lock the row first to read its prices and hold; the fenced UPDATE below is the real guard.
-      const current = await lockRunningAttempt(tx, jobId, attempt, nodeId);
-      if (!current) return null;
-      const prices = { inputPriceMicro: current.input_price_micro, outputPriceMicro: current.output_price_micro, minChargeMicro: current.min_charge_micro, surchargeBps: current.surcharge_bps };
-      const charged = actualCost(prices, usage, current.hold_micro, outputEmpty);
-      const row = await completeJob(tx, jobId, attempt, { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, chargedMicro: charged });
-      if (!row) return null;
+    const request: CompletionRequest = { jobId, attempt, nodeId, usage, outputEmpty };
+    return this.completions ? this.completions.submit(request) : this.completeAlone(request);
+  }
 
-      const operator = await operatorOf(tx, nodeId);
-      if (!operator) throw new Error(`node ${nodeId} has no operator`);
-      const held = await ledgerAccountId(tx, 'ns_held', row.namespace_id);
-      const available = await ledgerAccountId(tx, 'ns_available', row.namespace_id);
-      const earnings = await ledgerAccountId(tx, 'operator_earnings', operator);
-      const platform = await ledgerAccountId(tx, 'platform_revenue', null);
-      // Lock order, the same in every transaction that moves credits: the namespace's own accounts, then
-      // the key's monthly spend row. The network-wide accounts credited by the capture (operator
-      // earnings, platform revenue) take no row lock at all: their balances are derived from entries.
-      await lockAccounts(tx, [held, available]);
-      await postTransaction(tx, { kind: 'release', jobId }, [
-        { accountId: held, amount: -(row.hold_micro - charged) },
-        { accountId: available, amount: row.hold_micro - charged },
-      ]);
-      await settleHold(tx, row.api_key_id, row.created_at, row.hold_micro, charged);
-      const split = splitCapture(charged, this.operatorShareBps);
-      await postTransaction(tx, { kind: 'capture', jobId }, [
-        { accountId: held, amount: -charged },
-        { accountId: earnings, amount: split.operator },
-        { accountId: platform, amount: split.platform },
-      ]);
-      await recordJobPoints(tx, nodeId, epochOf(this.rcp, Date.now()), jobId, POINTS_PER_JOB);
-      return row;
-    });
+  /** Resolves when no grouped hold or completion is waiting or running (for shutdown). */
+  async drained(): Promise<void> {
+    await Promise.all([this.holds?.drained(), this.completions?.drained()]);
+  }
+
+  private holdAlone(request: HoldRequest): Promise<JobRow> {
+    return withTransaction(this.db, async (tx) => only(await holdBatch(tx, [request])));
+  }
+
+  private completeAlone(request: CompletionRequest): Promise<JobRow | null> {
+    return withTransaction(this.db, async (tx) => only(await completeBatch(tx, [request], this.operatorShareBps, this.epochNow())));
+  }
+
+  /** A batch of one runs alone (nothing to share, and no second try after a failure). */
+  private async batch<I, O>(
+    items: readonly I[],
+    body: (tx: pg.PoolClient, items: readonly I[]) => Promise<Array<ItemOutcome<O>>>,
+    alone: (item: I) => Promise<O>,
+  ): Promise<Array<ItemOutcome<O>>> {
+    if (items.length === 1) {
+      return [
+        await alone(items[0]!).then(
+          (value): ItemOutcome<O> => ({ ok: true, value }),
+          (error: unknown): ItemOutcome<O> => ({ ok: false, error }),
+        ),
+      ];
+    }
+    return runBatch(this.db, items, body, alone);
+  }
+
+  private epochNow(): number {
+    return epochOf(this.rcp, Date.now());
   }
 
   /**
@@ -138,4 +119,11 @@ export class SettlementService {
       return row;
     });
   }
+}
+
+/** The outcome of a batch of one; an error is thrown, so that its transaction rolls back. */
+function only<O>(outcomes: ReadonlyArray<ItemOutcome<O>>): O {
+  const o = outcomes[0]!;
+  if (!o.ok) throw o.error;
+  return o.value;
 }

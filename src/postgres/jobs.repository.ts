@@ -61,7 +61,7 @@ export function byId(id: string): [string, Date | null] {
   return [id, jobIdTime(id)];
 }
 
-/** The job reached PostgreSQL after its own deadline: it is not accepted (see insertJob). */
+/** The job reached PostgreSQL after its own deadline: it is not accepted (see insertJobs). */
 export class JobPastDeadlineError extends Error {
   constructor(readonly jobId: string) {
     super(`job ${jobId} reached the database after its deadline (a stalled accept, or this instance's clock is behind the database's)`);
@@ -92,41 +92,49 @@ export interface NewJob {
 }
 
 /**
- * Inserts a queued job. `created_at` is the time in the job's id (or now() for an id without one). A
- * job whose deadline has already passed by the database's clock is refused (JobPastDeadlineError): so
- * no job can land in a day later than the day's end plus the longest deadline, which is when the
- * maintenance role takes a day as closed and rolls it up (src/maintenance/history.service.ts).
+ * Inserts queued jobs with one statement (a batch of accepts shares it; see jobs/settlement-batch.ts).
+ * Returns their rows in the order given; null for a job whose deadline has already passed by the
+ * database's clock. `created_at` is the time in the job's id (or now() for an id without one). Refusing
+ * late jobs means no job can land in a day later than the day's end plus the longest deadline, which is
+ * when the maintenance role takes a day as closed and rolls it up (src/maintenance/history.service.ts).
  */
-export async function insertJob(q: Queryable, j: NewJob): Promise<JobRow> {
+export async function insertJobs(q: Queryable, jobs: readonly NewJob[]): Promise<Array<JobRow | null>> {
+  if (jobs.length === 0) return [];
+  const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
   const r = await q.query<JobRow>(
     `INSERT INTO jobs (id, namespace_id, api_key_id, model, status, max_attempts, max_tokens, prompt_tokens_bound, hold_micro,
                        input_price_micro, output_price_micro, min_charge_micro, deadline_at, created_at, network, region, subcloud, priority, surcharge_bps)
-     SELECT $1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13::timestamptz, now()), $14, $15, $16, $17, $18
-      WHERE $12::timestamptz > now()
+     SELECT id, namespace_id, api_key_id, model, 'queued', max_attempts, max_tokens, prompt_tokens_bound, hold_micro,
+            input_price_micro, output_price_micro, min_charge_micro, deadline_at, coalesce(created_at, now()), network, region, subcloud, priority, surcharge_bps
+       FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::int[], $7::int[], $8::bigint[], $9::bigint[], $10::bigint[],
+                   $11::bigint[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::text[], $16::text[], $17::text[], $18::int[])
+         AS u(id, namespace_id, api_key_id, model, max_attempts, max_tokens, prompt_tokens_bound, hold_micro, input_price_micro,
+              output_price_micro, min_charge_micro, deadline_at, created_at, network, region, subcloud, priority, surcharge_bps)
+      WHERE deadline_at > now()
      RETURNING ${COLUMNS}`,
     [
-      j.id,
-      j.namespaceId,
-      j.apiKeyId,
-      j.model,
-      j.maxAttempts,
-      j.maxTokens,
-      j.promptTokensBound,
-      j.holdMicro,
-      j.inputPriceMicro,
-      j.outputPriceMicro,
-      j.minChargeMicro,
-      j.deadlineAt,
-      jobIdTime(j.id),
-      j.network ?? 'mainnet',
-      j.region ?? null,
-      j.subcloud ?? null,
-      j.priority ?? 'standard',
-      j.surchargeBps ?? 0,
+      col((j) => j.id),
+      col((j) => j.namespaceId),
+      col((j) => j.apiKeyId),
+      col((j) => j.model),
+      col((j) => j.maxAttempts),
+      col((j) => j.maxTokens),
+      col((j) => j.promptTokensBound),
+      col((j) => j.holdMicro),
+      col((j) => j.inputPriceMicro),
+      col((j) => j.outputPriceMicro),
+      col((j) => j.minChargeMicro),
+      col((j) => j.deadlineAt),
+      col((j) => jobIdTime(j.id)),
+      col((j) => j.network ?? 'mainnet'),
+      col((j) => j.region ?? null),
+      col((j) => j.subcloud ?? null),
+      col((j) => j.priority ?? 'standard'),
+      col((j) => j.surchargeBps ?? 0),
     ],
   );
-  if (!r.rows[0]) throw new JobPastDeadlineError(j.id);
-  return r.rows[0];
+  const byJobId = new Map(r.rows.map((row) => [row.id, row]));
+  return jobs.map((j) => byJobId.get(j.id) ?? null);
 }
 
 export async function findJob(q: Queryable, id: string): Promise<JobRow | null> {
@@ -195,31 +203,67 @@ export async function failAttempt(q: Queryable, id: string, attempt: number, out
   return (r.rowCount ?? 0) > 0;
 }
 
-/** Locks the job row if `attempt` is its running attempt on `nodeId`; null otherwise. */
-export async function lockRunningAttempt(q: Queryable, id: string, attempt: number, nodeId: string): Promise<JobRow | null> {
-  const r = await q.query<JobRow>(`SELECT ${COLUMNS} FROM jobs WHERE ${JOB_BY_ID} AND attempt = $3 AND status = 'running' AND node_id = $4 FOR UPDATE`, [
-    ...byId(id),
-    attempt,
-    nodeId,
-  ]);
-  return r.rows[0] ?? null;
+/**
+ * Partition pruning for statements on many jobs: when every id carries its creation time (UUIDv7), a
+ * `created_at = ANY(...)` condition lets PostgreSQL visit only those days' partitions. Ids without a time
+ * (random v4 ids of jobs older than migration 0011) get no condition: every partition's index is probed.
+ */
+function withinDays(param: number, ids: readonly string[], qualifier = ''): string {
+  return ids.every((id) => jobIdTime(id) !== null) ? ` AND ${qualifier}created_at = ANY($${param}::timestamptz[])` : '';
 }
 
-/** Marks the current attempt completed; returns the row as it was, or null when the attempt is not current. */
-export async function completeJob(
-  q: Queryable,
-  id: string,
-  attempt: number,
-  u: { promptTokens: number; completionTokens: number; chargedMicro: number },
-): Promise<JobRow | null> {
+function daysParam(ids: readonly string[]): [Date[]] | [] {
+  const times = ids.map(jobIdTime);
+  return times.every((t): t is Date => t !== null) ? [times] : [];
+}
+
+/** A result's claim on a job: its attempt, run by its node. */
+export interface AttemptRef {
+  jobId: string;
+  attempt: number;
+  nodeId: string;
+}
+
+/**
+ * Locks, in job-id order, the job rows whose running attempt is one of `refs` (attempt and node both
+ * matching); the others are not returned. Id order, so that two transactions locking overlapping sets
+ * (duplicate results in two batches) cannot deadlock.
+ */
+export async function lockRunningAttempts(q: Queryable, refs: readonly AttemptRef[]): Promise<JobRow[]> {
+  if (refs.length === 0) return [];
   const r = await q.query<JobRow>(
-    `UPDATE jobs SET status = 'completed', prompt_tokens = $4, completion_tokens = $5, charged_micro = $6, finished_at = now()
-      WHERE ${JOB_BY_ID} AND attempt = $3 AND status = 'running' RETURNING ${COLUMNS}`,
-    [...byId(id), attempt, u.promptTokens, u.completionTokens, u.chargedMicro],
+    `SELECT ${COLUMNS} FROM jobs
+      WHERE (id, attempt, node_id) IN (SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[])) AND status = 'running'${withinDays(4, refs.map((x) => x.jobId))}
+      ORDER BY id FOR UPDATE`,
+    [refs.map((x) => x.jobId), refs.map((x) => x.attempt), refs.map((x) => x.nodeId), ...daysParam(refs.map((x) => x.jobId))],
   );
-  if (!r.rows[0]) return null;
-  await q.query(`UPDATE job_attempts SET outcome = 'completed', ended_at = now() WHERE ${ATTEMPTS_BY_JOB} AND attempt = $3`, [...byId(id), attempt]);
-  return r.rows[0];
+  return r.rows;
+}
+
+/**
+ * Marks each job's current attempt completed, with its usage and charge; returns the rows completed (the
+ * others' attempt was not current). One job at most once per call.
+ */
+export async function completeJobs(
+  q: Queryable,
+  jobs: ReadonlyArray<{ jobId: string; attempt: number; promptTokens: number; completionTokens: number; chargedMicro: number }>,
+): Promise<JobRow[]> {
+  if (jobs.length === 0) return [];
+  const ids = jobs.map((j) => j.jobId);
+  const r = await q.query<JobRow>(
+    `WITH done AS (
+       UPDATE jobs SET status = 'completed', prompt_tokens = u.p, completion_tokens = u.c, charged_micro = u.charged, finished_at = now()
+         FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::bigint[]) AS u(job_id, job_attempt, p, c, charged)
+        WHERE jobs.id = u.job_id AND jobs.attempt = u.job_attempt AND jobs.status = 'running'${withinDays(6, ids, 'jobs.')}
+        RETURNING ${COLUMNS}
+     ), attempts AS (
+       UPDATE job_attempts a SET outcome = 'completed', ended_at = now() FROM done
+        WHERE a.job_id = done.id AND a.job_created_at = done.created_at AND a.attempt = done.attempt
+     )
+     SELECT * FROM done`,
+    [ids, jobs.map((j) => j.attempt), jobs.map((j) => j.promptTokens), jobs.map((j) => j.completionTokens), jobs.map((j) => j.chargedMicro), ...daysParam(ids)],
+  );
+  return r.rows;
 }
 
 /**

@@ -74,12 +74,24 @@ export async function balanceOf(q: Queryable, kind: LedgerAccountKind, ownerId: 
 }
 
 /**
- * Locks ledger accounts in id order (FOR NO KEY UPDATE). A database transaction that posts more than
- * once must first lock every account it will touch with this, or two of them could lock in opposite
- * orders across their postings.
+ * Locks ledger accounts in id order (FOR NO KEY UPDATE) and returns their balances as of the lock. A
+ * database transaction that posts more than once must first lock every account it will touch with this,
+ * or two of them could lock in opposite orders across their postings.
  */
-export async function lockAccounts(q: Queryable, ids: readonly number[]): Promise<void> {
-  await q.query(`SELECT 1 FROM ledger_accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`, [ids]);
+export async function lockAccounts(q: Queryable, ids: readonly number[]): Promise<Map<number, number>> {
+  if (ids.length === 0) return new Map();
+  const r = await q.query<{ id: number; balance: number }>(
+    `SELECT id, balance FROM ledger_accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE`,
+    [ids],
+  );
+  return new Map(r.rows.map((row) => [row.id, row.balance]));
+}
+
+export interface LedgerPosting {
+  kind: LedgerTxnKind;
+  jobId: string | null;
+  memo?: string;
+  entries: readonly LedgerEntry[];
 }
 
 /**
@@ -92,43 +104,73 @@ export async function postTransaction(
   txn: { kind: LedgerTxnKind; jobId: string | null; memo?: string },
   entries: readonly LedgerEntry[],
 ): Promise<number | null> {
-  const nonZero = entries.filter((e) => e.amount !== 0);
-  if (nonZero.length === 0) return null;
-  if (nonZero.reduce((s, e) => s + e.amount, 0) !== 0) throw new Error(`unbalanced ${txn.kind} transaction`);
+  const [id] = await postTransactions(q, [{ ...txn, entries }]);
+  return id ?? null;
+}
 
-  const accounts = nonZero.map((e) => e.accountId);
-  const amounts = nonZero.map((e) => e.amount);
+/**
+ * Posts several balanced transactions with two statements whatever their number (the group-commit path
+ * posts a whole batch of holds or settlements at once). Returns each posting's transaction id, in order
+ * (null for a posting left with no entries). Same rules and errors as postTransaction; on an error
+ * nothing is written, but the caller's database transaction must still roll back.
+ */
+export async function postTransactions(q: Queryable, postings: readonly LedgerPosting[]): Promise<Array<number | null>> {
+  const written: Array<{ index: number; posting: LedgerPosting; entries: LedgerEntry[] }> = [];
+  postings.forEach((posting, index) => {
+    const entries = posting.entries.filter((e) => e.amount !== 0);
+    if (entries.length === 0) return;
+    if (entries.reduce((s, e) => s + e.amount, 0) !== 0) throw new Error(`unbalanced ${posting.kind} transaction`);
+    written.push({ index, posting, entries });
+  });
+  const ids: Array<number | null> = postings.map(() => null);
+  if (written.length === 0) return ids;
+
+  const all = written.flatMap((w) => w.entries);
   // Only accounts with a maintained balance are locked and updated (see the head of this file).
-  const maintained = nonZero.filter((e) => !DERIVED.has(kindOf(e.accountId)));
+  const maintained = all.filter((e) => !DERIVED.has(kindOf(e.accountId)));
   // Lock them first, in id order, so that concurrent postings take their row locks in one global order
   // and cannot deadlock. Before the entries are inserted: their foreign keys take KEY SHARE locks on the
   // same rows, and two transactions each holding one and upgrading would deadlock. NO KEY UPDATE is the
   // lock the balance UPDATE needs, and it does not conflict with those KEY SHARE locks.
-  await lockAccounts(q, maintained.map((e) => e.accountId));
+  await lockAccounts(q, [...new Set(maintained.map((e) => e.accountId))]);
 
-  const t = await q.query<{ id: number }>(`INSERT INTO ledger_transactions (kind, job_id, memo) VALUES ($1, $2, $3) RETURNING id`, [
-    txn.kind,
-    txn.jobId,
-    txn.memo ?? '',
-  ]);
-  const txnId = t.rows[0]!.id;
-  await q.query(
-    `INSERT INTO ledger_entries (txn_id, account_id, amount) SELECT $1, a, m FROM unnest($2::bigint[], $3::bigint[]) AS u(a, m)`,
-    [txnId, accounts, amounts],
-  );
-  if (maintained.length === 0) return txnId;
+  // One statement writes the transactions, their entries and the balances. Transaction ids are drawn
+  // from the sequence up front (the materialized `t`), so each entry knows its transaction without
+  // relying on the order of RETURNING. The deferred trigger still checks every transaction at COMMIT.
+  const nth = written.flatMap((w, i) => w.entries.map(() => i + 1));
   try {
-    await q.query(
-      `UPDATE ledger_accounts la SET balance = la.balance + d.m
-         FROM (SELECT a, sum(m) AS m FROM unnest($1::bigint[], $2::bigint[]) AS u(a, m) GROUP BY a) d
-        WHERE la.id = d.a`,
-      [maintained.map((e) => e.accountId), maintained.map((e) => e.amount)],
+    const r = await q.query<{ n: number; id: number }>(
+      `WITH t AS MATERIALIZED (
+         SELECT u.n, nextval(pg_get_serial_sequence('ledger_transactions', 'id')) AS id, u.kind, u.job_id, u.memo
+           FROM unnest($1::text[], $2::uuid[], $3::text[]) WITH ORDINALITY AS u(kind, job_id, memo, n)
+       ), txns AS (
+         INSERT INTO ledger_transactions (id, kind, job_id, memo) SELECT id, kind, job_id, memo FROM t
+       ), entries AS (
+         INSERT INTO ledger_entries (txn_id, account_id, amount)
+         SELECT t.id, e.account_id, e.amount FROM unnest($4::int[], $5::bigint[], $6::bigint[]) AS e(n, account_id, amount) JOIN t ON t.n = e.n
+       ), balances AS (
+         UPDATE ledger_accounts la SET balance = la.balance + d.amount
+           FROM (SELECT account_id, sum(amount) AS amount FROM unnest($7::bigint[], $8::bigint[]) AS m(account_id, amount) GROUP BY account_id) d
+          WHERE la.id = d.account_id
+       )
+       SELECT n::int AS n, id FROM t`,
+      [
+        written.map((w) => w.posting.kind),
+        written.map((w) => w.posting.jobId),
+        written.map((w) => w.posting.memo ?? ''),
+        nth,
+        all.map((e) => e.accountId),
+        all.map((e) => e.amount),
+        maintained.map((e) => e.accountId),
+        maintained.map((e) => e.amount),
+      ],
     );
+    for (const row of r.rows) ids[written[row.n - 1]!.index] = row.id;
   } catch (err) {
-    if ((err as { code?: string }).code === '23514') throw new InsufficientBalanceError(accounts[0]!, { cause: err });
+    if ((err as { code?: string }).code === '23514') throw new InsufficientBalanceError(all[0]!.accountId, { cause: err });
     throw err;
   }
-  return txnId;
+  return ids;
 }
 
 function kindOf(accountId: number): LedgerAccountKind {

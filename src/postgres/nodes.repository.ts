@@ -28,3 +28,10 @@ export async function operatorOf(q: Queryable, nodeId: string): Promise<string |
   const r = await q.query<{ operator_account_id: string }>(`SELECT operator_account_id FROM nodes WHERE id = $1`, [nodeId]);
   return r.rows[0]?.operator_account_id ?? null;
 }
+
+/** The operator account of each node that exists (one statement for a batch of settlements). */
+export async function operatorsOf(q: Queryable, nodeIds: readonly string[]): Promise<Map<string, string>> {
+  if (nodeIds.length === 0) return new Map();
+  const r = await q.query<{ id: string; operator_account_id: string }>(`SELECT id, operator_account_id FROM nodes WHERE id = ANY($1::text[])`, [nodeIds]);
+  return new Map(r.rows.map((row) => [row.id, row.operator_account_id]));
+}

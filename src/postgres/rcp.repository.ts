@@ -1,13 +1,15 @@
 // Contribution point records (migrations/0009): append-only.
 import type { Queryable } from './db.js';
 
-export async function recordJobPoints(q: Queryable, nodeId: string, epoch: number, jobId: string, points: number): Promise<void> {
-  await q.query(`INSERT INTO rcp_records (node_id, epoch, kind, points, job_id) VALUES ($1, $2, 'job', $3, $4) ON CONFLICT DO NOTHING`, [
-    nodeId,
-    epoch,
-    points,
-    jobId,
-  ]);
+/** Records `points` for each completed job, credited to the node that ran it; a second write of a job changes nothing. */
+export async function recordJobPoints(q: Queryable, epoch: number, points: number, jobs: ReadonlyArray<{ nodeId: string; jobId: string }>): Promise<void> {
+  if (jobs.length === 0) return;
+  await q.query(
+    `INSERT INTO rcp_records (node_id, epoch, kind, points, job_id)
+     SELECT u.node, $1, 'job', $2, u.job FROM unnest($3::text[], $4::uuid[]) AS u(node, job)
+     ON CONFLICT DO NOTHING`,
+    [epoch, points, jobs.map((j) => j.nodeId), jobs.map((j) => j.jobId)],
+  );
 }
 
 /** Writes an epoch's uptime records; a second write of the same epoch changes nothing. */
