@@ -22,6 +22,7 @@ import { LuaScript, type RedisKeys } from './client.js';
 import { READINESS_LUA } from './readiness.lua.js';
 import type { DeclaredModel } from '../domain/protocol.js';
 import type { Gpu, Network, Placement } from '../domain/eligibility.js';
+import { NEW_NODE_SCORE } from '../domain/scores.js';
 
 /** What the scripts answer when the rules' mirror is missing. */
 const UNSYNCED = -1;
@@ -53,10 +54,14 @@ if existed then return 0 else return 1 end
 `);
 
 /**
- * Reserves a slot for a job on an eligible node of its pool, the one with the most free slots, skipping
- * excluded nodes and flagged ones (<p>unroutable:<id> holds a time in the future; node-flags.repository.ts).
+ * Reserves a slot for a job on an eligible node of its pool, skipping excluded nodes and flagged ones
+ * (<p>unroutable:<id> holds a time in the future; node-flags.repository.ts). Among the eligible nodes with
+ * a free slot (the pool's `candidates` with the most free slots are examined), one is drawn at random with
+ * weight free slots × score (<p>node-scores, written by the quality service; a node without a score counts
+ * as new, NEW_NODE_SCORE): idle capacity is still preferred, trusted nodes get more of the work, and a node
+ * with a poor score still gets some, so that it can earn its way back.
  * ARGV: prefix, network, model, region, subcloud, excluded (csv), candidates to examine, jobId, now,
- * a random non-negative integer.
+ * a random integer in [0, 1000000).
  * Returns {nodeId, instance}, nil when no candidate can take it, or -1 when the rules' mirror is missing.
  */
 const RESERVE = new LuaScript(`${READINESS_LUA}
@@ -67,18 +72,9 @@ local ready, mv, floor = placement(p, network, model, region, sc)
 if not ready then return nil end
 local excluded = {}
 for id in string.gmatch(ARGV[6], '[^,]+') do excluded[id] = true end
--- Most free slots first; among the nodes tied for the most, start at a caller-chosen random offset, so
--- that equally idle nodes share the work instead of the first in key order taking all of it.
-local raw = redis.call('ZREVRANGEBYSCORE', ready, '+inf', 1, 'WITHSCORES', 'LIMIT', 0, maxc)
-local tied = 0
-for i = 2, #raw, 2 do if raw[i] == raw[2] then tied = tied + 1 end end
-local order = {}
-for i = 1, #raw / 2 do
-  local k = i
-  if i <= tied then k = ((i - 1 + spin) % tied) + 1 end
-  order[i] = raw[2 * k - 1]
-end
-for _, id in ipairs(order) do
+local raw = redis.call('ZREVRANGEBYSCORE', ready, '+inf', 1, 'LIMIT', 0, maxc)
+local picks, total = {}, 0
+for _, id in ipairs(raw) do
   if not excluded[id] then
     local nk = p .. 'node:' .. id
     local f = redis.call('HMGET', nk, 'capacity', 'network', 'region', 'models', 'reported', 'instance', 'gpu_mem')
@@ -86,18 +82,30 @@ for _, id in ipairs(order) do
       redis.call('ZREM', ready, id)
     elseif tonumber(f[7] or '0') >= floor and member_ok(p, id, sc)
         and tonumber(redis.call('GET', p .. 'unroutable:' .. id) or '0') <= now then
-      local slots = nk .. ':slots'
-      if math.max(redis.call('ZCARD', slots), tonumber(f[5] or '0')) < tonumber(f[1]) then
-        redis.call('ZADD', slots, now, job)
-        redis.call('PEXPIRE', slots, redis.call('PTTL', nk))
-        rescore(p, id, nk, false)
-        return {id, f[6]}
+      local free = tonumber(f[1]) - math.max(redis.call('ZCARD', nk .. ':slots'), tonumber(f[5] or '0'))
+      if free > 0 then
+        local score = tonumber(redis.call('HGET', p .. 'node-scores', id) or '${NEW_NODE_SCORE}')
+        local weight = free * math.max(score, 0.001)
+        total = total + weight
+        picks[#picks + 1] = {id = id, nk = nk, instance = f[6], weight = weight}
+      else
+        rescore(p, id, nk, false) -- its pool score said it had room: correct it
       end
-      rescore(p, id, nk, false)
     end
   end
 end
-return nil
+if #picks == 0 then return nil end
+local r = (spin / 1000000) * total
+local chosen = picks[#picks]
+for _, c in ipairs(picks) do
+  r = r - c.weight
+  if r < 0 then chosen = c break end
+end
+local slots = chosen.nk .. ':slots'
+redis.call('ZADD', slots, now, job)
+redis.call('PEXPIRE', slots, redis.call('PTTL', chosen.nk))
+rescore(p, chosen.id, chosen.nk, false)
+return {chosen.id, chosen.instance}
 `);
 
 /** Returns a job's slot on a node and announces it; a no-op when the job holds none. ARGV: prefix, nodeId, jobId. */
@@ -195,10 +203,11 @@ export class PresenceRepository {
   }
 
   /**
-   * Reserves a slot for `jobId` on an idle node eligible for `placement`, preferring nodes not in
-   * `exclude`. At most `candidates` nodes of the job's pool are examined (the most free first): the
-   * script's running time stays bounded on a large fleet, at the price that a job whose pool's top
-   * candidates are all ineligible for it (below its GPU floor, flagged) waits for the next try.
+   * Reserves a slot for `jobId` on a node eligible for `placement` with a free slot, drawn by free slots ×
+   * score (see RESERVE), never one in `exclude`. At most `candidates` nodes of the job's pool are examined
+   * (the most free first): the script's running time stays bounded on a large fleet, at the price that a
+   * job whose pool's top candidates are all ineligible for it (below its GPU floor, flagged) waits for
+   * the next try.
    */
   async reserve(placement: Placement, jobId: string, exclude: readonly string[], candidates = 32): Promise<Reservation | null> {
     const run = () =>

@@ -6,6 +6,9 @@ import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
 import { sha256Hex } from '../../src/domain/signatures.js';
 import type { JobRequest } from '../../src/domain/protocol.js';
+import { ScoresMirror } from '../../src/redis/scores.repository.js';
+import { RedisKeys } from '../../src/redis/client.js';
+import { Redis } from 'ioredis';
 
 let stack: TestStack;
 const probeRequest: JobRequest = { messages: [{ role: 'user', content: 'What is the capital of France?' }], max_tokens: 16, temperature: 0, seed: 7 };
@@ -103,4 +106,28 @@ test('a node whose attempts fail scores below one that completes them', () =>
     assert.ok(of(broken.nodeId), 'the broken node failed at least one attempt and has a score');
     assert.ok(of(good.nodeId)!.score > of(broken.nodeId)!.score, JSON.stringify(scores));
     assert.ok(of(broken.nodeId)!.success_rate < 0.5);
+  }));
+
+test('scores weight the choice between idle nodes: a trusted node gets most of the work, a poor one still some', () =>
+  stack.check(async () => {
+    // Only these two nodes may serve the model (the others of this file serve TEST_MODEL).
+    const model = 'test/weighted';
+    await stack.model(model);
+    const trusted = await stack.node({ models: [model], capacity: 1 });
+    const poor = await stack.node({ models: [model], capacity: 1 });
+    const redis = new Redis(stack.config.REDIS_URL);
+    try {
+      // The mirror the quality service writes (tested above); set here to fixed values to see the weighting alone.
+      await new ScoresMirror(redis, new RedisKeys(stack.config.REDIS_KEY_PREFIX)).write(new Map([[trusted.nodeId, 0.9], [poor.nodeId, 0.1]]));
+      const tenant = await stack.tenant(5);
+      // One job at a time, so that both nodes are idle at every choice.
+      for (let i = 0; i < 100; i++) await tenant.client.chat.completions.create({ model, messages: [{ role: 'user', content: `weighted ${i}` }], max_tokens: 4 });
+      const served = await stack.db.query<{ node_id: string; n: number }>(`SELECT node_id, count(*)::int AS n FROM jobs WHERE model = $1 GROUP BY node_id`, [model]);
+      const count = (id: string) => served.rows.find((r) => r.node_id === id)?.n ?? 0;
+      // Expected 90 : 10 (0.9 : 0.1, standard deviation 3); always-the-best would be 100 : 0, a coin toss 50 : 50.
+      assert.ok(count(trusted.nodeId) >= 75, `the trusted node served ${count(trusted.nodeId)} of 100`);
+      assert.ok(count(poor.nodeId) >= 1, 'the poor node still got work');
+    } finally {
+      redis.disconnect();
+    }
   }));
