@@ -10,6 +10,7 @@
 // long rollup never delays job expiry. Every step is idempotent: a lost lock costs duplicate work at
 // worst, which the tables' keys refuse.
 import type { Logger } from 'pino';
+import { PeriodicTask } from './periodic-task.js';
 import type { Config } from '../config.js';
 import { isoDay } from '../domain/day-range.js';
 import { isJobDayClosed, isPastLiveWindow, partitionDaysAhead } from '../domain/job-history.js';
@@ -39,8 +40,7 @@ export interface HistoryRunReport {
 }
 
 export class HistoryMaintenance {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  private readonly task: PeriodicTask;
 
   constructor(
     private readonly d: {
@@ -49,24 +49,17 @@ export class HistoryMaintenance {
       ledgerChain: LedgerChainService;
       logger: Logger;
     },
-  ) {}
+  ) {
+    this.task = new PeriodicTask('job history maintenance', d.config.HISTORY_INTERVAL_MS, () => this.run(), d.logger);
+  }
 
   /** Runs at once (partitions ahead matter from the first minute), then every HISTORY_INTERVAL_MS. */
   start(): void {
-    const kick = () => {
-      if (this.running) return;
-      this.running = this.run()
-        .then(() => undefined)
-        .catch((err: unknown) => this.d.logger.warn({ err }, 'job history maintenance failed'))
-        .finally(() => (this.running = null));
-    };
-    kick();
-    this.timer = setInterval(kick, this.d.config.HISTORY_INTERVAL_MS);
+    this.task.start({ immediately: true });
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One pass of every history task, if this instance gets the lock; null when another instance holds it. */

@@ -12,6 +12,7 @@
 //   - payloads: delete expired MongoDB documents (FerretDB has no TTL index; on MongoDB this only
 //     hastens what the TTL monitor does).
 import type { Logger } from 'pino';
+import { PeriodicTask } from './periodic-task.js';
 import type { Config } from '../config.js';
 import type { Db } from '../postgres/db.js';
 import { ADVISORY_LOCKS, runExclusive } from '../postgres/advisory-lock.js';
@@ -30,8 +31,7 @@ import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 const BATCH = 500;
 
 export class Maintenance {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  private readonly task: PeriodicTask;
 
   constructor(
     private readonly d: {
@@ -45,21 +45,16 @@ export class Maintenance {
       rcpClock: RcpClock;
       logger: Logger;
     },
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => {
-      if (this.running) return;
-      this.running = this.tick()
-        .then(() => undefined)
-        .catch((err: unknown) => this.d.logger.warn({ err }, 'maintenance tick failed'))
-        .finally(() => (this.running = null));
-    }, this.d.config.SWEEP_INTERVAL_MS);
+  ) {
+    this.task = new PeriodicTask('maintenance tick', d.config.SWEEP_INTERVAL_MS, () => this.tick(), d.logger);
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+  start(): void {
+    this.task.start();
+  }
+
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One pass of every task, if this instance gets the lock. Returns false when another instance holds it. */

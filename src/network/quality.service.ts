@@ -9,12 +9,14 @@
 //      SCORE_WINDOW_HOURS (src/domain/scores.ts), written to PostgreSQL and mirrored to Redis, where
 //      reservations weight their choice of node by them.
 import type { Logger } from 'pino';
+import { PeriodicTask } from '../maintenance/periodic-task.js';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import { errors } from '../errors.js';
 import { blindVerdict, nodeScore } from '../domain/scores.js';
 import { jobRequestSchema } from '../domain/protocol.js';
-import { withTransaction, type Db } from '../postgres/db.js';
+import type { Db } from '../postgres/db.js';
+import { ADVISORY_LOCKS, runExclusive } from '../postgres/advisory-lock.js';
 import { findModel } from '../postgres/models.repository.js';
 import { balanceOf } from '../postgres/ledger.repository.js';
 import {
@@ -41,8 +43,6 @@ import type { AdminService } from '../gate/admin.service.js';
 import type { JobsService } from '../cloud/jobs.service.js';
 import type { Principal } from '../cloud/auth.service.js';
 
-/** Arbitrary constant naming this pass's lock among PostgreSQL advisory locks. */
-const QUALITY_LOCK = 0x5245_5351; // "RESQ"
 const BLIND_PURPOSE = 'blind-jobs';
 const VERDICT_BATCH = 200;
 
@@ -68,37 +68,29 @@ export interface QualityDeps {
 }
 
 export class QualityService {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  private readonly task: PeriodicTask;
 
-  constructor(private readonly d: QualityDeps) {}
-
-  start(): void {
-    this.timer = setInterval(() => {
-      if (this.running) return;
-      this.running = this.pass()
-        .then(() => undefined)
-        .catch((err: unknown) => this.d.logger.warn({ err }, 'quality pass failed'))
-        .finally(() => (this.running = null));
-    }, this.d.config.QUALITY_INTERVAL_MS);
+  constructor(private readonly d: QualityDeps) {
+    this.task = new PeriodicTask('quality pass', d.config.QUALITY_INTERVAL_MS, () => this.pass(), d.logger);
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+  start(): void {
+    this.task.start();
+  }
+
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /** One pass (blind jobs due, verdicts, scores), if this instance gets the lock; false when another has it. */
   async pass(now = new Date()): Promise<boolean> {
-    return withTransaction(this.d.db, async (tx) => {
-      const lock = await tx.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock($1) AS ok`, [QUALITY_LOCK]);
-      if (!lock.rows[0]?.ok) return false;
+    const r = await runExclusive(this.d.db, ADVISORY_LOCKS.quality, async () => {
       // Verdicts first: a node that has just failed one too many is benched before new blind jobs go out.
       await this.judgeEndedBlindJobs();
       await this.submitBlindJobsIfDue(now);
       await this.updateScores(now);
-      return true;
     });
+    return r.ran;
   }
 
   // ---- blind probes (admin) --------------------------------------------------------------------------
