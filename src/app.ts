@@ -177,7 +177,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     const quarantine = new QuarantineService({
       db,
       payloads,
-      resubmit: async (principal, model, request, region) => (await jobs.accept(principal, model, request, region === null ? {} : { region })).job,
+      resubmit: async (principal, model, request, { region, priority }) =>
+        (await jobs.accept(principal, model, request, { priority, ...(region === null ? {} : { region }) })).job,
     });
     adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine, quality, eligibility, ledgerChain }, config.ADMIN_TOKEN);
     const accounts = new AccountService({

@@ -3,6 +3,7 @@
 // other; the original stays as it ended) or discarded.
 import { errors } from '../errors.js';
 import type { JobRequest } from '../domain/protocol.js';
+import type { PriorityClass } from '../domain/priority.js';
 import { withTransaction, type Db } from '../postgres/db.js';
 import { findApiKey } from '../postgres/api-keys.repository.js';
 import { findJob, type JobRow } from '../postgres/jobs.repository.js';
@@ -10,8 +11,8 @@ import { listQuarantine, lockOpenQuarantine, resolveQuarantine, type QuarantineR
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { CachedKey } from '../redis/api-key-cache.repository.js';
 
-/** Accepts a job as if its key had submitted it (the public API's accept path), in the region it asked for. */
-export type Resubmit = (principal: CachedKey, model: string, request: JobRequest, region: string | null) => Promise<JobRow>;
+/** Accepts a job as if its key had submitted it (the public API's accept path), in the region and priority class it asked for. */
+export type Resubmit = (principal: CachedKey, model: string, request: JobRequest, asked: { region: string | null; priority: PriorityClass }) => Promise<JobRow>;
 
 export class QuarantineService {
   constructor(private readonly d: { db: Db; payloads: PayloadsRepository; resubmit: Resubmit }) {}
@@ -47,7 +48,7 @@ export class QuarantineService {
         },
         job.model,
         input,
-        job.region,
+        { region: job.region, priority: job.priority },
       );
       await resolveQuarantine(tx, jobId, 'requeued', fresh.id);
       return fresh;

@@ -26,7 +26,8 @@ import { completeJobs, insertJobs, JobPastDeadlineError, lockRunningAttempts, ty
 import { ledgerAccountId, lockAccounts, postTransactions, type LedgerPosting } from '../postgres/ledger.repository.js';
 import { claimIdempotencyKey } from '../postgres/idempotency.repository.js';
 import { operatorsOf } from '../postgres/nodes.repository.js';
-import { commitHolds, lockMonthlySpend, settleHolds } from '../postgres/key-spend.repository.js';
+import { commitHolds, keyMonthId, lockMonthlySpend, settleHolds, spendMonthOf, type KeyMonth } from '../postgres/key-spend.repository.js';
+import { jobIdTime } from '../domain/job-ids.js';
 import { recordJobPoints } from '../postgres/rcp.repository.js';
 import { POINTS_PER_JOB } from '../domain/rcp.js';
 
@@ -67,8 +68,10 @@ async function accountsByNamespace(tx: pg.PoolClient, namespaceIds: Iterable<str
 export async function holdBatch(tx: pg.PoolClient, items: readonly HoldRequest[]): Promise<Array<ItemOutcome<JobRow>>> {
   const accounts = await accountsByNamespace(tx, items.map((i) => i.job.namespaceId));
   const balance = await lockAccounts(tx, [...accounts.values()].flatMap((a) => [a.available, a.held]));
-  const cappedKeys = [...new Set(items.filter((i) => i.keyMonthlyCapMicro !== null).map((i) => i.job.apiKeyId))];
-  const spent = await lockMonthlySpend(tx, cappedKeys);
+  // Each hold counts in its job's spend month (key-spend.repository.ts: spendMonthOf).
+  const keyMonthOf = (job: NewJob): KeyMonth => ({ keyId: job.apiKeyId, month: spendMonthOf(jobIdTime(job.id)) });
+  const capped = new Map(items.filter((i) => i.keyMonthlyCapMicro !== null).map((i) => [keyMonthId(keyMonthOf(i.job)), keyMonthOf(i.job)]));
+  const spent = await lockMonthlySpend(tx, [...capped.values()]);
 
   const outcomes: Array<ItemOutcome<JobRow> | null> = [];
   const accepted: Array<{ index: number; item: HoldRequest }> = [];
@@ -81,13 +84,14 @@ export async function holdBatch(tx: pg.PoolClient, items: readonly HoldRequest[]
       outcomes.push({ ok: false, error: errors.insufficientCredits(job.holdMicro, left) });
       return;
     }
-    const spentByKey = spent.get(job.apiKeyId) ?? 0;
+    const spentId = keyMonthId(keyMonthOf(job));
+    const spentByKey = spent.get(spentId) ?? 0;
     if (cap !== null && spentByKey + job.holdMicro > cap) {
       outcomes.push({ ok: false, error: errors.monthlyCapReached(job.holdMicro, Math.max(0, cap - spentByKey)) });
       return;
     }
     balance.set(available, left - job.holdMicro);
-    spent.set(job.apiKeyId, spentByKey + job.holdMicro);
+    spent.set(spentId, spentByKey + job.holdMicro);
     outcomes.push(null);
     accepted.push({ index, item });
   });
@@ -120,7 +124,7 @@ export async function holdBatch(tx: pg.PoolClient, items: readonly HoldRequest[]
   );
   await commitHolds(
     tx,
-    accepted.map(({ item: { job } }) => ({ keyId: job.apiKeyId, holdMicro: job.holdMicro })),
+    accepted.map(({ item: { job } }) => ({ ...keyMonthOf(job), holdMicro: job.holdMicro })),
   );
   return outcomes.map((o) => o!);
 }

@@ -94,7 +94,13 @@ export class Maintenance {
 
   private async expireOverdue(now: Date): Promise<void> {
     for (const id of await listOverdue(this.d.db, now, BATCH)) {
-      await this.d.lifecycle.endWithoutResult(id, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
+      try {
+        await this.d.lifecycle.endWithoutResult(id, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
+      } catch (err) {
+        // One job that cannot be ended (a constraint it breaks, say) must not stop every later sweep of
+        // the tick, tick after tick: it is logged, and tried again next time.
+        this.d.logger.error({ err, jobId: id }, 'maintenance: an overdue job could not be expired');
+      }
     }
   }
 }

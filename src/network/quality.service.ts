@@ -189,7 +189,7 @@ export class QualityService {
 
   private async updateScores(now: Date): Promise<void> {
     const since = new Date(now.getTime() - this.d.config.SCORE_WINDOW_HOURS * 3_600_000);
-    const stats = await attemptStats(this.d.db, since);
+    const stats = await attemptStats(this.d.db, since, this.d.config.JOB_DEADLINE_MS);
     // Each model's mean completion time over all nodes, weighted by their completed attempts.
     const modelMean = new Map<string, { sum: number; n: number }>();
     for (const s of stats) {

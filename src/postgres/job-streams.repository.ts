@@ -1,6 +1,7 @@
 // The one fact about a streamed job that must survive Redis: which attempt's tokens reached the client
 // (migrations/0014_streaming.sql). Redis carries the tokens themselves (redis/job-streams.ts).
 import type { Queryable } from './db.js';
+import { byId, JOB_BY_ID } from './jobs.repository.js';
 
 /**
  * Records that `attempt`'s tokens are about to reach the client, if it is the job's running attempt (or
@@ -11,15 +12,15 @@ import type { Queryable } from './db.js';
  */
 export async function commitStreamedAttempt(q: Queryable, jobId: string, attempt: number): Promise<boolean> {
   const r = await q.query(
-    `UPDATE jobs SET streamed_attempt = $2
-      WHERE id = $1 AND attempt = $2 AND status = 'running' AND (streamed_attempt IS NULL OR streamed_attempt = $2)`,
-    [jobId, attempt],
+    `UPDATE jobs SET streamed_attempt = $3
+      WHERE ${JOB_BY_ID} AND attempt = $3 AND status = 'running' AND (streamed_attempt IS NULL OR streamed_attempt = $3)`,
+    [...byId(jobId), attempt],
   );
   return (r.rowCount ?? 0) > 0;
 }
 
 /** The attempt whose tokens reached the client, or null when none did (the job may then be retried). */
 export async function streamedAttempt(q: Queryable, jobId: string): Promise<number | null> {
-  const r = await q.query<{ streamed_attempt: number | null }>(`SELECT streamed_attempt FROM jobs WHERE id = $1`, [jobId]);
+  const r = await q.query<{ streamed_attempt: number | null }>(`SELECT streamed_attempt FROM jobs WHERE ${JOB_BY_ID}`, byId(jobId));
   return r.rows[0]?.streamed_attempt ?? null;
 }

@@ -6,53 +6,57 @@ import type { Queryable } from './db.js';
 const MONTH_OF = `date_trunc('month', $2::timestamptz AT TIME ZONE 'UTC')::date`;
 
 /**
- * Adds a hold to the key's month, unless that would pass `capMicro` (null: no cap). Returns false, having
- * changed nothing, when the cap would be passed. Locks the key's month row until the transaction ends.
+ * A job's spend month: the calendar month (UTC) of its creation time, which its id carries (UUIDv7) and
+ * its row's `created_at` equals. The hold and the settlement of a job must land in the same month's row,
+ * and the id's time, not the accept transaction's clock, is what settleHolds sees later: an id minted at
+ * 23:59:59.9 on the 31st whose transaction starts after midnight still counts in the month it ends.
+ * `fallback` is for ids without a time.
  */
-export async function commitHold(q: Queryable, keyId: string, at: Date, holdMicro: number, capMicro: number | null): Promise<boolean> {
-  if (capMicro !== null && holdMicro > capMicro) return false;
-  const r = await q.query(
-    `INSERT INTO api_key_monthly_spend (api_key_id, month, committed_micro) VALUES ($1, ${MONTH_OF}, $3)
-     ON CONFLICT (api_key_id, month) DO UPDATE SET committed_micro = api_key_monthly_spend.committed_micro + EXCLUDED.committed_micro
-       WHERE $4::bigint IS NULL OR api_key_monthly_spend.committed_micro + EXCLUDED.committed_micro <= $4::bigint`,
-    [keyId, at, holdMicro, capMicro],
-  );
-  return (r.rowCount ?? 0) > 0;
+export function spendMonthOf(jobCreatedAt: Date | null, fallback = new Date()): string {
+  const t = jobCreatedAt ?? fallback;
+  return `${t.getUTCFullYear()}-${String(t.getUTCMonth() + 1).padStart(2, '0')}-01`;
+}
+
+/** A key's row for one month. */
+export interface KeyMonth {
+  keyId: string;
+  /** 'YYYY-MM-01' (spendMonthOf). */
+  month: string;
+}
+
+export function keyMonthId(k: KeyMonth): string {
+  return `${k.keyId} ${k.month}`;
 }
 
 /**
- * The month of the current transaction's start: the `created_at` of every job row the transaction
- * inserts, so that a batch checks and commits its holds in the month their jobs settle in (settleHold).
+ * What each key has committed in each given month, locking the rows that exist until the transaction
+ * ends (a key without a row has committed 0), by keyMonthId. For a batch of holds that checks caps
+ * itself before committing them with commitHolds; the caller must hold the keys' namespace accounts
+ * locked, which every writer of these rows takes first, so that no row appears or changes meanwhile.
  */
-const MONTH_OF_NOW = `date_trunc('month', now() AT TIME ZONE 'UTC')::date`;
-
-/**
- * What each key has committed in this transaction's month, locking the rows that exist until the
- * transaction ends (a key without a row has committed 0). For a batch of holds that checks caps itself
- * before committing them with commitHolds; the caller must hold the keys' namespace accounts locked,
- * which every writer of these rows takes first, so that no row appears or changes meanwhile.
- */
-export async function lockMonthlySpend(q: Queryable, keyIds: readonly string[]): Promise<Map<string, number>> {
-  if (keyIds.length === 0) return new Map();
-  const r = await q.query<{ api_key_id: string; committed_micro: number }>(
-    `SELECT api_key_id, committed_micro FROM api_key_monthly_spend WHERE api_key_id = ANY($1::uuid[]) AND month = ${MONTH_OF_NOW}
-      ORDER BY api_key_id FOR UPDATE`,
-    [keyIds],
+export async function lockMonthlySpend(q: Queryable, rows: readonly KeyMonth[]): Promise<Map<string, number>> {
+  if (rows.length === 0) return new Map();
+  const r = await q.query<{ api_key_id: string; month: string; committed_micro: number }>(
+    `SELECT api_key_id, to_char(month, 'YYYY-MM-DD') AS month, committed_micro FROM api_key_monthly_spend
+      WHERE (api_key_id, month) IN (SELECT * FROM unnest($1::uuid[], $2::date[]))
+      ORDER BY api_key_id, month FOR UPDATE`,
+    [rows.map((k) => k.keyId), rows.map((k) => k.month)],
   );
-  return new Map(r.rows.map((row) => [row.api_key_id, row.committed_micro]));
+  return new Map(r.rows.map((row) => [keyMonthId({ keyId: row.api_key_id, month: row.month }), row.committed_micro]));
 }
 
 /**
- * Adds holds to their keys' month (this transaction's), summed per key, with no cap check: the caller
- * checked the caps against lockMonthlySpend under the same locks.
+ * Adds holds to their keys' months, summed per key and month, with no cap check: the caller checked the
+ * caps against lockMonthlySpend under the same locks.
  */
-export async function commitHolds(q: Queryable, holds: ReadonlyArray<{ keyId: string; holdMicro: number }>): Promise<void> {
+export async function commitHolds(q: Queryable, holds: ReadonlyArray<KeyMonth & { holdMicro: number }>): Promise<void> {
   if (holds.length === 0) return;
   await q.query(
     `INSERT INTO api_key_monthly_spend (api_key_id, month, committed_micro)
-     SELECT h.key_id, ${MONTH_OF_NOW}, sum(h.hold) FROM unnest($1::uuid[], $2::bigint[]) AS h(key_id, hold) GROUP BY h.key_id ORDER BY h.key_id
+     SELECT h.key_id, h.month, sum(h.hold) FROM unnest($1::uuid[], $2::date[], $3::bigint[]) AS h(key_id, month, hold)
+      GROUP BY h.key_id, h.month ORDER BY h.key_id, h.month
      ON CONFLICT (api_key_id, month) DO UPDATE SET committed_micro = api_key_monthly_spend.committed_micro + EXCLUDED.committed_micro`,
-    [holds.map((h) => h.keyId), holds.map((h) => h.holdMicro)],
+    [holds.map((h) => h.keyId), holds.map((h) => h.month), holds.map((h) => h.holdMicro)],
   );
 }
 

@@ -97,9 +97,11 @@ export interface AttemptStats {
 
 /**
  * Attempt outcomes per node and model since `since`. Dropped connections and attempts superseded by
- * another are not the node's fault and are left out.
+ * another are not the node's fault and are left out. `maxJobAgeMs` (the longest a job lives: its deadline)
+ * bounds how long before `since` a job of such an attempt can have been created, which keeps the scan to
+ * the day partitions of the window.
  */
-export async function attemptStats(q: Queryable, since: Date): Promise<AttemptStats[]> {
+export async function attemptStats(q: Queryable, since: Date, maxJobAgeMs: number): Promise<AttemptStats[]> {
   const r = await q.query<AttemptStats>(
     `SELECT a.node_id, j.model,
             count(*) FILTER (WHERE a.outcome = 'completed')::int AS completed,
@@ -107,8 +109,10 @@ export async function attemptStats(q: Queryable, since: Date): Promise<AttemptSt
             (avg(extract(epoch FROM a.ended_at - a.started_at) * 1000) FILTER (WHERE a.outcome = 'completed'))::float8 AS latency_ms
        FROM job_attempts a JOIN jobs j ON j.id = a.job_id AND j.created_at = a.job_created_at
       WHERE a.started_at >= $1 AND a.ended_at IS NOT NULL
+        -- An attempt starts after its job was created: these bounds keep both scans to the window's days.
+        AND j.created_at >= $1 - $2::interval AND a.job_created_at >= $1 - $2::interval
       GROUP BY a.node_id, j.model`,
-    [since],
+    [since, `${maxJobAgeMs} milliseconds`],
   );
   return r.rows;
 }

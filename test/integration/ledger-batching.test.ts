@@ -9,6 +9,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { newJobId } from '../../src/domain/job-ids.js';
 import { rcpClockFrom } from '../../src/domain/rcp.js';
 import { AppError } from '../../src/errors.js';
 import { withTransaction } from '../../src/postgres/db.js';
@@ -230,4 +231,26 @@ test('many concurrent holds on one namespace through natural batching: exactly a
     assert.deepEqual(await stack.balance(t.namespaceId), { available: 100, held: 9900 });
     assert.equal(await balanceOf(stack.db, 'ns_available', t.namespaceId), 100);
     await natural.drained();
+  }));
+
+test("a job's hold and its settlement count in the same month: the month of the job's creation time, which its id carries", () =>
+  check(async () => {
+    const t = await stack.tenant(1);
+    const now = new Date();
+    const monthStart = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
+    // An id minted in the last millisecond of last month, whose accept transaction runs this month (as
+    // one minted at 23:59:59.999 on the 31st and committed just after midnight would).
+    const id = newJobId(monthStart - 1);
+    await stack.db.query(`SELECT create_job_partitions($1::date)`, [new Date(monthStart - 1).toISOString().slice(0, 10)]);
+    const job = { ...newJob(t, 1320), id };
+    await batched.acceptWithHold(job, 5_000);
+    const lastMonth = new Date(monthStart - 1);
+    assert.equal(await monthlySpend(stack.db, t.keyId, lastMonth), 1320, 'the hold counts in the month of the job');
+    assert.equal(await monthlySpend(stack.db, t.keyId, now), 0);
+    const node = await nodeId();
+    const attempt = await start(id, node);
+    const done = await batched.complete(id, attempt, node, { prompt_tokens: 10, completion_tokens: 5 }, false);
+    assert.equal(done?.charged_micro, 10 * 10 + 5 * 20);
+    assert.equal(await monthlySpend(stack.db, t.keyId, lastMonth), 200, 'the settlement replaced the hold by the charge in that same month');
+    assert.equal(await monthlySpend(stack.db, t.keyId, now), 0);
   }));

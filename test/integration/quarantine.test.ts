@@ -36,7 +36,8 @@ test('failed jobs are listed with their reason; one is re-queued once and comple
     for (let i = 0; i < 2; i++) {
       const res = await fetch(`${stack.url}/v1/chat/completions`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${tenant.apiKey}`, 'content-type': 'application/json' },
+        // The first one urgent: a re-queued job keeps its priority class.
+        headers: { authorization: `Bearer ${tenant.apiKey}`, 'content-type': 'application/json', ...(i === 0 ? { 'x-resultity-priority': 'urgent' } : {}) },
         body: JSON.stringify({ model: TEST_MODEL, messages: [{ role: 'user', content: `try ${i}` }], max_tokens: 8 }),
       });
       assert.equal(res.status, 502);
@@ -52,6 +53,8 @@ test('failed jobs are listed with their reason; one is re-queued once and comple
     assert.equal(requeued.status, 201);
     const fresh = (await requeued.json()) as { id: string };
     assert.notEqual(fresh.id, failed[0]);
+    const priority = await stack.db.query<{ priority: string }>(`SELECT priority FROM jobs WHERE id = $1`, [fresh.id]);
+    assert.equal(priority.rows[0]?.priority, 'urgent');
     await stack.until('the re-queued job to complete', async () => ((await stack.job(fresh.id))?.status === 'completed' ? true : undefined));
     assert.equal((await stack.job(failed[0]!))?.status, 'failed', 'the original stays as it ended');
     assert.equal((await admin('POST', `/admin/quarantine/${failed[0]}/requeue`)).status, 404, 're-queued once');
