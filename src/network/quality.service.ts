@@ -14,11 +14,13 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import { errors } from '../errors.js';
 import { blindVerdict, nodeScore } from '../domain/scores.js';
+import { NETWORKS, type Network } from '../domain/eligibility.js';
 import { jobRequestSchema } from '../domain/protocol.js';
 import type { Db } from '../postgres/db.js';
 import { ADVISORY_LOCKS, runExclusive } from '../postgres/advisory-lock.js';
 import { findModel } from '../postgres/models.repository.js';
 import { balanceOf } from '../postgres/ledger.repository.js';
+import { findNamespace } from '../postgres/accounts.repository.js';
 import {
   attemptStats,
   blindFailureStreak,
@@ -130,30 +132,37 @@ export class QualityService {
     if (lastAt && now.getTime() - lastAt.getTime() < interval) return;
     const probes = await listBlindProbes(this.d.db, true);
     if (probes.length === 0) return;
-    const principal = await this.blindPrincipal();
     const byModel = new Map<string, BlindProbeRow[]>();
     for (const p of probes) byModel.set(p.model, [...(byModel.get(p.model) ?? []), p]);
-    for (const [model, candidates] of byModel) {
-      const probe = candidates[Math.floor(Math.random() * candidates.length)]!;
-      try {
-        const { job } = await this.d.jobs.accept(principal, model, probe.request);
-        await recordBlindJob(this.d.db, job.id, probe.id);
-      } catch (err) {
-        // No node serves the model right now (503), or the budget ran out (402): try again next time.
-        this.d.logger.info({ err, model }, 'blind job not submitted');
+    // Jobs never cross networks, so each network's nodes get blind jobs of a namespace on that network.
+    // (Members of isolated subclouds serve only their subcloud's own jobs, and get none.)
+    for (const network of NETWORKS) {
+      const principal = await this.blindPrincipal(network);
+      for (const [model, candidates] of byModel) {
+        const probe = candidates[Math.floor(Math.random() * candidates.length)]!;
+        try {
+          const { job } = await this.d.jobs.accept(principal, model, probe.request);
+          await recordBlindJob(this.d.db, job.id, probe.id);
+        } catch (err) {
+          // No node serves the model on this network right now (503), or the budget ran out (402): next time.
+          this.d.logger.debug({ err, model, network }, 'blind job not submitted');
+        }
       }
     }
   }
 
-  /** The network's own namespace and key for blind jobs, created on first use, topped up when low. */
-  private async blindPrincipal(): Promise<Principal> {
-    let found = await findSystemPrincipal(this.d.db, BLIND_PURPOSE);
+  /** The network's own namespace and key for blind jobs on `network`, created on first use, topped up when low. */
+  private async blindPrincipal(network: Network): Promise<Principal> {
+    const purpose = network === 'mainnet' ? BLIND_PURPOSE : `${BLIND_PURPOSE}-${network}`;
+    let found = await findSystemPrincipal(this.d.db, purpose);
     if (!found) {
-      const account = await this.d.admin.createAccount('network');
-      const ns = await this.d.admin.createNamespace(account.id, BLIND_PURPOSE);
+      // One 'network' account owns every system namespace.
+      const sibling = await findSystemPrincipal(this.d.db, network === 'mainnet' ? `${BLIND_PURPOSE}-testnet` : BLIND_PURPOSE);
+      const accountId = (sibling && (await findNamespace(this.d.db, sibling.namespace_id))?.account_id) ?? (await this.d.admin.createAccount('network')).id;
+      const ns = await this.d.admin.createNamespace(accountId, purpose, network);
       const { key } = await this.d.admin.issueApiKey(ns.id, { name: 'blind jobs (never leaves the backbone)' });
       // The secret is dropped on the spot: the key exists only so the job rows have one; nobody can use it.
-      await saveSystemPrincipal(this.d.db, BLIND_PURPOSE, ns.id, key.id);
+      await saveSystemPrincipal(this.d.db, purpose, ns.id, key.id);
       found = { namespace_id: ns.id, api_key_id: key.id };
     }
     const budget = this.d.config.BLIND_BUDGET_CREDITS;

@@ -131,3 +131,18 @@ test('scores weight the choice between idle nodes: a trusted node gets most of t
       redis.disconnect();
     }
   }));
+
+test('testnet nodes get blind jobs too, from a namespace of their own network', () =>
+  stack.check(async () => {
+    const testnet = await stack.node({ network: 'testnet', completionTokens: 16 });
+    await passAndSettle(); // submits on both networks; the testnet one runs on the testnet node
+    await passAndSettle(); // judges it
+    const v = await verdicts(testnet.nodeId);
+    assert.ok(v.length >= 1 && v.every((x) => x === true), JSON.stringify(v));
+    const payers = await stack.db.query<{ network: string; purpose: string }>(
+      `SELECT DISTINCT n.network, s.purpose FROM blind_jobs b JOIN jobs j ON j.id = b.job_id JOIN namespaces n ON n.id = j.namespace_id
+         JOIN system_principals s ON s.namespace_id = n.id WHERE b.node_id = $1`,
+      [testnet.nodeId],
+    );
+    assert.deepEqual(payers.rows, [{ network: 'testnet', purpose: 'blind-jobs-testnet' }]);
+  }));
