@@ -94,10 +94,11 @@ test('probes are refused without a known answer; a node that answers blind jobs 
 test('a node whose attempts fail scores below one that completes them', () =>
   stack.check(async () => {
     const good = await stack.node({ completionTokens: 16 });
-    // As many slots as the good nodes: reservations prefer the node with the most free slots.
-    const broken = await stack.brokenNode([TEST_MODEL], 4);
+    // Reservations draw by free slots × score: many slots make the broken node likely to be drawn at each
+    // of the jobs below (about 4 in 7), so that it surely fails some attempts.
+    const broken = await stack.brokenNode([TEST_MODEL], 16);
     const tenant = await stack.tenant(5);
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 16; i++) {
       await tenant.client.chat.completions.create({ model: TEST_MODEL, messages: [{ role: 'user', content: `job ${i}` }], max_tokens: 8 });
     }
     assert.equal(await stack.backbone.quality.pass(), true);
