@@ -12,6 +12,8 @@ export const ADVISORY_LOCKS = {
   maintenance: 0x5245_5355, // "RESU"
   /** Job history and ledger rollups: partitions, rollups, drops, the ledger chain. */
   history: 0x5245_5348, // "RESH"
+  /** Publishing a network config version (and making the genesis one): one publisher at a time. */
+  networkConfig: 0x5245_534e, // "RESN"
 } as const;
 
 /** Runs `fn` if this instance gets the lock; `{ ran: false }` when another one holds it. */
