@@ -196,8 +196,8 @@ export class NetworkConfigService implements CurrentNetworkConfig {
       return this.store(tx, document, actor, latest);
     });
     await this.refresh();
-    this.d.logger.info({ version: made!.version, digest: made!.digest, actor }, 'network config published');
-    return made!;
+    this.d.logger.info({ version: made.version, digest: made.digest, actor }, 'network config published');
+    return made;
   }
 
   async list(limit: number): Promise<PublishedConfig[]> {
