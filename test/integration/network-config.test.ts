@@ -4,6 +4,8 @@
 // jobs accepted under the version in force, and the participation rules applied by the gateway.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { APIError } from 'openai';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 import { addressOf } from '../../src/domain/signatures.js';
@@ -238,6 +240,47 @@ void test('admin changes: node flags and subcloud changes are logged with who, b
     assert.equal(log.body.data[1]!.after?.min_gpu_memory_mb, 8_000);
     assert.equal(log.body.data[0]!.after, null);
     assert.equal((await call('GET', '/admin/changes?before=abc')).status, 400);
+  }));
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** Runs `resultity admin <args>` against this stack's engines. */
+function cli(args: string[], withKey: boolean): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    DATABASE_URL: stack.config.DATABASE_URL,
+    REDIS_URL: stack.config.REDIS_URL,
+    RABBITMQ_URL: stack.config.RABBITMQ_URL,
+    REDIS_KEY_PREFIX: stack.config.REDIS_KEY_PREFIX,
+    RABBITMQ_PREFIX: stack.config.RABBITMQ_PREFIX,
+    ...(withKey ? { NETWORK_SIGNING_KEY: stack.config.NETWORK_SIGNING_KEY } : {}),
+  };
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, 'admin', ...args], { env, timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+void test('cli: config-publish signs the next version with the network key and logs the local user; config-show reads it', () =>
+  check(async () => {
+    const before = await current();
+    const refused = await cli(['config-publish', '--max-tokens', '5000'], false);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /NETWORK_SIGNING_KEY/);
+
+    const run = await cli(['config-publish', '--max-tokens', '5000', '--default-max-tokens', '100', '--runtimes', 'vllm=0.6.0', '--json'], true);
+    assert.equal(run.code, 0, run.stderr);
+    const published = JSON.parse(run.stdout) as Published;
+    assert.equal(published.version, before.version + 1);
+    assert.match(published.publishedBy, /^cli:/);
+    assert.ok(verifyNetworkConfig(published, network).ok);
+    assert.deepEqual(published.document.jobs, { ...before.document.jobs, maxTokens: 5000, defaultMaxTokens: 100 });
+    assert.deepEqual(published.document.runtimes, [{ name: 'vllm', minVersion: '0.6.0' }]);
+
+    const shown = await cli(['config-show', String(published.version), '--json'], false);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.equal((JSON.parse(shown.stdout) as Published).digest, published.digest);
   }));
 
 void test('participation rules: once mainnet is no longer accepted, mainnet nodes are refused and disconnected', () =>
