@@ -50,6 +50,8 @@ import { HistoryMaintenance } from './maintenance/history.service.js';
 import { LedgerChainService } from './maintenance/ledger-chain.service.js';
 import { UsageService } from './space/usage.service.js';
 import { StatusService } from './status/status.service.js';
+import { NetworkConfigService } from './network/network-config.service.js';
+import { NodeConfigDigests } from './redis/node-configs.repository.js';
 import { statusRoutes } from './status/status.routes.js';
 
 export interface Backbone {
@@ -57,6 +59,7 @@ export interface Backbone {
   instanceId: string;
   admin: AdminService;
   quality: QualityService;
+  networkConfig: NetworkConfigService;
   db: Db;
   mongo: Mongo;
   /** Starts listening; resolves with the base URL. */
@@ -78,7 +81,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const { config, roles, logger } = opts;
   const has = (r: Role) => roles.includes(r);
   const networkKey = config.NETWORK_SIGNING_KEY;
-  if (!networkKey && (has('io') || has('scheduler'))) throw new Error('NETWORK_SIGNING_KEY is required by the io and scheduler roles');
+  if (!networkKey && (has('io') || has('scheduler') || has('gate'))) throw new Error('NETWORK_SIGNING_KEY is required by the io, scheduler and gate roles');
   const instanceId = randomUUID();
 
   if (opts.migrate !== false) await migrate(config.DATABASE_URL, logger);
@@ -92,8 +95,22 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const rabbit = connectRabbit(config.RABBITMQ_URL, logger);
   await waitForRabbit(rabbit, 10_000);
 
+  // The network config in force: every role reads its parameters from it (the environment's until a
+  // version exists); the gate role makes the genesis version when there is none.
+  const nodeConfigDigests = new NodeConfigDigests(redis, keys);
+  const networkConfig = new NetworkConfigService({ db, networkKey: networkKey ?? null, config, nodeDigests: nodeConfigDigests, logger });
+  if (has('gate')) await networkConfig.ensureGenesis();
+  await networkConfig.start();
   const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
-  const presence = new PresenceRepository(redis, keys, config.HEARTBEAT_TTL_MS, 2 * config.JOB_ATTEMPT_TIMEOUT_MS, () => eligibility.sync());
+  // Presence follows the config's heartbeat TTL; a reservation is dropped as leaked only once it is older
+  // than any attempt of any version could run (twice the longest execution timeout ever configured).
+  const presence = new PresenceRepository(
+    redis,
+    keys,
+    () => networkConfig.heartbeat().ttlMs,
+    () => 2 * networkConfig.longestExecutionTimeoutMs(),
+    () => eligibility.sync(),
+  );
   const events = new JobEvents(redis, redisSub, keys);
   await events.start(has('io') ? instanceId : null);
   const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
@@ -115,11 +132,11 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const usage = new UsageService(db);
   const ledgerChain = new LedgerChainService(db);
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, events, queue, nodeFlags, logger });
-  const jobs = new JobsService({ config, db, settlement, payloads, presence, events, lifecycle });
+  const jobs = new JobsService({ config, db, settlement, payloads, presence, events, lifecycle, networkConfig });
   const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), logger });
   // A stream outlives its last chunk by a whole attempt timeout and a minute: time enough for the
   // attempt's result to be checked against it and for a slow client's relay to drain it.
-  const streams = new JobStreams(redis, keys, config.JOB_ATTEMPT_TIMEOUT_MS + 60_000);
+  const streams = new JobStreams(redis, keys, () => networkConfig.longestExecutionTimeoutMs() + 60_000);
   // Relays wait on their own subscriber connection, only where clients are served.
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub') : null;
 
@@ -150,7 +167,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       defaultBurst: config.RATE_LIMIT_BURST,
     });
     const relay = new StreamRelay({ db, streams, wakeups: new StreamWakeups(redisStreamSub!, keys), events, payloads, logger });
-    cloudRoutes(app, { db, usage, auth, jobs, relay, presence, maxTokensDefault: config.MAX_TOKENS_DEFAULT, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS });
+    cloudRoutes(app, { db, usage, auth, jobs, relay, presence, maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS });
   }
   let gateway: Gateway | null = null;
   if (has('io')) {
@@ -166,6 +183,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       results,
       streams,
       networkAddress: addressOf(networkKey!),
+      networkConfig,
+      nodeConfigDigests,
       instanceId,
       logger,
     });
@@ -180,7 +199,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       resubmit: async (principal, model, request, { region, priority }) =>
         (await jobs.accept(principal, model, request, { priority, ...(region === null ? {} : { region }) })).job,
     });
-    adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine, quality, eligibility, ledgerChain }, config.ADMIN_TOKEN);
+    adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine, quality, eligibility, ledgerChain, networkConfig }, config.ADMIN_TOKEN);
     const accounts = new AccountService({
       db,
       admin,
@@ -210,6 +229,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     instanceId,
     admin,
     quality,
+    networkConfig,
     db,
     mongo,
     async listen() {
@@ -229,6 +249,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       await maintenance?.stop();
       await quality.stop();
       await history?.stop();
+      networkConfig.stop();
       await app.close();
       // Grouped holds and settlements still running (a node's result arriving during shutdown) end before the pool does.
       await settlement.drained();

@@ -104,7 +104,7 @@ export class ConfigError extends Error {
 export interface ConfigNeeds {
   /** The gate role serves the admin API: ADMIN_TOKEN is required. */
   adminToken?: boolean;
-  /** Roles that sign jobs or greet nodes need the network key. */
+  /** Roles that sign jobs, greet nodes or publish network configs need the network key. */
   networkKey?: boolean;
 }
 
@@ -124,7 +124,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: ConfigNe
 }
 
 export function needsFor(roles: readonly Role[]): ConfigNeeds {
-  return { adminToken: roles.includes('gate'), networkKey: roles.some((r) => r === 'io' || r === 'scheduler') };
+  return { adminToken: roles.includes('gate'), networkKey: roles.some((r) => r === 'io' || r === 'scheduler' || r === 'gate') };
 }
 
 export function parseRoles(csv: string): Role[] {

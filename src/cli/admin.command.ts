@@ -1,6 +1,7 @@
 // `resultity admin ...`: the admin service from the command line, talking to the engines directly (no
 // running backbone needed). Every command takes --json for scripts; secrets are printed only where
 // their creation is the point (a new API key, once).
+import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { loadConfig } from '../config.js';
@@ -20,10 +21,23 @@ import { JobQueue } from '../rabbitmq/job-queue.js';
 import { EligibilityMirror } from '../redis/eligibility.repository.js';
 import { EligibilityService, type SubcloudView } from '../network/eligibility.service.js';
 import { NETWORKS, type Network } from '../domain/eligibility.js';
+import { NetworkConfigService, type PublishedConfig, type PublishInput } from '../network/network-config.service.js';
+import { NodeConfigDigests } from '../redis/node-configs.repository.js';
 
 type Json = { json?: boolean };
 
-async function withAdmin<T>(fn: (admin: AdminService, eligibility: EligibilityService) => Promise<T>): Promise<T> {
+/** How the admin change log names changes made from this command line: the local user. */
+const ACTOR = `cli:${safeUserName()}`;
+
+function safeUserName(): string {
+  try {
+    return userInfo().username || 'unknown';
+  } catch {
+    return 'unknown'; // no passwd entry (some containers)
+  }
+}
+
+async function withAdmin<T>(fn: (admin: AdminService, eligibility: EligibilityService, networkConfig: NetworkConfigService) => Promise<T>): Promise<T> {
   const config = loadConfig(process.env);
   const logger = pino({ level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL });
   await migrate(config.DATABASE_URL, logger);
@@ -41,7 +55,9 @@ async function withAdmin<T>(fn: (admin: AdminService, eligibility: EligibilitySe
     });
     const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
     const admin = new AdminService({ db, keyCache: new ApiKeyCache(redis, keys), flags, eligibility, queue });
-    const result = await fn(admin, eligibility);
+    // Publishing signs with NETWORK_SIGNING_KEY; the other commands run without it.
+    const networkConfig = new NetworkConfigService({ db, networkKey: config.NETWORK_SIGNING_KEY ?? null, config, nodeDigests: new NodeConfigDigests(redis, keys), logger });
+    const result = await fn(admin, eligibility, networkConfig);
     await queue.close();
     return result;
   } finally {
@@ -99,7 +115,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description("run a namespace's jobs on a subcloud's members only ('none' unbinds); applies to jobs accepted from now on")
     .action(async (namespaceId: string, subcloud: string, opts: Json) => {
-      const ns = await withAdmin((_s, e) => e.bindNamespace(namespaceId, subcloud === 'none' ? null : subcloud));
+      const ns = await withAdmin((_s, e) => e.bindNamespace(namespaceId, subcloud === 'none' ? null : subcloud, ACTOR));
       out(opts, ns, `namespace ${ns.id}: ${ns.subcloud ? `bound to subcloud ${ns.subcloud}` : 'not bound to a subcloud'}`);
     });
 
@@ -194,7 +210,7 @@ export function registerAdminCommand(program: Command): void {
             contentHash: opts.contentHash === 'none' ? null : opts.contentHash,
             minGpuMemoryMb: opts.minGpuMemoryMb,
             prioritySurchargeBps: opts.surcharge,
-          }),
+          }, ACTOR),
         );
         out(
           opts,
@@ -205,6 +221,7 @@ export function registerAdminCommand(program: Command): void {
     );
 
   registerSubcloudCommands(admin);
+  registerNetworkConfigCommands(admin);
 
   admin
     .command('usage <namespaceId>')
@@ -238,7 +255,7 @@ export function registerAdminCommand(program: Command): void {
     .description("set a node's flags (effective on every instance at once); the others stay as they were")
     .action(async (nodeId: string, opts: Json & { paused?: boolean; frozen?: boolean; shadowBanned?: boolean; cooldown?: number; reason?: string }) => {
       const f = await withAdmin((s) =>
-        s.setNodeFlags(nodeId, { paused: opts.paused, frozen: opts.frozen, shadowBanned: opts.shadowBanned, cooldownSeconds: opts.cooldown }, opts.reason),
+        s.setNodeFlags(nodeId, { paused: opts.paused, frozen: opts.frozen, shadowBanned: opts.shadowBanned, cooldownSeconds: opts.cooldown }, opts.reason, ACTOR),
       );
       out(opts, f, `${nodeId}: paused ${f.paused}, frozen ${f.frozen}, shadow-banned ${f.shadowBanned}, cooldown until ${f.cooldownUntil ? new Date(f.cooldownUntil).toISOString() : '-'}`);
     });
@@ -248,7 +265,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description('clear every flag of a node')
     .action(async (nodeId: string, opts: Json) => {
-      const f = await withAdmin((s) => s.reinstateNode(nodeId));
+      const f = await withAdmin((s) => s.reinstateNode(nodeId, ACTOR));
       out(opts, f, `${nodeId}: reinstated`);
     });
 
@@ -336,14 +353,14 @@ function registerSubcloudCommands(admin: Command): void {
   policyOptions(admin.command('subcloud-create <name>').requiredOption('--network <network>', NETWORKS.join(' or '), network))
     .description('create a subcloud (its network is fixed from then on)')
     .action(async (name: string, opts: SubcloudOptions & { network: Network }) => {
-      const s = await withAdmin((_a, e) => e.create(name, opts.network, { allowedModels: opts.allowedModels, minGpuMemoryMb: opts.minGpuMemoryMb, isolate: opts.isolate }));
+      const s = await withAdmin((_a, e) => e.create(name, opts.network, { allowedModels: opts.allowedModels, minGpuMemoryMb: opts.minGpuMemoryMb, isolate: opts.isolate }, ACTOR));
       out(opts, s, describeSubcloud(s));
     });
 
   policyOptions(admin.command('subcloud-update <name>'))
     .description("change a subcloud's policy (the options given); effective at the next reservation")
     .action(async (name: string, opts: SubcloudOptions) => {
-      const s = await withAdmin((_a, e) => e.update(name, { allowedModels: opts.allowedModels, minGpuMemoryMb: opts.minGpuMemoryMb, isolate: opts.isolate }));
+      const s = await withAdmin((_a, e) => e.update(name, { allowedModels: opts.allowedModels, minGpuMemoryMb: opts.minGpuMemoryMb, isolate: opts.isolate }, ACTOR));
       out(opts, s, describeSubcloud(s));
     });
 
@@ -352,7 +369,7 @@ function registerSubcloudCommands(admin: Command): void {
     .option('--json', 'JSON output')
     .description('delete a subcloud and its memberships (no namespace may be bound to it)')
     .action(async (name: string, opts: Json) => {
-      await withAdmin((_a, e) => e.delete(name));
+      await withAdmin((_a, e) => e.delete(name, ACTOR));
       out(opts, { deleted: name }, `deleted subcloud ${name}`);
     });
 
@@ -374,8 +391,90 @@ function registerSubcloudCommands(admin: Command): void {
       .option('--json', 'JSON output')
       .description(description)
       .action(async (name: string, nodeId: string, opts: Json) => {
-        const s = await withAdmin((_a, e) => (verb === 'add' ? e.addMember(name, nodeId) : e.removeMember(name, nodeId)));
+        const s = await withAdmin((_a, e) => (verb === 'add' ? e.addMember(name, nodeId, ACTOR) : e.removeMember(name, nodeId, ACTOR)));
         out(opts, s, describeSubcloud(s));
       });
   }
+}
+
+function describeConfig(c: PublishedConfig): string {
+  const { jobs, heartbeat, participation } = c.document;
+  return [
+    `network config v${c.version} ${c.digest} (published ${c.publishedAt.toISOString()} by ${c.publishedBy})`,
+    `  models: ${c.document.models.map((m) => `${m.name}@${m.version}`).join(', ') || '-'}`,
+    `  runtimes: ${c.document.runtimes.map((r) => `${r.name}>=${r.minVersion}`).join(', ') || '-'}`,
+    `  jobs: max_tokens default ${jobs.defaultMaxTokens}, max ${jobs.maxTokens}; execution timeout ${jobs.executionTimeoutMs} ms; ${jobs.maxAttempts} attempts`,
+    `  heartbeat: every ${heartbeat.intervalMs} ms, TTL ${heartbeat.ttlMs} ms`,
+    `  participation: ${participation.networks.join(', ')}; agent >= ${participation.minAgentVersion ?? 'any'}`,
+  ].join('\n');
+}
+
+function runtimeList(v: string): Array<{ name: string; minVersion: string }> {
+  return list(v).map((entry) => {
+    const m = /^([^=]+)=(.+)$/.exec(entry);
+    if (!m) throw new Error(`expected name=min-version, got ${entry}`);
+    return { name: m[1]!, minVersion: m[2]! };
+  });
+}
+
+type PublishOptions = Json & {
+  defaultMaxTokens?: number;
+  maxTokens?: number;
+  executionTimeoutMs?: number;
+  maxAttempts?: number;
+  heartbeatIntervalMs?: number;
+  heartbeatTtlMs?: number;
+  runtimes?: Array<{ name: string; minVersion: string }>;
+  networks?: string[];
+  minAgentVersion?: string;
+};
+
+/** `config-*`: the signed network config (see network/network-config.service.ts). */
+function registerNetworkConfigCommands(admin: Command): void {
+  admin
+    .command('config-publish')
+    .option('--default-max-tokens <n>', 'max_tokens of a request that names none', positiveInt)
+    .option('--max-tokens <n>', 'the most max_tokens a request may ask for', positiveInt)
+    .option('--execution-timeout-ms <n>', 'how long one attempt may run', positiveInt)
+    .option('--max-attempts <n>', 'the retry limit, counted as attempts (first included)', positiveInt)
+    .option('--heartbeat-interval-ms <n>', 'how often nodes send heartbeats', positiveInt)
+    .option('--heartbeat-ttl-ms <n>', 'how long a node stays in rotation after its last heartbeat', positiveInt)
+    .option('--runtimes <name=version,...>', "runtime minimum versions, e.g. vllm=0.6.0,ollama=0.3 ('' for none)", runtimeList)
+    .option('--networks <list>', `networks whose nodes are accepted: ${NETWORKS.join(',')}`, list)
+    .option('--min-agent-version <v>', "least node agent version, e.g. 0.1.0 ('none' for any)")
+    .option('--json', 'JSON output')
+    .description("publish the next network config version: the models table as it is now, and the settings given (others keep the current version's); signed with NETWORK_SIGNING_KEY")
+    .action(async (opts: PublishOptions) => {
+      const input: PublishInput = {
+        jobs: { defaultMaxTokens: opts.defaultMaxTokens, maxTokens: opts.maxTokens, executionTimeoutMs: opts.executionTimeoutMs, maxAttempts: opts.maxAttempts },
+        heartbeat: { intervalMs: opts.heartbeatIntervalMs, ttlMs: opts.heartbeatTtlMs },
+        ...(opts.runtimes ? { runtimes: opts.runtimes } : {}),
+        participation: {
+          networks: opts.networks as Network[] | undefined,
+          minAgentVersion: opts.minAgentVersion === undefined ? undefined : opts.minAgentVersion === 'none' ? null : opts.minAgentVersion,
+        },
+      };
+      if (!process.env.NETWORK_SIGNING_KEY) throw new Error('config-publish signs with the network key: set NETWORK_SIGNING_KEY');
+      const c = await withAdmin((_a, _e, n) => n.publish(input, ACTOR));
+      out(opts, c, describeConfig(c));
+    });
+
+  admin
+    .command('config-list')
+    .option('--limit <n>', 'how many versions, newest first', positiveInt, 20)
+    .option('--json', 'JSON output')
+    .description('network config versions, newest first')
+    .action(async (opts: Json & { limit: number }) => {
+      const all = await withAdmin((_a, _e, n) => n.list(opts.limit));
+      out(opts, all, all.map(describeConfig).join('\n') || '(no versions)');
+    });
+
+  admin
+    .command('config-show <version>')
+    .option('--json', 'JSON output')
+    .description('one network config version, with its document and signature')
+    .action(async (version: string, opts: Json) => {
+      const c = await withAdmin((_a, _e, n) => n.get(positiveInt(version)));
+      out(opts, c, `${describeConfig(c)}\n  signature: ${c.signature}`);
+    });
 }

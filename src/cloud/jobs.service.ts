@@ -22,6 +22,7 @@ import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import type { Principal } from './auth.service.js';
 import { findNamespace } from '../postgres/accounts.repository.js';
 import type { Placement } from '../domain/eligibility.js';
+import type { CurrentNetworkConfig } from '../network/network-config.service.js';
 
 export interface CloudDeps {
   config: Config;
@@ -31,6 +32,8 @@ export interface CloudDeps {
   presence: PresenceRepository;
   events: JobEvents;
   lifecycle: JobLifecycle;
+  /** The job parameters in force (maximum tokens, attempts, execution timeout). */
+  networkConfig: CurrentNetworkConfig;
 }
 
 /** Re-read the job row at least this often while waiting, in case a pub/sub wake-up was lost. */
@@ -56,6 +59,13 @@ export class JobsService {
       const replay = await this.replayOf(p, idempotency);
       if (replay) return { job: replay, replayed: true };
     }
+    // The network config version in force decides the job's terms, which its row keeps (attempts,
+    // execution timeout, the version): a later version never changes an accepted job.
+    const terms = this.d.networkConfig.jobs();
+    const configVersion = this.d.networkConfig.current()?.version ?? null;
+    if (request.max_tokens > terms.maxTokens) {
+      throw errors.invalid(`max_tokens (${request.max_tokens}) exceeds the network's maximum of ${terms.maxTokens} tokens.`, 'max_tokens');
+    }
     const model = await findModel(this.d.db, modelName);
     if (!model) throw errors.modelNotFound(modelName);
     if (request.max_tokens > model.context_tokens) {
@@ -65,7 +75,7 @@ export class JobsService {
     // admin's binding applies to the next job), and the region asked for; stored on the job row.
     const placement = await this.placementFor(p.namespaceId, model.name, opts.region ?? null);
     if ((await this.d.presence.liveNodeCount(placement, 1)) === 0) {
-      throw errors.noNode(model.name, Math.ceil(config.HEARTBEAT_TTL_MS / 3000), wherePlaced(placement));
+      throw errors.noNode(model.name, Math.ceil(this.d.networkConfig.heartbeat().intervalMs / 1000), wherePlaced(placement));
     }
     const priority = opts.priority ?? 'standard';
     const jobPrices = prices(model, priority);
@@ -99,7 +109,9 @@ export class JobsService {
         namespaceId: p.namespaceId,
         apiKeyId: p.keyId,
         model: model.name,
-        maxAttempts: config.JOB_MAX_ATTEMPTS,
+        maxAttempts: terms.maxAttempts,
+        attemptTimeoutMs: terms.executionTimeoutMs,
+        configVersion,
         maxTokens: request.max_tokens,
         promptTokensBound: promptBound,
         holdMicro: hold,

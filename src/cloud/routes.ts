@@ -32,7 +32,8 @@ export interface CloudRouteDeps {
   jobs: JobsService;
   relay: StreamRelay;
   presence: PresenceRepository;
-  maxTokensDefault: number;
+  /** max_tokens of a request that names none: the network config's, read per request. */
+  maxTokensDefault: () => number;
   /** How long past a job's deadline a synchronous call waits for the maintenance role to expire it. */
   syncGraceMs: number;
   /** The longest deadline a request may ask for (and the default). */
@@ -96,7 +97,7 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       const deadlineMs = deadlineHeader(request.headers['x-resultity-deadline-ms'], d.maxDeadlineMs);
       const priority = priorityOf(request.headers['x-resultity-priority'], parsed.data.service_tier);
       const region = regionHeader(request.headers['x-resultity-region']);
-      const { job, replayed } = await d.jobs.accept(principal, parsed.data.model, toJobRequest(parsed.data, d.maxTokensDefault), {
+      const { job, replayed } = await d.jobs.accept(principal, parsed.data.model, toJobRequest(parsed.data, d.maxTokensDefault()), {
         idempotencyKey,
         priority,
         ...(deadlineMs !== undefined ? { deadlineMs } : {}),

@@ -10,6 +10,14 @@ import { STREAM_MAX_DELTA_CHARS } from './streaming.js';
 const address = z.string().regex(/^0x[0-9a-f]{40}$/, 'lower-case EVM address');
 const signature = z.string().regex(/^0x[0-9a-f]{130}$/, '65-byte hex signature');
 const ts = z.number().int().positive(); // milliseconds since the epoch
+/**
+ * The digest of the network config version a node runs (see network-config.ts), signed with the rest of
+ * its registration or heartbeat so that the network can see who is behind. Optional: null or absent
+ * when the node holds none yet (or its agent predates configs).
+ */
+const configDigest = z.string().regex(/^[0-9a-f]{64}$/).nullable().optional();
+/** The version in force, as the gateway tells it; a node whose digest differs fetches GET /io/config. */
+const configRef = z.object({ version: z.number().int().min(1), digest: z.string().regex(/^[0-9a-f]{64}$/) });
 const modelName = modelNameSchema;
 
 /**
@@ -81,6 +89,7 @@ export const registerSchema = z.object({
   ...nodeTraits,
   capacity: z.number().int().min(1).max(1024),
   running: z.number().int().min(0),
+  configDigest,
   signature,
 });
 
@@ -92,6 +101,7 @@ export const heartbeatSchema = z.object({
   ...nodeTraits,
   capacity: z.number().int().min(1).max(1024),
   running: z.number().int().min(0),
+  configDigest,
   signature,
 });
 
@@ -157,8 +167,9 @@ export type JobDispatch = z.infer<typeof jobDispatchSchema>;
 
 export const gatewayMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('challenge'), challenge: z.string(), network: address }),
-  z.object({ type: z.literal('registered'), nodeId: address, heartbeatIntervalMs: z.number().int() }),
-  z.object({ type: z.literal('heartbeat_ack'), ts }),
+  // `config`: the network config version in force (absent before the network has one).
+  z.object({ type: z.literal('registered'), nodeId: address, heartbeatIntervalMs: z.number().int(), config: configRef.optional() }),
+  z.object({ type: z.literal('heartbeat_ack'), ts, config: configRef.optional() }),
   z.object({ type: z.literal('result_ack'), jobId: z.string(), attempt: z.number().int(), accepted: z.boolean(), reason: z.string().optional() }),
   z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),
   jobDispatchSchema,

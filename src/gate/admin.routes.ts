@@ -1,6 +1,6 @@
 // The admin API under /admin, for the platform's operators: bearer ADMIN_TOKEN, JSON in and out.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
 import { parse, uuid } from './parse.http.js';
@@ -14,6 +14,8 @@ import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 import { blindProbeInputSchema, type QualityService } from '../network/quality.service.js';
 import type { EligibilityService } from '../network/eligibility.service.js';
 import { MAX_GPU_MEMORY_MB, networkSchema } from '../domain/eligibility.js';
+import { publishInputSchema, type NetworkConfigService } from '../network/network-config.service.js';
+import { listAdminChanges } from '../postgres/admin-changes.repository.js';
 
 const nodeId = z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case node address');
 const gpuMemoryMb = z.number().int().min(0).max(MAX_GPU_MEMORY_MB);
@@ -26,9 +28,25 @@ export interface AdminRouteServices {
   quality: QualityService;
   eligibility: EligibilityService;
   ledgerChain: LedgerChainService;
+  networkConfig: NetworkConfigService;
 }
 
-export function adminRoutes(app: FastifyInstance, { admin, usage, operators, quarantine, quality, eligibility, ledgerChain }: AdminRouteServices, adminToken: string): void {
+/**
+ * Who an admin request is logged as, in the admin change log: `admin-api`, or `admin-api:<name>` with an
+ * `X-Admin-Actor: <name>` header. The admin token is shared, so the name is the caller's word, kept for
+ * the operators' own bookkeeping, not an authentication.
+ */
+function actorOf(request: FastifyRequest): string {
+  const named = request.headers['x-admin-actor'];
+  if (named === undefined) return 'admin-api';
+  return `admin-api:${parse(z.string().regex(/^[\x21-\x7e][\x20-\x7e]{0,99}$/, 'X-Admin-Actor: 1-100 printable ASCII characters'), named)}`;
+}
+
+export function adminRoutes(
+  app: FastifyInstance,
+  { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig }: AdminRouteServices,
+  adminToken: string,
+): void {
   const expected = createHash('sha256').update(adminToken).digest();
 
   app.register(async (r) => {
@@ -100,8 +118,29 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
         contentHash: body.content_hash,
         minGpuMemoryMb: body.min_gpu_memory_mb,
         prioritySurchargeBps: body.priority_surcharge_bps,
-      });
+      }, actorOf(req));
     });
+
+    // The network config (src/network/network-config.service.ts): publish the next version from the
+    // models table and the settings given (each defaulting to the current version's); list and read them.
+    r.post('/admin/network-config', async (req, reply) => reply.code(201).send(await networkConfig.publish(parse(publishInputSchema, req.body ?? {}), actorOf(req))));
+    r.get<{ Querystring: { limit?: string } }>('/admin/network-config', async (req) => ({
+      data: await networkConfig.list(parse(z.coerce.number().int().min(1).max(1000).default(100), req.query.limit)),
+    }));
+    // Which config the nodes online now run; registered before /:version so that it is not taken for one.
+    r.get('/admin/network-config/adoption', async () => networkConfig.adoption());
+    r.get<{ Params: { version: string } }>('/admin/network-config/:version', async (req) =>
+      networkConfig.get(parse(z.coerce.number().int().min(1).max(2_147_483_647), req.params.version)),
+    );
+    // The admin change log, newest first; `before` (an entry id) pages back.
+    r.get<{ Querystring: { limit?: string; action?: string; subject?: string; before?: string } }>('/admin/changes', async (req) => ({
+      data: await listAdminChanges(admin.db, {
+        limit: parse(z.coerce.number().int().min(1).max(1000).default(100), req.query.limit),
+        action: req.query.action,
+        subject: req.query.subject,
+        beforeId: parse(z.coerce.number().int().min(1).optional(), req.query.before),
+      }),
+    }));
 
     // Subclouds: named node groups with their own allowed models, GPU floor and isolate mode; namespaces
     // bound to one run their jobs on its members only. Changes apply at the next reservation everywhere.
@@ -116,30 +155,31 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
     r.get<{ Params: { name: string } }>('/admin/subclouds/:name', async (req) => eligibility.get(req.params.name));
     r.post('/admin/subclouds', async (req, reply) => {
       const body = parse(subcloudPolicy.extend({ name: z.string(), network: networkSchema }), req.body);
-      const created = await eligibility.create(body.name, body.network, {
-        allowedModels: body.allowed_models,
-        minGpuMemoryMb: body.min_gpu_memory_mb,
-        isolate: body.isolate,
-      });
+      const created = await eligibility.create(
+        body.name,
+        body.network,
+        { allowedModels: body.allowed_models, minGpuMemoryMb: body.min_gpu_memory_mb, isolate: body.isolate },
+        actorOf(req),
+      );
       return reply.code(201).send(created);
     });
     r.patch<{ Params: { name: string } }>('/admin/subclouds/:name', async (req) => {
       const body = parse(subcloudPolicy, req.body);
-      return eligibility.update(req.params.name, { allowedModels: body.allowed_models, minGpuMemoryMb: body.min_gpu_memory_mb, isolate: body.isolate });
+      return eligibility.update(req.params.name, { allowedModels: body.allowed_models, minGpuMemoryMb: body.min_gpu_memory_mb, isolate: body.isolate }, actorOf(req));
     });
     r.delete<{ Params: { name: string } }>('/admin/subclouds/:name', async (req, reply) => {
-      await eligibility.delete(req.params.name);
+      await eligibility.delete(req.params.name, actorOf(req));
       return reply.code(204).send();
     });
     r.put<{ Params: { name: string; node: string } }>('/admin/subclouds/:name/members/:node', async (req) =>
-      eligibility.addMember(req.params.name, parse(nodeId, req.params.node)),
+      eligibility.addMember(req.params.name, parse(nodeId, req.params.node), actorOf(req)),
     );
     r.delete<{ Params: { name: string; node: string } }>('/admin/subclouds/:name/members/:node', async (req) =>
-      eligibility.removeMember(req.params.name, parse(nodeId, req.params.node)),
+      eligibility.removeMember(req.params.name, parse(nodeId, req.params.node), actorOf(req)),
     );
     r.put<{ Params: { id: string } }>('/admin/namespaces/:id/subcloud', async (req) => {
       const body = parse(z.object({ subcloud: z.string().nullable() }).strict(), req.body);
-      return eligibility.bindNamespace(parse(uuid, req.params.id), body.subcloud);
+      return eligibility.bindNamespace(parse(uuid, req.params.id), body.subcloud, actorOf(req));
     });
 
     r.get('/admin/ledger/total', async () => admin.ledgerTotals());
@@ -187,7 +227,12 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
           .strict(),
         req.body,
       );
-      return admin.setNodeFlags(id, { paused: body.paused, frozen: body.frozen, shadowBanned: body.shadow_banned, cooldownSeconds: body.cooldown_seconds }, body.reason);
+      return admin.setNodeFlags(
+        id,
+        { paused: body.paused, frozen: body.frozen, shadowBanned: body.shadow_banned, cooldownSeconds: body.cooldown_seconds },
+        body.reason,
+        actorOf(req),
+      );
     });
     r.get<{ Params: { id: string }; Querystring: { limit?: string } }>('/admin/nodes/:id/rcp', async (req) => ({
       data: await admin.contributionPoints(
@@ -197,7 +242,7 @@ export function adminRoutes(app: FastifyInstance, { admin, usage, operators, qua
     }));
     r.delete<{ Params: { id: string } }>('/admin/nodes/:id/flags', async (req) => {
       const id = parse(z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case node address'), req.params.id);
-      return admin.reinstateNode(id);
+      return admin.reinstateNode(id, actorOf(req));
     });
 
     // Blind probes: prompts with known answers that the network sends as blind jobs; and the node scores.

@@ -20,7 +20,8 @@ import {
 import { findApiKey, insertApiKey, listApiKeys, revokeApiKey, revokeNamespaceApiKeys, type ApiKeyRow } from '../postgres/api-keys.repository.js';
 import { balanceOf, ledgerAccountId, ledgerTotals, lockAccounts, postTransaction, type LedgerTotals } from '../postgres/ledger.repository.js';
 import { isPriorityClass, PRIORITY_CLASSES, SURCHARGE_BPS_MAX, SURCHARGE_BPS_MIN, type PrioritySurcharges } from '../domain/priority.js';
-import { upsertModel, type ModelRow } from '../postgres/models.repository.js';
+import { findModel, upsertModel, type ModelRow } from '../postgres/models.repository.js';
+import { recordAdminChange, SYSTEM_ACTOR } from '../postgres/admin-changes.repository.js';
 import type { ApiKeyCache } from '../redis/api-key-cache.repository.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 import type { FlagChange, NodeFlagsService, StoredFlags } from '../network/node-flags.service.js';
@@ -212,7 +213,8 @@ export class AdminService {
    * integers. Requirements: `version`, the version nodes must run to be given the model (a new version
    * takes effect at the next reservation: nodes still on the old one stop getting it); `contentHash`, the
    * sha256 of the weights (hex; null clears it); `minGpuMemoryMb`, the least GPU memory a node needs.
-   * Requirements left undefined keep their current value.
+   * Requirements left undefined keep their current value. Logged in the admin change log as `actor`'s.
+   * The network config states models as of its last version: publish one for nodes to see the change.
    */
   async putModel(m: {
     name: string;
@@ -225,7 +227,7 @@ export class AdminService {
     minGpuMemoryMb?: number;
     /** Per priority class, in basis points of the charge; classes left out cost the base price. */
     prioritySurchargeBps?: Record<string, number>;
-  }): Promise<ModelRow> {
+  }, actor: string = SYSTEM_ACTOR): Promise<ModelRow> {
     if (m.minCharge !== undefined && (!Number.isFinite(m.minCharge) || m.minCharge < 0 || m.minCharge > 1_000_000)) {
       throw errors.invalid('min_charge must be between 0 and 1000000 credits', 'min_charge');
     }
@@ -256,6 +258,7 @@ export class AdminService {
     // The version and floor are eligibility rules mirrored in Redis: bump the revision with the change,
     // then mirror it, so that the next reservation anywhere applies it.
     const row = await withTransaction(this.d.db, async (tx) => {
+      const before = await findModel(tx, m.name, true);
       const saved = await upsertModel(tx, {
         name: m.name,
         inputPriceMicro: m.inputPricePerMtok,
@@ -268,6 +271,7 @@ export class AdminService {
         prioritySurchargeBps: surcharges,
       });
       await bumpEligibilityRevision(tx);
+      await recordAdminChange(tx, { actor, action: 'model.put', subject: m.name, before, after: saved });
       return saved;
     });
     await this.d.eligibility.sync();
@@ -276,14 +280,14 @@ export class AdminService {
     return row;
   }
 
-  /** Sets or clears a node's flags (the ones given); `cooldownSeconds` 0 ends a cooldown. */
-  setNodeFlags(nodeId: string, change: FlagChange, reason = ''): Promise<StoredFlags> {
-    return this.d.flags.set(nodeId, change, reason);
+  /** Sets or clears a node's flags (the ones given); `cooldownSeconds` 0 ends a cooldown. Logged as `actor`'s. */
+  setNodeFlags(nodeId: string, change: FlagChange, reason = '', actor: string = SYSTEM_ACTOR): Promise<StoredFlags> {
+    return this.d.flags.set(nodeId, change, reason, actor);
   }
 
-  /** Clears every flag of a node. */
-  reinstateNode(nodeId: string): Promise<StoredFlags> {
-    return this.d.flags.reinstate(nodeId);
+  /** Clears every flag of a node. Logged as `actor`'s. */
+  reinstateNode(nodeId: string, actor: string = SYSTEM_ACTOR): Promise<StoredFlags> {
+    return this.d.flags.reinstate(nodeId, 'reinstated', actor);
   }
 
   /** A node's contribution points per epoch, newest first. */

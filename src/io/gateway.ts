@@ -7,6 +7,13 @@
 // down the node's socket; the gateway remembers which attempts each socket holds, so a disconnect fails
 // them at once instead of after the attempt timeout.
 //
+// Network config: `registered` and every `heartbeat_ack` name the version in force (version and digest);
+// a node whose own digest differs fetches it from `GET /io/config` (public: the network's signature, not
+// this endpoint, is what a node trusts) and reports the digest it runs in its signed heartbeats, which
+// the gateway records in Redis when it changes (admin: GET /admin/network-config/adoption). The
+// participation rules of the version in force are checked at registration and at every heartbeat: a
+// node they no longer accept is told why and disconnected.
+//
 // Streaming: for a streamed job the node sends its text as `job_chunk` messages before its result. The
 // gateway appends them, in order, to the attempt's Redis Stream (redis/job-streams.ts), from which the
 // cloud instance holding the client relays them; the result is then checked against what was streamed
@@ -41,6 +48,9 @@ import type { JobEvents } from '../redis/job-events.js';
 import type { JobStreams } from '../redis/job-streams.js';
 import { STREAM_MAX_BYTES, streamMaxChunks } from '../domain/streaming.js';
 import type { ResultsService } from './results.service.js';
+import type { CurrentNetworkConfig } from '../network/network-config.service.js';
+import type { NodeConfigDigests } from '../redis/node-configs.repository.js';
+import { participationProblem } from '../domain/network-config.js';
 
 export interface GatewayDeps {
   config: Config;
@@ -53,6 +63,8 @@ export interface GatewayDeps {
   results: ResultsService;
   streams: JobStreams;
   networkAddress: Address;
+  networkConfig: CurrentNetworkConfig;
+  nodeConfigDigests: NodeConfigDigests;
   instanceId: string;
   logger: Logger;
 }
@@ -64,6 +76,10 @@ const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 interface Session {
   socket: WebSocket;
   nodeId: string;
+  /** As registered: the participation rules check it at every heartbeat. */
+  agentVersion: string;
+  /** The config digest last recorded in Redis for this node (undefined: none recorded yet). */
+  recordedDigest: string | null | undefined;
   /** jobId -> attempt, for the attempts this socket is running. */
   inflight: Map<string, number>;
   /** `jobId#attempt` -> the streamed attempts dispatched to this socket and not ended: chunk budget, next seq. */
@@ -87,6 +103,13 @@ export class Gateway {
 
   routes(app: FastifyInstance): void {
     app.get('/io/ws', { websocket: true }, (socket) => this.accept(socket));
+    // The network config in force: document, digest and the network key's signature over the digest.
+    app.get('/io/config', async (_request, reply) => {
+      const current = this.d.networkConfig.current();
+      if (!current) return reply.code(503).send({ error: { code: 'no_config', message: 'The network has no config version yet; retry shortly.' } });
+      const { version, digest, document, signature } = current;
+      return reply.header('cache-control', 'no-cache').send({ version, digest, document, signature, network: this.d.networkAddress });
+    });
     // Results and job errors from a node whose socket is down. Over HTTP the signature is the only
     // authentication: a message that does not verify is refused outright and attributed to nobody
     // (anyone can post one claiming any node id).
@@ -190,6 +213,8 @@ export class Gateway {
     if (msg.challenge !== challenge) return reject(socket, 'bad_challenge', 'challenge mismatch', true);
     if (!this.d.replay.fresh(msg.ts)) return reject(socket, 'stale', 'timestamp outside the accepted window', true);
     if (!verifyMessage(msg, msg.nodeId)) return reject(socket, 'bad_signature', 'registration signature invalid', true);
+    const refused = participationProblem(this.d.networkConfig.participation(), msg);
+    if (refused) return reject(socket, 'not_accepted', refused, true);
     const bound = await bindNode(this.d.db, msg.nodeId, msg.operator);
     if (bound !== 'bound') return reject(socket, bound, bound === 'unknown_operator' ? 'no such operator account' : 'node is bound to another operator', true);
 
@@ -197,10 +222,19 @@ export class Gateway {
     const previous = this.sessions.get(msg.nodeId);
     if (previous) previous.socket.close(4002, 'replaced by a new connection');
 
-    const session: Session = { socket, nodeId: msg.nodeId, inflight: new Map(), streams: new Map(), jobOrder: new Map() };
+    const session: Session = {
+      socket,
+      nodeId: msg.nodeId,
+      agentVersion: msg.agentVersion,
+      recordedDigest: undefined,
+      inflight: new Map(),
+      streams: new Map(),
+      jobOrder: new Map(),
+    };
     this.sessions.set(msg.nodeId, session);
     await this.d.presence.upsert({ ...declaration(msg), nodeId: msg.nodeId, instance: this.d.instanceId, mode: 'register' });
-    send(socket, { type: 'registered', nodeId: msg.nodeId, heartbeatIntervalMs: Math.floor(this.d.config.HEARTBEAT_TTL_MS / 3) });
+    await this.recordDigest(session, msg.configDigest ?? null, true);
+    send(socket, { type: 'registered', nodeId: msg.nodeId, heartbeatIntervalMs: this.d.networkConfig.heartbeat().intervalMs, ...this.configRef() });
     this.d.logger.info({ node: msg.nodeId, network: msg.network, region: msg.region, gpu: msg.gpu, models: msg.models, capacity: msg.capacity }, 'node registered');
     return session;
   }
@@ -209,11 +243,28 @@ export class Gateway {
     if (!this.d.replay.fresh(msg.ts)) return void reject(socket, 'stale', 'heartbeat timestamp outside the accepted window');
     if (!verifyMessage(msg, session.nodeId)) return void reject(socket, 'bad_signature', 'heartbeat signature invalid');
     if (!(await this.d.replay.firstUse(session.nodeId, msg.nonce))) return void reject(socket, 'replay', 'heartbeat nonce already used');
+    const refused = participationProblem(this.d.networkConfig.participation(), { agentVersion: session.agentVersion, network: msg.network });
+    if (refused) return void reject(socket, 'not_accepted', refused, true);
     const recreated = await this.d.presence.upsert({ ...declaration(msg), nodeId: session.nodeId, instance: this.d.instanceId, mode: 'heartbeat' });
     if (recreated) this.d.logger.info({ node: session.nodeId }, 'node presence restored from heartbeat');
+    // A presence recreated means Redis may have lost everything, the digests' hash with it.
+    await this.recordDigest(session, msg.configDigest ?? null, recreated);
     const now = Date.now();
     await this.d.uptime.markSeen(session.nodeId, epochOf(this.d.rcpClock, now), slotOf(this.d.rcpClock, now));
-    send(socket, { type: 'heartbeat_ack', ts: now });
+    send(socket, { type: 'heartbeat_ack', ts: now, ...this.configRef() });
+  }
+
+  /** The `config` field of `registered` and `heartbeat_ack`: the version in force, when there is one. */
+  private configRef(): { config?: { version: number; digest: string } } {
+    const current = this.d.networkConfig.current();
+    return current ? { config: { version: current.version, digest: current.digest } } : {};
+  }
+
+  /** Records the digest a node reports, when it changed (or `force`): a steady node costs no write. */
+  private async recordDigest(session: Session, digest: string | null, force: boolean): Promise<void> {
+    if (!force && session.recordedDigest === digest) return;
+    await this.d.nodeConfigDigests.record(session.nodeId, digest);
+    session.recordedDigest = digest;
   }
 
   private async result(socket: WebSocket, session: Session, msg: ResultMessage): Promise<void> {

@@ -35,6 +35,7 @@ import {
   type SubcloudRow,
 } from '../postgres/subclouds.repository.js';
 import type { EligibilityMirror } from '../redis/eligibility.repository.js';
+import { recordAdminChange, SYSTEM_ACTOR, type AdminChange } from '../postgres/admin-changes.repository.js';
 
 const NODE_ID = /^0x[0-9a-f]{40}$/;
 const MAX_ALLOWED_MODELS = 256;
@@ -92,52 +93,66 @@ export class EligibilityService {
     return found;
   }
 
-  async create(name: string, network: Network, policy: SubcloudPolicy = {}): Promise<SubcloudView> {
+  // Every change below is logged in the admin change log as `actor`'s, in its own transaction.
+
+  async create(name: string, network: Network, policy: SubcloudPolicy = {}, actor: string = SYSTEM_ACTOR): Promise<SubcloudView> {
     if (!SUBCLOUD_NAME_PATTERN.test(name)) throw errors.invalid('subcloud names are 1-63 of a-z, 0-9, _ and -, starting with a letter or digit', 'name');
     if (!(NETWORKS as readonly string[]).includes(network)) throw errors.invalid(`network must be one of ${NETWORKS.join(', ')}`, 'network');
     const settings = { network, ...checkPolicy(policy, { allowedModels: [], minGpuMemoryMb: 0, isolate: false }) };
-    const created = await this.change(async (tx) => insertSubcloud(tx, name, settings));
+    const created = await this.change(async (tx) => {
+      const row = await insertSubcloud(tx, name, settings);
+      return row && { result: row, log: { action: 'subcloud.create', subject: name, before: null, after: row } };
+    }, actor);
     if (!created) throw errors.conflict(`A subcloud named '${name}' already exists.`);
     return this.get(name);
   }
 
   /** Changes the policy fields given; the others stay as they were. */
-  async update(name: string, policy: SubcloudPolicy): Promise<SubcloudView> {
+  async update(name: string, policy: SubcloudPolicy, actor: string = SYSTEM_ACTOR): Promise<SubcloudView> {
     const updated = await this.change(async (tx) => {
       const current = await findSubcloud(tx, name, true);
       if (!current) return null;
-      return updateSubcloud(tx, name, checkPolicy(policy, { allowedModels: current.allowed_models, minGpuMemoryMb: current.min_gpu_memory_mb, isolate: current.isolate }));
-    });
+      const row = await updateSubcloud(tx, name, checkPolicy(policy, { allowedModels: current.allowed_models, minGpuMemoryMb: current.min_gpu_memory_mb, isolate: current.isolate }));
+      return row && { result: row, log: { action: 'subcloud.update', subject: name, before: current, after: row } };
+    }, actor);
     if (!updated) throw errors.notFound('Subcloud');
     return this.get(name);
   }
 
-  async delete(name: string): Promise<void> {
-    const outcome = await this.change((tx) => deleteSubcloud(tx, name));
+  async delete(name: string, actor: string = SYSTEM_ACTOR): Promise<void> {
+    const outcome = await this.change(async (tx) => {
+      const before = await findSubcloud(tx, name, true);
+      const result = await deleteSubcloud(tx, name);
+      return { result, log: result === 'deleted' ? { action: 'subcloud.delete', subject: name, before, after: null } : null };
+    }, actor);
     if (outcome === 'not_found') throw errors.notFound('Subcloud');
     if (outcome === 'bound') throw errors.conflict(`Namespaces are bound to subcloud '${name}'; unbind them first.`);
   }
 
-  async addMember(name: string, nodeId: string): Promise<SubcloudView> {
+  async addMember(name: string, nodeId: string, actor: string = SYSTEM_ACTOR): Promise<SubcloudView> {
     if (!NODE_ID.test(nodeId)) throw errors.invalid('node ids are lower-case addresses: 0x and 40 hex digits', 'node_id');
     await this.change(async (tx) => {
       if (!(await findSubcloud(tx, name, true))) throw errors.notFound('Subcloud');
       const known = await tx.query(`SELECT 1 FROM nodes WHERE id = $1`, [nodeId]);
       // A node exists once it has registered (bound to its operator); it can be made a member from then on.
       if ((known.rowCount ?? 0) === 0) throw errors.notFound('Node');
-      return addSubcloudMember(tx, name, nodeId);
-    });
+      const added = await addSubcloudMember(tx, name, nodeId);
+      return { result: added, log: added ? { action: 'subcloud.member_add', subject: name, before: null, after: { node: nodeId } } : null };
+    }, actor);
     return this.get(name);
   }
 
-  async removeMember(name: string, nodeId: string): Promise<SubcloudView> {
-    const removed = await this.change((tx) => removeSubcloudMember(tx, name, nodeId));
+  async removeMember(name: string, nodeId: string, actor: string = SYSTEM_ACTOR): Promise<SubcloudView> {
+    const removed = await this.change(async (tx) => {
+      const gone = await removeSubcloudMember(tx, name, nodeId);
+      return { result: gone, log: gone ? { action: 'subcloud.member_remove', subject: name, before: { node: nodeId }, after: null } : null };
+    }, actor);
     if (!removed) throw errors.notFound('Subcloud member');
     return this.get(name);
   }
 
   /** Binds a namespace to a subcloud of its network (null: unbinds); applies to jobs accepted from now on. */
-  async bindNamespace(namespaceId: string, subcloud: string | null): Promise<NamespaceRow> {
+  async bindNamespace(namespaceId: string, subcloud: string | null, actor: string = SYSTEM_ACTOR): Promise<NamespaceRow> {
     return withTransaction(this.d.db, async (tx) => {
       const ns = await findNamespace(tx, namespaceId);
       if (!ns) throw errors.notFound('Namespace');
@@ -148,19 +163,25 @@ export class EligibilityService {
           throw errors.invalid(`Subcloud '${subcloud}' serves ${sc.network}; the namespace is on ${ns.network}.`, 'subcloud');
         }
       }
-      return (await bindNamespace(tx, namespaceId, subcloud))!;
+      const bound = (await bindNamespace(tx, namespaceId, subcloud))!;
+      await recordAdminChange(tx, { actor, action: 'namespace.subcloud_bind', subject: namespaceId, before: { subcloud: ns.subcloud }, after: { subcloud: bound.subcloud } });
+      return bound;
     });
   }
 
-  /** Runs a change with a revision bump in one transaction, then mirrors the rules. */
-  private async change<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    const result = await withTransaction(this.d.db, async (tx) => {
-      const r = await fn(tx);
+  /**
+   * Runs a change with a revision bump and its admin change log entry (when the change happened) in one
+   * transaction, then mirrors the rules.
+   */
+  private async change<T>(fn: (tx: Queryable) => Promise<{ result: T; log: Omit<AdminChange, 'actor'> | null } | null>, actor: string): Promise<T | null> {
+    const outcome = await withTransaction(this.d.db, async (tx) => {
+      const done = await fn(tx);
+      if (done?.log) await recordAdminChange(tx, { actor, ...done.log });
       await bumpEligibilityRevision(tx);
-      return r;
+      return done;
     });
     await this.sync();
-    return result;
+    return outcome === null ? null : outcome.result;
   }
 }
 

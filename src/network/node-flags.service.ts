@@ -4,7 +4,8 @@
 import type { Config } from '../config.js';
 import { errors } from '../errors.js';
 import { NO_FLAGS, type NodeFlags } from '../domain/node-flags.js';
-import type { Db } from '../postgres/db.js';
+import { withTransaction, type Db } from '../postgres/db.js';
+import { recordAdminChange } from '../postgres/admin-changes.repository.js';
 import { getNodeFlags, putNodeFlags } from '../postgres/node-flags.repository.js';
 import { operatorOf } from '../postgres/nodes.repository.js';
 import type { NodeFlagsMirror } from '../redis/node-flags.repository.js';
@@ -31,24 +32,33 @@ export class NodeFlagsService {
     private readonly d: { db: Db; mirror: NodeFlagsMirror; rule: CooldownRule },
   ) {}
 
-  /** Sets the flags given (the others stay as they were); in force on every instance at the next reservation. */
-  async set(nodeId: string, change: FlagChange, reason = ''): Promise<StoredFlags> {
+  /**
+   * Sets the flags given (the others stay as they were); in force on every instance at the next
+   * reservation. `actor` names the person who asked (admin API or CLI): the change is then written to the
+   * admin change log in the same transaction; rule-made changes (cooldowns) pass none.
+   */
+  async set(nodeId: string, change: FlagChange, reason = '', actor: string | null = null): Promise<StoredFlags> {
     if (!(await operatorOf(this.d.db, nodeId))) throw errors.notFound('Node');
-    const current = (await getNodeFlags(this.d.db, nodeId)) ?? NO_FLAGS;
-    const next: NodeFlags = {
-      paused: change.paused ?? current.paused,
-      frozen: change.frozen ?? current.frozen,
-      shadowBanned: change.shadowBanned ?? current.shadowBanned,
-      cooldownUntil:
-        change.cooldownSeconds === undefined ? current.cooldownUntil : change.cooldownSeconds > 0 ? Date.now() + change.cooldownSeconds * 1000 : null,
-    };
-    const saved = await putNodeFlags(this.d.db, nodeId, next, reason);
+    const saved = await withTransaction(this.d.db, async (tx) => {
+      const before = await getNodeFlags(tx, nodeId, true);
+      const current = before ?? NO_FLAGS;
+      const next: NodeFlags = {
+        paused: change.paused ?? current.paused,
+        frozen: change.frozen ?? current.frozen,
+        shadowBanned: change.shadowBanned ?? current.shadowBanned,
+        cooldownUntil:
+          change.cooldownSeconds === undefined ? current.cooldownUntil : change.cooldownSeconds > 0 ? Date.now() + change.cooldownSeconds * 1000 : null,
+      };
+      const after = await putNodeFlags(tx, nodeId, next, reason);
+      if (actor !== null) await recordAdminChange(tx, { actor, action: 'node_flags.set', subject: nodeId, before, after });
+      return after;
+    });
     await this.d.mirror.write(nodeId, saved);
     return saved;
   }
 
-  reinstate(nodeId: string, reason = 'reinstated'): Promise<StoredFlags> {
-    return this.set(nodeId, { paused: false, frozen: false, shadowBanned: false, cooldownSeconds: 0 }, reason);
+  reinstate(nodeId: string, reason = 'reinstated', actor: string | null = null): Promise<StoredFlags> {
+    return this.set(nodeId, { paused: false, frozen: false, shadowBanned: false, cooldownSeconds: 0 }, reason, actor);
   }
 
   /** Counts a failed attempt against the node; the rule's threshold puts it in cooldown. */

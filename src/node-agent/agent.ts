@@ -1,6 +1,8 @@
 // The node agent: keeps one WebSocket to the io gateway, proves the node's key by signing the gateway's
 // challenge, sends signed heartbeats, runs dispatched jobs on the runtime (see jobs.ts) and returns signed
 // outcomes, over the socket when it is up and over short HTTP when it is not. Reconnects on its own.
+// Follows the network config the gateway announces, verified against the pinned network address
+// (network-config.ts), and reports the digest it holds in every registration and heartbeat.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { WebSocket, type RawData } from 'ws';
@@ -24,6 +26,7 @@ import { JobRunner, type JobOutcome, type SignedObject } from './jobs.js';
 import { postNodeMessage } from './post-message.js';
 import type { InferenceRuntime } from './runtime.js';
 import { UnackedResults } from './unacked.js';
+import { NetworkConfigKeeper } from './network-config.js';
 
 export const AGENT_VERSION = 'resultity-node/0.1.0';
 
@@ -64,6 +67,11 @@ export interface NodeAgentOptions {
   registerTimeoutMs?: number;
   /** How long stop() waits for running jobs before aborting them. Default 30 000. */
   drainTimeoutMs?: number;
+  /**
+   * Where the last good network config is kept across restarts (written on each version adopted, read at
+   * start). Unset: kept in memory only.
+   */
+  networkConfigFile?: string;
 }
 
 export interface NodeAgent {
@@ -76,6 +84,8 @@ export interface NodeAgent {
   kill(): void;
   /** Results delivered to the gateway (over the socket or HTTP) since start. */
   readonly completed: number;
+  /** The network config the agent holds (its last good one), null before it has any. */
+  networkConfig(): { version: number; digest: string } | null;
 }
 
 const MIN_HEARTBEAT_MS = 10;
@@ -111,6 +121,10 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     get completed() {
       return agent.completed;
     },
+    networkConfig: () => {
+      const c = agent.configs.current;
+      return c ? { version: c.version, digest: c.digest } : null;
+    },
   };
 }
 
@@ -136,6 +150,7 @@ class Agent {
   private readonly runner: JobRunner;
   private readonly unacked = new UnackedResults();
   private readonly reconnect: boolean;
+  readonly configs: NetworkConfigKeeper;
 
   constructor(
     private readonly opts: NodeAgentOptions,
@@ -149,6 +164,19 @@ class Agent {
   ) {
     this.reconnect = opts.reconnect ?? true;
     this.heartbeatIntervalMs = opts.heartbeatIntervalMs ?? 10_000;
+    this.configs = new NetworkConfigKeeper({
+      url: urls.config,
+      file: opts.networkConfigFile,
+      logger,
+      onAdopt: (config) => {
+        // A new heartbeat interval applies at once, not at the next registration.
+        const interval = Math.max(MIN_HEARTBEAT_MS, config.document.heartbeat.intervalMs);
+        if (interval !== this.heartbeatIntervalMs && this.socket && this.registered) {
+          this.heartbeatIntervalMs = interval;
+          this.startHeartbeats(this.socket);
+        }
+      },
+    });
     this.runner = new JobRunner({
       identity,
       runtime: opts.runtime,
@@ -169,7 +197,9 @@ class Agent {
     return this.runner.running;
   }
 
-  start(): Promise<void> {
+  async start(): Promise<void> {
+    await this.configs.load();
+    if (this.networkAddress !== undefined) this.configs.trust(this.networkAddress);
     return new Promise<void>((resolve, reject) => {
       this.startSettlers = { resolve, reject };
       this.connect();
@@ -257,8 +287,10 @@ class Agent {
         return;
       case 'registered':
         this.onRegistered(ws, msg.nodeId, msg.heartbeatIntervalMs);
+        if (msg.config) void this.configs.follow(msg.config, this.networkAddress);
         return;
       case 'heartbeat_ack':
+        if (msg.config) void this.configs.follow(msg.config, this.networkAddress);
         return;
       case 'result_ack':
         this.unacked.ack(msg.jobId, msg.attempt);
@@ -280,6 +312,7 @@ class Agent {
       // not signed by that key (or a later gateway of another network) is refused.
       this.networkAddress = network;
       this.logger.info({ network }, 'pinned the network key announced by the gateway');
+      this.configs.trust(network);
     }
     if (this.networkAddress !== undefined && network !== this.networkAddress) {
       const problem = `the gateway serves network ${network}, not the expected ${this.networkAddress}`;
@@ -302,6 +335,7 @@ class Agent {
         ...this.traits(),
         capacity: this.opts.capacity,
         running: this.runner.running,
+        configDigest: this.configs.digest,
       }),
     );
   }
@@ -404,6 +438,7 @@ class Agent {
       ...this.traits(),
       capacity: this.opts.capacity,
       running: this.runner.running,
+      configDigest: this.configs.digest,
     });
   }
 

@@ -27,6 +27,7 @@ interface RunOptions {
   latencyMs?: number;
   completionTokens?: number;
   networkAddress?: string;
+  networkConfigFile?: string;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -69,6 +70,9 @@ export function registerNodeCommand(program: Command): void {
     .option('--latency-ms <n>', 'simulated generation time per job', parseInteger(0, 3_600_000))
     .option('--completion-tokens <n>', 'simulated completion length', parseInteger(0, 1_000_000))
     .option('--network-address <0x..>', 'network key address; jobs not signed by it are refused')
+    .addOption(
+      new Option('--network-config-file <path>', 'where the last good network config is kept across restarts (default: memory only)').env('NODE_NETWORK_CONFIG_FILE'),
+    )
     .action(async (_options: unknown, command: Command) => {
       const options = command.opts<RunOptions>();
       try {
@@ -97,6 +101,7 @@ async function runNode(options: RunOptions): Promise<void> {
     region: options.region ?? null,
     gpu: { name: options.gpu, memoryMb: options.gpuMemoryMb },
     networkAddress: options.networkAddress,
+    networkConfigFile: options.networkConfigFile,
     logger,
   });
   logger.info({ nodeId: agent.nodeId, gateway: options.gateway, runtime: runtime.name }, 'node running');

@@ -3,6 +3,8 @@
 export interface GatewayUrls {
   socket: string;
   results: string;
+  /** GET: the network config in force (src/node-agent/network-config.ts). */
+  config: string;
 }
 
 export function gatewayUrls(gatewayUrl: string): GatewayUrls {
@@ -12,7 +14,8 @@ export function gatewayUrls(gatewayUrl: string): GatewayUrls {
   base.hash = '';
   if (!base.pathname.endsWith('/')) base.pathname += '/';
   const results = new URL('io/results', base);
+  const config = new URL('io/config', base);
   const socket = new URL('io/ws', base);
   socket.protocol = base.protocol === 'https:' ? 'wss:' : 'ws:';
-  return { socket: socket.href, results: results.href };
+  return { socket: socket.href, results: results.href, config: config.href };
 }

@@ -14,6 +14,8 @@ export const ADVISORY_LOCKS = {
   history: 0x5245_5348, // "RESH"
   /** Node quality: blind-job verdicts and submissions, scores. */
   quality: 0x5245_5351, // "RESQ"
+  /** Publishing a network config version (and making the genesis one): one publisher at a time. */
+  networkConfig: 0x5245_534e, // "RESN"
 } as const;
 
 /** Runs `fn` if this instance gets the lock; `{ ran: false }` when another one holds it. */

@@ -41,11 +41,14 @@ export interface JobRow {
   network: string;
   region: string | null;
   subcloud: string | null;
+  /** Terms from the network config in force at accept (migration 0017); null on older jobs. */
+  config_version: number | null;
+  attempt_timeout_ms: number | null;
 }
 
 const COLUMNS = `id, namespace_id, api_key_id, model, status, attempt, max_attempts, node_id, max_tokens, prompt_tokens_bound, hold_micro, charged_micro,
   input_price_micro, output_price_micro, min_charge_micro, priority, surcharge_bps, prompt_tokens, completion_tokens, error_code, error_message,
-  created_at, deadline_at, published_at, finished_at, network, region, subcloud`;
+  created_at, deadline_at, published_at, finished_at, network, region, subcloud, config_version, attempt_timeout_ms`;
 
 /**
  * `WHERE` condition for job $1 in its own partition ($2: jobIdTime of $1); see the head of this file.
@@ -89,6 +92,9 @@ export interface NewJob {
   network?: string;
   region?: string | null;
   subcloud?: string | null;
+  /** The network config version in force and its execution timeout per attempt; unset: null (the environment's). */
+  configVersion?: number | null;
+  attemptTimeoutMs?: number | null;
 }
 
 /**
@@ -103,13 +109,17 @@ export async function insertJobs(q: Queryable, jobs: readonly NewJob[]): Promise
   const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
   const r = await q.query<JobRow>(
     `INSERT INTO jobs (id, namespace_id, api_key_id, model, status, max_attempts, max_tokens, prompt_tokens_bound, hold_micro,
-                       input_price_micro, output_price_micro, min_charge_micro, deadline_at, created_at, network, region, subcloud, priority, surcharge_bps)
+                       input_price_micro, output_price_micro, min_charge_micro, deadline_at, created_at, network, region, subcloud, priority, surcharge_bps,
+                       config_version, attempt_timeout_ms)
      SELECT id, namespace_id, api_key_id, model, 'queued', max_attempts, max_tokens, prompt_tokens_bound, hold_micro,
-            input_price_micro, output_price_micro, min_charge_micro, deadline_at, coalesce(created_at, now()), network, region, subcloud, priority, surcharge_bps
+            input_price_micro, output_price_micro, min_charge_micro, deadline_at, coalesce(created_at, now()), network, region, subcloud, priority, surcharge_bps,
+            config_version, attempt_timeout_ms
        FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::int[], $7::int[], $8::bigint[], $9::bigint[], $10::bigint[],
-                   $11::bigint[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::text[], $16::text[], $17::text[], $18::int[])
+                   $11::bigint[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::text[], $16::text[], $17::text[], $18::int[],
+                   $19::int[], $20::int[])
          AS u(id, namespace_id, api_key_id, model, max_attempts, max_tokens, prompt_tokens_bound, hold_micro, input_price_micro,
-              output_price_micro, min_charge_micro, deadline_at, created_at, network, region, subcloud, priority, surcharge_bps)
+              output_price_micro, min_charge_micro, deadline_at, created_at, network, region, subcloud, priority, surcharge_bps,
+              config_version, attempt_timeout_ms)
       WHERE deadline_at > now()
      RETURNING ${COLUMNS}`,
     [
@@ -131,6 +141,8 @@ export async function insertJobs(q: Queryable, jobs: readonly NewJob[]): Promise
       col((j) => j.subcloud ?? null),
       col((j) => j.priority ?? 'standard'),
       col((j) => j.surchargeBps ?? 0),
+      col((j) => j.configVersion ?? null),
+      col((j) => j.attemptTimeoutMs ?? null),
     ],
   );
   const byJobId = new Map(r.rows.map((row) => [row.id, row]));

@@ -64,8 +64,9 @@ export async function upsertModel(
   return r.rows[0]!;
 }
 
-export async function findModel(q: Queryable, name: string): Promise<ModelRow | null> {
-  const r = await q.query<ModelRow>(`SELECT ${COLUMNS} FROM models WHERE name = $1`, [name]);
+/** `forUpdate`: lock the row to the end of the caller's transaction (to read a value about to change). */
+export async function findModel(q: Queryable, name: string, forUpdate = false): Promise<ModelRow | null> {
+  const r = await q.query<ModelRow>(`SELECT ${COLUMNS} FROM models WHERE name = $1${forUpdate ? ' FOR UPDATE' : ''}`, [name]);
   return r.rows[0] ?? null;
 }
 

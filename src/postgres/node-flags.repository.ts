@@ -26,8 +26,9 @@ export async function putNodeFlags(q: Queryable, nodeId: string, f: NodeFlags, r
   return toFlags(r.rows[0]!);
 }
 
-export async function getNodeFlags(q: Queryable, nodeId: string): Promise<(NodeFlags & { nodeId: string; reason: string }) | null> {
-  const r = await q.query<Row>(`SELECT node_id, paused, frozen, shadow_banned, cooldown_until, reason FROM node_flags WHERE node_id = $1`, [nodeId]);
+/** `forUpdate`: lock the row to the end of the caller's transaction (to log the value it replaces). */
+export async function getNodeFlags(q: Queryable, nodeId: string, forUpdate = false): Promise<(NodeFlags & { nodeId: string; reason: string }) | null> {
+  const r = await q.query<Row>(`SELECT node_id, paused, frozen, shadow_banned, cooldown_until, reason FROM node_flags WHERE node_id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [nodeId]);
   return r.rows[0] ? toFlags(r.rows[0]) : null;
 }
 

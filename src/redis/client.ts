@@ -39,6 +39,10 @@ export class RedisKeys {
   onlineNodes(): string {
     return `${this.prefix}online`;
   }
+  /** Hash of node id → the network config digest the node last reported (redis/node-configs.repository.ts). */
+  nodeConfigDigests(): string {
+    return `${this.prefix}node-config`;
+  }
   apiKey(hashHex: string): string {
     return `${this.prefix}apikey:${hashHex}`;
   }

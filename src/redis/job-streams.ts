@@ -55,7 +55,7 @@ export class JobStreams {
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
     /** How long an attempt's stream outlives its last chunk: long enough for its result to be checked and its readers to drain it. */
-    private readonly ttlMs: number,
+    private readonly ttlMs: () => number,
   ) {}
 
   async append(jobId: string, attempt: number, seq: number, delta: string, limits: { maxChunks: number; maxBytes: number }): Promise<AppendOutcome> {
@@ -66,7 +66,7 @@ export class JobStreams {
       delta,
       limits.maxChunks,
       limits.maxBytes,
-      this.ttlMs,
+      this.ttlMs(),
       attempt,
     ]);
     return outcome as AppendOutcome;

@@ -174,9 +174,10 @@ export class PresenceRepository {
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
-    private readonly ttlMs: number,
+    /** The presence TTL (read at every upsert: it follows the network config). */
+    private readonly ttlMs: () => number,
     /** No attempt lives longer than this; a reservation older than it was leaked and is dropped. */
-    private readonly slotMaxAgeMs: number,
+    private readonly slotMaxAgeMs: () => number,
     /** Rebuilds the mirror of the eligibility rules from PostgreSQL (EligibilityService.sync). */
     private readonly resync: () => Promise<void>,
   ) {}
@@ -190,10 +191,10 @@ export class PresenceRepository {
       n.capacity,
       n.models.map((m) => `${m.name}@${m.version}`).join(','),
       n.running,
-      this.ttlMs,
+      this.ttlMs(),
       n.mode,
       Date.now(),
-      this.slotMaxAgeMs,
+      this.slotMaxAgeMs(),
       n.network,
       n.region ?? '',
       n.gpu.name,

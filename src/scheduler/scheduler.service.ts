@@ -12,7 +12,7 @@ import { describePlacement, placementOf } from '../domain/eligibility.js';
 import { signMessage } from '../domain/signatures.js';
 import type { JobDispatch } from '../domain/protocol.js';
 import { withTransaction, type Db } from '../postgres/db.js';
-import { findJob, startAttempt } from '../postgres/jobs.repository.js';
+import { findJob, startAttempt, type JobRow } from '../postgres/jobs.repository.js';
 import { streamedAttempt } from '../postgres/job-streams.repository.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
@@ -160,7 +160,7 @@ export class Scheduler {
       }
       if (job.status === 'running') {
         // Redelivered while an attempt was in flight (its scheduler died): wait for that attempt first.
-        await this.awaitAttempt(jobId, job.attempt, job.node_id ?? '');
+        await this.awaitAttempt(jobId, job.attempt, job.node_id ?? '', attemptTimeoutMs(job, config));
         continue;
       }
 
@@ -221,7 +221,7 @@ export class Scheduler {
         request: input,
         // The node works until the attempt's own deadline, not the job's: past it the scheduler stops
         // waiting and retries elsewhere, so work beyond it would be wasted.
-        deadline: Math.min(job.deadline_at.getTime(), Date.now() + config.JOB_ATTEMPT_TIMEOUT_MS),
+        deadline: Math.min(job.deadline_at.getTime(), Date.now() + attemptTimeoutMs(job, config)),
         ts: Date.now(),
       });
       const delivered = await this.d.events.dispatch(reservation.instance, { ...dispatch, nodeId: reservation.nodeId });
@@ -231,7 +231,7 @@ export class Scheduler {
         await this.d.presence.remove(reservation.nodeId, reservation.instance);
         await this.d.lifecycle.failAttempt(jobId, attempt, reservation.nodeId, 'disconnected', 'no gateway instance holds the node');
       } else {
-        await this.awaitAttempt(jobId, attempt, reservation.nodeId);
+        await this.awaitAttempt(jobId, attempt, reservation.nodeId, attemptTimeoutMs(job, config));
       }
       const after = await findJob(this.d.db, jobId);
       if (!after || after.finished_at) return;
@@ -241,22 +241,27 @@ export class Scheduler {
   }
 
   /** Waits for the attempt to finish or fail; on timeout, fails it (if still current) as 'timeout'. */
-  private async awaitAttempt(jobId: string, attempt: number, nodeId: string): Promise<void> {
+  private async awaitAttempt(jobId: string, attempt: number, nodeId: string, timeoutMs: number): Promise<void> {
     const event = await this.d.events.waitFor(
       jobId,
       (e) => e.kind === 'finished' || (e.kind === 'attempt_failed' && e.attempt === attempt),
-      this.d.config.JOB_ATTEMPT_TIMEOUT_MS,
+      timeoutMs,
       this.stopping.signal,
     );
     if (this.stopping.signal.aborted) throw new Error('scheduler stopping');
     if (event === null) {
-      await this.d.lifecycle.failAttempt(jobId, attempt, nodeId, 'timeout', `no result within ${this.d.config.JOB_ATTEMPT_TIMEOUT_MS} ms`);
+      await this.d.lifecycle.failAttempt(jobId, attempt, nodeId, 'timeout', `no result within ${timeoutMs} ms`);
     }
   }
 
   private async endWithoutResult(jobId: string, status: 'failed' | 'expired', code: string, message: string): Promise<void> {
     await this.d.lifecycle.endWithoutResult(jobId, status, code, message);
   }
+}
+
+/** An attempt's time limit: the job's own (from the network config it was accepted under), else the environment's. */
+function attemptTimeoutMs(job: JobRow, config: Config): number {
+  return job.attempt_timeout_ms ?? config.JOB_ATTEMPT_TIMEOUT_MS;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

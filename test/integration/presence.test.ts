@@ -24,7 +24,7 @@ before(() => {
     resyncs++;
     await mirror.replace({ revision: 'test:1', models: ['m', 'other', 'fair'].map((name) => ({ name, version: '1', minGpuMemoryMb: 0 })), subclouds: [] });
   };
-  presence = new PresenceRepository(redis, new RedisKeys(prefix), 30_000, 200, resync);
+  presence = new PresenceRepository(redis, new RedisKeys(prefix), () => 30_000, () => 200, resync);
 });
 
 after(async () => {

@@ -7,10 +7,15 @@ import { registerNodeCommand } from '../../src/node-agent/cli.js';
 import { gatewayUrls } from '../../src/node-agent/gateway-urls.js';
 
 void test('gateway URLs: socket and results endpoints, path prefixes kept', () => {
-  assert.deepEqual(gatewayUrls('http://127.0.0.1:8080'), { socket: 'ws://127.0.0.1:8080/io/ws', results: 'http://127.0.0.1:8080/io/results' });
+  assert.deepEqual(gatewayUrls('http://127.0.0.1:8080'), {
+    socket: 'ws://127.0.0.1:8080/io/ws',
+    results: 'http://127.0.0.1:8080/io/results',
+    config: 'http://127.0.0.1:8080/io/config',
+  });
   assert.deepEqual(gatewayUrls('https://gw.example.com/resultity/?x=1'), {
     socket: 'wss://gw.example.com/resultity/io/ws',
     results: 'https://gw.example.com/resultity/io/results',
+    config: 'https://gw.example.com/resultity/io/config',
   });
   assert.throws(() => gatewayUrls('ws://127.0.0.1:8080'), /http\(s\)/);
 });

@@ -1,0 +1,261 @@
+// The network config on the backbone side (see domain/network-config.ts for the document and its trust):
+// publishing versions (admin API and CLI), making the genesis version, serving versions, and the
+// in-process view every role reads its parameters from.
+//
+// Publishing: under a PostgreSQL advisory lock (one publisher at a time), the next version is built from
+// the models table as it is now and the job, heartbeat, runtime and participation settings given, each
+// defaulting to the previous version's; it is validated, signed with the network key, stored and logged
+// in the admin change log, in one transaction. Genesis: when no version exists, the gate role makes
+// version 1 from the environment's parameters (MAX_TOKENS_DEFAULT, JOB_ATTEMPT_TIMEOUT_MS,
+// JOB_MAX_ATTEMPTS, HEARTBEAT_TTL_MS) and the models table; instances starting together serialize on the
+// same lock, and the unique version keeps a lost lock harmless.
+//
+// Following a publish: each instance re-reads the newest version every REFRESH_MS (one indexed row) and
+// at once after publishing itself, so every instance applies a new version within a few seconds. Until
+// a version exists (an instance without the gate role started before any gate did), the environment's
+// parameters apply, which are what genesis will state.
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import { errors } from '../errors.js';
+import {
+  buildNetworkConfig,
+  configModelOf,
+  heartbeatParametersFields,
+  jobParametersFields,
+  parametersFromEnv,
+  participationRulesSchema,
+  runtimeRequirementSchema,
+  signNetworkConfig,
+  type HeartbeatParameters,
+  type JobParameters,
+  type NetworkConfig,
+  type ParticipationRules,
+  type RuntimeRequirement,
+  type SignedNetworkConfig,
+} from '../domain/network-config.js';
+import { withTransaction, type Db } from '../postgres/db.js';
+import { ADVISORY_LOCKS } from '../postgres/advisory-lock.js';
+import { listModels } from '../postgres/models.repository.js';
+import { recordAdminChange, SYSTEM_ACTOR } from '../postgres/admin-changes.repository.js';
+import {
+  findNetworkConfig,
+  insertNetworkConfig,
+  latestNetworkConfig,
+  listNetworkConfigs,
+  type NetworkConfigRow,
+} from '../postgres/network-configs.repository.js';
+import type { NodeConfigDigests } from '../redis/node-configs.repository.js';
+
+const REFRESH_MS = 2_000;
+
+/** What a role reads of the version in force; the environment's values before any version exists. */
+export interface CurrentNetworkConfig {
+  /** The version in force, null before genesis. */
+  current(): SignedNetworkConfig | null;
+  jobs(): JobParameters;
+  heartbeat(): HeartbeatParameters;
+  participation(): ParticipationRules;
+  /** The longest execution timeout of any version (and the environment's): what sizes leak clean-ups. */
+  longestExecutionTimeoutMs(): number;
+}
+
+/** What an admin may set when publishing; every field left out keeps the previous version's value. */
+export const publishInputSchema = z
+  .object({
+    jobs: jobParametersFields.partial().strict().optional(),
+    heartbeat: heartbeatParametersFields.partial().strict().optional(),
+    runtimes: z.array(runtimeRequirementSchema).max(64).optional(),
+    participation: participationRulesSchema.partial().strict().optional(),
+  })
+  .strict();
+export type PublishInput = z.infer<typeof publishInputSchema>;
+
+export type PublishedConfig = SignedNetworkConfig & { publishedAt: Date; publishedBy: string };
+
+export interface NetworkConfigDeps {
+  db: Db;
+  /** The network key; null on instances that do not publish (they only read). */
+  networkKey: string | null;
+  config: Pick<Config, 'MAX_TOKENS_DEFAULT' | 'JOB_ATTEMPT_TIMEOUT_MS' | 'JOB_MAX_ATTEMPTS' | 'HEARTBEAT_TTL_MS'>;
+  nodeDigests: NodeConfigDigests;
+  logger: Logger;
+}
+
+export class NetworkConfigService implements CurrentNetworkConfig {
+  private cached: PublishedConfig | null = null;
+  private longestTimeoutMs: number;
+  private readonly env: ReturnType<typeof parametersFromEnv>;
+  private timer: NodeJS.Timeout | null = null;
+  private refreshing: Promise<void> | null = null;
+
+  constructor(private readonly d: NetworkConfigDeps) {
+    this.env = parametersFromEnv(d.config);
+    this.longestTimeoutMs = this.env.jobs.executionTimeoutMs;
+  }
+
+  current(): PublishedConfig | null {
+    return this.cached;
+  }
+
+  jobs(): JobParameters {
+    return this.cached?.document.jobs ?? this.env.jobs;
+  }
+
+  heartbeat(): HeartbeatParameters {
+    return this.cached?.document.heartbeat ?? this.env.heartbeat;
+  }
+
+  participation(): ParticipationRules {
+    return this.cached?.document.participation ?? this.env.participation;
+  }
+
+  longestExecutionTimeoutMs(): number {
+    return this.longestTimeoutMs;
+  }
+
+  /** Loads the newest version, then follows new ones every REFRESH_MS. */
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer ??= setInterval(() => {
+      this.refresh().catch((err: unknown) => this.d.logger.warn({ err }, 'network config: refresh failed; keeping the version in force'));
+    }, REFRESH_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Re-reads the newest version; concurrent callers share one read. Never goes back to an older version. */
+  refresh(): Promise<void> {
+    this.refreshing ??= (async () => {
+      try {
+        const row = await latestNetworkConfig(this.d.db);
+        if (!row || (this.cached && row.version <= this.cached.version)) return;
+        const longest = await this.d.db.query<{ ms: number | null }>(
+          `SELECT max((document->'jobs'->>'executionTimeoutMs')::integer) AS ms FROM network_configs`,
+        );
+        this.longestTimeoutMs = Math.max(this.env.jobs.executionTimeoutMs, longest.rows[0]?.ms ?? 0);
+        const previous = this.cached?.version ?? null;
+        this.cached = published(row);
+        this.d.logger.info({ version: row.version, digest: row.digest, previous }, 'network config in force');
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  /** Makes version 1 from the environment and the models table unless a version exists. Idempotent. */
+  async ensureGenesis(): Promise<PublishedConfig> {
+    const made = await this.underLock(async (tx, latest) => {
+      if (latest) return null;
+      const models = await listModels(tx);
+      const document = buildNetworkConfig({
+        version: 1,
+        issuedAt: new Date().toISOString(),
+        previousDigest: null,
+        models: models.map(configModelOf),
+        runtimes: [],
+        ...this.env,
+      });
+      return this.store(tx, document, SYSTEM_ACTOR, null);
+    });
+    if (made) this.d.logger.info({ version: made.version, digest: made.digest }, 'network config: genesis version made from the environment');
+    await this.refresh();
+    return this.cached!;
+  }
+
+  /** Publishes the next version (see the head of this file); returns it. */
+  async publish(input: PublishInput, actor: string): Promise<PublishedConfig> {
+    const parsed = publishInputSchema.safeParse(input);
+    if (!parsed.success) throw invalid(parsed.error);
+    const given = parsed.data;
+    const made = await this.underLock(async (tx, latest) => {
+      const prev = latest?.document;
+      const base = prev ?? { ...this.env, runtimes: [] as RuntimeRequirement[] };
+      let document: NetworkConfig;
+      try {
+        document = buildNetworkConfig({
+          version: (latest?.version ?? 0) + 1,
+          issuedAt: new Date().toISOString(),
+          previousDigest: latest?.digest ?? null,
+          models: (await listModels(tx)).map(configModelOf),
+          runtimes: given.runtimes ?? base.runtimes,
+          jobs: { ...base.jobs, ...definedOnly(given.jobs) },
+          heartbeat: { ...base.heartbeat, ...definedOnly(given.heartbeat) },
+          participation: { ...base.participation, ...definedOnly(given.participation) },
+        });
+      } catch (err) {
+        if (err instanceof z.ZodError) throw invalid(err);
+        throw err;
+      }
+      return this.store(tx, document, actor, latest);
+    });
+    await this.refresh();
+    this.d.logger.info({ version: made.version, digest: made.digest, actor }, 'network config published');
+    return made;
+  }
+
+  async list(limit: number): Promise<PublishedConfig[]> {
+    return (await listNetworkConfigs(this.d.db, limit)).map(published);
+  }
+
+  async get(version: number): Promise<PublishedConfig> {
+    const row = await findNetworkConfig(this.d.db, version);
+    if (!row) throw errors.notFound('Network config version');
+    return published(row);
+  }
+
+  /**
+   * Which config the nodes online now run: how many report the version in force, and the others by the
+   * digest they report (null: none yet, or an agent that does not report one).
+   */
+  async adoption(): Promise<{ version: number | null; digest: string | null; online: number; current: number; behind: Array<{ nodeId: string; digest: string | null }> }> {
+    const nodes = await this.d.nodeDigests.online(this.heartbeat().ttlMs);
+    const digest = this.cached?.digest ?? null;
+    const behind = [...nodes].filter(([, d]) => d === null || d !== digest).map(([nodeId, d]) => ({ nodeId, digest: d }));
+    return { version: this.cached?.version ?? null, digest, online: nodes.size, current: nodes.size - behind.length, behind };
+  }
+
+  private async underLock<T>(fn: (tx: pg.PoolClient, latest: NetworkConfigRow | null) => Promise<T>): Promise<T> {
+    return withTransaction(this.d.db, async (tx) => {
+      await tx.query(`SELECT pg_advisory_xact_lock($1)`, [ADVISORY_LOCKS.networkConfig]);
+      return fn(tx, await latestNetworkConfig(tx));
+    });
+  }
+
+  private async store(tx: pg.PoolClient, document: NetworkConfig, actor: string, previous: NetworkConfigRow | null): Promise<PublishedConfig> {
+    if (!this.d.networkKey) throw new Error('publishing a network config needs the network key (NETWORK_SIGNING_KEY)');
+    const signed = signNetworkConfig(this.d.networkKey, document);
+    const row = await insertNetworkConfig(tx, { ...signed, publishedBy: actor });
+    // Under the lock nobody else inserts; a conflict means a publisher that lost its lock mid-way.
+    if (!row) throw errors.conflict(`Network config version ${signed.version} was published meanwhile; publish again.`, 'version_taken');
+    await recordAdminChange(tx, {
+      actor,
+      action: 'network_config.publish',
+      subject: String(row.version),
+      before: previous ? { version: previous.version, digest: previous.digest } : null,
+      after: { version: row.version, digest: row.digest },
+    });
+    return published(row);
+  }
+}
+
+function published(row: NetworkConfigRow): PublishedConfig {
+  return { version: row.version, digest: row.digest, document: row.document, signature: row.signature, publishedAt: row.published_at, publishedBy: row.published_by };
+}
+
+/** The fields actually given: `{a: undefined}` must not erase the previous version's `a`. */
+function definedOnly<T extends object>(o: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function invalid(err: z.ZodError) {
+  const issue = err.issues[0];
+  const path = issue?.path.join('.') ?? '';
+  return errors.invalid(issue ? `${path || 'body'}: ${issue.message}` : 'invalid network config', path || undefined);
+}
