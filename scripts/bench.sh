@@ -36,7 +36,7 @@ if [ "$which" != ledger ] && [ -z "${TEST_MONGODB_URL:-}" ]; then
   fi
   psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
     || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
-  .bin/ferretdb -listen "127.0.0.1:$port" -postgresql-url "postgres://postgres@127.0.0.1:5432/$db" -log-level error &
+  .bin/ferretdb -listen "127.0.0.1:$port" -postgresql-url "postgres://postgres@127.0.0.1:5432/$db?pool_max_conns=20" -log-level error &
   ferret_pid=$!
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   export TEST_MONGODB_URL="mongodb://127.0.0.1:$port/"

@@ -22,7 +22,9 @@ if [ -z "${TEST_MONGODB_URL:-}" ]; then
   port="${TEST_FERRETDB_PORT:-$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")}"
   psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'resultity_test_ferretdb'" | grep -q 1 \
     || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE resultity_test_ferretdb"
-  .bin/ferretdb -listen "127.0.0.1:$port" -postgresql-url "postgres://postgres@127.0.0.1:5432/resultity_test_ferretdb" -log-level error &
+  # FerretDB's own PostgreSQL pool is capped (its default, 50, plus the suite's backbones can pass the
+  # server's max_connections of 100).
+  .bin/ferretdb -listen "127.0.0.1:$port" -postgresql-url "postgres://postgres@127.0.0.1:5432/resultity_test_ferretdb?pool_max_conns=20" -log-level error &
   ferret_pid=$!
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   kill -0 "$ferret_pid" 2>/dev/null || { echo "FerretDB did not start (see above)" >&2; exit 1; }

@@ -34,7 +34,9 @@ export async function startFerretDB(opts: { databaseUrl: string; port: number; l
   }
   const storage = ferretStorageUrl(opts.databaseUrl);
   await ensureDatabase(storage);
-  const child = spawn(FERRETDB_BINARY, ['-listen', `127.0.0.1:${opts.port}`, '-postgresql-url', storage, '-log-level', 'error'], {
+  // Its PostgreSQL pool is capped below pgx's default of 50, leaving the server's connections to the backbone.
+  const poolUrl = `${storage}${storage.includes('?') ? '&' : '?'}pool_max_conns=20`;
+  const child = spawn(FERRETDB_BINARY, ['-listen', `127.0.0.1:${opts.port}`, '-postgresql-url', poolUrl, '-log-level', 'error'], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   await waitForPort(opts.port, child, 15_000);
