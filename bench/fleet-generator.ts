@@ -24,6 +24,9 @@ export interface ConnectParams {
 export interface ConnectResult {
   registered: number;
   failed: number;
+  /** Tries cut short, and nodes never tried, because the benchmark stopped the registration phase. */
+  abandoned: number;
+  notTried: number;
   retries: number;
   ms: number;
   /** Why nodes finally failed, with counts. */
@@ -71,6 +74,9 @@ type GatewayFrame = { type: string; challenge?: string; code?: string; heartbeat
 const SLOT_MS = 50;
 
 let fleet: SimNode[] = [];
+/** Set by `stopConnecting`: no new node is tried, and the tries in flight are cut short. */
+let connecting: { stopped: boolean; inFlight: Set<(reason: string) => void> } = { stopped: false, inFlight: new Set() };
+const ABANDONED = 'abandoned: the benchmark stopped the registration phase';
 let wheel: HeartbeatWheel | null = null;
 let heartbeatIntervalMs = 0;
 
@@ -171,10 +177,12 @@ function registerOnce(s: SimNode, p: ConnectParams): Promise<void> {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      connecting.inFlight.delete(fail);
       ws.terminate();
       reject(new Error(reason));
     };
     const timer = setTimeout(() => fail(`not registered within ${p.timeoutMs} ms`), p.timeoutMs);
+    connecting.inFlight.add(fail);
     ws.on('message', (data: Buffer) => {
       const msg = JSON.parse(data.toString('utf8')) as GatewayFrame;
       if (s.registered) return onFrame(s, msg);
@@ -183,6 +191,7 @@ function registerOnce(s: SimNode, p: ConnectParams): Promise<void> {
       else if (msg.type === 'registered' && !settled) {
         settled = true;
         clearTimeout(timer);
+        connecting.inFlight.delete(fail);
         s.ws = ws;
         s.registered = true;
         heartbeatIntervalMs ||= msg.heartbeatIntervalMs ?? 10_000;
@@ -206,17 +215,26 @@ function registerOnce(s: SimNode, p: ConnectParams): Promise<void> {
   });
 }
 
-async function connect(p: ConnectParams, progress: (registered: number, failed: number) => void): Promise<ConnectResult> {
+export interface Progress {
+  registered: number;
+  failed: number;
+  lastFailure: string | null;
+}
+
+async function connect(p: ConnectParams, progress: (p: Progress) => void): Promise<ConnectResult> {
   const started = performance.now();
+  connecting = { stopped: false, inFlight: new Set() };
   const failures: Record<string, number> = {};
   const tryFailures: Record<string, number> = {};
   let registered = 0;
   let failed = 0;
+  let abandoned = 0;
   let retries = 0;
   let next = 0;
-  const ticker = setInterval(() => progress(registered, failed), 1000);
+  let lastFailure: string | null = null;
+  const ticker = setInterval(() => progress({ registered, failed, lastFailure }), 1000);
   const worker = async () => {
-    while (next < fleet.length) {
+    while (next < fleet.length && !connecting.stopped) {
       const s = fleet[next++]!;
       for (let attempt = 1; ; attempt++) {
         try {
@@ -225,22 +243,37 @@ async function connect(p: ConnectParams, progress: (registered: number, failed: 
           break;
         } catch (err) {
           const reason = err instanceof Error ? err.message : String(err);
+          if (reason === ABANDONED) {
+            abandoned++;
+            break;
+          }
           bump(tryFailures, reason);
-          if (attempt >= p.attempts) {
+          lastFailure = reason;
+          if (attempt >= p.attempts || connecting.stopped) {
             bump(failures, reason);
             failed++;
             break;
           }
           retries++;
           await new Promise((r) => setTimeout(r, 500 * attempt));
+          if (connecting.stopped) {
+            abandoned++;
+            break;
+          }
         }
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(p.concurrency, fleet.length) }, worker));
   clearInterval(ticker);
-  progress(registered, failed);
-  return { registered, failed, retries, ms: performance.now() - started, failures, tryFailures, heartbeatIntervalMs };
+  progress({ registered, failed, lastFailure });
+  return { registered, failed, abandoned, notTried: fleet.length - next, retries, ms: performance.now() - started, failures, tryFailures, heartbeatIntervalMs };
+}
+
+/** Ends the registration phase early: the nodes registered stay, the rest are given up. */
+function stopConnecting(): void {
+  connecting.stopped = true;
+  for (const fail of [...connecting.inFlight]) fail(ABANDONED);
 }
 
 function startWindow(): void {
@@ -296,7 +329,8 @@ const link = serveParent(
       fleet = Array.from({ length: p.count }, (_, i) => ({ node: newFleetNode(p.first + i), ws: null, registered: false, unanswered: [], pongPending: false }));
       return { ms: performance.now() - started };
     },
-    connect: (p: ConnectParams) => connect(p, (registered, failed) => link.emit('progress', { registered, failed })),
+    connect: (p: ConnectParams) => connect(p, (progress) => link.emit('progress', progress)),
+    stopConnecting: () => stopConnecting(),
     windowStart: () => startWindow(),
     windowEnd: () => endWindow(),
     stop: () => {

@@ -32,10 +32,16 @@ export interface FleetReport {
     blocks: number;
     heartbeatIntervalMs: number;
     heartbeatTtlMs: number;
+    registerAttempts: number;
+    registerTimeoutMs: number;
+    stallS: number;
+    connectBudgetS: number;
   };
   signatureCost: { signMs: number; verifyMs: number };
   keygenMs: number;
   connect: ConnectResult;
+  /** Why the registration phase ended before every node was tried, or null. */
+  stoppedBecause: string | null;
   memory: { baseline: GatewaySample; loaded: GatewaySample; after: GatewaySample };
   window: { generators: WindowStats[]; gateway: { start: GatewaySample; end: GatewaySample }; usage: Usage };
   placement: Placement;
@@ -175,7 +181,8 @@ export function renderFleetMarkdown(r: FleetReport): string {
     `- **Fleet**: ${int(p.nodes)} SIMULATED nodes (bench/fleet-node.ts) in ${p.generators} load-generator processes (bench/fleet-generator.ts), each node on its own WebSocket with its own secp256k1 key ` +
       `(keys made before connecting: ${f1(r.keygenMs / 1000)} s). They speak the real protocol: answer the challenge with a signed registration (bound to an operator account in PostgreSQL), then every ${p.heartbeatIntervalMs / 1000} s a WebSocket ping and a heartbeat ` +
       'signed over a fresh nonce, declaring network (one in ten on testnet), region (four in rotation), GPU and one or two models. Heartbeat phases are drawn at random, so the load is even over the interval. ' +
-      `At most ${p.connectConcurrency} handshakes are in flight at once while the fleet connects; a node whose registration fails is retried twice (500 ms, then 1 s later).`,
+      `At most ${p.connectConcurrency} handshakes are in flight at once while the fleet connects; a registration not answered within ${p.registerTimeoutMs / 1000} s or refused is tried again after a short pause, up to ${p.registerAttempts} tries per node. ` +
+      `The phase ends when every node has been tried, or earlier when no node has registered for ${p.stallS} s or after ${p.connectBudgetS} s (the nodes registered stay).`,
   );
   w(
     `- **Memory**: the gateway's RSS and V8 heap after two full garbage collections, before any node connected and again one heartbeat interval after the last node registered; per node = difference ÷ ${int(f.registered)} registered nodes.`,
@@ -194,11 +201,13 @@ export function renderFleetMarkdown(r: FleetReport): string {
   w();
   w('| | |');
   w('| --- | ---: |');
-  w(`| Nodes registered | **${int(f.registered)}** of ${int(p.nodes)} (${r.connect.failed} failed, ${r.connect.retries} retries) |`);
-  w(`| Time to register all | ${f1(r.connect.ms / 1000)} s (${f0(f.registered / (r.connect.ms / 1000))} registrations/s) |`);
+  const c = r.connect;
+  w(`| Nodes registered | **${int(f.registered)}** of ${int(p.nodes)} (${int(c.failed)} failed after ${p.registerAttempts} tries, ${int(c.abandoned)} cut short and ${int(c.notTried)} never tried when the phase stopped; ${int(c.retries)} retries) |`);
+  w(`| ${f.registered === p.nodes ? 'Time to register all' : 'Registration phase'} | ${f1(c.ms / 1000)} s (${f0(f.registered / (c.ms / 1000))} registrations/s) |`);
   w(`| Heartbeats offered (nodes ÷ interval) | ${f0(f.offeredPerS)} /s |`);
   w(`| Heartbeats sent by the generators | ${f0(f.sentPerS)} /s |`);
   w(`| **Heartbeats acknowledged, sustained** | **${f0(f.ackedPerS)} /s** over ${f0(f.windowS)} s (${int(f.acked)} acks; slowest second ${f0(quantile(f.seconds, 0))}, median ${f0(quantile(f.seconds, 0.5))}, fastest ${f0(quantile(f.seconds, 1))}) |`);
+  w(`| Nodes that rate keeps present (acked/s × ${p.heartbeatIntervalMs / 1000} s; derived) | ${int(Math.round(f.ackedPerS * (p.heartbeatIntervalMs / 1000)))} |`);
   w(`| Heartbeat send → ack | p50 ${ms(quantile(f.ackLatency, 0.5))} ms, p99 ${ms(quantile(f.ackLatency, 0.99))} ms, max ${ms(quantile(f.ackLatency, 1))} ms |`);
   w(`| Heartbeat left late (generator) | p50 ${ms(quantile(f.late, 0.5))} ms, p99 ${ms(quantile(f.late, 0.99))} ms, max ${ms(quantile(f.late, 1))} ms |`);
   w(`| Heartbeats refused | ${countsText(f.refused)} |`);
@@ -254,7 +263,11 @@ function limits(r: FleetReport, f: ReturnType<typeof figures>): string[] {
   const verifyCeiling = 1000 / r.signatureCost.verifyMs;
   const keptUp = f.ackedPerS >= 0.97 * f.offeredPerS;
   if (f.registered < r.params.nodes) {
-    paras.push(`**Registration.** Only ${int(f.registered)} of ${int(r.params.nodes)} nodes registered; the last failure of each node that never did: ${countsText(r.connect.failures)}. Per-node figures are over the nodes that registered.`);
+    paras.push(
+      `**Registration.** Only ${int(f.registered)} of ${int(r.params.nodes)} nodes registered` +
+        (r.stoppedBecause ? `: the benchmark stopped the phase because ${r.stoppedBecause}` : '') +
+        `. Tries that failed: ${countsText(r.connect.tryFailures)}. Per-node figures are over the nodes that registered.`,
+    );
   }
   let s = keptUp
     ? `**Heartbeats.** The gateway kept up: it acknowledged ${f0(f.ackedPerS)} heartbeats/s of the ${f0(f.offeredPerS)}/s the fleet offered. `

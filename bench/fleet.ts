@@ -21,7 +21,10 @@
 //
 // Knobs (environment): BENCH_FLEET_NODES (10000), BENCH_FLEET_GENERATORS (2), BENCH_FLEET_CONNECT_CONCURRENCY
 // (200, over all generators), BENCH_FLEET_WINDOW_S (60), BENCH_FLEET_RESERVATIONS (4000 reserve+release
-// pairs, and as many of each raw operation), BENCH_FLEET_DEADLINE_S (600), BENCH_OUTPUT (as for e2e.ts).
+// pairs, and as many of each raw operation), BENCH_FLEET_STALL_S (30: registration stops when no node has
+// registered for that long), BENCH_FLEET_CONNECT_BUDGET_S (240: and at the latest then),
+// BENCH_FLEET_DEADLINE_S (600: the whole run), BENCH_FLEET_GATEWAY_FLAGS (node flags for the gateway
+// process), BENCH_OUTPUT (as for e2e.ts).
 import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -41,7 +44,7 @@ import { describeHost, redisVersion } from './machine.js';
 import { writeSection } from './report.js';
 import { FLEET_MODELS, heartbeatFrame, newFleetNode } from './fleet-node.js';
 import type { GatewayInfo, GatewaySample } from './fleet-gateway.js';
-import type { ConnectParams, ConnectResult, WindowStats } from './fleet-generator.js';
+import type { ConnectParams, ConnectResult, Progress, WindowStats } from './fleet-generator.js';
 import { FLEET_SECTION, renderFleetMarkdown, renderFleetTable, type FleetReport, type RedisBenchmarkRow } from './fleet-report.js';
 
 const NODES = num('BENCH_FLEET_NODES', 10_000);
@@ -50,6 +53,10 @@ const CONNECT_CONCURRENCY = num('BENCH_FLEET_CONNECT_CONCURRENCY', 200);
 const WINDOW_S = num('BENCH_FLEET_WINDOW_S', 60);
 const RESERVATIONS = num('BENCH_FLEET_RESERVATIONS', 4_000);
 const DEADLINE_S = num('BENCH_FLEET_DEADLINE_S', 600);
+const STALL_S = num('BENCH_FLEET_STALL_S', 30);
+const CONNECT_BUDGET_S = num('BENCH_FLEET_CONNECT_BUDGET_S', 240);
+/** Node flags for the gateway process besides --expose-gc, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where its time goes. */
+const GATEWAY_FLAGS = (process.env.BENCH_FLEET_GATEWAY_FLAGS ?? '').split(' ').filter(Boolean);
 const OUTPUT = process.env.BENCH_OUTPUT ?? fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
 /** The latency loops run in this many blocks, each system in turn, so that a burst of other load on the shared machine hits all of them. */
 const BLOCKS = 4;
@@ -84,7 +91,7 @@ async function main(): Promise<number> {
   log(`this machine: a heartbeat signature costs ${cost.signMs.toFixed(2)} ms to make and ${cost.verifyMs.toFixed(2)} ms to verify (one core)`);
 
   log('starting the gateway (io role only) in its own process');
-  const gateway = Child.fork('gateway', new URL('./fleet-gateway.js', import.meta.url), ['--expose-gc']);
+  const gateway = Child.fork('gateway', new URL('./fleet-gateway.js', import.meta.url), ['--expose-gc', ...GATEWAY_FLAGS]);
   children.push(gateway);
   try {
     const info = await Promise.race([
@@ -94,6 +101,7 @@ async function main(): Promise<number> {
     const generators = Array.from({ length: GENERATORS }, (_, i) => Child.fork(`generator ${i + 1}`, new URL('./fleet-generator.js', import.meta.url)));
     children.push(...generators);
     labelProcesses(processLabeler(gateway.pid, new Set(generators.map((g) => g.pid)), info.stackId));
+    log(`gateway up at ${info.url} (pid ${gateway.pid}; database, Redis and RabbitMQ prefix ${info.stackId})`);
 
     const baseline = await gateway.call<GatewaySample>('sample', { collect: true });
     log(`gateway baseline: RSS ${mib(baseline.rssBytes)} MiB, heap used ${mib(baseline.heapUsedBytes)} MiB`);
@@ -102,23 +110,14 @@ async function main(): Promise<number> {
     log(`making ${NODES} node keys in ${GENERATORS} generators`);
     const keygen = await Promise.all(generators.map((g, i) => g.call<{ ms: number }>('keys', { first: shares[i]!.first, count: shares[i]!.count }, 600_000)));
 
-    log(`registering ${NODES} nodes, at most ${CONNECT_CONCURRENCY} handshakes in flight`);
-    const progress = new Map<Child, { registered: number; failed: number }>();
-    for (const g of generators) g.on('progress', (d) => progress.set(g, d as { registered: number; failed: number }));
-    const ticker = setInterval(() => {
-      const sum = [...progress.values()].reduce((a, p) => ({ registered: a.registered + p.registered, failed: a.failed + p.failed }), { registered: 0, failed: 0 });
-      log(`  ${sum.registered} registered, ${sum.failed} failed`);
-    }, 5_000);
-    const perGenerator = Math.ceil(CONNECT_CONCURRENCY / GENERATORS);
-    const connected = await Promise.all(
-      generators.map((g) =>
-        g.call<ConnectResult>('connect', { url: info.url, operator: info.operator, concurrency: perGenerator, attempts: REGISTER_ATTEMPTS, timeoutMs: REGISTER_TIMEOUT_MS } satisfies ConnectParams, DEADLINE_S * 1000),
-      ),
-    ).finally(() => clearInterval(ticker));
-    const connect = mergeConnect(connected);
+    const { connect, stoppedBecause } = await registerFleet(generators, info);
     log(`registered ${connect.registered} of ${NODES} in ${(connect.ms / 1000).toFixed(1)} s (${connect.failed} failed, ${connect.retries} retries)`);
+    if (stoppedBecause) {
+      log(`registration stopped early: ${stoppedBecause}`);
+      problems.push(`registration stopped at ${connect.registered} of ${NODES} nodes: ${stoppedBecause}`);
+    }
     if (connect.registered === 0) throw new Error(`no node registered: ${JSON.stringify(connect.failures)}`);
-    if (connect.failed > 0) problems.push(`${connect.failed} of ${NODES} nodes could not register: ${describeCounts(connect.failures)}`);
+    if (connect.failed > 0) problems.push(`${connect.failed} nodes could not register: ${describeCounts(connect.failures)}`);
 
     // Every node has sent at least one heartbeat by the end of one interval: the steady state measured.
     const intervalMs = connect.heartbeatIntervalMs;
@@ -171,10 +170,12 @@ async function main(): Promise<number> {
       host: describeHost(),
       redis: await redisVersion(info.redisUrl),
       fdLimit: openFilesLimit(),
-      params: { nodes: NODES, generators: GENERATORS, connectConcurrency: CONNECT_CONCURRENCY, windowS: WINDOW_S, reservations: RESERVATIONS, blocks: BLOCKS, heartbeatIntervalMs: intervalMs, heartbeatTtlMs: info.heartbeatTtlMs },
+      params: { nodes: NODES, generators: GENERATORS, connectConcurrency: CONNECT_CONCURRENCY, windowS: WINDOW_S, reservations: RESERVATIONS, blocks: BLOCKS, heartbeatIntervalMs: intervalMs, heartbeatTtlMs: info.heartbeatTtlMs,
+        registerAttempts: REGISTER_ATTEMPTS, registerTimeoutMs: REGISTER_TIMEOUT_MS, stallS: STALL_S, connectBudgetS: CONNECT_BUDGET_S },
       signatureCost: cost,
       keygenMs: Math.max(...keygen.map((k) => k.ms)),
       connect,
+      stoppedBecause,
       memory: { baseline, loaded, after },
       window: { generators: windowStats, gateway: gatewayWindow, usage },
       placement: PLACEMENT,
@@ -201,6 +202,46 @@ async function main(): Promise<number> {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
     await Promise.race([Promise.all(children.map((c) => c.exited)), sleep(10_000)]);
+  }
+}
+
+/**
+ * Connects and registers the fleet, at most CONNECT_CONCURRENCY handshakes in flight. Gives up on the
+ * rest (keeping the nodes registered) when no node has registered for STALL_S, or after CONNECT_BUDGET_S:
+ * a gateway that cannot keep up with the heartbeats of the nodes it has lets new registrations time out,
+ * and waiting longer would only measure its backlog.
+ */
+async function registerFleet(generators: Child[], info: GatewayInfo): Promise<{ connect: ConnectResult; stoppedBecause: string | null }> {
+  log(`registering ${NODES} nodes, at most ${CONNECT_CONCURRENCY} handshakes in flight`);
+  const progress = new Map<Child, Progress>();
+  for (const g of generators) g.on('progress', (d) => progress.set(g, d as Progress));
+  const started = performance.now();
+  let stoppedBecause: string | null = null;
+  let last = { registered: 0, at: started };
+  let lastLog = started;
+  const watch = setInterval(() => {
+    const now = performance.now();
+    const all = [...progress.values()];
+    const registered = all.reduce((n, p) => n + p.registered, 0);
+    const failed = all.reduce((n, p) => n + p.failed, 0);
+    const lastFailure = all.map((p) => p.lastFailure).find((f) => f !== null) ?? null;
+    if (registered > last.registered) last = { registered, at: now };
+    if (now - lastLog >= 5_000) {
+      lastLog = now;
+      log(`  ${registered} registered, ${failed} failed${lastFailure ? ` (last failure: ${lastFailure})` : ''}`);
+    }
+    if (stoppedBecause) return;
+    if (now - last.at >= STALL_S * 1000) stoppedBecause = `no node registered for ${STALL_S} s (last failure: ${lastFailure ?? 'none'})`;
+    else if (now - started >= CONNECT_BUDGET_S * 1000) stoppedBecause = `the registration phase reached its budget of ${CONNECT_BUDGET_S} s (last failure: ${lastFailure ?? 'none'})`;
+    if (stoppedBecause) for (const g of generators) void g.call('stopConnecting').catch(() => undefined);
+  }, 1_000);
+  const perGenerator = Math.ceil(CONNECT_CONCURRENCY / GENERATORS);
+  const params: ConnectParams = { url: info.url, operator: info.operator, concurrency: perGenerator, attempts: REGISTER_ATTEMPTS, timeoutMs: REGISTER_TIMEOUT_MS };
+  try {
+    const results = await Promise.all(generators.map((g) => g.call<ConnectResult>('connect', params, DEADLINE_S * 1000)));
+    return { connect: mergeConnect(results), stoppedBecause };
+  } finally {
+    clearInterval(watch);
   }
 }
 
@@ -294,6 +335,8 @@ function mergeConnect(results: ConnectResult[]): ConnectResult {
   return {
     registered: results.reduce((s, r) => s + r.registered, 0),
     failed: results.reduce((s, r) => s + r.failed, 0),
+    abandoned: results.reduce((s, r) => s + r.abandoned, 0),
+    notTried: results.reduce((s, r) => s + r.notTried, 0),
     retries: results.reduce((s, r) => s + r.retries, 0),
     ms: Math.max(...results.map((r) => r.ms)),
     failures: merge((r) => r.failures),
