@@ -298,6 +298,13 @@ function limits(r: FleetReport, f: ReturnType<typeof figures>): string[] {
   }
   if (u.machineCores >= 0.85 * u.cores) s += `The machine itself was saturated (${f2(u.machineCores)} of ${u.cores} cores busy), so the gateway competed for CPU with the generators, Redis and other work. `;
   paras.push(s);
+  const idle = f.series.filter((n) => n === 0).length;
+  if (saturated && idle > 0) {
+    paras.push(
+      `**Bursts.** In ${idle} of the window's ${f.series.length} seconds not one acknowledgement left the gateway, while others carried up to ${int(Math.max(...f.series))} (see the per-second list above). ` +
+        'That is what a saturated event loop does: one pass of its poll phase hands the thread every frame that has arrived on thousands of sockets, and it checks each signature (synchronous CPU work) before it reads the Redis answers that the earlier heartbeats wait on, so acknowledgements leave in bursts, seconds late.',
+    );
+  }
   paras.push(
     `**Scaling.** A heartbeat every ${r.params.heartbeatIntervalMs / 1000} s from N nodes is N ÷ ${r.params.heartbeatIntervalMs / 1000} signature checks per second, whatever the gateway does beyond them: at ${ms(r.signatureCost.verifyMs)} ms per check a ${int(r.params.nodes)}-node fleet needs ` +
       `${f2((r.params.nodes / (r.params.heartbeatIntervalMs / 1000)) * r.signatureCost.verifyMs / 1000)} cores for checks alone. The io role is stateless and scales out (nodes spread over several gateway instances behind a load balancer); on one instance, a longer heartbeat interval ` +
