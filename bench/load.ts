@@ -187,6 +187,15 @@ export function mean(values: ArrayLike<number>): number {
 
 // ---- CPU accounting -------------------------------------------------------------------------------
 
+/**
+ * Starts measuring CPU now (this process, the machine, each process group: see labelProcesses); the
+ * function returned gives the usage since then. For windows that are not a closed loop's.
+ */
+export function usageMeter(): () => Usage {
+  const before = snapshot();
+  return () => usageBetween(before, snapshot());
+}
+
 interface Snapshot {
   at: number;
   elu: EventLoopUtilization;

@@ -20,7 +20,10 @@ export interface Machine {
   mongo: string;
 }
 
-export async function describeMachine(db: pg.Pool, mongo: MongoDb, redisUrl: string, amqp: { host: string; port: number }): Promise<Machine> {
+export type Host = Pick<Machine, 'cpu' | 'cores' | 'ramGiB' | 'kernel' | 'node'>;
+
+/** The hardware, kernel and Node.js this process runs on. */
+export function describeHost(): Host {
   const cpuinfo = safe(() => readFileSync('/proc/cpuinfo', 'utf8'), '');
   const cpu = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
   return {
@@ -29,6 +32,12 @@ export async function describeMachine(db: pg.Pool, mongo: MongoDb, redisUrl: str
     ramGiB: os.totalmem() / 2 ** 30,
     kernel: `${os.type()} ${os.release()} ${os.arch()}`,
     node: process.version,
+  };
+}
+
+export async function describeMachine(db: pg.Pool, mongo: MongoDb, redisUrl: string, amqp: { host: string; port: number }): Promise<Machine> {
+  return {
+    ...describeHost(),
     postgres: await postgresVersion(db),
     postgresSettings: await postgresSettings(db),
     redis: await redisVersion(redisUrl),
@@ -56,7 +65,7 @@ export async function postgresSettings(db: pg.Pool): Promise<string> {
     .join(', ');
 }
 
-async function redisVersion(url: string): Promise<string> {
+export async function redisVersion(url: string): Promise<string> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();

@@ -135,7 +135,8 @@ function ratio(a: number, b: number): string {
   return r >= 0.1 ? r.toFixed(2) : r.toFixed(3);
 }
 
-function cpuList(u: Usage): string {
+/** The CPU breakdown of a window, busiest first: "redis-server 0.31, ...". */
+export function cpuList(u: Usage): string {
   const list = u.byCommand.map((c) => ({ ...c }));
   if (u.unattributedCores >= 0.01) list.push({ command: 'short-lived processes', cores: u.unattributedCores });
   list.sort((a, b) => b.cores - a.cores);

@@ -4,14 +4,17 @@
 #   - e2e (bench/e2e.ts): the whole backbone through its public API beside BullMQ; starts a FerretDB of
 #     its own on PostgreSQL unless TEST_MONGODB_URL names a MongoDB (about a minute and a half);
 #   - ledger (bench/ledger.ts): credit holds and settlements per second, naive and group-committed,
-#     beside pgbench on the same PostgreSQL (about two minutes).
-# Each prints a table and rewrites its part of BENCHMARKS.md. `scripts/bench.sh e2e` or `... ledger`
-# (`npm run bench:ledger`) runs one. Knobs: see the head of each bench file; BENCH_NODE_FLAGS passes flags
+#     beside pgbench on the same PostgreSQL (about two minutes);
+#   - fleet (bench/fleet.ts): 10,000 simulated nodes on one io gateway: registration time, gateway memory
+#     per node, heartbeats acknowledged per second, reservation latency beside raw Redis operations and
+#     redis-benchmark (about three minutes; needs a MongoDB like e2e, and two open files per node).
+# Each prints a table and rewrites its part of BENCHMARKS.md. `scripts/bench.sh e2e`, `... ledger` or
+# `... fleet` (`npm run bench:ledger`, `npm run bench:fleet`) runs one. Knobs: see the head of each bench file; BENCH_NODE_FLAGS passes flags
 # to node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 which="${1:-all}"
-case "$which" in all | e2e | ledger) ;; *) echo "usage: scripts/bench.sh [all|e2e|ledger]" >&2; exit 2 ;; esac
+case "$which" in all | e2e | ledger | fleet) ;; *) echo "usage: scripts/bench.sh [all|e2e|ledger|fleet]" >&2; exit 2 ;; esac
 source scripts/setup.sh
 setup_project
 
@@ -46,12 +49,19 @@ if [ "$which" != ledger ] && [ -z "${TEST_MONGODB_URL:-}" ]; then
   export BENCH_FERRETDB_PG_DATABASE="$db" BENCH_FERRETDB_PORT_USED="$port"
 fi
 
-if [ "$which" != ledger ]; then
+if [ "$which" = all ] || [ "$which" = e2e ]; then
   # shellcheck disable=SC2086 # BENCH_NODE_FLAGS is a list of flags
   node ${BENCH_NODE_FLAGS:-} dist/bench/e2e.js || status=$?
 fi
-if [ "$which" != e2e ]; then
+if [ "$which" = all ] || [ "$which" = ledger ]; then
   # shellcheck disable=SC2086
   node ${BENCH_NODE_FLAGS:-} dist/bench/ledger.js || status=$?
+fi
+if [ "$which" = all ] || [ "$which" = fleet ]; then
+  # Every simulated node is a socket in a generator and another in the gateway process: raise the soft
+  # limit on open files to the hard one (the gateway needs BENCH_FLEET_NODES plus a few hundred).
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || echo "bench: could not raise the open-files limit above $(ulimit -n)" >&2
+  # shellcheck disable=SC2086
+  node ${BENCH_NODE_FLAGS:-} dist/bench/fleet.js || status=$?
 fi
 exit "$status"
