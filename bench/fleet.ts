@@ -131,7 +131,7 @@ async function main(): Promise<number> {
     const db = createPool(info.databaseUrl, 2);
     const keys = new RedisKeys(info.redisPrefix);
     const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
-    const presence = new PresenceRepository(redis, keys, info.heartbeatTtlMs, info.slotMaxAgeMs, () => eligibility.sync());
+    const presence = new PresenceRepository(redis, keys, () => info.heartbeatTtlMs, () => info.slotMaxAgeMs, () => eligibility.sync());
     let latencies: Awaited<ReturnType<typeof measureRedis>>;
     let redisBenchmark: RedisBenchmarkRow[] = [];
     let windowStats: WindowStats[];
