@@ -312,7 +312,7 @@ function limits(r: FleetReport, f: ReturnType<typeof figures>): string[] {
       `Memory: at ${kib(f.perNode.rss)} KiB of RSS per node, ${int(r.params.nodes)} nodes take ${mib(f.perNode.rss * r.params.nodes)} MiB of the gateway's memory beyond its ${mib(r.memory.baseline.rssBytes)} MiB baseline, on a machine with ${f1(r.host.ramGiB)} GiB.`,
   );
   paras.push(
-    '**Reservations.** A reservation is one Lua script that reads at most 32 of the pool\'s top candidates (a ZREVRANGEBYSCORE with a LIMIT, logarithmic in the pool\'s size) and stops at the first that fits: by construction its work is bounded by that, not by the fleet (this run measured one fleet size only). ' +
+    '**Reservations.** A reservation is one Lua script that reads at most 32 of the pool\'s top candidates (a ZREVRANGEBYSCORE with a LIMIT, logarithmic in the pool\'s size), checks each one\'s eligibility and free slots, and draws among those that fit by free slots × score: by construction its work is bounded by that, not by the fleet (this run measured one fleet size only). ' +
       'What the ratios above show is the script\'s own work (the candidate\'s presence hash, flags and slots, the node rescored in each of its pools) beyond a bare round trip, and the wait for a Redis that is also absorbing the fleet\'s heartbeats. ' +
       'redis-benchmark\'s figures are a C client with nothing else on its thread; the ioredis loop is the fairer floor for this Node.js process.',
   );
