@@ -77,17 +77,14 @@ local picks, total = {}, 0
 for _, id in ipairs(raw) do
   if not excluded[id] then
     local nk = p .. 'node:' .. id
-    local f = redis.call('HMGET', nk, 'capacity', 'network', 'region', 'models', 'reported', 'instance', 'gpu_mem')
-    if not entry_current(f, network, mv, region) then
-      redis.call('ZREM', ready, id)
-    elseif tonumber(f[7] or '0') >= floor and member_ok(p, id, sc)
-        and tonumber(redis.call('GET', p .. 'unroutable:' .. id) or '0') <= now then
-      local free = tonumber(f[1]) - math.max(redis.call('ZCARD', nk .. ':slots'), tonumber(f[5] or '0'))
+    local f = redis.call('HMGET', nk, unpack(NODE_FIELDS))
+    if candidate(p, ready, id, f, network, mv, region, floor, sc, now) == 'ok' then
+      local free = tonumber(f[1]) - math.max(redis.call('ZCARD', nk .. ':slots'), tonumber(f[6] or '0'))
       if free > 0 then
         local score = tonumber(redis.call('HGET', p .. 'node-scores', id) or '${NEW_NODE_SCORE}')
         local weight = free * math.max(score, 0.001)
         total = total + weight
-        picks[#picks + 1] = {id = id, nk = nk, instance = f[6], weight = weight}
+        picks[#picks + 1] = {id = id, nk = nk, instance = f[7], weight = weight}
       else
         rescore(p, id, nk, false) -- its pool score said it had room: correct it
       end
@@ -140,11 +137,8 @@ local ready, mv, floor = placement(p, network, model, region, sc)
 if not ready then return 0 end
 local n = 0
 for _, id in ipairs(redis.call('ZRANGE', ready, 0, -1)) do
-  local f = redis.call('HMGET', p .. 'node:' .. id, 'capacity', 'network', 'region', 'models', 'gpu_mem')
-  if not entry_current(f, network, mv, region) then
-    redis.call('ZREM', ready, id)
-  elseif tonumber(f[5] or '0') >= floor and member_ok(p, id, sc)
-      and tonumber(redis.call('GET', p .. 'unroutable:' .. id) or '0') <= now then
+  local f = redis.call('HMGET', p .. 'node:' .. id, unpack(NODE_FIELDS))
+  if candidate(p, ready, id, f, network, mv, region, floor, sc, now) == 'ok' then
     n = n + 1
     if atMost > 0 and n >= atMost then return n end
   end

@@ -112,11 +112,30 @@ local function placement(p, network, model, region, sc)
   return p .. 'ready:' .. network .. ':' .. mv .. qual, mv, floor
 end
 
--- Whether a pool entry still describes the node (f = HMGET capacity, ..., see callers): false when its
+-- Whether a pool entry still describes the node (f = HMGET of NODE_FIELDS): false when its
 -- presence expired or it came back with another network, region or model version (a stale entry).
 local function entry_current(f, network, mv, region)
   if not f[1] or f[2] ~= network then return false end
   if region ~= '' and f[3] ~= region then return false end
   return string.find(',' .. (f[4] or '') .. ',', ',' .. mv .. ',', 1, true) ~= nil
+end
+
+-- The node fields the reservation and the eligible count read, in this order (f[1] .. f[7]).
+local NODE_FIELDS = {'capacity', 'network', 'region', 'models', 'gpu_mem', 'reported', 'instance'}
+
+-- A pool entry checked against a job's placement, the one rule both RESERVE and COUNT_ELIGIBLE apply (the
+-- count decides when a job no node can take fails, so the two must never disagree): 'stale' (dropped
+-- from the pool here), 'ineligible' (below the GPU floor, not a member of the job's subcloud or in an
+-- isolated one, flagged) or 'ok'. f = HMGET of NODE_FIELDS.
+local function candidate(p, ready, id, f, network, mv, region, floor, sc, now)
+  if not entry_current(f, network, mv, region) then
+    redis.call('ZREM', ready, id)
+    return 'stale'
+  end
+  if tonumber(f[5] or '0') >= floor and member_ok(p, id, sc)
+      and tonumber(redis.call('GET', p .. 'unroutable:' .. id) or '0') <= now then
+    return 'ok'
+  end
+  return 'ineligible'
 end
 `;

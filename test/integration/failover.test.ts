@@ -239,7 +239,8 @@ test('every node gone: the job fails (5xx to a synchronous caller), the hold is 
 
 test('a node that never answers times out and the job moves to another node', () =>
   withStack({ config: { JOB_ATTEMPT_TIMEOUT_MS: 800 } }, async (stack) => {
-    // The unresponsive node has more free slots, so the scheduler tries it first.
+    // The fast node is paused until the stuck node has taken the job's first attempt: the scheduler draws
+    // among idle nodes at random (by free slots x score), so only a flag makes the first choice certain.
     const fast = await ownedNode(stack, simulated(50), 1);
     const tenant = await stack.tenant(10);
 
@@ -253,8 +254,15 @@ test('a node that never answers times out and the job moves to another node', ()
     for (const c of cases) {
       const stuck = await ownedNode(stack, c.runtime, 8);
       const before = await stack.balance(tenant.namespaceId);
+      await stack.backbone.admin.setNodeFlags(fast.agent.nodeId, { paused: true });
       const t0 = Date.now();
-      const r = await tenant.client.chat.completions.create(ask);
+      const pending = tenant.client.chat.completions.create(ask);
+      await stack.until(`${c.what}: the stuck node to take the first attempt`, async () => {
+        const r = await stack.db.query(`SELECT 1 FROM job_attempts WHERE node_id = $1`, [stuck.agent.nodeId]);
+        return r.rows.length > 0 ? true : undefined;
+      });
+      await stack.backbone.admin.reinstateNode(fast.agent.nodeId);
+      const r = await pending;
       const elapsed = Date.now() - t0;
       assert.match(r.choices[0]?.message.content ?? '', /^simulated answer/, c.what);
       const attempts = await attemptsOf(stack, r.id);

@@ -91,7 +91,7 @@ test('a node that comes back (after its presence expired) serving other models i
   assert.equal((await presence.reserve(job('other'), 'job-e', []))?.nodeId, node('e1'));
 });
 
-test('equally idle nodes share the work (random among those with the most free slots)', async () => {
+test('equally idle nodes share the work (drawn at random, weighted by free slots x score)', async () => {
   const model = 'fair';
   for (const id of ['f1', 'f2', 'f3']) await declare(id, 1, [model]);
   const chosen = new Set<string>();
