@@ -121,7 +121,7 @@ export class QualityService {
     return listNodeScores(this.d.db);
   }
 
-  // ---- 2. blind jobs ---------------------------------------------------------------------------------
+  // ---- blind jobs -----------------------------------------------------------------------------------
 
   private async submitBlindJobsIfDue(now: Date): Promise<void> {
     const interval = this.d.config.BLIND_JOB_INTERVAL_MS;
@@ -171,7 +171,7 @@ export class QualityService {
     return { keyId: found.api_key_id, namespaceId: found.namespace_id, rateLimitRps: null, rateLimitBurst: null, monthlyCapMicro: null, expiresAt: null };
   }
 
-  // ---- 1. verdicts -----------------------------------------------------------------------------------
+  // ---- verdicts ---------------------------------------------------------------------------------------
 
   private async judgeEndedBlindJobs(): Promise<void> {
     for (const b of await listEndedUnevaluated(this.d.db, VERDICT_BATCH)) {
@@ -194,7 +194,7 @@ export class QualityService {
     }
   }
 
-  // ---- 3. scores -------------------------------------------------------------------------------------
+  // ---- scores -----------------------------------------------------------------------------------------
 
   private async updateScores(now: Date): Promise<void> {
     const since = new Date(now.getTime() - this.d.config.SCORE_WINDOW_HOURS * 3_600_000);

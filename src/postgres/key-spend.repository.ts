@@ -10,10 +10,10 @@ const MONTH_OF = `date_trunc('month', $2::timestamptz AT TIME ZONE 'UTC')::date`
  * its row's `created_at` equals. The hold and the settlement of a job must land in the same month's row,
  * and the id's time, not the accept transaction's clock, is what settleHolds sees later: an id minted at
  * 23:59:59.9 on the 31st whose transaction starts after midnight still counts in the month it ends.
- * `fallback` is for ids without a time.
+ * An id without a time (a job accepted before ids carried one) counts in the current month.
  */
-export function spendMonthOf(jobCreatedAt: Date | null, fallback = new Date()): string {
-  const t = jobCreatedAt ?? fallback;
+export function spendMonthOf(jobCreatedAt: Date | null): string {
+  const t = jobCreatedAt ?? new Date();
   return `${t.getUTCFullYear()}-${String(t.getUTCMonth() + 1).padStart(2, '0')}-01`;
 }
 

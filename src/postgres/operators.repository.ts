@@ -17,7 +17,7 @@ export async function earningsByNodeAndDay(q: Queryable, operatorAccountId: stri
        FROM ledger_accounts a
        JOIN ledger_entries e ON e.account_id = a.id
        JOIN ledger_transactions t ON t.id = e.txn_id AND t.kind = 'capture'
-       LEFT JOIN jobs j ON j.id = t.job_id -- LEFT: earnings outlive the raw job rows
+       LEFT JOIN jobs j ON j.id = t.job_id AND j.created_at = coalesce(job_id_time(t.job_id), j.created_at) -- LEFT: earnings outlive the raw job rows; the id's time names the partition
       WHERE a.kind = 'operator_earnings' AND a.owner_id = $1 AND t.created_at >= $2 AND t.created_at < $3
       GROUP BY j.node_id, 2 ORDER BY 2, j.node_id`,
     [operatorAccountId, from, to],

@@ -55,7 +55,7 @@ export interface PendingBlindJob {
 export async function listEndedUnevaluated(q: Queryable, limit: number): Promise<PendingBlindJob[]> {
   const r = await q.query<PendingBlindJob>(
     `SELECT b.job_id, j.namespace_id, j.status, j.attempt, j.node_id, p.expected_sha256, p.expected_contains
-       FROM blind_jobs b JOIN jobs j ON j.id = b.job_id JOIN blind_probes p ON p.id = b.probe_id
+       FROM blind_jobs b JOIN jobs j ON j.id = b.job_id AND j.created_at = coalesce(job_id_time(b.job_id), j.created_at) JOIN blind_probes p ON p.id = b.probe_id
       WHERE b.evaluated_at IS NULL AND j.finished_at IS NOT NULL
       ORDER BY b.created_at LIMIT $1`,
     [limit],

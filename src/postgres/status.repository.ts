@@ -17,7 +17,7 @@ export interface RecentJobStats {
  * stamped them). Latency percentiles are over completed jobs only: a failed or expired job's duration
  * is a timeout, not a service time.
  *
- * The jobs table has no index on finished_at yet, so this scans it; see the status service's notes.
+ * Reads the jobs_finished index of each day partition of the live window (a probe per partition).
  */
 export async function recentJobStats(q: Queryable, windowSeconds: number): Promise<RecentJobStats> {
   const r = await q.query<{ completed: number; failed: number; expired: number; cancelled: number; p50: number | null; p99: number | null }>(

@@ -16,7 +16,7 @@ type Listener = (event: JobEvent) => void;
 
 export class JobEvents {
   private readonly listeners = new Map<string, Set<Listener>>();
-  /** Schedulers waiting for a free slot, per model, first come first served. */
+  /** Waiting for a free slot, per model: in practice each scheduler's one dispatcher per model (model-dispatcher.ts). */
   private readonly capacityWaiters = new Map<string, Array<() => void>>();
   private dispatchHandler: ((d: JobDispatch & { nodeId: string }) => void) | null = null;
 

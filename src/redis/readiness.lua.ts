@@ -1,7 +1,7 @@
 // The readiness index: the Redis layout that reservations search, and the Lua shared by the scripts that
 // maintain it (presence.repository.ts for nodes, eligibility.repository.ts for the admin's rules).
 //
-// Per node (written by registrations and heartbeats; expire HEARTBEAT_TTL after the last one):
+// Per node (written by registrations and heartbeats; expire the network config's heartbeat TTL after the last one):
 //   <p>node:<id>         hash {instance, capacity, reported, seen, network, region ('' undeclared), gpu,
 //                        gpu_mem (MiB), models ('name@version,...'), pools (the readiness keys it is in)}
 //   <p>node:<id>:slots   sorted set of the job ids holding a slot on the node, scored by reservation time

@@ -15,8 +15,4 @@ export class ScoresMirror {
     await this.redis.hset(this.keys.nodeScores(), Object.fromEntries([...scores].map(([id, s]) => [id, s.toFixed(6)])));
   }
 
-  async read(): Promise<Map<string, number>> {
-    const raw = await this.redis.hgetall(this.keys.nodeScores());
-    return new Map(Object.entries(raw).map(([id, s]) => [id, Number(s)]));
-  }
 }

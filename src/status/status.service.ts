@@ -19,9 +19,8 @@
 // arrive while one is being computed share it, so that any request rate costs the engines one snapshot
 // a second per instance. A failed computation is not cached: the next call tries again.
 //
-// Cost, for operators of a large network: the Redis reads walk every readiness entry of every model
-// (pipelined, batched), and the last-minute query scans the jobs table until it has an index on
-// finished_at (or is partitioned by time, as DESIGN.md plans).
+// Cost, for operators of a large network: the Redis reads walk the online nodes' presence hashes
+// (pipelined, batched), and the last-minute query probes the jobs_finished index of each day partition.
 import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import type { Connection } from 'rabbitmq-client';
