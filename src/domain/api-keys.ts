@@ -1,18 +1,13 @@
-// API key secrets: 32 random bytes, shown once, stored only as their SHA-256.
-import { createHash, randomBytes } from 'node:crypto';
+// API key secrets (`rk_...`): see bearer-secrets.ts.
+import { bearerSecretKind } from './bearer-secrets.js';
 
 const PREFIX = 'rk_';
+const apiKeys = bearerSecretKind(PREFIX);
 
 export function generateApiKey(): { secret: string; hash: Buffer; displayPrefix: string } {
-  const secret = PREFIX + randomBytes(32).toString('base64url');
-  return { secret, hash: hashApiKey(secret), displayPrefix: secret.slice(0, PREFIX.length + 6) };
+  const { secret, hash } = apiKeys.generate();
+  return { secret, hash, displayPrefix: secret.slice(0, PREFIX.length + 6) };
 }
 
-export function hashApiKey(secret: string): Buffer {
-  return createHash('sha256').update(secret, 'utf8').digest();
-}
-
-/** Cheap shape check before any lookup: refuses obvious garbage without touching Redis or PostgreSQL. */
-export function looksLikeApiKey(s: string): boolean {
-  return s.startsWith(PREFIX) && s.length === PREFIX.length + 43 && /^[A-Za-z0-9_-]+$/.test(s.slice(PREFIX.length));
-}
+export const hashApiKey = apiKeys.hash;
+export const looksLikeApiKey = apiKeys.looksLike;
