@@ -7,7 +7,9 @@ import { canonicalJson, sha256Hex } from './signatures.js';
 import { gpuSchema, modelNameSchema, modelVersionSchema, networkSchema, regionSchema } from './eligibility.js';
 import { STREAM_MAX_DELTA_CHARS } from './streaming.js';
 
-const address = z.string().regex(/^0x[0-9a-f]{40}$/, 'lower-case EVM address');
+/** A node id or the network's address: a lower-case EVM address. */
+export const addressSchema = z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case EVM address (0x and 40 hex digits)');
+const address = addressSchema;
 const signature = z.string().regex(/^0x[0-9a-f]{130}$/, '65-byte hex signature');
 const ts = z.number().int().positive(); // milliseconds since the epoch
 /**

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
 import { parse, uuid } from './parse.http.js';
+import { addressSchema } from '../domain/protocol.js';
 import { issuedKey, issueKeyBody, keyOptionsFrom } from './api-keys.http.js';
 import type { AdminService } from './admin.service.js';
 import type { UsageService } from '../space/usage.service.js';
@@ -17,7 +18,7 @@ import { MAX_GPU_MEMORY_MB, networkSchema } from '../domain/eligibility.js';
 import { publishInputSchema, type NetworkConfigService } from '../network/network-config.service.js';
 import { listAdminChanges } from '../postgres/admin-changes.repository.js';
 
-const nodeId = z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case node address');
+const nodeId = addressSchema;
 const gpuMemoryMb = z.number().int().min(0).max(MAX_GPU_MEMORY_MB);
 
 export interface AdminRouteServices {
@@ -236,12 +237,12 @@ export function adminRoutes(
     });
     r.get<{ Params: { id: string }; Querystring: { limit?: string } }>('/admin/nodes/:id/rcp', async (req) => ({
       data: await admin.contributionPoints(
-        parse(z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case node address'), req.params.id),
+        parse(nodeId, req.params.id),
         parse(z.coerce.number().int().min(1).max(1000).default(30), req.query.limit),
       ),
     }));
     r.delete<{ Params: { id: string } }>('/admin/nodes/:id/flags', async (req) => {
-      const id = parse(z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case node address'), req.params.id);
+      const id = parse(nodeId, req.params.id);
       return admin.reinstateNode(id, actorOf(req));
     });
 

@@ -11,6 +11,7 @@
 // queued were placed on that network. Namespace bindings are not mirrored: a job carries its
 // namespace's subcloud from the moment it is accepted (jobs.subcloud), and accepting reads the
 // namespace from PostgreSQL, so a new binding applies to the next job accepted.
+import { isAddress } from '../domain/signatures.js';
 import { errors } from '../errors.js';
 import {
   MAX_GPU_MEMORY_MB,
@@ -37,7 +38,6 @@ import {
 import type { EligibilityMirror } from '../redis/eligibility.repository.js';
 import { recordAdminChange, SYSTEM_ACTOR, type AdminChange } from '../postgres/admin-changes.repository.js';
 
-const NODE_ID = /^0x[0-9a-f]{40}$/;
 const MAX_ALLOWED_MODELS = 256;
 
 export interface SubcloudPolicy {
@@ -130,7 +130,7 @@ export class EligibilityService {
   }
 
   async addMember(name: string, nodeId: string, actor: string = SYSTEM_ACTOR): Promise<SubcloudView> {
-    if (!NODE_ID.test(nodeId)) throw errors.invalid('node ids are lower-case addresses: 0x and 40 hex digits', 'node_id');
+    if (!isAddress(nodeId)) throw errors.invalid('node ids are lower-case addresses: 0x and 40 hex digits', 'node_id');
     await this.change(async (tx) => {
       if (!(await findSubcloud(tx, name, true))) throw errors.notFound('Subcloud');
       const known = await tx.query(`SELECT 1 FROM nodes WHERE id = $1`, [nodeId]);
