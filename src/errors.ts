@@ -30,6 +30,12 @@ export class AppError extends Error {
 
 export const errors = {
   invalid: (message: string, param?: string) => new AppError('invalid_request', 'invalid_request', message, param ? { param } : {}),
+  /** A failed schema validation as a 400 naming its first problem's field (`fallback` when there is none). */
+  invalidInput: (issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>, fallback: string) => {
+    const issue = issues[0];
+    const path = issue ? issue.path.map(String).join('.') : '';
+    return errors.invalid(issue ? `${path || 'body'}: ${issue.message}` : fallback, path || undefined);
+  },
   unauthenticated: (message = 'Incorrect API key provided.') => new AppError('unauthenticated', 'invalid_api_key', message),
   insufficientCredits: (needed: number, available: number) =>
     new AppError(

@@ -82,10 +82,7 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
     v1.post('/v1/chat/completions', async (request, reply) => {
       const principal = principalOf(request);
       const parsed = chatCompletionRequestSchema.safeParse(request.body);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        throw errors.invalid(issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'Invalid request body.', issue?.path.join('.'));
-      }
+      if (!parsed.success) throw errors.invalidInput(parsed.error.issues, 'Invalid request body.');
       const unsupported = unsupportedField(parsed.data);
       if (unsupported) throw errors.invalid(`'${unsupported}' is not supported yet; send the request without it.`, unsupported);
       const respondAsync = /\brespond-async\b/i.test(String(request.headers.prefer ?? ''));

@@ -7,9 +7,6 @@ export const uuid = z.string().uuid();
 
 export function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const r = schema.safeParse(value);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw errors.invalid(i ? `${i.path.join('.') || 'body'}: ${i.message}` : 'invalid request', i?.path.join('.'));
-  }
+  if (!r.success) throw errors.invalidInput(r.error.issues, 'invalid request');
   return r.data;
 }

@@ -255,7 +255,5 @@ function definedOnly<T extends object>(o: T | undefined): Partial<T> {
 }
 
 function invalid(err: z.ZodError) {
-  const issue = err.issues[0];
-  const path = issue?.path.join('.') ?? '';
-  return errors.invalid(issue ? `${path || 'body'}: ${issue.message}` : 'invalid network config', path || undefined);
+  return errors.invalidInput(err.issues, 'invalid network config');
 }
