@@ -165,6 +165,11 @@ export async function markPublished(q: Queryable, id: string): Promise<void> {
 }
 
 /** Unfinished jobs whose publish was never confirmed, oldest first (the outbox). */
+/** Clears an unfinished job's publish mark, so that the outbox publishes it again. */
+export async function markUnpublished(q: Queryable, id: string): Promise<void> {
+  await q.query(`UPDATE jobs SET published_at = NULL WHERE ${JOB_BY_ID} AND finished_at IS NULL`, byId(id));
+}
+
 export async function listUnpublished(q: Queryable, olderThan: Date, limit: number): Promise<Array<Pick<JobRow, 'id' | 'model' | 'priority' | 'deadline_at'>>> {
   const r = await q.query<Pick<JobRow, 'id' | 'model' | 'priority' | 'deadline_at'>>(
     `SELECT id, model, priority, deadline_at FROM jobs WHERE published_at IS NULL AND finished_at IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2`,

@@ -14,7 +14,7 @@
 // priority, so a steady stream of urgent jobs would starve bulk jobs queued behind it. With a queue per
 // class, each class keeps its own window of delivered jobs at every scheduler, and the scheduler's fair
 // dispatcher (src/scheduler/fair-queue.ts) shares free nodes between the classes by weight.
-import { ConsumerStatus, type AsyncMessage, type Connection, type Consumer, type Publisher } from 'rabbitmq-client';
+import { AMQPChannelError, ConsumerStatus, type AsyncMessage, type Connection, type Consumer, type Publisher } from 'rabbitmq-client';
 import { PRIORITY_CLASSES, type PriorityClass } from '../domain/priority.js';
 
 /**
@@ -109,6 +109,37 @@ export class JobQueue {
       },
       body,
     );
+  }
+
+  /**
+   * Empties and deletes the queue a model had before queues were split by priority class
+   * (`<prefix>.jobs.<model>`, nothing consumes it any more): each message's job id is handed to
+   * `requeue` (which makes the outbox publish the job again, to its class's queue) before the message is
+   * acked, so a crash in between only republishes a job twice, which the scheduler fences. Returns how
+   * many messages it moved; 0 at once when there is no such queue.
+   */
+  async drainLegacyQueue(model: string, requeue: (jobId: string) => Promise<void>): Promise<number> {
+    const queue = `${this.prefix}.jobs.${model}`;
+    const ch = await this.rabbit.acquire();
+    try {
+      try {
+        await ch.queueDeclare({ queue, passive: true });
+      } catch (err) {
+        if (err instanceof AMQPChannelError && err.code === 'NOT_FOUND') return 0;
+        throw err;
+      }
+      let moved = 0;
+      for (let msg = await ch.basicGet({ queue }); msg; msg = await ch.basicGet({ queue })) {
+        const body = msg.body as Partial<JobMessage> | null;
+        if (body && typeof body.jobId === 'string') await requeue(body.jobId);
+        ch.basicAck({ deliveryTag: msg.deliveryTag });
+        moved++;
+      }
+      await ch.queueDelete({ queue, ifEmpty: true });
+      return moved;
+    } finally {
+      await ch.close();
+    }
   }
 
   async quarantine(jobId: string, reason: string): Promise<void> {

@@ -12,7 +12,7 @@ import { describePlacement, placementOf } from '../domain/eligibility.js';
 import { signMessage } from '../domain/signatures.js';
 import type { JobDispatch } from '../domain/protocol.js';
 import { withTransaction, type Db } from '../postgres/db.js';
-import { findJob, startAttempt, type JobRow } from '../postgres/jobs.repository.js';
+import { findJob, markUnpublished, startAttempt, type JobRow } from '../postgres/jobs.repository.js';
 import { streamedAttempt } from '../postgres/job-streams.repository.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
@@ -48,6 +48,8 @@ export class Scheduler {
   /** Keyed by `<model>.<class>`: one consumer per model and priority class. */
   private readonly consumers = new Map<string, Consumer>();
   private readonly dispatchers = new Map<string, ModelDispatcher>();
+  /** Models whose queue from before priority classes this process has emptied. */
+  private readonly legacyDrained = new Set<string>();
   /** Jobs this process is driving, by id. */
   private readonly handling = new Map<string, Promise<void>>();
   private readonly stopping = new AbortController();
@@ -79,6 +81,12 @@ export class Scheduler {
   /** Starts consuming the queues of every model in the catalogue not consumed yet. */
   private async refreshModels(): Promise<void> {
     for (const m of await listModels(this.d.db)) {
+      if (!this.legacyDrained.has(m.name)) {
+        // Jobs left in the model's queue of a version before priority classes go back to the outbox.
+        const moved = await this.d.queue.drainLegacyQueue(m.name, (jobId) => markUnpublished(this.d.db, jobId));
+        if (moved > 0) this.d.logger.info({ model: m.name, moved }, 'scheduler: jobs of the pre-priority queue handed back to the outbox');
+        this.legacyDrained.add(m.name);
+      }
       for (const priority of PRIORITY_CLASSES) {
         const key = `${m.name}.${priority}`;
         if (this.consumers.has(key) || this.stopping.signal.aborted) continue;
