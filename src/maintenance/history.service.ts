@@ -115,10 +115,7 @@ export class HistoryMaintenance {
         this.d.logger.warn({ day, unfinished }, 'a closed day still has unfinished jobs; its rollup waits');
         break;
       }
-      await withTransaction(this.d.db, async (tx) => {
-        await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-        await rollUpJobDay(tx, day);
-      });
+      await withTransaction(this.d.db, (tx) => rollUpJobDay(tx, day), { isolation: 'snapshot' });
       done.push(day);
     }
     return done;

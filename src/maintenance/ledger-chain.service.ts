@@ -61,7 +61,6 @@ export class LedgerChainService {
    */
   private async chainDay(day: string, prevHash: string): Promise<string> {
     return withTransaction(this.db, async (tx) => {
-      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
       const rows = await computeLedgerRollup(tx, day);
       const digest = new LedgerEntriesDigest();
       await forEachLedgerEntry(tx, day, (e) => digest.update(e));
@@ -69,7 +68,7 @@ export class LedgerChainService {
       const hash = ledgerDayHash(prevHash, { day, entries: digest.entries, entriesDigest, rows });
       await insertLedgerDay(tx, { day, entries: digest.entries, entries_digest: entriesDigest, prev_hash: prevHash, hash }, rows);
       return hash;
-    });
+    }, { isolation: 'snapshot' });
   }
 
   /**
@@ -121,12 +120,11 @@ export class LedgerChainService {
   /** The day's rollup and digest, recomputed from its raw entries (one snapshot). */
   private async recompute(day: string): Promise<{ rows: LedgerRollupRow[]; entries: number; digest: string }> {
     return withTransaction(this.db, async (tx) => {
-      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const rows = await computeLedgerRollup(tx, day);
       const digest = new LedgerEntriesDigest();
       await forEachLedgerEntry(tx, day, (e) => digest.update(e));
       return { rows, entries: digest.entries, digest: digest.hex() };
-    });
+    }, { isolation: 'snapshot', readOnly: true });
   }
 }
 

@@ -63,10 +63,7 @@ export class EligibilityService {
   sync(): Promise<void> {
     this.syncing ??= (async () => {
       try {
-        const rules = await withTransaction(this.d.db, async (tx) => {
-          await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
-          return readEligibilityRules(tx);
-        });
+        const rules = await withTransaction(this.d.db, (tx) => readEligibilityRules(tx), { isolation: 'snapshot', readOnly: true });
         await this.d.mirror.replace(rules);
       } finally {
         this.syncing = null;

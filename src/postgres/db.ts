@@ -20,10 +20,20 @@ export function createPool(url: string, max = 20): Db {
   return pool;
 }
 
-export async function withTransaction<T>(db: Db, fn: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
+export interface TransactionOptions {
+  /**
+   * 'snapshot' (REPEATABLE READ): every statement sees the same snapshot, for work that reads several
+   * tables and must see them as of one moment (rollups, reports, mirrors of a revision).
+   */
+  isolation?: 'read committed' | 'snapshot';
+  readOnly?: boolean;
+}
+
+export async function withTransaction<T>(db: Db, fn: (tx: pg.PoolClient) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
   const client = await db.connect();
   try {
-    await client.query('BEGIN');
+    const mode = [opts.isolation === 'snapshot' ? 'ISOLATION LEVEL REPEATABLE READ' : '', opts.readOnly ? 'READ ONLY' : ''].filter(Boolean).join(', ');
+    await client.query(mode ? `BEGIN ${mode}` : 'BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
     return result;

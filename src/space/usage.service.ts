@@ -38,14 +38,13 @@ export class UsageService {
     const from = isoDay(r.from);
     const to = isoDay(r.to);
     const rows = await withTransaction(this.db, async (tx) => {
-      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const rolledUp = new Set((await listRollupDays(tx, from, to)).map((d) => d.day));
       const all = rolledUp.size > 0 ? await usageFromRollups(tx, namespaceId, from, to) : [];
       for (const span of spansWithout(from, to, rolledUp)) {
         all.push(...(await usageFromJobs(tx, namespaceId, dayStart(span.first), dayStart(addDays(span.last, 1)))));
       }
       return all;
-    });
+    }, { isolation: 'snapshot', readOnly: true });
     rows.sort((a, b) => a.day.localeCompare(b.day) || a.model.localeCompare(b.model) || a.key_prefix.localeCompare(b.key_prefix) || a.api_key_id.localeCompare(b.api_key_id));
     return { from, to, data: rows.map(({ charged_micro, ...rest }) => ({ ...rest, credits_charged: formatCredits(charged_micro) })) };
   }

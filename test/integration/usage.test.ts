@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
+import { withTransaction } from '../../src/postgres/db.js';
 
 let stack: TestStack;
 const check = (fn: () => Promise<void>) => stack.check(fn);
@@ -88,3 +89,14 @@ test('usage by day, model and key adds up to the credits the namespace spent; CS
     });
     assert.deepEqual(stdout.trim().split('\r\n'), lines);
   }));
+
+test('a snapshot transaction (reports, rollups) really runs at REPEATABLE READ, read-only when asked', async () => {
+  const modes = await withTransaction(
+    stack.db,
+    async (tx) => (await tx.query<{ iso: string; ro: string }>(`SELECT current_setting('transaction_isolation') AS iso, current_setting('transaction_read_only') AS ro`)).rows[0],
+    { isolation: 'snapshot', readOnly: true },
+  );
+  assert.deepEqual(modes, { iso: 'repeatable read', ro: 'on' });
+  const plain = await withTransaction(stack.db, async (tx) => (await tx.query<{ iso: string }>(`SELECT current_setting('transaction_isolation') AS iso`)).rows[0]);
+  assert.deepEqual(plain, { iso: 'read committed' });
+});
