@@ -19,13 +19,14 @@ import { closedLoop, labelProcesses, type LoadOptions, type LoadResult, type Pro
 import { describeMachine, type Machine } from './machine.js';
 import { PgWaitSampler, type PgSessions } from './pg-wait.js';
 import { renderMarkdown, renderTable, writeDocument, type BenchReport, type DbWork, type RunReport, type StageBreakdown } from './report.js';
+import { envNumber, runBench } from './run.js';
 
 const CONCURRENCIES = intList(process.env.BENCH_CONCURRENCY ?? '8,32');
-const DURATION_S = num('BENCH_DURATION_S', 15);
-const WARMUP_S = num('BENCH_WARMUP_S', 3);
-const NODES = num('BENCH_NODES', 4);
-const NODE_CAPACITY = num('BENCH_NODE_CAPACITY', 16);
-const MAX_JOBS = num('BENCH_MAX_JOBS', 1_000_000);
+const DURATION_S = envNumber('BENCH_DURATION_S', 15);
+const WARMUP_S = envNumber('BENCH_WARMUP_S', 3);
+const NODES = envNumber('BENCH_NODES', 4);
+const NODE_CAPACITY = envNumber('BENCH_NODE_CAPACITY', 16);
+const MAX_JOBS = envNumber('BENCH_MAX_JOBS', 1_000_000);
 // The extra run with every client on one namespace (0: skip it).
 const ONE_NAMESPACE_C = Number(process.env.BENCH_ONE_NAMESPACE_CONCURRENCY ?? CONCURRENCIES[0]);
 const MAX_TOKENS = 16;
@@ -343,13 +344,6 @@ function amqpAddress(url: string): { host: string; port: number } {
   return { host: u.hostname, port: Number(u.port || 5672) };
 }
 
-function num(name: string, def: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got ${raw}`);
-  return n;
-}
 
 function intList(csv: string): number[] {
   const list = csv.split(',').map((s) => Number(s.trim()));
@@ -357,13 +351,4 @@ function intList(csv: string): number[] {
   return list;
 }
 
-const code = await main().catch((err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  return 1;
-});
-process.exitCode = code;
-// Everything is closed by now; if some handle still keeps the process alive, say which and leave anyway.
-setTimeout(() => {
-  process.stderr.write(`bench: still running 10 s after the end; open handles: ${process.getActiveResourcesInfo().join(', ')}\n`);
-  process.exit(code || 2);
-}, 10_000).unref();
+await runBench('bench', main);

@@ -46,15 +46,16 @@ import { FLEET_MODELS, heartbeatFrame, newFleetNode } from './fleet-node.js';
 import type { GatewayInfo, GatewaySample } from './fleet-gateway.js';
 import type { ConnectParams, ConnectResult, Progress, WindowStats } from './fleet-generator.js';
 import { FLEET_SECTION, renderFleetMarkdown, renderFleetTable, type FleetReport, type RedisBenchmarkRow } from './fleet-report.js';
+import { envNumber, runBench } from './run.js';
 
-const NODES = num('BENCH_FLEET_NODES', 10_000);
-const GENERATORS = num('BENCH_FLEET_GENERATORS', 2);
-const CONNECT_CONCURRENCY = num('BENCH_FLEET_CONNECT_CONCURRENCY', 200);
-const WINDOW_S = num('BENCH_FLEET_WINDOW_S', 60);
-const RESERVATIONS = num('BENCH_FLEET_RESERVATIONS', 4_000);
-const DEADLINE_S = num('BENCH_FLEET_DEADLINE_S', 600);
-const STALL_S = num('BENCH_FLEET_STALL_S', 30);
-const CONNECT_BUDGET_S = num('BENCH_FLEET_CONNECT_BUDGET_S', 240);
+const NODES = envNumber('BENCH_FLEET_NODES', 10_000, { integer: true });
+const GENERATORS = envNumber('BENCH_FLEET_GENERATORS', 2, { integer: true });
+const CONNECT_CONCURRENCY = envNumber('BENCH_FLEET_CONNECT_CONCURRENCY', 200, { integer: true });
+const WINDOW_S = envNumber('BENCH_FLEET_WINDOW_S', 60, { integer: true });
+const RESERVATIONS = envNumber('BENCH_FLEET_RESERVATIONS', 4_000, { integer: true });
+const DEADLINE_S = envNumber('BENCH_FLEET_DEADLINE_S', 600, { integer: true });
+const STALL_S = envNumber('BENCH_FLEET_STALL_S', 30, { integer: true });
+const CONNECT_BUDGET_S = envNumber('BENCH_FLEET_CONNECT_BUDGET_S', 240, { integer: true });
 /** Node flags for the gateway process besides --expose-gc, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where its time goes. */
 const GATEWAY_FLAGS = (process.env.BENCH_FLEET_GATEWAY_FLAGS ?? '').split(' ').filter(Boolean);
 const OUTPUT = process.env.BENCH_OUTPUT ?? fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
@@ -400,20 +401,4 @@ function mib(bytes: number): string {
   return (bytes / 2 ** 20).toFixed(1);
 }
 
-function num(name: string, def: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return n;
-}
-
-const code = await main().catch((err: unknown) => {
-  process.stderr.write(`bench:fleet failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  return 1;
-});
-process.exitCode = code;
-setTimeout(() => {
-  process.stderr.write(`bench:fleet: still running 10 s after the end; open handles: ${process.getActiveResourcesInfo().join(', ')}\n`);
-  process.exit(code || 2);
-}, 10_000).unref();
+await runBench('bench:fleet', main);

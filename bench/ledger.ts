@@ -32,12 +32,13 @@ import { diffCounters, installCounters, readCounters, type DbCounts } from './in
 import { postgresSettings, postgresVersion } from './machine.js';
 import { writeSection } from './report.js';
 import { LEDGER_SECTION, renderLedgerMarkdown, renderLedgerTable, type LedgerReport, type LedgerRun, type PgbenchRun } from './ledger-report.js';
+import { envNumber, runBench } from './run.js';
 
-const CONCURRENCY = num('BENCH_LEDGER_CONCURRENCY', 32);
-const DURATION_S = num('BENCH_LEDGER_DURATION_S', 8);
-const WARMUP_S = num('BENCH_LEDGER_WARMUP_S', 2);
-const NAMESPACES = num('BENCH_LEDGER_NAMESPACES', 1000);
-const POOL = num('BENCH_LEDGER_POOL', 20);
+const CONCURRENCY = envNumber('BENCH_LEDGER_CONCURRENCY', 32, { integer: true });
+const DURATION_S = envNumber('BENCH_LEDGER_DURATION_S', 8, { integer: true });
+const WARMUP_S = envNumber('BENCH_LEDGER_WARMUP_S', 2, { integer: true });
+const NAMESPACES = envNumber('BENCH_LEDGER_NAMESPACES', 1000, { integer: true });
+const POOL = envNumber('BENCH_LEDGER_POOL', 20, { integer: true });
 const NODES = 8;
 const OUTPUT = process.env.BENCH_OUTPUT ?? fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
 const SERVER = 'postgres://postgres@127.0.0.1:5432';
@@ -388,20 +389,4 @@ function safeRead(file: string): string {
   }
 }
 
-function num(name: string, def: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return n;
-}
-
-const code = await main().catch((err: unknown) => {
-  process.stderr.write(`bench:ledger failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  return 1;
-});
-process.exitCode = code;
-setTimeout(() => {
-  process.stderr.write(`bench:ledger: still running 10 s after the end; open handles: ${process.getActiveResourcesInfo().join(', ')}\n`);
-  process.exit(code || 2);
-}, 10_000).unref();
+await runBench('bench:ledger', main);
