@@ -90,6 +90,23 @@ export class TestStack {
     return new TestStack(id, config, backbone, url, mongoUrl);
   }
 
+  /**
+   * The environment for running `resultity admin ...` against this stack's engines: their URLs and this
+   * stack's prefixes, nothing else of the test process's (no admin token, no network key unless given).
+   */
+  cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    return {
+      PATH: process.env.PATH,
+      DATABASE_URL: this.config.DATABASE_URL,
+      REDIS_URL: this.config.REDIS_URL,
+      RABBITMQ_URL: this.config.RABBITMQ_URL,
+      REDIS_KEY_PREFIX: this.config.REDIS_KEY_PREFIX,
+      RABBITMQ_PREFIX: this.config.RABBITMQ_PREFIX,
+      LOG_LEVEL: 'warn',
+      ...extra,
+    };
+  }
+
   get db(): pg.Pool {
     return this.backbone.db;
   }

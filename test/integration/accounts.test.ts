@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
+import { requestJson, type Answer } from '../helpers/http.js';
 import { addressOf, checksumAddress, generatePrivateKey, signPersonal } from '../../src/domain/signatures.js';
 import { formatSiweMessage } from '../../src/domain/siwe.js';
 import { Redis } from 'ioredis';
@@ -42,20 +43,8 @@ after(async () => {
 
 const check = (fn: () => Promise<void>) => stack.check(fn);
 
-interface Answer {
-  status: number;
-  body: Record<string, unknown>;
-  text: string;
-  headers: Headers;
-}
-
-async function call(method: string, path: string, body?: unknown, token?: string): Promise<Answer> {
-  const headers: Record<string, string> = {};
-  if (token !== undefined) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${stack.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, text, headers: res.headers };
+function call(method: string, path: string, body?: unknown, token?: string): Promise<Answer> {
+  return requestJson(stack.url, method, path, body, token);
 }
 
 /** Asserts an error answer in the API's shape {error: {message, type, param, code}}; returns the error. */

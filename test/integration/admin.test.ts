@@ -9,6 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
+import { requestJson, type Answer } from '../helpers/http.js';
 import { AuthService } from '../../src/cloud/auth.service.js';
 import { ApiKeyCache, type CachedKey } from '../../src/redis/api-key-cache.repository.js';
 import { RateLimitRepository } from '../../src/redis/rate-limit.repository.js';
@@ -27,19 +28,8 @@ after(async () => {
 
 const check = (fn: () => Promise<void>) => stack.check(fn);
 
-interface Answer {
-  status: number;
-  body: Record<string, unknown>;
-  text: string;
-}
-
-async function call(method: string, path: string, body?: unknown, token: string | null = stack.config.ADMIN_TOKEN!): Promise<Answer> {
-  const headers: Record<string, string> = {};
-  if (token !== null) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${stack.url}${path}`, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, text };
+function call(method: string, path: string, body?: unknown, token: string | null = stack.config.ADMIN_TOKEN!): Promise<Answer> {
+  return requestJson(stack.url, method, path, body, token);
 }
 
 /** Asserts an error answer in the OpenAI shape {error: {message, type, param, code}}. */
@@ -271,14 +261,7 @@ interface CliRun {
 
 /** Runs `resultity admin <args>` against this stack's engines; kills it after 30 s. */
 function admin(...args: string[]): Promise<CliRun> {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    DATABASE_URL: stack.config.DATABASE_URL,
-    REDIS_URL: stack.config.REDIS_URL,
-    RABBITMQ_URL: stack.config.RABBITMQ_URL,
-    REDIS_KEY_PREFIX: stack.config.REDIS_KEY_PREFIX,
-    RABBITMQ_PREFIX: stack.config.RABBITMQ_PREFIX,
-  };
+  const env = stack.cliEnv();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, 'admin', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

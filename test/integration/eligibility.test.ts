@@ -299,13 +299,7 @@ test('a node with capacity N runs N jobs at once, never N + 1', TIMEOUT, () =>
 
 test('the admin CLI sets the same rules, in force on the running backbone at once', TIMEOUT, () =>
   check(async () => {
-    const env = {
-      ...process.env,
-      DATABASE_URL: stack.config.DATABASE_URL,
-      REDIS_KEY_PREFIX: stack.config.REDIS_KEY_PREFIX,
-      RABBITMQ_PREFIX: stack.config.RABBITMQ_PREFIX,
-      LOG_LEVEL: 'warn',
-    };
+    const env = stack.cliEnv();
     const cli = async (...args: string[]) => JSON.parse((await run(process.execPath, ['dist/src/cli/main.js', 'admin', ...args, '--json'], { env })).stdout) as Record<string, unknown>;
     const M = 'test/cli-rules';
     const model = await cli('model-put', M, '--input-price', '10', '--output-price', '20', '--version', '7', '--min-gpu-memory-mb', '1024');

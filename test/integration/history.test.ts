@@ -161,13 +161,6 @@ async function usage(query: string, format: 'json' | 'csv' = 'json'): Promise<st
   return res.text();
 }
 
-const cliEnv = () => ({
-  ...process.env,
-  DATABASE_URL: stack.config.DATABASE_URL,
-  REDIS_KEY_PREFIX: stack.config.REDIS_KEY_PREFIX,
-  RABBITMQ_PREFIX: stack.config.RABBITMQ_PREFIX,
-  LOG_LEVEL: 'warn',
-});
 
 test('closed days roll up to the totals of their raw jobs; partitions past the live window are dropped; usage reports do not change', () =>
   check(async () => {
@@ -236,7 +229,7 @@ test('closed days roll up to the totals of their raw jobs; partitions past the l
     });
     assert.equal(await viaAdmin.text(), csvBefore);
     const cli = await promisify(execFile)(process.execPath, ['dist/src/cli/main.js', 'admin', 'usage', tenant.namespaceId, '--from', ago(6), '--to', today, '--csv'], {
-      env: cliEnv(),
+      env: stack.cliEnv(),
     });
     assert.equal(cli.stdout, csvBefore);
     const days = new Set((JSON.parse(jsonBefore) as { data: Array<{ day: string }> }).data.map((r) => r.day));
@@ -307,7 +300,7 @@ async function verifyViaApi(): Promise<LedgerVerifyReport> {
 
 async function verifyViaCli(): Promise<{ code: number; report: LedgerVerifyReport }> {
   try {
-    const { stdout } = await promisify(execFile)(process.execPath, ['dist/src/cli/main.js', 'admin', 'ledger-verify', '--json'], { env: cliEnv() });
+    const { stdout } = await promisify(execFile)(process.execPath, ['dist/src/cli/main.js', 'admin', 'ledger-verify', '--json'], { env: stack.cliEnv() });
     return { code: 0, report: JSON.parse(stdout) as LedgerVerifyReport };
   } catch (err) {
     const e = err as { code: number; stdout: string };

@@ -246,15 +246,7 @@ const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 /** Runs `resultity admin <args>` against this stack's engines. */
 function cli(args: string[], withKey: boolean): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    DATABASE_URL: stack.config.DATABASE_URL,
-    REDIS_URL: stack.config.REDIS_URL,
-    RABBITMQ_URL: stack.config.RABBITMQ_URL,
-    REDIS_KEY_PREFIX: stack.config.REDIS_KEY_PREFIX,
-    RABBITMQ_PREFIX: stack.config.RABBITMQ_PREFIX,
-    ...(withKey ? { NETWORK_SIGNING_KEY: stack.config.NETWORK_SIGNING_KEY } : {}),
-  };
+  const env = stack.cliEnv(withKey && stack.config.NETWORK_SIGNING_KEY ? { NETWORK_SIGNING_KEY: stack.config.NETWORK_SIGNING_KEY } : {});
   return new Promise((resolve) => {
     execFile(process.execPath, [CLI, 'admin', ...args], { env, timeout: 30_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });

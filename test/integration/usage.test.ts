@@ -79,13 +79,7 @@ test('usage by day, model and key adds up to the credits the namespace spent; CS
     const viaAdmin = await fetch(`${stack.url}/admin/namespaces/${alice.namespaceId}/usage`, { headers: { authorization: `Bearer ${stack.config.ADMIN_TOKEN}` } });
     assert.deepEqual(((await viaAdmin.json()) as { data: Row[] }).data, report.data);
     const { stdout } = await promisify(execFile)(process.execPath, ['dist/src/cli/main.js', 'admin', 'usage', alice.namespaceId, '--csv'], {
-      env: {
-        ...process.env,
-        DATABASE_URL: stack.config.DATABASE_URL,
-        REDIS_KEY_PREFIX: stack.config.REDIS_KEY_PREFIX,
-        RABBITMQ_PREFIX: stack.config.RABBITMQ_PREFIX,
-        LOG_LEVEL: 'warn',
-      },
+      env: stack.cliEnv(),
     });
     assert.deepEqual(stdout.trim().split('\r\n'), lines);
   }));
