@@ -8,17 +8,8 @@ import type { Logger } from 'pino';
 import { WebSocket, type RawData } from 'ws';
 import { gatewayMessageSchema, registerSchema, type GatewayMessage } from '../domain/protocol.js';
 import { isAddress, type Address } from '../domain/signatures.js';
-import {
-  DEFAULT_MODEL_VERSION,
-  gpuSchema,
-  MODEL_NAME_PATTERN,
-  modelVersionSchema,
-  NO_GPU,
-  networkSchema,
-  regionSchema,
-  type Gpu,
-  type Network,
-} from '../domain/eligibility.js';
+import { DEFAULT_MODEL_VERSION, type Gpu, type Network } from '../domain/eligibility.js';
+import { checkDeclaration, sanitizeModels, type Declaration } from './declaration.js';
 import { backoffDelay } from './backoff.js';
 import { gatewayUrls, type GatewayUrls } from './gateway-urls.js';
 import { nodeIdentity, type NodeIdentity } from './identity.js';
@@ -89,7 +80,6 @@ export interface NodeAgent {
 }
 
 const MIN_HEARTBEAT_MS = 10;
-const MAX_MODELS = 256;
 
 /** Connects, registers and resolves once the gateway has accepted the node; rejects if it refuses. */
 export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent> {
@@ -525,36 +515,4 @@ function rawText(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
   return data.toString('utf8');
-}
-
-interface Declaration {
-  network: Network;
-  region: string | null;
-  gpu: Gpu;
-  versions: Readonly<Record<string, string>>;
-}
-
-/** The operator's declaration, checked against the protocol's rules before anything is sent. */
-function checkDeclaration(opts: NodeAgentOptions): Declaration {
-  const problem = (what: string, r: { success: boolean; error?: { issues: Array<{ message: string }> } }) => {
-    if (!r.success) throw new Error(`${what}: ${r.error?.issues[0]?.message ?? 'invalid'}`);
-  };
-  const network = opts.network ?? 'mainnet';
-  problem('network', networkSchema.safeParse(network));
-  const region = opts.region ?? null;
-  if (region !== null) problem('region', regionSchema.safeParse(region));
-  const gpu = opts.gpu ?? NO_GPU;
-  problem('gpu', gpuSchema.safeParse(gpu));
-  const versions = opts.modelVersions ?? {};
-  for (const [name, version] of Object.entries(versions)) problem(`version of ${name}`, modelVersionSchema.safeParse(version));
-  return { network, region, gpu, versions };
-}
-
-/** Keeps names the protocol accepts (see MODEL_NAME_PATTERN; at most 256 of them), once each. */
-function sanitizeModels(models: readonly string[], logger: Logger): string[] {
-  const valid = [...new Set(models.filter((m) => MODEL_NAME_PATTERN.test(m)))];
-  if (valid.length !== models.length || valid.length > MAX_MODELS) {
-    logger.warn({ given: models.length, kept: Math.min(valid.length, MAX_MODELS) }, 'some model names were dropped (invalid, duplicate or too many)');
-  }
-  return valid.slice(0, MAX_MODELS);
 }
