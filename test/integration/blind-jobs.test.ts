@@ -147,3 +147,20 @@ test('testnet nodes get blind jobs too, from a namespace of their own network', 
     );
     assert.deepEqual(payers.rows, [{ network: 'testnet', purpose: 'blind-jobs-testnet' }]);
   }));
+
+test('the scores mirror comes back after Redis loses it: the next quality pass rewrites it from PostgreSQL', () =>
+  stack.check(async () => {
+    const redis = new Redis(stack.config.REDIS_URL);
+    try {
+      const key = new RedisKeys(stack.config.REDIS_KEY_PREFIX).nodeScores();
+      const stored = await stack.backbone.quality.listScores();
+      assert.ok(stored.length > 0, 'earlier tests left scores');
+      await redis.del(key);
+      assert.equal(await redis.exists(key), 0);
+      assert.equal(await stack.backbone.quality.pass(), true);
+      const mirrored = await redis.hgetall(key);
+      assert.deepEqual(Object.keys(mirrored).sort(), stored.map((s) => s.node_id).sort());
+    } finally {
+      redis.disconnect();
+    }
+  }));
