@@ -24,7 +24,8 @@ import { configSchema } from '../src/config.js';
 import { withTransaction, type Db } from '../src/postgres/db.js';
 import { migrate } from '../src/postgres/migrate.js';
 import { ledgerAccountId, ledgerTotals, postTransactions } from '../src/postgres/ledger.repository.js';
-import { startAttempt, type NewJob } from '../src/postgres/jobs.repository.js';
+import type { NewJob } from '../src/postgres/jobs.repository.js';
+import type { JobTerms } from '../src/domain/job-ticket.js';
 import { SettlementService } from '../src/jobs/settlement.service.js';
 import { rcpClockFrom } from '../src/domain/rcp.js';
 import { closedLoop, labelProcesses, type LoadResult } from './load.js';
@@ -131,15 +132,13 @@ async function main(): Promise<number> {
                   await service.acceptWithHold(newJob(consumerFor(scope, i)), CAP_MICRO);
                 }
               : async (i: number) => {
-                  // The job's whole credit life: its hold (accept), its attempt (the scheduler's own
-                  // transaction, the same on both paths), its capture and release (the node's result).
+                  // The job's whole credit life in PostgreSQL: its hold (accept) and its settlement (the
+                  // node's result: capture and release). The attempt's start lives in Redis, not here.
                   const job = newJob(consumerFor(scope, i));
                   const node = nodes[i % nodes.length]!;
                   await service.acceptWithHold(job, CAP_MICRO);
-                  const attempt = await withTransaction(db, (tx) => startAttempt(tx, job.id, node, 0));
-                  if (attempt === null) throw new Error(`job ${job.id} could not start`);
-                  const row = await service.complete(job.id, attempt, node, USAGE, false);
-                  if (!row) throw new Error(`job ${job.id} was not settled`);
+                  const settled = await service.complete({ jobId: job.id, attempt: 1, nodeId: node, usage: USAGE, outputEmpty: false, terms: termsOf(job) });
+                  if (settled.outcome !== 'completed') throw new Error(`job ${job.id} was not settled (${settled.outcome})`);
                 };
           let atStart = readCounters();
           let work = diffCounters(atStart, atStart);
@@ -390,3 +389,8 @@ function safeRead(file: string): string {
 }
 
 await runBench('bench:ledger', main);
+
+/** The terms a job is accepted under (its ticket's): what its settlement charges from. */
+function termsOf(job: NewJob): JobTerms {
+  return { holdMicro: job.holdMicro, inputPriceMicro: job.inputPriceMicro, outputPriceMicro: job.outputPriceMicro, minChargeMicro: job.minChargeMicro, surchargeBps: job.surchargeBps ?? 0 };
+}

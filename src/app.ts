@@ -13,6 +13,10 @@ import { connectMongo, type Mongo } from './mongo/client.js';
 import { PayloadsRepository } from './mongo/payloads.repository.js';
 import { createRedis, RedisKeys } from './redis/client.js';
 import { PresenceRepository } from './redis/presence.repository.js';
+import { InflightRepository } from './redis/inflight.repository.js';
+import { CatalogChanges } from './postgres/catalog-changes.js';
+import { Catalog } from './catalog/catalog.service.js';
+import { PublishMarks } from './jobs/publish-marks.js';
 import { RateLimitRepository } from './redis/rate-limit.repository.js';
 import { ApiKeyCache } from './redis/api-key-cache.repository.js';
 import { ReplayGuard } from './redis/replay-guard.repository.js';
@@ -111,8 +115,17 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     () => 2 * networkConfig.longestExecutionTimeoutMs(),
     () => eligibility.sync(),
   );
+  const inflight = new InflightRepository(redis, keys);
   const events = new JobEvents(redis, redisSub, keys);
   await events.start(has('io') ? instanceId : null);
+  // Catalogue rows (models, namespaces, API keys) in memory, dropped on every instance when they change.
+  const catalog = new Catalog(db);
+  const catalogChanges = new CatalogChanges(config.DATABASE_URL, catalog.onChange, logger);
+  await catalogChanges.start();
+  // Outbox marks for published jobs still running this long after their publish (most finish first).
+  const marks = new PublishMarks(db, Math.min(2_000, Math.floor(config.OUTBOX_REPUBLISH_AFTER_MS / 2)), logger);
+  events.onAnyFinished((jobId) => marks.finished(jobId));
+  marks.start();
   const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
   const rcpClock = rcpClockFrom(config);
   const uptime = new UptimeRepository(redis, keys, 3 * config.RCP_EPOCH_SECONDS + 3_600);
@@ -131,8 +144,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const admin = new AdminService({ db, keyCache, flags: nodeFlags, eligibility, queue });
   const usage = new UsageService(db);
   const ledgerChain = new LedgerChainService(db);
-  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, events, queue, nodeFlags, logger });
-  const jobs = new JobsService({ config, db, settlement, payloads, presence, events, lifecycle, networkConfig });
+  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, logger });
+  const jobs = new JobsService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger });
   const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), logger });
   // A stream outlives its last chunk by a whole attempt timeout and a minute: time enough for the
   // attempt's result to be checked against it and for a slow client's relay to drain it.
@@ -161,7 +174,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   if (has('cloud')) {
     const auth = new AuthService({
       db,
-      cache: keyCache,
+      catalog,
       rateLimits: new RateLimitRepository(redis, keys),
       defaultRps: config.RATE_LIMIT_RPS,
       defaultBurst: config.RATE_LIMIT_BURST,
@@ -171,7 +184,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   }
   let gateway: Gateway | null = null;
   if (has('io')) {
-    const results = new ResultsService({ db, settlement, payloads, presence, events, lifecycle, nodeFlags, streams });
+    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, retentionMs: config.PAYLOAD_RETENTION_HOURS * 3_600_000 });
     gateway = new Gateway({
       config,
       db,
@@ -219,7 +232,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     if (!config.SIWE_DOMAIN) logger.info('SIWE_DOMAIN is not set: Sign-In with Ethereum is disabled on the account API');
     accountRoutes(app, accounts);
   }
-  const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, events, queue, networkKey: networkKey!, logger }) : null;
+  const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
   const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, logger }) : null;
 
@@ -253,6 +266,9 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       await app.close();
       // Grouped holds and settlements still running (a node's result arriving during shutdown) end before the pool does.
       await settlement.drained();
+      await payloads.drained();
+      await marks.stop();
+      await catalogChanges.close();
       await queue.close();
       await rabbit.close();
       redisSub.disconnect();

@@ -30,7 +30,7 @@ export const configSchema = z.object({
 
   // Credits
   OPERATOR_SHARE_BPS: int(8000).pipe(z.number().max(10000)),
-  // Group commit of holds and settlements (src/postgres/group-commit.ts): at most this many per
+  // Group commit of holds and settlements (src/common/group-commit.ts): at most this many per
   // transaction (1 turns it off: one transaction per operation), at most this many such transactions at
   // once per kind (each takes a pool connection), and how long a batch may wait for company (0: never).
   LEDGER_BATCH_MAX_ITEMS: int(64, 1),

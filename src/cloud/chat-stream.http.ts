@@ -44,7 +44,7 @@ export async function sendChatStream(reply: FastifyReply, relay: StreamRelay, jo
   const chunk = chunkFactory(job, opts.includeUsage);
   await sse.data(chunk({ role: 'assistant', content: '' }, null));
 
-  const events = relay.follow(job.id, opts.until, gone.signal);
+  const events = relay.follow(job, opts.until, gone.signal);
   try {
     for (;;) {
       const next = await withKeepAlive(events.next(), () => sse.comment('keep-alive'));

@@ -22,7 +22,7 @@ import type { Db } from '../postgres/db.js';
 import { findJob, type JobRow } from '../postgres/jobs.repository.js';
 import { commitStreamedAttempt } from '../postgres/job-streams.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
-import type { JobEvents } from '../redis/job-events.js';
+import type { FinishedEvent, JobEvent, JobEvents } from '../redis/job-events.js';
 import type { JobStreams, StreamWakeups, StreamWatch } from '../redis/job-streams.js';
 import { jobFailure } from './jobs.service.js';
 
@@ -54,10 +54,14 @@ export class StreamRelay {
    * `signal` aborts (the client left). Past `until` (ms since the epoch) it gives up with a `failed`
    * event naming the job to poll.
    */
-  async *follow(jobId: string, until: number, signal: AbortSignal): AsyncGenerator<StreamEvent, void> {
+  async *follow(accepted: JobRow, until: number, signal: AbortSignal): AsyncGenerator<StreamEvent, void> {
+    const jobId = accepted.id;
     const watch = await this.d.wakeups.watch(jobId);
     try {
-      let job = await this.row(jobId);
+      // The row as accepted: the job's stream is watched already, so nothing it sends can be missed.
+      let job = accepted;
+      /** A completed job's answer, when its 'finished' event brought it (no read of the stored output). */
+      let answer: JobOutput | null = null;
       /** The attempt whose stream is being read, and the last entry forwarded from it. */
       let following: number | null = null;
       let after: string | null = null;
@@ -67,7 +71,7 @@ export class StreamRelay {
       for (;;) {
         if (signal.aborted) return;
         if (job.status === 'completed') {
-          yield* this.finish(job, committed && following === job.attempt ? { after, sent } : { after: null, sent: '' });
+          yield* this.finish(job, committed && following === job.attempt ? { after, sent } : { after: null, sent: '' }, answer);
           return;
         }
         if (isTerminal(job.status)) {
@@ -83,7 +87,7 @@ export class StreamRelay {
         const current = job.status === 'running' ? job.attempt : job.attempt + 1;
         if (committed && current !== following) {
           // The attempt the client was reading ended without a result: the scheduler is failing the job.
-          if (await this.pause(watch, jobId, signal)) job = await this.row(jobId);
+          ({ job, answer } = await this.next(job, await this.pause(watch, jobId, signal), answer));
           continue;
         }
         if (current !== following) {
@@ -92,13 +96,14 @@ export class StreamRelay {
         }
         const entries = await this.d.streams.read(jobId, following, after, READ_BATCH);
         if (entries.length === 0) {
-          if (await this.pause(watch, jobId, signal)) job = await this.row(jobId);
+          ({ job, answer } = await this.next(job, await this.pause(watch, jobId, signal), answer));
           continue;
         }
         if (!committed) {
           // The row is older than these chunks (or the attempt ended meanwhile): look again before
-          // committing the client to this attempt.
-          if (job.status !== 'running' || job.attempt !== following || !(await commitStreamedAttempt(this.d.db, jobId, following))) {
+          // committing the client to this attempt. The commit is fenced in PostgreSQL: it fails once the
+          // attempt has ended.
+          if (isTerminal(job.status) || !(await commitStreamedAttempt(this.d.db, jobId, following))) {
             const fresh = await this.row(jobId);
             if (fresh.status === job.status && fresh.attempt === job.attempt) await this.pause(watch, jobId, signal); // no hot loop on an odd state
             job = fresh;
@@ -117,8 +122,11 @@ export class StreamRelay {
     }
   }
 
-  /** The rest of a completed job's answer: chunks not forwarded yet, then whatever of the stored output is still missing. */
-  private async *finish(job: JobRow, from: { after: string | null; sent: string }): AsyncGenerator<StreamEvent, void> {
+  /**
+   * The rest of a completed job's answer: chunks not forwarded yet, then whatever of the output is still
+   * missing (`answer`, from the job's event; else read from storage).
+   */
+  private async *finish(job: JobRow, from: { after: string | null; sent: string }, answer: JobOutput | null): AsyncGenerator<StreamEvent, void> {
     let { after, sent } = from;
     for (;;) {
       const entries = await this.d.streams.read(job.id, job.attempt, after, READ_BATCH);
@@ -129,8 +137,7 @@ export class StreamRelay {
         yield { kind: 'delta', text: e.delta };
       }
     }
-    const payload = await this.d.payloads.find(job.id, job.namespace_id);
-    const output = payload?.results?.[String(job.attempt)]?.output;
+    const output = answer ?? (await this.d.payloads.find(job.id, job.namespace_id))?.results?.[String(job.attempt)]?.output;
     if (!output) {
       yield { kind: 'failed', error: new AppError('not_found', 'output_expired', `Job ${job.id} completed, but its output is no longer stored.`) };
       return;
@@ -147,23 +154,41 @@ export class StreamRelay {
   }
 
   /**
-   * Waits for a chunk, a job event, `IDLE_POLL_MS` or the client leaving. True when the job row should
-   * be read again (a job event, or no news at all); false when only a chunk came.
+   * Waits for a chunk, a job event, `IDLE_POLL_MS` or the client leaving. 'chunk' when only a chunk came;
+   * a 'finished' event that carries the job's end; 'reread' when the job row should be read again (another
+   * job event, or no news at all).
    */
-  private async pause(watch: StreamWatch, jobId: string, signal: AbortSignal): Promise<boolean> {
+  private async pause(watch: StreamWatch, jobId: string, signal: AbortSignal): Promise<'chunk' | 'reread' | FinishedEvent> {
     const stop = new AbortController();
-    let jobEvent = false;
+    let jobEvent: JobEvent | null = null;
     // Stopped below in every case, the client leaving included (that ends watch.wait).
     const event = this.d.events.waitFor(jobId, () => true, IDLE_POLL_MS, stop.signal).then((e) => {
       if (e) {
-        jobEvent = true;
+        jobEvent = e;
         watch.poke();
       }
     });
     const woken = await watch.wait(IDLE_POLL_MS, signal);
     stop.abort();
     await event;
-    return jobEvent || !woken;
+    const e = jobEvent as JobEvent | null;
+    if (e?.kind === 'finished' && e.status) return e;
+    return e || !woken ? 'reread' : 'chunk';
+  }
+
+  /** The job after a pause: as its 'finished' event describes it, read again, or unchanged (a chunk came). */
+  private async next(job: JobRow, woke: 'chunk' | 'reread' | FinishedEvent, answer: JobOutput | null): Promise<{ job: JobRow; answer: JobOutput | null }> {
+    if (woke === 'chunk') return { job, answer };
+    if (woke === 'reread') return { job: await this.row(job.id), answer };
+    const status = woke.status!;
+    if (status === 'completed' && woke.completed) {
+      const { attempt, usage, chargedMicro, output } = woke.completed;
+      return {
+        job: { ...job, status, attempt, prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, charged_micro: chargedMicro, finished_at: new Date() },
+        answer: output,
+      };
+    }
+    return { job: await this.row(job.id), answer };
   }
 
   private async row(jobId: string): Promise<JobRow> {

@@ -1,63 +1,88 @@
-// Accepting a chat-completion job and answering for it: validate, price the worst case, persist (payload
-// to MongoDB, job row + hold to PostgreSQL in one transaction), publish with confirms, then wait for the
-// terminal state (synchronous mode) or answer at once (asynchronous mode).
+// Accepting a chat-completion job and answering for it: validate, price the worst case, persist (the job
+// row and its hold in one PostgreSQL statement), publish its ticket with confirms (the input travels in
+// it), store the input in MongoDB behind the accept, then wait for the terminal state (synchronous mode)
+// or answer at once (asynchronous mode).
+//
+// Round trips of an accepted job here: the catalogue rows (model, namespace, key) come from memory
+// (catalog/catalog.service.ts); one Redis command asks whether any eligible node is online; one
+// PostgreSQL statement holds; one confirmed publish; one grouped MongoDB insert. The waiter listens for
+// the job's 'finished' event before the job is published, and the event carries the answer.
 import type { Config } from '../config.js';
 import { AppError, errors } from '../errors.js';
 import { IDEMPOTENCY_WINDOW_HOURS, isTerminal } from '../domain/jobs.js';
 import { promptTokenUpperBound, worstCaseCost, type ModelPrices } from '../domain/pricing.js';
 import type { PriorityClass } from '../domain/priority.js';
-import type { JobRequest } from '../domain/protocol.js';
+import type { JobOutput, JobRequest } from '../domain/protocol.js';
+import type { Logger } from 'pino';
 import type { Db } from '../postgres/db.js';
 import { findJob, findJobInNamespace, JobPastDeadlineError, type JobRow } from '../postgres/jobs.repository.js';
-import { balanceOf } from '../postgres/ledger.repository.js';
-import { findModel, type ModelRow } from '../postgres/models.repository.js';
+import type { ModelRow } from '../postgres/models.repository.js';
 import type { PayloadsRepository, PayloadDoc } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
-import type { JobEvents } from '../redis/job-events.js';
+import type { InflightRepository } from '../redis/inflight.repository.js';
+import type { FinishedEvent, JobEvents } from '../redis/job-events.js';
 import { IdempotencyKeyInUse, type SettlementService } from '../jobs/settlement.service.js';
 import { findIdempotencyKey } from '../postgres/idempotency.repository.js';
 import { canonicalJson, sha256Hex } from '../domain/signatures.js';
 import { newJobId } from '../domain/job-ids.js';
+import { ticketOf } from '../domain/job-ticket.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import type { Principal } from './auth.service.js';
-import { findNamespace } from '../postgres/accounts.repository.js';
+import type { Catalog } from '../catalog/catalog.service.js';
 import type { Placement } from '../domain/eligibility.js';
 import type { CurrentNetworkConfig } from '../network/network-config.service.js';
 
 export interface CloudDeps {
   config: Config;
   db: Db;
+  catalog: Catalog;
   settlement: SettlementService;
   payloads: PayloadsRepository;
   presence: PresenceRepository;
+  inflight: InflightRepository;
   events: JobEvents;
   lifecycle: JobLifecycle;
   /** The job parameters in force (maximum tokens, attempts, execution timeout). */
   networkConfig: CurrentNetworkConfig;
+  logger: Logger;
 }
 
 /** Re-read the job row at least this often while waiting, in case a pub/sub wake-up was lost. */
 const WAIT_POLL_MS = 1_000;
+
+/** An accepted job, and for a synchronous caller the watch on its 'finished' event (close it when done). */
+export interface Accepted {
+  job: JobRow;
+  replayed: boolean;
+  watch: { finished: Promise<FinishedEvent | null>; close(): void } | null;
+}
+
+/** A job at its end, with the answer of a completed one (from its event, or read back). */
+export interface Outcome {
+  job: JobRow;
+  output: JobOutput | null;
+}
 
 export class JobsService {
   constructor(private readonly d: CloudDeps) {}
 
   /**
    * Accepts a job, or, for an Idempotency-Key already used by this namespace within the window, returns
-   * that key's job (`replayed`), creating and charging nothing.
+   * that key's job (`replayed`), creating and charging nothing. `watch`: listen for the job's end from
+   * before it is published (synchronous and streaming callers).
    */
   async accept(
     p: Principal,
     modelName: string,
     request: JobRequest,
-    opts: { idempotencyKey?: string; deadlineMs?: number; region?: string; priority?: PriorityClass } = {},
-  ): Promise<{ job: JobRow; replayed: boolean }> {
+    opts: { idempotencyKey?: string; deadlineMs?: number; region?: string; priority?: PriorityClass; watch?: boolean } = {},
+  ): Promise<Accepted> {
     const idempotencyKey = opts.idempotencyKey;
     const { config } = this.d;
     const idempotency = idempotencyKey === undefined ? undefined : { key: idempotencyKey, requestHash: requestHash(modelName, request), windowHours: IDEMPOTENCY_WINDOW_HOURS };
     if (idempotency) {
       const replay = await this.replayOf(p, idempotency);
-      if (replay) return { job: replay, replayed: true };
+      if (replay) return { job: replay, replayed: true, watch: null };
     }
     // The network config version in force decides the job's terms, which its row keeps (attempts,
     // execution timeout, the version): a later version never changes an accepted job.
@@ -66,13 +91,13 @@ export class JobsService {
     if (request.max_tokens > terms.maxTokens) {
       throw errors.invalid(`max_tokens (${request.max_tokens}) exceeds the network's maximum of ${terms.maxTokens} tokens.`, 'max_tokens');
     }
-    const model = await findModel(this.d.db, modelName);
+    const model = await this.d.catalog.model(modelName);
     if (!model) throw errors.modelNotFound(modelName);
     if (request.max_tokens > model.context_tokens) {
       throw errors.invalid(`max_tokens (${request.max_tokens}) exceeds the model's context of ${model.context_tokens} tokens.`, 'max_tokens');
     }
-    // The job's placement: its namespace's network and subcloud now (read from PostgreSQL, so that an
-    // admin's binding applies to the next job), and the region asked for; stored on the job row.
+    // The job's placement: its namespace's network and subcloud now (an admin's binding applies to the
+    // next job: the catalogue drops a changed namespace at once), and the region asked for; kept on the row.
     const placement = await this.placementFor(p.namespaceId, model.name, opts.region ?? null);
     if ((await this.d.presence.liveNodeCount(placement, 1)) === 0) {
       throw errors.noNode(model.name, Math.ceil(this.d.networkConfig.heartbeat().intervalMs / 1000), wherePlaced(placement));
@@ -87,61 +112,66 @@ export class JobsService {
       if (err instanceof RangeError) throw errors.invalid('The request could cost more than any account can hold; lower max_tokens.', 'max_tokens');
       throw err;
     }
-    // Cheap pre-check so that a namespace that plainly cannot pay costs no writes; the hold below is the
-    // authoritative check, under a row lock.
-    const available = await balanceOf(this.d.db, 'ns_available', p.namespaceId);
-    if (available < hold) throw errors.insufficientCredits(hold, available);
 
     const now = Date.now();
     const id = newJobId(now);
     const deadline = new Date(now + (opts.deadlineMs ?? config.JOB_DEADLINE_MS));
-    await this.d.payloads.insertInput({
-      jobId: id,
-      namespaceId: p.namespaceId,
-      model: model.name,
-      input: request,
-      expireAt: new Date(now + config.PAYLOAD_RETENTION_HOURS * 3_600_000),
-    });
     let row: JobRow;
     try {
-      row = await this.d.settlement.acceptWithHold({
-        id,
-        namespaceId: p.namespaceId,
-        apiKeyId: p.keyId,
-        model: model.name,
-        maxAttempts: terms.maxAttempts,
-        attemptTimeoutMs: terms.executionTimeoutMs,
-        configVersion,
-        maxTokens: request.max_tokens,
-        promptTokensBound: promptBound,
-        holdMicro: hold,
-        inputPriceMicro: model.input_price_micro,
-        outputPriceMicro: model.output_price_micro,
-        minChargeMicro: model.min_charge_micro,
-        priority,
-        surchargeBps: jobPrices.surchargeBps,
-        deadlineAt: deadline,
-        network: placement.network,
-        region: placement.region,
-        subcloud: placement.subcloud,
-      }, p.monthlyCapMicro, idempotency);
+      // The hold is the authoritative credit check, under the namespace's ledger lock.
+      row = await this.d.settlement.acceptWithHold(
+        {
+          id,
+          namespaceId: p.namespaceId,
+          apiKeyId: p.keyId,
+          model: model.name,
+          maxAttempts: terms.maxAttempts,
+          attemptTimeoutMs: terms.executionTimeoutMs,
+          configVersion,
+          maxTokens: request.max_tokens,
+          promptTokensBound: promptBound,
+          holdMicro: hold,
+          inputPriceMicro: model.input_price_micro,
+          outputPriceMicro: model.output_price_micro,
+          minChargeMicro: model.min_charge_micro,
+          priority,
+          surchargeBps: jobPrices.surchargeBps,
+          deadlineAt: deadline,
+          network: placement.network,
+          region: placement.region,
+          subcloud: placement.subcloud,
+        },
+        p.monthlyCapMicro,
+        idempotency,
+      );
     } catch (err) {
-      // Not accepted: leave nothing behind (the payload would expire anyway, but need not wait for it).
-      await this.d.payloads.delete(id).catch(() => undefined);
       if (err instanceof IdempotencyKeyInUse && idempotency) {
         const replay = await this.replayOf(p, idempotency);
-        if (replay) return { job: replay, replayed: true };
+        if (replay) return { job: replay, replayed: true, watch: null };
       }
       if (err instanceof JobPastDeadlineError) throw errors.acceptTooLate(err);
       throw err;
     }
-    await this.d.lifecycle.publish(row);
-    return { job: row, replayed: false };
+    const watch = opts.watch ? this.d.events.watchFinished(id) : null;
+    // The input's copy for reads after the fact, written behind; the job itself runs from its ticket.
+    const stored = this.d.payloads
+      .insertInput({ jobId: id, namespaceId: p.namespaceId, model: model.name, input: request, expireAt: new Date(now + config.PAYLOAD_RETENTION_HOURS * 3_600_000) })
+      .then(
+        () => true,
+        (err: unknown) => {
+          this.d.logger.warn({ err, jobId: id }, 'job input not stored in MongoDB (the job runs from its queue message)');
+          return false;
+        },
+      );
+    // A publish that failed leaves the job to the outbox, which republishes it from the stored input:
+    // then (only) the answer waits for that copy to be written.
+    if (!(await this.d.lifecycle.publish(ticketOf(row, request)))) await stored;
+    return { job: row, replayed: false, watch };
   }
 
   /** Where a namespace's job for `model` may run (see domain/eligibility.ts). */
   async placementFor(namespaceId: string, model: string, region: string | null): Promise<Placement> {
-    const ns = await findNamespace(this.d.db, namespaceId);
+    const ns = await this.d.catalog.namespace(namespaceId);
     if (!ns) throw errors.unauthenticated(); // a key whose namespace is gone
     return { network: ns.network, model, region, subcloud: ns.subcloud };
   }
@@ -156,15 +186,36 @@ export class JobsService {
     return findJobInNamespace(this.d.db, found.job_id, p.namespaceId);
   }
 
-  /** Waits until the job is terminal (or `timeoutMs` passes, or the client goes away); returns the latest row. */
-  async waitForTerminal(jobId: string, timeoutMs: number, signal?: AbortSignal): Promise<JobRow> {
+  /**
+   * Waits until the job is terminal (or `timeoutMs` passes, or the client goes away) and returns it with
+   * its answer. Its 'finished' event (watched since before the job was published, when `watch` is given)
+   * carries the answer; the row is read only when no event came within WAIT_POLL_MS (a lost wake-up),
+   * and the output then from MongoDB.
+   */
+  async waitForTerminal(job: JobRow, timeoutMs: number, signal?: AbortSignal, watch?: Accepted['watch']): Promise<Outcome> {
     const until = Date.now() + timeoutMs;
-    for (;;) {
-      const row = await findJob(this.d.db, jobId);
-      if (!row) throw errors.jobNotFound(jobId);
-      const left = until - Date.now();
-      if (isTerminal(row.status) || left <= 0 || signal?.aborted) return row;
-      await this.d.events.waitFor(jobId, (e) => e.kind === 'finished', Math.min(left, WAIT_POLL_MS), signal);
+    const own = watch ?? this.d.events.watchFinished(job.id);
+    try {
+      // A job published after its watch began cannot have finished unseen: no read is needed first.
+      let read = !watch;
+      let row = job;
+      for (;;) {
+        if (read) {
+          // The watch is already on: an event that comes after this read is not missed.
+          const fresh = await findJob(this.d.db, job.id);
+          if (!fresh) throw errors.jobNotFound(job.id);
+          row = fresh;
+          if (isTerminal(row.status)) return { job: row, output: await this.outputOf(row) };
+        }
+        read = true;
+        const left = until - Date.now();
+        if (left <= 0 || signal?.aborted) return { job: row, output: null };
+        const event = await raceEvent(own.finished, Math.min(left, WAIT_POLL_MS), signal);
+        // No event within the poll (a lost wake-up) or one from an older sender without the answer: the row says.
+        if (event?.status) return outcomeFrom(row, event);
+      }
+    } finally {
+      own.close();
     }
   }
 
@@ -173,12 +224,55 @@ export class JobsService {
     const job = await findJobInNamespace(this.d.db, jobId, namespaceId);
     if (!job) throw errors.jobNotFound(jobId);
     const payload = job.status === 'completed' ? await this.d.payloads.find(jobId, namespaceId) : null;
-    return { job, payload };
+    return { job: await this.withAttemptInFlight(job), payload };
   }
 
-  async payloadFor(job: JobRow): Promise<PayloadDoc | null> {
-    return this.d.payloads.find(job.id, job.namespace_id);
+  /** A completed job's output as stored (null once expired). */
+  async outputOf(job: JobRow): Promise<JobOutput | null> {
+    if (job.status !== 'completed') return null;
+    const payload = await this.d.payloads.find(job.id, job.namespace_id);
+    return payload?.results?.[String(job.attempt)]?.output ?? null;
   }
+
+  /**
+   * The job as a reader should see it: a queued row whose attempt is in flight is running (the attempt
+   * lives in Redis until it ends; redis/inflight.repository.ts).
+   */
+  async withAttemptInFlight(job: JobRow): Promise<JobRow> {
+    if (job.status !== 'queued') return job;
+    const inflight = await this.d.inflight.current(job.id);
+    if (!inflight || inflight.done || inflight.attempt <= job.attempt) return job;
+    return { ...job, status: 'running', attempt: inflight.attempt, node_id: inflight.nodeId };
+  }
+}
+
+/** The terminal row and answer a 'finished' event describes, on top of the row as accepted. */
+function outcomeFrom(row: JobRow, e: FinishedEvent): Outcome {
+  const status = e.status!;
+  const done = new Date();
+  if (status === 'completed' && e.completed) {
+    const { attempt, usage, chargedMicro, output } = e.completed;
+    return {
+      job: { ...row, status, attempt, prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, charged_micro: chargedMicro, finished_at: done },
+      output,
+    };
+  }
+  return { job: { ...row, status, charged_micro: 0, error_code: e.error?.code ?? null, error_message: e.error?.message ?? null, finished_at: done }, output: null };
+}
+
+/** The event, or null after `ms` or when `signal` aborts. */
+function raceEvent(event: Promise<FinishedEvent | null>, ms: number, signal?: AbortSignal): Promise<FinishedEvent | null> {
+  return new Promise((resolve) => {
+    const done = (e: FinishedEvent | null) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(e);
+    };
+    const onAbort = () => done(null);
+    const timer = setTimeout(() => done(null), ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    void event.then(done);
+  });
 }
 
 /** A retried request must be the same request: hashed over the model and what the node would run. */

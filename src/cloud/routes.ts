@@ -13,6 +13,7 @@ import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 import { errors, formatCredits } from '../errors.js';
 import type { JobRow } from '../postgres/jobs.repository.js';
 import type { PayloadDoc } from '../mongo/payloads.repository.js';
+import type { JobOutput } from '../domain/protocol.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { Db } from '../postgres/db.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
@@ -94,9 +95,10 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       const deadlineMs = deadlineHeader(request.headers['x-resultity-deadline-ms'], d.maxDeadlineMs);
       const priority = priorityOf(request.headers['x-resultity-priority'], parsed.data.service_tier);
       const region = regionHeader(request.headers['x-resultity-region']);
-      const { job, replayed } = await d.jobs.accept(principal, parsed.data.model, toJobRequest(parsed.data, d.maxTokensDefault()), {
+      const { job, replayed, watch } = await d.jobs.accept(principal, parsed.data.model, toJobRequest(parsed.data, d.maxTokensDefault()), {
         idempotencyKey,
         priority,
+        watch: !respondAsync,
         ...(deadlineMs !== undefined ? { deadlineMs } : {}),
         ...(region !== undefined ? { region } : {}),
       });
@@ -104,6 +106,8 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       if (replayed) reply.header('idempotent-replayed', 'true');
 
       if (parsed.data.stream) {
+        // The relay follows the job's stream and rows itself; the watch is not needed there.
+        watch?.close();
         const includeUsage = parsed.data.stream_options?.include_usage === true;
         await sendChatStream(reply, d.relay, job, { includeUsage, until: job.deadline_at.getTime() + d.syncGraceMs });
         return reply;
@@ -123,11 +127,10 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       // From here on the job exists and may be charged: an error must not read as "nothing happened"
       // (a client would resend and pay twice), so any failure answers 202 with the job to poll.
       try {
-        const done = await d.jobs.waitForTerminal(job.id, job.deadline_at.getTime() - Date.now() + d.syncGraceMs, abort.signal);
+        const { job: done, output } = await d.jobs.waitForTerminal(job, job.deadline_at.getTime() - Date.now() + d.syncGraceMs, abort.signal, watch);
         if (done.status === 'completed') {
-          const payload = await d.jobs.payloadFor(done);
           reply.header('x-resultity-credits-charged', formatCredits(done.charged_micro ?? 0));
-          return completion(done, payload);
+          return completion(done, output);
         }
         if (done.status === 'failed' || done.status === 'expired' || done.status === 'cancelled') return sendAppError(reply, jobFailure(done));
       } catch (err) {
@@ -180,9 +183,8 @@ function principalOf(request: FastifyRequest): Principal {
   return request.principal;
 }
 
-/** An OpenAI `chat.completion` object. Never names the node that served it. */
-function completion(job: JobRow, payload: PayloadDoc | null) {
-  const result = payload?.results?.[String(job.attempt)];
+/** An OpenAI `chat.completion` object. Never names the node that served it. `output`: null once expired. */
+function completion(job: JobRow, output: JobOutput | null) {
   const prompt = job.prompt_tokens ?? 0;
   const completionTokens = job.completion_tokens ?? 0;
   return {
@@ -193,14 +195,14 @@ function completion(job: JobRow, payload: PayloadDoc | null) {
     choices: [
       {
         index: 0,
-        message: { role: 'assistant' as const, content: result?.output.content ?? null, refusal: null },
-        finish_reason: result?.output.finish_reason ?? 'stop',
+        message: { role: 'assistant' as const, content: output?.content ?? null, refusal: null },
+        finish_reason: output?.finish_reason ?? 'stop',
         logprobs: null,
       },
     ],
     usage: { prompt_tokens: prompt, completion_tokens: completionTokens, total_tokens: prompt + completionTokens },
     service_tier: serviceTierOf(job.priority),
-    resultity: { job_id: job.id, priority: job.priority, credits_charged: formatCredits(job.charged_micro ?? 0), output_expired: result === undefined },
+    resultity: { job_id: job.id, priority: job.priority, credits_charged: formatCredits(job.charged_micro ?? 0), output_expired: output === null },
   };
 }
 
@@ -216,7 +218,7 @@ function jobView(job: JobRow, payload: PayloadDoc | null) {
     finished: job.finished_at ? Math.floor(job.finished_at.getTime() / 1000) : null,
     credits_held: formatCredits(job.finished_at ? 0 : job.hold_micro),
     credits_charged: job.charged_micro === null ? null : formatCredits(job.charged_micro),
-    result: job.status === 'completed' ? completion(job, payload) : null,
+    result: job.status === 'completed' ? completion(job, payload?.results?.[String(job.attempt)]?.output ?? null) : null,
     error: job.status === 'failed' || job.status === 'expired' || job.status === 'cancelled' ? { code: job.error_code, message: job.error_message } : null,
   };
 }

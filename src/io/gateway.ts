@@ -33,7 +33,6 @@ import {
   resultSchema,
   type GatewayMessage,
   type HeartbeatMessage,
-  type JobDispatch,
   type RegisterMessage,
   type ResultMessage,
 } from '../domain/protocol.js';
@@ -44,10 +43,10 @@ import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { ReplayGuard } from '../redis/replay-guard.repository.js';
 import type { UptimeRepository } from '../redis/uptime.repository.js';
 import { epochOf, slotOf, type RcpClock } from '../domain/rcp.js';
-import type { JobEvents } from '../redis/job-events.js';
+import type { DispatchEnvelope, JobEvents } from '../redis/job-events.js';
 import type { JobStreams } from '../redis/job-streams.js';
 import { STREAM_MAX_BYTES, streamMaxChunks } from '../domain/streaming.js';
-import type { ResultsService } from './results.service.js';
+import type { AttemptContext, ResultsService } from './results.service.js';
 import type { CurrentNetworkConfig } from '../network/network-config.service.js';
 import type { NodeConfigDigests } from '../redis/node-configs.repository.js';
 import { participationProblem } from '../domain/network-config.js';
@@ -80,8 +79,8 @@ interface Session {
   agentVersion: string;
   /** The config digest last recorded in Redis for this node (undefined: none recorded yet). */
   recordedDigest: string | null | undefined;
-  /** jobId -> attempt, for the attempts this socket is running. */
-  inflight: Map<string, number>;
+  /** jobId -> the attempt this socket is running (its terms, from the dispatch). */
+  inflight: Map<string, AttemptContext>;
   /** `jobId#attempt` -> the streamed attempts dispatched to this socket and not ended: chunk budget, next seq. */
   streams: Map<string, { maxChunks: number; next: number }>;
   /** Per job, the tail of its chain of messages being handled (see inJobOrder). */
@@ -121,10 +120,10 @@ export class Gateway {
         return reply.code(401).send({ error: { code: 'bad_signature', message: 'The message is not signed by the node it names.' } });
       }
       if (msg.type === 'job_error') {
-        const failed = await this.d.results.acceptJobError(msg);
+        const failed = await this.d.results.acceptJobError(msg, null);
         return reply.code(failed ? 200 : 409).send(failed ? { accepted: true } : { accepted: false, reason: 'stale_attempt' });
       }
-      const verdict = await this.d.results.acceptResult(msg);
+      const verdict = await this.d.results.acceptResult(msg, null, true);
       return reply.code(verdict.accepted ? 200 : 409).send(verdict);
     });
   }
@@ -202,8 +201,7 @@ export class Gateway {
       case 'job_error':
         await inJobOrder(session, msg.jobId, async () => {
           if (!verifyMessage(msg, session.nodeId)) return void reject(socket, 'bad_signature', 'job_error signature invalid');
-          forgetAttempt(session, msg.jobId, msg.attempt);
-          await this.d.results.acceptJobError(msg);
+          await this.d.results.acceptJobError(msg, forgetAttempt(session, msg.jobId, msg.attempt));
         });
         return session;
     }
@@ -268,11 +266,13 @@ export class Gateway {
   }
 
   private async result(socket: WebSocket, session: Session, msg: ResultMessage): Promise<void> {
-    forgetAttempt(session, msg.jobId, msg.attempt);
-    const verdict = await this.d.results.acceptResult(msg);
-    if (!verdict.accepted && (verdict.reason === 'bad_signature' || verdict.reason === 'output_hash_mismatch')) {
+    // A result for an attempt this socket does not run (stale, or another node's) is checked against the
+    // records, which refuse it unless they say this node runs it.
+    const dispatched = forgetAttempt(session, msg.jobId, msg.attempt);
+    const verdict = await this.d.results.acceptResult(msg, dispatched);
+    if (dispatched && !verdict.accepted && (verdict.reason === 'bad_signature' || verdict.reason === 'output_hash_mismatch')) {
       // The socket is authenticated as this node, so an unverifiable result is this node's fault.
-      await this.d.results.failCurrentAttempt(msg.jobId, msg.attempt, session.nodeId, 'invalid_result', verdict.reason);
+      await this.d.results.failAttempt(msg.jobId, msg.attempt, session.nodeId, 'invalid_result', verdict.reason, dispatched.startedAt);
     }
     send(socket, { type: 'result_ack', jobId: msg.jobId, attempt: msg.attempt, accepted: verdict.accepted, ...(verdict.accepted ? {} : { reason: verdict.reason }) });
   }
@@ -297,18 +297,21 @@ export class Gateway {
     // The attempt's fate first, then the word to the node: a node that hangs up on the error must not
     // turn its invalid stream into a mere disconnect.
     const blame = outcome === 'stream_lost' ? 'disconnected' : 'invalid_result';
-    await this.d.results.failCurrentAttempt(msg.jobId, msg.attempt, session.nodeId, blame, `stream chunk refused: ${outcome}`);
+    const dispatched = session.inflight.get(msg.jobId);
+    if (dispatched?.attempt === msg.attempt) {
+      await this.d.results.failAttempt(msg.jobId, msg.attempt, session.nodeId, blame, `stream chunk refused: ${outcome}`, dispatched.startedAt);
+    }
     reject(socket, 'invalid_chunk', `chunk ${msg.seq} refused: ${outcome}`);
   }
 
-  private async deliver(job: JobDispatch & { nodeId: string }): Promise<void> {
-    const { nodeId, ...dispatch } = job;
+  private async deliver(job: DispatchEnvelope): Promise<void> {
+    const { nodeId, terms, startedAt, namespaceId, ...dispatch } = job;
     const session = this.sessions.get(nodeId);
     if (!session || session.socket.readyState !== session.socket.OPEN) {
-      await this.d.results.failCurrentAttempt(job.jobId, job.attempt, nodeId, 'disconnected', 'node not connected to its gateway');
+      await this.d.results.failAttempt(job.jobId, job.attempt, nodeId, 'disconnected', 'node not connected to its gateway', startedAt);
       return;
     }
-    session.inflight.set(job.jobId, job.attempt);
+    session.inflight.set(job.jobId, { attempt: job.attempt, namespaceId, model: job.model, terms, startedAt, streamed: dispatch.request.stream === true });
     if (dispatch.request.stream) session.streams.set(attemptKey(job.jobId, job.attempt), { maxChunks: streamMaxChunks(dispatch.request.max_tokens), next: 0 });
     send(session.socket, dispatch);
   }
@@ -319,7 +322,7 @@ export class Gateway {
       await this.d.presence.remove(session.nodeId, this.d.instanceId);
     }
     for (const [jobId, attempt] of session.inflight) {
-      await this.d.results.failCurrentAttempt(jobId, attempt, session.nodeId, 'disconnected', 'node socket closed');
+      await this.d.results.failAttempt(jobId, attempt.attempt, session.nodeId, 'disconnected', 'node socket closed', attempt.startedAt);
     }
     this.d.logger.info({ node: session.nodeId }, 'node disconnected');
   }
@@ -330,10 +333,16 @@ function declaration(msg: RegisterMessage | HeartbeatMessage) {
   return { capacity: msg.capacity, running: msg.running, network: msg.network, region: msg.region, gpu: msg.gpu, models: msg.models };
 }
 
-/** Forgets a job's attempt on this socket, unless a newer attempt of the job has replaced it. */
-function forgetAttempt(session: Session, jobId: string, attempt: number): void {
-  if (session.inflight.get(jobId) === attempt) session.inflight.delete(jobId);
+/**
+ * Forgets a job's attempt on this socket, unless a newer attempt of the job has replaced it; returns what
+ * the socket knew of it (null: this socket does not run that attempt).
+ */
+function forgetAttempt(session: Session, jobId: string, attempt: number): AttemptContext | null {
   session.streams.delete(attemptKey(jobId, attempt));
+  const known = session.inflight.get(jobId);
+  if (known?.attempt !== attempt) return null;
+  session.inflight.delete(jobId);
+  return known;
 }
 
 function attemptKey(jobId: string, attempt: number): string {

@@ -1,22 +1,38 @@
 // Finalizing an attempt from a node's signed message: a result completes the job (output to MongoDB,
-// settlement in PostgreSQL, wake-up over Redis), a job_error fails the attempt so the scheduler retries.
-// Every step is idempotent and fenced by (job, attempt, node): a replayed, late or forged message
-// changes nothing.
+// settlement in PostgreSQL, then one Redis script that returns the node's slot and tells every instance,
+// with the answer in the event), a job_error fails the attempt so the scheduler retries. Every step is
+// idempotent and fenced by (job, attempt): a replayed, late or forged message changes nothing.
+//
+// The success path reads nothing back: the gateway that dispatched the attempt knows its terms (the job's
+// ticket came with the dispatch; redis/job-events.ts DispatchEnvelope) and that this node runs it. A
+// result posted over HTTP by a node whose socket dropped is checked against the job's in-flight record
+// (Redis) and its row (PostgreSQL) instead.
 import { outputHash, type JobErrorMessage, type ResultMessage } from '../domain/protocol.js';
 import { verifyMessage } from '../domain/signatures.js';
+import { termsOf, type JobTerms } from '../domain/job-ticket.js';
 import type { Db } from '../postgres/db.js';
 import { findJob } from '../postgres/jobs.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
-import type { PresenceRepository } from '../redis/presence.repository.js';
-import type { JobEvents } from '../redis/job-events.js';
+import type { InflightRepository } from '../redis/inflight.repository.js';
 import type { SettlementService } from '../jobs/settlement.service.js';
 import type { AttemptOutcome, JobLifecycle } from '../jobs/lifecycle.service.js';
-import type { NodeFlagsService } from '../network/node-flags.service.js';
 import type { JobStreams } from '../redis/job-streams.js';
 
 export type ResultVerdict =
   | { accepted: true }
   | { accepted: false; reason: 'bad_signature' | 'output_hash_mismatch' | 'usage_out_of_bounds' | 'stream_mismatch' | 'stale_attempt' | 'unknown_job' };
+
+/** What the gateway knows of an attempt it dispatched to a node's socket. */
+export interface AttemptContext {
+  attempt: number;
+  namespaceId: string;
+  model: string;
+  terms: JobTerms;
+  /** When the attempt was dispatched (ms). */
+  startedAt: number;
+  /** The job streams (its chunks must add up to the result). */
+  streamed: boolean;
+}
 
 export class ResultsService {
   constructor(
@@ -24,11 +40,11 @@ export class ResultsService {
       db: Db;
       settlement: SettlementService;
       payloads: PayloadsRepository;
-      presence: PresenceRepository;
-      events: JobEvents;
+      inflight: InflightRepository;
       lifecycle: JobLifecycle;
-      nodeFlags: NodeFlagsService;
       streams: JobStreams;
+      /** How long outputs are kept (PAYLOAD_RETENTION_HOURS). */
+      retentionMs: number;
     },
   ) {}
 
@@ -39,54 +55,113 @@ export class ResultsService {
     return 'ok';
   }
 
-  async acceptResult(msg: ResultMessage): Promise<ResultVerdict> {
-    const check = this.verify(msg);
-    if (check !== 'ok') return { accepted: false, reason: check };
-    const job = await findJob(this.d.db, msg.jobId);
-    if (!job) return { accepted: false, reason: 'unknown_job' };
-    if (job.status !== 'running' || job.attempt !== msg.attempt || job.node_id !== msg.nodeId) return { accepted: false, reason: 'stale_attempt' };
-    // Usage is the node's claim, and the bill: beyond what the request allowed it is an invalid result.
-    if (msg.usage.completion_tokens > job.max_tokens || msg.usage.prompt_tokens > job.prompt_tokens_bound) {
-      await this.failCurrentAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'usage beyond the request bounds');
-      return { accepted: false, reason: 'usage_out_of_bounds' };
-    }
+  /**
+   * Finalizes a result. `dispatched`: the attempt as the gateway that dispatched it to this node's socket
+   * knows it; null for a result from elsewhere (HTTP), which is then checked against the records.
+   * `signatureChecked`: the caller verified the signature already (each is checked once).
+   */
+  async acceptResult(msg: ResultMessage, dispatched: AttemptContext | null, signatureChecked = false): Promise<ResultVerdict> {
+    if (!signatureChecked && !verifyMessage(msg, msg.nodeId)) return { accepted: false, reason: 'bad_signature' };
+    if (outputHash(msg.output) !== msg.outputHash) return { accepted: false, reason: 'output_hash_mismatch' };
+    const ctx = dispatched ?? (await this.contextFromRecords(msg.jobId, msg.attempt, msg.nodeId));
+    if (ctx === 'unknown_job') return { accepted: false, reason: 'unknown_job' };
+    if (ctx === null || ctx.attempt !== msg.attempt) return { accepted: false, reason: 'stale_attempt' };
 
     // A streamed attempt: its signed output must be exactly what it streamed, which the client may have
     // read already; anything else would store and bill an answer the client did not get. An attempt that
     // streamed nothing (an agent or runtime that cannot stream) is fine: its relay sends the whole output
     // as one piece. The gateway handles a job's chunks and its result in arrival order, so the stream is
     // complete here.
-    const streamed = await this.d.streams.text(msg.jobId, msg.attempt);
-    if (streamed !== null && streamed !== msg.output.content) {
-      await this.failCurrentAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'the result differs from the text the node streamed');
-      return { accepted: false, reason: 'stream_mismatch' };
+    if (ctx.streamed) {
+      const streamed = await this.d.streams.text(msg.jobId, msg.attempt);
+      if (streamed !== null && streamed !== msg.output.content) {
+        await this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'the result differs from the text the node streamed', ctx.startedAt);
+        return { accepted: false, reason: 'stream_mismatch' };
+      }
     }
 
     // Output first: a job PostgreSQL calls completed must have its output stored. Keyed by attempt, so a
     // superseded attempt racing this one can never overwrite the output of the attempt that wins.
-    await this.d.payloads.saveResult(msg.jobId, msg.attempt, msg.output, msg.usage, { attempt: msg.attempt, nodeId: msg.nodeId, at: new Date(), outcome: 'completed' });
-    const row = await this.d.settlement.complete(msg.jobId, msg.attempt, msg.nodeId, msg.usage, msg.output.content === '');
-    if (!row) return { accepted: false, reason: 'stale_attempt' };
+    await this.d.payloads.saveResult({
+      jobId: msg.jobId,
+      namespaceId: ctx.namespaceId,
+      model: ctx.model,
+      attempt: msg.attempt,
+      output: msg.output,
+      usage: msg.usage,
+      nodeId: msg.nodeId,
+      expireAt: new Date(Date.now() + this.d.retentionMs),
+    });
+    const settled = await this.d.settlement.complete({
+      jobId: msg.jobId,
+      attempt: msg.attempt,
+      nodeId: msg.nodeId,
+      usage: msg.usage,
+      outputEmpty: msg.output.content === '',
+      terms: ctx.terms,
+      startedAt: new Date(ctx.startedAt),
+    });
+    if (settled.outcome === 'usage_out_of_bounds') {
+      // Usage is the node's claim, and the bill: beyond what the request allowed it is an invalid result.
+      await this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'usage beyond the request bounds', ctx.startedAt);
+      return { accepted: false, reason: 'usage_out_of_bounds' };
+    }
+    if (settled.outcome === 'stale') return { accepted: false, reason: 'stale_attempt' };
 
-    await this.d.presence.release(msg.nodeId, msg.jobId);
-    await this.d.nodeFlags.recordSuccess(msg.nodeId);
-    await this.d.events.publish({ kind: 'finished', jobId: msg.jobId });
+    await this.d.inflight.completed(msg.nodeId, msg.jobId, {
+      kind: 'finished',
+      jobId: msg.jobId,
+      status: 'completed',
+      completed: { attempt: msg.attempt, output: msg.output, usage: msg.usage, chargedMicro: settled.chargedMicro },
+    });
     return { accepted: true };
   }
 
-  /** Fails an attempt the node itself gave up on. */
-  async acceptJobError(msg: JobErrorMessage): Promise<boolean> {
-    if (!verifyMessage(msg, msg.nodeId)) return false;
+  /** Fails an attempt the node itself gave up on (the signature is the caller's to check). */
+  async acceptJobError(msg: JobErrorMessage, dispatched: AttemptContext | null): Promise<boolean> {
+    if (dispatched) return this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'failed', msg.message, dispatched.startedAt);
     return this.failCurrentAttempt(msg.jobId, msg.attempt, msg.nodeId, 'failed', msg.message);
   }
 
   /**
-   * Fails an attempt for a reason the gateway observed (a disconnect, an invalid result). No-op unless the
-   * attempt is the job's current one and runs on this node.
+   * Fails an attempt the gateway dispatched to this node's socket, for a reason it observed (a
+   * disconnect, an invalid stream or result). No-op unless the attempt may still end.
+   */
+  failAttempt(jobId: string, attempt: number, nodeId: string, outcome: AttemptOutcome, reason: string, startedAt: number): Promise<boolean> {
+    return this.d.lifecycle.failAttempt(jobId, attempt, nodeId, outcome, reason, new Date(startedAt));
+  }
+
+  /**
+   * Fails an attempt named by a message from elsewhere (HTTP): only if the records say that this node
+   * runs it, so that a node cannot end another node's attempt of a job it once ran.
    */
   async failCurrentAttempt(jobId: string, attempt: number, nodeId: string, outcome: AttemptOutcome, reason: string): Promise<boolean> {
-    const job = await findJob(this.d.db, jobId);
-    if (!job || job.node_id !== nodeId) return false;
-    return this.d.lifecycle.failAttempt(jobId, attempt, nodeId, outcome, reason);
+    const ctx = await this.contextFromRecords(jobId, attempt, nodeId);
+    if (ctx === null || ctx === 'unknown_job') return false;
+    return this.failAttempt(jobId, attempt, nodeId, outcome, reason, ctx.startedAt);
+  }
+
+  /**
+   * The attempt as the records know it, when `nodeId` runs attempt `attempt` of the job: its in-flight
+   * record in Redis (or, for an attempt an older version started, the job's row) must say so. Null when
+   * they do not (a stale attempt); 'unknown_job' for a job that does not exist.
+   */
+  private async contextFromRecords(jobId: string, attempt: number, nodeId: string): Promise<AttemptContext | 'unknown_job' | null> {
+    const [inflight, job] = await Promise.all([this.d.inflight.current(jobId), findJob(this.d.db, jobId)]);
+    if (!job) return 'unknown_job';
+    if (job.finished_at) return null;
+    const running =
+      (inflight !== null && !inflight.done && inflight.attempt === attempt && inflight.nodeId === nodeId && job.status !== 'running' && job.attempt < attempt) ||
+      (job.status === 'running' && job.attempt === attempt && job.node_id === nodeId);
+    if (!running) return null;
+    return {
+      attempt,
+      namespaceId: job.namespace_id,
+      model: job.model,
+      terms: termsOf(job),
+      startedAt: inflight?.startedAt ?? Date.now(),
+      // Whether it streamed is not known here: check the stream in case it did.
+      streamed: true,
+    };
   }
 }

@@ -8,12 +8,18 @@ import type { Db } from '../postgres/db.js';
 import { failAttempt, markPublished, type JobRow } from '../postgres/jobs.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
+import type { InflightRepository } from '../redis/inflight.repository.js';
 import type { JobEvents } from '../redis/job-events.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
+import type { JobTicket } from '../domain/job-ticket.js';
 import type { SettlementService } from './settlement.service.js';
+import type { PublishMarks } from './publish-marks.js';
 import type { NodeFlagsService } from '../network/node-flags.service.js';
 
 export type AttemptOutcome = 'failed' | 'timeout' | 'disconnected' | 'invalid_result';
+
+/** How long a routing hop is kept in MongoDB (with the payloads it explains, at most). */
+const TRACE_RETENTION_MS = 72 * 3_600_000;
 
 export class JobLifecycle {
   /** Models whose queue this process has declared (declaring is idempotent; this only saves round trips). */
@@ -25,37 +31,50 @@ export class JobLifecycle {
       settlement: SettlementService;
       payloads: PayloadsRepository;
       presence: PresenceRepository;
+      inflight: InflightRepository;
       events: JobEvents;
       queue: JobQueue;
+      marks: PublishMarks;
       nodeFlags: NodeFlagsService;
       logger: Logger;
     },
   ) {}
 
   /**
-   * Publishes an accepted job with confirms and marks it published. Returns false on failure, which is
-   * not the job's failure: the job row is the outbox, and the maintenance role republishes it later.
+   * Publishes an accepted job's ticket with confirms; its "published" mark is written later, in a batch
+   * (jobs/publish-marks.ts), or at once with `markNow` (the outbox republishing a job). Returns false on
+   * failure, which is not the job's failure: the job row is the outbox, and the maintenance role
+   * republishes it later.
    */
-  async publish(job: Pick<JobRow, 'id' | 'model' | 'priority' | 'deadline_at'>): Promise<boolean> {
+  async publish(ticket: JobTicket, opts: { markNow?: boolean } = {}): Promise<boolean> {
     try {
-      if (!this.declared.has(job.model)) {
-        await this.d.queue.declareModel(job.model);
-        this.declared.add(job.model);
+      const model = ticket.placement.model;
+      if (!this.declared.has(model)) {
+        await this.d.queue.declareModel(model);
+        this.declared.add(model);
       }
-      await this.d.queue.publish(job.model, job.priority, job.id, job.deadline_at.getTime() - Date.now());
-      await markPublished(this.d.db, job.id);
+      await this.d.queue.publish(ticket);
+      if (opts.markNow) await markPublished(this.d.db, [{ id: ticket.jobId, at: new Date() }]);
+      else this.d.marks.confirmed(ticket.jobId);
       return true;
     } catch (err) {
-      this.d.logger.warn({ err, jobId: job.id }, 'publish failed; the outbox will retry');
+      this.d.logger.warn({ err, jobId: ticket.jobId }, 'publish failed; the outbox will retry');
       return false;
     }
   }
 
-  /** Ends a running attempt without a result, if it is still current; the scheduler then retries the job. */
-  async failAttempt(jobId: string, attempt: number, nodeId: string, outcome: AttemptOutcome, reason: string): Promise<boolean> {
-    if (!(await failAttempt(this.d.db, jobId, attempt, outcome, reason))) return false;
+  /**
+   * Ends attempt `attempt` on `nodeId` without a result, if it may still end; the scheduler then retries
+   * the job. True for the one call that ended it.
+   */
+  async failAttempt(jobId: string, attempt: number, nodeId: string, outcome: AttemptOutcome, reason: string, startedAt: Date | null = null): Promise<boolean> {
+    if (!(await failAttempt(this.d.db, { jobId, attempt, nodeId, outcome, reason, startedAt }))) return false;
     await this.d.presence.release(nodeId, jobId);
-    await this.d.payloads.appendTrace(jobId, { attempt, nodeId, at: new Date(), outcome, reason });
+    const at = new Date();
+    // The hop is for reading after the fact: written behind, never waited for.
+    this.d.payloads
+      .appendTrace(jobId, { attempt, nodeId, at, outcome, reason }, new Date(at.getTime() + TRACE_RETENTION_MS))
+      .catch((err: unknown) => this.d.logger.warn({ err, jobId }, 'routing hop not stored'));
     await this.d.events.publish({ kind: 'attempt_failed', jobId, attempt, reason: outcome });
     this.d.logger.info({ jobId, attempt, node: nodeId, outcome, reason }, 'attempt failed');
     // The node's own failures count toward its cooldown; a dropped connection is its absence, not a fault.
@@ -67,10 +86,12 @@ export class JobLifecycle {
   async endWithoutResult(jobId: string, status: 'failed' | 'expired', code: string, message: string): Promise<JobRow | null> {
     const row = await this.d.settlement.endWithoutResult(jobId, status, code, message);
     if (!row) return null;
-    // An attempt cut short by this still held a slot on its node; nobody else will return it.
-    if (row.interrupted_node_id) await this.d.presence.release(row.interrupted_node_id, jobId);
+    // The attempt cut short by this (if any) still holds a slot on its node; nobody else will return it.
+    // The same script tells every instance (the waiting request, the scheduler) that the job ended.
+    await this.d.inflight.ended(jobId, { kind: 'finished', jobId, status, error: { code, message } });
+    if (row.interrupted_node_id) await this.d.presence.release(row.interrupted_node_id, jobId); // an attempt started by an older version
+    this.d.marks.finished(jobId);
     this.d.logger.info({ jobId, status, code }, 'job ended without a result; hold released');
-    await this.d.events.publish({ kind: 'finished', jobId });
     await this.d.queue.quarantine(jobId, code).catch((err: unknown) => this.d.logger.warn({ err, jobId }, 'quarantine record not published'));
     return row;
   }

@@ -1,35 +1,18 @@
-// The group-commit bodies of settlement (see settlement.service.ts and postgres/group-commit.ts): many
-// holds, or many completions, in one PostgreSQL transaction, with the same outcome for each one as if it
-// had run alone in its own transaction (SettlementService's single-operation path).
+// The group-commit bodies of settlement (see settlement.service.ts and common/group-commit.ts): many
+// holds, or many completions, in ONE PostgreSQL statement each (the functions accept_jobs and settle_jobs,
+// migrations/0018_hot_path.sql), run as its own transaction: one round trip, one WAL flush, and a
+// namespace's ledger rows locked for the length of one statement. Each item gets the outcome it would get
+// alone; the functions decide in submission order against running balances and spends.
 //
-// Holds: the batch locks every namespace account it touches (in id order) and the capped keys' monthly
-// rows, reads their balances, and decides each hold in submission order against the running balance and
-// the running monthly spend: a hold that does not fit is refused on its own (insufficient_credits or
-// monthly_cap_reached, exactly as alone) and the others go on. Only then does it write, for the accepted
-// holds only: job rows, one set-based ledger posting, one monthly-spend update. The balance CHECKs and the
-// deferred balance trigger still guard every row, so a wrong decision here fails the batch, never the
-// ledger.
-//
-// Completions: the job rows whose attempt is current are locked in job-id order and completed (the same
-// fence as alone: a duplicate or stale result finds no running attempt and gets null), then the ledger
-// postings, monthly spend and contribution points of all of them are written, all set-based.
-//
-// Lock order, as everywhere: job rows, then namespace accounts (one statement, id order), then keys'
-// monthly rows; the network-wide accounts take no lock.
-import type pg from 'pg';
+// Pricing stays in src/domain/pricing.ts: the caller computes each completion's charge and the operator's
+// share from the job's terms, and the database checks what it must (usage within the job's bounds, the
+// charge within the hold, balances never below zero).
 import { errors } from '../errors.js';
-import { actualCost, splitCapture } from '../domain/pricing.js';
 import type { Usage } from '../domain/protocol.js';
-import type { Db } from '../postgres/db.js';
-import type { ItemOutcome } from '../postgres/group-commit.js';
-import { completeJobs, insertJobs, JobPastDeadlineError, lockRunningAttempts, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
-import { ledgerAccountId, lockAccounts, postTransactions, type LedgerPosting } from '../postgres/ledger.repository.js';
-import { claimIdempotencyKey } from '../postgres/idempotency.repository.js';
-import { operatorsOf } from '../postgres/nodes.repository.js';
-import { commitHolds, keyMonthId, lockMonthlySpend, settleHolds, spendMonthOf, type KeyMonth } from '../postgres/key-spend.repository.js';
 import { jobIdTime } from '../domain/job-ids.js';
-import { recordJobPoints } from '../postgres/rcp.repository.js';
-import { POINTS_PER_JOB } from '../domain/rcp.js';
+import type { Db, Queryable } from '../postgres/db.js';
+import type { ItemOutcome } from '../common/group-commit.js';
+import { JobPastDeadlineError, type NewJob } from '../postgres/jobs.repository.js';
 
 export interface HoldRequest {
   job: NewJob;
@@ -37,7 +20,7 @@ export interface HoldRequest {
   idempotency?: { key: string; requestHash: Buffer; windowHours: number } | undefined;
 }
 
-/** The idempotency key was claimed by another request meanwhile; the accept transaction must roll back. */
+/** The idempotency key was claimed by another request meanwhile; the caller replays that request's job. */
 export class IdempotencyKeyInUse extends Error {
   constructor(readonly key: string) {
     super(`idempotency key ${key} is in use`);
@@ -45,209 +28,133 @@ export class IdempotencyKeyInUse extends Error {
   }
 }
 
+/** SQLSTATE raised by accept_jobs when a concurrent request claimed one of the batch's idempotency keys. */
+const IDEMPOTENCY_RACE = 'RT409';
+
 export interface CompletionRequest {
   jobId: string;
   attempt: number;
   nodeId: string;
   usage: Usage;
-  outputEmpty: boolean;
+  /** The charge (domain/pricing.ts actualCost) and the operator's part of it (splitCapture). */
+  chargedMicro: number;
+  operatorMicro: number;
+  /** When the attempt was dispatched, if known (its latency feeds the node's score). */
+  startedAt: Date | null;
 }
 
-/** The namespace's two accounts, created on first use. */
-async function namespaceAccounts(tx: pg.PoolClient, namespaceId: string): Promise<{ available: number; held: number }> {
-  return { available: await ledgerAccountId(tx, 'ns_available', namespaceId), held: await ledgerAccountId(tx, 'ns_held', namespaceId) };
-}
+export type CompletionOutcome = 'completed' | 'stale' | 'usage_out_of_bounds';
 
-async function accountsByNamespace(tx: pg.PoolClient, namespaceIds: Iterable<string>): Promise<Map<string, { available: number; held: number }>> {
-  const byNamespace = new Map<string, { available: number; held: number }>();
-  for (const ns of namespaceIds) if (!byNamespace.has(ns)) byNamespace.set(ns, await namespaceAccounts(tx, ns));
-  return byNamespace;
-}
-
-/** Takes the holds that fit, refuses the others one by one; see the head of this file. */
-export async function holdBatch(tx: pg.PoolClient, items: readonly HoldRequest[]): Promise<Array<ItemOutcome<JobRow>>> {
-  const accounts = await accountsByNamespace(tx, items.map((i) => i.job.namespaceId));
-  const balance = await lockAccounts(tx, [...accounts.values()].flatMap((a) => [a.available, a.held]));
-  // Each hold counts in its job's spend month (key-spend.repository.ts: spendMonthOf).
-  const keyMonthOf = (job: NewJob): KeyMonth => ({ keyId: job.apiKeyId, month: spendMonthOf(jobIdTime(job.id)) });
-  const capped = new Map(items.filter((i) => i.keyMonthlyCapMicro !== null).map((i) => [keyMonthId(keyMonthOf(i.job)), keyMonthOf(i.job)]));
-  const spent = await lockMonthlySpend(tx, [...capped.values()]);
-
-  const outcomes: Array<ItemOutcome<JobRow> | null> = [];
-  const accepted: Array<{ index: number; item: HoldRequest }> = [];
-  items.forEach((item, index) => {
-    const { job, keyMonthlyCapMicro: cap } = item;
-    const available = accounts.get(job.namespaceId)!.available;
-    const left = balance.get(available) ?? 0;
-    // Checked in the order of the single-operation path: credits first, then the key's cap.
-    if (left < job.holdMicro) {
-      outcomes.push({ ok: false, error: errors.insufficientCredits(job.holdMicro, left) });
-      return;
-    }
-    const spentId = keyMonthId(keyMonthOf(job));
-    const spentByKey = spent.get(spentId) ?? 0;
-    if (cap !== null && spentByKey + job.holdMicro > cap) {
-      outcomes.push({ ok: false, error: errors.monthlyCapReached(job.holdMicro, Math.max(0, cap - spentByKey)) });
-      return;
-    }
-    balance.set(available, left - job.holdMicro);
-    spent.set(spentId, spentByKey + job.holdMicro);
-    outcomes.push(null);
-    accepted.push({ index, item });
+/** Takes the holds that fit and refuses the others one by one (see accept_jobs). */
+export async function holdBatch(q: Queryable, items: readonly HoldRequest[]): Promise<Array<ItemOutcome<void>>> {
+  const col = <T>(f: (i: HoldRequest) => T) => items.map(f);
+  const r = await q.query<{ o_index: number; o_outcome: string; o_amount: number | null }>({
+    name: 'accept_jobs',
+    text: `SELECT o_index, o_outcome, o_amount FROM accept_jobs($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], $6::int[], $7::int[],
+             $8::int[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::timestamptz[], $14::text[], $15::text[], $16::text[], $17::text[],
+             $18::int[], $19::int[], $20::int[], $21::bigint[], $22::text[], $23::bytea[], $24::int)`,
+    values: [
+      col((i) => i.job.id),
+      col((i) => jobIdTime(i.job.id)),
+      col((i) => i.job.namespaceId),
+      col((i) => i.job.apiKeyId),
+      col((i) => i.job.model),
+      col((i) => i.job.maxAttempts),
+      col((i) => i.job.maxTokens),
+      col((i) => i.job.promptTokensBound),
+      col((i) => i.job.holdMicro),
+      col((i) => i.job.inputPriceMicro),
+      col((i) => i.job.outputPriceMicro),
+      col((i) => i.job.minChargeMicro),
+      col((i) => i.job.deadlineAt),
+      col((i) => i.job.network ?? 'mainnet'),
+      col((i) => i.job.region ?? null),
+      col((i) => i.job.subcloud ?? null),
+      col((i) => i.job.priority ?? 'standard'),
+      col((i) => i.job.surchargeBps ?? 0),
+      col((i) => i.job.configVersion ?? null),
+      col((i) => i.job.attemptTimeoutMs ?? null),
+      col((i) => i.keyMonthlyCapMicro),
+      col((i) => i.idempotency?.key ?? null),
+      col((i) => i.idempotency?.requestHash ?? null),
+      items.find((i) => i.idempotency)?.idempotency?.windowHours ?? 24,
+    ],
   });
-
-  const rows = await insertJobs(tx, accepted.map((a) => a.item.job));
-  for (const [n, { index, item }] of accepted.entries()) {
-    const row = rows[n];
-    // Past its deadline already (a stalled accept): fails the transaction like a lost claim below, so a
-    // batch runs its holds alone and only this one is refused.
-    if (!row) throw new JobPastDeadlineError(item.job.id);
-    outcomes[index] = { ok: true, value: row };
-    // A lost claim must undo this job's row: only a rollback can, so it fails the whole transaction (a
-    // batch then runs each of its holds alone; see runBatch).
-    const idem = item.idempotency;
-    if (idem && !(await claimIdempotencyKey(tx, { namespaceId: item.job.namespaceId, jobId: item.job.id, ...idem }))) throw new IdempotencyKeyInUse(idem.key);
-  }
-  await postTransactions(
-    tx,
-    accepted.map(({ item: { job } }): LedgerPosting => {
-      const a = accounts.get(job.namespaceId)!;
-      return {
-        kind: 'hold',
-        jobId: job.id,
-        entries: [
-          { accountId: a.available, amount: -job.holdMicro },
-          { accountId: a.held, amount: job.holdMicro },
-        ],
-      };
-    }),
-  );
-  await commitHolds(
-    tx,
-    accepted.map(({ item: { job } }) => ({ ...keyMonthOf(job), holdMicro: job.holdMicro })),
-  );
-  return outcomes.map((o) => o!);
+  return r.rows
+    .sort((a, b) => a.o_index - b.o_index)
+    .map((row): ItemOutcome<void> => {
+      const item = items[row.o_index - 1]!;
+      const amount = Number(row.o_amount ?? 0);
+      switch (row.o_outcome) {
+        case 'accepted':
+          return { ok: true, value: undefined };
+        case 'insufficient_credits':
+          return { ok: false, error: errors.insufficientCredits(item.job.holdMicro, amount) };
+        case 'monthly_cap_reached':
+          return { ok: false, error: errors.monthlyCapReached(item.job.holdMicro, amount) };
+        case 'past_deadline':
+          return { ok: false, error: new JobPastDeadlineError(item.job.id) };
+        case 'idempotency_key_in_use':
+          return { ok: false, error: new IdempotencyKeyInUse(item.idempotency?.key ?? '') };
+        default:
+          return { ok: false, error: new Error(`accept_jobs answered an unknown outcome '${row.o_outcome}'`) };
+      }
+    });
 }
 
-/** Completes the jobs whose attempt is current (null for the others); see the head of this file. */
-export async function completeBatch(
-  tx: pg.PoolClient,
-  items: readonly CompletionRequest[],
-  operatorShareBps: number,
-  epoch: number,
-): Promise<Array<ItemOutcome<JobRow | null>>> {
-  const outcomes: Array<ItemOutcome<JobRow | null>> = items.map(() => ({ ok: true, value: null }));
-  // Each locked row goes to the first item that claims its current attempt; a duplicate result (in this
-  // batch or settled before) finds none and gets null, as alone.
-  const running = new Map((await lockRunningAttempts(tx, items)).map((row) => [row.id, row]));
-  const claims: Array<{ index: number; current: JobRow; charged: number; nodeId: string }> = [];
-  items.forEach(({ jobId, attempt, nodeId, usage, outputEmpty }, index) => {
-    const current = running.get(jobId);
-    if (!current || current.attempt !== attempt || current.node_id !== nodeId) return;
-    running.delete(jobId);
-    const prices = { inputPriceMicro: current.input_price_micro, outputPriceMicro: current.output_price_micro, minChargeMicro: current.min_charge_micro, surchargeBps: current.surcharge_bps };
-    claims.push({ index, current, charged: actualCost(prices, usage, current.hold_micro, outputEmpty), nodeId });
+/** A PostgreSQL error (a SQLSTATE): the server refused the statement, so it wrote nothing. */
+export function refusedByServer(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
+}
+
+/** accept_jobs's error when an idempotency key was taken meanwhile, as the caller's error; others unchanged. */
+export function holdError(err: unknown, request: HoldRequest): unknown {
+  if ((err as { code?: unknown }).code === IDEMPOTENCY_RACE) return new IdempotencyKeyInUse(request.idempotency?.key ?? '');
+  return err;
+}
+
+/** Completes the jobs whose attempt may still settle (see settle_jobs); one outcome per item. */
+export async function completeBatch(q: Queryable, items: readonly CompletionRequest[], epoch: number, pointsPerJob: number): Promise<Array<ItemOutcome<CompletionOutcome>>> {
+  const col = <T>(f: (i: CompletionRequest) => T) => items.map(f);
+  const r = await q.query<{ o_index: number; o_outcome: CompletionOutcome }>({
+    name: 'settle_jobs',
+    text: `SELECT o_index, o_outcome FROM settle_jobs($1::uuid[], $2::timestamptz[], $3::int[], $4::text[], $5::int[], $6::int[], $7::bigint[], $8::bigint[],
+             $9::timestamptz[], $10::bigint, $11::bigint)`,
+    values: [
+      col((i) => i.jobId),
+      col((i) => jobIdTime(i.jobId)),
+      col((i) => i.attempt),
+      col((i) => i.nodeId),
+      col((i) => i.usage.prompt_tokens),
+      col((i) => i.usage.completion_tokens),
+      col((i) => i.chargedMicro),
+      col((i) => i.operatorMicro),
+      col((i) => i.startedAt),
+      epoch,
+      pointsPerJob,
+    ],
   });
-  const completed = new Map(
-    (
-      await completeJobs(
-        tx,
-        claims.map(({ index, current, charged }) => ({
-          jobId: current.id,
-          attempt: current.attempt,
-          promptTokens: items[index]!.usage.prompt_tokens,
-          completionTokens: items[index]!.usage.completion_tokens,
-          chargedMicro: charged,
-        })),
-      )
-    ).map((row) => [row.id, row]),
-  );
-  const done: Array<{ row: JobRow; charged: number; nodeId: string }> = [];
-  for (const { index, current, charged, nodeId } of claims) {
-    const row = completed.get(current.id);
-    if (!row) continue;
-    outcomes[index] = { ok: true, value: row };
-    done.push({ row, charged, nodeId });
-  }
-  if (done.length === 0) return outcomes;
-
-  const operatorByNode = await operatorsOf(tx, [...new Set(done.map((d) => d.nodeId))]);
-  const operators = new Map<string, number>();
-  for (const { nodeId } of done) {
-    if (operators.has(nodeId)) continue;
-    const operator = operatorByNode.get(nodeId);
-    if (!operator) throw new Error(`node ${nodeId} has no operator`);
-    operators.set(nodeId, await ledgerAccountId(tx, 'operator_earnings', operator));
-  }
-  const platform = await ledgerAccountId(tx, 'platform_revenue', null);
-  const accounts = await accountsByNamespace(tx, done.map((d) => d.row.namespace_id));
-  await lockAccounts(tx, [...accounts.values()].flatMap((a) => [a.held, a.available]));
-
-  await postTransactions(
-    tx,
-    done.flatMap(({ row, charged, nodeId }): LedgerPosting[] => {
-      const a = accounts.get(row.namespace_id)!;
-      const split = splitCapture(charged, operatorShareBps);
-      return [
-        {
-          kind: 'release',
-          jobId: row.id,
-          entries: [
-            { accountId: a.held, amount: -(row.hold_micro - charged) },
-            { accountId: a.available, amount: row.hold_micro - charged },
-          ],
-        },
-        {
-          kind: 'capture',
-          jobId: row.id,
-          entries: [
-            { accountId: a.held, amount: -charged },
-            { accountId: operators.get(nodeId)!, amount: split.operator },
-            { accountId: platform, amount: split.platform },
-          ],
-        },
-      ];
-    }),
-  );
-  await settleHolds(
-    tx,
-    done.map(({ row, charged }) => ({ keyId: row.api_key_id, jobCreatedAt: row.created_at, holdMicro: row.hold_micro, chargedMicro: charged })),
-  );
-  await recordJobPoints(tx, epoch, POINTS_PER_JOB, done.map(({ row, nodeId }) => ({ nodeId, jobId: row.id })));
-  return outcomes;
+  return r.rows.sort((a, b) => a.o_index - b.o_index).map((row) => ({ ok: true, value: row.o_outcome }));
 }
 
 /**
- * Runs `body` over the batch in one transaction. When the batch fails before its COMMIT was sent, or the
- * server refused the COMMIT (so nothing was written), each item runs again on its own through `alone`,
- * so that one item's failure (a constraint, a lock timeout) is that item's outcome only. When the COMMIT
- * itself was lost (the connection broke: the batch may or may not have been written), every item fails,
- * as a single operation would: running them again could write them twice.
+ * Runs one batch statement. When the server refused it (a constraint, a lock timeout, a lost idempotency
+ * race), nothing was written, and each item runs again on its own through `alone`, so that one item's
+ * failure is that item's outcome only. When the connection broke instead (the statement may or may not
+ * have committed), every item fails, as a single operation would: running them again could write them
+ * twice.
  */
 export async function runBatch<I, O>(
   db: Db,
   items: readonly I[],
-  body: (tx: pg.PoolClient, items: readonly I[]) => Promise<Array<ItemOutcome<O>>>,
+  body: (q: Queryable, items: readonly I[]) => Promise<Array<ItemOutcome<O>>>,
   alone: (item: I) => Promise<O>,
 ): Promise<Array<ItemOutcome<O>>> {
-  const client = await db.connect();
-  let committing = false;
-  let broken: Error | undefined;
   try {
-    await client.query('BEGIN');
-    const outcomes = await body(client, items);
-    committing = true;
-    await client.query('COMMIT');
-    return outcomes;
+    return await body(db, items);
   } catch (err) {
-    const refusedByServer = typeof (err as { code?: unknown }).code === 'string';
-    await client.query('ROLLBACK').catch((e: unknown) => {
-      broken = e instanceof Error ? e : new Error(String(e));
-    });
-    if (committing && !refusedByServer) throw err;
-  } finally {
-    // A connection that could not even roll back is not given back to the pool.
-    client.release(broken);
+    if (!refusedByServer(err)) throw err;
   }
   return Promise.all(
     items.map((item) =>

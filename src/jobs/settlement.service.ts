@@ -1,28 +1,46 @@
-// Settlement: the PostgreSQL transactions that move a job's credits. Each runs the job's state change and
-// its ledger postings in one transaction, fenced by the job's status and attempt, so a job is held once,
+// Settlement: the PostgreSQL statements that move a job's credits. Each runs the job's state change and
+// its ledger postings in one transaction, fenced by the job's state and attempt, so a job is held once,
 // settled at most once, and never charged for a failure.
 //
-// Holds and completions may be group-committed (postgres/group-commit.ts): concurrent calls then share
-// transactions, each still getting the outcome it would get alone (jobs/settlement-batch.ts, whose bodies
-// are also the single-operation path: one code path, batches of one or of many).
-import type pg from 'pg';
+// Holds and completions are one statement each (jobs/settlement-batch.ts) and may be group-committed
+// (common/group-commit.ts): concurrent calls then share a statement, each still getting the outcome it
+// would get alone (one code path, batches of one or of many).
 import { withTransaction, type Db } from '../postgres/db.js';
-import { endJobWithoutResult, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
+import { endJobWithoutResult, jobRowOf, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
 import { ledgerAccountId, postTransaction } from '../postgres/ledger.repository.js';
 import { settleHold } from '../postgres/key-spend.repository.js';
 import { quarantineJob } from '../postgres/quarantine.repository.js';
-import { GroupCommit, type GroupCommitOptions, type ItemOutcome } from '../postgres/group-commit.js';
+import { GroupCommit, type GroupCommitOptions, type ItemOutcome } from '../common/group-commit.js';
+import { actualCost, splitCapture } from '../domain/pricing.js';
 import type { Usage } from '../domain/protocol.js';
-import { epochOf, type RcpClock } from '../domain/rcp.js';
-import { completeBatch, holdBatch, runBatch, type CompletionRequest, type HoldRequest } from './settlement-batch.js';
+import type { JobTerms } from '../domain/job-ticket.js';
+import { epochOf, POINTS_PER_JOB, type RcpClock } from '../domain/rcp.js';
+import { completeBatch, holdBatch, holdError, runBatch, type CompletionOutcome, type CompletionRequest, type HoldRequest } from './settlement-batch.js';
 
-export { IdempotencyKeyInUse } from './settlement-batch.js';
+export { IdempotencyKeyInUse, type CompletionOutcome, type CompletionRequest } from './settlement-batch.js';
+
+/** A node's result to settle: its attempt, usage, and the job's terms from its ticket (domain/job-ticket.ts). */
+export interface SettleInput {
+  jobId: string;
+  attempt: number;
+  nodeId: string;
+  usage: Usage;
+  outputEmpty: boolean;
+  terms: JobTerms;
+  startedAt?: Date | null;
+}
+
+export interface Settled {
+  outcome: CompletionOutcome;
+  /** What the job was charged (0 unless completed). */
+  chargedMicro: number;
+}
 
 export class SettlementService {
-  private readonly holds: GroupCommit<HoldRequest, JobRow> | null;
-  private readonly completions: GroupCommit<CompletionRequest, JobRow | null> | null;
+  private readonly holds: GroupCommit<HoldRequest, void> | null;
+  private readonly completions: GroupCommit<CompletionRequest, CompletionOutcome> | null;
 
-  /** `batching`: group-commit holds and completions with these limits; null (or maxItems 1): one transaction per operation. */
+  /** `batching`: group-commit holds and completions with these limits; null (or maxItems 1): one statement per operation. */
   constructor(
     private readonly db: Db,
     private readonly operatorShareBps: number,
@@ -30,15 +48,16 @@ export class SettlementService {
     batching: GroupCommitOptions | null = null,
   ) {
     const on = batching !== null && batching.maxItems > 1;
-    this.holds = on ? new GroupCommit((items) => this.batch(items, (tx, b) => holdBatch(tx, b), (i) => this.holdAlone(i)), batching) : null;
+    this.holds = on ? new GroupCommit((items) => runBatch(this.db, items, holdBatch, (i) => this.holdAlone(i)), batching) : null;
     this.completions = on
-      ? new GroupCommit((items) => this.batch(items, (tx, b) => completeBatch(tx, b, this.operatorShareBps, this.epochNow()), (i) => this.completeAlone(i)), batching)
+      ? new GroupCommit((items) => runBatch(this.db, items, (q, b) => completeBatch(q, b, this.epochNow(), POINTS_PER_JOB), (i) => this.completeAlone(i)), batching)
       : null;
   }
 
   /**
-   * Inserts the job row, claims its idempotency key (if any) and takes its hold, in one transaction.
-   * Throws insufficient_credits (or monthly_cap_reached), or IdempotencyKeyInUse, having written nothing.
+   * Inserts the job row, claims its idempotency key (if any) and takes its hold, in one statement.
+   * Throws insufficient_credits (or monthly_cap_reached), IdempotencyKeyInUse or JobPastDeadlineError,
+   * having written nothing.
    */
   async acceptWithHold(
     job: NewJob,
@@ -46,17 +65,29 @@ export class SettlementService {
     idempotency?: { key: string; requestHash: Buffer; windowHours: number },
   ): Promise<JobRow> {
     const request: HoldRequest = { job, keyMonthlyCapMicro, idempotency };
-    return this.holds ? this.holds.submit(request) : this.holdAlone(request);
+    await (this.holds ? this.holds.submit(request) : this.holdAlone(request));
+    return jobRowOf(job);
   }
 
   /**
-   * Completes the job's current attempt: captures the actual cost (pays the node's operator their share
-   * and the platform the rest) and releases the remainder of the hold. Returns null, changing nothing,
-   * when the attempt is not current (late, duplicate or superseded result).
+   * Completes the job with attempt `attempt`'s result, if that attempt may still settle: captures the
+   * charge (the operator's part to the node's operator, the rest to the platform) and releases the rest
+   * of the hold. 'stale' (nothing changed) for a late, duplicate or superseded result;
+   * 'usage_out_of_bounds' (nothing changed) when the usage passes the job's bounds.
    */
-  async complete(jobId: string, attempt: number, nodeId: string, usage: Usage, outputEmpty: boolean): Promise<JobRow | null> {
-    const request: CompletionRequest = { jobId, attempt, nodeId, usage, outputEmpty };
-    return this.completions ? this.completions.submit(request) : this.completeAlone(request);
+  async complete(result: SettleInput): Promise<Settled> {
+    const chargedMicro = actualCost(result.terms, result.usage, result.terms.holdMicro, result.outputEmpty);
+    const request: CompletionRequest = {
+      jobId: result.jobId,
+      attempt: result.attempt,
+      nodeId: result.nodeId,
+      usage: result.usage,
+      chargedMicro,
+      operatorMicro: splitCapture(chargedMicro, this.operatorShareBps).operator,
+      startedAt: result.startedAt ?? null,
+    };
+    const outcome = await (this.completions ? this.completions.submit(request) : this.completeAlone(request));
+    return { outcome, chargedMicro: outcome === 'completed' ? chargedMicro : 0 };
   }
 
   /** Resolves when no grouped hold or completion is waiting or running (for shutdown). */
@@ -64,29 +95,16 @@ export class SettlementService {
     await Promise.all([this.holds?.drained(), this.completions?.drained()]);
   }
 
-  private holdAlone(request: HoldRequest): Promise<JobRow> {
-    return withTransaction(this.db, async (tx) => only(await holdBatch(tx, [request])));
-  }
-
-  private completeAlone(request: CompletionRequest): Promise<JobRow | null> {
-    return withTransaction(this.db, async (tx) => only(await completeBatch(tx, [request], this.operatorShareBps, this.epochNow())));
-  }
-
-  /** A batch of one runs alone (nothing to share, and no second try after a failure). */
-  private async batch<I, O>(
-    items: readonly I[],
-    body: (tx: pg.PoolClient, items: readonly I[]) => Promise<Array<ItemOutcome<O>>>,
-    alone: (item: I) => Promise<O>,
-  ): Promise<Array<ItemOutcome<O>>> {
-    if (items.length === 1) {
-      return [
-        await alone(items[0]!).then(
-          (value): ItemOutcome<O> => ({ ok: true, value }),
-          (error: unknown): ItemOutcome<O> => ({ ok: false, error }),
-        ),
-      ];
+  private async holdAlone(request: HoldRequest): Promise<void> {
+    try {
+      only(await holdBatch(this.db, [request]));
+    } catch (err) {
+      throw holdError(err, request);
     }
-    return runBatch(this.db, items, body, alone);
+  }
+
+  private async completeAlone(request: CompletionRequest): Promise<CompletionOutcome> {
+    return only(await completeBatch(this.db, [request], this.epochNow(), POINTS_PER_JOB));
   }
 
   private epochNow(): number {
@@ -121,7 +139,7 @@ export class SettlementService {
   }
 }
 
-/** The outcome of a batch of one; an error is thrown, so that its transaction rolls back. */
+/** The outcome of a batch of one, or its error thrown. */
 function only<O>(outcomes: ReadonlyArray<ItemOutcome<O>>): O {
   const o = outcomes[0]!;
   if (!o.ok) throw o.error;

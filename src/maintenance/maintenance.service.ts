@@ -27,6 +27,7 @@ import { epochOf, uptimePoints, type RcpClock } from '../domain/rcp.js';
 import { IDEMPOTENCY_WINDOW_HOURS } from '../domain/jobs.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
+import { ticketOf } from '../domain/job-ticket.js';
 
 const BATCH = 500;
 
@@ -77,9 +78,15 @@ export class Maintenance {
   private async republishUnconfirmed(now: Date): Promise<void> {
     const stale = await listUnpublished(this.d.db, new Date(now.getTime() - this.d.config.OUTBOX_REPUBLISH_AFTER_MS), BATCH);
     for (const job of stale) {
+      // The ticket carries the input, from its stored copy (written behind the accept).
+      const input = await this.d.payloads.findInput(job.id);
+      if (!input) {
+        await this.d.lifecycle.endWithoutResult(job.id, 'failed', 'payload_missing', 'The job input is no longer stored.');
+        continue;
+      }
       this.d.logger.info({ jobId: job.id }, 'outbox: republishing a job whose publish was not confirmed');
       // The broker is failing: stop here rather than hold this tick (and its lock) through a timeout per job.
-      if (!(await this.d.lifecycle.publish(job))) break;
+      if (!(await this.d.lifecycle.publish(ticketOf(job, input), { markNow: true }))) break;
     }
   }
 

@@ -1,11 +1,26 @@
-// Job payloads in MongoDB: the input at accept, the output and routing trace at completion. Each
-// document carries `expireAt`. A TTL index removes expired documents where the server has TTL indexes
+// Job payloads in MongoDB, for reads after the fact (GET /v1/jobs/{id}, quarantine resubmission, blind-job
+// verdicts): never read on a job's way through the backbone. The input travels with the job itself (its
+// ticket, domain/job-ticket.ts) and the output with its completion event.
+//
+// Writes are inserts only, grouped: concurrent writes of one kind share one insertMany
+// (common/group-commit.ts; batches form under load, none waits when idle). Nothing is ever updated in
+// place, because on FerretDB v1 a filter on `_id` is a scan of the collection, whose cost grows with
+// what is stored; an insert costs the same however much is stored.
+//   job_payloads  { _id: jobId, namespaceId, model, input, createdAt, expireAt }    written at accept
+//   job_results   { _id: "<jobId>#<attempt>", jobId, attempt, output, usage, ... } written before the
+//                 job is settled: a job PostgreSQL calls completed has its output stored
+//   job_trace     { jobId, attempt, nodeId, at, outcome, reason, expireAt }        routing hops (failures)
+// The input is written behind the accept: a crash before its batch is written loses the stored copy of
+// the input only (the job still runs from its ticket); `find` then answers with the output alone.
+//
+// Each document carries `expireAt`. A TTL index removes expired documents where the server has TTL indexes
 // (MongoDB); FerretDB v1 answers createIndexes with code 238 (NotImplemented), so there the sweeper
 // (sweepExpired, run by the maintenance role on every server) is what deletes them. Reads filter on
 // `expireAt` in both cases, so an expired document is never returned, whether or not it was deleted yet.
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, MongoBulkWriteError, OptionalUnlessRequiredId, WriteError } from 'mongodb';
 import type { Logger } from 'pino';
 import type { JobOutput, JobRequest, Usage } from '../domain/protocol.js';
+import { GroupCommit, type ItemOutcome } from '../common/group-commit.js';
 
 export interface RoutingHop {
   attempt: number;
@@ -15,11 +30,13 @@ export interface RoutingHop {
   reason?: string;
 }
 
+/** A job's payload as reads after the fact see it. */
 export interface PayloadDoc {
   _id: string; // the job id
   namespaceId: string;
   model: string;
-  input: JobRequest;
+  /** Absent when its write-behind batch was lost (a crash right after accept). */
+  input?: JobRequest;
   /** Results by attempt number: the job row's `attempt` says which one is the job's output. */
   results?: Record<string, { output: JobOutput; usage: Usage }>;
   trace: RoutingHop[];
@@ -27,68 +44,170 @@ export interface PayloadDoc {
   expireAt: Date;
 }
 
+interface InputDoc {
+  _id: string;
+  namespaceId: string;
+  model: string;
+  input: JobRequest;
+  createdAt: Date;
+  expireAt: Date;
+}
+
+interface ResultDoc {
+  _id: string;
+  jobId: string;
+  namespaceId: string;
+  model: string;
+  attempt: number;
+  output: JobOutput;
+  usage: Usage;
+  nodeId: string;
+  at: Date;
+  expireAt: Date;
+}
+
+interface TraceDoc extends RoutingHop {
+  jobId: string;
+  expireAt: Date;
+}
+
+export interface ResultToSave {
+  jobId: string;
+  namespaceId: string;
+  model: string;
+  attempt: number;
+  output: JobOutput;
+  usage: Usage;
+  nodeId: string;
+  expireAt: Date;
+}
+
 const NOT_IMPLEMENTED = 238;
+const DUPLICATE_KEY = 11000;
+/** Batches in flight per kind, and the largest batch. */
+const BATCHING = { maxItems: 256, maxInFlight: 2, lingerMs: 0 };
+
+export const PAYLOAD_COLLECTIONS = { inputs: 'job_payloads', results: 'job_results', trace: 'job_trace' } as const;
 
 export class PayloadsRepository {
-  private readonly col: Collection<PayloadDoc>;
+  private readonly inputs: Collection<InputDoc>;
+  private readonly results: Collection<ResultDoc>;
+  private readonly trace: Collection<TraceDoc>;
+  private readonly inputWrites: GroupCommit<InputDoc, void>;
+  private readonly resultWrites: GroupCommit<ResultDoc, void>;
+  private readonly traceWrites: GroupCommit<TraceDoc, void>;
   /** False when the server refused the TTL index: expiry then relies on the sweeper alone. */
   ttlIndex = false;
 
   constructor(db: Db) {
-    this.col = db.collection<PayloadDoc>('job_payloads');
+    this.inputs = db.collection<InputDoc>(PAYLOAD_COLLECTIONS.inputs);
+    this.results = db.collection<ResultDoc>(PAYLOAD_COLLECTIONS.results);
+    this.trace = db.collection<TraceDoc>(PAYLOAD_COLLECTIONS.trace);
+    this.inputWrites = new GroupCommit((docs) => insertAll(this.inputs, docs), BATCHING);
+    this.resultWrites = new GroupCommit((docs) => insertAll(this.results, docs), BATCHING);
+    this.traceWrites = new GroupCommit((docs) => insertAll(this.trace, docs), BATCHING);
   }
 
   async ensureIndexes(logger: Logger): Promise<void> {
-    await this.col.createIndex({ namespaceId: 1, createdAt: -1 });
-    try {
-      await this.col.createIndex({ expireAt: 1 }, { expireAfterSeconds: 0, name: 'expireAt_ttl' });
-      this.ttlIndex = true;
-    } catch (err) {
-      if ((err as { code?: number }).code !== NOT_IMPLEMENTED) throw err;
-      // FerretDB v1: no TTL indexes. A plain index keeps the sweeper's range delete cheap.
-      await this.col.createIndex({ expireAt: 1 }, { name: 'expireAt' });
-      logger.warn('MongoDB server has no TTL indexes (FerretDB); expired payloads are deleted by the sweeper only');
-    }
+    await this.inputs.createIndex({ namespaceId: 1, createdAt: -1 });
+    await this.results.createIndex({ jobId: 1 });
+    await this.trace.createIndex({ jobId: 1 });
+    const ttl = await Promise.all([expiryIndex(this.inputs), expiryIndex(this.results), expiryIndex(this.trace)]);
+    this.ttlIndex = ttl.every(Boolean);
+    if (!this.ttlIndex) logger.warn('MongoDB server has no TTL indexes (FerretDB); expired payloads are deleted by the sweeper only');
   }
 
+  /** Stores a job's input (grouped with concurrent ones); resolves once it is written. */
   async insertInput(doc: { jobId: string; namespaceId: string; model: string; input: JobRequest; expireAt: Date }): Promise<void> {
-    await this.col.insertOne({
-      _id: doc.jobId,
-      namespaceId: doc.namespaceId,
-      model: doc.model,
-      input: doc.input,
-      trace: [],
-      createdAt: new Date(),
-      expireAt: doc.expireAt,
-    });
+    await this.inputWrites.submit({ _id: doc.jobId, namespaceId: doc.namespaceId, model: doc.model, input: doc.input, createdAt: new Date(), expireAt: doc.expireAt });
   }
 
-  /** Stores an attempt's result and its routing hop in one write. A replay rewrites the same output. */
-  async saveResult(jobId: string, attempt: number, output: JobOutput, usage: Usage, hop: RoutingHop): Promise<void> {
-    await this.col.updateOne({ _id: jobId }, { $set: { [`results.${attempt}`]: { output, usage } }, $push: { trace: hop } });
+  /**
+   * Stores an attempt's result (grouped with concurrent ones); resolves once it is written. Keyed by job
+   * and attempt: a replay writes nothing new, and a superseded attempt never overwrites the winner's.
+   */
+  async saveResult(r: ResultToSave): Promise<void> {
+    await this.resultWrites.submit({ _id: `${r.jobId}#${r.attempt}`, ...r, at: new Date() });
   }
 
-  async appendTrace(jobId: string, hop: RoutingHop): Promise<void> {
-    await this.col.updateOne({ _id: jobId }, { $push: { trace: hop } });
+  /** Records a routing hop (grouped); resolves once written. */
+  async appendTrace(jobId: string, hop: RoutingHop, expireAt: Date): Promise<void> {
+    await this.traceWrites.submit({ jobId, ...hop, expireAt });
   }
 
-  /** The unexpired payload of a job in a namespace; null when absent, expired or another namespace's. */
+  /** Resolves once every write submitted so far is done (shutdown). */
+  async drained(): Promise<void> {
+    await Promise.all([this.inputWrites.drained(), this.resultWrites.drained(), this.traceWrites.drained()]);
+  }
+
+  /**
+   * The unexpired payload of a job in a namespace; null when absent, expired or another namespace's.
+   * Reads after the fact only (three reads; on FerretDB each is a scan of its collection).
+   */
   async find(jobId: string, namespaceId: string, now = new Date()): Promise<PayloadDoc | null> {
-    return this.col.findOne({ _id: jobId, namespaceId, expireAt: { $gt: now } });
+    const [input, results, hops] = await Promise.all([
+      this.inputs.findOne({ _id: jobId, namespaceId, expireAt: { $gt: now } }),
+      this.results.find({ jobId, namespaceId, expireAt: { $gt: now } }).toArray(),
+      this.trace.find({ jobId, expireAt: { $gt: now } }).toArray(),
+    ]);
+    if (!input && results.length === 0) return null;
+    const first = results[0];
+    return {
+      _id: jobId,
+      namespaceId,
+      model: input?.model ?? first!.model,
+      ...(input ? { input: input.input } : {}),
+      results: Object.fromEntries(results.map((r) => [String(r.attempt), { output: r.output, usage: r.usage }])),
+      trace: [
+        ...hops.map(({ attempt, nodeId, at, outcome, reason }) => ({ attempt, nodeId, at, outcome, ...(reason === undefined ? {} : { reason }) })),
+        ...results.map((r) => ({ attempt: r.attempt, nodeId: r.nodeId, at: r.at, outcome: 'completed' })),
+      ].sort((a, b) => a.at.getTime() - b.at.getTime()),
+      createdAt: input?.createdAt ?? first!.at,
+      expireAt: input?.expireAt ?? first!.expireAt,
+    };
   }
 
-  /** The unexpired input of a job, for dispatch (no namespace filter: the scheduler is trusted). */
+  /** The unexpired input of a job (outbox republish, quarantine resubmission; no namespace filter: trusted callers). */
   async findInput(jobId: string, now = new Date()): Promise<JobRequest | null> {
-    const doc = await this.col.findOne({ _id: jobId, expireAt: { $gt: now } }, { projection: { input: 1 } });
+    const doc = await this.inputs.findOne({ _id: jobId, expireAt: { $gt: now } }, { projection: { input: 1 } });
     return doc?.input ?? null;
   }
 
-  async delete(jobId: string): Promise<void> {
-    await this.col.deleteOne({ _id: jobId });
-  }
-
   async sweepExpired(now = new Date()): Promise<number> {
-    const r = await this.col.deleteMany({ expireAt: { $lte: now } });
-    return r.deletedCount;
+    const expired = { expireAt: { $lte: now } };
+    const counts = await Promise.all([this.inputs.deleteMany(expired), this.results.deleteMany(expired), this.trace.deleteMany(expired)]);
+    return counts.reduce((n, r) => n + r.deletedCount, 0);
   }
+}
+
+/** The expiry index of a collection: a TTL index where the server has them (true), else a plain one (false). */
+async function expiryIndex<T extends { expireAt: Date }>(col: Collection<T>): Promise<boolean> {
+  try {
+    await col.createIndex({ expireAt: 1 }, { expireAfterSeconds: 0, name: 'expireAt_ttl' });
+    return true;
+  } catch (err) {
+    if ((err as { code?: number }).code !== NOT_IMPLEMENTED) throw err;
+    // FerretDB v1: no TTL indexes. A plain index keeps the sweeper's range delete cheap.
+    await col.createIndex({ expireAt: 1 }, { name: 'expireAt' });
+    return false;
+  }
+}
+
+/**
+ * One insertMany for a batch, unordered: a document already there (a replayed write of the same key) is
+ * that item's success, any other failure is that item's error.
+ */
+async function insertAll<T extends object>(col: Collection<T>, docs: readonly T[]): Promise<Array<ItemOutcome<void>>> {
+  const outcomes: Array<ItemOutcome<void>> = docs.map(() => ({ ok: true, value: undefined }));
+  try {
+    // Every document here carries its own _id (or none, for trace hops): the driver's type says as much.
+    await col.insertMany(docs as unknown as Array<OptionalUnlessRequiredId<T>>, { ordered: false });
+  } catch (err) {
+    const writeErrors = (err as Partial<MongoBulkWriteError>).writeErrors as WriteError | WriteError[] | undefined;
+    if (!writeErrors) throw err;
+    for (const e of Array.isArray(writeErrors) ? writeErrors : [writeErrors]) {
+      if (e.code !== DUPLICATE_KEY) outcomes[e.index] = { ok: false, error: new Error(e.errmsg || `insert failed (code ${e.code})`) };
+    }
+  }
+  return outcomes;
 }

@@ -4,8 +4,9 @@ import type { Queryable } from './db.js';
 import { byId, JOB_BY_ID } from './jobs.repository.js';
 
 /**
- * Records that `attempt`'s tokens are about to reach the client, if it is the job's running attempt (or
- * already recorded, for a second reader of the same job). False when the attempt is no longer current:
+ * Records that `attempt`'s tokens are about to reach the client, if that attempt has not ended (its
+ * chunks exist, so it was dispatched: migrations/0018 for the fence) or is already recorded, for a second
+ * reader of the same job. False when the attempt is no longer current:
  * its chunks must then not be forwarded. Row-locked like every job transition, so it and the attempt's
  * failure cannot both win: either the attempt fails first (and the caller forwards nothing of it) or the
  * record is made first (and the scheduler, seeing it, ends the job instead of retrying it).
@@ -13,7 +14,8 @@ import { byId, JOB_BY_ID } from './jobs.repository.js';
 export async function commitStreamedAttempt(q: Queryable, jobId: string, attempt: number): Promise<boolean> {
   const r = await q.query(
     `UPDATE jobs SET streamed_attempt = $3
-      WHERE ${JOB_BY_ID} AND attempt = $3 AND status = 'running' AND (streamed_attempt IS NULL OR streamed_attempt = $3)`,
+      WHERE ${JOB_BY_ID} AND finished_at IS NULL AND ((status <> 'running' AND attempt < $3) OR (status = 'running' AND attempt = $3))
+        AND (streamed_attempt IS NULL OR streamed_attempt = $3)`,
     [...byId(jobId), attempt],
   );
   return (r.rowCount ?? 0) > 0;

@@ -98,55 +98,42 @@ export interface NewJob {
 }
 
 /**
- * Inserts queued jobs with one statement (a batch of accepts shares it; see jobs/settlement-batch.ts).
- * Returns their rows in the order given; null for a job whose deadline has already passed by the
- * database's clock. `created_at` is the time in the job's id (or now() for an id without one). Refusing
- * late jobs means no job can land in a day later than the day's end plus the longest deadline, which is
- * when the maintenance role takes a day as closed and rolls it up (src/maintenance/history.service.ts).
+ * The row accept_jobs (migrations/0018) inserts for `job`, as the accepting instance knows it without
+ * reading it back: queued, no attempt yet, created at the time in its id.
  */
-export async function insertJobs(q: Queryable, jobs: readonly NewJob[]): Promise<Array<JobRow | null>> {
-  if (jobs.length === 0) return [];
-  const col = <T>(f: (j: NewJob) => T) => jobs.map(f);
-  const r = await q.query<JobRow>(
-    `INSERT INTO jobs (id, namespace_id, api_key_id, model, status, max_attempts, max_tokens, prompt_tokens_bound, hold_micro,
-                       input_price_micro, output_price_micro, min_charge_micro, deadline_at, created_at, network, region, subcloud, priority, surcharge_bps,
-                       config_version, attempt_timeout_ms)
-     SELECT id, namespace_id, api_key_id, model, 'queued', max_attempts, max_tokens, prompt_tokens_bound, hold_micro,
-            input_price_micro, output_price_micro, min_charge_micro, deadline_at, coalesce(created_at, now()), network, region, subcloud, priority, surcharge_bps,
-            config_version, attempt_timeout_ms
-       FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::int[], $7::int[], $8::bigint[], $9::bigint[], $10::bigint[],
-                   $11::bigint[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::text[], $16::text[], $17::text[], $18::int[],
-                   $19::int[], $20::int[])
-         AS u(id, namespace_id, api_key_id, model, max_attempts, max_tokens, prompt_tokens_bound, hold_micro, input_price_micro,
-              output_price_micro, min_charge_micro, deadline_at, created_at, network, region, subcloud, priority, surcharge_bps,
-              config_version, attempt_timeout_ms)
-      WHERE deadline_at > now()
-     RETURNING ${COLUMNS}`,
-    [
-      col((j) => j.id),
-      col((j) => j.namespaceId),
-      col((j) => j.apiKeyId),
-      col((j) => j.model),
-      col((j) => j.maxAttempts),
-      col((j) => j.maxTokens),
-      col((j) => j.promptTokensBound),
-      col((j) => j.holdMicro),
-      col((j) => j.inputPriceMicro),
-      col((j) => j.outputPriceMicro),
-      col((j) => j.minChargeMicro),
-      col((j) => j.deadlineAt),
-      col((j) => jobIdTime(j.id)),
-      col((j) => j.network ?? 'mainnet'),
-      col((j) => j.region ?? null),
-      col((j) => j.subcloud ?? null),
-      col((j) => j.priority ?? 'standard'),
-      col((j) => j.surchargeBps ?? 0),
-      col((j) => j.configVersion ?? null),
-      col((j) => j.attemptTimeoutMs ?? null),
-    ],
-  );
-  const byJobId = new Map(r.rows.map((row) => [row.id, row]));
-  return jobs.map((j) => byJobId.get(j.id) ?? null);
+export function jobRowOf(job: NewJob): JobRow {
+  return {
+    id: job.id,
+    namespace_id: job.namespaceId,
+    api_key_id: job.apiKeyId,
+    model: job.model,
+    status: 'queued',
+    attempt: 0,
+    max_attempts: job.maxAttempts,
+    node_id: null,
+    max_tokens: job.maxTokens,
+    prompt_tokens_bound: job.promptTokensBound,
+    hold_micro: job.holdMicro,
+    charged_micro: null,
+    input_price_micro: job.inputPriceMicro,
+    output_price_micro: job.outputPriceMicro,
+    min_charge_micro: job.minChargeMicro,
+    priority: job.priority ?? 'standard',
+    surcharge_bps: job.surchargeBps ?? 0,
+    prompt_tokens: null,
+    completion_tokens: null,
+    error_code: null,
+    error_message: null,
+    created_at: jobIdTime(job.id) ?? new Date(),
+    deadline_at: job.deadlineAt,
+    published_at: null,
+    finished_at: null,
+    network: job.network ?? 'mainnet',
+    region: job.region ?? null,
+    subcloud: job.subcloud ?? null,
+    config_version: job.configVersion ?? null,
+    attempt_timeout_ms: job.attemptTimeoutMs ?? null,
+  };
 }
 
 export async function findJob(q: Queryable, id: string): Promise<JobRow | null> {
@@ -160,19 +147,30 @@ export async function findJobInNamespace(q: Queryable, id: string, namespaceId: 
   return r.rows[0] ?? null;
 }
 
-export async function markPublished(q: Queryable, id: string): Promise<void> {
-  await q.query(`UPDATE jobs SET published_at = now() WHERE ${JOB_BY_ID} AND published_at IS NULL`, byId(id));
+/**
+ * Marks jobs published at the times their publish was confirmed, one statement for many (jobs/publish-marks.ts
+ * sends them in batches, after a delay, and only for jobs not finished by then: a finished job leaves the
+ * outbox by being finished).
+ */
+export async function markPublished(q: Queryable, marks: ReadonlyArray<{ id: string; at: Date }>): Promise<void> {
+  if (marks.length === 0) return;
+  const ids = marks.map((m) => m.id);
+  await q.query(
+    `UPDATE jobs SET published_at = u.at FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, at)
+      WHERE jobs.id = u.id AND jobs.published_at IS NULL AND jobs.finished_at IS NULL${withinDays(3, ids, 'jobs.')}`,
+    [ids, marks.map((m) => m.at), ...daysParam(ids)],
+  );
 }
 
-/** Unfinished jobs whose publish was never confirmed, oldest first (the outbox). */
 /** Clears an unfinished job's publish mark, so that the outbox publishes it again. */
 export async function markUnpublished(q: Queryable, id: string): Promise<void> {
   await q.query(`UPDATE jobs SET published_at = NULL WHERE ${JOB_BY_ID} AND finished_at IS NULL`, byId(id));
 }
 
-export async function listUnpublished(q: Queryable, olderThan: Date, limit: number): Promise<Array<Pick<JobRow, 'id' | 'model' | 'priority' | 'deadline_at'>>> {
-  const r = await q.query<Pick<JobRow, 'id' | 'model' | 'priority' | 'deadline_at'>>(
-    `SELECT id, model, priority, deadline_at FROM jobs WHERE published_at IS NULL AND finished_at IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2`,
+/** Unfinished jobs whose publish was never confirmed, oldest first (the outbox). */
+export async function listUnpublished(q: Queryable, olderThan: Date, limit: number): Promise<JobRow[]> {
+  const r = await q.query<JobRow>(
+    `SELECT ${COLUMNS} FROM jobs WHERE published_at IS NULL AND finished_at IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2`,
     [olderThan, limit],
   );
   return r.rows;
@@ -205,17 +203,27 @@ export async function startAttempt(q: Queryable, id: string, nodeId: string, exp
 }
 
 /**
- * Ends a running attempt without a result; the job goes back to queued. True only for the one call that
- * ended it (its caller returns the node's slot); false when the attempt was no longer current.
+ * Ends attempt `attempt` (run by `nodeId`) without a result, if it may still end: the job is unfinished
+ * and the attempt has not ended before. The job stays (or goes back to) queued, and `attempt` records the
+ * attempt as ended, which fences it: its result can no longer settle (migrations/0018). True only for the
+ * one call that ended it (its caller returns the node's slot); false when it had already ended or the
+ * job is finished.
  */
-export async function failAttempt(q: Queryable, id: string, attempt: number, outcome: string, reason: string): Promise<boolean> {
+export async function failAttempt(
+  q: Queryable,
+  a: { jobId: string; attempt: number; nodeId: string; outcome: string; reason: string; startedAt: Date | null },
+): Promise<boolean> {
   const r = await q.query(
     `WITH job AS (
-       UPDATE jobs SET status = 'queued' WHERE ${JOB_BY_ID} AND attempt = $3 AND status = 'running' RETURNING id
+       UPDATE jobs SET attempt = $3, status = 'queued'
+        WHERE ${JOB_BY_ID} AND finished_at IS NULL
+          AND ((status <> 'running' AND attempt < $3) OR (status = 'running' AND attempt = $3 AND node_id = $4))
+        RETURNING id, created_at
      )
-     UPDATE job_attempts SET outcome = $4, reason = $5, ended_at = now()
-      WHERE ${ATTEMPTS_BY_JOB} AND job_id = (SELECT id FROM job) AND attempt = $3 AND outcome IS NULL`,
-    [...byId(id), attempt, outcome, reason.slice(0, 500)],
+     INSERT INTO job_attempts (job_id, job_created_at, attempt, node_id, started_at, ended_at, outcome, reason)
+     SELECT id, created_at, $3, $4, coalesce($7::timestamptz, now()), now(), $5, $6 FROM job
+     ON CONFLICT (job_id, job_created_at, attempt) DO UPDATE SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason, ended_at = now()`,
+    [...byId(a.jobId), a.attempt, a.nodeId, a.outcome, a.reason.slice(0, 500), a.startedAt],
   );
   return (r.rowCount ?? 0) > 0;
 }
@@ -232,55 +240,6 @@ function withinDays(param: number, ids: readonly string[], qualifier = ''): stri
 function daysParam(ids: readonly string[]): [Date[]] | [] {
   const times = ids.map(jobIdTime);
   return times.every((t): t is Date => t !== null) ? [times] : [];
-}
-
-/** A result's claim on a job: its attempt, run by its node. */
-export interface AttemptRef {
-  jobId: string;
-  attempt: number;
-  nodeId: string;
-}
-
-/**
- * Locks, in job-id order, the job rows whose running attempt is one of `refs` (attempt and node both
- * matching); the others are not returned. Id order, so that two transactions locking overlapping sets
- * (duplicate results in two batches) cannot deadlock.
- */
-export async function lockRunningAttempts(q: Queryable, refs: readonly AttemptRef[]): Promise<JobRow[]> {
-  if (refs.length === 0) return [];
-  const r = await q.query<JobRow>(
-    `SELECT ${COLUMNS} FROM jobs
-      WHERE (id, attempt, node_id) IN (SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[])) AND status = 'running'${withinDays(4, refs.map((x) => x.jobId))}
-      ORDER BY id FOR UPDATE`,
-    [refs.map((x) => x.jobId), refs.map((x) => x.attempt), refs.map((x) => x.nodeId), ...daysParam(refs.map((x) => x.jobId))],
-  );
-  return r.rows;
-}
-
-/**
- * Marks each job's current attempt completed, with its usage and charge; returns the rows completed (the
- * others' attempt was not current). One job at most once per call.
- */
-export async function completeJobs(
-  q: Queryable,
-  jobs: ReadonlyArray<{ jobId: string; attempt: number; promptTokens: number; completionTokens: number; chargedMicro: number }>,
-): Promise<JobRow[]> {
-  if (jobs.length === 0) return [];
-  const ids = jobs.map((j) => j.jobId);
-  const r = await q.query<JobRow>(
-    `WITH done AS (
-       UPDATE jobs SET status = 'completed', prompt_tokens = u.p, completion_tokens = u.c, charged_micro = u.charged, finished_at = now()
-         FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::bigint[]) AS u(job_id, job_attempt, p, c, charged)
-        WHERE jobs.id = u.job_id AND jobs.attempt = u.job_attempt AND jobs.status = 'running'${withinDays(6, ids, 'jobs.')}
-        RETURNING ${COLUMNS}
-     ), attempts AS (
-       UPDATE job_attempts a SET outcome = 'completed', ended_at = now() FROM done
-        WHERE a.job_id = done.id AND a.job_created_at = done.created_at AND a.attempt = done.attempt
-     )
-     SELECT * FROM done`,
-    [ids, jobs.map((j) => j.attempt), jobs.map((j) => j.promptTokens), jobs.map((j) => j.completionTokens), jobs.map((j) => j.chargedMicro), ...daysParam(ids)],
-  );
-  return r.rows;
 }
 
 /**

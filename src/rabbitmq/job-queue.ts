@@ -8,7 +8,9 @@
 //
 // Messages are persistent, published with confirms, and carry the job's deadline as their TTL: a job
 // that waits past its deadline is dead-lettered to quarantine by the broker (the maintenance role expires
-// its row and releases its hold). The message is only the job id; the job row is the source of truth.
+// its row and releases its hold). The message is the job's ticket (domain/job-ticket.ts: its terms and
+// its input), so that the scheduler needs no read to run it; the job row stays the source of truth, and
+// every step that changes it is fenced there. A message of an older version carries the job id alone.
 //
 // One queue per class rather than one priority queue: a broker priority queue delivers strictly by
 // priority, so a steady stream of urgent jobs would starve bulk jobs queued behind it. With a queue per
@@ -16,6 +18,7 @@
 // dispatcher (src/scheduler/fair-queue.ts) shares free nodes between the classes by weight.
 import { AMQPChannelError, ConsumerStatus, type AsyncMessage, type Connection, type Consumer, type Publisher } from 'rabbitmq-client';
 import { PRIORITY_CLASSES, type PriorityClass } from '../domain/priority.js';
+import { jobTicketSchema, type JobTicket } from '../domain/job-ticket.js';
 
 /**
  * Quarantine is for inspection, not storage (the job row keeps the reason for good): records expire
@@ -23,8 +26,10 @@ import { PRIORITY_CLASSES, type PriorityClass } from '../domain/priority.js';
  */
 const QUARANTINE_ARGS = { 'x-message-ttl': 7 * 24 * 3_600_000, 'x-max-length': 100_000 };
 
+/** A delivered job: its ticket, or only its id (a message published before tickets, or one that does not parse). */
 export interface JobMessage {
   jobId: string;
+  ticket: JobTicket | null;
 }
 
 export interface QuarantineMessage {
@@ -95,19 +100,18 @@ export class JobQueue {
     }
   }
 
-  /** Publishes and waits for the broker's confirm; rejects when the broker did not take the message. */
-  async publish(model: string, priority: PriorityClass, jobId: string, ttlMs: number): Promise<void> {
-    const body: JobMessage = { jobId };
+  /** Publishes the job's ticket and waits for the broker's confirm; rejects when the broker did not take the message. */
+  async publish(ticket: JobTicket): Promise<void> {
     await this.publisher.send(
       {
         exchange: this.exchange,
-        routingKey: `${model}.${priority}`,
+        routingKey: `${ticket.placement.model}.${ticket.priority}`,
         durable: true,
         mandatory: true,
-        messageId: jobId,
-        expiration: String(Math.max(1, Math.floor(ttlMs))),
+        messageId: ticket.jobId,
+        expiration: String(Math.max(1, Math.floor(ticket.deadlineAt - Date.now()))),
       },
-      body,
+      ticket,
     );
   }
 
@@ -130,7 +134,7 @@ export class JobQueue {
       }
       let moved = 0;
       for (let msg = await ch.basicGet({ queue }); msg; msg = await ch.basicGet({ queue })) {
-        const body = msg.body as Partial<JobMessage> | null;
+        const body = msg.body as { jobId?: unknown } | null;
         if (body && typeof body.jobId === 'string') await requeue(body.jobId);
         ch.basicAck({ deliveryTag: msg.deliveryTag });
         moved++;
@@ -164,9 +168,10 @@ export class JobQueue {
         requeue: true,
       },
       async (msg: AsyncMessage) => {
-        const body = msg.body as Partial<JobMessage> | null;
+        const body = msg.body as { jobId?: unknown } | null;
         if (!body || typeof body.jobId !== 'string') return ConsumerStatus.DROP; // not ours: to quarantine
-        await handler({ jobId: body.jobId }, msg.redelivered);
+        const ticket = jobTicketSchema.safeParse(body);
+        await handler({ jobId: body.jobId, ticket: ticket.success ? ticket.data : null }, msg.redelivered);
         return ConsumerStatus.ACK;
       },
     );

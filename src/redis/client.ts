@@ -79,6 +79,10 @@ export class RedisKeys {
   jobStreamWakeups(jobId: string): string {
     return `${this.prefix}events:stream:${jobId}`;
   }
+  /** A job's in-flight record: its running attempt and node (redis/inflight.repository.ts). */
+  job(jobId: string): string {
+    return `${this.prefix}job:${jobId}`;
+  }
   /** Pub/sub channel on which one io instance receives the jobs to hand to its nodes. */
   ioInstance(instanceId: string): string {
     return `${this.prefix}io:${instanceId}`;

@@ -6,11 +6,31 @@
 // therefore also has a timeout after which it re-reads the authoritative job row in PostgreSQL.
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './client.js';
-import type { JobDispatch } from '../domain/protocol.js';
+import type { JobDispatch, JobOutput, Usage } from '../domain/protocol.js';
+import type { TerminalStatus } from '../domain/jobs.js';
+import type { JobTerms } from '../domain/job-ticket.js';
 
-export type JobEvent =
-  | { kind: 'finished'; jobId: string }
-  | { kind: 'attempt_failed'; jobId: string; attempt: number; reason: string };
+/**
+ * A job reached its terminal state. It carries what a waiting request answers with (the output, usage
+ * and charge of a completed job; the code and message of one that failed), so that the waiter reads
+ * nothing back. Older senders sent `jobId` alone: a waiter that gets no `status` reads the job's row.
+ */
+export interface FinishedEvent {
+  kind: 'finished';
+  jobId: string;
+  status?: TerminalStatus;
+  completed?: { attempt: number; output: JobOutput; usage: Usage; chargedMicro: number };
+  error?: { code: string; message: string };
+}
+
+export type JobEvent = FinishedEvent | { kind: 'attempt_failed'; jobId: string; attempt: number; reason: string };
+
+/**
+ * What the scheduler hands the io instance holding a node: the network-signed dispatch, the node, and
+ * the job's terms (domain/job-ticket.ts) with the job's bounds, so that the gateway can settle the
+ * node's result without reading the job's row.
+ */
+export type DispatchEnvelope = JobDispatch & { nodeId: string; namespaceId: string; terms: JobTerms; startedAt: number };
 
 type Listener = (event: JobEvent) => void;
 
@@ -18,7 +38,8 @@ export class JobEvents {
   private readonly listeners = new Map<string, Set<Listener>>();
   /** Waiting for a free slot, per model: in practice each scheduler's one dispatcher per model (model-dispatcher.ts). */
   private readonly capacityWaiters = new Map<string, Array<() => void>>();
-  private dispatchHandler: ((d: JobDispatch & { nodeId: string }) => void) | null = null;
+  private dispatchHandler: ((d: DispatchEnvelope) => void) | null = null;
+  private readonly finishedHandlers: Array<(jobId: string) => void> = [];
 
   constructor(
     private readonly pub: Redis,
@@ -34,7 +55,12 @@ export class JobEvents {
     if (instanceId) await this.sub.subscribe(this.keys.ioInstance(instanceId));
   }
 
-  onDispatch(handler: (d: JobDispatch & { nodeId: string }) => void): void {
+  /** Called for every job that finished, on every instance (jobs/publish-marks.ts drops its pending mark). */
+  onAnyFinished(handler: (jobId: string) => void): void {
+    this.finishedHandlers.push(handler);
+  }
+
+  onDispatch(handler: (d: DispatchEnvelope) => void): void {
     this.dispatchHandler = handler;
   }
 
@@ -43,7 +69,7 @@ export class JobEvents {
   }
 
   /** Sends a job to the io instance holding the node; false when no such instance is listening. */
-  async dispatch(instanceId: string, d: JobDispatch & { nodeId: string }): Promise<boolean> {
+  async dispatch(instanceId: string, d: DispatchEnvelope): Promise<boolean> {
     const receivers = await this.pub.publish(this.keys.ioInstance(instanceId), JSON.stringify(d));
     return receivers > 0;
   }
@@ -72,6 +98,29 @@ export class JobEvents {
       if (!set) this.listeners.set(jobId, (set = new Set()));
       set.add(listener);
     });
+  }
+
+  /**
+   * Starts listening for the job's 'finished' event now, before the caller reads or publishes anything,
+   * so that no event can fall between a read and the wait. `finished` resolves with the event, or with
+   * null once `close` is called; call `close` in every case.
+   */
+  watchFinished(jobId: string): { finished: Promise<FinishedEvent | null>; close(): void } {
+    let settle: (e: FinishedEvent | null) => void = () => undefined;
+    const finished = new Promise<FinishedEvent | null>((resolve) => (settle = resolve));
+    const listener: Listener = (e) => {
+      if (e.kind === 'finished') close(e);
+    };
+    let set = this.listeners.get(jobId);
+    if (!set) this.listeners.set(jobId, (set = new Set()));
+    set.add(listener);
+    const close = (e: FinishedEvent | null = null) => {
+      const s = this.listeners.get(jobId);
+      s?.delete(listener);
+      if (s?.size === 0) this.listeners.delete(jobId);
+      settle(e);
+    };
+    return { finished, close: () => close() };
   }
 
   /**
@@ -110,9 +159,10 @@ export class JobEvents {
     }
     if (channel === this.keys.jobEvents()) {
       const e = parsed as JobEvent;
+      if (e.kind === 'finished') for (const h of this.finishedHandlers) h(e.jobId);
       for (const l of [...(this.listeners.get(e.jobId) ?? [])]) l(e);
     } else {
-      this.dispatchHandler?.(parsed as JobDispatch & { nodeId: string });
+      this.dispatchHandler?.(parsed as DispatchEnvelope);
     }
   }
 }

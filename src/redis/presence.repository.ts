@@ -26,6 +26,8 @@ import { NEW_NODE_SCORE } from '../domain/scores.js';
 
 /** What the scripts answer when the rules' mirror is missing. */
 const UNSYNCED = -1;
+/** What RESERVE answers when the attempt it would claim is not the job's next one (redis/inflight.repository.ts). */
+const FENCED = -2;
 
 /**
  * Upserts a node's presence from a registration or heartbeat.
@@ -61,12 +63,22 @@ if existed then return 0 else return 1 end
  * as new, NEW_NODE_SCORE): idle capacity is still preferred, trusted nodes get more of the work, and a node
  * with a poor score still gets some, so that it can earn its way back.
  * ARGV: prefix, network, model, region, subcloud, excluded (csv), candidates to examine, jobId, now,
- * a random integer in [0, 1000000).
- * Returns {nodeId, instance}, nil when no candidate can take it, or -1 when the rules' mirror is missing.
+ * a random integer in [0, 1000000), attempt to claim (0: none), the claim's TTL (ms).
+ * With an attempt to claim, the reservation is also the attempt's start: <p>job:<jobId> (the job's
+ * in-flight record, redis/inflight.repository.ts) names the attempt and its node, and a claim of an
+ * attempt not above the recorded one, or of a finished job, is refused (-2) before any slot is taken: two
+ * schedulers holding duplicate messages of one job cannot both start its attempt.
+ * Returns {nodeId, instance}, nil when no candidate can take it, -1 when the rules' mirror is missing.
  */
 const RESERVE = new LuaScript(`${READINESS_LUA}
 local p, network, model, region, sc = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local maxc, job, now, spin = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
+local attempt, claimTtl = tonumber(ARGV[11]), tonumber(ARGV[12])
+local jk = p .. 'job:' .. job
+if attempt > 0 then
+  local cur = redis.call('HMGET', jk, 'attempt', 'done')
+  if cur[2] == '1' or (cur[1] and tonumber(cur[1]) >= attempt) then return ${FENCED} end
+end
 if redis.call('EXISTS', p .. 'elig:revision') == 0 then return ${UNSYNCED} end
 local ready, mv, floor = placement(p, network, model, region, sc)
 if not ready then return nil end
@@ -102,12 +114,26 @@ local slots = chosen.nk .. ':slots'
 redis.call('ZADD', slots, now, job)
 redis.call('PEXPIRE', slots, redis.call('PTTL', chosen.nk))
 rescore(p, chosen.id, chosen.nk, false)
+if attempt > 0 then
+  redis.call('HSET', jk, 'attempt', attempt, 'node', chosen.id, 'instance', chosen.instance, 'started', now)
+  redis.call('PEXPIRE', jk, claimTtl)
+end
 return {chosen.id, chosen.instance}
 `);
 
-/** Returns a job's slot on a node and announces it; a no-op when the job holds none. ARGV: prefix, nodeId, jobId. */
+/**
+ * Returns a job's slot on a node and announces it; a no-op when the job holds none. With an attempt, the
+ * reservation is taken back whole: the job's in-flight record is dropped if it names that attempt on that
+ * node (the attempt was never dispatched, and the same attempt may be claimed again).
+ * ARGV: prefix, nodeId, jobId, attempt ('' for none).
+ */
 const RELEASE = new LuaScript(`${READINESS_LUA}
-local p, id, job = ARGV[1], ARGV[2], ARGV[3]
+local p, id, job, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if attempt ~= '' then
+  local jk = p .. 'job:' .. job
+  local f = redis.call('HMGET', jk, 'attempt', 'node', 'done')
+  if f[1] == attempt and f[2] == id and f[3] ~= '1' then redis.call('DEL', jk) end
+end
 local nk = p .. 'node:' .. id
 if redis.call('ZREM', nk .. ':slots', job) == 0 or redis.call('EXISTS', nk) == 0 then return -1 end
 return rescore(p, id, nk, true)
@@ -149,6 +175,13 @@ return n
 export interface Reservation {
   nodeId: string;
   instance: string;
+}
+
+/** The attempt a reservation starts (see RESERVE): refused as 'fenced' when it is not the job's next one. */
+export interface AttemptClaim {
+  attempt: number;
+  /** How long the job's in-flight record lives: past the job's deadline, when nothing can use it. */
+  ttlMs: number;
 }
 
 /** What a node declares about itself at registration and in every heartbeat. */
@@ -205,6 +238,16 @@ export class PresenceRepository {
    * the next try.
    */
   async reserve(placement: Placement, jobId: string, exclude: readonly string[], candidates = 32): Promise<Reservation | null> {
+    const r = await this.runReserve(placement, jobId, exclude, null, candidates);
+    return r === 'fenced' ? null : r;
+  }
+
+  /** reserve, which also starts attempt `claim.attempt` of the job; 'fenced' when that is not the job's next attempt (see RESERVE). */
+  async reserveAttempt(placement: Placement, jobId: string, exclude: readonly string[], claim: AttemptClaim, candidates = 32): Promise<Reservation | 'fenced' | null> {
+    return this.runReserve(placement, jobId, exclude, claim, candidates);
+  }
+
+  private async runReserve(placement: Placement, jobId: string, exclude: readonly string[], claim: AttemptClaim | null, candidates: number): Promise<Reservation | 'fenced' | null> {
     const run = () =>
       RESERVE.run(this.redis, [
         this.keys.prefix,
@@ -214,14 +257,17 @@ export class PresenceRepository {
         jobId,
         Date.now(),
         Math.floor(Math.random() * 1_000_000),
+        claim?.attempt ?? 0,
+        Math.max(1, Math.ceil(claim?.ttlMs ?? 1)),
       ]);
-    const r = (await this.synced(run)) as [string, string] | null;
-    return r ? { nodeId: r[0], instance: r[1] } : null;
+    const r = (await this.synced(run)) as [string, string] | number | null;
+    if (r === FENCED) return 'fenced';
+    return Array.isArray(r) ? { nodeId: r[0], instance: r[1] } : null;
   }
 
-  /** Returns `jobId`'s slot on the node; idempotent. */
-  async release(nodeId: string, jobId: string): Promise<void> {
-    await RELEASE.run(this.redis, [this.keys.prefix, nodeId, jobId]);
+  /** Returns `jobId`'s slot on the node; idempotent. With `unclaim`, also takes back the attempt it started (see RELEASE). */
+  async release(nodeId: string, jobId: string, unclaim?: number): Promise<void> {
+    await RELEASE.run(this.redis, [this.keys.prefix, nodeId, jobId, unclaim ?? '']);
   }
 
   async remove(nodeId: string, instance: string): Promise<void> {

@@ -4,9 +4,13 @@
 import type { Redis } from 'ioredis';
 import { LuaScript, type RedisKeys } from './client.js';
 
-/** ARGV: key, rate (tokens/s), burst. Returns {allowed (0|1), retryAfterMs}. */
+/**
+ * ARGV: key, rate (tokens/s), burst, touch key. Returns {allowed (0|1), retryAfterMs, touch (0|1)}: touch
+ * is 1 at most once a minute per touch key (the caller then records the API key's last use), so that a
+ * request's authentication costs this one command.
+ */
 const TAKE = new LuaScript(`
-local key, rate, burst = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local key, rate, burst, touchKey = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local b = redis.call('HMGET', key, 'tokens', 'at')
@@ -21,7 +25,9 @@ else
 end
 redis.call('HSET', key, 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)
-return {allowed, wait}
+local touch = 0
+if allowed == 1 and redis.call('SET', touchKey, '1', 'EX', 60, 'NX') then touch = 1 end
+return {allowed, wait, touch}
 `);
 
 export class RateLimitRepository {
@@ -30,8 +36,13 @@ export class RateLimitRepository {
     private readonly keys: RedisKeys,
   ) {}
 
-  async take(keyId: string, ratePerSecond: number, burst: number): Promise<{ allowed: boolean; retryAfterMs: number }> {
-    const [allowed, wait] = (await TAKE.run(this.redis, [this.keys.rateBucket(keyId), ratePerSecond, burst])) as [number, number];
-    return { allowed: allowed === 1, retryAfterMs: wait };
+  /** Takes a token from the key's bucket; `touch`: record the key's last use now (once a minute per key). */
+  async take(keyId: string, ratePerSecond: number, burst: number): Promise<{ allowed: boolean; retryAfterMs: number; touch: boolean }> {
+    const [allowed, wait, touch] = (await TAKE.run(this.redis, [this.keys.rateBucket(keyId), ratePerSecond, burst, this.keys.apiKeyTouched(keyId)])) as [
+      number,
+      number,
+      number,
+    ];
+    return { allowed: allowed === 1, retryAfterMs: wait, touch: touch === 1 };
   }
 }

@@ -9,7 +9,7 @@
 // per round.
 import type { Logger } from 'pino';
 import type { Placement } from '../domain/eligibility.js';
-import type { Reservation } from '../redis/presence.repository.js';
+import type { AttemptClaim, Reservation } from '../redis/presence.repository.js';
 import { FairQueue, type FairEntry } from './fair-queue.js';
 
 export interface PlacementRequest extends FairEntry {
@@ -19,19 +19,24 @@ export interface PlacementRequest extends FairEntry {
   shape: string;
   /** Nodes the job has failed on, tried last. */
   exclude: readonly string[];
+  /** The attempt the reservation starts. */
+  claim: AttemptClaim;
 }
 
+/** A reservation, or 'fenced': the attempt is not the job's next one (another scheduler runs it, or the job ended). */
+export type Placed = Reservation | 'fenced';
+
 interface Ticket extends PlacementRequest {
-  resolve(r: Reservation | null): void;
+  resolve(r: Placed | null): void;
   timer: NodeJS.Timeout;
 }
 
 export interface ModelDispatcherDeps {
   model: string;
   /** Reserves a slot for the job on a node it may use, or returns null. */
-  reserve(request: PlacementRequest): Promise<Reservation | null>;
-  /** Gives back a slot reserved for a job that left before it was handed over. */
-  release(reservation: Reservation, jobId: string): Promise<void>;
+  reserve(request: PlacementRequest): Promise<Placed | null>;
+  /** Gives back a slot (and the attempt it started) reserved for a job that left before it was handed over. */
+  release(reservation: Placed, request: PlacementRequest): Promise<void>;
   /** Resolves when a slot of the model is announced free, after `timeoutMs`, or on abort. */
   waitForCapacity(timeoutMs: number, signal: AbortSignal): Promise<void>;
   stopping: AbortSignal;
@@ -64,7 +69,7 @@ export class ModelDispatcher {
    * `maxWaitMs` (the caller re-checks its deadline and whether any node serves the model, then waits again
    * with the same arrival time, so it keeps its place) or when the scheduler stops.
    */
-  place(request: PlacementRequest, maxWaitMs: number): Promise<Reservation | null> {
+  place(request: PlacementRequest, maxWaitMs: number): Promise<Placed | null> {
     if (this.d.stopping.aborted) return Promise.resolve(null);
     return new Promise((resolve) => {
       const ticket: Ticket = {
@@ -133,7 +138,7 @@ export class ModelDispatcher {
         ticket.resolve(reservation);
       } else {
         // The job stopped waiting while its reservation was in flight: the slot goes back.
-        await this.d.release(reservation, ticket.jobId);
+        await this.d.release(reservation, ticket);
       }
       this.blockedShapes.clear();
       return true;

@@ -1,24 +1,31 @@
-// The scheduler: consumes each model's job queue, reserves an idle node in Redis, records the attempt
-// in PostgreSQL, dispatches the job to the io instance holding the node's socket, and waits for the
-// attempt to end. The RabbitMQ message stays unacked (reserved) until the job reaches a terminal state,
-// so a scheduler that dies mid-job hands it back to the queue and another one carries on; the attempt
-// counter in the job row fences off whatever the dead scheduler had started.
+// The scheduler: consumes each model's job queue, reserves an idle node in Redis (the reservation also
+// starts the attempt: redis/inflight.repository.ts), dispatches the job to the io instance holding the
+// node's socket, and waits for the attempt to end. The RabbitMQ message stays unacked (reserved) until the
+// job reaches a terminal state, so a scheduler that dies mid-job hands it back to the queue and another
+// one carries on.
+//
+// A job's first delivery carries its ticket (domain/job-ticket.ts): the scheduler runs it without reading
+// anything back. A redelivered message (its scheduler died, or the channel closed) or one without a
+// ticket reads the job's row first: the attempts that ended are counted there (jobs.attempt), the one in
+// flight, if any, is in Redis. Retries (off the success path) re-read the row before each new attempt.
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Consumer } from 'rabbitmq-client';
 import type { Config } from '../config.js';
 import { retryDelayMs } from '../domain/jobs.js';
-import { describePlacement, placementOf } from '../domain/eligibility.js';
+import { jobIdTime } from '../domain/job-ids.js';
+import { describePlacement } from '../domain/eligibility.js';
 import { signMessage } from '../domain/signatures.js';
-import type { JobDispatch } from '../domain/protocol.js';
-import { withTransaction, type Db } from '../postgres/db.js';
-import { findJob, markUnpublished, startAttempt, type JobRow } from '../postgres/jobs.repository.js';
+import { ticketOf, type JobTicket } from '../domain/job-ticket.js';
+import type { Db } from '../postgres/db.js';
+import { findJob, markUnpublished, type JobRow } from '../postgres/jobs.repository.js';
 import { streamedAttempt } from '../postgres/job-streams.repository.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
-import type { JobEvents } from '../redis/job-events.js';
-import type { JobQueue } from '../rabbitmq/job-queue.js';
+import type { InflightRepository } from '../redis/inflight.repository.js';
+import type { JobEvent, JobEvents } from '../redis/job-events.js';
+import type { JobMessage, JobQueue } from '../rabbitmq/job-queue.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import { PRIORITY_CLASSES } from '../domain/priority.js';
 import { ModelDispatcher } from './model-dispatcher.js';
@@ -29,6 +36,7 @@ export interface SchedulerDeps {
   lifecycle: JobLifecycle;
   payloads: PayloadsRepository;
   presence: PresenceRepository;
+  inflight: InflightRepository;
   events: JobEvents;
   queue: JobQueue;
   networkKey: string;
@@ -43,6 +51,8 @@ const MODEL_REFRESH_MS = 2_000;
 const PLACEMENT_RECHECK_MS = 2_000;
 const NO_NODE_RECHECK_MS = 250;
 const ENGINE_ERROR_PAUSE_MS = 1_000;
+/** An in-flight record outlives its job's deadline by this much (a late result still finds it). */
+const CLAIM_GRACE_MS = 60_000;
 
 export class Scheduler {
   /** Keyed by `<model>.<class>`: one consumer per model and priority class. */
@@ -90,8 +100,8 @@ export class Scheduler {
       for (const priority of PRIORITY_CLASSES) {
         const key = `${m.name}.${priority}`;
         if (this.consumers.has(key) || this.stopping.signal.aborted) continue;
-        const consumer = this.d.queue.consume(m.name, priority, this.concurrencyPerModel, (msg) =>
-          this.handle(msg.jobId).catch(async (err: unknown) => {
+        const consumer = this.d.queue.consume(m.name, priority, this.concurrencyPerModel, (msg, redelivered) =>
+          this.handle(msg, redelivered).catch(async (err: unknown) => {
             // An engine failed (or this process is stopping): the message goes back to the queue. Pause
             // first, so that an outage does not turn into a tight redelivery loop.
             if (!this.stopping.signal.aborted) {
@@ -115,8 +125,10 @@ export class Scheduler {
       d = new ModelDispatcher({
         model,
         // Prefer a node this job has not failed on; fall back to any when those are all there is.
-        reserve: async (r) => (await presence.reserve(r.placement, r.jobId, r.exclude)) ?? (r.exclude.length > 0 ? presence.reserve(r.placement, r.jobId, []) : null),
-        release: (reservation, jobId) => presence.release(reservation.nodeId, jobId),
+        reserve: async (r) =>
+          (await presence.reserveAttempt(r.placement, r.jobId, r.exclude, r.claim)) ??
+          (r.exclude.length > 0 ? presence.reserveAttempt(r.placement, r.jobId, [], r.claim) : null),
+        release: (reservation, request) => (reservation === 'fenced' ? Promise.resolve() : presence.release(reservation.nodeId, request.jobId, request.claim.attempt)),
         waitForCapacity: (ms, signal) => events.waitForCapacity(model, ms, signal),
         stopping: this.stopping.signal,
         logger,
@@ -130,62 +142,63 @@ export class Scheduler {
    * Drives one job to a terminal state. Resolves when the message may be acked; throws (the message is
    * requeued) only when this process is stopping or an engine failed, never for a job-level failure.
    */
-  async handle(jobId: string): Promise<void> {
+  async handle(msg: JobMessage, redelivered = false): Promise<void> {
     // A message redelivered while this process still drives the job (the channel closed under it, during
     // a broker restart, say) joins the handling in progress instead of starting a second one.
-    const running = this.handling.get(jobId);
+    const running = this.handling.get(msg.jobId);
     if (running) return running;
-    const handling = this.drive(jobId).finally(() => this.handling.delete(jobId));
-    this.handling.set(jobId, handling);
+    const handling = this.drive(msg, redelivered).finally(() => this.handling.delete(msg.jobId));
+    this.handling.set(msg.jobId, handling);
     return handling;
   }
 
-  private async drive(jobId: string): Promise<void> {
-    const { config, logger } = this.d;
+  private async drive(msg: JobMessage, redelivered: boolean): Promise<void> {
+    const { jobId } = msg;
     const signal = this.stopping.signal;
     const tried: string[] = [];
     let noNodeSince: number | null = null;
     let liveSeen = false;
+    // The fast path: a first delivery with its ticket starts attempt 1 without reading anything.
+    let ticket = redelivered ? null : msg.ticket;
+    let next = 1;
 
     for (;;) {
       if (signal.aborted) throw new Error('scheduler stopping');
-      const job = await findJob(this.d.db, jobId);
-      if (!job || job.finished_at) return; // unknown (not ours) or already terminal: nothing to do
+      if (!ticket) {
+        const caughtUp = await this.catchUp(jobId, msg.ticket);
+        if (!caughtUp) return; // finished, unknown (not ours), or ended here
+        ({ ticket, next } = caughtUp);
+      }
       const now = Date.now();
-      if (job.deadline_at.getTime() <= now) {
+      if (ticket.deadlineAt <= now) {
         await this.endWithoutResult(jobId, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
         return;
       }
-      if (job.status !== 'running' && job.attempt > 0 && (await streamedAttempt(this.d.db, jobId)) !== null) {
-        // Part of an attempt's answer already reached a streaming client: another node's answer would
-        // follow it as if it were one text. The job fails instead (no charge), and the client sees an error.
-        await this.endWithoutResult(jobId, 'failed', 'stream_interrupted', 'The node streaming this answer failed after part of it was sent; no credits were charged.');
+      if (next > ticket.maxAttempts) {
+        await this.endWithoutResult(jobId, 'failed', 'attempts_exhausted', `No node completed the job in ${ticket.maxAttempts} attempts.`);
         return;
-      }
-      if (job.attempt >= job.max_attempts && job.status !== 'running') {
-        await this.endWithoutResult(jobId, 'failed', 'attempts_exhausted', `No node completed the job in ${job.max_attempts} attempts.`);
-        return;
-      }
-      if (job.status === 'running') {
-        // Redelivered while an attempt was in flight (its scheduler died): wait for that attempt first.
-        await this.awaitAttempt(jobId, job.attempt, job.node_id ?? '', attemptTimeoutMs(job, config));
-        continue;
       }
 
-      const placement = placementOf(job);
-      const reservation = await this.dispatcherFor(job.model).place(
+      const placement = ticket.placement;
+      const reservation = await this.dispatcherFor(placement.model).place(
         {
           jobId,
-          namespaceId: job.namespace_id,
-          priority: job.priority,
-          arrivedAt: job.created_at.getTime(),
+          namespaceId: ticket.namespaceId,
+          priority: ticket.priority,
+          arrivedAt: jobArrival(jobId),
           placement,
           // Jobs with the same placement fit the same nodes: `exclude` only orders the choice (see reserve above).
           shape: describePlacement(placement),
           exclude: tried,
+          claim: { attempt: next, ttlMs: ticket.deadlineAt - now + CLAIM_GRACE_MS },
         },
-        Math.max(1, Math.min(job.deadline_at.getTime() - now, liveSeen ? PLACEMENT_RECHECK_MS : NO_NODE_RECHECK_MS)),
+        Math.max(1, Math.min(ticket.deadlineAt - now, liveSeen ? PLACEMENT_RECHECK_MS : NO_NODE_RECHECK_MS)),
       );
+      if (reservation === 'fenced') {
+        // Another scheduler (a duplicate message) runs this attempt, or the job finished: see the row.
+        ticket = null;
+        continue;
+      }
       if (!reservation) {
         if (signal.aborted) throw new Error('scheduler stopping');
         // No node came free in time. Eligible nodes, busy or not: none for the whole grace means nobody
@@ -194,72 +207,120 @@ export class Scheduler {
         liveSeen = live > 0;
         if (live > 0) noNodeSince = null;
         else noNodeSince ??= Date.now();
-        if (noNodeSince !== null && Date.now() - noNodeSince >= config.NO_NODE_GRACE_MS) {
-          await this.endWithoutResult(jobId, 'failed', 'no_node_available', `No online node eligible for ${describePlacement(placement)} for ${config.NO_NODE_GRACE_MS} ms.`);
+        if (noNodeSince !== null && Date.now() - noNodeSince >= this.d.config.NO_NODE_GRACE_MS) {
+          await this.endWithoutResult(jobId, 'failed', 'no_node_available', `No online node eligible for ${describePlacement(placement)} for ${this.d.config.NO_NODE_GRACE_MS} ms.`);
           return;
         }
         continue;
       }
       noNodeSince = null;
-
-      const attempt = await withTransaction(this.d.db, (tx) => startAttempt(tx, jobId, reservation.nodeId, job.attempt));
-      if (attempt === null) {
-        // Another scheduler (a duplicate message) started an attempt, or the job ended meanwhile: the top
-        // of the loop re-reads the job and waits for that attempt or returns. A slot is one member per job
-        // on a node, so when the winner's attempt runs on this same node, the slot just reserved IS that
-        // attempt's slot: releasing it would free a slot the node is using, and over-commit the node.
-        const now = await findJob(this.d.db, jobId);
-        if (!(now && !now.finished_at && now.status === 'running' && now.node_id === reservation.nodeId)) {
-          await this.d.presence.release(reservation.nodeId, jobId);
-        }
-        continue;
-      }
       tried.push(reservation.nodeId);
-      const input = await this.d.payloads.findInput(jobId);
-      if (!input) {
-        // Ending the job ends the attempt just started, and endWithoutResult returns its slot.
-        await this.endWithoutResult(jobId, 'failed', 'payload_missing', 'The job input is no longer stored.');
-        return;
-      }
-      const dispatch: JobDispatch = signMessage(this.d.networkKey, {
+
+      const attempt = next;
+      const timeoutMs = ticket.attemptTimeoutMs ?? this.d.config.JOB_ATTEMPT_TIMEOUT_MS;
+      const startedAt = Date.now();
+      // Listening before the dispatch leaves, so that no outcome can come before the wait.
+      const outcome = this.attemptOutcome(jobId, attempt, timeoutMs);
+      const dispatch = signMessage(this.d.networkKey, {
         type: 'job' as const,
         jobId,
         attempt,
-        model: job.model,
-        request: input,
+        model: placement.model,
+        request: ticket.request,
         // The node works until the attempt's own deadline, not the job's: past it the scheduler stops
         // waiting and retries elsewhere, so work beyond it would be wasted.
-        deadline: Math.min(job.deadline_at.getTime(), Date.now() + attemptTimeoutMs(job, config)),
-        ts: Date.now(),
+        deadline: Math.min(ticket.deadlineAt, startedAt + timeoutMs),
+        ts: startedAt,
       });
-      const delivered = await this.d.events.dispatch(reservation.instance, { ...dispatch, nodeId: reservation.nodeId });
+      const delivered = await this.d.events.dispatch(reservation.instance, { ...dispatch, nodeId: reservation.nodeId, namespaceId: ticket.namespaceId, terms: ticket.terms, startedAt });
+      let event: JobEvent | null;
       if (!delivered) {
+        outcome.cancel();
         // The gateway instance holding the node is gone (its presence has not expired yet): take the node
         // out of rotation now, or every retry would pick it again.
         await this.d.presence.remove(reservation.nodeId, reservation.instance);
-        await this.d.lifecycle.failAttempt(jobId, attempt, reservation.nodeId, 'disconnected', 'no gateway instance holds the node');
+        await this.d.lifecycle.failAttempt(jobId, attempt, reservation.nodeId, 'disconnected', 'no gateway instance holds the node', new Date(startedAt));
+        event = { kind: 'attempt_failed', jobId, attempt, reason: 'disconnected' };
       } else {
-        await this.awaitAttempt(jobId, attempt, reservation.nodeId, attemptTimeoutMs(job, config));
+        event = await outcome.event;
+        if (this.stopping.signal.aborted) throw new Error('scheduler stopping');
+        if (event === null && (await this.d.lifecycle.failAttempt(jobId, attempt, reservation.nodeId, 'timeout', `no result within ${timeoutMs} ms`, new Date(startedAt)))) {
+          event = { kind: 'attempt_failed', jobId, attempt, reason: 'timeout' };
+        }
       }
-      const after = await findJob(this.d.db, jobId);
-      if (!after || after.finished_at) return;
-      logger.debug({ jobId, attempt, node: reservation.nodeId }, 'scheduler: attempt ended without a result; retrying');
-      await sleep(retryDelayMs(attempt, config.JOB_RETRY_BACKOFF_MS), signal);
+      if (event?.kind === 'finished') return;
+      if (event === null) {
+        // The attempt could not be failed: it ended otherwise (a result whose event was lost): the row says how.
+        ticket = null;
+        continue;
+      }
+      this.d.logger.debug({ jobId, attempt, node: reservation.nodeId }, 'scheduler: attempt ended without a result; retrying');
+      await sleep(retryDelayMs(attempt, this.d.config.JOB_RETRY_BACKOFF_MS), signal);
+      // A retry reads the row: another role may have ended the job meanwhile, or streamed part of it.
+      ticket = null;
     }
   }
 
-  /** Waits for the attempt to finish or fail; on timeout, fails it (if still current) as 'timeout'. */
-  private async awaitAttempt(jobId: string, attempt: number, nodeId: string, timeoutMs: number): Promise<void> {
-    const event = await this.d.events.waitFor(
+  /**
+   * Where a job stands, from its row (and, for a job the message brought no ticket for, its stored
+   * input): the ticket and the next attempt to start, after waiting out an attempt still in flight.
+   * Null when there is nothing left to do here: the job is finished or unknown, or this call ended it.
+   */
+  private async catchUp(jobId: string, carried: JobTicket | null): Promise<{ ticket: JobTicket; next: number } | null> {
+    for (;;) {
+      if (this.stopping.signal.aborted) throw new Error('scheduler stopping');
+      const job = await findJob(this.d.db, jobId);
+      if (!job || job.finished_at) return null;
+      if (job.attempt > 0 && job.status !== 'running' && (await streamedAttempt(this.d.db, jobId)) !== null) {
+        // Part of an attempt's answer already reached a streaming client: another node's answer would
+        // follow it as if it were one text. The job fails instead (no charge), and the client sees an error.
+        await this.endWithoutResult(jobId, 'failed', 'stream_interrupted', 'The node streaming this answer failed after part of it was sent; no credits were charged.');
+        return null;
+      }
+      const timeoutMs = job.attempt_timeout_ms ?? this.d.config.JOB_ATTEMPT_TIMEOUT_MS;
+      // An attempt still in flight (its scheduler died, or a duplicate message's scheduler runs it): wait
+      // for it to end, failing it if it outlives its timeout.
+      const running = await this.runningAttempt(job);
+      if (running) {
+        const outcome = this.attemptOutcome(jobId, running.attempt, Math.max(1, running.startedAt + timeoutMs - Date.now()));
+        const event = await outcome.event;
+        if (event === null) await this.d.lifecycle.failAttempt(jobId, running.attempt, running.nodeId, 'timeout', `no result within ${timeoutMs} ms`, new Date(running.startedAt));
+        continue;
+      }
+      let ticket = carried;
+      if (!ticket) {
+        const input = await this.d.payloads.findInput(jobId);
+        if (!input) {
+          await this.endWithoutResult(jobId, 'failed', 'payload_missing', 'The job input is no longer stored.');
+          return null;
+        }
+        ticket = ticketOf(job, input);
+      }
+      return { ticket, next: job.attempt + 1 };
+    }
+  }
+
+  /** The attempt of `job` still in flight, if any: in Redis, or (a job started by an older version) in its row. */
+  private async runningAttempt(job: JobRow): Promise<{ attempt: number; nodeId: string; startedAt: number } | null> {
+    if (job.status === 'running' && job.node_id) return { attempt: job.attempt, nodeId: job.node_id, startedAt: Date.now() };
+    const inflight = await this.d.inflight.current(job.id);
+    if (inflight && !inflight.done && inflight.attempt > job.attempt) return inflight;
+    return null;
+  }
+
+  /**
+   * Waits, from now, for attempt `attempt` of the job to end: the job's 'finished' event, the attempt's
+   * 'attempt_failed', or null after `timeoutMs` (or when this process stops).
+   */
+  private attemptOutcome(jobId: string, attempt: number, timeoutMs: number): { event: Promise<JobEvent | null>; cancel(): void } {
+    const stop = new AbortController();
+    const event = this.d.events.waitFor(
       jobId,
       (e) => e.kind === 'finished' || (e.kind === 'attempt_failed' && e.attempt === attempt),
       timeoutMs,
-      this.stopping.signal,
+      AbortSignal.any([this.stopping.signal, stop.signal]),
     );
-    if (this.stopping.signal.aborted) throw new Error('scheduler stopping');
-    if (event === null) {
-      await this.d.lifecycle.failAttempt(jobId, attempt, nodeId, 'timeout', `no result within ${timeoutMs} ms`);
-    }
+    return { event, cancel: () => stop.abort() };
   }
 
   private async endWithoutResult(jobId: string, status: 'failed' | 'expired', code: string, message: string): Promise<void> {
@@ -267,9 +328,9 @@ export class Scheduler {
   }
 }
 
-/** An attempt's time limit: the job's own (from the network config it was accepted under), else the environment's. */
-function attemptTimeoutMs(job: JobRow, config: Config): number {
-  return job.attempt_timeout_ms ?? config.JOB_ATTEMPT_TIMEOUT_MS;
+/** When the job was accepted (the time its id carries): its place in the fair order. */
+function jobArrival(jobId: string): number {
+  return jobIdTime(jobId)?.getTime() ?? Date.now();
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

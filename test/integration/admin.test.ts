@@ -11,7 +11,10 @@ import { Redis } from 'ioredis';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 import { requestJson, type Answer } from '../helpers/http.js';
 import { AuthService } from '../../src/cloud/auth.service.js';
-import { ApiKeyCache, type CachedKey } from '../../src/redis/api-key-cache.repository.js';
+import { Catalog } from '../../src/catalog/catalog.service.js';
+import { CatalogChanges } from '../../src/postgres/catalog-changes.js';
+import type { Db } from '../../src/postgres/db.js';
+import { pino } from 'pino';
 import { RateLimitRepository } from '../../src/redis/rate-limit.repository.js';
 import { RedisKeys } from '../../src/redis/client.js';
 
@@ -210,41 +213,55 @@ test('a top-up smaller than one micro-credit is refused (400), not silently turn
 
 test('a key revoked while a request is between its database lookup and its cache write stays revoked', () =>
   check(async () => {
-    // Two instances' view of the same key: instance A is authenticating a request for the key (cache miss,
-    // database says active) when the admin revokes it; A's cache write lands after the revocation's eviction.
+    // Two instances' view of the same key: instance A is authenticating a request for the key (not in its
+    // memory yet; the database says active) when the admin revokes it; A's lookup answers only after the
+    // revocation was announced to every instance (postgres/catalog-changes.ts). A must not keep that row.
     const t = await stack.tenant(0);
     const secret = t.apiKey;
     const redis = new Redis(stack.config.REDIS_URL);
-    try {
-      const keys = new RedisKeys(stack.config.REDIS_KEY_PREFIX);
-      let open!: () => void;
-      const gate = new Promise<void>((resolve) => (open = resolve));
-      let reachedSet!: () => void;
-      const atSet = new Promise<void>((resolve) => (reachedSet = resolve));
-      class SlowCache extends ApiKeyCache {
-        override async set(hashHex: string, key: CachedKey): Promise<void> {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let reachedSet!: () => void;
+    const atSet = new Promise<void>((resolve) => (reachedSet = resolve));
+    // A's database: the key's lookup reads PostgreSQL at once, then holds its answer until the gate opens.
+    const slowDb = {
+      query: async (...args: Parameters<typeof stack.db.query>) => {
+        const result = await (stack.db.query as (...a: unknown[]) => Promise<unknown>)(...args);
+        if (String(args[0]).includes('FROM api_keys WHERE key_hash')) {
           reachedSet();
           await gate;
-          return super.set(hashHex, key);
         }
-      }
-      const instanceA = new AuthService({
-        db: stack.db,
-        cache: new SlowCache(redis, keys),
-        rateLimits: new RateLimitRepository(redis, keys),
-        defaultRps: 100,
-        defaultBurst: 100,
-      });
+        return result;
+      },
+    } as unknown as Db;
+    const catalogA = new Catalog(slowDb);
+    let heard!: () => void;
+    const revocationHeard = new Promise<void>((resolve) => (heard = resolve));
+    const changesA = new CatalogChanges(
+      stack.config.DATABASE_URL,
+      (c) => {
+        catalogA.onChange(c);
+        if (c.table === 'api_keys') heard();
+      },
+      pino({ level: 'silent' }),
+    );
+    await changesA.start();
+    try {
+      const keys = new RedisKeys(stack.config.REDIS_KEY_PREFIX);
+      const instanceA = new AuthService({ db: stack.db, catalog: catalogA, rateLimits: new RateLimitRepository(redis, keys), defaultRps: 100, defaultBurst: 100 });
       const inFlight = instanceA.authenticate(`Bearer ${secret}`);
-      await atSet; // A read the key as active from PostgreSQL and is about to cache it
+      await atSet; // A read the key as active from PostgreSQL and is about to keep it
       assert.equal((await call('DELETE', `/admin/keys/${t.keyId}`)).status, 204);
+      await revocationHeard;
       open();
       await inFlight; // that request began before the revocation; letting it through is fine
 
       // Every request after the revocation must be refused, on every instance.
+      await assert.rejects(instanceA.authenticate(`Bearer ${secret}`), /Incorrect API key|invalid/i, 'instance A kept a row read before the revocation');
       const after = await models(secret);
-      assert.equal(after.status, 401, `a revoked key was accepted after revocation (the stale cache entry lives for up to 60 s): ${JSON.stringify(after.body).slice(0, 200)}`);
+      assert.equal(after.status, 401, `a revoked key was accepted after revocation: ${JSON.stringify(after.body).slice(0, 200)}`);
     } finally {
+      await changesA.close();
       redis.disconnect();
     }
   }));

@@ -35,8 +35,11 @@ after(async () => {
 
 const check = (fn: () => Promise<void>) => stack.check(fn);
 
+/** Every job newJob made, by id (complete() settles under its terms). */
+const jobsById = new Map<string, NewJob>();
+
 function newJob(t: Tenant, holdMicro: number, model = TEST_MODEL): NewJob {
-  return {
+  const job: NewJob = {
     id: randomUUID(),
     namespaceId: t.namespaceId,
     apiKeyId: t.keyId,
@@ -50,6 +53,16 @@ function newJob(t: Tenant, holdMicro: number, model = TEST_MODEL): NewJob {
     minChargeMicro: 0,
     deadlineAt: new Date(Date.now() + 60_000),
   };
+  jobsById.set(job.id, job);
+  return job;
+}
+
+/** Settles a node's result for one of newJob's jobs; the job's id and charge when it completed it, else null. */
+async function complete(s: SettlementService, jobId: string, attempt: number, nodeId: string, usage: { prompt_tokens: number; completion_tokens: number }) {
+  const j = jobsById.get(jobId)!;
+  const terms = { holdMicro: j.holdMicro, inputPriceMicro: j.inputPriceMicro, outputPriceMicro: j.outputPriceMicro, minChargeMicro: j.minChargeMicro, surchargeBps: j.surchargeBps ?? 0 };
+  const r = await s.complete({ jobId, attempt, nodeId, usage, outputEmpty: false, terms });
+  return r.outcome === 'completed' ? { id: jobId, charged_micro: r.chargedMicro } : null;
 }
 
 /** Each outcome as 'ok' or the error's code (AppError) or name. */
@@ -143,12 +156,12 @@ test('duplicate results for one job in one batch settle it once; the others in t
     const usage = { prompt_tokens: 50, completion_tokens: 16 }; // 50 * 10 + 16 * 20 = 820
     const [a, b, c] = jobs.map((j) => j.id) as [string, string, string];
     const results = await Promise.all([
-      batched.complete(a, attempts[0]!, node, usage, false),
-      batched.complete(a, attempts[0]!, node, usage, false), // the same result again
-      batched.complete(b, attempts[1]! + 1, node, usage, false), // an attempt that is not current
-      batched.complete(c, attempts[2]!, node, usage, false),
-      batched.complete(b, attempts[1]!, node, usage, false),
-      batched.complete(a, attempts[0]!, node, { prompt_tokens: 1, completion_tokens: 1 }, false), // a replay with other usage
+      complete(batched, a, attempts[0]!, node, usage),
+      complete(batched, a, attempts[0]!, node, usage), // the same result again
+      complete(batched, b, attempts[1]! + 1, node, usage), // an attempt that is not current
+      complete(batched, c, attempts[2]!, node, usage),
+      complete(batched, b, attempts[1]!, node, usage),
+      complete(batched, a, attempts[0]!, node, { prompt_tokens: 1, completion_tokens: 1 }), // a replay with other usage
     ]);
     assert.deepEqual(
       results.map((r) => r?.id ?? null),
@@ -212,7 +225,7 @@ test('an item that fails inside a batch fails alone: the others are written, not
     const ax = await start(x, node);
     const ay = await start(y, node);
     const usage = { prompt_tokens: 1, completion_tokens: 1 }; // 30
-    const done = await Promise.all([batched.complete(x, ax, stranger, usage, false), batched.complete(y, ay, node, usage, false), batched.complete(x, ax, node, usage, false)]);
+    const done = await Promise.all([complete(batched, x, ax, stranger, usage), complete(batched, y, ay, node, usage), complete(batched, x, ax, node, usage)]);
     assert.deepEqual(
       done.map((r) => r?.id ?? null),
       [null, y, x],
@@ -249,7 +262,7 @@ test("a job's hold and its settlement count in the same month: the month of the 
     assert.equal(await monthlySpend(stack.db, t.keyId, now), 0);
     const node = await nodeId();
     const attempt = await start(id, node);
-    const done = await batched.complete(id, attempt, node, { prompt_tokens: 10, completion_tokens: 5 }, false);
+    const done = await complete(batched, id, attempt, node, { prompt_tokens: 10, completion_tokens: 5 });
     assert.equal(done?.charged_micro, 10 * 10 + 5 * 20);
     assert.equal(await monthlySpend(stack.db, t.keyId, lastMonth), 200, 'the settlement replaced the hold by the charge in that same month');
     assert.equal(await monthlySpend(stack.db, t.keyId, now), 0);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { rcpClockFrom } from '../../src/domain/rcp.js';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
-import { withTransaction, type Db } from '../../src/postgres/db.js';
+import { withTransaction } from '../../src/postgres/db.js';
 import { InsufficientBalanceError, ledgerAccountId, ledgerTotals, postTransaction } from '../../src/postgres/ledger.repository.js';
 import { SettlementService } from '../../src/jobs/settlement.service.js';
 import { AppError } from '../../src/errors.js';
@@ -192,72 +192,6 @@ test('concurrent requests from one namespace through the public API all complete
     assert.equal(after.held, 0);
   }));
 
-/**
- * A pool stand-in whose transactions pause at a chosen statement until the test lets them go on, so that
- * a test can replay, deterministically, an interleaving that concurrent requests produce by chance. A
- * participant let go before it arrives (or that never arrives, because the code under test blocked it
- * earlier) is not held up.
- */
-class LedgerLockGate {
-  private readonly arrived = new Map<string, () => void>();
-  private readonly opened = new Set<string>();
-  private readonly waiters: Array<() => void> = [];
-
-  /** A Db for SettlementService whose transactions are the participant `name`, pausing once, before the first statement `pauseAt` matches. */
-  db(name: string, pauseAt: (sql: string, params: unknown[]) => boolean): Db {
-    const pool = stack.db;
-    const connect = async () => {
-      const client = await pool.connect();
-      let paused = false;
-      const query = async (...args: unknown[]): Promise<unknown> => {
-        const sql = typeof args[0] === 'string' ? args[0] : '';
-        if (!paused && pauseAt(sql, Array.isArray(args[1]) ? (args[1] as unknown[]) : [])) {
-          paused = true;
-          await this.arrive(name);
-        }
-        return (client.query as (...a: unknown[]) => Promise<unknown>)(...args);
-      };
-      return { query, release: (err?: Error | boolean) => client.release(err) };
-    };
-    return { connect, query: pool.query.bind(pool) } as unknown as Db;
-  }
-
-  private arrive(name: string): Promise<void> {
-    if (this.opened.has(name)) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.arrived.set(name, resolve);
-      for (const w of this.waiters.splice(0)) w();
-    });
-  }
-
-  /** Waits until every participant is paused at its lock, or `timeoutMs` passed. */
-  async allArrived(names: string[], timeoutMs = 3_000): Promise<boolean> {
-    const end = Date.now() + timeoutMs;
-    while (!names.every((n) => this.arrived.has(n))) {
-      const left = end - Date.now();
-      if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-    return true;
-  }
-
-  open(name: string): void {
-    this.opened.add(name);
-    this.arrived.get(name)?.();
-  }
-}
-
-/** The first row lock (or balance update) a transaction takes on ledger accounts. */
-const firstAccountLock = (sql: string) => /ledger_accounts/.test(sql) && /\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE)\b|^\s*UPDATE\s+ledger_accounts/i.test(sql);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 function newJob(t: Tenant, id = randomUUID()) {
   return {
     id,
@@ -275,62 +209,34 @@ function newJob(t: Tenant, id = randomUUID()) {
   };
 }
 
-test('two holds on one namespace that reach the ledger at the same moment both succeed (no deadlock)', () =>
-  check(async () => {
-    const t = await stack.tenant(1);
-    const gate = new LedgerLockGate();
-    const a = new SettlementService(gate.db('a', firstAccountLock), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config)).acceptWithHold(newJob(t), null);
-    const b = new SettlementService(gate.db('b', firstAccountLock), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config)).acceptWithHold(newJob(t), null);
-    await gate.allArrived(['a', 'b']);
-    // Both have written everything up to their first lock on the namespace's accounts; now a goes on, then b.
-    gate.open('a');
-    await sleep(150);
-    gate.open('b');
-    const outcomes = await Promise.allSettled([a, b]);
-    assert.deepEqual(outcomes.flatMap((o) => (o.status === 'rejected' ? [String(o.reason)] : [])), []);
-    assert.deepEqual(await stack.balance(t.namespaceId), { available: 1_000_000 - 2000, held: 2000 });
-  }));
+/** The terms newJob's jobs are accepted under. */
+const TERMS = { holdMicro: 1000, inputPriceMicro: 10, outputPriceMicro: 20, minChargeMicro: 0, surchargeBps: 0 };
 
-test('a completion and a new hold on one namespace that reach the ledger at the same moment both succeed (no deadlock)', () =>
+// Holds and settlements are one statement each (migrations/0018), so the interleavings that matter
+// happen inside the server: many of each on one namespace, each on its own connection and at once, must
+// all succeed. Locks taken in different orders would show as deadlocks (SQLSTATE 40P01), which the
+// server breaks by failing one of the statements.
+test('holds and completions on one namespace, racing on separate connections, all succeed (no deadlock)', () =>
   check(async () => {
     const t = await stack.tenant(1);
     const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     const nodeId = `0x${randomUUID().replace(/-/g, '').padEnd(40, '0')}`;
     await stack.db.query(`INSERT INTO nodes (id, operator_account_id) VALUES ($1, $2)`, [nodeId, await stack.operator()]);
-    // A job running on the node, as the scheduler leaves it.
-    const running = newJob(t);
-    await settlement.acceptWithHold(running, null);
-    await stack.db.query(`UPDATE jobs SET status = 'running', attempt = 1, node_id = $2 WHERE id = $1`, [running.id, nodeId]);
-    await stack.db.query(`INSERT INTO job_attempts (job_id, job_created_at, attempt, node_id) SELECT id, created_at, 1, $2 FROM jobs WHERE id = $1`, [running.id, nodeId]);
-
-    // Its completion has taken its first lock on the namespace's accounts (the held one, at least) when a
-    // new hold of the same namespace starts (it needs the available account, then the held one); the
-    // completion then goes on to release the rest of its hold into the available account.
-    const gate = new LedgerLockGate();
-    let locked = false;
-    const afterFirstLock = (sql: string) => {
-      if (locked) return true;
-      if (firstAccountLock(sql)) locked = true;
-      return false;
-    };
-    const done = new SettlementService(gate.db('complete', afterFirstLock), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config)).complete(
-      running.id,
-      1,
-      nodeId,
-      { prompt_tokens: 10, completion_tokens: 20 },
-      false,
-    );
-    await gate.allArrived(['complete']);
-    const fresh = newJob(t);
-    const hold = settlement.acceptWithHold(fresh, null);
-    await sleep(200);
-    gate.open('complete');
-    const outcomes = await Promise.allSettled([done, hold]);
+    const running = Array.from({ length: 12 }, () => newJob(t));
+    for (const j of running) await settlement.acceptWithHold(j, null);
+    const fresh = Array.from({ length: 12 }, () => newJob(t));
+    const outcomes = await Promise.allSettled([
+      ...running.map((j) => settlement.complete({ jobId: j.id, attempt: 1, nodeId, usage: { prompt_tokens: 10, completion_tokens: 20 }, outputEmpty: false, terms: TERMS })),
+      ...fresh.map((j) => settlement.acceptWithHold(j, null)),
+    ]);
     assert.deepEqual(outcomes.flatMap((o) => (o.status === 'rejected' ? [String(o.reason)] : [])), []);
-    assert.equal((await stack.job(running.id))?.status, 'completed');
-    // The completion cost 10*10 + 20*20 = 500; the new hold 1000 is still held.
-    assert.deepEqual(await stack.balance(t.namespaceId), { available: 1_000_000 - 500 - 1000, held: 1000 });
-    await settlement.endWithoutResult(fresh.id, 'cancelled', 'test', 'released by the test');
+    assert.deepEqual(
+      outcomes.slice(0, running.length).map((o) => (o.status === 'fulfilled' ? (o.value as { outcome: string }).outcome : 'rejected')),
+      running.map(() => 'completed'),
+    );
+    // Each completion cost 10*10 + 20*20 = 500; the new holds of 1000 are still held.
+    assert.deepEqual(await stack.balance(t.namespaceId), { available: 1_000_000 - 12 * 500 - 12 * 1000, held: 12 * 1000 });
+    for (const j of fresh) await settlement.endWithoutResult(j.id, 'cancelled', 'test', 'released by the test');
   }));
 
 test("a job is captured at most once: the unique index refuses a second 'capture' (and a second hold or release)", () =>
@@ -343,7 +249,8 @@ test("a job is captured at most once: the unique index refuses a second 'capture
 
     // The settlement path itself is fenced: completing again is a no-op.
     const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
-    assert.equal(await settlement.complete(jobId, 1, node.nodeId, { prompt_tokens: 1, completion_tokens: 1 }, false), null);
+    const settled = await settlement.complete({ jobId, attempt: 1, nodeId: node.nodeId, usage: { prompt_tokens: 1, completion_tokens: 1 }, outputEmpty: false, terms: TERMS });
+    assert.equal(settled.outcome, 'stale');
     assert.equal(await settlement.endWithoutResult(jobId, 'failed', 'x', 'x'), null);
 
     // Below the application, the database refuses a second capture for the same job.

@@ -2,7 +2,7 @@
 // item's outcome.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GroupCommit, type ItemOutcome } from '../../src/postgres/group-commit.js';
+import { GroupCommit, type ItemOutcome } from '../../src/common/group-commit.js';
 
 /** A runner that records its batches and holds each one until released. */
 function recordingRunner() {

@@ -1,6 +1,7 @@
 // Group commit: concurrent callers' operations are collected and run together, several per database
-// transaction, so that they share one COMMIT (one WAL flush) and one round of row locks instead of each
-// paying for its own. Each caller still gets its own outcome.
+// round trip (PostgreSQL holds and settlements share one statement, one COMMIT and one WAL flush;
+// MongoDB payload writes share one insertMany), instead of each paying for its own. Each caller still
+// gets its own outcome.
 //
 // Batches form by themselves under load, without waiting: an operation submitted while fewer than
 // `maxInFlight` batches run starts a batch at once (alone, if nothing else is waiting: no added latency

@@ -1,0 +1,113 @@
+// In-process copies of the catalogue rows every request reads: a model (prices, context, surcharges), a
+// namespace (its network and subcloud: where its jobs may run) and an API key (its namespace and limits).
+// Without them each request would pay three PostgreSQL round trips for rows that change a few times a day.
+//
+// Every change to those rows, by any process, reaches every instance at its commit (PostgreSQL NOTIFY from
+// triggers; postgres/catalog-changes.ts), which drops the copy: a repriced model, a namespace bound to a
+// subcloud or a revoked key apply to the next request on every instance. A lookup that was already on its
+// way to PostgreSQL when a change was announced is not kept (its row may predate the change): the
+// `generation` counter tells. Copies also expire after `ttlMs`, and everything is dropped when the
+// listening connection was lost (changes may have been missed meanwhile). Only rows that exist are kept:
+// a flood of unknown keys or model names costs PostgreSQL lookups, not memory.
+import type { Db } from '../postgres/db.js';
+import { findModel, type ModelRow } from '../postgres/models.repository.js';
+import { findNamespace, type NamespaceRow } from '../postgres/accounts.repository.js';
+import { findActiveApiKeyByHash } from '../postgres/api-keys.repository.js';
+import type { CatalogChange } from '../postgres/catalog-changes.js';
+import type { CachedKey } from '../redis/api-key-cache.repository.js';
+
+/** Entries per table past which a table's copies are dropped wholesale (a bound, not an eviction policy). */
+const MAX_ENTRIES = 100_000;
+
+interface Entry<T> {
+  value: T;
+  until: number;
+}
+
+class Copies<T> {
+  private readonly entries = new Map<string, Entry<T>>();
+  get(key: string, now: number): T | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (e.until <= now) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return e.value;
+  }
+  set(key: string, value: T, until: number): void {
+    if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
+    this.entries.set(key, { value, until });
+  }
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+export class Catalog {
+  private readonly models = new Copies<ModelRow>();
+  private readonly namespaces = new Copies<NamespaceRow>();
+  private readonly keys = new Copies<CachedKey>();
+  /** Bumped by every announced change: a lookup started before a change is not kept. */
+  private generation = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly ttlMs = 60_000,
+  ) {}
+
+  /** Applies an announced change (wired to CatalogChanges). */
+  readonly onChange = (change: CatalogChange): void => {
+    this.generation++;
+    switch (change.table) {
+      case 'models':
+        return this.models.delete(change.key);
+      case 'namespaces':
+        return this.namespaces.delete(change.key);
+      case 'api_keys':
+        return this.keys.delete(change.key);
+      case 'lost':
+        this.models.clear();
+        this.namespaces.clear();
+        this.keys.clear();
+    }
+  };
+
+  model(name: string): Promise<ModelRow | null> {
+    return this.through(this.models, name, () => findModel(this.db, name));
+  }
+
+  namespace(id: string): Promise<NamespaceRow | null> {
+    return this.through(this.namespaces, id, () => findNamespace(this.db, id));
+  }
+
+  /** The active key with this SHA-256 (hex), as requests see it; null when there is none. */
+  apiKey(hashHex: string): Promise<CachedKey | null> {
+    return this.through(this.keys, hashHex, async () => {
+      const row = await findActiveApiKeyByHash(this.db, Buffer.from(hashHex, 'hex'));
+      return row
+        ? {
+            keyId: row.id,
+            namespaceId: row.namespace_id,
+            rateLimitRps: row.rate_limit_rps,
+            rateLimitBurst: row.rate_limit_burst,
+            monthlyCapMicro: row.monthly_cap_micro,
+            expiresAt: row.expires_at?.getTime() ?? null,
+          }
+        : null;
+    });
+  }
+
+  private async through<T>(copies: Copies<T>, key: string, load: () => Promise<T | null>): Promise<T | null> {
+    const now = Date.now();
+    const cached = copies.get(key, now);
+    if (cached !== undefined) return cached;
+    const generation = this.generation;
+    const value = await load();
+    if (value !== null && generation === this.generation) copies.set(key, value, now + this.ttlMs);
+    return value;
+  }
+}

@@ -1,0 +1,95 @@
+// A job's in-flight record in Redis: which attempt runs, on which node, since when. It is live state: the
+// attempt's start costs no PostgreSQL transaction (the reservation script writes it, presence.repository.ts
+// RESERVE), and its end is written to PostgreSQL only when it settles or fails (jobs.attempt fences
+// attempts that ended; migrations/0018). Losing it loses nothing: a redelivered job's scheduler reads the
+// job's row and starts the next attempt; a result of an attempt whose record was lost still settles if
+// that attempt has not ended in PostgreSQL.
+//
+// Key layout: <p>job:<jobId>  hash  attempt, node, instance, started (ms), done ('1' once the job ended)
+//   TTL: the job's deadline (set at the claim); 60 s once done (duplicate messages then meet 'done').
+//
+// The scripts here end an attempt's Redis side in one round trip each: the node's slot, the record, the
+// node's failure streak and the job event every instance hears.
+import type { Redis } from 'ioredis';
+import { LuaScript, type RedisKeys } from './client.js';
+import { READINESS_LUA } from './readiness.lua.js';
+import type { JobEvent } from './job-events.js';
+
+/** How long a finished job's record stays, so that a late duplicate message finds it done. */
+const DONE_TTL_MS = 60_000;
+
+/**
+ * A job completed on a node: returns the node's slot, marks the job done, ends the node's failure
+ * streak and publishes the job's event.
+ * ARGV: prefix, nodeId, jobId, event (JSON), done TTL (ms).
+ */
+const COMPLETED = new LuaScript(`${READINESS_LUA}
+local p, id, job, event, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local nk = p .. 'node:' .. id
+if redis.call('ZREM', nk .. ':slots', job) == 1 and redis.call('EXISTS', nk) == 1 then rescore(p, id, nk, true) end
+local jk = p .. 'job:' .. job
+redis.call('HSET', jk, 'done', '1')
+redis.call('PEXPIRE', jk, ttl)
+redis.call('DEL', p .. 'failstreak:' .. id)
+redis.call('PUBLISH', p .. 'events:jobs', event)
+return 1
+`);
+
+/**
+ * A job ended without a result (failed, expired, cancelled): returns the slot of the attempt still in
+ * flight, if any, marks the job done and publishes the job's event. Returns the node whose slot was
+ * returned, or false.
+ * ARGV: prefix, jobId, event (JSON), done TTL (ms).
+ */
+const ENDED = new LuaScript(`${READINESS_LUA}
+local p, job, event, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local jk = p .. 'job:' .. job
+local f = redis.call('HMGET', jk, 'node', 'done')
+local released = false
+if f[1] and f[2] ~= '1' then
+  local nk = p .. 'node:' .. f[1]
+  if redis.call('ZREM', nk .. ':slots', job) == 1 then
+    released = f[1]
+    if redis.call('EXISTS', nk) == 1 then rescore(p, f[1], nk, true) end
+  end
+end
+redis.call('HSET', jk, 'done', '1')
+redis.call('PEXPIRE', jk, ttl)
+redis.call('PUBLISH', p .. 'events:jobs', event)
+return released
+`);
+
+export interface InflightAttempt {
+  attempt: number;
+  nodeId: string;
+  instance: string;
+  /** When the attempt was dispatched (ms). */
+  startedAt: number;
+  /** The job ended (completed, failed, expired or cancelled). */
+  done: boolean;
+}
+
+export class InflightRepository {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  /** The job's attempt in flight (or its last one), or null when Redis has no record of it. */
+  async current(jobId: string): Promise<InflightAttempt | null> {
+    const [attempt, node, instance, started, done] = await this.redis.hmget(this.keys.job(jobId), 'attempt', 'node', 'instance', 'started', 'done');
+    if (!attempt || !node) return null;
+    return { attempt: Number(attempt), nodeId: node, instance: instance ?? '', startedAt: Number(started ?? 0), done: done === '1' };
+  }
+
+  /** See COMPLETED. `event` must be the job's 'finished' event. */
+  async completed(nodeId: string, jobId: string, event: JobEvent): Promise<void> {
+    await COMPLETED.run(this.redis, [this.keys.prefix, nodeId, jobId, JSON.stringify(event), DONE_TTL_MS]);
+  }
+
+  /** See ENDED; returns the node whose slot the job held, or null. */
+  async ended(jobId: string, event: JobEvent): Promise<string | null> {
+    const node = await ENDED.run(this.redis, [this.keys.prefix, jobId, JSON.stringify(event), DONE_TTL_MS]);
+    return typeof node === 'string' ? node : null;
+  }
+}
