@@ -157,7 +157,8 @@ END $$;
 -- the charge (the operator's amount to the node's operator, the rest to the platform), settles the key's
 -- monthly spend and records the node's contribution points. The charge and the operator's amount are
 -- computed by the caller (src/domain/pricing.ts); the CHECKs on `jobs` and `ledger_accounts` still guard
--- every row. o_outcome: completed | stale | usage_out_of_bounds. A job's first item in the batch wins.
+-- every row. o_outcome: completed | stale | usage_out_of_bounds. A job's first item in the batch that
+-- may settle it does; the others are stale, as they would be after it alone.
 CREATE FUNCTION settle_jobs(
   p_ids uuid[], p_created timestamptz[], p_attempts int[], p_nodes text[], p_prompt int[], p_completion int[],
   p_charged bigint[], p_operator_amounts bigint[], p_started timestamptz[], p_epoch bigint, p_points bigint
@@ -170,20 +171,23 @@ DECLARE
   key_of uuid[] := array_fill(NULL::uuid, ARRAY[n]);
   hold_of bigint[] := array_fill(NULL::bigint, ARRAY[n]);
   claimed int[] := '{}';
+  settled uuid[] := '{}';
   r record;
 BEGIN
   IF n = 0 THEN RETURN; END IF;
+  -- Rows in id order (the lock order), each job's items in submission order.
   FOR r IN
-    SELECT u.o, j.namespace_id, j.api_key_id, j.hold_micro, j.prompt_tokens_bound, j.max_tokens
+    SELECT u.o, j.id, j.namespace_id, j.api_key_id, j.hold_micro, j.prompt_tokens_bound, j.max_tokens
       FROM jobs j
-      JOIN (SELECT DISTINCT ON (p_ids[x]) x AS o FROM generate_series(1, n) AS x ORDER BY p_ids[x], x) u
-        ON j.id = p_ids[u.o] AND j.created_at = p_created[u.o]
+      JOIN generate_series(1, n) AS u(o) ON j.id = p_ids[u.o] AND j.created_at = p_created[u.o]
      WHERE j.finished_at IS NULL
        AND ((j.status <> 'running' AND j.attempt < p_attempts[u.o]) OR (j.status = 'running' AND j.attempt = p_attempts[u.o] AND j.node_id = p_nodes[u.o]))
-     ORDER BY j.id
+     ORDER BY j.id, u.o
        FOR UPDATE OF j
   LOOP
+    IF r.id = ANY(settled) THEN CONTINUE; END IF; -- a second result for a job this batch settles: stale
     IF p_prompt[r.o] <= r.prompt_tokens_bound AND p_completion[r.o] <= r.max_tokens THEN
+      settled := settled || r.id;
       claimed := claimed || r.o;
       ns_of[r.o] := r.namespace_id;
       key_of[r.o] := r.api_key_id;
@@ -261,28 +265,32 @@ END $$;
 -- instance's memory (src/catalog/catalog.service.ts). Any change to them, by any process (the admin API,
 -- the CLI, a hand-written UPDATE), is announced on channel `resultity_catalog` at commit, so that every
 -- instance drops its copy: '<table>:<key>' (models: the name; namespaces: the id; api_keys: the key's
--- SHA-256 in hex).
-CREATE FUNCTION catalog_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  r record := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+-- SHA-256 in hex). The row as it was (OLD) names it: none of these keys ever changes.
+CREATE FUNCTION catalog_notify_model() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM pg_notify('resultity_catalog', TG_TABLE_NAME || ':' || CASE TG_TABLE_NAME
-    WHEN 'models' THEN r.name
-    WHEN 'namespaces' THEN r.id::text
-    WHEN 'api_keys' THEN encode(r.key_hash, 'hex')
-  END);
+  PERFORM pg_notify('resultity_catalog', 'models:' || OLD.name);
   RETURN NULL;
 END $$;
-CREATE TRIGGER models_catalog_notify AFTER UPDATE OR DELETE ON models FOR EACH ROW EXECUTE FUNCTION catalog_notify();
-CREATE TRIGGER namespaces_catalog_notify AFTER UPDATE OR DELETE ON namespaces FOR EACH ROW EXECUTE FUNCTION catalog_notify();
+CREATE FUNCTION catalog_notify_namespace() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('resultity_catalog', 'namespaces:' || OLD.id::text);
+  RETURN NULL;
+END $$;
+CREATE FUNCTION catalog_notify_api_key() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('resultity_catalog', 'api_keys:' || encode(OLD.key_hash, 'hex'));
+  RETURN NULL;
+END $$;
+CREATE TRIGGER models_catalog_notify AFTER UPDATE OR DELETE ON models FOR EACH ROW EXECUTE FUNCTION catalog_notify_model();
+CREATE TRIGGER namespaces_catalog_notify AFTER UPDATE OR DELETE ON namespaces FOR EACH ROW EXECUTE FUNCTION catalog_notify_namespace();
 -- A key's last use (recorded once a minute) changes nothing a cached copy holds: not announced.
-CREATE TRIGGER api_keys_catalog_notify AFTER UPDATE OF namespace_id, key_hash, rate_limit_rps, rate_limit_burst, monthly_cap_micro, expires_at, revoked_at OR DELETE ON api_keys FOR EACH ROW EXECUTE FUNCTION catalog_notify();
+CREATE TRIGGER api_keys_catalog_notify AFTER UPDATE OF namespace_id, key_hash, rate_limit_rps, rate_limit_burst, monthly_cap_micro, expires_at, revoked_at OR DELETE ON api_keys FOR EACH ROW EXECUTE FUNCTION catalog_notify_api_key();
 
 -- Down Migration
 DROP TRIGGER api_keys_catalog_notify ON api_keys;
 DROP TRIGGER namespaces_catalog_notify ON namespaces;
 DROP TRIGGER models_catalog_notify ON models;
-DROP FUNCTION catalog_notify();
+DROP FUNCTION catalog_notify_api_key(), catalog_notify_namespace(), catalog_notify_model();
 DROP FUNCTION settle_jobs(uuid[], timestamptz[], int[], text[], int[], int[], bigint[], bigint[], timestamptz[], bigint, bigint);
 DROP FUNCTION accept_jobs(uuid[], timestamptz[], uuid[], uuid[], text[], int[], int[], int[], bigint[], bigint[], bigint[], bigint[], timestamptz[],
   text[], text[], text[], text[], int[], int[], int[], bigint[], text[], bytea[], int);

@@ -18,7 +18,6 @@ import { CatalogChanges } from './postgres/catalog-changes.js';
 import { Catalog } from './catalog/catalog.service.js';
 import { PublishMarks } from './jobs/publish-marks.js';
 import { RateLimitRepository } from './redis/rate-limit.repository.js';
-import { ApiKeyCache } from './redis/api-key-cache.repository.js';
 import { ReplayGuard } from './redis/replay-guard.repository.js';
 import { NodeFlagsMirror } from './redis/node-flags.repository.js';
 import { UptimeRepository } from './redis/uptime.repository.js';
@@ -134,14 +133,13 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     maxInFlight: config.LEDGER_BATCH_IN_FLIGHT,
     lingerMs: config.LEDGER_BATCH_LINGER_MS,
   });
-  const keyCache = new ApiKeyCache(redis, keys);
   const flagsMirror = new NodeFlagsMirror(redis, keys);
   const nodeFlags = new NodeFlagsService({
     db,
     mirror: flagsMirror,
     rule: cooldownRule(config),
   });
-  const admin = new AdminService({ db, keyCache, flags: nodeFlags, eligibility, queue });
+  const admin = new AdminService({ db, catalog, flags: nodeFlags, eligibility, queue });
   const usage = new UsageService(db);
   const ledgerChain = new LedgerChainService(db);
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, logger });

@@ -14,7 +14,7 @@ import { findModel, type ModelRow } from '../postgres/models.repository.js';
 import { findNamespace, type NamespaceRow } from '../postgres/accounts.repository.js';
 import { findActiveApiKeyByHash } from '../postgres/api-keys.repository.js';
 import type { CatalogChange } from '../postgres/catalog-changes.js';
-import type { CachedKey } from '../redis/api-key-cache.repository.js';
+import type { ApiKeyPrincipal } from '../domain/api-keys.js';
 
 /** Entries per table past which a table's copies are dropped wholesale (a bound, not an eviction policy). */
 const MAX_ENTRIES = 100_000;
@@ -50,7 +50,7 @@ class Copies<T> {
 export class Catalog {
   private readonly models = new Copies<ModelRow>();
   private readonly namespaces = new Copies<NamespaceRow>();
-  private readonly keys = new Copies<CachedKey>();
+  private readonly keys = new Copies<ApiKeyPrincipal>();
   /** Bumped by every announced change: a lookup started before a change is not kept. */
   private generation = 0;
 
@@ -76,6 +76,14 @@ export class Catalog {
     }
   };
 
+  /**
+   * Drops this instance's copies of keys it has just revoked itself, before the revocation's announcement
+   * comes back: the instance that revoked a key refuses it from its very next request.
+   */
+  forgetApiKeys(hashesHex: readonly string[]): void {
+    for (const h of hashesHex) this.onChange({ table: 'api_keys', key: h });
+  }
+
   model(name: string): Promise<ModelRow | null> {
     return this.through(this.models, name, () => findModel(this.db, name));
   }
@@ -85,7 +93,7 @@ export class Catalog {
   }
 
   /** The active key with this SHA-256 (hex), as requests see it; null when there is none. */
-  apiKey(hashHex: string): Promise<CachedKey | null> {
+  apiKey(hashHex: string): Promise<ApiKeyPrincipal | null> {
     return this.through(this.keys, hashHex, async () => {
       const row = await findActiveApiKeyByHash(this.db, Buffer.from(hashHex, 'hex'));
       return row

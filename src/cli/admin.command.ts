@@ -13,7 +13,6 @@ import { LedgerChainService } from '../maintenance/ledger-chain.service.js';
 import { createPool } from '../postgres/db.js';
 import { migrate } from '../postgres/migrate.js';
 import { createRedis, RedisKeys } from '../redis/client.js';
-import { ApiKeyCache } from '../redis/api-key-cache.repository.js';
 import { NodeFlagsMirror } from '../redis/node-flags.repository.js';
 import { cooldownRule, NodeFlagsService } from '../network/node-flags.service.js';
 import { connectRabbit, waitForRabbit } from '../rabbitmq/client.js';
@@ -54,7 +53,7 @@ async function withAdmin<T>(fn: (admin: AdminService, eligibility: EligibilitySe
       rule: cooldownRule(config),
     });
     const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
-    const admin = new AdminService({ db, keyCache: new ApiKeyCache(redis, keys), flags, eligibility, queue });
+    const admin = new AdminService({ db, flags, eligibility, queue });
     // Publishing signs with NETWORK_SIGNING_KEY; the other commands run without it.
     const networkConfig = new NetworkConfigService({ db, networkKey: config.NETWORK_SIGNING_KEY ?? null, config, nodeDigests: new NodeConfigDigests(redis, keys), logger });
     const result = await fn(admin, eligibility, networkConfig);

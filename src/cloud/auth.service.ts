@@ -3,14 +3,13 @@
 // Redis shared by every instance; the same command says when to record the key's last use). One Redis
 // command per request, and no PostgreSQL round trip once the key is known.
 import { errors } from '../errors.js';
-import { hashApiKey, looksLikeApiKey } from '../domain/api-keys.js';
+import { hashApiKey, looksLikeApiKey, type ApiKeyPrincipal } from '../domain/api-keys.js';
 import type { Db } from '../postgres/db.js';
 import { touchApiKey } from '../postgres/api-keys.repository.js';
-import type { CachedKey } from '../redis/api-key-cache.repository.js';
 import type { RateLimitRepository } from '../redis/rate-limit.repository.js';
 import type { Catalog } from '../catalog/catalog.service.js';
 
-export type Principal = CachedKey;
+export type Principal = ApiKeyPrincipal;
 
 export class AuthService {
   constructor(

@@ -11,3 +11,14 @@ export function generateApiKey(): { secret: string; hash: Buffer; displayPrefix:
 
 export const hashApiKey = apiKeys.hash;
 export const looksLikeApiKey = apiKeys.looksLike;
+
+/** An active API key as requests see it: its namespace and limits (catalog/catalog.service.ts keeps them in memory). */
+export interface ApiKeyPrincipal {
+  keyId: string;
+  namespaceId: string;
+  rateLimitRps: number | null;
+  rateLimitBurst: number | null;
+  monthlyCapMicro: number | null;
+  /** Milliseconds since the epoch; null: never expires. Checked at every use (a kept copy may outlive it). */
+  expiresAt: number | null;
+}

@@ -1,5 +1,6 @@
 // Platform administration: accounts, namespaces, API keys, credits, models and the ledger's totals. One
 // service behind two surfaces, the admin API (/admin) and the `resultity admin` CLI.
+import type { Catalog } from '../catalog/catalog.service.js';
 import { AppError, errors, formatCredits, MICRO } from '../errors.js';
 import { generateApiKey } from '../domain/api-keys.js';
 import { withTransaction, isUniqueViolation, type Db } from '../postgres/db.js';
@@ -22,7 +23,6 @@ import { balanceOf, ledgerAccountId, ledgerTotals, lockAccounts, postTransaction
 import { isPriorityClass, PRIORITY_CLASSES, SURCHARGE_BPS_MAX, SURCHARGE_BPS_MIN, type PrioritySurcharges } from '../domain/priority.js';
 import { findModel, upsertModel, type ModelRow } from '../postgres/models.repository.js';
 import { recordAdminChange, SYSTEM_ACTOR } from '../postgres/admin-changes.repository.js';
-import type { ApiKeyCache } from '../redis/api-key-cache.repository.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 import type { FlagChange, NodeFlagsService, StoredFlags } from '../network/node-flags.service.js';
 import { rcpByEpoch, type RcpEpochRow } from '../postgres/rcp.repository.js';
@@ -49,7 +49,7 @@ export interface Balance {
 }
 
 export class AdminService {
-  constructor(private readonly d: { db: Db; keyCache: ApiKeyCache; flags: NodeFlagsService; eligibility: EligibilityService; queue: JobQueue | null }) {}
+  constructor(private readonly d: { db: Db; catalog?: Catalog; flags: NodeFlagsService; eligibility: EligibilityService; queue: JobQueue | null }) {}
 
   /** The database this service administers (for read-only reports built beside it). */
   get db(): Db {
@@ -117,7 +117,7 @@ export class AdminService {
       if (!(await markNamespaceDeleted(tx, namespaceId))) throw errors.notFound('Namespace');
       return revokeNamespaceApiKeys(tx, namespaceId);
     });
-    await this.evictKeys(revoked);
+    this.forgetKeys(revoked);
   }
 
   /** Issues a key; the secret is in the result and nowhere else, ever. */
@@ -169,12 +169,15 @@ export class AdminService {
   async revokeApiKey(keyId: string): Promise<void> {
     const hash = await revokeApiKey(this.d.db, keyId);
     if (!hash) throw errors.notFound('Active API key');
-    await this.evictKeys([hash]);
+    this.forgetKeys([hash]);
   }
 
-  /** Makes revoked keys stop working on every instance at once: the Redis cache could keep them alive. */
-  private async evictKeys(hashes: readonly Buffer[]): Promise<void> {
-    await Promise.all(hashes.map((hash) => this.d.keyCache.evict(hash.toString('hex'))));
+  /**
+   * Every instance drops its copy of a revoked key when the revocation's commit is announced
+   * (catalog/catalog.service.ts); this instance does at once, before it answers.
+   */
+  private forgetKeys(hashes: readonly Buffer[]): void {
+    this.d.catalog?.forgetApiKeys(hashes.map((h) => h.toString('hex')));
   }
 
   /** Adds credits to a namespace: a transfer from the funding account. `credits` may have up to 6 decimals. */

@@ -9,10 +9,10 @@ import { findApiKey } from '../postgres/api-keys.repository.js';
 import { findJob, type JobRow } from '../postgres/jobs.repository.js';
 import { listQuarantine, lockOpenQuarantine, resolveQuarantine, type QuarantineRow } from '../postgres/quarantine.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
-import type { CachedKey } from '../redis/api-key-cache.repository.js';
+import type { ApiKeyPrincipal } from '../domain/api-keys.js';
 
 /** Accepts a job as if its key had submitted it (the public API's accept path), in the region and priority class it asked for. */
-export type Resubmit = (principal: CachedKey, model: string, request: JobRequest, asked: { region: string | null; priority: PriorityClass }) => Promise<JobRow>;
+export type Resubmit = (principal: ApiKeyPrincipal, model: string, request: JobRequest, asked: { region: string | null; priority: PriorityClass }) => Promise<JobRow>;
 
 export class QuarantineService {
   constructor(private readonly d: { db: Db; payloads: PayloadsRepository; resubmit: Resubmit }) {}

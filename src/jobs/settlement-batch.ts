@@ -117,13 +117,14 @@ export function holdError(err: unknown, request: HoldRequest): unknown {
 /** Completes the jobs whose attempt may still settle (see settle_jobs); one outcome per item. */
 export async function completeBatch(q: Queryable, items: readonly CompletionRequest[], epoch: number, pointsPerJob: number): Promise<Array<ItemOutcome<CompletionOutcome>>> {
   const col = <T>(f: (i: CompletionRequest) => T) => items.map(f);
+  const createdAt = await creationTimes(q, items.map((i) => i.jobId));
   const r = await q.query<{ o_index: number; o_outcome: CompletionOutcome }>({
     name: 'settle_jobs',
     text: `SELECT o_index, o_outcome FROM settle_jobs($1::uuid[], $2::timestamptz[], $3::int[], $4::text[], $5::int[], $6::int[], $7::bigint[], $8::bigint[],
              $9::timestamptz[], $10::bigint, $11::bigint)`,
     values: [
       col((i) => i.jobId),
-      col((i) => jobIdTime(i.jobId)),
+      col((i) => createdAt.get(i.jobId) ?? null),
       col((i) => i.attempt),
       col((i) => i.nodeId),
       col((i) => i.usage.prompt_tokens),
@@ -136,6 +137,27 @@ export async function completeBatch(q: Queryable, items: readonly CompletionRequ
     ],
   });
   return r.rows.sort((a, b) => a.o_index - b.o_index).map((row) => ({ ok: true, value: row.o_outcome }));
+}
+
+/**
+ * Each job's creation time, its partition key: the time in its id (UUIDv7), or, for an id without one (a
+ * job accepted before ids carried it), read from its row (one more statement, for those only).
+ * settle_jobs finds a job by both.
+ */
+async function creationTimes(q: Queryable, ids: readonly string[]): Promise<Map<string, Date | string>> {
+  const times = new Map<string, Date | string>();
+  const unknown: string[] = [];
+  for (const id of ids) {
+    const t = jobIdTime(id);
+    if (t) times.set(id, t);
+    else unknown.push(id);
+  }
+  if (unknown.length > 0) {
+    // As text: a Date keeps milliseconds, and now() has microseconds.
+    const r = await q.query<{ id: string; created_at: string }>(`SELECT id, created_at::text AS created_at FROM jobs WHERE id = ANY($1::uuid[])`, [unknown]);
+    for (const row of r.rows) times.set(row.id, row.created_at);
+  }
+  return times;
 }
 
 /**

@@ -162,11 +162,6 @@ export async function markPublished(q: Queryable, marks: ReadonlyArray<{ id: str
   );
 }
 
-/** Clears an unfinished job's publish mark, so that the outbox publishes it again. */
-export async function markUnpublished(q: Queryable, id: string): Promise<void> {
-  await q.query(`UPDATE jobs SET published_at = NULL WHERE ${JOB_BY_ID} AND finished_at IS NULL`, byId(id));
-}
-
 /** Unfinished jobs whose publish was never confirmed, oldest first (the outbox). */
 export async function listUnpublished(q: Queryable, olderThan: Date, limit: number): Promise<JobRow[]> {
   const r = await q.query<JobRow>(

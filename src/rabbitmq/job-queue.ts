@@ -118,8 +118,8 @@ export class JobQueue {
   /**
    * Empties and deletes the queue a model had before queues were split by priority class
    * (`<prefix>.jobs.<model>`, nothing consumes it any more): each message's job id is handed to
-   * `requeue` (which makes the outbox publish the job again, to its class's queue) before the message is
-   * acked, so a crash in between only republishes a job twice, which the scheduler fences. Returns how
+   * `requeue` (which publishes the job again, to its class's queue) before the message is acked, so a
+   * crash in between only publishes a job twice, which the scheduler fences. Returns how
    * many messages it moved; 0 at once when there is no such queue.
    */
   async drainLegacyQueue(model: string, requeue: (jobId: string) => Promise<void>): Promise<number> {

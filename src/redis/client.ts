@@ -43,9 +43,6 @@ export class RedisKeys {
   nodeConfigDigests(): string {
     return `${this.prefix}node-config`;
   }
-  apiKey(hashHex: string): string {
-    return `${this.prefix}apikey:${hashHex}`;
-  }
   /** Set for a minute after an API key's last use was recorded, so that it is recorded once a minute. */
   apiKeyTouched(keyId: string): string {
     return `${this.prefix}apikey-touched:${keyId}`;

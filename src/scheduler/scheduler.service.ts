@@ -18,7 +18,7 @@ import { describePlacement } from '../domain/eligibility.js';
 import { signMessage } from '../domain/signatures.js';
 import { ticketOf, type JobTicket } from '../domain/job-ticket.js';
 import type { Db } from '../postgres/db.js';
-import { findJob, markUnpublished, type JobRow } from '../postgres/jobs.repository.js';
+import { findJob, type JobRow } from '../postgres/jobs.repository.js';
 import { streamedAttempt } from '../postgres/job-streams.repository.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
@@ -92,9 +92,10 @@ export class Scheduler {
   private async refreshModels(): Promise<void> {
     for (const m of await listModels(this.d.db)) {
       if (!this.legacyDrained.has(m.name)) {
-        // Jobs left in the model's queue of a version before priority classes go back to the outbox.
-        const moved = await this.d.queue.drainLegacyQueue(m.name, (jobId) => markUnpublished(this.d.db, jobId));
-        if (moved > 0) this.d.logger.info({ model: m.name, moved }, 'scheduler: jobs of the pre-priority queue handed back to the outbox');
+        // Jobs left in the model's queue of a version before priority classes are published again, to
+        // their class's queue, with their tickets.
+        const moved = await this.d.queue.drainLegacyQueue(m.name, (jobId) => this.republish(jobId));
+        if (moved > 0) this.d.logger.info({ model: m.name, moved }, 'scheduler: jobs of the pre-priority queue republished to their class queues');
         this.legacyDrained.add(m.name);
       }
       for (const priority of PRIORITY_CLASSES) {
@@ -259,6 +260,21 @@ export class Scheduler {
       // A retry reads the row: another role may have ended the job meanwhile, or streamed part of it.
       ticket = null;
     }
+  }
+
+  /**
+   * Publishes an unfinished job again, with its ticket (from its row and stored input); one whose input
+   * is gone fails. Throws when the broker refused it, so that its old message is not acked.
+   */
+  private async republish(jobId: string): Promise<void> {
+    const job = await findJob(this.d.db, jobId);
+    if (!job || job.finished_at) return;
+    const input = await this.d.payloads.findInput(jobId);
+    if (!input) {
+      await this.endWithoutResult(jobId, 'failed', 'payload_missing', 'The job input is no longer stored.');
+      return;
+    }
+    if (!(await this.d.lifecycle.publish(ticketOf(job, input), { markNow: true }))) throw new Error(`job ${jobId} could not be republished`);
   }
 
   /**

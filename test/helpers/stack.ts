@@ -16,6 +16,8 @@ import { startNodeAgent, type NodeAgent } from '../../src/node-agent/agent.js';
 import { WebSocket } from 'ws';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
 import { PRIORITY_CLASSES } from '../../src/domain/priority.js';
+import { InflightRepository } from '../../src/redis/inflight.repository.js';
+import { RedisKeys } from '../../src/redis/client.js';
 import type { Gpu, Network } from '../../src/domain/eligibility.js';
 
 export const TEST_MODEL = 'test/sim-1';
@@ -50,6 +52,12 @@ export interface Tenant {
 
 export class TestStack {
   readonly nodes: NodeAgent[] = [];
+  /** A connection for the test's own looks into Redis (job()), opened on first use. */
+  private inspector: Redis | null = null;
+  private get redis(): Redis {
+    return (this.inspector ??= new Redis(this.config.REDIS_URL));
+  }
+
   /** Set by check() when a test failed: close() then keeps this stack's data for inspection. */
   failed = false;
   private operatorId: string | null = null;
@@ -199,12 +207,20 @@ export class TestStack {
     return { available: b.available_micro, held: b.held_micro };
   }
 
+  /**
+   * A job as a reader sees it: its row, where a queued job whose attempt is in flight (the attempt lives
+   * in Redis until it ends: src/redis/inflight.repository.ts) is 'running' with that attempt and node.
+   */
   async job(id: string) {
     const r = await this.db.query<{ status: string; attempt: number; node_id: string | null; hold_micro: number; charged_micro: number | null }>(
       `SELECT status, attempt, node_id, hold_micro, charged_micro FROM jobs WHERE id = $1`,
       [id],
     );
-    return r.rows[0] ?? null;
+    const row = r.rows[0];
+    if (!row || row.status !== 'queued') return row ?? null;
+    const inflight = await new InflightRepository(this.redis, new RedisKeys(this.config.REDIS_KEY_PREFIX)).current(id);
+    if (!inflight || inflight.done || inflight.attempt <= row.attempt) return row;
+    return { ...row, status: 'running', attempt: inflight.attempt, node_id: inflight.nodeId };
   }
 
   /** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
@@ -256,6 +272,7 @@ export class TestStack {
   /** Stops everything; drops this stack's data unless a test failed (see check) and KEEP_TEST_DATA is not 0. */
   async close(opts: { keepData?: boolean } = { keepData: this.failed }): Promise<void> {
     for (const n of this.nodes) n.kill();
+    this.inspector?.disconnect();
     const models = (await this.db.query<{ name: string }>(`SELECT name FROM models`)).rows.map((r) => r.name);
     await this.backbone.close();
     if (opts.keepData && process.env.KEEP_TEST_DATA !== '0') {

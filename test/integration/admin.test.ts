@@ -128,29 +128,19 @@ test('accounts, namespaces, keys (shown once, stored hashed, revoked at once des
     const reprice = await call('PUT', `/admin/models/${encodeURIComponent('acme/chat-1')}`, { input_price: 4, output_price: 9 });
     assert.deepEqual([reprice.body.input_price_micro, reprice.body.context_tokens], [4, 8192]);
 
-    // The key works, and sees the model with its price; that request also cached the key in Redis.
+    // The key works, and sees the model with its price; that request also put the key in this instance's memory.
     const listed = await models(secret);
     assert.equal(listed.status, 200);
     assert.ok(listed.ids.includes('acme/chat-1') && listed.ids.includes(TEST_MODEL), JSON.stringify(listed.ids));
-    const redis = new Redis(stack.config.REDIS_URL);
-    try {
-      const cacheKey = `${stack.config.REDIS_KEY_PREFIX}apikey:${sha256(secret)}`;
-      assert.equal(await redis.exists(cacheKey), 1, 'the key lookup is cached in Redis');
-      // No admin read answer carries the secret.
-      for (const path of [`/admin/namespaces/${nsId}/balance`, '/admin/ledger/total']) assert.ok(!(await call('GET', path)).text.includes(secret));
+    // No admin read answer carries the secret.
+    for (const path of [`/admin/namespaces/${nsId}/balance`, '/admin/ledger/total']) assert.ok(!(await call('GET', path)).text.includes(secret));
 
-      const revoked = await call('DELETE', `/admin/keys/${keyId}`);
-      assert.equal(revoked.status, 204, revoked.text);
-      // Evicted (or replaced by a marker): either way the cache no longer vouches for the key.
-      const cachedAsActive = async () => (await redis.get(cacheKey))?.includes(keyId) ?? false;
-      assert.equal(await cachedAsActive(), false, 'revocation evicts the cached lookup');
-      const after = await models(secret);
-      assert.equal(after.status, 401, 'a revoked key is refused at once');
-      assert.equal((after.body.error as { type: string }).type, 'authentication_error');
-      assert.equal(await cachedAsActive(), false, 'a refused key is not cached as active');
-    } finally {
-      redis.disconnect();
-    }
+    const revoked = await call('DELETE', `/admin/keys/${keyId}`);
+    assert.equal(revoked.status, 204, revoked.text);
+    // Refused at once, although it was in memory a moment ago (the revocation's commit dropped it there).
+    const after = await models(secret);
+    assert.equal(after.status, 401, 'a revoked key is refused at once');
+    assert.equal((after.body.error as { type: string }).type, 'authentication_error');
     assertError(await call('DELETE', `/admin/keys/${keyId}`), 404, 'invalid_request_error');
     assertError(await call('DELETE', `/admin/keys/${randomUUID()}`), 404, 'invalid_request_error');
 

@@ -257,10 +257,8 @@ test('a node that never answers times out and the job moves to another node', ()
       await stack.backbone.admin.setNodeFlags(fast.agent.nodeId, { paused: true });
       const t0 = Date.now();
       const pending = tenant.client.chat.completions.create(ask);
-      await stack.until(`${c.what}: the stuck node to take the first attempt`, async () => {
-        const r = await stack.db.query(`SELECT 1 FROM job_attempts WHERE node_id = $1`, [stuck.agent.nodeId]);
-        return r.rows.length > 0 ? true : undefined;
-      });
+      // A slot reserved on it is its attempt (the fast node is paused, so nothing else can take the job).
+      await stack.until(`${c.what}: the stuck node to take the first attempt`, async () => (Number((await stack.presence(stuck.agent.nodeId)).reserved ?? 0) > 0 ? true : undefined));
       await stack.backbone.admin.reinstateNode(fast.agent.nodeId);
       const r = await pending;
       const elapsed = Date.now() - t0;

@@ -226,7 +226,7 @@ test('holds and completions on one namespace, racing on separate connections, al
     for (const j of running) await settlement.acceptWithHold(j, null);
     const fresh = Array.from({ length: 12 }, () => newJob(t));
     const outcomes = await Promise.allSettled([
-      ...running.map((j) => settlement.complete({ jobId: j.id, attempt: 1, nodeId, usage: { prompt_tokens: 10, completion_tokens: 20 }, outputEmpty: false, terms: TERMS })),
+      ...running.map((j) => settlement.complete({ jobId: j.id, attempt: 1, nodeId, usage: { prompt_tokens: 10, completion_tokens: 16 }, outputEmpty: false, terms: TERMS })),
       ...fresh.map((j) => settlement.acceptWithHold(j, null)),
     ]);
     assert.deepEqual(outcomes.flatMap((o) => (o.status === 'rejected' ? [String(o.reason)] : [])), []);
@@ -234,8 +234,8 @@ test('holds and completions on one namespace, racing on separate connections, al
       outcomes.slice(0, running.length).map((o) => (o.status === 'fulfilled' ? (o.value as { outcome: string }).outcome : 'rejected')),
       running.map(() => 'completed'),
     );
-    // Each completion cost 10*10 + 20*20 = 500; the new holds of 1000 are still held.
-    assert.deepEqual(await stack.balance(t.namespaceId), { available: 1_000_000 - 12 * 500 - 12 * 1000, held: 12 * 1000 });
+    // Each completion cost 10*10 + 16*20 = 420; the new holds of 1000 are still held.
+    assert.deepEqual(await stack.balance(t.namespaceId), { available: 1_000_000 - 12 * 420 - 12 * 1000, held: 12 * 1000 });
     for (const j of fresh) await settlement.endWithoutResult(j.id, 'cancelled', 'test', 'released by the test');
   }));
 

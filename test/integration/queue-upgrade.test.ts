@@ -1,5 +1,5 @@
 // Upgrading from the version with one queue per model (`<prefix>.jobs.<model>`) to queues per model and
-// priority class: a job still waiting in the old queue is handed back to the outbox by the first
+// priority class: a job still waiting in the old queue is published again, with its ticket, by the first
 // scheduler that starts, republished to its class's queue, and completes. No accepted job is stranded.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
