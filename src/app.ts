@@ -61,6 +61,8 @@ export interface Backbone {
   app: FastifyInstance;
   instanceId: string;
   admin: AdminService;
+  /** The cloud role's job acceptance and waits (tests drive it directly). */
+  jobs: JobsService;
   quality: QualityService;
   networkConfig: NetworkConfigService;
   db: Db;
@@ -239,6 +241,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     app,
     instanceId,
     admin,
+    jobs,
     quality,
     networkConfig,
     db,

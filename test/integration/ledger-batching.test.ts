@@ -256,6 +256,7 @@ test("a job's hold and its settlement count in the same month: the month of the 
     const id = newJobId(monthStart - 1);
     await stack.db.query(`SELECT create_job_partitions($1::date)`, [new Date(monthStart - 1).toISOString().slice(0, 10)]);
     const job = { ...newJob(t, 1320), id };
+    jobsById.set(id, job);
     await batched.acceptWithHold(job, 5_000);
     const lastMonth = new Date(monthStart - 1);
     assert.equal(await monthlySpend(stack.db, t.keyId, lastMonth), 1320, 'the hold counts in the month of the job');

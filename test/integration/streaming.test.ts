@@ -46,7 +46,9 @@ async function jobRow(id: string) {
     [id],
   );
   assert.ok(r.rows[0], `job ${id} exists`);
-  return r.rows[0];
+  // Running as a reader sees it: an attempt in flight lives in Redis until it ends (stack.job).
+  const view = (await stack.job(id))!;
+  return { ...r.rows[0], status: view.status, attempt: view.attempt };
 }
 
 /** The stored output (GET /v1/jobs/{id}), as the consumer sees it. */
