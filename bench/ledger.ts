@@ -26,6 +26,7 @@ import { migrate } from '../src/postgres/migrate.js';
 import { ledgerAccountId, ledgerTotals, postTransactions } from '../src/postgres/ledger.repository.js';
 import type { NewJob } from '../src/postgres/jobs.repository.js';
 import type { JobTerms } from '../src/domain/job-ticket.js';
+import { newJobId } from '../src/domain/job-ids.js';
 import { SettlementService } from '../src/jobs/settlement.service.js';
 import { rcpClockFrom } from '../src/domain/rcp.js';
 import { closedLoop, labelProcesses, type LoadResult } from './load.js';
@@ -100,7 +101,7 @@ async function main(): Promise<number> {
       batched: new SettlementService(db, config.OPERATOR_SHARE_BPS, rcp, batching),
     };
     const newJob = (c: Consumer): NewJob => ({
-      id: randomUUID(),
+      id: newJobId(),
       namespaceId: c.namespaceId,
       apiKeyId: c.keyId,
       model: MODEL,
