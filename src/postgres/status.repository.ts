@@ -36,8 +36,9 @@ export async function recentJobStats(q: Queryable, windowSeconds: number): Promi
 }
 
 /**
- * Accepted jobs not running, per model: waiting in RabbitMQ, held by a scheduler until a node frees a
- * slot, or between attempts. Reads only unfinished jobs (the partial index jobs_unfinished_deadline).
+ * Accepted jobs not finished, per model: waiting in RabbitMQ, held by a scheduler until a node frees a
+ * slot, between attempts, or running (an attempt in flight lives in Redis: its row stays queued). Reads
+ * only unfinished jobs (the partial index jobs_unfinished_deadline).
  */
 export async function waitingJobsByModel(q: Queryable): Promise<Map<string, number>> {
   const r = await q.query<{ model: string; n: number }>(

@@ -6,7 +6,7 @@
 //   models          PostgreSQL, the catalogue (listModels): names, current versions, GPU floors
 //   nodes, slots    Redis presence: the nodes of <p>online whose node:<id> presence is live
 //   queued          RabbitMQ, ready messages in the model's queue (passive declare)
-//   waiting         PostgreSQL, accepted jobs not running yet
+//   waiting         PostgreSQL (unfinished jobs) less the slots in use: accepted jobs not running yet
 //   jobs_last_minute PostgreSQL, jobs finished in the last 60 s
 //
 // A node counts for a model when it could be given the model's jobs by what it declares: the model at
@@ -56,8 +56,8 @@ export interface ModelStatus {
   /**
    * Accepted jobs not running yet: those `queued` in RabbitMQ, plus those a scheduler has taken and holds
    * until a node frees a slot (RabbitMQ counts those as delivered, not queued), plus retries between attempts.
-   * This is the model's backlog. A job being dispatched holds its slot a moment before its row says
-   * running, so a snapshot may count it both here and in `in_use`.
+   * This is the model's backlog: its unfinished jobs less its slots in use (a node serving several models
+   * counts its slots in use under each, so on such fleets this undercounts).
    */
   waiting: number;
 }
@@ -162,7 +162,8 @@ export class StatusService {
         id,
         ...slotCounts(sumLoads(networks.map((n) => n.byModel.get(id)!))),
         queued: queued ? (queued.get(id) ?? 0) : null,
-        waiting: waiting.get(id) ?? 0,
+        // Unfinished jobs less the slots in use serving the model: those not running.
+        waiting: Math.max(0, (waiting.get(id) ?? 0) - sumLoads(networks.map((n) => n.byModel.get(id)!)).inUse),
       })),
       networks: NETWORKS.map((network) => networkStatus(network, fleet.get(network)!, models)),
       jobs_last_minute: {
