@@ -33,6 +33,10 @@ class Thread {
   constructor(private readonly onDeath: (t: Thread) => void) {
     this.worker = new Worker(new URL('./verify-worker.js', import.meta.url));
     this.worker.unref();
+    // Node 20 refs a worker's port again when the thread comes online: unref it then too, unless busy.
+    this.worker.on('online', () => {
+      if (this.pending.size === 0) this.worker.unref();
+    });
     this.worker.on('message', (answers: unknown) => this.answer(answers as RecoverAnswer[]));
     this.worker.on('error', () => undefined); // 'exit' follows and is handled there
     this.worker.on('exit', () => {
