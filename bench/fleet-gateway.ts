@@ -18,6 +18,8 @@ export interface GatewayInfo {
   slotMaxAgeMs: number;
   /** The operator account every simulated node is bound to. */
   operator: string;
+  /** Threads of the gateway's verify pool (SIGNATURE_VERIFY_THREADS; 0: signatures checked on its event loop). */
+  verifyThreads: number;
 }
 
 export interface GatewaySample {
@@ -37,6 +39,8 @@ export interface GatewaySample {
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
+/** BENCH_FLEET_VERIFY_THREADS (bench/fleet.ts passes it down): the gateway's verify pool; 0 is allowed. */
+const VERIFY_THREADS = Number(process.env.BENCH_FLEET_VERIFY_THREADS ?? '1');
 let stack: TestStack | null = null;
 
 async function start(): Promise<GatewayInfo> {
@@ -48,6 +52,7 @@ async function start(): Promise<GatewayInfo> {
       JOB_ATTEMPT_TIMEOUT_MS: 60_000,
       JOB_DEADLINE_MS: 300_000,
       SWEEP_INTERVAL_MS: 5_000,
+      SIGNATURE_VERIFY_THREADS: VERIFY_THREADS,
     },
   });
   for (const name of FLEET_MODELS) {
@@ -63,6 +68,7 @@ async function start(): Promise<GatewayInfo> {
     heartbeatTtlMs: c.HEARTBEAT_TTL_MS,
     slotMaxAgeMs: 2 * c.JOB_ATTEMPT_TIMEOUT_MS,
     operator: await stack.operator(),
+    verifyThreads: c.SIGNATURE_VERIFY_THREADS,
   };
 }
 

@@ -5,6 +5,7 @@ import type { ConnectResult, WindowStats } from './fleet-generator.js';
 import { quantile, type Usage } from './load.js';
 import type { Host } from './machine.js';
 import { cpuList } from './report.js';
+import type { SignatureRates } from './signature-rates.js';
 
 /** Its section's name in BENCHMARKS.md (see writeSection in report.ts). */
 export const FLEET_SECTION = 'fleet';
@@ -37,7 +38,10 @@ export interface FleetReport {
     stallS: number;
     connectBudgetS: number;
   };
-  signatureCost: { signMs: number; verifyMs: number };
+  /** The libraries' bare costs on one core, measured at the start of the run (bench/signature-rates.ts). */
+  signatures: SignatureRates;
+  /** The gateway's verify pool (0: signatures checked on its event loop). */
+  verifyThreads: number;
   keygenMs: number;
   connect: ConnectResult;
   /** Why the registration phase ended before every node was tried, or null. */
@@ -107,6 +111,10 @@ function figures(r: FleetReport) {
     pongsMissed: sum((g) => g.pongsMissed),
     openAtEnd: sum((g) => g.open),
     gatewayCores: (gw.end.cpuMicros - gw.start.cpuMicros) / 1e6 / gwSeconds,
+    /** Heartbeats acknowledged per second of gateway CPU (all its threads): what one gateway core sustains. */
+    perGatewayCore: acked / windowS / ((gw.end.cpuMicros - gw.start.cpuMicros) / 1e6 / gwSeconds),
+    /** Bare verifications per second of one core, the chosen library (libsecp256k1 in WebAssembly). */
+    bareVerifyPerS: 1000 / r.signatures.wasm.verifyMs,
     gatewayElu: dActive / Math.max(1e-9, dActive + dIdle),
     generatorCores: sum((g) => g.cpuCores),
     generatorElu: w.generators.map((g) => g.elu),
@@ -138,6 +146,8 @@ export function renderFleetTable(r: FleetReport): string {
     `heartbeats over ${f0(f.windowS)} s: offered ${f0(f.offeredPerS)}/s, sent ${f0(f.sentPerS)}/s, acked ${f0(f.ackedPerS)}/s (seconds: min ${f0(quantile(f.seconds, 0))}, median ${f0(quantile(f.seconds, 0.5))}, max ${f0(quantile(f.seconds, 1))})`,
     `  ack latency p50 ${ms(quantile(f.ackLatency, 0.5))} ms, p99 ${ms(quantile(f.ackLatency, 0.99))} ms; sent late p50 ${ms(quantile(f.late, 0.5))} ms, p99 ${ms(quantile(f.late, 0.99))} ms; refused ${JSON.stringify(f.refused)}; closed ${JSON.stringify(f.closes)}`,
     `CPU (cores): gateway ${f2(f.gatewayCores)} (event loop ${f0(f.gatewayElu * 100)}% busy), generators ${f2(f.generatorCores)}, machine ${f2(r.window.usage.machineCores)}/${r.window.usage.cores}, other work ${f2(r.window.usage.foreignCores)}`,
+    `signatures (one core): noble sign ${ms(r.signatures.noble.signMs)} ms, verify ${ms(r.signatures.noble.verifyMs)} ms; wasm sign ${ms(r.signatures.wasm.signMs)} ms, verify ${ms(r.signatures.wasm.verifyMs)} ms (${f0(f.bareVerifyPerS)}/s); ` +
+      `heartbeats per gateway core ${f0(f.perGatewayCore)}/s = ${f2(f.perGatewayCore / f.bareVerifyPerS)} of the bare verify rate (verify threads: ${r.verifyThreads})`,
     `gateway memory: RSS ${mib(r.memory.baseline.rssBytes)} -> ${mib(r.memory.loaded.rssBytes)} MiB, heap ${mib(r.memory.baseline.heapUsedBytes)} -> ${mib(r.memory.loaded.heapUsedBytes)} MiB; per node RSS ${kib(f.perNode.rss)} KiB, heap ${kib(f.perNode.heap)} KiB`,
     '',
     'operation                                               n    p50 ms   p99 ms   max ms',
@@ -215,13 +225,23 @@ export function renderFleetMarkdown(r: FleetReport): string {
   w(`| Heartbeats refused | ${countsText(f.refused)} |`);
   w(`| Sockets closed in the window | ${countsText(f.closes)}; ${int(f.openAtEnd)} open at its end |`);
   w(`| Pings unanswered by the next heartbeat | ${int(f.pongsMissed)} |`);
-  w(`| Gateway CPU | **${f2(f.gatewayCores)} cores**, event loop ${f0(f.gatewayElu * 100)}% busy; ${ms((f.gatewayCores * 1000) / f.ackedPerS)} ms of CPU per acknowledged heartbeat |`);
+  w(`| Gateway CPU (all its threads) | **${f2(f.gatewayCores)} cores**, event loop ${f0(f.gatewayElu * 100)}% busy; ${ms((f.gatewayCores * 1000) / f.ackedPerS)} ms of CPU per acknowledged heartbeat |`);
+  w(`| **Heartbeats acknowledged per gateway core** (acked/s ÷ gateway cores) | **${f0(f.perGatewayCore)} /s** |`);
   w(`| Load generators' CPU | ${f2(f.generatorCores)} cores (event loops ${f.generatorElu.map((e) => `${f0(e * 100)}%`).join(', ')} busy) |`);
   w(`| Machine CPU | ${f2(u.machineCores)} of ${u.cores} cores busy: ${cpuList(u)} |`);
   w(`| Gateway RSS | ${mib(m.baseline.rssBytes)} MiB before the fleet, ${mib(m.loaded.rssBytes)} MiB with it, ${mib(m.after.rssBytes)} MiB after the window |`);
   w(`| Gateway V8 heap used | ${mib(m.baseline.heapUsedBytes)} MiB before, ${mib(m.loaded.heapUsedBytes)} MiB with the fleet, ${mib(m.after.heapUsedBytes)} MiB after the window |`);
   w(`| **Gateway memory per connected node** | **${kib(f.perNode.rss)} KiB RSS**, of which V8 heap ${kib(f.perNode.heap)} KiB and buffers outside it ${kib(f.perNode.external)} KiB |`);
-  w(`| Signature cost on this machine (one core) | sign ${ms(r.signatureCost.signMs)} ms, verify ${ms(r.signatureCost.verifyMs)} ms |`);
+  const sg = r.signatures;
+  w(`| Signatures, @noble/curves (JS; the reference), one core | sign ${ms(sg.noble.signMs)} ms (${f0(1000 / sg.noble.signMs)}/s), bare verify ${ms(sg.noble.verifyMs)} ms (${f0(1000 / sg.noble.verifyMs)}/s) |`);
+  w(
+    `| **Signatures, libsecp256k1 in WebAssembly (tiny-secp256k1; chosen)**, one core | sign ${ms(sg.wasm.signMs)} ms (${f0(1000 / sg.wasm.signMs)}/s, ${ratio(sg.noble.signMs, sg.wasm.signMs)}× noble), ` +
+      `**bare verify ${ms(sg.wasm.verifyMs)} ms (${f0(f.bareVerifyPerS)}/s, ${ratio(sg.noble.verifyMs, sg.wasm.verifyMs)}× noble)**; verifyMessage of a whole heartbeat (canonical JSON included) ${ms(sg.wasmMessageVerifyMs)} ms |`,
+  );
+  w(
+    `| Verify pool (src/domain/verify-pool.ts), ${sg.pool.threads} threads, measured alone | ${ms(sg.pool.loopMsPerVerify)} ms of event loop per verification (the hop, against ${ms(sg.wasmMessageVerifyMs)} ms inline); ${f0(sg.pool.verifiesPerSecond)} verifications/s with 64 in flight |`,
+  );
+  w(`| Gateway's verify threads in this run | ${r.verifyThreads === 0 ? 'none: signatures checked on its event loop' : `${r.verifyThreads} (SIGNATURE_VERIFY_THREADS)`} |`);
   if (r.connect.failed > 0 || r.connect.retries > 0) w(`| Registration tries that failed | ${countsText(r.connect.tryFailures)} |`);
   w();
   w(`Heartbeats acknowledged in each second of the window, in order: ${f.series.join(' ')}.`);
@@ -252,6 +272,13 @@ export function renderFleetMarkdown(r: FleetReport): string {
     `| heartbeats acknowledged ÷ offered | ${f2(f.ackedPerS / f.offeredPerS)} | | | | | |`,
   );
   w();
+  w('| Signatures | ratio | target |');
+  w('| --- | ---: | ---: |');
+  w(`| **heartbeats acknowledged per gateway core (${f0(f.perGatewayCore)}/s) ÷ bare verify rate of libsecp256k1 (wasm) on one core (${f0(f.bareVerifyPerS)}/s)** | **${f2(f.perGatewayCore / f.bareVerifyPerS)}** | ≥ 0.5 |`);
+  w(`| the same ÷ bare verify rate of noble (${f0(1000 / r.signatures.noble.verifyMs)}/s), for reference | ${f2((f.perGatewayCore * r.signatures.noble.verifyMs) / 1000)} | |`);
+  w(`| libsecp256k1 (wasm) ÷ noble, verify rate | ${ratio(r.signatures.noble.verifyMs, r.signatures.wasm.verifyMs)} | |`);
+  w(`| libsecp256k1 (wasm) ÷ noble, sign rate | ${ratio(r.signatures.noble.signMs, r.signatures.wasm.signMs)} | |`);
+  w();
   w('### What limited the run');
   w();
   for (const para of limits(r, f)) {
@@ -264,7 +291,8 @@ export function renderFleetMarkdown(r: FleetReport): string {
 function limits(r: FleetReport, f: ReturnType<typeof figures>): string[] {
   const paras: string[] = [];
   const u = r.window.usage;
-  const verifyCeiling = 1000 / r.signatureCost.verifyMs;
+  const verifyMs = r.signatures.wasm.verifyMs;
+  const cpuPerAck = (f.gatewayCores * 1000) / f.ackedPerS;
   const keptUp = f.ackedPerS >= 0.97 * f.offeredPerS;
   if (f.registered < r.params.nodes) {
     paras.push(
@@ -285,14 +313,18 @@ function limits(r: FleetReport, f: ReturnType<typeof figures>): string[] {
       ? `**Heartbeats.** The gateway kept up in number but at its limit: it acknowledged ${f0(f.ackedPerS)} heartbeats/s of the ${f0(f.offeredPerS)}/s offered, with its thread always busy and heartbeats queueing in front of it (${waits}). `
       : `**Heartbeats.** The gateway kept up: it acknowledged ${f0(f.ackedPerS)} heartbeats/s of the ${f0(f.offeredPerS)}/s the fleet offered (${waits}). `;
   s +=
-    `Each heartbeat costs the gateway a secp256k1 public-key recovery to check its signature (${ms(r.signatureCost.verifyMs)} ms of one core here), a schema check, a nonce SET NX, the presence-upsert Lua script and an uptime MULTI: ` +
-    `${ms((f.gatewayCores * 1000) / f.ackedPerS)} ms of gateway CPU per acknowledged heartbeat in this run, so the signature check alone is about ${f0((100 * r.signatureCost.verifyMs) / ((f.gatewayCores * 1000) / f.ackedPerS))}% of it. One gateway process verifies on one JavaScript thread, so signature checks alone cap it near ${f0(verifyCeiling)} heartbeats/s on this CPU, ` +
-    `whatever else it does; its event loop was ${f0(f.gatewayElu * 100)}% busy. `;
+    `Each heartbeat costs the gateway a secp256k1 public-key recovery to check its signature (${ms(verifyMs)} ms of one core here in libsecp256k1 compiled to WebAssembly, ` +
+    `against ${ms(r.signatures.noble.verifyMs)} ms in noble's JavaScript), a schema check and canonical JSON, a nonce SET NX, the presence-upsert Lua script and an uptime MULTI: ` +
+    `${ms(cpuPerAck)} ms of gateway CPU (all threads) per acknowledged heartbeat in this run, so the recovery is about ${f0((100 * verifyMs) / cpuPerAck)}% of it and the rest is the gateway's own work. ` +
+    (r.verifyThreads > 0
+      ? `The recovery ran on the gateway's ${r.verifyThreads} verify thread${r.verifyThreads > 1 ? 's' : ''}, off its event loop (${ms(r.signatures.pool.loopMsPerVerify)} ms of event loop per check for the hop, measured alone); its event loop was ${f0(f.gatewayElu * 100)}% busy. `
+      : `The recovery ran on the gateway's event loop, which was ${f0(f.gatewayElu * 100)}% busy. `) +
+    `At this cost per heartbeat one gateway core sustains about ${f0(f.perGatewayCore)} heartbeats/s, ${f2(f.perGatewayCore / f.bareVerifyPerS)} of the library's bare verify rate (${f0(f.bareVerifyPerS)}/s). `;
   if (f.gatewayElu >= 0.9) s += 'The gateway\'s thread was the bottleneck. ';
   const lateP99 = quantile(f.late, 0.99);
   const generatorBusy = Math.max(...f.generatorElu);
   if (lateP99 > 1000 || generatorBusy >= 0.9) {
-    s += `The load generators also fell behind (heartbeats left up to ${ms(lateP99)} ms late at p99, busiest event loop ${f0(generatorBusy * 100)}%): each heartbeat is a signature (${ms(r.signatureCost.signMs)} ms here), so part of the shortfall is the generator's. `;
+    s += `The load generators also fell behind (heartbeats left up to ${ms(lateP99)} ms late at p99, busiest event loop ${f0(generatorBusy * 100)}%): each heartbeat is a signature (${ms(r.signatures.wasm.signMs)} ms here), so part of the shortfall is the generator's. `;
   } else {
     s += `The generators kept their schedule (heartbeats left ${ms(lateP99)} ms late at p99, busiest event loop ${f0(generatorBusy * 100)}%), so the figure is the gateway's, not the generator's. `;
   }
@@ -302,13 +334,16 @@ function limits(r: FleetReport, f: ReturnType<typeof figures>): string[] {
   if (saturated && idle > 0) {
     paras.push(
       `**Bursts.** In ${idle} of the window's ${f.series.length} seconds not one acknowledgement left the gateway, while others carried up to ${int(Math.max(...f.series))} (see the per-second list above). ` +
-        'That is what a saturated event loop does: one pass of its poll phase hands the thread every frame that has arrived on thousands of sockets, and it checks each signature (synchronous CPU work) before it reads the Redis answers that the earlier heartbeats wait on, so acknowledgements leave in bursts, seconds late.',
+        'That is what a saturated event loop does: one pass of its poll phase hands the thread every frame that has arrived on thousands of sockets, and it handles each (schema, canonical JSON, ' +
+        (r.verifyThreads > 0 ? 'the hop to the verify threads' : 'the signature check') +
+        ': synchronous CPU work) before it reads the Redis answers that the earlier heartbeats wait on, so acknowledgements leave in bursts, seconds late.',
     );
   }
   paras.push(
-    `**Scaling.** A heartbeat every ${r.params.heartbeatIntervalMs / 1000} s from N nodes is N ÷ ${r.params.heartbeatIntervalMs / 1000} signature checks per second, whatever the gateway does beyond them: at ${ms(r.signatureCost.verifyMs)} ms per check a ${int(r.params.nodes)}-node fleet needs ` +
-      `${f2((r.params.nodes / (r.params.heartbeatIntervalMs / 1000)) * r.signatureCost.verifyMs / 1000)} cores for checks alone. The io role is stateless and scales out (nodes spread over several gateway instances behind a load balancer); on one instance, a longer heartbeat interval ` +
-      '(a longer presence TTL) or verifying on worker threads would raise the ceiling. ' +
+    `**Scaling.** A heartbeat every ${r.params.heartbeatIntervalMs / 1000} s from N nodes is N ÷ ${r.params.heartbeatIntervalMs / 1000} signature checks per second, whatever the gateway does beyond them: at ${ms(verifyMs)} ms per check a ${int(r.params.nodes)}-node fleet needs ` +
+      `${f2(((r.params.nodes / (r.params.heartbeatIntervalMs / 1000)) * verifyMs) / 1000)} cores for checks alone (${f2(((r.params.nodes / (r.params.heartbeatIntervalMs / 1000)) * r.signatures.noble.verifyMs) / 1000)} in noble), and ` +
+      `${f2(((r.params.nodes / (r.params.heartbeatIntervalMs / 1000)) * cpuPerAck) / 1000)} cores for whole heartbeats at this run's cost. The io role is stateless and scales out (nodes spread over several gateway instances behind a load balancer); ` +
+      'on one instance, more verify threads move the checks to other cores, and a longer heartbeat interval (a longer presence TTL) lowers the rate. ' +
       `Memory: at ${kib(f.perNode.rss)} KiB of RSS per node, ${int(r.params.nodes)} nodes take ${mib(f.perNode.rss * r.params.nodes)} MiB of the gateway's memory beyond its ${mib(r.memory.baseline.rssBytes)} MiB baseline, on a machine with ${f1(r.host.ramGiB)} GiB.`,
   );
   paras.push(

@@ -24,7 +24,8 @@
 // pairs, and as many of each raw operation), BENCH_FLEET_STALL_S (30: registration stops when no node has
 // registered for that long), BENCH_FLEET_CONNECT_BUDGET_S (240: and at the latest then),
 // BENCH_FLEET_DEADLINE_S (600: the whole run), BENCH_FLEET_GATEWAY_FLAGS (node flags for the gateway
-// process), BENCH_OUTPUT (as for e2e.ts).
+// process), BENCH_FLEET_VERIFY_THREADS (1: the gateway's signature verify pool, SIGNATURE_VERIFY_THREADS;
+// 0 checks signatures on its event loop), BENCH_OUTPUT (as for e2e.ts).
 import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -37,12 +38,12 @@ import { EligibilityMirror } from '../src/redis/eligibility.repository.js';
 import { PresenceRepository } from '../src/redis/presence.repository.js';
 import { EligibilityService } from '../src/network/eligibility.service.js';
 import type { Placement } from '../src/domain/eligibility.js';
-import { signMessage, verifyMessage } from '../src/domain/signatures.js';
 import { Child } from './ipc.js';
 import { labelProcesses, usageMeter } from './load.js';
 import { describeHost, redisVersion } from './machine.js';
 import { writeSection } from './report.js';
-import { FLEET_MODELS, heartbeatFrame, newFleetNode } from './fleet-node.js';
+import { FLEET_MODELS } from './fleet-node.js';
+import { measureSignatureRates } from './signature-rates.js';
 import type { GatewayInfo, GatewaySample } from './fleet-gateway.js';
 import type { ConnectParams, ConnectResult, Progress, WindowStats } from './fleet-generator.js';
 import { FLEET_SECTION, renderFleetMarkdown, renderFleetTable, type FleetReport, type RedisBenchmarkRow } from './fleet-report.js';
@@ -88,8 +89,13 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  const cost = signatureCost();
-  log(`this machine: a heartbeat signature costs ${cost.signMs.toFixed(2)} ms to make and ${cost.verifyMs.toFixed(2)} ms to verify (one core)`);
+  // Before anything else runs: the libraries' bare rates on one core, for the ratios.
+  const signatures = await measureSignatureRates();
+  log(
+    `this machine, one core: noble signs in ${signatures.noble.signMs.toFixed(3)} ms and verifies in ${signatures.noble.verifyMs.toFixed(3)} ms; ` +
+      `libsecp256k1 (wasm) ${signatures.wasm.signMs.toFixed(3)} ms and ${signatures.wasm.verifyMs.toFixed(3)} ms (${Math.round(1000 / signatures.wasm.verifyMs)} bare verifications/s); ` +
+      `through a pool of ${signatures.pool.threads} threads ${(signatures.pool.loopMsPerVerify * 1000).toFixed(0)} µs of event loop per verification`,
+  );
 
   log('starting the gateway (io role only) in its own process');
   const gateway = Child.fork('gateway', new URL('./fleet-gateway.js', import.meta.url), ['--expose-gc', ...GATEWAY_FLAGS]);
@@ -173,7 +179,8 @@ async function main(): Promise<number> {
       fdLimit: openFilesLimit(),
       params: { nodes: NODES, generators: GENERATORS, connectConcurrency: CONNECT_CONCURRENCY, windowS: WINDOW_S, reservations: RESERVATIONS, blocks: BLOCKS, heartbeatIntervalMs: intervalMs, heartbeatTtlMs: info.heartbeatTtlMs,
         registerAttempts: REGISTER_ATTEMPTS, registerTimeoutMs: REGISTER_TIMEOUT_MS, stallS: STALL_S, connectBudgetS: CONNECT_BUDGET_S },
-      signatureCost: cost,
+      signatures,
+      verifyThreads: info.verifyThreads,
       keygenMs: Math.max(...keygen.map((k) => k.ms)),
       connect,
       stoppedBecause,
@@ -313,18 +320,6 @@ async function runRedisBenchmark(redisUrl: string, setKey: string, trivialSha: s
     rows.push({ label, rps: Number(f[1]), p50Ms: Number(f[4]), p99Ms: Number(f[6]), maxMs: Number(f[7]) });
   }
   return rows;
-}
-
-/** What making and verifying one heartbeat signature costs on this machine, measured here on one core. */
-function signatureCost(): { signMs: number; verifyMs: number } {
-  const nodes = Array.from({ length: 20 }, (_, i) => newFleetNode(i));
-  const frames = Array.from({ length: 400 }, (_, i) => heartbeatFrame(nodes[i % nodes.length]!));
-  const t0 = performance.now();
-  for (let i = 0; i < 400; i++) signMessage(nodes[i % nodes.length]!.privateKey, frames[i]!);
-  const t1 = performance.now();
-  for (const f of frames) if (!verifyMessage(f, f.nodeId)) throw new Error('a simulated heartbeat does not verify');
-  const t2 = performance.now();
-  return { signMs: (t1 - t0) / 400, verifyMs: (t2 - t1) / 400 };
 }
 
 function mergeConnect(results: ConnectResult[]): ConnectResult {

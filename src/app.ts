@@ -56,6 +56,7 @@ import { StatusService } from './status/status.service.js';
 import { NetworkConfigService } from './network/network-config.service.js';
 import { NodeConfigDigests } from './redis/node-configs.repository.js';
 import { statusRoutes } from './status/status.routes.js';
+import { openVerifyPool, type VerifyPoolHandle } from './domain/verify-pool.js';
 
 export interface Backbone {
   app: FastifyInstance;
@@ -183,7 +184,9 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     cloudRoutes(app, { db, usage, auth, jobs, relay, presence, maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS });
   }
   let gateway: Gateway | null = null;
+  let verifyPool: VerifyPoolHandle | null = null;
   if (has('io')) {
+    verifyPool = openVerifyPool(config.SIGNATURE_VERIFY_THREADS);
     const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, retentionMs: config.PAYLOAD_RETENTION_HOURS * 3_600_000 });
     gateway = new Gateway({
       config,
@@ -265,6 +268,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       await history?.stop();
       networkConfig.stop();
       await app.close();
+      await verifyPool?.close();
       // Grouped holds and settlements still running (a node's result arriving during shutdown) end before the pool does.
       await settlement.drained();
       await payloads.drained();

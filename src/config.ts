@@ -48,6 +48,9 @@ export const configSchema = z.object({
   // Network
   HEARTBEAT_TTL_MS: int(30_000, 1000),
   NODE_MESSAGE_MAX_SKEW_MS: int(60_000, 1000),
+  // Threads that check node signatures off the event loop for the io role (src/domain/verify-pool.ts);
+  // 0: on the event loop (libsecp256k1 in WebAssembly, ~0.3 ms a message).
+  SIGNATURE_VERIFY_THREADS: int(1, 0).pipe(z.number().max(64)),
   // Cooldown rule: this many failed attempts in a row (none further apart than 10 minutes) bench a node.
   NODE_COOLDOWN_FAILURES: int(3, 1),
   NODE_COOLDOWN_SECONDS: int(300, 1),

@@ -36,7 +36,8 @@ import {
   type RegisterMessage,
   type ResultMessage,
 } from '../domain/protocol.js';
-import { verifyMessage, type Address } from '../domain/signatures.js';
+import type { Address } from '../domain/signatures.js';
+import { verifyMessageAsync } from '../domain/verify-pool.js';
 import type { Db } from '../postgres/db.js';
 import { bindNode } from '../postgres/nodes.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
@@ -116,7 +117,8 @@ export class Gateway {
       const parsed = httpNodeMessageSchema.safeParse(request.body);
       if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_message', message: parsed.error.issues[0]?.message ?? 'invalid' } });
       const msg = parsed.data;
-      if (!verifyMessage(msg, msg.nodeId)) {
+      // Verified here, once: the results service's own check of this same object finds it verified.
+      if (!(await verifyMessageAsync(msg, msg.nodeId))) {
         return reply.code(401).send({ error: { code: 'bad_signature', message: 'The message is not signed by the node it names.' } });
       }
       if (msg.type === 'job_error') {
@@ -200,7 +202,7 @@ export class Gateway {
         return session;
       case 'job_error':
         await inJobOrder(session, msg.jobId, async () => {
-          if (!verifyMessage(msg, session.nodeId)) return void reject(socket, 'bad_signature', 'job_error signature invalid');
+          if (!(await verifyMessageAsync(msg, session.nodeId))) return void reject(socket, 'bad_signature', 'job_error signature invalid');
           await this.d.results.acceptJobError(msg, forgetAttempt(session, msg.jobId, msg.attempt));
         });
         return session;
@@ -210,7 +212,7 @@ export class Gateway {
   private async register(socket: WebSocket, msg: RegisterMessage, challenge: string): Promise<Session | null> {
     if (msg.challenge !== challenge) return reject(socket, 'bad_challenge', 'challenge mismatch', true);
     if (!this.d.replay.fresh(msg.ts)) return reject(socket, 'stale', 'timestamp outside the accepted window', true);
-    if (!verifyMessage(msg, msg.nodeId)) return reject(socket, 'bad_signature', 'registration signature invalid', true);
+    if (!(await verifyMessageAsync(msg, msg.nodeId))) return reject(socket, 'bad_signature', 'registration signature invalid', true);
     const refused = participationProblem(this.d.networkConfig.participation(), msg);
     if (refused) return reject(socket, 'not_accepted', refused, true);
     const bound = await bindNode(this.d.db, msg.nodeId, msg.operator);
@@ -239,7 +241,7 @@ export class Gateway {
 
   private async heartbeat(socket: WebSocket, session: Session, msg: HeartbeatMessage): Promise<void> {
     if (!this.d.replay.fresh(msg.ts)) return void reject(socket, 'stale', 'heartbeat timestamp outside the accepted window');
-    if (!verifyMessage(msg, session.nodeId)) return void reject(socket, 'bad_signature', 'heartbeat signature invalid');
+    if (!(await verifyMessageAsync(msg, session.nodeId))) return void reject(socket, 'bad_signature', 'heartbeat signature invalid');
     if (!(await this.d.replay.firstUse(session.nodeId, msg.nonce))) return void reject(socket, 'replay', 'heartbeat nonce already used');
     const refused = participationProblem(this.d.networkConfig.participation(), { agentVersion: session.agentVersion, network: msg.network });
     if (refused) return void reject(socket, 'not_accepted', refused, true);

@@ -8,7 +8,7 @@
 // result posted over HTTP by a node whose socket dropped is checked against the job's in-flight record
 // (Redis) and its row (PostgreSQL) instead.
 import { outputHash, type JobErrorMessage, type ResultMessage } from '../domain/protocol.js';
-import { verifyMessage } from '../domain/signatures.js';
+import { verifyMessageAsync } from '../domain/verify-pool.js';
 import { termsOf, type JobTerms } from '../domain/job-ticket.js';
 import type { Db } from '../postgres/db.js';
 import { findJob } from '../postgres/jobs.repository.js';
@@ -48,20 +48,13 @@ export class ResultsService {
     },
   ) {}
 
-  /** Checks a result's signature and output hash without touching any state. */
-  verify(msg: ResultMessage): 'ok' | 'bad_signature' | 'output_hash_mismatch' {
-    if (!verifyMessage(msg, msg.nodeId)) return 'bad_signature';
-    if (outputHash(msg.output) !== msg.outputHash) return 'output_hash_mismatch';
-    return 'ok';
-  }
-
   /**
    * Finalizes a result. `dispatched`: the attempt as the gateway that dispatched it to this node's socket
    * knows it; null for a result from elsewhere (HTTP), which is then checked against the records.
    * `signatureChecked`: the caller verified the signature already (each is checked once).
    */
   async acceptResult(msg: ResultMessage, dispatched: AttemptContext | null, signatureChecked = false): Promise<ResultVerdict> {
-    if (!signatureChecked && !verifyMessage(msg, msg.nodeId)) return { accepted: false, reason: 'bad_signature' };
+    if (!signatureChecked && !(await verifyMessageAsync(msg, msg.nodeId))) return { accepted: false, reason: 'bad_signature' };
     if (outputHash(msg.output) !== msg.outputHash) return { accepted: false, reason: 'output_hash_mismatch' };
     const ctx = dispatched ?? (await this.contextFromRecords(msg.jobId, msg.attempt, msg.nodeId));
     if (ctx === 'unknown_job') return { accepted: false, reason: 'unknown_job' };
