@@ -258,15 +258,22 @@ async function main(): Promise<number> {
     await load?.call('abort').catch(() => undefined);
     await nodes?.call('stop', null, 40_000).catch(() => undefined);
     for (const child of [load, nodes]) {
-      child?.kill();
-      if (child) await child.exited;
+      if (!child) continue;
+      // Closing the IPC channel ends the child (it exits when orphaned) and releases this end's pipe.
+      if (child.process.connected) child.process.disconnect();
+      await Promise.race([child.exited, new Promise((r) => setTimeout(r, 5_000).unref())]);
+      child.kill();
+      // An exited child's pipe handles may linger a moment: they must not keep this process alive.
+      child.process.channel?.unref();
+      child.process.unref();
     }
     if (backbone && backbone.exitCode === null) {
       const gone = new Promise((resolve) => backbone!.once('exit', resolve));
       backbone.kill('SIGTERM');
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 20_000))]);
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 20_000).unref())]);
       if (backbone.exitCode === null) backbone.kill('SIGKILL');
     }
+    backbone?.unref();
     await dropRunData(id, mongo, redis, own).catch((err: unknown) => log(`cleanup incomplete: ${String(err)}`));
     await mongo.close();
     redis.disconnect();
@@ -378,7 +385,14 @@ function rabbitctl(args: string[]): Promise<string> {
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.once('error', reject);
-    p.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`rabbitmqctl ${args[0]} exited ${code}`))));
+    p.once('exit', (code) =>
+      // A helper it leaves behind (epmd) may hold the pipe open: take what was written, then let go of it.
+      setTimeout(() => {
+        p.stdout.destroy();
+        if (code === 0) resolve(out);
+        else reject(new Error(`rabbitmqctl ${args[0]} exited ${code}`));
+      }, 50),
+    );
   });
 }
 
