@@ -223,18 +223,32 @@ async function main(): Promise<number> {
     }
 
     // Every hold must be captured or released once the load has stopped: credits still held are jobs
-    // that did not finish.
-    const settleBy = Date.now() + 20_000;
-    for (;;) {
-      const balances = await Promise.all(tenants.map((t) => admin('GET', `/admin/namespaces/${t.namespaceId}/balance`)));
-      held = balances.reduce((s, b) => s + Number(b.held_micro), 0);
-      if (held === 0 || Date.now() > settleBy) break;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    if (held !== 0) problems.push(`${held} micro-credits still held 20 s after the load stopped: jobs left unfinished`);
-    const totals = await admin('GET', '/admin/ledger/total');
-    if (Number(totals.entriesTotal) !== 0 || Number(totals.balancesTotal) !== 0 || Number(totals.mismatchedAccounts) !== 0) {
-      problems.push(`the ledger does not balance: ${JSON.stringify(totals)}`);
+    // that did not finish. One request at a time, retried: on a shared server, connections can run short.
+    const retried = async (method: string, path: string) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await admin(method, path);
+        } catch (err) {
+          if (attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 500 * attempt));
+        }
+      }
+    };
+    try {
+      const settleBy = Date.now() + 20_000;
+      for (;;) {
+        held = 0;
+        for (const t of tenants) held += Number((await retried('GET', `/admin/namespaces/${t.namespaceId}/balance`)).held_micro);
+        if (held === 0 || Date.now() > settleBy) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      if (held !== 0) problems.push(`${held} micro-credits still held 20 s after the load stopped: jobs left unfinished`);
+      const totals = await retried('GET', '/admin/ledger/total');
+      if (Number(totals.entriesTotal) !== 0 || Number(totals.balancesTotal) !== 0 || Number(totals.mismatchedAccounts) !== 0) {
+        problems.push(`the ledger does not balance: ${JSON.stringify(totals)}`);
+      }
+    } catch (err) {
+      problems.push(`could not check the ledger after the load: ${err instanceof Error ? err.message : String(err)}`);
     }
 
     const report: E2eReport = {
