@@ -236,7 +236,7 @@ function usageBetween(a: Snapshot, b: Snapshot): Usage {
     .map(([command, ticks]) => ({ command, cores: ticks / CLOCK_TICKS_PER_SECOND / seconds }))
     .filter((c) => c.cores >= 0.01)
     .sort((x, y) => y.cores - x.cores)
-    .slice(0, 10);
+    .slice(0, 24);
   // Processes that came and went inside the window are seen by /proc/stat only: count that remainder as
   // foreign too (the benchmark's own processes all outlive its windows).
   const attributed = attributedTicks / CLOCK_TICKS_PER_SECOND / seconds;

@@ -1,138 +1,335 @@
-// Rendering the benchmark's results: a plain-text table for the terminal and BENCHMARKS.md.
+// Rendering the end-to-end benchmark (e2e.ts): a plain-text summary for the terminal and the top part of
+// BENCHMARKS.md (the other benchmarks own marked sections below it; see writeSection). The figures are
+// computed by the pure functions here (figures(), cpuPerJob()), unit-tested apart from the rendering.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { mean, quantile, type Usage } from './load.js';
+import { quantile, type LoadResult, type Usage } from './load.js';
 import type { Machine } from './machine.js';
-import type { PgSessions } from './pg-wait.js';
+import { budgetLines, type BackboneCounts, type BudgetLine, type EngineCounts, type PerJob } from './engine-stats.js';
 
-export type System = 'backbone' | 'backbone-1ns' | 'bullmq';
+export type RunKind = 'backbone' | 'backbone-stream' | 'backbone-stored' | 'floor' | 'bullmq';
 
-export interface Pair {
-  p50: number;
-  p99: number;
-}
-
-export interface StageBreakdown {
-  jobs: number;
-  acceptToPublished: Pair;
-  acceptToStarted: Pair;
-  startedToSettling: Pair;
-  acceptToSettling: Pair;
-}
-
-/** Database work per completed job (backbone only). */
-export interface DbWork {
-  pgStatements: number;
-  pgCommits: number;
-  mongoOps: number;
-  /** Transactions PostgreSQL committed (or rolled back) in the backbone's database, per job. */
-  backbonePgXacts: number;
-  /** The same in FerretDB's backing PostgreSQL database (NaN when FerretDB is not the MongoDB). */
-  ferretPgXacts: number;
-  /** Deadlocks PostgreSQL detected in the backbone's database during the window (a total, not per job). */
-  deadlocks: number;
-}
-
-export interface RunReport {
-  system: System;
+export interface E2eRun {
+  kind: RunKind;
   concurrency: number;
-  windowS: number;
-  completed: number;
-  errors: number;
-  errorSamples: string[];
-  warmupOps: number;
-  jobsPerSecond: number;
-  /** Sorted ascending, ms. */
-  latencies: Float64Array;
+  result: LoadResult;
+  /** Streaming runs: each measured request's time to first token, ms, ascending. */
+  ttft: Float64Array | null;
+  /** CPU over the measured window, by process group (this process's /proc readings at the window's edges). */
   usage: Usage;
-  stages: StageBreakdown | null;
-  db: DbWork | null;
-  sessions: PgSessions | null;
+  /** Backbone runs: its /metrics counters and the engines' own counters, per completed job. */
+  backbone: PerJob<BackboneCounts> | null;
+  engines: PerJob<EngineCounts> | null;
+  /** Mean time a node's runtime spent per job (the node's own work), NaN when not measured. */
+  runtimeMeanMs: number;
 }
 
-export interface BenchReport {
+export interface E2eReport {
   startedAt: Date;
   finishedAt: Date;
   machine: Machine;
-  params: { concurrencies: number[]; durationS: number; warmupS: number; nodes: number; nodeCapacity: number; maxTokens: number; pgPoolMax: number };
-  /** Jobs the backbone ran in the whole run (each left a payload document in MongoDB). */
-  totalJobs: number;
-  runs: RunReport[];
+  params: { concurrencies: number[]; durationS: number; warmupS: number; nodes: number; nodeCapacity: number; maxTokens: number; stored: number; collection: string };
+  runs: E2eRun[];
   problems: string[];
   interrupted: boolean;
 }
 
-const LABEL: Record<System, string> = {
-  backbone: 'Resultity backbone (API, sync)',
-  'backbone-1ns': 'Resultity backbone, all clients on one namespace',
-  bullmq: 'BullMQ bare (add/process/complete)',
+const KIND_LABEL: Record<RunKind, string> = {
+  backbone: 'backbone, sync',
+  'backbone-stream': 'backbone, streaming',
+  'backbone-stored': 'backbone, sync, payloads stored',
+  floor: 'naive floor',
+  bullmq: 'BullMQ bare',
 };
 
-const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '-');
-const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
-const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
-const ms = (n: number) => (!Number.isFinite(n) ? '-' : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0));
+/** Process groups of the CPU table, in order; the labels are bench/e2e.ts's processLabeler's. */
+export const CPU_GROUPS: ReadonlyArray<{ column: string; labels: readonly string[]; backboneSide: boolean }> = [
+  { column: 'backbone', labels: ['backbone process'], backboneSide: true },
+  { column: 'pg (backbone db)', labels: ['postgres: backbone db'], backboneSide: true },
+  { column: 'FerretDB + its pg', labels: ['ferretdb', 'postgres: FerretDB db'], backboneSide: true },
+  { column: 'redis', labels: ['redis-server'], backboneSide: true },
+  { column: 'rabbitmq', labels: ['beam.smp'], backboneSide: true },
+  { column: 'pg server procs', labels: ['postgres: server processes'], backboneSide: true },
+  { column: 'nodes', labels: ['nodes process'], backboneSide: false },
+  { column: 'load', labels: ['load process'], backboneSide: false },
+  { column: 'pg (floor db)', labels: ['postgres: floor db'], backboneSide: false },
+  { column: 'bench own (+pg)', labels: ['bench (this process)', "postgres: bench's own"], backboneSide: false },
+];
 
-function lat(r: RunReport) {
+export interface Figures {
+  jobsPerSecond: number;
+  p50: number;
+  p99: number;
+  /** Latency minus the node runtime's mean time per job (the latency itself when that was not measured). */
+  addedP50: number;
+  addedP99: number;
+  ttftP50: number;
+  ttftP99: number;
+}
+
+export function figures(r: E2eRun): Figures {
+  const lat = r.result.latencies;
+  const runtime = Number.isFinite(r.runtimeMeanMs) ? r.runtimeMeanMs : 0;
+  const p50 = quantile(lat, 0.5);
+  const p99 = quantile(lat, 0.99);
   return {
-    p50: quantile(r.latencies, 0.5),
-    p90: quantile(r.latencies, 0.9),
-    p99: quantile(r.latencies, 0.99),
-    max: quantile(r.latencies, 1),
-    mean: mean(r.latencies),
+    jobsPerSecond: r.result.windowMs > 0 ? r.result.completed / (r.result.windowMs / 1000) : NaN,
+    p50,
+    p99,
+    addedP50: p50 - runtime,
+    addedP99: p99 - runtime,
+    ttftP50: r.ttft ? quantile(r.ttft, 0.5) : NaN,
+    ttftP99: r.ttft ? quantile(r.ttft, 0.99) : NaN,
   };
 }
 
-interface Pairing {
-  concurrency: number;
-  backbone: RunReport;
-  bullmq: RunReport;
+/**
+ * CPU milliseconds per completed job, by the groups of CPU_GROUPS, plus `backbone+engines` (the groups on
+ * the backbone's side: what issue 8's "CPU per job" target counts; the shared engine servers also serve
+ * other work on a shared machine, so it is an upper bound) and `foreign` (other work on the machine, in
+ * cores, not per job).
+ */
+export function cpuPerJob(r: E2eRun): { byGroup: Map<string, number>; backboneSide: number; foreignCores: number } {
+  const seconds = r.result.windowMs / 1000;
+  const per = r.result.completed > 0 ? (seconds * 1000) / r.result.completed : NaN;
+  const byGroup = new Map<string, number>();
+  let backboneSide = 0;
+  for (const g of CPU_GROUPS) {
+    const cores = r.usage.byCommand.filter((c) => g.labels.includes(c.command)).reduce((s, c) => s + c.cores, 0);
+    byGroup.set(g.column, cores * per);
+    if (g.backboneSide) backboneSide += cores * per;
+  }
+  return { byGroup, backboneSide, foreignCores: r.usage.foreignCores };
 }
 
-function pairings(report: BenchReport): Pairing[] {
-  const out: Pairing[] = [];
+const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '-');
+const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
+const ms = (n: number) => (!Number.isFinite(n) ? '-' : Math.abs(n) < 10 ? n.toFixed(2) : Math.abs(n) < 100 ? n.toFixed(1) : n.toFixed(0));
+const rt = (n: number) => (!Number.isFinite(n) ? '-' : n.toFixed(2));
+const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a) ? (a / b >= 0.1 ? (a / b).toFixed(2) : (a / b).toFixed(3)) : '-');
+
+function find(report: E2eReport, kind: RunKind, c: number): E2eRun | undefined {
+  return report.runs.find((r) => r.kind === kind && r.concurrency === c);
+}
+
+/** The headline figures of issue 8, each beside its target. */
+export function headline(report: E2eReport): Array<{ figure: string; value: string; detail: string; target: string }> {
+  const out: Array<{ figure: string; value: string; detail: string; target: string }> = [];
+  const b1 = find(report, 'backbone', 1);
+  const f1 = find(report, 'floor', 1);
+  if (b1) {
+    const x = figures(b1);
+    const fl = f1 ? figures(f1) : null;
+    out.push({
+      figure: 'added latency at C=1, p50 / p99',
+      value: `${ms(x.addedP50)} / ${ms(x.addedP99)} ms`,
+      detail: fl ? `floor's whole pipeline: ${ms(fl.p50)} / ${ms(fl.p99)} ms (backbone ÷ floor ${ratio(x.addedP50, fl.p50)} / ${ratio(x.addedP99, fl.p99)})` : 'no floor run',
+      target: '≤ 8 / ≤ 20 ms',
+    });
+  }
+  const st = find(report, 'backbone-stream', 1);
+  if (st) {
+    const x = figures(st);
+    out.push({
+      figure: 'time to first token, streaming, C=1, p50 / p99',
+      value: `${ms(x.ttftP50)} / ${ms(x.ttftP99)} ms`,
+      detail: `nodes at 0 ms: all of it is the backbone's (whole stream ${ms(x.p50)} ms p50)`,
+      target: '≤ 5 ms p50',
+    });
+  }
+  for (const c of report.params.concurrencies.filter((c) => c > 1)) {
+    const b = find(report, 'backbone', c);
+    const fl = find(report, 'floor', c);
+    if (!b) continue;
+    const x = figures(b);
+    const y = fl ? figures(fl) : null;
+    out.push({
+      figure: `jobs/s at C=${c}, backbone ÷ naive floor`,
+      value: y ? ratio(x.jobsPerSecond, y.jobsPerSecond) : '-',
+      detail: `${f0(x.jobsPerSecond)} ÷ ${y ? f0(y.jobsPerSecond) : '-'} jobs/s`,
+      target: '≥ 1.0 (aim 1.5)',
+    });
+  }
   for (const c of report.params.concurrencies) {
-    const backbone = report.runs.find((r) => r.system === 'backbone' && r.concurrency === c);
-    const bullmq = report.runs.find((r) => r.system === 'bullmq' && r.concurrency === c);
-    if (backbone && bullmq) out.push({ concurrency: c, backbone, bullmq });
+    const b = find(report, 'backbone', c);
+    if (!b) continue;
+    out.push({ figure: `CPU per job at C=${c}, backbone + its engines`, value: `${f2(cpuPerJob(b).backboneSide)} ms`, detail: 'see the CPU table', target: '≤ 4 ms' });
+  }
+  const stored = report.runs.find((r) => r.kind === 'backbone-stored');
+  if (b1 && stored) {
+    const x = figures(b1);
+    const y = figures(stored);
+    out.push({
+      figure: `added latency at C=1 with ${report.params.stored.toLocaleString('en')} payloads stored ÷ with none, p50 / p99`,
+      value: `${ratio(y.addedP50, x.addedP50)} / ${ratio(y.addedP99, x.addedP99)}`,
+      detail: `${ms(y.addedP50)} / ${ms(y.addedP99)} ms against ${ms(x.addedP50)} / ${ms(x.addedP99)} ms`,
+      target: '≤ 1.1',
+    });
   }
   return out;
 }
 
-/** The terminal table. */
-export function renderTable(report: BenchReport): string {
-  const head = ['system', 'conc', 'jobs/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'jobs', 'errors', 'cpu proc', 'ELU', 'cpu machine'];
-  const rows = report.runs.map((r) => {
-    const l = lat(r);
-    return [
-      r.system,
-      String(r.concurrency),
-      f0(r.jobsPerSecond),
-      ms(l.p50),
-      ms(l.p90),
-      ms(l.p99),
-      ms(l.max),
-      String(r.completed),
-      String(r.errors),
-      f2(r.usage.processCores),
-      f2(r.usage.elu),
-      `${f2(r.usage.machineCores)}/${r.usage.cores}`,
-    ];
-  });
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  const lines = [fmt(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)];
-  for (const p of pairings(report)) {
-    lines.push(
-      `ratio at concurrency ${p.concurrency}: backbone ${f0(p.backbone.jobsPerSecond)} jobs/s / BullMQ ${f0(p.bullmq.jobsPerSecond)} jobs/s = ${ratio(p.backbone.jobsPerSecond, p.bullmq.jobsPerSecond)}`,
-    );
-  }
-  return lines.join('\n');
+function table(head: string[], rows: string[][], align?: Array<'l' | 'r'>): string[] {
+  const a = align ?? head.map((_, i) => (i === 0 ? 'l' : 'r'));
+  return [`| ${head.join(' | ')} |`, `| ${a.map((x) => (x === 'l' ? '---' : '---:')).join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
 }
 
-function ratio(a: number, b: number): string {
-  if (!(b > 0) || !Number.isFinite(a)) return '-';
-  const r = a / b;
-  return r >= 0.1 ? r.toFixed(2) : r.toFixed(3);
+function textTable(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const fmt = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [fmt(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)];
+}
+
+function mainRows(report: E2eReport): { head: string[]; rows: string[][] } {
+  const head = ['run', 'C', 'jobs/s', 'p50 ms', 'p99 ms', 'added p50 / p99 ms', 'TTFT p50 / p99 ms', 'jobs', 'errors', 'CPU ms/job (backbone side)'];
+  const rows = report.runs.map((r) => {
+    const x = figures(r);
+    const isBackbone = r.kind.startsWith('backbone');
+    return [
+      KIND_LABEL[r.kind],
+      String(r.concurrency),
+      f0(x.jobsPerSecond),
+      ms(x.p50),
+      ms(x.p99),
+      isBackbone ? `${ms(x.addedP50)} / ${ms(x.addedP99)}` : '',
+      r.ttft ? `${ms(x.ttftP50)} / ${ms(x.ttftP99)}` : '',
+      String(r.result.completed),
+      String(r.result.errors),
+      isBackbone ? f2(cpuPerJob(r).backboneSide) : '',
+    ];
+  });
+  return { head, rows };
+}
+
+function backboneRuns(report: E2eReport): E2eRun[] {
+  return report.runs.filter((r) => r.kind.startsWith('backbone') && r.backbone && r.engines);
+}
+
+const runName = (r: E2eRun) => `${r.kind === 'backbone' ? '' : `${KIND_LABEL[r.kind].replace('backbone, ', '')} `}C=${r.concurrency}`;
+
+function budgetRows(report: E2eReport): { head: string[]; rows: string[][] } | null {
+  const runs = backboneRuns(report);
+  if (runs.length === 0) return null;
+  const lines = runs.map((r) => budgetLines(r.backbone!, r.engines!));
+  const first = lines[0]!;
+  const head = ['per successful job', 'budget', ...runs.map(runName), 'source'];
+  const rows = first.map((l, i) => [
+    l.what,
+    `≤ ${l.budget}`,
+    ...lines.map((ls) => {
+      const x: BudgetLine = ls[i]!;
+      return `${rt(x.measured)} ${x.pass ? 'PASS' : 'FAIL'}`;
+    }),
+    l.source,
+  ]);
+  return { head, rows };
+}
+
+function roundTripRows(report: E2eReport): { head: string[]; rows: string[][] } | null {
+  const runs = backboneRuns(report);
+  if (runs.length === 0) return null;
+  const head = ['per job', ...runs.map(runName)];
+  const row = (name: string, f: (b: PerJob<BackboneCounts>, e: PerJob<EngineCounts>) => number) => [name, ...runs.map((r) => rt(f(r.backbone!, r.engines!)))];
+  return {
+    head,
+    rows: [
+      row('PG statements sent (round trips)', (b) => b.pgStatements),
+      row('  of which BEGIN/COMMIT/ROLLBACK/SAVEPOINT', (b) => b.pgControl),
+      row('PG transactions, backbone pool (COMMIT + implicit + ROLLBACK)', (b) => b.pgTransactions),
+      row('  explicit (COMMIT) / implicit', (b) => b.pgExplicit),
+      row('  implicit (single statement)', (b) => b.pgImplicit),
+      row('PG transactions, server: backbone db (pg_stat_database)', (_b, e) => e.backboneXacts),
+      row('PG transactions, server: FerretDB\'s db', (_b, e) => e.ferretXacts),
+      row('WAL flushes, whole cluster (pg_stat_wal.wal_sync)', (_b, e) => e.walSyncs),
+      row('WAL records, whole cluster', (_b, e) => e.walRecords),
+      row('Redis commands, backbone clients', (b) => b.redisCommands),
+      row('Redis commands, whole server (INFO commandstats)', (_b, e) => e.redisCalls),
+      row('MongoDB reads (find, getMore, aggregate, count, distinct)', (b) => b.mongoReads),
+      row('MongoDB writes (insert, update, delete, findAndModify)', (b) => b.mongoWrites),
+      row('MongoDB other commands', (b) => b.mongoOther),
+      row('RabbitMQ publishes confirmed', (b) => b.publishes),
+      row('RabbitMQ deliveries settled', (b) => b.deliveries),
+    ],
+  };
+}
+
+function cpuRows(report: E2eReport): { head: string[]; rows: string[][] } {
+  const head = ['run', 'C', ...CPU_GROUPS.map((g) => g.column), 'backbone side', 'not this bench (cores)'];
+  const rows = report.runs.map((r) => {
+    const c = cpuPerJob(r);
+    return [KIND_LABEL[r.kind], String(r.concurrency), ...CPU_GROUPS.map((g) => f2(c.byGroup.get(g.column) ?? NaN)), f2(c.backboneSide), f2(c.foreignCores)];
+  });
+  return { head, rows };
+}
+
+/** The terminal summary. */
+export function renderTable(report: E2eReport): string {
+  const out: string[] = [];
+  const m = mainRows(report);
+  out.push(...textTable(m.head, m.rows), '');
+  for (const h of headline(report)) out.push(`${h.figure}: ${h.value}  (${h.detail}; target ${h.target})`);
+  const b = budgetRows(report);
+  if (b) out.push('', 'round-trip budget, per successful job:', ...textTable(b.head.slice(0, -1), b.rows.map((r) => r.slice(0, -1))));
+  const c = cpuRows(report);
+  out.push('', 'CPU ms per job by process group:', ...textTable(c.head, c.rows));
+  return out.join('\n');
+}
+
+/** The top part of BENCHMARKS.md: the end-to-end benchmark, regenerated by every run. */
+export function renderMarkdown(report: E2eReport): string {
+  const { machine: mc, params: p } = report;
+  const out: string[] = ['# Benchmarks', '', '## End to end: the backbone alone (`npm run bench`)', ''];
+  out.push(
+    `Run ${report.startedAt.toISOString()} to ${report.finishedAt.toISOString()}${report.interrupted ? ' (INTERRUPTED: partial)' : ''}, by \`bench/e2e.ts\`. ` +
+      'The backbone runs as `resultity serve` (every role) in a process of its own, with a database, MongoDB database, Redis key prefix and RabbitMQ prefix of its own; ' +
+      `${p.nodes} simulated nodes (capacity ${p.nodeCapacity} each, 0 ms, ${p.maxTokens} tokens) run by the real node agent in a second process; ` +
+      'a closed loop of C clients (each its own API key and namespace) calls `POST /v1/chat/completions` from a third. ' +
+      `Each run: ${p.warmupS} s warm-up, then ${p.durationS} s measured. References in the same run, on the same engines: the naive floor pipeline (\`bench/floor.ts\`) and BullMQ bare (\`bench/bullmq.ts\`).`,
+    '',
+    `Machine: ${mc.cpu}, ${mc.cores} cores, ${mc.ramGiB.toFixed(1)} GiB, ${mc.kernel}; Node ${mc.node}; ${mc.postgres} (${mc.postgresSettings}); ${mc.redis}; ${mc.rabbitmq}; ${mc.mongo}.`,
+    '',
+  );
+  if (report.problems.length > 0) out.push('**PROBLEMS in this run** (the figures below are not to be trusted):', '', ...report.problems.map((x) => `- ${x}`), '');
+  out.push('### Against the targets of issue 8', '');
+  out.push(...table(['figure', 'this run', 'absolute figures', 'target'], headline(report).map((h) => [h.figure, h.value, h.detail, h.target]), ['l', 'r', 'l', 'l']), '');
+  const m = mainRows(report);
+  out.push('### Throughput and latency', '', ...table(m.head, m.rows), '');
+  out.push(
+    '"Added" is the client\'s latency minus the mean time the node\'s runtime spent per job (measured in the nodes process; at 0 ms it is a few hundredths of a millisecond), so it is everything the backbone, the engines and the network between them add. ' +
+      'TTFT is the time from sending the request to the first content token of the stream. CPU is per completed job, in milliseconds, over the measured window.',
+    '',
+  );
+  const b = budgetRows(report);
+  if (b) {
+    out.push('### Round-trip budget (DESIGN.md, issue 8)', '', ...table(b.head, b.rows, b.head.map((_, i) => (i === 0 || i === b.head.length - 1 ? 'l' : 'r'))), '');
+    out.push(
+      'Counted, not estimated: the backbone\'s own clients are instrumented (`GET /metrics`, src/metrics), read before and after each window and divided by the jobs completed in it; background work (heartbeats, sweeps, the status cache) is spread over those jobs. ' +
+        'A PostgreSQL statement is one round trip, BEGIN and COMMIT included; a transaction is a COMMIT or a statement outside BEGIN..COMMIT. ' +
+        'The server-side figures are the engines\' own counters: `pg_stat_database` (flushed by each backend about once a second, so approximate over a window), and `pg_stat_wal.wal_sync`, which counts the WAL flushes of the WHOLE cluster: on a shared machine, other databases\' commits land in it too.',
+      '',
+    );
+  }
+  const rtr = roundTripRows(report);
+  if (rtr) out.push('### Round trips per job, in detail', '', ...table(rtr.head, rtr.rows), '');
+  const c = cpuRows(report);
+  out.push('### CPU per job by process group (ms)', '', ...table(c.head, c.rows), '');
+  out.push(
+    'From /proc/<pid>/stat at the window\'s edges. PostgreSQL backends are grouped by the database they serve: the backbone\'s, FerretDB\'s, the floor\'s; this benchmark\'s own backend (statistics reads) is named apart. ' +
+      '"Backbone side" sums the backbone process and the engines it uses (its PostgreSQL backends, FerretDB and its PostgreSQL, redis-server, beam.smp, the PostgreSQL server processes such as the WAL writer): the shared servers also serve other work, so it is an upper bound. ' +
+      '"Not this bench" is other work seen on the machine during the window, in cores (the machine is shared).',
+    '',
+  );
+  const stored = report.runs.find((r) => r.kind === 'backbone-stored');
+  if (stored) {
+    out.push(
+      `The stored-payloads run put ${p.stored.toLocaleString('en')} documents shaped like the backbone's into its payload collection (\`${p.collection}\`) through the driver, then ran C=1 again; its reference is the first C=1 run, on a collection holding only that run's payloads.`,
+      '',
+    );
+  }
+  const errors = report.runs.filter((r) => r.result.errorSamples.length > 0);
+  if (errors.length > 0) {
+    out.push('Errors seen (samples):', '', ...errors.map((r) => `- ${KIND_LABEL[r.kind]} C=${r.concurrency}: ${r.result.errorSamples.map((e) => `\`${e.replace(/`/g, "'").slice(0, 160)}\``).join('; ')}`), '');
+  }
+  return out.join('\n');
 }
 
 /** The CPU breakdown of a window, busiest first: "redis-server 0.31, ...". */
@@ -143,283 +340,6 @@ export function cpuList(u: Usage): string {
   return list.map((c) => `${c.command} ${f2(c.cores)}`).join(', ') || '-';
 }
 
-/** BENCHMARKS.md, regenerated by every run. */
-export function renderMarkdown(report: BenchReport): string {
-  const { machine: m, params: p } = report;
-  const pairs = pairings(report);
-  const out: string[] = [];
-  const w = (s = '') => out.push(s);
-
-  w('# Benchmarks');
-  w();
-  w(`Generated by \`npm run bench\` (scripts/bench.sh, bench/*.ts) on ${report.finishedAt.toISOString()} (run started ${report.startedAt.toISOString()}).`);
-  w('Each benchmark rewrites its own part of this file at every run: edit bench/report.ts (and bench/ledger-report.ts), not this file.');
-  if (report.interrupted) w('\n**This run was interrupted (Ctrl-C): the last window is partial.**');
-  if (report.problems.length > 0) w(`\n**Problems detected during this run:** ${report.problems.join('; ')}.`);
-  w();
-  w('## Machine');
-  w();
-  w('| | |');
-  w('| --- | --- |');
-  w(`| CPU | ${m.cpu} |`);
-  w(`| Cores | ${m.cores} |`);
-  w(`| RAM | ${m.ramGiB.toFixed(1)} GiB |`);
-  w(`| OS | ${m.kernel} |`);
-  w(`| Node.js | ${m.node} |`);
-  w(`| PostgreSQL | ${m.postgres} (${m.postgresSettings}) |`);
-  w(`| Redis | ${m.redis} |`);
-  w(`| RabbitMQ | ${m.rabbitmq} |`);
-  w(`| MongoDB API | ${m.mongo} |`);
-  w();
-  w('Every engine, the backbone, the simulated nodes and the load generator share these cores; all traffic is loopback.');
-  w();
-  w('## Method');
-  w();
-  w('One process run (`node dist/bench/e2e.js`), systems measured one after the other at each concurrency, same load generator:');
-  w();
-  w(
-    `- **Load**: a closed loop of *C* concurrent clients (C = ${p.concurrencies.join(' and ')}); each starts its next job as soon as its previous one has completed. ` +
-      `${p.warmupS} s of warm-up (discarded), then ${p.durationS} s measured. Throughput = jobs that completed successfully inside the measured window ÷ its length; ` +
-      'latency = from the start of a job\'s submission to the client seeing its completion, for those jobs. Failed jobs are counted as errors, never as throughput.',
-  );
-  w(
-    `- **Resultity backbone**: a complete isolated backbone in this process (all roles: cloud, io, scheduler, gate, maintenance; test/helpers/stack.ts) on the real engines, ` +
-      `with ${p.nodes} simulated nodes (src/node-agent SimulatedRuntime, latency 0 ms, capacity ${p.nodeCapacity} each, ${p.maxTokens} completion tokens) connected over WebSocket. ` +
-      `Each job is \`POST /v1/chat/completions\` in synchronous mode (a distinct one-message prompt, max_tokens ${p.maxTokens}) with Node's built-in \`fetch\` (undici, keep-alive connections); ` +
-      'it counts when the 200 answer with the completion has been read and checked. Each client is its own consumer: its own namespace and API key (rate limit set far above the load). ' +
-      `PostgreSQL pool of ${p.pgPoolMax} connections (the production default), default job timeouts. ` +
-      'One more backbone run puts every client on a single namespace, to show what contention on one namespace\'s ledger rows costs.',
-  );
-  w(
-    '- **BullMQ bare**: on the same Redis, under a unique key prefix deleted afterwards: a `Queue` adds a job (small JSON data, `removeOnComplete`, one attempt), a `Worker` with concurrency *C* runs a no-op processor, ' +
-      'and the client learns of the completion from `QueueEvents` (the Redis event stream, as `Job.waitUntilFinished` does). Same closed loop, same *C*, same durations.',
-  );
-  w(
-    '- **CPU**: measured over each window: this process (CPU time and event-loop utilisation, ELU 1.00 = the JavaScript thread never idle), the whole machine (/proc/stat), and per process group (/proc/<pid>/stat; PostgreSQL backends by the database they serve), in cores (1.00 = one core busy for the whole window).',
-  );
-  w('- **Correctness under load**: after the runs the ledger must balance and every job must be completed; the run fails otherwise.');
-  w();
-  w('## Results');
-  w();
-  w('| System | C | jobs/s | p50 ms | p90 ms | p99 ms | max ms | mean ms | jobs in window | errors |');
-  w('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of report.runs) {
-    const l = lat(r);
-    w(`| ${LABEL[r.system]} | ${r.concurrency} | **${f0(r.jobsPerSecond)}** | ${ms(l.p50)} | ${ms(l.p90)} | ${ms(l.p99)} | ${ms(l.max)} | ${ms(l.mean)} | ${r.completed} | ${r.errors} |`);
-  }
-  const errored = report.runs.filter((r) => r.errorSamples.length > 0);
-  if (errored.length > 0) {
-    w();
-    for (const r of errored) w(`Errors (${r.system}, C=${r.concurrency}), first ones: ${r.errorSamples.map((s) => `\`${s.replace(/`/g, "'")}\``).join('; ')}`);
-  }
-  w();
-  w('### Backbone ÷ BullMQ');
-  w();
-  w('| C | backbone jobs/s | BullMQ jobs/s | throughput ratio | backbone p50 / p99 ms | BullMQ p50 / p99 ms | p50 latency ratio |');
-  w('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const x of pairs) {
-    const a = lat(x.backbone);
-    const b = lat(x.bullmq);
-    w(
-      `| ${x.concurrency} | ${f0(x.backbone.jobsPerSecond)} | ${f0(x.bullmq.jobsPerSecond)} | **${ratio(x.backbone.jobsPerSecond, x.bullmq.jobsPerSecond)}** ` +
-        `| ${ms(a.p50)} / ${ms(a.p99)} | ${ms(b.p50)} / ${ms(b.p99)} | ${f1(a.p50 / b.p50)}× |`,
-    );
-  }
-  w();
-  w('### Where the CPU went (measured window)');
-  w();
-  w('| System | C | this process (cores) | ELU | machine (cores) | of which not this benchmark | by process group (cores) |');
-  w('| --- | ---: | ---: | ---: | ---: | ---: | --- |');
-  for (const r of report.runs) {
-    const u = r.usage;
-    w(`| ${r.system} | ${r.concurrency} | ${f2(u.processCores)} | ${f2(u.elu)} | ${f2(u.machineCores)} of ${u.cores} | ${f2(u.foreignCores)} | ${cpuList(u)} |`);
-  }
-  w();
-  w(
-    '"bench process" is this process: backbone, simulated nodes and load generator together. PostgreSQL backends are grouped by the database they serve: the backbone\'s, and the one FerretDB stores its documents in. ' +
-      'Redis and RabbitMQ are shared servers: their figures include whatever else used them. "Not this benchmark" is other work on a shared machine: the processes that are no part of the benchmark (other databases\' backends, other processes), ' +
-      'plus the machine\'s busy time that no process alive at the end of the window accounts for (processes that came and went; shown in the list as "short-lived processes").',
-  );
-  const staged = report.runs.filter((r) => r.stages && r.stages.jobs > 0);
-  if (staged.length > 0) {
-    w();
-    w('### Backbone: where a job\'s time went (from the job rows)');
-    w();
-    w(
-      'Timestamps the pipeline writes on each job row (PostgreSQL `now()`, i.e. the start of the transaction or statement that set it): ' +
-        '`created_at` (the accept transaction: job row + ledger hold), `published_at` (after the RabbitMQ publisher confirm), `started_at` (the scheduler recorded the attempt, after reserving a node in Redis), ' +
-        '`finished_at` (the settlement transaction began, after the node\'s signed result was verified and its output stored in MongoDB). The rest of the client latency is before `created_at` ' +
-        '(HTTP, key lookup, rate limit, model and presence checks, balance pre-check, payload insert into MongoDB) and after `finished_at` (the settlement commit, node release, trace append, Redis pub/sub wake-up, re-reading the job and its output, the HTTP answer).',
-    );
-    w();
-    w('| Run | C | jobs | accept → published p50 / p99 ms | accept → attempt started | attempt started → settling | accept → settling | client p50 / p99 ms |');
-    w('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const r of staged) {
-      const s = r.stages!;
-      const l = lat(r);
-      const pp = (x: Pair) => `${ms(x.p50)} / ${ms(x.p99)}`;
-      w(`| ${r.system} | ${r.concurrency} | ${s.jobs} | ${pp(s.acceptToPublished)} | ${pp(s.acceptToStarted)} | ${pp(s.startedToSettling)} | ${pp(s.acceptToSettling)} | ${ms(l.p50)} / ${ms(l.p99)} |`);
-    }
-  }
-  const worked = report.runs.filter((r) => r.db);
-  if (worked.length > 0) {
-    w();
-    w('### Backbone: database work per completed job');
-    w();
-    w(
-      'Counted over the measured window and divided by the jobs completed in it. Statements and MongoDB operations are counted in the client (the bench wraps the `pg` client\'s `query` and the MongoDB driver\'s collection methods; bench/instrument.ts); ' +
-        'transactions are PostgreSQL\'s own `pg_stat_database` counters (flushed about once a second, so approximate), for the backbone\'s database and for the database FerretDB stores its documents in.',
-    );
-    w();
-    w('| Run | C | PostgreSQL statements | of which COMMIT | PostgreSQL transactions (backbone db) | MongoDB operations | PostgreSQL transactions (FerretDB\'s db) | deadlocks in the window (total) |');
-    w('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const r of worked) {
-      const d = r.db!;
-      w(`| ${r.system} | ${r.concurrency} | ${f1(d.pgStatements)} | ${f1(d.pgCommits)} | ${f1(d.backbonePgXacts)} | ${f1(d.mongoOps)} | ${f1(d.ferretPgXacts)} | ${f0(d.deadlocks)} |`);
-    }
-  }
-  const sampled = report.runs.filter((r) => r.sessions && r.sessions.samples > 0);
-  if (sampled.length > 0) {
-    w();
-    w('### Backbone: what its PostgreSQL sessions were doing');
-    w();
-    w(
-      `\`pg_stat_activity\` for the backbone's database, sampled every 50 ms over the window; average number of sessions in each state (the backbone's pool holds at most ${report.params.pgPoolMax}). ` +
-        '"Idle in transaction" is a session inside an open transaction, its row locks held, waiting for the backbone to send the next statement.',
-    );
-    w();
-    w('| Run | C | samples | running | waiting for a lock | waiting for I/O | other waits | idle in transaction | idle | top waits (sessions) |');
-    w('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
-    for (const r of sampled) {
-      const x = r.sessions!;
-      const tops = x.topWaits.map((t) => `${t.event} ${f2(t.sessions)}`).join(', ') || '-';
-      w(`| ${r.system} | ${r.concurrency} | ${x.samples} | ${f2(x.running)} | ${f2(x.waitingLock)} | ${f2(x.waitingIo)} | ${f2(x.waitingOther)} | ${f2(x.idleInTransaction)} | ${f2(x.idle)} | ${tops} |`);
-    }
-    const withLocks = sampled.filter((r) => r.sessions!.lockedStatements.length > 0);
-    if (withLocks.length > 0) {
-      w();
-      w('Statements the lock waiters were blocked in (average sessions):');
-      w();
-      for (const r of withLocks) {
-        w(`- ${r.system}, C=${r.concurrency}: ${r.sessions!.lockedStatements.map((l) => `\`${l.statement.replace(/`/g, "'")}\` ${f2(l.sessions)}`).join('; ')}`);
-      }
-    }
-  }
-  w();
-  w('## Interpretation');
-  w();
-  for (const para of interpretation(report, pairs)) {
-    w(para);
-    w();
-  }
-  return out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n';
-}
-
-function workSentence(report: BenchReport): string {
-  const d = report.runs.filter((r) => r.system === 'backbone' && r.db && r.completed > 0).at(-1)?.db;
-  if (!d) return '';
-  const ferret = Number.isFinite(d.ferretPgXacts) ? ` (which FerretDB turned into about ${f0(d.ferretPgXacts)} PostgreSQL transactions of its own)` : '';
-  return (
-    `Measured, that is ${f0(d.pgStatements)} PostgreSQL statements per job (each a round trip), ${f0(d.pgCommits)} of them commits, and ${f0(d.mongoOps)} MongoDB operations${ferret}, ` +
-    'plus a confirmed broker publish and an ack, two secp256k1 signatures and their verification, against a few Redis calls for BullMQ. '
-  );
-}
-
-function interpretation(report: BenchReport, pairs: Pairing[]): string[] {
-  const paras: string[] = [];
-  const bb = report.runs.filter((r) => r.system === 'backbone');
-  const one = report.runs.find((r) => r.system === 'backbone-1ns');
-
-  if (pairs.length > 0) {
-    const parts = pairs.map((x) => {
-      const r = x.backbone.jobsPerSecond / x.bullmq.jobsPerSecond;
-      const faster = r > 0 ? `, i.e. BullMQ ${r < 0.01 ? f0(1 / r) : f1(1 / r)}× the throughput` : '';
-      return `at C=${x.concurrency} the backbone completed ${f0(x.backbone.jobsPerSecond)} jobs/s against BullMQ's ${f0(x.bullmq.jobsPerSecond)} (ratio ${ratio(x.backbone.jobsPerSecond, x.bullmq.jobsPerSecond)}${faster}), with a median latency of ${ms(lat(x.backbone).p50)} ms against ${ms(lat(x.bullmq).p50)} ms`;
-    });
-    paras.push(`**Figures.** In this run ${parts.join('; ')}.`);
-  }
-
-  const deadlocked = [...bb, ...(one ? [one] : [])].filter((r) => (r.db?.deadlocks ?? 0) > 0);
-  if (deadlocked.length > 0) {
-    const list = deadlocked.map((r) => `${f0(r.db!.deadlocks)} in the ${r.system === 'backbone' ? '' : 'one-namespace '}window at C=${r.concurrency}`).join(', ');
-    const mainHit = deadlocked.some((r) => r.system === 'backbone');
-    const s =
-      `**Deadlocks.** PostgreSQL detected deadlocks in the backbone's database: ${list}. Each one stalls the ledger rows involved for \`deadlock_timeout\` (1 s by default) and then fails a request (HTTP 500) or a settlement (the job is retried after its attempt times out). ` +
-      (mainHit ? 'Where they occur, the backbone\'s figures measure lock waits, not its work per job. ' : '') +
-      'Diagnosed when this benchmark was written (src/jobs/settlement.service.ts): a settlement posts its capture (which locks the namespace\'s held balance, with the operator\'s and the platform\'s accounts) and then its release (which locks the available and held balances) in one transaction, ' +
-      'so it takes the held row before the available row, while a hold locks them in id order (available first): with several jobs of one namespace in flight, a hold and a settlement wait for each other. ' +
-      'Locking every account the settlement touches, in id order, before its first posting (or posting capture and release as one set of entries) removes the cycle.';
-    paras.push(s);
-  }
-
-  paras.push(
-    '**Why a large gap is expected anyway.** The two columns do very different amounts of work per job. BullMQ\'s cycle is a handful of Lua scripts in one Redis (add, move to active, move to completed, an event-stream entry), durable only as far as Redis persists. ' +
-      'Each backbone job is an HTTP request authenticated against a (Redis-cached) hashed key and rate-limited in Redis; a MongoDB insert of its payload; a durable PostgreSQL transaction inserting the job row and posting a double-entry ledger hold under row locks; ' +
-      'a RabbitMQ publish with a publisher confirm; the scheduler\'s delivery, job-row read, atomic node reservation in Redis and attempt transaction; a dispatch signed with the network key (secp256k1) over Redis pub/sub to the gateway and a WebSocket round trip to the node; ' +
-      'the node\'s signed result, verified by the gateway; the output written to MongoDB; a settlement transaction (capture, operator and platform split, release) with its commit; the node\'s slot returned in Redis; a trace append; a pub/sub wake-up of the waiting request; and the job and its output read back for the answer. ' +
-      `${workSentence(report)}The ratio is the price of durability, double-entry accounting and an untrusted, remote node fleet, not a like-for-like race.`,
-  );
-
-  const top = bb.filter((r) => r.completed > 0).at(-1);
-  if (top) {
-    const u = top.usage;
-    const saturated = u.machineCores >= 0.85 * u.cores;
-    const loopBound = u.elu >= 0.9;
-    let s = `**What limited the backbone here.** At C=${top.concurrency} the machine was ${f2(u.machineCores)} of ${u.cores} cores busy (${cpuList(u)}); this process's event loop was busy ${f0(u.elu * 100)}% of the time. `;
-    if (saturated) {
-      s += 'The CPU was saturated, shared by the engines and this process, so these figures are bounded by the machine rather than by one component: with more cores the engines and the backbone would stop competing for the same ones. ';
-    }
-    if (loopBound) {
-      s += 'The single JavaScript thread running the API, the gateway, the scheduler, the simulated nodes and the load generator was nearly always busy: in production these are separate processes (each role scales out), so this is a ceiling of the set-up, not of the design. ';
-    }
-    if (!saturated && !loopBound) s += 'Neither the CPU nor the event loop was saturated: the limit is the latency of each job\'s round trips and commits, times the concurrency (Little\'s law). ';
-    const x = top.sessions;
-    if (x && x.samples > 0) {
-      s +=
-        `Its PostgreSQL sessions averaged ${f2(x.running)} running a statement, ${f2(x.waitingLock)} waiting for a lock, ${f2(x.waitingIo)} waiting for I/O and ${f2(x.idleInTransaction)} idle inside an open transaction (locks held, waiting for the backbone's next statement): ` +
-        'row locks on the shared ledger accounts are held for as many round trips as the transaction makes after taking them, so a busy event loop lengthens every other transaction\'s wait. ';
-      const hot = x.lockedStatements[0];
-      if (x.waitingLock >= 1 && hot) s += `The lock waiters were mostly in \`${hot.statement.replace(/`/g, "'")}\` (${f2(hot.sessions)} sessions on average). `;
-    }
-    const low = bb.filter((r) => r.completed > 0 && r.concurrency < top.concurrency).at(0);
-    if (low && top.jobsPerSecond < 1.2 * low.jobsPerSecond) {
-      s += `Raising the concurrency from ${low.concurrency} to ${top.concurrency} took throughput only from ${f0(low.jobsPerSecond)} to ${f0(top.jobsPerSecond)} jobs/s while the median latency went from ${ms(lat(low).p50)} to ${ms(lat(top).p50)} ms: the backbone was already saturated at C=${low.concurrency}, and the extra clients only queue. `;
-    }
-    const st = top.stages;
-    if (st && st.jobs > 0) {
-      s += `Inside the backbone, the median job spent ${ms(st.acceptToStarted.p50)} ms from its accept transaction to its attempt being recorded (publish with confirm, delivery, reservation) and ${ms(st.startedToSettling.p50)} ms from there until settlement began (signed dispatch, WebSocket, node, verification, output write), of a ${ms(lat(top).p50)} ms client median.`;
-    }
-    paras.push(s);
-  }
-
-  if (one) {
-    const multi = bb.find((r) => r.concurrency === one.concurrency);
-    paras.push(
-      `**One namespace.** With all ${one.concurrency} clients on a single namespace the backbone completed ${f0(one.jobsPerSecond)} jobs/s` +
-        (multi ? ` (against ${f0(multi.jobsPerSecond)} with one namespace per client)` : '') +
-        ` and ${one.errors} requests failed in the window. Every hold and every settlement of that namespace locks the same two ledger rows (its available and held balances) until commit, so that namespace's ledger work is serialised` +
-        ((one.db?.deadlocks ?? 0) > 0 ? ', and deadlocks (above) add their timeouts.' : '.'),
-    );
-  }
-
-  const foreign = report.runs.filter((r) => r.system !== 'bullmq').map((r) => r.usage.foreignCores);
-  const foreignAll = report.runs.map((r) => r.usage.foreignCores);
-  if (Math.max(0, ...foreignAll) >= 0.1) {
-    paras.push(
-      `**A shared machine.** Other work ran on this machine during the measured windows (up to ${f2(Math.max(...foreignAll))} of ${report.runs[0]?.usage.cores ?? '?'} cores, ${f2(mean(foreign))} on average in the backbone windows; see "not this benchmark" above): ` +
-        'both systems\' figures are lower, and noisier, than on a quiet machine, and the comparison is only fair to the extent that the other load was the same during both.',
-    );
-  }
-  paras.push(
-    '**Caveats.** One machine and one process: the load generator, the backbone and the simulated nodes share an event loop and compete with the engines for the same cores. The nodes answer instantly, so this measures the backbone\'s own overhead per job; with real inference (hundreds of milliseconds to seconds per job) the backbone\'s share of the latency is small, and throughput is bounded by GPU capacity. ' +
-      'In the main runs each client is its own consumer (namespace and API key), but every settlement still locks two network-wide ledger rows (the platform\'s revenue and, all simulated nodes having one operator, that operator\'s earnings) until commit. ' +
-      'BullMQ is run bare (no-op processor, completed jobs removed) as a floor for "a job through Redis"; it provides none of the accounting, durability across engines or node authentication. The MongoDB API is FerretDB on PostgreSQL, slower than a MongoDB server would be.' +
-      (/FerretDB/.test(report.machine.mongo)
-        ? ` Observed when this benchmark was written: FerretDB 1.x on PostgreSQL answers even a lookup by \`_id\` with a sequential scan of the collection's table (its \`_id\` filter is not index-backed), so each payload operation costs more as payloads accumulate: this run left about ${report.totalJobs} payload documents.`
-        : ''),
-  );
-  return paras;
-}
 
 // ---- BENCHMARKS.md, shared by several benchmarks --------------------------------------------------
 // The end-to-end benchmark (e2e.ts) writes the document itself; any other benchmark (ledger.ts) owns a

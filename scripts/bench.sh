@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # `npm run bench`: the benchmarks, NOT tests. Installs and builds what is missing (scripts/setup.sh),
 # checks the engines, then runs, one after the other:
-#   - e2e (bench/e2e.ts): the whole backbone through its public API beside BullMQ; starts a FerretDB of
-#     its own on PostgreSQL unless TEST_MONGODB_URL names a MongoDB (about a minute and a half);
+#   - e2e (bench/e2e.ts): the backbone alone, from outside: `resultity serve` in its own process, the
+#     simulated nodes (0 ms) in a second and the load in a third; jobs/s, p50/p99, added latency, CPU per
+#     job by process group and round trips per job (GET /metrics and the engines' counters) against the
+#     budget, at C=1, 8, 64, beside the naive floor pipeline and BullMQ bare, plus a streaming run and a run
+#     with 100,000 payloads stored; starts a FerretDB of its own on PostgreSQL unless TEST_MONGODB_URL
+#     names a MongoDB (about five minutes);
 #   - ledger (bench/ledger.ts): credit holds and settlements per second, naive and group-committed,
 #     beside pgbench on the same PostgreSQL (about two minutes);
 #   - fleet (bench/fleet.ts): 10,000 simulated nodes on one io gateway: registration time, gateway memory

@@ -57,6 +57,7 @@ import { NetworkConfigService } from './network/network-config.service.js';
 import { NodeConfigDigests } from './redis/node-configs.repository.js';
 import { statusRoutes } from './status/status.routes.js';
 import { openVerifyPool, type VerifyPoolHandle } from './domain/verify-pool.js';
+import { metricsRoutes } from './metrics/metrics.http.js';
 
 export interface Backbone {
   app: FastifyInstance;
@@ -162,6 +163,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   );
   await app.register(websocket, { options: { maxPayload: 4 * 1024 * 1024 } });
 
+  // Prometheus metrics of this process (src/metrics): engine operations, HTTP responses, process stats.
+  metricsRoutes(app);
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     const probes: Record<string, Promise<unknown>> = { postgres: db.query('SELECT 1'), redis: redis.ping(), mongodb: mongo.db.command({ ping: 1 }) };

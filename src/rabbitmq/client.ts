@@ -2,14 +2,16 @@
 // publishers and consumers that redeclare their topology after every reconnect (a broker restart).
 import { Connection } from 'rabbitmq-client';
 import type { Logger } from 'pino';
+import { countRabbit } from '../metrics/engine-metrics.js';
 
 export function connectRabbit(url: string, logger: Logger): Connection {
   // acquireTimeout bounds how long a publish waits for a channel while the broker is away; past it the
   // accept path gives up and leaves the job to the outbox instead of holding the HTTP request.
-  // noDelay: a publish and its confirm are small frames; with Nagle's algorithm on, each waits for the
-  // peer's delayed ACK (about 40 ms on Linux) before it leaves. pg, ioredis and the MongoDB driver set it
-  // on their sockets by default.
+  // noDelay: TCP_NODELAY (rabbitmq-client leaves Nagle on by default): a publish and its confirm are small
+  // frames, and Nagle against the broker's delayed ACKs adds up to ~40 ms to each.
   const rabbit = new Connection({ url, connectionName: 'resultity', retryLow: 200, retryHigh: 5_000, acquireTimeout: 5_000, noDelay: true });
+  // Publishes and delivery settlements counted for GET /metrics.
+  countRabbit(rabbit);
   rabbit.on('error', (err) => logger.warn({ err }, 'rabbitmq connection error'));
   rabbit.on('connection', () => logger.debug('rabbitmq connected'));
   return rabbit;

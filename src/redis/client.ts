@@ -2,16 +2,22 @@
 // or test runs can share one server. Redis holds only what can be rebuilt (see DESIGN.md, invariant 5).
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { countRedis } from '../metrics/engine-metrics.js';
 
 export function createRedis(url: string, name: string): Redis {
-  return new Redis(url, {
+  const redis = new Redis(url, {
     connectionName: `resultity:${name}`,
     // Commands issued while reconnecting wait instead of failing at once; a bounded retry keeps a request
     // from hanging forever on a dead server.
     maxRetriesPerRequest: 3,
     enableOfflineQueue: true,
     lazyConnect: false,
+    // ioredis's default, stated: a command must not wait for Nagle's algorithm.
+    noDelay: true,
   });
+  // Commands counted for GET /metrics, by this client's name.
+  countRedis(redis, name);
+  return redis;
 }
 
 export class RedisKeys {

@@ -1,0 +1,146 @@
+// Round trips per job, from both ends: what the backbone says it asked of each engine (its GET /metrics
+// counters, scraped before and after a window) and what the engines say they did (PostgreSQL's
+// pg_stat_database and pg_stat_wal, Redis's INFO commandstats). The pure parts (deltas, per-job figures,
+// the budget verdicts) are unit-tested; the readers are thin.
+import type pg from 'pg';
+import type { Redis } from 'ioredis';
+import { parseExposition, sumSamples, type Sample } from '../src/metrics/exposition.js';
+
+/** MongoDB commands that read (the budget allows none on the success path); findAndModify is counted a write. */
+export const MONGO_READS = ['find', 'getMore', 'aggregate', 'count', 'distinct'] as const;
+export const MONGO_WRITES = ['insert', 'update', 'delete', 'findAndModify', 'bulkWrite'] as const;
+
+/** What GET /metrics said, reduced to the figures the budget needs. */
+export interface BackboneCounts {
+  pgStatements: number;
+  /** Of pgStatements, BEGIN / COMMIT / ROLLBACK / SAVEPOINT-type round trips. */
+  pgControl: number;
+  pgTransactions: number;
+  pgExplicit: number;
+  pgImplicit: number;
+  redisCommands: number;
+  mongoReads: number;
+  mongoWrites: number;
+  mongoOther: number;
+  publishes: number;
+  deliveries: number;
+  httpChat2xx: number;
+}
+
+export function backboneCounts(samples: readonly Sample[]): BackboneCounts {
+  const pg = (kind: string | readonly string[]) => sumSamples(samples, 'resultity_pg_statements_total', { kind });
+  const tx = (kind: string) => sumSamples(samples, 'resultity_pg_transactions_total', { kind });
+  const mongoAll = sumSamples(samples, 'resultity_mongo_commands_total');
+  const mongoReads = sumSamples(samples, 'resultity_mongo_commands_total', { command: MONGO_READS });
+  const mongoWrites = sumSamples(samples, 'resultity_mongo_commands_total', { command: MONGO_WRITES });
+  return {
+    pgStatements: sumSamples(samples, 'resultity_pg_statements_total'),
+    pgControl: pg(['begin', 'commit', 'rollback', 'savepoint', 'release']),
+    pgTransactions: tx('explicit') + tx('implicit') + tx('rollback'),
+    pgExplicit: tx('explicit'),
+    pgImplicit: tx('implicit'),
+    redisCommands: sumSamples(samples, 'resultity_redis_commands_total'),
+    mongoReads,
+    mongoWrites,
+    mongoOther: mongoAll - mongoReads - mongoWrites,
+    publishes: sumSamples(samples, 'resultity_rabbitmq_publishes_total', { outcome: 'ok' }),
+    deliveries: sumSamples(samples, 'resultity_rabbitmq_deliveries_total'),
+    httpChat2xx: sumSamples(samples, 'resultity_http_responses_total', { route: '/v1/chat/completions', status: '2xx' }),
+  };
+}
+
+/** Commands by name since boot, from the body of Redis's `INFO commandstats`. */
+export function parseCommandstats(info: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of info.split(/\r?\n/)) {
+    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line);
+    if (m) out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
+/** What the engines said, at one moment. */
+export interface EngineCounts {
+  /** xact_commit + xact_rollback of the backbone's database. */
+  backboneXacts: number;
+  /** Of FerretDB's backing database (NaN when there is none). */
+  ferretXacts: number;
+  /** pg_stat_wal.wal_sync: WAL flushes of the whole cluster (every database, every client). */
+  walSyncs: number;
+  walRecords: number;
+  /** Every Redis command the server ran (every client: the whole server). */
+  redisCalls: number;
+}
+
+export type Snapshot = { backbone: BackboneCounts; engines: EngineCounts; at: number };
+
+export type PerJob<T> = { [K in keyof T]: number };
+
+/** (b - a) / jobs for every field; NaN when there were no jobs. */
+export function perJob<T extends object>(a: T, b: T, jobs: number): PerJob<T> {
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(a) as Array<keyof T & string>) {
+    const x = a[k] as unknown as number;
+    const y = b[k] as unknown as number;
+    out[k] = jobs > 0 ? (y - x) / jobs : NaN;
+  }
+  return out as PerJob<T>;
+}
+
+export interface BudgetLine {
+  what: string;
+  measured: number;
+  budget: number;
+  /** Where the figure comes from (the backbone's counters, or the engine). */
+  source: string;
+  pass: boolean;
+}
+
+/** The round-trip budget of issue 8 (DESIGN.md "Cost budget of one successful job"), checked against a run's per-job figures. */
+export function budgetLines(b: PerJob<BackboneCounts>, e: PerJob<EngineCounts>): BudgetLine[] {
+  const line = (what: string, measured: number, budget: number, source: string): BudgetLine => ({
+    what,
+    measured,
+    budget,
+    source,
+    // A small tolerance: background work (heartbeats, sweeps) spread over the window's jobs.
+    pass: Number.isFinite(measured) && measured <= budget + 0.05,
+  });
+  return [
+    line('PostgreSQL transactions', b.pgTransactions, 2, 'backbone pool (COMMITs + single statements)'),
+    line('PostgreSQL transactions (server)', e.backboneXacts, 2, 'pg_stat_database, backbone db'),
+    line('WAL flushes', e.walSyncs, 2, 'pg_stat_wal.wal_sync (whole cluster)'),
+    line('PostgreSQL statements', b.pgStatements, 6, 'backbone pool (every round trip, BEGIN/COMMIT included)'),
+    line('Redis commands', b.redisCommands, 5, 'backbone clients'),
+    line('MongoDB reads', b.mongoReads, 0, 'backbone driver (find, getMore, aggregate, count, distinct)'),
+    line('confirmed publishes', b.publishes, 1, 'backbone publishers'),
+  ];
+}
+
+// ---- readers --------------------------------------------------------------------------------------
+
+export async function scrapeBackbone(baseUrl: string): Promise<BackboneCounts> {
+  const res = await fetch(`${baseUrl}/metrics`);
+  if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
+  return backboneCounts(parseExposition(await res.text()));
+}
+
+export async function readEngines(db: pg.Pool, redis: Redis, backboneDb: string, ferretDb: string | null): Promise<EngineCounts> {
+  const [stats, wal, info] = await Promise.all([
+    db.query<{ datname: string; x: number }>(`SELECT datname, (xact_commit + xact_rollback)::float8 AS x FROM pg_stat_database WHERE datname = ANY($1)`, [
+      [backboneDb, ...(ferretDb ? [ferretDb] : [])],
+    ]),
+    db.query<{ wal_sync: number; wal_records: number }>(`SELECT wal_sync::float8 AS wal_sync, wal_records::float8 AS wal_records FROM pg_stat_wal`),
+    redis.info('commandstats'),
+  ]);
+  const x = (name: string | null) => stats.rows.find((r) => r.datname === name)?.x ?? NaN;
+  let redisCalls = 0;
+  for (const n of parseCommandstats(info).values()) redisCalls += n;
+  return {
+    backboneXacts: x(backboneDb),
+    ferretXacts: ferretDb ? x(ferretDb) : NaN,
+    walSyncs: wal.rows[0]?.wal_sync ?? NaN,
+    walRecords: wal.rows[0]?.wal_records ?? NaN,
+    redisCalls,
+  };
+}

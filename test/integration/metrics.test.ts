@@ -1,0 +1,76 @@
+// GET /metrics: the engine counters move when a job runs, and no label carries an id.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
+import { parseExposition, sumSamples, type Sample } from '../../src/metrics/exposition.js';
+
+let stack: TestStack;
+let alice: Tenant;
+
+before(async () => {
+  stack = await TestStack.start();
+  await stack.model();
+  await stack.node();
+  alice = await stack.tenant(10);
+});
+
+after(async () => {
+  await stack.close();
+});
+
+async function scrape(): Promise<Sample[]> {
+  const res = await fetch(`${stack.url}/metrics`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+  return parseExposition(await res.text());
+}
+
+const ENGINE_COUNTERS = [
+  'resultity_pg_statements_total',
+  'resultity_pg_transactions_total',
+  'resultity_redis_commands_total',
+  'resultity_mongo_commands_total',
+  'resultity_rabbitmq_publishes_total',
+  'resultity_rabbitmq_deliveries_total',
+] as const;
+
+test('a completed job moves every engine counter', () =>
+  stack.check(async () => {
+    const a = await scrape();
+    const r = await alice.client.chat.completions.create({ model: TEST_MODEL, messages: [{ role: 'user', content: 'count me' }], max_tokens: 8 });
+    assert.match(r.choices[0]?.message.content ?? '', /^simulated answer/);
+    // The settlement and the last writes may land just after the answer: wait until the delivery is settled.
+    const b = await stack.until('the delivery to be acked', async () => {
+      const s = await scrape();
+      return sumSamples(s, 'resultity_rabbitmq_deliveries_total', { outcome: 'ack' }) > sumSamples(a, 'resultity_rabbitmq_deliveries_total', { outcome: 'ack' }) ? s : undefined;
+    });
+    const delta = (name: string, where: Record<string, string> = {}) => sumSamples(b, name, where) - sumSamples(a, name, where);
+    for (const name of ENGINE_COUNTERS) assert.ok(delta(name) > 0, `${name} did not move`);
+    // The job's accept and settlement each commit; inserts go to the job row, and the publish was confirmed.
+    assert.ok(delta('resultity_pg_transactions_total', { kind: 'explicit' }) + delta('resultity_pg_transactions_total', { kind: 'implicit' }) >= 2);
+    assert.ok(delta('resultity_pg_statements_total', { kind: 'insert' }) + delta('resultity_pg_statements_total', { kind: 'with' }) >= 1);
+    assert.ok(delta('resultity_rabbitmq_publishes_total', { confirm: 'true', outcome: 'ok' }) >= 1);
+    assert.ok(delta('resultity_mongo_commands_total', { command: 'insert' }) + delta('resultity_mongo_commands_total', { command: 'update' }) >= 1);
+    assert.ok(delta('resultity_http_responses_total', { route: '/v1/chat/completions', method: 'POST', status: '2xx' }) >= 1);
+  }));
+
+test('labels are bounded: no id, key, address or URL in any label value', () =>
+  stack.check(async () => {
+    await alice.client.chat.completions.create({ model: TEST_MODEL, messages: [{ role: 'user', content: 'again' }], max_tokens: 8 });
+    const res = await fetch(`${stack.url}/v1/jobs/00000000-0000-4000-8000-000000000000`, { headers: { authorization: `Bearer ${alice.apiKey}` } });
+    await res.text();
+    const samples = (await scrape()).filter((s) => s.name.startsWith('resultity_') && !s.name.startsWith('resultity_process_'));
+    assert.ok(samples.length > 0);
+    const ids = [alice.namespaceId, alice.keyId, alice.apiKey, stack.id, stack.nodes[0]!.nodeId.toLowerCase()];
+    for (const s of samples) {
+      for (const [k, v] of Object.entries(s.labels)) {
+        assert.ok(v.length <= 64, `${s.name}{${k}} is long: ${v}`);
+        assert.doesNotMatch(v, /[0-9a-f]{8}-[0-9a-f]{4}-|0x[0-9a-f]{40}|rk_/i, `${s.name}{${k}="${v}"} looks like an id`);
+        for (const id of ids) assert.ok(!v.toLowerCase().includes(id.toLowerCase()), `${s.name}{${k}} carries ${id}`);
+      }
+    }
+    // The job lookup is counted by its route pattern, not its URL.
+    assert.ok(samples.some((s) => s.name === 'resultity_http_responses_total' && s.labels.route === '/v1/jobs/:id'));
+    const labelSets = new Set(samples.map((s) => `${s.name}|${Object.keys(s.labels).sort().join(',')}`));
+    assert.ok(labelSets.size < 100, `too many distinct label sets: ${labelSets.size}`);
+  }));
