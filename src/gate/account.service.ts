@@ -33,7 +33,7 @@ const SIWE_MAX_SKEW_MS = 60_000;
 export interface AccountServiceDeps {
   db: Db;
   /** Namespace and API-key operations, shared with the admin API. */
-  admin: Pick<AdminService, 'createNamespace' | 'renameNamespace' | 'deleteNamespace' | 'issueApiKey' | 'listApiKeys' | 'revokeApiKey'>;
+  admin: Pick<AdminService, 'createNamespace' | 'renameNamespace' | 'deleteNamespace' | 'issueApiKey' | 'listApiKeys' | 'revokeApiKey' | 'rotateApiKey'>;
   rateLimits: RateLimitRepository;
   nonces: SiweNonces;
   sessionTtlHours: number;
@@ -220,6 +220,14 @@ export class AccountService {
     const key = await findApiKey(this.d.db, keyId);
     if (!key || key.namespace_id !== namespaceId) throw errors.notFound('Active API key');
     await this.d.admin.revokeApiKey(keyId);
+  }
+
+  /** Replaces one of the namespace's live keys by a new one with the same settings; the old one stops working at once. */
+  async rotateApiKey(p: AccountPrincipal, namespaceId: string, keyId: string): Promise<{ key: ApiKeyRow; secret: string }> {
+    await this.ownedNamespace(p, namespaceId);
+    const key = await findApiKey(this.d.db, keyId);
+    if (!key || key.namespace_id !== namespaceId || key.revoked_at) throw errors.notFound('Active API key');
+    return this.d.admin.rotateApiKey(keyId);
   }
 
   // ---- Helpers -----------------------------------------------------------------------------------
