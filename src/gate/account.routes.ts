@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
 import { parse, uuid } from './parse.http.js';
+import { networkSchema } from '../domain/eligibility.js';
 import { issuedKey, issueKeyBody, keyOptionsFrom } from './api-keys.http.js';
 import type { AccountPrincipal, AccountService, SignIn } from './account.service.js';
 import { accountConsoleRoutes, type AccountConsoleServices } from './account-console.routes.js';
@@ -80,8 +81,9 @@ export function accountRoutes(app: FastifyInstance, accounts: AccountService, co
     r.get('/account/namespaces', async (req) => ({ data: await accounts.listNamespaces(caller(req)) }));
 
     r.post('/account/namespaces', async (req, reply) => {
-      const body = parse(namespaceBody, req.body);
-      return reply.code(201).send(await accounts.createNamespace(caller(req), body.name));
+      // A namespace runs its jobs on one network's nodes: mainnet unless testnet is asked for.
+      const body = parse(namespaceBody.extend({ network: networkSchema.optional() }), req.body);
+      return reply.code(201).send(await accounts.createNamespace(caller(req), body.name, body.network));
     });
 
     r.patch<{ Params: { id: string } }>('/account/namespaces/:id', async (req) => {

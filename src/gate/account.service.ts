@@ -26,6 +26,7 @@ import { findLiveSession, insertSession, pruneSessions, revokeSession, type Sign
 import type { RateLimitRepository } from '../redis/rate-limit.repository.js';
 import type { SiweNonces } from '../redis/siwe-nonces.repository.js';
 import type { AdminService, KeyOptions } from './admin.service.js';
+import type { Network } from '../domain/eligibility.js';
 
 /** Clock difference tolerated between a wallet's machine and this server, for SIWE time bounds. */
 const SIWE_MAX_SKEW_MS = 60_000;
@@ -186,8 +187,8 @@ export class AccountService {
     return listNamespaces(this.d.db, p.accountId);
   }
 
-  createNamespace(p: AccountPrincipal, name: string): Promise<NamespaceRow> {
-    return this.d.admin.createNamespace(p.accountId, name);
+  createNamespace(p: AccountPrincipal, name: string, network?: Network): Promise<NamespaceRow> {
+    return this.d.admin.createNamespace(p.accountId, name, network);
   }
 
   async renameNamespace(p: AccountPrincipal, namespaceId: string, name: string): Promise<NamespaceRow> {
