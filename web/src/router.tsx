@@ -27,6 +27,8 @@ export function usePath(): string {
     const update = () => setPath(currentPath());
     listeners.add(update);
     window.addEventListener('popstate', update);
+    // A child's effect may have navigated before this effect subscribed (children's effects run first).
+    update();
     return () => {
       listeners.delete(update);
       window.removeEventListener('popstate', update);
