@@ -9,7 +9,7 @@ export interface Series {
 
 const W = 640;
 const H = 220;
-const PAD = { left: 56, right: 8, top: 10, bottom: 34 };
+const PAD = { left: 72, right: 8, top: 10, bottom: 34 };
 const PALETTE = 8;
 
 function niceMax(v: number): number {
@@ -29,7 +29,15 @@ export function StackedBars(props: { title: string; labels: string[]; series: Se
   const band = labels.length ? plotW / labels.length : plotW;
   const barW = Math.max(1, Math.min(36, band * 0.7));
   const y = (v: number) => PAD.top + plotH - (v / max) * plotH;
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * max);
+  // Gridlines whose labels would repeat (small whole-number scales) are left out.
+  const ticks: number[] = [];
+  const seen = new Set<string>();
+  for (const f of [0, 0.25, 0.5, 0.75, 1]) {
+    const label = format(f * max);
+    if (seen.has(label)) continue;
+    seen.add(label);
+    ticks.push(f * max);
+  }
   const labelEvery = Math.max(1, Math.ceil(labels.length / 8));
   const titleId = `${props.id}-title`;
   const empty = totals.every((t) => t === 0);
