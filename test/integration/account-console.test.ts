@@ -178,6 +178,11 @@ test("another account's namespace is a 404 on every console route, and no sessio
     }
     // A key of the owner's namespace, named under another namespace of the stranger's, is not found either.
     const own = await namespaceOf(stranger, 'mine', 0);
+    // A namespace may be made on testnet; an unknown network is refused.
+    const testnet = await call('POST', '/account/namespaces', { name: 'trial', network: 'testnet' }, stranger.token);
+    assert.equal(testnet.status, 201, testnet.text);
+    assert.equal(testnet.body.network, 'testnet');
+    assertError(await call('POST', '/account/namespaces', { name: 'other', network: 'devnet' }, stranger.token), 400, 'invalid_request');
     assertError(await call('POST', `/account/namespaces/${own}/keys/${keyId}/rotate`, undefined, stranger.token), 404, 'not_found');
     assert.equal((await complete(apiKey)).status, 200, 'the key still works');
   });
