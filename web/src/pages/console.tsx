@@ -228,6 +228,9 @@ function Usage({ ns }: { ns: Namespace }) {
           <label class="inline">
             to <input type="date" value={to} min={from} onChange={(e) => setTo(e.currentTarget.value)} />
           </label>
+          <button type="button" class="secondary" onClick={usage.reload}>
+            Refresh
+          </button>
           <button
             type="button"
             class="secondary"
