@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'ferretdb/**', '.bin/**', 'eslint.config.js'] },
+  { ignores: ['dist/**', 'node_modules/**', 'ferretdb/**', '.bin/**', 'eslint.config.js', 'web/dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

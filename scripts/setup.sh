@@ -18,6 +18,15 @@ setup_project() {
     touch dist/.built
   fi
 
+  # The web app (web/: the explorer and the consoles, served under /app): type-checked against the API's
+  # types in src/ and built by Vite into web/dist when it or those types changed.
+  if [ ! -f web/dist/.built ] || [ -n "$(find web/src web/index.html web/vite.config.ts web/tsconfig.json src package-lock.json -newer web/dist/.built -print -quit 2>/dev/null)" ]; then
+    echo "setup: building the web app (web/)" >&2
+    npx tsc -p web/tsconfig.json || return 1
+    npx vite build web --logLevel warn || return 1
+    touch web/dist/.built
+  fi
+
   # The embedded FerretDB (only used when MONGODB_URL is unset, but cheap to have).
   if [ -z "${MONGODB_URL:-}" ] && { [ ! -x .bin/ferretdb ] || [ -n "$(find ferretdb -newer .bin/ferretdb -print -quit)" ]; }; then
     if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="$PATH:/usr/local/go/bin"; fi

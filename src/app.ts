@@ -1,6 +1,7 @@
 // Composition root: connects the engines, builds the services, and mounts the routes of the selected
 // roles on one Fastify instance. Every role is stateless; what N instances share goes through the engines.
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
@@ -58,6 +59,10 @@ import { NodeConfigDigests } from './redis/node-configs.repository.js';
 import { statusRoutes } from './status/status.routes.js';
 import { openVerifyPool, type VerifyPoolHandle } from './domain/verify-pool.js';
 import { metricsRoutes } from './metrics/metrics.http.js';
+import { NamespaceConsoleService } from './gate/namespace-console.service.js';
+import { OperatorConsoleService } from './gate/operator-console.service.js';
+import { NodePresenceView } from './redis/node-presence.view.js';
+import { webRoutes } from './web/web.routes.js';
 
 export interface Backbone {
   app: FastifyInstance;
@@ -82,6 +87,8 @@ export interface BackboneOptions {
   mongoUrl: string;
   /** Run migrations at start (default true). */
   migrate?: boolean;
+  /** The built web app served under /app (default: web/dist of this checkout). */
+  webRoot?: string;
 }
 
 export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
@@ -218,7 +225,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       resubmit: async (principal, model, request, { region, priority }) =>
         (await jobs.accept(principal, model, request, { priority, ...(region === null ? {} : { region }) })).job,
     });
-    adminRoutes(app, { admin, usage, operators: new OperatorsService(db), quarantine, quality, eligibility, ledgerChain, networkConfig }, config.ADMIN_TOKEN);
+    const operators = new OperatorsService(db);
+    adminRoutes(app, { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig }, config.ADMIN_TOKEN);
     const accounts = new AccountService({
       db,
       admin,
@@ -236,8 +244,14 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       siweNonceTtlSeconds: config.SIWE_NONCE_TTL_SECONDS,
     });
     if (!config.SIWE_DOMAIN) logger.info('SIWE_DOMAIN is not set: Sign-In with Ethereum is disabled on the account API');
-    accountRoutes(app, accounts);
+    accountRoutes(app, accounts, {
+      namespaces: new NamespaceConsoleService({ db, admin }),
+      operator: new OperatorConsoleService({ db, presence: new NodePresenceView(redis, keys), operators, rcpEpochSeconds: config.RCP_EPOCH_SECONDS }),
+      usage,
+    });
   }
+  // The explorer (public, from /status) and the consoles (through /account), built from web/.
+  if (has('status') || has('gate')) webRoutes(app, opts.webRoot ?? fileURLToPath(new URL('../../web/dist/', import.meta.url)));
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
   const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, logger }) : null;

@@ -24,14 +24,14 @@ export async function runDemo(roles: readonly Role[]): Promise<void> {
   const { backbone, url, logger, onShutdown } = await runServe(roles);
   const admin = backbone.admin;
   const stamp = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
-  const consumer = await admin.createAccount(`demo consumer ${stamp}`);
+  const base = url.replace('0.0.0.0', '127.0.0.1');
+  // Both accounts sign in to the web consoles with an email and a password made for this run.
+  const consumer = await demoAccount(base, `consumer-${stamp}@example.com`);
   const ns = await admin.createNamespace(consumer.id, 'demo');
   await admin.topUp(ns.id, 100, 'demo credits');
   await admin.putModel({ name: DEMO_MODEL, inputPricePerMtok: 100, outputPricePerMtok: 200, contextTokens: 8192 });
   const { secret } = await admin.issueApiKey(ns.id, { name: 'demo' });
-  const operator = await admin.createAccount(`demo operator ${stamp}`);
-
-  const base = url.replace('0.0.0.0', '127.0.0.1');
+  const operator = await demoAccount(base, `operator-${stamp}@example.com`);
   const nodes: NodeAgent[] = [];
   for (let i = 0; i < 2; i++) {
     nodes.push(
@@ -55,6 +55,10 @@ export async function runDemo(roles: readonly Role[]): Promise<void> {
     `API:        ${base}/v1   (model: ${DEMO_MODEL}, two simulated nodes)`,
     `Namespace:  ${ns.id} with 100 credits`,
     `API key:    ${secret}   (shown once; stored only as a hash)`,
+    '',
+    `Explorer:   ${base}/app/   (public: the network live, mainnet beside testnet)`,
+    `Console:    ${base}/app/console    sign in as ${consumer.email} / ${consumer.password}`,
+    `Operator:   ${base}/app/operator   sign in as ${operator.email} / ${operator.password}   (the two nodes' operator)`,
     generated.length ? `Generated for this run only: ${generated.join(', ')} (set them in the environment to keep them).` : '',
     '',
     'Try it with curl:',
@@ -71,4 +75,13 @@ export async function runDemo(roles: readonly Role[]): Promise<void> {
     '',
   ];
   process.stdout.write(lines.join('\n'));
+}
+
+/** Signs up a demo account through the account API (so that it can sign in to the consoles); its id, email and password. */
+async function demoAccount(base: string, email: string): Promise<{ id: string; email: string; password: string }> {
+  const password = randomBytes(12).toString('base64url');
+  const res = await fetch(`${base}/account/signup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
+  if (res.status !== 201) throw new Error(`demo: signing up ${email} failed: ${res.status} ${await res.text()}`);
+  const body = (await res.json()) as { account: { id: string } };
+  return { id: body.account.id, email, password };
 }

@@ -6,8 +6,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
 import { parse, uuid } from './parse.http.js';
+import { networkSchema } from '../domain/eligibility.js';
 import { issuedKey, issueKeyBody, keyOptionsFrom } from './api-keys.http.js';
 import type { AccountPrincipal, AccountService, SignIn } from './account.service.js';
+import { accountConsoleRoutes, type AccountConsoleServices } from './account-console.routes.js';
 
 // Emails are trimmed and lower-cased before they are checked (the service normalises the same way).
 const email = z.string().trim().toLowerCase().pipe(z.email().max(254));
@@ -32,7 +34,8 @@ function caller(request: FastifyRequest): AccountPrincipal {
   return request.account;
 }
 
-export function accountRoutes(app: FastifyInstance, accounts: AccountService): void {
+/** `consoles`: the web consoles' reads (balance, usage, jobs; an operator's nodes and money), in the same authenticated scope. */
+export function accountRoutes(app: FastifyInstance, accounts: AccountService, consoles?: AccountConsoleServices): void {
   // Public: the ways in.
   app.register(async (r) => {
     r.post('/account/signup', async (req, reply) => {
@@ -78,8 +81,9 @@ export function accountRoutes(app: FastifyInstance, accounts: AccountService): v
     r.get('/account/namespaces', async (req) => ({ data: await accounts.listNamespaces(caller(req)) }));
 
     r.post('/account/namespaces', async (req, reply) => {
-      const body = parse(namespaceBody, req.body);
-      return reply.code(201).send(await accounts.createNamespace(caller(req), body.name));
+      // A namespace runs its jobs on one network's nodes: mainnet unless testnet is asked for.
+      const body = parse(namespaceBody.extend({ network: networkSchema.optional() }), req.body);
+      return reply.code(201).send(await accounts.createNamespace(caller(req), body.name, body.network));
     });
 
     r.patch<{ Params: { id: string } }>('/account/namespaces/:id', async (req) => {
@@ -107,5 +111,11 @@ export function accountRoutes(app: FastifyInstance, accounts: AccountService): v
       await accounts.revokeApiKey(caller(req), parse(uuid, req.params.id), parse(uuid, req.params.keyId));
       return reply.code(204).send();
     });
+
+    r.post<{ Params: { id: string; keyId: string } }>('/account/namespaces/:id/keys/:keyId/rotate', async (req, reply) =>
+      reply.code(201).send(issuedKey(await accounts.rotateApiKey(caller(req), parse(uuid, req.params.id), parse(uuid, req.params.keyId)))),
+    );
+
+    if (consoles) accountConsoleRoutes(r, consoles);
   });
 }

@@ -26,6 +26,7 @@ import { findLiveSession, insertSession, pruneSessions, revokeSession, type Sign
 import type { RateLimitRepository } from '../redis/rate-limit.repository.js';
 import type { SiweNonces } from '../redis/siwe-nonces.repository.js';
 import type { AdminService, KeyOptions } from './admin.service.js';
+import type { Network } from '../domain/eligibility.js';
 
 /** Clock difference tolerated between a wallet's machine and this server, for SIWE time bounds. */
 const SIWE_MAX_SKEW_MS = 60_000;
@@ -33,7 +34,7 @@ const SIWE_MAX_SKEW_MS = 60_000;
 export interface AccountServiceDeps {
   db: Db;
   /** Namespace and API-key operations, shared with the admin API. */
-  admin: Pick<AdminService, 'createNamespace' | 'renameNamespace' | 'deleteNamespace' | 'issueApiKey' | 'listApiKeys' | 'revokeApiKey'>;
+  admin: Pick<AdminService, 'createNamespace' | 'renameNamespace' | 'deleteNamespace' | 'issueApiKey' | 'listApiKeys' | 'revokeApiKey' | 'rotateApiKey'>;
   rateLimits: RateLimitRepository;
   nonces: SiweNonces;
   sessionTtlHours: number;
@@ -186,8 +187,8 @@ export class AccountService {
     return listNamespaces(this.d.db, p.accountId);
   }
 
-  createNamespace(p: AccountPrincipal, name: string): Promise<NamespaceRow> {
-    return this.d.admin.createNamespace(p.accountId, name);
+  createNamespace(p: AccountPrincipal, name: string, network?: Network): Promise<NamespaceRow> {
+    return this.d.admin.createNamespace(p.accountId, name, network);
   }
 
   async renameNamespace(p: AccountPrincipal, namespaceId: string, name: string): Promise<NamespaceRow> {
@@ -220,6 +221,14 @@ export class AccountService {
     const key = await findApiKey(this.d.db, keyId);
     if (!key || key.namespace_id !== namespaceId) throw errors.notFound('Active API key');
     await this.d.admin.revokeApiKey(keyId);
+  }
+
+  /** Replaces one of the namespace's live keys by a new one with the same settings; the old one stops working at once. */
+  async rotateApiKey(p: AccountPrincipal, namespaceId: string, keyId: string): Promise<{ key: ApiKeyRow; secret: string }> {
+    await this.ownedNamespace(p, namespaceId);
+    const key = await findApiKey(this.d.db, keyId);
+    if (!key || key.namespace_id !== namespaceId || key.revoked_at) throw errors.notFound('Active API key');
+    return this.d.admin.rotateApiKey(keyId);
   }
 
   // ---- Helpers -----------------------------------------------------------------------------------

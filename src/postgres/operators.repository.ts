@@ -57,3 +57,12 @@ export async function exportRequestedWithdrawals(q: Queryable): Promise<Withdraw
 export async function lockOperator(q: Queryable, operatorAccountId: string): Promise<void> {
   await q.query(`SELECT pg_advisory_xact_lock(hashtextextended('withdrawal:' || $1, 0))`, [operatorAccountId]);
 }
+
+/** An operator's withdrawal requests, newest first. */
+export async function listWithdrawals(q: Queryable, operatorAccountId: string, limit: number): Promise<WithdrawalRow[]> {
+  const r = await q.query<WithdrawalRow>(
+    `SELECT ${COLUMNS} FROM withdrawals WHERE operator_account_id = $1 ORDER BY created_at DESC, id LIMIT $2`,
+    [operatorAccountId, limit],
+  );
+  return r.rows;
+}

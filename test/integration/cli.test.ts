@@ -77,6 +77,22 @@ test('demo: comes up, prints a curl line that works as printed, and stops cleanl
     } finally {
       await rm(file, { force: true });
     }
+    // The web addresses: the explorer answers with the app, and the consoles' printed credentials sign in.
+    assert.equal(/Explorer:\s+(\S+)/.exec(out)?.[1], `http://127.0.0.1:${port}/app/`);
+    const page = await fetch(`http://127.0.0.1:${port}/app/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+    for (const role of ['Console', 'Operator']) {
+      const creds = new RegExp(`${role}:\\s+(\\S+)\\s+sign in as (\\S+) / (\\S+)`).exec(out);
+      assert.ok(creds, `${role} line printed`);
+      assert.equal(creds[1], `http://127.0.0.1:${port}/app/${role.toLowerCase()}`);
+      const login = await fetch(`http://127.0.0.1:${port}/account/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: creds[2], password: creds[3] }),
+      });
+      assert.equal(login.status, 200, `${role}: ${await login.text()}`);
+    }
   } finally {
     child.kill('SIGINT');
     const [code] = (await once(child, 'exit')) as [number | null];
