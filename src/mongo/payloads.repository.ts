@@ -53,24 +53,7 @@ interface InputDoc {
   expireAt: Date;
 }
 
-interface ResultDoc {
-  _id: string;
-  jobId: string;
-  namespaceId: string;
-  model: string;
-  attempt: number;
-  output: JobOutput;
-  usage: Usage;
-  nodeId: string;
-  at: Date;
-  expireAt: Date;
-}
-
-interface TraceDoc extends RoutingHop {
-  jobId: string;
-  expireAt: Date;
-}
-
+/** An attempt's result as saveResult takes it. */
 export interface ResultToSave {
   jobId: string;
   namespaceId: string;
@@ -81,6 +64,18 @@ export interface ResultToSave {
   nodeId: string;
   expireAt: Date;
 }
+
+/** As stored: keyed by job and attempt, with when it was written. */
+interface ResultDoc extends ResultToSave {
+  _id: string;
+  at: Date;
+}
+
+interface TraceDoc extends RoutingHop {
+  jobId: string;
+  expireAt: Date;
+}
+
 
 const NOT_IMPLEMENTED = 238;
 const DUPLICATE_KEY = 11000;
