@@ -12,10 +12,14 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 
 export const APP_PATH = '/app';
 
-/** Same-origin everything; no inline script or style, no plugins, no framing, no <base> games. */
+/**
+ * Same-origin everything; no inline script or style, no plugins, no framing, no <base> games.
+ * 'wasm-unsafe-eval' lets the page compile WebAssembly (the signature code it shares with the server,
+ * libsecp256k1 compiled to WebAssembly) and nothing else: eval and new Function stay refused.
+ */
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
-  "script-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
   "style-src 'self'",
   "img-src 'self' data:",
   "font-src 'self'",
