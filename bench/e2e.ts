@@ -20,7 +20,8 @@
 // BENCH_NODES (4), BENCH_NODE_CAPACITY (32), BENCH_MAX_JOBS per run (1000000), BENCH_STORED_PAYLOADS
 // (100000; 0 skips that run), BENCH_PAYLOAD_COLLECTION (read from src/mongo/payloads.repository.ts when
 // unset), BENCH_REFERENCES (floor,bullmq; "none" skips them), BENCH_STREAM (1; 0 skips the streaming
-// run), BENCH_OUTPUT (BENCHMARKS.md at the repository root; "-" writes none).
+// run), BENCH_OUTPUT (BENCHMARKS.md at the repository root; "-" writes none), BENCH_BACKBONE_NODE_FLAGS
+// (flags for the backbone's node process alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -96,7 +97,8 @@ async function main(): Promise<number> {
   let held = NaN;
   try {
     log(`starting the backbone (resultity serve, every role) on ${url}, database ${id}`);
-    backbone = spawn(process.execPath, [fileURLToPath(new URL('../src/cli/main.js', import.meta.url)), 'serve'], {
+    const backboneFlags = (process.env.BENCH_BACKBONE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    backbone = spawn(process.execPath, [...backboneFlags, fileURLToPath(new URL('../src/cli/main.js', import.meta.url)), 'serve'], {
       env: {
         PATH: process.env.PATH,
         PORT: String(port),

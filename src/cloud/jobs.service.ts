@@ -165,7 +165,10 @@ export class JobsService {
       );
     // A publish that failed leaves the job to the outbox, which republishes it from the stored input:
     // then (only) the answer waits for that copy to be written.
-    if (!(await this.d.lifecycle.publish(ticketOf(row, request)))) await stored;
+    if (!(await this.d.lifecycle.publish(ticketOf(row, request)))) {
+      this.d.payloads.writeInputNow(id);
+      await stored;
+    }
     return { job: row, replayed: false, watch };
   }
 

@@ -73,6 +73,13 @@ const REGISTER_TIMEOUT_MS = 10_000;
 const httpNodeMessageSchema = z.discriminatedUnion('type', [resultSchema, jobErrorSchema]);
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
+/** A streamed attempt on this socket: its chunk budget, the next chunk expected, the chunks waiting to be appended. */
+interface StreamState {
+  maxChunks: number;
+  next: number;
+  pending: JobChunkMessage[];
+}
+
 interface Session {
   socket: WebSocket;
   nodeId: string;
@@ -83,7 +90,7 @@ interface Session {
   /** jobId -> the attempt this socket is running (its terms, from the dispatch). */
   inflight: Map<string, AttemptContext>;
   /** `jobId#attempt` -> the streamed attempts dispatched to this socket and not ended: chunk budget, next seq. */
-  streams: Map<string, { maxChunks: number; next: number }>;
+  streams: Map<string, StreamState>;
   /** Per job, the tail of its chain of messages being handled (see inJobOrder). */
   jobOrder: Map<string, Promise<void>>;
 }
@@ -195,7 +202,9 @@ export class Gateway {
         await this.heartbeat(socket, session, msg);
         return session;
       case 'job_chunk':
-        await inJobOrder(session, msg.jobId, () => this.chunk(socket, session, msg));
+        // Queued on arrival, appended on its turn together with any that came after it meanwhile.
+        session.streams.get(attemptKey(msg.jobId, msg.attempt))?.pending.push(msg);
+        await inJobOrder(session, msg.jobId, () => this.chunks(socket, session, msg));
         return session;
       case 'result':
         await inJobOrder(session, msg.jobId, () => this.result(socket, session, msg));
@@ -280,21 +289,30 @@ export class Gateway {
   }
 
   /**
-   * Appends a chunk to its attempt's stream. A chunk for an attempt this socket does not run is refused
-   * and dropped; one out of order or over budget fails the attempt as an invalid result (the stream can
-   * no longer match any result), and the attempt's later chunks are refused. A stream Redis lost fails
-   * the attempt too, but not as the node's fault.
+   * Appends the chunks queued for `msg`'s attempt (msg's own and those that arrived while earlier work of
+   * the job ran) to its stream, in one round trip; when an earlier turn took `msg` along, there is nothing
+   * left to do. A chunk for an attempt this socket does not run is refused and dropped; one out of order
+   * or over budget fails the attempt as an invalid result (the stream can no longer match any result), and
+   * the attempt's later chunks are refused. A stream Redis lost fails the attempt too, but not as the
+   * node's fault.
    */
-  private async chunk(socket: WebSocket, session: Session, msg: JobChunkMessage): Promise<void> {
+  private async chunks(socket: WebSocket, session: Session, msg: JobChunkMessage): Promise<void> {
     const key = attemptKey(msg.jobId, msg.attempt);
     const stream = session.streams.get(key);
     if (!stream) return void reject(socket, 'unknown_stream', 'no streamed attempt of that job runs on this connection');
-    // A job's chunks are handled one at a time (inJobOrder), so `next` is exact.
-    const outcome = msg.seq !== stream.next ? 'out_of_order' : await this.d.streams.append(msg.jobId, msg.attempt, msg.seq, msg.delta, { maxChunks: stream.maxChunks, maxBytes: STREAM_MAX_BYTES });
-    if (outcome === 'ok') {
-      stream.next++;
-      return;
-    }
+    const batch = stream.pending.splice(0);
+    if (batch.length === 0) return;
+    // A job's messages are handled one at a time (inJobOrder), so `next` is exact: the batch's chunks in
+    // order go on, and the first out of order stops it.
+    let inOrder = 0;
+    while (inOrder < batch.length && batch[inOrder]!.seq === stream.next + inOrder) inOrder++;
+    const appended =
+      inOrder === 0
+        ? { outcome: 'out_of_order' as const, appended: 0 }
+        : await this.d.streams.append(msg.jobId, msg.attempt, stream.next, batch.slice(0, inOrder).map((c) => c.delta), { maxChunks: stream.maxChunks, maxBytes: STREAM_MAX_BYTES });
+    stream.next += appended.appended;
+    const outcome = appended.outcome === 'ok' && inOrder < batch.length ? 'out_of_order' : appended.outcome;
+    if (outcome === 'ok') return;
     session.streams.delete(key);
     // The attempt's fate first, then the word to the node: a node that hangs up on the error must not
     // turn its invalid stream into a mere disconnect.
@@ -303,7 +321,7 @@ export class Gateway {
     if (dispatched?.attempt === msg.attempt) {
       await this.d.results.failAttempt(msg.jobId, msg.attempt, session.nodeId, blame, `stream chunk refused: ${outcome}`, dispatched.startedAt);
     }
-    reject(socket, 'invalid_chunk', `chunk ${msg.seq} refused: ${outcome}`);
+    reject(socket, 'invalid_chunk', `chunk ${batch[appended.appended]!.seq} refused: ${outcome}`);
   }
 
   private async deliver(job: DispatchEnvelope): Promise<void> {
@@ -314,7 +332,7 @@ export class Gateway {
       return;
     }
     session.inflight.set(job.jobId, { attempt: job.attempt, namespaceId, model: job.model, terms, startedAt, streamed: dispatch.request.stream === true });
-    if (dispatch.request.stream) session.streams.set(attemptKey(job.jobId, job.attempt), { maxChunks: streamMaxChunks(dispatch.request.max_tokens), next: 0 });
+    if (dispatch.request.stream) session.streams.set(attemptKey(job.jobId, job.attempt), { maxChunks: streamMaxChunks(dispatch.request.max_tokens), next: 0, pending: [] });
     send(session.socket, dispatch);
   }
 

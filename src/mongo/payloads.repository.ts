@@ -6,12 +6,17 @@
 // (common/group-commit.ts; batches form under load, none waits when idle). Nothing is ever updated in
 // place, because on FerretDB v1 a filter on `_id` is a scan of the collection, whose cost grows with
 // what is stored; an insert costs the same however much is stored.
-//   job_payloads  { _id: jobId, namespaceId, model, input, createdAt, expireAt }    written at accept
+//   job_payloads  { _id: jobId, namespaceId, model, input, createdAt, expireAt }    the input, written
+//                 behind the accept
 //   job_results   { _id: "<jobId>#<attempt>", jobId, attempt, output, usage, ... } written before the
-//                 job is settled: a job PostgreSQL calls completed has its output stored
+//                 job is settled: a job PostgreSQL calls completed has its output stored; it carries
+//                 the job's input too (`input`, `inputCreatedAt`) when that was still held back
 //   job_trace     { jobId, attempt, nodeId, at, outcome, reason, expireAt }        routing hops (failures)
-// The input is written behind the accept: a crash before its batch is written loses the stored copy of
-// the input only (the job still runs from its ticket); `find` then answers with the output alone.
+// The input is held back for INPUT_HOLD_MS after the accept: a job that finishes on this instance within
+// that time (most synchronous ones) has its input travel in its result's insert, so it costs MongoDB one
+// insert, not two; the others' inputs are written together when the time is up. A crash before then
+// loses the stored copy of the input only (the job still runs from its ticket); `find` then answers with
+// the output alone.
 //
 // Each document carries `expireAt`. A TTL index removes expired documents where the server has TTL indexes
 // (MongoDB); FerretDB v1 answers createIndexes with code 238 (NotImplemented), so there the sweeper
@@ -53,6 +58,9 @@ interface InputDoc {
   expireAt: Date;
 }
 
+/** How long an input is held back, waiting to ride in its job's result document (see the head of this file). */
+export const INPUT_HOLD_MS = 1_000;
+
 /** An attempt's result as saveResult takes it. */
 export interface ResultToSave {
   jobId: string;
@@ -65,10 +73,18 @@ export interface ResultToSave {
   expireAt: Date;
 }
 
-/** As stored: keyed by job and attempt, with when it was written. */
+/** As stored: keyed by job and attempt, with when it was written, and the job's input when it came along. */
 interface ResultDoc extends ResultToSave {
   _id: string;
   at: Date;
+  input?: JobRequest;
+  inputCreatedAt?: Date;
+}
+
+/** An input held back: the document, and the caller of insertInput waiting to hear it was written. */
+interface HeldInput {
+  doc: InputDoc;
+  written: (outcome: Promise<void>) => void;
 }
 
 interface TraceDoc extends RoutingHop {
@@ -91,6 +107,9 @@ export class PayloadsRepository {
   private readonly inputWrites: GroupCommit<InputDoc, void>;
   private readonly resultWrites: GroupCommit<ResultDoc, void>;
   private readonly traceWrites: GroupCommit<TraceDoc, void>;
+  /** Inputs held back (INPUT_HOLD_MS), by job id, and the timer that writes them. */
+  private readonly heldInputs = new Map<string, HeldInput>();
+  private holdTimer: NodeJS.Timeout | null = null;
   /** False when the server refused the TTL index: expiry then relies on the sweeper alone. */
   ttlIndex = false;
 
@@ -112,17 +131,50 @@ export class PayloadsRepository {
     if (!this.ttlIndex) logger.warn('MongoDB server has no TTL indexes (FerretDB); expired payloads are deleted by the sweeper only');
   }
 
-  /** Stores a job's input (grouped with concurrent ones); resolves once it is written. */
-  async insertInput(doc: { jobId: string; namespaceId: string; model: string; input: JobRequest; expireAt: Date }): Promise<void> {
-    await this.inputWrites.submit({ _id: doc.jobId, namespaceId: doc.namespaceId, model: doc.model, input: doc.input, createdAt: new Date(), expireAt: doc.expireAt });
+  /**
+   * Stores a job's input: held back up to INPUT_HOLD_MS to ride in the job's result document, else written
+   * with the others held meanwhile. Resolves once it is written, either way.
+   */
+  insertInput(doc: { jobId: string; namespaceId: string; model: string; input: JobRequest; expireAt: Date }): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const held: HeldInput = {
+        doc: { _id: doc.jobId, namespaceId: doc.namespaceId, model: doc.model, input: doc.input, createdAt: new Date(), expireAt: doc.expireAt },
+        written: (outcome) => void outcome.then(resolve, reject),
+      };
+      this.heldInputs.set(doc.jobId, held);
+      this.holdTimer ??= setTimeout(() => this.writeHeldInputs(), INPUT_HOLD_MS);
+    });
+  }
+
+  /** Writes a job's input now if it is held back (its publish failed: the outbox will need it). */
+  writeInputNow(jobId: string): void {
+    const held = this.heldInputs.get(jobId);
+    if (!held) return;
+    this.heldInputs.delete(jobId);
+    held.written(this.inputWrites.submit(held.doc));
+  }
+
+  /** Writes every input held back now, in one grouped insert (the hold's timer, shutdown). */
+  writeHeldInputs(): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+    const held = [...this.heldInputs.values()];
+    this.heldInputs.clear();
+    for (const h of held) h.written(this.inputWrites.submit(h.doc));
   }
 
   /**
-   * Stores an attempt's result (grouped with concurrent ones); resolves once it is written. Keyed by job
-   * and attempt: a replay writes nothing new, and a superseded attempt never overwrites the winner's.
+   * Stores an attempt's result (grouped with concurrent ones), with its job's input when that is still held
+   * back here; resolves once it is written. Keyed by job and attempt: a replay writes nothing new, and a
+   * superseded attempt never overwrites the winner's.
    */
   async saveResult(r: ResultToSave): Promise<void> {
-    await this.resultWrites.submit({ _id: `${r.jobId}#${r.attempt}`, ...r, at: new Date() });
+    const held = this.heldInputs.get(r.jobId);
+    this.heldInputs.delete(r.jobId);
+    const written = this.resultWrites.submit({ _id: `${r.jobId}#${r.attempt}`, ...r, at: new Date(), ...(held ? { input: held.doc.input, inputCreatedAt: held.doc.createdAt } : {}) });
+    // Should the result's write fail, its input is written alone.
+    held?.written(written.catch(() => this.inputWrites.submit(held.doc)));
+    await written;
   }
 
   /** Records a routing hop (grouped); resolves once written. */
@@ -130,8 +182,9 @@ export class PayloadsRepository {
     await this.traceWrites.submit({ jobId, ...hop, expireAt });
   }
 
-  /** Resolves once every write submitted so far is done (shutdown). */
+  /** Writes what is held back and resolves once every write submitted so far is done (shutdown). */
   async drained(): Promise<void> {
+    this.writeHeldInputs();
     await Promise.all([this.inputWrites.drained(), this.resultWrites.drained(), this.traceWrites.drained()]);
   }
 
@@ -147,25 +200,34 @@ export class PayloadsRepository {
     ]);
     if (!input && results.length === 0) return null;
     const first = results[0];
+    const carried = results.find((r) => r.input !== undefined);
+    const storedInput = input?.input ?? carried?.input;
     return {
       _id: jobId,
       namespaceId,
       model: input?.model ?? first!.model,
-      ...(input ? { input: input.input } : {}),
+      ...(storedInput ? { input: storedInput } : {}),
       results: Object.fromEntries(results.map((r) => [String(r.attempt), { output: r.output, usage: r.usage }])),
       trace: [
         ...hops.map(({ attempt, nodeId, at, outcome, reason }) => ({ attempt, nodeId, at, outcome, ...(reason === undefined ? {} : { reason }) })),
         ...results.map((r) => ({ attempt: r.attempt, nodeId: r.nodeId, at: r.at, outcome: 'completed' })),
       ].sort((a, b) => a.at.getTime() - b.at.getTime()),
-      createdAt: input?.createdAt ?? first!.at,
+      createdAt: input?.createdAt ?? carried?.inputCreatedAt ?? first!.at,
       expireAt: input?.expireAt ?? first!.expireAt,
     };
   }
 
-  /** The unexpired input of a job (outbox republish, quarantine resubmission; no namespace filter: trusted callers). */
+  /**
+   * The unexpired input of a job (outbox republish, quarantine resubmission; no namespace filter: trusted
+   * callers): still held here, in its own document, or carried by its result's.
+   */
   async findInput(jobId: string, now = new Date()): Promise<JobRequest | null> {
+    const held = this.heldInputs.get(jobId);
+    if (held) return held.doc.input;
     const doc = await this.inputs.findOne({ _id: jobId, expireAt: { $gt: now } }, { projection: { input: 1 } });
-    return doc?.input ?? null;
+    if (doc) return doc.input;
+    const carried = await this.results.findOne({ jobId, input: { $exists: true }, expireAt: { $gt: now } }, { projection: { input: 1 } });
+    return carried?.input ?? null;
   }
 
   async sweepExpired(now = new Date()): Promise<number> {

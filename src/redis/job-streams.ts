@@ -24,30 +24,40 @@ export interface StreamEntry {
 }
 
 /**
- * Appends chunk `seq` to an attempt's stream, only if the stream still holds the `seq` chunks before it
- * (the writer, the one gateway session the attempt runs on, has checked the order itself) and stays
- * within its chunk and byte budgets, then renews the stream's expiry and wakes its readers.
+ * Appends chunks `seq`, `seq + 1`, ... to an attempt's stream, only if the stream still holds the `seq`
+ * chunks before them (the writer, the one gateway session the attempt runs on, has checked the order
+ * itself), each only while the stream stays within its chunk and byte budgets; then renews the stream's
+ * expiry and wakes its readers once. Chunks that came together travel together: a fast node's burst of
+ * tokens costs one round trip and one wake-up, not one per token.
  * Each entry holds the delta (`d`) and the stream's byte count up to and including it (`n`), so the
  * budget check reads only the last entry.
- * ARGV: stream key, wake-up channel, seq, delta, max chunks, max bytes, ttl ms, attempt.
- * Returns an AppendOutcome.
+ * ARGV: stream key, wake-up channel, seq, max chunks, max bytes, ttl ms, attempt, delta...
+ * Returns [outcome, appended]: 'ok' when every delta was appended, else why the first refused one was
+ * (the ones before it stay appended), and how many were.
  */
 const APPEND = new LuaScript(`
 local key, channel = ARGV[1], ARGV[2]
-local seq, delta = tonumber(ARGV[3]), ARGV[4]
+local seq, maxChunks, maxBytes = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local len = redis.call('XLEN', key)
-if seq ~= len then return 'stream_lost' end
-if len >= tonumber(ARGV[5]) then return 'too_many_chunks' end
-local bytes = string.len(delta)
+if seq ~= len then return {'stream_lost', 0} end
+local bytes = 0
 if len > 0 then
   local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-  bytes = bytes + tonumber(last[1][2][4])
+  bytes = tonumber(last[1][2][4])
 end
-if bytes > tonumber(ARGV[6]) then return 'too_large' end
-redis.call('XADD', key, 'MAXLEN', ARGV[5], '*', 'd', delta, 'n', bytes)
-redis.call('PEXPIRE', key, ARGV[7])
-redis.call('PUBLISH', channel, ARGV[8])
-return 'ok'
+local outcome, added = 'ok', 0
+for i = 8, #ARGV do
+  if len + added >= maxChunks then outcome = 'too_many_chunks' break end
+  bytes = bytes + string.len(ARGV[i])
+  if bytes > maxBytes then outcome = 'too_large' break end
+  redis.call('XADD', key, 'MAXLEN', maxChunks, '*', 'd', ARGV[i], 'n', bytes)
+  added = added + 1
+end
+if added > 0 then
+  redis.call('PEXPIRE', key, ARGV[6])
+  redis.call('PUBLISH', channel, ARGV[7])
+end
+return {outcome, added}
 `);
 
 export class JobStreams {
@@ -58,18 +68,25 @@ export class JobStreams {
     private readonly ttlMs: () => number,
   ) {}
 
-  async append(jobId: string, attempt: number, seq: number, delta: string, limits: { maxChunks: number; maxBytes: number }): Promise<AppendOutcome> {
-    const outcome = await APPEND.run(this.redis, [
+  /** Appends `deltas` as chunks `seq`, `seq + 1`, ... (see APPEND); `appended` of them were. */
+  async append(
+    jobId: string,
+    attempt: number,
+    seq: number,
+    deltas: readonly string[],
+    limits: { maxChunks: number; maxBytes: number },
+  ): Promise<{ outcome: AppendOutcome; appended: number }> {
+    const [outcome, appended] = (await APPEND.run(this.redis, [
       this.keys.jobStream(jobId, attempt),
       this.keys.jobStreamWakeups(jobId),
       seq,
-      delta,
       limits.maxChunks,
       limits.maxBytes,
       this.ttlMs(),
       attempt,
-    ]);
-    return outcome as AppendOutcome;
+      ...deltas,
+    ])) as [AppendOutcome, number];
+    return { outcome, appended };
   }
 
   /** Up to `count` chunks after entry `afterId` (from the first when null). */

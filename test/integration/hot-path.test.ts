@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { createBackbone, type Backbone } from '../../src/app.js';
 import { rcpClockFrom } from '../../src/domain/rcp.js';
 import { SettlementService } from '../../src/jobs/settlement.service.js';
-import { PAYLOAD_COLLECTIONS } from '../../src/mongo/payloads.repository.js';
+import { INPUT_HOLD_MS, PAYLOAD_COLLECTIONS, PayloadsRepository } from '../../src/mongo/payloads.repository.js';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 import { requestJson } from '../helpers/http.js';
 
@@ -36,14 +36,14 @@ after(async () => {
 const ask = (content: string) => ({ model: TEST_MODEL, messages: [{ role: 'user' as const, content }], max_tokens: 8 });
 
 /** A chat completion request; `async` asks for 202 and the job (Prefer: respond-async). */
-async function submit(base: string, apiKey: string, body: unknown, opts: { async?: boolean } = {}): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
+async function submit(base: string, apiKey: string, body: unknown, opts: { async?: boolean } = {}): Promise<{ status: number; body: Record<string, unknown>; text: string; jobId: string | null }> {
   const res = await fetch(`${base}/v1/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', ...(opts.async ? { prefer: 'respond-async' } : {}) },
     body: JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, body: JSON.parse(text) as Record<string, unknown>, text };
+  return { status: res.status, body: JSON.parse(text) as Record<string, unknown>, text, jobId: res.headers.get('x-resultity-job-id') };
 }
 
 test('the completion event carries the answer: a job that finished before anyone waited is answered from it, with no read back', () =>
@@ -123,11 +123,33 @@ test('the listening connection lost: the catalogue forgets everything, reconnect
     await stack.until('the peer to refuse a key revoked after the reconnection', async () => ((await submit(peerUrl, other.apiKey, ask('y'))).status === 401 ? true : undefined), 1_000);
   }));
 
+test("a job that finishes within the input's hold: its input rides in its result's document, one insert instead of two", () =>
+  check(async () => {
+    const tenant = await stack.tenant(1);
+    const r = await submit(stack.url, tenant.apiKey, ask('one insert'));
+    assert.equal(r.status, 200, r.text);
+    const id = r.jobId!;
+    const results = stack.backbone.mongo.db.collection<{ _id: string; input?: { messages: Array<{ content: string }> } }>(PAYLOAD_COLLECTIONS.results);
+    const stored = await results.findOne({ _id: `${id}#1` });
+    assert.equal(stored?.input?.messages[0]?.content, 'one insert', 'the result document carries the input');
+    // Past the hold, the input was not written a second time on its own.
+    await new Promise((resolve) => setTimeout(resolve, INPUT_HOLD_MS + 300));
+    const inputs = stack.backbone.mongo.db.collection<{ _id: string }>(PAYLOAD_COLLECTIONS.inputs);
+    assert.equal(await inputs.countDocuments({ _id: id }), 0);
+    // Reads after the fact, from any instance, find it where it is.
+    const reader = new PayloadsRepository(stack.backbone.mongo.db);
+    assert.deepEqual((await reader.findInput(id))?.messages, [{ role: 'user', content: 'one insert' }]);
+    assert.equal((await reader.find(id, tenant.namespaceId))?.input?.messages[0]?.content, 'one insert');
+  }));
+
 test("the input's copy written behind the accept, lost: the job still runs from its ticket, is charged once and answers", () =>
   check(async () => {
-    await stack.node({ models: [TEST_MODEL], latencyMs: 300, capacity: 4 });
+    // Slower than the input's hold, so that the input is written on its own (then lost, as in a crash).
+    const model = 'test/slower-than-the-hold';
+    await stack.model(model);
+    await stack.node({ models: [model], latencyMs: INPUT_HOLD_MS + 1_000, capacity: 4 });
     const tenant = await stack.tenant(1);
-    const r = await submit(stack.url, tenant.apiKey, ask('written behind'), { async: true });
+    const r = await submit(stack.url, tenant.apiKey, { ...ask('written behind'), model }, { async: true });
     assert.equal(r.status, 202, r.text);
     const id = String(r.body.id);
     const inputs = stack.backbone.mongo.db.collection<{ _id: string }>(PAYLOAD_COLLECTIONS.inputs);
@@ -146,6 +168,7 @@ test("the input's copy written behind the accept, lost: the job still runs from 
     const result = view.body.result as { choices: Array<{ message: { content: string } }> };
     assert.match(result.choices[0]!.message.content, /^simulated answer/);
     assert.equal((await stack.balance(tenant.namespaceId)).held, 0);
+    assert.equal(await new PayloadsRepository(stack.backbone.mongo.db).findInput(id), null);
   }));
 
 test('a job whose publish and input copy were both lost fails with payload_missing, its hold released in full', () =>

@@ -251,6 +251,36 @@ test('a chunk out of order fails the attempt as an invalid result', () =>
     assert.equal((await jobRow(jobId)).charged_micro, 0);
   }));
 
+test('a burst of chunks travels together: all reach the client in order with fewer appends than chunks, and one out of order mid-burst stops the stream at it', () =>
+  check(async () => {
+    const tenant = await stack.tenant(1);
+    const { node, received, reading, jobId, attempt } = await rawStream('test/raw-burst', tenant);
+    // Every append that adds chunks wakes the job's readers once: count the wake-ups.
+    const sub = new Redis(stack.config.REDIS_URL);
+    let wakeups = 0;
+    sub.on('message', () => wakeups++);
+    await sub.subscribe(`${stack.id}:events:stream:${jobId}`);
+    try {
+      const words = Array.from({ length: 30 }, (_, i) => `w${i} `);
+      words.forEach((w, i) => node.send(chunkFrame(node, jobId, attempt, i, w)));
+      await stack.until('the burst to reach the client', async () => (contentOf(received) === words.join('') ? true : undefined));
+      // The first frame may go alone; the rest arrive while its append is in flight and go together.
+      assert.ok(wakeups >= 1 && wakeups <= words.length / 2, `${wakeups} appends for ${words.length} chunks`);
+
+      for (const [seq, delta] of [[30, 'a'], [32, 'c'], [33, 'd']] as const) node.send(chunkFrame(node, jobId, attempt, seq, delta));
+      const error = await node.next('error');
+      assert.equal(error.code, 'invalid_chunk');
+      assert.match(String(error.message), /^chunk 32 refused: out_of_order$/);
+      const look = new Redis(stack.config.REDIS_URL);
+      const streamed = await look.xrange(`${stack.id}:stream:${jobId}:${attempt}`, '-', '+').finally(() => look.quit());
+      assert.equal(streamed.map(([, f]) => f[1]).join(''), `${words.join('')}a`, 'the chunks before the one out of order stay appended, none after it');
+    } finally {
+      await sub.quit();
+      await node.close();
+    }
+    await assert.rejects(reading);
+  }));
+
 test('an attempt that fails before any token reached the client is retried on another node, and the client gets one clean answer', () =>
   check(async () => {
     const model = 'test/raw-retry';
