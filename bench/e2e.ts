@@ -21,7 +21,8 @@
 // (100000; 0 skips that run), BENCH_PAYLOAD_COLLECTION (read from src/mongo/payloads.repository.ts when
 // unset), BENCH_REFERENCES (floor,bullmq; "none" skips them), BENCH_STREAM (1; 0 skips the streaming
 // run), BENCH_OUTPUT (BENCHMARKS.md at the repository root; "-" writes none), BENCH_BACKBONE_NODE_FLAGS
-// (flags for the backbone's node process alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// (flags for the backbone's node process alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
+// SIGNATURE_VERIFY_THREADS (passed to the backbone when set).
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -118,6 +119,7 @@ async function main(): Promise<number> {
         PG_POOL_MAX: process.env.BENCH_PG_POOL_MAX ?? '20',
         JOB_DEADLINE_MS: '60000',
         NO_NODE_GRACE_MS: '10000',
+        ...(process.env.SIGNATURE_VERIFY_THREADS ? { SIGNATURE_VERIFY_THREADS: process.env.SIGNATURE_VERIFY_THREADS } : {}),
       },
       stdio: ['ignore', 'inherit', 'inherit'],
     });

@@ -104,7 +104,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const payloads = new PayloadsRepository(mongo.db);
   await payloads.ensureIndexes(logger);
   const redis = createRedis(config.REDIS_URL, 'main');
-  const redisSub = createRedis(config.REDIS_URL, 'sub');
+  const redisSub = createRedis(config.REDIS_URL, 'sub', { subscriber: true });
   const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
   const rabbit = connectRabbit(config.RABBITMQ_URL, logger);
   await waitForRabbit(rabbit, 10_000);
@@ -160,7 +160,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // attempt's result to be checked against it and for a slow client's relay to drain it.
   const streams = new JobStreams(redis, keys, () => networkConfig.longestExecutionTimeoutMs() + 60_000);
   // Relays wait on their own subscriber connection, only where clients are served.
-  const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub') : null;
+  const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;
 
   // Typed with Fastify's base logger so that route modules can take a plain FastifyInstance.
   const app: FastifyInstance = Fastify<Server, IncomingMessage, ServerResponse, FastifyBaseLogger>({ loggerInstance: logger, bodyLimit: config.BODY_LIMIT_BYTES });

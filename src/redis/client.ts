@@ -4,7 +4,11 @@ import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { countRedis } from '../metrics/engine-metrics.js';
 
-export function createRedis(url: string, name: string): Redis {
+/**
+ * A Redis connection. `subscriber`: the connection will be put in subscribe mode (it can then run nothing
+ * else, so it does not pipeline).
+ */
+export function createRedis(url: string, name: string, opts: { subscriber?: boolean } = {}): Redis {
   const redis = new Redis(url, {
     connectionName: `resultity:${name}`,
     // Commands issued while reconnecting wait instead of failing at once; a bounded retry keeps a request
@@ -14,6 +18,11 @@ export function createRedis(url: string, name: string): Redis {
     lazyConnect: false,
     // ioredis's default, stated: a command must not wait for Nagle's algorithm.
     noDelay: true,
+    // Commands issued in the same tick of the event loop (concurrent requests' rate-limit checks, results'
+    // completions) leave in one write, and their replies come back in one read: a socket write costs
+    // about as much as the command itself, so under load this halves what Redis costs the process. Each
+    // command is still its own command (and counted as one); nothing waits for a batch to fill.
+    enableAutoPipelining: opts.subscriber !== true,
   });
   // Commands counted for GET /metrics, by this client's name.
   countRedis(redis, name);

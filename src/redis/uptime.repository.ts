@@ -3,7 +3,22 @@
 //   <p>uptime-nodes:<epoch>    set of the nodes seen in the epoch
 //   <p>uptime-epochs           set of the epochs with counts not yet written to PostgreSQL
 import type { Redis } from 'ioredis';
-import type { RedisKeys } from './client.js';
+import { LuaScript, type RedisKeys } from './client.js';
+
+/**
+ * Marks a node seen in a slot of an epoch: one command per heartbeat (a MULTI of the five writes was
+ * seven, and every node sends a heartbeat every few seconds).
+ * ARGV: bitmap key, epoch's nodes key, epochs key, slot, node, epoch, ttl seconds.
+ */
+const MARK_SEEN = new LuaScript(`
+local bitmap, nodes, epochs, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[7])
+redis.call('SETBIT', bitmap, tonumber(ARGV[4]), 1)
+redis.call('EXPIRE', bitmap, ttl)
+redis.call('SADD', nodes, ARGV[5])
+redis.call('EXPIRE', nodes, ttl)
+redis.call('SADD', epochs, ARGV[6])
+return 1
+`);
 
 export class UptimeRepository {
   constructor(
@@ -15,14 +30,7 @@ export class UptimeRepository {
 
   async markSeen(nodeId: string, epoch: number, slot: number): Promise<void> {
     const p = this.keys.prefix;
-    await this.redis
-      .multi()
-      .setbit(`${p}uptime:${epoch}:${nodeId}`, slot, 1)
-      .expire(`${p}uptime:${epoch}:${nodeId}`, this.ttlSeconds)
-      .sadd(`${p}uptime-nodes:${epoch}`, nodeId)
-      .expire(`${p}uptime-nodes:${epoch}`, this.ttlSeconds)
-      .sadd(`${p}uptime-epochs`, String(epoch))
-      .exec();
+    await MARK_SEEN.run(this.redis, [`${p}uptime:${epoch}:${nodeId}`, `${p}uptime-nodes:${epoch}`, `${p}uptime-epochs`, slot, nodeId, epoch, this.ttlSeconds]);
   }
 
   /** Epochs before `current` whose counts are waiting to be written. */
