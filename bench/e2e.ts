@@ -56,7 +56,10 @@ const MAX_TOKENS = 16;
 const POSTGRES = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const RABBITMQ_URL = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const FERRET_DB = process.env.BENCH_FERRETDB_PG_DATABASE ?? null;
+// FerretDB's own PostgreSQL cluster, when scripts/bench.sh started one: its URL, cluster name and directory.
+const FERRET_PG_URL = process.env.BENCH_FERRETDB_PG_URL ?? null;
+const FERRET_PG_CLUSTER = process.env.BENCH_FERRETDB_PG_CLUSTER ?? null;
+const FERRET_PG_DIR = process.env.BENCH_FERRETDB_PG_DIR ?? null;
 const FERRET_PORT = process.env.BENCH_FERRETDB_PORT_USED ?? null;
 
 const log = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -75,6 +78,8 @@ async function main(): Promise<number> {
   // backbone's), one Redis client, one MongoDB client. Their CPU is named as the benchmark's own.
   const own = new pg.Pool({ connectionString: `${POSTGRES}/postgres`, max: 1, application_name: 'resultity-bench' });
   own.on('error', () => undefined);
+  const ferretPg = FERRET_PG_URL ? new pg.Pool({ connectionString: FERRET_PG_URL, max: 1, application_name: 'resultity-bench' }) : null;
+  ferretPg?.on('error', () => undefined);
   const ownPgPids = new Set<number>();
   const redis = new Redis(REDIS_URL, { connectionName: 'resultity-bench' });
   const mongo = new MongoClient(mongoUrl);
@@ -148,6 +153,7 @@ async function main(): Promise<number> {
     labelProcesses(labeler);
     const machine = await describeMachine(own, mongo.db(), REDIS_URL, amqpAddress(RABBITMQ_URL));
     ownPgPids.add((await own.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
+    if (ferretPg) ownPgPids.add((await ferretPg.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
     collection = await payloadCollectionName();
 
     // The window's edges are the load process's; the readings here follow them by an IPC hop.
@@ -157,7 +163,7 @@ async function main(): Promise<number> {
     let countsWanted = false;
     const readCounts = () =>
       countsWanted
-        ? Promise.all([scrapeBackbone(url), readEngines(own, redis, id, FERRET_DB)]).then(
+        ? Promise.all([scrapeBackbone(url), readEngines(own, redis, id, ferretPg)]).then(
             ([b, e]) => ({ backbone: b, engines: e }),
             (err: unknown) => {
               log(`could not read the counters: ${String(err)}`);
@@ -296,6 +302,7 @@ async function main(): Promise<number> {
     await mongo.close();
     redis.disconnect();
     await own.end();
+    await ferretPg?.end();
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }
@@ -347,7 +354,10 @@ function processLabeler(p: { backbone: number; nodes: number; load: number; back
       // Backends are titled "postgres: <cluster>: <user> <database> <client> <state>".
       const title = safeRead(cmdline);
       if (title.includes(` ${p.backboneDb} `)) return { label: 'postgres: backbone db', foreign: false };
-      if (FERRET_DB && title.includes(` ${FERRET_DB} `)) return { label: 'postgres: FerretDB db', foreign: false };
+      // FerretDB's own cluster: every process of it (titled with its cluster name; its postmaster by its directory).
+      if ((FERRET_PG_CLUSTER && title.startsWith(`postgres: ${FERRET_PG_CLUSTER}:`)) || (FERRET_PG_DIR && title.includes(FERRET_PG_DIR))) {
+        return { label: 'postgres: FerretDB db', foreign: false };
+      }
       if (/ rt_floor_\S+ /.test(title)) return { label: 'postgres: floor db', foreign: false };
       if (/^postgres: \S+: \S+ \S+ \d/.test(title)) return { label: 'postgres: other dbs', foreign: true };
       return { label: 'postgres: server processes', foreign: false };

@@ -63,10 +63,12 @@ export function parseCommandstats(info: string): Map<string, number> {
 export interface EngineCounts {
   /** xact_commit + xact_rollback of the backbone's database. */
   backboneXacts: number;
-  /** Of FerretDB's backing database (NaN when there is none). */
+  /** Of FerretDB's backing PostgreSQL cluster, every database (NaN when the bench did not start it). */
   ferretXacts: number;
-  /** pg_stat_wal.wal_sync: WAL flushes of the whole cluster (every database, every client). */
+  /** pg_stat_wal.wal_sync: WAL flushes of the backbone's cluster (every database on it, every client). */
   walSyncs: number;
+  /** The same, of FerretDB's own cluster (NaN when the bench did not start it). */
+  ferretWalSyncs: number;
   walRecords: number;
   /** Every Redis command the server ran (every client: the whole server). */
   redisCalls: number;
@@ -109,7 +111,7 @@ export function budgetLines(b: PerJob<BackboneCounts>, e: PerJob<EngineCounts>):
   return [
     line('PostgreSQL transactions', b.pgTransactions, 2, 'backbone pool (COMMITs + single statements)'),
     line('PostgreSQL transactions (server)', e.backboneXacts, 2, 'pg_stat_database, backbone db'),
-    line('WAL flushes', e.walSyncs, 2, 'pg_stat_wal.wal_sync (whole cluster)'),
+    line('WAL flushes', e.walSyncs, 2, "pg_stat_wal.wal_sync, the backbone's cluster (all of it)"),
     line('PostgreSQL statements', b.pgStatements, 6, 'backbone pool (every round trip, BEGIN/COMMIT included)'),
     line('Redis commands', b.redisCommands, 5, 'backbone clients'),
     line('MongoDB reads', b.mongoReads, 0, 'backbone driver (find, getMore, aggregate, count, distinct)'),
@@ -125,22 +127,27 @@ export async function scrapeBackbone(baseUrl: string): Promise<BackboneCounts> {
   return backboneCounts(parseExposition(await res.text()));
 }
 
-export async function readEngines(db: pg.Pool, redis: Redis, backboneDb: string, ferretDb: string | null): Promise<EngineCounts> {
-  const [stats, wal, info] = await Promise.all([
-    db.query<{ datname: string; x: number }>(`SELECT datname, (xact_commit + xact_rollback)::float8 AS x FROM pg_stat_database WHERE datname = ANY($1)`, [
-      [backboneDb, ...(ferretDb ? [ferretDb] : [])],
-    ]),
-    db.query<{ wal_sync: number; wal_records: number }>(`SELECT wal_sync::float8 AS wal_sync, wal_records::float8 AS wal_records FROM pg_stat_wal`),
+/**
+ * The engines' own counters. `ferret`: a connection to the PostgreSQL cluster FerretDB stores on, when
+ * it is a cluster of its own (scripts/bench.sh makes one); null when FerretDB shares the backbone's.
+ */
+export async function readEngines(db: pg.Pool, redis: Redis, backboneDb: string, ferret: pg.Pool | null): Promise<EngineCounts> {
+  const wal = (q: pg.Pool) => q.query<{ wal_sync: number; wal_records: number }>(`SELECT wal_sync::float8 AS wal_sync, wal_records::float8 AS wal_records FROM pg_stat_wal`);
+  const [stats, own, info, ferretStats, ferretWal] = await Promise.all([
+    db.query<{ x: number }>(`SELECT (xact_commit + xact_rollback)::float8 AS x FROM pg_stat_database WHERE datname = $1`, [backboneDb]),
+    wal(db),
     redis.info('commandstats'),
+    ferret?.query<{ x: number }>(`SELECT sum(xact_commit + xact_rollback)::float8 AS x FROM pg_stat_database`),
+    ferret ? wal(ferret) : undefined,
   ]);
-  const x = (name: string | null) => stats.rows.find((r) => r.datname === name)?.x ?? NaN;
   let redisCalls = 0;
   for (const n of parseCommandstats(info).values()) redisCalls += n;
   return {
-    backboneXacts: x(backboneDb),
-    ferretXacts: ferretDb ? x(ferretDb) : NaN,
-    walSyncs: wal.rows[0]?.wal_sync ?? NaN,
-    walRecords: wal.rows[0]?.wal_records ?? NaN,
+    backboneXacts: stats.rows[0]?.x ?? NaN,
+    ferretXacts: ferretStats?.rows[0]?.x ?? NaN,
+    walSyncs: own.rows[0]?.wal_sync ?? NaN,
+    ferretWalSyncs: ferretWal?.rows[0]?.wal_sync ?? NaN,
+    walRecords: own.rows[0]?.wal_records ?? NaN,
     redisCalls,
   };
 }

@@ -34,23 +34,33 @@ export TEST_LOG_LEVEL="${TEST_LOG_LEVEL:-warn}"
 status=0
 
 if [ "$which" != ledger ] && [ -z "${TEST_MONGODB_URL:-}" ]; then
-  # Its own port and backing database, so that a concurrent `npm test` (port 27018) is not disturbed.
+  # Its own port, so that a concurrent `npm test` is not disturbed.
   port="${BENCH_FERRETDB_PORT:-27019}"
-  db="resultity_bench_ferretdb"
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "bench: port $port is already in use; set BENCH_FERRETDB_PORT or TEST_MONGODB_URL" >&2
     exit 1
   fi
-  psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
-    || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db"
-  .bin/ferretdb -listen "127.0.0.1:$port" -postgresql-url "postgres://postgres@127.0.0.1:5432/$db?pool_max_conns=20" -log-level error &
+  # FerretDB stores on a PostgreSQL cluster of its own, as a MongoDB in production is a server of its own:
+  # the backbone's cluster then flushes its WAL for the backbone alone, and pg_stat_wal says so. Made here
+  # with the server's own binaries (initdb, pg_ctl), fsync on, on a free port; removed on exit.
+  pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  [ -n "$pg_bin" ] || pg_bin="$(dirname "$(command -v pg_ctl || command -v initdb || echo /usr/bin/pg_ctl)")"
+  ferret_pg_dir="$(mktemp -d /tmp/resultity-bench-ferretdb-pg.XXXXXX)"
+  ferret_pg_port="$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
+  as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+  [ "$(id -u)" = 0 ] && chown postgres "$ferret_pg_dir"
+  as_pg "$pg_bin/initdb" -D "$ferret_pg_dir/data" -U postgres -A trust >/dev/null
+  as_pg "$pg_bin/pg_ctl" -D "$ferret_pg_dir/data" -l "$ferret_pg_dir/log" -w -o "-p $ferret_pg_port -k $ferret_pg_dir -c listen_addresses=127.0.0.1 -c cluster_name=resultity-bench-ferretdb -c shared_buffers=128MB" start >/dev/null
+  cleanup_pg() { as_pg "$pg_bin/pg_ctl" -D "$ferret_pg_dir/data" -m fast -w stop >/dev/null 2>&1 || true; rm -rf "$ferret_pg_dir"; }
+  trap 'cleanup; cleanup_pg' EXIT
+  .bin/ferretdb -listen "127.0.0.1:$port" -postgresql-url "postgres://postgres@127.0.0.1:$ferret_pg_port/postgres?pool_max_conns=20" -log-level error &
   ferret_pid=$!
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   export TEST_MONGODB_URL="mongodb://127.0.0.1:$port/"
-  export BENCH_FERRETDB_BACKEND="PostgreSQL backend"
+  export BENCH_FERRETDB_BACKEND="PostgreSQL backend, on a PostgreSQL cluster of its own"
   BENCH_FERRETDB_VERSION="$(grep -o 'github.com/FerretDB/FerretDB v[0-9][0-9.]*' ferretdb/go.mod | head -1 | cut -d" " -f2)"
   export BENCH_FERRETDB_VERSION
-  export BENCH_FERRETDB_PG_DATABASE="$db" BENCH_FERRETDB_PORT_USED="$port"
+  export BENCH_FERRETDB_PG_URL="postgres://postgres@127.0.0.1:$ferret_pg_port/postgres" BENCH_FERRETDB_PG_CLUSTER="resultity-bench-ferretdb" BENCH_FERRETDB_PG_DIR="$ferret_pg_dir" BENCH_FERRETDB_PORT_USED="$port"
 fi
 
 if [ "$which" = all ] || [ "$which" = e2e ]; then

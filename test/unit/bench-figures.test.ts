@@ -41,7 +41,7 @@ test('parseCommandstats sums nothing it should not', () => {
   assert.deepEqual([...m.entries()], [['get', 12], ['evalsha', 3]]);
 });
 
-const zeroEngines: EngineCounts = { backboneXacts: 0, ferretXacts: 0, walSyncs: 0, walRecords: 0, redisCalls: 0 };
+const zeroEngines: EngineCounts = { backboneXacts: 0, ferretXacts: 0, walSyncs: 0, ferretWalSyncs: 0, walRecords: 0, redisCalls: 0 };
 
 test('perJob divides deltas by jobs; budgetLines passes at the budget and fails above it', () => {
   const a = backboneCounts([]);
