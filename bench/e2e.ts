@@ -34,7 +34,7 @@ import { Connection } from 'rabbitmq-client';
 import { Child } from './ipc.js';
 import { labelProcesses, usageMeter, type ProcessLabeler, type Usage } from './load.js';
 import { describeMachine } from './machine.js';
-import { perJob, readEngines, scrapeBackbone, type BackboneCounts, type EngineCounts } from './engine-stats.js';
+import { perJob, readEngines, scrapeBackbone, stageMeans, type BackboneCounts, type EngineCounts, type StageTotals } from './engine-stats.js';
 import { renderMarkdown, renderTable, writeDocument, type E2eReport, type E2eRun, type RunKind } from './report.js';
 import { envNumber, runBench } from './run.js';
 import { storePayloads, payloadCollectionName } from './payload-fill.js';
@@ -157,14 +157,15 @@ async function main(): Promise<number> {
     collection = await payloadCollectionName();
 
     // The window's edges are the load process's; the readings here follow them by an IPC hop.
-    type Edge = { usage: () => Usage; counts: Promise<{ backbone: BackboneCounts; engines: EngineCounts } | null> };
+    type Counts = { backbone: BackboneCounts; stages: StageTotals; engines: EngineCounts };
+    type Edge = { usage: () => Usage; counts: Promise<Counts | null> };
     let edge: Edge | null = null;
-    const ends: Array<{ usage: Usage; counts: Promise<{ backbone: BackboneCounts; engines: EngineCounts } | null> }> = [];
+    const ends: Array<{ usage: Usage; counts: Promise<Counts | null> }> = [];
     let countsWanted = false;
     const readCounts = () =>
       countsWanted
         ? Promise.all([scrapeBackbone(url), readEngines(own, redis, id, ferretPg)]).then(
-            ([b, e]) => ({ backbone: b, engines: e }),
+            ([b, e]) => ({ backbone: b.counts, stages: b.stages, engines: e }),
             (err: unknown) => {
               log(`could not read the counters: ${String(err)}`);
               return null;
@@ -205,6 +206,7 @@ async function main(): Promise<number> {
         usage: end?.usage ?? out.result.usage,
         backbone: c0 && c1 ? perJob(c0.backbone, c1.backbone, out.result.completed) : null,
         engines: c0 && c1 ? perJob(c0.engines, c1.engines, out.result.completed) : null,
+        stages: c0 && c1 ? stageMeans(c0.stages, c1.stages, out.result.completed) : null,
         // The whole run's runtime calls (warm-up and drain included): a mean per call is what is subtracted.
         runtimeMeanMs: countsWanted && runtime.calls > 0 ? runtime.totalMs / runtime.calls : NaN,
       };

@@ -5,6 +5,7 @@
 import type pg from 'pg';
 import type { Redis } from 'ioredis';
 import { parseExposition, sumSamples, type Sample } from '../src/metrics/exposition.js';
+import { JOB_STAGE_METRIC, JOB_STAGES } from '../src/metrics/job-stages.js';
 
 /** MongoDB commands that read (the budget allows none on the success path); findAndModify is counted a write. */
 export const MONGO_READS = ['find', 'getMore', 'aggregate', 'count', 'distinct'] as const;
@@ -47,6 +48,43 @@ export function backboneCounts(samples: readonly Sample[]): BackboneCounts {
     deliveries: sumSamples(samples, 'resultity_rabbitmq_deliveries_total'),
     httpChat2xx: sumSamples(samples, 'resultity_http_responses_total', { route: '/v1/chat/completions', status: '2xx' }),
   };
+}
+
+/** Seconds and observations so far, per job stage (src/metrics/job-stages.ts) and for the chat route's requests. */
+export type StageTotals = Record<string, { seconds: number; count: number }>;
+
+/** The route whose requests the load sends: its duration histogram is the backbone's own view of a job's latency. */
+const CHAT_ROUTE = { route: '/v1/chat/completions', method: 'POST' };
+export const CHAT_REQUEST = 'http request (whole)';
+
+export function stageTotals(samples: readonly Sample[]): StageTotals {
+  const out: StageTotals = {};
+  for (const stage of JOB_STAGES) {
+    out[stage] = {
+      seconds: sumSamples(samples, `${JOB_STAGE_METRIC}_sum`, { stage }),
+      count: sumSamples(samples, `${JOB_STAGE_METRIC}_count`, { stage }),
+    };
+  }
+  out[CHAT_REQUEST] = {
+    seconds: sumSamples(samples, 'resultity_http_request_seconds_sum', CHAT_ROUTE),
+    count: sumSamples(samples, 'resultity_http_request_seconds_count', CHAT_ROUTE),
+  };
+  return out;
+}
+
+/** Per stage between two readings: the mean time of one observation (ms) and observations per job. */
+export interface StageMean {
+  stage: string;
+  meanMs: number;
+  perJob: number;
+}
+
+export function stageMeans(a: StageTotals, b: StageTotals, jobs: number): StageMean[] {
+  return Object.keys(b).map((stage) => {
+    const count = b[stage]!.count - (a[stage]?.count ?? 0);
+    const seconds = b[stage]!.seconds - (a[stage]?.seconds ?? 0);
+    return { stage, meanMs: count > 0 ? (seconds * 1000) / count : NaN, perJob: jobs > 0 ? count / jobs : NaN };
+  });
 }
 
 /** Commands by name since boot, from the body of Redis's `INFO commandstats`. */
@@ -121,10 +159,11 @@ export function budgetLines(b: PerJob<BackboneCounts>, e: PerJob<EngineCounts>):
 
 // ---- readers --------------------------------------------------------------------------------------
 
-export async function scrapeBackbone(baseUrl: string): Promise<BackboneCounts> {
+export async function scrapeBackbone(baseUrl: string): Promise<{ counts: BackboneCounts; stages: StageTotals }> {
   const res = await fetch(`${baseUrl}/metrics`);
   if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
-  return backboneCounts(parseExposition(await res.text()));
+  const samples = parseExposition(await res.text());
+  return { counts: backboneCounts(samples), stages: stageTotals(samples) };
 }
 
 /**

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { quantile, type LoadResult, type Usage } from './load.js';
 import type { Machine } from './machine.js';
-import { budgetLines, type BackboneCounts, type BudgetLine, type EngineCounts, type PerJob } from './engine-stats.js';
+import { budgetLines, CHAT_REQUEST, type BackboneCounts, type BudgetLine, type EngineCounts, type PerJob, type StageMean } from './engine-stats.js';
 
 export type RunKind = 'backbone' | 'backbone-stream' | 'backbone-stored' | 'floor' | 'bullmq';
 
@@ -19,6 +19,8 @@ export interface E2eRun {
   /** Backbone runs: its /metrics counters and the engines' own counters, per completed job. */
   backbone: PerJob<BackboneCounts> | null;
   engines: PerJob<EngineCounts> | null;
+  /** Backbone runs: the mean time of each stage of a job, as the backbone measured it (src/metrics/job-stages.ts). */
+  stages: StageMean[] | null;
   /** Mean time a node's runtime spent per job (the node's own work), NaN when not measured. */
   runtimeMeanMs: number;
 }
@@ -253,6 +255,22 @@ function roundTripRows(report: E2eReport): { head: string[]; rows: string[][] } 
   };
 }
 
+/** Where a job's time goes: each stage's mean, as the backbone measured it, per backbone run. */
+function stageRows(report: E2eReport): { head: string[]; rows: string[][] } | null {
+  const runs = backboneRuns(report).filter((r) => r.stages);
+  if (runs.length === 0) return null;
+  const names = runs[0]!.stages!.map((m) => m.stage);
+  const cell = (m: StageMean | undefined) => {
+    if (!m || !Number.isFinite(m.meanMs)) return '-';
+    // A stage seen more or less than once per job says so (retries, a stage only some jobs have).
+    return Math.abs(m.perJob - 1) > 0.05 ? `${f2(m.meanMs)} (×${f2(m.perJob)})` : f2(m.meanMs);
+  };
+  return {
+    head: ['stage (mean ms)', ...runs.map(runName)],
+    rows: names.map((stage) => [stage === CHAT_REQUEST ? 'HTTP request, arrival to reply (Fastify)' : stage, ...runs.map((r) => cell(r.stages!.find((m) => m.stage === stage)))]),
+  };
+}
+
 function cpuRows(report: E2eReport): { head: string[]; rows: string[][] } {
   const head = ['run', 'C', ...CPU_GROUPS.map((g) => g.column), 'backbone side', 'not this bench (cores)'];
   const rows = report.runs.map((r) => {
@@ -270,6 +288,8 @@ export function renderTable(report: E2eReport): string {
   for (const h of headline(report)) out.push(`${h.figure}: ${h.value}  (${h.detail}; target ${h.target})`);
   const b = budgetRows(report);
   if (b) out.push('', 'round-trip budget, per successful job:', ...textTable(b.head.slice(0, -1), b.rows.map((r) => r.slice(0, -1))));
+  const st = stageRows(report);
+  if (st) out.push('', "where a job's time goes (the backbone's own measurements):", ...textTable(st.head, st.rows));
   const c = cpuRows(report);
   out.push('', 'CPU ms per job by process group:', ...textTable(c.head, c.rows));
   return out.join('\n');
@@ -311,6 +331,16 @@ export function renderMarkdown(report: E2eReport): string {
   }
   const rtr = roundTripRows(report);
   if (rtr) out.push('### Round trips per job, in detail', '', ...table(rtr.head, rtr.rows), '');
+  const st = stageRows(report);
+  if (st) {
+    out.push("### Where a job's time goes", '', ...table(st.head, st.rows), '');
+    out.push(
+      'Each stage as the process that runs it measured it (`resultity_job_stage_seconds`, src/metrics/job-stages.ts, read from GET /metrics at the window\'s edges): the mean of one observation, in ms, and how many there were per job when not one. ' +
+        '`queued` runs from the job\'s creation to the scheduler\'s receipt, so it contains `accept_commit` and `publish`; `node` runs from the dispatch to the result at the gateway, so it contains the node\'s work and both hops. ' +
+        'What the stages leave out of the HTTP request is the request\'s parsing and authentication, the \'finished\' event\'s way to the waiting request and the reply.',
+      '',
+    );
+  }
   const c = cpuRows(report);
   out.push('### CPU per job by process group (ms)', '', ...table(c.head, c.rows), '');
   out.push(

@@ -197,7 +197,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   let verifyPool: VerifyPoolHandle | null = null;
   if (has('io')) {
     verifyPool = openVerifyPool(config.SIGNATURE_VERIFY_THREADS);
-    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, retentionMs: config.PAYLOAD_RETENTION_HOURS * 3_600_000 });
+    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, retentionMs: config.PAYLOAD_RETENTION_HOURS * 3_600_000, logger });
     gateway = new Gateway({
       config,
       db,

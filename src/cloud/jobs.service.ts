@@ -9,6 +9,7 @@
 // the job's 'finished' event before the job is published, and the event carries the answer.
 import type { Config } from '../config.js';
 import { AppError, errors } from '../errors.js';
+import { stageTimer } from '../metrics/job-stages.js';
 import { IDEMPOTENCY_WINDOW_HOURS, isTerminal } from '../domain/jobs.js';
 import { promptTokenUpperBound, worstCaseCost, type ModelPrices } from '../domain/pricing.js';
 import type { PriorityClass } from '../domain/priority.js';
@@ -77,6 +78,7 @@ export class JobsService {
     request: JobRequest,
     opts: { idempotencyKey?: string; deadlineMs?: number; region?: string; priority?: PriorityClass; watch?: boolean } = {},
   ): Promise<Accepted> {
+    const stages = stageTimer();
     const idempotencyKey = opts.idempotencyKey;
     const { config } = this.d;
     const idempotency = idempotencyKey === undefined ? undefined : { key: idempotencyKey, requestHash: requestHash(modelName, request), windowHours: IDEMPOTENCY_WINDOW_HOURS };
@@ -117,6 +119,7 @@ export class JobsService {
     const id = newJobId(now);
     const deadline = new Date(now + (opts.deadlineMs ?? config.JOB_DEADLINE_MS));
     let row: JobRow;
+    stages.lap('accept_checks');
     try {
       // The hold is the authoritative credit check, under the namespace's ledger lock.
       row = await this.d.settlement.acceptWithHold(
@@ -152,6 +155,7 @@ export class JobsService {
       if (err instanceof JobPastDeadlineError) throw errors.acceptTooLate(err);
       throw err;
     }
+    stages.lap('accept_commit');
     const watch = opts.watch ? this.d.events.watchFinished(id) : null;
     // The input's copy for reads after the fact, written behind; the job itself runs from its ticket.
     const stored = this.d.payloads
@@ -165,7 +169,9 @@ export class JobsService {
       );
     // A publish that failed leaves the job to the outbox, which republishes it from the stored input:
     // then (only) the answer waits for that copy to be written.
-    if (!(await this.d.lifecycle.publish(ticketOf(row, request)))) {
+    const published = await this.d.lifecycle.publish(ticketOf(row, request));
+    stages.lap('publish');
+    if (!published) {
       this.d.payloads.writeInputNow(id);
       await stored;
     }

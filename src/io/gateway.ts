@@ -46,6 +46,7 @@ import type { UptimeRepository } from '../redis/uptime.repository.js';
 import { epochOf, slotOf, type RcpClock } from '../domain/rcp.js';
 import type { DispatchEnvelope, JobEvents } from '../redis/job-events.js';
 import type { JobStreams } from '../redis/job-streams.js';
+import { stageSince } from '../metrics/job-stages.js';
 import { STREAM_MAX_BYTES, streamMaxChunks } from '../domain/streaming.js';
 import type { AttemptContext, ResultsService } from './results.service.js';
 import type { CurrentNetworkConfig } from '../network/network-config.service.js';
@@ -254,12 +255,15 @@ export class Gateway {
     if (!(await this.d.replay.firstUse(session.nodeId, msg.nonce))) return void reject(socket, 'replay', 'heartbeat nonce already used');
     const refused = participationProblem(this.d.networkConfig.participation(), { agentVersion: session.agentVersion, network: msg.network });
     if (refused) return void reject(socket, 'not_accepted', refused, true);
-    const recreated = await this.d.presence.upsert({ ...declaration(msg), nodeId: session.nodeId, instance: this.d.instanceId, mode: 'heartbeat' });
+    const now = Date.now();
+    // Issued together, so that they leave in one write and come back in one read (redis/client.ts).
+    const [recreated] = await Promise.all([
+      this.d.presence.upsert({ ...declaration(msg), nodeId: session.nodeId, instance: this.d.instanceId, mode: 'heartbeat' }),
+      this.d.uptime.markSeen(session.nodeId, epochOf(this.d.rcpClock, now), slotOf(this.d.rcpClock, now)),
+    ]);
     if (recreated) this.d.logger.info({ node: session.nodeId }, 'node presence restored from heartbeat');
     // A presence recreated means Redis may have lost everything, the digests' hash with it.
     await this.recordDigest(session, msg.configDigest ?? null, recreated);
-    const now = Date.now();
-    await this.d.uptime.markSeen(session.nodeId, epochOf(this.d.rcpClock, now), slotOf(this.d.rcpClock, now));
     send(socket, { type: 'heartbeat_ack', ts: now, ...this.configRef() });
   }
 
@@ -280,6 +284,7 @@ export class Gateway {
     // A result for an attempt this socket does not run (stale, or another node's) is checked against the
     // records, which refuse it unless they say this node runs it.
     const dispatched = forgetAttempt(session, msg.jobId, msg.attempt);
+    if (dispatched) stageSince('node', dispatched.startedAt);
     const verdict = await this.d.results.acceptResult(msg, dispatched);
     if (dispatched && !verdict.accepted && (verdict.reason === 'bad_signature' || verdict.reason === 'output_hash_mismatch')) {
       // The socket is authenticated as this node, so an unverifiable result is this node's fault.

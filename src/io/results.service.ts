@@ -9,6 +9,8 @@
 // (Redis) and its row (PostgreSQL) instead.
 import { outputHash, type JobErrorMessage, type ResultMessage } from '../domain/protocol.js';
 import { verifyMessageAsync } from '../domain/verify-pool.js';
+import { stageSince, stageTimer } from '../metrics/job-stages.js';
+import type { Logger } from 'pino';
 import { termsOf, type JobTerms } from '../domain/job-ticket.js';
 import type { Db } from '../postgres/db.js';
 import { findJob } from '../postgres/jobs.repository.js';
@@ -34,6 +36,10 @@ export interface AttemptContext {
   streamed: boolean;
 }
 
+/** Tries at storing a result's output (each may wait out the driver's server selection), and the pause between them. */
+const RESULT_STORE_TRIES = 2;
+const RESULT_STORE_RETRY_MS = 200;
+
 export class ResultsService {
   constructor(
     private readonly d: {
@@ -45,6 +51,7 @@ export class ResultsService {
       streams: JobStreams;
       /** How long outputs are kept (PAYLOAD_RETENTION_HOURS). */
       retentionMs: number;
+      logger: Logger;
     },
   ) {}
 
@@ -54,7 +61,9 @@ export class ResultsService {
    * `signatureChecked`: the caller verified the signature already (each is checked once).
    */
   async acceptResult(msg: ResultMessage, dispatched: AttemptContext | null, signatureChecked = false): Promise<ResultVerdict> {
+    const stages = stageTimer();
     if (!signatureChecked && !(await verifyMessageAsync(msg, msg.nodeId))) return { accepted: false, reason: 'bad_signature' };
+    if (!signatureChecked) stages.lap('verify');
     if (outputHash(msg.output) !== msg.outputHash) return { accepted: false, reason: 'output_hash_mismatch' };
     const ctx = dispatched ?? (await this.contextFromRecords(msg.jobId, msg.attempt, msg.nodeId));
     if (ctx === 'unknown_job') return { accepted: false, reason: 'unknown_job' };
@@ -73,9 +82,54 @@ export class ResultsService {
       }
     }
 
-    // Output first: a job PostgreSQL calls completed must have its output stored. Keyed by attempt, so a
-    // superseded attempt racing this one can never overwrite the output of the attempt that wins.
-    await this.d.payloads.saveResult({
+    // The output to MongoDB and the settlement to PostgreSQL go together, and the job is reported completed
+    // (below) only once both are done: whoever is told "completed" finds its output stored. Keyed by
+    // attempt, so a superseded attempt racing this one never overwrites the winner's output (the job row
+    // names the attempt whose output counts).
+    const stored = this.storeResult(msg, ctx);
+    const settleStart = Date.now();
+    let settled: Awaited<ReturnType<SettlementService['complete']>>;
+    try {
+      settled = await this.d.settlement.complete({
+        jobId: msg.jobId,
+        attempt: msg.attempt,
+        nodeId: msg.nodeId,
+        usage: msg.usage,
+        outputEmpty: msg.output.content === '',
+        terms: ctx.terms,
+        startedAt: new Date(ctx.startedAt),
+      });
+    } finally {
+      stageSince('settle', settleStart);
+    }
+    if (settled.outcome === 'usage_out_of_bounds') {
+      // Usage is the node's claim, and the bill: beyond what the request allowed it is an invalid result.
+      await this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'usage beyond the request bounds', ctx.startedAt);
+      return { accepted: false, reason: 'usage_out_of_bounds' };
+    }
+    if (settled.outcome === 'stale') return { accepted: false, reason: 'stale_attempt' };
+    await stored;
+
+    const completeStart = Date.now();
+    await this.d.inflight.completed(msg.nodeId, msg.jobId, {
+      kind: 'finished',
+      jobId: msg.jobId,
+      status: 'completed',
+      completed: { attempt: msg.attempt, output: msg.output, usage: msg.usage, chargedMicro: settled.chargedMicro },
+    });
+    stageSince('complete', completeStart);
+    return { accepted: true };
+  }
+
+  /**
+   * Stores an attempt's output, trying again on failure (RESULT_STORE_TRIES in all). Never throws: a job
+   * whose settlement committed is reported completed even when MongoDB refused its copy every time, so
+   * that the client gets the answer it was charged for; that copy is then missing for reads after the
+   * fact, which the error logged here says.
+   */
+  private async storeResult(msg: ResultMessage, ctx: AttemptContext): Promise<void> {
+    const start = Date.now();
+    const doc = {
       jobId: msg.jobId,
       namespaceId: ctx.namespaceId,
       model: ctx.model,
@@ -83,31 +137,21 @@ export class ResultsService {
       output: msg.output,
       usage: msg.usage,
       nodeId: msg.nodeId,
-      expireAt: new Date(Date.now() + this.d.retentionMs),
-    });
-    const settled = await this.d.settlement.complete({
-      jobId: msg.jobId,
-      attempt: msg.attempt,
-      nodeId: msg.nodeId,
-      usage: msg.usage,
-      outputEmpty: msg.output.content === '',
-      terms: ctx.terms,
-      startedAt: new Date(ctx.startedAt),
-    });
-    if (settled.outcome === 'usage_out_of_bounds') {
-      // Usage is the node's claim, and the bill: beyond what the request allowed it is an invalid result.
-      await this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'usage beyond the request bounds', ctx.startedAt);
-      return { accepted: false, reason: 'usage_out_of_bounds' };
+      expireAt: new Date(start + this.d.retentionMs),
+    };
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.d.payloads.saveResult(doc);
+        stageSince('store_result', start);
+        return;
+      } catch (err) {
+        if (tries >= RESULT_STORE_TRIES) {
+          this.d.logger.error({ err, jobId: msg.jobId, attempt: msg.attempt }, 'result output not stored in MongoDB; the job completes without its stored copy');
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, RESULT_STORE_RETRY_MS * tries));
+      }
     }
-    if (settled.outcome === 'stale') return { accepted: false, reason: 'stale_attempt' };
-
-    await this.d.inflight.completed(msg.nodeId, msg.jobId, {
-      kind: 'finished',
-      jobId: msg.jobId,
-      status: 'completed',
-      completed: { attempt: msg.attempt, output: msg.output, usage: msg.usage, chargedMicro: settled.chargedMicro },
-    });
-    return { accepted: true };
   }
 
   /** Fails an attempt the node itself gave up on (the signature is the caller's to check). */

@@ -3,7 +3,7 @@
 // the clients they create, plus Node's default process metrics. One registry per process: a process runs
 // one backbone in production; several backbones in one test process share the counters (tests read
 // deltas). Labels are bounded (labels.ts): command kinds and names, never ids.
-import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import type pg from 'pg';
 import type { Redis } from 'ioredis';
 import type { MongoClient } from 'mongodb';
@@ -55,6 +55,15 @@ export const httpResponses = new Counter({
   name: 'resultity_http_responses_total',
   help: 'HTTP responses by route pattern, method and status class',
   labelNames: ['route', 'method', 'status'] as const,
+  registers,
+});
+
+/** How long requests took, from their arrival to the end of the reply (Fastify's elapsed time), by route pattern. */
+export const httpRequestSeconds = new Histogram({
+  name: 'resultity_http_request_seconds',
+  help: 'HTTP request durations by route pattern and method',
+  labelNames: ['route', 'method'] as const,
+  buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
   registers,
 });
 

@@ -8,9 +8,9 @@
 // what is stored; an insert costs the same however much is stored.
 //   job_payloads  { _id: jobId, namespaceId, model, input, createdAt, expireAt }    the input, written
 //                 behind the accept
-//   job_results   { _id: "<jobId>#<attempt>", jobId, attempt, output, usage, ... } written before the
-//                 job is settled: a job PostgreSQL calls completed has its output stored; it carries
-//                 the job's input too (`input`, `inputCreatedAt`) when that was still held back
+//   job_results   { _id: "<jobId>#<attempt>", jobId, attempt, output, usage, ... } written beside the
+//                 settlement: the job is reported completed once it is written (io/results.service.ts);
+//                 it carries the job's input too (`input`, `inputCreatedAt`) when that was still held back
 //   job_trace     { jobId, attempt, nodeId, at, outcome, reason, expireAt }        routing hops (failures)
 // The input is held back for INPUT_HOLD_MS after the accept: a job that finishes on this instance within
 // that time (most synchronous ones) has its input travel in its result's insert, so it costs MongoDB one

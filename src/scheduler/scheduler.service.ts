@@ -20,6 +20,7 @@ import { ticketOf, type JobTicket } from '../domain/job-ticket.js';
 import type { Db } from '../postgres/db.js';
 import { findJob, type JobRow } from '../postgres/jobs.repository.js';
 import { streamedAttempt } from '../postgres/job-streams.repository.js';
+import { stageSince, stageTimer } from '../metrics/job-stages.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
@@ -162,6 +163,8 @@ export class Scheduler {
     // The fast path: a first delivery with its ticket starts attempt 1 without reading anything.
     let ticket = redelivered ? null : msg.ticket;
     let next = 1;
+    const created = jobIdTime(jobId);
+    if (ticket && created) stageSince('queued', created.getTime());
 
     for (;;) {
       if (signal.aborted) throw new Error('scheduler stopping');
@@ -181,6 +184,7 @@ export class Scheduler {
       }
 
       const placement = ticket.placement;
+      const stages = stageTimer();
       const reservation = await this.dispatcherFor(placement.model).place(
         {
           jobId,
@@ -216,6 +220,7 @@ export class Scheduler {
       }
       noNodeSince = null;
       tried.push(reservation.nodeId);
+      stages.lap('place');
 
       const attempt = next;
       const timeoutMs = ticket.attemptTimeoutMs ?? this.d.config.JOB_ATTEMPT_TIMEOUT_MS;
@@ -234,6 +239,7 @@ export class Scheduler {
         ts: startedAt,
       });
       const delivered = await this.d.events.dispatch(reservation.instance, { ...dispatch, nodeId: reservation.nodeId, namespaceId: ticket.namespaceId, terms: ticket.terms, startedAt });
+      stages.lap('dispatch');
       let event: JobEvent | null;
       if (!delivered) {
         outcome.cancel();

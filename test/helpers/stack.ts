@@ -40,6 +40,8 @@ export function withDatabase(url: string, db: string): string {
 export interface StackOptions {
   config?: Partial<Record<keyof Config, string | number>>;
   roles?: Role[];
+  /** A MongoDB server of the test's own (helpers/private-ferretdb.ts) instead of the suite's. */
+  mongoBase?: string;
 }
 
 export interface Tenant {
@@ -91,7 +93,7 @@ export class TestStack {
       ...Object.fromEntries(Object.entries(opts.config ?? {}).map(([k, v]) => [k, String(v)])),
     };
     const config = configSchema.parse(env);
-    const mongoUrl = withDatabase(testMongoBase(), id);
+    const mongoUrl = withDatabase(opts.mongoBase ?? testMongoBase(), id);
     const logger = pino({ level: config.LOG_LEVEL });
     const backbone = await createBackbone({ config, roles: opts.roles ?? [...ROLES], logger, mongoUrl });
     const url = await backbone.listen();

@@ -2,7 +2,7 @@
 // counter snapshots, the budget verdicts, Redis commandstats, latency and CPU figures.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backboneCounts, budgetLines, parseCommandstats, perJob, type BackboneCounts, type EngineCounts } from '../../bench/engine-stats.js';
+import { backboneCounts, budgetLines, parseCommandstats, perJob, stageMeans, stageTotals, type BackboneCounts, type EngineCounts } from '../../bench/engine-stats.js';
 import { cpuPerJob, figures, type E2eRun } from '../../bench/report.js';
 import { parseExposition } from '../../src/metrics/exposition.js';
 import type { LoadResult, Usage } from '../../bench/load.js';
@@ -81,6 +81,7 @@ function run(latencies: number[], opts: Partial<E2eRun> = {}, byCommand: Usage['
     usage: { ...result.usage, byCommand, foreignCores: 0.25 },
     backbone: null,
     engines: null,
+    stages: null,
     runtimeMeanMs: NaN,
     ...opts,
   };
@@ -117,4 +118,19 @@ test('cpuPerJob: cores over the window turned into ms per job, grouped, backbone
   assert.ok(Math.abs(c.byGroup.get('nodes')! - 4) < 1e-9);
   assert.ok(Math.abs(c.backboneSide - 14) < 1e-9, 'the nodes are not on the backbone side');
   assert.equal(c.foreignCores, 0.25);
+});
+
+test('stage means: the mean time of one observation between two readings, and observations per job', () => {
+  const sample = (stage: string, seconds: number, count: number) => [
+    { name: 'resultity_job_stage_seconds_sum', labels: { stage }, value: seconds },
+    { name: 'resultity_job_stage_seconds_count', labels: { stage }, value: count },
+  ];
+  const a = stageTotals([...sample('settle', 1, 100), ...sample('place', 0, 0)]);
+  const b = stageTotals([...sample('settle', 1.3, 200), ...sample('place', 0.5, 200)]);
+  const means = new Map(stageMeans(a, b, 100).map((m) => [m.stage, m]));
+  assert.equal(means.get('settle')!.meanMs.toFixed(3), '3.000');
+  assert.equal(means.get('settle')!.perJob, 1);
+  assert.equal(means.get('place')!.meanMs.toFixed(3), '2.500');
+  assert.equal(means.get('place')!.perJob, 2);
+  assert.ok(Number.isNaN(means.get('verify')!.meanMs), 'a stage never observed has no mean');
 });
