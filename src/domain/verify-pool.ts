@@ -1,6 +1,6 @@
 // Signature verification off the event loop: `verifyMessageAsync` answers what `verifyMessage` answers,
-// doing the public-key recovery (the expensive part, ~0.3 ms of WebAssembly here) on a worker thread when
-// a pool is open in this process, or inline when none is.
+// doing the public-key recovery (the expensive part, ~0.2 ms of WebAssembly here) on a worker thread when
+// a pool is open in this process and the turn has more than a couple to do, or inline otherwise.
 //
 // One pool per process, shared by every backbone in it (tests run several) and reference-counted:
 // `openVerifyPool` starts it or joins it, and the last handle closed stops its threads. Requests are
@@ -22,8 +22,17 @@ interface Pending {
   resolve: (signer: Address | null) => void;
 }
 
+/**
+ * A turn's batch this small is verified on the event loop instead (about 0.2 ms each here, BENCHMARKS.md
+ * fleet section): handing one check to a thread and taking its answer back costs more CPU and latency
+ * than the check. Under load, batches are bigger and go to the threads.
+ */
+const INLINE_BATCH_MAX = 2;
+
 class Thread {
   readonly pending = new Map<number, Pending>();
+  /** Checks answered on the event loop and on the thread. */
+  readonly counts = { inline: 0, offloaded: 0 };
   private outbox: RecoverRequest[] = [];
   private flushing = false;
   private readonly worker: Worker;
@@ -72,16 +81,26 @@ class Thread {
     if (this.outbox.length === 0) return;
     const batch = this.outbox;
     this.outbox = [];
+    if (batch.length <= INLINE_BATCH_MAX) {
+      // A turn's lone check or two: done here, for less than the hand-off to the thread and back costs.
+      for (const [id, payload, signature] of batch) this.answerOne(id, recoverPersonal(payload, signature));
+      this.counts.inline += batch.length;
+      if (this.pending.size === 0) this.worker.unref();
+      return;
+    }
+    this.counts.offloaded += batch.length;
     this.worker.postMessage(batch);
   }
 
+  private answerOne(id: number, signer: Address | null): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    p.resolve(signer);
+  }
+
   private answer(answers: RecoverAnswer[]): void {
-    for (const [id, signer] of answers) {
-      const p = this.pending.get(id);
-      if (!p) continue;
-      this.pending.delete(id);
-      p.resolve(signer);
-    }
+    for (const [id, signer] of answers) this.answerOne(id, signer);
     if (this.pending.size === 0) this.worker.unref();
   }
 }
@@ -98,6 +117,11 @@ export class VerifyPool {
 
   get size(): number {
     return this.threads.length;
+  }
+
+  /** Checks done so far on the event loop (small batches) and on the threads, by the threads alive now. */
+  stats(): { inline: number; offloaded: number } {
+    return this.threads.reduce((a, t) => ({ inline: a.inline + t.counts.inline, offloaded: a.offloaded + t.counts.offloaded }), { inline: 0, offloaded: 0 });
   }
 
   /** The signer of `payload` (recoverPersonal's answer), computed on the least busy thread. */

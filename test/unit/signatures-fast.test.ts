@@ -181,3 +181,18 @@ test('an open pool keeps the process alive only while requests are pending; clos
   }
   assert.equal(ports(), before, 'no port left after close');
 });
+
+test('a lone check in a turn is answered on the event loop; a turn\'s batch goes to the thread', async () => {
+  const pool = new VerifyPool(1);
+  try {
+    const key = generatePrivateKey();
+    const sig = signPersonal(key, 'm');
+    assert.equal(await pool.recover('m', sig), addressOf(key));
+    assert.deepEqual(pool.stats(), { inline: 1, offloaded: 0 });
+    const many = await Promise.all(Array.from({ length: 10 }, () => pool.recover('m', sig)));
+    assert.ok(many.every((a) => a === addressOf(key)));
+    assert.deepEqual(pool.stats(), { inline: 1, offloaded: 10 });
+  } finally {
+    await pool.close();
+  }
+});
