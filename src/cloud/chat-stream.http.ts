@@ -15,7 +15,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import { formatCredits, type AppError } from '../errors.js';
 import type { JobRow } from '../postgres/jobs.repository.js';
-import type { StreamEvent, StreamRelay } from './chat-stream.service.js';
+import type { FinishedWatch, StreamEvent, StreamRelay } from './chat-stream.service.js';
 import { openAiError } from './errors.http.js';
 
 const KEEP_ALIVE_MS = 15_000;
@@ -24,6 +24,8 @@ export interface StreamOptions {
   includeUsage: boolean;
   /** When to stop relaying a job that is still not finished (ms since the epoch). */
   until: number;
+  /** The job's 'finished' watch, begun before its publish; the relay closes it. */
+  finished?: FinishedWatch | null;
 }
 
 /** Takes over the reply and streams the job's answer; resolves when the stream has ended (or the client left). */
@@ -44,7 +46,7 @@ export async function sendChatStream(reply: FastifyReply, relay: StreamRelay, jo
   const chunk = chunkFactory(job, opts.includeUsage);
   await sse.data(chunk({ role: 'assistant', content: '' }, null));
 
-  const events = relay.follow(job, opts.until, gone.signal);
+  const events = relay.follow(job, opts.until, gone.signal, opts.finished);
   try {
     for (;;) {
       const next = await withKeepAlive(events.next(), () => sse.comment('keep-alive'));

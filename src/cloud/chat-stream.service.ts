@@ -32,6 +32,9 @@ export type StreamEvent =
   | { kind: 'completed'; job: JobRow; finishReason: JobOutput['finish_reason'] }
   | { kind: 'failed'; error: AppError };
 
+/** A listener for one job's 'finished' event (JobEvents.watchFinished). */
+export type FinishedWatch = ReturnType<JobEvents['watchFinished']>;
+
 export interface StreamRelayDeps {
   db: Db;
   streams: JobStreams;
@@ -54,9 +57,20 @@ export class StreamRelay {
    * `signal` aborts (the client left). Past `until` (ms since the epoch) it gives up with a `failed`
    * event naming the job to poll.
    */
-  async *follow(accepted: JobRow, until: number, signal: AbortSignal): AsyncGenerator<StreamEvent, void> {
+  async *follow(accepted: JobRow, until: number, signal: AbortSignal, finishedWatch?: FinishedWatch | null): AsyncGenerator<StreamEvent, void> {
     const jobId = accepted.id;
+    // The job's 'finished' event is listened for all along (from before its publish when the caller
+    // watched it), not only while the relay pauses: one that comes while the relay reads or forwards
+    // chunks is kept, and the pause that follows returns it at once.
+    const finished = finishedWatch ?? this.d.events.watchFinished(jobId);
+    let ended: FinishedEvent | null = null;
     const watch = await this.d.wakeups.watch(jobId);
+    void finished.finished.then((e) => {
+      if (!e) return;
+      ended = e;
+      watch.poke();
+    });
+    const endedEvent = () => ended;
     try {
       // The row as accepted: the job's stream is watched already, so nothing it sends can be missed.
       let job = accepted;
@@ -87,7 +101,7 @@ export class StreamRelay {
         const current = job.status === 'running' ? job.attempt : job.attempt + 1;
         if (committed && current !== following) {
           // The attempt the client was reading ended without a result: the scheduler is failing the job.
-          ({ job, answer } = await this.next(job, await this.pause(watch, jobId, signal), answer));
+          ({ job, answer } = await this.next(job, await this.pause(watch, jobId, signal, endedEvent), answer));
           continue;
         }
         if (current !== following) {
@@ -96,7 +110,7 @@ export class StreamRelay {
         }
         const entries = await this.d.streams.read(jobId, following, after, READ_BATCH);
         if (entries.length === 0) {
-          ({ job, answer } = await this.next(job, await this.pause(watch, jobId, signal), answer));
+          ({ job, answer } = await this.next(job, await this.pause(watch, jobId, signal, endedEvent), answer));
           continue;
         }
         if (!committed) {
@@ -105,7 +119,7 @@ export class StreamRelay {
           // attempt has ended.
           if (isTerminal(job.status) || !(await commitStreamedAttempt(this.d.db, jobId, following))) {
             const fresh = await this.row(jobId);
-            if (fresh.status === job.status && fresh.attempt === job.attempt) await this.pause(watch, jobId, signal); // no hot loop on an odd state
+            if (fresh.status === job.status && fresh.attempt === job.attempt) await this.pause(watch, jobId, signal, endedEvent); // no hot loop on an odd state
             job = fresh;
             continue;
           }
@@ -118,6 +132,7 @@ export class StreamRelay {
         }
       }
     } finally {
+      finished.close();
       await watch.close();
     }
   }
@@ -158,7 +173,9 @@ export class StreamRelay {
    * a 'finished' event that carries the job's end; 'reread' when the job row should be read again (another
    * job event, or no news at all).
    */
-  private async pause(watch: StreamWatch, jobId: string, signal: AbortSignal): Promise<'chunk' | 'reread' | FinishedEvent> {
+  private async pause(watch: StreamWatch, jobId: string, signal: AbortSignal, ended: () => FinishedEvent | null): Promise<'chunk' | 'reread' | FinishedEvent> {
+    const before = ended();
+    if (before?.status) return before;
     const stop = new AbortController();
     let jobEvent: JobEvent | null = null;
     // Stopped below in every case, the client leaving included (that ends watch.wait).
@@ -171,7 +188,7 @@ export class StreamRelay {
     const woken = await watch.wait(IDLE_POLL_MS, signal);
     stop.abort();
     await event;
-    const e = jobEvent as JobEvent | null;
+    const e = (jobEvent as JobEvent | null) ?? ended();
     if (e?.kind === 'finished' && e.status) return e;
     return e || !woken ? 'reread' : 'chunk';
   }

@@ -106,10 +106,9 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       if (replayed) reply.header('idempotent-replayed', 'true');
 
       if (parsed.data.stream) {
-        // The relay follows the job's stream and rows itself; the watch is not needed there.
-        watch?.close();
+        // The relay follows the job's stream, and its end with the watch begun before the publish.
         const includeUsage = parsed.data.stream_options?.include_usage === true;
-        await sendChatStream(reply, d.relay, job, { includeUsage, until: job.deadline_at.getTime() + d.syncGraceMs });
+        await sendChatStream(reply, d.relay, job, { includeUsage, until: job.deadline_at.getTime() + d.syncGraceMs, finished: watch });
         return reply;
       }
       if (respondAsync) {
