@@ -88,6 +88,10 @@ export class TestStack {
       SWEEP_INTERVAL_MS: '500',
       // Test files run two at a time beside FerretDB's own pool: stay well inside max_connections.
       PG_POOL_MAX: '8',
+      // Tenants here are accounts of one key each, driven harder than any account limit would allow;
+      // the tests of the account-wide limit set their own.
+      ACCOUNT_RATE_LIMIT_RPS: '1000000',
+      ACCOUNT_RATE_LIMIT_BURST: '1000000',
       ...Object.fromEntries(Object.entries(opts.config ?? {}).map(([k, v]) => [k, String(v)])),
     };
     const config = configSchema.parse(env);
