@@ -40,6 +40,8 @@ export function withDatabase(url: string, db: string): string {
 export interface StackOptions {
   config?: Partial<Record<keyof Config, string | number>>;
   roles?: Role[];
+  /** Where the backbone's log lines go (default: stdout), for tests that read them. */
+  logDestination?: { write(line: string): void };
 }
 
 export interface Tenant {
@@ -96,7 +98,7 @@ export class TestStack {
     };
     const config = configSchema.parse(env);
     const mongoUrl = withDatabase(testMongoBase(), id);
-    const logger = pino({ level: config.LOG_LEVEL });
+    const logger = opts.logDestination ? pino({ level: config.LOG_LEVEL }, opts.logDestination) : pino({ level: config.LOG_LEVEL });
     const backbone = await createBackbone({ config, roles: opts.roles ?? [...ROLES], logger, mongoUrl });
     const url = await backbone.listen();
     return new TestStack(id, config, backbone, url, mongoUrl);
