@@ -71,7 +71,8 @@ test('API keys per account are limited across its namespaces, even when requeste
     const rotated = await requestJson(stack.url, 'POST', `/account/namespaces/${first.namespace_id}/keys/${first.id}/rotate`, undefined, session);
     assert.equal(rotated.status, 201, rotated.text);
     assert.equal((await requestJson(stack.url, 'POST', `/account/namespaces/${a}/keys`, {}, session)).status, 403);
-    assert.equal((await requestJson(stack.url, 'DELETE', `/account/namespaces/${rotated.body.namespace_id}/keys/${rotated.body.id}`, undefined, session)).status, 204);
+    const fresh = rotated.body as { id: string; namespace_id: string };
+    assert.equal((await requestJson(stack.url, 'DELETE', `/account/namespaces/${fresh.namespace_id}/keys/${fresh.id}`, undefined, session)).status, 204);
     assert.equal((await requestJson(stack.url, 'POST', `/account/namespaces/${a}/keys`, {}, session)).status, 201);
   }));
 
