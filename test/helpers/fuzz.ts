@@ -37,9 +37,12 @@ export function anyId(known: readonly string[] = []): fc.Arbitrary<string> {
   );
 }
 
-/** A path segment as a client might put it in a URL: encoded, so that it reaches the router as sent. */
+/**
+ * A path segment as a client might put it in a URL: encoded, so that it reaches the router as sent. A
+ * lone surrogate has no UTF-8 form (encodeURIComponent throws): it goes as U+FFFD, as a browser sends it.
+ */
 export function segment(s: string): string {
-  return encodeURIComponent(s);
+  return encodeURIComponent(s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd'));
 }
 
 /** A JSON body: usually an object of the route's fields with arbitrary values, sometimes anything else. */
