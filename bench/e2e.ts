@@ -121,6 +121,8 @@ async function main(): Promise<number> {
         // Far above anything a loopback run reaches: the bench measures the pipeline, not the limiter.
         RATE_LIMIT_RPS: '1000000',
         RATE_LIMIT_BURST: '1000000',
+        ACCOUNT_RATE_LIMIT_RPS: '1000000',
+        ACCOUNT_RATE_LIMIT_BURST: '1000000',
         PG_POOL_MAX: process.env.BENCH_PG_POOL_MAX ?? '20',
         JOB_DEADLINE_MS: '60000',
         NO_NODE_GRACE_MS: '10000',

@@ -2,13 +2,16 @@
 # `npm test`: the whole suite from a fresh clone. Installs and builds what is missing (scripts/setup.sh),
 # checks the engines, starts a FerretDB for the tests unless TEST_MONGODB_URL names a MongoDB, then runs
 # lint, the type check (the build) and every test with node's test runner. Fails when anything fails.
+# With test files as arguments (built paths under dist/), runs only those, without the lint.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 setup_project
 
-echo "lint: eslint (type-aware, zero warnings)"
-npx eslint --max-warnings 0 .
+if [ "$#" -eq 0 ]; then
+  echo "lint: eslint (type-aware, zero warnings)"
+  npx eslint --max-warnings 0 .
+fi
 
 ferret_pid=""
 cleanup() { if [ -n "$ferret_pid" ]; then kill "$ferret_pid" 2>/dev/null || true; wait "$ferret_pid" 2>/dev/null || true; fi; }
@@ -32,4 +35,8 @@ if [ -z "${TEST_MONGODB_URL:-}" ]; then
 fi
 
 # Test files run two at a time (each has its own isolated stack); a file that hangs is killed.
-node --test --test-concurrency=2 --test-timeout=180000 dist/test/unit/*.test.js dist/test/integration/*.test.js
+if [ "$#" -gt 0 ]; then
+  node --test --test-timeout=0 "$@"
+else
+  node --test --test-concurrency=2 --test-timeout=180000 dist/test/unit/*.test.js dist/test/integration/*.test.js
+fi

@@ -6,7 +6,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { Logger } from 'pino';
-import type { Config, Role } from './config.js';
+import { accountQuotasOf, type Config, type Role } from './config.js';
 import { addressOf } from './domain/signatures.js';
 import { createPool, type Db } from './postgres/db.js';
 import { migrate } from './postgres/migrate.js';
@@ -36,8 +36,8 @@ import { AuthService } from './cloud/auth.service.js';
 import { JobsService } from './cloud/jobs.service.js';
 import { cloudRoutes } from './cloud/routes.js';
 import { StreamRelay } from './cloud/chat-stream.service.js';
-import { httpErrorHandler, openAiError } from './cloud/errors.http.js';
-import { Gateway } from './io/gateway.js';
+import { httpClientErrorHandler, httpErrorHandler, openAiError } from './cloud/errors.http.js';
+import { Gateway, MAX_MESSAGE_BYTES } from './io/gateway.js';
 import { ResultsService } from './io/results.service.js';
 import { Scheduler } from './scheduler/scheduler.service.js';
 import { AdminService } from './gate/admin.service.js';
@@ -54,7 +54,8 @@ import { HistoryMaintenance } from './maintenance/history.service.js';
 import { LedgerChainService } from './maintenance/ledger-chain.service.js';
 import { UsageService } from './space/usage.service.js';
 import { StatusService } from './status/status.service.js';
-import { NetworkConfigService } from './network/network-config.service.js';
+import { foreignSignedConfig, NetworkConfigService } from './network/network-config.service.js';
+import { SYSTEM_ACTOR } from './postgres/admin-changes.repository.js';
 import { NodeConfigDigests } from './redis/node-configs.repository.js';
 import { statusRoutes } from './status/status.routes.js';
 import { openVerifyPool, type VerifyPoolHandle } from './domain/verify-pool.js';
@@ -63,6 +64,7 @@ import { NamespaceConsoleService } from './gate/namespace-console.service.js';
 import { OperatorConsoleService } from './gate/operator-console.service.js';
 import { NodePresenceView } from './redis/node-presence.view.js';
 import { webRoutes } from './web/web.routes.js';
+import { redactUrl } from './domain/redact.js';
 
 export interface Backbone {
   app: FastifyInstance;
@@ -89,6 +91,11 @@ export interface BackboneOptions {
   migrate?: boolean;
   /** The built web app served under /app (default: web/dist of this checkout). */
   webRoot?: string;
+  /**
+   * When the network config in force was signed by another key than NETWORK_SIGNING_KEY: publish the next
+   * version under this key (the demo, whose key is made per run) instead of refusing to start (default).
+   */
+  republishForeignConfig?: boolean;
 }
 
 export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
@@ -100,6 +107,18 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
 
   if (opts.migrate !== false) await migrate(config.DATABASE_URL, logger);
   const db = createPool(config.DATABASE_URL, config.PG_POOL_MAX);
+  // Checked before anything else opens: a backbone whose key did not sign the config in force would
+  // serve nodes a config they refuse.
+  const foreignConfig = networkKey ? await foreignSignedConfig(db, networkKey) : null;
+  if (foreignConfig && !opts.republishForeignConfig) {
+    await db.end();
+    throw new Error(
+      `the network config in force (version ${foreignConfig.version}) is signed by ${foreignConfig.signer ?? 'an unreadable signature'}, ` +
+        `not by NETWORK_SIGNING_KEY (${addressOf(networkKey!)}): nodes pinned to either address would refuse what this backbone serves. ` +
+        `Start with the key that signed it, or, to move the network to this key, publish a version signed by it ` +
+        `(NETWORK_SIGNING_KEY=<new key> resultity admin config-publish) and re-pin the nodes.`,
+    );
+  }
   const mongo = await connectMongo(opts.mongoUrl);
   const payloads = new PayloadsRepository(mongo.db);
   await payloads.ensureIndexes(logger);
@@ -114,6 +133,10 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const nodeConfigDigests = new NodeConfigDigests(redis, keys);
   const networkConfig = new NetworkConfigService({ db, networkKey: networkKey ?? null, config, nodeDigests: nodeConfigDigests, logger });
   if (has('gate')) await networkConfig.ensureGenesis();
+  if (foreignConfig) {
+    logger.warn({ version: foreignConfig.version, signer: foreignConfig.signer, key: addressOf(networkKey!) }, 'network config in force signed by another key: publishing the next version under NETWORK_SIGNING_KEY');
+    await networkConfig.publish({}, SYSTEM_ACTOR);
+  }
   await networkConfig.start();
   const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
   // Presence follows the config's heartbeat TTL; a reservation is dropped as leaked only once it is older
@@ -150,7 +173,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     mirror: flagsMirror,
     rule: cooldownRule(config),
   });
-  const admin = new AdminService({ db, catalog, flags: nodeFlags, eligibility, queue });
+  const admin = new AdminService({ db, catalog, flags: nodeFlags, eligibility, queue, quotas: accountQuotasOf(config) });
   const usage = new UsageService(db);
   const ledgerChain = new LedgerChainService(db);
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, logger });
@@ -163,12 +186,21 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;
 
   // Typed with Fastify's base logger so that route modules can take a plain FastifyInstance.
-  const app: FastifyInstance = Fastify<Server, IncomingMessage, ServerResponse, FastifyBaseLogger>({ loggerInstance: logger, bodyLimit: config.BODY_LIMIT_BYTES });
+  const app: FastifyInstance = Fastify<Server, IncomingMessage, ServerResponse, FastifyBaseLogger>({
+    // Request lines are logged with their credentials redacted (query-string keys and tokens).
+    loggerInstance: logger.child({}, { serializers: { req: requestLogView } }),
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    // Every route (public, account, admin, io) shares the server: a request must arrive whole within
+    // HTTP_REQUEST_TIMEOUT_MS (answered 408 otherwise), its headers too; Node checks this often.
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    http: httpTimeouts(config.HTTP_REQUEST_TIMEOUT_MS),
+    clientErrorHandler: httpClientErrorHandler,
+  });
   app.setErrorHandler(httpErrorHandler);
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send(openAiError('not_found', 'unknown_route', `Unknown request URL: ${request.method} ${request.url}.`)),
   );
-  await app.register(websocket, { options: { maxPayload: 4 * 1024 * 1024 } });
+  await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
 
   // Prometheus metrics of this process (src/metrics): engine operations, HTTP responses, process stats.
   metricsRoutes(app);
@@ -189,6 +221,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       rateLimits: new RateLimitRepository(redis, keys),
       defaultRps: config.RATE_LIMIT_RPS,
       defaultBurst: config.RATE_LIMIT_BURST,
+      accountRps: config.ACCOUNT_RATE_LIMIT_RPS,
+      accountBurst: config.ACCOUNT_RATE_LIMIT_BURST,
     });
     const relay = new StreamRelay({ db, streams, wakeups: new StreamWakeups(redisStreamSub!, keys), events, payloads, logger });
     cloudRoutes(app, { db, usage, auth, jobs, relay, presence, maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS });
@@ -299,5 +333,24 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       await mongo.client.close();
       await db.end();
     },
+  };
+}
+
+/** What a request's log line says of it: Fastify's fields, the URL with its credentials redacted. */
+function requestLogView(req: { method: string; url: string; host?: string; ip?: string; socket?: { remotePort?: number } }) {
+  return { method: req.method, url: redactUrl(req.url), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
+}
+
+/**
+ * Node's HTTP timeouts for a request timeout (0: off): headers within it too (Node's default of 60 s
+ * otherwise), checked a few times per timeout (Node checks every 30 s by default, which would let a
+ * slow request live for up to twice the timeout).
+ */
+function httpTimeouts(requestTimeoutMs: number) {
+  if (requestTimeoutMs === 0) return {};
+  return {
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: Math.min(requestTimeoutMs, 60_000),
+    connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(requestTimeoutMs / 4))),
   };
 }

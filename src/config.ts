@@ -45,6 +45,14 @@ export const configSchema = z.object({
   NO_NODE_GRACE_MS: int(30_000, 0),
   MAX_TOKENS_DEFAULT: int(1024, 1),
   BODY_LIMIT_BYTES: int(1_048_576, 1024),
+  // Edges: a request (headers and body) must arrive whole within this time, or it is answered 408 and its
+  // connection closed (a body sent a byte at a time holds no connection for long); 0 turns it off.
+  HTTP_REQUEST_TIMEOUT_MS: int(30_000, 0),
+  // Node sockets (io role): each client address may hold this many on one instance, and a socket may send
+  // this many bytes in all before it has registered (a registration is a few KiB; registered nodes may
+  // send frames up to 4 MiB).
+  IO_CONNECTIONS_PER_ADDRESS: int(64, 1),
+  IO_UNREGISTERED_MAX_BYTES: int(131_072, 1024),
   // Network
   HEARTBEAT_TTL_MS: int(30_000, 1000),
   NODE_MESSAGE_MAX_SKEW_MS: int(60_000, 1000),
@@ -66,6 +74,12 @@ export const configSchema = z.object({
   // Rate limits (per API key, token bucket in Redis; per-key values override these)
   RATE_LIMIT_RPS: int(20, 1),
   RATE_LIMIT_BURST: int(40, 1),
+  // Per account, over all its keys (so that minting keys does not multiply the per-key limit), and how
+  // many live namespaces and active API keys one account may have.
+  ACCOUNT_RATE_LIMIT_RPS: int(200, 1),
+  ACCOUNT_RATE_LIMIT_BURST: int(400, 1),
+  ACCOUNT_MAX_NAMESPACES: int(50, 1),
+  ACCOUNT_MAX_API_KEYS: int(100, 1),
   // Contribution points: epoch length, and the slot in which one heartbeat counts a node as up
   RCP_EPOCH_SECONDS: int(86_400, 1),
   RCP_UPTIME_SLOT_SECONDS: int(60, 1),
@@ -124,6 +138,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: ConfigNe
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   return parsed.data;
+}
+
+/** The per-account quotas the admin service enforces (gate/admin.service.ts AccountQuotas). */
+export function accountQuotasOf(config: Pick<Config, 'ACCOUNT_MAX_NAMESPACES' | 'ACCOUNT_MAX_API_KEYS'>): { namespaces: number; apiKeys: number } {
+  return { namespaces: config.ACCOUNT_MAX_NAMESPACES, apiKeys: config.ACCOUNT_MAX_API_KEYS };
 }
 
 export function needsFor(roles: readonly Role[]): ConfigNeeds {

@@ -53,7 +53,7 @@ export const errors = {
   jobNotFound: (id: string) => new AppError('not_found', 'job_not_found', `No job with id '${id}'.`),
   notFound: (what: string) => new AppError('not_found', 'not_found', `${what} not found.`),
   rateLimited: (retryAfterSeconds: number) =>
-    new AppError('rate_limited', 'rate_limit_exceeded', 'Rate limit reached for this API key. Retry after the time given in Retry-After.', { retryAfterSeconds }),
+    new AppError('rate_limited', 'rate_limit_exceeded', 'Rate limit reached for this API key (or for its account, whose keys share one limit). Retry after the time given in Retry-After.', { retryAfterSeconds }),
   /** `where` narrows the message to the caller's placement, e.g. "on testnet in region eu-west". */
   noNode: (model: string, retryAfterSeconds: number, where = '') =>
     new AppError('unavailable', 'model_unavailable', `No node is serving the model '${model}'${where ? ` ${where}` : ''} right now.`, { retryAfterSeconds }),

@@ -4,7 +4,7 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { loadConfig } from '../config.js';
+import { accountQuotasOf, loadConfig } from '../config.js';
 import { formatCredits } from '../errors.js';
 import { AdminService } from '../gate/admin.service.js';
 import { UsageService } from '../space/usage.service.js';
@@ -53,7 +53,7 @@ async function withAdmin<T>(fn: (admin: AdminService, eligibility: EligibilitySe
       rule: cooldownRule(config),
     });
     const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
-    const admin = new AdminService({ db, flags, eligibility, queue });
+    const admin = new AdminService({ db, flags, eligibility, queue, quotas: accountQuotasOf(config) });
     // Publishing signs with NETWORK_SIGNING_KEY; the other commands run without it.
     const networkConfig = new NetworkConfigService({ db, networkKey: config.NETWORK_SIGNING_KEY ?? null, config, nodeDigests: new NodeConfigDigests(redis, keys), logger });
     const result = await fn(admin, eligibility, networkConfig);

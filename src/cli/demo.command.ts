@@ -21,7 +21,9 @@ export async function runDemo(roles: readonly Role[]): Promise<void> {
     process.env.NETWORK_SIGNING_KEY = generatePrivateKey();
     generated.push('NETWORK_SIGNING_KEY');
   }
-  const { backbone, url, logger, onShutdown } = await runServe(roles);
+  // A demo's key is made per run unless given: a database kept from an earlier run holds configs signed by
+  // that run's key, so the next version is published under this one (a real network refuses to start).
+  const { backbone, url, logger, onShutdown } = await runServe(roles, { republishForeignConfig: true });
   const admin = backbone.admin;
   const stamp = new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14);
   const base = url.replace('0.0.0.0', '127.0.0.1');

@@ -2,7 +2,7 @@
 // down), start the embedded FerretDB unless MONGODB_URL names a MongoDB, migrate, and serve.
 import { pino, type Logger } from 'pino';
 import { loadConfig, needsFor, type Config, type Role } from '../config.js';
-import { createBackbone, type Backbone } from '../app.js';
+import { createBackbone, type Backbone, type BackboneOptions } from '../app.js';
 import { startFerretDB, type EmbeddedFerret } from '../mongo/ferretdb.launcher.js';
 import { checkEngines } from './engines.js';
 
@@ -17,7 +17,7 @@ export interface Serving {
   onShutdown: (fn: () => Promise<void>) => void;
 }
 
-export async function runServe(roles: readonly Role[]): Promise<Serving> {
+export async function runServe(roles: readonly Role[], options: Pick<BackboneOptions, 'republishForeignConfig'> = {}): Promise<Serving> {
   const config = loadConfig(process.env, needsFor(roles));
   const logger = pino({ level: config.LOG_LEVEL });
   const problems = await checkEngines(config);
@@ -29,7 +29,7 @@ export async function runServe(roles: readonly Role[]): Promise<Serving> {
   if (!config.MONGODB_URL) ferret = await startFerretDB({ databaseUrl: config.DATABASE_URL, port: EMBEDDED_FERRETDB_PORT, logger });
   const mongoUrl = config.MONGODB_URL ?? ferret!.url;
 
-  const backbone = await createBackbone({ config, roles, logger, mongoUrl });
+  const backbone = await createBackbone({ ...options, config, roles, logger, mongoUrl });
   const url = await backbone.listen();
 
   const cleanups: Array<() => Promise<void>> = [() => backbone.close(), async () => ferret?.stop()];

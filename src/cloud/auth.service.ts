@@ -1,7 +1,8 @@
 // Authenticates a bearer API key (by its SHA-256, from the in-process catalogue: catalog/catalog.service.ts,
-// which every instance drops at once when the key changes) and applies its rate limit (a token bucket in
-// Redis shared by every instance; the same command says when to record the key's last use). One Redis
-// command per request, and no PostgreSQL round trip once the key is known.
+// which every instance drops at once when the key changes) and applies its rate limits (token buckets in
+// Redis shared by every instance: the key's own and its account's, so that minting keys does not
+// multiply the limit; the same command says when to record the key's last use). One Redis command per
+// request, and no PostgreSQL round trip once the key and its namespace are known.
 import { errors } from '../errors.js';
 import { hashApiKey, looksLikeApiKey, type ApiKeyPrincipal } from '../domain/api-keys.js';
 import type { Db } from '../postgres/db.js';
@@ -13,7 +14,16 @@ export type Principal = ApiKeyPrincipal;
 
 export class AuthService {
   constructor(
-    private readonly d: { db: Db; catalog: Catalog; rateLimits: RateLimitRepository; defaultRps: number; defaultBurst: number },
+    private readonly d: {
+      db: Db;
+      catalog: Catalog;
+      rateLimits: RateLimitRepository;
+      defaultRps: number;
+      defaultBurst: number;
+      /** Every key of one account together (ACCOUNT_RATE_LIMIT_RPS, ACCOUNT_RATE_LIMIT_BURST). */
+      accountRps: number;
+      accountBurst: number;
+    },
   ) {}
 
   async authenticate(authorization: string | undefined): Promise<Principal> {
@@ -30,7 +40,12 @@ export class AuthService {
   async enforceRateLimit(p: Principal): Promise<void> {
     const rps = p.rateLimitRps ?? this.d.defaultRps;
     const burst = p.rateLimitBurst ?? Math.max(rps, this.d.defaultBurst);
-    const r = await this.d.rateLimits.take(p.keyId, rps, burst);
+    const ns = await this.d.catalog.namespace(p.namespaceId);
+    if (!ns) throw errors.unauthenticated(); // a key whose namespace is gone
+    const r = await this.d.rateLimits.takeAll(p.keyId, [
+      { id: p.keyId, ratePerSecond: rps, burst },
+      { id: `account:${ns.account_id}`, ratePerSecond: this.d.accountRps, burst: this.d.accountBurst },
+    ]);
     if (!r.allowed) throw errors.rateLimited(Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
     if (r.touch) touchApiKey(this.d.db, p.keyId).catch(() => undefined); // best effort: a missed touch costs nothing
   }

@@ -2,31 +2,33 @@
 // send but that do not change what a node computes (user, metadata, store...) are accepted and ignored;
 // fields whose meaning the network cannot honour yet are refused with a clear 400 rather than ignored.
 import { z } from 'zod';
-import type { ChatMessage, JobRequest } from '../domain/protocol.js';
+import { STOP_MAX_CHARS, STOP_MAX_SEQUENCES, type ChatMessage, type JobRequest } from '../domain/protocol.js';
+import { text } from '../domain/wire-strings.js';
 
-const textPart = z.object({ type: z.literal('text'), text: z.string() });
-const content = z.union([z.string(), z.array(textPart).min(1)]);
+const textPart = z.object({ type: z.literal('text'), text: text() });
+const content = z.union([text(), z.array(textPart).min(1)]);
+const stopSequence = text().max(STOP_MAX_CHARS);
 
 const message = z.object({
   role: z.enum(['system', 'user', 'assistant', 'tool', 'developer']),
   content: z.union([content, z.null()]),
-  name: z.string().max(64).optional(),
+  name: text().max(64).optional(),
 });
 
 export const chatCompletionRequestSchema = z
   .object({
-    model: z.string().min(1).max(128),
+    model: text().min(1).max(128),
     messages: z.array(message).min(1).max(1024),
     max_tokens: z.number().int().positive().optional(),
     max_completion_tokens: z.number().int().positive().optional(),
     temperature: z.number().min(0).max(2).optional(),
     top_p: z.number().min(0).max(1).optional(),
-    stop: z.union([z.string(), z.array(z.string()).max(4)]).optional(),
+    stop: z.union([stopSequence, z.array(stopSequence).max(STOP_MAX_SEQUENCES)]).optional(),
     seed: z.number().int().optional(),
     n: z.literal(1).optional(),
     stream: z.boolean().optional(),
     stream_options: z.object({ include_usage: z.boolean().optional() }).optional(),
-    user: z.string().optional(),
+    user: text().optional(),
     // OpenAI's processing tier, mapped onto the network's priority classes (src/domain/priority.ts).
     service_tier: z.enum(['auto', 'default', 'priority', 'flex']).optional(),
   })

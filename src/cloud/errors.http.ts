@@ -1,6 +1,8 @@
 // The one place domain errors become HTTP responses, in OpenAI's error shape:
 //   { "error": { "message", "type", "param", "code" } }
 // so that the official clients raise their usual exception classes (AuthenticationError, RateLimitError...).
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type ErrorKind } from '../errors.js';
 
@@ -59,4 +61,26 @@ export function httpErrorHandler(err: FastifyError | Error, request: FastifyRequ
   }
   request.log.error({ err }, 'unhandled error');
   return reply.code(500).send(openAiError('internal', 'internal_error', 'The server had an error while processing your request.'));
+}
+
+/**
+ * Node's answers to a request it could not read as HTTP (malformed: 400; headers past the size limit: 431;
+ * not arrived whole within HTTP_REQUEST_TIMEOUT_MS: 408), in the same error shape as every other answer,
+ * instead of Fastify's own. The connection is closed after it: its request was never understood.
+ */
+export function httpClientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'request_timeout', 'The request did not arrive whole in time.']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'headers_too_large', 'The request headers exceed the size limit.']
+        : [400, 'malformed_request', 'The request is not valid HTTP.'];
+  const body = JSON.stringify(openAiError('invalid_request', code, message));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }

@@ -26,6 +26,7 @@ import { IdempotencyKeyInUse, type SettlementService } from '../jobs/settlement.
 import { findIdempotencyKey } from '../postgres/idempotency.repository.js';
 import { canonicalJson, sha256Hex } from '../domain/signatures.js';
 import { newJobId } from '../domain/job-ids.js';
+import { isUuid } from '../domain/wire-strings.js';
 import { ticketOf } from '../domain/job-ticket.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import type { Principal } from './auth.service.js';
@@ -81,7 +82,10 @@ export class JobsService {
     const stages = stageTimer();
     const idempotencyKey = opts.idempotencyKey;
     const { config } = this.d;
-    const idempotency = idempotencyKey === undefined ? undefined : { key: idempotencyKey, requestHash: requestHash(modelName, request), windowHours: IDEMPOTENCY_WINDOW_HOURS };
+    const idempotency =
+      idempotencyKey === undefined
+        ? undefined
+        : { key: idempotencyKey, requestHash: requestHash(modelName, request, opts), windowHours: IDEMPOTENCY_WINDOW_HOURS };
     if (idempotency) {
       const replay = await this.replayOf(p, idempotency);
       if (replay) return { job: replay, replayed: true, watch: null };
@@ -229,7 +233,8 @@ export class JobsService {
   }
 
   async findForNamespace(jobId: string, namespaceId: string): Promise<{ job: JobRow; payload: PayloadDoc | null }> {
-    if (!/^[0-9a-f-]{36}$/i.test(jobId)) throw errors.jobNotFound(jobId);
+    // A malformed id names no job: refused before PostgreSQL, which would answer it with an error.
+    if (!isUuid(jobId)) throw errors.jobNotFound(jobId);
     const job = await findJobInNamespace(this.d.db, jobId, namespaceId);
     if (!job) throw errors.jobNotFound(jobId);
     const payload = job.status === 'completed' ? await this.d.payloads.find(jobId, namespaceId) : null;
@@ -284,9 +289,18 @@ function raceEvent(event: Promise<FinishedEvent | null>, ms: number, signal?: Ab
   });
 }
 
-/** A retried request must be the same request: hashed over the model and what the node would run. */
-function requestHash(model: string, request: JobRequest): Buffer {
-  return Buffer.from(sha256Hex(canonicalJson({ model, request })), 'hex');
+/**
+ * A retried request must be the same request: hashed over the model, what the node would run, and the
+ * terms the caller chose (priority class, region, deadline), any of which changes the job and its price.
+ */
+function requestHash(model: string, request: JobRequest, terms: { priority?: PriorityClass; region?: string; deadlineMs?: number }): Buffer {
+  // Default terms add nothing, so that keys stored before the terms counted still match their requests.
+  const chosen = {
+    ...(terms.priority !== undefined && terms.priority !== 'standard' ? { priority: terms.priority } : {}),
+    ...(terms.region !== undefined ? { region: terms.region } : {}),
+    ...(terms.deadlineMs !== undefined ? { deadlineMs: terms.deadlineMs } : {}),
+  };
+  return Buffer.from(sha256Hex(canonicalJson({ model, request, ...chosen })), 'hex');
 }
 
 /** "on testnet in region eu-west": the placement's part of a no-node message (the model is named apart). */

@@ -1,5 +1,6 @@
 // CSV (RFC 4180) for exports: a header line, then one line per row; fields quoted when they need it.
-// A field that starts with = + - @ is prefixed with ' so spreadsheet programs do not run it as a formula.
+// A field that starts with = + - @, a tab or a carriage return is prefixed with ' so spreadsheet programs
+// do not run it as a formula (OWASP's list: a leading tab or CR is skipped by some, and what follows runs).
 
 export function toCsv<T extends object>(columns: ReadonlyArray<keyof T & string>, rows: readonly T[]): string {
   const lines = [columns.join(',')];
@@ -9,7 +10,7 @@ export function toCsv<T extends object>(columns: ReadonlyArray<keyof T & string>
 
 function field(value: unknown): string {
   let s = text(value);
-  if (typeof value === 'string' && /^[=+\-@]/.test(s)) s = `'${s}`;
+  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 

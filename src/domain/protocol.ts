@@ -6,6 +6,14 @@ import { z } from 'zod';
 import { canonicalJson, sha256Hex } from './signatures.js';
 import { gpuSchema, modelNameSchema, modelVersionSchema, networkSchema, regionSchema } from './eligibility.js';
 import { STREAM_MAX_DELTA_CHARS } from './streaming.js';
+import { text } from './wire-strings.js';
+
+/**
+ * Stop sequences: at most 4 (OpenAI's limit), each at most this many UTF-16 units. A runtime checks every
+ * one against its output as it grows, so their length is work a client could otherwise make unbounded.
+ */
+export const STOP_MAX_SEQUENCES = 4;
+export const STOP_MAX_CHARS = 256;
 
 /** A node id or the network's address: a lower-case EVM address. */
 export const addressSchema = z.string().regex(/^0x[0-9a-f]{40}$/, 'a lower-case EVM address (0x and 40 hex digits)');
@@ -45,8 +53,8 @@ export type DeclaredModel = z.infer<typeof declaredModelsSchema>[number];
 
 export const chatMessageSchema = z.object({
   role: z.enum(['system', 'user', 'assistant', 'tool', 'developer']),
-  content: z.string(),
-  name: z.string().max(64).optional(),
+  content: text(),
+  name: text().max(64).optional(),
 });
 export type ChatMessage = z.infer<typeof chatMessageSchema>;
 
@@ -56,7 +64,7 @@ export const jobRequestSchema = z.object({
   max_tokens: z.number().int().positive(),
   temperature: z.number().min(0).max(2).optional(),
   top_p: z.number().min(0).max(1).optional(),
-  stop: z.array(z.string()).max(4).optional(),
+  stop: z.array(text().max(STOP_MAX_CHARS)).max(STOP_MAX_SEQUENCES).optional(),
   seed: z.number().int().optional(),
   /**
    * The consumer reads the answer as it is generated: the node sends its text as `job_chunk` messages
@@ -72,8 +80,9 @@ export const usageSchema = z.object({
 });
 export type Usage = z.infer<typeof usageSchema>;
 
+/** A node's answer. Text with a NUL in it is malformed: the gateway fails the attempt as an invalid result. */
 export const outputSchema = z.object({
-  content: z.string(),
+  content: text(),
   finish_reason: z.enum(['stop', 'length', 'content_filter']),
 });
 export type JobOutput = z.infer<typeof outputSchema>;
@@ -84,10 +93,10 @@ export const registerSchema = z.object({
   type: z.literal('register'),
   nodeId: address,
   operator: z.string().uuid(), // the operator account the node is bound to
-  challenge: z.string().min(16).max(128),
+  challenge: text().min(16).max(128),
   ts,
-  agentVersion: z.string().max(64),
-  runtime: z.string().max(64),
+  agentVersion: text().max(64),
+  runtime: text().max(64),
   ...nodeTraits,
   capacity: z.number().int().min(1).max(1024),
   running: z.number().int().min(0),
@@ -99,7 +108,7 @@ export const heartbeatSchema = z.object({
   type: z.literal('heartbeat'),
   nodeId: address,
   ts,
-  nonce: z.string().min(8).max(64),
+  nonce: text().min(8).max(64),
   ...nodeTraits,
   capacity: z.number().int().min(1).max(1024),
   running: z.number().int().min(0),
@@ -125,7 +134,7 @@ export const jobErrorSchema = z.object({
   jobId: z.string().uuid(),
   attempt: z.number().int().min(1),
   ts,
-  message: z.string().max(2000),
+  message: text().max(2000),
   signature,
 });
 
@@ -142,7 +151,7 @@ export const jobChunkSchema = z.object({
   jobId: z.string().uuid(),
   attempt: z.number().int().min(1),
   seq: z.number().int().min(0),
-  delta: z.string().min(1).max(STREAM_MAX_DELTA_CHARS),
+  delta: text().min(1).max(STREAM_MAX_DELTA_CHARS),
 });
 
 export const nodeMessageSchema = z.discriminatedUnion('type', [registerSchema, heartbeatSchema, resultSchema, jobErrorSchema, jobChunkSchema]);

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
 import { parse, uuid } from './parse.http.js';
+import { text } from '../domain/wire-strings.js';
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 import type { UsageService } from '../space/usage.service.js';
 import type { AccountPrincipal } from './account.service.js';
@@ -59,7 +60,7 @@ export function accountConsoleRoutes(r: FastifyInstance, { namespaces, operator,
   }));
 
   r.post('/account/withdrawals', async (req, reply) => {
-    const body = parse(z.object({ amount: z.number().positive(), destination: z.string().trim().min(1).max(200) }).strict(), req.body);
+    const body = parse(z.object({ amount: z.number().positive(), destination: text().trim().min(1).max(200) }).strict(), req.body);
     return reply.code(201).send(await operator.requestWithdrawal(caller(req), body.amount, body.destination));
   });
 }

@@ -6,16 +6,17 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
 import { parse, uuid } from './parse.http.js';
+import { text } from '../domain/wire-strings.js';
 import { networkSchema } from '../domain/eligibility.js';
 import { issuedKey, issueKeyBody, keyOptionsFrom } from './api-keys.http.js';
 import type { AccountPrincipal, AccountService, SignIn } from './account.service.js';
 import { accountConsoleRoutes, type AccountConsoleServices } from './account-console.routes.js';
 
 // Emails are trimmed and lower-cased before they are checked (the service normalises the same way).
-const email = z.string().trim().toLowerCase().pipe(z.email().max(254));
+const email = text().trim().toLowerCase().pipe(z.email().max(254));
 // Bounded in UTF-16 units before the policy counts characters: a huge body is refused cheaply.
-const password = z.string().min(1).max(4096);
-const namespaceBody = z.object({ name: z.string().max(63) }).strict();
+const password = text().min(1).max(4096);
+const namespaceBody = z.object({ name: text().max(63) }).strict();
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -39,7 +40,7 @@ export function accountRoutes(app: FastifyInstance, accounts: AccountService, co
   // Public: the ways in.
   app.register(async (r) => {
     r.post('/account/signup', async (req, reply) => {
-      const body = parse(z.object({ email, password, name: z.string().trim().min(1).max(200).optional() }).strict(), req.body);
+      const body = parse(z.object({ email, password, name: text().trim().min(1).max(200).optional() }).strict(), req.body);
       return sendSignIn(reply, 201, await accounts.signUp(body, req.ip));
     });
 
@@ -54,7 +55,7 @@ export function accountRoutes(app: FastifyInstance, accounts: AccountService, co
       const body = parse(
         z
           .object({
-            message: z.string().min(1).max(8192),
+            message: text().min(1).max(8192),
             signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'must be a 65-byte signature in hex (0x...)'),
           })
           .strict(),

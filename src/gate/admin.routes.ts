@@ -3,7 +3,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
-import { parse, uuid } from './parse.http.js';
+import { creditAmount, parse, uuid } from './parse.http.js';
+import { text } from '../domain/wire-strings.js';
 import { addressSchema } from '../domain/protocol.js';
 import { issuedKey, issueKeyBody, keyOptionsFrom } from './api-keys.http.js';
 import type { AdminService } from './admin.service.js';
@@ -14,11 +15,12 @@ import type { LedgerChainService } from '../maintenance/ledger-chain.service.js'
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 import { blindProbeInputSchema, type QualityService } from '../network/quality.service.js';
 import type { EligibilityService } from '../network/eligibility.service.js';
-import { MAX_GPU_MEMORY_MB, networkSchema } from '../domain/eligibility.js';
+import { MAX_GPU_MEMORY_MB, networkSchema, subcloudNameSchema } from '../domain/eligibility.js';
 import { publishInputSchema, type NetworkConfigService } from '../network/network-config.service.js';
 import { listAdminChanges } from '../postgres/admin-changes.repository.js';
 
 const nodeId = addressSchema;
+const subcloudName = subcloudNameSchema;
 const gpuMemoryMb = z.number().int().min(0).max(MAX_GPU_MEMORY_MB);
 
 export interface AdminRouteServices {
@@ -59,13 +61,13 @@ export function adminRoutes(
     });
 
     r.post('/admin/accounts', async (req, reply) => {
-      const body = parse(z.object({ name: z.string().min(1).max(200) }), req.body);
+      const body = parse(z.object({ name: text().min(1).max(200) }), req.body);
       return reply.code(201).send(await admin.createAccount(body.name));
     });
 
     r.post<{ Params: { id: string } }>('/admin/accounts/:id/namespaces', async (req, reply) => {
       const id = parse(uuid, req.params.id);
-      const body = parse(z.object({ name: z.string(), network: networkSchema.optional() }), req.body);
+      const body = parse(z.object({ name: text(), network: networkSchema.optional() }), req.body);
       return reply.code(201).send(await admin.createNamespace(id, body.name, body.network));
     });
 
@@ -88,7 +90,7 @@ export function adminRoutes(
 
     r.post<{ Params: { id: string } }>('/admin/namespaces/:id/credits', async (req) => {
       const id = parse(uuid, req.params.id);
-      const body = parse(z.object({ amount: z.coerce.number().positive(), memo: z.string().max(500).optional() }), req.body);
+      const body = parse(z.object({ amount: creditAmount, memo: text().max(500).optional() }), req.body);
       return admin.topUp(id, body.amount, body.memo);
     });
 
@@ -101,11 +103,11 @@ export function adminRoutes(
           output_price: z.number().int().min(0),
           min_charge: z.number().min(0).optional(),
           context_tokens: z.number().int().positive().max(10_000_000).optional(),
-          version: z.string().optional(),
-          content_hash: z.string().nullable().optional(),
+          version: text().optional(),
+          content_hash: text().nullable().optional(),
           min_gpu_memory_mb: gpuMemoryMb.optional(),
           // e.g. {"urgent": 5000, "bulk": -2000}; checked class by class in the service
-          priority_surcharge_bps: z.record(z.string(), z.number()).optional(),
+          priority_surcharge_bps: z.record(text(), z.number()).optional(),
         }),
         req.body,
       );
@@ -137,8 +139,8 @@ export function adminRoutes(
     r.get<{ Querystring: { limit?: string; action?: string; subject?: string; before?: string } }>('/admin/changes', async (req) => ({
       data: await listAdminChanges(admin.db, {
         limit: parse(z.coerce.number().int().min(1).max(1000).default(100), req.query.limit),
-        action: req.query.action,
-        subject: req.query.subject,
+        action: parse(text().max(200).optional(), req.query.action),
+        subject: parse(text().max(200).optional(), req.query.subject),
         beforeId: parse(z.coerce.number().int().min(1).optional(), req.query.before),
       }),
     }));
@@ -147,15 +149,15 @@ export function adminRoutes(
     // bound to one run their jobs on its members only. Changes apply at the next reservation everywhere.
     const subcloudPolicy = z
       .object({
-        allowed_models: z.array(z.string()).max(256).optional(),
+        allowed_models: z.array(text()).max(256).optional(),
         min_gpu_memory_mb: gpuMemoryMb.optional(),
         isolate: z.boolean().optional(),
       })
       .strict();
     r.get('/admin/subclouds', async () => ({ data: await eligibility.list() }));
-    r.get<{ Params: { name: string } }>('/admin/subclouds/:name', async (req) => eligibility.get(req.params.name));
+    r.get<{ Params: { name: string } }>('/admin/subclouds/:name', async (req) => eligibility.get(parse(subcloudName, req.params.name)));
     r.post('/admin/subclouds', async (req, reply) => {
-      const body = parse(subcloudPolicy.extend({ name: z.string(), network: networkSchema }), req.body);
+      const body = parse(subcloudPolicy.extend({ name: text(), network: networkSchema }), req.body);
       const created = await eligibility.create(
         body.name,
         body.network,
@@ -166,20 +168,20 @@ export function adminRoutes(
     });
     r.patch<{ Params: { name: string } }>('/admin/subclouds/:name', async (req) => {
       const body = parse(subcloudPolicy, req.body);
-      return eligibility.update(req.params.name, { allowedModels: body.allowed_models, minGpuMemoryMb: body.min_gpu_memory_mb, isolate: body.isolate }, actorOf(req));
+      return eligibility.update(parse(subcloudName, req.params.name), { allowedModels: body.allowed_models, minGpuMemoryMb: body.min_gpu_memory_mb, isolate: body.isolate }, actorOf(req));
     });
     r.delete<{ Params: { name: string } }>('/admin/subclouds/:name', async (req, reply) => {
-      await eligibility.delete(req.params.name, actorOf(req));
+      await eligibility.delete(parse(subcloudName, req.params.name), actorOf(req));
       return reply.code(204).send();
     });
     r.put<{ Params: { name: string; node: string } }>('/admin/subclouds/:name/members/:node', async (req) =>
-      eligibility.addMember(req.params.name, parse(nodeId, req.params.node), actorOf(req)),
+      eligibility.addMember(parse(subcloudName, req.params.name), parse(nodeId, req.params.node), actorOf(req)),
     );
     r.delete<{ Params: { name: string; node: string } }>('/admin/subclouds/:name/members/:node', async (req) =>
-      eligibility.removeMember(req.params.name, parse(nodeId, req.params.node), actorOf(req)),
+      eligibility.removeMember(parse(subcloudName, req.params.name), parse(nodeId, req.params.node), actorOf(req)),
     );
     r.put<{ Params: { id: string } }>('/admin/namespaces/:id/subcloud', async (req) => {
-      const body = parse(z.object({ subcloud: z.string().nullable() }).strict(), req.body);
+      const body = parse(z.object({ subcloud: text().nullable() }).strict(), req.body);
       return eligibility.bindNamespace(parse(uuid, req.params.id), body.subcloud, actorOf(req));
     });
 
@@ -192,7 +194,7 @@ export function adminRoutes(
       operators.earnings(parse(uuid, req.params.id), { from: req.query.from, to: req.query.to }),
     );
     r.post<{ Params: { id: string } }>('/admin/operators/:id/withdrawals', async (req, reply) => {
-      const body = parse(z.object({ amount: z.coerce.number().positive(), destination: z.string().min(1).max(200) }), req.body);
+      const body = parse(z.object({ amount: creditAmount, destination: text().min(1).max(200) }), req.body);
       return reply.code(201).send(await operators.requestWithdrawal(parse(uuid, req.params.id), body.amount, body.destination));
     });
     r.post<{ Querystring: { format?: string } }>('/admin/withdrawals/export', async (req, reply) => {
@@ -223,7 +225,7 @@ export function adminRoutes(
             frozen: z.boolean().optional(),
             shadow_banned: z.boolean().optional(),
             cooldown_seconds: z.number().int().min(0).max(30 * 86_400).optional(),
-            reason: z.string().max(500).optional(),
+            reason: text().max(500).optional(),
           })
           .strict(),
         req.body,
@@ -260,5 +262,10 @@ export function adminRoutes(
       await admin.balance(id); // 404 for an unknown namespace
       return sendUsage(reply, usage, id, req.query);
     });
+
+    // Any other path under /admin: answered only after the token check above, so that without the token
+    // every /admin path is the same 401 and the admin API cannot be mapped by probing it.
+    r.all('/admin', async (_req, reply) => reply.callNotFound());
+    r.all('/admin/*', async (_req, reply) => reply.callNotFound());
   });
 }

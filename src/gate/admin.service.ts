@@ -27,6 +27,7 @@ import type { JobQueue } from '../rabbitmq/job-queue.js';
 import type { FlagChange, NodeFlagsService, StoredFlags } from '../network/node-flags.service.js';
 import { rcpByEpoch, type RcpEpochRow } from '../postgres/rcp.repository.js';
 import { bumpEligibilityRevision } from '../postgres/subclouds.repository.js';
+import { carryMonthlySpend, countActiveApiKeys, countLiveNamespaces, lockAccountForQuota } from '../postgres/account-quotas.repository.js';
 import type { EligibilityService } from '../network/eligibility.service.js';
 import { MAX_GPU_MEMORY_MB, MODEL_NAME_PATTERN, MODEL_VERSION_PATTERN, NETWORKS, type Network } from '../domain/eligibility.js';
 
@@ -48,8 +49,16 @@ export interface Balance {
   held_micro: number;
 }
 
+/** How much one account may hold (ACCOUNT_MAX_NAMESPACES, ACCOUNT_MAX_API_KEYS), whichever surface asks. */
+export interface AccountQuotas {
+  namespaces: number;
+  apiKeys: number;
+}
+
 export class AdminService {
-  constructor(private readonly d: { db: Db; catalog?: Catalog; flags: NodeFlagsService; eligibility: EligibilityService; queue: JobQueue | null }) {}
+  constructor(
+    private readonly d: { db: Db; catalog?: Catalog; flags: NodeFlagsService; eligibility: EligibilityService; queue: JobQueue | null; quotas: AccountQuotas },
+  ) {}
 
   /** The database this service administers (for read-only reports built beside it). */
   get db(): Db {
@@ -67,7 +76,11 @@ export class AdminService {
     if (!(NETWORKS as readonly string[]).includes(network)) throw errors.invalid(`network must be one of ${NETWORKS.join(', ')}`, 'network');
     if (!(await findAccount(this.d.db, accountId))) throw errors.notFound('Account');
     try {
-      return await withTransaction(this.d.db, (tx) => createNamespace(tx, accountId, name, network));
+      return await withTransaction(this.d.db, async (tx) => {
+        if (!(await lockAccountForQuota(tx, accountId))) throw errors.notFound('Account');
+        if ((await countLiveNamespaces(tx, accountId)) >= this.d.quotas.namespaces) throw quotaReached('namespaces', this.d.quotas.namespaces);
+        return createNamespace(tx, accountId, name, network);
+      });
     } catch (err) {
       if (isUniqueViolation(err, NAMESPACE_NAME_UNIQUE)) throw nameTaken(name, err);
       throw err;
@@ -120,16 +133,24 @@ export class AdminService {
     this.forgetKeys(revoked);
   }
 
-  /** Issues a key; the secret is in the result and nowhere else, ever. */
-  async issueApiKey(namespaceId: string, opts: KeyOptions = {}): Promise<{ key: ApiKeyRow; secret: string }> {
-    if (!(await findNamespace(this.d.db, namespaceId))) throw errors.notFound('Namespace');
+  /**
+   * Issues a key; the secret is in the result and nowhere else, ever. `replacing`: the key a rotation
+   * revokes next, which does not count against the account's quota.
+   */
+  async issueApiKey(namespaceId: string, opts: KeyOptions = {}, replacing: ApiKeyRow | null = null): Promise<{ key: ApiKeyRow; secret: string }> {
+    const ns = await findNamespace(this.d.db, namespaceId);
+    if (!ns) throw errors.notFound('Namespace');
     if (opts.expiresAt && opts.expiresAt.getTime() <= Date.now()) throw errors.invalid('expires_at must be in the future', 'expires_at');
     if (opts.monthlyCapCredits !== undefined && (!Number.isFinite(opts.monthlyCapCredits) || opts.monthlyCapCredits < 0 || opts.monthlyCapCredits > MAX_TOPUP_CREDITS)) {
       throw errors.invalid(`monthly_cap must be between 0 and ${MAX_TOPUP_CREDITS} credits`, 'monthly_cap');
     }
     const { secret, hash, displayPrefix } = generateApiKey();
     const key = await withTransaction(this.d.db, async (tx) => {
-      // Locked so that a namespace deleted meanwhile cannot get a key its deletion did not revoke.
+      // The account first (the quota's lock), then the namespace, so that a namespace deleted meanwhile
+      // cannot get a key its deletion did not revoke.
+      await lockAccountForQuota(tx, ns.account_id);
+      const others = (await countActiveApiKeys(tx, ns.account_id)) - (replacing && isActiveKey(replacing) ? 1 : 0);
+      if (others >= this.d.quotas.apiKeys) throw quotaReached('API keys', this.d.quotas.apiKeys);
       if (!(await lockLiveNamespace(tx, namespaceId))) throw errors.notFound('Namespace');
       return insertApiKey(tx, {
         namespaceId,
@@ -151,18 +172,33 @@ export class AdminService {
     return listApiKeys(this.d.db, namespaceId);
   }
 
-  /** Replaces a key by a new one with the same settings; the old one stops working at once. */
+  /**
+   * Replaces a key by a new one with the same settings; the old one stops working at once. The new key
+   * takes over the old one's spend of the month, so that rotating does not reset its monthly cap.
+   */
   async rotateApiKey(keyId: string): Promise<{ key: ApiKeyRow; secret: string }> {
     const old = await findApiKey(this.d.db, keyId);
     if (!old || old.revoked_at) throw errors.notFound('Active API key');
-    const fresh = await this.issueApiKey(old.namespace_id, {
-      name: old.name,
-      ...(old.rate_limit_rps !== null ? { rateLimitRps: old.rate_limit_rps } : {}),
-      ...(old.rate_limit_burst !== null ? { rateLimitBurst: old.rate_limit_burst } : {}),
-      ...(old.monthly_cap_micro !== null ? { monthlyCapCredits: old.monthly_cap_micro / MICRO } : {}),
-      ...(old.expires_at && old.expires_at.getTime() > Date.now() ? { expiresAt: old.expires_at } : {}),
+    const fresh = await this.issueApiKey(
+      old.namespace_id,
+      {
+        name: old.name,
+        ...(old.rate_limit_rps !== null ? { rateLimitRps: old.rate_limit_rps } : {}),
+        ...(old.rate_limit_burst !== null ? { rateLimitBurst: old.rate_limit_burst } : {}),
+        ...(old.monthly_cap_micro !== null ? { monthlyCapCredits: old.monthly_cap_micro / MICRO } : {}),
+        ...(old.expires_at && old.expires_at.getTime() > Date.now() ? { expiresAt: old.expires_at } : {}),
+      },
+      old,
+    );
+    const hash = await withTransaction(this.d.db, async (tx) => {
+      // The namespace's ledger accounts first, the lock order of every writer of monthly spend.
+      await lockAccounts(tx, [await ledgerAccountId(tx, 'ns_available', old.namespace_id), await ledgerAccountId(tx, 'ns_held', old.namespace_id)]);
+      const revoked = await revokeApiKey(tx, keyId);
+      if (revoked) await carryMonthlySpend(tx, keyId, fresh.key.id);
+      return revoked;
     });
-    await this.revokeApiKey(keyId);
+    if (!hash) throw errors.notFound('Active API key');
+    this.forgetKeys([hash]);
     return fresh;
   }
 
@@ -301,6 +337,19 @@ export class AdminService {
   ledgerTotals(): Promise<LedgerTotals> {
     return ledgerTotals(this.d.db);
   }
+}
+
+function isActiveKey(k: ApiKeyRow): boolean {
+  return k.revoked_at === null && (k.expires_at === null || k.expires_at.getTime() > Date.now());
+}
+
+/** 403: the account holds as many as its quota allows. */
+function quotaReached(what: 'namespaces' | 'API keys', limit: number): AppError {
+  return new AppError(
+    'forbidden',
+    what === 'namespaces' ? 'namespace_limit_reached' : 'api_key_limit_reached',
+    `This account already has ${limit} ${what}, its limit: ${what === 'namespaces' ? 'delete one' : 'revoke one'} first.`,
+  );
 }
 
 function nameTaken(name: string, cause: unknown): AppError {

@@ -3,7 +3,15 @@
 import { z } from 'zod';
 import { errors } from '../errors.js';
 
-export const uuid = z.string().uuid();
+export { uuidSchema as uuid } from '../domain/wire-strings.js';
+
+/**
+ * An amount of credits: a JSON number, or a decimal string ("0.5"); never a boolean, null or array, which
+ * a coercion would have read as 1, 0 or a number.
+ */
+export const creditAmount = z
+  .union([z.number(), z.string().regex(/^\d{1,12}(\.\d{1,6})?$/, 'a decimal number of credits').transform(Number)])
+  .pipe(z.number().positive());
 
 export function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const r = schema.safeParse(value);

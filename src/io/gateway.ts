@@ -20,6 +20,7 @@
 // (io/results.service.ts). A job's chunks and its result (or job_error) are handled one at a time, in
 // the order they arrived, so the check always sees every chunk sent before the result.
 import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type {} from '@fastify/websocket'; // route option types for `websocket: true`
 import type { WebSocket } from 'ws';
@@ -72,7 +73,10 @@ export interface GatewayDeps {
 
 const REGISTER_TIMEOUT_MS = 10_000;
 const httpNodeMessageSchema = z.discriminatedUnion('type', [resultSchema, jobErrorSchema]);
-const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** The largest frame a registered node may send (the WebSocket server's maxPayload, app.ts). */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** What names an attempt in a node message that failed its schema: enough to blame the node for it. */
+const attemptNamed = z.object({ type: z.enum(['result', 'job_chunk', 'job_error']), jobId: z.string(), attempt: z.number() });
 
 /** A streamed attempt on this socket: its chunk budget, the next chunk expected, the chunks waiting to be appended. */
 interface StreamState {
@@ -94,15 +98,24 @@ interface Session {
   streams: Map<string, StreamState>;
   /** Per job, the tail of its chain of messages being handled (see inJobOrder). */
   jobOrder: Map<string, Promise<void>>;
+  /** When the node's last whole message arrived (ms): a registered socket silent past the heartbeat TTL is closed. */
+  lastMessageAt: number;
 }
 
 export class Gateway {
   private readonly sessions = new Map<string, Session>();
+  /** Open node sockets on this instance per client address (IO_CONNECTIONS_PER_ADDRESS). */
+  private readonly socketsByAddress = new Map<string, number>();
+  private readonly idleSweep: NodeJS.Timeout;
 
   constructor(private readonly d: GatewayDeps) {
     d.events.onDispatch((job) => {
       this.deliver(job).catch((err: unknown) => d.logger.error({ err, jobId: job.jobId }, 'io: dispatch failed'));
     });
+    // A registered node sends a heartbeat every interval; one silent for a whole TTL (its presence has
+    // expired) holds a socket for nothing, or is trickling a frame byte by byte: closed either way.
+    this.idleSweep = setInterval(() => this.closeIdle(), Math.max(250, Math.floor(d.networkConfig.heartbeat().ttlMs / 4)));
+    this.idleSweep.unref();
   }
 
   get connectedNodes(): number {
@@ -110,7 +123,7 @@ export class Gateway {
   }
 
   routes(app: FastifyInstance): void {
-    app.get('/io/ws', { websocket: true }, (socket) => this.accept(socket));
+    app.get('/io/ws', { websocket: true }, (socket, request) => this.accept(socket, request.ip, request.raw.socket));
     // The network config in force: document, digest and the network key's signature over the digest.
     app.get('/io/config', async (_request, reply) => {
       const current = this.d.networkConfig.current();
@@ -140,10 +153,41 @@ export class Gateway {
 
   /** Closes every node socket (shutdown). Nodes reconnect to another instance. */
   closeAll(): void {
+    clearInterval(this.idleSweep);
     for (const s of this.sessions.values()) s.socket.close(1001, 'gateway shutting down');
   }
 
-  private accept(socket: WebSocket): void {
+  private closeIdle(): void {
+    const silentSince = Date.now() - this.d.networkConfig.heartbeat().ttlMs;
+    for (const s of this.sessions.values()) if (s.lastMessageAt < silentSince) s.socket.close(4004, 'no message within the heartbeat TTL');
+  }
+
+  /**
+   * A new node socket. Until it registers it is a stranger's: it may send at most
+   * IO_UNREGISTERED_MAX_BYTES in all (counted on the TCP socket as bytes arrive, so a large frame is cut
+   * off before it is whole, let alone parsed), and each address may hold at most IO_CONNECTIONS_PER_ADDRESS
+   * sockets on this instance. A registered node may send frames up to MAX_MESSAGE_BYTES.
+   */
+  private accept(socket: WebSocket, address: string, tcp: Socket): void {
+    const open = (this.socketsByAddress.get(address) ?? 0) + 1;
+    this.socketsByAddress.set(address, open);
+    socket.once('close', () => {
+      const left = (this.socketsByAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.socketsByAddress.set(address, left);
+      else this.socketsByAddress.delete(address);
+    });
+    if (open > this.d.config.IO_CONNECTIONS_PER_ADDRESS) {
+      socket.close(1008, 'too many connections from this address');
+      return;
+    }
+    let unregisteredBytes = 0;
+    const countUnregistered = (chunk: Buffer) => {
+      unregisteredBytes += chunk.length;
+      if (unregisteredBytes > this.d.config.IO_UNREGISTERED_MAX_BYTES) socket.terminate();
+    };
+    // First in line, so that the count is made before the WebSocket parser sees the bytes.
+    tcp.prependListener('data', countUnregistered);
+
     const challenge = randomBytes(32).toString('hex');
     let session: Session | null = null;
     const registerTimer = setTimeout(() => socket.close(4001, 'registration timeout'), REGISTER_TIMEOUT_MS);
@@ -162,6 +206,7 @@ export class Gateway {
             if (s && !session) {
               session = s;
               clearTimeout(registerTimer);
+              tcp.off('data', countUnregistered);
             }
           })
           .catch((err: unknown) => {
@@ -173,6 +218,7 @@ export class Gateway {
     });
     socket.on('close', () => {
       clearTimeout(registerTimer);
+      tcp.off('data', countUnregistered);
       if (session) this.onClose(session).catch((err: unknown) => this.d.logger.error({ err }, 'io: close handling failed'));
     });
     socket.on('error', () => undefined); // 'close' follows
@@ -181,6 +227,7 @@ export class Gateway {
   /** Handles one frame; returns the session once registration succeeded. */
   private async onMessage(socket: WebSocket, raw: string | null, challenge: string, session: Session | null): Promise<Session | null> {
     if (raw === null || raw.length > MAX_MESSAGE_BYTES) return reject(socket, 'invalid_message', 'text JSON frames only');
+    if (session) session.lastMessageAt = Date.now();
     let json: unknown;
     try {
       json = JSON.parse(raw);
@@ -188,7 +235,11 @@ export class Gateway {
       return reject(socket, 'invalid_message', 'not JSON');
     }
     const parsed = nodeMessageSchema.safeParse(json);
-    if (!parsed.success) return reject(socket, 'invalid_message', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    if (!parsed.success) {
+      const problem = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+      if (session) await this.failMalformed(session, json, problem);
+      return reject(socket, 'invalid_message', problem);
+    }
     const msg = parsed.data;
 
     if (!session) {
@@ -219,6 +270,21 @@ export class Gateway {
     }
   }
 
+  /**
+   * A message that failed its schema but names an attempt this socket runs (a result whose text holds a
+   * NUL, say): the socket is authenticated as the node, so the attempt fails as an invalid result and is
+   * retried elsewhere at once, rather than running on until its timeout.
+   */
+  private async failMalformed(session: Session, json: unknown, problem: string): Promise<void> {
+    const named = attemptNamed.safeParse(json);
+    if (!named.success) return;
+    const { jobId, attempt } = named.data;
+    await inJobOrder(session, jobId, async () => {
+      const dispatched = forgetAttempt(session, jobId, attempt);
+      if (dispatched) await this.d.results.failAttempt(jobId, attempt, session.nodeId, 'invalid_result', `malformed ${named.data.type}: ${problem}`, dispatched.startedAt);
+    });
+  }
+
   private async register(socket: WebSocket, msg: RegisterMessage, challenge: string): Promise<Session | null> {
     if (msg.challenge !== challenge) return reject(socket, 'bad_challenge', 'challenge mismatch', true);
     if (!this.d.replay.fresh(msg.ts)) return reject(socket, 'stale', 'timestamp outside the accepted window', true);
@@ -240,6 +306,7 @@ export class Gateway {
       inflight: new Map(),
       streams: new Map(),
       jobOrder: new Map(),
+      lastMessageAt: Date.now(),
     };
     this.sessions.set(msg.nodeId, session);
     await this.d.presence.upsert({ ...declaration(msg), nodeId: msg.nodeId, instance: this.d.instanceId, mode: 'register' });

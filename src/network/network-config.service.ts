@@ -28,6 +28,7 @@ import {
   participationRulesSchema,
   runtimeRequirementSchema,
   signNetworkConfig,
+  signingMessage,
   type HeartbeatParameters,
   type JobParameters,
   type NetworkConfig,
@@ -47,6 +48,7 @@ import {
   type NetworkConfigRow,
 } from '../postgres/network-configs.repository.js';
 import type { NodeConfigDigests } from '../redis/node-configs.repository.js';
+import { addressOf, recoverPersonal } from '../domain/signatures.js';
 
 const REFRESH_MS = 2_000;
 
@@ -243,6 +245,19 @@ export class NetworkConfigService implements CurrentNetworkConfig {
     });
     return published(row);
   }
+}
+
+/**
+ * The version in force and its signer, when the configured network key did not sign it (null: it did, or
+ * there is no version yet). Nodes trust configs signed by the network address they pin, so a backbone
+ * started with another key (a lost key replaced, a demo restarted with a new one) would serve a config
+ * its own nodes refuse: the caller refuses to start, or publishes a version under the new key.
+ */
+export async function foreignSignedConfig(db: Db, networkKey: string): Promise<{ version: number; signer: string | null } | null> {
+  const row = await latestNetworkConfig(db);
+  if (!row) return null;
+  const signer = recoverPersonal(signingMessage(row.digest), row.signature);
+  return signer === addressOf(networkKey) ? null : { version: row.version, signer };
 }
 
 function published(row: NetworkConfigRow): PublishedConfig {

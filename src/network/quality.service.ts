@@ -11,6 +11,7 @@
 import type { Logger } from 'pino';
 import { PeriodicTask } from '../maintenance/periodic-task.js';
 import { z } from 'zod';
+import { text } from '../domain/wire-strings.js';
 import type { Config } from '../config.js';
 import { errors } from '../errors.js';
 import { blindVerdict, nodeScore } from '../domain/scores.js';
@@ -50,10 +51,10 @@ const VERDICT_BATCH = 200;
 
 export const blindProbeInputSchema = z
   .object({
-    model: z.string().min(1).max(128),
+    model: text().min(1).max(128),
     request: jobRequestSchema,
     expected_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'lower-case hex SHA-256 of the exact answer').optional(),
-    expected_contains: z.string().min(1).max(2000).optional(),
+    expected_contains: text().min(1).max(2000).optional(),
   })
   .refine((p) => p.expected_sha256 !== undefined || p.expected_contains !== undefined, 'name the right answer: expected_sha256 and/or expected_contains');
 export type BlindProbeInput = z.infer<typeof blindProbeInputSchema>;

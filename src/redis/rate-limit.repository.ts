@@ -1,34 +1,58 @@
-// Per-API-key rate limiting: a token bucket in Redis, so the limit holds across every instance. The
-// bucket refills at `rate` tokens per second up to `burst`; the script reads Redis's clock, not the
-// caller's, so instances with skewed clocks agree.
+// Rate limiting: token buckets in Redis, so that limits hold across every instance. A bucket refills at
+// `rate` tokens per second up to `burst`; the script reads Redis's clock, not the caller's, so instances
+// with skewed clocks agree. A request may draw on several buckets at once (its API key's and its
+// account's): it takes a token from each or from none, in one command.
 import type { Redis } from 'ioredis';
 import { LuaScript, type RedisKeys } from './client.js';
 
 /**
- * ARGV: key, rate (tokens/s), burst, touch key. Returns {allowed (0|1), retryAfterMs, touch (0|1)}: touch
- * is 1 at most once a minute per touch key (the caller then records the API key's last use), so that a
- * request's authentication costs this one command.
+ * ARGV: touch key, then (bucket key, rate (tokens/s), burst) for each bucket. Returns {allowed (0|1),
+ * retryAfterMs, touch (0|1)}: allowed when every bucket has a token (one is then taken from each);
+ * retryAfterMs, when refused, is the longest wait among the buckets short of one. touch is 1 at most
+ * once a minute per touch key (the caller then records the API key's last use), so that a request's
+ * authentication costs this one command.
  */
 const TAKE = new LuaScript(`
-local key, rate, burst, touchKey = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local touchKey = ARGV[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local b = redis.call('HMGET', key, 'tokens', 'at')
-local tokens, at = tonumber(b[1]), tonumber(b[2])
-if not tokens then tokens, at = burst, now end
-tokens = math.min(burst, tokens + (now - at) * rate / 1000)
-local allowed, wait = 0, 0
-if tokens >= 1 then
-  tokens, allowed = tokens - 1, 1
-else
-  wait = math.ceil((1 - tokens) * 1000 / rate)
+local n = (#ARGV - 1) / 3
+local levels = {}
+local wait = 0
+for i = 1, n do
+  local key, rate, burst = ARGV[3 * i - 1], tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  local b = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens, at = tonumber(b[1]), tonumber(b[2])
+  if not tokens then tokens, at = burst, now end
+  tokens = math.min(burst, tokens + (now - at) * rate / 1000)
+  if tokens < 1 then wait = math.max(wait, math.ceil((1 - tokens) * 1000 / rate)) end
+  levels[i] = tokens
 end
-redis.call('HSET', key, 'tokens', tostring(tokens), 'at', now)
-redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)
+local allowed = 0
+if wait == 0 then allowed = 1 end
+for i = 1, n do
+  local key, rate, burst = ARGV[3 * i - 1], tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  redis.call('HSET', key, 'tokens', tostring(levels[i] - allowed), 'at', now)
+  redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)
+end
 local touch = 0
 if allowed == 1 and redis.call('SET', touchKey, '1', 'EX', 60, 'NX') then touch = 1 end
 return {allowed, wait, touch}
 `);
+
+export interface Bucket {
+  /** The bucket's name: an API key's id, `account:<id>`, `signin-ip:<address>`... */
+  id: string;
+  ratePerSecond: number;
+  burst: number;
+}
+
+export interface Taken {
+  allowed: boolean;
+  retryAfterMs: number;
+  /** Record the API key's last use now (once a minute per key). */
+  touch: boolean;
+}
 
 export class RateLimitRepository {
   constructor(
@@ -36,13 +60,15 @@ export class RateLimitRepository {
     private readonly keys: RedisKeys,
   ) {}
 
-  /** Takes a token from the key's bucket; `touch`: record the key's last use now (once a minute per key). */
-  async take(keyId: string, ratePerSecond: number, burst: number): Promise<{ allowed: boolean; retryAfterMs: number; touch: boolean }> {
-    const [allowed, wait, touch] = (await TAKE.run(this.redis, [this.keys.rateBucket(keyId), ratePerSecond, burst, this.keys.apiKeyTouched(keyId)])) as [
-      number,
-      number,
-      number,
-    ];
+  /** Takes a token from one bucket; `touch`: record the key's last use now (once a minute per key). */
+  take(keyId: string, ratePerSecond: number, burst: number): Promise<Taken> {
+    return this.takeAll(keyId, [{ id: keyId, ratePerSecond, burst }]);
+  }
+
+  /** Takes a token from every bucket, or from none when one is empty; `touchId` names the API key to touch. */
+  async takeAll(touchId: string, buckets: readonly Bucket[]): Promise<Taken> {
+    const args = [this.keys.apiKeyTouched(touchId), ...buckets.flatMap((b) => [this.keys.rateBucket(b.id), b.ratePerSecond, b.burst])];
+    const [allowed, wait, touch] = (await TAKE.run(this.redis, args)) as [number, number, number];
     return { allowed: allowed === 1, retryAfterMs: wait, touch: touch === 1 };
   }
 }

@@ -42,6 +42,8 @@ export interface StackOptions {
   roles?: Role[];
   /** A MongoDB server of the test's own (helpers/private-ferretdb.ts) instead of the suite's. */
   mongoBase?: string;
+  /** Where the backbone's log lines go (default: stdout), for tests that read them. */
+  logDestination?: { write(line: string): void };
 }
 
 export interface Tenant {
@@ -90,11 +92,15 @@ export class TestStack {
       SWEEP_INTERVAL_MS: '500',
       // Test files run two at a time beside FerretDB's own pool: stay well inside max_connections.
       PG_POOL_MAX: '8',
+      // Tenants here are accounts of one key each, driven harder than any account limit would allow;
+      // the tests of the account-wide limit set their own.
+      ACCOUNT_RATE_LIMIT_RPS: '1000000',
+      ACCOUNT_RATE_LIMIT_BURST: '1000000',
       ...Object.fromEntries(Object.entries(opts.config ?? {}).map(([k, v]) => [k, String(v)])),
     };
     const config = configSchema.parse(env);
     const mongoUrl = withDatabase(opts.mongoBase ?? testMongoBase(), id);
-    const logger = pino({ level: config.LOG_LEVEL });
+    const logger = opts.logDestination ? pino({ level: config.LOG_LEVEL }, opts.logDestination) : pino({ level: config.LOG_LEVEL });
     const backbone = await createBackbone({ config, roles: opts.roles ?? [...ROLES], logger, mongoUrl });
     const url = await backbone.listen();
     return new TestStack(id, config, backbone, url, mongoUrl);

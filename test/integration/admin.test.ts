@@ -238,7 +238,7 @@ test('a key revoked while a request is between its database lookup and its cache
     await changesA.start();
     try {
       const keys = new RedisKeys(stack.config.REDIS_KEY_PREFIX);
-      const instanceA = new AuthService({ db: stack.db, catalog: catalogA, rateLimits: new RateLimitRepository(redis, keys), defaultRps: 100, defaultBurst: 100 });
+      const instanceA = new AuthService({ db: stack.db, catalog: catalogA, rateLimits: new RateLimitRepository(redis, keys), defaultRps: 100, defaultBurst: 100, accountRps: 100, accountBurst: 100 });
       const inFlight = instanceA.authenticate(`Bearer ${secret}`);
       await atSet; // A read the key as active from PostgreSQL and is about to keep it
       assert.equal((await call('DELETE', `/admin/keys/${t.keyId}`)).status, 204);
