@@ -225,7 +225,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       resubmit: async (principal, model, request, { region, priority }) =>
         (await jobs.accept(principal, model, request, { priority, ...(region === null ? {} : { region }) })).job,
     });
-    const operators = new OperatorsService(db);
+    const operators = new OperatorsService(db, networkKey!);
     adminRoutes(app, { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig }, config.ADMIN_TOKEN);
     const accounts = new AccountService({
       db,

@@ -269,6 +269,26 @@ export function registerAdminCommand(program: Command): void {
     });
 
   admin
+    .command('node-enrol <accountId> <nodeAddress>')
+    .option('--json', 'JSON output')
+    .description("enrol a node's address to an operator account (the operator's consent to the node's binding)")
+    .action(async (accountId: string, node: string, opts: Json) => {
+      const e = await withAdmin((s) => new OperatorsService(s.db).enrolNode(accountId, node));
+      out(opts, e, `${e.node_id}: enrolled to operator ${e.operator_account_id}`);
+    });
+
+  admin
+    .command('node-enrolment-token <accountId> <nodeAddress>')
+    .option('--ttl-hours <hours>', 'how long the token is valid', '24')
+    .option('--json', 'JSON output')
+    .description('an enrolment token for one node address (needs NETWORK_SIGNING_KEY): the node registers with it, bound to this operator')
+    .action(async (accountId: string, node: string, opts: Json & { ttlHours: string }) => {
+      const key = loadConfig(process.env).NETWORK_SIGNING_KEY ?? null;
+      const t = await withAdmin((s) => new OperatorsService(s.db, key).enrolmentToken(accountId, node, Number(opts.ttlHours)));
+      out(opts, t, `${t.token}\n(node ${t.node_id}, valid until ${t.expires_at}; give it to the node: resultity node run --enrolment-token ...)`);
+    });
+
+  admin
     .command('operator-earnings <accountId>')
     .option('--from <day>', 'first day, YYYY-MM-DD (UTC)')
     .option('--to <day>', 'last day, YYYY-MM-DD (UTC)')

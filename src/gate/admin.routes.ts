@@ -191,6 +191,10 @@ export function adminRoutes(
     r.get<{ Params: { id: string }; Querystring: { from?: string; to?: string } }>('/admin/operators/:id/earnings', async (req) =>
       operators.earnings(parse(uuid, req.params.id), { from: req.query.from, to: req.query.to }),
     );
+    r.post<{ Params: { id: string } }>('/admin/operators/:id/nodes', async (req, reply) => {
+      const body = parse(z.object({ node: z.string() }), req.body);
+      return reply.code(201).send(await operators.enrolNode(parse(uuid, req.params.id), body.node));
+    });
     r.post<{ Params: { id: string } }>('/admin/operators/:id/withdrawals', async (req, reply) => {
       const body = parse(z.object({ amount: z.coerce.number().positive(), destination: z.string().min(1).max(200) }), req.body);
       return reply.code(201).send(await operators.requestWithdrawal(parse(uuid, req.params.id), body.amount, body.destination));

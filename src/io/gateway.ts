@@ -39,7 +39,8 @@ import {
 import type { Address } from '../domain/signatures.js';
 import { verifyMessageAsync } from '../domain/verify-pool.js';
 import type { Db } from '../postgres/db.js';
-import { bindNode } from '../postgres/nodes.repository.js';
+import { bindNode, type BindResult } from '../postgres/nodes.repository.js';
+import { enrolmentTokenProblem } from '../domain/enrolment.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { ReplayGuard } from '../redis/replay-guard.repository.js';
 import type { UptimeRepository } from '../redis/uptime.repository.js';
@@ -215,8 +216,11 @@ export class Gateway {
     if (!(await verifyMessageAsync(msg, msg.nodeId))) return reject(socket, 'bad_signature', 'registration signature invalid', true);
     const refused = participationProblem(this.d.networkConfig.participation(), msg);
     if (refused) return reject(socket, 'not_accepted', refused, true);
-    const bound = await bindNode(this.d.db, msg.nodeId, msg.operator);
-    if (bound !== 'bound') return reject(socket, bound, bound === 'unknown_operator' ? 'no such operator account' : 'node is bound to another operator', true);
+    // The operator's consent: its enrolment of this address (in the database), or a token it made for it.
+    const tokenProblem = msg.enrolmentToken === undefined ? null : enrolmentTokenProblem(msg.enrolmentToken, this.d.networkAddress, msg.nodeId, msg.operator);
+    if (tokenProblem) return reject(socket, 'not_enrolled', tokenProblem, true);
+    const bound = await bindNode(this.d.db, msg.nodeId, msg.operator, msg.enrolmentToken !== undefined);
+    if (bound !== 'bound') return reject(socket, bound, bindRefusal(bound, msg), true);
 
     // One socket per node on this instance: a reconnect replaces the old one (whose attempts fail).
     const previous = this.sessions.get(msg.nodeId);
@@ -327,6 +331,21 @@ export class Gateway {
       await this.d.results.failAttempt(jobId, attempt.attempt, session.nodeId, 'disconnected', 'node socket closed', attempt.startedAt);
     }
     this.d.logger.info({ node: session.nodeId }, 'node disconnected');
+  }
+}
+
+/** Why a registration's binding was refused, in words an operator can act on. */
+function bindRefusal(result: Exclude<BindResult, 'bound'>, msg: RegisterMessage): string {
+  switch (result) {
+    case 'unknown_operator':
+      return 'no such operator account';
+    case 'bound_to_other_operator':
+      return 'node is bound to another operator';
+    case 'not_enrolled':
+      return (
+        `node ${msg.nodeId} is not enrolled by operator ${msg.operator}: the operator enrols its address ` +
+        '(POST /account/nodes/enrolments, or `resultity admin node-enrol`) or gives the node an enrolment token (--enrolment-token)'
+      );
   }
 }
 
