@@ -311,13 +311,13 @@ export class Gateway {
   }
 
   private async deliver(job: DispatchEnvelope): Promise<void> {
-    const { nodeId, terms, startedAt, namespaceId, ...dispatch } = job;
+    const { nodeId, terms, startedAt, namespaceId, jobDeadlineAt, ...dispatch } = job;
     const session = this.sessions.get(nodeId);
     if (!session || session.socket.readyState !== session.socket.OPEN) {
       await this.d.results.failAttempt(job.jobId, job.attempt, nodeId, 'disconnected', 'node not connected to its gateway', startedAt);
       return;
     }
-    session.inflight.set(job.jobId, { attempt: job.attempt, namespaceId, model: job.model, terms, startedAt, streamed: dispatch.request.stream === true });
+    session.inflight.set(job.jobId, { attempt: job.attempt, namespaceId, model: job.model, terms, startedAt, jobDeadlineAt: jobDeadlineAt ?? null, streamed: dispatch.request.stream === true });
     if (dispatch.request.stream) session.streams.set(attemptKey(job.jobId, job.attempt), { maxChunks: streamMaxChunks(dispatch.request.max_tokens), next: 0 });
     send(session.socket, dispatch);
   }

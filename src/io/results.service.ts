@@ -10,6 +10,7 @@
 import { outputHash, type JobErrorMessage, type ResultMessage } from '../domain/protocol.js';
 import { verifyMessageAsync } from '../domain/verify-pool.js';
 import { termsOf, type JobTerms } from '../domain/job-ticket.js';
+import { cutByClientDeadline } from '../domain/jobs.js';
 import type { Db } from '../postgres/db.js';
 import { findJob } from '../postgres/jobs.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
@@ -30,6 +31,8 @@ export interface AttemptContext {
   terms: JobTerms;
   /** When the attempt was dispatched (ms). */
   startedAt: number;
+  /** The job's own deadline (ms), set by its client; null when not known (a dispatch of an older version). */
+  jobDeadlineAt: number | null;
   /** The job streams (its chunks must add up to the result). */
   streamed: boolean;
 }
@@ -110,10 +113,18 @@ export class ResultsService {
     return { accepted: true };
   }
 
-  /** Fails an attempt the node itself gave up on (the signature is the caller's to check). */
+  /**
+   * Ends an attempt the node itself gave up on (the signature is the caller's to check). Given up at the
+   * job's deadline, it was cut by the client's deadline: the job expires and the node is not blamed (no
+   * failure counted, no cooldown); otherwise the attempt fails and the job is retried.
+   */
   async acceptJobError(msg: JobErrorMessage, dispatched: AttemptContext | null): Promise<boolean> {
-    if (dispatched) return this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'failed', msg.message, dispatched.startedAt);
-    return this.failCurrentAttempt(msg.jobId, msg.attempt, msg.nodeId, 'failed', msg.message);
+    const ctx = dispatched ?? (await this.contextFromRecords(msg.jobId, msg.attempt, msg.nodeId));
+    if (ctx === null || ctx === 'unknown_job') return false;
+    if (cutByClientDeadline(Date.now(), ctx.jobDeadlineAt)) {
+      return (await this.d.lifecycle.endWithoutResult(msg.jobId, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.')) !== null;
+    }
+    return this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'failed', msg.message, ctx.startedAt);
   }
 
   /**
@@ -153,6 +164,7 @@ export class ResultsService {
       model: job.model,
       terms: termsOf(job),
       startedAt: inflight?.startedAt ?? Date.now(),
+      jobDeadlineAt: job.deadline_at.getTime(),
       // Whether it streamed is not known here: check the stream in case it did.
       streamed: true,
     };
