@@ -11,6 +11,8 @@ import { outputHash, type JobErrorMessage, type ResultMessage } from '../domain/
 import { verifyMessageAsync } from '../domain/verify-pool.js';
 import { termsOf, type JobTerms } from '../domain/job-ticket.js';
 import { cutByClientDeadline } from '../domain/jobs.js';
+import { completionTokenBound } from '../domain/usage-bounds.js';
+import type { UsageRules } from '../catalog/usage-rules.js';
 import type { Db } from '../postgres/db.js';
 import { findJob } from '../postgres/jobs.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
@@ -46,6 +48,7 @@ export class ResultsService {
       inflight: InflightRepository;
       lifecycle: JobLifecycle;
       streams: JobStreams;
+      usageRules: UsageRules;
       /** How long outputs are kept (PAYLOAD_RETENTION_HOURS). */
       retentionMs: number;
     },
@@ -74,6 +77,13 @@ export class ResultsService {
         await this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'the result differs from the text the node streamed', ctx.startedAt);
         return { accepted: false, reason: 'stream_mismatch' };
       }
+    }
+
+    // The claim is the bill: it must fit what the output can hold, counted here (domain/usage-bounds.ts).
+    const rule = await this.d.usageRules.ruleFor(ctx.model);
+    if (rule && msg.usage.completion_tokens > completionTokenBound(rule, msg.output.content)) {
+      await this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'completion tokens beyond what the output holds', ctx.startedAt);
+      return { accepted: false, reason: 'usage_out_of_bounds' };
     }
 
     // Output first: a job PostgreSQL calls completed must have its output stored. Keyed by attempt, so a
@@ -109,7 +119,7 @@ export class ResultsService {
       jobId: msg.jobId,
       status: 'completed',
       completed: { attempt: msg.attempt, output: msg.output, usage: msg.usage, chargedMicro: settled.chargedMicro },
-    });
+    }, { model: ctx.model, tokens: msg.usage.completion_tokens, bytes: Buffer.byteLength(msg.output.content, 'utf8') });
     return { accepted: true };
   }
 

@@ -8,7 +8,7 @@ import OpenAI from 'openai';
 import { pino } from 'pino';
 import { Redis } from 'ioredis';
 import { createBackbone, type Backbone } from '../../src/app.js';
-import { generatePrivateKey, signMessage } from '../../src/domain/signatures.js';
+import { signMessage } from '../../src/domain/signatures.js';
 import { outputHash, type JobOutput } from '../../src/domain/protocol.js';
 import { startNodeAgent } from '../../src/node-agent/agent.js';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';

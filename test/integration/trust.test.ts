@@ -2,7 +2,13 @@
 // penalised without a bound the backbone checks itself.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestStack, type Tenant } from '../helpers/stack.js';
+import { pino } from 'pino';
+import { TestStack, type RawNode, type Tenant } from '../helpers/stack.js';
+import { signMessage } from '../../src/domain/signatures.js';
+import { outputHash, type JobOutput } from '../../src/domain/protocol.js';
+import { startNodeAgent } from '../../src/node-agent/agent.js';
+import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
+import type { InferenceRuntime } from '../../src/node-agent/runtime.js';
 
 let stack: TestStack;
 let tenant: Tenant;
@@ -31,7 +37,7 @@ function chat(body: Record<string, unknown>, headers: Record<string, string> = {
 /** One job run to the end (the model's first), so that a scheduler consumes its queue before a test's short deadlines. */
 async function warmUp(model: string): Promise<void> {
   const res = await chat({ model });
-  assert.equal(res.status, 200, await res.text());
+  if (res.status !== 200) assert.fail(`warm-up: ${res.status} ${await res.text()}`);
 }
 
 async function jobsOf(model: string): Promise<Array<{ id: string; status: string; charged_micro: number | null; completion_tokens: number | null }>> {
@@ -52,7 +58,7 @@ test('an attempt cut by the client\'s deadline is the client\'s outcome: the job
     const answers = await Promise.all(
       Array.from({ length: stack.config.NODE_COOLDOWN_FAILURES }, () => chat({ model }, { 'x-resultity-deadline-ms': '1000' })),
     );
-    for (const a of answers) assert.equal(a.status, 504, await a.text());
+    for (const a of answers) if (a.status !== 504) assert.fail(`${a.status} ${await a.text()}`);
     const jobs = await stack.until('the jobs to end', async () => {
       const rows = (await jobsOf(model)).slice(1);
       return rows.every((j) => j.status !== 'queued' && j.status !== 'running') ? rows : undefined;
@@ -67,5 +73,173 @@ test('an attempt cut by the client\'s deadline is the client\'s outcome: the job
     assert.ok(!flags.rows[0]?.cooldown_until || flags.rows[0].cooldown_until.getTime() < Date.now(), 'the node must not be in cooldown');
     // And it still gets work: a client that waits long enough is served by it.
     const served = await chat({ model });
-    assert.equal(served.status, 200, await served.text());
+    if (served.status !== 200) assert.fail(`served: ${served.status} ${await served.text()}`);
+  }));
+
+/** A job submitted with Prefer: respond-async; its id. */
+async function submitAsync(model: string, maxTokens = 500): Promise<string> {
+  const res = await chat({ model, max_tokens: maxTokens }, { prefer: 'respond-async' });
+  if (res.status !== 202) assert.fail(`submit: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
+/** A raw node's correctly signed and hashed result. */
+function sendResult(node: RawNode, jobId: string, attempt: number, content: string, completionTokens: number): void {
+  const output: JobOutput = { content, finish_reason: 'stop' };
+  node.send(signMessage(node.privateKey, { type: 'result' as const, nodeId: node.nodeId, jobId, attempt, ts: Date.now(), output, outputHash: outputHash(output), usage: { prompt_tokens: 5, completion_tokens: completionTokens } }));
+}
+
+async function endedJob(jobId: string) {
+  return stack.until('the job to end', async () => {
+    const r = await stack.db.query<{ status: string; node_id: string | null; completion_tokens: number | null; charged_micro: number | null }>(
+      `SELECT status, node_id, completion_tokens, charged_micro FROM jobs WHERE id = $1`,
+      [jobId],
+    );
+    const j = r.rows[0];
+    return j && j.status !== 'queued' && j.status !== 'running' ? j : undefined;
+  });
+}
+
+/**
+ * A tokenizer.json made for the test: a BPE over lower-case letters that knows a few whole words, split on
+ * whitespace and punctuation ("node token" is 2 tokens, 10 bytes).
+ */
+function smallTokenizer(): string {
+  const vocab: Record<string, number> = { '[UNK]': 0 };
+  for (const c of 'abcdefghijklmnopqrstuvwxyz') vocab[c] = Object.keys(vocab).length;
+  const merges: string[] = [];
+  for (const w of ['node', 'token', 'credit', 'ledger']) {
+    let cur = w[0]!;
+    for (const c of w.slice(1)) {
+      merges.push(`${cur} ${c}`);
+      cur += c;
+      vocab[cur] ??= Object.keys(vocab).length;
+    }
+  }
+  return JSON.stringify({
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [],
+    normalizer: null,
+    pre_tokenizer: { type: 'Whitespace' },
+    post_processor: null,
+    decoder: null,
+    model: { type: 'BPE', dropout: null, unk_token: '[UNK]', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: false, vocab, merges },
+  });
+}
+
+async function admin(method: string, path: string, body: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(`${stack.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${stack.config.ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as Record<string, unknown>;
+  assert.ok(res.ok, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+test('claimed tokens are bounded by the bytes delivered (per-model ratio) when no tokenizer is known: "x" billed as 400 tokens is an invalid result, retried elsewhere (item 1)', () =>
+  check(async () => {
+    const model = 'test/trust-bytes';
+    await stack.model(model);
+    const liar = await stack.rawNode();
+    await liar.registerAs(await stack.operator(), { models: [model], capacity: 1 });
+    await warmUpWith(model, liar);
+    const jobId = await submitAsync(model, 500);
+    const frame = await liar.next((f) => f.type === 'job' && f.jobId === jobId, 15_000);
+    const honest = await stack.node({ models: [model] });
+    sendResult(liar, jobId, frame.attempt as number, 'x', 400); // within max_tokens (500), but 1 byte cannot hold 400 tokens
+    assert.deepEqual(await liar.next('result_ack'), { type: 'result_ack', jobId, attempt: frame.attempt, accepted: false, reason: 'usage_out_of_bounds' });
+    const done = await endedJob(jobId);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.node_id, honest.nodeId);
+    assert.ok(done.completion_tokens! <= 16, `billed the honest node's count, not the claim: ${done.completion_tokens}`);
+    const counted = await stack.db.query(`SELECT 1 FROM job_attempts WHERE job_id = $1 AND node_id = $2 AND outcome = 'invalid_result'`, [jobId, liar.nodeId]);
+    assert.equal(counted.rowCount, 1, 'the claim counts against the node that made it');
+    await liar.close();
+  }));
+
+test('with the model\'s tokenizer registered (by content hash), the backbone counts the output: a claim within the byte bound but above the count is refused (item 1)', () =>
+  check(async () => {
+    const model = 'test/trust-tokenizer';
+    await stack.model(model);
+    const tokenizer = smallTokenizer();
+    const { sha256 } = await admin('POST', '/admin/tokenizers', { tokenizer });
+    await admin('PUT', `/admin/models/${encodeURIComponent(model)}/usage-bound`, { tokenizer_sha256: sha256 });
+    const liar = await stack.rawNode();
+    await liar.registerAs(await stack.operator(), { models: [model], capacity: 1 });
+    await warmUpWith(model, liar);
+
+    // "node token": 2 tokens by the model's tokenizer (10 bytes): 12 is within the bytes, not the count.
+    const jobId = await submitAsync(model, 50);
+    const frame = await liar.next((f) => f.type === 'job' && f.jobId === jobId, 15_000);
+    sendResult(liar, jobId, frame.attempt as number, 'node token', 12);
+    assert.equal((await liar.next('result_ack')).reason, 'usage_out_of_bounds');
+
+    // The same answer claimed honestly (its tokens and an end-of-sequence token) is accepted and billed as claimed.
+    const retried = await liar.next((f) => f.type === 'job' && f.jobId === jobId, 15_000);
+    sendResult(liar, jobId, retried.attempt as number, 'node token', 3);
+    assert.equal((await liar.next('result_ack')).accepted, true);
+    const done = await endedJob(jobId);
+    assert.equal(done.completion_tokens, 3);
+    await liar.close();
+  }));
+
+/** Runs the model's first job on `raw` (so that a scheduler consumes the model's queue), honestly. */
+async function warmUpWith(model: string, raw: RawNode): Promise<void> {
+  const jobId = await submitAsync(model, 50);
+  const frame = await raw.next((f) => f.type === 'job' && f.jobId === jobId, 15_000);
+  sendResult(raw, jobId, frame.attempt as number, 'ok', 1);
+  assert.equal((await raw.next('result_ack')).accepted, true);
+}
+
+test('a node whose claimed tokens per byte drift from its peers\' on the same model loses score (item 1)', () =>
+  check(async () => {
+    const model = 'test/trust-drift';
+    await stack.model(model);
+    const honest = await Promise.all([0, 1, 2].map(() => stack.node({ models: [model], capacity: 4, completionTokens: 40 })));
+    // Claims three times what it delivers: within the byte bound (about 7 bytes a word), not in line with its peers.
+    const inflating: InferenceRuntime = new SimulatedRuntime({ models: [model], completionTokens: 40 });
+    const inflated: InferenceRuntime = {
+      name: 'inflating',
+      models: () => inflating.models(),
+      complete: async (m, request, signal, onDelta) => {
+        const r = await inflating.complete(m, request, signal, onDelta);
+        return { ...r, usage: { ...r.usage, completion_tokens: r.usage.completion_tokens * 3 } };
+      },
+    };
+    const liar = await startNodeAgent({
+      gatewayUrl: stack.url,
+      privateKey: await stack.enrolled(),
+      operator: await stack.operator(),
+      runtime: inflated,
+      capacity: 4,
+      logger: pino({ level: 'silent' }),
+      reconnect: false,
+    });
+    stack.nodes.push(liar);
+    await warmUp(model);
+    // Enough jobs for every node to deliver its share of bytes (each answer is about 300 bytes).
+    const everyone = [...honest, liar].map((n) => n.nodeId);
+    for (let round = 0; round < 20; round++) {
+      await Promise.all(Array.from({ length: 8 }, (_, i) => chat({ model, max_tokens: 200, messages: [{ role: 'user', content: `question ${round}-${i}` }] })));
+      const r = await stack.db.query<{ node_id: string; bytes: number }>(
+        `SELECT node_id, count(*)::int AS bytes FROM jobs WHERE model = $1 AND status = 'completed' GROUP BY node_id`,
+        [model],
+      );
+      if (everyone.every((id) => (r.rows.find((x) => x.node_id === id)?.bytes ?? 0) >= 6)) break;
+    }
+    assert.ok(await stack.backbone.quality.pass());
+    const scores = await stack.db.query<{ node_id: string; score: number; usage_factor: number }>(
+      `SELECT node_id, score, usage_factor FROM node_scores WHERE node_id = ANY($1::text[])`,
+      [everyone],
+    );
+    const of = (id: string) => scores.rows.find((s) => s.node_id === id)!;
+    assert.ok(of(liar.nodeId).usage_factor < 0.5, `the inflating node's usage factor: ${of(liar.nodeId).usage_factor}`);
+    for (const h of honest) {
+      assert.equal(of(h.nodeId).usage_factor, 1);
+      assert.ok(of(h.nodeId).score > of(liar.nodeId).score, 'an honest peer scores above the inflating node');
+    }
   }));
