@@ -156,13 +156,13 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const admin = new AdminService({ db, catalog, flags: nodeFlags, eligibility, queue });
   const usage = new UsageService(db);
   const ledgerChain = new LedgerChainService(db);
-  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, logger });
-  const jobs = new JobsService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger });
-  const usageSamples = new UsageSamples(redis, keys);
-  const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // A stream outlives its last chunk by a whole attempt timeout and a minute: time enough for the
   // attempt's result to be checked against it and for a slow client's relay to drain it.
   const streams = new JobStreams(redis, keys, () => networkConfig.longestExecutionTimeoutMs() + 60_000);
+  const usageSamples = new UsageSamples(redis, keys);
+  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger });
+  const jobs = new JobsService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger });
+  const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub') : null;
 

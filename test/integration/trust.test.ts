@@ -9,6 +9,8 @@ import { outputHash, type JobOutput } from '../../src/domain/protocol.js';
 import { startNodeAgent } from '../../src/node-agent/agent.js';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
 import type { InferenceRuntime } from '../../src/node-agent/runtime.js';
+import { tokenCounter } from '../../src/catalog/usage-rules.js';
+import { balanceOf } from '../../src/postgres/ledger.repository.js';
 
 let stack: TestStack;
 let tenant: Tenant;
@@ -243,3 +245,43 @@ test('a node whose claimed tokens per byte drift from its peers\' on the same mo
       assert.ok(of(h.nodeId).score > of(liar.nodeId).score, 'an honest peer scores above the inflating node');
     }
   }));
+
+test('a streaming client whose deadline cuts the answer pays for the tokens it received, counted by the backbone; the node is paid its share (item 3)', () =>
+  check(async () => {
+    const model = 'test/trust-stream-deadline';
+    await stack.model(model);
+    const tokenizer = smallTokenizer();
+    const { sha256 } = await admin('POST', '/admin/tokenizers', { tokenizer });
+    await admin('PUT', `/admin/models/${encodeURIComponent(model)}/usage-bound`, { tokenizer_sha256: sha256 });
+    // 40 words over 4 s: about ten reach the client before its 1 s deadline.
+    const node = await stack.node({ models: [model], latencyMs: 4_000, completionTokens: 40 });
+    await warmUp(model);
+    const earnedBefore = await operatorEarnings();
+
+    const res = await chat({ model, stream: true, max_tokens: 100 }, { 'x-resultity-deadline-ms': '1000' });
+    assert.equal(res.status, 200);
+    let received = '';
+    let error: { code?: string } | null = null;
+    for (const line of (await res.text()).split('\n')) {
+      if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
+      const event = JSON.parse(line.slice(6)) as { choices?: Array<{ delta?: { content?: string } }>; error?: { code?: string } };
+      if (event.error) error = event.error;
+      received += event.choices?.[0]?.delta?.content ?? '';
+    }
+    assert.ok(error, 'the stream ends with an error event');
+    assert.ok(received.length > 0, 'part of the answer reached the client');
+
+    const jobs = await jobsOf(model);
+    const job = jobs[jobs.length - 1]!;
+    const ended = await endedJob(job.id);
+    assert.equal(ended.status, 'expired');
+    const tokens = tokenCounter({ tokenizer, config: {} }).count(received);
+    assert.equal(ended.completion_tokens, tokens, 'billed the tokens the client received, as the backbone counts them');
+    assert.equal(ended.charged_micro, tokens * 20, 'at the model\'s output price');
+    assert.equal(ended.node_id, node.nodeId);
+    assert.ok((await operatorEarnings()) > earnedBefore, "the node's operator is paid its share");
+  }));
+
+async function operatorEarnings(): Promise<number> {
+  return balanceOf(stack.db, 'operator_earnings', await stack.operator());
+}
