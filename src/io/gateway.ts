@@ -52,6 +52,7 @@ import type { AttemptContext, ResultsService } from './results.service.js';
 import type { CurrentNetworkConfig } from '../network/network-config.service.js';
 import type { NodeConfigDigests } from '../redis/node-configs.repository.js';
 import { participationProblem } from '../domain/network-config.js';
+import { capacityCeilings, type CapacityRules } from '../domain/capacity.js';
 
 export interface GatewayDeps {
   config: Config;
@@ -236,7 +237,7 @@ export class Gateway {
       jobOrder: new Map(),
     };
     this.sessions.set(msg.nodeId, session);
-    await this.d.presence.upsert({ ...declaration(msg), nodeId: msg.nodeId, instance: this.d.instanceId, mode: 'register' });
+    await this.d.presence.upsert({ ...declaration(msg, this.d.networkConfig.capacity()), nodeId: msg.nodeId, instance: this.d.instanceId, mode: 'register' });
     await this.recordDigest(session, msg.configDigest ?? null, true);
     send(socket, { type: 'registered', nodeId: msg.nodeId, heartbeatIntervalMs: this.d.networkConfig.heartbeat().intervalMs, ...this.configRef() });
     this.d.logger.info({ node: msg.nodeId, network: msg.network, region: msg.region, gpu: msg.gpu, models: msg.models, capacity: msg.capacity }, 'node registered');
@@ -249,7 +250,7 @@ export class Gateway {
     if (!(await this.d.replay.firstUse(session.nodeId, msg.nonce))) return void reject(socket, 'replay', 'heartbeat nonce already used');
     const refused = participationProblem(this.d.networkConfig.participation(), { agentVersion: session.agentVersion, network: msg.network });
     if (refused) return void reject(socket, 'not_accepted', refused, true);
-    const recreated = await this.d.presence.upsert({ ...declaration(msg), nodeId: session.nodeId, instance: this.d.instanceId, mode: 'heartbeat' });
+    const recreated = await this.d.presence.upsert({ ...declaration(msg, this.d.networkConfig.capacity()), nodeId: session.nodeId, instance: this.d.instanceId, mode: 'heartbeat' });
     if (recreated) this.d.logger.info({ node: session.nodeId }, 'node presence restored from heartbeat');
     // A presence recreated means Redis may have lost everything, the digests' hash with it.
     await this.recordDigest(session, msg.configDigest ?? null, recreated);
@@ -349,9 +350,22 @@ function bindRefusal(result: Exclude<BindResult, 'bound'>, msg: RegisterMessage)
   }
 }
 
-/** What a registration or heartbeat declares about the node (protocol.ts), as presence stores it. */
-function declaration(msg: RegisterMessage | HeartbeatMessage) {
-  return { capacity: msg.capacity, running: msg.running, network: msg.network, region: msg.region, gpu: msg.gpu, models: msg.models };
+/**
+ * What a registration or heartbeat declares about the node (protocol.ts), as presence stores it, with the
+ * network's capacity rules applied: the declared capacity is a ceiling, capped per GPU class and model, and
+ * the node starts with the config's start slots (domain/capacity.ts).
+ */
+function declaration(msg: RegisterMessage | HeartbeatMessage, rules: CapacityRules) {
+  return {
+    capacity: msg.capacity,
+    running: msg.running,
+    network: msg.network,
+    region: msg.region,
+    gpu: msg.gpu,
+    models: msg.models,
+    ceilings: capacityCeilings(rules, msg.capacity, msg.gpu.name, msg.models),
+    startSlots: rules.startSlots,
+  };
 }
 
 /**

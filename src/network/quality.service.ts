@@ -254,6 +254,7 @@ export class QualityService {
     for (const [nodeId, factor] of usageFactors) {
       if (factor < 1) this.d.logger.warn({ node: nodeId, factor }, "node's claimed tokens per byte drift from its peers'");
     }
+    await this.d.scores.writeEarned(new Map([...perNode].map(([nodeId, e]) => [nodeId, e.completed])));
     // The whole table, not just this window's nodes: the mirror is back in full after a loss of Redis.
     await this.d.scores.write(new Map((await listNodeScores(this.d.db)).map((r) => [r.node_id, r.score])));
   }

@@ -20,8 +20,8 @@ import { USAGE_SAMPLE_TTL_MS } from './usage-samples.repository.js';
 const DONE_TTL_MS = 60_000;
 
 /**
- * A job completed on a node: returns the node's slot, marks the job done, ends the node's failure
- * streak, adds the node's claimed tokens and delivered bytes to its usage sample on the model
+ * A job completed on a node: counts it toward the slots the node has earned (readiness.lua.ts
+ * node-earned), returns the node's slot, marks the job done, ends the node's failure streak, adds the node's claimed tokens and delivered bytes to its usage sample on the model
  * (usage-samples.repository.ts) and publishes the job's event.
  * ARGV: prefix, nodeId, jobId, event (JSON), done TTL (ms), model, claimed completion tokens, output bytes,
  * usage sample TTL (ms).
@@ -34,6 +34,7 @@ if tonumber(ARGV[8]) > 0 then
   redis.call('HINCRBY', uk, id .. '|b', ARGV[8])
   redis.call('PEXPIRE', uk, ARGV[9])
 end
+redis.call('HINCRBY', p .. 'node-earned', id, 1)
 local nk = p .. 'node:' .. id
 if redis.call('ZREM', nk .. ':slots', job) == 1 and redis.call('EXISTS', nk) == 1 then rescore(p, id, nk, true) end
 local jk = p .. 'job:' .. job

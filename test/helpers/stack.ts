@@ -89,6 +89,9 @@ export class TestStack {
       SWEEP_INTERVAL_MS: '500',
       // Test files run two at a time beside FerretDB's own pool: stay well inside max_connections.
       PG_POOL_MAX: '8',
+      // Nodes fill what they declare from their first job: the files about other things than slow start
+      // size their nodes for what they test (trust.test.ts sets the production default back).
+      NODE_START_SLOTS: '1024',
       ...Object.fromEntries(Object.entries(opts.config ?? {}).map(([k, v]) => [k, String(v)])),
     };
     const config = configSchema.parse(env);

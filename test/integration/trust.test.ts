@@ -3,6 +3,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
+import { Redis } from 'ioredis';
 import { TestStack, type RawNode, type Tenant } from '../helpers/stack.js';
 import { signMessage } from '../../src/domain/signatures.js';
 import { outputHash, type JobOutput } from '../../src/domain/protocol.js';
@@ -16,7 +17,8 @@ let stack: TestStack;
 let tenant: Tenant;
 
 before(async () => {
-  stack = await TestStack.start();
+  // The production default: new nodes start with two slots (the helper's default lifts it for other files).
+  stack = await TestStack.start({ config: { NODE_START_SLOTS: 2 } });
   tenant = await stack.tenant(100);
 });
 
@@ -285,3 +287,67 @@ test('a streaming client whose deadline cuts the answer pays for the tokens it r
 async function operatorEarnings(): Promise<number> {
   return balanceOf(stack.db, 'operator_earnings', await stack.operator());
 }
+
+/** A node's free-slot score in the public mainnet readiness pool of a model at version 1 (readiness.lua.ts). */
+async function poolScore(model: string, nodeId: string): Promise<number | null> {
+  const redis = new Redis(stack.config.REDIS_URL);
+  try {
+    const score = await redis.zscore(`${stack.config.REDIS_KEY_PREFIX}ready:mainnet:${model}@1`, nodeId);
+    return score === null ? null : Number(score);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+test('declared capacity is a ceiling, not a weight: a new node declaring 1024 slots starts with two and earns share by completed work (item 2)', () =>
+  check(async () => {
+    const model = 'test/trust-slow-start';
+    await stack.model(model);
+    const steady = await stack.node({ models: [model], capacity: 4, latencyMs: 400 });
+    await warmUp(model);
+    const greedy = await stack.node({ models: [model], capacity: 1024, latencyMs: 400 });
+    assert.equal(await poolScore(model, greedy.nodeId), 2, 'a new node is offered its start slots, not what it declares');
+
+    const before = (await jobsOf(model)).length;
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => chat({ model, messages: [{ role: 'user', content: `job ${i}` }] })));
+    for (const a of answers) if (a.status !== 200) assert.fail(`${a.status} ${await a.text()}`);
+    const served = await stack.db.query<{ node_id: string; n: number }>(
+      `SELECT node_id, count(*)::int AS n FROM jobs WHERE id = ANY($1::uuid[]) GROUP BY node_id`,
+      [(await jobsOf(model)).slice(before).map((j) => j.id)],
+    );
+    const by = (id: string) => served.rows.find((r) => r.node_id === id)?.n ?? 0;
+    assert.ok(by(greedy.nodeId) <= 15, `the new node took ${by(greedy.nodeId)} of 20 jobs`);
+    assert.ok(by(steady.nodeId) >= 5, `the established node took ${by(steady.nodeId)} of 20 jobs`);
+    // It earned slots by the work it completed.
+    assert.ok((await poolScore(model, greedy.nodeId))! > 2);
+  }));
+
+test('the network config caps capacity per GPU class and model, whatever a node declares (item 2)', () =>
+  check(async () => {
+    const model = 'test/trust-capped';
+    await stack.model(model);
+    const res = await fetch(`${stack.url}/admin/network-config`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.config.ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ capacity: { startSlots: 2, caps: [{ gpu: 'rtx-4090', model, maxSlots: 1 }] } }),
+    });
+    if (res.status !== 201 && res.status !== 200) assert.fail(`publish: ${res.status} ${await res.text()}`);
+    await stack.until('the config in force', async () => (stack.backbone.networkConfig.capacity().caps.length === 1 ? true : undefined));
+    const capped = await stack.node({ models: [model], capacity: 8, latencyMs: 300, gpu: { name: 'rtx-4090', memoryMb: 24_576 } });
+    assert.equal(await poolScore(model, capped.nodeId), 1);
+    await warmUp(model);
+
+    // Three jobs at once: one at a time on that node, however many it has completed.
+    let most = 0;
+    const sampling = (async () => {
+      for (let i = 0; i < 40; i++) {
+        most = Math.max(most, Number((await stack.presence(capped.nodeId)).reserved ?? 0));
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    })();
+    const answers = await Promise.all(Array.from({ length: 3 }, (_, i) => chat({ model, messages: [{ role: 'user', content: `capped ${i}` }] })));
+    await sampling;
+    for (const a of answers) if (a.status !== 200) assert.fail(`${a.status} ${await a.text()}`);
+    assert.equal(most, 1, 'never more than the cap at once');
+    assert.equal(await poolScore(model, capped.nodeId), 1, 'completed work does not lift a cap');
+  }));
