@@ -71,7 +71,7 @@ export const publishInputSchema = z
     heartbeat: heartbeatParametersFields.partial().strict().optional(),
     runtimes: z.array(runtimeRequirementSchema).max(64).optional(),
     participation: participationRulesSchema.partial().strict().optional(),
-    capacity: capacityRulesSchema.optional(),
+    capacity: capacityRulesSchema.partial().strict().optional(),
   })
   .strict();
 export type PublishInput = z.infer<typeof publishInputSchema>;
@@ -196,7 +196,7 @@ export class NetworkConfigService implements CurrentNetworkConfig {
           jobs: { ...base.jobs, ...definedOnly(given.jobs) },
           heartbeat: { ...base.heartbeat, ...definedOnly(given.heartbeat) },
           participation: { ...base.participation, ...definedOnly(given.participation) },
-          capacity: given.capacity ?? base.capacity,
+          capacity: { ...base.capacity, ...definedOnly(given.capacity) },
         });
       } catch (err) {
         if (err instanceof z.ZodError) throw invalid(err);
