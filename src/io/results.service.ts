@@ -126,7 +126,9 @@ export class ResultsService {
   /**
    * Ends an attempt the node itself gave up on (the signature is the caller's to check). Given up at the
    * job's deadline, it was cut by the client's deadline: the job expires and the node is not blamed (no
-   * failure counted, no cooldown); otherwise the attempt fails and the job is retried.
+   * failure counted, no cooldown); otherwise the attempt fails and the job is retried. A message from
+   * elsewhere (HTTP, `dispatched` null) counts only if the records say that this node runs the attempt,
+   * so that a node cannot end another node's attempt of a job it once ran.
    */
   async acceptJobError(msg: JobErrorMessage, dispatched: AttemptContext | null): Promise<boolean> {
     const ctx = dispatched ?? (await this.contextFromRecords(msg.jobId, msg.attempt, msg.nodeId));
@@ -143,16 +145,6 @@ export class ResultsService {
    */
   failAttempt(jobId: string, attempt: number, nodeId: string, outcome: AttemptOutcome, reason: string, startedAt: number): Promise<boolean> {
     return this.d.lifecycle.failAttempt(jobId, attempt, nodeId, outcome, reason, new Date(startedAt));
-  }
-
-  /**
-   * Fails an attempt named by a message from elsewhere (HTTP): only if the records say that this node
-   * runs it, so that a node cannot end another node's attempt of a job it once ran.
-   */
-  async failCurrentAttempt(jobId: string, attempt: number, nodeId: string, outcome: AttemptOutcome, reason: string): Promise<boolean> {
-    const ctx = await this.contextFromRecords(jobId, attempt, nodeId);
-    if (ctx === null || ctx === 'unknown_job') return false;
-    return this.failAttempt(jobId, attempt, nodeId, outcome, reason, ctx.startedAt);
   }
 
   /**

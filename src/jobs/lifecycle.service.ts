@@ -113,12 +113,15 @@ export class JobLifecycle {
    * What the client of a streamed job has received: the text of the attempt recorded as the one it reads,
    * as its chunks stand in Redis, counted by the backbone (domain/usage-bounds.ts deliveredTokens: the
    * model's tokenizer, or the bytes at its peers' tokens per byte, never above the model's bound). Null
-   * when nothing reached the client, or when what did can no longer be told (Redis lost the stream or the
-   * attempt's record): then nothing is charged.
+   * when nothing reached the client, when the attempt it read had already failed (the node's fault), or
+   * when what reached it can no longer be told (Redis lost the stream or the attempt's record): then
+   * nothing is charged.
    */
   private async deliveredPart(jobId: string): Promise<DeliveredPart | null> {
     const [job, attempt] = await Promise.all([findJob(this.d.db, jobId), streamedAttempt(this.d.db, jobId)]);
-    if (!job || job.finished_at || attempt === null) return null;
+    // An attempt that already ended without a result (jobs.attempt counts those) ended by its node's doing:
+    // a deadline passing before the job is failed for it does not make its client pay.
+    if (!job || job.finished_at || attempt === null || job.attempt >= attempt) return null;
     const [inflight, text, rule, samples] = await Promise.all([
       this.d.inflight.current(jobId),
       this.d.streams.text(jobId, attempt),
