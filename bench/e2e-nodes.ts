@@ -2,7 +2,6 @@
 // 0 ms latency, run by the real node agent (src/node-agent), connected to the backbone's gateway like any
 // operator's nodes. Each runtime call is timed, so that the benchmark can subtract what the node itself
 // spent from the latency the client saw.
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { startNodeAgent, type NodeAgent } from '../src/node-agent/agent.js';
@@ -13,7 +12,8 @@ import { serveParent } from './ipc.js';
 export interface FleetParams {
   gatewayUrl: string;
   operator: string;
-  nodes: number;
+  /** One node per key, each enrolled to `operator` beforehand (a node binds only with its operator's consent). */
+  privateKeys: string[];
   capacity: number;
   model: string;
   completionTokens: number;
@@ -51,11 +51,10 @@ function timed(inner: InferenceRuntime): InferenceRuntime {
 serveParent(
   {
     async start(p: FleetParams): Promise<string[]> {
-      for (let i = 0; i < p.nodes; i++) {
+      for (const privateKey of p.privateKeys) {
         const agent = await startNodeAgent({
           gatewayUrl: p.gatewayUrl,
-          // Any 32 random bytes are a valid secp256k1 key but for a negligible fraction; the agent refuses those.
-          privateKey: randomBytes(32).toString('hex'),
+          privateKey,
           operator: p.operator,
           runtime: timed(new SimulatedRuntime({ models: [p.model], latencyMs: 0, completionTokens: p.completionTokens })),
           capacity: p.capacity,

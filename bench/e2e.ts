@@ -32,6 +32,7 @@ import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { Connection } from 'rabbitmq-client';
 import { Child } from './ipc.js';
+import { addressOf, generatePrivateKey } from '../src/domain/signatures.js';
 import { labelProcesses, usageMeter, type ProcessLabeler, type Usage } from './load.js';
 import { describeMachine } from './machine.js';
 import { perJob, readEngines, scrapeBackbone, stageMeans, type BackboneCounts, type EngineCounts, type StageTotals } from './engine-stats.js';
@@ -146,9 +147,11 @@ async function main(): Promise<number> {
       tenants.push({ namespaceId: ns, apiKey: String(key.key) });
     }
 
-    log(`starting ${NODES} simulated nodes (capacity ${NODE_CAPACITY}, 0 ms) in their own process`);
+    log(`starting ${NODES} simulated nodes (capacity ${NODE_CAPACITY}, 0 ms) in their own process, enrolled to the operator`);
+    const privateKeys = Array.from({ length: NODES }, () => generatePrivateKey());
+    for (const key of privateKeys) await admin('POST', `/admin/operators/${operator}/nodes`, { node: addressOf(key) });
     nodes = Child.fork('nodes', new URL('./e2e-nodes.js', import.meta.url));
-    await nodes.call<string[]>('start', { gatewayUrl: url, operator, nodes: NODES, capacity: NODE_CAPACITY, model: MODEL, completionTokens: MAX_TOKENS } satisfies FleetParams);
+    await nodes.call<string[]>('start', { gatewayUrl: url, operator, privateKeys, capacity: NODE_CAPACITY, model: MODEL, completionTokens: MAX_TOKENS } satisfies FleetParams);
     load = Child.fork('load', new URL('./e2e-load.js', import.meta.url));
 
     const labeler = processLabeler({ backbone: backbone.pid ?? -1, nodes: nodes.pid, load: load.pid, backboneDb: id, ownPgPids });

@@ -327,7 +327,7 @@ const link = serveParent(
     keys: (p: { first: number; count: number }) => {
       const started = performance.now();
       fleet = Array.from({ length: p.count }, (_, i) => ({ node: newFleetNode(p.first + i), ws: null, registered: false, unanswered: [], pongPending: false }));
-      return { ms: performance.now() - started };
+      return { ms: performance.now() - started, nodeIds: fleet.map((s) => s.node.nodeId) };
     },
     connect: (p: ConnectParams) => connect(p, (progress) => link.emit('progress', progress)),
     stopConnecting: () => stopConnecting(),

@@ -33,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { createPool } from '../src/postgres/db.js';
+import { enrolNodes } from '../src/postgres/nodes.repository.js';
 import { createRedis, LuaScript, RedisKeys } from '../src/redis/client.js';
 import { EligibilityMirror } from '../src/redis/eligibility.repository.js';
 import { PresenceRepository } from '../src/redis/presence.repository.js';
@@ -115,7 +116,9 @@ async function main(): Promise<number> {
 
     const shares = split(NODES, GENERATORS);
     log(`making ${NODES} node keys in ${GENERATORS} generators`);
-    const keygen = await Promise.all(generators.map((g, i) => g.call<{ ms: number }>('keys', { first: shares[i]!.first, count: shares[i]!.count }, 600_000)));
+    const keygen = await Promise.all(generators.map((g, i) => g.call<{ ms: number; nodeIds: string[] }>('keys', { first: shares[i]!.first, count: shares[i]!.count }, 600_000)));
+    // A node binds only to an operator that enrolled it: the fleet's operator enrols every address first.
+    await enrolFleet(info, keygen.flatMap((k) => k.nodeIds));
 
     const { connect, stoppedBecause } = await registerFleet(generators, info);
     log(`registered ${connect.registered} of ${NODES} in ${(connect.ms / 1000).toFixed(1)} s (${connect.failed} failed, ${connect.retries} retries)`);
@@ -397,3 +400,13 @@ function mib(bytes: number): string {
 }
 
 await runBench('bench:fleet', main);
+
+/** Enrols the fleet's node addresses to its operator, in batches (the operator's consent to their binding). */
+async function enrolFleet(info: GatewayInfo, nodeIds: readonly string[]): Promise<void> {
+  const db = createPool(info.databaseUrl, 1);
+  try {
+    for (let i = 0; i < nodeIds.length; i += 10_000) await enrolNodes(db, nodeIds.slice(i, i + 10_000), info.operator);
+  } finally {
+    await db.end();
+  }
+}

@@ -17,6 +17,7 @@ import { PresenceRepository } from './redis/presence.repository.js';
 import { InflightRepository } from './redis/inflight.repository.js';
 import { CatalogChanges } from './postgres/catalog-changes.js';
 import { Catalog } from './catalog/catalog.service.js';
+import { UsageRules } from './catalog/usage-rules.js';
 import { PublishMarks } from './jobs/publish-marks.js';
 import { RateLimitRepository } from './redis/rate-limit.repository.js';
 import { ReplayGuard } from './redis/replay-guard.repository.js';
@@ -50,6 +51,7 @@ import { QuarantineService } from './gate/quarantine.service.js';
 import { Maintenance } from './maintenance/maintenance.service.js';
 import { QualityService } from './network/quality.service.js';
 import { ScoresMirror } from './redis/scores.repository.js';
+import { UsageSamples } from './redis/usage-samples.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
 import { LedgerChainService } from './maintenance/ledger-chain.service.js';
 import { UsageService } from './space/usage.service.js';
@@ -154,6 +156,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // Catalogue rows (models, namespaces, API keys) in memory, dropped on every instance when they change.
   const catalog = new Catalog(db);
   const catalogChanges = new CatalogChanges(config.DATABASE_URL, catalog.onChange, logger);
+  const usageRules = new UsageRules(db, catalog);
   await catalogChanges.start();
   // Outbox marks for published jobs still running this long after their publish (most finish first).
   const marks = new PublishMarks(db, Math.min(2_000, Math.floor(config.OUTBOX_REPUBLISH_AFTER_MS / 2)), logger);
@@ -176,12 +179,13 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const admin = new AdminService({ db, catalog, flags: nodeFlags, eligibility, queue, quotas: accountQuotasOf(config) });
   const usage = new UsageService(db);
   const ledgerChain = new LedgerChainService(db);
-  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, logger });
-  const jobs = new JobsService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger });
-  const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), logger });
   // A stream outlives its last chunk by a whole attempt timeout and a minute: time enough for the
   // attempt's result to be checked against it and for a slow client's relay to drain it.
   const streams = new JobStreams(redis, keys, () => networkConfig.longestExecutionTimeoutMs() + 60_000);
+  const usageSamples = new UsageSamples(redis, keys);
+  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger });
+  const jobs = new JobsService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger });
+  const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;
 
@@ -231,7 +235,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   let verifyPool: VerifyPoolHandle | null = null;
   if (has('io')) {
     verifyPool = openVerifyPool(config.SIGNATURE_VERIFY_THREADS);
-    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, retentionMs: config.PAYLOAD_RETENTION_HOURS * 3_600_000, logger });
+    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionMs: config.PAYLOAD_RETENTION_HOURS * 3_600_000, logger });
     gateway = new Gateway({
       config,
       db,
@@ -259,7 +263,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       resubmit: async (principal, model, request, { region, priority }) =>
         (await jobs.accept(principal, model, request, { priority, ...(region === null ? {} : { region }) })).job,
     });
-    const operators = new OperatorsService(db);
+    const operators = new OperatorsService(db, networkKey);
     adminRoutes(app, { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig }, config.ADMIN_TOKEN);
     const accounts = new AccountService({
       db,

@@ -55,6 +55,8 @@ export const configSchema = z.object({
   IO_UNREGISTERED_MAX_BYTES: int(131_072, 1024),
   // Network
   HEARTBEAT_TTL_MS: int(30_000, 1000),
+  // Slow start: slots a node that has completed nothing may fill (genesis config's; then the config's).
+  NODE_START_SLOTS: int(2, 1).pipe(z.number().max(1024)),
   NODE_MESSAGE_MAX_SKEW_MS: int(60_000, 1000),
   // Threads that check node signatures off the event loop for the io role (src/domain/verify-pool.ts);
   // 0: on the event loop (libsecp256k1 in WebAssembly, ~0.3 ms a message).

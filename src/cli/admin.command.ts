@@ -1,6 +1,7 @@
 // `resultity admin ...`: the admin service from the command line, talking to the engines directly (no
 // running backbone needed). Every command takes --json for scripts; secrets are printed only where
 // their creation is the point (a new API key, once).
+import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { pino } from 'pino';
@@ -269,6 +270,50 @@ export function registerAdminCommand(program: Command): void {
     });
 
   admin
+    .command('node-enrol <accountId> <nodeAddress>')
+    .option('--json', 'JSON output')
+    .description("enrol a node's address to an operator account (the operator's consent to the node's binding)")
+    .action(async (accountId: string, node: string, opts: Json) => {
+      const e = await withAdmin((s) => new OperatorsService(s.db).enrolNode(accountId, node));
+      out(opts, e, `${e.node_id}: enrolled to operator ${e.operator_account_id}`);
+    });
+
+  admin
+    .command('node-enrolment-token <accountId> <nodeAddress>')
+    .option('--ttl-hours <hours>', 'how long the token is valid', '24')
+    .option('--json', 'JSON output')
+    .description('an enrolment token for one node address (needs NETWORK_SIGNING_KEY): the node registers with it, bound to this operator')
+    .action(async (accountId: string, node: string, opts: Json & { ttlHours: string }) => {
+      const key = loadConfig(process.env).NETWORK_SIGNING_KEY ?? null;
+      const t = await withAdmin((s) => new OperatorsService(s.db, key).enrolmentToken(accountId, node, Number(opts.ttlHours)));
+      out(opts, t, `${t.token}\n(node ${t.node_id}, valid until ${t.expires_at}; give it to the node: resultity node run --enrolment-token ...)`);
+    });
+
+  admin
+    .command('tokenizer-put <tokenizerJson>')
+    .option('--config <file>', "the model's tokenizer_config.json")
+    .option('--json', 'JSON output')
+    .description("register a tokenizer (a Hugging Face tokenizer.json file) under the SHA-256 of its text, for model-usage-bound")
+    .action(async (file: string, opts: Json & { config?: string }) => {
+      const tokenizer = readFileSync(file, 'utf8');
+      const config = opts.config ? (JSON.parse(readFileSync(opts.config, 'utf8')) as Record<string, unknown>) : {};
+      const t = await withAdmin((s) => s.putTokenizer(tokenizer, config));
+      out(opts, t, `tokenizer ${t.sha256}`);
+    });
+
+  admin
+    .command('model-usage-bound <name>')
+    .option('--tokenizer-sha256 <hash>', "a registered tokenizer that counts the model's output ('none' to clear)")
+    .option('--max-tokens-per-byte <ratio>', 'without a tokenizer: the most tokens a node may claim per byte of output', Number)
+    .option('--json', 'JSON output')
+    .description("how a model's claimed usage is bounded: counted by its tokenizer, or bytes times a ratio")
+    .action(async (name: string, opts: Json & { tokenizerSha256?: string; maxTokensPerByte?: number }) => {
+      const tokenizerSha256 = opts.tokenizerSha256 === undefined ? undefined : opts.tokenizerSha256 === 'none' ? null : opts.tokenizerSha256;
+      const m = await withAdmin((s) => s.setUsageBound(name, { tokenizerSha256, maxTokensPerByte: opts.maxTokensPerByte }, ACTOR));
+      out(opts, m, `${m.name}: tokenizer ${m.tokenizer_sha256 ?? 'none'}, at most ${m.max_tokens_per_byte} tokens per byte without one`);
+    });
+
+  admin
     .command('operator-earnings <accountId>')
     .option('--from <day>', 'first day, YYYY-MM-DD (UTC)')
     .option('--to <day>', 'last day, YYYY-MM-DD (UTC)')
@@ -426,7 +471,21 @@ type PublishOptions = Json & {
   runtimes?: Array<{ name: string; minVersion: string }>;
   networks?: string[];
   minAgentVersion?: string;
+  startSlots?: number;
+  capacityCaps?: Array<{ gpu: string; model: string | null; maxSlots: number }>;
 };
+
+/** `rtx-4090:big/70b=1,a100=8` → caps per GPU class and model (a class alone: any model); '' for none. */
+function capacityCapList(v: string): Array<{ gpu: string; model: string | null; maxSlots: number }> {
+  return v
+    .split(',')
+    .filter(Boolean)
+    .map((item) => {
+      const m = /^([^:=]+)(?::([^=]+))?=(\d+)$/.exec(item.trim());
+      if (!m) throw new Error(`not gpu[:model]=slots: ${item}`);
+      return { gpu: m[1]!, model: m[2] ?? null, maxSlots: Number(m[3]) };
+    });
+}
 
 /** `config-*`: the signed network config (see network/network-config.service.ts). */
 function registerNetworkConfigCommands(admin: Command): void {
@@ -441,6 +500,8 @@ function registerNetworkConfigCommands(admin: Command): void {
     .option('--runtimes <name=version,...>', "runtime minimum versions, e.g. vllm=0.6.0,ollama=0.3 ('' for none)", runtimeList)
     .option('--networks <list>', `networks whose nodes are accepted: ${NETWORKS.join(',')}`, list)
     .option('--min-agent-version <v>', "least node agent version, e.g. 0.1.0 ('none' for any)")
+    .option('--start-slots <n>', 'slow start: slots a node that has completed nothing may fill', positiveInt)
+    .option('--capacity-caps <gpu[:model]=slots,...>', "capacity caps per GPU class (and model), e.g. rtx-4090:meta/llama-70b=1,rtx-4090=4 ('' for none)", capacityCapList)
     .option('--json', 'JSON output')
     .description("publish the next network config version: the models table as it is now, and the settings given (others keep the current version's); signed with NETWORK_SIGNING_KEY")
     .action(async (opts: PublishOptions) => {
@@ -452,6 +513,7 @@ function registerNetworkConfigCommands(admin: Command): void {
           networks: opts.networks as Network[] | undefined,
           minAgentVersion: opts.minAgentVersion === undefined ? undefined : opts.minAgentVersion === 'none' ? null : opts.minAgentVersion,
         },
+        capacity: { startSlots: opts.startSlots, caps: opts.capacityCaps },
       };
       if (!process.env.NETWORK_SIGNING_KEY) throw new Error('config-publish signs with the network key: set NETWORK_SIGNING_KEY');
       const c = await withAdmin((_a, _e, n) => n.publish(input, ACTOR));

@@ -4,7 +4,7 @@
 // environment are generated for this run only and never written anywhere.
 import { randomBytes } from 'node:crypto';
 import type { Role } from '../config.js';
-import { generatePrivateKey } from '../domain/signatures.js';
+import { addressOf, generatePrivateKey } from '../domain/signatures.js';
 import { startNodeAgent, type NodeAgent } from '../node-agent/agent.js';
 import { SimulatedRuntime } from '../node-agent/runtime.simulated.js';
 import { runServe } from './serve.command.js';
@@ -36,10 +36,12 @@ export async function runDemo(roles: readonly Role[]): Promise<void> {
   const operator = await demoAccount(base, `operator-${stamp}@example.com`);
   const nodes: NodeAgent[] = [];
   for (let i = 0; i < 2; i++) {
+    const privateKey = generatePrivateKey();
+    await enrolDemoNode(base, operator, addressOf(privateKey));
     nodes.push(
       await startNodeAgent({
         gatewayUrl: base,
-        privateKey: generatePrivateKey(),
+        privateKey,
         operator: operator.id,
         runtime: new SimulatedRuntime({ models: [DEMO_MODEL], latencyMs: 150, completionTokens: 24 }),
         capacity: 4,
@@ -80,10 +82,20 @@ export async function runDemo(roles: readonly Role[]): Promise<void> {
 }
 
 /** Signs up a demo account through the account API (so that it can sign in to the consoles); its id, email and password. */
-async function demoAccount(base: string, email: string): Promise<{ id: string; email: string; password: string }> {
+async function demoAccount(base: string, email: string): Promise<{ id: string; email: string; password: string; session: string }> {
   const password = randomBytes(12).toString('base64url');
   const res = await fetch(`${base}/account/signup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
   if (res.status !== 201) throw new Error(`demo: signing up ${email} failed: ${res.status} ${await res.text()}`);
-  const body = (await res.json()) as { account: { id: string } };
-  return { id: body.account.id, email, password };
+  const body = (await res.json()) as { account: { id: string }; token: string };
+  return { id: body.account.id, email, password, session: body.token };
+}
+
+/** Enrols a node's address to the demo operator through the account API, as an operator would. */
+async function enrolDemoNode(base: string, operator: { session: string }, node: string): Promise<void> {
+  const res = await fetch(`${base}/account/nodes/enrolments`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${operator.session}` },
+    body: JSON.stringify({ node }),
+  });
+  if (res.status !== 201) throw new Error(`demo: enrolling node ${node} failed: ${res.status} ${await res.text()}`);
 }

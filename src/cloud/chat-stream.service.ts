@@ -11,6 +11,8 @@
 //   (io/results.service.ts); the relay ends with whatever of the stored content it has not forwarded yet
 //   (everything, for a node that did not stream, or a stream Redis lost), so the client always ends up
 //   with the stored text.
+// - A job that expires (the client's deadline) after its client read part of an answer is charged for that
+//   part (jobs/lifecycle.service.ts); the relay sends the rest of the stream before the error event.
 // - A client that goes away stops only the relay: the job runs on, completes and is charged like a
 //   synchronous job whose caller hung up (the node's work is done and paid for), and the node's slot
 //   returns as usual. Nothing waits on the client.
@@ -89,6 +91,11 @@ export class StreamRelay {
           return;
         }
         if (isTerminal(job.status)) {
+          // Expired (the client's deadline) after part of the answer reached the client: that part was
+          // charged, as it stood in the stream, so the client gets the rest of it before the error.
+          if (committed && following !== null && job.status === 'expired') {
+            for await (const e of this.entriesAfter(jobId, following, after)) yield { kind: 'delta', text: e.delta };
+          }
           yield { kind: 'failed', error: jobFailure(job) };
           return;
         }
@@ -142,15 +149,10 @@ export class StreamRelay {
    * missing (`answer`, from the job's event; else read from storage).
    */
   private async *finish(job: JobRow, from: { after: string | null; sent: string }, answer: JobOutput | null): AsyncGenerator<StreamEvent, void> {
-    let { after, sent } = from;
-    for (;;) {
-      const entries = await this.d.streams.read(job.id, job.attempt, after, READ_BATCH);
-      if (entries.length === 0) break;
-      for (const e of entries) {
-        sent += e.delta;
-        after = e.id;
-        yield { kind: 'delta', text: e.delta };
-      }
+    let { sent } = from;
+    for await (const e of this.entriesAfter(job.id, job.attempt, from.after)) {
+      sent += e.delta;
+      yield { kind: 'delta', text: e.delta };
     }
     const output = answer ?? (await this.d.payloads.find(job.id, job.namespace_id))?.results?.[String(job.attempt)]?.output;
     if (!output) {
@@ -166,6 +168,18 @@ export class StreamRelay {
     }
     if (output.content.length > sent.length) yield { kind: 'delta', text: output.content.slice(sent.length) };
     yield { kind: 'completed', job, finishReason: output.finish_reason };
+  }
+
+  /** The attempt's stream entries after `after` (all of them for null), to the end of the stream as it is now. */
+  private async *entriesAfter(jobId: string, attempt: number, after: string | null): AsyncGenerator<{ id: string; delta: string }, void> {
+    for (;;) {
+      const entries = await this.d.streams.read(jobId, attempt, after, READ_BATCH);
+      if (entries.length === 0) return;
+      for (const e of entries) {
+        after = e.id;
+        yield e;
+      }
+    }
   }
 
   /**

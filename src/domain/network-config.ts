@@ -14,6 +14,7 @@
 //
 // Pure: no I/O. The backbone side is src/network/network-config.service.ts; the node side
 // src/node-agent/network-config.ts.
+import { capacityRulesSchema, MAX_SLOTS, type CapacityRules } from './capacity.js';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import { MAX_GPU_MEMORY_MB, modelNameSchema, modelVersionSchema, NETWORKS, networkSchema } from './eligibility.js';
@@ -107,6 +108,8 @@ export const networkConfigSchema = z.object({
   jobs: jobParametersSchema,
   heartbeat: heartbeatParametersSchema,
   participation: participationRulesSchema,
+  /** Slow start and capacity caps (domain/capacity.ts); versions before them had none: no caps, no slow start. */
+  capacity: capacityRulesSchema.default({ startSlots: MAX_SLOTS, caps: [] }),
 });
 export type NetworkConfig = z.infer<typeof networkConfigSchema>;
 
@@ -173,8 +176,8 @@ export function verifyNetworkConfig(served: unknown, networkAddress: string): Ve
 
 /** The job and heartbeat parameters the environment gives: those of the genesis version. */
 export function parametersFromEnv(
-  config: Pick<Config, 'MAX_TOKENS_DEFAULT' | 'JOB_ATTEMPT_TIMEOUT_MS' | 'JOB_MAX_ATTEMPTS' | 'HEARTBEAT_TTL_MS'>,
-): { jobs: JobParameters; heartbeat: HeartbeatParameters; participation: ParticipationRules } {
+  config: Pick<Config, 'MAX_TOKENS_DEFAULT' | 'JOB_ATTEMPT_TIMEOUT_MS' | 'JOB_MAX_ATTEMPTS' | 'HEARTBEAT_TTL_MS' | 'NODE_START_SLOTS'>,
+): { jobs: JobParameters; heartbeat: HeartbeatParameters; participation: ParticipationRules; capacity: CapacityRules } {
   return {
     jobs: {
       defaultMaxTokens: Math.min(config.MAX_TOKENS_DEFAULT, MAX_TOKENS_LIMIT),
@@ -186,6 +189,7 @@ export function parametersFromEnv(
     // What the gateway told nodes before configs existed: a heartbeat every third of the TTL.
     heartbeat: { intervalMs: Math.floor(config.HEARTBEAT_TTL_MS / 3), ttlMs: config.HEARTBEAT_TTL_MS },
     participation: { networks: [...NETWORKS], minAgentVersion: null },
+    capacity: { startSlots: config.NODE_START_SLOTS, caps: [] },
   };
 }
 
@@ -195,7 +199,7 @@ export function configModelOf(m: { name: string; version: string; content_hash: 
 }
 
 /** Builds and validates a document; models and runtimes are sorted by name, so equal content reads equal. */
-export function buildNetworkConfig(parts: Omit<NetworkConfig, 'format'>): NetworkConfig {
+export function buildNetworkConfig(parts: Omit<z.input<typeof networkConfigSchema>, 'format'>): NetworkConfig {
   const byName = <T extends { name: string }>(a: T, b: T) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   return networkConfigSchema.parse({
     format: NETWORK_CONFIG_FORMAT,

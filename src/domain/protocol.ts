@@ -93,6 +93,8 @@ export const registerSchema = z.object({
   type: z.literal('register'),
   nodeId: address,
   operator: z.string().uuid(), // the operator account the node is bound to
+  /** The operator's consent, when it did not enrol the node's address beforehand (domain/enrolment.ts). */
+  enrolmentToken: text().max(2048).optional(),
   challenge: text().min(16).max(128),
   ts,
   agentVersion: text().max(64),

@@ -6,8 +6,10 @@
 //   - blind accuracy: blind jobs answered right over blind jobs evaluated.
 // Rates are smoothed with one success and one failure of prior (Laplace), so a new node starts at 1/2
 // rather than at 0 or 1, and a single outcome never swings it to an extreme.
-// score = success × accuracy × (1/2 + latency/2): a node that fails or lies loses most of its share, a
-// slow but honest node loses at most half.
+// score = success × accuracy × (1/2 + latency/2) × usage: a node that fails or lies loses most of its share, a
+// slow but honest node loses at most half. The usage factor (domain/usage-bounds.ts usageDrift) is below 1
+// for a node whose claimed tokens per byte stray from its peers' on the same model: claims within the
+// bound, but not what the others bill for the same kind of output.
 import { sha256Hex } from './signatures.js';
 
 export interface ScoreInputs {
@@ -17,6 +19,8 @@ export interface ScoreInputs {
   latencyRatio: number | null;
   blindPassed: number;
   blindEvaluated: number;
+  /** The node's usage factor (lowest over its models), 1 when in line with its peers or not judged. */
+  usageFactor?: number;
 }
 
 export interface NodeScore {
@@ -24,6 +28,7 @@ export interface NodeScore {
   successRate: number;
   latencyFactor: number;
   blindAccuracy: number;
+  usageFactor: number;
 }
 
 export function smoothedRate(good: number, total: number): number {
@@ -34,7 +39,8 @@ export function nodeScore(i: ScoreInputs): NodeScore {
   const successRate = smoothedRate(i.completed, i.completed + i.failed);
   const blindAccuracy = smoothedRate(i.blindPassed, i.blindEvaluated);
   const latencyFactor = i.latencyRatio === null || i.latencyRatio <= 1 ? 1 : 1 / i.latencyRatio;
-  return { score: successRate * blindAccuracy * (0.5 + 0.5 * latencyFactor), successRate, latencyFactor, blindAccuracy };
+  const usageFactor = i.usageFactor ?? 1;
+  return { score: successRate * blindAccuracy * (0.5 + 0.5 * latencyFactor) * usageFactor, successRate, latencyFactor, blindAccuracy, usageFactor };
 }
 
 /** The score of a node the network knows nothing about yet (what reservations assume without a score). */

@@ -1,6 +1,6 @@
 // The consoles' part of the account API (mounted by account.routes.ts inside its authenticated scope:
 // a live session and nothing else). Consumers: a namespace's balance and holds, usage (JSON or CSV) and
-// recent jobs. Operators: their nodes, each node's contribution points, their earnings and withdrawals.
+// recent jobs. Operators: their nodes (and enrolling new ones), each node's contribution points, their earnings and withdrawals.
 // Another account's namespace or node is a 404, exactly like one that does not exist.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -54,6 +54,17 @@ export function accountConsoleRoutes(r: FastifyInstance, { namespaces, operator,
   r.get<{ Querystring: { from?: string; to?: string } }>('/account/earnings', async (req) =>
     operator.earnings(caller(req), { from: parse(day, req.query.from), to: parse(day, req.query.to) }),
   );
+
+  // A node binds to an operator only with its consent: its address enrolled, or a token made for it.
+  r.post('/account/nodes/enrolments', async (req, reply) => {
+    const body = parse(z.object({ node: z.string() }).strict(), req.body);
+    return reply.code(201).send(await operator.enrolNode(caller(req), body.node));
+  });
+
+  r.post('/account/nodes/enrolment-tokens', async (req, reply) => {
+    const body = parse(z.object({ node: z.string(), ttl_hours: z.number().positive().optional() }).strict(), req.body);
+    return reply.code(201).send(await operator.enrolmentToken(caller(req), body.node, body.ttl_hours));
+  });
 
   r.get<{ Querystring: { limit?: string } }>('/account/withdrawals', async (req) => ({
     data: await operator.withdrawals(caller(req), parse(limit(1000, 100), req.query.limit)),

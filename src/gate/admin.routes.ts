@@ -96,6 +96,15 @@ export function adminRoutes(
 
     r.get<{ Params: { id: string } }>('/admin/namespaces/:id/balance', async (req) => admin.balance(parse(uuid, req.params.id)));
 
+    // Tokenizers: a tokenizer.json is megabytes, beyond the API's usual body limit.
+    r.post('/admin/tokenizers', { bodyLimit: 64 * 1024 * 1024 }, async (req, reply) => {
+      const body = parse(z.object({ tokenizer: z.string().min(2), config: z.record(z.string(), z.unknown()).optional() }), req.body);
+      return reply.code(201).send(await admin.putTokenizer(body.tokenizer, body.config));
+    });
+    r.put<{ Params: { name: string } }>('/admin/models/:name/usage-bound', async (req) => {
+      const body = parse(z.object({ tokenizer_sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable().optional(), max_tokens_per_byte: z.number().optional() }), req.body);
+      return admin.setUsageBound(req.params.name, { tokenizerSha256: body.tokenizer_sha256, maxTokensPerByte: body.max_tokens_per_byte }, actorOf(req));
+    });
     r.put<{ Params: { name: string } }>('/admin/models/:name', async (req) => {
       const body = parse(
         z.object({
@@ -193,6 +202,10 @@ export function adminRoutes(
     r.get<{ Params: { id: string }; Querystring: { from?: string; to?: string } }>('/admin/operators/:id/earnings', async (req) =>
       operators.earnings(parse(uuid, req.params.id), { from: req.query.from, to: req.query.to }),
     );
+    r.post<{ Params: { id: string } }>('/admin/operators/:id/nodes', async (req, reply) => {
+      const body = parse(z.object({ node: z.string() }), req.body);
+      return reply.code(201).send(await operators.enrolNode(parse(uuid, req.params.id), body.node));
+    });
     r.post<{ Params: { id: string } }>('/admin/operators/:id/withdrawals', async (req, reply) => {
       const body = parse(z.object({ amount: creditAmount, destination: text().min(1).max(200) }), req.body);
       return reply.code(201).send(await operators.requestWithdrawal(parse(uuid, req.params.id), body.amount, body.destination));

@@ -21,7 +21,10 @@ import {
 import { findApiKey, insertApiKey, listApiKeys, revokeApiKey, revokeNamespaceApiKeys, type ApiKeyRow } from '../postgres/api-keys.repository.js';
 import { balanceOf, ledgerAccountId, ledgerTotals, lockAccounts, postTransaction, type LedgerTotals } from '../postgres/ledger.repository.js';
 import { isPriorityClass, PRIORITY_CLASSES, SURCHARGE_BPS_MAX, SURCHARGE_BPS_MIN, type PrioritySurcharges } from '../domain/priority.js';
-import { findModel, upsertModel, type ModelRow } from '../postgres/models.repository.js';
+import { findModel, setModelUsageBound, upsertModel, type ModelRow } from '../postgres/models.repository.js';
+import { findTokenizer, insertTokenizer } from '../postgres/tokenizers.repository.js';
+import { tokenCounter } from '../catalog/usage-rules.js';
+import { sha256Hex } from '../domain/signatures.js';
 import { recordAdminChange, SYSTEM_ACTOR } from '../postgres/admin-changes.repository.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 import type { FlagChange, NodeFlagsService, StoredFlags } from '../network/node-flags.service.js';
@@ -317,6 +320,39 @@ export class AdminService {
     // Declare the queue now, so jobs published before any scheduler consumes it are kept.
     await this.d.queue?.declareModel(row.name);
     return row;
+  }
+
+  /**
+   * Registers a tokenizer (the text of a Hugging Face tokenizer.json, and its tokenizer_config.json) under
+   * the SHA-256 of that text; a model then names it to have its output tokens counted by the backbone.
+   * Refused (400) when the tokenizer library cannot load it.
+   */
+  async putTokenizer(tokenizer: string, config: Record<string, unknown> = {}): Promise<{ sha256: string }> {
+    try {
+      tokenCounter({ tokenizer, config }).count('probe');
+    } catch (err) {
+      throw errors.invalid(`the tokenizer cannot be loaded: ${err instanceof Error ? err.message : String(err)}`, 'tokenizer');
+    }
+    const sha256 = sha256Hex(tokenizer);
+    await insertTokenizer(this.d.db, { sha256, tokenizer, config });
+    return { sha256 };
+  }
+
+  /**
+   * Sets how a model's claimed usage is bounded (domain/usage-bounds.ts): `tokenizerSha256`, a registered
+   * tokenizer (null: none); `maxTokensPerByte`, the bound without one. Fields left undefined keep their
+   * value; in force on every instance at the catalogue change. Logged as `actor`'s.
+   */
+  async setUsageBound(name: string, b: { tokenizerSha256?: string | null; maxTokensPerByte?: number }, actor: string = SYSTEM_ACTOR): Promise<ModelRow> {
+    if (b.maxTokensPerByte !== undefined && !(b.maxTokensPerByte > 0 && b.maxTokensPerByte <= 8)) throw errors.invalid('max_tokens_per_byte must be above 0 and at most 8', 'max_tokens_per_byte');
+    if (b.tokenizerSha256 != null && !(await findTokenizer(this.d.db, b.tokenizerSha256))) throw errors.invalid('no tokenizer is registered with that sha256', 'tokenizer_sha256');
+    return withTransaction(this.d.db, async (tx) => {
+      const before = await findModel(tx, name, true);
+      if (!before) throw errors.notFound('Model');
+      const after = (await setModelUsageBound(tx, name, b))!;
+      await recordAdminChange(tx, { actor, action: 'model.usage_bound', subject: name, before, after });
+      return after;
+    });
   }
 
   /** Sets or clears a node's flags (the ones given); `cooldownSeconds` 0 ends a cooldown. Logged as `actor`'s. */

@@ -100,6 +100,16 @@ export class OperatorConsoleService {
     return this.d.operators.earnings(p.accountId, range);
   }
 
+  /** Enrols a node's address to the caller (its consent to the node's binding). */
+  enrolNode(p: AccountPrincipal, node: string): ReturnType<OperatorsService['enrolNode']> {
+    return this.d.operators.enrolNode(p.accountId, node);
+  }
+
+  /** An enrolment token for one node address, to hand to that node (`resultity node run --enrolment-token`). */
+  enrolmentToken(p: AccountPrincipal, node: string, ttlHours?: number): ReturnType<OperatorsService['enrolmentToken']> {
+    return this.d.operators.enrolmentToken(p.accountId, node, ttlHours);
+  }
+
   async withdrawals(p: AccountPrincipal, limit: number): Promise<WithdrawalView[]> {
     return (await listWithdrawals(this.d.db, p.accountId, limit)).map(withdrawalView);
   }

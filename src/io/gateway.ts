@@ -40,7 +40,8 @@ import {
 import type { Address } from '../domain/signatures.js';
 import { verifyMessageAsync } from '../domain/verify-pool.js';
 import type { Db } from '../postgres/db.js';
-import { bindNode } from '../postgres/nodes.repository.js';
+import { bindNode, type BindResult } from '../postgres/nodes.repository.js';
+import { enrolmentTokenProblem } from '../domain/enrolment.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { ReplayGuard } from '../redis/replay-guard.repository.js';
 import type { UptimeRepository } from '../redis/uptime.repository.js';
@@ -53,6 +54,7 @@ import type { AttemptContext, ResultsService } from './results.service.js';
 import type { CurrentNetworkConfig } from '../network/network-config.service.js';
 import type { NodeConfigDigests } from '../redis/node-configs.repository.js';
 import { participationProblem } from '../domain/network-config.js';
+import { capacityCeilings, type CapacityRules } from '../domain/capacity.js';
 
 export interface GatewayDeps {
   config: Config;
@@ -291,8 +293,11 @@ export class Gateway {
     if (!(await verifyMessageAsync(msg, msg.nodeId))) return reject(socket, 'bad_signature', 'registration signature invalid', true);
     const refused = participationProblem(this.d.networkConfig.participation(), msg);
     if (refused) return reject(socket, 'not_accepted', refused, true);
-    const bound = await bindNode(this.d.db, msg.nodeId, msg.operator);
-    if (bound !== 'bound') return reject(socket, bound, bound === 'unknown_operator' ? 'no such operator account' : 'node is bound to another operator', true);
+    // The operator's consent: its enrolment of this address (in the database), or a token it made for it.
+    const tokenProblem = msg.enrolmentToken === undefined ? null : enrolmentTokenProblem(msg.enrolmentToken, this.d.networkAddress, msg.nodeId, msg.operator);
+    if (tokenProblem) return reject(socket, 'not_enrolled', tokenProblem, true);
+    const bound = await bindNode(this.d.db, msg.nodeId, msg.operator, msg.enrolmentToken !== undefined);
+    if (bound !== 'bound') return reject(socket, bound, bindRefusal(bound, msg), true);
 
     // One socket per node on this instance: a reconnect replaces the old one (whose attempts fail).
     const previous = this.sessions.get(msg.nodeId);
@@ -309,7 +314,7 @@ export class Gateway {
       lastMessageAt: Date.now(),
     };
     this.sessions.set(msg.nodeId, session);
-    await this.d.presence.upsert({ ...declaration(msg), nodeId: msg.nodeId, instance: this.d.instanceId, mode: 'register' });
+    await this.d.presence.upsert({ ...declaration(msg, this.d.networkConfig.capacity()), nodeId: msg.nodeId, instance: this.d.instanceId, mode: 'register' });
     await this.recordDigest(session, msg.configDigest ?? null, true);
     send(socket, { type: 'registered', nodeId: msg.nodeId, heartbeatIntervalMs: this.d.networkConfig.heartbeat().intervalMs, ...this.configRef() });
     this.d.logger.info({ node: msg.nodeId, network: msg.network, region: msg.region, gpu: msg.gpu, models: msg.models, capacity: msg.capacity }, 'node registered');
@@ -325,7 +330,7 @@ export class Gateway {
     const now = Date.now();
     // Issued together, so that they leave in one write and come back in one read (redis/client.ts).
     const [recreated] = await Promise.all([
-      this.d.presence.upsert({ ...declaration(msg), nodeId: session.nodeId, instance: this.d.instanceId, mode: 'heartbeat' }),
+      this.d.presence.upsert({ ...declaration(msg, this.d.networkConfig.capacity()), nodeId: session.nodeId, instance: this.d.instanceId, mode: 'heartbeat' }),
       this.d.uptime.markSeen(session.nodeId, epochOf(this.d.rcpClock, now), slotOf(this.d.rcpClock, now)),
     ]);
     if (recreated) this.d.logger.info({ node: session.nodeId }, 'node presence restored from heartbeat');
@@ -397,13 +402,13 @@ export class Gateway {
   }
 
   private async deliver(job: DispatchEnvelope): Promise<void> {
-    const { nodeId, terms, startedAt, namespaceId, ...dispatch } = job;
+    const { nodeId, terms, startedAt, namespaceId, jobDeadlineAt, ...dispatch } = job;
     const session = this.sessions.get(nodeId);
     if (!session || session.socket.readyState !== session.socket.OPEN) {
       await this.d.results.failAttempt(job.jobId, job.attempt, nodeId, 'disconnected', 'node not connected to its gateway', startedAt);
       return;
     }
-    session.inflight.set(job.jobId, { attempt: job.attempt, namespaceId, model: job.model, terms, startedAt, streamed: dispatch.request.stream === true });
+    session.inflight.set(job.jobId, { attempt: job.attempt, namespaceId, model: job.model, terms, startedAt, jobDeadlineAt: jobDeadlineAt ?? null, streamed: dispatch.request.stream === true });
     if (dispatch.request.stream) session.streams.set(attemptKey(job.jobId, job.attempt), { maxChunks: streamMaxChunks(dispatch.request.max_tokens), next: 0, pending: [] });
     send(session.socket, dispatch);
   }
@@ -420,9 +425,37 @@ export class Gateway {
   }
 }
 
-/** What a registration or heartbeat declares about the node (protocol.ts), as presence stores it. */
-function declaration(msg: RegisterMessage | HeartbeatMessage) {
-  return { capacity: msg.capacity, running: msg.running, network: msg.network, region: msg.region, gpu: msg.gpu, models: msg.models };
+/** Why a registration's binding was refused, in words an operator can act on. */
+function bindRefusal(result: Exclude<BindResult, 'bound'>, msg: RegisterMessage): string {
+  switch (result) {
+    case 'unknown_operator':
+      return 'no such operator account';
+    case 'bound_to_other_operator':
+      return 'node is bound to another operator';
+    case 'not_enrolled':
+      return (
+        `node ${msg.nodeId} is not enrolled by operator ${msg.operator}: the operator enrols its address ` +
+        '(POST /account/nodes/enrolments, or `resultity admin node-enrol`) or gives the node an enrolment token (--enrolment-token)'
+      );
+  }
+}
+
+/**
+ * What a registration or heartbeat declares about the node (protocol.ts), as presence stores it, with the
+ * network's capacity rules applied: the declared capacity is a ceiling, capped per GPU class and model, and
+ * the node starts with the config's start slots (domain/capacity.ts).
+ */
+function declaration(msg: RegisterMessage | HeartbeatMessage, rules: CapacityRules) {
+  return {
+    capacity: msg.capacity,
+    running: msg.running,
+    network: msg.network,
+    region: msg.region,
+    gpu: msg.gpu,
+    models: msg.models,
+    ceilings: capacityCeilings(rules, msg.capacity, msg.gpu.name, msg.models),
+    startSlots: rules.startSlots,
+  };
 }
 
 /**

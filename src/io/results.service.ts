@@ -12,6 +12,9 @@ import { verifyMessageAsync } from '../domain/verify-pool.js';
 import { stageSince, stageTimer } from '../metrics/job-stages.js';
 import type { Logger } from 'pino';
 import { termsOf, type JobTerms } from '../domain/job-ticket.js';
+import { cutByClientDeadline } from '../domain/jobs.js';
+import { completionTokenBound } from '../domain/usage-bounds.js';
+import type { UsageRules } from '../catalog/usage-rules.js';
 import type { Db } from '../postgres/db.js';
 import { findJob } from '../postgres/jobs.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
@@ -32,6 +35,8 @@ export interface AttemptContext {
   terms: JobTerms;
   /** When the attempt was dispatched (ms). */
   startedAt: number;
+  /** The job's own deadline (ms), set by its client; null when not known (a dispatch of an older version). */
+  jobDeadlineAt: number | null;
   /** The job streams (its chunks must add up to the result). */
   streamed: boolean;
 }
@@ -49,6 +54,7 @@ export class ResultsService {
       inflight: InflightRepository;
       lifecycle: JobLifecycle;
       streams: JobStreams;
+      usageRules: UsageRules;
       /** How long outputs are kept (PAYLOAD_RETENTION_HOURS). */
       retentionMs: number;
       logger: Logger;
@@ -80,6 +86,13 @@ export class ResultsService {
         await this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'the result differs from the text the node streamed', ctx.startedAt);
         return { accepted: false, reason: 'stream_mismatch' };
       }
+    }
+
+    // The claim is the bill: it must fit what the output can hold, counted here (domain/usage-bounds.ts).
+    const rule = await this.d.usageRules.ruleFor(ctx.model);
+    if (rule && msg.usage.completion_tokens > completionTokenBound(rule, msg.output.content)) {
+      await this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'completion tokens beyond what the output holds', ctx.startedAt);
+      return { accepted: false, reason: 'usage_out_of_bounds' };
     }
 
     // The output to MongoDB and the settlement to PostgreSQL go together, and the job is reported completed
@@ -116,7 +129,7 @@ export class ResultsService {
       jobId: msg.jobId,
       status: 'completed',
       completed: { attempt: msg.attempt, output: msg.output, usage: msg.usage, chargedMicro: settled.chargedMicro },
-    });
+    }, { model: ctx.model, tokens: msg.usage.completion_tokens, bytes: Buffer.byteLength(msg.output.content, 'utf8') });
     stageSince('complete', completeStart);
     return { accepted: true };
   }
@@ -154,10 +167,20 @@ export class ResultsService {
     }
   }
 
-  /** Fails an attempt the node itself gave up on (the signature is the caller's to check). */
+  /**
+   * Ends an attempt the node itself gave up on (the signature is the caller's to check). Given up at the
+   * job's deadline, it was cut by the client's deadline: the job expires and the node is not blamed (no
+   * failure counted, no cooldown); otherwise the attempt fails and the job is retried. A message from
+   * elsewhere (HTTP, `dispatched` null) counts only if the records say that this node runs the attempt,
+   * so that a node cannot end another node's attempt of a job it once ran.
+   */
   async acceptJobError(msg: JobErrorMessage, dispatched: AttemptContext | null): Promise<boolean> {
-    if (dispatched) return this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'failed', msg.message, dispatched.startedAt);
-    return this.failCurrentAttempt(msg.jobId, msg.attempt, msg.nodeId, 'failed', msg.message);
+    const ctx = dispatched ?? (await this.contextFromRecords(msg.jobId, msg.attempt, msg.nodeId));
+    if (ctx === null || ctx === 'unknown_job') return false;
+    if (cutByClientDeadline(Date.now(), ctx.jobDeadlineAt)) {
+      return (await this.d.lifecycle.endWithoutResult(msg.jobId, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.')) !== null;
+    }
+    return this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'failed', msg.message, ctx.startedAt);
   }
 
   /**
@@ -166,16 +189,6 @@ export class ResultsService {
    */
   failAttempt(jobId: string, attempt: number, nodeId: string, outcome: AttemptOutcome, reason: string, startedAt: number): Promise<boolean> {
     return this.d.lifecycle.failAttempt(jobId, attempt, nodeId, outcome, reason, new Date(startedAt));
-  }
-
-  /**
-   * Fails an attempt named by a message from elsewhere (HTTP): only if the records say that this node
-   * runs it, so that a node cannot end another node's attempt of a job it once ran.
-   */
-  async failCurrentAttempt(jobId: string, attempt: number, nodeId: string, outcome: AttemptOutcome, reason: string): Promise<boolean> {
-    const ctx = await this.contextFromRecords(jobId, attempt, nodeId);
-    if (ctx === null || ctx === 'unknown_job') return false;
-    return this.failAttempt(jobId, attempt, nodeId, outcome, reason, ctx.startedAt);
   }
 
   /**
@@ -197,6 +210,7 @@ export class ResultsService {
       model: job.model,
       terms: termsOf(job),
       startedAt: inflight?.startedAt ?? Date.now(),
+      jobDeadlineAt: job.deadline_at.getTime(),
       // Whether it streamed is not known here: check the stream in case it did.
       streamed: true,
     };

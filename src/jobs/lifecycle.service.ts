@@ -5,14 +5,19 @@
 // quarantine, wake waiters), so nothing is done twice.
 import type { Logger } from 'pino';
 import type { Db } from '../postgres/db.js';
-import { failAttempt, markPublished, type JobRow } from '../postgres/jobs.repository.js';
+import { failAttempt, findJob, markPublished, type JobRow } from '../postgres/jobs.repository.js';
+import { streamedAttempt } from '../postgres/job-streams.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { InflightRepository } from '../redis/inflight.repository.js';
 import type { JobEvents } from '../redis/job-events.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 import type { JobTicket } from '../domain/job-ticket.js';
-import type { SettlementService } from './settlement.service.js';
+import type { DeliveredPart, SettlementService } from './settlement.service.js';
+import type { JobStreams } from '../redis/job-streams.js';
+import type { UsageRules } from '../catalog/usage-rules.js';
+import type { UsageSamples } from '../redis/usage-samples.repository.js';
+import { deliveredTokens, medianTokensPerByte } from '../domain/usage-bounds.js';
 import type { PublishMarks } from './publish-marks.js';
 import type { NodeFlagsService } from '../network/node-flags.service.js';
 
@@ -36,6 +41,9 @@ export class JobLifecycle {
       queue: JobQueue;
       marks: PublishMarks;
       nodeFlags: NodeFlagsService;
+      streams: JobStreams;
+      usageRules: UsageRules;
+      usageSamples: UsageSamples;
       logger: Logger;
     },
   ) {}
@@ -82,9 +90,14 @@ export class JobLifecycle {
     return true;
   }
 
-  /** Ends an unfinished job as failed or expired, releasing its whole hold; null when it had already ended. */
+  /**
+   * Ends an unfinished job as failed or expired, releasing its hold; null when it had already ended. A
+   * streamed job that expires (its client's deadline) is charged for the text its client received: the
+   * client's own doing cut it short. A failed job (a node's fault) is charged nothing.
+   */
   async endWithoutResult(jobId: string, status: 'failed' | 'expired', code: string, message: string): Promise<JobRow | null> {
-    const row = await this.d.settlement.endWithoutResult(jobId, status, code, message);
+    const delivered = status === 'expired' ? await this.deliveredPart(jobId) : null;
+    const row = await this.d.settlement.endWithoutResult(jobId, status, code, message, delivered);
     if (!row) return null;
     // The attempt cut short by this (if any) still holds a slot on its node; nobody else will return it.
     // The same script tells every instance (the waiting request, the scheduler) that the job ended.
@@ -94,5 +107,29 @@ export class JobLifecycle {
     this.d.logger.info({ jobId, status, code }, 'job ended without a result; hold released');
     await this.d.queue.quarantine(jobId, code).catch((err: unknown) => this.d.logger.warn({ err, jobId }, 'quarantine record not published'));
     return row;
+  }
+
+  /**
+   * What the client of a streamed job has received: the text of the attempt recorded as the one it reads,
+   * as its chunks stand in Redis, counted by the backbone (domain/usage-bounds.ts deliveredTokens: the
+   * model's tokenizer, or the bytes at its peers' tokens per byte, never above the model's bound). Null
+   * when nothing reached the client, when the attempt it read had already failed (the node's fault), or
+   * when what reached it can no longer be told (Redis lost the stream or the attempt's record): then
+   * nothing is charged.
+   */
+  private async deliveredPart(jobId: string): Promise<DeliveredPart | null> {
+    const [job, attempt] = await Promise.all([findJob(this.d.db, jobId), streamedAttempt(this.d.db, jobId)]);
+    // An attempt that already ended without a result (jobs.attempt counts those) ended by its node's doing:
+    // a deadline passing before the job is failed for it does not make its client pay.
+    if (!job || job.finished_at || attempt === null || job.attempt >= attempt) return null;
+    const [inflight, text, rule, samples] = await Promise.all([
+      this.d.inflight.current(jobId),
+      this.d.streams.text(jobId, attempt),
+      this.d.usageRules.ruleFor(job.model),
+      this.d.usageSamples.ofModel(job.model),
+    ]);
+    if (!inflight || inflight.attempt !== attempt || !text || !rule) return null;
+    const completion = Math.min(deliveredTokens(rule, text, medianTokensPerByte(samples)), job.max_tokens);
+    return { attempt, nodeId: inflight.nodeId, usage: { prompt_tokens: 0, completion_tokens: completion } };
   }
 }

@@ -6,14 +6,15 @@
 // (common/group-commit.ts): concurrent calls then share a statement, each still getting the outcome it
 // would get alone (one code path, batches of one or of many).
 import { withTransaction, type Db } from '../postgres/db.js';
-import { endJobWithoutResult, jobRowOf, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
+import { chargeDelivered, endJobWithoutResult, jobRowOf, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
+import { operatorOf } from '../postgres/nodes.repository.js';
 import { ledgerAccountId, postTransaction } from '../postgres/ledger.repository.js';
 import { settleHold } from '../postgres/key-spend.repository.js';
 import { quarantineJob } from '../postgres/quarantine.repository.js';
 import { GroupCommit, type GroupCommitOptions, type ItemOutcome } from '../common/group-commit.js';
 import { actualCost, splitCapture } from '../domain/pricing.js';
 import type { Usage } from '../domain/protocol.js';
-import type { JobTerms } from '../domain/job-ticket.js';
+import { termsOf, type JobTerms } from '../domain/job-ticket.js';
 import { epochOf, POINTS_PER_JOB, type RcpClock } from '../domain/rcp.js';
 import { completeBatch, holdBatch, holdError, runBatch, type CompletionOutcome, type CompletionRequest, type HoldRequest } from './settlement-batch.js';
 
@@ -28,6 +29,16 @@ export interface SettleInput {
   outputEmpty: boolean;
   terms: JobTerms;
   startedAt?: Date | null;
+}
+
+/**
+ * What a client received of an attempt's answer before the job ended by its own doing (its deadline):
+ * billed, though the job did not complete. `usage` is the backbone's count, never the node's claim.
+ */
+export interface DeliveredPart {
+  attempt: number;
+  nodeId: string;
+  usage: Usage;
 }
 
 export interface Settled {
@@ -112,8 +123,10 @@ export class SettlementService {
   }
 
   /**
-   * Ends an unfinished job without a result, releases its whole hold, and (failed or expired) puts it in
-   * quarantine with its reason. Null when it had already ended.
+   * Ends an unfinished job without a result, releases its hold, and (failed or expired) puts it in
+   * quarantine with its reason. Null when it had already ended. `delivered`: the part of an answer its
+   * client received before the job ended by the client's doing, which is charged like a completion (the
+   * operator's share to the node's operator) and the rest of the hold released; otherwise nothing is charged.
    * When it cut a running attempt short, `interrupted_node_id` names the node whose slot the caller must
    * release.
    */
@@ -122,17 +135,29 @@ export class SettlementService {
     status: 'failed' | 'expired' | 'cancelled',
     code: string,
     message: string,
+    delivered: DeliveredPart | null = null,
   ): Promise<(JobRow & { interrupted_node_id: string | null }) | null> {
     return withTransaction(this.db, async (tx) => {
-      const row = await endJobWithoutResult(tx, jobId, status, code, message);
-      if (!row) return null;
-      const held = await ledgerAccountId(tx, 'ns_held', row.namespace_id);
-      const available = await ledgerAccountId(tx, 'ns_available', row.namespace_id);
+      const ended = await endJobWithoutResult(tx, jobId, status, code, message);
+      if (!ended) return null;
+      const held = await ledgerAccountId(tx, 'ns_held', ended.namespace_id);
+      const available = await ledgerAccountId(tx, 'ns_available', ended.namespace_id);
+      const charged = delivered ? actualCost(termsOf(ended), delivered.usage, ended.hold_micro) : 0;
+      const row = charged > 0 && delivered ? await chargeDelivered(tx, ended, { ...delivered, chargedMicro: charged }) : ended;
       await postTransaction(tx, { kind: 'release', jobId }, [
-        { accountId: held, amount: -row.hold_micro },
-        { accountId: available, amount: row.hold_micro },
+        { accountId: held, amount: -(ended.hold_micro - charged) },
+        { accountId: available, amount: ended.hold_micro - charged },
       ]);
-      await settleHold(tx, row.api_key_id, row.created_at, row.hold_micro, 0);
+      if (charged > 0 && delivered) {
+        const split = splitCapture(charged, this.operatorShareBps);
+        const operator = await operatorOf(tx, delivered.nodeId);
+        await postTransaction(tx, { kind: 'capture', jobId }, [
+          { accountId: held, amount: -charged },
+          ...(operator ? [{ accountId: await ledgerAccountId(tx, 'operator_earnings', operator), amount: split.operator }] : []),
+          { accountId: await ledgerAccountId(tx, 'platform_revenue', null), amount: operator ? split.platform : charged },
+        ]);
+      }
+      await settleHold(tx, ended.api_key_id, ended.created_at, ended.hold_micro, charged);
       if (status !== 'cancelled') await quarantineJob(tx, jobId, code);
       return row;
     });

@@ -16,6 +16,7 @@
 // parameters apply, which are what genesis will state.
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { capacityRulesSchema, type CapacityRules } from '../domain/capacity.js';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import { errors } from '../errors.js';
@@ -59,6 +60,8 @@ export interface CurrentNetworkConfig {
   jobs(): JobParameters;
   heartbeat(): HeartbeatParameters;
   participation(): ParticipationRules;
+  /** Slow start and capacity caps (domain/capacity.ts). */
+  capacity(): CapacityRules;
   /** The longest execution timeout of any version (and the environment's): what sizes leak clean-ups. */
   longestExecutionTimeoutMs(): number;
 }
@@ -70,6 +73,7 @@ export const publishInputSchema = z
     heartbeat: heartbeatParametersFields.partial().strict().optional(),
     runtimes: z.array(runtimeRequirementSchema).max(64).optional(),
     participation: participationRulesSchema.partial().strict().optional(),
+    capacity: capacityRulesSchema.partial().strict().optional(),
   })
   .strict();
 export type PublishInput = z.infer<typeof publishInputSchema>;
@@ -80,7 +84,7 @@ export interface NetworkConfigDeps {
   db: Db;
   /** The network key; null on instances that do not publish (they only read). */
   networkKey: string | null;
-  config: Pick<Config, 'MAX_TOKENS_DEFAULT' | 'JOB_ATTEMPT_TIMEOUT_MS' | 'JOB_MAX_ATTEMPTS' | 'HEARTBEAT_TTL_MS'>;
+  config: Pick<Config, 'MAX_TOKENS_DEFAULT' | 'JOB_ATTEMPT_TIMEOUT_MS' | 'JOB_MAX_ATTEMPTS' | 'HEARTBEAT_TTL_MS' | 'NODE_START_SLOTS'>;
   nodeDigests: NodeConfigDigests;
   logger: Logger;
 }
@@ -111,6 +115,10 @@ export class NetworkConfigService implements CurrentNetworkConfig {
 
   participation(): ParticipationRules {
     return this.cached?.document.participation ?? this.env.participation;
+  }
+
+  capacity(): CapacityRules {
+    return this.cached?.document.capacity ?? this.env.capacity;
   }
 
   longestExecutionTimeoutMs(): number {
@@ -190,6 +198,7 @@ export class NetworkConfigService implements CurrentNetworkConfig {
           jobs: { ...base.jobs, ...definedOnly(given.jobs) },
           heartbeat: { ...base.heartbeat, ...definedOnly(given.heartbeat) },
           participation: { ...base.participation, ...definedOnly(given.participation) },
+          capacity: { ...base.capacity, ...definedOnly(given.capacity) },
         });
       } catch (err) {
         if (err instanceof z.ZodError) throw invalid(err);

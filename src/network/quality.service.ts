@@ -19,7 +19,9 @@ import { NETWORKS, type Network } from '../domain/eligibility.js';
 import { jobRequestSchema } from '../domain/protocol.js';
 import type { Db } from '../postgres/db.js';
 import { ADVISORY_LOCKS, runExclusive } from '../postgres/advisory-lock.js';
-import { findModel } from '../postgres/models.repository.js';
+import { findModel, listModels } from '../postgres/models.repository.js';
+import { usageDrift } from '../domain/usage-bounds.js';
+import type { UsageSamples } from '../redis/usage-samples.repository.js';
 import { balanceOf } from '../postgres/ledger.repository.js';
 import { findNamespace } from '../postgres/accounts.repository.js';
 import {
@@ -67,6 +69,7 @@ export interface QualityDeps {
   admin: AdminService;
   flags: NodeFlagsService;
   scores: ScoresMirror;
+  usageSamples: UsageSamples;
   logger: Logger;
 }
 
@@ -197,6 +200,17 @@ export class QualityService {
 
   // ---- scores -----------------------------------------------------------------------------------------
 
+  /** Each node's lowest usage factor over the models it served (domain/usage-bounds.ts usageDrift). */
+  private async usageFactors(): Promise<Map<string, number>> {
+    const lowest = new Map<string, number>();
+    for (const model of await listModels(this.d.db)) {
+      for (const [nodeId, factor] of usageDrift(await this.d.usageSamples.ofModel(model.name))) {
+        lowest.set(nodeId, Math.min(factor, lowest.get(nodeId) ?? 1));
+      }
+    }
+    return lowest;
+  }
+
   private async updateScores(now: Date): Promise<void> {
     const since = new Date(now.getTime() - this.d.config.SCORE_WINDOW_HOURS * 3_600_000);
     const stats = await attemptStats(this.d.db, since, this.d.config.JOB_DEADLINE_MS);
@@ -226,6 +240,7 @@ export class QualityService {
       }
     }
     for (const b of await blindStats(this.d.db, since)) Object.assign(entry(b.node_id), { passed: b.passed, evaluated: b.evaluated });
+    const usageFactors = await this.usageFactors();
     for (const [nodeId, e] of perNode) {
       const score = nodeScore({
         completed: e.completed,
@@ -233,9 +248,14 @@ export class QualityService {
         latencyRatio: e.ratioWeight > 0 ? e.ratioSum / e.ratioWeight : null,
         blindPassed: e.passed,
         blindEvaluated: e.evaluated,
+        usageFactor: usageFactors.get(nodeId) ?? 1,
       });
       await upsertNodeScore(this.d.db, nodeId, score, e.completed + e.failed, e.evaluated);
     }
+    for (const [nodeId, factor] of usageFactors) {
+      if (factor < 1) this.d.logger.warn({ node: nodeId, factor }, "node's claimed tokens per byte drift from its peers'");
+    }
+    await this.d.scores.writeEarned(new Map([...perNode].map(([nodeId, e]) => [nodeId, e.completed])));
     // The whole table, not just this window's nodes: the mirror is back in full after a loss of Redis.
     await this.d.scores.write(new Map((await listNodeScores(this.d.db)).map((r) => [r.node_id, r.score])));
   }

@@ -28,6 +28,11 @@ export interface NodeAgentOptions {
   privateKey: string;
   /** The operator account (uuid) the node is bound to. */
   operator: string;
+  /**
+   * The operator's consent to bind this node, when the operator did not enrol its address beforehand: a
+   * token made for this address (account API or `resultity admin node-enrolment-token`).
+   */
+  enrolmentToken?: string;
   runtime: InferenceRuntime;
   /** Models to advertise; by default the runtime's list, refreshed at every heartbeat. */
   models?: string[];
@@ -318,6 +323,7 @@ class Agent {
         type: 'register' as const,
         nodeId: this.identity.nodeId,
         operator: this.opts.operator,
+        ...(this.opts.enrolmentToken ? { enrolmentToken: this.opts.enrolmentToken } : {}),
         challenge,
         ts: Date.now(),
         agentVersion: AGENT_VERSION,

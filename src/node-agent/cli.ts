@@ -14,6 +14,7 @@ interface RunOptions {
   gateway: string;
   key?: string;
   operator: string;
+  enrolmentToken?: string;
   runtime: 'simulated' | 'openai';
   runtimeUrl?: string;
   runtimeApiKey?: string;
@@ -56,6 +57,9 @@ export function registerNodeCommand(program: Command): void {
     .option('--gateway <url>', 'backbone base URL', 'http://127.0.0.1:8080')
     .addOption(new Option('--key <hex>', 'node private key (prefer the env variable: arguments show in ps)').env('NODE_PRIVATE_KEY'))
     .requiredOption('--operator <uuid>', 'operator account the node is bound to')
+    .addOption(
+      new Option('--enrolment-token <token>', "the operator's enrolment token for this node (unless the operator enrolled its address)").env('NODE_ENROLMENT_TOKEN'),
+    )
     .addOption(new Option('--runtime <kind>', 'inference runtime').choices(['simulated', 'openai']).default('simulated'))
     .option('--runtime-url <url>', 'OpenAI-compatible API base, e.g. http://127.0.0.1:8000/v1 (openai runtime)')
     .addOption(new Option('--runtime-api-key <key>', 'API key for the runtime server (openai runtime)').env('RUNTIME_API_KEY'))
@@ -93,6 +97,7 @@ async function runNode(options: RunOptions): Promise<void> {
     gatewayUrl: options.gateway,
     privateKey: options.key,
     operator: options.operator,
+    ...(options.enrolmentToken ? { enrolmentToken: options.enrolmentToken } : {}),
     runtime,
     models: names,
     modelVersions: versions,

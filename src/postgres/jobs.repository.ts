@@ -238,6 +238,22 @@ function daysParam(ids: readonly string[]): [Date[]] | [] {
 }
 
 /**
+ * Records on a job just ended without a result (endJobWithoutResult, same transaction) what its client was
+ * charged for the part of an answer it received: the attempt and node, the backbone's token count, the charge.
+ */
+export async function chargeDelivered<R extends JobRow>(
+  q: Queryable,
+  row: R,
+  d: { attempt: number; nodeId: string; usage: { prompt_tokens: number; completion_tokens: number }; chargedMicro: number },
+): Promise<R> {
+  await q.query(
+    `UPDATE jobs SET charged_micro = $3, node_id = $4, attempt = greatest(attempt, $5), prompt_tokens = $6, completion_tokens = $7 WHERE ${JOB_BY_ID}`,
+    [...byId(row.id), d.chargedMicro, d.nodeId, d.attempt, d.usage.prompt_tokens, d.usage.completion_tokens],
+  );
+  return { ...row, charged_micro: d.chargedMicro, node_id: d.nodeId, attempt: Math.max(row.attempt, d.attempt), prompt_tokens: d.usage.prompt_tokens, completion_tokens: d.usage.completion_tokens };
+}
+
+/**
  * Ends an unfinished job as failed, expired or cancelled, charging nothing. Null when it had already ended.
  * `interrupted_node_id` is the node of the attempt this cut short (still running, so still holding a slot
  * on that node): the caller must release that slot.

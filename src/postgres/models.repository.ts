@@ -13,10 +13,15 @@ export interface ModelRow {
   content_hash: string | null;
   min_gpu_memory_mb: number;
   priority_surcharge_bps: PrioritySurcharges;
+  /** The registered tokenizer that counts this model's output (migration 0020), or null. */
+  tokenizer_sha256: string | null;
+  /** Without a tokenizer: the most tokens a node may claim per byte of output. */
+  max_tokens_per_byte: number;
   created_at: Date;
 }
 
-const COLUMNS = `name, input_price_micro, output_price_micro, min_charge_micro, context_tokens, version, content_hash, min_gpu_memory_mb, priority_surcharge_bps, created_at`;
+const COLUMNS = `name, input_price_micro, output_price_micro, min_charge_micro, context_tokens, version, content_hash, min_gpu_memory_mb, priority_surcharge_bps,
+  tokenizer_sha256, max_tokens_per_byte, created_at`;
 
 /**
  * Inserts or updates a model. The requirements left undefined keep their current value (their default
@@ -73,4 +78,17 @@ export async function findModel(q: Queryable, name: string, forUpdate = false): 
 export async function listModels(q: Queryable): Promise<ModelRow[]> {
   const r = await q.query<ModelRow>(`SELECT ${COLUMNS} FROM models ORDER BY name`);
   return r.rows;
+}
+
+/**
+ * Sets how a model's usage is bounded (domain/usage-bounds.ts): its tokenizer (null: none) and, without
+ * one, its tokens per byte at most. Fields left undefined keep their value. Null when no such model.
+ */
+export async function setModelUsageBound(q: Queryable, name: string, b: { tokenizerSha256?: string | null; maxTokensPerByte?: number }): Promise<ModelRow | null> {
+  const r = await q.query<ModelRow>(
+    `UPDATE models SET tokenizer_sha256 = CASE WHEN $2 THEN $3 ELSE tokenizer_sha256 END, max_tokens_per_byte = coalesce($4, max_tokens_per_byte), updated_at = now()
+      WHERE name = $1 RETURNING ${COLUMNS}`,
+    [name, b.tokenizerSha256 !== undefined, b.tokenizerSha256 ?? null, b.maxTokensPerByte ?? null],
+  );
+  return r.rows[0] ?? null;
 }

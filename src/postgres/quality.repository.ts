@@ -132,6 +132,7 @@ export interface NodeScoreRow {
   success_rate: number;
   latency_factor: number;
   blind_accuracy: number;
+  usage_factor: number;
   attempts: number;
   blind_jobs: number;
   updated_at: Date;
@@ -139,10 +140,10 @@ export interface NodeScoreRow {
 
 export async function upsertNodeScore(q: Queryable, nodeId: string, s: NodeScore, attempts: number, blindJobs: number): Promise<void> {
   await q.query(
-    `INSERT INTO node_scores (node_id, score, success_rate, latency_factor, blind_accuracy, attempts, blind_jobs) VALUES ($1, $2, $3, $4, $5, $6, $7)
+    `INSERT INTO node_scores (node_id, score, success_rate, latency_factor, blind_accuracy, usage_factor, attempts, blind_jobs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      ON CONFLICT (node_id) DO UPDATE SET score = EXCLUDED.score, success_rate = EXCLUDED.success_rate, latency_factor = EXCLUDED.latency_factor,
-       blind_accuracy = EXCLUDED.blind_accuracy, attempts = EXCLUDED.attempts, blind_jobs = EXCLUDED.blind_jobs, updated_at = now()`,
-    [nodeId, s.score, s.successRate, s.latencyFactor, s.blindAccuracy, attempts, blindJobs],
+       blind_accuracy = EXCLUDED.blind_accuracy, usage_factor = EXCLUDED.usage_factor, attempts = EXCLUDED.attempts, blind_jobs = EXCLUDED.blind_jobs, updated_at = now()`,
+    [nodeId, s.score, s.successRate, s.latencyFactor, s.blindAccuracy, s.usageFactor, attempts, blindJobs],
   );
 }
 

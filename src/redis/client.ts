@@ -46,6 +46,10 @@ export class RedisKeys {
   nodeScores(): string {
     return `${this.prefix}node-scores`;
   }
+  /** Jobs each node completed (slow start; readiness.lua.ts). */
+  nodeEarned(): string {
+    return `${this.prefix}node-earned`;
+  }
   /** The revision of the eligibility rules mirrored (redis/eligibility.repository.ts). */
   eligibilityRevision(): string {
     return `${this.prefix}elig:revision`;

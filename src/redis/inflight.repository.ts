@@ -14,17 +14,27 @@ import type { Redis } from 'ioredis';
 import { LuaScript, type RedisKeys } from './client.js';
 import { READINESS_LUA } from './readiness.lua.js';
 import type { JobEvent } from './job-events.js';
+import { USAGE_SAMPLE_TTL_MS } from './usage-samples.repository.js';
 
 /** How long a finished job's record stays, so that a late duplicate message finds it done. */
 const DONE_TTL_MS = 60_000;
 
 /**
- * A job completed on a node: returns the node's slot, marks the job done, ends the node's failure
- * streak and publishes the job's event.
- * ARGV: prefix, nodeId, jobId, event (JSON), done TTL (ms).
+ * A job completed on a node: counts it toward the slots the node has earned (readiness.lua.ts
+ * node-earned), returns the node's slot, marks the job done, ends the node's failure streak, adds the node's claimed tokens and delivered bytes to its usage sample on the model
+ * (usage-samples.repository.ts) and publishes the job's event.
+ * ARGV: prefix, nodeId, jobId, event (JSON), done TTL (ms), model, claimed completion tokens, output bytes,
+ * usage sample TTL (ms).
  */
 const COMPLETED = new LuaScript(`${READINESS_LUA}
 local p, id, job, event, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+if tonumber(ARGV[8]) > 0 then
+  local uk = p .. 'usage-sample:' .. ARGV[6]
+  redis.call('HINCRBY', uk, id .. '|t', ARGV[7])
+  redis.call('HINCRBY', uk, id .. '|b', ARGV[8])
+  redis.call('PEXPIRE', uk, ARGV[9])
+end
+redis.call('HINCRBY', p .. 'node-earned', id, 1)
 local nk = p .. 'node:' .. id
 if redis.call('ZREM', nk .. ':slots', job) == 1 and redis.call('EXISTS', nk) == 1 then rescore(p, id, nk, true) end
 local jk = p .. 'job:' .. job
@@ -82,9 +92,9 @@ export class InflightRepository {
     return { attempt: Number(attempt), nodeId: node, instance: instance ?? '', startedAt: Number(started ?? 0), done: done === '1' };
   }
 
-  /** See COMPLETED. `event` must be the job's 'finished' event. */
-  async completed(nodeId: string, jobId: string, event: JobEvent): Promise<void> {
-    await COMPLETED.run(this.redis, [this.keys.prefix, nodeId, jobId, JSON.stringify(event), DONE_TTL_MS]);
+  /** See COMPLETED. `event` must be the job's 'finished' event; `usage`: what the node claimed for what it delivered. */
+  async completed(nodeId: string, jobId: string, event: JobEvent, usage: { model: string; tokens: number; bytes: number }): Promise<void> {
+    await COMPLETED.run(this.redis, [this.keys.prefix, nodeId, jobId, JSON.stringify(event), DONE_TTL_MS, usage.model, usage.tokens, usage.bytes, USAGE_SAMPLE_TTL_MS]);
   }
 
   /** See ENDED; returns the node whose slot the job held, or null. */

@@ -30,7 +30,12 @@ export type JobEvent = FinishedEvent | { kind: 'attempt_failed'; jobId: string; 
  * the job's terms (domain/job-ticket.ts) with the job's bounds, so that the gateway can settle the
  * node's result without reading the job's row.
  */
-export type DispatchEnvelope = JobDispatch & { nodeId: string; namespaceId: string; terms: JobTerms; startedAt: number };
+/**
+ * A dispatch as it travels to the gateway holding the node: the signed job, and beside it what the gateway
+ * needs to settle or judge the attempt without reading the job back. `jobDeadlineAt`: the job's own deadline
+ * (ms), which tells the client's cut from the node's failure (absent from envelopes of older versions).
+ */
+export type DispatchEnvelope = JobDispatch & { nodeId: string; namespaceId: string; terms: JobTerms; startedAt: number; jobDeadlineAt?: number };
 
 type Listener = (event: JobEvent) => void;
 

@@ -32,7 +32,8 @@ const FENCED = -2;
 /**
  * Upserts a node's presence from a registration or heartbeat.
  * ARGV: prefix, nodeId, instance, capacity, models ('name@version' csv), reported running, ttlMs, mode,
- * now, slotMaxAgeMs, network, region ('' undeclared), gpu class, gpu memory (MiB)
+ * now, slotMaxAgeMs, network, region ('' undeclared), gpu class, gpu memory (MiB), ceilings
+ * ('name@version=slots' csv), start slots
  * mode 'register' (a new connection): reservations of the old connection are dropped (its attempts were
  * failed when it closed). mode 'heartbeat': reservations older than slotMaxAgeMs are dropped.
  * Returns 1 when the presence was (re)created, 0 when refreshed.
@@ -44,7 +45,7 @@ local slots = nk .. ':slots'
 local existed = redis.call('EXISTS', nk) == 1
 if mode == 'register' then redis.call('DEL', slots) else redis.call('ZREMRANGEBYSCORE', slots, '-inf', now - maxAge) end
 redis.call('HSET', nk, 'instance', inst, 'capacity', cap, 'reported', reported, 'models', models, 'seen', now,
-  'network', ARGV[11], 'region', ARGV[12], 'gpu', ARGV[13], 'gpu_mem', ARGV[14])
+  'network', ARGV[11], 'region', ARGV[12], 'gpu', ARGV[13], 'gpu_mem', ARGV[14], 'ceilings', ARGV[15], 'start', ARGV[16])
 redis.call('PEXPIRE', nk, ttl)
 redis.call('PEXPIRE', slots, ttl)
 -- The status API's list of nodes; entries older than the presence TTL belong to expired nodes.
@@ -57,7 +58,9 @@ if existed then return 0 else return 1 end
 
 /**
  * Reserves a slot for a job on an eligible node of its pool, skipping excluded nodes and flagged ones
- * (<p>unroutable:<id> holds a time in the future; node-flags.repository.ts). Among the eligible nodes with
+ * (<p>unroutable:<id> holds a time in the future; node-flags.repository.ts). A node's free slots are counted
+ * against what it may fill for the job's model (slot_limit: its ceiling, and what it has earned), never
+ * against its declared capacity alone. Among the eligible nodes with
  * a free slot (the pool's `candidates` with the most free slots are examined), one is drawn at random with
  * weight free slots × score (<p>node-scores, written by the quality service; a node without a score counts
  * as new, NEW_NODE_SCORE): idle capacity is still preferred, trusted nodes get more of the work, and a node
@@ -91,7 +94,7 @@ for _, id in ipairs(raw) do
     local nk = p .. 'node:' .. id
     local f = redis.call('HMGET', nk, unpack(NODE_FIELDS))
     if candidate(p, ready, id, f, network, mv, region, floor, sc, now) == 'ok' then
-      local free = tonumber(f[1]) - math.max(redis.call('ZCARD', nk .. ':slots'), tonumber(f[6] or '0'))
+      local free = slot_limit(p, id, tonumber(f[1]), f[8], f[9], mv) - math.max(redis.call('ZCARD', nk .. ':slots'), tonumber(f[6] or '0'))
       if free > 0 then
         local score = tonumber(redis.call('HGET', p .. 'node-scores', id) or '${NEW_NODE_SCORE}')
         local weight = free * math.max(score, 0.001)
@@ -194,6 +197,10 @@ export interface NodeDeclaration {
   region: string | null;
   gpu: Gpu;
   models: readonly DeclaredModel[];
+  /** Per 'name@version': the declared capacity capped by the network config (domain/capacity.ts capacityCeilings). */
+  ceilings: ReadonlyMap<string, number>;
+  /** Slow start: the slots the node may fill before it has completed any job. */
+  startSlots: number;
   mode: 'register' | 'heartbeat';
 }
 
@@ -226,6 +233,8 @@ export class PresenceRepository {
       n.region ?? '',
       n.gpu.name,
       n.gpu.memoryMb,
+      [...n.ceilings].map(([mv, slots]) => `${mv}=${slots}`).join(','),
+      n.startSlots,
     ]);
     return created === 1;
   }

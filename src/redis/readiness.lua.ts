@@ -2,10 +2,14 @@
 // maintain it (presence.repository.ts for nodes, eligibility.repository.ts for the admin's rules).
 //
 // Per node (written by registrations and heartbeats; expire the network config's heartbeat TTL after the last one):
-//   <p>node:<id>         hash {instance, capacity, reported, seen, network, region ('' undeclared), gpu,
-//                        gpu_mem (MiB), models ('name@version,...'), pools (the readiness keys it is in)}
+//   <p>node:<id>         hash {instance, capacity (declared), reported, seen, network, region ('' undeclared), gpu,
+//                        gpu_mem (MiB), models ('name@version,...'), pools (the readiness keys it is in),
+//                        ceilings ('name@version=slots,...': declared capacity capped per GPU class and model
+//                        by the network config), start (slow start: slots before any completed job)}
 //   <p>node:<id>:slots   sorted set of the job ids holding a slot on the node, scored by reservation time
 //   <p>online            sorted set of node ids by last registration or heartbeat (the status API's list)
+//   <p>node-earned       hash node id -> jobs completed (over the scores window; +1 per completion, rewritten
+//                        by the quality pass): a node fills at most `start` + that many slots (domain/capacity.ts)
 //
 // Readiness pools, sorted sets of node ids scored by free slots. A node is in one pool per model it
 // serves and per group it belongs to, for its network and the version it runs:
@@ -59,16 +63,33 @@ local function pools_of(p, id, network, region, models)
   return keys
 end
 
+-- The slots a node may fill with model version mv: its ceiling for mv (from 'ceilings'; the declared
+-- capacity when mv has none) and at most what it has earned: its start slots plus its completed jobs
+-- (a presence without 'start', written by an older version, has no slow start).
+local function slot_limit(p, id, cap, ceilings, start, mv)
+  local limit = cap
+  local s, key = ',' .. (ceilings or '') .. ',', ',' .. mv .. '='
+  local at = string.find(s, key, 1, true)
+  if at then limit = math.min(limit, tonumber(string.match(s, '^(%d+)', at + #key)) or cap) end
+  if start then limit = math.min(limit, tonumber(start) + tonumber(redis.call('HGET', p .. 'node-earned', id) or '0')) end
+  return limit
+end
+
 local function rescore(p, id, nk, announce)
-  local f = redis.call('HMGET', nk, 'capacity', 'reported', 'models', 'pools')
+  local f = redis.call('HMGET', nk, 'capacity', 'reported', 'models', 'pools', 'ceilings', 'start')
   local cap, reported = tonumber(f[1]), tonumber(f[2] or '0')
-  local free = cap - math.max(redis.call('ZCARD', nk .. ':slots'), reported)
-  if free < 0 then free = 0 end
-  for k in string.gmatch(f[4] or '', '[^,]+') do redis.call('ZADD', p .. k, free, id) end
-  if announce and free > 0 and (f[3] or '') ~= '' then
+  local used = math.max(redis.call('ZCARD', nk .. ':slots'), reported)
+  local any = false
+  for k in string.gmatch(f[4] or '', '[^,]+') do
+    local free = slot_limit(p, id, cap, f[5], f[6], string.match(k, '^ready:[^:]*:([^|]*)')) - used
+    if free < 0 then free = 0 end
+    if free > 0 then any = true end
+    redis.call('ZADD', p .. k, free, id)
+  end
+  if announce and any and (f[3] or '') ~= '' then
     redis.call('PUBLISH', p .. 'events:capacity', (string.gsub(f[3], '@[^,]*', '')))
   end
-  return free
+  return any
 end
 
 local function repool(p, id, nk)
@@ -120,8 +141,8 @@ local function entry_current(f, network, mv, region)
   return string.find(',' .. (f[4] or '') .. ',', ',' .. mv .. ',', 1, true) ~= nil
 end
 
--- The node fields the reservation and the eligible count read, in this order (f[1] .. f[7]).
-local NODE_FIELDS = {'capacity', 'network', 'region', 'models', 'gpu_mem', 'reported', 'instance'}
+-- The node fields the reservation and the eligible count read, in this order (f[1] .. f[9]).
+local NODE_FIELDS = {'capacity', 'network', 'region', 'models', 'gpu_mem', 'reported', 'instance', 'ceilings', 'start'}
 
 -- A pool entry checked against a job's placement, the one rule both RESERVE and COUNT_ELIGIBLE apply (the
 -- count decides when a job no node can take fails, so the two must never disagree): 'stale' (dropped

@@ -12,7 +12,7 @@ import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Consumer } from 'rabbitmq-client';
 import type { Config } from '../config.js';
-import { retryDelayMs } from '../domain/jobs.js';
+import { cutByClientDeadline, retryDelayMs } from '../domain/jobs.js';
 import { jobIdTime } from '../domain/job-ids.js';
 import { describePlacement } from '../domain/eligibility.js';
 import { signMessage } from '../domain/signatures.js';
@@ -238,7 +238,14 @@ export class Scheduler {
         deadline: Math.min(ticket.deadlineAt, startedAt + timeoutMs),
         ts: startedAt,
       });
-      const delivered = await this.d.events.dispatch(reservation.instance, { ...dispatch, nodeId: reservation.nodeId, namespaceId: ticket.namespaceId, terms: ticket.terms, startedAt });
+      const delivered = await this.d.events.dispatch(reservation.instance, {
+        ...dispatch,
+        nodeId: reservation.nodeId,
+        namespaceId: ticket.namespaceId,
+        terms: ticket.terms,
+        startedAt,
+        jobDeadlineAt: ticket.deadlineAt,
+      });
       stages.lap('dispatch');
       let event: JobEvent | null;
       if (!delivered) {
@@ -251,6 +258,11 @@ export class Scheduler {
       } else {
         event = await outcome.event;
         if (this.stopping.signal.aborted) throw new Error('scheduler stopping');
+        if (event === null && cutByClientDeadline(Date.now(), ticket.deadlineAt)) {
+          // The job's own deadline ran out, not the node's time: the client's outcome, never the node's failure.
+          await this.endWithoutResult(jobId, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
+          return;
+        }
         if (event === null && (await this.d.lifecycle.failAttempt(jobId, attempt, reservation.nodeId, 'timeout', `no result within ${timeoutMs} ms`, new Date(startedAt)))) {
           event = { kind: 'attempt_failed', jobId, attempt, reason: 'timeout' };
         }

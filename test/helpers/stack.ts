@@ -12,6 +12,7 @@ import { configSchema, type Config, ROLES, type Role } from '../../src/config.js
 import { createBackbone, type Backbone } from '../../src/app.js';
 import { addressOf, generatePrivateKey, signMessage } from '../../src/domain/signatures.js';
 import { ledgerTotals } from '../../src/postgres/ledger.repository.js';
+import { OperatorsService } from '../../src/gate/operators.service.js';
 import { startNodeAgent, type NodeAgent } from '../../src/node-agent/agent.js';
 import { WebSocket } from 'ws';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
@@ -96,6 +97,9 @@ export class TestStack {
       // the tests of the account-wide limit set their own.
       ACCOUNT_RATE_LIMIT_RPS: '1000000',
       ACCOUNT_RATE_LIMIT_BURST: '1000000',
+      // Nodes fill what they declare from their first job: the files about other things than slow start
+      // size their nodes for what they test (trust.test.ts sets the production default back).
+      NODE_START_SLOTS: '1024',
       ...Object.fromEntries(Object.entries(opts.config ?? {}).map(([k, v]) => [k, String(v)])),
     };
     const config = configSchema.parse(env);
@@ -154,6 +158,17 @@ export class TestStack {
   }
 
   /**
+   * Enrols a node (its private key's address, or an address) to an operator (default: the stack's), as
+   * the operator would: a node registers only with its operator's consent. Returns the key given, so that
+   * `privateKey: await stack.enrolled()` reads as what it is.
+   */
+  async enrolled(privateKeyOrAddress = generatePrivateKey(), operator?: string): Promise<string> {
+    const address = privateKeyOrAddress.length === 42 ? privateKeyOrAddress : addressOf(privateKeyOrAddress);
+    await new OperatorsService(this.db).enrolNode(operator ?? (await this.operator()), address);
+    return privateKeyOrAddress;
+  }
+
+  /**
    * Starts a SIMULATED node (see runtime.simulated.ts) connected to this stack's gateway. Eligibility
    * declarations default to the agent's: mainnet, no region, no GPU, every model at version 1.
    */
@@ -172,7 +187,7 @@ export class TestStack {
   ): Promise<NodeAgent> {
     const agent = await startNodeAgent({
       gatewayUrl: this.url,
-      privateKey: opts.privateKey ?? generatePrivateKey(),
+      privateKey: await this.enrolled(opts.privateKey),
       operator: await this.operator(),
       runtime: new SimulatedRuntime({ models: opts.models ?? [TEST_MODEL], latencyMs: opts.latencyMs ?? 0, completionTokens: opts.completionTokens ?? 16 }),
       capacity: opts.capacity ?? 4,
@@ -191,7 +206,7 @@ export class TestStack {
   async brokenNode(models: string[] = [TEST_MODEL], capacity = 2): Promise<NodeAgent> {
     const agent = await startNodeAgent({
       gatewayUrl: this.url,
-      privateKey: generatePrivateKey(),
+      privateKey: await this.enrolled(),
       operator: await this.operator(),
       runtime: { name: 'broken', models: async () => models, complete: async () => Promise.reject(new Error('runtime crashed')) },
       capacity,
@@ -258,8 +273,12 @@ export class TestStack {
     }
   }
 
-  /** Opens a bare socket to the io gateway that speaks the node protocol only as the test tells it to (see RawNode). */
-  rawNode(privateKey = generatePrivateKey()): Promise<RawNode> {
+  /**
+   * Opens a bare socket to the io gateway that speaks the node protocol only as the test tells it to (see
+   * RawNode); its key is enrolled to `operator` (default: the stack's; null: not enrolled).
+   */
+  async rawNode(privateKey = generatePrivateKey(), operator?: string | null): Promise<RawNode> {
+    if (operator !== null) await this.enrolled(privateKey, operator);
     return RawNode.connect(this.url, privateKey);
   }
 

@@ -63,7 +63,7 @@ async function namespaceOf(s: Session, name: string, credits: number): Promise<s
 async function nodeOf(operator: Session): Promise<NodeAgent> {
   const agent = await startNodeAgent({
     gatewayUrl: stack.url,
-    privateKey: generatePrivateKey(),
+    privateKey: await stack.enrolled(generatePrivateKey(), operator.accountId),
     operator: operator.accountId,
     runtime: new SimulatedRuntime({ models: [TEST_MODEL], latencyMs: 0, completionTokens: 16 }),
     capacity: 3,

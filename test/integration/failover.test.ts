@@ -43,7 +43,7 @@ async function ownedNode(stack: TestStack, runtime: InferenceRuntime, capacity =
   const operatorId = (await stack.backbone.admin.createAccount('operator')).id;
   const agent = await startNodeAgent({
     gatewayUrl: stack.url,
-    privateKey: generatePrivateKey(),
+    privateKey: await stack.enrolled(generatePrivateKey(), operatorId),
     operator: operatorId,
     runtime,
     capacity,

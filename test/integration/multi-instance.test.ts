@@ -32,7 +32,7 @@ test('a job accepted on one instance runs on a node connected to another', () =>
     const operator = await stack.operator();
     const node = await startNodeAgent({
       gatewayUrl,
-      privateKey: generatePrivateKey(),
+      privateKey: await stack.enrolled(generatePrivateKey(), operator),
       operator,
       runtime: new SimulatedRuntime({ models: [TEST_MODEL], completionTokens: 7 }),
       capacity: 2,

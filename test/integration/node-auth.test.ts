@@ -29,8 +29,8 @@ after(async () => {
 
 const check = (fn: () => Promise<void>) => stack.check(fn);
 
-async function raw(privateKey?: string): Promise<RawNode> {
-  const node = await stack.rawNode(privateKey);
+async function raw(privateKey?: string, operator?: string | null): Promise<RawNode> {
+  const node = await stack.rawNode(privateKey, operator);
   raws.push(node);
   return node;
 }
@@ -52,8 +52,8 @@ async function postResult(body: unknown): Promise<{ status: number; body: Record
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-async function nodeRow(id: string): Promise<unknown> {
-  return (await stack.db.query(`SELECT id FROM nodes WHERE id = $1`, [id])).rows[0];
+async function nodeRow(id: string): Promise<{ id: string; operator_account_id: string } | undefined> {
+  return (await stack.db.query<{ id: string; operator_account_id: string }>(`SELECT id, operator_account_id FROM nodes WHERE id = $1`, [id])).rows[0];
 }
 
 async function captures(jobId: string): Promise<number> {
@@ -80,8 +80,8 @@ test('registration is refused when signed by another key, for another challenge,
   check(async () => {
     const operator = await stack.operator();
 
-    // The node claims key A's address but signs with key B.
-    const impostor = await raw();
+    // The node claims key A's address but signs with key B. (Not enrolled, so that no row exists but a binding's.)
+    const impostor = await raw(undefined, null);
     const other = generatePrivateKey();
     impostor.send(signMessage(other, { ...impostor.register(operator), signature: undefined }));
     const e1 = await impostor.next('error');
@@ -97,9 +97,9 @@ test('registration is refused when signed by another key, for another challenge,
 
     // A registration captured on one socket, replayed on another (whose challenge differs).
     const key = generatePrivateKey();
-    const first = await raw(key);
+    const first = await raw(key, null);
     const captured = first.register(operator);
-    const second = await raw(key);
+    const second = await raw(key, null);
     assert.notEqual(first.challenge, second.challenge);
     second.send(captured);
     assert.equal((await second.next('error')).code, 'bad_challenge');
@@ -113,10 +113,10 @@ test('registration is refused when signed by another key, for another challenge,
     assert.equal((await late.next('error')).code, 'stale');
     await late.waitClosed();
 
-    // Correctly signed, naming an operator account that does not exist.
-    const orphan = await raw();
+    // Correctly signed, naming an operator account that does not exist (so cannot have enrolled it).
+    const orphan = await raw(undefined, null);
     orphan.send(orphan.register(randomUUID()));
-    assert.equal((await orphan.next('error')).code, 'unknown_operator');
+    assert.equal((await orphan.next('error')).code, 'not_enrolled');
     assert.equal((await orphan.waitClosed()).code, 4003);
     assert.equal(await nodeRow(orphan.nodeId), undefined);
 
@@ -140,6 +140,58 @@ test('registration is refused when signed by another key, for another challenge,
     assert.equal((await rebind.waitClosed()).code, 4003);
     const owner = await stack.db.query<{ operator_account_id: string }>(`SELECT operator_account_id FROM nodes WHERE id = $1`, [good.nodeId]);
     assert.equal(owner.rows[0]?.operator_account_id, operator);
+  }));
+
+test('a node binds to an operator only with its consent: enrolled through the account API, or holding a token made for its address (issue 9, item 5)', () =>
+  check(async () => {
+    // An operator signs up; a node names it without its consent: refused, with a reason it can act on.
+    const signup = await fetch(`${stack.url}/account/signup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: `op-${randomUUID()}@example.com`, password: 'correct horse battery' }),
+    });
+    const { account, token: session } = (await signup.json()) as { account: { id: string }; token: string };
+    const asOperator = (path: string, body: unknown) =>
+      fetch(`${stack.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${session}` }, body: JSON.stringify(body) });
+
+    const squatter = await raw(undefined, null);
+    squatter.send(squatter.register(account.id));
+    const refused = await squatter.next('error');
+    assert.equal(refused.code, 'not_enrolled');
+    assert.match(String(refused.message), /not enrolled by operator .*enrol/);
+    assert.equal((await squatter.waitClosed()).code, 4003);
+    assert.equal(await nodeRow(squatter.nodeId), undefined, 'an unenrolled node must not be bound');
+
+    // The operator enrols the address (any case): the same node now registers, bound to it.
+    const enrolled = await asOperator('/account/nodes/enrolments', { node: squatter.nodeId.toUpperCase().replace('0X', '0x') });
+    assert.equal(enrolled.status, 201);
+    const again = await raw(squatter.privateKey, null);
+    await again.registerAs(account.id);
+    assert.equal((await nodeRow(again.nodeId))?.operator_account_id, account.id);
+    await again.close();
+
+    // Another operator cannot enrol a node already enrolled.
+    const other = (await stack.backbone.admin.createAccount('other operator')).id;
+    await assert.rejects(stack.enrolled(again.nodeId, other), /enrolled by another operator/);
+
+    // A token made for one address binds that node, and no other; a token for another operator or a forged one does not.
+    const keyed = generatePrivateKey();
+    const issued = await asOperator('/account/nodes/enrolment-tokens', { node: addressOf(keyed), ttl_hours: 1 });
+    assert.equal(issued.status, 201);
+    const { token } = (await issued.json()) as { token: string };
+    const thief = await raw(undefined, null);
+    thief.send(thief.register(account.id, { enrolmentToken: token }));
+    assert.match(String((await thief.next('error')).message), /another node address/);
+    const holder = await raw(keyed, null);
+    await holder.registerAs(account.id, { enrolmentToken: token });
+    assert.equal((await nodeRow(holder.nodeId))?.operator_account_id, account.id);
+    await holder.close();
+    const wrongOperator = await raw(keyed, null);
+    wrongOperator.send(wrongOperator.register(other, { enrolmentToken: token }));
+    assert.match(String((await wrongOperator.next('error')).message), /another operator/);
+    const forged = await raw(undefined, null);
+    forged.send(forged.register(account.id, { enrolmentToken: `ret1.${Buffer.from(JSON.stringify({ type: 'node_enrolment', node: forged.nodeId, operator: account.id, expiresAt: Date.now() + 60_000, signature: '0x' + '1'.repeat(130) })).toString('base64url')}` }));
+    assert.match(String((await forged.next('error')).message), /not signed by this network/);
   }));
 
 test('a register frame sent twice on one socket registers the node once, and a closed socket leaves no presence behind', () =>
@@ -291,7 +343,7 @@ test('a raw node checks the network signature on its job; a result whose hash do
     const model = 'test/raw-hash';
     await stack.model(model);
     const rawOperator = (await stack.backbone.admin.createAccount('raw operator')).id;
-    const node = await raw();
+    const node = await raw(undefined, rawOperator);
     await node.registerAs(rawOperator, { models: [model], capacity: 1 });
     const jobId = await submitAsync(model);
 
@@ -356,8 +408,9 @@ test('usage beyond what the request allowed is an invalid result, not a bigger b
   check(async () => {
     const model = 'test/raw-usage';
     await stack.model(model);
-    const node = await raw();
-    await node.registerAs((await stack.backbone.admin.createAccount('greedy operator')).id, { models: [model], capacity: 1 });
+    const greedy = (await stack.backbone.admin.createAccount('greedy operator')).id;
+    const node = await raw(undefined, greedy);
+    await node.registerAs(greedy, { models: [model], capacity: 1 });
     const jobId = await submitAsync(model);
     const frame = await node.next('job', 15_000);
     const honest = await stack.node({ models: [model] });

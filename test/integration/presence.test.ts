@@ -35,7 +35,8 @@ after(async () => {
 
 const node = (id: string) => `0x${id.padStart(40, '0')}`;
 const declare = (id: string, capacity: number, models: string[], running = 0, mode: NodeDeclaration['mode'] = 'register'): Promise<boolean> =>
-  presence.upsert({ nodeId: node(id), instance: 'i1', capacity, running, mode, network: 'mainnet', region: null, gpu: NO_GPU, models: models.map((name) => ({ name, version: '1' })) });
+  // No caps and no slow start here: these tests are about slots (trust.test.ts covers the capacity rules).
+  presence.upsert({ nodeId: node(id), instance: 'i1', capacity, running, mode, network: 'mainnet', region: null, gpu: NO_GPU, models: models.map((name) => ({ name, version: '1' })), ceilings: new Map(), startSlots: capacity });
 const up = (id: string, capacity: number, running = 0, mode: NodeDeclaration['mode'] = 'register') => declare(id, capacity, [MODEL], running, mode);
 /** A public mainnet job of a model, any region. */
 const job = (model: string): Placement => ({ network: 'mainnet', model, region: null, subcloud: null });

@@ -8,7 +8,7 @@ import OpenAI from 'openai';
 import { pino } from 'pino';
 import { Redis } from 'ioredis';
 import { createBackbone, type Backbone } from '../../src/app.js';
-import { generatePrivateKey, signMessage } from '../../src/domain/signatures.js';
+import { signMessage } from '../../src/domain/signatures.js';
 import { outputHash, type JobOutput } from '../../src/domain/protocol.js';
 import { startNodeAgent } from '../../src/node-agent/agent.js';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
@@ -157,7 +157,7 @@ test('a stream crosses instances: the client on one backbone, the node on anothe
     second = await createBackbone({ config: stack.config, roles: ['io'], logger: pino({ level: 'warn' }), mongoUrl: stack.mongoUrl, migrate: false });
     const node = await startNodeAgent({
       gatewayUrl: await second.listen(),
-      privateKey: generatePrivateKey(),
+      privateKey: await stack.enrolled(),
       operator: await stack.operator(),
       runtime: new SimulatedRuntime({ models: [model], latencyMs: 500, completionTokens: 12 }),
       capacity: 1,

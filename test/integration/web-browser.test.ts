@@ -173,7 +173,7 @@ test('an operator sees its node put in cooldown, with the reason', { skip: SKIP 
     const session = (await signUp.json()) as { account: { id: string } };
     const node: NodeAgent = await startNodeAgent({
       gatewayUrl: stack.url,
-      privateKey: generatePrivateKey(),
+      privateKey: await stack.enrolled(generatePrivateKey(), session.account.id),
       operator: session.account.id,
       runtime: new SimulatedRuntime({ models: [TEST_MODEL], latencyMs: 0, completionTokens: 8 }),
       capacity: 2,

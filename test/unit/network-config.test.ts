@@ -25,7 +25,7 @@ import { NetworkConfigKeeper } from '../../src/node-agent/network-config.js';
 
 const KEY = generatePrivateKey();
 const NETWORK = addressOf(KEY);
-const ENV = { MAX_TOKENS_DEFAULT: 1024, JOB_ATTEMPT_TIMEOUT_MS: 60_000, JOB_MAX_ATTEMPTS: 3, HEARTBEAT_TTL_MS: 30_000 };
+const ENV = { MAX_TOKENS_DEFAULT: 1024, JOB_ATTEMPT_TIMEOUT_MS: 60_000, JOB_MAX_ATTEMPTS: 3, HEARTBEAT_TTL_MS: 30_000, NODE_START_SLOTS: 2 };
 
 function doc(version: number, overrides: Partial<NetworkConfig> = {}): NetworkConfig {
   return buildNetworkConfig({
