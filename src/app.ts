@@ -51,6 +51,8 @@ import { Maintenance } from './maintenance/maintenance.service.js';
 import { QualityService } from './network/quality.service.js';
 import { ScoresMirror } from './redis/scores.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
+import { SnapshotService } from './snapshots/snapshot.service.js';
+import { storeFromConfig } from './snapshots/snapshot-store.js';
 import { LedgerChainService } from './maintenance/ledger-chain.service.js';
 import { UsageService } from './space/usage.service.js';
 import { StatusService } from './status/status.service.js';
@@ -153,6 +155,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const admin = new AdminService({ db, catalog, flags: nodeFlags, eligibility, queue });
   const usage = new UsageService(db);
   const ledgerChain = new LedgerChainService(db);
+  const snapshots = new SnapshotService({ db, store: storeFromConfig(config), networkKey: networkKey ?? null, rcpClock, jobDeadlineMs: config.JOB_DEADLINE_MS, logger });
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, logger });
   const jobs = new JobsService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger });
   const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), logger });
@@ -226,7 +229,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
         (await jobs.accept(principal, model, request, { priority, ...(region === null ? {} : { region }) })).job,
     });
     const operators = new OperatorsService(db);
-    adminRoutes(app, { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig }, config.ADMIN_TOKEN);
+    adminRoutes(app, { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig, snapshots }, config.ADMIN_TOKEN);
     const accounts = new AccountService({
       db,
       admin,
@@ -248,13 +251,14 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       namespaces: new NamespaceConsoleService({ db, admin }),
       operator: new OperatorConsoleService({ db, presence: new NodePresenceView(redis, keys), operators, rcpEpochSeconds: config.RCP_EPOCH_SECONDS }),
       usage,
+      snapshots,
     });
   }
   // The explorer (public, from /status) and the consoles (through /account), built from web/.
   if (has('status') || has('gate')) webRoutes(app, opts.webRoot ?? fileURLToPath(new URL('../../web/dist/', import.meta.url)));
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
-  const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, logger }) : null;
+  const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, snapshots, logger }) : null;
 
   let closed = false;
   return {

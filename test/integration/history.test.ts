@@ -26,6 +26,9 @@ import { ADVISORY_LOCKS } from '../../src/postgres/advisory-lock.js';
 import { HistoryMaintenance } from '../../src/maintenance/history.service.js';
 import { LedgerChainService, type LedgerVerifyReport } from '../../src/maintenance/ledger-chain.service.js';
 import { ledgerDayHash } from '../../src/domain/ledger-chain.js';
+import { rcpClockFrom } from '../../src/domain/rcp.js';
+import { SnapshotService } from '../../src/snapshots/snapshot.service.js';
+import { storeFromConfig } from '../../src/snapshots/snapshot-store.js';
 
 const OTHER_MODEL = 'test/other';
 const LIVE_WINDOW_DAYS = 3;
@@ -54,7 +57,16 @@ after(async () => {
 });
 
 function history(db: Db = stack.db): HistoryMaintenance {
-  return new HistoryMaintenance({ config: stack.config, db, ledgerChain: new LedgerChainService(db), logger: pino({ level: 'silent' }) });
+  const logger = pino({ level: 'silent' });
+  const snapshots = new SnapshotService({
+    db,
+    store: storeFromConfig(stack.config),
+    networkKey: stack.config.NETWORK_SIGNING_KEY ?? null,
+    rcpClock: rcpClockFrom(stack.config),
+    jobDeadlineMs: stack.config.JOB_DEADLINE_MS,
+    logger,
+  });
+  return new HistoryMaintenance({ config: stack.config, db, ledgerChain: new LedgerChainService(db), snapshots, logger });
 }
 
 interface PastJob {
