@@ -16,7 +16,7 @@ export type RestoreMode = 'append' | 'merge' | 'archive';
 export interface PartSpec {
   name: string;
   table: string;
-  /** SQL condition on the table's rows; $1 is the day (date), $2 the sealed epochs (bigint[]). */
+  /** SQL condition on the table's rows; `:day` is the day (text), `:epochs` the sealed epochs (bigint[]). */
   where: string;
   orderBy: string;
   restore: RestoreMode;
@@ -29,7 +29,7 @@ export interface PartSpec {
   fill?: Readonly<Record<string, string>>;
 }
 
-const DAY = (column: string) => `${column} >= $1::date::timestamp AT TIME ZONE 'UTC' AND ${column} < ($1::date + 1)::timestamp AT TIME ZONE 'UTC'`;
+const DAY = (column: string) => `${column} >= :day::date::timestamp AT TIME ZONE 'UTC' AND ${column} < (:day::date + 1)::timestamp AT TIME ZONE 'UTC'`;
 
 /** The reference state, in foreign-key order (restore inserts them in this order). */
 export const STATE_PARTS: readonly PartSpec[] = [
@@ -73,8 +73,8 @@ const NETWORK_CONFIGS_OF_DAY: PartSpec = { name: 'network_configs', table: 'netw
 /** The parts of a day, after the state, in restore order. */
 export const DAY_PARTS: readonly PartSpec[] = [
   ...STATE_PARTS,
-  { name: 'job_rollup_days', table: 'job_rollup_days', where: 'day = $1::date', orderBy: 'day', restore: 'append' },
-  { name: 'job_rollups', table: 'job_rollups', where: 'day = $1::date', orderBy: 'namespace_id, api_key_id, model, node_id, status', restore: 'append' },
+  { name: 'job_rollup_days', table: 'job_rollup_days', where: 'day = :day::date', orderBy: 'day', restore: 'append' },
+  { name: 'job_rollups', table: 'job_rollups', where: 'day = :day::date', orderBy: 'namespace_id, api_key_id, model, node_id, status', restore: 'append' },
   { name: 'ledger_transactions', table: 'ledger_transactions', where: DAY('created_at'), orderBy: 'id', restore: 'append' },
   {
     name: 'ledger_entries',
@@ -83,16 +83,31 @@ export const DAY_PARTS: readonly PartSpec[] = [
     orderBy: 'id',
     restore: 'append',
   },
-  { name: 'ledger_rollups', table: 'ledger_rollups', where: 'day = $1::date', orderBy: 'account_id', restore: 'append' },
-  { name: 'ledger_days', table: 'ledger_days', where: 'day = $1::date', orderBy: 'day', restore: 'append' },
+  { name: 'ledger_rollups', table: 'ledger_rollups', where: 'day = :day::date', orderBy: 'account_id', restore: 'append' },
+  { name: 'ledger_days', table: 'ledger_days', where: 'day = :day::date', orderBy: 'day', restore: 'append' },
   NETWORK_CONFIGS_OF_DAY,
   { name: 'admin_changes', table: 'admin_changes', where: DAY('at'), orderBy: 'id', restore: 'append' },
-  { name: 'rcp_records', table: 'rcp_records', where: 'epoch = ANY($2::bigint[])', orderBy: 'id', restore: 'append' },
+  { name: 'rcp_records', table: 'rcp_records', where: 'epoch = ANY(:epochs::bigint[])', orderBy: 'id', restore: 'append' },
   { name: 'jobs', table: 'jobs', where: DAY('created_at'), orderBy: 'created_at, id', restore: 'archive' },
   { name: 'job_attempts', table: 'job_attempts', where: DAY('job_created_at'), orderBy: 'job_created_at, job_id, attempt', restore: 'archive' },
 ];
 
 /** The parts of an on-demand state snapshot. */
+export interface PartParams {
+  day: string | null;
+  epochs: number[];
+}
+
+/** The part's condition with its placeholders bound as query parameters. */
+export function boundWhere(spec: PartSpec, params: PartParams): { text: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const text = spec.where.replace(/:(day|epochs)\b/g, (_m, name: 'day' | 'epochs') => {
+    values.push(params[name]);
+    return `$${values.length}`;
+  });
+  return { text, values };
+}
+
 export const STATE_SNAPSHOT_PARTS: readonly PartSpec[] = [...STATE_PARTS, { ...NETWORK_CONFIGS_OF_DAY, where: 'true' }];
 
 const ALL_PARTS = new Map([...DAY_PARTS, ...STATE_SNAPSHOT_PARTS].map((p) => [p.name, p]));

@@ -2,13 +2,15 @@
 // once its snapshot has been written to the store, read back from it by CID and verified.
 //
 // A day is snapshotted once it is closed for both halves of its history: its jobs rolled up (or it has no
-// job partition) and its ledger day chained (or the ledger had not started). Days go oldest first and
-// without gaps, each linking to the snapshot before it. Snapshots are taken one at a time across
+// job partition) and its ledger day chained (or the ledger had not started). Days go oldest first, and a
+// day that is not ready holds back every later one (as rollups do); each snapshot links to the one taken
+// before it, so the chain is the order they were taken in. Snapshots are taken one at a time across
 // instances (an advisory lock), since each names the one before.
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { CID } from 'multiformats/cid';
 import { addressOf } from '../domain/signatures.js';
@@ -33,7 +35,7 @@ import {
   insertSealedEpochs,
   insertSnapshot,
   isRolledUp,
-  lastSnapshotDay,
+  firstDayWithoutSnapshot,
   latestSnapshot,
   listSnapshots,
   markSnapshotVerified,
@@ -102,9 +104,10 @@ export class SnapshotService {
   /** The oldest day due a snapshot, or null. */
   private async nextDueDay(now: Date): Promise<string | null> {
     const extent = await historyExtent(this.d.db);
-    const last = await lastSnapshotDay(this.d.db);
-    const day = last !== null ? addDays(last, 1) : extent.first_day;
-    if (day === null || day >= isoDay(now)) return null;
+    const yesterday = addDays(isoDay(now), -1);
+    if (extent.first_day === null || extent.first_day > yesterday) return null;
+    const day = await firstDayWithoutSnapshot(this.d.db, extent.first_day, yesterday);
+    if (day === null) return null;
     const jobsReady = (await isRolledUp(this.d.db, day)) || (!(await hasJobPartition(this.d.db, day)) && isJobDayClosed(day, now, this.d.jobDeadlineMs));
     const ledgerReady = extent.first_ledger_day === null || extent.first_ledger_day > day || (extent.last_ledger_day !== null && extent.last_ledger_day >= day);
     return jobsReady && ledgerReady ? day : null;
@@ -124,17 +127,25 @@ export class SnapshotService {
     return this.create('state', null, STATE_SNAPSHOT_PARTS, null, onProgress);
   }
 
+  /**
+   * Takes one snapshot on a single connection (a pool of two, one of them holding the history lock, is
+   * enough): a session advisory lock first, so that the REPEATABLE READ snapshot taken after it sees the
+   * latest snapshot row; the parts read; the CAR stored; the row recorded; the lock released.
+   */
   private async create(kind: SnapshotKind, day: string | null, specs: readonly PartSpec[], epochRange: { first: number; last: number } | null, onProgress?: (p: SnapshotProgress) => void): Promise<SnapshotRow> {
     const key = this.d.networkKey;
     if (!key) throw new Error('NETWORK_SIGNING_KEY is not set: snapshots are signed by the network key');
     const dir = await mkdtemp(path.join(tmpdir(), 'resultity-snapshot-'));
+    const client = await this.d.db.connect();
     try {
-      return await withTransaction(this.d.db, async (lock) => {
-        await lock.query(`SELECT pg_advisory_xact_lock($1)`, [SNAPSHOT_LOCK]);
-        const previous = await latestSnapshot(this.d.db);
-        if (kind === 'day' && (await findSnapshot(this.d.db, day!))) throw new Error(`${day} already has a snapshot`);
+      await client.query(`SELECT pg_advisory_lock($1)`, [SNAPSHOT_LOCK]);
+      try {
         const carPath = path.join(dir, `${randomUUID()}.car`);
-        const { manifest, root, bytes } = await this.writeCar(carPath, kind, day, specs, epochRange, previous, key, onProgress);
+        const { manifest, root, bytes, previous } = await inTransaction(client, 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', async () => {
+          const latest = await latestSnapshot(client);
+          if (kind === 'day' && (await findSnapshot(client, day!))) throw new Error(`${day} already has a snapshot`);
+          return { ...(await this.writeCar(client, carPath, kind, day, specs, epochRange, latest, key, onProgress)), previous: latest };
+        });
         onProgress?.({ phase: 'store', rows: 0 });
         await this.d.store.put(carPath, root);
         const row = {
@@ -147,20 +158,24 @@ export class SnapshotService {
           part_rows: Object.fromEntries(manifest.parts.map((p) => [p.name, p.rows])),
           store: this.d.store.name,
         };
-        await withTransaction(this.d.db, async (tx) => {
-          await insertSnapshot(tx, row);
-          await insertSealedEpochs(tx, manifest.epochs.map((e) => ({ ...e, snapshot_cid: root })));
+        await inTransaction(client, 'BEGIN', async () => {
+          await insertSnapshot(client, row);
+          await insertSealedEpochs(client, manifest.epochs.map((e) => ({ ...e, snapshot_cid: root })));
         });
         this.d.logger.info({ cid: root, kind, day, bytes, store: this.d.store.name }, 'snapshot stored');
-        return (await findSnapshot(this.d.db, root))!;
-      });
+        return (await findSnapshot(client, root))!;
+      } finally {
+        await client.query(`SELECT pg_advisory_unlock($1)`, [SNAPSHOT_LOCK]);
+      }
     } finally {
+      client.release();
       await rm(dir, { recursive: true, force: true });
     }
   }
 
   /** Reads the parts in one snapshot of the database and writes the CAR; the manifest goes in last. */
   private async writeCar(
+    tx: pg.PoolClient,
     carPath: string,
     kind: SnapshotKind,
     day: string | null,
@@ -171,10 +186,10 @@ export class SnapshotService {
     onProgress?: (p: SnapshotProgress) => void,
   ): Promise<{ manifest: Manifest; root: string; bytes: number }> {
     const car = CarFileWriter.create(carPath);
-    const content = await withTransaction(this.d.db, async (tx) => {
+    const content = await (async () => {
       await fixTextOutput(tx);
       const epochs = epochRange ? await this.sealEpochs(tx, epochRange) : [];
-      const params = [day, epochs.map((e) => e.epoch)];
+      const params = { day, epochs: epochs.map((e) => e.epoch) };
       const parts: PartEntry[] = [];
       for (const spec of specs) {
         let rows = 0;
@@ -186,7 +201,7 @@ export class SnapshotService {
         [day],
       );
       return { parts, epochs, ledger: ledgerDay?.rows[0] ?? null, schema: await schemaVersion(tx) };
-    }, { isolation: 'snapshot', readOnly: true });
+    })();
     const unsigned: UnsignedManifest = {
       format: SNAPSHOT_FORMAT,
       kind,
@@ -308,7 +323,7 @@ export class SnapshotService {
         const spec = DAY_PARTS.find((s) => s.name === part.name);
         // The state changes after its day (new accounts, keys): only the day's own history must match.
         if (!spec || spec.restore === 'merge' || (spec.restore === 'archive' && !rawThere)) continue;
-        const live = await encodePart(part.name, part.table, part.columns, readPartRows(tx, spec, part.columns, [day, m.epochs.map((e) => e.epoch)]), async () => undefined);
+        const live = await encodePart(part.name, part.table, part.columns, readPartRows(tx, spec, part.columns, { day, epochs: m.epochs.map((e) => e.epoch) }), async () => undefined);
         if (live.sha256 !== part.sha256) found.push(`part ${part.name}: the live database has ${live.rows} rows hashing to ${live.sha256}, the snapshot ${part.rows} hashing to ${part.sha256}`);
       }
       return found;
@@ -331,6 +346,19 @@ export class SnapshotService {
       if (proof) proofs.push({ epoch: s.epoch, snapshot_cid: s.snapshot_cid, ...proof });
     }
     return proofs;
+  }
+}
+
+/** Runs `fn` in a transaction on `client`, begun with `begin`. */
+async function inTransaction<T>(client: pg.PoolClient, begin: string, fn: () => Promise<T>): Promise<T> {
+  await client.query(begin);
+  try {
+    const result = await fn();
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
   }
 }
 

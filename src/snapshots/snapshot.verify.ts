@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { LedgerEntriesDigest, ledgerDayHash, sameRollupRows, type LedgerRollupRow } from '../domain/ledger-chain.js';
 import type { CarContents } from './car-file.js';
 import { columnIndex, decodeChunk, decodeManifest, manifestSigner, type Manifest, type PartEntry, type Row } from './snapshot.format.js';
-import { epochTree } from './epoch-merkle.js';
+import { epochTree, type NodePoints } from './epoch-merkle.js';
 import { addDays } from '../domain/job-history.js';
 
 export type CheckName = 'blocks' | 'manifest' | 'signature' | 'parts' | 'ledger' | 'epochs' | 'chain';
@@ -197,18 +197,10 @@ function checkEpochs(m: Manifest, rowsByPart: Map<string, Row[]>, record: Record
   const p = part(m, 'rcp_records');
   const rows = rowsByPart.get('rcp_records');
   if (!p || !rows) return skip('epochs', 'the rcp_records part is missing or failed its check');
-  const [iNode, iEpoch, iPoints] = columnIndex(p, ['node_id', 'epoch', 'points']);
-  const byEpoch = new Map<number, Map<string, number>>();
-  for (const r of rows) {
-    const epoch = Number(r[iEpoch!]);
-    const nodes = byEpoch.get(epoch) ?? new Map<string, number>();
-    nodes.set(r[iNode!]!, (nodes.get(r[iNode!]!) ?? 0) + Number(r[iPoints!]));
-    byEpoch.set(epoch, nodes);
-  }
+  const byEpoch = epochRecords(p, rows);
   const problems: string[] = [];
   for (const seal of m.epochs) {
-    const nodes = byEpoch.get(seal.epoch) ?? new Map<string, number>();
-    const t = epochTree([...nodes].map(([node_id, points]) => ({ node_id, points })));
+    const t = epochTree(byEpoch.get(seal.epoch) ?? []);
     if (t.root !== seal.merkle_root || t.nodes !== seal.nodes || t.points !== seal.points) {
       problems.push(`epochs: epoch ${seal.epoch}'s records give root ${t.root} (${t.nodes} nodes, ${t.points} points), the manifest says ${seal.merkle_root} (${seal.nodes}, ${seal.points})`);
     }
@@ -216,6 +208,19 @@ function checkEpochs(m: Manifest, rowsByPart: Map<string, Row[]>, record: Record
   const unsealed = [...byEpoch.keys()].filter((e) => !m.epochs.some((s) => s.epoch === e));
   if (unsealed.length > 0) problems.push(`epochs: records of epochs ${unsealed.join(', ')} that the manifest does not seal`);
   record('epochs', problems, `${m.epochs.length} epoch root(s) recomputed from their records`);
+}
+
+/** Points per node in each epoch, from an rcp_records part's rows: the leaves of the epochs' trees. */
+export function epochRecords(part: PartEntry, rows: readonly Row[]): Map<number, NodePoints[]> {
+  const [iNode, iEpoch, iPoints] = columnIndex(part, ['node_id', 'epoch', 'points']);
+  const byEpoch = new Map<number, Map<string, number>>();
+  for (const r of rows) {
+    const epoch = Number(r[iEpoch!]);
+    const nodes = byEpoch.get(epoch) ?? new Map<string, number>();
+    nodes.set(r[iNode!]!, (nodes.get(r[iNode!]!) ?? 0) + Number(r[iPoints!]));
+    byEpoch.set(epoch, nodes);
+  }
+  return new Map([...byEpoch].map(([epoch, nodes]) => [epoch, [...nodes].map(([node_id, points]) => ({ node_id, points }))]));
 }
 
 function checkChain(cid: string, m: Manifest, previous: VerifyOptions['previous'], record: Record, skip: Skip): void {
@@ -227,8 +232,9 @@ function checkChain(cid: string, m: Manifest, previous: VerifyOptions['previous'
   if (m.previous.toString() !== previous.cid) problems.push(`chain: ${cid} links to ${m.previous.toString()}, not to the previous snapshot ${previous.cid}`);
   const p = previous.manifest;
   if (p.signer !== m.signer) problems.push(`chain: the previous snapshot is signed by ${p.signer}, this one by ${m.signer}`);
-  if (m.kind === 'day' && p.kind === 'day' && p.day !== null && m.day !== addDays(p.day, 1)) problems.push(`chain: ${m.day} follows ${p.day}, not the day before it`);
-  if (m.ledger && p.ledger && m.ledger.prev_hash !== p.ledger.hash) {
+  // Ledger days are chained without gaps: when the previous snapshot holds the ledger day before this
+  // one's, this day's link must be that day's hash.
+  if (m.ledger && p.ledger && p.ledger.day === addDays(m.ledger.day, -1) && m.ledger.prev_hash !== p.ledger.hash) {
     problems.push(`chain: the ledger day ${m.ledger.day} links to ${m.ledger.prev_hash}, the previous snapshot's ledger head is ${p.ledger.hash}`);
   }
   record('chain', problems, `links to ${previous.cid}`);

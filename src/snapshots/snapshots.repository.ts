@@ -3,7 +3,7 @@
 import type pg from 'pg';
 import type { Queryable } from '../postgres/db.js';
 import type { Row, SnapshotKind } from './snapshot.format.js';
-import type { PartSpec } from './snapshot-parts.js';
+import { boundWhere, type PartParams, type PartSpec } from './snapshot-parts.js';
 
 /** Rows fetched per round trip when reading a part. */
 const FETCH_ROWS = 5_000;
@@ -33,10 +33,11 @@ const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
  * The part's rows as PostgreSQL text, in batches, through a server-side cursor (a large day never sits
  * in memory whole). Needs a client inside a transaction on which fixTextOutput ran.
  */
-export async function* readPartRows(tx: pg.PoolClient, spec: PartSpec, columns: readonly string[], params: readonly unknown[]): AsyncGenerator<Row[]> {
+export async function* readPartRows(tx: pg.PoolClient, spec: PartSpec, columns: readonly string[], params: PartParams): AsyncGenerator<Row[]> {
   const cursor = `snapshot_part_${spec.name}`;
   const select = columns.map((c) => `${ident(c)}::text`).join(', ');
-  await tx.query({ text: `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${select} FROM ${ident(spec.table)} WHERE ${spec.where} ORDER BY ${spec.orderBy}`, values: [...params] });
+  const where = boundWhere(spec, params);
+  await tx.query({ text: `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${select} FROM ${ident(spec.table)} WHERE ${where.text} ORDER BY ${spec.orderBy}`, values: where.values });
   try {
     for (;;) {
       const r = await tx.query<Row>({ text: `FETCH ${FETCH_ROWS} FROM ${cursor}`, rowMode: 'array' });
@@ -162,9 +163,13 @@ export async function historyExtent(q: Queryable): Promise<HistoryExtent> {
   return r.rows[0]!;
 }
 
-/** The newest day snapshot's day, or null. */
-export async function lastSnapshotDay(q: Queryable): Promise<string | null> {
-  const r = await q.query<{ day: string | null }>(`SELECT to_char(max(day), 'YYYY-MM-DD') AS day FROM snapshots WHERE kind = 'day'`);
+/** The oldest day in [from, to] without a day snapshot, or null. */
+export async function firstDayWithoutSnapshot(q: Queryable, from: string, to: string): Promise<string | null> {
+  const r = await q.query<{ day: string }>(
+    `SELECT to_char(d, 'YYYY-MM-DD') AS day FROM generate_series($1::date, $2::date, interval '1 day') d
+      WHERE NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.kind = 'day' AND s.day = d::date) ORDER BY d LIMIT 1`,
+    [from, to],
+  );
   return r.rows[0]?.day ?? null;
 }
 
