@@ -131,13 +131,13 @@ export function registerSnapshotCommand(program: Command): void {
         const parts = m.parts.map((p) => `  ${p.name.padEnd(20)} ${String(p.rows).padStart(9)} rows  ${String(p.bytes).padStart(10)} B  sha256 ${p.sha256}`);
         const text = [
           `${row.cid}  ${m.kind}${m.day ? ` ${m.day}` : ''}  seq ${row.seq}  schema ${m.schema_version}`,
-          `  previous ${m.previous?.toString() ?? '(none: first of the chain)'}`,
+          `  previous ${m.previous ?? '(none: first of the chain)'}`,
           `  signer   ${m.signer}`,
           ...(m.ledger ? [`  ledger   ${m.ledger.day} hash ${m.ledger.hash}`] : []),
           ...m.epochs.map((e) => `  epoch ${e.epoch} merkle root ${e.merkle_root} (${e.nodes} nodes, ${e.points} points)`),
           ...parts,
         ].join('\n');
-        out(opts, { ...row, manifest: { ...m, previous: m.previous?.toString() ?? null, parts: m.parts.map((p) => ({ ...p, chunks: p.chunks.map(String) })) } }, text);
+        out(opts, { ...row, manifest: { ...m, parts: m.parts.map((p) => ({ ...p, chunks: p.chunks.map(String) })) } }, text);
       }),
     );
 
@@ -153,7 +153,7 @@ export function registerSnapshotCommand(program: Command): void {
       let previous: { cid: string; manifest: ReturnType<typeof rootManifest>['manifest'] } | undefined;
       const named = opts.previous ?? (() => {
         try {
-          return rootManifest(car).manifest.previous?.toString();
+          return rootManifest(car).manifest.previous ?? undefined;
         } catch {
           return undefined;
         }

@@ -73,7 +73,16 @@ const NETWORK_CONFIGS_OF_DAY: PartSpec = { name: 'network_configs', table: 'netw
 /** The parts of a day, after the state, in restore order. */
 export const DAY_PARTS: readonly PartSpec[] = [
   ...STATE_PARTS,
-  { name: 'job_rollup_days', table: 'job_rollup_days', where: 'day = :day::date', orderBy: 'day', restore: 'append' },
+  {
+    name: 'job_rollup_days',
+    table: 'job_rollup_days',
+    where: 'day = :day::date',
+    orderBy: 'day',
+    restore: 'append',
+    // Bookkeeping of this database's maintenance, which changes when the raw partition is dropped (the
+    // day is re-rolled then): history is the totals, not when this instance got to them.
+    omit: { rolled_up_at: 'maintenance bookkeeping', raw_dropped_at: 'maintenance bookkeeping' },
+  },
   { name: 'job_rollups', table: 'job_rollups', where: 'day = :day::date', orderBy: 'namespace_id, api_key_id, model, node_id, status', restore: 'append' },
   { name: 'ledger_transactions', table: 'ledger_transactions', where: DAY('created_at'), orderBy: 'id', restore: 'append' },
   {

@@ -61,7 +61,7 @@ export async function restoreChain(head: string, d: RestoreDeps): Promise<Restor
     d.onProgress?.({ phase: 'fetch', done: chain.length, total: chain.length + 1 });
     const { manifest } = rootManifest(await d.fetch(cid));
     chain.unshift({ cid, manifest });
-    cid = manifest.previous?.toString() ?? null;
+    cid = manifest.previous;
   }
   const signer = d.networkAddress ?? chain.at(-1)!.manifest.signer;
   let rows = 0;

@@ -7,7 +7,9 @@
 //               chunk blocks of at most CHUNK_TARGET_BYTES, each chunk a DAG-CBOR array of rows, each row
 //               an array of PostgreSQL text values (null for NULL) in `columns` order. `sha256` is the
 //               hash of the part's chunk blocks' bytes, concatenated in order; `bytes` their length.
-//   previous  = the root CID of the snapshot before this one (null for the first): snapshots form a chain.
+//   previous  = the root CID of the snapshot before this one, as text (null for the first): snapshots form a
+//               chain. Text, not an IPLD link: a link would make IPFS pin and export the whole chain with
+//               every snapshot, where each snapshot must stand alone.
 //   ledger    = the day's link in the ledger's hash chain ({ day, prev_hash, hash }), or null.
 //   epochs    = contribution epochs sealed here: [{ epoch, merkle_root, nodes, points }].
 //   signature = the network key's EIP-191 signature over `resultity/v1/snapshot\n<CID of the manifest
@@ -72,7 +74,7 @@ export interface UnsignedManifest {
   day: string | null;
   created_at: string;
   schema_version: string;
-  previous: CID | null;
+  previous: string | null;
   parts: PartEntry[];
   ledger: LedgerLink | null;
   epochs: EpochSeal[];
@@ -115,6 +117,7 @@ export function manifestSigner(m: Manifest): Address | null {
 }
 
 const cidSchema = z.custom<CID>((v) => CID.asCID(v) !== null, 'a CID').transform((v) => CID.asCID(v)!);
+const cidText = z.string().refine((s) => /^b[a-z2-7]+$/.test(s) && CID.parse(s).toString() === s, 'a CIDv1 in base32');
 const hex32 = z.string().regex(/^[0-9a-f]{64}$/);
 const daySchema = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);
 
@@ -125,7 +128,7 @@ const manifestSchema = z
     day: daySchema.nullable(),
     created_at: z.string(),
     schema_version: z.string(),
-    previous: cidSchema.nullable(),
+    previous: cidText.nullable(),
     parts: z.array(
       z
         .object({

@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { CID } from 'multiformats/cid';
 import { addressOf } from '../domain/signatures.js';
 import { isoDay } from '../domain/day-range.js';
 import { addDays, dayStart, isJobDayClosed } from '../domain/job-history.js';
@@ -208,7 +207,7 @@ export class SnapshotService {
       day,
       created_at: new Date().toISOString(),
       schema_version: content.schema,
-      previous: previous ? CID.parse(previous.cid) : null,
+      previous: previous?.cid ?? null,
       parts: content.parts,
       ledger: content.ledger,
       epochs: content.epochs,
@@ -299,7 +298,7 @@ export class SnapshotService {
     const { manifest } = rootManifest(car);
     let previous: { cid: string; manifest: Manifest } | undefined;
     if (manifest.previous) {
-      const pcid = manifest.previous.toString();
+      const pcid = manifest.previous;
       previous = await this.manifest(pcid).then((m) => ({ cid: pcid, manifest: m }), (err: unknown) => {
         if (err instanceof SnapshotNotFoundError) return undefined;
         throw err;

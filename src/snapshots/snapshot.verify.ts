@@ -177,8 +177,9 @@ function checkLedger(m: Manifest, rowsByPart: Map<string, Row[]>, record: Record
     }));
     const problems: string[] = [];
     if (stored.day !== m.day) problems.push(`ledger: the chained day is ${stored.day}, the snapshot's is ${m.day}`);
-    if (digest.entries !== stored.entries || digest.hex() !== stored.digest) {
-      problems.push(`ledger: the day's ${digest.entries} entries hash to ${digest.hex()}, the chain recorded ${stored.entries} entries hashing to ${stored.digest}`);
+    const entriesDigest = digest.hex();
+    if (digest.entries !== stored.entries || entriesDigest !== stored.digest) {
+      problems.push(`ledger: the day's ${digest.entries} entries hash to ${entriesDigest}, the chain recorded ${stored.entries} entries hashing to ${stored.digest}`);
     }
     if (!sameRollupRows(storedRollup, [...rollup.values()])) problems.push(`ledger: the day's rollup rows differ from its entries`);
     const recomputed = ledgerDayHash(stored.prev, { day: stored.day, entries: stored.entries, entriesDigest: stored.digest, rows: storedRollup });
@@ -227,9 +228,9 @@ function checkChain(cid: string, m: Manifest, previous: VerifyOptions['previous'
   if (m.previous === null) {
     return record('chain', previous ? [`chain: the snapshot names no previous one, but ${previous.cid} was given as its previous`] : [], 'the first snapshot of its chain');
   }
-  if (!previous) return skip('chain', `links to ${m.previous.toString()} (not checked: the previous snapshot was not given or not found)`);
+  if (!previous) return skip('chain', `links to ${m.previous} (not checked: the previous snapshot was not given or not found)`);
   const problems: string[] = [];
-  if (m.previous.toString() !== previous.cid) problems.push(`chain: ${cid} links to ${m.previous.toString()}, not to the previous snapshot ${previous.cid}`);
+  if (m.previous !== previous.cid) problems.push(`chain: ${cid} links to ${m.previous}, not to the previous snapshot ${previous.cid}`);
   const p = previous.manifest;
   if (p.signer !== m.signer) problems.push(`chain: the previous snapshot is signed by ${p.signer}, this one by ${m.signer}`);
   // Ledger days are chained without gaps: when the previous snapshot holds the ledger day before this

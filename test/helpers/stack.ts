@@ -114,6 +114,7 @@ export class TestStack {
       RABBITMQ_URL: this.config.RABBITMQ_URL,
       REDIS_KEY_PREFIX: this.config.REDIS_KEY_PREFIX,
       RABBITMQ_PREFIX: this.config.RABBITMQ_PREFIX,
+      SNAPSHOT_DIR: this.config.SNAPSHOT_DIR,
       LOG_LEVEL: 'warn',
       ...extra,
     };
