@@ -98,7 +98,7 @@ export async function restoreChain(head: string, d: RestoreDeps): Promise<Restor
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 /** COPY's text format for one value: backslash escapes, \N for NULL. */
-function copyText(cell: string | null): string {
+export function copyText(cell: string | null): string {
   if (cell === null) return '\\N';
   return cell.replace(/[\\\n\r\t]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'));
 }
@@ -120,7 +120,7 @@ export async function copyRows(tx: pg.PoolClient, target: string, columns: reado
 }
 
 /** Restores one part by its mode (see snapshot-parts.ts); returns the rows written. */
-async function restorePart(tx: pg.PoolClient, car: CarContents, part: PartEntry): Promise<number> {
+export async function restorePart(tx: pg.PoolClient, car: CarContents, part: PartEntry): Promise<number> {
   const spec: PartSpec | undefined = partSpec(part.name);
   if (!spec || spec.table !== part.table) throw new Error(`part ${part.name} (table ${part.table}) is unknown to this version: cannot restore it`);
   if (spec.restore === 'archive' || part.rows === 0) return 0;
