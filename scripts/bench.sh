@@ -11,14 +11,16 @@
 #     beside pgbench on the same PostgreSQL (about two minutes);
 #   - fleet (bench/fleet.ts): 10,000 simulated nodes on one io gateway: registration time, gateway memory
 #     per node, heartbeats acknowledged per second, reservation latency beside raw Redis operations and
-#     redis-benchmark (about three minutes; needs a MongoDB like e2e, and two open files per node).
+#     redis-benchmark (about three minutes; needs a MongoDB like e2e, and two open files per node);
+#   - snapshots (bench/snapshots.ts): snapshot export MB/s beside sha256sum of the same CAR, restore rows/s
+#     beside psql \copy of the same rows (about a minute; PostgreSQL only).
 # Each prints a table and rewrites its part of BENCHMARKS.md. `scripts/bench.sh e2e`, `... ledger` or
 # `... fleet` (`npm run bench:ledger`, `npm run bench:fleet`) runs one. Knobs: see the head of each bench file; BENCH_NODE_FLAGS passes flags
 # to node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 which="${1:-all}"
-case "$which" in all | e2e | ledger | fleet) ;; *) echo "usage: scripts/bench.sh [all|e2e|ledger|fleet]" >&2; exit 2 ;; esac
+case "$which" in all | e2e | ledger | fleet | snapshots) ;; *) echo "usage: scripts/bench.sh [all|e2e|ledger|fleet|snapshots]" >&2; exit 2 ;; esac
 source scripts/setup.sh
 setup_project
 
@@ -33,7 +35,7 @@ node dist/scripts/check-engines.js
 export TEST_LOG_LEVEL="${TEST_LOG_LEVEL:-warn}"
 status=0
 
-if [ "$which" != ledger ] && [ -z "${TEST_MONGODB_URL:-}" ]; then
+if [ "$which" != ledger ] && [ "$which" != snapshots ] && [ -z "${TEST_MONGODB_URL:-}" ]; then
   # Its own port, so that a concurrent `npm test` is not disturbed.
   port="${BENCH_FERRETDB_PORT:-27019}"
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -77,5 +79,9 @@ if [ "$which" = all ] || [ "$which" = fleet ]; then
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || echo "bench: could not raise the open-files limit above $(ulimit -n)" >&2
   # shellcheck disable=SC2086
   node ${BENCH_NODE_FLAGS:-} dist/bench/fleet.js || status=$?
+fi
+if [ "$which" = all ] || [ "$which" = snapshots ]; then
+  # shellcheck disable=SC2086
+  node ${BENCH_NODE_FLAGS:-} dist/bench/snapshots.js || status=$?
 fi
 exit "$status"

@@ -34,4 +34,14 @@ setup_project() {
     echo "setup: building FerretDB from ferretdb/ (first time: about a minute)" >&2
     (cd ferretdb && go build -o "$root/.bin/ferretdb" .)
   fi
+
+  # Kubo (IPFS), for the snapshot store's tests against a real daemon (kubo/: v0.43.1 from the Go module
+  # proxy; the first build takes about ten minutes on two cores). Needed only by `npm test` and by
+  # SNAPSHOT_STORE=kubo setups that have no Kubo of their own.
+  if [ "${SETUP_KUBO:-1}" = 1 ] && { [ ! -x .bin/ipfs ] || [ -n "$(find kubo -newer .bin/ipfs -print -quit)" ]; }; then
+    if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="$PATH:/usr/local/go/bin"; fi
+    if ! command -v go >/dev/null; then echo "Go is required to build Kubo for the snapshot store's tests" >&2; return 1; fi
+    echo "setup: building Kubo (IPFS) from kubo/ (first time: about ten minutes)" >&2
+    (cd kubo && go build -o "$root/.bin/ipfs" .)
+  fi
 }

@@ -14,7 +14,12 @@ if [ "$#" -eq 0 ]; then
 fi
 
 ferret_pid=""
-cleanup() { if [ -n "$ferret_pid" ]; then kill "$ferret_pid" 2>/dev/null || true; wait "$ferret_pid" 2>/dev/null || true; fi; }
+kubo_pid=""
+kubo_repo=""
+cleanup() {
+  for pid in $ferret_pid $kubo_pid; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  if [ -n "$kubo_repo" ]; then rm -rf "$kubo_repo"; fi
+}
 trap cleanup EXIT
 
 # Engines: PostgreSQL, Redis and RabbitMQ must be running; say what to run when one is not.
@@ -32,6 +37,24 @@ if [ -z "${TEST_MONGODB_URL:-}" ]; then
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   kill -0 "$ferret_pid" 2>/dev/null || { echo "FerretDB did not start (see above)" >&2; exit 1; }
   export TEST_MONGODB_URL="mongodb://127.0.0.1:$port/"
+fi
+
+# Kubo (IPFS) for the snapshot store's tests: offline, with a repository of its own made for the run
+# (`--profile test`: no bootstrap peers, no MDNS), its RPC API on a free port the daemon picks itself.
+if [ -z "${TEST_KUBO_API_URL:-}" ]; then
+  kubo_repo="$(mktemp -d)"
+  export IPFS_PATH="$kubo_repo"
+  .bin/ipfs init --profile test >/dev/null
+  .bin/ipfs config Addresses.API /ip4/127.0.0.1/tcp/0
+  .bin/ipfs config --json Addresses.Gateway '[]'
+  .bin/ipfs daemon --offline >"$kubo_repo/daemon.log" 2>&1 &
+  kubo_pid=$!
+  # The daemon writes the address it listens on to $IPFS_PATH/api once it is ready.
+  for _ in $(seq 1 200); do [ -s "$kubo_repo/api" ] && break; sleep 0.1; done
+  kill -0 "$kubo_pid" 2>/dev/null && [ -s "$kubo_repo/api" ] || { cat "$kubo_repo/daemon.log" >&2; echo "Kubo did not start (see above)" >&2; exit 1; }
+  TEST_KUBO_API_URL="http://$(sed -E 's#^/ip4/([^/]+)/tcp/([0-9]+)$#\1:\2#' "$kubo_repo/api")"
+  export TEST_KUBO_API_URL
+  unset IPFS_PATH
 fi
 
 # Test files run two at a time (each has its own isolated stack); a file that hangs is killed.

@@ -53,6 +53,8 @@ import { QualityService } from './network/quality.service.js';
 import { ScoresMirror } from './redis/scores.repository.js';
 import { UsageSamples } from './redis/usage-samples.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
+import { SnapshotService } from './snapshots/snapshot.service.js';
+import { storeFromConfig } from './snapshots/snapshot-store.js';
 import { LedgerChainService } from './maintenance/ledger-chain.service.js';
 import { UsageService } from './space/usage.service.js';
 import { StatusService } from './status/status.service.js';
@@ -179,6 +181,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const admin = new AdminService({ db, catalog, flags: nodeFlags, eligibility, queue, quotas: accountQuotasOf(config) });
   const usage = new UsageService(db);
   const ledgerChain = new LedgerChainService(db);
+  const snapshots = new SnapshotService({ db, store: storeFromConfig(config), networkKey: networkKey ?? null, rcpClock, jobDeadlineMs: config.JOB_DEADLINE_MS, logger });
   // A stream outlives its last chunk by a whole attempt timeout and a minute: time enough for the
   // attempt's result to be checked against it and for a slow client's relay to drain it.
   const streams = new JobStreams(redis, keys, () => networkConfig.longestExecutionTimeoutMs() + 60_000);
@@ -264,7 +267,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
         (await jobs.accept(principal, model, request, { priority, ...(region === null ? {} : { region }) })).job,
     });
     const operators = new OperatorsService(db, networkKey);
-    adminRoutes(app, { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig }, config.ADMIN_TOKEN);
+    adminRoutes(app, { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig, snapshots }, config.ADMIN_TOKEN);
     const accounts = new AccountService({
       db,
       admin,
@@ -286,13 +289,14 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       namespaces: new NamespaceConsoleService({ db, admin }),
       operator: new OperatorConsoleService({ db, presence: new NodePresenceView(redis, keys), operators, rcpEpochSeconds: config.RCP_EPOCH_SECONDS }),
       usage,
+      snapshots,
     });
   }
   // The explorer (public, from /status) and the consoles (through /account), built from web/.
   if (has('status') || has('gate')) webRoutes(app, opts.webRoot ?? fileURLToPath(new URL('../../web/dist/', import.meta.url)));
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
-  const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, logger }) : null;
+  const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, snapshots, logger }) : null;
 
   let closed = false;
   return {

@@ -109,6 +109,11 @@ export const configSchema = z.object({
   JOBS_LIVE_WINDOW_DAYS: int(30, 1),
   JOB_PARTITIONS_AHEAD_DAYS: int(7, 1),
   HISTORY_INTERVAL_MS: int(300_000, 1_000),
+  // Snapshots (src/snapshots/): where they are stored: a local directory (default) or IPFS through a Kubo
+  // node's RPC API. A day's raw partitions are dropped only once its snapshot there is read back and verified.
+  SNAPSHOT_STORE: z.enum(['local', 'kubo']).default('local'),
+  SNAPSHOT_DIR: z.string().min(1).default('.data/snapshots'),
+  KUBO_API_URL: z.string().url().default('http://127.0.0.1:5001'),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -123,7 +128,7 @@ export class ConfigError extends Error {
 export interface ConfigNeeds {
   /** The gate role serves the admin API: ADMIN_TOKEN is required. */
   adminToken?: boolean;
-  /** Roles that sign jobs, greet nodes or publish network configs need the network key. */
+  /** Roles that sign jobs, greet nodes, publish network configs or sign snapshots need the network key. */
   networkKey?: boolean;
 }
 
@@ -148,7 +153,7 @@ export function accountQuotasOf(config: Pick<Config, 'ACCOUNT_MAX_NAMESPACES' | 
 }
 
 export function needsFor(roles: readonly Role[]): ConfigNeeds {
-  return { adminToken: roles.includes('gate'), networkKey: roles.some((r) => r === 'io' || r === 'scheduler' || r === 'gate') };
+  return { adminToken: roles.includes('gate'), networkKey: roles.some((r) => r === 'io' || r === 'scheduler' || r === 'gate' || r === 'maintenance') };
 }
 
 export function parseRoles(csv: string): Role[] {

@@ -1,9 +1,10 @@
-// `resultity`: the one executable. Subcommands: serve, migrate, admin, node, demo.
+// `resultity`: the one executable. Subcommands: serve, migrate, admin, snapshot, node, demo.
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { ConfigError, loadConfig, parseRoles, ROLES } from '../config.js';
 import { registerNodeCommand } from '../node-agent/cli.js';
 import { registerAdminCommand } from './admin.command.js';
+import { registerSnapshotCommand } from './snapshot.command.js';
 import { runDemo } from './demo.command.js';
 import { runServe } from './serve.command.js';
 import { migrate } from '../postgres/migrate.js';
@@ -39,6 +40,7 @@ program
   });
 
 registerAdminCommand(program);
+registerSnapshotCommand(program);
 registerNodeCommand(program);
 
 function parseRolesOption(v: string) {

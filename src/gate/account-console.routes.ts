@@ -12,11 +12,15 @@ import type { UsageService } from '../space/usage.service.js';
 import type { AccountPrincipal } from './account.service.js';
 import type { NamespaceConsoleService } from './namespace-console.service.js';
 import type { OperatorConsoleService } from './operator-console.service.js';
+import { snapshotAccountRoutes } from '../snapshots/snapshot.routes.js';
+import type { SnapshotService } from '../snapshots/snapshot.service.js';
 
 export interface AccountConsoleServices {
   namespaces: NamespaceConsoleService;
   operator: OperatorConsoleService;
   usage: UsageService;
+  /** The operators' Merkle proofs of sealed contribution epochs. */
+  snapshots?: SnapshotService;
 }
 
 const limit = (max: number, dflt: number) => z.coerce.number().int().min(1).max(max).default(dflt);
@@ -28,7 +32,7 @@ function caller(request: FastifyRequest): AccountPrincipal {
 }
 
 /** Registers the console routes on `r`, a scope whose onRequest hook has authenticated the session. */
-export function accountConsoleRoutes(r: FastifyInstance, { namespaces, operator, usage }: AccountConsoleServices): void {
+export function accountConsoleRoutes(r: FastifyInstance, { namespaces, operator, usage, snapshots }: AccountConsoleServices): void {
   // ---- Consumers: one of their namespaces ----------------------------------------------------------
   r.get<{ Params: { id: string } }>('/account/namespaces/:id/balance', async (req) => namespaces.balance(caller(req), parse(uuid, req.params.id)));
 
@@ -50,6 +54,8 @@ export function accountConsoleRoutes(r: FastifyInstance, { namespaces, operator,
   r.get<{ Params: { id: string }; Querystring: { limit?: string } }>('/account/nodes/:id/rcp', async (req) => ({
     data: await operator.contributionPoints(caller(req), req.params.id, parse(limit(1000, 30), req.query.limit)),
   }));
+
+  if (snapshots) snapshotAccountRoutes(r, snapshots, async (req, id) => (await operator.node(caller(req), id)).id);
 
   r.get<{ Querystring: { from?: string; to?: string } }>('/account/earnings', async (req) =>
     operator.earnings(caller(req), { from: parse(day, req.query.from), to: parse(day, req.query.to) }),

@@ -18,6 +18,8 @@ import type { EligibilityService } from '../network/eligibility.service.js';
 import { MAX_GPU_MEMORY_MB, networkSchema, subcloudNameSchema } from '../domain/eligibility.js';
 import { publishInputSchema, type NetworkConfigService } from '../network/network-config.service.js';
 import { listAdminChanges } from '../postgres/admin-changes.repository.js';
+import { snapshotAdminRoutes } from '../snapshots/snapshot.routes.js';
+import type { SnapshotService } from '../snapshots/snapshot.service.js';
 
 const nodeId = addressSchema;
 const subcloudName = subcloudNameSchema;
@@ -32,6 +34,7 @@ export interface AdminRouteServices {
   eligibility: EligibilityService;
   ledgerChain: LedgerChainService;
   networkConfig: NetworkConfigService;
+  snapshots: SnapshotService;
 }
 
 /**
@@ -47,7 +50,7 @@ function actorOf(request: FastifyRequest): string {
 
 export function adminRoutes(
   app: FastifyInstance,
-  { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig }: AdminRouteServices,
+  { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig, snapshots }: AdminRouteServices,
   adminToken: string,
 ): void {
   const expected = createHash('sha256').update(adminToken).digest();
@@ -197,6 +200,7 @@ export function adminRoutes(
     r.get('/admin/ledger/total', async () => admin.ledgerTotals());
     // The daily ledger chain recomputed from genesis: 200 either way, `ok` and `broken` say the outcome.
     r.get('/admin/ledger/verify', async () => ledgerChain.verify());
+    snapshotAdminRoutes(r, snapshots);
 
     // Operators: earnings by node and day; withdrawals recorded as ledger holds, exported for settlement.
     r.get<{ Params: { id: string }; Querystring: { from?: string; to?: string } }>('/admin/operators/:id/earnings', async (req) =>

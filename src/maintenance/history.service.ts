@@ -3,9 +3,11 @@
 //   1. partitions: make sure `jobs` (and `job_attempts`) have a partition for today and the days ahead;
 //   2. job rollups: roll up every closed day not rolled up yet, oldest first (a day is closed once its
 //      end plus the longest deadline has passed and every job of it has finished);
-//   3. drops: drop the raw partitions of days past the live window, once rolled up (re-rolled in the
-//      same transaction, so the rollup that stays is exactly what the dropped rows held);
-//   4. ledger: roll up and chain every closed ledger day.
+//   3. ledger: roll up and chain every closed ledger day;
+//   4. snapshots: snapshot every day closed on both counts (src/snapshots/), to the snapshot store;
+//   5. drops: drop the raw partitions of days past the live window, once rolled up (re-rolled in the
+//      same transaction, so the rollup that stays is exactly what the dropped rows held) and once the
+//      day's snapshot has been read back from the store and verified.
 // Runs apart from the frequent sweeps (src/maintenance/maintenance.service.ts), under its own lock, so a
 // long rollup never delays job expiry. Every step is idempotent: a lost lock costs duplicate work at
 // worst, which the tables' keys refuse.
@@ -27,6 +29,14 @@ import {
 } from '../postgres/job-history.repository.js';
 import type { LedgerChainService } from './ledger-chain.service.js';
 
+/** Snapshots, as the history tasks need them (src/snapshots/snapshot.service.ts). */
+export interface SnapshotGate {
+  /** Snapshots every closed day not snapshotted yet; returns their days. */
+  createDue(now: Date): Promise<string[]>;
+  /** True only when the day's snapshot is stored, read back by CID and verified. */
+  readyToDrop(day: string): Promise<boolean>;
+}
+
 /** How long partition DDL waits for its locks on the hot tables before giving up until the next run. */
 const DDL_LOCK_TIMEOUT_MS = 5_000;
 /** Fewer partitions ahead than this is an alert: inserts fail on a day without one. */
@@ -37,6 +47,7 @@ export interface HistoryRunReport {
   rolledUp: string[];
   dropped: string[];
   ledgerDaysChained: string[];
+  snapshotted: string[];
 }
 
 export class HistoryMaintenance {
@@ -47,6 +58,7 @@ export class HistoryMaintenance {
       config: Pick<Config, 'JOB_DEADLINE_MS' | 'JOBS_LIVE_WINDOW_DAYS' | 'JOB_PARTITIONS_AHEAD_DAYS' | 'HISTORY_INTERVAL_MS'>;
       db: Db;
       ledgerChain: LedgerChainService;
+      snapshots: SnapshotGate;
       logger: Logger;
     },
   ) {
@@ -67,11 +79,13 @@ export class HistoryMaintenance {
     const result = await runExclusive(this.d.db, ADVISORY_LOCKS.history, async () => {
       // The database's clock decides, as it does for the jobs' own timestamps: one clock for all instances.
       const now = (await this.d.db.query<{ now: Date }>(`SELECT now()`)).rows[0]!.now;
-      const report: HistoryRunReport = { partitionsCreated: [], rolledUp: [], dropped: [], ledgerDaysChained: [] };
+      const report: HistoryRunReport = { partitionsCreated: [], rolledUp: [], dropped: [], ledgerDaysChained: [], snapshotted: [] };
       report.partitionsCreated = await this.ensurePartitionsAhead(now);
       report.rolledUp = await this.rollUpClosedDays(now);
-      report.dropped = await this.dropPastWindow(now);
       report.ledgerDaysChained = await this.d.ledgerChain.rollUpClosedDays(now);
+      // A day's snapshot needs its rollup and its ledger day; a drop needs the day's snapshot, verified.
+      report.snapshotted = await this.d.snapshots.createDue(now);
+      report.dropped = await this.dropPastWindow(now);
       const worked = Object.values(report).some((days: string[]) => days.length > 0);
       if (worked) this.d.logger.info(report, 'job history maintenance');
       return report;
@@ -131,6 +145,9 @@ export class HistoryMaintenance {
     for (const day of due) {
       const before = rolled.get(day);
       if (!before) continue; // not rolled up yet: its raw rows stay until it is
+      // Never without a verified snapshot: a store that is down or a snapshot that does not verify keeps
+      // this day and every later one (the gate logs which and why).
+      if (!(await this.d.snapshots.readyToDrop(day))) break;
       try {
         await withTransaction(this.d.db, async (tx) => {
           if (!(await lockJobDayForDrop(tx, day, DDL_LOCK_TIMEOUT_MS))) return;

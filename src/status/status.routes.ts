@@ -37,7 +37,7 @@ const networkSchema = {
 
 const snapshotSchema = {
   type: 'object',
-  required: ['generated_at', 'nodes', 'models', 'networks', 'jobs_last_minute'],
+  required: ['generated_at', 'nodes', 'models', 'networks', 'jobs_last_minute', 'latest_snapshot'],
   additionalProperties: false,
   properties: {
     generated_at: { type: 'string' },
@@ -76,6 +76,12 @@ const snapshotSchema = {
         requests_per_second: { type: 'number' },
         latency_ms: { type: 'object', required: ['p50', 'p99'], additionalProperties: false, properties: { p50: nullableMs, p99: nullableMs } },
       },
+    },
+    latest_snapshot: {
+      type: ['object', 'null'],
+      required: ['cid', 'kind', 'day', 'created_at'],
+      additionalProperties: false,
+      properties: { cid: { type: 'string' }, kind: { type: 'string' }, day: { type: ['string', 'null'] }, created_at: { type: 'string' } },
     },
   },
 } as const;

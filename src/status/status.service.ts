@@ -33,6 +33,7 @@ import { StatusRepository, type Load, type NetworkLoad } from '../redis/status.r
 import { NETWORKS, type Network } from '../domain/eligibility.js';
 import { QueueDepth } from '../rabbitmq/queue-depth.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
+import { latestSnapshot } from '../snapshots/snapshots.repository.js';
 
 /** The window of `jobs_last_minute`. */
 export const STATUS_WINDOW_SECONDS = 60;
@@ -99,6 +100,8 @@ export interface StatusSnapshot {
     /** Submission to completion of the completed jobs; null when none completed in the window. */
     latency_ms: { p50: number | null; p99: number | null };
   };
+  /** The newest snapshot of the network's history (src/snapshots/): anyone can fetch it by CID and verify it. */
+  latest_snapshot: { cid: string; kind: string; day: string | null; created_at: string } | null;
 }
 
 export interface StatusServiceDeps {
@@ -146,11 +149,12 @@ export class StatusService {
     const { db } = this.d;
     const catalogue = await listModels(db);
     const models = catalogue.map((m) => m.name);
-    const [fleet, queued, waiting, recent] = await Promise.all([
+    const [fleet, queued, waiting, recent, snapshot] = await Promise.all([
       this.nodes.fleetLoad(catalogue.map((m) => ({ name: m.name, version: m.version, minGpuMemoryMb: m.min_gpu_memory_mb }))),
       this.queueDepths(models),
       waitingJobsByModel(db),
       recentJobStats(db, STATUS_WINDOW_SECONDS),
+      latestSnapshot(db),
     ]);
     const finished = recent.completed + recent.failed + recent.expired + recent.cancelled;
     const networks = NETWORKS.map((n) => fleet.get(n)!);
@@ -173,6 +177,7 @@ export class StatusService {
         requests_per_second: Math.round((finished / STATUS_WINDOW_SECONDS) * 1000) / 1000,
         latency_ms: { p50: roundMs(recent.p50Ms), p99: roundMs(recent.p99Ms) },
       },
+      latest_snapshot: snapshot && { cid: snapshot.cid, kind: snapshot.kind, day: snapshot.day, created_at: snapshot.created_at.toISOString() },
     };
   }
 

@@ -2,6 +2,8 @@
 // PostgreSQL database, MongoDB database, Redis key prefix and RabbitMQ exchange/queue prefix. Data of a
 // failed run is kept for inspection unless KEEP_TEST_DATA=0; a passing run drops it.
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { Connection } from 'rabbitmq-client';
@@ -83,6 +85,8 @@ export class TestStack {
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
       DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${id}`,
       REDIS_KEY_PREFIX: `${id}:`,
+      // Snapshots of this stack's history go to a directory of its own.
+      SNAPSHOT_DIR: path.join(tmpdir(), id, 'snapshots'),
       RABBITMQ_PREFIX: id,
       ADMIN_TOKEN: randomBytes(24).toString('hex'),
       NETWORK_SIGNING_KEY: generatePrivateKey(),
@@ -122,6 +126,7 @@ export class TestStack {
       RABBITMQ_URL: this.config.RABBITMQ_URL,
       REDIS_KEY_PREFIX: this.config.REDIS_KEY_PREFIX,
       RABBITMQ_PREFIX: this.config.RABBITMQ_PREFIX,
+      SNAPSHOT_DIR: this.config.SNAPSHOT_DIR,
       LOG_LEVEL: 'warn',
       ...extra,
     };

@@ -94,7 +94,7 @@ test('nodes and capacity per model; a model without nodes shows none; cache-cont
     assert.deepEqual(modelOf(body, TEST_MODEL), { id: TEST_MODEL, online_nodes: 2, capacity: 5, in_use: 0, free: 5, queued: 0, waiting: 0 });
     assert.deepEqual(modelOf(body, IDLE_MODEL), { id: IDLE_MODEL, online_nodes: 0, capacity: 0, in_use: 0, free: 0, queued: 0, waiting: 0 });
     assert.deepEqual(body.nodes, { online: 2, capacity: 5, in_use: 0 });
-    assert.deepEqual(Object.keys(body).sort(), ['generated_at', 'jobs_last_minute', 'models', 'networks', 'nodes']);
+    assert.deepEqual(Object.keys(body).sort(), ['generated_at', 'jobs_last_minute', 'latest_snapshot', 'models', 'networks', 'nodes']);
   }));
 
 test('an entry of the online list without a live presence is not a node', TIMEOUT, () =>

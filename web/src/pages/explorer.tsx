@@ -178,6 +178,16 @@ export function Explorer() {
             <Tile label="Latency p50 / p99" value={lm.latency_ms.p50 === null ? '—' : `${int(lm.latency_ms.p50)} / ${int(lm.latency_ms.p99 ?? 0)} ms`} />
             <Tile label="Config version" value={config.data ? String(config.data.version) : '—'} />
           </section>
+          <p class="muted" data-testid="latest-snapshot">
+            Latest snapshot:{' '}
+            {s.latest_snapshot ? (
+              <>
+                <span class="mono">{s.latest_snapshot.cid}</span> ({s.latest_snapshot.day ?? s.latest_snapshot.kind}, {ago(s.latest_snapshot.created_at)})
+              </>
+            ) : (
+              'none yet'
+            )}
+          </p>
           <h2 class="section-title">Networks</h2>
           <div class="networks">
             {s.networks.map((n) => (

@@ -1,0 +1,367 @@
+// Taking snapshots, keeping their index, and the offload gate: a day's raw partitions may be dropped only
+// once its snapshot has been written to the store, read back from it by CID and verified.
+//
+// A day is snapshotted once it is closed for both halves of its history: its jobs rolled up (or it has no
+// job partition) and its ledger day chained (or the ledger had not started). Days go oldest first, and a
+// day that is not ready holds back every later one (as rollups do); each snapshot links to the one taken
+// before it, so the chain is the order they were taken in. Snapshots are taken one at a time across
+// instances (an advisory lock), since each names the one before.
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { addressOf } from '../domain/signatures.js';
+import { isoDay } from '../domain/day-range.js';
+import { addDays, dayStart, isJobDayClosed } from '../domain/job-history.js';
+import type { RcpClock } from '../domain/rcp.js';
+import { withTransaction, type Db, type Queryable } from '../postgres/db.js';
+import { CarFileWriter, encodePart, readCar, type CarContents } from './car-file.js';
+import { epochTree, proofFor, type EpochProof } from './epoch-merkle.js';
+import { encodeBlock, signManifest, SNAPSHOT_FORMAT, type EpochSeal, type LedgerLink, type Manifest, type PartEntry, type SnapshotKind, type UnsignedManifest } from './snapshot.format.js';
+import { DAY_PARTS, STATE_SNAPSHOT_PARTS, type PartSpec } from './snapshot-parts.js';
+import { SnapshotNotFoundError, StoreUnavailableError, type SnapshotStore } from './snapshot-store.js';
+import { rootManifest, verifySnapshot, type VerifyReport } from './snapshot.verify.js';
+import {
+  countJobsOnDay,
+  epochPoints,
+  findSealedEpochs,
+  findSnapshot,
+  fixTextOutput,
+  hasJobPartition,
+  historyExtent,
+  insertSealedEpochs,
+  insertSnapshot,
+  isRolledUp,
+  firstDayWithoutSnapshot,
+  latestSnapshot,
+  listSnapshots,
+  markSnapshotVerified,
+  partColumns,
+  readPartRows,
+  schemaVersion,
+  unsealedEpochsWithRecords,
+  type SnapshotRow,
+} from './snapshots.repository.js';
+
+/** The advisory lock that makes snapshots one at a time across instances ("RESS"). */
+const SNAPSHOT_LOCK = 0x5245_5353;
+
+export interface SnapshotProgress {
+  /** What is being done: a part's name while writing, 'store' while storing. */
+  phase: string;
+  rows: number;
+}
+
+export interface SnapshotDeps {
+  db: Db;
+  store: SnapshotStore;
+  /** Signs snapshots; without it none can be taken, so no partition is dropped (and the log says so). */
+  networkKey: string | null;
+  rcpClock: RcpClock;
+  /** The longest job deadline: when a day with no job partition counts as closed. */
+  jobDeadlineMs: number;
+  logger: Logger;
+}
+
+export class SnapshotService {
+  readonly networkAddress: string | null;
+
+  constructor(private readonly d: SnapshotDeps) {
+    this.networkAddress = d.networkKey ? addressOf(d.networkKey) : null;
+  }
+
+  get storeName(): string {
+    return this.d.store.name;
+  }
+
+  /**
+   * Snapshots every day that is closed and not snapshotted yet, oldest first; returns their days. A store
+   * that is down stops the run (logged: the days wait for the next one).
+   */
+  async createDue(now: Date, onProgress?: (p: SnapshotProgress) => void): Promise<string[]> {
+    if (!this.d.networkKey) {
+      this.d.logger.error('NETWORK_SIGNING_KEY is not set: no snapshot can be signed, so raw job partitions are kept');
+      return [];
+    }
+    const done: string[] = [];
+    try {
+      for (;;) {
+        const day = await this.nextDueDay(now);
+        if (day === null) return done;
+        await this.createDay(day, onProgress);
+        done.push(day);
+      }
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      this.d.logger.warn({ err: err.message, store: this.d.store.name }, 'snapshot store unreachable: snapshots (and the drops that wait for them) wait for the next run');
+      return done;
+    }
+  }
+
+  /** The oldest day due a snapshot, or null. */
+  private async nextDueDay(now: Date): Promise<string | null> {
+    const extent = await historyExtent(this.d.db);
+    const yesterday = addDays(isoDay(now), -1);
+    if (extent.first_day === null || extent.first_day > yesterday) return null;
+    const day = await firstDayWithoutSnapshot(this.d.db, extent.first_day, yesterday);
+    if (day === null) return null;
+    const jobsReady = (await isRolledUp(this.d.db, day)) || (!(await hasJobPartition(this.d.db, day)) && isJobDayClosed(day, now, this.d.jobDeadlineMs));
+    const ledgerReady = extent.first_ledger_day === null || extent.first_ledger_day > day || (extent.last_ledger_day !== null && extent.last_ledger_day >= day);
+    return jobsReady && ledgerReady ? day : null;
+  }
+
+  /** Snapshots one closed day. */
+  createDay(day: string, onProgress?: (p: SnapshotProgress) => void): Promise<SnapshotRow> {
+    const startMs = dayStart(day).getTime();
+    const lenMs = this.d.rcpClock.epochSeconds * 1000;
+    // The epochs that closed during the day: their end falls in (start, end].
+    const epochs = { first: Math.floor(startMs / lenMs), last: Math.floor(dayStart(addDays(day, 1)).getTime() / lenMs) - 1 };
+    return this.create('day', day, DAY_PARTS, epochs, onProgress);
+  }
+
+  /** Snapshots the network's state now (on demand: before an upgrade). */
+  createState(onProgress?: (p: SnapshotProgress) => void): Promise<SnapshotRow> {
+    return this.create('state', null, STATE_SNAPSHOT_PARTS, null, onProgress);
+  }
+
+  /**
+   * Takes one snapshot on a single connection (a pool of two, one of them holding the history lock, is
+   * enough): a session advisory lock first, so that the REPEATABLE READ snapshot taken after it sees the
+   * latest snapshot row; the parts read; the CAR stored; the row recorded; the lock released.
+   */
+  private async create(kind: SnapshotKind, day: string | null, specs: readonly PartSpec[], epochRange: { first: number; last: number } | null, onProgress?: (p: SnapshotProgress) => void): Promise<SnapshotRow> {
+    const key = this.d.networkKey;
+    if (!key) throw new Error('NETWORK_SIGNING_KEY is not set: snapshots are signed by the network key');
+    const dir = await mkdtemp(path.join(tmpdir(), 'resultity-snapshot-'));
+    const client = await this.d.db.connect();
+    try {
+      await client.query(`SELECT pg_advisory_lock($1)`, [SNAPSHOT_LOCK]);
+      try {
+        const carPath = path.join(dir, `${randomUUID()}.car`);
+        const { manifest, root, bytes, previous } = await inTransaction(client, 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', async () => {
+          const latest = await latestSnapshot(client);
+          if (kind === 'day' && (await findSnapshot(client, day!))) throw new Error(`${day} already has a snapshot`);
+          return { ...(await this.writeCar(client, carPath, kind, day, specs, epochRange, latest, key, onProgress)), previous: latest };
+        });
+        onProgress?.({ phase: 'store', rows: 0 });
+        await this.d.store.put(carPath, root);
+        const row = {
+          cid: root,
+          seq: (previous?.seq ?? 0) + 1,
+          previous_cid: previous?.cid ?? null,
+          kind,
+          day,
+          bytes,
+          part_rows: Object.fromEntries(manifest.parts.map((p) => [p.name, p.rows])),
+          store: this.d.store.name,
+        };
+        await inTransaction(client, 'BEGIN', async () => {
+          await insertSnapshot(client, row);
+          await insertSealedEpochs(client, manifest.epochs.map((e) => ({ ...e, snapshot_cid: root })));
+        });
+        this.d.logger.info({ cid: root, kind, day, bytes, store: this.d.store.name }, 'snapshot stored');
+        return (await findSnapshot(client, root))!;
+      } finally {
+        await client.query(`SELECT pg_advisory_unlock($1)`, [SNAPSHOT_LOCK]);
+      }
+    } finally {
+      client.release();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Reads the parts in one snapshot of the database and writes the CAR; the manifest goes in last. */
+  private async writeCar(
+    tx: pg.PoolClient,
+    carPath: string,
+    kind: SnapshotKind,
+    day: string | null,
+    specs: readonly PartSpec[],
+    epochRange: { first: number; last: number } | null,
+    previous: SnapshotRow | null,
+    key: string,
+    onProgress?: (p: SnapshotProgress) => void,
+  ): Promise<{ manifest: Manifest; root: string; bytes: number }> {
+    const car = CarFileWriter.create(carPath);
+    const content = await (async () => {
+      await fixTextOutput(tx);
+      const epochs = epochRange ? await this.sealEpochs(tx, epochRange) : [];
+      const params = { day, epochs: epochs.map((e) => e.epoch) };
+      const parts: PartEntry[] = [];
+      for (const spec of specs) {
+        let rows = 0;
+        const columns = await partColumns(tx, spec);
+        parts.push(await car.writePart(spec.name, spec.table, columns, readPartRows(tx, spec, columns, params), (n) => onProgress?.({ phase: spec.name, rows: (rows += n) })));
+      }
+      const ledgerDay = day === null ? null : await tx.query<LedgerLink>(
+        `SELECT to_char(day, 'YYYY-MM-DD') AS day, encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash FROM ledger_days WHERE day = $1::date`,
+        [day],
+      );
+      return { parts, epochs, ledger: ledgerDay?.rows[0] ?? null, schema: await schemaVersion(tx) };
+    })();
+    const unsigned: UnsignedManifest = {
+      format: SNAPSHOT_FORMAT,
+      kind,
+      day,
+      created_at: new Date().toISOString(),
+      schema_version: content.schema,
+      previous: previous?.cid ?? null,
+      parts: content.parts,
+      ledger: content.ledger,
+      epochs: content.epochs,
+      signer: addressOf(key),
+    };
+    const manifest = signManifest(key, unsigned);
+    const root = encodeBlock(manifest);
+    const bytes = await car.finish(root);
+    return { manifest, root: root.cid.toString(), bytes };
+  }
+
+  /** The Merkle seals of the epochs in the range that have records and are not sealed yet. */
+  private async sealEpochs(tx: Queryable, range: { first: number; last: number }): Promise<EpochSeal[]> {
+    if (range.last < range.first) return [];
+    const epochs = await unsealedEpochsWithRecords(tx, range.first, range.last);
+    const points = await epochPoints(tx, epochs);
+    return epochs.map((epoch) => {
+      const t = epochTree(points.filter((p) => p.epoch === epoch));
+      return { epoch, merkle_root: t.root, nodes: t.nodes, points: t.points };
+    });
+  }
+
+  /**
+   * The offload gate: true only when the day's snapshot is in the store, read back by its CID, verified
+   * (blocks, manifest, signature by the network key, parts, ledger, epochs), and holds every raw job row
+   * the day's partition still has. Otherwise false, and the log says why the drop waits.
+   */
+  async readyToDrop(day: string): Promise<boolean> {
+    const snap = await findSnapshot(this.d.db, day);
+    if (!snap) {
+      this.d.logger.warn({ day }, 'raw job partitions wait: the day has no snapshot yet');
+      return false;
+    }
+    const raw = await countJobsOnDay(this.d.db, day);
+    if ((snap.part_rows['jobs'] ?? -1) !== raw) {
+      this.d.logger.error({ day, cid: snap.cid, in_snapshot: snap.part_rows['jobs'], in_partition: raw }, 'raw job partitions kept: the day\'s snapshot does not hold every raw job row');
+      return false;
+    }
+    let report: VerifyReport;
+    try {
+      report = verifySnapshot(await this.fetch(snap.cid), this.networkAddress ? { networkAddress: this.networkAddress } : {});
+    } catch (err) {
+      this.d.logger.warn({ day, cid: snap.cid, store: this.d.store.name, err: (err as Error).message }, 'raw job partitions wait: the snapshot could not be read back from the store');
+      return false;
+    }
+    const failed = report.problems.length > 0 || report.cid !== snap.cid;
+    if (failed) {
+      this.d.logger.error({ day, cid: snap.cid, problems: report.problems }, 'raw job partitions kept: the stored snapshot does not verify');
+      return false;
+    }
+    await markSnapshotVerified(this.d.db, snap.cid);
+    return true;
+  }
+
+  /** Reads a stored snapshot by CID, every block checked against its CID. */
+  async fetch(cid: string): Promise<CarContents> {
+    return readCar(await this.d.store.get(cid));
+  }
+
+  /** A stored snapshot's CAR as the store gives it. */
+  open(cid: string): Promise<AsyncIterable<Uint8Array>> {
+    return this.d.store.get(cid);
+  }
+
+  list(limit: number): Promise<SnapshotRow[]> {
+    return listSnapshots(this.d.db, limit);
+  }
+
+  latest(): Promise<SnapshotRow | null> {
+    return latestSnapshot(this.d.db);
+  }
+
+  find(ref: string): Promise<SnapshotRow | null> {
+    return findSnapshot(this.d.db, ref);
+  }
+
+  /** A stored snapshot's manifest. */
+  async manifest(cid: string): Promise<Manifest> {
+    return rootManifest(await this.fetch(cid)).manifest;
+  }
+
+  /**
+   * Verifies a stored snapshot with the previous one fetched for the chain link; `againstDb` also
+   * compares its day parts with the live database (same rows, same hash).
+   */
+  async verifyStored(cid: string, opts: { againstDb?: boolean } = {}): Promise<VerifyReport & { against_db?: { ok: boolean; problems: string[] } }> {
+    const car = await this.fetch(cid);
+    const { manifest } = rootManifest(car);
+    let previous: { cid: string; manifest: Manifest } | undefined;
+    if (manifest.previous) {
+      const pcid = manifest.previous;
+      previous = await this.manifest(pcid).then((m) => ({ cid: pcid, manifest: m }), (err: unknown) => {
+        if (err instanceof SnapshotNotFoundError) return undefined;
+        throw err;
+      });
+    }
+    const report = verifySnapshot(car, { ...(this.networkAddress ? { networkAddress: this.networkAddress } : {}), ...(previous ? { previous } : {}) });
+    if (!opts.againstDb) return report;
+    const against = await this.compareWithDb(manifest);
+    return { ...report, ok: report.ok && against.ok, against_db: against };
+  }
+
+  /** Re-reads the snapshot's day parts from the live database and compares rows and hashes. */
+  private async compareWithDb(m: Manifest): Promise<{ ok: boolean; problems: string[] }> {
+    if (m.kind !== 'day' || m.day === null) return { ok: true, problems: [] };
+    const day = m.day;
+    const problems = await withTransaction(this.d.db, async (tx) => {
+      await fixTextOutput(tx);
+      const found: string[] = [];
+      const rawThere = await hasJobPartition(tx, day);
+      for (const part of m.parts) {
+        const spec = DAY_PARTS.find((s) => s.name === part.name);
+        // The state changes after its day (new accounts, keys): only the day's own history must match.
+        if (!spec || spec.restore === 'merge' || (spec.restore === 'archive' && !rawThere)) continue;
+        const live = await encodePart(part.name, part.table, part.columns, readPartRows(tx, spec, part.columns, { day, epochs: m.epochs.map((e) => e.epoch) }), async () => undefined);
+        if (live.sha256 !== part.sha256) found.push(`part ${part.name}: the live database has ${live.rows} rows hashing to ${live.sha256}, the snapshot ${part.rows} hashing to ${part.sha256}`);
+      }
+      return found;
+    }, { isolation: 'snapshot', readOnly: true });
+    return { ok: problems.length === 0, problems };
+  }
+
+  /**
+   * The node's proofs in the sealed epochs (newest first, `limit` at most, or the epochs named): each
+   * rebuilt from the epoch's records and checked against the root sealed in its snapshot.
+   */
+  async epochProofs(nodeId: string, epochs: readonly number[] | null, limit = 30): Promise<Array<EpochProof & { epoch: number; snapshot_cid: string }>> {
+    const sealed = await findSealedEpochs(this.d.db, epochs, limit);
+    const points = await epochPoints(this.d.db, sealed.map((s) => s.epoch));
+    const proofs: Array<EpochProof & { epoch: number; snapshot_cid: string }> = [];
+    for (const s of sealed) {
+      const t = epochTree(points.filter((p) => p.epoch === s.epoch));
+      if (t.root !== s.merkle_root) throw new Error(`epoch ${s.epoch}: its records no longer give the sealed root ${s.merkle_root}`);
+      const proof = proofFor(t, nodeId);
+      if (proof) proofs.push({ epoch: s.epoch, snapshot_cid: s.snapshot_cid, ...proof });
+    }
+    return proofs;
+  }
+}
+
+/** Runs `fn` in a transaction on `client`, begun with `begin`. */
+async function inTransaction<T>(client: pg.PoolClient, begin: string, fn: () => Promise<T>): Promise<T> {
+  await client.query(begin);
+  try {
+    const result = await fn();
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/** A file path that exists, or null (the CLI takes a file or a CID). */
+export async function existingFile(p: string): Promise<string | null> {
+  return stat(p).then((s) => (s.isFile() ? p : null), () => null);
+}
