@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { Connection } from 'rabbitmq-client';
 import { createBackbone, type Backbone } from '../../src/app.js';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
+import { PAYLOAD_COLLECTIONS } from '../../src/mongo/payloads.repository.js';
 
 let stack: TestStack;
 let scheduler: Backbone | null = null;
@@ -34,7 +35,10 @@ test('a job left in the pre-priority queue of its model is republished to its cl
     assert.equal(res.status, 202);
     const { id } = (await res.json()) as { id: string };
 
-    // As the old version left it: the message in the model's single queue, none in the class queues.
+    // As the old version left it: its input stored (written behind the accept), the message in the model's
+    // single queue, none in the class queues.
+    const inputs = stack.backbone.mongo.db.collection<{ _id: string }>(PAYLOAD_COLLECTIONS.inputs);
+    await stack.until('the input copy to be written', async () => ((await inputs.countDocuments({ _id: id })) === 1 ? true : undefined));
     const prefix = stack.config.RABBITMQ_PREFIX;
     const legacy = `${prefix}.jobs.${TEST_MODEL}`;
     const rabbit = new Connection({ url: stack.config.RABBITMQ_URL, retryLow: 100, retryHigh: 500 });
