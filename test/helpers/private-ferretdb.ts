@@ -3,33 +3,12 @@
 // runs (.bin/ferretdb, built by `npm test`), on a free port, storing in a PostgreSQL database of its own
 // that destroy() drops.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createConnection, createServer } from 'node:net';
+import { accepting, freePort } from './ports.js';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
 const FERRETDB_BIN = fileURLToPath(new URL('../../../.bin/ferretdb', import.meta.url));
 const POSTGRES = 'postgres://postgres@127.0.0.1:5432';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-function accepting(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = createConnection({ port, host: '127.0.0.1' });
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-}
 
 async function admin(sql: string): Promise<void> {
   const c = new pg.Client({ connectionString: `${POSTGRES}/postgres` });
