@@ -58,6 +58,9 @@ export class Maintenance {
     return this.task.stop();
   }
 
+  /** When this instance last swept expired payloads (ms; 0: not yet, so its first tick does). */
+  private lastPayloadSweep = 0;
+
   /** One pass of every task, if this instance gets the lock. Returns false when another instance holds it. */
   async tick(now = new Date()): Promise<boolean> {
     const run = await runExclusive(this.d.db, ADVISORY_LOCKS.maintenance, async () => {
@@ -69,8 +72,11 @@ export class Maintenance {
       for (const f of await listActiveNodeFlags(this.d.db)) await this.d.flags.write(f.nodeId, f);
       if (await this.d.eligibility.syncIfStale()) this.d.logger.info('eligibility rules mirrored to Redis again');
       await this.closeUptimeEpochs(now);
-      const swept = await this.d.payloads.sweepExpired(now);
-      if (swept > 0) this.d.logger.info({ swept }, 'expired payloads deleted');
+      if (now.getTime() - this.lastPayloadSweep >= this.d.config.PAYLOAD_SWEEP_INTERVAL_MS) {
+        const swept = await this.d.payloads.sweepExpired(now);
+        this.lastPayloadSweep = now.getTime();
+        if (swept > 0) this.d.logger.info({ swept }, 'expired payloads deleted');
+      }
     });
     return run.ran;
   }

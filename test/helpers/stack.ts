@@ -95,6 +95,7 @@ export class TestStack {
       JOB_RETRY_BACKOFF_MS: '20',
       NO_NODE_GRACE_MS: '1500',
       SWEEP_INTERVAL_MS: '500',
+      PAYLOAD_SWEEP_INTERVAL_MS: '500',
       // Test files run two at a time beside FerretDB's own pool: stay well inside max_connections.
       PG_POOL_MAX: '8',
       // Tenants here are accounts of one key each, driven harder than any account limit would allow;
