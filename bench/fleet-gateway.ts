@@ -53,6 +53,9 @@ async function start(): Promise<GatewayInfo> {
       JOB_DEADLINE_MS: 300_000,
       SWEEP_INTERVAL_MS: 5_000,
       SIGNATURE_VERIFY_THREADS: VERIFY_THREADS,
+      // The whole simulated fleet connects from one address (loopback): the per-address limit, meant for
+      // strangers on the internet, would refuse all but the first 64.
+      IO_CONNECTIONS_PER_ADDRESS: 1_000_000,
     },
   });
   for (const name of FLEET_MODELS) {
