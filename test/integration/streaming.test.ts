@@ -41,14 +41,16 @@ const messages = [{ role: 'user' as const, content: 'Tell me about the sea.' }];
 
 /** The job row's settlement columns. */
 async function jobRow(id: string) {
+  // Running as a reader sees it: an attempt in flight lives in Redis until it ends (stack.job). Read
+  // first, so that a job ending between the two reads shows as the row says, with its settlement.
+  const view = (await stack.job(id))!;
   const r = await stack.db.query<{ status: string; attempt: number; prompt_tokens: number | null; completion_tokens: number | null; charged_micro: number | null; error_code: string | null; streamed_attempt: number | null }>(
     `SELECT status, attempt, prompt_tokens, completion_tokens, charged_micro, error_code, streamed_attempt FROM jobs WHERE id = $1`,
     [id],
   );
-  assert.ok(r.rows[0], `job ${id} exists`);
-  // Running as a reader sees it: an attempt in flight lives in Redis until it ends (stack.job).
-  const view = (await stack.job(id))!;
-  return { ...r.rows[0], status: view.status, attempt: view.attempt };
+  const row = r.rows[0];
+  assert.ok(row, `job ${id} exists`);
+  return row.status === 'queued' ? { ...row, status: view.status, attempt: view.attempt } : row;
 }
 
 /** The stored output (GET /v1/jobs/{id}), as the consumer sees it. */
