@@ -27,8 +27,8 @@ import { generatePrivateKey } from '../src/domain/signatures.js';
 import { SnapshotService } from '../src/snapshots/snapshot.service.js';
 import { LocalDirectoryStore } from '../src/snapshots/stores/local.store.js';
 import { readCarFile } from '../src/snapshots/car-file.js';
-import { verifySnapshot, rootManifest, partRows } from '../src/snapshots/snapshot.verify.js';
-import { copyText, restoreChain, restorePart } from '../src/snapshots/snapshot-restore.js';
+import { verifySnapshot, rootManifest, partChunks } from '../src/snapshots/snapshot.verify.js';
+import { restoreChain, restorePart } from '../src/snapshots/snapshot-restore.js';
 import { partSpec } from '../src/snapshots/snapshot-parts.js';
 import { describeHost } from './machine.js';
 import { writeSection } from './report.js';
@@ -137,10 +137,9 @@ async function main(): Promise<number> {
     let copyRows = 0;
     for (const part of manifest.parts) {
       if (partSpec(part.name)?.restore !== 'append' || part.rows === 0) continue;
-      const rows = partRows(car, part);
       const file = path.join(dir, `${part.name}.copy`);
-      await writeFile(file, rows.map((r) => `${r.map(copyText).join('\t')}\n`).join(''));
-      copyRows += rows.length;
+      await writeFile(file, Buffer.concat(partChunks(car, part)));
+      copyRows += part.rows;
       script.push(`\\copy ${part.table} (${part.columns.map((c) => `"${c}"`).join(', ')}) FROM '${file}'`);
     }
     script.push('COMMIT;');
