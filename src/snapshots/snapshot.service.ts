@@ -244,10 +244,12 @@ export class SnapshotService {
       }
     };
     const helper = await this.helperConnection(tx);
-    let error: unknown = null;
+    let error: Error | null = null;
     try {
+      // Both lanes run to their end (a failed one stops the other taking parts) before the connections go back.
       const results = await Promise.allSettled([lane(tx), ...(helper ? [lane(helper)] : [])]);
-      error = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason ?? null;
+      const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (rejected) error = rejected.reason instanceof Error ? rejected.reason : new Error(String(rejected.reason));
     } finally {
       if (helper) {
         await helper.query(error ? 'ROLLBACK' : 'COMMIT').catch(() => undefined);
