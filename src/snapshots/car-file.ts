@@ -79,7 +79,22 @@ export async function encodePart(
 ): Promise<PartEntry> {
   const part: PartEntry = { name, table, columns, encoding: PART_ENCODING, rows: 0, bytes: 0, sha256: '', chunks: [] };
   const hash = createHash('sha256');
+  let failure: Error | null = null;
   for await (const chunk of chunkAtRows(copyText, CHUNK_MAX_BYTES)) {
+    // After a failed put (the disk full), the rest is read and dropped: a COPY left unread keeps its
+    // connection busy for good, and the transaction's ROLLBACK would wait behind it forever.
+    if (failure) continue;
+    try {
+      await putChunk(chunk);
+    } catch (err) {
+      failure = err instanceof Error ? err : new Error(String(err));
+    }
+  }
+  if (failure) throw failure;
+  part.sha256 = hash.digest('hex');
+  return part;
+
+  async function putChunk(chunk: Buffer): Promise<void> {
     const rows = countRows(chunk);
     hash.update(chunk);
     const block = rawBlock(chunk);
@@ -89,8 +104,6 @@ export async function encodePart(
     await put(block);
     onRows?.(rows);
   }
-  part.sha256 = hash.digest('hex');
-  return part;
 }
 
 export interface CarContents {

@@ -1,9 +1,11 @@
-// A snapshot part's encoding (src/snapshots/copy-text.ts): PostgreSQL COPY text parsed back into values,
-// rows counted from newlines, and the stream cut into chunks at rows' ends; no database.
+// A snapshot part's encoding (src/snapshots/copy-text.ts, car-file.ts encodePart): PostgreSQL COPY text
+// parsed back into values, rows counted from newlines, the stream cut into raw blocks at rows' ends; no database.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chunkAtRows, copyLines, copyText, countRows, parseCopyText } from '../../src/snapshots/copy-text.js';
-import type { Row } from '../../src/snapshots/snapshot.format.js';
+import { createHash } from 'node:crypto';
+import { encodePart } from '../../src/snapshots/car-file.js';
+import { CHUNK_MAX_BYTES, type Block, type Row } from '../../src/snapshots/snapshot.format.js';
 
 const bytes = (s: string) => Buffer.from(s, 'utf8');
 
@@ -93,4 +95,35 @@ test('chunkAtRows cuts a row longer than the limit inside it, and gives nothing 
   assert.deepEqual(chunks.map((c) => c.length), [1000, 1000, 507]);
   assert.deepEqual(Buffer.concat(chunks), long);
   assert.deepEqual(await collect(chunkAtRows(pieces(Buffer.alloc(0), 1), 1000)), []);
+});
+
+test('encodePart: raw blocks of the COPY text, rows and sha256 over the whole; after a failed put it reads the COPY to its end, then throws', async () => {
+  const rows: Row[] = Array.from({ length: 100_000 }, (_, i) => [String(i), `row ${i}\twith a tab`, null]);
+  const text = bytes(copyLines(rows));
+  const blocks: Block[] = [];
+  const part = await encodePart('p', 't', ['a', 'b', 'c'], pieces(text, 65_536), async (b) => void blocks.push(b));
+  assert.equal(part.encoding, 'postgresql-copy-text');
+  assert.equal(part.rows, rows.length);
+  assert.equal(part.bytes, text.length);
+  assert.equal(part.sha256, createHash('sha256').update(text).digest('hex'));
+  assert.ok(blocks.length > 1 && blocks.every((b) => b.bytes.length <= CHUNK_MAX_BYTES && b.cid.code === 0x55 && b.bytes.at(-1) === 0x0a));
+  assert.deepEqual(part.chunks.map(String), blocks.map((b) => b.cid.toString()));
+  assert.deepEqual(parseCopyText(Buffer.concat(blocks.map((b) => b.bytes)), 3), rows);
+
+  let read = 0;
+  const counted = async function* () {
+    for await (const p of pieces(text, 65_536)) {
+      read += p.length;
+      yield p;
+    }
+  };
+  let puts = 0;
+  await assert.rejects(
+    encodePart('p', 't', ['a', 'b', 'c'], counted(), async () => {
+      if (++puts === 1) throw new Error('no space left on device');
+    }),
+    /no space left on device/,
+  );
+  assert.equal(puts, 1);
+  assert.equal(read, text.length, 'the whole COPY was read');
 });
