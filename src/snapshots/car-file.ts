@@ -1,5 +1,5 @@
 // Writing and reading snapshot CAR files (CARv1, @ipld/car). Writing streams blocks to a file as parts are
-// read from the database (a large day never sits in memory whole); the root, the manifest, comes last,
+// copied out of the database (a large day never sits in memory whole); the root, the manifest, comes last,
 // so the file starts with a placeholder root of the same length that is overwritten in place at the end.
 // Reading checks every block against its CID as it arrives.
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -11,14 +11,8 @@ import { CarWriter } from '@ipld/car/writer';
 import { CarBlockIterator } from '@ipld/car/iterator';
 import * as dagCbor from '@ipld/dag-cbor';
 import type { CID } from 'multiformats/cid';
-import { blockMatches, CHUNK_TARGET_BYTES, encodeBlock, type Block, type PartEntry, type Row } from './snapshot.format.js';
-
-/** Bytes a row adds to its chunk, near enough to cut chunks by (CBOR adds a byte or two per value). */
-function rowSize(row: Row): number {
-  let n = 2;
-  for (const c of row) n += c === null ? 1 : c.length + 3;
-  return n;
-}
+import { blockMatches, CHUNK_MAX_BYTES, encodeBlock, PART_ENCODING, rawBlock, type Block, type PartEntry } from './snapshot.format.js';
+import { chunkAtRows, countRows } from './copy-text.js';
 
 export class CarFileWriter {
   private constructor(
@@ -49,9 +43,9 @@ export class CarFileWriter {
     await this.writer.put(block);
   }
 
-  /** Writes one part from `batches` of rows (see encodePart). */
-  writePart(name: string, table: string, columns: string[], batches: AsyncIterable<Row[]>, onRows?: (n: number) => void): Promise<PartEntry> {
-    return encodePart(name, table, columns, batches, (block) => this.put(block), onRows);
+  /** Writes one part from its COPY text (see encodePart). */
+  writePart(name: string, table: string, columns: string[], copyText: AsyncIterable<Uint8Array>, onRows?: (n: number) => void): Promise<PartEntry> {
+    return encodePart(name, table, columns, copyText, (block) => this.put(block), onRows);
   }
 
   /** Writes the root block last, closes the file and points its header at the root; returns the file's size. */
@@ -70,44 +64,46 @@ export class CarFileWriter {
 }
 
 /**
- * Encodes one part from `batches` of rows into chunk blocks of about CHUNK_TARGET_BYTES, handed to `put`
- * in order and hashed in order. The same rows in the same order always give the same blocks and hash.
- * `onRows` hears of each batch encoded (for progress).
+ * Encodes one part from the COPY text of its rows (as `COPY (SELECT ...) TO STDOUT` streams it): raw chunk
+ * blocks of at most CHUNK_MAX_BYTES cut at rows' ends, handed to `put` in order; the part's sha256 over all
+ * of its bytes, its rows counted from their newlines. No value is looked at: the same text always gives
+ * the same blocks and hash. `onRows` hears of each chunk's rows (for progress).
  */
 export async function encodePart(
   name: string,
   table: string,
   columns: string[],
-  batches: AsyncIterable<Row[]>,
+  copyText: AsyncIterable<Uint8Array>,
   put: (block: Block) => Promise<void>,
   onRows?: (n: number) => void,
 ): Promise<PartEntry> {
-  const part: PartEntry = { name, table, columns, rows: 0, bytes: 0, sha256: '', chunks: [] };
+  const part: PartEntry = { name, table, columns, encoding: PART_ENCODING, rows: 0, bytes: 0, sha256: '', chunks: [] };
   const hash = createHash('sha256');
-  let chunk: Row[] = [];
-  let size = 0;
-  const flush = async () => {
-    if (chunk.length === 0) return;
-    const block = encodeBlock(chunk);
-    hash.update(block.bytes);
-    part.bytes += block.bytes.length;
-    part.chunks.push(block.cid);
-    await put(block);
-    chunk = [];
-    size = 0;
-  };
-  for await (const rows of batches) {
-    for (const row of rows) {
-      chunk.push(row);
-      size += rowSize(row);
-      if (size >= CHUNK_TARGET_BYTES) await flush();
+  let failure: Error | null = null;
+  for await (const chunk of chunkAtRows(copyText, CHUNK_MAX_BYTES)) {
+    // After a failed put (the disk full), the rest is read and dropped: a COPY left unread keeps its
+    // connection busy for good, and the transaction's ROLLBACK would wait behind it forever.
+    if (failure) continue;
+    try {
+      await putChunk(chunk);
+    } catch (err) {
+      failure = err instanceof Error ? err : new Error(String(err));
     }
-    part.rows += rows.length;
-    onRows?.(rows.length);
   }
-  await flush();
+  if (failure) throw failure;
   part.sha256 = hash.digest('hex');
   return part;
+
+  async function putChunk(chunk: Buffer): Promise<void> {
+    const rows = countRows(chunk);
+    hash.update(chunk);
+    const block = rawBlock(chunk);
+    part.rows += rows;
+    part.bytes += chunk.length;
+    part.chunks.push(block.cid);
+    await put(block);
+    onRows?.(rows);
+  }
 }
 
 export interface CarContents {

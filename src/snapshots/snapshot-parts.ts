@@ -107,14 +107,20 @@ export interface PartParams {
   epochs: number[];
 }
 
-/** The part's condition with its placeholders bound as query parameters. */
-export function boundWhere(spec: PartSpec, params: PartParams): { text: string; values: unknown[] } {
-  const values: unknown[] = [];
-  const text = spec.where.replace(/:(day|epochs)\b/g, (_m, name: 'day' | 'epochs') => {
-    values.push(params[name]);
-    return `$${values.length}`;
-  });
-  return { text, values };
+/**
+ * The part's condition for a COPY, which takes no bind parameters: each placeholder reads a setting of the
+ * transaction (`current_setting`), set from query parameters by the caller (PART_SETTINGS, settingValues),
+ * so no value is ever written into the SQL text.
+ */
+export function settingWhere(spec: PartSpec): string {
+  return spec.where.replace(/:(day|epochs)\b/g, (_m, name: 'day' | 'epochs') => `current_setting('${PART_SETTINGS[name]}')`);
+}
+
+export const PART_SETTINGS = { day: 'resultity.snapshot_day', epochs: 'resultity.snapshot_epochs' } as const;
+
+/** The settings' values, as text: the day ('' for none) and the epochs as a bigint[] literal. */
+export function settingValues(params: PartParams): { day: string; epochs: string } {
+  return { day: params.day ?? '', epochs: `{${params.epochs.map((e) => String(Math.trunc(e))).join(',')}}` };
 }
 
 export const STATE_SNAPSHOT_PARTS: readonly PartSpec[] = [...STATE_PARTS, { ...NETWORK_CONFIGS_OF_DAY, where: 'true' }];

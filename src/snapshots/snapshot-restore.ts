@@ -14,9 +14,10 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { withTransaction, type Db, type Queryable } from '../postgres/db.js';
 import type { CarContents } from './car-file.js';
-import type { Manifest, PartEntry, Row } from './snapshot.format.js';
+import { PART_ENCODING, type Manifest, type PartEntry, type Row } from './snapshot.format.js';
+import { copyText } from './copy-text.js';
 import { partSpec, type PartSpec } from './snapshot-parts.js';
-import { partRows, rootManifest, verifySnapshot } from './snapshot.verify.js';
+import { partChunks, partRows, rootManifest, verifySnapshot } from './snapshot.verify.js';
 import { fixTextOutput, insertSealedEpochs, insertSnapshot } from './snapshots.repository.js';
 
 export interface RestoreProgress {
@@ -97,13 +98,7 @@ export async function restoreChain(head: string, d: RestoreDeps): Promise<Restor
 
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
-/** COPY's text format for one value: backslash escapes, \N for NULL. */
-export function copyText(cell: string | null): string {
-  if (cell === null) return '\\N';
-  return cell.replace(/[\\\n\r\t]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'));
-}
-
-/** Streams rows into `COPY <target> (<columns>) FROM STDIN` (text format). */
+/** Streams rows into `COPY <target> (<columns>) FROM STDIN` (text format): a format-1 part's rows. */
 export async function copyRows(tx: pg.PoolClient, target: string, columns: readonly string[], rows: Iterable<Row>): Promise<void> {
   const lines = (function* () {
     let batch: string[] = [];
@@ -116,7 +111,18 @@ export async function copyRows(tx: pg.PoolClient, target: string, columns: reado
     }
     if (batch.length > 0) yield `${batch.join('\n')}\n`;
   })();
-  await pipeline(Readable.from(lines), tx.query(copyFrom(`COPY ${target} (${columns.map(ident).join(', ')}) FROM STDIN`)));
+  await copyIn(tx, target, columns, lines);
+}
+
+/** Hands COPY text (a format-2 part's chunks, as they are) to `COPY <target> (<columns>) FROM STDIN`. */
+export async function copyIn(tx: pg.PoolClient, target: string, columns: readonly string[], text: Iterable<Uint8Array | string>): Promise<void> {
+  await pipeline(Readable.from(text), tx.query(copyFrom(`COPY ${target} (${columns.map(ident).join(', ')}) FROM STDIN`)));
+}
+
+/** Writes a part's rows into `target`: its chunks straight into COPY (format 2), or its decoded rows (format 1). */
+async function writePartRows(tx: pg.PoolClient, target: string, car: CarContents, part: PartEntry): Promise<void> {
+  if (part.encoding === PART_ENCODING) await copyIn(tx, target, part.columns, partChunks(car, part));
+  else await copyRows(tx, target, part.columns, partRows(car, part));
 }
 
 /** Restores one part by its mode (see snapshot-parts.ts); returns the rows written. */
@@ -124,15 +130,15 @@ export async function restorePart(tx: pg.PoolClient, car: CarContents, part: Par
   const spec: PartSpec | undefined = partSpec(part.name);
   if (!spec || spec.table !== part.table) throw new Error(`part ${part.name} (table ${part.table}) is unknown to this version: cannot restore it`);
   if (spec.restore === 'archive' || part.rows === 0) return 0;
-  const rows = partRows(car, part);
   if (spec.restore === 'append') {
-    await copyRows(tx, ident(spec.table), part.columns, rows);
-    return rows.length;
+    // Verified before: the part's rows are `part.rows`.
+    await writePartRows(tx, ident(spec.table), car, part);
+    return part.rows;
   }
   // merge: into a staging table of the part's columns, then whatever is not there yet.
   const staging = ident(`restore_${part.name}`);
   await tx.query(`CREATE TEMP TABLE ${staging} ON COMMIT DROP AS SELECT ${part.columns.map(ident).join(', ')} FROM ${ident(spec.table)} WITH NO DATA`);
-  await copyRows(tx, staging, part.columns, rows);
+  await writePartRows(tx, staging, car, part);
   const fill = Object.entries(spec.fill ?? {});
   const columns = [...part.columns.map(ident), ...fill.map(([c]) => ident(c))].join(', ');
   const values = [...part.columns.map(ident), ...fill.map(([, expr]) => expr)].join(', ');

@@ -1,12 +1,16 @@
-// The snapshot format: a CAR file of IPLD blocks (DAG-CBOR, CIDv1, sha2-256), which IPFS and Filecoin
-// take as is. Its single root is the manifest:
+// The snapshot format: a CAR file of IPLD blocks (CIDv1, sha2-256), which IPFS and Filecoin take as is.
+// Its single root is the manifest, a DAG-CBOR block:
 //
 //   { format, kind, day, created_at, schema_version, previous, parts, ledger, epochs, signer, signature }
 //
-//   parts[i]  = { name, table, columns, rows, bytes, sha256, chunks: [CID, ...] }: a table's rows, cut into
-//               chunk blocks of at most CHUNK_TARGET_BYTES, each chunk a DAG-CBOR array of rows, each row
-//               an array of PostgreSQL text values (null for NULL) in `columns` order. `sha256` is the
-//               hash of the part's chunk blocks' bytes, concatenated in order; `bytes` their length.
+//   format    = 'resultity-snapshot/2' (this version writes it; it still reads 'resultity-snapshot/1').
+//   parts[i]  = { name, table, columns, encoding, rows, bytes, sha256, chunks: [CID, ...] }: a table's rows.
+//               encoding 'postgresql-copy-text': the rows exactly as PostgreSQL's `COPY (SELECT columns ...)
+//               TO STDOUT` prints them (text format: a line per row, tab-separated values in `columns`
+//               order, \N for NULL, backslash escapes; see copy-text.ts), cut into `raw` blocks (multicodec
+//               0x55) of at most CHUNK_MAX_BYTES, each ending at a row's end. `sha256` is the hash of the
+//               part's bytes (its chunks concatenated in order), `bytes` their length, `rows` their lines.
+//               (Format 1, read only: no `encoding`; chunks are DAG-CBOR arrays of rows of text-or-null.)
 //   previous  = the root CID of the snapshot before this one, as text (null for the first): snapshots form a
 //               chain. Text, not an IPLD link: a link would make IPFS pin and export the whole chain with
 //               every snapshot, where each snapshot must stand alone.
@@ -15,25 +19,34 @@
 //   signature = the network key's EIP-191 signature over `resultity/v1/snapshot\n<CID of the manifest
 //               without its signature field>`; `signer` (inside what is signed) is the network address.
 //
-// Text values, not typed ones: they are exactly what PostgreSQL prints and reads back (COPY's text
-// format), so a restore reproduces every row bit for bit, whatever its type (timestamps with
-// microseconds, bytea, jsonb), and a third party reads them with any CBOR decoder.
+// Text values, not typed ones: they are exactly what PostgreSQL prints and reads back, so a restore
+// reproduces every row bit for bit, whatever its type (timestamps with microseconds, bytea, jsonb), and
+// export and restore hand PostgreSQL's own bytes through untouched (COPY TO, COPY FROM): nothing is decoded
+// or encoded per value on the way, which is what makes export run near the speed of hashing.
 import { createHash } from 'node:crypto';
 import * as dagCbor from '@ipld/dag-cbor';
 import { CID } from 'multiformats/cid';
+import * as raw from 'multiformats/codecs/raw';
 import * as Digest from 'multiformats/hashes/digest';
 import { sha256 as sha256Hasher } from 'multiformats/hashes/sha2';
 import { z } from 'zod';
 import { recoverPersonal, signPersonal, type Address } from '../domain/signatures.js';
 
-export const SNAPSHOT_FORMAT = 'resultity-snapshot/1';
+export const SNAPSHOT_FORMAT = 'resultity-snapshot/2';
+/** The first format (parts as DAG-CBOR rows): still read (verify, restore), since a chain restores from its start. */
+export const SNAPSHOT_FORMAT_1 = 'resultity-snapshot/1';
+export const READ_FORMATS = [SNAPSHOT_FORMAT_1, SNAPSHOT_FORMAT] as const;
+export type SnapshotFormat = (typeof READ_FORMATS)[number];
+/** A part's encoding in format 2 (the only one it has). */
+export const PART_ENCODING = 'postgresql-copy-text';
 const SIGNING_TAG = 'resultity/v1/snapshot';
 
 /**
- * Chunks are cut near this size: well under the 1 MiB that IPFS peers exchange as one block (Bitswap),
- * and large enough that block overhead (a CID and a CAR section header each) stays under 0.1%.
+ * A part's chunks are at most this size, cut at the last row's end that fits: the 1 MiB that IPFS takes as
+ * one block (Kubo's `block put` limit, what Bitswap peers exchange), and few enough blocks that their
+ * overhead (a CID and a CAR section header each, and one hash pass) is negligible.
  */
-export const CHUNK_TARGET_BYTES = 256 * 1024;
+export const CHUNK_MAX_BYTES = 1024 * 1024;
 
 export type Cell = string | null;
 export type Row = Cell[];
@@ -47,6 +60,8 @@ export interface PartEntry {
   name: string;
   table: string;
   columns: string[];
+  /** Format 2: always PART_ENCODING. Format 1 parts have none (DAG-CBOR rows). */
+  encoding?: typeof PART_ENCODING;
   rows: number;
   bytes: number;
   sha256: string;
@@ -69,7 +84,7 @@ export interface EpochSeal {
 export type SnapshotKind = 'day' | 'state';
 
 export interface UnsignedManifest {
-  format: typeof SNAPSHOT_FORMAT;
+  format: SnapshotFormat;
   kind: SnapshotKind;
   day: string | null;
   created_at: string;
@@ -91,9 +106,17 @@ export function encodeBlock(value: unknown): Block {
   return { cid: cidOf(bytes), bytes };
 }
 
-export function cidOf(bytes: Uint8Array): CID {
-  return CID.createV1(dagCbor.code, Digest.create(sha256Hasher.code, createHash('sha256').update(bytes).digest()));
+export function cidOf(bytes: Uint8Array, codec: number = dagCbor.code): CID {
+  return CID.createV1(codec, Digest.create(sha256Hasher.code, createHash('sha256').update(bytes).digest()));
 }
+
+/** A `raw` block (a chunk of a format-2 part): the bytes as they are, with their CIDv1 (raw, sha2-256). */
+export function rawBlock(bytes: Uint8Array): Block {
+  return { cid: cidOf(bytes, raw.code), bytes };
+}
+
+export const RAW_CODEC = raw.code;
+export const DAG_CBOR_CODEC = dagCbor.code;
 
 /** True when `bytes` hash to the digest `cid` names (sha2-256 only: the one hash this format writes). */
 export function blockMatches(cid: CID, bytes: Uint8Array): boolean {
@@ -123,7 +146,7 @@ const daySchema = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);
 
 const manifestSchema = z
   .object({
-    format: z.literal(SNAPSHOT_FORMAT),
+    format: z.enum(READ_FORMATS),
     kind: z.enum(['day', 'state']),
     day: daySchema.nullable(),
     created_at: z.string(),
@@ -135,6 +158,7 @@ const manifestSchema = z
           name: z.string(),
           table: z.string(),
           columns: z.array(z.string()),
+          encoding: z.literal(PART_ENCODING).optional(),
           rows: z.number().int().min(0),
           bytes: z.number().int().min(0),
           sha256: hex32,
@@ -149,19 +173,32 @@ const manifestSchema = z
     signer: z.string().regex(/^0x[0-9a-f]{40}$/),
     signature: z.string().regex(/^0x[0-9a-f]{130}$/),
   })
-  .strict();
+  .strict()
+  .superRefine((m, ctx) => {
+    // Format 2 names its parts' encoding; format 1 had none to name.
+    for (const [i, p] of m.parts.entries()) {
+      if ((m.format === SNAPSHOT_FORMAT) !== (p.encoding !== undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['parts', i, 'encoding'], message: m.format === SNAPSHOT_FORMAT ? `a ${SNAPSHOT_FORMAT} part names its encoding` : `a ${SNAPSHOT_FORMAT_1} part has no encoding` });
+      }
+    }
+  });
 
 /** Decodes and checks the manifest block's shape; throws a message naming what is wrong. */
 export function decodeManifest(bytes: Uint8Array): Manifest {
-  const parsed = manifestSchema.safeParse(dagCbor.decode(bytes));
+  const value: unknown = dagCbor.decode(bytes);
+  const format = typeof value === 'object' && value !== null && 'format' in value ? value.format : undefined;
+  if (!READ_FORMATS.includes(format as SnapshotFormat)) {
+    throw new Error(`manifest: snapshot format ${JSON.stringify(format ?? null)} is not one this version reads (${READ_FORMATS.join(', ')})`);
+  }
+  const parsed = manifestSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new Error(`not a ${SNAPSHOT_FORMAT} manifest: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new Error(`not a ${String(format)} manifest: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   return parsed.data as Manifest;
 }
 
-/** Decodes a chunk block: an array of rows of text-or-null cells, each `width` wide. */
+/** Decodes a format-1 chunk block: an array of rows of text-or-null cells, each `width` wide. */
 export function decodeChunk(bytes: Uint8Array, width: number): Row[] {
   const value: unknown = dagCbor.decode(bytes);
   if (!Array.isArray(value)) throw new Error('a chunk is not an array of rows');

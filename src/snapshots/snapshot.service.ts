@@ -6,7 +6,7 @@
 // day that is not ready holds back every later one (as rollups do); each snapshot links to the one taken
 // before it, so the chain is the order they were taken in. Snapshots are taken one at a time across
 // instances (an advisory lock), since each names the one before.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,13 +17,16 @@ import { isoDay } from '../domain/day-range.js';
 import { addDays, dayStart, isJobDayClosed } from '../domain/job-history.js';
 import type { RcpClock } from '../domain/rcp.js';
 import { withTransaction, type Db, type Queryable } from '../postgres/db.js';
-import { CarFileWriter, encodePart, readCar, type CarContents } from './car-file.js';
+import { CarFileWriter, readCar, type CarContents } from './car-file.js';
 import { epochTree, proofFor, type EpochProof } from './epoch-merkle.js';
 import { encodeBlock, signManifest, SNAPSHOT_FORMAT, type EpochSeal, type LedgerLink, type Manifest, type PartEntry, type SnapshotKind, type UnsignedManifest } from './snapshot.format.js';
-import { DAY_PARTS, STATE_SNAPSHOT_PARTS, type PartSpec } from './snapshot-parts.js';
+import { countRows } from './copy-text.js';
+import { DAY_PARTS, STATE_SNAPSHOT_PARTS, type PartParams, type PartSpec } from './snapshot-parts.js';
 import { SnapshotNotFoundError, StoreUnavailableError, type SnapshotStore } from './snapshot-store.js';
 import { rootManifest, verifySnapshot, type VerifyReport } from './snapshot.verify.js';
 import {
+  allowPartSorts,
+  copyPartOut,
   countJobsOnDay,
   epochPoints,
   findSealedEpochs,
@@ -39,7 +42,6 @@ import {
   listSnapshots,
   markSnapshotVerified,
   partColumns,
-  readPartRows,
   schemaVersion,
   unsealedEpochsWithRecords,
   type SnapshotRow,
@@ -187,14 +189,10 @@ export class SnapshotService {
     const car = CarFileWriter.create(carPath);
     const content = await (async () => {
       await fixTextOutput(tx);
+      await allowPartSorts(tx);
       const epochs = epochRange ? await this.sealEpochs(tx, epochRange) : [];
       const params = { day, epochs: epochs.map((e) => e.epoch) };
-      const parts: PartEntry[] = [];
-      for (const spec of specs) {
-        let rows = 0;
-        const columns = await partColumns(tx, spec);
-        parts.push(await car.writePart(spec.name, spec.table, columns, readPartRows(tx, spec, columns, params), (n) => onProgress?.({ phase: spec.name, rows: (rows += n) })));
-      }
+      const parts = await this.copyParts(tx, car, specs, params, onProgress);
       const ledgerDay = day === null ? null : await tx.query<LedgerLink>(
         `SELECT to_char(day, 'YYYY-MM-DD') AS day, encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash FROM ledger_days WHERE day = $1::date`,
         [day],
@@ -217,6 +215,75 @@ export class SnapshotService {
     const root = encodeBlock(manifest);
     const bytes = await car.finish(root);
     return { manifest, root: root.cid.toString(), bytes };
+  }
+
+  /**
+   * Copies the parts out into the CAR, on two connections when the pool has room for a second one: a
+   * part's COPY is PostgreSQL's work (each value printed as text, most of an export's time), and one
+   * backend runs on one core. The second connection imports this transaction's snapshot
+   * (pg_export_snapshot), so that both read the same state of the database. Parts are taken last first
+   * (a day's raw job rows, by far its largest part, are last in restore order), each by whichever
+   * connection is free; their blocks interleave in the CAR (block order in a CAR means nothing), and the
+   * manifest lists the parts in spec order.
+   */
+  private async copyParts(tx: pg.PoolClient, car: CarFileWriter, specs: readonly PartSpec[], params: PartParams, onProgress?: (p: SnapshotProgress) => void): Promise<PartEntry[]> {
+    const queue = [...specs.entries()].reverse();
+    const parts: PartEntry[] = [];
+    let failed = false;
+    const lane = async (client: pg.PoolClient) => {
+      for (let next = queue.shift(); next && !failed; next = queue.shift()) {
+        const [i, spec] = next;
+        let rows = 0;
+        try {
+          const columns = await partColumns(client, spec);
+          parts[i] = await car.writePart(spec.name, spec.table, columns, await copyPartOut(client, spec, columns, params), (n) => onProgress?.({ phase: spec.name, rows: (rows += n) }));
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
+      }
+    };
+    const helper = await this.helperConnection(tx);
+    let error: Error | null = null;
+    try {
+      // Both lanes run to their end (a failed one stops the other taking parts) before the connections go back.
+      const results = await Promise.allSettled([lane(tx), ...(helper ? [lane(helper)] : [])]);
+      const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (rejected) error = rejected.reason instanceof Error ? rejected.reason : new Error(String(rejected.reason));
+    } finally {
+      if (helper) {
+        await helper.query(error ? 'ROLLBACK' : 'COMMIT').catch(() => undefined);
+        // A connection left mid-COPY by an error is not given back to the pool.
+        helper.release(error ? true : undefined);
+      }
+    }
+    if (error) throw error;
+    return parts;
+  }
+
+  /**
+   * A second connection in this transaction's snapshot, or null when the pool is too small to spare one:
+   * with a pool of two, one may hold the history lock while this one takes the snapshot, and waiting for
+   * a third would never end.
+   */
+  private async helperConnection(tx: pg.PoolClient): Promise<pg.PoolClient | null> {
+    if ((this.d.db.options.max ?? 10) < 3) return null;
+    const { rows } = await tx.query<{ id: string }>(`SELECT pg_export_snapshot() AS id`);
+    const id = rows[0]!.id;
+    // SET TRANSACTION SNAPSHOT takes no parameter: the id (the server's, checked) is written in the statement.
+    if (!/^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$/i.test(id)) throw new Error(`unexpected snapshot id from pg_export_snapshot: ${id}`);
+    const helper = await this.d.db.connect();
+    try {
+      await helper.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      await helper.query(`SET TRANSACTION SNAPSHOT '${id}'`);
+      await fixTextOutput(helper);
+      await allowPartSorts(helper);
+      return helper;
+    } catch (err) {
+      await helper.query('ROLLBACK').catch(() => undefined);
+      helper.release(true);
+      throw err;
+    }
   }
 
   /** The Merkle seals of the epochs in the range that have records and are not sealed yet. */
@@ -310,20 +377,32 @@ export class SnapshotService {
     return { ...report, ok: report.ok && against.ok, against_db: against };
   }
 
-  /** Re-reads the snapshot's day parts from the live database and compares rows and hashes. */
+  /**
+   * Copies the snapshot's day parts out of the live database again and compares their bytes' sha256 (the
+   * COPY text is the part's encoding, so nothing is parsed). Format-1 snapshots hold DAG-CBOR rows, which
+   * this version no longer writes: they are not compared, and the report says so.
+   */
   private async compareWithDb(m: Manifest): Promise<{ ok: boolean; problems: string[] }> {
     if (m.kind !== 'day' || m.day === null) return { ok: true, problems: [] };
+    if (m.format !== SNAPSHOT_FORMAT) return { ok: false, problems: [`against-db: snapshot format ${m.format} cannot be compared with the live database by this version (it compares ${SNAPSHOT_FORMAT})`] };
     const day = m.day;
     const problems = await withTransaction(this.d.db, async (tx) => {
       await fixTextOutput(tx);
+      await allowPartSorts(tx);
       const found: string[] = [];
       const rawThere = await hasJobPartition(tx, day);
       for (const part of m.parts) {
         const spec = DAY_PARTS.find((s) => s.name === part.name);
         // The state changes after its day (new accounts, keys): only the day's own history must match.
         if (!spec || spec.restore === 'merge' || (spec.restore === 'archive' && !rawThere)) continue;
-        const live = await encodePart(part.name, part.table, part.columns, readPartRows(tx, spec, part.columns, { day, epochs: m.epochs.map((e) => e.epoch) }), async () => undefined);
-        if (live.sha256 !== part.sha256) found.push(`part ${part.name}: the live database has ${live.rows} rows hashing to ${live.sha256}, the snapshot ${part.rows} hashing to ${part.sha256}`);
+        const hash = createHash('sha256');
+        let rows = 0;
+        for await (const piece of await copyPartOut(tx, spec, part.columns, { day, epochs: m.epochs.map((e) => e.epoch) })) {
+          hash.update(piece as Buffer);
+          rows += countRows(piece as Buffer);
+        }
+        const sha256 = hash.digest('hex');
+        if (sha256 !== part.sha256) found.push(`part ${part.name}: the live database has ${rows} rows hashing to ${sha256}, the snapshot ${part.rows} hashing to ${part.sha256}`);
       }
       return found;
     }, { isolation: 'snapshot', readOnly: true });

@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import { LedgerEntriesDigest, ledgerDayHash, sameRollupRows, type LedgerRollupRow } from '../domain/ledger-chain.js';
 import type { CarContents } from './car-file.js';
-import { columnIndex, decodeChunk, decodeManifest, manifestSigner, type Manifest, type PartEntry, type Row } from './snapshot.format.js';
+import { columnIndex, DAG_CBOR_CODEC, decodeChunk, decodeManifest, manifestSigner, PART_ENCODING, RAW_CODEC, type Manifest, type PartEntry, type Row } from './snapshot.format.js';
+import { countRows, parseCopyText } from './copy-text.js';
 import { epochTree, type NodePoints } from './epoch-merkle.js';
 import { addDays } from '../domain/job-history.js';
 
@@ -37,15 +38,61 @@ export interface VerifyOptions {
   previous?: { cid: string; manifest: Manifest };
 }
 
-/** A part's rows, from the CAR's blocks; throws naming the first chunk that is missing or malformed. */
-export function partRows(car: CarContents, part: PartEntry): Row[] {
-  const rows: Row[] = [];
-  for (const cid of part.chunks) {
+/**
+ * A part's chunk blocks, in order; throws naming the first that is missing or not of the part's codec
+ * (format 2: raw; format 1: DAG-CBOR).
+ */
+export function partChunks(car: CarContents, part: PartEntry): Uint8Array[] {
+  const codec = part.encoding === PART_ENCODING ? RAW_CODEC : DAG_CBOR_CODEC;
+  return part.chunks.map((cid) => {
     const bytes = car.blocks.get(cid.toString());
     if (!bytes) throw new Error(`part ${part.name}: chunk ${cid.toString()} is missing`);
-    for (const row of decodeChunk(bytes, part.columns.length)) rows.push(row);
+    if (cid.code !== codec) throw new Error(`part ${part.name}: chunk ${cid.toString()} is not a ${codec === RAW_CODEC ? 'raw' : 'DAG-CBOR'} block`);
+    return bytes;
+  });
+}
+
+/** A part's rows of text values, from the CAR's blocks; throws naming the part and what is wrong. */
+export function partRows(car: CarContents, part: PartEntry): Row[] {
+  const chunks = partChunks(car, part);
+  if (part.encoding === PART_ENCODING) {
+    try {
+      return parseCopyText(Buffer.concat(chunks), part.columns.length);
+    } catch (err) {
+      throw new Error(`part ${part.name}: ${(err as Error).message}`, { cause: err });
+    }
   }
+  const rows: Row[] = [];
+  for (const bytes of chunks) for (const row of decodeChunk(bytes, part.columns.length)) rows.push(row);
   return rows;
+}
+
+/** The parts whose values verify reads (the ledger recomputation, the epochs' roots); the others are hashed and counted only. */
+const PARSED_PARTS = new Set(['ledger_transactions', 'ledger_entries', 'ledger_rollups', 'ledger_days', 'rcp_records']);
+
+/**
+ * Checks one part against the manifest: chunks present and of the part's codec, sha256 and length of its
+ * bytes, its rows (format 2: counted from newlines, and parsed when `parse`; format 1: decoded). Returns
+ * the rows when parsed, or a problem naming the part.
+ */
+function checkPart(car: CarContents, part: PartEntry, parse: boolean): { problem: string } | { rows: Row[] | null } {
+  const chunks = partChunks(car, part);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let counted = 0;
+  for (const block of chunks) {
+    hash.update(block);
+    bytes += block.length;
+    if (part.encoding === PART_ENCODING) counted += countRows(block);
+  }
+  const copyText = part.encoding === PART_ENCODING;
+  const rows = copyText && !parse ? null : partRows(car, part);
+  if (rows) counted = rows.length;
+  const digest = hash.digest('hex');
+  if (counted !== part.rows) return { problem: `part ${part.name}: ${counted} rows, the manifest says ${part.rows}` };
+  if (digest !== part.sha256 || bytes !== part.bytes) return { problem: `part ${part.name}: sha256 ${digest} (${bytes} bytes) differs from the manifest's ${part.sha256} (${part.bytes} bytes)` };
+  if (copyText && bytes > 0 && chunks.at(-1)!.at(-1) !== 0x0a) return { problem: `part ${part.name}: its text does not end with a row's newline` };
+  return { rows };
 }
 
 /** The root manifest of a CAR, decoded and shape-checked. Throws naming what is wrong. */
@@ -76,7 +123,7 @@ export function verifySnapshot(car: CarContents, opts: VerifyOptions = {}): Veri
   }
   const m = root.manifest;
   Object.assign(report, { cid: root.cid, kind: m.kind, day: m.day, signer: m.signer });
-  record('manifest', m.kind === 'day' && m.day === null ? ['manifest: a day snapshot names no day'] : [], `${m.kind} snapshot${m.day ? ` of ${m.day}` : ''}, schema ${m.schema_version}`);
+  record('manifest', m.kind === 'day' && m.day === null ? ['manifest: a day snapshot names no day'] : [], `${m.format}: ${m.kind} snapshot${m.day ? ` of ${m.day}` : ''}, schema ${m.schema_version}`);
 
   const signer = manifestSigner(m);
   const signatureProblems: string[] = [];
@@ -88,20 +135,9 @@ export function verifySnapshot(car: CarContents, opts: VerifyOptions = {}): Veri
   const partProblems: string[] = [];
   for (const part of m.parts) {
     try {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      for (const cid of part.chunks) {
-        const block = car.blocks.get(cid.toString());
-        if (block) {
-          hash.update(block);
-          bytes += block.length;
-        }
-      }
-      const rows = partRows(car, part);
-      const digest = hash.digest('hex');
-      if (rows.length !== part.rows) partProblems.push(`part ${part.name}: ${rows.length} rows, the manifest says ${part.rows}`);
-      else if (digest !== part.sha256 || bytes !== part.bytes) partProblems.push(`part ${part.name}: sha256 ${digest} (${bytes} bytes) differs from the manifest's ${part.sha256} (${part.bytes} bytes)`);
-      else rowsByPart.set(part.name, rows);
+      const checked = checkPart(car, part, PARSED_PARTS.has(part.name));
+      if ('problem' in checked) partProblems.push(checked.problem);
+      else if (checked.rows) rowsByPart.set(part.name, checked.rows);
     } catch (err) {
       partProblems.push((err as Error).message);
     }

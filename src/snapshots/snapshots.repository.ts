@@ -1,12 +1,10 @@
-// PostgreSQL side of snapshots (migrations/0019): reading a part's rows as text, the `snapshots` index
+// PostgreSQL side of snapshots (migrations/0019): copying a part's rows out as COPY text, the `snapshots` index
 // and the sealed epochs, and what decides that a day is ready to be snapshotted.
 import type pg from 'pg';
 import type { Queryable } from '../postgres/db.js';
-import type { Row, SnapshotKind } from './snapshot.format.js';
-import { boundWhere, type PartParams, type PartSpec } from './snapshot-parts.js';
-
-/** Rows fetched per round trip when reading a part. */
-const FETCH_ROWS = 5_000;
+import { to as copyTo, type CopyToStreamQuery } from 'pg-copy-streams';
+import type { SnapshotKind } from './snapshot.format.js';
+import { PART_SETTINGS, settingValues, settingWhere, type PartParams, type PartSpec } from './snapshot-parts.js';
 
 /**
  * Makes the transaction's text output of values fixed, whatever the server's or the role's settings:
@@ -16,6 +14,15 @@ export async function fixTextOutput(tx: Queryable): Promise<void> {
   await tx.query(`SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true),
                          set_config('bytea_output', 'hex', true), set_config('extra_float_digits', '1', true),
                          set_config('IntervalStyle', 'postgres', true)`);
+}
+
+/**
+ * Gives the transaction's sorts the memory to run in it: each part is copied in its order (a day's rows
+ * sorted by the part's key), and at the default 4 MB a day of 100,000 jobs sorts on disk (external merge).
+ * Beyond it a sort still spills, so this bounds the memory, not the day.
+ */
+export async function allowPartSorts(tx: Queryable): Promise<void> {
+  await tx.query(`SELECT set_config('work_mem', '64MB', true)`);
 }
 
 /** The table's columns in order, less the omitted ones. */
@@ -30,23 +37,16 @@ export async function partColumns(q: Queryable, spec: PartSpec): Promise<string[
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 /**
- * The part's rows as PostgreSQL text, in batches, through a server-side cursor (a large day never sits
- * in memory whole). Needs a client inside a transaction on which fixTextOutput ran.
+ * The part's rows as PostgreSQL prints them with `COPY (SELECT <columns> ...) TO STDOUT` (text format), a
+ * stream of bytes: no value is converted on the way. Needs a client inside a transaction on which
+ * fixTextOutput ran (the settings that fix the text of each value, and the part's parameters, are the
+ * transaction's). The caller reads the stream to its end before using the client again.
  */
-export async function* readPartRows(tx: pg.PoolClient, spec: PartSpec, columns: readonly string[], params: PartParams): AsyncGenerator<Row[]> {
-  const cursor = `snapshot_part_${spec.name}`;
-  const select = columns.map((c) => `${ident(c)}::text`).join(', ');
-  const where = boundWhere(spec, params);
-  await tx.query({ text: `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${select} FROM ${ident(spec.table)} WHERE ${where.text} ORDER BY ${spec.orderBy}`, values: where.values });
-  try {
-    for (;;) {
-      const r = await tx.query<Row>({ text: `FETCH ${FETCH_ROWS} FROM ${cursor}`, rowMode: 'array' });
-      if (r.rows.length > 0) yield r.rows;
-      if (r.rows.length < FETCH_ROWS) return;
-    }
-  } finally {
-    await tx.query(`CLOSE ${cursor}`);
-  }
+export async function copyPartOut(tx: pg.PoolClient, spec: PartSpec, columns: readonly string[], params: PartParams): Promise<CopyToStreamQuery> {
+  const values = settingValues(params);
+  await tx.query(`SELECT set_config($1, $2, true), set_config($3, $4, true)`, [PART_SETTINGS.day, values.day, PART_SETTINGS.epochs, values.epochs]);
+  const select = columns.map(ident).join(', ');
+  return tx.query(copyTo(`COPY (SELECT ${select} FROM ${ident(spec.table)} WHERE ${settingWhere(spec)} ORDER BY ${spec.orderBy}) TO STDOUT`));
 }
 
 /** The newest migration applied: the schema the parts' columns come from. */

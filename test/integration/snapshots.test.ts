@@ -31,9 +31,10 @@ import { UsageService } from '../../src/space/usage.service.js';
 import { SnapshotService } from '../../src/snapshots/snapshot.service.js';
 import { LocalDirectoryStore } from '../../src/snapshots/stores/local.store.js';
 import { KuboStore } from '../../src/snapshots/stores/kubo.store.js';
-import { CarFileWriter, decodeBlock, readCar, readCarFile, type CarContents } from '../../src/snapshots/car-file.js';
-import { encodeBlock, signManifest, type Manifest, type Row } from '../../src/snapshots/snapshot.format.js';
-import { rootManifest, verifySnapshot } from '../../src/snapshots/snapshot.verify.js';
+import { CarFileWriter, readCar, readCarFile, type CarContents } from '../../src/snapshots/car-file.js';
+import { encodeBlock, rawBlock, signManifest, type Manifest } from '../../src/snapshots/snapshot.format.js';
+import { copyLines, parseCopyText } from '../../src/snapshots/copy-text.js';
+import { partRows, rootManifest, verifySnapshot } from '../../src/snapshots/snapshot.verify.js';
 import { verifyProof } from '../../src/snapshots/epoch-merkle.js';
 
 const LIVE_WINDOW_DAYS = 3;
@@ -233,10 +234,7 @@ test('verify needs no database and names a tampered block, part, manifest, signa
     const car: CarContents = await readCarFile(file);
     const { manifest } = rootManifest(car);
     const blocks = new Map(car.blocks);
-    const resign = (m: Manifest, key = networkKey) => {
-      const { signature: _s, ...unsigned } = m;
-      return encodeBlock(signManifest(key, { ...unsigned, signer: addressOf(key) }));
-    };
+    const resign = resignedRoot;
     const expectProblem = async (label: string, f: string, pattern: RegExp, extra: string[] = []) => {
       const r = await verifyFile(f, extra);
       assert.equal(r.code, 1, `${label}: verify fails`);
@@ -254,8 +252,9 @@ test('verify needs no database and names a tampered block, part, manifest, signa
 
     // A part whose chunk was swapped for another valid block (manifest re-signed, hash left as it was).
     const rollups = manifest.parts.find((p) => p.name === 'job_rollups')!;
-    const rows = decodeBlock(blocks.get(rollups.chunks[0]!.toString())!) as Row[];
-    const other = encodeBlock(rows.slice(1));
+    assert.equal(rollups.encoding, 'postgresql-copy-text');
+    const rows = parseCopyText(blocks.get(rollups.chunks[0]!.toString())!, rollups.columns.length);
+    const other = rawBlock(Buffer.from(copyLines(rows.slice(1))));
     const swapped = new Map(blocks).set(other.cid.toString(), other.bytes);
     const swappedManifest = { ...manifest, parts: manifest.parts.map((p) => (p.name === 'job_rollups' ? { ...p, chunks: [other.cid] } : p)) };
     await expectProblem('part', await writeCar(swapped, resign(swappedManifest)), /part job_rollups: \d+ rows, the manifest says \d+/);
@@ -268,11 +267,11 @@ test('verify needs no database and names a tampered block, part, manifest, signa
     await expectProblem('signature', await writeCar(blocks, resign(manifest, generatePrivateKey())), /signature: signed by 0x[0-9a-f]{40}, not by the network address/);
 
     // A ledger entry changed, its part re-hashed and the manifest re-signed: the chain hash gives it away.
-    const entryRows = decodeBlock(blocks.get(chunkCid)!) as Row[];
+    const entryRows = parseCopyText(blocks.get(chunkCid)!, entries.columns.length);
     const amount = entries.columns.indexOf('amount');
     entryRows[0]![amount] = String(Number(entryRows[0]![amount]) - 1);
     entryRows[1]![amount] = String(Number(entryRows[1]![amount]) + 1);
-    const forgedChunk = encodeBlock(entryRows);
+    const forgedChunk = rawBlock(Buffer.from(copyLines(entryRows)));
     const forgedPart = { ...entries, chunks: [forgedChunk.cid], sha256: createHash('sha256').update(forgedChunk.bytes).digest('hex'), bytes: forgedChunk.bytes.length };
     const forgedLedger = { ...manifest, parts: manifest.parts.map((p) => (p.name === 'ledger_entries' ? forgedPart : p)) };
     await expectProblem('ledger', await writeCar(new Map(blocks).set(forgedChunk.cid.toString(), forgedChunk.bytes), resign(forgedLedger)), /ledger: the day's \d+ entries hash to/);
@@ -290,6 +289,59 @@ test('verify needs no database and names a tampered block, part, manifest, signa
     const report = JSON.parse(against.stdout) as { ok: boolean; against_db: { ok: boolean } };
     assert.equal(report.ok, true, against.stdout);
     assert.equal(report.against_db.ok, true);
+  }));
+
+/** The manifest re-signed by `key` (after a change), as its root block. */
+function resignedRoot(m: Manifest, key = networkKey): { cid: CID; bytes: Uint8Array } {
+  const { signature: _s, ...unsigned } = m;
+  return encodeBlock(signManifest(key, { ...unsigned, signer: addressOf(key) }));
+}
+
+/** The snapshot rewritten as format 1 (before COPY text): each part one DAG-CBOR chunk of rows of text, no encoding named. */
+function asFormat1(car: CarContents): { blocks: Map<string, Uint8Array>; root: { cid: CID; bytes: Uint8Array } } {
+  const { manifest } = rootManifest(car);
+  const blocks = new Map<string, Uint8Array>();
+  const parts = manifest.parts.map(({ encoding: _e, ...p }) => {
+    const rows = partRows(car, manifest.parts.find((x) => x.name === p.name)!);
+    if (rows.length === 0) return p;
+    const chunk = encodeBlock(rows);
+    blocks.set(chunk.cid.toString(), chunk.bytes);
+    return { ...p, chunks: [chunk.cid], bytes: chunk.bytes.length, sha256: createHash('sha256').update(chunk.bytes).digest('hex') };
+  });
+  const root = resignedRoot({ ...manifest, format: 'resultity-snapshot/1', parts });
+  blocks.set(root.cid.toString(), root.bytes);
+  return { blocks, root };
+}
+
+test('a format-1 snapshot (DAG-CBOR rows, before COPY text) still verifies and restores; a format this version does not know is refused, named', () =>
+  check(async () => {
+    const first = (await stack.db.query<{ cid: string; day: string }>(`SELECT cid, to_char(day, 'YYYY-MM-DD') AS day FROM snapshots WHERE seq = 1`)).rows[0]!;
+    const car = await readCarFile(path.join(storeDir, `${first.cid}.car`));
+    assert.equal(rootManifest(car).manifest.format, 'resultity-snapshot/2');
+    const old = asFormat1(car);
+    const file = await writeCar(old.blocks, old.root);
+    const verified = await verifyFile(file);
+    assert.equal(verified.code, 0, JSON.stringify(verified.report));
+
+    // Restored alone (the first of its chain) into an empty database: the ledger chain verifies, with the day's hash.
+    const dir = await mkdtemp(path.join(tmpdir(), 'snap-format1-'));
+    await writeFile(path.join(dir, `${old.root.cid.toString()}.car`), await readFile(file));
+    const name = `${stack.id}_format1`;
+    restoredDbs.push(name);
+    const url = stack.config.DATABASE_URL.replace(/\/[^/]+$/, `/${name}`);
+    const restore = await run(process.execPath, ['dist/src/cli/main.js', 'snapshot', 'restore', old.root.cid.toString(), '--network-address', addressOf(networkKey), '--json'], {
+      env: stack.cliEnv({ DATABASE_URL: url, SNAPSHOT_DIR: dir }),
+    });
+    const report = JSON.parse(restore.stdout) as { snapshots: number; rows: number; ledger_verify: { ok: boolean; head_hash: string } };
+    assert.equal(report.ledger_verify.ok, true, restore.stdout);
+    const day = (await stack.db.query<{ hash: string }>(`SELECT encode(hash, 'hex') AS hash FROM ledger_days WHERE day = $1::date`, [first.day])).rows[0];
+    if (day) assert.equal(report.ledger_verify.head_hash, day.hash);
+
+    // A format from the future: refused, the format named.
+    const future = resignedRoot({ ...rootManifest(car).manifest, format: 'resultity-snapshot/9' as Manifest['format'] });
+    const r = await verifyFile(await writeCar(new Map(car.blocks), future));
+    assert.equal(r.code, 1);
+    assert.ok(r.report.problems.some((p) => /snapshot format "resultity-snapshot\/9" is not one this version reads \(resultity-snapshot\/1, resultity-snapshot\/2\)/.test(p)), JSON.stringify(r.report.problems));
   }));
 
 test('operators get a Merkle proof of each node\'s points per sealed epoch, from the account API and from the snapshot alone', () =>
@@ -314,6 +366,24 @@ test('operators get a Merkle proof of each node\'s points per sealed epoch, from
     const stranger = await requestJson(stack.url, 'POST', '/account/signup', { email: `x-${randomBytes(4).toString('hex')}@example.com`, password: 'a long enough password' });
     const denied = await requestJson(stack.url, 'GET', `/account/nodes/${nodeA}/rcp-proofs`, undefined, stranger.body.token as string);
     assert.equal(denied.status, 404);
+  }));
+
+test('export gives the same parts on one connection (a pool of two) as on two sharing a database snapshot', () =>
+  check(async () => {
+    const small = createPool(stack.config.DATABASE_URL, 2);
+    try {
+      const two = await snapshotService(new LocalDirectoryStore(storeDir), pino({ level: 'silent' })).createState();
+      const one = await snapshotService(new LocalDirectoryStore(storeDir), pino({ level: 'silent' }), small).createState();
+      const parts = async (cid: string) => rootManifest(await readCarFile(path.join(storeDir, `${cid}.car`))).manifest.parts;
+      const [a, b] = [await parts(two.cid), await parts(one.cid)];
+      assert.deepEqual(b.map((p) => p.name), a.map((p) => p.name));
+      // Node rows may change between the two (presence): every other part is the same bytes.
+      const same = (ps: typeof a) => ps.filter((p) => p.name !== 'nodes').map((p) => [p.name, p.rows, p.sha256, p.chunks.map(String)]);
+      assert.deepEqual(same(b), same(a));
+      assert.ok(a.some((p) => p.rows > 0));
+    } finally {
+      await small.end();
+    }
   }));
 
 test('restore rebuilds the chain into an empty database: ledger-verify passes with the same head, usage reports and snapshot chain are equal, and the restored network boots with its config', () =>

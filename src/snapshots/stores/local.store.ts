@@ -1,7 +1,7 @@
 // Snapshots as files in a directory, `<root CID>.car`: the default store, embedded. A file is written
 // under a temporary name and renamed, so a reader never sees half a snapshot.
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, rename, stat } from 'node:fs/promises';
+import { copyFile, link, mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SnapshotNotFoundError, StoreUnavailableError, type SnapshotStore } from '../snapshot-store.js';
 
@@ -22,7 +22,12 @@ export class LocalDirectoryStore implements SnapshotStore {
     try {
       await mkdir(this.dir, { recursive: true });
       const temp = `${target}.${process.pid}.tmp`;
-      await copyFile(carPath, temp);
+      await rm(temp, { force: true });
+      // A hard link when the CAR is on the store's file system (no second write of every byte), else a copy.
+      await link(carPath, temp).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EXDEV' && err.code !== 'EPERM' && err.code !== 'ENOTSUP') throw err;
+        return copyFile(carPath, temp);
+      });
       await rename(temp, target);
     } catch (err) {
       throw new StoreUnavailableError(this.name, { cause: err });
