@@ -3,6 +3,7 @@
 // completed through QueueEvents (the Redis event stream, as Job.waitUntilFinished does), then adds the
 // next; a Worker with the same concurrency runs a no-op processor. Everything lives under a unique key
 // prefix, obliterated and swept afterwards.
+import { deleteKeysByPrefix } from '../src/redis/client.js';
 import { randomBytes } from 'node:crypto';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -83,12 +84,7 @@ async function sweepPrefix(prefix: string): Promise<void> {
   const redis = new Redis({ ...BULLMQ_REDIS, lazyConnect: true });
   await redis.connect();
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeysByPrefix(redis, `${prefix}:`);
   } finally {
     redis.disconnect();
   }

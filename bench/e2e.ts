@@ -23,6 +23,7 @@
 // run), BENCH_OUTPUT (BENCHMARKS.md at the repository root; "-" writes none), BENCH_BACKBONE_NODE_FLAGS
 // (flags for the backbone's node process alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"),
 // SIGNATURE_VERIFY_THREADS (passed to the backbone when set).
+import { deleteKeysByPrefix } from '../src/redis/client.js';
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -389,12 +390,7 @@ function safeRead(fn: () => string): string {
 /** Drops what the run left: the backbone's databases, its Redis keys, its RabbitMQ queues and exchanges. */
 async function dropRunData(id: string, mongo: MongoClient, redis: Redis, own: pg.Pool): Promise<void> {
   await mongo.db().dropDatabase();
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${id}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
+  await deleteKeysByPrefix(redis, `${id}:`);
   await own.query(`DROP DATABASE IF EXISTS "${id}" WITH (FORCE)`);
   // Queue and exchange names are the backbone's business: ask the broker which carry the run's prefix.
   const listed = async (what: 'queues' | 'exchanges') =>

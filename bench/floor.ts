@@ -11,6 +11,7 @@
 //   6. the ack, and the waiting client is woken in process.
 // Each client has its own balance row, as each backbone client has its own namespace. Everything lives
 // in a database, a queue and a key prefix of its own, dropped afterwards.
+import { deleteKeysByPrefix } from '../src/redis/client.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Redis } from 'ioredis';
@@ -113,7 +114,7 @@ export async function runFloor(opts: FloorOptions, id: string, load: LoadOptions
     await ch?.queueDelete({ queue }).catch(() => undefined);
     await ch?.close().catch(() => undefined);
     await rabbit.close();
-    await sweep(redis, prefix);
+    await deleteKeysByPrefix(redis, prefix);
     redis.disconnect();
     await pool.end();
     await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`).catch(() => undefined);
@@ -133,15 +134,6 @@ async function transaction(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<void
   } finally {
     c.release();
   }
-}
-
-async function sweep(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
 }
 
 function withDb(url: string, db: string): string {

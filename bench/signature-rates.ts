@@ -12,8 +12,8 @@
 import { performance } from 'node:perf_hooks';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
-import { recoverPersonal, signingPayload, signPersonal, verifyMessage } from '../src/domain/signatures.js';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { personalMessageHash, recoverPersonal, signingPayload, signPersonal, verifyMessage } from '../src/domain/signatures.js';
 import { VerifyPool } from '../src/domain/verify-pool.js';
 import { heartbeatFrame, newFleetNode } from './fleet-node.js';
 
@@ -49,19 +49,11 @@ function cpuPerOp(ms: number, op: (i: number) => void): number {
 }
 
 const reference = {
-  hash(message: string): Uint8Array {
-    const body = utf8ToBytes(message);
-    const prefix = utf8ToBytes(`\x19Ethereum Signed Message:\n${body.length}`);
-    const all = new Uint8Array(prefix.length + body.length);
-    all.set(prefix);
-    all.set(body, prefix.length);
-    return keccak_256(all);
-  },
   sign(key: string, message: string): Uint8Array {
-    return secp256k1.sign(reference.hash(message), hexToBytes(key), { prehash: false, format: 'recovered' });
+    return secp256k1.sign(personalMessageHash(message), hexToBytes(key), { prehash: false, format: 'recovered' });
   },
   recover(message: string, recovered: Uint8Array): string {
-    const pub = secp256k1.Point.fromBytes(secp256k1.recoverPublicKey(recovered, reference.hash(message), { prehash: false })).toBytes(false);
+    const pub = secp256k1.Point.fromBytes(secp256k1.recoverPublicKey(recovered, personalMessageHash(message), { prehash: false })).toBytes(false);
     return `0x${bytesToHex(keccak_256(pub.subarray(1)).subarray(-20))}`;
   },
 };

@@ -58,7 +58,8 @@ export function checksumAddress(address: string): Address {
   return out as Address;
 }
 
-function personalMessageHash(message: string): Uint8Array {
+/** The EIP-191 personal-message hash of `message` (what is signed and recovered). */
+export function personalMessageHash(message: string): Uint8Array {
   const body = utf8ToBytes(message);
   const prefix = utf8ToBytes(`\x19Ethereum Signed Message:\n${body.length}`);
   const all = new Uint8Array(prefix.length + body.length);

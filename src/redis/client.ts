@@ -29,6 +29,21 @@ export function createRedis(url: string, name: string, opts: { subscriber?: bool
   return redis;
 }
 
+/**
+ * Deletes every key that starts with `prefix` (SCAN and DEL in pages, never KEYS); returns how many were.
+ * For dropping a test's or a benchmark's keys, or everything a network prefix holds.
+ */
+export async function deleteKeysByPrefix(redis: Redis, prefix: string): Promise<number> {
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) deleted += await redis.del(...keys);
+  } while (cursor !== '0');
+  return deleted;
+}
+
 export class RedisKeys {
   constructor(readonly prefix: string) {}
   node(nodeId: string): string {

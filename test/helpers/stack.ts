@@ -20,7 +20,7 @@ import { WebSocket } from 'ws';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
 import { PRIORITY_CLASSES } from '../../src/domain/priority.js';
 import { InflightRepository } from '../../src/redis/inflight.repository.js';
-import { RedisKeys } from '../../src/redis/client.js';
+import { RedisKeys, deleteKeysByPrefix } from '../../src/redis/client.js';
 import type { Gpu, Network } from '../../src/domain/eligibility.js';
 
 export const TEST_MODEL = 'test/sim-1';
@@ -323,12 +323,7 @@ export async function dropTestData(id: string, mongoUrl: string, models: string[
   await mongo.close();
 
   const redis = new Redis('redis://127.0.0.1:6379');
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${id}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
+  await deleteKeysByPrefix(redis, `${id}:`);
   redis.disconnect();
 
   const rabbit = new Connection({ url: 'amqp://guest:guest@127.0.0.1:5672', retryLow: 100, retryHigh: 200 });

@@ -2,6 +2,7 @@
 // flight (what FLUSHALL does to this network, without touching the other test files sharing the
 // server): nodes re-register on their next heartbeat, queued jobs wait in RabbitMQ, in-flight jobs
 // finish, and every accepted job reaches exactly one terminal state with the ledger balanced.
+import { deleteKeysByPrefix } from '../../src/redis/client.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
@@ -22,15 +23,11 @@ after(async () => {
 
 async function flushPrefix(prefix: string): Promise<number> {
   const redis = new Redis(stack.config.REDIS_URL);
-  let deleted = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) deleted += await redis.del(...keys);
-  } while (cursor !== '0');
-  redis.disconnect();
-  return deleted;
+  try {
+    return await deleteKeysByPrefix(redis, prefix);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 test('Redis loses everything mid-load: every accepted job still completes, charged once', () =>
