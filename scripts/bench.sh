@@ -14,13 +14,16 @@
 #     redis-benchmark (about three minutes; needs a MongoDB like e2e, and two open files per node);
 #   - snapshots (bench/snapshots.ts): snapshot export MB/s beside sha256sum of the same CAR, restore rows/s
 #     beside psql \copy of the same rows (about a minute; PostgreSQL only).
+# Not in `all`: profile (`npm run bench:profile`): e2e at one concurrency (BENCH_PROFILE_CONCURRENCY, 8)
+# with the backbone under `node --cpu-prof`, then bench/cpu-profile.ts: where the backbone process's CPU
+# goes, by engine client, package and folder (the `profile` section of BENCHMARKS.md; about a minute).
 # Each prints a table and rewrites its part of BENCHMARKS.md. `scripts/bench.sh e2e`, `... ledger` or
 # `... fleet` (`npm run bench:ledger`, `npm run bench:fleet`) runs one. Knobs: see the head of each bench file; BENCH_NODE_FLAGS passes flags
 # to node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 which="${1:-all}"
-case "$which" in all | e2e | ledger | fleet | snapshots) ;; *) echo "usage: scripts/bench.sh [all|e2e|ledger|fleet|snapshots]" >&2; exit 2 ;; esac
+case "$which" in all | e2e | ledger | fleet | snapshots | profile) ;; *) echo "usage: scripts/bench.sh [all|e2e|ledger|fleet|snapshots|profile]" >&2; exit 2 ;; esac
 source scripts/setup.sh
 setup_project
 
@@ -68,6 +71,18 @@ fi
 if [ "$which" = all ] || [ "$which" = e2e ]; then
   # shellcheck disable=SC2086 # BENCH_NODE_FLAGS is a list of flags
   node ${BENCH_NODE_FLAGS:-} dist/bench/e2e.js || status=$?
+fi
+if [ "$which" = profile ]; then
+  # The profiled run's own figures are not written (the profiler slows the process it samples); only the
+  # summary of its profile is.
+  prof_dir="$(mktemp -d /tmp/resultity-bench-profile.XXXXXX)"
+  c="${BENCH_PROFILE_CONCURRENCY:-8}"
+  BENCH_CONCURRENCY="$c" BENCH_REFERENCES="" BENCH_STREAM=0 BENCH_STORED_PAYLOADS=0 BENCH_OUTPUT=- \
+    BENCH_BACKBONE_NODE_FLAGS="--cpu-prof --cpu-prof-dir=$prof_dir ${BENCH_BACKBONE_NODE_FLAGS:-}" \
+    node dist/bench/e2e.js || status=$?
+  node dist/bench/cpu-profile.js "$prof_dir" BENCHMARKS.md \
+    "Profiled run $(date -u +%Y-%m-%dT%H:%M:%SZ): bench/e2e.ts, synchronous jobs at C=$c (${BENCH_WARMUP_S:-2} s warm-up, ${BENCH_DURATION_S:-10} s measured), the backbone as \`resultity serve\` under \`node --cpu-prof\`, nodes and load in processes of their own." || status=$?
+  rm -rf "$prof_dir"
 fi
 if [ "$which" = all ] || [ "$which" = ledger ]; then
   # shellcheck disable=SC2086

@@ -23,6 +23,7 @@ import type { JobOutput } from '../domain/protocol.js';
 import type { Db } from '../postgres/db.js';
 import { findJob, type JobRow } from '../postgres/jobs.repository.js';
 import { commitStreamedAttempt } from '../postgres/job-streams.repository.js';
+import { stageTimer } from '../metrics/job-stages.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { FinishedEvent, JobEvent, JobEvents } from '../redis/job-events.js';
 import type { JobStreams, StreamWakeups, StreamWatch } from '../redis/job-streams.js';
@@ -124,7 +125,7 @@ export class StreamRelay {
           // The row is older than these chunks (or the attempt ended meanwhile): look again before
           // committing the client to this attempt. The commit is fenced in PostgreSQL: it fails once the
           // attempt has ended.
-          if (isTerminal(job.status) || !(await commitStreamedAttempt(this.d.db, jobId, following))) {
+          if (isTerminal(job.status) || !(await this.commit(jobId, following))) {
             const fresh = await this.row(jobId);
             if (fresh.status === job.status && fresh.attempt === job.attempt) await this.pause(watch, jobId, signal, endedEvent); // no hot loop on an odd state
             job = fresh;
@@ -220,6 +221,14 @@ export class StreamRelay {
       };
     }
     return { job: await this.row(job.id), answer };
+  }
+
+  /** commitStreamedAttempt, timed as the `stream_commit` stage (on the way to the first token). */
+  private async commit(jobId: string, attempt: number): Promise<boolean> {
+    const timer = stageTimer();
+    const ok = await commitStreamedAttempt(this.d.db, jobId, attempt);
+    timer.lap('stream_commit');
+    return ok;
   }
 
   private async row(jobId: string): Promise<JobRow> {

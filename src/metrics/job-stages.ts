@@ -15,12 +15,14 @@
 //               store_result   its output written to MongoDB
 //               settle         the settlement (PostgreSQL, one statement)
 //               complete       the node's slot returned and the job's 'finished' event (Redis, one script)
+//   cloud       stream_commit  streamed jobs only: recording the attempt whose tokens the client reads, before
+//                              its first token is forwarded (PostgreSQL, one statement: the retry fence)
 // Stages measured across processes (queued, node) use the wall clock of one machine's processes; the
 // others, the monotonic clock of the process that observes them. The label set is this fixed list.
 import { Histogram } from 'prom-client';
 import { metricsRegistry } from './engine-metrics.js';
 
-export const JOB_STAGES = ['accept_checks', 'accept_commit', 'publish', 'queued', 'place', 'dispatch', 'node', 'verify', 'store_result', 'settle', 'complete'] as const;
+export const JOB_STAGES = ['accept_checks', 'accept_commit', 'publish', 'queued', 'place', 'dispatch', 'node', 'verify', 'store_result', 'settle', 'complete', 'stream_commit'] as const;
 export type JobStage = (typeof JOB_STAGES)[number];
 
 export const JOB_STAGE_METRIC = 'resultity_job_stage_seconds';

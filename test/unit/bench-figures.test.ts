@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backboneCounts, budgetLines, parseCommandstats, perJob, stageMeans, stageTotals, type BackboneCounts, type EngineCounts } from '../../bench/engine-stats.js';
-import { cpuPerJob, figures, type E2eRun } from '../../bench/report.js';
+import { cpuPerJob, figures, headline, type E2eReport, type E2eRun } from '../../bench/report.js';
+import { summarise, type CpuProfile } from '../../bench/cpu-profile.js';
 import { parseExposition } from '../../src/metrics/exposition.js';
 import type { LoadResult, Usage } from '../../bench/load.js';
 
@@ -133,4 +134,58 @@ test('stage means: the mean time of one observation between two readings, and ob
   assert.equal(means.get('place')!.meanMs.toFixed(3), '2.500');
   assert.equal(means.get('place')!.perJob, 2);
   assert.ok(Number.isNaN(means.get('verify')!.meanMs), 'a stage never observed has no mean');
+});
+
+test('headline: a missed target names what holds it, a met one is marked met', () => {
+  const stage = (name: string, meanMs: number) => ({ stage: name, meanMs, perJob: 1 });
+  // 100 jobs of 12 ms each in 2 s at C=1 (added latency 12 ms: over the 8 ms target).
+  const slow = run(Array.from({ length: 100 }, () => 12), { stages: [stage('queued', 3), stage('settle', 5), stage('node', 1), stage('store_result', 9)] }, [
+    { command: 'backbone process', cores: 0.2 },
+    { command: 'postgres: backbone db', cores: 0.1 },
+  ]);
+  const report = (runs: E2eRun[]): E2eReport => ({
+    startedAt: new Date(0),
+    finishedAt: new Date(0),
+    machine: { cores: 2 } as E2eReport['machine'],
+    params: { concurrencies: [1], durationS: 2, warmupS: 0, nodes: 1, nodeCapacity: 1, maxTokens: 1, stored: 0, collection: 'x' },
+    runs,
+    problems: [],
+    interrupted: false,
+  });
+  const latency = headline(report([slow])).find((h) => h.figure.startsWith('added latency'))!;
+  assert.equal(latency.met, false);
+  // store_result runs beside settle, off the path a job waits on: it is not named.
+  assert.match(latency.holds, /^the path's stages, longest first: settle 5\.00 ms, queued 3\.00 ms, node 1\.00 ms/);
+  const cpu = headline(report([slow])).find((h) => h.figure.startsWith('CPU per job'))!;
+  assert.equal(cpu.value, '6.00 ms');
+  assert.equal(cpu.met, false);
+  assert.equal(cpu.holds, 'largest groups: backbone 4.00 ms, pg (backbone db) 2.00 ms');
+  const fast = run(Array.from({ length: 100 }, () => 2), {}, [{ command: 'backbone process', cores: 0.05 }]);
+  for (const h of headline(report([fast]))) assert.equal(h.met, true, h.figure);
+});
+
+test('cpu profile summary: idle and start-up left out, socket writes charged to the client that wrote', () => {
+  const frame = (id: number, functionName: string, url: string, children: number[] = []) => ({ id, callFrame: { functionName, url }, children });
+  const profile: CpuProfile = {
+    nodes: [
+      frame(1, '(root)', '', [2, 3, 4, 7]),
+      frame(2, '(idle)', ''),
+      frame(3, 'query', 'file:///x/node_modules/pg/lib/client.js', [5]),
+      frame(4, 'compileSourceTextModule', 'node:internal/modules/esm/utils'),
+      frame(5, 'submit', 'file:///x/node_modules/pg/lib/query.js', [6]),
+      frame(6, 'writev', ''),
+      frame(7, 'accept', 'file:///x/dist/src/cloud/jobs.service.js'),
+    ],
+    samples: [2, 2, 6, 6, 6, 3, 4, 7],
+    timeDeltas: [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000],
+  };
+  const s = summarise(profile);
+  assert.equal(s.totalMs, 8);
+  assert.equal(s.startupMs, 1);
+  assert.equal(s.busyMs, 5);
+  const groups = new Map(s.groups.map((g) => [g.group, g.ms]));
+  assert.equal(groups.get('socket writes: PostgreSQL (pg)'), 3);
+  assert.equal(groups.get('npm: pg'), 1);
+  assert.equal(groups.get('backbone code: src/cloud/'), 1);
+  assert.equal(s.groups[0]!.share, 0.6);
 });
