@@ -37,7 +37,7 @@ import { AuthService } from './cloud/auth.service.js';
 import { JobsService } from './cloud/jobs.service.js';
 import { cloudRoutes } from './cloud/routes.js';
 import { StreamRelay } from './cloud/chat-stream.service.js';
-import { httpClientErrorHandler, httpErrorHandler, openAiError } from './cloud/errors.http.js';
+import { httpClientErrorHandler, httpErrorHandler, openAiError } from './http/errors.http.js';
 import { Gateway, MAX_MESSAGE_BYTES } from './io/gateway.js';
 import { ResultsService } from './io/results.service.js';
 import { Scheduler } from './scheduler/scheduler.service.js';

@@ -3,7 +3,7 @@
 import { pino, type Logger } from 'pino';
 import { loadConfig, needsFor, type Config, type Role } from '../config.js';
 import { createBackbone, type Backbone, type BackboneOptions } from '../app.js';
-import { startFerretDB, type EmbeddedFerret } from '../mongo/ferretdb.launcher.js';
+import { startFerretDB, type EmbeddedFerret } from './ferretdb.launcher.js';
 import { checkEngines } from './engines.js';
 
 export const EMBEDDED_FERRETDB_PORT = 27017;

@@ -16,7 +16,7 @@ import type { FastifyReply } from 'fastify';
 import { formatCredits, type AppError } from '../errors.js';
 import type { JobRow } from '../postgres/jobs.repository.js';
 import type { FinishedWatch, StreamEvent, StreamRelay } from './chat-stream.service.js';
-import { openAiError } from './errors.http.js';
+import { openAiError } from '../http/errors.http.js';
 
 const KEEP_ALIVE_MS = 15_000;
 

@@ -20,7 +20,7 @@ import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { AuthService, Principal } from './auth.service.js';
 import { chatCompletionRequestSchema, toJobRequest, unsupportedField } from './chat.schema.js';
 import { jobFailure, type JobsService } from './jobs.service.js';
-import { sendAppError } from './errors.http.js';
+import { sendAppError } from '../http/errors.http.js';
 import { isPriorityClass, PRIORITY_CLASSES, priorityFromServiceTier, serviceTierOf, type PriorityClass } from '../domain/priority.js';
 import { REGION_PATTERN } from '../domain/eligibility.js';
 import type { StreamRelay } from './chat-stream.service.js';

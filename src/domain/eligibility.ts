@@ -68,3 +68,11 @@ export function placementOf(job: { model: string; network: string; region: strin
 export function describePlacement(p: Placement): string {
   return `'${p.model}' on ${p.network}${p.region ? ` in region ${p.region}` : ''}${p.subcloud ? ` for subcloud ${p.subcloud}` : ''}`;
 }
+
+/** The rules a node's eligibility is read from, as PostgreSQL holds them and Redis mirrors them. */
+export interface EligibilityRules {
+  /** PostgreSQL's eligibility revision the snapshot was read at: `<database uuid>:<counter>`. */
+  revision: string;
+  models: Array<{ name: string; version: string; minGpuMemoryMb: number }>;
+  subclouds: Array<{ name: string; network: Network; models: string[]; minGpuMemoryMb: number; isolate: boolean; members: string[] }>;
+}

@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
-import { parse, uuid } from './parse.http.js';
+import { parse, uuid } from '../http/parse.http.js';
 import { text } from '../domain/wire-strings.js';
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 import type { UsageService } from '../space/usage.service.js';

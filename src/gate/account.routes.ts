@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
-import { parse, uuid } from './parse.http.js';
+import { parse, uuid } from '../http/parse.http.js';
 import { text } from '../domain/wire-strings.js';
 import { networkSchema } from '../domain/eligibility.js';
 import { issuedKey, issueKeyBody, keyOptionsFrom } from './api-keys.http.js';

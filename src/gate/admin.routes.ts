@@ -3,7 +3,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
-import { creditAmount, parse, uuid } from './parse.http.js';
+import { creditAmount, parse, uuid } from '../http/parse.http.js';
 import { text } from '../domain/wire-strings.js';
 import { addressSchema } from '../domain/protocol.js';
 import { issuedKey, issueKeyBody, keyOptionsFrom } from './api-keys.http.js';
@@ -11,7 +11,6 @@ import type { AdminService } from './admin.service.js';
 import type { UsageService } from '../space/usage.service.js';
 import type { OperatorsService } from './operators.service.js';
 import type { QuarantineService } from './quarantine.service.js';
-import type { LedgerChainService } from '../maintenance/ledger-chain.service.js';
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 import { blindProbeInputSchema, type QualityService } from '../network/quality.service.js';
 import type { EligibilityService } from '../network/eligibility.service.js';
@@ -32,7 +31,8 @@ export interface AdminRouteServices {
   quarantine: QuarantineService;
   quality: QualityService;
   eligibility: EligibilityService;
-  ledgerChain: LedgerChainService;
+  /** The maintenance role's ledger chain check (a port: gate does not import maintenance). */
+  ledgerChain: { verify(): Promise<unknown> };
   networkConfig: NetworkConfigService;
   snapshots: SnapshotService;
 }

@@ -12,7 +12,7 @@
 // long rollup never delays job expiry. Every step is idempotent: a lost lock costs duplicate work at
 // worst, which the tables' keys refuse.
 import type { Logger } from 'pino';
-import { PeriodicTask } from './periodic-task.js';
+import { PeriodicTask } from '../common/periodic-task.js';
 import type { Config } from '../config.js';
 import { isoDay } from '../domain/day-range.js';
 import { isJobDayClosed, isPastLiveWindow, partitionDaysAhead } from '../domain/job-history.js';

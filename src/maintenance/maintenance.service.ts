@@ -12,7 +12,7 @@
 //   - payloads: delete expired MongoDB documents (FerretDB has no TTL index; on MongoDB this only
 //     hastens what the TTL monitor does).
 import type { Logger } from 'pino';
-import { PeriodicTask } from './periodic-task.js';
+import { PeriodicTask } from '../common/periodic-task.js';
 import type { Config } from '../config.js';
 import type { Db } from '../postgres/db.js';
 import { ADVISORY_LOCKS, runExclusive } from '../postgres/advisory-lock.js';

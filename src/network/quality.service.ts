@@ -9,14 +9,14 @@
 //      SCORE_WINDOW_HOURS (src/domain/scores.ts), written to PostgreSQL and mirrored to Redis, where
 //      reservations weight their choice of node by them.
 import type { Logger } from 'pino';
-import { PeriodicTask } from '../maintenance/periodic-task.js';
+import { PeriodicTask } from '../common/periodic-task.js';
 import { z } from 'zod';
 import { text } from '../domain/wire-strings.js';
 import type { Config } from '../config.js';
 import { errors } from '../errors.js';
 import { blindVerdict, nodeScore } from '../domain/scores.js';
 import { NETWORKS, type Network } from '../domain/eligibility.js';
-import { jobRequestSchema } from '../domain/protocol.js';
+import { jobRequestSchema, type JobRequest } from '../domain/protocol.js';
 import type { Db } from '../postgres/db.js';
 import { ADVISORY_LOCKS, runExclusive } from '../postgres/advisory-lock.js';
 import { findModel, listModels } from '../postgres/models.repository.js';
@@ -44,9 +44,7 @@ import {
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { ScoresMirror } from '../redis/scores.repository.js';
 import type { NodeFlagsService } from './node-flags.service.js';
-import type { AdminService } from '../gate/admin.service.js';
-import type { JobsService } from '../cloud/jobs.service.js';
-import type { Principal } from '../cloud/auth.service.js';
+import type { ApiKeyPrincipal } from '../domain/api-keys.js';
 
 const BLIND_PURPOSE = 'blind-jobs';
 const VERDICT_BATCH = 200;
@@ -61,12 +59,29 @@ export const blindProbeInputSchema = z
   .refine((p) => p.expected_sha256 !== undefined || p.expected_contains !== undefined, 'name the right answer: expected_sha256 and/or expected_contains');
 export type BlindProbeInput = z.infer<typeof blindProbeInputSchema>;
 
+/**
+ * What the quality pass needs of the cloud role: accepting a blind job like any client's (the same hold,
+ * queue and settlement, so that a node cannot tell it apart). A port, wired in the composition root, so
+ * that this service does not depend on the role.
+ */
+export interface BlindJobIntake {
+  accept(principal: ApiKeyPrincipal, model: string, request: JobRequest): Promise<{ job: { id: string } }>;
+}
+
+/** What it needs of the tenants' administration: the network's own account, namespace, key and credits. */
+export interface SystemTenants {
+  createAccount(name: string): Promise<{ id: string }>;
+  createNamespace(accountId: string, name: string, network: Network): Promise<{ id: string }>;
+  issueApiKey(namespaceId: string, opts: { name: string }): Promise<{ key: { id: string } }>;
+  topUp(namespaceId: string, credits: number, memo: string): Promise<unknown>;
+}
+
 export interface QualityDeps {
   config: Config;
   db: Db;
   payloads: PayloadsRepository;
-  jobs: JobsService;
-  admin: AdminService;
+  jobs: BlindJobIntake;
+  admin: SystemTenants;
   flags: NodeFlagsService;
   scores: ScoresMirror;
   usageSamples: UsageSamples;
@@ -156,7 +171,7 @@ export class QualityService {
   }
 
   /** The network's own namespace and key for blind jobs on `network`, created on first use, topped up when low. */
-  private async blindPrincipal(network: Network): Promise<Principal> {
+  private async blindPrincipal(network: Network): Promise<ApiKeyPrincipal> {
     const purpose = network === 'mainnet' ? BLIND_PURPOSE : `${BLIND_PURPOSE}-${network}`;
     let found = await findSystemPrincipal(this.d.db, purpose);
     if (!found) {

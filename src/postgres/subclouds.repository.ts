@@ -1,7 +1,7 @@
 // Subclouds, their members and the eligibility revision (migration 0012). Every change to the rules the
 // Redis mirror holds bumps the revision in the same transaction (bumpEligibilityRevision).
 import type { Network } from '../domain/eligibility.js';
-import type { EligibilityRules } from '../redis/eligibility.repository.js';
+import type { EligibilityRules } from '../domain/eligibility.js';
 import type { Queryable } from './db.js';
 
 export interface SubcloudRow {

@@ -15,14 +15,8 @@
 import type { Redis } from 'ioredis';
 import { LuaScript, type RedisKeys } from './client.js';
 import { READINESS_LUA } from './readiness.lua.js';
-import type { Network } from '../domain/eligibility.js';
+import type { EligibilityRules } from '../domain/eligibility.js';
 
-export interface EligibilityRules {
-  /** PostgreSQL's eligibility revision the snapshot was read at: `<database uuid>:<counter>`. */
-  revision: string;
-  models: Array<{ name: string; version: string; minGpuMemoryMb: number }>;
-  subclouds: Array<{ name: string; network: Network; models: string[]; minGpuMemoryMb: number; isolate: boolean; members: string[] }>;
-}
 
 /**
  * ARGV: prefix, revision ('<database>:<counter>'), rules (JSON: {models: [[name, version, minGpu]], subclouds: [[name, network,

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError, errors } from '../errors.js';
-import { parse } from '../gate/parse.http.js';
+import { parse } from '../http/parse.http.js';
 import { SnapshotNotFoundError, StoreUnavailableError } from './snapshot-store.js';
 import type { SnapshotRow } from './snapshots.repository.js';
 import type { SnapshotService } from './snapshot.service.js';

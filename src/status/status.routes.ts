@@ -4,7 +4,7 @@
 // reaches the public.
 import type { FastifyInstance } from 'fastify';
 import { AppError } from '../errors.js';
-import { sendAppError } from '../cloud/errors.http.js';
+import { sendAppError } from '../http/errors.http.js';
 import type { StatusService } from './status.service.js';
 
 const count = { type: 'integer', minimum: 0 } as const;
