@@ -25,6 +25,7 @@ import { isPriorityClass, PRIORITY_CLASSES, priorityFromServiceTier, serviceTier
 import { REGION_PATTERN } from '../domain/eligibility.js';
 import type { StreamRelay } from './chat-stream.service.js';
 import { sendChatStream } from './chat-stream.http.js';
+import { creditsView, keyView } from './key-view.http.js';
 
 export interface CloudRouteDeps {
   db: Db;
@@ -39,6 +40,8 @@ export interface CloudRouteDeps {
   syncGraceMs: number;
   /** The longest deadline a request may ask for (and the default). */
   maxDeadlineMs: number;
+  /** The rate limits of a key without its own, as GET /v1/key reports them. */
+  defaultRateLimit: { rps: number; burst: number };
 }
 
 declare module 'fastify' {
@@ -146,6 +149,13 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       const { job, payload } = await d.jobs.findForNamespace(request.params.id, principalOf(request).namespaceId);
       return jobView(job, payload);
     });
+
+    // Stops a queued or running job; answers the job as it stands after (unchanged if it had ended).
+    v1.post<{ Params: { id: string } }>('/v1/jobs/:id/cancel', async (request) => jobView(await d.jobs.cancel(request.params.id, principalOf(request).namespaceId), null));
+
+    // The key holder's own view (OpenRouter's /api/v1/key and /api/v1/credits).
+    v1.get('/v1/key', async (request, reply) => reply.header('cache-control', 'no-store').send(await keyView(d.db, principalOf(request), d.defaultRateLimit)));
+    v1.get('/v1/credits', async (request, reply) => reply.header('cache-control', 'no-store').send(await creditsView(d.db, principalOf(request))));
   });
 }
 
