@@ -69,6 +69,7 @@ import { OperatorConsoleService } from './gate/operator-console.service.js';
 import { NodePresenceView } from './redis/node-presence.view.js';
 import { webRoutes } from './web/web.routes.js';
 import { redactUrl } from './domain/redact.js';
+import { registerOpenApi, type RouteEntry } from './openapi/openapi.plugin.js';
 
 export interface Backbone {
   app: FastifyInstance;
@@ -80,6 +81,8 @@ export interface Backbone {
   networkConfig: NetworkConfigService;
   db: Db;
   mongo: Mongo;
+  /** Every route the server has (collected as they were added), for the OpenAPI document's test. */
+  routes: readonly RouteEntry[];
   /** Starts listening; resolves with the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -208,6 +211,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     reply.code(404).send(openAiError('not_found', 'unknown_route', `Unknown request URL: ${request.method} ${request.url}.`)),
   );
   await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
+  // Before any route: the OpenAPI document is collected from the routes as they are added.
+  const routes = await registerOpenApi(app, '0.1.0');
 
   // Prometheus metrics of this process (src/metrics): engine operations, HTTP responses, process stats.
   metricsRoutes(app);
@@ -308,6 +313,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     networkConfig,
     db,
     mongo,
+    routes,
     async listen() {
       const url = await app.listen({ port: config.PORT, host: config.HOST });
       await scheduler?.start();
