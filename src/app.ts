@@ -70,6 +70,8 @@ import { NodePresenceView } from './redis/node-presence.view.js';
 import { webRoutes } from './web/web.routes.js';
 import { redactUrl } from './domain/redact.js';
 import { registerOpenApi, type RouteEntry } from './openapi/openapi.plugin.js';
+import { WebhooksService } from './webhooks/webhooks.service.js';
+import { WebhookDelivery } from './webhooks/webhook-delivery.service.js';
 
 export interface Backbone {
   app: FastifyInstance;
@@ -295,6 +297,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       operator: new OperatorConsoleService({ db, presence: new NodePresenceView(redis, keys), operators, rcpEpochSeconds: config.RCP_EPOCH_SECONDS }),
       usage,
       snapshots,
+      webhooks: new WebhooksService({ db, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
     });
   }
   // The explorer (public, from /status) and the consoles (through /account), built from web/.
@@ -302,6 +305,16 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
   const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, snapshots, logger }) : null;
+  const webhookDelivery = has('maintenance')
+    ? new WebhookDelivery({
+        db,
+        allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+        retryScheduleMs: config.WEBHOOK_RETRY_SCHEDULE_MS,
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        intervalMs: Math.min(config.SWEEP_INTERVAL_MS, 1_000),
+        logger,
+      })
+    : null;
 
   let closed = false;
   return {
@@ -320,6 +333,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       maintenance?.start();
       if (has('maintenance')) quality.start();
       history?.start();
+      webhookDelivery?.start();
       logger.info({ url, roles, instanceId }, 'backbone listening');
       return url;
     },
@@ -331,6 +345,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       await maintenance?.stop();
       await quality.stop();
       await history?.stop();
+      await webhookDelivery?.stop();
       networkConfig.stop();
       await app.close();
       await verifyPool?.close();

@@ -16,6 +16,8 @@ import { snapshotAccountRoutes } from '../snapshots/snapshot.routes.js';
 import type { SnapshotService } from '../snapshots/snapshot.service.js';
 import { idParams, routeSchema, type RouteDoc } from '../openapi/route-schema.js';
 import { usageQuerySchema } from '../space/usage.http.js';
+import type { WebhooksService } from '../webhooks/webhooks.service.js';
+import { webhookRoutes } from './webhook.routes.js';
 
 export interface AccountConsoleServices {
   namespaces: NamespaceConsoleService;
@@ -23,6 +25,8 @@ export interface AccountConsoleServices {
   usage: UsageService;
   /** The operators' Merkle proofs of sealed contribution epochs. */
   snapshots?: SnapshotService;
+  /** A namespace's webhook endpoints (webhook.routes.ts). */
+  webhooks?: WebhooksService;
 }
 
 const limit = (max: number, dflt: number) => z.coerce.number().int().min(1).max(max).default(dflt);
@@ -42,7 +46,9 @@ function caller(request: FastifyRequest): AccountPrincipal {
 }
 
 /** Registers the console routes on `r`, a scope whose onRequest hook has authenticated the session. */
-export function accountConsoleRoutes(r: FastifyInstance, { namespaces, operator, usage, snapshots }: AccountConsoleServices): void {
+export function accountConsoleRoutes(r: FastifyInstance, { namespaces, operator, usage, snapshots, webhooks }: AccountConsoleServices): void {
+  if (webhooks) webhookRoutes(r, namespaces, webhooks);
+
   // ---- Consumers: one of their namespaces ----------------------------------------------------------
   r.get<{ Params: { id: string } }>('/account/namespaces/:id/balance', { schema: own("A namespace's credits: available and held", { params: nsParams }) }, async (req) => namespaces.balance(caller(req), parse(uuid, req.params.id)));
 
