@@ -69,6 +69,9 @@ import { OperatorConsoleService } from './gate/operator-console.service.js';
 import { NodePresenceView } from './redis/node-presence.view.js';
 import { webRoutes } from './web/web.routes.js';
 import { redactUrl } from './domain/redact.js';
+import { registerOpenApi, type RouteEntry } from './openapi/openapi.plugin.js';
+import { WebhooksService } from './webhooks/webhooks.service.js';
+import { WebhookDelivery } from './webhooks/webhook-delivery.service.js';
 
 export interface Backbone {
   app: FastifyInstance;
@@ -80,6 +83,8 @@ export interface Backbone {
   networkConfig: NetworkConfigService;
   db: Db;
   mongo: Mongo;
+  /** Every route the server has (collected as they were added), for the OpenAPI document's test. */
+  routes: readonly RouteEntry[];
   /** Starts listening; resolves with the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -208,6 +213,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     reply.code(404).send(openAiError('not_found', 'unknown_route', `Unknown request URL: ${request.method} ${request.url}.`)),
   );
   await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
+  // Before any route: the OpenAPI document is collected from the routes as they are added.
+  const routes = await registerOpenApi(app, '0.1.0');
 
   // Prometheus metrics of this process (src/metrics): engine operations, HTTP responses, process stats.
   metricsRoutes(app);
@@ -232,7 +239,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       accountBurst: config.ACCOUNT_RATE_LIMIT_BURST,
     });
     const relay = new StreamRelay({ db, streams, wakeups: new StreamWakeups(redisStreamSub!, keys), events, payloads, logger });
-    cloudRoutes(app, { db, usage, auth, jobs, relay, presence, maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS });
+    cloudRoutes(app, { db, usage, auth, jobs, relay, presence, maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS, defaultRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST } });
   }
   let gateway: Gateway | null = null;
   let verifyPool: VerifyPoolHandle | null = null;
@@ -290,6 +297,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       operator: new OperatorConsoleService({ db, presence: new NodePresenceView(redis, keys), operators, rcpEpochSeconds: config.RCP_EPOCH_SECONDS }),
       usage,
       snapshots,
+      webhooks: new WebhooksService({ db, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
     });
   }
   // The explorer (public, from /status) and the consoles (through /account), built from web/.
@@ -297,6 +305,16 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
   const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, snapshots, logger }) : null;
+  const webhookDelivery = has('maintenance')
+    ? new WebhookDelivery({
+        db,
+        allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+        retryScheduleMs: config.WEBHOOK_RETRY_SCHEDULE_MS,
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        intervalMs: Math.min(config.SWEEP_INTERVAL_MS, 1_000),
+        logger,
+      })
+    : null;
 
   let closed = false;
   return {
@@ -308,12 +326,14 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     networkConfig,
     db,
     mongo,
+    routes,
     async listen() {
       const url = await app.listen({ port: config.PORT, host: config.HOST });
       await scheduler?.start();
       maintenance?.start();
       if (has('maintenance')) quality.start();
       history?.start();
+      webhookDelivery?.start();
       logger.info({ url, roles, instanceId }, 'backbone listening');
       return url;
     },
@@ -325,6 +345,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       await maintenance?.stop();
       await quality.stop();
       await history?.stop();
+      await webhookDelivery?.stop();
       networkConfig.stop();
       await app.close();
       await verifyPool?.close();

@@ -118,6 +118,17 @@ export const configSchema = z.object({
   SNAPSHOT_STORE: z.enum(['local', 'kubo']).default('local'),
   SNAPSHOT_DIR: z.string().min(1).default('.data/snapshots'),
   KUBO_API_URL: z.string().url().default('http://127.0.0.1:5001'),
+  // Webhooks (src/webhooks/): a target resolving to a private, loopback or link-local address is refused
+  // unless this is `true` (the operator's choice, for receivers on its own network; the tests need it).
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  // The waits before each retry of a delivery, in ms, comma-separated: the default spans about a day
+  // (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); the message then fails and its endpoint is disabled.
+  WEBHOOK_RETRY_SCHEDULE_MS: z
+    .string()
+    .regex(/^\d+(,\d+)*$/, 'must be milliseconds, comma-separated')
+    .default('5000,300000,1800000,7200000,18000000,36000000,36000000')
+    .transform((v) => v.split(',').map(Number)),
+  WEBHOOK_TIMEOUT_MS: int(10_000, 100),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -241,6 +241,23 @@ export class JobsService {
     return { job: await this.withAttemptInFlight(job), payload };
   }
 
+  /**
+   * Cancels one of the namespace's jobs (POST /v1/jobs/{id}/cancel): a queued job releases its hold in
+   * full; a running one ends at once, its node's slot is returned, and its client pays only for the
+   * streamed text it received (lifecycle.endWithoutResult). A job that has already ended is answered as
+   * it stands, unchanged: cancelling is idempotent, and never undoes a completion.
+   */
+  async cancel(jobId: string, namespaceId: string): Promise<JobRow> {
+    if (!isUuid(jobId)) throw errors.jobNotFound(jobId);
+    const job = await findJobInNamespace(this.d.db, jobId, namespaceId);
+    if (!job) throw errors.jobNotFound(jobId);
+    if (job.finished_at) return job;
+    const ended = await this.d.lifecycle.endWithoutResult(jobId, 'cancelled', 'cancelled', 'The job was cancelled by its client.');
+    if (ended) return ended;
+    // It ended meanwhile, by another hand: answer as it stands.
+    return (await findJobInNamespace(this.d.db, jobId, namespaceId)) ?? job;
+  }
+
   /** A completed job's output as stored (null once expired). */
   async outputOf(job: JobRow): Promise<JobOutput | null> {
     if (job.status !== 'completed') return null;

@@ -25,6 +25,14 @@ import { isPriorityClass, PRIORITY_CLASSES, priorityFromServiceTier, serviceTier
 import { REGION_PATTERN } from '../domain/eligibility.js';
 import type { StreamRelay } from './chat-stream.service.js';
 import { sendChatStream } from './chat-stream.http.js';
+import { creditsView, keyView } from './key-view.http.js';
+import { routeSchema } from '../openapi/route-schema.js';
+import { usageQuerySchema } from '../space/usage.http.js';
+import { z } from 'zod';
+
+const jobIdParams = z.object({ id: z.string().describe('The job id (x-resultity-job-id).') });
+const doc = (summary: string, more: { description?: string; body?: z.ZodType; querystring?: z.ZodType; params?: z.ZodType } = {}) =>
+  routeSchema({ summary, tags: ['Public API'], auth: 'apiKey', ...more });
 
 export interface CloudRouteDeps {
   db: Db;
@@ -39,6 +47,8 @@ export interface CloudRouteDeps {
   syncGraceMs: number;
   /** The longest deadline a request may ask for (and the default). */
   maxDeadlineMs: number;
+  /** The rate limits of a key without its own, as GET /v1/key reports them. */
+  defaultRateLimit: { rps: number; burst: number };
 }
 
 declare module 'fastify' {
@@ -55,7 +65,7 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       request.principal = principal;
     });
 
-    v1.get('/v1/models', async (request) => {
+    v1.get('/v1/models', { schema: doc('Models available to this key, with prices') }, async (request) => {
       // Available to this key: served by a node of its namespace's network (and subcloud).
       const placement = await d.jobs.placementFor(principalOf(request).namespaceId, '', null);
       const models = await listModels(d.db);
@@ -80,7 +90,14 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       return { object: 'list', data };
     });
 
-    v1.post('/v1/chat/completions', async (request, reply) => {
+    v1.post(
+      '/v1/chat/completions',
+      {
+        schema: doc('Creates a chat completion (synchronous, streamed with stream: true, or asynchronous with Prefer: respond-async)', {
+          body: chatCompletionRequestSchema,
+        }),
+      },
+      async (request, reply) => {
       const principal = principalOf(request);
       const parsed = chatCompletionRequestSchema.safeParse(request.body);
       if (!parsed.success) throw errors.invalidInput(parsed.error.issues, 'Invalid request body.');
@@ -137,15 +154,23 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       }
       reply.header('location', `/v1/jobs/${job.id}`);
       return reply.code(202).send(jobView(job, null));
-    });
+      },
+    );
 
     // Resultity extension: the namespace's usage by day, model and key; `format=csv` for a spreadsheet.
-    v1.get<{ Querystring: UsageQuery }>('/v1/usage', async (request, reply) => sendUsage(reply, d.usage, principalOf(request).namespaceId, request.query));
+    v1.get<{ Querystring: UsageQuery }>('/v1/usage', { schema: doc("The namespace's usage by day, model and key (JSON or CSV)", { querystring: usageQuerySchema }) }, async (request, reply) => sendUsage(reply, d.usage, principalOf(request).namespaceId, request.query));
 
-    v1.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => {
+    v1.get<{ Params: { id: string } }>('/v1/jobs/:id', { schema: doc('A job of this namespace: its status, charge, and result or error', { params: jobIdParams }) }, async (request) => {
       const { job, payload } = await d.jobs.findForNamespace(request.params.id, principalOf(request).namespaceId);
       return jobView(job, payload);
     });
+
+    // Stops a queued or running job; answers the job as it stands after (unchanged if it had ended).
+    v1.post<{ Params: { id: string } }>('/v1/jobs/:id/cancel', { schema: doc('Cancels a queued or running job (a finished one is answered unchanged)', { params: jobIdParams }) }, async (request) => jobView(await d.jobs.cancel(request.params.id, principalOf(request).namespaceId), null));
+
+    // The key holder's own view (OpenRouter's /api/v1/key and /api/v1/credits).
+    v1.get('/v1/key', { schema: doc("This key's cap, what it committed this month, its rate limits and expiry (as OpenRouter's /api/v1/key)") }, async (request, reply) => reply.header('cache-control', 'no-store').send(await keyView(d.db, principalOf(request), d.defaultRateLimit)));
+    v1.get('/v1/credits', { schema: doc("The namespace's credits: available and held (as OpenRouter's /api/v1/credits)") }, async (request, reply) => reply.header('cache-control', 'no-store').send(await creditsView(d.db, principalOf(request))));
   });
 }
 

@@ -186,6 +186,10 @@ export const gatewayMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('result_ack'), jobId: z.string(), attempt: z.number().int(), accepted: z.boolean(), reason: z.string().optional() }),
   z.object({ type: z.literal('error'), code: z.string(), message: z.string() }),
   jobDispatchSchema,
+  // The job ended while this attempt ran (its client cancelled it): stop it and free the slot. Whatever
+  // the node sends for it afterwards is refused as stale. Agents that predate it ignore it (an unknown
+  // type fails their schema), and keep the job's slot until their runtime finishes.
+  z.object({ type: z.literal('abort'), jobId: z.string().uuid(), attempt: z.number().int().min(1), reason: z.string().max(200) }),
 ]);
 export type GatewayMessage = z.infer<typeof gatewayMessageSchema>;
 

@@ -114,10 +114,25 @@ export class Gateway {
     d.events.onDispatch((job) => {
       this.deliver(job).catch((err: unknown) => d.logger.error({ err, jobId: job.jobId }, 'io: dispatch failed'));
     });
+    d.events.onCancelled((jobId) => this.abortOnNode(jobId));
     // A registered node sends a heartbeat every interval; one silent for a whole TTL (its presence has
     // expired) holds a socket for nothing, or is trickling a frame byte by byte: closed either way.
     this.idleSweep = setInterval(() => this.closeIdle(), Math.max(250, Math.floor(d.networkConfig.heartbeat().ttlMs / 4)));
     this.idleSweep.unref();
+  }
+
+  /**
+   * A job was cancelled while running: tell the node that runs it here (if any) to stop. Cancellations are
+   * rare, so the sockets are scanned rather than indexed by job on every dispatch. The slot was already
+   * returned by the cancellation; the node's job_error that follows is refused as stale.
+   */
+  private abortOnNode(jobId: string): void {
+    for (const session of this.sessions.values()) {
+      const attempt = session.inflight.get(jobId);
+      if (!attempt) continue;
+      send(session.socket, { type: 'abort', jobId, attempt: attempt.attempt, reason: 'cancelled by its client' });
+      this.d.logger.info({ jobId, attempt: attempt.attempt, node: session.nodeId }, 'io: told the node to abort a cancelled job');
+    }
   }
 
   get connectedNodes(): number {

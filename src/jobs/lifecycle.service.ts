@@ -93,10 +93,11 @@ export class JobLifecycle {
   /**
    * Ends an unfinished job as failed or expired, releasing its hold; null when it had already ended. A
    * streamed job that expires (its client's deadline) is charged for the text its client received: the
-   * client's own doing cut it short. A failed job (a node's fault) is charged nothing.
+   * client's own doing cut it short; so is a job its client cancels (POST /v1/jobs/{id}/cancel). A failed
+   * job (a node's fault) is charged nothing.
    */
-  async endWithoutResult(jobId: string, status: 'failed' | 'expired', code: string, message: string): Promise<JobRow | null> {
-    const delivered = status === 'expired' ? await this.deliveredPart(jobId) : null;
+  async endWithoutResult(jobId: string, status: 'failed' | 'expired' | 'cancelled', code: string, message: string): Promise<JobRow | null> {
+    const delivered = status === 'failed' ? null : await this.deliveredPart(jobId);
     const row = await this.d.settlement.endWithoutResult(jobId, status, code, message, delivered);
     if (!row) return null;
     // The attempt cut short by this (if any) still holds a slot on its node; nobody else will return it.
@@ -105,6 +106,7 @@ export class JobLifecycle {
     if (row.interrupted_node_id) await this.d.presence.release(row.interrupted_node_id, jobId); // an attempt started by an older version
     this.d.marks.finished(jobId);
     this.d.logger.info({ jobId, status, code }, 'job ended without a result; hold released');
+    if (status === 'cancelled') return row; // the client's choice: nothing to quarantine
     await this.d.queue.quarantine(jobId, code).catch((err: unknown) => this.d.logger.warn({ err, jobId }, 'quarantine record not published'));
     return row;
   }

@@ -294,6 +294,9 @@ class Agent {
       case 'error':
         this.onError(ws, msg.code, msg.message);
         return;
+      case 'abort':
+        this.runner.abort(msg.jobId, msg.attempt, msg.reason);
+        return;
       case 'job':
         // The schema accepted `raw` as a job, so it is an object carrying a signature string.
         this.runner.accept(raw as SignedObject, msg);

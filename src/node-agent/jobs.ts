@@ -96,6 +96,11 @@ export class JobRunner {
     }
   }
 
+  /** The gateway says this attempt's job has ended (cancelled by its client): stop the runtime's work on it. */
+  abort(jobId: string, attempt: number, reason: string): void {
+    this.inFlight.get(`${jobId}#${attempt}`)?.abort(new Error(`aborted by the gateway: ${reason}`));
+  }
+
   /** Abrupt, like a crash: abort everything and deliver nothing more. */
   abandon(): void {
     this.abandoned = true;

@@ -45,6 +45,7 @@ export class JobEvents {
   private readonly capacityWaiters = new Map<string, Array<() => void>>();
   private dispatchHandler: ((d: DispatchEnvelope) => void) | null = null;
   private readonly finishedHandlers: Array<(jobId: string) => void> = [];
+  private readonly cancelledHandlers: Array<(jobId: string) => void> = [];
 
   constructor(
     private readonly pub: Redis,
@@ -63,6 +64,11 @@ export class JobEvents {
   /** Called for every job that finished, on every instance (jobs/publish-marks.ts drops its pending mark). */
   onAnyFinished(handler: (jobId: string) => void): void {
     this.finishedHandlers.push(handler);
+  }
+
+  /** Called for every job cancelled by its client, on every instance (the io gateway stops it on its node). */
+  onCancelled(handler: (jobId: string) => void): void {
+    this.cancelledHandlers.push(handler);
   }
 
   onDispatch(handler: (d: DispatchEnvelope) => void): void {
@@ -165,6 +171,7 @@ export class JobEvents {
     if (channel === this.keys.jobEvents()) {
       const e = parsed as JobEvent;
       if (e.kind === 'finished') for (const h of this.finishedHandlers) h(e.jobId);
+      if (e.kind === 'finished' && e.status === 'cancelled') for (const h of this.cancelledHandlers) h(e.jobId);
       for (const l of [...(this.listeners.get(e.jobId) ?? [])]) l(e);
     } else {
       this.dispatchHandler?.(parsed as DispatchEnvelope);

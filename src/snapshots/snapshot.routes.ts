@@ -10,6 +10,7 @@ import { parse } from '../http/parse.http.js';
 import { SnapshotNotFoundError, StoreUnavailableError } from './snapshot-store.js';
 import type { SnapshotRow } from './snapshots.repository.js';
 import type { SnapshotService } from './snapshot.service.js';
+import { routeSchema } from '../openapi/route-schema.js';
 
 const ref = z.string().regex(/^(\d{4}-\d{2}-\d{2}|b[a-z2-7]{10,100})$/, 'a root CID or a day (YYYY-MM-DD)');
 const limit = z.coerce.number().int().min(1).max(1000).default(30);
@@ -67,7 +68,14 @@ export function snapshotAdminRoutes(r: FastifyInstance, snapshots: SnapshotServi
 
 /** The operator's proofs route; `owned` throws a 404 for a node that is not the caller's. */
 export function snapshotAccountRoutes(r: FastifyInstance, snapshots: SnapshotService, owned: (request: FastifyRequest, nodeId: string) => Promise<string>): void {
-  r.get<{ Params: { id: string }; Querystring: { epochs?: string; limit?: string } }>('/account/nodes/:id/rcp-proofs', async (req) => {
+  const schema = routeSchema({
+    summary: "Merkle proofs of one of the operator's nodes' contribution points in sealed epochs",
+    tags: ['Account API'],
+    auth: 'session',
+    params: z.object({ id: z.string().describe('The node id (its EVM address)') }),
+    querystring: z.object({ epochs: epochList.optional(), limit }),
+  });
+  r.get<{ Params: { id: string }; Querystring: { epochs?: string; limit?: string } }>('/account/nodes/:id/rcp-proofs', { schema }, async (req) => {
     const nodeId = await owned(req, req.params.id);
     return { data: await snapshots.epochProofs(nodeId, parse(epochList, req.query.epochs) ?? null, parse(limit, req.query.limit)) };
   });

@@ -1,6 +1,11 @@
 // The HTTP form of a usage report, shared by the public API (/v1/usage) and the admin API.
 import type { FastifyReply } from 'fastify';
+import { z } from 'zod';
 import { errors } from '../errors.js';
+
+const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/).describe('A day as YYYY-MM-DD (UTC)');
+/** The report's query: its days (default: the last 30) and format; described in the OpenAPI document. */
+export const usageQuerySchema = z.object({ from: day.optional(), to: day.optional(), format: z.enum(['json', 'csv']).optional() });
 import type { UsageService } from './usage.service.js';
 
 export interface UsageQuery {

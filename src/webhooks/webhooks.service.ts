@@ -1,0 +1,111 @@
+// A namespace's webhook endpoints as its owner manages them (account API and CLI): make one (its secret
+// shown once), list them with their state, delete, enable again after a disable, list an endpoint's
+// messages with their attempts, and queue a message again. Ownership is checked by the caller's route.
+import { randomBytes } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { errors } from '../errors.js';
+import type { Db } from '../postgres/db.js';
+import {
+  deleteEndpoint,
+  enableEndpoint,
+  findEndpoint,
+  insertEndpoint,
+  listEndpoints,
+  listMessages,
+  requeueMessage,
+  type WebhookEndpointRow,
+  type WebhookEvent,
+} from '../postgres/webhooks.repository.js';
+import { isInternalAddress, webhookUrlProblem } from '../domain/webhook-targets.js';
+
+const MICRO = 1_000_000;
+/** At most this many endpoints per namespace: each finished job writes one message per endpoint. */
+const MAX_ENDPOINTS = 10;
+
+export class WebhooksService {
+  constructor(private readonly d: { db: Db; allowPrivateTargets: boolean }) {}
+
+  async create(
+    namespaceId: string,
+    e: { url: string; events: readonly WebhookEvent[]; lowCreditsThreshold?: number; description?: string },
+  ): Promise<{ endpoint: ReturnType<typeof endpointView>; secret: string }> {
+    const problem = webhookUrlProblem(e.url);
+    if (problem) throw errors.invalid(`url ${problem}`, 'url');
+    await this.assertPublicTarget(new URL(e.url).hostname);
+    if ((await listEndpoints(this.d.db, namespaceId)).length >= MAX_ENDPOINTS) throw errors.invalid(`A namespace may have at most ${MAX_ENDPOINTS} webhook endpoints.`, 'url');
+    // Standard Webhooks: `whsec_` and the base64 of 24 to 64 random bytes.
+    const secret = `whsec_${randomBytes(32).toString('base64')}`;
+    const row = await insertEndpoint(this.d.db, {
+      namespaceId,
+      url: e.url,
+      secret,
+      events: [...new Set(e.events)],
+      lowCreditsThresholdMicro: Math.round((e.lowCreditsThreshold ?? 1) * MICRO),
+      description: e.description ?? '',
+    });
+    return { endpoint: endpointView(row), secret };
+  }
+
+  async list(namespaceId: string) {
+    return (await listEndpoints(this.d.db, namespaceId)).map(endpointView);
+  }
+
+  async remove(namespaceId: string, id: string): Promise<void> {
+    if (!(await deleteEndpoint(this.d.db, namespaceId, id))) throw errors.notFound('Webhook endpoint');
+  }
+
+  async enable(namespaceId: string, id: string) {
+    if (!(await enableEndpoint(this.d.db, namespaceId, id))) throw errors.notFound('Webhook endpoint');
+    return endpointView((await findEndpoint(this.d.db, namespaceId, id))!);
+  }
+
+  async messages(namespaceId: string, id: string, limit: number) {
+    if (!(await findEndpoint(this.d.db, namespaceId, id))) throw errors.notFound('Webhook endpoint');
+    return (await listMessages(this.d.db, id, limit)).map((m) => ({
+      id: m.id,
+      event_type: m.event_type,
+      payload: m.payload,
+      status: m.status,
+      created_at: m.created_at.toISOString(),
+      delivered_at: m.delivered_at?.toISOString() ?? null,
+      next_attempt_at: m.status === 'pending' ? m.next_attempt_at.toISOString() : null,
+      attempts: m.attempt_log,
+    }));
+  }
+
+  async redeliver(namespaceId: string, id: string, messageId: string): Promise<void> {
+    const endpoint = await findEndpoint(this.d.db, namespaceId, id);
+    if (!endpoint) throw errors.notFound('Webhook endpoint');
+    if (endpoint.disabled_at) throw errors.invalid('The endpoint is disabled: enable it first (POST .../enable).', 'endpoint');
+    if (!(await requeueMessage(this.d.db, id, messageId))) throw errors.notFound('Webhook message');
+  }
+
+  /** Refuses a host that is, or resolves to, an internal address (unless the operator allows them). */
+  private async assertPublicTarget(hostname: string): Promise<void> {
+    if (this.d.allowPrivateTargets) return;
+    const host = hostname.replace(/^\[|\]$/g, '');
+    let addresses: string[];
+    try {
+      addresses = isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
+    } catch {
+      throw errors.invalid(`url: the host ${host} does not resolve.`, 'url');
+    }
+    if (addresses.some(isInternalAddress)) throw errors.invalid('url resolves to a private or loopback address; webhooks go to public addresses only.', 'url');
+  }
+}
+
+function endpointView(e: WebhookEndpointRow) {
+  return {
+    id: e.id,
+    namespace_id: e.namespace_id,
+    url: e.url,
+    events: e.events,
+    low_credits_threshold: (Number(e.low_credits_threshold_micro) / MICRO).toFixed(6),
+    description: e.description,
+    created_at: e.created_at.toISOString(),
+    enabled: e.disabled_at === null,
+    disabled_at: e.disabled_at?.toISOString() ?? null,
+    disabled_reason: e.disabled_reason,
+  };
+}
