@@ -10,7 +10,7 @@ import tseslint from 'typescript-eslint';
 const LAYERS = {
   base: ['domain', 'common', 'metrics', 'http'],
   engines: ['postgres', 'redis', 'mongo', 'rabbitmq'],
-  services: ['catalog', 'jobs', 'network', 'space', 'snapshots'],
+  services: ['catalog', 'jobs', 'network', 'space', 'snapshots', 'webhooks'],
   roles: ['cloud', 'gate', 'io', 'scheduler', 'maintenance', 'status'],
 };
 const folders = (names) => names.map((n) => `^(\\.\\./)+${n}/`);

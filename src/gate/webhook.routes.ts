@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
-import { parse, uuid } from './parse.http.js';
+import { parse, uuid } from '../http/parse.http.js';
 import { text } from '../domain/wire-strings.js';
 import type { AccountPrincipal } from './account.service.js';
 import type { NamespaceConsoleService } from './namespace-console.service.js';

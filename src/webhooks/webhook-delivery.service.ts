@@ -13,7 +13,7 @@ import { Webhook } from 'standardwebhooks';
 import type { Db } from '../postgres/db.js';
 import { claimDueMessages, recordAttempt, type DueMessage } from '../postgres/webhooks.repository.js';
 import { isInternalAddress } from '../domain/webhook-targets.js';
-import { PeriodicTask } from '../maintenance/periodic-task.js';
+import { PeriodicTask } from '../common/periodic-task.js';
 
 const BATCH = 50;
 
