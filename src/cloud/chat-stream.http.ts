@@ -1,4 +1,5 @@
-// `stream: true` on POST /v1/chat/completions: the answer as OpenAI-format server-sent events.
+// `stream: true` on POST /v1/chat/completions (and /v1/completions, whose chunks are `text_completion`
+// objects carrying `text` instead of a `delta`): the answer as OpenAI-format server-sent events.
 //
 //   data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},...}],...}
 //   data: {... "delta":{"content":"Hello"} ...}                         one per chunk the node streamed
@@ -20,7 +21,11 @@ import { openAiError } from './errors.http.js';
 
 const KEEP_ALIVE_MS = 15_000;
 
+/** `chat`: `chat.completion.chunk` objects; `text_completion`: the legacy completions' chunks. */
+export type StreamFormat = 'chat' | 'text_completion';
+
 export interface StreamOptions {
+  format?: StreamFormat;
   includeUsage: boolean;
   /** When to stop relaying a job that is still not finished (ms since the epoch). */
   until: number;
@@ -43,8 +48,9 @@ export async function sendChatStream(reply: FastifyReply, relay: StreamRelay, jo
     'x-accel-buffering': 'no', // nginx: do not buffer the stream
   });
   const sse = new SseWriter(raw);
-  const chunk = chunkFactory(job, opts.includeUsage);
-  await sse.data(chunk({ role: 'assistant', content: '' }, null));
+  const chunk = opts.format === 'text_completion' ? textChunkFactory(job, opts.includeUsage) : chunkFactory(job, opts.includeUsage);
+  // A chat stream opens with the assistant's role; a text completion has none to announce.
+  if (opts.format !== 'text_completion') await sse.data(chunk({ role: 'assistant', content: '' }, null));
 
   const events = relay.follow(job, opts.until, gone.signal, opts.finished);
   try {
@@ -85,6 +91,16 @@ function chunkFactory(job: JobRow, includeUsage: boolean) {
     ...base,
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
     // With include_usage OpenAI puts "usage": null on every chunk but the last.
+    ...(includeUsage ? { usage: null } : {}),
+  });
+}
+
+/** Builds the job's `text_completion` chunks (POST /v1/completions with stream: true). */
+function textChunkFactory(job: JobRow, includeUsage: boolean) {
+  const base = { id: job.id, object: 'text_completion' as const, created: Math.floor(job.created_at.getTime() / 1000), model: job.model };
+  return (delta: Delta, finishReason: string | null) => ({
+    ...base,
+    choices: [{ index: 0, text: delta.content ?? '', logprobs: null, finish_reason: finishReason }],
     ...(includeUsage ? { usage: null } : {}),
   });
 }

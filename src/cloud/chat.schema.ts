@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { STOP_MAX_CHARS, STOP_MAX_SEQUENCES, type ChatMessage, type JobRequest } from '../domain/protocol.js';
 import { text } from '../domain/wire-strings.js';
+import { modelChoiceFields } from './model-choice.schema.js';
 
 const textPart = z.object({ type: z.literal('text'), text: text() });
 const content = z.union([text(), z.array(textPart).min(1)]);
@@ -17,7 +18,7 @@ const message = z.object({
 
 export const chatCompletionRequestSchema = z
   .object({
-    model: text().min(1).max(128),
+    ...modelChoiceFields,
     messages: z.array(message).min(1).max(1024),
     max_tokens: z.number().int().positive().optional(),
     max_completion_tokens: z.number().int().positive().optional(),

@@ -75,7 +75,7 @@ export class JobsService {
    */
   async accept(
     p: Principal,
-    modelName: string,
+    modelNames: readonly string[],
     request: JobRequest,
     opts: { idempotencyKey?: string; deadlineMs?: number; region?: string; priority?: PriorityClass; watch?: boolean } = {},
   ): Promise<Accepted> {
@@ -85,7 +85,7 @@ export class JobsService {
     const idempotency =
       idempotencyKey === undefined
         ? undefined
-        : { key: idempotencyKey, requestHash: requestHash(modelName, request, opts), windowHours: IDEMPOTENCY_WINDOW_HOURS };
+        : { key: idempotencyKey, requestHash: requestHash(modelNames, request, opts), windowHours: IDEMPOTENCY_WINDOW_HOURS };
     if (idempotency) {
       const replay = await this.replayOf(p, idempotency);
       if (replay) return { job: replay, replayed: true, watch: null };
@@ -97,17 +97,7 @@ export class JobsService {
     if (request.max_tokens > terms.maxTokens) {
       throw errors.invalid(`max_tokens (${request.max_tokens}) exceeds the network's maximum of ${terms.maxTokens} tokens.`, 'max_tokens');
     }
-    const model = await this.d.catalog.model(modelName);
-    if (!model) throw errors.modelNotFound(modelName);
-    if (request.max_tokens > model.context_tokens) {
-      throw errors.invalid(`max_tokens (${request.max_tokens}) exceeds the model's context of ${model.context_tokens} tokens.`, 'max_tokens');
-    }
-    // The job's placement: its namespace's network and subcloud now (an admin's binding applies to the
-    // next job: the catalogue drops a changed namespace at once), and the region asked for; kept on the row.
-    const placement = await this.placementFor(p.namespaceId, model.name, opts.region ?? null);
-    if ((await this.d.presence.liveNodeCount(placement, 1)) === 0) {
-      throw errors.noNode(model.name, Math.ceil(this.d.networkConfig.heartbeat().intervalMs / 1000), wherePlaced(placement));
-    }
+    const { model, placement } = await this.firstServable(p, modelNames, request, opts.region ?? null);
     const priority = opts.priority ?? 'standard';
     const jobPrices = prices(model, priority);
     const promptBound = promptTokenUpperBound(request.messages);
@@ -180,6 +170,32 @@ export class JobsService {
       await stored;
     }
     return { job: row, replayed: false, watch };
+  }
+
+  /**
+   * The first of `names` (a model, then its fallbacks) that can run the request: known to the catalogue
+   * (by name or alias), with room for max_tokens in its context, and an eligible node online. Otherwise
+   * the first candidate's reason: the answer a single model would get.
+   */
+  private async firstServable(p: Principal, names: readonly string[], request: JobRequest, region: string | null): Promise<{ model: ModelRow; placement: Placement }> {
+    let refusal: AppError | null = null;
+    for (const name of names) {
+      const model = await this.d.catalog.model(name);
+      let reason: AppError | null = null;
+      if (!model) reason = errors.modelNotFound(name);
+      else if (request.max_tokens > model.context_tokens) {
+        reason = errors.invalid(`max_tokens (${request.max_tokens}) exceeds the model's context of ${model.context_tokens} tokens.`, 'max_tokens');
+      }
+      if (model && !reason) {
+        // The job's placement: its namespace's network and subcloud now (an admin's binding applies to the
+        // next job: the catalogue drops a changed namespace at once), and the region asked for; kept on the row.
+        const placement = await this.placementFor(p.namespaceId, model.name, region);
+        if ((await this.d.presence.liveNodeCount(placement, 1)) > 0) return { model, placement };
+        reason = errors.noNode(model.name, Math.ceil(this.d.networkConfig.heartbeat().intervalMs / 1000), wherePlaced(placement));
+      }
+      refusal ??= reason;
+    }
+    throw refusal ?? errors.invalid('No model named.', 'model');
   }
 
   /** Where a namespace's job for `model` may run (see domain/eligibility.ts). */
@@ -293,13 +309,15 @@ function raceEvent(event: Promise<FinishedEvent | null>, ms: number, signal?: Ab
  * A retried request must be the same request: hashed over the model, what the node would run, and the
  * terms the caller chose (priority class, region, deadline), any of which changes the job and its price.
  */
-function requestHash(model: string, request: JobRequest, terms: { priority?: PriorityClass; region?: string; deadlineMs?: number }): Buffer {
+function requestHash(models: readonly string[], request: JobRequest, terms: { priority?: PriorityClass; region?: string; deadlineMs?: number }): Buffer {
   // Default terms add nothing, so that keys stored before the terms counted still match their requests.
   const chosen = {
     ...(terms.priority !== undefined && terms.priority !== 'standard' ? { priority: terms.priority } : {}),
     ...(terms.region !== undefined ? { region: terms.region } : {}),
     ...(terms.deadlineMs !== undefined ? { deadlineMs: terms.deadlineMs } : {}),
   };
+  // One model hashes as before fallbacks existed; a list of them is part of the request.
+  const model = models.length === 1 ? models[0] : models;
   return Buffer.from(sha256Hex(canonicalJson({ model, request, ...chosen })), 'hex');
 }
 

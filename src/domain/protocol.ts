@@ -58,9 +58,26 @@ export const chatMessageSchema = z.object({
 });
 export type ChatMessage = z.infer<typeof chatMessageSchema>;
 
+/**
+ * Job kinds beyond chat (absent: a chat completion, as before kinds existed, so that older tickets and
+ * idempotency hashes stay what they were):
+ *   completion  OpenAI's legacy `/v1/completions`: the prompt travels as the one message's content;
+ *   embedding   `/v1/embeddings`: one message per input, in order; the answer is `output.embeddings`,
+ *               one vector per input, and no completion tokens.
+ */
+export const JOB_KINDS = ['chat', 'completion', 'embedding'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
+/** At most this many inputs per embeddings request, and this many dimensions per vector. */
+export const EMBEDDING_MAX_INPUTS = 256;
+export const EMBEDDING_MAX_DIMENSIONS = 8192;
+
 /** What a node is asked to run: the consumer's request, minus anything about the consumer. */
 export const jobRequestSchema = z.object({
+  kind: z.enum(['completion', 'embedding']).optional(),
   messages: z.array(chatMessageSchema).min(1),
+  /** Embeddings: the length of each vector asked for (models that can shorten theirs); absent: the model's own. */
+  dimensions: z.number().int().min(1).max(EMBEDDING_MAX_DIMENSIONS).optional(),
   max_tokens: z.number().int().positive(),
   temperature: z.number().min(0).max(2).optional(),
   top_p: z.number().min(0).max(1).optional(),
@@ -74,6 +91,11 @@ export const jobRequestSchema = z.object({
 });
 export type JobRequest = z.infer<typeof jobRequestSchema>;
 
+/** The kind of job a request is. */
+export function jobKind(request: Pick<JobRequest, 'kind'>): JobKind {
+  return request.kind ?? 'chat';
+}
+
 export const usageSchema = z.object({
   prompt_tokens: z.number().int().min(0),
   completion_tokens: z.number().int().min(0),
@@ -84,6 +106,8 @@ export type Usage = z.infer<typeof usageSchema>;
 export const outputSchema = z.object({
   content: text(),
   finish_reason: z.enum(['stop', 'length', 'content_filter']),
+  /** An embedding job's answer: one vector per input, in order (content is then ''). */
+  embeddings: z.array(z.array(z.number().finite()).min(1).max(EMBEDDING_MAX_DIMENSIONS)).min(1).max(EMBEDDING_MAX_INPUTS).optional(),
 });
 export type JobOutput = z.infer<typeof outputSchema>;
 

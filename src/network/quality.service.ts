@@ -145,7 +145,7 @@ export class QualityService {
       for (const [model, candidates] of byModel) {
         const probe = candidates[Math.floor(Math.random() * candidates.length)]!;
         try {
-          const { job } = await this.d.jobs.accept(principal, model, probe.request);
+          const { job } = await this.d.jobs.accept(principal, [model], probe.request);
           await recordBlindJob(this.d.db, job.id, probe.id);
         } catch (err) {
           // No node serves the model on this network right now (503), or the budget ran out (402): next time.

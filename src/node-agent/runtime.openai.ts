@@ -1,7 +1,9 @@
 // Forwards jobs to an OpenAI-compatible chat-completions server (vLLM, Ollama, llama.cpp server...) with
 // plain fetch: the openai package is a dev dependency only, and one POST does not need an SDK. A streamed
 // job uses the server's own streaming (`stream: true` with `stream_options.include_usage`, so that the
-// usage to bill arrives with the last event), passing each piece of text on as it comes.
+// usage to bill arrives with the last event), passing each piece of text on as it comes. Completion jobs
+// go to the server's `/completions` and embedding jobs to its `/embeddings` (vLLM, Ollama and llama.cpp
+// server have both), with the same rules: no usage in the answer, no result.
 import { z } from 'zod';
 import type { JobOutput, JobRequest, Usage } from '../domain/protocol.js';
 import type { InferenceRuntime } from './runtime.js';
@@ -54,6 +56,17 @@ const streamEventSchema = z.object({
   usage: usageResponseSchema.nullish(),
 });
 
+// The legacy completions endpoint: `text` where chat has `message.content` (and `delta.content` when streamed).
+const textCompletionSchema = z.object({
+  choices: z.array(z.object({ text: z.string().nullish(), finish_reason: z.string().nullish() })).nullish(),
+  usage: usageResponseSchema.nullish(),
+});
+
+const embeddingsResponseSchema = z.object({
+  data: z.array(z.object({ index: z.number().int().min(0), embedding: z.array(z.number()) })).min(1),
+  usage: z.object({ prompt_tokens: z.number().int().min(0) }).nullish(),
+});
+
 const modelsResponseSchema = z.object({ data: z.array(z.object({ id: z.string() })) });
 
 export class OpenAICompatibleRuntime implements InferenceRuntime {
@@ -78,6 +91,8 @@ export class OpenAICompatibleRuntime implements InferenceRuntime {
   }
 
   async complete(model: string, request: JobRequest, signal: AbortSignal, onDelta?: (text: string) => void): Promise<{ output: JobOutput; usage: Usage }> {
+    if (request.kind === 'embedding') return this.embed(model, request, signal);
+    if (request.kind === 'completion') return this.completeText(model, request, signal, onDelta);
     const payload = {
       model,
       messages: request.messages,
@@ -101,6 +116,66 @@ export class OpenAICompatibleRuntime implements InferenceRuntime {
       output: { content: choice?.message?.content ?? '', finish_reason: mapFinishReason(choice?.finish_reason) },
       usage: { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens },
     };
+  }
+
+  /** An embedding job: POST /embeddings with the inputs in order, the vectors back in the same order. */
+  private async embed(model: string, request: JobRequest, signal: AbortSignal): Promise<{ output: JobOutput; usage: Usage }> {
+    const where = 'runtime POST /embeddings';
+    const payload = { model, input: request.messages.map((m) => m.content), encoding_format: 'float', ...(request.dimensions !== undefined ? { dimensions: request.dimensions } : {}) };
+    const parsed = embeddingsResponseSchema.safeParse(await this.call('POST', '/embeddings', payload, signal));
+    if (!parsed.success) throw new Error(`${where}: unexpected response shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+    if (!parsed.data.usage) throw new Error(`${where}: the response carries no usage`);
+    const embeddings = [...parsed.data.data].sort((a, b) => a.index - b.index).map((d) => d.embedding);
+    return { output: { content: '', finish_reason: 'stop', embeddings }, usage: { prompt_tokens: parsed.data.usage.prompt_tokens, completion_tokens: 0 } };
+  }
+
+  /** A completion job: POST /completions with the prompt (the job's one message), streamed when asked. */
+  private async completeText(model: string, request: JobRequest, signal: AbortSignal, onDelta?: (text: string) => void): Promise<{ output: JobOutput; usage: Usage }> {
+    const where = `runtime POST /completions${onDelta ? ' (stream)' : ''}`;
+    const payload = {
+      model,
+      prompt: request.messages.map((m) => m.content).join(''),
+      max_tokens: request.max_tokens,
+      temperature: request.temperature,
+      top_p: request.top_p,
+      stop: request.stop,
+      seed: request.seed,
+      stream: onDelta !== undefined,
+      ...(onDelta ? { stream_options: { include_usage: true } } : {}),
+    };
+    let content = '';
+    let finishReason: string | null | undefined;
+    let usage: Usage | undefined;
+    const take = (event: unknown) => {
+      if (isRecord(event) && (event.error !== undefined || event.object === 'error')) throw new Error(`${where}: the server reported an error: ${serverMessage(JSON.stringify(event))}`);
+      const parsed = textCompletionSchema.safeParse(event);
+      if (!parsed.success) throw new Error(`${where}: unexpected response shape (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+      const choice = parsed.data.choices?.[0];
+      if (choice?.text) {
+        content += choice.text;
+        onDelta?.(choice.text);
+      }
+      if (choice?.finish_reason) finishReason = choice.finish_reason;
+      if (parsed.data.usage) usage = { prompt_tokens: parsed.data.usage.prompt_tokens, completion_tokens: parsed.data.usage.completion_tokens };
+    };
+    if (onDelta) {
+      const res = await this.open('POST', '/completions', payload, signal, 'text/event-stream');
+      if (!res.body) throw new Error(`${where}: the response has no body`);
+      for await (const data of sseData(res.body)) {
+        if (data === '[DONE]') break;
+        let event: unknown;
+        try {
+          event = JSON.parse(data) as unknown;
+        } catch {
+          throw new Error(`${where}: an event is not JSON`);
+        }
+        take(event);
+      }
+    } else {
+      take(await this.call('POST', '/completions', payload, signal));
+    }
+    if (!usage) throw new Error(`${where}: the response carries no usage`);
+    return { output: { content, finish_reason: mapFinishReason(finishReason) }, usage };
   }
 
   private async completeStreamed(payload: unknown, signal: AbortSignal, onDelta: (text: string) => void): Promise<{ output: JobOutput; usage: Usage }> {

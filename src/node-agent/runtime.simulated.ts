@@ -3,6 +3,10 @@
 // and output hash, which is what end-to-end tests and benchmarks need to check the whole pipeline.
 // Streamed, the same answer comes out word by word, spread evenly over the simulated generation time; a
 // streamed request gets the same answer as the same request unstreamed.
+// Embeddings are SIMULATED too: each input's vector is drawn from a hash of the model and that input (so
+// the same text always has the same vector, and different texts almost surely differ), normalized to unit
+// length; they carry no meaning, and similar texts are not close. `dimensions` sets their length
+// (SIMULATED_EMBEDDING_DIMENSIONS by default).
 import { canonicalJson, sha256Hex } from '../domain/signatures.js';
 import type { ChatMessage, JobOutput, JobRequest, Usage } from '../domain/protocol.js';
 import { abortReason, type InferenceRuntime } from './runtime.js';
@@ -33,6 +37,9 @@ export function simulatedPromptTokens(messages: readonly ChatMessage[]): number 
   return total;
 }
 
+/** The length of a simulated embedding when the request names none. */
+export const SIMULATED_EMBEDDING_DIMENSIONS = 64;
+
 /** Simulated runtime; see the file comment: it never runs a model. Stop sequences are ignored. */
 export class SimulatedRuntime implements InferenceRuntime {
   readonly name = 'simulated';
@@ -53,6 +60,14 @@ export class SimulatedRuntime implements InferenceRuntime {
 
   async complete(model: string, request: JobRequest, signal: AbortSignal, onDelta?: (text: string) => void): Promise<{ output: JobOutput; usage: Usage }> {
     if (!this.modelList.includes(model)) throw new Error(`model not served by this runtime: ${model}`);
+    if (request.kind === 'embedding') {
+      await sleep(this.latencyMs, signal);
+      const dimensions = request.dimensions ?? SIMULATED_EMBEDDING_DIMENSIONS;
+      return {
+        output: { content: '', finish_reason: 'stop', embeddings: request.messages.map((m) => simulatedEmbedding(model, m.content, dimensions)) },
+        usage: { prompt_tokens: simulatedPromptTokens(request.messages), completion_tokens: 0 },
+      };
+    }
     const capped = request.max_tokens < this.completionTokens;
     const completion = Math.min(request.max_tokens, this.completionTokens);
     // How the answer is delivered does not change it.
@@ -74,6 +89,19 @@ export class SimulatedRuntime implements InferenceRuntime {
     }
     return { output, usage: { prompt_tokens: simulatedPromptTokens(request.messages), completion_tokens: completion } };
   }
+}
+
+/** A unit vector of `dimensions` components drawn from hashes of the model and the text: deterministic, meaningless. */
+export function simulatedEmbedding(model: string, text: string, dimensions: number): number[] {
+  const raw: number[] = [];
+  let block = sha256Hex(canonicalJson({ model, text }));
+  while (raw.length < dimensions) {
+    for (let i = 0; i + 4 <= block.length && raw.length < dimensions; i += 4) raw.push(parseInt(block.slice(i, i + 4), 16) / 0x8000 - 1);
+    block = sha256Hex(block);
+  }
+  const norm = Math.hypot(...raw) || 1;
+  // Rounded to 6 places: the vector travels as JSON, and a shorter number is as good for a simulation.
+  return raw.map((x) => Math.round((x / norm) * 1e6) / 1e6);
 }
 
 /** `text` as the pieces a tokenizer-ish stream would send: each word with the spaces before it. */
