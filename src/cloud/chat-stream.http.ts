@@ -18,6 +18,7 @@ import { formatCredits, type AppError } from '../errors.js';
 import type { JobRow } from '../postgres/jobs.repository.js';
 import type { FinishedWatch, StreamEvent, StreamRelay } from './chat-stream.service.js';
 import { openAiError } from './errors.http.js';
+import type { ToolCall } from '../domain/protocol.js';
 
 const KEEP_ALIVE_MS = 15_000;
 
@@ -61,8 +62,16 @@ export async function sendChatStream(reply: FastifyReply, relay: StreamRelay, jo
       if (e.kind === 'delta') {
         await sse.data(chunk({ content: e.text }, null));
       } else if (e.kind === 'completed') {
+        // Tool calls come whole with the signed result (a node streams text only): one delta carries them,
+        // in the shape OpenAI streams them (index, id, type and name, then the arguments).
+        if (e.output.tool_calls && opts.format !== 'text_completion') {
+          await sse.data(chunk({ tool_calls: e.output.tool_calls.map((c, index) => ({ index, ...c })) }, null));
+        }
+        const finish = chunk({}, e.finishReason);
         await sse.data({
-          ...chunk({}, e.finishReason),
+          ...finish,
+          // Log probabilities come with the result too: all of them on the last choice chunk.
+          ...(e.output.logprobs ? { choices: finish.choices.map((c) => ({ ...c, logprobs: e.output.logprobs })) } : {}),
           resultity: { job_id: e.job.id, credits_charged: formatCredits(e.job.charged_micro ?? 0) },
         });
         if (opts.includeUsage) await sse.data({ ...chunk({}, null), choices: [], usage: usageOf(e.job) });
@@ -82,7 +91,7 @@ export async function sendChatStream(reply: FastifyReply, relay: StreamRelay, jo
   }
 }
 
-type Delta = { role?: 'assistant'; content?: string };
+type Delta = { role?: 'assistant'; content?: string; tool_calls?: Array<ToolCall & { index: number }> };
 
 /** Builds the job's `chat.completion.chunk` objects. Never names the node. */
 function chunkFactory(job: JobRow, includeUsage: boolean) {

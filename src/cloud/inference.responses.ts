@@ -28,9 +28,15 @@ export function chatCompletion(job: JobRow, output: JobOutput | null) {
     choices: [
       {
         index: 0,
-        message: { role: 'assistant' as const, content: output?.content ?? null, refusal: null },
+        message: {
+          role: 'assistant' as const,
+          // OpenAI's content is null on a turn that only calls tools.
+          content: output?.tool_calls && output.content === '' ? null : (output?.content ?? null),
+          refusal: null,
+          ...(output?.tool_calls ? { tool_calls: output.tool_calls } : {}),
+        },
         finish_reason: output?.finish_reason ?? 'stop',
-        logprobs: null,
+        logprobs: output?.logprobs ?? null,
       },
     ],
     usage: usageOf(job),

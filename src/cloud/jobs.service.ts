@@ -11,7 +11,7 @@ import type { Config } from '../config.js';
 import { AppError, errors } from '../errors.js';
 import { stageTimer } from '../metrics/job-stages.js';
 import { IDEMPOTENCY_WINDOW_HOURS, isTerminal } from '../domain/jobs.js';
-import { promptTokenUpperBound, worstCaseCost, type ModelPrices } from '../domain/pricing.js';
+import { requestPromptBound, worstCaseCost, type ModelPrices } from '../domain/pricing.js';
 import type { PriorityClass } from '../domain/priority.js';
 import type { JobOutput, JobRequest } from '../domain/protocol.js';
 import type { Logger } from 'pino';
@@ -28,6 +28,7 @@ import { canonicalJson, sha256Hex } from '../domain/signatures.js';
 import { newJobId } from '../domain/job-ids.js';
 import { isUuid } from '../domain/wire-strings.js';
 import { ticketOf } from '../domain/job-ticket.js';
+import { withNeeds } from '../domain/capabilities.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import type { Principal } from './auth.service.js';
 import type { Catalog } from '../catalog/catalog.service.js';
@@ -100,7 +101,7 @@ export class JobsService {
     const { model, placement } = await this.firstServable(p, modelNames, request, opts.region ?? null);
     const priority = opts.priority ?? 'standard';
     const jobPrices = prices(model, priority);
-    const promptBound = promptTokenUpperBound(request.messages);
+    const promptBound = requestPromptBound(request);
     let hold: number;
     try {
       hold = worstCaseCost(jobPrices, promptBound, request.max_tokens);
@@ -190,8 +191,8 @@ export class JobsService {
         // The job's placement: its namespace's network and subcloud now (an admin's binding applies to the
         // next job: the catalogue drops a changed namespace at once), and the region asked for; kept on the row.
         const placement = await this.placementFor(p.namespaceId, model.name, region);
-        if ((await this.d.presence.liveNodeCount(placement, 1)) > 0) return { model, placement };
-        reason = errors.noNode(model.name, Math.ceil(this.d.networkConfig.heartbeat().intervalMs / 1000), wherePlaced(placement));
+        if ((await this.d.presence.liveNodeCount(withNeeds(placement, request), 1)) > 0) return { model, placement };
+        reason = errors.noNode(model.name, Math.ceil(this.d.networkConfig.heartbeat().intervalMs / 1000), wherePlaced(withNeeds(placement, request)));
       }
       refusal ??= reason;
     }
@@ -323,7 +324,7 @@ function requestHash(models: readonly string[], request: JobRequest, terms: { pr
 
 /** "on testnet in region eu-west": the placement's part of a no-node message (the model is named apart). */
 function wherePlaced(p: Placement): string {
-  return [`on ${p.network}`, p.region ? `in region ${p.region}` : '', p.subcloud ? `in subcloud ${p.subcloud}` : ''].filter(Boolean).join(' ');
+  return [`on ${p.network}`, p.region ? `in region ${p.region}` : '', p.subcloud ? `in subcloud ${p.subcloud}` : '', p.needs?.length ? `with ${p.needs.join(', ')}` : ''].filter(Boolean).join(' ');
 }
 
 /** The prices a job in `priority` is accepted under: the model's, with the class's surcharge. */

@@ -15,7 +15,7 @@ import { listModels } from '../postgres/models.repository.js';
 import type { Db } from '../postgres/db.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { AuthService, Principal } from './auth.service.js';
-import { chatCompletionRequestSchema, toJobRequest, unsupportedField } from './chat.schema.js';
+import { chatCompletionRequestSchema, structuredOutputProblem, toJobRequest, unsupportedField } from './chat.schema.js';
 import type { JobsService } from './jobs.service.js';
 import type { StreamRelay } from './chat-stream.service.js';
 import { completionRequestSchema, completionJobRequest } from './completions.schema.js';
@@ -83,6 +83,8 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       if (!parsed.success) throw errors.invalidInput(parsed.error.issues, 'Invalid request body.');
       const unsupported = unsupportedField(parsed.data);
       if (unsupported) throw errors.invalid(`'${unsupported}' is not supported yet; send the request without it.`, unsupported);
+      const problem = structuredOutputProblem(parsed.data);
+      if (problem) throw errors.invalid(problem.message, problem.param);
       return submitJob(request, reply, principalOf(request), d, {
         models: modelsOf(parsed.data),
         job: toJobRequest(parsed.data, d.maxTokensDefault()),

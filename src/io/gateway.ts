@@ -456,6 +456,7 @@ function declaration(msg: RegisterMessage | HeartbeatMessage, rules: CapacityRul
     models: msg.models,
     ceilings: capacityCeilings(rules, msg.capacity, msg.gpu.name, msg.models),
     startSlots: rules.startSlots,
+    capabilities: msg.capabilities ?? [],
   };
 }
 

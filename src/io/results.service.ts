@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { termsOf, type JobTerms } from '../domain/job-ticket.js';
 import { cutByClientDeadline } from '../domain/jobs.js';
 import { completionTokenBound } from '../domain/usage-bounds.js';
-import { resultMismatch, type ResultExpectation } from '../domain/job-results.js';
+import { deliveredText, resultMismatch, type ResultExpectation } from '../domain/job-results.js';
 import type { UsageRules } from '../catalog/usage-rules.js';
 import type { Db } from '../postgres/db.js';
 import { findJob } from '../postgres/jobs.repository.js';
@@ -100,7 +100,7 @@ export class ResultsService {
 
     // The claim is the bill: it must fit what the output can hold, counted here (domain/usage-bounds.ts).
     const rule = await this.d.usageRules.ruleFor(ctx.model);
-    if (rule && msg.usage.completion_tokens > completionTokenBound(rule, msg.output.content)) {
+    if (rule && msg.usage.completion_tokens > completionTokenBound(rule, deliveredText(msg.output))) {
       await this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'completion tokens beyond what the output holds', ctx.startedAt);
       return { accepted: false, reason: 'usage_out_of_bounds' };
     }
@@ -118,7 +118,7 @@ export class ResultsService {
         attempt: msg.attempt,
         nodeId: msg.nodeId,
         usage: msg.usage,
-        outputEmpty: msg.output.content === '' && msg.output.embeddings === undefined,
+        outputEmpty: msg.output.content === '' && msg.output.embeddings === undefined && msg.output.tool_calls === undefined,
         terms: ctx.terms,
         startedAt: new Date(ctx.startedAt),
       });
@@ -139,7 +139,7 @@ export class ResultsService {
       jobId: msg.jobId,
       status: 'completed',
       completed: { attempt: msg.attempt, output: msg.output, usage: msg.usage, chargedMicro: settled.chargedMicro },
-    }, { model: ctx.model, tokens: msg.usage.completion_tokens, bytes: Buffer.byteLength(msg.output.content, 'utf8') });
+    }, { model: ctx.model, tokens: msg.usage.completion_tokens, bytes: Buffer.byteLength(deliveredText(msg.output), 'utf8') });
     stageSince('complete', completeStart);
     return { accepted: true };
   }
