@@ -33,9 +33,10 @@ class Filler {
     if ('const' in s) return s.const;
     if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum[0];
     for (const key of ['anyOf', 'oneOf'] as const) {
-      const options = s[key];
+      const options: unknown = s[key];
       if (Array.isArray(options) && options.length > 0) {
-        const chosen = options.find((o) => !(isSchema(o) && o.type === 'null')) ?? options[0];
+        const choices = options as unknown[];
+        const chosen: unknown = choices.find((o) => !(isSchema(o) && o.type === 'null')) ?? choices[0];
         return this.fill({ ...withoutKey(s, key), ...(isSchema(chosen) ? this.resolve(chosen) : {}) }, depth + 1, path);
       }
     }
@@ -44,7 +45,8 @@ class Filler {
       for (const part of s.allOf) if (isSchema(part)) mergeInto(merged, this.resolve(part));
       return this.fill(merged, depth + 1, path);
     }
-    const type = Array.isArray(s.type) ? (s.type.find((t) => t !== 'null') ?? s.type[0]) : s.type;
+    const types: unknown = s.type;
+    const type: unknown = Array.isArray(types) ? ((types as unknown[]).find((t) => t !== 'null') ?? (types as unknown[])[0]) : types;
     switch (type ?? (isSchema(s.properties) ? 'object' : s.items !== undefined ? 'array' : 'string')) {
       case 'object': {
         const out: Record<string, unknown> = {};
@@ -128,7 +130,7 @@ function withoutKey(s: Schema, key: string): Schema {
 function mergeInto(target: Schema, part: Schema): void {
   for (const [k, v] of Object.entries(part)) {
     if (k === 'properties' && isSchema(v) && isSchema(target.properties)) target.properties = { ...target.properties, ...v };
-    else if (k === 'required' && Array.isArray(v) && Array.isArray(target.required)) target.required = [...(target.required as unknown[]), ...v];
+    else if (k === 'required' && Array.isArray(v) && Array.isArray(target.required)) target.required = [...(target.required as unknown[]), ...(v as unknown[])];
     else target[k] = v;
   }
 }
