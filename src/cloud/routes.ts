@@ -1,9 +1,11 @@
 // The public, OpenAI-compatible API under /v1. Handlers parse and answer; the services decide.
 //
-// Resultity extensions (documented in the README):
-//   Prefer: respond-async      on POST /v1/chat/completions answers 202 with a job, polled at GET /v1/jobs/{id}
+// Inference routes: /v1/chat/completions, /v1/completions and /v1/embeddings, each a job kind; they share
+// what follows the parse (job-submission.http.ts). Resultity extensions on all three (documented in the README):
+//   Prefer: respond-async      answers 202 with a job, polled at GET /v1/jobs/{id}
 //                              (not with stream: true, which is refused with 400)
-//   X-Resultity-Region         on POST /v1/chat/completions: run only on nodes of that region (e.g. eu-west)
+//   `models` (OpenRouter's fallbacks) tried in order after `model`; the response's `model` names the one that ran
+//   X-Resultity-Region         run only on nodes of that region (e.g. eu-west)
 //   `resultity` object         on every completion: job id and credits charged (never the node)
 //   x-resultity-job-id, x-resultity-credits-charged response headers
 //   X-Resultity-Priority: urgent|standard|bulk|test   the job's priority class (or OpenAI's `service_tier`)
