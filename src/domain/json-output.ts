@@ -10,7 +10,8 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { canonicalJson, sha256Hex } from './signatures.js';
 
-const ajv = new Ajv2020({ strict: false, allErrors: false, validateFormats: false, logger: false });
+/** Made on first use: building it compiles ajv's meta-schemas, which processes that never check JSON (the CLI) need not pay. */
+let ajv: Ajv2020 | null = null;
 
 /** Compiled validators by schema digest; cleared wholesale past the bound (a bound, not an eviction policy). */
 const compiled = new Map<string, ValidateFunction>();
@@ -23,6 +24,7 @@ export function compileSchema(schema: Record<string, unknown>): { validate: Vali
   const hit = compiled.get(key);
   if (hit) return { validate: hit };
   try {
+    ajv ??= new Ajv2020({ strict: false, allErrors: false, validateFormats: false, logger: false });
     const validate = ajv.compile(body);
     if (compiled.size >= MAX_COMPILED) compiled.clear();
     compiled.set(key, validate);
