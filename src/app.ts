@@ -271,7 +271,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       db,
       payloads,
       resubmit: async (principal, model, request, { region, priority }) =>
-        (await jobs.accept(principal, model, request, { priority, ...(region === null ? {} : { region }) })).job,
+        (await jobs.accept(principal, [model], request, { priority, ...(region === null ? {} : { region }) })).job,
     });
     const operators = new OperatorsService(db, networkKey);
     adminRoutes(app, { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig, snapshots }, config.ADMIN_TOKEN);

@@ -10,7 +10,7 @@
 // listening connection was lost (changes may have been missed meanwhile). Only rows that exist are kept:
 // a flood of unknown keys or model names costs PostgreSQL lookups, not memory.
 import type { Db } from '../postgres/db.js';
-import { findModel, type ModelRow } from '../postgres/models.repository.js';
+import { findModelByNameOrAlias, type ModelRow } from '../postgres/models.repository.js';
 import { findNamespace, type NamespaceRow } from '../postgres/accounts.repository.js';
 import { findActiveApiKeyByHash } from '../postgres/api-keys.repository.js';
 import type { CatalogChange } from '../postgres/catalog-changes.js';
@@ -64,7 +64,9 @@ export class Catalog {
     this.generation++;
     switch (change.table) {
       case 'models':
-        return this.models.delete(change.key);
+        // Copies are kept by the name a request used, the model's own or an alias (migration 0022): a
+        // changed model may be kept under several, so all go (models change a few times a day).
+        return this.models.clear();
       case 'namespaces':
         return this.namespaces.delete(change.key);
       case 'api_keys':
@@ -84,8 +86,9 @@ export class Catalog {
     for (const h of hashesHex) this.onChange({ table: 'api_keys', key: h });
   }
 
+  /** A model by its name or an alias. */
   model(name: string): Promise<ModelRow | null> {
-    return this.through(this.models, name, () => findModel(this.db, name));
+    return this.through(this.models, name, () => findModelByNameOrAlias(this.db, name));
   }
 
   namespace(id: string): Promise<NamespaceRow | null> {

@@ -1,4 +1,5 @@
-// `stream: true` on POST /v1/chat/completions: the answer as OpenAI-format server-sent events.
+// `stream: true` on POST /v1/chat/completions (and /v1/completions, whose chunks are `text_completion`
+// objects carrying `text` instead of a `delta`): the answer as OpenAI-format server-sent events.
 //
 //   data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},...}],...}
 //   data: {... "delta":{"content":"Hello"} ...}                         one per chunk the node streamed
@@ -17,10 +18,15 @@ import { formatCredits, type AppError } from '../errors.js';
 import type { JobRow } from '../postgres/jobs.repository.js';
 import type { FinishedWatch, StreamEvent, StreamRelay } from './chat-stream.service.js';
 import { openAiError } from '../http/errors.http.js';
+import type { ToolCall } from '../domain/protocol.js';
 
 const KEEP_ALIVE_MS = 15_000;
 
+/** `chat`: `chat.completion.chunk` objects; `text_completion`: the legacy completions' chunks. */
+export type StreamFormat = 'chat' | 'text_completion';
+
 export interface StreamOptions {
+  format?: StreamFormat;
   includeUsage: boolean;
   /** When to stop relaying a job that is still not finished (ms since the epoch). */
   until: number;
@@ -43,8 +49,9 @@ export async function sendChatStream(reply: FastifyReply, relay: StreamRelay, jo
     'x-accel-buffering': 'no', // nginx: do not buffer the stream
   });
   const sse = new SseWriter(raw);
-  const chunk = chunkFactory(job, opts.includeUsage);
-  await sse.data(chunk({ role: 'assistant', content: '' }, null));
+  const chunk = opts.format === 'text_completion' ? textChunkFactory(job, opts.includeUsage) : chunkFactory(job, opts.includeUsage);
+  // A chat stream opens with the assistant's role; a text completion has none to announce.
+  if (opts.format !== 'text_completion') await sse.data(chunk({ role: 'assistant', content: '' }, null));
 
   const events = relay.follow(job, opts.until, gone.signal, opts.finished);
   try {
@@ -55,8 +62,16 @@ export async function sendChatStream(reply: FastifyReply, relay: StreamRelay, jo
       if (e.kind === 'delta') {
         await sse.data(chunk({ content: e.text }, null));
       } else if (e.kind === 'completed') {
+        // Tool calls come whole with the signed result (a node streams text only): one delta carries them,
+        // in the shape OpenAI streams them (index, id, type and name, then the arguments).
+        if (e.output.tool_calls && opts.format !== 'text_completion') {
+          await sse.data(chunk({ tool_calls: e.output.tool_calls.map((c, index) => ({ index, ...c })) }, null));
+        }
+        const finish = chunk({}, e.finishReason);
         await sse.data({
-          ...chunk({}, e.finishReason),
+          ...finish,
+          // Log probabilities come with the result too: all of them on the last choice chunk.
+          ...(e.output.logprobs ? { choices: finish.choices.map((c) => ({ ...c, logprobs: e.output.logprobs })) } : {}),
           resultity: { job_id: e.job.id, credits_charged: formatCredits(e.job.charged_micro ?? 0) },
         });
         if (opts.includeUsage) await sse.data({ ...chunk({}, null), choices: [], usage: usageOf(e.job) });
@@ -76,7 +91,7 @@ export async function sendChatStream(reply: FastifyReply, relay: StreamRelay, jo
   }
 }
 
-type Delta = { role?: 'assistant'; content?: string };
+type Delta = { role?: 'assistant'; content?: string; tool_calls?: Array<ToolCall & { index: number }> };
 
 /** Builds the job's `chat.completion.chunk` objects. Never names the node. */
 function chunkFactory(job: JobRow, includeUsage: boolean) {
@@ -85,6 +100,16 @@ function chunkFactory(job: JobRow, includeUsage: boolean) {
     ...base,
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
     // With include_usage OpenAI puts "usage": null on every chunk but the last.
+    ...(includeUsage ? { usage: null } : {}),
+  });
+}
+
+/** Builds the job's `text_completion` chunks (POST /v1/completions with stream: true). */
+function textChunkFactory(job: JobRow, includeUsage: boolean) {
+  const base = { id: job.id, object: 'text_completion' as const, created: Math.floor(job.created_at.getTime() / 1000), model: job.model };
+  return (delta: Delta, finishReason: string | null) => ({
+    ...base,
+    choices: [{ index: 0, text: delta.content ?? '', logprobs: null, finish_reason: finishReason }],
     ...(includeUsage ? { usage: null } : {}),
   });
 }

@@ -32,7 +32,7 @@ import { jobFailure } from './jobs.service.js';
 export type StreamEvent =
   | { kind: 'delta'; text: string }
   /** The answer is complete; `job` is the settled row (usage and charge). */
-  | { kind: 'completed'; job: JobRow; finishReason: JobOutput['finish_reason'] }
+  | { kind: 'completed'; job: JobRow; finishReason: JobOutput['finish_reason']; output: JobOutput }
   | { kind: 'failed'; error: AppError };
 
 /** A listener for one job's 'finished' event (JobEvents.watchFinished). */
@@ -168,7 +168,7 @@ export class StreamRelay {
       return;
     }
     if (output.content.length > sent.length) yield { kind: 'delta', text: output.content.slice(sent.length) };
-    yield { kind: 'completed', job, finishReason: output.finish_reason };
+    yield { kind: 'completed', job, finishReason: output.finish_reason, output };
   }
 
   /** The attempt's stream entries after `after` (all of them for null), to the end of the stream as it is now. */

@@ -11,7 +11,7 @@ import type { Config } from '../config.js';
 import { AppError, errors } from '../errors.js';
 import { stageTimer } from '../metrics/job-stages.js';
 import { IDEMPOTENCY_WINDOW_HOURS, isTerminal } from '../domain/jobs.js';
-import { promptTokenUpperBound, worstCaseCost, type ModelPrices } from '../domain/pricing.js';
+import { requestPromptBound, worstCaseCost, type ModelPrices } from '../domain/pricing.js';
 import type { PriorityClass } from '../domain/priority.js';
 import type { JobOutput, JobRequest } from '../domain/protocol.js';
 import type { Logger } from 'pino';
@@ -28,6 +28,7 @@ import { canonicalJson, sha256Hex } from '../domain/signatures.js';
 import { newJobId } from '../domain/job-ids.js';
 import { isUuid } from '../domain/wire-strings.js';
 import { ticketOf } from '../domain/job-ticket.js';
+import { withNeeds } from '../domain/capabilities.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import type { Principal } from './auth.service.js';
 import type { Catalog } from '../catalog/catalog.service.js';
@@ -75,7 +76,7 @@ export class JobsService {
    */
   async accept(
     p: Principal,
-    modelName: string,
+    modelNames: readonly string[],
     request: JobRequest,
     opts: { idempotencyKey?: string; deadlineMs?: number; region?: string; priority?: PriorityClass; watch?: boolean } = {},
   ): Promise<Accepted> {
@@ -85,7 +86,7 @@ export class JobsService {
     const idempotency =
       idempotencyKey === undefined
         ? undefined
-        : { key: idempotencyKey, requestHash: requestHash(modelName, request, opts), windowHours: IDEMPOTENCY_WINDOW_HOURS };
+        : { key: idempotencyKey, requestHash: requestHash(modelNames, request, opts), windowHours: IDEMPOTENCY_WINDOW_HOURS };
     if (idempotency) {
       const replay = await this.replayOf(p, idempotency);
       if (replay) return { job: replay, replayed: true, watch: null };
@@ -97,20 +98,10 @@ export class JobsService {
     if (request.max_tokens > terms.maxTokens) {
       throw errors.invalid(`max_tokens (${request.max_tokens}) exceeds the network's maximum of ${terms.maxTokens} tokens.`, 'max_tokens');
     }
-    const model = await this.d.catalog.model(modelName);
-    if (!model) throw errors.modelNotFound(modelName);
-    if (request.max_tokens > model.context_tokens) {
-      throw errors.invalid(`max_tokens (${request.max_tokens}) exceeds the model's context of ${model.context_tokens} tokens.`, 'max_tokens');
-    }
-    // The job's placement: its namespace's network and subcloud now (an admin's binding applies to the
-    // next job: the catalogue drops a changed namespace at once), and the region asked for; kept on the row.
-    const placement = await this.placementFor(p.namespaceId, model.name, opts.region ?? null);
-    if ((await this.d.presence.liveNodeCount(placement, 1)) === 0) {
-      throw errors.noNode(model.name, Math.ceil(this.d.networkConfig.heartbeat().intervalMs / 1000), wherePlaced(placement));
-    }
+    const { model, placement } = await this.firstServable(p, modelNames, request, opts.region ?? null);
     const priority = opts.priority ?? 'standard';
     const jobPrices = prices(model, priority);
-    const promptBound = promptTokenUpperBound(request.messages);
+    const promptBound = requestPromptBound(request);
     let hold: number;
     try {
       hold = worstCaseCost(jobPrices, promptBound, request.max_tokens);
@@ -180,6 +171,32 @@ export class JobsService {
       await stored;
     }
     return { job: row, replayed: false, watch };
+  }
+
+  /**
+   * The first of `names` (a model, then its fallbacks) that can run the request: known to the catalogue
+   * (by name or alias), with room for max_tokens in its context, and an eligible node online. Otherwise
+   * the first candidate's reason: the answer a single model would get.
+   */
+  private async firstServable(p: Principal, names: readonly string[], request: JobRequest, region: string | null): Promise<{ model: ModelRow; placement: Placement }> {
+    let refusal: AppError | null = null;
+    for (const name of names) {
+      const model = await this.d.catalog.model(name);
+      let reason: AppError | null = null;
+      if (!model) reason = errors.modelNotFound(name);
+      else if (request.max_tokens > model.context_tokens) {
+        reason = errors.invalid(`max_tokens (${request.max_tokens}) exceeds the model's context of ${model.context_tokens} tokens.`, 'max_tokens');
+      }
+      if (model && !reason) {
+        // The job's placement: its namespace's network and subcloud now (an admin's binding applies to the
+        // next job: the catalogue drops a changed namespace at once), and the region asked for; kept on the row.
+        const placement = await this.placementFor(p.namespaceId, model.name, region);
+        if ((await this.d.presence.liveNodeCount(withNeeds(placement, request), 1)) > 0) return { model, placement };
+        reason = errors.noNode(model.name, Math.ceil(this.d.networkConfig.heartbeat().intervalMs / 1000), wherePlaced(withNeeds(placement, request)));
+      }
+      refusal ??= reason;
+    }
+    throw refusal ?? errors.invalid('No model named.', 'model');
   }
 
   /** Where a namespace's job for `model` may run (see domain/eligibility.ts). */
@@ -310,19 +327,21 @@ function raceEvent(event: Promise<FinishedEvent | null>, ms: number, signal?: Ab
  * A retried request must be the same request: hashed over the model, what the node would run, and the
  * terms the caller chose (priority class, region, deadline), any of which changes the job and its price.
  */
-function requestHash(model: string, request: JobRequest, terms: { priority?: PriorityClass; region?: string; deadlineMs?: number }): Buffer {
+function requestHash(models: readonly string[], request: JobRequest, terms: { priority?: PriorityClass; region?: string; deadlineMs?: number }): Buffer {
   // Default terms add nothing, so that keys stored before the terms counted still match their requests.
   const chosen = {
     ...(terms.priority !== undefined && terms.priority !== 'standard' ? { priority: terms.priority } : {}),
     ...(terms.region !== undefined ? { region: terms.region } : {}),
     ...(terms.deadlineMs !== undefined ? { deadlineMs: terms.deadlineMs } : {}),
   };
+  // One model hashes as before fallbacks existed; a list of them is part of the request.
+  const model = models.length === 1 ? models[0] : models;
   return Buffer.from(sha256Hex(canonicalJson({ model, request, ...chosen })), 'hex');
 }
 
 /** "on testnet in region eu-west": the placement's part of a no-node message (the model is named apart). */
 function wherePlaced(p: Placement): string {
-  return [`on ${p.network}`, p.region ? `in region ${p.region}` : '', p.subcloud ? `in subcloud ${p.subcloud}` : ''].filter(Boolean).join(' ');
+  return [`on ${p.network}`, p.region ? `in region ${p.region}` : '', p.subcloud ? `in subcloud ${p.subcloud}` : '', p.needs?.length ? `with ${p.needs.join(', ')}` : ''].filter(Boolean).join(' ');
 }
 
 /** The prices a job in `priority` is accepted under: the model's, with the class's surcharge. */

@@ -14,6 +14,7 @@
 // The syntax rules below keep every value safe to build Redis keys and lists from: none contains ',',
 // '@' or '|', the separators of src/redis/readiness.lua.ts.
 import { z } from 'zod';
+import type { Capability } from './capabilities.js';
 
 export const NETWORKS = ['mainnet', 'testnet'] as const;
 export type Network = (typeof NETWORKS)[number];
@@ -57,6 +58,11 @@ export interface Placement {
   region: string | null;
   /** The subcloud the job's namespace was bound to when the job was accepted; null: public. */
   subcloud: string | null;
+  /**
+   * The capabilities the job needs of its node (domain/capabilities.ts requiredCapabilities of its
+   * request); absent or empty: none. Derived from the request wherever a reservation is made, never stored.
+   */
+  needs?: readonly Capability[];
 }
 
 /** A job row's placement (the columns migration 0012 added). */
@@ -66,7 +72,7 @@ export function placementOf(job: { model: string; network: string; region: strin
 
 /** One line for error messages and logs: "'m' on testnet in region eu-west for subcloud lab". */
 export function describePlacement(p: Placement): string {
-  return `'${p.model}' on ${p.network}${p.region ? ` in region ${p.region}` : ''}${p.subcloud ? ` for subcloud ${p.subcloud}` : ''}`;
+  return `'${p.model}' on ${p.network}${p.region ? ` in region ${p.region}` : ''}${p.subcloud ? ` for subcloud ${p.subcloud}` : ''}${p.needs?.length ? ` with ${p.needs.join(', ')}` : ''}`;
 }
 
 /** The rules a node's eligibility is read from, as PostgreSQL holds them and Redis mirrors them. */

@@ -1,7 +1,7 @@
 // Pricing: what a job may cost at most (the hold taken at accept), what it actually costs (captured at
 // completion), and how the capture is split between the node's operator and the platform. All amounts
 // are integer micro-credits; prices are micro-credits per token.
-import type { ChatMessage, Usage } from './protocol.js';
+import type { ChatMessage, JobRequest, Usage } from './protocol.js';
 
 export interface ModelPrices {
   inputPriceMicro: number;
@@ -29,6 +29,23 @@ const TEMPLATE_TOKENS_PER_REQUEST = 64;
 export function promptTokenUpperBound(messages: readonly ChatMessage[]): number {
   let total = TEMPLATE_TOKENS_PER_REQUEST;
   for (const m of messages) total += Buffer.byteLength(m.content, 'utf8') + TEMPLATE_TOKENS_PER_MESSAGE;
+  return total;
+}
+
+/** What a runtime's template adds once when a request has tools (the instructions around their list), and per tool. */
+const TEMPLATE_TOKENS_FOR_TOOLS = 256;
+const TEMPLATE_TOKENS_PER_TOOL = 16;
+
+/**
+ * The prompt bound of a whole request: its messages' text as above, and what the runtime also puts in the
+ * prompt: the tool calls of earlier assistant turns, the tools' definitions and the response format's
+ * schema. Templates print JSON their own way (indented, key by key), so its compact bytes count twice.
+ */
+export function requestPromptBound(request: JobRequest): number {
+  let total = promptTokenUpperBound(request.messages);
+  for (const m of request.messages) if (m.tool_calls) total += 2 * Buffer.byteLength(JSON.stringify(m.tool_calls), 'utf8') + TEMPLATE_TOKENS_PER_MESSAGE;
+  if (request.tools) total += TEMPLATE_TOKENS_FOR_TOOLS + request.tools.length * TEMPLATE_TOKENS_PER_TOOL + 2 * Buffer.byteLength(JSON.stringify(request.tools), 'utf8');
+  if (request.response_format && request.response_format.type !== 'text') total += TEMPLATE_TOKENS_FOR_TOOLS + 2 * Buffer.byteLength(JSON.stringify(request.response_format), 'utf8');
   return total;
 }
 

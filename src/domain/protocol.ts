@@ -7,6 +7,7 @@ import { canonicalJson, sha256Hex } from './signatures.js';
 import { gpuSchema, modelNameSchema, modelVersionSchema, networkSchema, regionSchema } from './eligibility.js';
 import { STREAM_MAX_DELTA_CHARS } from './streaming.js';
 import { text } from './wire-strings.js';
+import { declaredCapabilitiesSchema } from './capabilities.js';
 
 /**
  * Stop sequences: at most 4 (OpenAI's limit), each at most this many UTF-16 units. A runtime checks every
@@ -48,19 +49,108 @@ const nodeTraits = {
   region: regionSchema.nullable(),
   gpu: gpuSchema,
   models: declaredModelsSchema,
+  /** What its runtime can do beyond plain chat (domain/capabilities.ts); absent: nothing more. */
+  capabilities: declaredCapabilitiesSchema.optional(),
 };
 export type DeclaredModel = z.infer<typeof declaredModelsSchema>[number];
+
+/** Tool and function names, as OpenAI accepts them. */
+export const TOOL_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/** At most this many tools per request (OpenAI's limit), and this many bytes of JSON Schema per tool or response format. */
+export const MAX_TOOLS = 128;
+export const MAX_SCHEMA_BYTES = 64 * 1024;
+
+/** A JSON Schema, bounded in size: it is compiled by the gateway (ajv) to check answers against it. */
+const jsonSchemaObject = z
+  .record(z.string(), z.unknown())
+  .refine((s) => Buffer.byteLength(JSON.stringify(s), 'utf8') <= MAX_SCHEMA_BYTES, `a schema of at most ${MAX_SCHEMA_BYTES} bytes of JSON`);
+
+/** A call of a tool, as an assistant's answer carries it (and as a later request repeats it). */
+export const toolCallSchema = z.object({
+  id: text().min(1).max(128),
+  type: z.literal('function'),
+  function: z.object({ name: z.string().regex(TOOL_NAME_PATTERN), arguments: text().max(256 * 1024) }),
+});
+export type ToolCall = z.infer<typeof toolCallSchema>;
 
 export const chatMessageSchema = z.object({
   role: z.enum(['system', 'user', 'assistant', 'tool', 'developer']),
   content: text(),
   name: text().max(64).optional(),
+  /** An assistant turn's tool calls, repeated by the client in the conversation that answers them. */
+  tool_calls: z.array(toolCallSchema).max(MAX_TOOLS).optional(),
+  /** A tool turn: the call it answers. */
+  tool_call_id: text().min(1).max(128).optional(),
 });
+
+export const toolSchema = z.object({
+  type: z.literal('function'),
+  function: z.object({
+    name: z.string().regex(TOOL_NAME_PATTERN, 'a tool name: 1-64 of letters, digits, _ and -'),
+    description: text().max(4096).optional(),
+    parameters: jsonSchemaObject.optional(),
+    /** Arguments must validate against `parameters`; the gateway checks them (domain/job-results.ts). */
+    strict: z.boolean().nullish(),
+  }),
+});
+export type Tool = z.infer<typeof toolSchema>;
+
+export const toolChoiceSchema = z.union([
+  z.enum(['none', 'auto', 'required']),
+  z.object({ type: z.literal('function'), function: z.object({ name: z.string().regex(TOOL_NAME_PATTERN) }) }),
+]);
+export type ToolChoice = z.infer<typeof toolChoiceSchema>;
+
+export const responseFormatSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('text') }),
+  z.object({ type: z.literal('json_object') }),
+  z.object({
+    type: z.literal('json_schema'),
+    json_schema: z.object({
+      name: z.string().regex(TOOL_NAME_PATTERN),
+      description: text().max(4096).optional(),
+      schema: jsonSchemaObject.optional(),
+      strict: z.boolean().nullish(),
+    }),
+  }),
+]);
+export type ResponseFormat = z.infer<typeof responseFormatSchema>;
+
+/** Per-token log probabilities as OpenAI returns them (`choices[].logprobs.content`). */
+const tokenLogprob = z.object({ token: text().max(1024), logprob: z.number().finite().max(0), bytes: z.array(z.number().int().min(0).max(255)).max(4096).nullable() });
+export const logprobsSchema = z.object({
+  content: z.array(tokenLogprob.extend({ top_logprobs: z.array(tokenLogprob).max(20) })).max(1_000_000).nullable(),
+});
+export type Logprobs = z.infer<typeof logprobsSchema>;
 export type ChatMessage = z.infer<typeof chatMessageSchema>;
+
+/**
+ * Job kinds beyond chat (absent: a chat completion, as before kinds existed, so that older tickets and
+ * idempotency hashes stay what they were):
+ *   completion  OpenAI's legacy `/v1/completions`: the prompt travels as the one message's content;
+ *   embedding   `/v1/embeddings`: one message per input, in order; the answer is `output.embeddings`,
+ *               one vector per input, and no completion tokens.
+ */
+export const JOB_KINDS = ['chat', 'completion', 'embedding'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
+/** At most this many inputs per embeddings request, and this many dimensions per vector. */
+export const EMBEDDING_MAX_INPUTS = 256;
+export const EMBEDDING_MAX_DIMENSIONS = 8192;
 
 /** What a node is asked to run: the consumer's request, minus anything about the consumer. */
 export const jobRequestSchema = z.object({
+  kind: z.enum(['completion', 'embedding']).optional(),
   messages: z.array(chatMessageSchema).min(1),
+  /** Embeddings: the length of each vector asked for (models that can shorten theirs); absent: the model's own. */
+  dimensions: z.number().int().min(1).max(EMBEDDING_MAX_DIMENSIONS).optional(),
+  /** Tools and structured output (domain/capabilities.ts says which nodes may run them), as OpenAI's chat API takes them. */
+  tools: z.array(toolSchema).min(1).max(MAX_TOOLS).optional(),
+  tool_choice: toolChoiceSchema.optional(),
+  parallel_tool_calls: z.boolean().optional(),
+  response_format: responseFormatSchema.optional(),
+  logprobs: z.boolean().optional(),
+  top_logprobs: z.number().int().min(0).max(20).optional(),
   max_tokens: z.number().int().positive(),
   temperature: z.number().min(0).max(2).optional(),
   top_p: z.number().min(0).max(1).optional(),
@@ -74,6 +164,11 @@ export const jobRequestSchema = z.object({
 });
 export type JobRequest = z.infer<typeof jobRequestSchema>;
 
+/** The kind of job a request is. */
+export function jobKind(request: Pick<JobRequest, 'kind'>): JobKind {
+  return request.kind ?? 'chat';
+}
+
 export const usageSchema = z.object({
   prompt_tokens: z.number().int().min(0),
   completion_tokens: z.number().int().min(0),
@@ -83,7 +178,12 @@ export type Usage = z.infer<typeof usageSchema>;
 /** A node's answer. Text with a NUL in it is malformed: the gateway fails the attempt as an invalid result. */
 export const outputSchema = z.object({
   content: text(),
-  finish_reason: z.enum(['stop', 'length', 'content_filter']),
+  finish_reason: z.enum(['stop', 'length', 'content_filter', 'tool_calls']),
+  /** The tools the answer calls (finish_reason 'tool_calls'); their names and arguments are billed as output. */
+  tool_calls: z.array(toolCallSchema).min(1).max(MAX_TOOLS).optional(),
+  logprobs: logprobsSchema.optional(),
+  /** An embedding job's answer: one vector per input, in order (content is then ''). */
+  embeddings: z.array(z.array(z.number().finite()).min(1).max(EMBEDDING_MAX_DIMENSIONS)).min(1).max(EMBEDDING_MAX_INPUTS).optional(),
 });
 export type JobOutput = z.infer<typeof outputSchema>;
 

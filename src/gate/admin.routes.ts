@@ -108,6 +108,11 @@ export function adminRoutes(
       const body = parse(z.object({ tokenizer_sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable().optional(), max_tokens_per_byte: z.number().optional() }), req.body);
       return admin.setUsageBound(req.params.name, { tokenizerSha256: body.tokenizer_sha256, maxTokensPerByte: body.max_tokens_per_byte }, actorOf(req));
     });
+    // Other names requests may use for a model (issue 12): the whole list, replacing the previous one.
+    r.put<{ Params: { name: string } }>('/admin/models/:name/aliases', async (req) => {
+      const body = parse(z.object({ aliases: z.array(text().min(1).max(128)).max(32) }), req.body);
+      return admin.setModelAliases(req.params.name, body.aliases, actorOf(req));
+    });
     r.put<{ Params: { name: string } }>('/admin/models/:name', async (req) => {
       const body = parse(
         z.object({

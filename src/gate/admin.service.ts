@@ -21,7 +21,7 @@ import {
 import { findApiKey, insertApiKey, listApiKeys, revokeApiKey, revokeNamespaceApiKeys, type ApiKeyRow } from '../postgres/api-keys.repository.js';
 import { balanceOf, ledgerAccountId, ledgerTotals, lockAccounts, postTransaction, type LedgerTotals } from '../postgres/ledger.repository.js';
 import { isPriorityClass, PRIORITY_CLASSES, SURCHARGE_BPS_MAX, SURCHARGE_BPS_MIN, type PrioritySurcharges } from '../domain/priority.js';
-import { findModel, setModelUsageBound, upsertModel, type ModelRow } from '../postgres/models.repository.js';
+import { findModel, modelAliases, replaceModelAliases, setModelUsageBound, upsertModel, type ModelRow } from '../postgres/models.repository.js';
 import { findTokenizer, insertTokenizer } from '../postgres/tokenizers.repository.js';
 import { tokenCounter } from '../catalog/usage-rules.js';
 import { sha256Hex } from '../domain/signatures.js';
@@ -353,6 +353,25 @@ export class AdminService {
       await recordAdminChange(tx, { actor, action: 'model.usage_bound', subject: name, before, after });
       return after;
     });
+  }
+
+  /** Replaces a model's aliases (other names requests may use for it; migration 0022). Logged as `actor`'s. */
+  async setModelAliases(name: string, aliases: readonly string[], actor: string = SYSTEM_ACTOR): Promise<{ model: string; aliases: string[] }> {
+    for (const a of aliases) if (!MODEL_NAME_PATTERN.test(a)) throw errors.invalid('aliases are 1-128 of letters, digits and . _ : / -', 'aliases');
+    try {
+      return await withTransaction(this.d.db, async (tx) => {
+        if (!(await findModel(tx, name, true))) throw errors.notFound('Model');
+        const before = await modelAliases(tx, name);
+        await replaceModelAliases(tx, name, [...new Set(aliases)]);
+        const after = await modelAliases(tx, name);
+        if (after.length !== new Set(aliases).size) throw errors.conflict('An alias is already another model\'s alias.');
+        await recordAdminChange(tx, { actor, action: 'model.aliases', subject: name, before: { aliases: before }, after: { aliases: after } });
+        return { model: name, aliases: after };
+      });
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') throw errors.conflict('An alias is the name of a model or another model\'s alias.');
+      throw err;
+    }
   }
 
   /** Sets or clears a node's flags (the ones given); `cooldownSeconds` 0 ends a cooldown. Logged as `actor`'s. */

@@ -51,6 +51,7 @@ import type { JobStreams } from '../redis/job-streams.js';
 import { stageSince } from '../metrics/job-stages.js';
 import { STREAM_MAX_BYTES, streamMaxChunks } from '../domain/streaming.js';
 import type { AttemptContext, ResultsService } from './results.service.js';
+import { expectationOf } from '../domain/job-results.js';
 import type { CurrentNetworkConfig } from '../network/network-config.service.js';
 import type { NodeConfigDigests } from '../redis/node-configs.repository.js';
 import { participationProblem } from '../domain/network-config.js';
@@ -423,7 +424,7 @@ export class Gateway {
       await this.d.results.failAttempt(job.jobId, job.attempt, nodeId, 'disconnected', 'node not connected to its gateway', startedAt);
       return;
     }
-    session.inflight.set(job.jobId, { attempt: job.attempt, namespaceId, model: job.model, terms, startedAt, jobDeadlineAt: jobDeadlineAt ?? null, streamed: dispatch.request.stream === true });
+    session.inflight.set(job.jobId, { attempt: job.attempt, namespaceId, model: job.model, terms, startedAt, jobDeadlineAt: jobDeadlineAt ?? null, streamed: dispatch.request.stream === true, expects: expectationOf(dispatch.request) });
     if (dispatch.request.stream) session.streams.set(attemptKey(job.jobId, job.attempt), { maxChunks: streamMaxChunks(dispatch.request.max_tokens), next: 0, pending: [] });
     send(session.socket, dispatch);
   }
@@ -470,6 +471,7 @@ function declaration(msg: RegisterMessage | HeartbeatMessage, rules: CapacityRul
     models: msg.models,
     ceilings: capacityCeilings(rules, msg.capacity, msg.gpu.name, msg.models),
     startSlots: rules.startSlots,
+    capabilities: msg.capabilities ?? [],
   };
 }
 

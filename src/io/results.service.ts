@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { termsOf, type JobTerms } from '../domain/job-ticket.js';
 import { cutByClientDeadline } from '../domain/jobs.js';
 import { completionTokenBound } from '../domain/usage-bounds.js';
+import { deliveredText, resultMismatch, type ResultExpectation } from '../domain/job-results.js';
 import type { UsageRules } from '../catalog/usage-rules.js';
 import type { Db } from '../postgres/db.js';
 import { findJob } from '../postgres/jobs.repository.js';
@@ -25,7 +26,7 @@ import type { JobStreams } from '../redis/job-streams.js';
 
 export type ResultVerdict =
   | { accepted: true }
-  | { accepted: false; reason: 'bad_signature' | 'output_hash_mismatch' | 'usage_out_of_bounds' | 'stream_mismatch' | 'stale_attempt' | 'unknown_job' };
+  | { accepted: false; reason: 'bad_signature' | 'output_hash_mismatch' | 'usage_out_of_bounds' | 'stream_mismatch' | 'result_mismatch' | 'stale_attempt' | 'unknown_job' };
 
 /** What the gateway knows of an attempt it dispatched to a node's socket. */
 export interface AttemptContext {
@@ -39,6 +40,8 @@ export interface AttemptContext {
   jobDeadlineAt: number | null;
   /** The job streams (its chunks must add up to the result). */
   streamed: boolean;
+  /** What the dispatched request asks the result to be (domain/job-results.ts); null when not at hand. */
+  expects: ResultExpectation | null;
 }
 
 /** Tries at storing a result's output (each may wait out the driver's server selection), and the pause between them. */
@@ -88,9 +91,16 @@ export class ResultsService {
       }
     }
 
+    // An answer of the wrong shape (text for an embedding job, vectors of the wrong count or length).
+    const mismatch = resultMismatch(ctx.expects, msg.output, msg.usage);
+    if (mismatch !== null) {
+      await this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', mismatch, ctx.startedAt);
+      return { accepted: false, reason: 'result_mismatch' };
+    }
+
     // The claim is the bill: it must fit what the output can hold, counted here (domain/usage-bounds.ts).
     const rule = await this.d.usageRules.ruleFor(ctx.model);
-    if (rule && msg.usage.completion_tokens > completionTokenBound(rule, msg.output.content)) {
+    if (rule && msg.usage.completion_tokens > completionTokenBound(rule, deliveredText(msg.output))) {
       await this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'invalid_result', 'completion tokens beyond what the output holds', ctx.startedAt);
       return { accepted: false, reason: 'usage_out_of_bounds' };
     }
@@ -108,7 +118,7 @@ export class ResultsService {
         attempt: msg.attempt,
         nodeId: msg.nodeId,
         usage: msg.usage,
-        outputEmpty: msg.output.content === '',
+        outputEmpty: msg.output.content === '' && msg.output.embeddings === undefined && msg.output.tool_calls === undefined,
         terms: ctx.terms,
         startedAt: new Date(ctx.startedAt),
       });
@@ -129,7 +139,7 @@ export class ResultsService {
       jobId: msg.jobId,
       status: 'completed',
       completed: { attempt: msg.attempt, output: msg.output, usage: msg.usage, chargedMicro: settled.chargedMicro },
-    }, { model: ctx.model, tokens: msg.usage.completion_tokens, bytes: Buffer.byteLength(msg.output.content, 'utf8') });
+    }, { model: ctx.model, tokens: msg.usage.completion_tokens, bytes: Buffer.byteLength(deliveredText(msg.output), 'utf8') });
     stageSince('complete', completeStart);
     return { accepted: true };
   }
@@ -213,6 +223,7 @@ export class ResultsService {
       jobDeadlineAt: job.deadline_at.getTime(),
       // Whether it streamed is not known here: check the stream in case it did.
       streamed: true,
+      expects: null,
     };
   }
 }

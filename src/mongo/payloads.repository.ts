@@ -73,8 +73,41 @@ export interface ResultToSave {
   expireAt: Date;
 }
 
+/**
+ * An output as stored. FerretDB v1 refuses arrays nested in arrays ("nested arrays are not supported"),
+ * which an embedding job's vectors are: they are stored as `embeddingsF64`, each vector its float64
+ * components little-endian in base64 (exact, and as compact as JSON numbers), on MongoDB as on FerretDB.
+ */
+type StoredOutput = Omit<JobOutput, 'embeddings'> & { embeddingsF64?: string[] };
+
+function toStored(output: JobOutput): StoredOutput {
+  const { embeddings, ...rest } = output;
+  if (embeddings === undefined) return rest;
+  return {
+    ...rest,
+    embeddingsF64: embeddings.map((v) => {
+      const bytes = Buffer.alloc(v.length * 8);
+      v.forEach((x, i) => bytes.writeDoubleLE(x, i * 8));
+      return bytes.toString('base64');
+    }),
+  };
+}
+
+function fromStored(stored: StoredOutput): JobOutput {
+  const { embeddingsF64, ...rest } = stored;
+  if (embeddingsF64 === undefined) return rest;
+  return {
+    ...rest,
+    embeddings: embeddingsF64.map((b64) => {
+      const bytes = Buffer.from(b64, 'base64');
+      return Array.from({ length: bytes.length / 8 }, (_, i) => bytes.readDoubleLE(i * 8));
+    }),
+  };
+}
+
 /** As stored: keyed by job and attempt, with when it was written, and the job's input when it came along. */
-interface ResultDoc extends ResultToSave {
+interface ResultDoc extends Omit<ResultToSave, 'output'> {
+  output: StoredOutput;
   _id: string;
   at: Date;
   input?: JobRequest;
@@ -171,7 +204,7 @@ export class PayloadsRepository {
   async saveResult(r: ResultToSave): Promise<void> {
     const held = this.heldInputs.get(r.jobId);
     this.heldInputs.delete(r.jobId);
-    const written = this.resultWrites.submit({ _id: `${r.jobId}#${r.attempt}`, ...r, at: new Date(), ...(held ? { input: held.doc.input, inputCreatedAt: held.doc.createdAt } : {}) });
+    const written = this.resultWrites.submit({ _id: `${r.jobId}#${r.attempt}`, ...r, output: toStored(r.output), at: new Date(), ...(held ? { input: held.doc.input, inputCreatedAt: held.doc.createdAt } : {}) });
     // Should the result's write fail, its input is written alone.
     held?.written(written.catch(() => this.inputWrites.submit(held.doc)));
     await written;
@@ -207,7 +240,7 @@ export class PayloadsRepository {
       namespaceId,
       model: input?.model ?? first!.model,
       ...(storedInput ? { input: storedInput } : {}),
-      results: Object.fromEntries(results.map((r) => [String(r.attempt), { output: r.output, usage: r.usage }])),
+      results: Object.fromEntries(results.map((r) => [String(r.attempt), { output: fromStored(r.output), usage: r.usage }])),
       trace: [
         ...hops.map(({ attempt, nodeId, at, outcome, reason }) => ({ attempt, nodeId, at, outcome, ...(reason === undefined ? {} : { reason }) })),
         ...results.map((r) => ({ attempt: r.attempt, nodeId: r.nodeId, at: r.at, outcome: 'completed' })),

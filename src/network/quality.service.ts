@@ -65,7 +65,7 @@ export type BlindProbeInput = z.infer<typeof blindProbeInputSchema>;
  * that this service does not depend on the role.
  */
 export interface BlindJobIntake {
-  accept(principal: ApiKeyPrincipal, model: string, request: JobRequest): Promise<{ job: { id: string } }>;
+  accept(principal: ApiKeyPrincipal, models: readonly string[], request: JobRequest): Promise<{ job: { id: string } }>;
 }
 
 /** What it needs of the tenants' administration: the network's own account, namespace, key and credits. */
@@ -160,7 +160,7 @@ export class QualityService {
       for (const [model, candidates] of byModel) {
         const probe = candidates[Math.floor(Math.random() * candidates.length)]!;
         try {
-          const { job } = await this.d.jobs.accept(principal, model, probe.request);
+          const { job } = await this.d.jobs.accept(principal, [model], probe.request);
           await recordBlindJob(this.d.db, job.id, probe.id);
         } catch (err) {
           // No node serves the model on this network right now (503), or the budget ran out (402): next time.

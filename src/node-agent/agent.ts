@@ -445,7 +445,9 @@ class Agent {
   private traits() {
     const { network, region, gpu, versions } = this.declared;
     const models = this.stopping ? [] : this.advertised.map((name) => ({ name, version: versions[name] ?? DEFAULT_MODEL_VERSION }));
-    return { network, region, gpu, models };
+    const capabilities = this.opts.runtime.capabilities ?? [];
+    // Declared only when there are some, so that an agent without any speaks as agents did before them.
+    return { network, region, gpu, models, ...(capabilities.length > 0 ? { capabilities: [...capabilities] } : {}) };
   }
 
   private async refreshModels(): Promise<void> {

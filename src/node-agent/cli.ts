@@ -7,6 +7,7 @@ import { addressOf, generatePrivateKey } from '../domain/signatures.js';
 import { MAX_GPU_MEMORY_MB, NETWORKS, type Network } from '../domain/eligibility.js';
 import { startNodeAgent } from './agent.js';
 import { OpenAICompatibleRuntime } from './runtime.openai.js';
+import { CAPABILITIES, declaredCapabilitiesSchema, type Capability } from '../domain/capabilities.js';
 import type { InferenceRuntime } from './runtime.js';
 import { SimulatedRuntime } from './runtime.simulated.js';
 
@@ -17,6 +18,7 @@ interface RunOptions {
   enrolmentToken?: string;
   runtime: 'simulated' | 'openai';
   runtimeUrl?: string;
+  runtimeCapabilities?: Capability[];
   runtimeApiKey?: string;
   models?: string[];
   modelVersions?: string[];
@@ -63,6 +65,11 @@ export function registerNodeCommand(program: Command): void {
     .addOption(new Option('--runtime <kind>', 'inference runtime').choices(['simulated', 'openai']).default('simulated'))
     .option('--runtime-url <url>', 'OpenAI-compatible API base, e.g. http://127.0.0.1:8000/v1 (openai runtime)')
     .addOption(new Option('--runtime-api-key <key>', 'API key for the runtime server (openai runtime)').env('RUNTIME_API_KEY'))
+    .addOption(
+      new Option('--runtime-capabilities <list>', `what the openai runtime's server can do beyond chat, declared to the network: ${CAPABILITIES.join(',')} (the simulated runtime declares all)`)
+        .env('NODE_RUNTIME_CAPABILITIES')
+        .argParser(parseCapabilities),
+    )
     .option('--models <list>', 'comma-separated models to serve, each as name or name@version (required for simulated; openai: the runtime\'s list)', parseList)
     .addOption(new Option('--model-versions <list>', 'versions of models the runtime lists, as name@version,... (others run version 1)').env('NODE_MODEL_VERSIONS').argParser(parseList))
     .option('--capacity <n>', 'maximum concurrent jobs', parseInteger(1, 1024), 1)
@@ -113,6 +120,12 @@ async function runNode(options: RunOptions): Promise<void> {
   await untilSignalled(logger, () => agent.stop(), () => agent.kill());
 }
 
+function parseCapabilities(value: string): Capability[] {
+  const parsed = declaredCapabilitiesSchema.safeParse(value.split(',').map((c) => c.trim()).filter(Boolean));
+  if (!parsed.success) throw new InvalidArgumentError(`expected a comma-separated list of ${CAPABILITIES.join(', ')}, each once`);
+  return parsed.data;
+}
+
 function makeRuntime(options: RunOptions): InferenceRuntime {
   switch (options.runtime) {
     case 'simulated':
@@ -120,7 +133,7 @@ function makeRuntime(options: RunOptions): InferenceRuntime {
       return new SimulatedRuntime({ models: options.models, latencyMs: options.latencyMs, completionTokens: options.completionTokens });
     case 'openai':
       if (!options.runtimeUrl) throw new Error('--runtime-url is required with the openai runtime');
-      return new OpenAICompatibleRuntime({ baseUrl: options.runtimeUrl, apiKey: options.runtimeApiKey });
+      return new OpenAICompatibleRuntime({ baseUrl: options.runtimeUrl, apiKey: options.runtimeApiKey, capabilities: options.runtimeCapabilities ?? [] });
   }
 }
 

@@ -3,9 +3,27 @@
 // and output hash, which is what end-to-end tests and benchmarks need to check the whole pipeline.
 // Streamed, the same answer comes out word by word, spread evenly over the simulated generation time; a
 // streamed request gets the same answer as the same request unstreamed.
+// Embeddings are SIMULATED too: each input's vector is drawn from a hash of the model and that input (so
+// the same text always has the same vector, and different texts almost surely differ), normalized to unit
+// length; they carry no meaning, and similar texts are not close. `dimensions` sets their length
+// (SIMULATED_EMBEDDING_DIMENSIONS by default).
+// Tools and structured output are SIMULATED deterministically as well, so that clients' tool loops and
+// structured-output helpers can be tested end to end:
+//   - tools: it calls a tool when tool_choice requires one ('required': the first tool; a named
+//     function: that one) and, with 'auto' (the default), when the conversation's last message is not a
+//     tool's answer (so an agent loop calls once, then gets text); the arguments fill the tool's
+//     `parameters` schema (simulated-json.ts); with tool_choice 'none' it never calls;
+//   - response_format json_schema: the answer is its schema filled the same way; json_object: a JSON
+//     object {"answer": "<the usual simulated text>"};
+//   - logprobs: each word piece of the answer is a "token" with a log probability drawn from the hash
+//     (and top_logprobs alternatives below it).
+// Completion tokens of a tool call or JSON answer: a quarter of its UTF-8 bytes (at least 1, at most max_tokens).
 import { canonicalJson, sha256Hex } from '../domain/signatures.js';
 import type { ChatMessage, JobOutput, JobRequest, Usage } from '../domain/protocol.js';
 import { abortReason, type InferenceRuntime } from './runtime.js';
+import { CAPABILITIES } from '../domain/capabilities.js';
+import { fillSchema } from './simulated-json.js';
+import { deliveredText } from '../domain/job-results.js';
 
 export interface SimulatedRuntimeOptions {
   models: string[];
@@ -33,9 +51,14 @@ export function simulatedPromptTokens(messages: readonly ChatMessage[]): number 
   return total;
 }
 
+/** The length of a simulated embedding when the request names none. */
+export const SIMULATED_EMBEDDING_DIMENSIONS = 64;
+
 /** Simulated runtime; see the file comment: it never runs a model. Stop sequences are ignored. */
 export class SimulatedRuntime implements InferenceRuntime {
   readonly name = 'simulated';
+  /** It simulates everything (see the file comment). */
+  readonly capabilities = CAPABILITIES;
   private readonly modelList: string[];
   private readonly latencyMs: number;
   private readonly completionTokens: number;
@@ -53,16 +76,25 @@ export class SimulatedRuntime implements InferenceRuntime {
 
   async complete(model: string, request: JobRequest, signal: AbortSignal, onDelta?: (text: string) => void): Promise<{ output: JobOutput; usage: Usage }> {
     if (!this.modelList.includes(model)) throw new Error(`model not served by this runtime: ${model}`);
+    if (request.kind === 'embedding') {
+      await sleep(this.latencyMs, signal);
+      const dimensions = request.dimensions ?? SIMULATED_EMBEDDING_DIMENSIONS;
+      return {
+        output: { content: '', finish_reason: 'stop', embeddings: request.messages.map((m) => simulatedEmbedding(model, m.content, dimensions)) },
+        usage: { prompt_tokens: simulatedPromptTokens(request.messages), completion_tokens: 0 },
+      };
+    }
     const capped = request.max_tokens < this.completionTokens;
     const completion = Math.min(request.max_tokens, this.completionTokens);
     // How the answer is delivered does not change it.
     const { stream: _delivery, ...asked } = request;
     const digest = sha256Hex(canonicalJson({ model, request: asked }));
-    const output: JobOutput = {
-      content: `simulated answer ${digest.slice(0, 8)}: ${words(digest, completion)}`,
-      finish_reason: capped ? 'length' : 'stop',
-    };
-    if (onDelta) {
+    const text = `simulated answer ${digest.slice(0, 8)}: ${words(digest, completion)}`;
+    const structured = structuredAnswer(request, digest, text);
+    const output: JobOutput = structured ?? { content: text, finish_reason: capped ? 'length' : 'stop' };
+    const completionTokens = structured ? Math.max(1, Math.min(request.max_tokens, Math.ceil(Buffer.byteLength(deliveredText(structured), 'utf8') / 4))) : completion;
+    if (request.logprobs === true && output.content !== '') output.logprobs = simulatedLogprobs(output.content, digest, request.top_logprobs ?? 0);
+    if (onDelta && output.content !== '') {
       const parts = wordPieces(output.content);
       for (const [i, part] of parts.entries()) {
         // Spread evenly, the rounding error going to the last piece, so the total is latencyMs.
@@ -72,8 +104,55 @@ export class SimulatedRuntime implements InferenceRuntime {
     } else {
       await sleep(this.latencyMs, signal);
     }
-    return { output, usage: { prompt_tokens: simulatedPromptTokens(request.messages), completion_tokens: completion } };
+    return { output, usage: { prompt_tokens: simulatedPromptTokens(request.messages), completion_tokens: completionTokens } };
   }
+}
+
+/** The simulated tool call or JSON answer the request asks for (see the file comment), or null for plain text. */
+function structuredAnswer(request: JobRequest, digest: string, text: string): JobOutput | null {
+  const tools = request.tools ?? [];
+  const choice = request.tool_choice ?? 'auto';
+  if (tools.length > 0 && choice !== 'none') {
+    const named = typeof choice === 'object' ? tools.find((t) => t.function.name === choice.function.name) : undefined;
+    const answered = request.messages[request.messages.length - 1]?.role === 'tool';
+    const tool = named ?? (choice === 'required' || !answered ? tools[0] : undefined);
+    if (tool) {
+      const args = fillSchema(tool.function.parameters ?? { type: 'object' }, digest);
+      return {
+        content: '',
+        finish_reason: 'tool_calls',
+        tool_calls: [{ id: `call_${digest.slice(0, 24)}`, type: 'function', function: { name: tool.function.name, arguments: JSON.stringify(args) } }],
+      };
+    }
+  }
+  const format = request.response_format;
+  if (format?.type === 'json_schema') return { content: JSON.stringify(fillSchema(format.json_schema.schema ?? { type: 'object' }, digest)), finish_reason: 'stop' };
+  if (format?.type === 'json_object') return { content: JSON.stringify({ answer: text }), finish_reason: 'stop' };
+  return null;
+}
+
+/** Log probabilities for each word piece of `content`, drawn from the hash (see the file comment). */
+function simulatedLogprobs(content: string, digest: string, top: number): NonNullable<JobOutput['logprobs']> {
+  return {
+    content: wordPieces(content).map((token, i) => {
+      const logprob = -(parseInt(sha256Hex(`${digest}:${i}`).slice(0, 4), 16) / 0xffff) * 2;
+      const entry = { token, logprob, bytes: [...Buffer.from(token, 'utf8')] };
+      return { ...entry, top_logprobs: [entry, ...Array.from({ length: Math.max(0, top - 1) }, (_, k) => ({ token: ` ${WORDS[k % WORDS.length] ?? 'token'}`, logprob: logprob - 1 - k, bytes: null }))].slice(0, top) };
+    }),
+  };
+}
+
+/** A unit vector of `dimensions` components drawn from hashes of the model and the text: deterministic, meaningless. */
+export function simulatedEmbedding(model: string, text: string, dimensions: number): number[] {
+  const raw: number[] = [];
+  let block = sha256Hex(canonicalJson({ model, text }));
+  while (raw.length < dimensions) {
+    for (let i = 0; i + 4 <= block.length && raw.length < dimensions; i += 4) raw.push(parseInt(block.slice(i, i + 4), 16) / 0x8000 - 1);
+    block = sha256Hex(block);
+  }
+  const norm = Math.hypot(...raw) || 1;
+  // Rounded to 6 places: the vector travels as JSON, and a shorter number is as good for a simulation.
+  return raw.map((x) => Math.round((x / norm) * 1e6) / 1e6);
 }
 
 /** `text` as the pieces a tokenizer-ish stream would send: each word with the spaces before it. */

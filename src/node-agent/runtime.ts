@@ -1,10 +1,16 @@
 // The seam between the node agent (which talks to the network and signs) and the thing that actually
 // produces tokens (a simulator, or an OpenAI-compatible server such as vLLM, Ollama or llama.cpp server).
 import type { JobOutput, JobRequest, Usage } from '../domain/protocol.js';
+import type { Capability } from '../domain/capabilities.js';
 
 export interface InferenceRuntime {
   /** Short, stable name reported to the gateway at registration (at most 64 characters are sent). */
   name: string;
+  /**
+   * What it can do beyond plain chat (domain/capabilities.ts), declared to the network with every
+   * registration and heartbeat: jobs that need a capability are sent only to nodes that declare it.
+   */
+  readonly capabilities?: readonly Capability[];
   /** The models this runtime can serve right now. */
   models(): Promise<string[]>;
   /**

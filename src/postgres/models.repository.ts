@@ -75,6 +75,24 @@ export async function findModel(q: Queryable, name: string, forUpdate = false): 
   return r.rows[0] ?? null;
 }
 
+/** A model by its name or one of its aliases (migration 0022): what a request's `model` names. */
+export async function findModelByNameOrAlias(q: Queryable, name: string): Promise<ModelRow | null> {
+  const r = await q.query<ModelRow>(`SELECT ${COLUMNS} FROM models WHERE name = COALESCE((SELECT model FROM model_aliases WHERE alias = $1), $1)`, [name]);
+  return r.rows[0] ?? null;
+}
+
+/** A model's aliases, sorted. */
+export async function modelAliases(q: Queryable, model: string): Promise<string[]> {
+  const r = await q.query<{ alias: string }>('SELECT alias FROM model_aliases WHERE model = $1 ORDER BY alias', [model]);
+  return r.rows.map((row) => row.alias);
+}
+
+/** Replaces a model's aliases with `aliases` (in the caller's transaction). */
+export async function replaceModelAliases(q: Queryable, model: string, aliases: readonly string[]): Promise<void> {
+  await q.query('DELETE FROM model_aliases WHERE model = $1 AND NOT (alias = ANY($2::text[]))', [model, aliases]);
+  await q.query('INSERT INTO model_aliases (alias, model) SELECT unnest($2::text[]), $1 ON CONFLICT (alias) DO NOTHING', [model, aliases]);
+}
+
 export async function listModels(q: Queryable): Promise<ModelRow[]> {
   const r = await q.query<ModelRow>(`SELECT ${COLUMNS} FROM models ORDER BY name`);
   return r.rows;

@@ -23,6 +23,7 @@ import { READINESS_LUA } from './readiness.lua.js';
 import type { DeclaredModel } from '../domain/protocol.js';
 import type { Gpu, Network, Placement } from '../domain/eligibility.js';
 import { NEW_NODE_SCORE } from '../domain/scores.js';
+import type { Capability } from '../domain/capabilities.js';
 
 /** What the scripts answer when the rules' mirror is missing. */
 const UNSYNCED = -1;
@@ -33,7 +34,7 @@ const FENCED = -2;
  * Upserts a node's presence from a registration or heartbeat.
  * ARGV: prefix, nodeId, instance, capacity, models ('name@version' csv), reported running, ttlMs, mode,
  * now, slotMaxAgeMs, network, region ('' undeclared), gpu class, gpu memory (MiB), ceilings
- * ('name@version=slots' csv), start slots
+ * ('name@version=slots' csv), start slots, capabilities (csv)
  * mode 'register' (a new connection): reservations of the old connection are dropped (its attempts were
  * failed when it closed). mode 'heartbeat': reservations older than slotMaxAgeMs are dropped.
  * Returns 1 when the presence was (re)created, 0 when refreshed.
@@ -45,7 +46,7 @@ local slots = nk .. ':slots'
 local existed = redis.call('EXISTS', nk) == 1
 if mode == 'register' then redis.call('DEL', slots) else redis.call('ZREMRANGEBYSCORE', slots, '-inf', now - maxAge) end
 redis.call('HSET', nk, 'instance', inst, 'capacity', cap, 'reported', reported, 'models', models, 'seen', now,
-  'network', ARGV[11], 'region', ARGV[12], 'gpu', ARGV[13], 'gpu_mem', ARGV[14], 'ceilings', ARGV[15], 'start', ARGV[16])
+  'network', ARGV[11], 'region', ARGV[12], 'gpu', ARGV[13], 'gpu_mem', ARGV[14], 'ceilings', ARGV[15], 'start', ARGV[16], 'caps', ARGV[17])
 redis.call('PEXPIRE', nk, ttl)
 redis.call('PEXPIRE', slots, ttl)
 -- The status API's list of nodes; entries older than the presence TTL belong to expired nodes.
@@ -66,7 +67,8 @@ if existed then return 0 else return 1 end
  * as new, NEW_NODE_SCORE): idle capacity is still preferred, trusted nodes get more of the work, and a node
  * with a poor score still gets some, so that it can earn its way back.
  * ARGV: prefix, network, model, region, subcloud, excluded (csv), candidates to examine, jobId, now,
- * a random integer in [0, 1000000), attempt to claim (0: none), the claim's TTL (ms).
+ * a random integer in [0, 1000000), attempt to claim (0: none), the claim's TTL (ms), the capabilities the
+ * job needs (csv, '' for none).
  * With an attempt to claim, the reservation is also the attempt's start: <p>job:<jobId> (the job's
  * in-flight record, redis/inflight.repository.ts) names the attempt and its node, and a claim of an
  * attempt not above the recorded one, or of a finished job, is refused (-2) before any slot is taken: two
@@ -76,7 +78,7 @@ if existed then return 0 else return 1 end
 const RESERVE = new LuaScript(`${READINESS_LUA}
 local p, network, model, region, sc = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local maxc, job, now, spin = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
-local attempt, claimTtl = tonumber(ARGV[11]), tonumber(ARGV[12])
+local attempt, claimTtl, needs = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13]
 local jk = p .. 'job:' .. job
 if attempt > 0 then
   local cur = redis.call('HMGET', jk, 'attempt', 'done')
@@ -93,7 +95,7 @@ for _, id in ipairs(raw) do
   if not excluded[id] then
     local nk = p .. 'node:' .. id
     local f = redis.call('HMGET', nk, unpack(NODE_FIELDS))
-    if candidate(p, ready, id, f, network, mv, region, floor, sc, now) == 'ok' then
+    if candidate(p, ready, id, f, network, mv, region, floor, sc, now, needs) == 'ok' then
       local free = slot_limit(p, id, tonumber(f[1]), f[8], f[9], mv) - math.max(redis.call('ZCARD', nk .. ':slots'), tonumber(f[6] or '0'))
       if free > 0 then
         local score = tonumber(redis.call('HGET', p .. 'node-scores', id) or '${NEW_NODE_SCORE}')
@@ -156,18 +158,18 @@ return 1
 
 /**
  * Counts live, unflagged nodes eligible for a placement (free slots or not), up to `atMost` (0: all),
- * dropping stale entries. ARGV: prefix, network, model, region, subcloud, now, atMost.
+ * dropping stale entries. ARGV: prefix, network, model, region, subcloud, now, atMost, needs (csv).
  * Returns the count, or -1 when the rules' mirror is missing.
  */
 const COUNT_ELIGIBLE = new LuaScript(`${READINESS_LUA}
-local p, network, model, region, sc, now, atMost = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local p, network, model, region, sc, now, atMost, needs = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 if redis.call('EXISTS', p .. 'elig:revision') == 0 then return ${UNSYNCED} end
 local ready, mv, floor = placement(p, network, model, region, sc)
 if not ready then return 0 end
 local n = 0
 for _, id in ipairs(redis.call('ZRANGE', ready, 0, -1)) do
   local f = redis.call('HMGET', p .. 'node:' .. id, unpack(NODE_FIELDS))
-  if candidate(p, ready, id, f, network, mv, region, floor, sc, now) == 'ok' then
+  if candidate(p, ready, id, f, network, mv, region, floor, sc, now, needs) == 'ok' then
     n = n + 1
     if atMost > 0 and n >= atMost then return n end
   end
@@ -201,6 +203,8 @@ export interface NodeDeclaration {
   ceilings: ReadonlyMap<string, number>;
   /** Slow start: the slots the node may fill before it has completed any job. */
   startSlots: number;
+  /** What its runtime can do beyond plain chat (domain/capabilities.ts). */
+  capabilities?: readonly Capability[];
   mode: 'register' | 'heartbeat';
 }
 
@@ -235,6 +239,7 @@ export class PresenceRepository {
       n.gpu.memoryMb,
       [...n.ceilings].map(([mv, slots]) => `${mv}=${slots}`).join(','),
       n.startSlots,
+      (n.capabilities ?? []).join(','),
     ]);
     return created === 1;
   }
@@ -268,6 +273,7 @@ export class PresenceRepository {
         Math.floor(Math.random() * 1_000_000),
         claim?.attempt ?? 0,
         Math.max(1, Math.ceil(claim?.ttlMs ?? 1)),
+        needsArg(placement),
       ]);
     const r = (await this.synced(run)) as [string, string] | number | null;
     if (r === FENCED) return 'fenced';
@@ -288,7 +294,7 @@ export class PresenceRepository {
    * (callers asking "is there any?" pass 1, which stops at the first). Walks the placement's whole pool.
    */
   async liveNodeCount(placement: Placement, atMost = 0): Promise<number> {
-    const run = () => COUNT_ELIGIBLE.run(this.redis, [this.keys.prefix, ...placementArgs(placement), Date.now(), atMost]);
+    const run = () => COUNT_ELIGIBLE.run(this.redis, [this.keys.prefix, ...placementArgs(placement), Date.now(), atMost, needsArg(placement)]);
     return (await this.synced(run)) as number;
   }
 
@@ -301,6 +307,11 @@ export class PresenceRepository {
     if (second === UNSYNCED) throw new Error('the eligibility rules are not mirrored in Redis after a resync');
     return second;
   }
+}
+
+/** The capabilities a placement's job needs, as the scripts take them. */
+function needsArg(p: Placement): string {
+  return p.needs?.join(',') ?? '';
 }
 
 function placementArgs(p: Placement): string[] {

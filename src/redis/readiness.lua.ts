@@ -5,7 +5,8 @@
 //   <p>node:<id>         hash {instance, capacity (declared), reported, seen, network, region ('' undeclared), gpu,
 //                        gpu_mem (MiB), models ('name@version,...'), pools (the readiness keys it is in),
 //                        ceilings ('name@version=slots,...': declared capacity capped per GPU class and model
-//                        by the network config), start (slow start: slots before any completed job)}
+//                        by the network config), start (slow start: slots before any completed job),
+//                        caps (the capabilities it declares, csv; domain/capabilities.ts)}
 //   <p>node:<id>:slots   sorted set of the job ids holding a slot on the node, scored by reservation time
 //   <p>online            sorted set of node ids by last registration or heartbeat (the status API's list)
 //   <p>node-earned       hash node id -> jobs completed (over the scores window; +1 per completion, rewritten
@@ -142,18 +143,29 @@ local function entry_current(f, network, mv, region)
 end
 
 -- The node fields the reservation and the eligible count read, in this order (f[1] .. f[9]).
-local NODE_FIELDS = {'capacity', 'network', 'region', 'models', 'gpu_mem', 'reported', 'instance', 'ceilings', 'start'}
+local NODE_FIELDS = {'capacity', 'network', 'region', 'models', 'gpu_mem', 'reported', 'instance', 'ceilings', 'start', 'caps'}
+
+-- Whether a node's declared capabilities (csv) include every one the job needs (csv; '' for none: plain
+-- chat checks nothing).
+local function has_caps(caps, needs)
+  if needs == nil or needs == '' then return true end
+  local have = ',' .. (caps or '') .. ','
+  for c in string.gmatch(needs, '[^,]+') do
+    if not string.find(have, ',' .. c .. ',', 1, true) then return false end
+  end
+  return true
+end
 
 -- A pool entry checked against a job's placement, the one rule both RESERVE and COUNT_ELIGIBLE apply (the
 -- count decides when a job no node can take fails, so the two must never disagree): 'stale' (dropped
 -- from the pool here), 'ineligible' (below the GPU floor, not a member of the job's subcloud or in an
--- isolated one, flagged) or 'ok'. f = HMGET of NODE_FIELDS.
-local function candidate(p, ready, id, f, network, mv, region, floor, sc, now)
+-- isolated one, flagged, without a capability the job needs) or 'ok'. f = HMGET of NODE_FIELDS.
+local function candidate(p, ready, id, f, network, mv, region, floor, sc, now, needs)
   if not entry_current(f, network, mv, region) then
     redis.call('ZREM', ready, id)
     return 'stale'
   end
-  if tonumber(f[5] or '0') >= floor and member_ok(p, id, sc)
+  if tonumber(f[5] or '0') >= floor and has_caps(f[10], needs) and member_ok(p, id, sc)
       and tonumber(redis.call('GET', p .. 'unroutable:' .. id) or '0') <= now then
     return 'ok'
   end

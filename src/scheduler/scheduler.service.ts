@@ -8,6 +8,7 @@
 // anything back. A redelivered message (its scheduler died, or the channel closed) or one without a
 // ticket reads the job's row first: the attempts that ended are counted there (jobs.attempt), the one in
 // flight, if any, is in Redis. Retries (off the success path) re-read the row before each new attempt.
+import { withNeeds } from '../domain/capabilities.js';
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Consumer } from 'rabbitmq-client';
@@ -183,7 +184,8 @@ export class Scheduler {
         return;
       }
 
-      const placement = ticket.placement;
+      // What the job needs of its node (tools, JSON, a kind other than chat) narrows the placement.
+      const placement = withNeeds(ticket.placement, ticket.request);
       const stages = stageTimer();
       const reservation = await this.dispatcherFor(placement.model).place(
         {

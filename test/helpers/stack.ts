@@ -18,6 +18,7 @@ import { OperatorsService } from '../../src/gate/operators.service.js';
 import { startNodeAgent, type NodeAgent } from '../../src/node-agent/agent.js';
 import { WebSocket } from 'ws';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
+import type { InferenceRuntime } from '../../src/node-agent/runtime.js';
 import { PRIORITY_CLASSES } from '../../src/domain/priority.js';
 import { InflightRepository } from '../../src/redis/inflight.repository.js';
 import { RedisKeys, deleteKeysByPrefix } from '../../src/redis/client.js';
@@ -201,6 +202,21 @@ export class TestStack {
       region: opts.region,
       gpu: opts.gpu,
       modelVersions: opts.modelVersions,
+      logger: pino({ level: 'silent' }),
+      reconnect: false,
+    });
+    this.nodes.push(agent);
+    return agent;
+  }
+
+  /** Starts a node with a runtime of the test's own (a wrapper that misbehaves in one way, say). */
+  async runtimeNode(runtime: InferenceRuntime, capacity = 2): Promise<NodeAgent> {
+    const agent = await startNodeAgent({
+      gatewayUrl: this.url,
+      privateKey: await this.enrolled(),
+      operator: await this.operator(),
+      runtime,
+      capacity,
       logger: pino({ level: 'silent' }),
       reconnect: false,
     });

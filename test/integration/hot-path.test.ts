@@ -58,7 +58,7 @@ test('the completion event carries the answer: a job that finished before anyone
       expiresAt: null,
     };
     // Watched from before its publish, as a synchronous request does.
-    const accepted = await stack.backbone.jobs.accept(principal, TEST_MODEL, { messages: [{ role: 'user', content: 'race me' }], max_tokens: 8 }, { watch: true });
+    const accepted = await stack.backbone.jobs.accept(principal, [TEST_MODEL], { messages: [{ role: 'user', content: 'race me' }], max_tokens: 8 }, { watch: true });
     // The job completes before the waiter even starts: the event that says so has come and gone.
     await stack.until('the job to complete', async () => ((await stack.job(accepted.job.id))?.status === 'completed' ? true : undefined));
     // Were the answer read back, it would be gone: its stored copy is deleted here.

@@ -151,3 +151,65 @@ void test('openai runtime: an unreachable server is named in the error', async (
   await assert.rejects(rt.complete('m', request, never), /unreachable at http:\/\/127\.0\.0\.1:\d+\/v1: .*ECONNREFUSED/);
   assert.throws(() => new OpenAICompatibleRuntime({ baseUrl: 'ftp://x' }), /http\(s\)/);
 });
+
+void test('openai runtime: embedding jobs go to /embeddings (vectors back in input order), completion jobs to /completions', async () => {
+  const srv = await fakeRuntimeServer((req, body, res) => {
+    if (req.url === '/v1/embeddings') {
+      // Out of order on purpose: the runtime sorts by index.
+      return json(res, 200, { data: [{ index: 1, embedding: [0, 1] }, { index: 0, embedding: [1, 0] }], usage: { prompt_tokens: 5, total_tokens: 5 } });
+    }
+    if (req.url === '/v1/completions') {
+      assert.equal((body as { prompt: string }).prompt, 'Once upon');
+      return json(res, 200, { choices: [{ text: ' a time', finish_reason: 'length' }], usage: { prompt_tokens: 3, completion_tokens: 2 } });
+    }
+    json(res, 404, { error: { message: 'no' } });
+  });
+  try {
+    const rt = new OpenAICompatibleRuntime({ baseUrl: srv.base, capabilities: ['completions', 'embeddings'] });
+    assert.deepEqual(rt.capabilities, ['completions', 'embeddings']);
+    const e = await rt.complete('emb', { kind: 'embedding', messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }], max_tokens: 1, dimensions: 2 }, never);
+    assert.deepEqual(e.output, { content: '', finish_reason: 'stop', embeddings: [[1, 0], [0, 1]] });
+    assert.deepEqual(e.usage, { prompt_tokens: 5, completion_tokens: 0 });
+    assert.deepEqual(srv.seen[0]?.body, { model: 'emb', input: ['a', 'b'], encoding_format: 'float', dimensions: 2 });
+    const c = await rt.complete('llm', { kind: 'completion', messages: [{ role: 'user', content: 'Once upon' }], max_tokens: 2 }, never);
+    assert.deepEqual(c.output, { content: ' a time', finish_reason: 'length' });
+    assert.deepEqual(c.usage, { prompt_tokens: 3, completion_tokens: 2 });
+  } finally {
+    await srv.close();
+  }
+});
+
+void test('openai runtime: tools and response_format are forwarded; tool calls come back, streamed ones assembled by index', async () => {
+  const call = { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } };
+  const srv = await fakeRuntimeServer((_req, body, res) => {
+    if ((body as { stream?: boolean }).stream) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const events = [
+        { choices: [{ delta: { tool_calls: [{ index: 0, id: 'call_1', function: { name: 'get_weather', arguments: '' } }] } }] },
+        { choices: [{ delta: { tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] } }] },
+        { choices: [{ delta: { tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }, finish_reason: 'tool_calls' }] },
+        { choices: [], usage: { prompt_tokens: 9, completion_tokens: 6 } },
+      ];
+      res.end(events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join('') + 'data: [DONE]\n\n');
+      return;
+    }
+    json(res, 200, { choices: [{ message: { content: null, tool_calls: [call] }, finish_reason: 'tool_calls' }], usage: { prompt_tokens: 9, completion_tokens: 6 } });
+  });
+  try {
+    const rt = new OpenAICompatibleRuntime({ baseUrl: srv.base });
+    const tools = [{ type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object' } } }];
+    const asked: JobRequest = { messages: [{ role: 'user', content: 'weather?' }], max_tokens: 50, tools, tool_choice: 'required', response_format: { type: 'json_object' } };
+    const r = await rt.complete('llm', asked, never);
+    assert.deepEqual(r.output, { content: '', finish_reason: 'tool_calls', tool_calls: [call] });
+    const sent = srv.seen[0]?.body as Record<string, unknown>;
+    assert.deepEqual(sent.tools, tools);
+    assert.equal(sent.tool_choice, 'required');
+    assert.deepEqual(sent.response_format, { type: 'json_object' });
+    const deltas: string[] = [];
+    const s = await rt.complete('llm', { ...asked, stream: true }, never, (d) => deltas.push(d));
+    assert.deepEqual(s.output, { content: '', finish_reason: 'tool_calls', tool_calls: [call] });
+    assert.deepEqual(deltas, []);
+  } finally {
+    await srv.close();
+  }
+});
