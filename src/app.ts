@@ -238,7 +238,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   let verifyPool: VerifyPoolHandle | null = null;
   if (has('io')) {
     verifyPool = openVerifyPool(config.SIGNATURE_VERIFY_THREADS);
-    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionMs: config.PAYLOAD_RETENTION_HOURS * 3_600_000, logger });
+    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHours: config.PAYLOAD_RETENTION_HOURS, logger });
     gateway = new Gateway({
       config,
       db,

@@ -163,7 +163,7 @@ export class JobsService {
     const watch = opts.watch ? this.d.events.watchFinished(id) : null;
     // The input's copy for reads after the fact, written behind; the job itself runs from its ticket.
     const stored = this.d.payloads
-      .insertInput({ jobId: id, namespaceId: p.namespaceId, model: model.name, input: request, expireAt: new Date(now + config.PAYLOAD_RETENTION_HOURS * 3_600_000) })
+      .insertInput({ jobId: id, namespaceId: p.namespaceId, model: model.name, input: request, retentionHours: config.PAYLOAD_RETENTION_HOURS })
       .then(
         () => true,
         (err: unknown) => {

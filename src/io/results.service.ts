@@ -55,8 +55,8 @@ export class ResultsService {
       lifecycle: JobLifecycle;
       streams: JobStreams;
       usageRules: UsageRules;
-      /** How long outputs are kept (PAYLOAD_RETENTION_HOURS). */
-      retentionMs: number;
+      /** How long outputs are kept after their job's accept (PAYLOAD_RETENTION_HOURS). */
+      retentionHours: number;
       logger: Logger;
     },
   ) {}
@@ -150,7 +150,7 @@ export class ResultsService {
       output: msg.output,
       usage: msg.usage,
       nodeId: msg.nodeId,
-      expireAt: new Date(start + this.d.retentionMs),
+      retentionHours: this.d.retentionHours,
     };
     for (let tries = 1; ; tries++) {
       try {

@@ -9,8 +9,8 @@
 //   - eligibility rules (model versions and floors, subclouds): mirror them again when Redis lost them or
 //     holds another revision than PostgreSQL (an admin change whose mirror write failed);
 //   - contribution points: write the uptime of closed epochs from the heartbeats counted in Redis;
-//   - payloads: delete expired MongoDB documents (FerretDB has no TTL index; on MongoDB this only
-//     hastens what the TTL monitor does).
+//   - payloads: drop the MongoDB collections (a retention class's day) whose documents have all expired
+//     (FerretDB has no TTL index; on MongoDB the TTL index has emptied them already).
 import type { Logger } from 'pino';
 import { PeriodicTask } from './periodic-task.js';
 import type { Config } from '../config.js';
@@ -75,7 +75,7 @@ export class Maintenance {
       if (now.getTime() - this.lastPayloadSweep >= this.d.config.PAYLOAD_SWEEP_INTERVAL_MS) {
         const swept = await this.d.payloads.sweepExpired(now);
         this.lastPayloadSweep = now.getTime();
-        if (swept > 0) this.d.logger.info({ swept }, 'expired payloads deleted');
+        if (swept.buckets + swept.documents > 0) this.d.logger.info(swept, 'expired payloads dropped');
       }
     });
     return run.ran;
