@@ -13,14 +13,17 @@
 #     per node, heartbeats acknowledged per second, reservation latency beside raw Redis operations and
 #     redis-benchmark (about three minutes; needs a MongoDB like e2e, and two open files per node);
 #   - snapshots (bench/snapshots.ts): snapshot export MB/s beside sha256sum of the same CAR, restore rows/s
-#     beside psql \copy of the same rows (about a minute; PostgreSQL only).
+#     beside psql \copy of the same rows (about a minute; PostgreSQL only);
+#   - space (bench/space.ts): payload writes/s through the batched path beside bare insertMany, export
+#     beside a bare cursor read, and one expiry pass as the store grows tenfold (about two minutes; MongoDB
+#     or the FerretDB started here).
 # Each prints a table and rewrites its part of BENCHMARKS.md. `scripts/bench.sh e2e`, `... ledger` or
 # `... fleet` (`npm run bench:ledger`, `npm run bench:fleet`) runs one. Knobs: see the head of each bench file; BENCH_NODE_FLAGS passes flags
 # to node (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 which="${1:-all}"
-case "$which" in all | e2e | ledger | fleet | snapshots) ;; *) echo "usage: scripts/bench.sh [all|e2e|ledger|fleet|snapshots]" >&2; exit 2 ;; esac
+case "$which" in all | e2e | ledger | fleet | snapshots | space) ;; *) echo "usage: scripts/bench.sh [all|e2e|ledger|fleet|snapshots|space]" >&2; exit 2 ;; esac
 source scripts/setup.sh
 setup_project
 
@@ -83,5 +86,9 @@ fi
 if [ "$which" = all ] || [ "$which" = snapshots ]; then
   # shellcheck disable=SC2086
   node ${BENCH_NODE_FLAGS:-} dist/bench/snapshots.js || status=$?
+fi
+if [ "$which" = all ] || [ "$which" = space ]; then
+  # shellcheck disable=SC2086
+  node ${BENCH_NODE_FLAGS:-} dist/bench/space.js || status=$?
 fi
 exit "$status"

@@ -116,6 +116,17 @@ interface BucketWrite<T> {
   doc: T;
 }
 
+/** One result as an export reads it (no node identity: consumers never learn which node served them). */
+export interface ExportedResult {
+  jobId: string;
+  attempt: number;
+  model: string;
+  output: JobOutput;
+  usage: Usage;
+  at: Date;
+  input?: JobRequest;
+}
+
 /** What one expiry pass removed. */
 export interface SweepOutcome {
   /** Buckets dropped whole. */
@@ -281,6 +292,29 @@ export class PayloadsRepository {
       }
     }
     return outcome;
+  }
+
+  /**
+   * A namespace's unexpired results, oldest day first, as a cursor per bucket read in batches of
+   * `batchSize`: memory stays that of one batch however many jobs the namespace has (export). Each
+   * result carries its job's input when that rode along; inputs written on their own are not joined here.
+   */
+  async *streamResults(namespaceId: string, opts: { since?: Date; until?: Date; batchSize?: number } = {}, now = new Date()): AsyncGenerator<ExportedResult> {
+    const buckets = (await this.collectionNames())
+      .map((name) => ({ name, b: parseBucketName(name) }))
+      .filter((x): x is { name: string; b: NonNullable<ReturnType<typeof parseBucketName>> } => x.b !== null && x.b.kind === 'job_results' && bucketExpiresAtMs(x.b) > now.getTime())
+      .filter((x) => (opts.since ? x.b.dayStartMs + 86_400_000 > opts.since.getTime() : true) && (opts.until ? x.b.dayStartMs < opts.until.getTime() : true))
+      .sort((a, b) => a.b.dayStartMs - b.b.dayStartMs);
+    for (const { name } of buckets) {
+      const cursor = this.db
+        .collection<ResultDoc>(name)
+        .find({ namespaceId, expireAt: { $gt: now } }, { batchSize: opts.batchSize ?? 500, projection: { _id: 0, jobId: 1, attempt: 1, model: 1, output: 1, usage: 1, at: 1, input: 1 } });
+      try {
+        for await (const doc of cursor) yield doc as ExportedResult;
+      } finally {
+        await cursor.close();
+      }
+    }
   }
 
   /** Every collection's name (nameOnly: a catalogue read, whatever the collections hold). */
