@@ -310,7 +310,7 @@ export class PayloadsRepository {
         .collection<ResultDoc>(name)
         .find({ namespaceId, expireAt: { $gt: now } }, { batchSize: opts.batchSize ?? 500, projection: { _id: 0, jobId: 1, attempt: 1, model: 1, output: 1, usage: 1, at: 1, input: 1 } });
       try {
-        for await (const doc of cursor) yield doc as ExportedResult;
+        for await (const doc of cursor) yield doc;
       } finally {
         await cursor.close();
       }
