@@ -12,11 +12,13 @@ import { createPool, type Db } from './postgres/db.js';
 import { migrate } from './postgres/migrate.js';
 import { connectMongo, type Mongo } from './mongo/client.js';
 import { PayloadsRepository } from './mongo/payloads.repository.js';
+import { RetentionService } from './space/retention.service.js';
+import { retentionRoutes } from './space/retention.http.js';
 import { createRedis, RedisKeys } from './redis/client.js';
 import { PresenceRepository } from './redis/presence.repository.js';
 import { InflightRepository } from './redis/inflight.repository.js';
 import { CatalogChanges } from './postgres/catalog-changes.js';
-import { Catalog } from './catalog/catalog.service.js';
+import { Catalog, retentionHoursFor } from './catalog/catalog.service.js';
 import { UsageRules } from './catalog/usage-rules.js';
 import { PublishMarks } from './jobs/publish-marks.js';
 import { RateLimitRepository } from './redis/rate-limit.repository.js';
@@ -78,6 +80,8 @@ export interface Backbone {
   jobs: JobsService;
   quality: QualityService;
   networkConfig: NetworkConfigService;
+  /** Space's retention plans and their daily metering (tests drive the metering directly). */
+  retention: RetentionService;
   db: Db;
   mongo: Mongo;
   /** Starts listening; resolves with the base URL. */
@@ -126,6 +130,14 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const mongo = await connectMongo(opts.mongoUrl);
   const payloads = new PayloadsRepository(mongo.db);
   await payloads.ensureIndexes(logger);
+  const retention = new RetentionService({
+    db,
+    payloads,
+    standardHours: config.PAYLOAD_RETENTION_HOURS,
+    maxDays: config.SPACE_MAX_RETENTION_DAYS,
+    priceMicroPerGibDay: config.SPACE_PRICE_MICRO_PER_GIB_DAY,
+    logger,
+  });
   const redis = createRedis(config.REDIS_URL, 'main');
   const redisSub = createRedis(config.REDIS_URL, 'sub', { subscriber: true });
   const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
@@ -238,7 +250,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   let verifyPool: VerifyPoolHandle | null = null;
   if (has('io')) {
     verifyPool = openVerifyPool(config.SIGNATURE_VERIFY_THREADS);
-    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHours: config.PAYLOAD_RETENTION_HOURS, logger });
+    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHoursFor: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS), logger });
     gateway = new Gateway({
       config,
       db,
@@ -291,11 +303,12 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       usage,
       snapshots,
     });
+    retentionRoutes(app, { db, retention, accounts, adminToken: config.ADMIN_TOKEN });
   }
   // The explorer (public, from /status) and the consoles (through /account), built from web/.
   if (has('status') || has('gate')) webRoutes(app, opts.webRoot ?? fileURLToPath(new URL('../../web/dist/', import.meta.url)));
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger }) : null;
-  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
+  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, retention, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
   const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, snapshots, logger }) : null;
 
   let closed = false;
@@ -304,6 +317,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     instanceId,
     admin,
     jobs,
+    retention,
     quality,
     networkConfig,
     db,

@@ -101,6 +101,10 @@ export const configSchema = z.object({
   SIWE_NONCE_TTL_SECONDS: int(300, 10),
   // Payloads
   PAYLOAD_RETENTION_HOURS: int(72, 1),
+  // Space (retention plans, migrations/0024): the longest extended plan, in days, and its price per GiB-day
+  // of payload stored, in micro-credits (metered daily by the maintenance role, charged through the ledger).
+  SPACE_MAX_RETENTION_DAYS: int(365, 1),
+  SPACE_PRICE_MICRO_PER_GIB_DAY: int(50_000, 0),
   // Maintenance
   SWEEP_INTERVAL_MS: int(5_000, 100),
   // Expired payloads are dropped this often (reads never return them before: they filter on expireAt). A

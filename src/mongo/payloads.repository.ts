@@ -58,6 +58,8 @@ export interface PayloadDoc {
 
 interface InputDoc {
   _id: string;
+  /** Bytes of the input as JSON: what extended retention meters (storedBytes). */
+  bytes: number;
   namespaceId: string;
   model: string;
   input: JobRequest;
@@ -84,6 +86,8 @@ export interface ResultToSave {
 /** As stored: keyed by job and attempt, with when it was written, and the job's input when it came along. */
 interface ResultDoc extends Omit<ResultToSave, 'retentionHours'> {
   _id: string;
+  /** Bytes of the output (and of the input riding along) as JSON: what extended retention meters. */
+  bytes: number;
   expireAt: Date;
   at: Date;
   input?: JobRequest;
@@ -172,7 +176,7 @@ export class PayloadsRepository {
       const now = Date.now();
       const held: HeldInput = {
         bucket: bucketName('job_payloads', doc.retentionHours, jobCreatedMs(doc.jobId, now)),
-        doc: { _id: doc.jobId, namespaceId: doc.namespaceId, model: doc.model, input: doc.input, createdAt: new Date(now), expireAt: expiryOf(doc.jobId, doc.retentionHours, now) },
+        doc: { _id: doc.jobId, bytes: jsonBytes(doc.input), namespaceId: doc.namespaceId, model: doc.model, input: doc.input, createdAt: new Date(now), expireAt: expiryOf(doc.jobId, doc.retentionHours, now) },
         written: (outcome) => void outcome.then(resolve, reject),
       };
       this.heldInputs.set(doc.jobId, held);
@@ -207,7 +211,7 @@ export class PayloadsRepository {
     this.heldInputs.delete(r.jobId);
     const now = Date.now();
     const { retentionHours, ...fields } = r;
-    const doc: ResultDoc = { _id: `${r.jobId}#${r.attempt}`, ...fields, expireAt: expiryOf(r.jobId, retentionHours, now), at: new Date(now), ...(held ? { input: held.doc.input, inputCreatedAt: held.doc.createdAt } : {}) };
+    const doc: ResultDoc = { _id: `${r.jobId}#${r.attempt}`, ...fields, bytes: jsonBytes(r.output) + (held ? held.doc.bytes : 0), expireAt: expiryOf(r.jobId, retentionHours, now), at: new Date(now), ...(held ? { input: held.doc.input, inputCreatedAt: held.doc.createdAt } : {}) };
     const written = this.resultWrites.submit({ bucket: bucketName('job_results', retentionHours, jobCreatedMs(r.jobId, now)), doc });
     // Should the result's write fail, its input is written alone.
     held?.written(written.catch(() => this.inputWrites.submit({ bucket: held.bucket, doc: held.doc })));
@@ -317,6 +321,25 @@ export class PayloadsRepository {
     }
   }
 
+  /**
+   * Bytes a namespace holds in classes longer than `aboveHours` (extended retention), unexpired: what
+   * one day of metering bills. Reads only the buckets of those classes (the billed data), never the
+   * standard ones; FerretDB's $group has $sum, which is all this needs.
+   */
+  async storedBytes(namespaceId: string, aboveHours: number, now = new Date()): Promise<number> {
+    let total = 0;
+    for (const name of await this.collectionNames()) {
+      const b = parseBucketName(name);
+      if (!b || b.retentionHours <= aboveHours || bucketExpiresAtMs(b) <= now.getTime()) continue;
+      const [row] = await this.db
+        .collection(name)
+        .aggregate<{ bytes: number }>([{ $match: { namespaceId, expireAt: { $gt: now } } }, { $group: { _id: null, bytes: { $sum: '$bytes' } } }])
+        .toArray();
+      total += row?.bytes ?? 0;
+    }
+    return total;
+  }
+
   /** Every collection's name (nameOnly: a catalogue read, whatever the collections hold). */
   private async collectionNames(): Promise<string[]> {
     const list = await this.db.listCollections({}, { nameOnly: true }).toArray();
@@ -374,6 +397,11 @@ export class PayloadsRepository {
     else await col.createIndex({ jobId: 1 });
     if (this.ttlIndex) await col.createIndex({ expireAt: 1 }, { expireAfterSeconds: 0, name: 'expireAt_ttl' });
   }
+}
+
+/** A payload's size as stored, near enough to bill by (its JSON; BSON differs by a few bytes per field). */
+function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value));
 }
 
 /**
