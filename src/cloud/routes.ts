@@ -10,6 +10,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { UsageService } from '../space/usage.service.js';
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
+import { jobSearchRoutes } from '../space/job-search.http.js';
 import { errors, formatCredits } from '../errors.js';
 import type { JobRow } from '../postgres/jobs.repository.js';
 import type { PayloadDoc } from '../mongo/payloads.repository.js';
@@ -141,6 +142,8 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
 
     // Resultity extension: the namespace's usage by day, model and key; `format=csv` for a spreadsheet.
     v1.get<{ Querystring: UsageQuery }>('/v1/usage', async (request, reply) => sendUsage(reply, d.usage, principalOf(request).namespaceId, request.query));
+
+    jobSearchRoutes(v1, { db: d.db });
 
     v1.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => {
       const { job, payload } = await d.jobs.findForNamespace(request.params.id, principalOf(request).namespaceId);

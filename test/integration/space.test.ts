@@ -167,3 +167,41 @@ test('extended, unpaid: the namespace falls back to standard with an event, is c
     const totals = await ledgerTotals(stack.db);
     assert.equal(totals.entriesTotal, 0);
   }));
+
+test("search: GET /v1/jobs pages through the namespace's jobs newest first with a cursor, filters on status, model, key and time, and never shows another namespace", () =>
+  check(async () => {
+    const t = await stack.tenant(10);
+    const other = await stack.tenant(10);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await chat(t, `search ${i}`)).replace(/^chatcmpl-/, ''));
+    await chat(other, 'not yours');
+    const get = (query: string, key = t.apiKey) => requestJson(stack.url, 'GET', `/v1/jobs${query}`, undefined, key);
+
+    const seen: string[] = [];
+    let after: string | null = null;
+    let pages = 0;
+    do {
+      const page = await get(`?limit=2${after ? `&after=${after}` : ''}`);
+      assert.equal(page.status, 200, page.text);
+      const data = page.body.data as Array<{ id: string; status: string; node_id?: unknown }>;
+      for (const j of data) assert.equal('node_id' in j, false, 'no node identity');
+      seen.push(...data.map((j) => j.id));
+      after = page.body.next_cursor as string | null;
+      assert.equal(page.body.has_more, after !== null);
+      pages++;
+    } while (after && pages < 10);
+    assert.equal(pages, 3);
+    assert.deepEqual(seen, [...ids].reverse(), 'every job once, newest first');
+
+    assert.equal(((await get('?status=completed&limit=100')).body.data as unknown[]).length, 5);
+    assert.equal(((await get('?status=failed')).body.data as unknown[]).length, 0);
+    assert.equal(((await get('?model=test/none')).body.data as unknown[]).length, 0);
+    assert.equal(((await get(`?api_key_id=${t.keyId}&limit=100`)).body.data as unknown[]).length, 5);
+    assert.equal(((await get(`?api_key_id=${other.keyId}`)).body.data as unknown[]).length, 0, "another namespace's key finds nothing here");
+    const future = Math.floor(Date.now() / 1000) + 3600;
+    assert.equal(((await get(`?since=${future}`)).body.data as unknown[]).length, 0);
+    assert.equal(((await get(`?until=${new Date(Date.now() + 60_000).toISOString()}&limit=100`)).body.data as unknown[]).length, 5);
+    const bad = await get('?status=lost');
+    assert.equal(bad.status, 400, bad.text);
+    assert.equal((bad.body.error as { type: string }).type, 'invalid_request_error');
+  }));
