@@ -13,7 +13,7 @@ import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 import { jobSearchRoutes } from '../space/job-search.http.js';
 import { errors, formatCredits } from '../errors.js';
 import type { JobRow } from '../postgres/jobs.repository.js';
-import type { PayloadDoc } from '../mongo/payloads.repository.js';
+import type { PayloadDoc, PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { JobOutput } from '../domain/protocol.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { Db } from '../postgres/db.js';
@@ -29,6 +29,8 @@ import { sendChatStream } from './chat-stream.http.js';
 
 export interface CloudRouteDeps {
   db: Db;
+  /** For GET /v1/jobs/export (space/job-search.http.ts); absent, that route is not offered. */
+  payloads?: PayloadsRepository;
   usage: UsageService;
   auth: AuthService;
   jobs: JobsService;
@@ -143,7 +145,7 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
     // Resultity extension: the namespace's usage by day, model and key; `format=csv` for a spreadsheet.
     v1.get<{ Querystring: UsageQuery }>('/v1/usage', async (request, reply) => sendUsage(reply, d.usage, principalOf(request).namespaceId, request.query));
 
-    jobSearchRoutes(v1, { db: d.db });
+    jobSearchRoutes(v1, { db: d.db, ...(d.payloads ? { payloads: d.payloads } : {}) });
 
     v1.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request) => {
       const { job, payload } = await d.jobs.findForNamespace(request.params.id, principalOf(request).namespaceId);

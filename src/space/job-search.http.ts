@@ -10,6 +10,9 @@ import { searchJobs } from '../postgres/job-search.repository.js';
 import type { JobRow } from '../postgres/jobs.repository.js';
 import { TERMINAL_STATUSES } from '../domain/jobs.js';
 import { errors, formatCredits } from '../errors.js';
+import { toCsv } from '../domain/csv.js';
+import type { PayloadsRepository } from '../mongo/payloads.repository.js';
+import { Readable } from 'node:stream';
 
 const time = z.union([z.string().regex(/^\d{1,12}$/).transform((s) => new Date(Number(s) * 1000)), z.iso.datetime({ offset: true }).transform((s) => new Date(s))]);
 
@@ -25,7 +28,49 @@ const querySchema = z
   })
   .strict();
 
-export function jobSearchRoutes(v1: FastifyInstance, d: { db: Db }): void {
+const exportSchema = z
+  .object({
+    format: z.enum(['ndjson', 'csv']).default('ndjson'),
+    since: time.optional(),
+    until: time.optional(),
+  })
+  .strict();
+
+const CSV_COLUMNS = ['job_id', 'attempt', 'model', 'at', 'prompt_tokens', 'completion_tokens', 'input', 'output'] as const;
+type CsvRow = Record<(typeof CSV_COLUMNS)[number], unknown>;
+
+/**
+ * The namespace's retained results (GET /v1/jobs/export): one line per result, streamed from MongoDB's
+ * cursor as the client reads (the reply's backpressure paces it), so memory stays that of one batch
+ * however many jobs are exported. Results expired or never stored (the zero plan) are not in it.
+ */
+async function* exportLines(payloads: PayloadsRepository, namespaceId: string, q: z.infer<typeof exportSchema>): AsyncGenerator<string> {
+  const header = CSV_COLUMNS.join(',');
+  if (q.format === 'csv') yield `${header}\r\n`;
+  for await (const r of payloads.streamResults(namespaceId, { ...(q.since ? { since: q.since } : {}), ...(q.until ? { until: q.until } : {}) })) {
+    if (q.format === 'ndjson') {
+      yield `${JSON.stringify({ job_id: r.jobId, attempt: r.attempt, model: r.model, at: r.at, usage: r.usage, input: r.input ?? null, output: r.output })}\n`;
+    } else {
+      const row: CsvRow = { job_id: r.jobId, attempt: r.attempt, model: r.model, at: r.at, prompt_tokens: r.usage.prompt_tokens, completion_tokens: r.usage.completion_tokens, input: r.input?.messages ?? null, output: r.output.content };
+      yield toCsv(CSV_COLUMNS, [row]).slice(header.length + 2);
+    }
+  }
+}
+
+export function jobSearchRoutes(v1: FastifyInstance, d: { db: Db; payloads?: PayloadsRepository }): void {
+  const payloads = d.payloads;
+  if (payloads) {
+    v1.get('/v1/jobs/export', async (request, reply) => {
+      const parsed = exportSchema.safeParse(request.query ?? {});
+      if (!parsed.success) throw errors.invalidInput(parsed.error.issues, 'Invalid query.');
+      const p = request.principal;
+      if (!p) throw errors.unauthenticated();
+      reply.header('content-type', parsed.data.format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson');
+      reply.header('cache-control', 'no-store');
+      return reply.send(Readable.from(exportLines(payloads, p.namespaceId, parsed.data)));
+    });
+  }
+
   v1.get('/v1/jobs', async (request) => {
     const parsed = querySchema.safeParse(request.query ?? {});
     if (!parsed.success) throw errors.invalidInput(parsed.error.issues, 'Invalid query.');

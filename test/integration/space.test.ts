@@ -205,3 +205,28 @@ test("search: GET /v1/jobs pages through the namespace's jobs newest first with 
     assert.equal(bad.status, 400, bad.text);
     assert.equal((bad.body.error as { type: string }).type, 'invalid_request_error');
   }));
+
+test("export: GET /v1/jobs/export streams the namespace's retained results as NDJSON or CSV, and nothing of another namespace's", () =>
+  check(async () => {
+    const t = await stack.tenant(10);
+    const other = await stack.tenant(10);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await chat(t, `export, "quoted", ${i}`)).replace(/^chatcmpl-/, ''));
+    await chat(other, 'not yours');
+    const nd = await fetch(`${stack.url}/v1/jobs/export`, { headers: { authorization: `Bearer ${t.apiKey}` } });
+    assert.equal(nd.status, 200);
+    assert.match(nd.headers.get('content-type') ?? '', /ndjson/);
+    const lines = (await nd.text()).trim().split('\n').map((l) => JSON.parse(l) as { job_id: string; output: { content: string }; input: { messages: Array<{ content: string }> } | null; node_id?: unknown });
+    assert.deepEqual(lines.map((l) => l.job_id).sort(), [...ids].sort());
+    for (const l of lines) {
+      assert.match(l.output.content, /^simulated answer/);
+      assert.equal('node_id' in l, false, 'no node identity');
+    }
+    const csv = await fetch(`${stack.url}/v1/jobs/export?format=csv`, { headers: { authorization: `Bearer ${t.apiKey}` } });
+    assert.equal(csv.status, 200);
+    const rows = (await csv.text()).trim().split('\r\n');
+    assert.equal(rows[0], 'job_id,attempt,model,at,prompt_tokens,completion_tokens,input,output');
+    assert.equal(rows.length, 4);
+    const bad = await fetch(`${stack.url}/v1/jobs/export?format=xml`, { headers: { authorization: `Bearer ${t.apiKey}` } });
+    assert.equal(bad.status, 400);
+  }));
