@@ -77,7 +77,8 @@ async function main(): Promise<number> {
   try {
     const build = await db.admin().command({ buildInfo: 1 });
     const ferret = 'ferretdbVersion' in build || 'ferretdb' in build;
-    const server = ferret ? `FerretDB ${String(build.ferretdbVersion ?? build.version)}` : `MongoDB ${String(build.version)}`;
+    const ferretInfo = build.ferretdb as { version?: string } | undefined;
+    const server = ferret ? `FerretDB ${String(build.ferretdbVersion ?? ferretInfo?.version ?? '')} (PostgreSQL backend; MongoDB ${String(build.version)} wire)` : `MongoDB ${String(build.version)}`;
     const repo = new PayloadsRepository(db);
     await repo.ensureIndexes(pino({ level: 'silent' }));
     const now = Date.now();
@@ -154,6 +155,8 @@ async function main(): Promise<number> {
       '`expireAt`) holding the same documents: the pass must stay flat as the store grows.',
       '',
       table,
+      '',
+      'Each expiry figure is one pass, timed once: on the shared cores one pass can be far off (see the note below the table when there is one).',
       '',
       `Machine: ${host.cpu}, ${host.cores} cores (shared), Node.js ${host.node}; run ${new Date().toISOString().slice(0, 16)}Z.`,
     ].join('\n');
