@@ -3,27 +3,16 @@
 // scans the collection in FerretDB 1.x). The documents have the shape the backbone writes (its input,
 // result and trace), unexpired, spread over the run's namespaces.
 import { randomUUID } from 'node:crypto';
-import type { Collection, Db, Document } from 'mongodb';
-import { PayloadsRepository } from '../src/mongo/payloads.repository.js';
-
-const FALLBACK = 'job_payloads';
+import type { Collection, Document } from 'mongodb';
+import { bucketName } from '../src/mongo/payload-buckets.js';
 
 /**
- * The name of the collection the backbone keeps payloads in: BENCH_PAYLOAD_COLLECTION when set, else the
- * one PayloadsRepository opens in its constructor (asked of a stand-in Db that records the name), else
- * `job_payloads`. The payloads module may change shape; the benchmark should not break when it does.
+ * The collection the backbone keeps today's inputs in under the default retention class (72 hours): one
+ * day's bucket (src/mongo/payload-buckets.ts), the one a job accepted now is read from; or
+ * BENCH_PAYLOAD_COLLECTION when set.
  */
-export async function payloadCollectionName(): Promise<string> {
-  const given = process.env.BENCH_PAYLOAD_COLLECTION;
-  if (given) return given;
-  const names: string[] = [];
-  const recorder = { collection: (name: string) => (names.push(name), {}) } as unknown as Db;
-  try {
-    new PayloadsRepository(recorder);
-  } catch {
-    // A constructor that does more than open its collection: fall back.
-  }
-  return names[0] ?? FALLBACK;
+export function payloadCollectionName(): Promise<string> {
+  return Promise.resolve(process.env.BENCH_PAYLOAD_COLLECTION ?? bucketName('job_payloads', 72, Date.now()));
 }
 
 /** Inserts `count` documents in batches; resolves with the number inserted. */

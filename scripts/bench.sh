@@ -13,7 +13,10 @@
 #     per node, heartbeats acknowledged per second, reservation latency beside raw Redis operations and
 #     redis-benchmark (about three minutes; needs a MongoDB like e2e, and two open files per node);
 #   - snapshots (bench/snapshots.ts): snapshot export MB/s beside sha256sum of the same CAR, restore rows/s
-#     beside psql \copy of the same rows (about a minute; PostgreSQL only).
+#     beside psql \copy of the same rows (about a minute; PostgreSQL only);
+#   - space (bench/space.ts): payload writes/s through the batched path beside bare insertMany, export
+#     beside a bare cursor read, and one expiry pass as the store grows tenfold (about two minutes; MongoDB
+#     or the FerretDB started here).
 # Not in `all`: profile (`npm run bench:profile`): e2e at one concurrency (BENCH_PROFILE_CONCURRENCY, 8)
 # with the backbone under `node --cpu-prof`, then bench/cpu-profile.ts: where the backbone process's CPU
 # goes, by engine client, package and folder (the `profile` section of BENCHMARKS.md; about a minute).
@@ -23,7 +26,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 which="${1:-all}"
-case "$which" in all | e2e | ledger | fleet | snapshots | profile) ;; *) echo "usage: scripts/bench.sh [all|e2e|ledger|fleet|snapshots|profile]" >&2; exit 2 ;; esac
+case "$which" in all | e2e | ledger | fleet | snapshots | space | profile) ;; *) echo "usage: scripts/bench.sh [all|e2e|ledger|fleet|snapshots|space|profile]" >&2; exit 2 ;; esac
 source scripts/setup.sh
 setup_project
 
@@ -98,5 +101,9 @@ fi
 if [ "$which" = all ] || [ "$which" = snapshots ]; then
   # shellcheck disable=SC2086
   node ${BENCH_NODE_FLAGS:-} dist/bench/snapshots.js || status=$?
+fi
+if [ "$which" = all ] || [ "$which" = space ]; then
+  # shellcheck disable=SC2086
+  node ${BENCH_NODE_FLAGS:-} dist/bench/space.js || status=$?
 fi
 exit "$status"

@@ -12,11 +12,13 @@ import { createPool, type Db } from './postgres/db.js';
 import { migrate } from './postgres/migrate.js';
 import { connectMongo, type Mongo } from './mongo/client.js';
 import { PayloadsRepository } from './mongo/payloads.repository.js';
+import { RetentionService } from './space/retention.service.js';
+import { retentionRoutes } from './space/retention.http.js';
 import { createRedis, RedisKeys } from './redis/client.js';
 import { PresenceRepository } from './redis/presence.repository.js';
 import { InflightRepository } from './redis/inflight.repository.js';
 import { CatalogChanges } from './postgres/catalog-changes.js';
-import { Catalog } from './catalog/catalog.service.js';
+import { Catalog, retentionHoursFor } from './catalog/catalog.service.js';
 import { UsageRules } from './catalog/usage-rules.js';
 import { PublishMarks } from './jobs/publish-marks.js';
 import { RateLimitRepository } from './redis/rate-limit.repository.js';
@@ -81,6 +83,8 @@ export interface Backbone {
   jobs: JobsService;
   quality: QualityService;
   networkConfig: NetworkConfigService;
+  /** Space's retention plans and their daily metering (tests drive the metering directly). */
+  retention: RetentionService;
   db: Db;
   mongo: Mongo;
   /** Every route the server has (collected as they were added), for the OpenAPI document's test. */
@@ -131,6 +135,14 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const mongo = await connectMongo(opts.mongoUrl);
   const payloads = new PayloadsRepository(mongo.db);
   await payloads.ensureIndexes(logger);
+  const retention = new RetentionService({
+    db,
+    payloads,
+    standardHours: config.PAYLOAD_RETENTION_HOURS,
+    maxDays: config.SPACE_MAX_RETENTION_DAYS,
+    priceMicroPerGibDay: config.SPACE_PRICE_MICRO_PER_GIB_DAY,
+    logger,
+  });
   const redis = createRedis(config.REDIS_URL, 'main');
   const redisSub = createRedis(config.REDIS_URL, 'sub', { subscriber: true });
   const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
@@ -239,13 +251,13 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       accountBurst: config.ACCOUNT_RATE_LIMIT_BURST,
     });
     const relay = new StreamRelay({ db, streams, wakeups: new StreamWakeups(redisStreamSub!, keys), events, payloads, logger });
-    cloudRoutes(app, { db, usage, auth, jobs, relay, presence, maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS, defaultRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST } });
+    cloudRoutes(app, { db, payloads, usage, auth, jobs, relay, presence, maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS, defaultRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST } });
   }
   let gateway: Gateway | null = null;
   let verifyPool: VerifyPoolHandle | null = null;
   if (has('io')) {
     verifyPool = openVerifyPool(config.SIGNATURE_VERIFY_THREADS);
-    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionMs: config.PAYLOAD_RETENTION_HOURS * 3_600_000, logger });
+    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHoursFor: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS), logger });
     gateway = new Gateway({
       config,
       db,
@@ -299,11 +311,12 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       snapshots,
       webhooks: new WebhooksService({ db, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
     });
+    retentionRoutes(app, { db, retention, accounts, adminToken: config.ADMIN_TOKEN });
   }
   // The explorer (public, from /status) and the consoles (through /account), built from web/.
   if (has('status') || has('gate')) webRoutes(app, opts.webRoot ?? fileURLToPath(new URL('../../web/dist/', import.meta.url)));
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger }) : null;
-  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
+  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, retention, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
   const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, snapshots, logger }) : null;
   const webhookDelivery = has('maintenance')
     ? new WebhookDelivery({
@@ -322,6 +335,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     instanceId,
     admin,
     jobs,
+    retention,
     quality,
     networkConfig,
     db,

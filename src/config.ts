@@ -101,11 +101,15 @@ export const configSchema = z.object({
   SIWE_NONCE_TTL_SECONDS: int(300, 10),
   // Payloads
   PAYLOAD_RETENTION_HOURS: int(72, 1),
+  // Space (retention plans, migrations/0024): the longest extended plan, in days, and its price per GiB-day
+  // of payload stored, in micro-credits (metered daily by the maintenance role, charged through the ledger).
+  SPACE_MAX_RETENTION_DAYS: int(365, 1),
+  SPACE_PRICE_MICRO_PER_GIB_DAY: int(50_000, 0),
   // Maintenance
   SWEEP_INTERVAL_MS: int(5_000, 100),
-  // Expired payloads are deleted this often (reads never return them before: they filter on expireAt).
-  // Not every tick: on FerretDB v1 each sweep scans the collections whole, a cost that grows with what is
-  // stored (on MongoDB the TTL index deletes them anyway, and the sweep is a range on expireAt).
+  // Expired payloads are dropped this often (reads never return them before: they filter on expireAt). A
+  // sweep lists the collections and drops the expired days' whole (mongo/payload-buckets.ts): cheap, but
+  // a day's bucket expires only once a day, so there is no point in sweeping every tick.
   PAYLOAD_SWEEP_INTERVAL_MS: int(600_000, 100),
   OUTBOX_REPUBLISH_AFTER_MS: int(10_000, 100),
   // Job history: raw job rows are kept this many days (then only their daily rollups), partitions are

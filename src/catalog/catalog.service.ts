@@ -15,6 +15,7 @@ import { findNamespace, type NamespaceRow } from '../postgres/accounts.repositor
 import { findActiveApiKeyByHash } from '../postgres/api-keys.repository.js';
 import type { CatalogChange } from '../postgres/catalog-changes.js';
 import type { ApiKeyPrincipal } from '../domain/api-keys.js';
+import { retentionHoursOf } from '../domain/retention.js';
 
 /** Entries per table past which a table's copies are dropped wholesale (a bound, not an eviction policy). */
 const MAX_ENTRIES = 100_000;
@@ -121,4 +122,16 @@ export class Catalog {
     if (value !== null && generation === this.generation) copies.set(key, value, now + this.ttlMs);
     return value;
   }
+}
+
+/**
+ * The retention class of a namespace's new payloads, from the catalogue's copy of its row (no statement
+ * per job; a plan change reaches every instance by NOTIFY); null for the zero plan. A namespace gone
+ * from the catalogue gets the standard class: its payloads are then shredded with it anyway.
+ */
+export function retentionHoursFor(catalog: Catalog, standardHours: number): (namespaceId: string) => Promise<number | null> {
+  return async (namespaceId) => {
+    const ns = await catalog.namespace(namespaceId);
+    return ns ? retentionHoursOf(ns, standardHours) : standardHours;
+  };
 }

@@ -31,7 +31,7 @@ import { ticketOf } from '../domain/job-ticket.js';
 import { withNeeds } from '../domain/capabilities.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import type { Principal } from './auth.service.js';
-import type { Catalog } from '../catalog/catalog.service.js';
+import { retentionHoursFor, type Catalog } from '../catalog/catalog.service.js';
 import type { Placement } from '../domain/eligibility.js';
 import type { CurrentNetworkConfig } from '../network/network-config.service.js';
 
@@ -152,16 +152,21 @@ export class JobsService {
     }
     stages.lap('accept_commit');
     const watch = opts.watch ? this.d.events.watchFinished(id) : null;
-    // The input's copy for reads after the fact, written behind; the job itself runs from its ticket.
-    const stored = this.d.payloads
-      .insertInput({ jobId: id, namespaceId: p.namespaceId, model: model.name, input: request, expireAt: new Date(now + config.PAYLOAD_RETENTION_HOURS * 3_600_000) })
-      .then(
-        () => true,
-        (err: unknown) => {
-          this.d.logger.warn({ err, jobId: id }, 'job input not stored in MongoDB (the job runs from its queue message)');
-          return false;
-        },
-      );
+    // The input's copy for reads after the fact, written behind under the namespace's plan; the job itself
+    // runs from its ticket. The plan comes from the catalogue's in-process copy (no statement). `zero`
+    // writes none: should its publish fail, the outbox finds no input and ends the job failed
+    // (payload_missing), which is that plan's promise kept over a retry.
+    const retentionHours = await retentionHoursFor(this.d.catalog, config.PAYLOAD_RETENTION_HOURS)(p.namespaceId);
+    const stored =
+      retentionHours === null
+        ? Promise.resolve(false)
+        : this.d.payloads.insertInput({ jobId: id, namespaceId: p.namespaceId, model: model.name, input: request, retentionHours }).then(
+            () => true,
+            (err: unknown) => {
+              this.d.logger.warn({ err, jobId: id }, 'job input not stored in MongoDB (the job runs from its queue message)');
+              return false;
+            },
+          );
     // A publish that failed leaves the job to the outbox, which republishes it from the stored input:
     // then (only) the answer waits for that copy to be written.
     const published = await this.d.lifecycle.publish(ticketOf(row, request));

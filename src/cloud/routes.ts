@@ -12,7 +12,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { UsageService } from '../space/usage.service.js';
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
+import { jobSearchRoutes } from '../space/job-search.http.js';
 import { errors } from '../errors.js';
+import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { Db } from '../postgres/db.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
@@ -36,6 +38,8 @@ const doc = (summary: string, more: { description?: string; body?: z.ZodType; qu
 
 export interface CloudRouteDeps {
   db: Db;
+  /** For GET /v1/jobs/export (space/job-search.http.ts); absent, that route is not offered. */
+  payloads?: PayloadsRepository;
   usage: UsageService;
   auth: AuthService;
   jobs: JobsService;
@@ -140,6 +144,8 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
 
     // Resultity extension: the namespace's usage by day, model and key; `format=csv` for a spreadsheet.
     v1.get<{ Querystring: UsageQuery }>('/v1/usage', { schema: doc("The namespace's usage by day, model and key (JSON or CSV)", { querystring: usageQuerySchema }) }, async (request, reply) => sendUsage(reply, d.usage, principalOf(request).namespaceId, request.query));
+
+    jobSearchRoutes(v1, { db: d.db, ...(d.payloads ? { payloads: d.payloads } : {}) });
 
     v1.get<{ Params: { id: string } }>('/v1/jobs/:id', { schema: doc('A job of this namespace: its status, charge, and result or error', { params: jobIdParams }) }, async (request) => {
       const { job, payload } = await d.jobs.findForNamespace(request.params.id, principalOf(request).namespaceId);

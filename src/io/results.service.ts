@@ -58,8 +58,11 @@ export class ResultsService {
       lifecycle: JobLifecycle;
       streams: JobStreams;
       usageRules: UsageRules;
-      /** How long outputs are kept (PAYLOAD_RETENTION_HOURS). */
-      retentionMs: number;
+      /**
+       * The retention class a namespace's outputs are written under now (its plan, from the catalogue's
+       * in-process copy); null for the `zero` plan, whose outputs are never written to MongoDB.
+       */
+      retentionHoursFor: (namespaceId: string) => Promise<number | null>;
       logger: Logger;
     },
   ) {}
@@ -152,6 +155,8 @@ export class ResultsService {
    */
   private async storeResult(msg: ResultMessage, ctx: AttemptContext): Promise<void> {
     const start = Date.now();
+    const retentionHours = await this.d.retentionHoursFor(ctx.namespaceId);
+    if (retentionHours === null) return; // the zero plan: the output travels in the completion event only
     const doc = {
       jobId: msg.jobId,
       namespaceId: ctx.namespaceId,
@@ -160,7 +165,7 @@ export class ResultsService {
       output: msg.output,
       usage: msg.usage,
       nodeId: msg.nodeId,
-      expireAt: new Date(start + this.d.retentionMs),
+      retentionHours,
     };
     for (let tries = 1; ; tries++) {
       try {

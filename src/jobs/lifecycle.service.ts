@@ -24,7 +24,7 @@ import type { NodeFlagsService } from '../network/node-flags.service.js';
 export type AttemptOutcome = 'failed' | 'timeout' | 'disconnected' | 'invalid_result';
 
 /** How long a routing hop is kept in MongoDB (with the payloads it explains, at most). */
-const TRACE_RETENTION_MS = 72 * 3_600_000;
+const TRACE_RETENTION_HOURS = 72;
 
 export class JobLifecycle {
   /** Models whose queue this process has declared (declaring is idempotent; this only saves round trips). */
@@ -81,7 +81,7 @@ export class JobLifecycle {
     const at = new Date();
     // The hop is for reading after the fact: written behind, never waited for.
     this.d.payloads
-      .appendTrace(jobId, { attempt, nodeId, at, outcome, reason }, new Date(at.getTime() + TRACE_RETENTION_MS))
+      .appendTrace(jobId, { attempt, nodeId, at, outcome, reason }, TRACE_RETENTION_HOURS)
       .catch((err: unknown) => this.d.logger.warn({ err, jobId }, 'routing hop not stored'));
     await this.d.events.publish({ kind: 'attempt_failed', jobId, attempt, reason: outcome });
     this.d.logger.info({ jobId, attempt, node: nodeId, outcome, reason }, 'attempt failed');

@@ -9,8 +9,9 @@
 //   - eligibility rules (model versions and floors, subclouds): mirror them again when Redis lost them or
 //     holds another revision than PostgreSQL (an admin change whose mirror write failed);
 //   - contribution points: write the uptime of closed epochs from the heartbeats counted in Redis;
-//   - payloads: delete expired MongoDB documents (FerretDB has no TTL index; on MongoDB this only
-//     hastens what the TTL monitor does).
+//   - space: meter yesterday's extended retention and charge it through the ledger, once a day;
+//   - payloads: drop the MongoDB collections (a retention class's day) whose documents have all expired
+//     (FerretDB has no TTL index; on MongoDB the TTL index has emptied them already).
 import type { Logger } from 'pino';
 import { PeriodicTask } from '../common/periodic-task.js';
 import type { Config } from '../config.js';
@@ -26,6 +27,7 @@ import { recordUptime } from '../postgres/rcp.repository.js';
 import { epochOf, uptimePoints, type RcpClock } from '../domain/rcp.js';
 import { IDEMPOTENCY_WINDOW_HOURS } from '../domain/jobs.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
+import type { RetentionService } from '../space/retention.service.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import { ticketOf } from '../domain/job-ticket.js';
 
@@ -39,6 +41,7 @@ export class Maintenance {
       config: Config;
       db: Db;
       payloads: PayloadsRepository;
+      retention: RetentionService;
       lifecycle: JobLifecycle;
       flags: NodeFlagsMirror;
       eligibility: EligibilityService;
@@ -75,10 +78,23 @@ export class Maintenance {
       if (now.getTime() - this.lastPayloadSweep >= this.d.config.PAYLOAD_SWEEP_INTERVAL_MS) {
         const swept = await this.d.payloads.sweepExpired(now);
         this.lastPayloadSweep = now.getTime();
-        if (swept > 0) this.d.logger.info({ swept }, 'expired payloads deleted');
+        if (swept.buckets + swept.documents > 0) this.d.logger.info(swept, 'expired payloads dropped');
       }
+      await this.meterClosedDay(now);
     });
     return run.ran;
+  }
+
+  /** The last closed UTC day this instance metered (extended retention is charged once a day). */
+  private lastMeteredDay = '';
+
+  /** Meters yesterday's extended retention once (space_meterings' key makes it once across instances). */
+  private async meterClosedDay(now: Date): Promise<void> {
+    const yesterday = new Date(now.getTime() - 86_400_000).toISOString().slice(0, 10);
+    if (yesterday === this.lastMeteredDay) return;
+    const metered = await this.d.retention.meterDay(yesterday, now);
+    this.lastMeteredDay = yesterday;
+    if (metered.length > 0) this.d.logger.info({ day: yesterday, namespaces: metered.length, fellBack: metered.filter((m) => m.fellBack).length }, 'space: extended retention metered');
   }
 
   private async republishUnconfirmed(now: Date): Promise<void> {

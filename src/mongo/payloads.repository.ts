@@ -18,14 +18,21 @@
 // loses the stored copy of the input only (the job still runs from its ticket); `find` then answers with
 // the output alone.
 //
-// Each document carries `expireAt`. A TTL index removes expired documents where the server has TTL indexes
-// (MongoDB); FerretDB v1 answers createIndexes with code 238 (NotImplemented), so there the sweeper
-// (sweepExpired, run by the maintenance role on every server) is what deletes them. Reads filter on
-// `expireAt` in both cases, so an expired document is never returned, whether or not it was deleted yet.
-import type { Collection, Db, MongoBulkWriteError, OptionalUnlessRequiredId, WriteError } from 'mongodb';
+// Where they live: one collection per kind, retention class and day of the job's creation
+// (mongo/payload-buckets.ts), so that a read by job id visits one day's buckets and expiry drops whole
+// collections (sweepExpired) instead of deleting documents one by one. Each document still carries
+// `expireAt` (the job's creation plus its class's retention) and every read filters on it, so an expired
+// document is never returned, whether or not its bucket was dropped yet. On MongoDB each bucket also has a
+// TTL index on `expireAt`; on FerretDB v1 (no TTL indexes: createIndexes answers code 238) the drop is all
+// there is, which ensureIndexes detects (buildInfo) and logs once.
+//
+// Collections from before the buckets (`job_payloads`, `job_results`, `job_trace` themselves) are read and
+// swept the old way while they exist, and dropped once empty.
+import type { Collection, Db, Document, MongoBulkWriteError, OptionalUnlessRequiredId, WriteError } from 'mongodb';
 import type { Logger } from 'pino';
 import type { JobOutput, JobRequest, Usage } from '../domain/protocol.js';
 import { GroupCommit, type ItemOutcome } from '../common/group-commit.js';
+import { bucketExpiresAtMs, bucketName, bucketsOfJob, expiryOf, jobCreatedMs, parseBucketName, PAYLOAD_KINDS, type PayloadKind } from './payload-buckets.js';
 
 export interface RoutingHop {
   attempt: number;
@@ -51,6 +58,8 @@ export interface PayloadDoc {
 
 interface InputDoc {
   _id: string;
+  /** Bytes of the input as JSON: what extended retention meters (storedBytes). */
+  bytes: number;
   namespaceId: string;
   model: string;
   input: JobRequest;
@@ -70,7 +79,8 @@ export interface ResultToSave {
   output: JobOutput;
   usage: Usage;
   nodeId: string;
-  expireAt: Date;
+  /** The job's retention class (whole hours): names its bucket, and its documents' expireAt. */
+  retentionHours: number;
 }
 
 /**
@@ -106,9 +116,12 @@ function fromStored(stored: StoredOutput): JobOutput {
 }
 
 /** As stored: keyed by job and attempt, with when it was written, and the job's input when it came along. */
-interface ResultDoc extends Omit<ResultToSave, 'output'> {
+interface ResultDoc extends Omit<ResultToSave, 'output' | 'retentionHours'> {
   output: StoredOutput;
   _id: string;
+  /** Bytes of the output (and of the input riding along) as JSON: what extended retention meters. */
+  bytes: number;
+  expireAt: Date;
   at: Date;
   input?: JobRequest;
   inputCreatedAt?: Date;
@@ -116,6 +129,7 @@ interface ResultDoc extends Omit<ResultToSave, 'output'> {
 
 /** An input held back: the document, and the caller of insertInput waiting to hear it was written. */
 interface HeldInput {
+  bucket: string;
   doc: InputDoc;
   written: (outcome: Promise<void>) => void;
 }
@@ -126,52 +140,76 @@ interface TraceDoc extends RoutingHop {
 }
 
 
-const NOT_IMPLEMENTED = 238;
 const DUPLICATE_KEY = 11000;
 /** Batches in flight per kind, and the largest batch. */
 const BATCHING = { maxItems: 256, maxInFlight: 2, lingerMs: 0 };
 
+/** The collections of the layout before buckets: read and swept while they exist. */
 export const PAYLOAD_COLLECTIONS = { inputs: 'job_payloads', results: 'job_results', trace: 'job_trace' } as const;
 
+/** A document on its way to a bucket. */
+interface BucketWrite<T> {
+  bucket: string;
+  doc: T;
+}
+
+/** One result as an export reads it (no node identity: consumers never learn which node served them). */
+export interface ExportedResult {
+  jobId: string;
+  attempt: number;
+  model: string;
+  output: JobOutput;
+  usage: Usage;
+  at: Date;
+  input?: JobRequest;
+}
+
+/** What one expiry pass removed. */
+export interface SweepOutcome {
+  /** Buckets dropped whole. */
+  buckets: number;
+  /** Documents deleted one by one (collections of the layout before buckets only). */
+  documents: number;
+}
+
 export class PayloadsRepository {
-  private readonly inputs: Collection<InputDoc>;
-  private readonly results: Collection<ResultDoc>;
-  private readonly trace: Collection<TraceDoc>;
-  private readonly inputWrites: GroupCommit<InputDoc, void>;
-  private readonly resultWrites: GroupCommit<ResultDoc, void>;
-  private readonly traceWrites: GroupCommit<TraceDoc, void>;
+  private readonly inputWrites: GroupCommit<BucketWrite<InputDoc>, void>;
+  private readonly resultWrites: GroupCommit<BucketWrite<ResultDoc>, void>;
+  private readonly traceWrites: GroupCommit<BucketWrite<TraceDoc>, void>;
   /** Inputs held back (INPUT_HOLD_MS), by job id, and the timer that writes them. */
   private readonly heldInputs = new Map<string, HeldInput>();
   private holdTimer: NodeJS.Timeout | null = null;
-  /** False when the server refused the TTL index: expiry then relies on the sweeper alone. */
+  /** Buckets this process has made ready (indexes asked for), so that only a bucket's first write waits. */
+  private readonly readyBuckets = new Map<string, Promise<void>>();
+  /** True on a server with TTL indexes (MongoDB), false on FerretDB v1, decided by ensureIndexes. */
   ttlIndex = false;
 
-  constructor(db: Db) {
-    this.inputs = db.collection<InputDoc>(PAYLOAD_COLLECTIONS.inputs);
-    this.results = db.collection<ResultDoc>(PAYLOAD_COLLECTIONS.results);
-    this.trace = db.collection<TraceDoc>(PAYLOAD_COLLECTIONS.trace);
-    this.inputWrites = new GroupCommit((docs) => insertAll(this.inputs, docs), BATCHING);
-    this.resultWrites = new GroupCommit((docs) => insertAll(this.results, docs), BATCHING);
-    this.traceWrites = new GroupCommit((docs) => insertAll(this.trace, docs), BATCHING);
+  constructor(private readonly db: Db) {
+    this.inputWrites = new GroupCommit((w) => this.insertGrouped('job_payloads', w), BATCHING);
+    this.resultWrites = new GroupCommit((w) => this.insertGrouped('job_results', w), BATCHING);
+    this.traceWrites = new GroupCommit((w) => this.insertGrouped('job_trace', w), BATCHING);
   }
 
+  /**
+   * Asks the server what it is: MongoDB gets a TTL index in each bucket; FerretDB v1 has none, and expiry
+   * there is the sweeper's bucket drops alone (said once, here).
+   */
   async ensureIndexes(logger: Logger): Promise<void> {
-    await this.inputs.createIndex({ namespaceId: 1, createdAt: -1 });
-    await this.results.createIndex({ jobId: 1 });
-    await this.trace.createIndex({ jobId: 1 });
-    const ttl = await Promise.all([expiryIndex(this.inputs), expiryIndex(this.results), expiryIndex(this.trace)]);
-    this.ttlIndex = ttl.every(Boolean);
-    if (!this.ttlIndex) logger.warn('MongoDB server has no TTL indexes (FerretDB); expired payloads are deleted by the sweeper only');
+    const build = await this.db.admin().command({ buildInfo: 1 });
+    this.ttlIndex = !('ferretdbVersion' in build || 'ferretdb' in build);
+    if (!this.ttlIndex) logger.warn('MongoDB server is FerretDB (no TTL indexes): expired payloads go when the sweeper drops their day\'s collections');
   }
 
   /**
    * Stores a job's input: held back up to INPUT_HOLD_MS to ride in the job's result document, else written
    * with the others held meanwhile. Resolves once it is written, either way.
    */
-  insertInput(doc: { jobId: string; namespaceId: string; model: string; input: JobRequest; expireAt: Date }): Promise<void> {
+  insertInput(doc: { jobId: string; namespaceId: string; model: string; input: JobRequest; retentionHours: number }): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      const now = Date.now();
       const held: HeldInput = {
-        doc: { _id: doc.jobId, namespaceId: doc.namespaceId, model: doc.model, input: doc.input, createdAt: new Date(), expireAt: doc.expireAt },
+        bucket: bucketName('job_payloads', doc.retentionHours, jobCreatedMs(doc.jobId, now)),
+        doc: { _id: doc.jobId, bytes: jsonBytes(doc.input), namespaceId: doc.namespaceId, model: doc.model, input: doc.input, createdAt: new Date(now), expireAt: expiryOf(doc.jobId, doc.retentionHours, now) },
         written: (outcome) => void outcome.then(resolve, reject),
       };
       this.heldInputs.set(doc.jobId, held);
@@ -184,7 +222,7 @@ export class PayloadsRepository {
     const held = this.heldInputs.get(jobId);
     if (!held) return;
     this.heldInputs.delete(jobId);
-    held.written(this.inputWrites.submit(held.doc));
+    held.written(this.inputWrites.submit({ bucket: held.bucket, doc: held.doc }));
   }
 
   /** Writes every input held back now, in one grouped insert (the hold's timer, shutdown). */
@@ -193,7 +231,7 @@ export class PayloadsRepository {
     this.holdTimer = null;
     const held = [...this.heldInputs.values()];
     this.heldInputs.clear();
-    for (const h of held) h.written(this.inputWrites.submit(h.doc));
+    for (const h of held) h.written(this.inputWrites.submit({ bucket: h.bucket, doc: h.doc }));
   }
 
   /**
@@ -204,15 +242,19 @@ export class PayloadsRepository {
   async saveResult(r: ResultToSave): Promise<void> {
     const held = this.heldInputs.get(r.jobId);
     this.heldInputs.delete(r.jobId);
-    const written = this.resultWrites.submit({ _id: `${r.jobId}#${r.attempt}`, ...r, output: toStored(r.output), at: new Date(), ...(held ? { input: held.doc.input, inputCreatedAt: held.doc.createdAt } : {}) });
+    const now = Date.now();
+    const { retentionHours, ...fields } = r;
+    const doc: ResultDoc = { _id: `${r.jobId}#${r.attempt}`, ...fields, output: toStored(r.output), bytes: jsonBytes(r.output) + (held ? held.doc.bytes : 0), expireAt: expiryOf(r.jobId, retentionHours, now), at: new Date(now), ...(held ? { input: held.doc.input, inputCreatedAt: held.doc.createdAt } : {}) };
+    const written = this.resultWrites.submit({ bucket: bucketName('job_results', retentionHours, jobCreatedMs(r.jobId, now)), doc });
     // Should the result's write fail, its input is written alone.
-    held?.written(written.catch(() => this.inputWrites.submit(held.doc)));
+    held?.written(written.catch(() => this.inputWrites.submit({ bucket: held.bucket, doc: held.doc })));
     await written;
   }
 
-  /** Records a routing hop (grouped); resolves once written. */
-  async appendTrace(jobId: string, hop: RoutingHop, expireAt: Date): Promise<void> {
-    await this.traceWrites.submit({ jobId, ...hop, expireAt });
+  /** Records a routing hop (grouped), kept as long as the job's class keeps its payloads; resolves once written. */
+  async appendTrace(jobId: string, hop: RoutingHop, retentionHours: number): Promise<void> {
+    const now = Date.now();
+    await this.traceWrites.submit({ bucket: bucketName('job_trace', retentionHours, jobCreatedMs(jobId, now)), doc: { jobId, ...hop, expireAt: expiryOf(jobId, retentionHours, now) } });
   }
 
   /** Writes what is held back and resolves once every write submitted so far is done (shutdown). */
@@ -223,14 +265,17 @@ export class PayloadsRepository {
 
   /**
    * The unexpired payload of a job in a namespace; null when absent, expired or another namespace's.
-   * Reads after the fact only (three reads; on FerretDB each is a scan of its collection).
+   * Reads after the fact only: one listCollections, then the job's day's buckets of each kind (on
+   * FerretDB each read scans the bucket it names: one day of one class, never the store).
    */
   async find(jobId: string, namespaceId: string, now = new Date()): Promise<PayloadDoc | null> {
-    const [input, results, hops] = await Promise.all([
-      this.inputs.findOne({ _id: jobId, namespaceId, expireAt: { $gt: now } }),
-      this.results.find({ jobId, namespaceId, expireAt: { $gt: now } }).toArray(),
-      this.trace.find({ jobId, expireAt: { $gt: now } }).toArray(),
+    const names = await this.collectionNames();
+    const [inputs, results, hops] = await Promise.all([
+      this.findIn<InputDoc>(names, 'job_payloads', jobId, { _id: jobId, namespaceId, expireAt: { $gt: now } }),
+      this.findIn<ResultDoc>(names, 'job_results', jobId, { jobId, namespaceId, expireAt: { $gt: now } }),
+      this.findIn<TraceDoc>(names, 'job_trace', jobId, { jobId, expireAt: { $gt: now } }),
     ]);
+    const input = inputs[0];
     if (!input && results.length === 0) return null;
     const first = results[0];
     const carried = results.find((r) => r.input !== undefined);
@@ -257,30 +302,139 @@ export class PayloadsRepository {
   async findInput(jobId: string, now = new Date()): Promise<JobRequest | null> {
     const held = this.heldInputs.get(jobId);
     if (held) return held.doc.input;
-    const doc = await this.inputs.findOne({ _id: jobId, expireAt: { $gt: now } }, { projection: { input: 1 } });
+    const names = await this.collectionNames();
+    const [doc] = await this.findIn<InputDoc>(names, 'job_payloads', jobId, { _id: jobId, expireAt: { $gt: now } });
     if (doc) return doc.input;
-    const carried = await this.results.findOne({ jobId, input: { $exists: true }, expireAt: { $gt: now } }, { projection: { input: 1 } });
-    return carried?.input ?? null;
+    const carried = await this.findIn<ResultDoc>(names, 'job_results', jobId, { jobId, input: { $exists: true }, expireAt: { $gt: now } });
+    return carried[0]?.input ?? null;
   }
 
-  async sweepExpired(now = new Date()): Promise<number> {
-    const expired = { expireAt: { $lte: now } };
-    const counts = await Promise.all([this.inputs.deleteMany(expired), this.results.deleteMany(expired), this.trace.deleteMany(expired)]);
-    return counts.reduce((n, r) => n + r.deletedCount, 0);
+  /**
+   * One expiry pass: drops every bucket whose documents have all expired (one command each: the cost is
+   * bounded by what expires, not by what is stored), and deletes expired documents of the collections
+   * from before the buckets, dropping those once empty.
+   */
+  async sweepExpired(now = new Date()): Promise<SweepOutcome> {
+    const outcome: SweepOutcome = { buckets: 0, documents: 0 };
+    for (const name of await this.collectionNames()) {
+      const b = parseBucketName(name);
+      if (b && bucketExpiresAtMs(b) <= now.getTime()) {
+        // Dropped by another instance meanwhile: the same outcome.
+        if (await this.db.collection(name).drop().catch(() => false)) outcome.buckets++;
+        this.readyBuckets.delete(name);
+      } else if (!b && (PAYLOAD_KINDS as readonly string[]).includes(name)) {
+        const col = this.db.collection<{ expireAt: Date }>(name);
+        outcome.documents += (await col.deleteMany({ expireAt: { $lte: now } })).deletedCount;
+        if ((await col.countDocuments({}, { limit: 1 })) === 0) await col.drop().catch(() => false);
+      }
+    }
+    return outcome;
+  }
+
+  /**
+   * A namespace's unexpired results, oldest day first, as a cursor per bucket read in batches of
+   * `batchSize`: memory stays that of one batch however many jobs the namespace has (export). Each
+   * result carries its job's input when that rode along; inputs written on their own are not joined here.
+   */
+  async *streamResults(namespaceId: string, opts: { since?: Date; until?: Date; batchSize?: number } = {}, now = new Date()): AsyncGenerator<ExportedResult> {
+    const buckets = (await this.collectionNames())
+      .map((name) => ({ name, b: parseBucketName(name) }))
+      .filter((x): x is { name: string; b: NonNullable<ReturnType<typeof parseBucketName>> } => x.b !== null && x.b.kind === 'job_results' && bucketExpiresAtMs(x.b) > now.getTime())
+      .filter((x) => (opts.since ? x.b.dayStartMs + 86_400_000 > opts.since.getTime() : true) && (opts.until ? x.b.dayStartMs < opts.until.getTime() : true))
+      .sort((a, b) => a.b.dayStartMs - b.b.dayStartMs);
+    for (const { name } of buckets) {
+      const cursor = this.db
+        .collection<ResultDoc>(name)
+        .find({ namespaceId, expireAt: { $gt: now } }, { batchSize: opts.batchSize ?? 500, projection: { _id: 0, jobId: 1, attempt: 1, model: 1, output: 1, usage: 1, at: 1, input: 1 } });
+      try {
+        for await (const doc of cursor) yield doc;
+      } finally {
+        await cursor.close();
+      }
+    }
+  }
+
+  /**
+   * Bytes a namespace holds in classes longer than `aboveHours` (extended retention), unexpired: what
+   * one day of metering bills. Reads only the buckets of those classes (the billed data), never the
+   * standard ones; FerretDB's $group has $sum, which is all this needs.
+   */
+  async storedBytes(namespaceId: string, aboveHours: number, now = new Date()): Promise<number> {
+    let total = 0;
+    for (const name of await this.collectionNames()) {
+      const b = parseBucketName(name);
+      if (!b || b.retentionHours <= aboveHours || bucketExpiresAtMs(b) <= now.getTime()) continue;
+      const [row] = await this.db
+        .collection(name)
+        .aggregate<{ bytes: number }>([{ $match: { namespaceId, expireAt: { $gt: now } } }, { $group: { _id: null, bytes: { $sum: '$bytes' } } }])
+        .toArray();
+      total += row?.bytes ?? 0;
+    }
+    return total;
+  }
+
+  /** Every collection's name (nameOnly: a catalogue read, whatever the collections hold). */
+  private async collectionNames(): Promise<string[]> {
+    const list = await this.db.listCollections({}, { nameOnly: true }).toArray();
+    return list.map((c) => c.name);
+  }
+
+  /** Documents matching `filter` in the buckets of `kind` that may hold the job, and its pre-bucket collection. */
+  private async findIn<T extends Document>(names: readonly string[], kind: PayloadKind, jobId: string, filter: Document): Promise<T[]> {
+    const where = bucketsOfJob(names, kind, jobId);
+    if (names.includes(kind)) where.push(kind);
+    const found = await Promise.all(where.map((name) => this.db.collection(name).find(filter).toArray()));
+    return found.flat() as unknown as T[];
+  }
+
+  /**
+   * One insertMany per bucket the batch touches (one, nearly always: a day's jobs of one class), after the
+   * bucket's indexes the first time this process writes to it.
+   */
+  private async insertGrouped<T extends Document>(kind: PayloadKind, writes: ReadonlyArray<BucketWrite<T>>): Promise<Array<ItemOutcome<void>>> {
+    const byBucket = new Map<string, number[]>();
+    writes.forEach((w, i) => {
+      const at = byBucket.get(w.bucket);
+      if (at) at.push(i);
+      else byBucket.set(w.bucket, [i]);
+    });
+    const outcomes: Array<ItemOutcome<void>> = writes.map(() => ({ ok: true, value: undefined }));
+    await Promise.all(
+      [...byBucket].map(async ([bucket, idx]) => {
+        try {
+          await this.ready(kind, bucket);
+          const own = await insertAll(this.db.collection<T>(bucket), idx.map((i) => writes[i]!.doc));
+          own.forEach((o, k) => (outcomes[idx[k]!] = o));
+        } catch (error) {
+          for (const i of idx) outcomes[i] = { ok: false, error };
+        }
+      }),
+    );
+    return outcomes;
+  }
+
+  /** A bucket's indexes, asked for once per process (createIndex is a no-op when they exist). */
+  private ready(kind: PayloadKind, bucket: string): Promise<void> {
+    let ready = this.readyBuckets.get(bucket);
+    if (!ready) {
+      ready = this.createBucketIndexes(kind, bucket);
+      ready.catch(() => this.readyBuckets.delete(bucket));
+      this.readyBuckets.set(bucket, ready);
+    }
+    return ready;
+  }
+
+  private async createBucketIndexes(kind: PayloadKind, bucket: string): Promise<void> {
+    const col = this.db.collection(bucket);
+    if (kind === 'job_payloads') await col.createIndex({ namespaceId: 1, createdAt: -1 });
+    else await col.createIndex({ jobId: 1 });
+    if (this.ttlIndex) await col.createIndex({ expireAt: 1 }, { expireAfterSeconds: 0, name: 'expireAt_ttl' });
   }
 }
 
-/** The expiry index of a collection: a TTL index where the server has them (true), else a plain one (false). */
-async function expiryIndex<T extends { expireAt: Date }>(col: Collection<T>): Promise<boolean> {
-  try {
-    await col.createIndex({ expireAt: 1 }, { expireAfterSeconds: 0, name: 'expireAt_ttl' });
-    return true;
-  } catch (err) {
-    if ((err as { code?: number }).code !== NOT_IMPLEMENTED) throw err;
-    // FerretDB v1: no TTL indexes. A plain index keeps the sweeper's range delete cheap.
-    await col.createIndex({ expireAt: 1 }, { name: 'expireAt' });
-    return false;
-  }
+/** A payload's size as stored, near enough to bill by (its JSON; BSON differs by a few bytes per field). */
+function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value));
 }
 
 /**

@@ -2,6 +2,7 @@
 // (available and held) when it is created, so the hot accept path never has to create them. Namespaces
 // are soft-deleted (migrations/0010_accounts_auth.sql says why): every lookup here sees live ones only,
 // except where a function says otherwise.
+import type { RetentionPlan } from '../domain/retention.js';
 import type { Network } from '../domain/eligibility.js';
 import type { Queryable } from './db.js';
 import { ledgerAccountId } from './ledger.repository.js';
@@ -26,6 +27,10 @@ export interface NamespaceRow {
   network: Network;
   /** When bound to a subcloud, its jobs run on that subcloud's members only. */
   subcloud: string | null;
+  /** Its retention plan (Space, migrations/0024; domain/retention.ts). */
+  retention_plan: RetentionPlan;
+  /** Extended only: days its payloads are kept. */
+  retention_days: number | null;
   created_at: Date;
 }
 
@@ -35,7 +40,7 @@ export const EMAIL_UNIQUE = 'accounts_email_unique';
 export const NAMESPACE_NAME_UNIQUE = 'namespaces_account_name_live';
 
 const PROFILE = `id, name, email, wallet_address, created_at`;
-const NAMESPACE = `id, account_id, name, network, subcloud, created_at`;
+const NAMESPACE = `id, account_id, name, network, subcloud, retention_plan, retention_days, created_at`;
 
 async function insertAccount(q: Queryable, a: { name: string; email?: string; passwordHash?: string; walletAddress?: string }): Promise<AccountProfile> {
   const r = await q.query<AccountProfile>(

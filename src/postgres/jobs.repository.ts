@@ -46,7 +46,7 @@ export interface JobRow {
   attempt_timeout_ms: number | null;
 }
 
-const COLUMNS = `id, namespace_id, api_key_id, model, status, attempt, max_attempts, node_id, max_tokens, prompt_tokens_bound, hold_micro, charged_micro,
+export const JOB_COLUMNS = `id, namespace_id, api_key_id, model, status, attempt, max_attempts, node_id, max_tokens, prompt_tokens_bound, hold_micro, charged_micro,
   input_price_micro, output_price_micro, min_charge_micro, priority, surcharge_bps, prompt_tokens, completion_tokens, error_code, error_message,
   created_at, deadline_at, published_at, finished_at, network, region, subcloud, config_version, attempt_timeout_ms`;
 
@@ -137,13 +137,13 @@ export function jobRowOf(job: NewJob): JobRow {
 }
 
 export async function findJob(q: Queryable, id: string): Promise<JobRow | null> {
-  const r = await q.query<JobRow>(`SELECT ${COLUMNS} FROM jobs WHERE ${JOB_BY_ID}`, byId(id));
+  const r = await q.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE ${JOB_BY_ID}`, byId(id));
   return r.rows[0] ?? null;
 }
 
 /** The job if it belongs to the namespace; another namespace's job is indistinguishable from none. */
 export async function findJobInNamespace(q: Queryable, id: string, namespaceId: string): Promise<JobRow | null> {
-  const r = await q.query<JobRow>(`SELECT ${COLUMNS} FROM jobs WHERE ${JOB_BY_ID} AND namespace_id = $3`, [...byId(id), namespaceId]);
+  const r = await q.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE ${JOB_BY_ID} AND namespace_id = $3`, [...byId(id), namespaceId]);
   return r.rows[0] ?? null;
 }
 
@@ -165,7 +165,7 @@ export async function markPublished(q: Queryable, marks: ReadonlyArray<{ id: str
 /** Unfinished jobs whose publish was never confirmed, oldest first (the outbox). */
 export async function listUnpublished(q: Queryable, olderThan: Date, limit: number): Promise<JobRow[]> {
   const r = await q.query<JobRow>(
-    `SELECT ${COLUMNS} FROM jobs WHERE published_at IS NULL AND finished_at IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2`,
+    `SELECT ${JOB_COLUMNS} FROM jobs WHERE published_at IS NULL AND finished_at IS NULL AND created_at < $1 ORDER BY created_at LIMIT $2`,
     [olderThan, limit],
   );
   return r.rows;
@@ -267,7 +267,7 @@ export async function endJobWithoutResult(
 ): Promise<(JobRow & { interrupted_node_id: string | null }) | null> {
   const r = await q.query<JobRow>(
     `UPDATE jobs SET status = $3, error_code = $4, error_message = $5, charged_micro = 0, finished_at = now()
-      WHERE ${JOB_BY_ID} AND finished_at IS NULL RETURNING ${COLUMNS}`,
+      WHERE ${JOB_BY_ID} AND finished_at IS NULL RETURNING ${JOB_COLUMNS}`,
     [...byId(id), status, code, message.slice(0, 1000)],
   );
   if (!r.rows[0]) return null;

@@ -8,7 +8,7 @@
 import type { Queryable } from './db.js';
 
 export type LedgerAccountKind = 'funding' | 'ns_available' | 'ns_held' | 'operator_earnings' | 'operator_withdrawal' | 'platform_revenue';
-export type LedgerTxnKind = 'topup' | 'hold' | 'capture' | 'release' | 'withdrawal';
+export type LedgerTxnKind = 'topup' | 'hold' | 'capture' | 'release' | 'withdrawal' | 'storage';
 
 export interface LedgerEntry {
   accountId: number;

@@ -2,6 +2,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { bucketName } from '../../src/mongo/payload-buckets.js';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 
 let stack: TestStack;
@@ -107,7 +108,7 @@ test('402 when the namespace cannot cover the hold: no job, no hold, no payload 
     const jobsAfter = await stack.db.query(`SELECT count(*)::int AS n FROM jobs WHERE namespace_id = $1`, [poor.namespaceId]);
     assert.deepEqual(jobsAfter.rows, jobsBefore.rows);
     assert.deepEqual(await stack.balance(poor.namespaceId), { available: 100, held: 0 });
-    const payloads = await stack.backbone.mongo.db.collection('job_payloads').countDocuments({ namespaceId: poor.namespaceId });
+    const payloads = await stack.backbone.mongo.db.collection(bucketName('job_payloads', stack.config.PAYLOAD_RETENTION_HOURS, Date.now())).countDocuments({ namespaceId: poor.namespaceId });
     assert.equal(payloads, 0);
   }));
 

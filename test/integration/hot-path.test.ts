@@ -10,7 +10,8 @@ import { pino } from 'pino';
 import { createBackbone, type Backbone } from '../../src/app.js';
 import { rcpClockFrom } from '../../src/domain/rcp.js';
 import { SettlementService } from '../../src/jobs/settlement.service.js';
-import { INPUT_HOLD_MS, PAYLOAD_COLLECTIONS, PayloadsRepository } from '../../src/mongo/payloads.repository.js';
+import { INPUT_HOLD_MS, PayloadsRepository } from '../../src/mongo/payloads.repository.js';
+import { jobBucket } from '../../src/mongo/payload-buckets.js';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 import { requestJson } from '../helpers/http.js';
 
@@ -62,7 +63,7 @@ test('the completion event carries the answer: a job that finished before anyone
     // The job completes before the waiter even starts: the event that says so has come and gone.
     await stack.until('the job to complete', async () => ((await stack.job(accepted.job.id))?.status === 'completed' ? true : undefined));
     // Were the answer read back, it would be gone: its stored copy is deleted here.
-    await stack.backbone.mongo.db.collection(PAYLOAD_COLLECTIONS.results).deleteMany({ jobId: accepted.job.id });
+    await stack.backbone.mongo.db.collection(jobBucket('job_results', accepted.job.id, stack.config.PAYLOAD_RETENTION_HOURS)).deleteMany({ jobId: accepted.job.id });
     const outcome = await stack.backbone.jobs.waitForTerminal(accepted.job, 10_000, undefined, accepted.watch);
     assert.equal(outcome.job.status, 'completed');
     assert.match(outcome.output?.content ?? '', /^simulated answer/, 'the answer came with the event');
@@ -129,12 +130,12 @@ test("a job that finishes within the input's hold: its input rides in its result
     const r = await submit(stack.url, tenant.apiKey, ask('one insert'));
     assert.equal(r.status, 200, r.text);
     const id = r.jobId!;
-    const results = stack.backbone.mongo.db.collection<{ _id: string; input?: { messages: Array<{ content: string }> } }>(PAYLOAD_COLLECTIONS.results);
+    const results = stack.backbone.mongo.db.collection<{ _id: string; input?: { messages: Array<{ content: string }> } }>(jobBucket('job_results', id, stack.config.PAYLOAD_RETENTION_HOURS));
     const stored = await results.findOne({ _id: `${id}#1` });
     assert.equal(stored?.input?.messages[0]?.content, 'one insert', 'the result document carries the input');
     // Past the hold, the input was not written a second time on its own.
     await new Promise((resolve) => setTimeout(resolve, INPUT_HOLD_MS + 300));
-    const inputs = stack.backbone.mongo.db.collection<{ _id: string }>(PAYLOAD_COLLECTIONS.inputs);
+    const inputs = stack.backbone.mongo.db.collection<{ _id: string }>(jobBucket('job_payloads', id, stack.config.PAYLOAD_RETENTION_HOURS));
     assert.equal(await inputs.countDocuments({ _id: id }), 0);
     // Reads after the fact, from any instance, find it where it is.
     const reader = new PayloadsRepository(stack.backbone.mongo.db);
@@ -152,7 +153,7 @@ test("the input's copy written behind the accept, lost: the job still runs from 
     const r = await submit(stack.url, tenant.apiKey, { ...ask('written behind'), model }, { async: true });
     assert.equal(r.status, 202, r.text);
     const id = String(r.body.id);
-    const inputs = stack.backbone.mongo.db.collection<{ _id: string }>(PAYLOAD_COLLECTIONS.inputs);
+    const inputs = stack.backbone.mongo.db.collection<{ _id: string }>(jobBucket('job_payloads', id, stack.config.PAYLOAD_RETENTION_HOURS));
     // As if its batch had been lost in a crash: the stored copy goes, while the job is still on its way.
     await stack.until('the input copy to be written', async () => ((await inputs.countDocuments({ _id: id })) === 1 ? true : undefined));
     await inputs.deleteOne({ _id: id });

@@ -11,6 +11,8 @@ import { rcpClockFrom } from '../../src/domain/rcp.js';
 import { TestStack, TEST_MODEL, type RawNode, type Tenant } from '../helpers/stack.js';
 import { SettlementService } from '../../src/jobs/settlement.service.js';
 import { PayloadsRepository } from '../../src/mongo/payloads.repository.js';
+import { bucketExpiresAtMs, bucketName, parseBucketName } from '../../src/mongo/payload-buckets.js';
+import { newJobId } from '../../src/domain/job-ids.js';
 import { promptTokenUpperBound, worstCaseCost } from '../../src/domain/pricing.js';
 import { simulatedPromptTokens } from '../../src/node-agent/runtime.simulated.js';
 import type { JobRequest } from '../../src/domain/protocol.js';
@@ -101,7 +103,7 @@ test('outbox: a job accepted but never published is republished by maintenance a
     const before = await stack.balance(tenant.namespaceId);
 
     // What JobsService.accept does, minus the publish: as if the process died right after the commit.
-    await payloads.insertInput({ jobId: id, namespaceId: tenant.namespaceId, model: TEST_MODEL, input: request, expireAt: new Date(Date.now() + 3_600_000) });
+    await payloads.insertInput({ jobId: id, namespaceId: tenant.namespaceId, model: TEST_MODEL, input: request, retentionHours: 1 });
     await settlement.acceptWithHold({
       id,
       namespaceId: tenant.namespaceId,
@@ -193,52 +195,72 @@ test("deadline: when a job expires while a node holds it, the node's slot return
     await untilTerminal(second, DEADLINE_MS + 10_000);
   }));
 
-test('payloads: an expired document is never returned and is deleted by sweepExpired; the TTL index exists only where the server has TTL indexes', () =>
+test('payloads: filed by retention class and day; an expired document is never returned; a sweep drops expired days whole and never one before its time; TTL indexes only where the server has them', () =>
   check(async () => {
     const ns = tenant.namespaceId;
+    const db = stack.backbone.mongo.db;
     const input: JobRequest = { messages: [{ role: 'user', content: 'short-lived' }], max_tokens: 5 };
+    const now = Date.now();
+    const exists = async (name: string) => (await db.listCollections({ name }, { nameOnly: true }).toArray()).length === 1;
+    const count = (name: string, id: string) => db.collection<{ _id: string }>(name).countDocuments({ _id: id });
 
-    // Expired a second ago (and not deleted yet, whether or not a sweep ran in between).
-    const past = randomUUID();
-    await payloads.insertInput({ jobId: past, namespaceId: ns, model: TEST_MODEL, input, expireAt: new Date(Date.now() - 1_000) });
+    // Accepted three hours ago under a one-hour class: expired, not dropped yet (its day is today's).
+    const past = newJobId(now - 3 * 3_600_000);
+    await payloads.insertInput({ jobId: past, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 1 });
     assert.equal(await payloads.find(past, ns), null);
     assert.equal(await payloads.findInput(past), null);
 
-    // Expires in an hour: judged at a clock two hours ahead, it is expired too; the background sweeper
-    // (real clock) leaves it alone, so this sweep is the one that deletes it.
-    const later = randomUUID();
-    await payloads.insertInput({ jobId: later, namespaceId: ns, model: TEST_MODEL, input, expireAt: new Date(Date.now() + 3_600_000) });
-    const live = randomUUID();
-    await payloads.insertInput({ jobId: live, namespaceId: ns, model: TEST_MODEL, input, expireAt: new Date(Date.now() + 24 * 3_600_000) });
+    // Accepted now under one hour and under two days: found now, in the buckets their id and class name.
+    const later = newJobId(now);
+    await payloads.insertInput({ jobId: later, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 1 });
+    const live = newJobId(now);
+    await payloads.insertInput({ jobId: live, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 48 });
+    const shortBucket = bucketName('job_payloads', 1, now);
+    const longBucket = bucketName('job_payloads', 48, now);
+    assert.equal(await count(shortBucket, later), 1, `${later} is in ${shortBucket}`);
+    assert.equal(await count(longBucket, live), 1, `${live} is in ${longBucket}`);
     assert.ok(await payloads.find(later, ns));
     assert.equal(await payloads.find(later, 'another-namespace'), null, "another namespace's payload is never returned");
-    const inTwoHours = new Date(Date.now() + 2 * 3_600_000);
+    const inTwoHours = new Date(now + 2 * 3_600_000);
     assert.equal(await payloads.find(later, ns, inTwoHours), null);
     assert.equal(await payloads.findInput(later, inTwoHours), null);
 
-    const col = stack.backbone.mongo.db.collection<{ _id: string }>('job_payloads');
-    const swept = await payloads.sweepExpired(inTwoHours);
-    assert.ok(swept >= 1, `sweepExpired deleted ${swept}`);
-    assert.equal(await col.countDocuments({ _id: later }), 0);
-    assert.equal(await col.countDocuments({ _id: past }), 0);
-    assert.equal(await col.countDocuments({ _id: live }), 1, 'an unexpired document is kept');
-    assert.ok(await payloads.find(live, ns));
+    // A day three days ago under one hour: its bucket has wholly expired, and the sweep drops it.
+    const old = newJobId(now - 3 * 86_400_000);
+    await payloads.insertInput({ jobId: old, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 1 });
+    const oldBucket = bucketName('job_payloads', 1, now - 3 * 86_400_000);
+    assert.ok(await exists(oldBucket));
+    const first = await payloads.sweepExpired(new Date(now));
+    assert.ok(first.buckets >= 1, JSON.stringify(first));
+    assert.equal(await exists(oldBucket), false, `${oldBucket} dropped`);
+    assert.ok(await exists(shortBucket), "today's one-hour bucket is kept while one of its jobs may still be unexpired");
 
-    // The background sweeper deletes expired documents on its own too.
-    const gone = randomUUID();
-    await payloads.insertInput({ jobId: gone, namespaceId: ns, model: TEST_MODEL, input, expireAt: new Date(Date.now() - 1) });
-    await stack.until('the maintenance sweeper to delete the expired payload', async () => ((await col.countDocuments({ _id: gone })) === 0 ? true : undefined), 5_000);
+    // Never before its time: a millisecond before the end of the day plus the class, the bucket stays.
+    const shortEnd = bucketExpiresAtMs(parseBucketName(shortBucket)!);
+    await payloads.sweepExpired(new Date(shortEnd - 1));
+    assert.ok(await exists(shortBucket), 'kept until its last document has expired');
+    assert.ok(await payloads.find(live, ns, new Date(shortEnd - 1)), 'the two-day job is unaffected');
+    await payloads.sweepExpired(new Date(shortEnd));
+    assert.equal(await exists(shortBucket), false, 'dropped once its last document has expired');
+    assert.ok(await exists(longBucket), 'the two-day class of the same day is kept');
+    assert.ok(await payloads.find(live, ns, new Date(shortEnd)));
+
+    // The background sweeper drops an expired day on its own too.
+    const gone = newJobId(now - 2 * 86_400_000);
+    await payloads.insertInput({ jobId: gone, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 1 });
+    const goneBucket = bucketName('job_payloads', 1, now - 2 * 86_400_000);
+    await stack.until('the maintenance sweeper to drop the expired day', async () => ((await exists(goneBucket)) ? undefined : true), 5_000);
 
     // TTL index: FerretDB v1 has none (createIndexes with expireAfterSeconds answers code 238); MongoDB does.
-    const build = await stack.backbone.mongo.db.admin().command({ buildInfo: 1 });
+    const build = await db.admin().command({ buildInfo: 1 });
     const ferret = 'ferretdbVersion' in build || 'ferretdb' in build;
-    const fresh = new PayloadsRepository(stack.backbone.mongo.db);
+    const fresh = new PayloadsRepository(db);
     await fresh.ensureIndexes(pino({ level: 'silent' }));
     assert.equal(fresh.ttlIndex, !ferret, `ttlIndex on ${ferret ? 'FerretDB' : 'MongoDB'}`);
-    const indexes = (await col.listIndexes().toArray()) as Array<{ name: string; key: Record<string, unknown>; expireAfterSeconds?: number }>;
-    const expiry = indexes.filter((i) => i.key.expireAt === 1);
-    assert.equal(expiry.length, 1, JSON.stringify(indexes));
-    if (ferret) assert.equal(expiry[0]!.expireAfterSeconds, undefined);
-    else assert.equal(expiry[0]!.expireAfterSeconds, 0);
+    const probe = newJobId(now);
+    await fresh.insertInput({ jobId: probe, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 5 });
+    const indexes = (await db.collection(bucketName('job_payloads', 5, now)).listIndexes().toArray()) as Array<{ name: string; key: Record<string, unknown>; expireAfterSeconds?: number }>;
+    const ttl = indexes.filter((i) => i.key.expireAt === 1 && i.expireAfterSeconds === 0);
+    assert.equal(ttl.length, ferret ? 0 : 1, JSON.stringify(indexes));
     process.stderr.write(`payloads.ttlIndex = ${fresh.ttlIndex} (${ferret ? 'FerretDB' : 'MongoDB'}; ${JSON.stringify(build.version)})\n`);
   }));

@@ -6,9 +6,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { jobBucket } from '../../src/mongo/payload-buckets.js';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 import { PrivateFerretDb } from '../helpers/private-ferretdb.js';
-import { PAYLOAD_COLLECTIONS } from '../../src/mongo/payloads.repository.js';
 
 let ferret: PrivateFerretDb;
 let stack: TestStack;
@@ -60,7 +60,7 @@ test('MongoDB killed while a job runs: the settled job is still answered and rep
     // MongoDB back: the output was never stored, and a read after the fact says so.
     await ferret.boot();
     const stored = await stack.until('MongoDB to answer again', async () =>
-      stack.backbone.mongo.db.collection(PAYLOAD_COLLECTIONS.results).countDocuments({ jobId: running.id }).catch(() => undefined),
+      stack.backbone.mongo.db.collection(jobBucket('job_results', running.id, stack.config.PAYLOAD_RETENTION_HOURS)).countDocuments({ jobId: running.id }).catch(() => undefined),
     );
     assert.equal(stored, 0);
   }));

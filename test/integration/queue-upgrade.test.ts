@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { Connection } from 'rabbitmq-client';
 import { createBackbone, type Backbone } from '../../src/app.js';
+import { jobBucket } from '../../src/mongo/payload-buckets.js';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
-import { PAYLOAD_COLLECTIONS } from '../../src/mongo/payloads.repository.js';
 
 let stack: TestStack;
 let scheduler: Backbone | null = null;
@@ -37,7 +37,7 @@ test('a job left in the pre-priority queue of its model is republished to its cl
 
     // As the old version left it: its input stored (written behind the accept), the message in the model's
     // single queue, none in the class queues.
-    const inputs = stack.backbone.mongo.db.collection<{ _id: string }>(PAYLOAD_COLLECTIONS.inputs);
+    const inputs = stack.backbone.mongo.db.collection<{ _id: string }>(jobBucket('job_payloads', id, stack.config.PAYLOAD_RETENTION_HOURS));
     await stack.until('the input copy to be written', async () => ((await inputs.countDocuments({ _id: id })) === 1 ? true : undefined));
     const prefix = stack.config.RABBITMQ_PREFIX;
     const legacy = `${prefix}.jobs.${TEST_MODEL}`;

@@ -1,0 +1,172 @@
+// `npm run bench:space`: the payload store (src/mongo/payloads.repository.ts) on the MongoDB server of
+// TEST_MONGODB_URL (scripts/bench.sh starts a FerretDB of its own when unset), in one run:
+//   - writes: results per second through the backbone's batched path (saveResult, grouped by
+//     common/group-commit.ts into one insertMany per bucket), beside bare insertMany of the same documents
+//     in batches of the same size with as many in flight, into a fresh collection of the same server;
+//   - export: one namespace's results streamed as NDJSON lines (streamResults, cursor batches), beside a
+//     bare cursor read of the same documents without serialising them;
+//   - expiry: the time of one sweepExpired pass dropping one expired day of a fixed size while the store
+//     holds S and then 10 S unexpired documents, beside the layout it replaced (one collection, deleteMany
+//     on an indexed expireAt) at the same sizes.
+// NOT a test: it asserts nothing about speed. Writes its section of BENCHMARKS.md.
+//
+// Knobs (environment): BENCH_SPACE_WRITES (results written, default 20000), BENCH_SPACE_STORE (S, default
+// 10000; the second size is ten times it), BENCH_SPACE_EXPIRED (documents in the expired day, default
+// 1000), BENCH_OUTPUT ("-" writes no section).
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { pino } from 'pino';
+import type { Db, Document } from 'mongodb';
+import { connectMongo } from '../src/mongo/client.js';
+import { PayloadsRepository, type ResultToSave } from '../src/mongo/payloads.repository.js';
+import { bucketName } from '../src/mongo/payload-buckets.js';
+import { newJobId } from '../src/domain/job-ids.js';
+import { describeHost } from './machine.js';
+import { writeSection } from './report.js';
+import { envNumber, runBench } from './run.js';
+
+const WRITES = envNumber('BENCH_SPACE_WRITES', 20_000, { integer: true });
+const STORE = envNumber('BENCH_SPACE_STORE', 10_000, { integer: true });
+const EXPIRED = envNumber('BENCH_SPACE_EXPIRED', 1_000, { integer: true });
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const DAY = 86_400_000;
+const BATCH = 256;
+const IN_FLIGHT = 2;
+
+function result(i: number, namespaceId: string, createdMs: number): ResultToSave {
+  return {
+    jobId: newJobId(createdMs),
+    namespaceId,
+    model: 'bench/model',
+    attempt: 1,
+    output: { content: `simulated answer ${i.toString(16).padStart(8, '0')}: node token credit ledger epoch model queue route`, finish_reason: 'stop' },
+    usage: { prompt_tokens: 9, completion_tokens: 16 },
+    nodeId: '0x0000000000000000000000000000000000000000',
+    retentionHours: 72,
+  };
+}
+
+function asDoc(r: ResultToSave, now: number): Document {
+  const { retentionHours, ...rest } = r;
+  return { _id: `${r.jobId}#${r.attempt}`, ...rest, expireAt: new Date(now + retentionHours * 3_600_000), at: new Date(now) };
+}
+
+/** insertMany in batches of BATCH, IN_FLIGHT at a time. */
+async function insertBare(db: Db, name: string, docs: Document[]): Promise<void> {
+  const col = db.collection(name);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < docs.length) {
+        const start = next;
+        next += BATCH;
+        await col.insertMany(docs.slice(start, start + BATCH), { ordered: false });
+      }
+    }),
+  );
+}
+
+const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
+
+async function main(): Promise<number> {
+  const base = process.env.TEST_MONGODB_URL ?? 'mongodb://127.0.0.1:27017/';
+  const dbName = `rt_bench_space_${randomBytes(3).toString('hex')}`;
+  const mongo = await connectMongo(new URL(dbName, base).toString());
+  const db = mongo.db;
+  try {
+    const build = await db.admin().command({ buildInfo: 1 });
+    const ferret = 'ferretdbVersion' in build || 'ferretdb' in build;
+    const ferretInfo = build.ferretdb as { version?: string } | undefined;
+    const server = ferret ? `FerretDB ${String(build.ferretdbVersion ?? ferretInfo?.version ?? '')} (PostgreSQL backend; MongoDB ${String(build.version)} wire)` : `MongoDB ${String(build.version)}`;
+    const repo = new PayloadsRepository(db);
+    await repo.ensureIndexes(pino({ level: 'silent' }));
+    const now = Date.now();
+    const ns = randomUUID();
+
+    // Writes: the batched path, then bare insertMany of equal documents.
+    const toSave = Array.from({ length: WRITES }, (_, i) => result(i, ns, now));
+    let t0 = process.hrtime.bigint();
+    await Promise.all(toSave.map((r) => repo.saveResult(r)));
+    const batchedS = seconds(t0);
+    const bare = Array.from({ length: WRITES }, (_, i) => asDoc(result(i, ns, now), now));
+    await db.collection('bare_results').createIndex({ jobId: 1 });
+    t0 = process.hrtime.bigint();
+    await insertBare(db, 'bare_results', bare);
+    const bareS = seconds(t0);
+
+    // Export: NDJSON lines of the namespace's results, then a bare cursor over the same bucket.
+    let bytes = 0;
+    let exported = 0;
+    t0 = process.hrtime.bigint();
+    for await (const r of repo.streamResults(ns)) {
+      bytes += Buffer.byteLength(JSON.stringify(r)) + 1;
+      exported++;
+    }
+    const exportS = seconds(t0);
+    let cursorRead = 0;
+    t0 = process.hrtime.bigint();
+    for await (const doc of db.collection(bucketName('job_results', 72, now)).find({ namespaceId: ns }, { batchSize: 500 })) if (doc) cursorRead++;
+    const cursorS = seconds(t0);
+    if (exported !== WRITES || cursorRead !== WRITES) throw new Error(`export read ${exported}, cursor ${cursorRead}, written ${WRITES}`);
+
+    // Expiry: the store grows from S to 10 S unexpired documents; each pass drops one expired day of EXPIRED.
+    const expiry: Array<{ stored: number; sweepMs: number; flatMs: number }> = [];
+    let stored = 0;
+    for (const size of [STORE, 10 * STORE]) {
+      const add = Array.from({ length: size - stored }, (_, i) => asDoc(result(stored + i, ns, now), now));
+      await insertBare(db, bucketName('job_results', 72, now - DAY), add);
+      await insertBare(db, 'flat_results', add);
+      stored = size;
+      const oldDay = now - 10 * DAY;
+      const expired: Document[] = Array.from({ length: EXPIRED }, (_, i) => ({ ...asDoc(result(i, ns, oldDay), oldDay), expireAt: new Date(oldDay + 3_600_000) }));
+      await insertBare(db, bucketName('job_results', 1, oldDay), expired);
+      await db.collection('flat_results').createIndex({ expireAt: 1 });
+      await insertBare(db, 'flat_results', expired.map((d) => ({ ...d, _id: `${String(d._id)}-flat` })));
+      t0 = process.hrtime.bigint();
+      const swept = await repo.sweepExpired(new Date(now));
+      const sweepMs = seconds(t0) * 1e3;
+      if (swept.buckets !== 1) throw new Error(`expected one bucket dropped, got ${JSON.stringify(swept)}`);
+      t0 = process.hrtime.bigint();
+      const flat = await db.collection('flat_results').deleteMany({ expireAt: { $lte: new Date(now) } });
+      const flatMs = seconds(t0) * 1e3;
+      if (flat.deletedCount !== EXPIRED) throw new Error(`flat deleteMany removed ${flat.deletedCount}, expected ${EXPIRED}`);
+      expiry.push({ stored: size + WRITES, sweepMs, flatMs });
+    }
+
+    const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+    const mb = bytes / 1e6;
+    const table = [
+      `| measure | payload store | beside it, same server, same run | ratio |`,
+      `| --- | ---: | ---: | ---: |`,
+      `| writes: ${fmt(WRITES)} results through saveResult (grouped, ${BATCH} per insertMany, ${IN_FLIGHT} in flight) | ${fmt(WRITES / batchedS)} docs/s | bare insertMany, same batches: ${fmt(WRITES / bareS)} docs/s | ${(bareS / batchedS).toFixed(2)} |`,
+      `| export: ${fmt(exported)} results as NDJSON (${mb.toFixed(1)} MB) through streamResults | ${fmt(exported / exportS)} rows/s (${(mb / exportS).toFixed(1)} MB/s) | bare cursor read: ${fmt(cursorRead / cursorS)} docs/s | ${(cursorS / exportS).toFixed(2)} |`,
+      ...expiry.map((e) => `| expiry: one pass dropping one expired day (${fmt(EXPIRED)} docs) with ${fmt(e.stored)} unexpired stored | ${e.sweepMs.toFixed(1)} ms | old layout, deleteMany on indexed expireAt: ${e.flatMs.toFixed(1)} ms | ${(e.flatMs / e.sweepMs).toFixed(2)} |`),
+    ].join('\n');
+    const host = describeHost();
+    const markdown = [
+      '## Space: the payload store (`npm run bench:space`)',
+      '',
+      `bench/space.ts on ${server}. Writes: results saved through the backbone's path (PayloadsRepository.saveResult,`,
+      'grouped into one insertMany per bucket), beside bare insertMany of equal documents in batches of the same size',
+      'with as many in flight. Export: one namespace\'s results streamed from its buckets as NDJSON lines, beside a bare',
+      'cursor over the same bucket. Expiry: one sweepExpired pass (listCollections, then one drop per expired',
+      'bucket) while the store grows tenfold, beside the layout it replaced (one collection, deleteMany on an indexed',
+      '`expireAt`) holding the same documents: the pass must stay flat as the store grows.',
+      '',
+      table,
+      '',
+      'Each expiry figure is one pass, timed once: on the shared cores one pass can be far off (see the note below the table when there is one).',
+      '',
+      `Machine: ${host.cpu}, ${host.cores} cores (shared), Node.js ${host.node}; run ${new Date().toISOString().slice(0, 16)}Z.`,
+    ].join('\n');
+    process.stdout.write(`${table}\n`);
+    if (process.env.BENCH_OUTPUT !== '-') writeSection(path.join(ROOT, process.env.BENCH_OUTPUT ?? 'BENCHMARKS.md'), 'space', markdown);
+    return 0;
+  } finally {
+    await db.dropDatabase().catch(() => undefined);
+    await mongo.client.close();
+  }
+}
+
+void runBench('bench:space', main);
