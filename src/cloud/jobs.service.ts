@@ -33,6 +33,8 @@ import type { Principal } from './auth.service.js';
 import type { Catalog } from '../catalog/catalog.service.js';
 import type { Placement } from '../domain/eligibility.js';
 import type { CurrentNetworkConfig } from '../network/network-config.service.js';
+import { isRedisUnreachable } from '../redis/redis-health.js';
+import { countDegraded } from '../metrics/degraded.js';
 
 export interface CloudDeps {
   config: Config;
@@ -47,6 +49,8 @@ export interface CloudDeps {
   /** The job parameters in force (maximum tokens, attempts, execution timeout). */
   networkConfig: CurrentNetworkConfig;
   logger: Logger;
+  /** Whether Redis is usable now (redis/redis-health.ts redisReady); absent: always tried. */
+  redisReady?: () => boolean;
 }
 
 /** Re-read the job row at least this often while waiting, in case a pub/sub wake-up was lost. */
@@ -105,7 +109,7 @@ export class JobsService {
     // The job's placement: its namespace's network and subcloud now (an admin's binding applies to the
     // next job: the catalogue drops a changed namespace at once), and the region asked for; kept on the row.
     const placement = await this.placementFor(p.namespaceId, model.name, opts.region ?? null);
-    if ((await this.d.presence.liveNodeCount(placement, 1)) === 0) {
+    if ((await this.liveNodeCount(placement)) === 0) {
       throw errors.noNode(model.name, Math.ceil(this.d.networkConfig.heartbeat().intervalMs / 1000), wherePlaced(placement));
     }
     const priority = opts.priority ?? 'standard';
@@ -182,6 +186,25 @@ export class JobsService {
     return { job: row, replayed: false, watch };
   }
 
+  /**
+   * How many eligible nodes are online (at most 1), or null when Redis, which knows, is unreachable: the
+   * job is then accepted all the same (nothing is refused that could run later; it waits in RabbitMQ
+   * until a node is back or its deadline passes, and then fails with its hold released).
+   */
+  async liveNodeCount(placement: Placement): Promise<number | null> {
+    if (this.d.redisReady && !this.d.redisReady()) {
+      countDegraded('presence_skipped');
+      return null;
+    }
+    try {
+      return await this.d.presence.liveNodeCount(placement, 1);
+    } catch (err) {
+      if (!isRedisUnreachable(err)) throw err;
+      countDegraded('presence_skipped');
+      return null;
+    }
+  }
+
   /** Where a namespace's job for `model` may run (see domain/eligibility.ts). */
   async placementFor(namespaceId: string, model: string, region: string | null): Promise<Placement> {
     const ns = await this.d.catalog.namespace(namespaceId);
@@ -254,7 +277,19 @@ export class JobsService {
    */
   async withAttemptInFlight(job: JobRow): Promise<JobRow> {
     if (job.status !== 'queued') return job;
-    const inflight = await this.d.inflight.current(job.id);
+    // While Redis is unreachable the row is the answer (queued, though its attempt may be running).
+    if (this.d.redisReady && !this.d.redisReady()) {
+      countDegraded('inflight_skipped');
+      return job;
+    }
+    let inflight: Awaited<ReturnType<InflightRepository['current']>>;
+    try {
+      inflight = await this.d.inflight.current(job.id);
+    } catch (err) {
+      if (!isRedisUnreachable(err)) throw err;
+      countDegraded('inflight_skipped');
+      return job;
+    }
     if (!inflight || inflight.done || inflight.attempt <= job.attempt) return job;
     return { ...job, status: 'running', attempt: inflight.attempt, node_id: inflight.nodeId };
   }

@@ -16,7 +16,6 @@ import type { PayloadDoc } from '../mongo/payloads.repository.js';
 import type { JobOutput } from '../domain/protocol.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { Db } from '../postgres/db.js';
-import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { AuthService, Principal } from './auth.service.js';
 import { chatCompletionRequestSchema, toJobRequest, unsupportedField } from './chat.schema.js';
 import { jobFailure, type JobsService } from './jobs.service.js';
@@ -25,6 +24,7 @@ import { isPriorityClass, PRIORITY_CLASSES, priorityFromServiceTier, serviceTier
 import { REGION_PATTERN } from '../domain/eligibility.js';
 import type { StreamRelay } from './chat-stream.service.js';
 import { sendChatStream } from './chat-stream.http.js';
+import { countDegraded } from '../metrics/degraded.js';
 
 export interface CloudRouteDeps {
   db: Db;
@@ -32,13 +32,14 @@ export interface CloudRouteDeps {
   auth: AuthService;
   jobs: JobsService;
   relay: StreamRelay;
-  presence: PresenceRepository;
   /** max_tokens of a request that names none: the network config's, read per request. */
   maxTokensDefault: () => number;
   /** How long past a job's deadline a synchronous call waits for the maintenance role to expire it. */
   syncGraceMs: number;
   /** The longest deadline a request may ask for (and the default). */
   maxDeadlineMs: number;
+  /** Whether Redis is usable now (redis/redis-health.ts redisReady); absent: always tried. */
+  redisReady?: () => boolean;
 }
 
 declare module 'fastify' {
@@ -66,7 +67,8 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
           created: Math.floor(m.created_at.getTime() / 1000),
           owned_by: 'resultity',
           resultity: {
-            available: (await d.presence.liveNodeCount({ ...placement, model: m.name }, 1)) > 0,
+            // null: not known now (Redis, which knows, is unreachable); a job for it is still accepted.
+            available: await d.jobs.liveNodeCount({ ...placement, model: m.name }).then((n) => (n === null ? null : n > 0)),
             context_tokens: m.context_tokens,
             // micro-credits per token = credits per million tokens
             pricing: {
@@ -88,6 +90,11 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
       if (unsupported) throw errors.invalid(`'${unsupported}' is not supported yet; send the request without it.`, unsupported);
       const respondAsync = /\brespond-async\b/i.test(String(request.headers.prefer ?? ''));
       if (parsed.data.stream && respondAsync) throw errors.invalid('stream: true cannot be combined with Prefer: respond-async; use one or the other.', 'stream');
+      // A stream's chunks travel through Redis: without it, refused before anything is held or charged.
+      if (parsed.data.stream && d.redisReady && !d.redisReady()) {
+        countDegraded('refused_no_redis');
+        throw errors.engineUnavailable('Streaming (stream: true)');
+      }
       const idempotencyKey = request.headers['idempotency-key'];
       if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))) {
         throw errors.invalid('Idempotency-Key must be 1 to 255 visible ASCII characters.', 'Idempotency-Key');
