@@ -71,6 +71,7 @@ import { webRoutes } from './web/web.routes.js';
 import { redactUrl } from './domain/redact.js';
 import { logRedisState, redisReady } from './redis/redis-health.js';
 import { probeEngines } from './common/readiness.js';
+import { withRequestContext } from './common/log-context.js';
 
 /** How long /readyz waits for each engine before reading it as down. */
 const READINESS_PROBE_TIMEOUT_MS = 2_000;
@@ -211,6 +212,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     http: httpTimeouts(config.HTTP_REQUEST_TIMEOUT_MS),
     clientErrorHandler: httpClientErrorHandler,
   });
+  // Every log line of a request, from any module, carries its request id (and job id: cloud/routes.ts).
+  app.addHook('onRequest', (request, _reply, done) => withRequestContext(request.id, done));
   app.setErrorHandler(httpErrorHandler);
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send(openAiError('not_found', 'unknown_route', `Unknown request URL: ${request.method} ${request.url}.`)),

@@ -25,6 +25,7 @@ import { REGION_PATTERN } from '../domain/eligibility.js';
 import type { StreamRelay } from './chat-stream.service.js';
 import { sendChatStream } from './chat-stream.http.js';
 import { countDegraded } from '../metrics/degraded.js';
+import { bindJobToLogContext } from '../common/log-context.js';
 
 export interface CloudRouteDeps {
   db: Db;
@@ -110,6 +111,7 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
         ...(region !== undefined ? { region } : {}),
       });
       reply.header('x-resultity-job-id', job.id);
+      bindJobToLogContext(job.id);
       if (replayed) reply.header('idempotent-replayed', 'true');
 
       if (parsed.data.stream) {
@@ -140,7 +142,7 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
         }
         if (done.status === 'failed' || done.status === 'expired' || done.status === 'cancelled') return sendAppError(reply, jobFailure(done));
       } catch (err) {
-        request.log.error({ err, jobId: job.id }, 'waiting for an accepted job failed; answering 202');
+        request.log.error({ err }, 'waiting for an accepted job failed; answering 202');
       }
       reply.header('location', `/v1/jobs/${job.id}`);
       return reply.code(202).send(jobView(job, null));
