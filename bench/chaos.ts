@@ -3,7 +3,7 @@
 //
 //   engines    a PostgreSQL cluster of its own (initdb/pg_ctl in a temporary directory), a redis-server, a
 //              RabbitMQ node and a FerretDB (test/helpers/private-*.ts), never the machine's own;
-//   roles      `resultity serve --roles R`: 2 cloud, 2 io, 2 scheduler, 1 maintenance, 1 gate+status;
+//   roles      `resultity serve --roles R`: 2 cloud, 2 io, 2 scheduler (CHAOS_INSTANCES), 1 maintenance, 1 gate+status;
 //   fleet      simulated nodes in a process of their own (bench/chaos-fleet.ts), spread over both io;
 //   load       CHAOS_JOBS jobs (sync, async and streamed) over four namespaces, one of which has credits
 //              for only part of its jobs so that its requests race for the same credits; each request
@@ -43,6 +43,8 @@ const CONCURRENCY = env('CHAOS_CONCURRENCY', 24);
 const NODES = env('CHAOS_NODES', 12);
 const FAULT_EVERY_MS = env('CHAOS_FAULT_EVERY_MS', 6_000);
 const TIME_LIMIT_MS = env('CHAOS_TIME_LIMIT_S', 1_200) * 1000;
+/** Instances of each of cloud, io and scheduler (2; the short version in `npm test` runs 1 to fit its time). */
+const INSTANCES = env('CHAOS_INSTANCES', 2);
 const REPORT = process.env.CHAOS_REPORT ?? fileURLToPath(new URL('../../RELIABILITY.md', import.meta.url));
 const MODEL = 'chaos/sim-1';
 const MAX_TOKENS = 16;
@@ -53,6 +55,8 @@ const TERMINAL = ['completed', 'failed', 'expired', 'cancelled'];
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 const t0 = Date.now();
+/** Set on SIGTERM/SIGINT: the load and the faults stop, and the run cleans up and reports. */
+let stopped = false;
 const log = (m: string) => process.stderr.write(`chaos ${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s  ${m}\n`);
 
 /** A PostgreSQL cluster of the run's own: the machine's binaries, a temporary directory, a free port. */
@@ -185,14 +189,25 @@ async function main(): Promise<number> {
   };
   const ports = async () => freePort();
   const gate = new RoleProcess('gate,status', await ports(), roleEnv);
+  const several = async (role: string) => Promise.all(Array.from({ length: INSTANCES }, async () => new RoleProcess(role, await ports(), roleEnv)));
   const roles = {
-    cloud: [new RoleProcess('cloud', await ports(), roleEnv), new RoleProcess('cloud', await ports(), roleEnv)],
-    io: [new RoleProcess('io', await ports(), roleEnv), new RoleProcess('io', await ports(), roleEnv)],
-    scheduler: [new RoleProcess('scheduler', await ports(), roleEnv), new RoleProcess('scheduler', await ports(), roleEnv)],
+    cloud: await several('cloud'),
+    io: await several('io'),
+    scheduler: await several('scheduler'),
     maintenance: [new RoleProcess('maintenance', await ports(), roleEnv)],
   };
   const all = [gate, ...roles.cloud, ...roles.io, ...roles.scheduler, ...roles.maintenance];
   let fleet: Child | null = null;
+  // Interrupted (Ctrl-C, or the test runner's timeout): stop injecting and loading, and clean up below,
+  // so that no role process or private engine outlives the run.
+  const interrupted = new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+  void interrupted.then(() => {
+    log('interrupted: cleaning up');
+    stopped = true;
+  });
   const db = new pg.Pool({ connectionString: `${postgres.url}/resultity`, max: 2 });
   db.on('error', () => undefined); // the pool's idle connections die with each PostgreSQL restart
   try {
@@ -262,7 +277,7 @@ async function main(): Promise<number> {
         } catch {
           // the process died under the request, or the request timed out: asked again with the same key
         }
-        if (Date.now() > until) {
+        if (Date.now() > until || stopped) {
           clientGaveUp++;
           return false;
         }
@@ -271,7 +286,7 @@ async function main(): Promise<number> {
     };
     let loadDone = false;
     const worker = async () => {
-      while (next < JOBS && Date.now() - t0 < TIME_LIMIT_MS) {
+      while (next < JOBS && Date.now() - t0 < TIME_LIMIT_MS && !stopped) {
         const i = next++;
         const mode = i % 5 < 2 ? 'sync' : i % 5 < 4 ? 'async' : 'stream';
         modes[mode]++;
@@ -344,7 +359,7 @@ async function main(): Promise<number> {
     };
     const faults: Fault[] = [];
     let f = 0;
-    while (!loadDone && Date.now() - t0 < TIME_LIMIT_MS) {
+    while (!loadDone && Date.now() - t0 < TIME_LIMIT_MS && !stopped) {
       await Promise.race([sleep(FAULT_EVERY_MS), load]);
       if (loadDone) break;
       const kind = FAULTS[f++ % FAULTS.length]!;
@@ -372,7 +387,7 @@ async function main(): Promise<number> {
 
     // ---- the end: every accepted job terminal, then the checks ----
     const ids = [...accepted];
-    const drainUntil = Date.now() + 180_000;
+    const drainUntil = Date.now() + (stopped ? 0 : 180_000);
     let open = ids.length;
     while (Date.now() < drainUntil) {
       const r = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM jobs WHERE status <> ALL($1::text[])`, [TERMINAL]).catch(() => null);
@@ -388,6 +403,7 @@ async function main(): Promise<number> {
       outcomes.set(k, (outcomes.get(k) ?? 0) + 1);
     }
     const problems = [...checkpointFailures, ...(await invariants(db, tenants.map((t) => t.namespaceId), true))];
+    if (stopped) problems.push('interrupted before the end: the final checks are incomplete');
     if (lost.length) problems.push(`${lost.length} accepted job(s) have no row: lost`);
     const noReason = rows.rows.filter((r) => r.status !== 'completed' && !r.error_code).length;
     if (noReason) problems.push(`${noReason} job(s) ended without a reason`);

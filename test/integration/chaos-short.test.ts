@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-test('chaos, short: role processes killed and Redis restarted under load; every accepted job ends, charged once, ledger at zero', { timeout: 280_000 }, async () => {
+test('chaos, short: role processes killed and Redis restarted under load; every accepted job ends, charged once, ledger at zero', { timeout: 175_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'resultity-chaos-short-'));
   const report = join(dir, 'RELIABILITY.md');
   const stderr: string[] = [];
@@ -19,22 +19,30 @@ test('chaos, short: role processes killed and Redis restarted under load; every 
     const child = spawn(process.execPath, [fileURLToPath(new URL('../../bench/chaos.js', import.meta.url))], {
       env: {
         ...process.env,
-        CHAOS_JOBS: '240',
+        CHAOS_JOBS: '150',
         CHAOS_CONCURRENCY: '6',
         CHAOS_NODES: '4',
-        CHAOS_FAULT_EVERY_MS: '1500',
-        CHAOS_FAULTS: 'kill_cloud,restart_redis,kill_scheduler,drop_nodes,kill_io',
-        CHAOS_TIME_LIMIT_S: '150',
+        // One instance of each role (the full run has two): the suite's time bound is the file's 180 s.
+        CHAOS_INSTANCES: '1',
+        CHAOS_FAULT_EVERY_MS: '1000',
+        CHAOS_FAULTS: 'restart_redis,kill_scheduler,drop_nodes,kill_io,kill_cloud',
+        CHAOS_TIME_LIMIT_S: '120',
         CHAOS_REPORT: report,
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     child.stderr.on('data', (b: Buffer) => stderr.push(b.toString()));
-    child.once('exit', resolve);
+    // Stopped (it then cleans up its processes and engines) before the runner's per-file timeout would
+    // kill this file and orphan them.
+    const stop = setTimeout(() => child.kill('SIGTERM'), 160_000);
+    child.once('exit', (c) => {
+      clearTimeout(stop);
+      resolve(c);
+    });
   });
   const written = await readFile(report, 'utf8').catch(() => '');
   assert.equal(code, 0, `the chaos run failed:\n${stderr.join('')}\n${written}`);
   assert.match(written, /every check held/);
-  assert.match(written, /\| kill_cloud \| [1-9]/, 'at least one fault was injected');
+  assert.match(written, /\| restart_redis \| [1-9]/, 'at least one fault was injected');
   await rm(dir, { recursive: true, force: true });
 });
