@@ -24,6 +24,7 @@ test('chaos, short: role processes killed and Redis restarted under load; every 
         CHAOS_NODES: '4',
         // One instance of each role (the full run has two): the suite's time bound is the file's 180 s.
         CHAOS_INSTANCES: '1',
+        CHAOS_JOB_DEADLINE_MS: '20000',
         CHAOS_FAULT_EVERY_MS: '1000',
         CHAOS_FAULTS: 'restart_redis,kill_scheduler,drop_nodes,kill_io,kill_cloud',
         CHAOS_TIME_LIMIT_S: '120',
