@@ -74,6 +74,12 @@ import { redactUrl } from './domain/redact.js';
 import { registerOpenApi, type RouteEntry } from './openapi/openapi.plugin.js';
 import { WebhooksService } from './webhooks/webhooks.service.js';
 import { WebhookDelivery } from './webhooks/webhook-delivery.service.js';
+import { logRedisState, redisReady } from './redis/redis-health.js';
+import { probeEngines } from './common/readiness.js';
+import { withRequestContext } from './common/log-context.js';
+
+/** How long /readyz waits for each engine before reading it as down. */
+const READINESS_PROBE_TIMEOUT_MS = 2_000;
 
 export interface Backbone {
   app: FastifyInstance;
@@ -145,6 +151,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   });
   const redis = createRedis(config.REDIS_URL, 'main');
   const redisSub = createRedis(config.REDIS_URL, 'sub', { subscriber: true });
+  logRedisState(redis, 'main', logger);
+  logRedisState(redisSub, 'sub', logger);
   const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
   const rabbit = connectRabbit(config.RABBITMQ_URL, logger);
   await waitForRabbit(rabbit, 10_000);
@@ -204,10 +212,11 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const streams = new JobStreams(redis, keys, () => networkConfig.longestExecutionTimeoutMs() + 60_000);
   const usageSamples = new UsageSamples(redis, keys);
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger });
-  const jobs = new JobsService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger });
+  const jobs = new JobsService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis) });
   const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;
+  if (redisStreamSub) logRedisState(redisStreamSub, 'stream-sub', logger);
 
   // Typed with Fastify's base logger so that route modules can take a plain FastifyInstance.
   const app: FastifyInstance = Fastify<Server, IncomingMessage, ServerResponse, FastifyBaseLogger>({
@@ -220,6 +229,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     http: httpTimeouts(config.HTTP_REQUEST_TIMEOUT_MS),
     clientErrorHandler: httpClientErrorHandler,
   });
+  // Every log line of a request, from any module, carries its request id (and job id: cloud/routes.ts).
+  app.addHook('onRequest', (request, _reply, done) => withRequestContext(request.id, done));
   app.setErrorHandler(httpErrorHandler);
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send(openAiError('not_found', 'unknown_route', `Unknown request URL: ${request.method} ${request.url}.`)),
@@ -232,11 +243,16 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   metricsRoutes(app);
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const probes: Record<string, Promise<unknown>> = { postgres: db.query('SELECT 1'), redis: redis.ping(), mongodb: mongo.db.command({ ping: 1 }) };
-    const checks = await Promise.allSettled(Object.values(probes));
-    const status = Object.fromEntries(Object.keys(probes).map((name, i) => [name, checks[i]?.status === 'fulfilled' ? 'ok' : 'down']));
-    const ok = checks.every((c) => c.status === 'fulfilled') && rabbit.ready;
-    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready', ...status, rabbitmq: rabbit.ready ? 'ok' : 'down' });
+    const readiness = await probeEngines(
+      {
+        postgres: () => db.query('SELECT 1'),
+        redis: redisReady(redis) && (() => redis.ping()),
+        mongodb: () => mongo.db.command({ ping: 1 }),
+        rabbitmq: rabbit.ready && (() => Promise.resolve()),
+      },
+      READINESS_PROBE_TIMEOUT_MS,
+    );
+    return reply.code(readiness.status === 'not_ready' ? 503 : 200).send(readiness);
   });
 
   if (has('status')) statusRoutes(app, new StatusService({ db, redis, keys, rabbit, queue, logger }));
@@ -249,9 +265,10 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       defaultBurst: config.RATE_LIMIT_BURST,
       accountRps: config.ACCOUNT_RATE_LIMIT_RPS,
       accountBurst: config.ACCOUNT_RATE_LIMIT_BURST,
+      redisReady: () => redisReady(redis),
     });
     const relay = new StreamRelay({ db, streams, wakeups: new StreamWakeups(redisStreamSub!, keys), events, payloads, logger });
-    cloudRoutes(app, { db, payloads, usage, auth, jobs, relay, presence, maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS, defaultRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST } });
+    cloudRoutes(app, { db, payloads, usage, auth, jobs, relay, redisReady: () => redisReady(redis), maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS, defaultRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST } });
   }
   let gateway: Gateway | null = null;
   let verifyPool: VerifyPoolHandle | null = null;

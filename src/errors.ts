@@ -68,6 +68,9 @@ export const errors = {
   siweRejected: (reason: string) => new AppError('unauthenticated', 'siwe_rejected', `Sign-In with Ethereum refused: ${reason}.`),
   siweDisabled: () =>
     new AppError('forbidden', 'siwe_disabled', 'Sign-In with Ethereum is not enabled on this server (its operator has not set SIWE_DOMAIN).'),
+  /** An engine this request cannot be served without is unreachable (degraded mode): retry later. */
+  engineUnavailable: (what: string, retryAfterSeconds = 5, cause?: unknown) =>
+    new AppError('unavailable', 'engine_unavailable', `${what} is unavailable right now; retry after the time given in Retry-After.`, { retryAfterSeconds }, cause === undefined ? undefined : { cause }),
   /** The job's deadline passed before it was recorded (a stalled accept or a skewed clock): nothing was charged. */
   acceptTooLate: (cause: unknown) =>
     new AppError('unavailable', 'accept_too_late', 'The job could not be recorded before its deadline; nothing was charged. Retry the request.', { retryAfterSeconds: 1 }, { cause }),

@@ -1,6 +1,7 @@
 // `resultity serve`: validate the configuration, check the engines (saying what to run when one is
 // down), start the embedded FerretDB unless MONGODB_URL names a MongoDB, migrate, and serve.
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger } from '../common/logger.js';
 import { loadConfig, needsFor, type Config, type Role } from '../config.js';
 import { createBackbone, type Backbone, type BackboneOptions } from '../app.js';
 import { startFerretDB, type EmbeddedFerret } from './ferretdb.launcher.js';
@@ -19,7 +20,7 @@ export interface Serving {
 
 export async function runServe(roles: readonly Role[], options: Pick<BackboneOptions, 'republishForeignConfig'> = {}): Promise<Serving> {
   const config = loadConfig(process.env, needsFor(roles));
-  const logger = pino({ level: config.LOG_LEVEL });
+  const logger = createLogger(config.LOG_LEVEL);
   const problems = await checkEngines(config);
   if (problems.length > 0) {
     process.stderr.write(`resultity: engines not ready:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);

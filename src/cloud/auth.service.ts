@@ -3,12 +3,22 @@
 // Redis shared by every instance: the key's own and its account's, so that minting keys does not
 // multiply the limit; the same command says when to record the key's last use). One Redis command per
 // request, and no PostgreSQL round trip once the key and its namespace are known.
+//
+// Degraded mode: the key itself never needs Redis (the catalogue reads PostgreSQL). While Redis is
+// unreachable the limits are taken from in-process buckets (cloud/local-rate-limit.ts) instead of
+// refusing the request; the switch is the client's connection state (redis/redis-health.ts), read in
+// memory, so a healthy request pays no extra round trip, and the shared buckets are used again as soon
+// as the connection is back.
 import { errors } from '../errors.js';
 import { hashApiKey, looksLikeApiKey, type ApiKeyPrincipal } from '../domain/api-keys.js';
 import type { Db } from '../postgres/db.js';
 import { touchApiKey } from '../postgres/api-keys.repository.js';
 import type { RateLimitRepository } from '../redis/rate-limit.repository.js';
 import type { Catalog } from '../catalog/catalog.service.js';
+import { isRedisUnreachable } from '../redis/redis-health.js';
+import { LocalRateLimiter } from './local-rate-limit.js';
+import type { Bucket, Taken } from '../redis/rate-limit.repository.js';
+import { countDegraded } from '../metrics/degraded.js';
 
 export type Principal = ApiKeyPrincipal;
 
@@ -23,8 +33,12 @@ export class AuthService {
       /** Every key of one account together (ACCOUNT_RATE_LIMIT_RPS, ACCOUNT_RATE_LIMIT_BURST). */
       accountRps: number;
       accountBurst: number;
+      /** Whether Redis is usable now (redis/redis-health.ts redisReady); absent: always tried. */
+      redisReady?: () => boolean;
     },
   ) {}
+
+  private readonly local = new LocalRateLimiter();
 
   async authenticate(authorization: string | undefined): Promise<Principal> {
     const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
@@ -42,11 +56,26 @@ export class AuthService {
     const burst = p.rateLimitBurst ?? Math.max(rps, this.d.defaultBurst);
     const ns = await this.d.catalog.namespace(p.namespaceId);
     if (!ns) throw errors.unauthenticated(); // a key whose namespace is gone
-    const r = await this.d.rateLimits.takeAll(p.keyId, [
+    const r = await this.take(p.keyId, [
       { id: p.keyId, ratePerSecond: rps, burst },
       { id: `account:${ns.account_id}`, ratePerSecond: this.d.accountRps, burst: this.d.accountBurst },
     ]);
     if (!r.allowed) throw errors.rateLimited(Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
     if (r.touch) touchApiKey(this.d.db, p.keyId).catch(() => undefined); // best effort: a missed touch costs nothing
+  }
+
+  /** The shared buckets in Redis, or this process's own while Redis is unreachable. */
+  private async take(touchId: string, buckets: readonly Bucket[]): Promise<Taken> {
+    if (this.d.redisReady && !this.d.redisReady()) {
+      countDegraded('rate_limit_local');
+      return this.local.takeAll(buckets);
+    }
+    try {
+      return await this.d.rateLimits.takeAll(touchId, buckets);
+    } catch (err) {
+      if (!isRedisUnreachable(err)) throw err;
+      countDegraded('rate_limit_local');
+      return this.local.takeAll(buckets);
+    }
   }
 }

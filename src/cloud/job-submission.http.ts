@@ -12,12 +12,16 @@ import { isPriorityClass, PRIORITY_CLASSES, priorityFromServiceTier, type Priori
 import { REGION_PATTERN } from '../domain/eligibility.js';
 import type { StreamRelay } from './chat-stream.service.js';
 import { sendChatStream, type StreamFormat } from './chat-stream.http.js';
+import { countDegraded } from '../metrics/degraded.js';
+import { bindJobToLogContext } from '../common/log-context.js';
 
 export interface SubmissionDeps {
   jobs: JobsService;
   relay: StreamRelay;
   syncGraceMs: number;
   maxDeadlineMs: number;
+  /** Whether Redis is usable now (redis/redis-health.ts redisReady); absent: always tried. */
+  redisReady?: () => boolean;
 }
 
 export interface Submission {
@@ -36,6 +40,11 @@ export interface Submission {
 export async function submitJob(request: FastifyRequest, reply: FastifyReply, principal: Principal, d: SubmissionDeps, s: Submission): Promise<unknown> {
   const respondAsync = /\brespond-async\b/i.test(String(request.headers.prefer ?? ''));
   if (s.stream && respondAsync) throw errors.invalid('stream: true cannot be combined with Prefer: respond-async; use one or the other.', 'stream');
+  // A stream's chunks travel through Redis: without it, refused before anything is held or charged.
+  if (s.stream && d.redisReady && !d.redisReady()) {
+    countDegraded('refused_no_redis');
+    throw errors.engineUnavailable('Streaming (stream: true)');
+  }
   const idempotencyKey = request.headers['idempotency-key'];
   if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))) {
     throw errors.invalid('Idempotency-Key must be 1 to 255 visible ASCII characters.', 'Idempotency-Key');
@@ -51,6 +60,7 @@ export async function submitJob(request: FastifyRequest, reply: FastifyReply, pr
     ...(region !== undefined ? { region } : {}),
   });
   reply.header('x-resultity-job-id', job.id);
+  bindJobToLogContext(job.id);
   if (replayed) reply.header('idempotent-replayed', 'true');
 
   if (s.stream) {
@@ -80,7 +90,7 @@ export async function submitJob(request: FastifyRequest, reply: FastifyReply, pr
     }
     if (done.status === 'failed' || done.status === 'expired' || done.status === 'cancelled') return sendAppError(reply, jobFailure(done));
   } catch (err) {
-    request.log.error({ err, jobId: job.id }, 'waiting for an accepted job failed; answering 202');
+    request.log.error({ err }, 'waiting for an accepted job failed; answering 202');
   }
   reply.header('location', `/v1/jobs/${job.id}`);
   return reply.code(202).send(s.view(job));

@@ -21,6 +21,8 @@ import type { ModelRow } from '../postgres/models.repository.js';
 import type { PayloadsRepository, PayloadDoc } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { InflightRepository } from '../redis/inflight.repository.js';
+import { isRedisUnreachable } from '../redis/redis-health.js';
+import { countDegraded } from '../metrics/degraded.js';
 import type { FinishedEvent, JobEvents } from '../redis/job-events.js';
 import { IdempotencyKeyInUse, type SettlementService } from '../jobs/settlement.service.js';
 import { findIdempotencyKey } from '../postgres/idempotency.repository.js';
@@ -42,6 +44,8 @@ export interface CloudDeps {
   settlement: SettlementService;
   payloads: PayloadsRepository;
   presence: PresenceRepository;
+  /** Whether Redis is usable now (redis/redis-health.ts redisReady); absent: always tried. */
+  redisReady?: () => boolean;
   inflight: InflightRepository;
   events: JobEvents;
   lifecycle: JobLifecycle;
@@ -179,6 +183,25 @@ export class JobsService {
   }
 
   /**
+   * How many eligible nodes are online (at most 1), or null when Redis, which knows, is unreachable: the
+   * job is then accepted all the same (nothing is refused that could run later; it waits in RabbitMQ
+   * until a node is back or its deadline passes, and then fails with its hold released).
+   */
+  async liveNodeCount(placement: Placement): Promise<number | null> {
+    if (this.d.redisReady && !this.d.redisReady()) {
+      countDegraded('presence_skipped');
+      return null;
+    }
+    try {
+      return await this.d.presence.liveNodeCount(placement, 1);
+    } catch (err) {
+      if (!isRedisUnreachable(err)) throw err;
+      countDegraded('presence_skipped');
+      return null;
+    }
+  }
+
+  /**
    * The first of `names` (a model, then its fallbacks) that can run the request: known to the catalogue
    * (by name or alias), with room for max_tokens in its context, and an eligible node online. Otherwise
    * the first candidate's reason: the answer a single model would get.
@@ -196,7 +219,8 @@ export class JobsService {
         // The job's placement: its namespace's network and subcloud now (an admin's binding applies to the
         // next job: the catalogue drops a changed namespace at once), and the region asked for; kept on the row.
         const placement = await this.placementFor(p.namespaceId, model.name, region);
-        if ((await this.d.presence.liveNodeCount(withNeeds(placement, request), 1)) > 0) return { model, placement };
+        // null: Redis, which knows, is unreachable: accepted all the same (see liveNodeCount).
+        if ((await this.liveNodeCount(withNeeds(placement, request))) !== 0) return { model, placement };
         reason = errors.noNode(model.name, Math.ceil(this.d.networkConfig.heartbeat().intervalMs / 1000), wherePlaced(withNeeds(placement, request)));
       }
       refusal ??= reason;
@@ -293,7 +317,19 @@ export class JobsService {
    */
   async withAttemptInFlight(job: JobRow): Promise<JobRow> {
     if (job.status !== 'queued') return job;
-    const inflight = await this.d.inflight.current(job.id);
+    // While Redis is unreachable the row is the answer (queued, though its attempt may be running).
+    if (this.d.redisReady && !this.d.redisReady()) {
+      countDegraded('inflight_skipped');
+      return job;
+    }
+    let inflight: Awaited<ReturnType<InflightRepository['current']>>;
+    try {
+      inflight = await this.d.inflight.current(job.id);
+    } catch (err) {
+      if (!isRedisUnreachable(err)) throw err;
+      countDegraded('inflight_skipped');
+      return job;
+    }
     if (!inflight || inflight.done || inflight.attempt <= job.attempt) return job;
     return { ...job, status: 'running', attempt: inflight.attempt, node_id: inflight.nodeId };
   }

@@ -17,7 +17,6 @@ import { errors } from '../errors.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { Db } from '../postgres/db.js';
-import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { AuthService, Principal } from './auth.service.js';
 import { chatCompletionRequestSchema, structuredOutputProblem, toJobRequest, unsupportedField } from './chat.schema.js';
 import type { JobsService } from './jobs.service.js';
@@ -44,7 +43,8 @@ export interface CloudRouteDeps {
   auth: AuthService;
   jobs: JobsService;
   relay: StreamRelay;
-  presence: PresenceRepository;
+  /** Whether Redis is usable now (redis/redis-health.ts redisReady); absent: always tried. */
+  redisReady?: () => boolean;
   /** max_tokens of a request that names none: the network config's, read per request. */
   maxTokensDefault: () => number;
   /** How long past a job's deadline a synchronous call waits for the maintenance role to expire it. */
@@ -80,7 +80,8 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
           created: Math.floor(m.created_at.getTime() / 1000),
           owned_by: 'resultity',
           resultity: {
-            available: (await d.presence.liveNodeCount({ ...placement, model: m.name }, 1)) > 0,
+            // null: not known now (Redis, which knows, is unreachable); a job for it is still accepted.
+            available: await d.jobs.liveNodeCount({ ...placement, model: m.name }).then((n) => (n === null ? null : n > 0)),
             context_tokens: m.context_tokens,
             // micro-credits per token = credits per million tokens
             pricing: {

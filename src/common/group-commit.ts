@@ -16,6 +16,8 @@ export interface GroupCommitOptions {
   maxInFlight: number;
   /** How long a batch may wait for company before it starts, ms (0: never waits). */
   lingerMs: number;
+  /** Told each batch's size as it starts (metrics: the ledger's batch sizes). */
+  onBatch?: (size: number) => void;
 }
 
 /** One operation's outcome inside a batch: a value, or the error that operation alone failed with. */
@@ -81,6 +83,7 @@ export class GroupCommit<I, O> {
 
   private async start(batch: Array<Waiting<I, O>>): Promise<void> {
     this.inFlight++;
+    this.opts.onBatch?.(batch.length);
     try {
       const outcomes = await this.run(batch.map((w) => w.item));
       if (outcomes.length !== batch.length) throw new Error(`batch runner returned ${outcomes.length} outcomes for ${batch.length} items`);

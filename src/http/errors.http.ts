@@ -4,7 +4,8 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, type ErrorKind } from '../errors.js';
+import { AppError, errors, type ErrorKind } from '../errors.js';
+import { isRedisUnreachable } from '../redis/redis-health.js';
 
 const STATUS: Record<ErrorKind, number> = {
   invalid_request: 400,
@@ -58,6 +59,11 @@ export function httpErrorHandler(err: FastifyError | Error, request: FastifyRequ
   }
   if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
     return reply.code(fe.statusCode).send(openAiError('invalid_request', fe.code ?? 'invalid_request', fe.message));
+  }
+  // Redis went away under a request that needs it (degraded mode, DESIGN.md invariant 5): a 503 to retry, not a 500.
+  if (isRedisUnreachable(err)) {
+    request.log.warn({ err }, 'Redis is unreachable: answered 503');
+    return sendAppError(reply, errors.engineUnavailable('A service this request needs', 5, err));
   }
   request.log.error({ err }, 'unhandled error');
   return reply.code(500).send(openAiError('internal', 'internal_error', 'The server had an error while processing your request.'));

@@ -5,6 +5,7 @@
 // Holds and completions are one statement each (jobs/settlement-batch.ts) and may be group-committed
 // (common/group-commit.ts): concurrent calls then share a statement, each still getting the outcome it
 // would get alone (one code path, batches of one or of many).
+import { ledgerBatchItems } from '../metrics/engine-metrics.js';
 import { withTransaction, type Db } from '../postgres/db.js';
 import { chargeDelivered, endJobWithoutResult, jobRowOf, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
 import { operatorOf } from '../postgres/nodes.repository.js';
@@ -59,9 +60,10 @@ export class SettlementService {
     batching: GroupCommitOptions | null = null,
   ) {
     const on = batching !== null && batching.maxItems > 1;
-    this.holds = on ? new GroupCommit((items) => runBatch(this.db, items, holdBatch, (i) => this.holdAlone(i)), batching) : null;
+    const observed = (operation: 'hold' | 'settle') => ({ ...batching!, onBatch: (size: number) => ledgerBatchItems.observe({ operation }, size) });
+    this.holds = on ? new GroupCommit((items) => runBatch(this.db, items, holdBatch, (i) => this.holdAlone(i)), observed('hold')) : null;
     this.completions = on
-      ? new GroupCommit((items) => runBatch(this.db, items, (q, b) => completeBatch(q, b, this.epochNow(), POINTS_PER_JOB), (i) => this.completeAlone(i)), batching)
+      ? new GroupCommit((items) => runBatch(this.db, items, (q, b) => completeBatch(q, b, this.epochNow(), POINTS_PER_JOB), (i) => this.completeAlone(i)), observed('settle'))
       : null;
   }
 

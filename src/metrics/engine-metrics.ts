@@ -67,6 +67,15 @@ export const httpRequestSeconds = new Histogram({
   registers,
 });
 
+/** Jobs per grouped ledger statement (common/group-commit.ts via jobs/settlement.service.ts): holds at accept, settlements at the end. */
+export const ledgerBatchItems = new Histogram({
+  name: 'resultity_ledger_batch_items',
+  help: 'Jobs per grouped ledger statement, by operation (hold, settle)',
+  labelNames: ['operation'] as const,
+  buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+  registers,
+});
+
 type QueryFn = (...args: unknown[]) => unknown;
 
 function statementText(first: unknown): string | null {

@@ -37,8 +37,11 @@ export async function migrate(url: string, logger: Logger): Promise<string[]> {
     direction: 'up',
     migrationsTable: 'pgmigrations',
     checkOrder: true,
-    // node-pg-migrate takes an advisory lock, so concurrent instances migrate once.
+    // node-pg-migrate takes an advisory lock, so concurrent instances migrate once; the others wait for it
+    // and then find nothing to apply (its default, 'fail', made every instance but one of a fleet started
+    // together exit at boot: seen by the chaos run).
     noLock: false,
+    advisoryLockMode: 'wait',
     log: (msg: string) => logger.debug(msg),
   });
   return applied.map((m) => m.name);

@@ -8,7 +8,8 @@ import pg from 'pg';
 import { Redis } from 'ioredis';
 import { Connection } from 'rabbitmq-client';
 import { MongoClient } from 'mongodb';
-import { pino } from 'pino';
+import { pino, type LoggerOptions } from 'pino';
+import { logContextMixin } from '../../src/common/log-context.js';
 import OpenAI from 'openai';
 import { configSchema, type Config, ROLES, type Role } from '../../src/config.js';
 import { createBackbone, type Backbone } from '../../src/app.js';
@@ -110,7 +111,9 @@ export class TestStack {
     };
     const config = configSchema.parse(env);
     const mongoUrl = withDatabase(opts.mongoBase ?? testMongoBase(), id);
-    const logger = opts.logDestination ? pino({ level: config.LOG_LEVEL }, opts.logDestination) : pino({ level: config.LOG_LEVEL });
+    // The production logger's mixin (common/logger.ts): request and job ids on every line of a request.
+    const logOptions: LoggerOptions<never> = { level: config.LOG_LEVEL, mixin: logContextMixin };
+    const logger = opts.logDestination ? pino(logOptions, opts.logDestination) : pino(logOptions);
     const backbone = await createBackbone({ config, roles: opts.roles ?? [...ROLES], logger, mongoUrl });
     const url = await backbone.listen();
     return new TestStack(id, config, backbone, url, mongoUrl);

@@ -44,13 +44,28 @@ test('every job accepted before, during and after a broker restart reaches exact
     // Load: a batch of submissions every 300 ms for about 9 s; the broker goes down after the third batch
     // and is back some 10-15 s later (a full node boot).
     let restarted: Promise<void> | null = null;
+    // What /readyz says until the broker is back (issue 13 part 4): degraded (200) while it is away, not unready.
+    const readiness = new Set<string>();
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const probe = await fetch(`${stack.url}/readyz`);
+        const seen = (await probe.json()) as { status: string; rabbitmq: string };
+        readiness.add(`${probe.status} ${seen.status} rabbitmq=${seen.rabbitmq}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
     for (let batch = 0; batch < 30; batch++) {
       await Promise.all(Array.from({ length: 4 }, submitOne));
       if (batch === 3) restarted = broker.restart();
       await new Promise((r) => setTimeout(r, 300));
     }
     await restarted;
+    polling = false;
+    await poller;
     await Promise.all(Array.from({ length: 8 }, submitOne)); // and some after it is back
+    assert.ok(readiness.has('200 degraded rabbitmq=down'), `readyz reported the broker down and the instance degraded (${[...readiness].join('; ')})`);
+    await stack.until('readyz to report ready again', async () => ((await (await fetch(`${stack.url}/readyz`)).json()) as { status: string }).status === 'ready' || undefined);
 
     assert.ok(accepted.length >= 100, `most submissions were accepted (${accepted.length}; refused: ${refused.join(',')})`);
     const rows = await stack.until(
