@@ -74,7 +74,7 @@ import { redactUrl } from './domain/redact.js';
 import { registerOpenApi, type RouteEntry } from './openapi/openapi.plugin.js';
 import { WebhooksService } from './webhooks/webhooks.service.js';
 import { WebhookDelivery } from './webhooks/webhook-delivery.service.js';
-import { logRedisState, redisReady } from './redis/redis-health.js';
+import { isRedisUnreachable, logRedisState, redisReady } from './redis/redis-health.js';
 import { probeEngines } from './common/readiness.js';
 import { withRequestContext } from './common/log-context.js';
 
@@ -231,7 +231,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   });
   // Every log line of a request, from any module, carries its request id (and job id: cloud/routes.ts).
   app.addHook('onRequest', (request, _reply, done) => withRequestContext(request.id, done));
-  app.setErrorHandler(httpErrorHandler);
+  app.setErrorHandler(httpErrorHandler(isRedisUnreachable));
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send(openAiError('not_found', 'unknown_route', `Unknown request URL: ${request.method} ${request.url}.`)),
   );

@@ -5,7 +5,6 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, errors, type ErrorKind } from '../errors.js';
-import { isRedisUnreachable } from '../redis/redis-health.js';
 
 const STATUS: Record<ErrorKind, number> = {
   invalid_request: 400,
@@ -50,8 +49,16 @@ export function sendAppError(reply: FastifyReply, err: AppError): FastifyReply {
   return reply.code(STATUS[err.kind]).send(openAiError(err.kind, err.code, err.message, err.details.param ?? null));
 }
 
-/** Fastify error handler: domain errors map by kind, framework errors by status, anything else is a 500 that hides its details. */
-export function httpErrorHandler(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+/**
+ * Fastify's error handler: domain errors map by kind, framework errors by status, an engine's connection
+ * lost (as `engineUnreachable` tells it: the composition root passes the engine folders' own test) is a
+ * 503 to retry, and anything else is a 500 that hides its details.
+ */
+export function httpErrorHandler(engineUnreachable: (err: unknown) => boolean = () => false) {
+  return (err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): FastifyReply => handleError(err, request, reply, engineUnreachable);
+}
+
+function handleError(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply, engineUnreachable: (err: unknown) => boolean): FastifyReply {
   if (err instanceof AppError) return sendAppError(reply, err);
   const fe = err as FastifyError;
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -60,9 +67,9 @@ export function httpErrorHandler(err: FastifyError | Error, request: FastifyRequ
   if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
     return reply.code(fe.statusCode).send(openAiError('invalid_request', fe.code ?? 'invalid_request', fe.message));
   }
-  // Redis went away under a request that needs it (degraded mode, DESIGN.md invariant 5): a 503 to retry, not a 500.
-  if (isRedisUnreachable(err)) {
-    request.log.warn({ err }, 'Redis is unreachable: answered 503');
+  // An engine (Redis) went away under a request that needs it (degraded mode, DESIGN.md invariant 5): a 503 to retry, not a 500.
+  if (engineUnreachable(err)) {
+    request.log.warn({ err }, 'an engine is unreachable: answered 503');
     return sendAppError(reply, errors.engineUnavailable('A service this request needs', 5, err));
   }
   request.log.error({ err }, 'unhandled error');
