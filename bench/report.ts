@@ -242,10 +242,10 @@ function largestGroups(byGroup: Map<string, number>, backboneSide: boolean): str
 function cpuBound(report: E2eReport, b: E2eRun, fl: E2eRun | undefined): string {
   const cpu = cpuPerJob(b);
   const jobs = figures(b).jobsPerSecond;
-  const perJob = [...cpu.byGroup.values()].filter(Number.isFinite).reduce((s, v) => s + v, 0);
+  const everyProcess = (byGroup: Map<string, number>) => [...byGroup.values()].filter(Number.isFinite).reduce((s, v) => s + v, 0);
+  const perJob = everyProcess(cpu.byGroup);
   const busy = (perJob * jobs) / 1000 + cpu.foreignCores;
-  const floorCpu = fl ? cpuPerJob(fl) : null;
-  const floorPerJob = floorCpu ? [...floorCpu.byGroup.values()].filter(Number.isFinite).reduce((s, v) => s + v, 0) : NaN;
+  const floorPerJob = fl ? everyProcess(cpuPerJob(fl).byGroup) : NaN;
   return (
     `CPU: ${f2(busy)} of ${report.machine.cores} cores busy (this run's processes ${f2((perJob * jobs) / 1000)}, other work ${f2(cpu.foreignCores)}); ` +
     `every process together spends ${f2(perJob)} ms per job against the floor's ${f2(floorPerJob)} ms; backbone side: ${largestGroups(cpu.byGroup, true)}`
