@@ -31,6 +31,7 @@ import {
   deactivateBlindProbe,
   findSystemPrincipal,
   insertBlindProbe,
+  lastBlindJobAt,
   listBlindProbes,
   listEndedUnevaluated,
   listNodeScores,
@@ -146,8 +147,7 @@ export class QualityService {
     const interval = this.d.config.BLIND_JOB_INTERVAL_MS;
     if (interval === 0) return;
     // When the last one was submitted is in PostgreSQL, so the cadence holds whichever instance runs the pass.
-    const last = await this.d.db.query<{ at: Date | null }>(`SELECT max(created_at) AS at FROM blind_jobs`);
-    const lastAt = last.rows[0]?.at;
+    const lastAt = await lastBlindJobAt(this.d.db);
     if (lastAt && now.getTime() - lastAt.getTime() < interval) return;
     const probes = await listBlindProbes(this.d.db, true);
     if (probes.length === 0) return;

@@ -16,7 +16,7 @@
 // priority, so a steady stream of urgent jobs would starve bulk jobs queued behind it. With a queue per
 // class, each class keeps its own window of delivered jobs at every scheduler, and the scheduler's fair
 // dispatcher (src/scheduler/fair-queue.ts) shares free nodes between the classes by weight.
-import { AMQPChannelError, ConsumerStatus, type AsyncMessage, type Connection, type Consumer, type Publisher } from 'rabbitmq-client';
+import { AMQPChannelError, ConsumerStatus, type AsyncMessage, type Connection, type Publisher } from 'rabbitmq-client';
 import { PRIORITY_CLASSES, type PriorityClass } from '../domain/priority.js';
 import { jobTicketSchema, type JobTicket } from '../domain/job-ticket.js';
 
@@ -35,6 +35,12 @@ export interface JobMessage {
 export interface QuarantineMessage {
   jobId: string;
   reason: string;
+}
+
+/** A running consumer of one queue, as its callers see it (no broker client types outside this folder). */
+export interface JobConsumer {
+  close(): Promise<void>;
+  on(event: 'error', listener: (err: unknown) => void): unknown;
 }
 
 export class JobQueue {
@@ -155,7 +161,7 @@ export class JobQueue {
    * Consumes one class of a model's jobs. The handler's promise is the reservation: the message stays
    * unacked until it settles, and a crash before then returns it to the queue for another scheduler.
    */
-  consume(model: string, priority: PriorityClass, concurrency: number, handler: (msg: JobMessage, redelivered: boolean) => Promise<void>): Consumer {
+  consume(model: string, priority: PriorityClass, concurrency: number, handler: (msg: JobMessage, redelivered: boolean) => Promise<void>): JobConsumer {
     const t = this.topology(model, priority);
     return this.rabbit.createConsumer(
       {

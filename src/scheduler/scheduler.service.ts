@@ -11,7 +11,6 @@
 import { withNeeds } from '../domain/capabilities.js';
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
-import type { Consumer } from 'rabbitmq-client';
 import type { Config } from '../config.js';
 import { cutByClientDeadline, retryDelayMs } from '../domain/jobs.js';
 import { jobIdTime } from '../domain/job-ids.js';
@@ -27,7 +26,7 @@ import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { InflightRepository } from '../redis/inflight.repository.js';
 import type { JobEvent, JobEvents } from '../redis/job-events.js';
-import type { JobMessage, JobQueue } from '../rabbitmq/job-queue.js';
+import type { JobConsumer, JobMessage, JobQueue } from '../rabbitmq/job-queue.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import { PRIORITY_CLASSES } from '../domain/priority.js';
 import { ModelDispatcher } from './model-dispatcher.js';
@@ -58,7 +57,7 @@ const CLAIM_GRACE_MS = 60_000;
 
 export class Scheduler {
   /** Keyed by `<model>.<class>`: one consumer per model and priority class. */
-  private readonly consumers = new Map<string, Consumer>();
+  private readonly consumers = new Map<string, JobConsumer>();
   private readonly dispatchers = new Map<string, ModelDispatcher>();
   /** Models whose queue from before priority classes this process has emptied. */
   private readonly legacyDrained = new Set<string>();
