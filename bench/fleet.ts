@@ -35,7 +35,7 @@ import { promisify } from 'node:util';
 import { createPool } from '../src/postgres/db.js';
 import { enrolNodes } from '../src/postgres/nodes.repository.js';
 import { createRedis, LuaScript, RedisKeys } from '../src/redis/client.js';
-import { EligibilityMirror } from '../src/redis/eligibility.repository.js';
+import { EligibilityMirror } from '../src/redis/eligibility.mirror.js';
 import { PresenceRepository } from '../src/redis/presence.repository.js';
 import { EligibilityService } from '../src/network/eligibility.service.js';
 import type { Placement } from '../src/domain/eligibility.js';

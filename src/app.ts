@@ -25,11 +25,11 @@ import { UsageRules } from './catalog/usage-rules.js';
 import { PublishMarks } from './jobs/publish-marks.js';
 import { RateLimitRepository } from './redis/rate-limit.repository.js';
 import { ReplayGuard } from './redis/replay-guard.repository.js';
-import { NodeFlagsMirror } from './redis/node-flags.repository.js';
+import { NodeFlagsMirror } from './redis/node-flags.mirror.js';
 import { UptimeRepository } from './redis/uptime.repository.js';
 import { rcpClockFrom } from './domain/rcp.js';
 import { cooldownRule, NodeFlagsService } from './network/node-flags.service.js';
-import { EligibilityMirror } from './redis/eligibility.repository.js';
+import { EligibilityMirror } from './redis/eligibility.mirror.js';
 import { EligibilityService } from './network/eligibility.service.js';
 import { JobEvents } from './redis/job-events.js';
 import { JobStreams, StreamWakeups } from './redis/job-streams.js';
@@ -38,10 +38,11 @@ import { JobQueue } from './rabbitmq/job-queue.js';
 import { SettlementService } from './jobs/settlement.service.js';
 import { JobLifecycle } from './jobs/lifecycle.service.js';
 import { AuthService } from './cloud/auth.service.js';
-import { JobsService } from './cloud/jobs.service.js';
+import { InferenceService } from './cloud/inference.service.js';
 import { cloudRoutes } from './cloud/routes.js';
-import { StreamRelay } from './cloud/chat-stream.service.js';
-import { httpClientErrorHandler, httpErrorHandler, openAiError } from './http/errors.http.js';
+import { StreamRelay } from './cloud/stream-relay.service.js';
+import { httpClientErrorHandler, httpErrorHandler, sendAppError } from './http/errors.http.js';
+import { AppError } from './errors.js';
 import { Gateway, MAX_MESSAGE_BYTES } from './io/gateway.js';
 import { ResultsService } from './io/results.service.js';
 import { Scheduler } from './scheduler/scheduler.service.js';
@@ -54,7 +55,7 @@ import { OperatorsService } from './gate/operators.service.js';
 import { QuarantineService } from './gate/quarantine.service.js';
 import { Maintenance } from './maintenance/maintenance.service.js';
 import { QualityService } from './network/quality.service.js';
-import { ScoresMirror } from './redis/scores.repository.js';
+import { ScoresMirror } from './redis/scores.mirror.js';
 import { UsageSamples } from './redis/usage-samples.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
 import { SnapshotService } from './snapshots/snapshot.service.js';
@@ -64,7 +65,7 @@ import { UsageService } from './space/usage.service.js';
 import { StatusService } from './status/status.service.js';
 import { foreignSignedConfig, NetworkConfigService } from './network/network-config.service.js';
 import { SYSTEM_ACTOR } from './postgres/admin-changes.repository.js';
-import { NodeConfigDigests } from './redis/node-configs.repository.js';
+import { NodeConfigDigests } from './redis/node-config-digests.repository.js';
 import { statusRoutes } from './status/status.routes.js';
 import { openVerifyPool, type VerifyPoolHandle } from './domain/verify-pool.js';
 import { metricsRoutes } from './metrics/metrics.http.js';
@@ -88,7 +89,7 @@ export interface Backbone {
   instanceId: string;
   admin: AdminService;
   /** The cloud role's job acceptance and waits (tests drive it directly). */
-  jobs: JobsService;
+  jobs: InferenceService;
   quality: QualityService;
   networkConfig: NetworkConfigService;
   /** Space's retention plans and their daily metering (tests drive the metering directly). */
@@ -214,7 +215,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const streams = new JobStreams(redis, keys, () => networkConfig.longestExecutionTimeoutMs() + 60_000);
   const usageSamples = new UsageSamples(redis, keys);
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger });
-  const jobs = new JobsService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis) });
+  const jobs = new InferenceService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis) });
   const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;
@@ -235,7 +236,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   app.addHook('onRequest', (request, _reply, done) => withRequestContext(request.id, done));
   app.setErrorHandler(httpErrorHandler(isRedisUnreachable));
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send(openAiError('not_found', 'unknown_route', `Unknown request URL: ${request.method} ${request.url}.`)),
+    sendAppError(reply, new AppError('unknown_route', `Unknown request URL: ${request.method} ${request.url}.`)),
   );
   await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
   // Before any route: the OpenAPI document is collected from the routes as they are added.

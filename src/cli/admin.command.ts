@@ -14,15 +14,15 @@ import { LedgerChainService } from '../maintenance/ledger-chain.service.js';
 import { createPool } from '../postgres/db.js';
 import { migrate } from '../postgres/migrate.js';
 import { createRedis, RedisKeys } from '../redis/client.js';
-import { NodeFlagsMirror } from '../redis/node-flags.repository.js';
+import { NodeFlagsMirror } from '../redis/node-flags.mirror.js';
 import { cooldownRule, NodeFlagsService } from '../network/node-flags.service.js';
 import { connectRabbit, waitForRabbit } from '../rabbitmq/client.js';
 import { JobQueue } from '../rabbitmq/job-queue.js';
-import { EligibilityMirror } from '../redis/eligibility.repository.js';
+import { EligibilityMirror } from '../redis/eligibility.mirror.js';
 import { EligibilityService, type SubcloudView } from '../network/eligibility.service.js';
 import { NETWORKS, type Network } from '../domain/eligibility.js';
 import { NetworkConfigService, type PublishedConfig, type PublishInput } from '../network/network-config.service.js';
-import { NodeConfigDigests } from '../redis/node-configs.repository.js';
+import { NodeConfigDigests } from '../redis/node-config-digests.repository.js';
 
 type Json = { json?: boolean };
 

@@ -14,9 +14,9 @@
 // a busy network.
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
-import { formatCredits, type AppError } from '../errors.js';
+import { AppError, formatCredits } from '../errors.js';
 import type { JobRow } from '../postgres/jobs.repository.js';
-import type { FinishedWatch, StreamEvent, StreamRelay } from './chat-stream.service.js';
+import type { FinishedWatch, StreamEvent, StreamRelay } from './stream-relay.service.js';
 import { openAiError } from '../http/errors.http.js';
 import type { ToolCall } from '../domain/protocol.js';
 
@@ -84,7 +84,7 @@ export async function sendChatStream(reply: FastifyReply, relay: StreamRelay, jo
     }
   } catch (err) {
     reply.log.error({ err, jobId: job.id }, 'streaming a job failed');
-    await sse.data(openAiError('internal', 'internal_error', `The stream broke off; the job goes on: poll GET /v1/jobs/${job.id}.`));
+    await sse.data(errorBody(new AppError('internal_error', `The stream broke off; the job goes on: poll GET /v1/jobs/${job.id}.`)));
   } finally {
     await events.return(undefined);
     sse.end();

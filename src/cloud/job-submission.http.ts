@@ -6,17 +6,17 @@ import { errors, formatCredits } from '../errors.js';
 import type { JobRow } from '../postgres/jobs.repository.js';
 import type { JobOutput, JobRequest } from '../domain/protocol.js';
 import type { Principal } from './auth.service.js';
-import { jobFailure, type JobsService } from './jobs.service.js';
+import { jobFailure, type InferenceService } from './inference.service.js';
 import { sendAppError } from '../http/errors.http.js';
 import { isPriorityClass, PRIORITY_CLASSES, priorityFromServiceTier, type PriorityClass } from '../domain/priority.js';
 import { REGION_PATTERN } from '../domain/eligibility.js';
-import type { StreamRelay } from './chat-stream.service.js';
+import type { StreamRelay } from './stream-relay.service.js';
 import { sendChatStream, type StreamFormat } from './chat-stream.http.js';
 import { countDegraded } from '../metrics/degraded.js';
 import { bindJobToLogContext } from '../common/log-context.js';
 
 export interface SubmissionDeps {
-  jobs: JobsService;
+  jobs: InferenceService;
   relay: StreamRelay;
   syncGraceMs: number;
   maxDeadlineMs: number;

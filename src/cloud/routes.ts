@@ -19,8 +19,8 @@ import { listModels } from '../postgres/models.repository.js';
 import type { Db } from '../postgres/db.js';
 import type { AuthService, Principal } from './auth.service.js';
 import { chatCompletionRequestSchema, structuredOutputProblem, toJobRequest, unsupportedField } from './chat.schema.js';
-import type { JobsService } from './jobs.service.js';
-import type { StreamRelay } from './chat-stream.service.js';
+import type { InferenceService } from './inference.service.js';
+import type { StreamRelay } from './stream-relay.service.js';
 import { completionRequestSchema, completionJobRequest } from './completions.schema.js';
 import { embeddingRequestSchema, embeddingJobRequest } from './embeddings.schema.js';
 import { modelsOf } from './model-choice.schema.js';
@@ -41,7 +41,7 @@ export interface CloudRouteDeps {
   payloads?: PayloadsRepository;
   usage: UsageService;
   auth: AuthService;
-  jobs: JobsService;
+  jobs: InferenceService;
   relay: StreamRelay;
   /** Whether Redis is usable now (redis/redis-health.ts redisReady); absent: always tried. */
   redisReady?: () => boolean;

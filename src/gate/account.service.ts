@@ -88,7 +88,7 @@ export class AccountService {
       });
     } catch (err) {
       if (isUniqueViolation(err, EMAIL_UNIQUE)) {
-        throw new AppError('conflict', 'email_taken', 'An account with this email already exists: log in instead.', { param: 'email' }, { cause: err });
+        throw new AppError('email_taken', 'An account with this email already exists: log in instead.', { param: 'email' }, { cause: err });
       }
       throw err;
     }

@@ -397,12 +397,11 @@ function isActiveKey(k: ApiKeyRow): boolean {
 /** 403: the account holds as many as its quota allows. */
 function quotaReached(what: 'namespaces' | 'API keys', limit: number): AppError {
   return new AppError(
-    'forbidden',
     what === 'namespaces' ? 'namespace_limit_reached' : 'api_key_limit_reached',
     `This account already has ${limit} ${what}, its limit: ${what === 'namespaces' ? 'delete one' : 'revoke one'} first.`,
   );
 }
 
 function nameTaken(name: string, cause: unknown): AppError {
-  return new AppError('conflict', 'name_taken', `The account already has a namespace named '${name}'.`, { param: 'name' }, { cause });
+  return new AppError('name_taken', `The account already has a namespace named '${name}'.`, { param: 'name' }, { cause });
 }

@@ -4,7 +4,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, errors, type ErrorKind } from '../errors.js';
+import { AppError, ERROR_CATALOGUE, errors, isErrorCode, type ErrorKind } from '../errors.js';
 
 const STATUS: Record<ErrorKind, number> = {
   invalid_request: 400,
@@ -36,6 +36,12 @@ const TYPE: Record<ErrorKind, string> = {
   job_expired: 'server_error',
 };
 
+/** The HTTP status of a code: its kind's, unless the catalogue names its own (408, 431). */
+export function httpStatusOfCode(code: string, kind: ErrorKind): number {
+  const entry = isErrorCode(code) ? ERROR_CATALOGUE[code] : undefined;
+  return entry && 'status' in entry ? entry.status : STATUS[kind];
+}
+
 export function openAiError(kind: ErrorKind, code: string, message: string, param: string | null = null) {
   return { error: { message, type: TYPE[kind], param, code } };
 }
@@ -46,7 +52,15 @@ export function sendAppError(reply: FastifyReply, err: AppError): FastifyReply {
   // would submit (and possibly pay for) it again, or repeat a request that cannot succeed. This header
   // tells them not to.
   if (err.kind === 'job_failed' || err.kind === 'job_expired' || err.kind === 'conflict') reply.header('x-should-retry', 'false');
-  return reply.code(STATUS[err.kind]).send(openAiError(err.kind, err.code, err.message, err.details.param ?? null));
+  return reply.code(httpStatusOfCode(err.code, err.kind)).send(openAiError(err.kind, err.code, err.message, err.details.param ?? null));
+}
+
+/**
+ * The node protocol's HTTP answer (io: /io/config, /io/results): the same codes and statuses as every
+ * interface (ERROR_CATALOGUE), in the shape the node agent reads, `{error: {code, message}}`.
+ */
+export function sendNodeError(reply: FastifyReply, err: AppError): FastifyReply {
+  return reply.code(httpStatusOfCode(err.code, err.kind)).send({ error: { code: err.code, message: err.message } });
 }
 
 /**
@@ -62,7 +76,7 @@ function handleError(err: FastifyError | Error, request: FastifyRequest, reply: 
   if (err instanceof AppError) return sendAppError(reply, err);
   const fe = err as FastifyError;
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return reply.code(413).send(openAiError('too_large', 'request_too_large', 'The request body exceeds the size limit.'));
+    return sendAppError(reply, new AppError('request_too_large', 'The request body exceeds the size limit.'));
   }
   if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
     return reply.code(fe.statusCode).send(openAiError('invalid_request', fe.code ?? 'invalid_request', fe.message));
@@ -73,7 +87,7 @@ function handleError(err: FastifyError | Error, request: FastifyRequest, reply: 
     return sendAppError(reply, errors.engineUnavailable('A service this request needs', 5, err));
   }
   request.log.error({ err }, 'unhandled error');
-  return reply.code(500).send(openAiError('internal', 'internal_error', 'The server had an error while processing your request.'));
+  return sendAppError(reply, new AppError('internal_error', 'The server had an error while processing your request.'));
 }
 
 /**
@@ -83,13 +97,14 @@ function handleError(err: FastifyError | Error, request: FastifyRequest, reply: 
  */
 export function httpClientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const [status, code, message] =
+  const answer =
     err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? [408, 'request_timeout', 'The request did not arrive whole in time.']
+      ? new AppError('request_timeout', 'The request did not arrive whole in time.')
       : err.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'headers_too_large', 'The request headers exceed the size limit.']
-        : [400, 'malformed_request', 'The request is not valid HTTP.'];
-  const body = JSON.stringify(openAiError('invalid_request', code, message));
+        ? new AppError('headers_too_large', 'The request headers exceed the size limit.')
+        : new AppError('malformed_request', 'The request is not valid HTTP.');
+  const status = httpStatusOfCode(answer.code, answer.kind);
+  const body = JSON.stringify(openAiError(answer.kind, answer.code, answer.message));
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,

@@ -27,6 +27,8 @@ import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Config } from '../config.js';
+import { AppError, type ErrorCode } from '../errors.js';
+import { sendNodeError } from '../http/errors.http.js';
 import {
   jobErrorSchema,
   type JobChunkMessage,
@@ -53,7 +55,7 @@ import { STREAM_MAX_BYTES, streamMaxChunks } from '../domain/streaming.js';
 import type { AttemptContext, ResultsService } from './results.service.js';
 import { expectationOf } from '../domain/job-results.js';
 import type { CurrentNetworkConfig } from '../network/network-config.service.js';
-import type { NodeConfigDigests } from '../redis/node-configs.repository.js';
+import type { NodeConfigDigests } from '../redis/node-config-digests.repository.js';
 import { participationProblem } from '../domain/network-config.js';
 import { capacityCeilings, type CapacityRules } from '../domain/capacity.js';
 
@@ -145,7 +147,7 @@ export class Gateway {
     // The network config in force: document, digest and the network key's signature over the digest.
     app.get('/io/config', async (_request, reply) => {
       const current = this.d.networkConfig.current();
-      if (!current) return reply.code(503).send({ error: { code: 'no_config', message: 'The network has no config version yet; retry shortly.' } });
+      if (!current) return sendNodeError(reply, new AppError('no_config', 'The network has no config version yet; retry shortly.'));
       const { version, digest, document, signature } = current;
       return reply.header('cache-control', 'no-cache').send({ version, digest, document, signature, network: this.d.networkAddress });
     });
@@ -154,11 +156,11 @@ export class Gateway {
     // (anyone can post one claiming any node id).
     app.post('/io/results', { bodyLimit: MAX_MESSAGE_BYTES }, async (request, reply) => {
       const parsed = httpNodeMessageSchema.safeParse(request.body);
-      if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_message', message: parsed.error.issues[0]?.message ?? 'invalid' } });
+      if (!parsed.success) return sendNodeError(reply, new AppError('invalid_message', parsed.error.issues[0]?.message ?? 'invalid'));
       const msg = parsed.data;
       // Verified here, once: the results service's own check of this same object finds it verified.
       if (!(await verifyMessageAsync(msg, msg.nodeId))) {
-        return reply.code(401).send({ error: { code: 'bad_signature', message: 'The message is not signed by the node it names.' } });
+        return sendNodeError(reply, new AppError('bad_signature', 'The message is not signed by the node it names.'));
       }
       if (msg.type === 'job_error') {
         const failed = await this.d.results.acceptJobError(msg, null);
@@ -229,7 +231,7 @@ export class Gateway {
           })
           .catch((err: unknown) => {
             this.d.logger.error({ err }, 'io: message handling failed');
-            send(socket, { type: 'error', code: 'internal', message: 'internal error' });
+            send(socket, { type: 'error', code: 'internal' satisfies ErrorCode, message: 'internal error' });
           });
       if (session) void handle();
       else unregistered = unregistered.then(handle);
@@ -510,7 +512,8 @@ function send(socket: WebSocket, msg: GatewayMessage): void {
   if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(msg));
 }
 
-function reject(socket: WebSocket, code: string, message: string, close = false): null {
+/** Answers a refused message with its code (ERROR_CATALOGUE); `close`: a refused registration also closes the socket. */
+function reject(socket: WebSocket, code: ErrorCode, message: string, close = false): null {
   send(socket, { type: 'error', code, message });
   if (close) socket.close(4003, code);
   return null;

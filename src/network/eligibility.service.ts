@@ -1,5 +1,5 @@
 // The eligibility rules the admin sets (issue 4, part 2): subclouds, their members, namespaces bound to
-// them; plus keeping their Redis mirror in step with PostgreSQL (see redis/eligibility.repository.ts).
+// them; plus keeping their Redis mirror in step with PostgreSQL (see redis/eligibility.mirror.ts).
 //
 // Every change commits in PostgreSQL with a bump of the eligibility revision, then replaces the mirror
 // at once: the next reservation on every instance sees it. Should the mirror write fail (Redis away),
@@ -36,7 +36,7 @@ import {
   updateSubcloud,
   type SubcloudRow,
 } from '../postgres/subclouds.repository.js';
-import type { EligibilityMirror } from '../redis/eligibility.repository.js';
+import type { EligibilityMirror } from '../redis/eligibility.mirror.js';
 import { recordAdminChange, SYSTEM_ACTOR, type AdminChange } from '../postgres/admin-changes.repository.js';
 
 const MAX_ALLOWED_MODELS = 256;

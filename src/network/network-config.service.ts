@@ -48,7 +48,7 @@ import {
   longestExecutionTimeoutMs,
   type NetworkConfigRow,
 } from '../postgres/network-configs.repository.js';
-import type { NodeConfigDigests } from '../redis/node-configs.repository.js';
+import type { NodeConfigDigests } from '../redis/node-config-digests.repository.js';
 import { addressOf, recoverPersonal } from '../domain/signatures.js';
 
 const REFRESH_MS = 2_000;

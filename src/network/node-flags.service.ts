@@ -8,7 +8,7 @@ import { withTransaction, type Db } from '../postgres/db.js';
 import { recordAdminChange } from '../postgres/admin-changes.repository.js';
 import { getNodeFlags, putNodeFlags } from '../postgres/node-flags.repository.js';
 import { operatorOf } from '../postgres/nodes.repository.js';
-import type { NodeFlagsMirror } from '../redis/node-flags.repository.js';
+import type { NodeFlagsMirror } from '../redis/node-flags.mirror.js';
 
 export type FlagChange = { paused?: boolean; frozen?: boolean; shadowBanned?: boolean; cooldownSeconds?: number };
 export type StoredFlags = NodeFlags & { nodeId: string; reason: string };

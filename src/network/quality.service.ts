@@ -43,7 +43,7 @@ import {
   type NodeScoreRow,
 } from '../postgres/quality.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
-import type { ScoresMirror } from '../redis/scores.repository.js';
+import type { ScoresMirror } from '../redis/scores.mirror.js';
 import type { NodeFlagsService } from './node-flags.service.js';
 import type { ApiKeyPrincipal } from '../domain/api-keys.js';
 

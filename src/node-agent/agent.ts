@@ -1,5 +1,5 @@
 // The node agent: keeps one WebSocket to the io gateway, proves the node's key by signing the gateway's
-// challenge, sends signed heartbeats, runs dispatched jobs on the runtime (see jobs.ts) and returns signed
+// challenge, sends signed heartbeats, runs dispatched jobs on the runtime (see job-runner.ts) and returns signed
 // outcomes, over the socket when it is up and over short HTTP when it is not. Reconnects on its own.
 // Follows the network config the gateway announces, verified against the pinned network address
 // (network-config.ts), and reports the digest it holds in every registration and heartbeat.
@@ -13,7 +13,7 @@ import { checkDeclaration, sanitizeModels, type Declaration } from './declaratio
 import { backoffDelay } from './backoff.js';
 import { gatewayUrls, type GatewayUrls } from './gateway-urls.js';
 import { nodeIdentity, type NodeIdentity } from './identity.js';
-import { JobRunner, type JobOutcome, type SignedObject } from './jobs.js';
+import { JobRunner, type JobOutcome, type SignedObject } from './job-runner.js';
 import { postNodeMessage } from './post-message.js';
 import type { InferenceRuntime } from './runtime.js';
 import { UnackedResults } from './unacked.js';

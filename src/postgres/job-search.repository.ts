@@ -5,7 +5,7 @@
 // pruning, however deep the reader pages.
 import type { Queryable } from './db.js';
 import { JOB_COLUMNS, type JobRow } from './jobs.repository.js';
-import type { JobStatus } from '../domain/jobs.js';
+import type { JobStatus } from '../domain/job-states.js';
 import { jobIdTime } from '../domain/job-ids.js';
 
 export interface JobSearch {

@@ -6,7 +6,7 @@
 // creation time its id carries (jobIdTime) as `$2`: `created_at = $2` prunes the query to that day's
 // partition at planning time. For an id that carries no time (accepted before ids were UUIDv7), $2 is
 // NULL and the query visits each partition's primary-key index instead: correct, only slower.
-import type { JobStatus } from '../domain/jobs.js';
+import type { JobStatus } from '../domain/job-states.js';
 import { jobIdTime } from '../domain/job-ids.js';
 import type { PriorityClass } from '../domain/priority.js';
 import type { Queryable } from './db.js';

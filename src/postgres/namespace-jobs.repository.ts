@@ -1,6 +1,6 @@
 // A namespace's recent jobs, for its owner's console (account API). Read-only; the node that ran a job is
 // never selected here: consumers never learn which node served them (DESIGN.md, invariant 4).
-import type { JobStatus } from '../domain/jobs.js';
+import type { JobStatus } from '../domain/job-states.js';
 import type { PriorityClass } from '../domain/priority.js';
 import type { Queryable } from './db.js';
 

@@ -49,15 +49,15 @@ export class RedisKeys {
   node(nodeId: string): string {
     return `${this.prefix}node:${nodeId}`;
   }
-  /** A flagged node's mirror key (redis/node-flags.repository.ts). */
+  /** A flagged node's mirror key (redis/node-flags.mirror.ts). */
   unroutable(nodeId: string): string {
     return `${this.prefix}unroutable:${nodeId}`;
   }
-  /** A node's count of consecutive failed attempts (redis/node-flags.repository.ts). */
+  /** A node's count of consecutive failed attempts (redis/node-flags.mirror.ts). */
   failureStreak(nodeId: string): string {
     return `${this.prefix}failstreak:${nodeId}`;
   }
-  /** Hash of node id → score in [0, 1] (redis/scores.repository.ts), read by reservations. */
+  /** Hash of node id → score in [0, 1] (redis/scores.mirror.ts), read by reservations. */
   nodeScores(): string {
     return `${this.prefix}node-scores`;
   }
@@ -65,7 +65,7 @@ export class RedisKeys {
   nodeEarned(): string {
     return `${this.prefix}node-earned`;
   }
-  /** The revision of the eligibility rules mirrored (redis/eligibility.repository.ts). */
+  /** The revision of the eligibility rules mirrored (redis/eligibility.mirror.ts). */
   eligibilityRevision(): string {
     return `${this.prefix}elig:revision`;
   }
@@ -73,7 +73,7 @@ export class RedisKeys {
   onlineNodes(): string {
     return `${this.prefix}online`;
   }
-  /** Hash of node id → the network config digest the node last reported (redis/node-configs.repository.ts). */
+  /** Hash of node id → the network config digest the node last reported (redis/node-config-digests.repository.ts). */
   nodeConfigDigests(): string {
     return `${this.prefix}node-config`;
   }

@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './client.js';
 import type { JobDispatch, JobOutput, Usage } from '../domain/protocol.js';
-import type { TerminalStatus } from '../domain/jobs.js';
+import type { TerminalStatus } from '../domain/job-states.js';
 import type { JobTerms } from '../domain/job-ticket.js';
 
 /**

@@ -59,7 +59,7 @@ if existed then return 0 else return 1 end
 
 /**
  * Reserves a slot for a job on an eligible node of its pool, skipping excluded nodes and flagged ones
- * (<p>unroutable:<id> holds a time in the future; node-flags.repository.ts). A node's free slots are counted
+ * (<p>unroutable:<id> holds a time in the future; node-flags.mirror.ts). A node's free slots are counted
  * against what it may fill for the job's model (slot_limit: its ceiling, and what it has earned), never
  * against its declared capacity alone. Among the eligible nodes with
  * a free slot (the pool's `candidates` with the most free slots are examined), one is drawn at random with

@@ -1,5 +1,5 @@
 // The readiness index: the Redis layout that reservations search, and the Lua shared by the scripts that
-// maintain it (presence.repository.ts for nodes, eligibility.repository.ts for the admin's rules).
+// maintain it (presence.repository.ts for nodes, eligibility.mirror.ts for the admin's rules).
 //
 // Per node (written by registrations and heartbeats; expire the network config's heartbeat TTL after the last one):
 //   <p>node:<id>         hash {instance, capacity (declared), reported, seen, network, region ('' undeclared), gpu,
@@ -23,7 +23,7 @@
 // the names (domain/eligibility.ts). What a pool does not partition (GPU memory against the model's and
 // the subcloud's floors, flags, free slots) is checked per candidate, among a bounded number of them.
 //
-// The admin's rules, mirrored from PostgreSQL (eligibility.repository.ts; rebuilt from there after a loss
+// The admin's rules, mirrored from PostgreSQL (eligibility.mirror.ts; rebuilt from there after a loss
 // of Redis):
 //   <p>elig:revision          the revision of the rules mirrored; absent: no mirror (the next reservation rebuilds it)
 //   <p>model-req:<model>      hash {version, min_gpu}: the catalogue's current version and GPU floor

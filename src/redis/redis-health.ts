@@ -1,6 +1,6 @@
 // Whether Redis can be used right now, read from the client's own connection state (no round trip), and
 // which errors mean "Redis is unreachable" rather than "Redis refused this command". The cloud role's
-// degraded mode (cloud/auth.service.ts, cloud/jobs.service.ts, cloud/routes.ts) keys off these two: a
+// degraded mode (cloud/auth.service.ts, cloud/inference.service.ts, cloud/routes.ts) keys off these two: a
 // healthy request pays nothing for them, and a request made while Redis is down does not wait through
 // ioredis's reconnect retries before falling back.
 import type { Redis } from 'ioredis';

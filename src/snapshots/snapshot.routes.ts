@@ -25,8 +25,8 @@ async function fromStore<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof StoreUnavailableError) throw new AppError('unavailable', 'snapshot_store_unavailable', err.message, { retryAfterSeconds: 30 }, { cause: err });
-    if (err instanceof SnapshotNotFoundError) throw new AppError('not_found', 'not_found', err.message, {}, { cause: err });
+    if (err instanceof StoreUnavailableError) throw new AppError('snapshot_store_unavailable', err.message, { retryAfterSeconds: 30 }, { cause: err });
+    if (err instanceof SnapshotNotFoundError) throw new AppError('not_found', err.message, {}, { cause: err });
     throw err;
   }
 }

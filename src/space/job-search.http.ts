@@ -9,7 +9,7 @@ import { routeSchema } from '../openapi/route-schema.js';
 import type { Db } from '../postgres/db.js';
 import { searchJobs } from '../postgres/job-search.repository.js';
 import type { JobRow } from '../postgres/jobs.repository.js';
-import { TERMINAL_STATUSES } from '../domain/jobs.js';
+import { TERMINAL_STATUSES } from '../domain/job-states.js';
 import { errors, formatCredits } from '../errors.js';
 import { toCsv } from '../domain/csv.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';

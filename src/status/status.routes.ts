@@ -94,7 +94,7 @@ export function statusRoutes(app: FastifyInstance, status: StatusService): void 
     } catch (err) {
       request.log.warn({ err }, 'status: snapshot failed');
       reply.header('cache-control', 'no-store');
-      return sendAppError(reply, new AppError('unavailable', 'status_unavailable', 'The network status is unavailable right now.', { retryAfterSeconds: 1 }, { cause: err }));
+      return sendAppError(reply, new AppError('status_unavailable', 'The network status is unavailable right now.', { retryAfterSeconds: 1 }, { cause: err }));
     }
   });
 }

@@ -6,7 +6,7 @@ import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
 import { sha256Hex } from '../../src/domain/signatures.js';
 import type { JobRequest } from '../../src/domain/protocol.js';
-import { ScoresMirror } from '../../src/redis/scores.repository.js';
+import { ScoresMirror } from '../../src/redis/scores.mirror.js';
 import { RedisKeys } from '../../src/redis/client.js';
 import { Redis } from 'ioredis';
 

@@ -102,7 +102,7 @@ test('outbox: a job accepted but never published is republished by maintenance a
     const hold = worstCaseCost({ inputPriceMicro: 10, outputPriceMicro: 20, minChargeMicro: 0, surchargeBps: 0 }, promptTokenUpperBound(request.messages), request.max_tokens);
     const before = await stack.balance(tenant.namespaceId);
 
-    // What JobsService.accept does, minus the publish: as if the process died right after the commit.
+    // What InferenceService.accept does, minus the publish: as if the process died right after the commit.
     await payloads.insertInput({ jobId: id, namespaceId: tenant.namespaceId, model: TEST_MODEL, input: request, retentionHours: 1 });
     await settlement.acceptWithHold({
       id,

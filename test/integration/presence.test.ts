@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { RedisKeys } from '../../src/redis/client.js';
 import { PresenceRepository, type NodeDeclaration } from '../../src/redis/presence.repository.js';
-import { EligibilityMirror } from '../../src/redis/eligibility.repository.js';
+import { EligibilityMirror } from '../../src/redis/eligibility.mirror.js';
 import { NO_GPU, type Placement } from '../../src/domain/eligibility.js';
 
 const prefix = `rt_test_presence_${randomBytes(4).toString('hex')}:`;

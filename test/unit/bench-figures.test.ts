@@ -174,7 +174,7 @@ test('cpu profile summary: idle and start-up left out, socket writes charged to 
       frame(4, 'compileSourceTextModule', 'node:internal/modules/esm/utils'),
       frame(5, 'submit', 'file:///x/node_modules/pg/lib/query.js', [6]),
       frame(6, 'writev', ''),
-      frame(7, 'accept', 'file:///x/dist/src/cloud/jobs.service.js'),
+      frame(7, 'accept', 'file:///x/dist/src/cloud/inference.service.js'),
     ],
     samples: [2, 2, 6, 6, 6, 3, 4, 7],
     timeDeltas: [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000],

@@ -170,7 +170,9 @@ test('an open pool keeps the process alive only while requests are pending; clos
   const before = ports();
   const pool = new VerifyPool(2);
   try {
-    await new Promise((r) => setTimeout(r, 300)); // both threads online
+    // Both threads come online (how soon depends on the machine's load), and once online, idle, they are
+    // unref-ed: wait for that, bounded, rather than for a fixed time.
+    for (let waited = 0; ports() !== before && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
     assert.equal(ports(), before, 'idle threads are unref-ed');
     const busy = pool.recover('m', signPersonal(generatePrivateKey(), 'm'));
     await new Promise((r) => setImmediate(r));

@@ -18,7 +18,7 @@
 //   returns as usual. Nothing waits on the client.
 import type { Logger } from 'pino';
 import { AppError, errors } from '../errors.js';
-import { isTerminal } from '../domain/jobs.js';
+import { isTerminal } from '../domain/job-states.js';
 import type { JobOutput } from '../domain/protocol.js';
 import type { Db } from '../postgres/db.js';
 import { findJob, type JobRow } from '../postgres/jobs.repository.js';
@@ -27,7 +27,7 @@ import { stageTimer } from '../metrics/job-stages.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { FinishedEvent, JobEvent, JobEvents } from '../redis/job-events.js';
 import type { JobStreams, StreamWakeups, StreamWatch } from '../redis/job-streams.js';
-import { jobFailure } from './jobs.service.js';
+import { jobFailure } from './inference.service.js';
 
 export type StreamEvent =
   | { kind: 'delta'; text: string }
@@ -157,14 +157,14 @@ export class StreamRelay {
     }
     const output = answer ?? (await this.d.payloads.find(job.id, job.namespace_id))?.results?.[String(job.attempt)]?.output;
     if (!output) {
-      yield { kind: 'failed', error: new AppError('not_found', 'output_expired', `Job ${job.id} completed, but its output is no longer stored.`) };
+      yield { kind: 'failed', error: new AppError('output_expired', `Job ${job.id} completed, but its output is no longer stored.`) };
       return;
     }
     if (!output.content.startsWith(sent)) {
       // Cannot happen while the gateway checks results against their streams; if it does, say so rather
       // than end as if the client had the stored answer.
       this.d.logger.error({ jobId: job.id, attempt: job.attempt }, 'streamed text differs from the stored output');
-      yield { kind: 'failed', error: new AppError('internal', 'stream_inconsistent', `The streamed answer differs from the stored one; fetch GET /v1/jobs/${job.id}.`) };
+      yield { kind: 'failed', error: new AppError('stream_inconsistent', `The streamed answer differs from the stored one; fetch GET /v1/jobs/${job.id}.`) };
       return;
     }
     if (output.content.length > sent.length) yield { kind: 'delta', text: output.content.slice(sent.length) };
@@ -239,5 +239,5 @@ export class StreamRelay {
 }
 
 function stillRunning(jobId: string): AppError {
-  return new AppError('job_expired', 'stream_timeout', `Job ${jobId} is still running past its deadline; poll GET /v1/jobs/${jobId} for its outcome.`);
+  return new AppError('stream_timeout', `Job ${jobId} is still running past its deadline; poll GET /v1/jobs/${jobId} for its outcome.`);
 }

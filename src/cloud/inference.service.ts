@@ -10,7 +10,7 @@
 import type { Config } from '../config.js';
 import { AppError, errors } from '../errors.js';
 import { stageTimer } from '../metrics/job-stages.js';
-import { IDEMPOTENCY_WINDOW_HOURS, isTerminal } from '../domain/jobs.js';
+import { endings, IDEMPOTENCY_WINDOW_HOURS, isTerminal } from '../domain/job-states.js';
 import { requestPromptBound, worstCaseCost, type ModelPrices } from '../domain/pricing.js';
 import type { PriorityClass } from '../domain/priority.js';
 import type { JobOutput, JobRequest } from '../domain/protocol.js';
@@ -70,7 +70,7 @@ export interface Outcome {
   output: JobOutput | null;
 }
 
-export class JobsService {
+export class InferenceService {
   constructor(private readonly d: CloudDeps) {}
 
   /**
@@ -298,7 +298,7 @@ export class JobsService {
     const job = await findJobInNamespace(this.d.db, jobId, namespaceId);
     if (!job) throw errors.jobNotFound(jobId);
     if (job.finished_at) return job;
-    const ended = await this.d.lifecycle.endWithoutResult(jobId, 'cancelled', 'cancelled', 'The job was cancelled by its client.');
+    const ended = await this.d.lifecycle.end(jobId, endings.cancelled());
     if (ended) return ended;
     // It ended meanwhile, by another hand: answer as it stands.
     return (await findJobInNamespace(this.d.db, jobId, namespaceId)) ?? job;
@@ -391,6 +391,5 @@ function prices(m: ModelRow, priority: PriorityClass): ModelPrices {
 }
 
 export function jobFailure(job: JobRow): AppError {
-  if (job.status === 'expired') return new AppError('job_expired', job.error_code ?? 'job_expired', job.error_message ?? 'The job expired.');
-  return new AppError('job_failed', job.error_code ?? 'job_failed', job.error_message ?? 'The job failed; no credits were charged.');
+  return AppError.jobEnded(job.status === 'expired' ? 'expired' : 'failed', job.error_code, job.error_message);
 }

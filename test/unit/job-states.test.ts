@@ -1,8 +1,8 @@
-// domain/job-steps.ts: the scheduler's next step for a job, the no-node grace, and how a silent attempt
+// domain/job-states.ts: the scheduler's next step for a job, the no-node grace, and how a silent attempt
 // is read, without an engine.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { afterNoPlacement, afterSilence, endings, nextStep, NO_NODE_RECHECK_MS, PLACEMENT_RECHECK_MS } from '../../src/domain/job-steps.js';
+import { afterNoPlacement, afterSilence, endings, nextStep, NO_NODE_RECHECK_MS, PLACEMENT_RECHECK_MS } from '../../src/domain/job-states.js';
 
 const NOW = 1_000_000;
 
@@ -39,7 +39,7 @@ test('a silent attempt near the job deadline is the deadline (expire, no blame);
 
 test("the endings' codes and statuses, as consumers and the quarantine see them", () => {
   assert.deepEqual(
-    [endings.deadlineExceeded(), endings.attemptsExhausted(2), endings.noNodeAvailable('m', 5), endings.payloadMissing(), endings.streamInterrupted()].map((e) => `${e.status} ${e.code}`),
-    ['expired deadline_exceeded', 'failed attempts_exhausted', 'failed no_node_available', 'failed payload_missing', 'failed stream_interrupted'],
+    [endings.deadlineExceeded(), endings.attemptsExhausted(2), endings.noNodeAvailable('m', 5), endings.payloadMissing(), endings.streamInterrupted(), endings.cancelled()].map((e) => `${e.status} ${e.code}`),
+    ['expired deadline_exceeded', 'failed attempts_exhausted', 'failed no_node_available', 'failed payload_missing', 'failed stream_interrupted', 'cancelled cancelled'],
   );
 });
