@@ -6,9 +6,10 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { Logger } from 'pino';
-import { accountQuotasOf, type Config, type Role } from './config.js';
+import type { Config, Role } from './config.js';
 import { addressOf } from './domain/signatures.js';
 import { createPool, pingDatabase, type Db } from './postgres/db.js';
+import { buildAdminServices } from './admin-services.js';
 import { StatusRepository } from './redis/status.repository.js';
 import { QueueDepth } from './rabbitmq/queue-depth.js';
 import { migrate } from './postgres/migrate.js';
@@ -25,12 +26,8 @@ import { UsageRules } from './catalog/usage-rules.js';
 import { PublishMarks } from './jobs/publish-marks.js';
 import { RateLimitRepository } from './redis/rate-limit.repository.js';
 import { ReplayGuard } from './redis/replay-guard.repository.js';
-import { NodeFlagsMirror } from './redis/node-flags.mirror.js';
 import { UptimeRepository } from './redis/uptime.repository.js';
 import { rcpClockFrom } from './domain/rcp.js';
-import { cooldownRule, NodeFlagsService } from './network/node-flags.service.js';
-import { EligibilityMirror } from './redis/eligibility.mirror.js';
-import { EligibilityService } from './network/eligibility.service.js';
 import { JobEvents } from './redis/job-events.js';
 import { JobStreams, StreamWakeups } from './redis/job-streams.js';
 import { connectRabbit, waitForRabbit } from './rabbitmq/client.js';
@@ -51,7 +48,6 @@ import { adminRoutes } from './gate/admin.routes.js';
 import { AccountService } from './gate/account.service.js';
 import { accountRoutes } from './gate/account.routes.js';
 import { SiweNonces } from './redis/siwe-nonces.repository.js';
-import { OperatorsService } from './gate/operators.service.js';
 import { QuarantineService } from './gate/quarantine.service.js';
 import { Maintenance } from './maintenance/maintenance.service.js';
 import { QualityService } from './network/quality.service.js';
@@ -60,8 +56,6 @@ import { UsageSamples } from './redis/usage-samples.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
 import { SnapshotService } from './snapshots/snapshot.service.js';
 import { storeFromConfig } from './snapshots/snapshot-store.js';
-import { LedgerChainService } from './maintenance/ledger-chain.service.js';
-import { UsageService } from './space/usage.service.js';
 import { StatusService } from './status/status.service.js';
 import { foreignSignedConfig, NetworkConfigService } from './network/network-config.service.js';
 import { SYSTEM_ACTOR } from './postgres/admin-changes.repository.js';
@@ -162,15 +156,16 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
 
   // The network config in force: every role reads its parameters from it (the environment's until a
   // version exists); the gate role makes the genesis version when there is none.
-  const nodeConfigDigests = new NodeConfigDigests(redis, keys);
-  const networkConfig = new NetworkConfigService({ db, networkKey: networkKey ?? null, config, nodeDigests: nodeConfigDigests, logger });
+  // Catalogue rows (models, namespaces, API keys) in memory, dropped on every instance when they change.
+  const catalog = new Catalog(db);
+  const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
+  const { admin, eligibility, flagsMirror, nodeFlags, networkConfig, operators, usage, ledgerChain } = buildAdminServices({ config, logger, db, redis, keys, queue, catalog });
   if (has('gate')) await networkConfig.ensureGenesis();
   if (foreignConfig) {
     logger.warn({ version: foreignConfig.version, signer: foreignConfig.signer, key: addressOf(networkKey!) }, 'network config in force signed by another key: publishing the next version under NETWORK_SIGNING_KEY');
     await networkConfig.publish({}, SYSTEM_ACTOR);
   }
   await networkConfig.start();
-  const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
   // Presence follows the config's heartbeat TTL; a reservation is dropped as leaked only once it is older
   // than any attempt of any version could run (twice the longest execution timeout ever configured).
   const presence = new PresenceRepository(
@@ -183,8 +178,6 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const inflight = new InflightRepository(redis, keys);
   const events = new JobEvents(redis, redisSub, keys);
   await events.start(has('io') ? instanceId : null);
-  // Catalogue rows (models, namespaces, API keys) in memory, dropped on every instance when they change.
-  const catalog = new Catalog(db);
   const catalogChanges = new CatalogChanges(config.DATABASE_URL, catalog.onChange, logger);
   const usageRules = new UsageRules(db, catalog);
   await catalogChanges.start();
@@ -192,7 +185,6 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const marks = new PublishMarks(db, Math.min(2_000, Math.floor(config.OUTBOX_REPUBLISH_AFTER_MS / 2)), logger);
   events.onAnyFinished((jobId) => marks.finished(jobId));
   marks.start();
-  const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
   const rcpClock = rcpClockFrom(config);
   const uptime = new UptimeRepository(redis, keys, 3 * config.RCP_EPOCH_SECONDS + 3_600);
   const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS, rcpClock, {
@@ -200,15 +192,6 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     maxInFlight: config.LEDGER_BATCH_IN_FLIGHT,
     lingerMs: config.LEDGER_BATCH_LINGER_MS,
   });
-  const flagsMirror = new NodeFlagsMirror(redis, keys);
-  const nodeFlags = new NodeFlagsService({
-    db,
-    mirror: flagsMirror,
-    rule: cooldownRule(config),
-  });
-  const admin = new AdminService({ db, catalog, flags: nodeFlags, eligibility, queue, quotas: accountQuotasOf(config) });
-  const usage = new UsageService(db);
-  const ledgerChain = new LedgerChainService(db);
   const snapshots = new SnapshotService({ db, store: storeFromConfig(config), networkKey: networkKey ?? null, rcpClock, jobDeadlineMs: config.JOB_DEADLINE_MS, logger });
   // A stream outlives its last chunk by a whole attempt timeout and a minute: time enough for the
   // attempt's result to be checked against it and for a slow client's relay to drain it.
@@ -290,7 +273,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       streams,
       networkAddress: addressOf(networkKey!),
       networkConfig,
-      nodeConfigDigests,
+      nodeConfigDigests: new NodeConfigDigests(redis, keys),
       instanceId,
       logger,
     });
@@ -305,7 +288,6 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       resubmit: async (principal, model, request, { region, priority }) =>
         (await jobs.accept(principal, [model], request, { priority, ...(region === null ? {} : { region }) })).job,
     });
-    const operators = new OperatorsService(db, networkKey);
     adminRoutes(app, { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig, snapshots }, config.ADMIN_TOKEN);
     const accounts = new AccountService({
       db,

@@ -5,24 +5,17 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { accountQuotasOf, loadConfig } from '../config.js';
+import { loadConfig } from '../config.js';
+import { buildAdminServices, type AdminServices } from '../admin-services.js';
 import { formatCredits } from '../errors.js';
-import { AdminService } from '../gate/admin.service.js';
-import { UsageService } from '../space/usage.service.js';
-import { OperatorsService } from '../gate/operators.service.js';
-import { LedgerChainService } from '../maintenance/ledger-chain.service.js';
 import { createPool } from '../postgres/db.js';
 import { migrate } from '../postgres/migrate.js';
 import { createRedis, RedisKeys } from '../redis/client.js';
-import { NodeFlagsMirror } from '../redis/node-flags.mirror.js';
-import { cooldownRule, NodeFlagsService } from '../network/node-flags.service.js';
 import { connectRabbit, waitForRabbit } from '../rabbitmq/client.js';
 import { JobQueue } from '../rabbitmq/job-queue.js';
-import { EligibilityMirror } from '../redis/eligibility.mirror.js';
-import { EligibilityService, type SubcloudView } from '../network/eligibility.service.js';
+import type { SubcloudView } from '../network/eligibility.service.js';
 import { NETWORKS, type Network } from '../domain/eligibility.js';
-import { NetworkConfigService, type PublishedConfig, type PublishInput } from '../network/network-config.service.js';
-import { NodeConfigDigests } from '../redis/node-config-digests.repository.js';
+import type { PublishedConfig, PublishInput } from '../network/network-config.service.js';
 
 type Json = { json?: boolean };
 
@@ -37,7 +30,8 @@ function safeUserName(): string {
   }
 }
 
-async function withAdmin<T>(fn: (admin: AdminService, eligibility: EligibilityService, networkConfig: NetworkConfigService) => Promise<T>): Promise<T> {
+/** Connects the engines, builds the admin services (the same wiring as the server's: admin-services.ts), runs `fn`, disconnects. */
+async function withAdmin<T>(fn: (services: AdminServices) => Promise<T>): Promise<T> {
   const config = loadConfig(process.env);
   const logger = pino({ level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL });
   await migrate(config.DATABASE_URL, logger);
@@ -47,17 +41,7 @@ async function withAdmin<T>(fn: (admin: AdminService, eligibility: EligibilitySe
   try {
     await waitForRabbit(rabbit, 10_000);
     const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
-    const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
-    const flags = new NodeFlagsService({
-      db,
-      mirror: new NodeFlagsMirror(redis, keys),
-      rule: cooldownRule(config),
-    });
-    const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
-    const admin = new AdminService({ db, flags, eligibility, queue, quotas: accountQuotasOf(config) });
-    // Publishing signs with NETWORK_SIGNING_KEY; the other commands run without it.
-    const networkConfig = new NetworkConfigService({ db, networkKey: config.NETWORK_SIGNING_KEY ?? null, config, nodeDigests: new NodeConfigDigests(redis, keys), logger });
-    const result = await fn(admin, eligibility, networkConfig);
+    const result = await fn(buildAdminServices({ config, logger, db, redis, keys: new RedisKeys(config.REDIS_KEY_PREFIX), queue }));
     await queue.close();
     return result;
   } finally {
@@ -96,7 +80,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description('create an account (consumer and/or node operator)')
     .action(async (name: string, opts: Json) => {
-      const a = await withAdmin((s) => s.createAccount(name));
+      const a = await withAdmin(({ admin: s }) => s.createAccount(name));
       out(opts, a, `account ${a.id} (${a.name})`);
     });
 
@@ -106,7 +90,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description('create a namespace in an account')
     .action(async (accountId: string, name: string, opts: Json & { network: Network }) => {
-      const ns = await withAdmin((s) => s.createNamespace(accountId, name, opts.network));
+      const ns = await withAdmin(({ admin: s }) => s.createNamespace(accountId, name, opts.network));
       out(opts, ns, `namespace ${ns.id} (${ns.name}, ${ns.network})`);
     });
 
@@ -115,7 +99,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description("run a namespace's jobs on a subcloud's members only ('none' unbinds); applies to jobs accepted from now on")
     .action(async (namespaceId: string, subcloud: string, opts: Json) => {
-      const ns = await withAdmin((_s, e) => e.bindNamespace(namespaceId, subcloud === 'none' ? null : subcloud, ACTOR));
+      const ns = await withAdmin(({ eligibility: e }) => e.bindNamespace(namespaceId, subcloud === 'none' ? null : subcloud, ACTOR));
       out(opts, ns, `namespace ${ns.id}: ${ns.subcloud ? `bound to subcloud ${ns.subcloud}` : 'not bound to a subcloud'}`);
     });
 
@@ -129,7 +113,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description('issue an API key for a namespace; the key is shown once')
     .action(async (namespaceId: string, opts: Json & { name?: string; rps?: number; burst?: number; monthlyCap?: number; expiresAt?: Date }) => {
-      const { key, secret } = await withAdmin((s) =>
+      const { key, secret } = await withAdmin(({ admin: s }) =>
         s.issueApiKey(namespaceId, { name: opts.name, rateLimitRps: opts.rps, rateLimitBurst: opts.burst, monthlyCapCredits: opts.monthlyCap, expiresAt: opts.expiresAt }),
       );
       out(opts, { ...key, key: secret }, `key ${key.id}\n${secret}\n(shown once: store it now)`);
@@ -140,7 +124,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description("a namespace's keys: prefix, limits, expiry, last use (never the secret)")
     .action(async (namespaceId: string, opts: Json) => {
-      const keys = await withAdmin((s) => s.listApiKeys(namespaceId));
+      const keys = await withAdmin(({ admin: s }) => s.listApiKeys(namespaceId));
       const text = keys.map((k) => `${k.id} ${k.key_prefix}... ${k.revoked_at ? 'revoked' : 'active'} last used ${k.last_used_at?.toISOString() ?? 'never'}`).join('\n');
       out(opts, keys, text || '(no keys)');
     });
@@ -150,7 +134,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description('replace a key by a new one with the same settings (the old one stops at once); the new key is shown once')
     .action(async (keyId: string, opts: Json) => {
-      const { key, secret } = await withAdmin((s) => s.rotateApiKey(keyId));
+      const { key, secret } = await withAdmin(({ admin: s }) => s.rotateApiKey(keyId));
       out(opts, { ...key, key: secret }, `key ${key.id} replaces ${keyId}\n${secret}\n(shown once: store it now)`);
     });
 
@@ -159,7 +143,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description('revoke an API key (effective at once on every instance)')
     .action(async (keyId: string, opts: Json) => {
-      await withAdmin((s) => s.revokeApiKey(keyId));
+      await withAdmin(({ admin: s }) => s.revokeApiKey(keyId));
       out(opts, { revoked: keyId }, `revoked ${keyId}`);
     });
 
@@ -169,7 +153,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description('add credits to a namespace')
     .action(async (namespaceId: string, credits: string, opts: Json & { memo?: string }) => {
-      const b = await withAdmin((s) => s.topUp(namespaceId, Number(credits), opts.memo));
+      const b = await withAdmin(({ admin: s }) => s.topUp(namespaceId, Number(credits), opts.memo));
       out(opts, b, `available ${formatCredits(b.available_micro)} credits, held ${formatCredits(b.held_micro)}`);
     });
 
@@ -178,7 +162,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description("a namespace's available and held credits")
     .action(async (namespaceId: string, opts: Json) => {
-      const b = await withAdmin((s) => s.balance(namespaceId));
+      const b = await withAdmin(({ admin: s }) => s.balance(namespaceId));
       out(opts, b, `available ${formatCredits(b.available_micro)} credits, held ${formatCredits(b.held_micro)}`);
     });
 
@@ -199,7 +183,7 @@ export function registerAdminCommand(program: Command): void {
         name: string,
         opts: Json & { inputPrice: number; outputPrice: number; minCharge?: number; context?: number; version?: string; contentHash?: string; minGpuMemoryMb?: number; surcharge?: Record<string, number> },
       ) => {
-        const m = await withAdmin((s) =>
+        const m = await withAdmin(({ admin: s }) =>
           s.putModel({
             name,
             inputPricePerMtok: opts.inputPrice,
@@ -231,9 +215,8 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description("a namespace's usage by day, model and API key")
     .action(async (namespaceId: string, opts: Json & { from?: string; to?: string; csv?: boolean }) => {
-      await withAdmin(async (s) => {
-        await s.balance(namespaceId); // an unknown namespace is an error, not an empty report
-        const usage = new UsageService(s.db);
+      await withAdmin(async ({ admin, usage }) => {
+        await admin.balance(namespaceId); // an unknown namespace is an error, not an empty report
         const report = await usage.report(namespaceId, { from: opts.from, to: opts.to });
         if (opts.csv) process.stdout.write(usage.toCsv(report.data));
         else out(opts, report, report.data.map((r) => `${r.day} ${r.model} ${r.key_prefix}... ${r.requests} requests, ${r.credits_charged} credits`).join('\n') || '(no usage)');
@@ -254,7 +237,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description("set a node's flags (effective on every instance at once); the others stay as they were")
     .action(async (nodeId: string, opts: Json & { paused?: boolean; frozen?: boolean; shadowBanned?: boolean; cooldown?: number; reason?: string }) => {
-      const f = await withAdmin((s) =>
+      const f = await withAdmin(({ admin: s }) =>
         s.setNodeFlags(nodeId, { paused: opts.paused, frozen: opts.frozen, shadowBanned: opts.shadowBanned, cooldownSeconds: opts.cooldown }, opts.reason, ACTOR),
       );
       out(opts, f, `${nodeId}: paused ${f.paused}, frozen ${f.frozen}, shadow-banned ${f.shadowBanned}, cooldown until ${f.cooldownUntil ? new Date(f.cooldownUntil).toISOString() : '-'}`);
@@ -265,7 +248,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description('clear every flag of a node')
     .action(async (nodeId: string, opts: Json) => {
-      const f = await withAdmin((s) => s.reinstateNode(nodeId, ACTOR));
+      const f = await withAdmin(({ admin: s }) => s.reinstateNode(nodeId, ACTOR));
       out(opts, f, `${nodeId}: reinstated`);
     });
 
@@ -274,7 +257,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description("enrol a node's address to an operator account (the operator's consent to the node's binding)")
     .action(async (accountId: string, node: string, opts: Json) => {
-      const e = await withAdmin((s) => new OperatorsService(s.db).enrolNode(accountId, node));
+      const e = await withAdmin(({ operators }) => operators.enrolNode(accountId, node));
       out(opts, e, `${e.node_id}: enrolled to operator ${e.operator_account_id}`);
     });
 
@@ -284,8 +267,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description('an enrolment token for one node address (needs NETWORK_SIGNING_KEY): the node registers with it, bound to this operator')
     .action(async (accountId: string, node: string, opts: Json & { ttlHours: string }) => {
-      const key = loadConfig(process.env).NETWORK_SIGNING_KEY ?? null;
-      const t = await withAdmin((s) => new OperatorsService(s.db, key).enrolmentToken(accountId, node, Number(opts.ttlHours)));
+      const t = await withAdmin(({ operators }) => operators.enrolmentToken(accountId, node, Number(opts.ttlHours)));
       out(opts, t, `${t.token}\n(node ${t.node_id}, valid until ${t.expires_at}; give it to the node: resultity node run --enrolment-token ...)`);
     });
 
@@ -297,7 +279,7 @@ export function registerAdminCommand(program: Command): void {
     .action(async (file: string, opts: Json & { config?: string }) => {
       const tokenizer = readFileSync(file, 'utf8');
       const config = opts.config ? (JSON.parse(readFileSync(opts.config, 'utf8')) as Record<string, unknown>) : {};
-      const t = await withAdmin((s) => s.putTokenizer(tokenizer, config));
+      const t = await withAdmin(({ admin: s }) => s.putTokenizer(tokenizer, config));
       out(opts, t, `tokenizer ${t.sha256}`);
     });
 
@@ -309,7 +291,7 @@ export function registerAdminCommand(program: Command): void {
     .description("how a model's claimed usage is bounded: counted by its tokenizer, or bytes times a ratio")
     .action(async (name: string, opts: Json & { tokenizerSha256?: string; maxTokensPerByte?: number }) => {
       const tokenizerSha256 = opts.tokenizerSha256 === undefined ? undefined : opts.tokenizerSha256 === 'none' ? null : opts.tokenizerSha256;
-      const m = await withAdmin((s) => s.setUsageBound(name, { tokenizerSha256, maxTokensPerByte: opts.maxTokensPerByte }, ACTOR));
+      const m = await withAdmin(({ admin: s }) => s.setUsageBound(name, { tokenizerSha256, maxTokensPerByte: opts.maxTokensPerByte }, ACTOR));
       out(opts, m, `${m.name}: tokenizer ${m.tokenizer_sha256 ?? 'none'}, at most ${m.max_tokens_per_byte} tokens per byte without one`);
     });
 
@@ -320,7 +302,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description("an operator's earnings, pending withdrawals, and earnings by node and day")
     .action(async (accountId: string, opts: Json & { from?: string; to?: string }) => {
-      const e = await withAdmin((s) => new OperatorsService(s.db).earnings(accountId, { from: opts.from, to: opts.to }));
+      const e = await withAdmin(({ operators }) => operators.earnings(accountId, { from: opts.from, to: opts.to }));
       out(opts, e, `earned ${e.earned} credits, pending withdrawal ${e.pending_withdrawal}\n${e.by_node_and_day.map((r) => `${r.day} ${r.node_id ?? '(job history rolled up)'} ${r.jobs} jobs ${r.earned}`).join('\n')}`);
     });
 
@@ -329,7 +311,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description("record an operator's withdrawal request (a ledger hold on their earnings)")
     .action(async (accountId: string, credits: string, destination: string, opts: Json) => {
-      const w = await withAdmin((s) => new OperatorsService(s.db).requestWithdrawal(accountId, Number(credits), destination));
+      const w = await withAdmin(({ operators }) => operators.requestWithdrawal(accountId, Number(credits), destination));
       out(opts, w, `withdrawal ${w.id} requested: ${formatCredits(w.amount_micro)} credits to ${w.destination}`);
     });
 
@@ -338,7 +320,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description('every withdrawal requested since the last export, as CSV for settlement (marks them exported)')
     .action(async (opts: Json) => {
-      const batch = await withAdmin((s) => new OperatorsService(s.db).exportWithdrawals());
+      const batch = await withAdmin(({ operators }) => operators.exportWithdrawals());
       process.stdout.write(opts.json ? `${JSON.stringify(batch.rows)}\n` : batch.csv);
     });
 
@@ -347,7 +329,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description('sum over all ledger accounts (zero when the ledger balances)')
     .action(async (opts: Json) => {
-      const t = await withAdmin((s) => s.ledgerTotals());
+      const t = await withAdmin(({ admin: s }) => s.ledgerTotals());
       out(opts, t, `entries total ${t.entriesTotal}, balances total ${t.balancesTotal}, mismatched accounts ${t.mismatchedAccounts}`);
       if (t.entriesTotal !== 0 || t.balancesTotal !== 0 || t.mismatchedAccounts !== 0) process.exitCode = 3;
     });
@@ -357,7 +339,7 @@ export function registerAdminCommand(program: Command): void {
     .option('--json', 'JSON output')
     .description("recompute the ledger's daily hash chain and check it against the entries; names the first day that breaks (exit 3)")
     .action(async (opts: Json) => {
-      const v = await withAdmin((s) => new LedgerChainService(s.db).verify());
+      const v = await withAdmin(({ ledgerChain }) => ledgerChain.verify());
       const range = v.first_day === null ? 'no chained days yet' : `${v.days_verified} day(s) verified from ${v.first_day}, head ${v.head_hash}`;
       out(opts, v, v.broken ? `BROKEN at ${v.broken.day}: ${v.broken.reason}\n${range}` : `ok: ${range}`);
       if (!v.ok) process.exitCode = 3;
@@ -397,14 +379,14 @@ function registerSubcloudCommands(admin: Command): void {
   policyOptions(admin.command('subcloud-create <name>').requiredOption('--network <network>', NETWORKS.join(' or '), network))
     .description('create a subcloud (its network is fixed from then on)')
     .action(async (name: string, opts: SubcloudOptions & { network: Network }) => {
-      const s = await withAdmin((_a, e) => e.create(name, opts.network, { allowedModels: opts.allowedModels, minGpuMemoryMb: opts.minGpuMemoryMb, isolate: opts.isolate }, ACTOR));
+      const s = await withAdmin(({ eligibility: e }) => e.create(name, opts.network, { allowedModels: opts.allowedModels, minGpuMemoryMb: opts.minGpuMemoryMb, isolate: opts.isolate }, ACTOR));
       out(opts, s, describeSubcloud(s));
     });
 
   policyOptions(admin.command('subcloud-update <name>'))
     .description("change a subcloud's policy (the options given); effective at the next reservation")
     .action(async (name: string, opts: SubcloudOptions) => {
-      const s = await withAdmin((_a, e) => e.update(name, { allowedModels: opts.allowedModels, minGpuMemoryMb: opts.minGpuMemoryMb, isolate: opts.isolate }, ACTOR));
+      const s = await withAdmin(({ eligibility: e }) => e.update(name, { allowedModels: opts.allowedModels, minGpuMemoryMb: opts.minGpuMemoryMb, isolate: opts.isolate }, ACTOR));
       out(opts, s, describeSubcloud(s));
     });
 
@@ -413,7 +395,7 @@ function registerSubcloudCommands(admin: Command): void {
     .option('--json', 'JSON output')
     .description('delete a subcloud and its memberships (no namespace may be bound to it)')
     .action(async (name: string, opts: Json) => {
-      await withAdmin((_a, e) => e.delete(name, ACTOR));
+      await withAdmin(({ eligibility: e }) => e.delete(name, ACTOR));
       out(opts, { deleted: name }, `deleted subcloud ${name}`);
     });
 
@@ -422,7 +404,7 @@ function registerSubcloudCommands(admin: Command): void {
     .option('--json', 'JSON output')
     .description('every subcloud with its policy and members')
     .action(async (opts: Json) => {
-      const all = await withAdmin((_a, e) => e.list());
+      const all = await withAdmin(({ eligibility: e }) => e.list());
       out(opts, all, all.map((s) => `${describeSubcloud(s)}\n  members: ${s.members.join(' ') || '-'}`).join('\n') || '(no subclouds)');
     });
 
@@ -435,7 +417,7 @@ function registerSubcloudCommands(admin: Command): void {
       .option('--json', 'JSON output')
       .description(description)
       .action(async (name: string, nodeId: string, opts: Json) => {
-        const s = await withAdmin((_a, e) => (verb === 'add' ? e.addMember(name, nodeId, ACTOR) : e.removeMember(name, nodeId, ACTOR)));
+        const s = await withAdmin(({ eligibility: e }) => (verb === 'add' ? e.addMember(name, nodeId, ACTOR) : e.removeMember(name, nodeId, ACTOR)));
         out(opts, s, describeSubcloud(s));
       });
   }
@@ -516,7 +498,7 @@ function registerNetworkConfigCommands(admin: Command): void {
         capacity: { startSlots: opts.startSlots, caps: opts.capacityCaps },
       };
       if (!process.env.NETWORK_SIGNING_KEY) throw new Error('config-publish signs with the network key: set NETWORK_SIGNING_KEY');
-      const c = await withAdmin((_a, _e, n) => n.publish(input, ACTOR));
+      const c = await withAdmin(({ networkConfig: n }) => n.publish(input, ACTOR));
       out(opts, c, describeConfig(c));
     });
 
@@ -526,7 +508,7 @@ function registerNetworkConfigCommands(admin: Command): void {
     .option('--json', 'JSON output')
     .description('network config versions, newest first')
     .action(async (opts: Json & { limit: number }) => {
-      const all = await withAdmin((_a, _e, n) => n.list(opts.limit));
+      const all = await withAdmin(({ networkConfig: n }) => n.list(opts.limit));
       out(opts, all, all.map(describeConfig).join('\n') || '(no versions)');
     });
 
@@ -535,7 +517,7 @@ function registerNetworkConfigCommands(admin: Command): void {
     .option('--json', 'JSON output')
     .description('one network config version, with its document and signature')
     .action(async (version: string, opts: Json) => {
-      const c = await withAdmin((_a, _e, n) => n.get(positiveInt(version)));
+      const c = await withAdmin(({ networkConfig: n }) => n.get(positiveInt(version)));
       out(opts, c, `${describeConfig(c)}\n  signature: ${c.signature}`);
     });
 }

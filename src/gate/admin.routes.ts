@@ -16,7 +16,6 @@ import { blindProbeInputSchema, type QualityService } from '../network/quality.s
 import type { EligibilityService } from '../network/eligibility.service.js';
 import { MAX_GPU_MEMORY_MB, networkSchema, subcloudNameSchema } from '../domain/eligibility.js';
 import { publishInputSchema, type NetworkConfigService } from '../network/network-config.service.js';
-import { listAdminChanges } from '../postgres/admin-changes.repository.js';
 import { snapshotAdminRoutes } from '../snapshots/snapshot.routes.js';
 import type { SnapshotService } from '../snapshots/snapshot.service.js';
 
@@ -154,7 +153,7 @@ export function adminRoutes(
     );
     // The admin change log, newest first; `before` (an entry id) pages back.
     r.get<{ Querystring: { limit?: string; action?: string; subject?: string; before?: string } }>('/admin/changes', async (req) => ({
-      data: await listAdminChanges(admin.db, {
+      data: await admin.changes({
         limit: parse(z.coerce.number().int().min(1).max(1000).default(100), req.query.limit),
         action: parse(text().max(200).optional(), req.query.action),
         subject: parse(text().max(200).optional(), req.query.subject),

@@ -26,7 +26,7 @@ import { findModel, modelAliases, replaceModelAliases, setModelUsageBound, upser
 import { findTokenizer, insertTokenizer } from '../postgres/tokenizers.repository.js';
 import { tokenCounter } from '../catalog/usage-rules.js';
 import { sha256Hex } from '../domain/signatures.js';
-import { recordAdminChange, SYSTEM_ACTOR } from '../postgres/admin-changes.repository.js';
+import { listAdminChanges, recordAdminChange, SYSTEM_ACTOR, type AdminChangeRow } from '../postgres/admin-changes.repository.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 import type { FlagChange, NodeFlagsService, StoredFlags } from '../network/node-flags.service.js';
 import { rcpByEpoch, type RcpEpochRow } from '../postgres/rcp.repository.js';
@@ -64,9 +64,9 @@ export class AdminService {
     private readonly d: { db: Db; catalog?: Catalog; flags: NodeFlagsService; eligibility: EligibilityService; queue: JobQueue | null; quotas: AccountQuotas },
   ) {}
 
-  /** The database this service administers (for read-only reports built beside it). */
-  get db(): Db {
-    return this.d.db;
+  /** The admin change log, newest first; `beforeId` (an entry id) pages back. */
+  changes(filter: { limit: number; action?: string | undefined; subject?: string | undefined; beforeId?: number | undefined }): Promise<AdminChangeRow[]> {
+    return listAdminChanges(this.d.db, filter);
   }
 
   createAccount(name: string): Promise<AccountRow> {

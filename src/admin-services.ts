@@ -1,0 +1,63 @@
+// The services behind the admin interfaces (the admin API, the account API's shared parts, the
+// `resultity admin` command line), built in one place for the server (app.ts), the CLI
+// (cli/admin.command.ts) and the tests, so that the CLI never re-wires them by hand and the three cannot
+// drift apart. Part of the composition root: it takes connected engines and wires services, nothing more.
+import type { Logger } from 'pino';
+import { accountQuotasOf, type Config } from './config.js';
+import type { Db } from './postgres/db.js';
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from './redis/client.js';
+import type { JobQueue } from './rabbitmq/job-queue.js';
+import type { Catalog } from './catalog/catalog.service.js';
+import { NodeFlagsMirror } from './redis/node-flags.mirror.js';
+import { EligibilityMirror } from './redis/eligibility.mirror.js';
+import { NodeConfigDigests } from './redis/node-config-digests.repository.js';
+import { cooldownRule, NodeFlagsService } from './network/node-flags.service.js';
+import { EligibilityService } from './network/eligibility.service.js';
+import { NetworkConfigService } from './network/network-config.service.js';
+import { AdminService } from './gate/admin.service.js';
+import { OperatorsService } from './gate/operators.service.js';
+import { UsageService } from './space/usage.service.js';
+import { LedgerChainService } from './maintenance/ledger-chain.service.js';
+
+export interface AdminEngines {
+  config: Config;
+  logger: Logger;
+  db: Db;
+  redis: Redis;
+  keys: RedisKeys;
+  /** Null where no broker is connected (then node flags are not announced on it). */
+  queue: JobQueue | null;
+  /** The server's in-process catalogue, dropped on the changes the admin makes (none in the CLI). */
+  catalog?: Catalog;
+}
+
+export interface AdminServices {
+  admin: AdminService;
+  eligibility: EligibilityService;
+  flagsMirror: NodeFlagsMirror;
+  nodeFlags: NodeFlagsService;
+  /** Publishing signs with NETWORK_SIGNING_KEY; everything else runs without it. */
+  networkConfig: NetworkConfigService;
+  operators: OperatorsService;
+  usage: UsageService;
+  ledgerChain: LedgerChainService;
+}
+
+export function buildAdminServices(e: AdminEngines): AdminServices {
+  const { config, db, redis, keys } = e;
+  const networkKey = config.NETWORK_SIGNING_KEY ?? null;
+  const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
+  const flagsMirror = new NodeFlagsMirror(redis, keys);
+  const nodeFlags = new NodeFlagsService({ db, mirror: flagsMirror, rule: cooldownRule(config) });
+  return {
+    admin: new AdminService({ db, ...(e.catalog ? { catalog: e.catalog } : {}), flags: nodeFlags, eligibility, queue: e.queue, quotas: accountQuotasOf(config) }),
+    eligibility,
+    flagsMirror,
+    nodeFlags,
+    networkConfig: new NetworkConfigService({ db, networkKey, config, nodeDigests: new NodeConfigDigests(redis, keys), logger: e.logger }),
+    operators: new OperatorsService(db, networkKey),
+    usage: new UsageService(db),
+    ledgerChain: new LedgerChainService(db),
+  };
+}
