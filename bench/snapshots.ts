@@ -21,6 +21,7 @@ import { createPool, type Db } from '../src/postgres/db.js';
 import { migrate } from '../src/postgres/migrate.js';
 import { rollUpJobDay } from '../src/postgres/job-history.repository.js';
 import { withTransaction } from '../src/postgres/db.js';
+import { withRestoreTransaction } from '../src/postgres/snapshot-copy.js';
 import { LedgerChainService } from '../src/maintenance/ledger-chain.service.js';
 import { addDays } from '../src/domain/job-history.js';
 import { isoDay } from '../src/domain/day-range.js';
@@ -177,7 +178,7 @@ async function main(): Promise<number> {
     const copied = await freshDb(names.copied);
     dbs.push(copied.db);
     const manifest = snapshotManifest;
-    await withTransaction(copied.db, async (tx) => {
+    await withRestoreTransaction(copied.db, async (tx) => {
       for (const part of manifest.parts) if (partSpec(part.name)?.restore === 'merge') await restorePart(tx, car, part);
     });
     const script: string[] = ['BEGIN;'];

@@ -123,6 +123,12 @@ export function settingValues(params: PartParams): { day: string; epochs: string
   return { day: params.day ?? '', epochs: `{${params.epochs.map((e) => String(Math.trunc(e))).join(',')}}` };
 }
 
+/** The part as PostgreSQL copies it out, and the settings its condition reads (postgres/snapshot-copy.ts). */
+export function copySource(spec: PartSpec, params: PartParams): { source: { table: string; where: string; orderBy: string }; settings: Record<string, string> } {
+  const values = settingValues(params);
+  return { source: { table: spec.table, where: settingWhere(spec), orderBy: spec.orderBy }, settings: { [PART_SETTINGS.day]: values.day, [PART_SETTINGS.epochs]: values.epochs } };
+}
+
 export const STATE_SNAPSHOT_PARTS: readonly PartSpec[] = [...STATE_PARTS, { ...NETWORK_CONFIGS_OF_DAY, where: 'true' }];
 
 const ALL_PARTS = new Map([...DAY_PARTS, ...STATE_SNAPSHOT_PARTS].map((p) => [p.name, p]));

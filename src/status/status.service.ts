@@ -33,7 +33,7 @@ import { StatusRepository, type Load, type NetworkLoad } from '../redis/status.r
 import { NETWORKS, type Network } from '../domain/eligibility.js';
 import { QueueDepth } from '../rabbitmq/queue-depth.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
-import { latestSnapshot } from '../snapshots/snapshots.repository.js';
+import { latestSnapshot } from '../postgres/snapshots.repository.js';
 
 /** The window of `jobs_last_minute`. */
 export const STATUS_WINDOW_SECONDS = 60;

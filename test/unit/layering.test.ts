@@ -74,9 +74,6 @@ test('engine clients are imported only in the engine folders (and the files stil
     'metrics/engine-metrics.ts', // instruments the clients themselves
     'network/network-config.service.ts',
     'scheduler/scheduler.service.ts',
-    'snapshots/snapshot-restore.ts',
-    'snapshots/snapshot.service.ts',
-    'snapshots/snapshots.repository.ts',
     'status/status.service.ts',
   ];
   const found = imports
