@@ -38,9 +38,9 @@ import {
 } from '../postgres/snapshots.repository.js';
 import { CarFileWriter, readCar, type CarContents } from './car-file.js';
 import { epochTree, proofFor, type EpochProof } from './epoch-merkle.js';
-import { encodeBlock, signManifest, SNAPSHOT_FORMAT, type EpochSeal, type Manifest, type PartEntry, type SnapshotKind, type UnsignedManifest } from './snapshot.format.js';
+import { encodeBlock, signManifest, SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_2, type EpochSeal, type Manifest, type PartEntry, type SnapshotKind, type UnsignedManifest } from './snapshot.format.js';
 import { countRows } from './copy-text.js';
-import { copySource, DAY_PARTS, STATE_SNAPSHOT_PARTS, type PartParams, type PartSpec } from './snapshot-parts.js';
+import { copySource, DAY_PARTS, FORMAT_2_ORDER, STATE_SNAPSHOT_PARTS, type PartParams, type PartSpec } from './snapshot-parts.js';
 import { SnapshotNotFoundError, StoreUnavailableError, type SnapshotStore } from './snapshot-store.js';
 import { rootManifest, verifySnapshot, type VerifyReport } from './snapshot.verify.js';
 
@@ -337,12 +337,15 @@ export class SnapshotService {
 
   /**
    * Copies the snapshot's day parts out of the live database again and compares their bytes' sha256 (the
-   * COPY text is the part's encoding, so nothing is parsed). Format-1 snapshots hold DAG-CBOR rows, which
-   * this version no longer writes: they are not compared, and the report says so.
+   * COPY text is the part's encoding, so nothing is parsed). Format-2 snapshots had the raw job rows by
+   * time: they are copied out in that order. Format-1 snapshots hold DAG-CBOR rows, which this version no
+   * longer writes: they are not compared, and the report says so.
    */
   private async compareWithDb(m: Manifest): Promise<{ ok: boolean; problems: string[] }> {
     if (m.kind !== 'day' || m.day === null) return { ok: true, problems: [] };
-    if (m.format !== SNAPSHOT_FORMAT) return { ok: false, problems: [`against-db: snapshot format ${m.format} cannot be compared with the live database by this version (it compares ${SNAPSHOT_FORMAT})`] };
+    if (m.format !== SNAPSHOT_FORMAT && m.format !== SNAPSHOT_FORMAT_2) {
+      return { ok: false, problems: [`against-db: snapshot format ${m.format} cannot be compared with the live database by this version (it compares ${SNAPSHOT_FORMAT_2} and ${SNAPSHOT_FORMAT})`] };
+    }
     const day = m.day;
     const problems = await readSnapshotOnce(this.d.db, async (tx) => {
       const found: string[] = [];
@@ -353,7 +356,7 @@ export class SnapshotService {
         if (!spec || spec.restore === 'merge' || (spec.restore === 'archive' && !rawThere)) continue;
         const hash = createHash('sha256');
         let rows = 0;
-        const { source, settings } = copySource(spec, { day, epochs: m.epochs.map((e) => e.epoch) });
+        const { source, settings } = copySource(spec, { day, epochs: m.epochs.map((e) => e.epoch) }, m.format === SNAPSHOT_FORMAT_2 ? FORMAT_2_ORDER[spec.name] : undefined);
         for await (const piece of await tx.copyOut(source, part.columns, settings)) {
           hash.update(piece);
           rows += countRows(piece);

@@ -317,7 +317,7 @@ test('a format-1 snapshot (DAG-CBOR rows, before COPY text) still verifies and r
   check(async () => {
     const first = (await stack.db.query<{ cid: string; day: string }>(`SELECT cid, to_char(day, 'YYYY-MM-DD') AS day FROM snapshots WHERE seq = 1`)).rows[0]!;
     const car = await readCarFile(path.join(storeDir, `${first.cid}.car`));
-    assert.equal(rootManifest(car).manifest.format, 'resultity-snapshot/2');
+    assert.equal(rootManifest(car).manifest.format, 'resultity-snapshot/3');
     const old = asFormat1(car);
     const file = await writeCar(old.blocks, old.root);
     const verified = await verifyFile(file);
