@@ -5,8 +5,7 @@
 // recompute. The snapshot service sees the interfaces here (ExportSession, ExportReader, RestoreWriter),
 // never a client.
 import type pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
-import { CopyOutStream } from './copy-out.stream.js';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { withTransaction, type Db, type Queryable } from './db.js';
@@ -84,7 +83,7 @@ function exportReader(client: pg.PoolClient): ExportReader {
       if (entries.length > 0) {
         await client.query(`SELECT ${entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(', ')}`, entries.flat());
       }
-      return client.query(new CopyOutStream(`COPY (SELECT ${columns.map(ident).join(', ')} FROM ${ident(source.table)} WHERE ${source.where} ORDER BY ${source.orderBy}) TO STDOUT`));
+      return client.query(copyTo(`COPY (SELECT ${columns.map(ident).join(', ')} FROM ${ident(source.table)} WHERE ${source.where} ORDER BY ${source.orderBy}) TO STDOUT`));
     },
   };
 }
