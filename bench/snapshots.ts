@@ -31,7 +31,7 @@ import { LocalDirectoryStore } from '../src/snapshots/stores/local.store.js';
 import { readCarFile } from '../src/snapshots/car-file.js';
 import { verifySnapshot, rootManifest, partChunks } from '../src/snapshots/snapshot.verify.js';
 import { restoreChain, restorePart } from '../src/snapshots/snapshot-restore.js';
-import { PART_SETTINGS, partSpec, settingWhere } from '../src/snapshots/snapshot-parts.js';
+import { copySource, PART_SETTINGS, partSpec } from '../src/snapshots/snapshot-parts.js';
 import { describeHost } from './machine.js';
 import { writeSection } from './report.js';
 import { envNumber, runBench } from './run.js';
@@ -151,8 +151,10 @@ async function main(): Promise<number> {
               set_config('extra_float_digits', '1', true), set_config('IntervalStyle', 'postgres', true), set_config('work_mem', '64MB', true),
               set_config('${PART_SETTINGS.day}', '${day}', true), set_config('${PART_SETTINGS.epochs}', '{${snapshotManifest.epochs.map((e) => e.epoch).join(',')}}', true);`,
       ...snapshotManifest.parts.map((part) => {
-        const spec = partSpec(part.name)!;
-        return `COPY (SELECT ${part.columns.map((c) => `"${c}"`).join(', ')} FROM ${spec.table} WHERE ${settingWhere(spec)} ORDER BY ${spec.orderBy}) TO STDOUT;`;
+        // The export's statement and planner setting for the part (the raw job rows in key order, no sort).
+        const { source, settings } = copySource(partSpec(part.name)!, { day, epochs: snapshotManifest.epochs.map((e) => e.epoch) });
+        return `SELECT set_config('enable_sort', '${settings['enable_sort']}', true);
+COPY (SELECT ${part.columns.map((c) => `"${c}"`).join(', ')} FROM ${source.table} WHERE ${source.where} ORDER BY ${source.orderBy}) TO STDOUT;`;
       }),
       'COMMIT;',
     ];

@@ -46,6 +46,9 @@ import { rootManifest, verifySnapshot, type VerifyReport } from './snapshot.veri
 
 export type { SnapshotRow } from '../postgres/snapshots.repository.js';
 
+/** The parts that hold most of a day's bytes, largest first as a day usually has them: copied out first. */
+const BULK_PARTS = ['jobs', 'ledger_entries', 'ledger_transactions', 'job_attempts'];
+
 /** The advisory lock that makes snapshots one at a time across instances ("RESS"). */
 const SNAPSHOT_LOCK = 0x5245_5353;
 
@@ -207,13 +210,14 @@ export class SnapshotService {
    * Copies the parts out into the CAR, on two connections when the pool has room for a second one: a
    * part's COPY is PostgreSQL's work (each value printed as text, most of an export's time), and one
    * backend runs on one core. The second connection shares this transaction's snapshot, so that both
-   * read the same state of the database. Parts are taken last first (a day's raw job rows, by far its
-   * largest part, are last in restore order), each by whichever connection is free; their blocks
-   * interleave in the CAR (block order in a CAR means nothing), and the manifest lists the parts in spec
-   * order.
+   * read the same state of the database. Parts are taken largest first (BULK_PARTS: a day's raw job rows
+   * and its ledger rows are nearly all of its bytes, and a small part left for last keeps both connections
+   * busy to the end), each by whichever connection is free; their blocks interleave in the CAR (block
+   * order in a CAR means nothing), and the manifest lists the parts in spec order.
    */
   private async copyParts(tx: ExportReader, share: () => Promise<SharedReader | null>, car: CarFileWriter, specs: readonly PartSpec[], params: PartParams, onProgress?: (p: SnapshotProgress) => void): Promise<PartEntry[]> {
-    const queue = [...specs.entries()].reverse();
+    const rank = (name: string) => (BULK_PARTS.includes(name) ? BULK_PARTS.indexOf(name) : BULK_PARTS.length);
+    const queue = [...specs.entries()].reverse().sort(([, a], [, b]) => rank(a.name) - rank(b.name));
     const parts: PartEntry[] = [];
     let failed = false;
     const lane = async (reader: ExportReader) => {
