@@ -5,8 +5,7 @@
 import type { Logger } from 'pino';
 import { accountQuotasOf, type Config } from './config.js';
 import type { Db } from './postgres/db.js';
-import type { Redis } from 'ioredis';
-import type { RedisKeys } from './redis/client.js';
+import type { RedisClient, RedisKeys } from './redis/client.js';
 import type { JobQueue } from './rabbitmq/job-queue.js';
 import type { Catalog } from './catalog/catalog.service.js';
 import { NodeFlagsMirror } from './redis/node-flags.mirror.js';
@@ -24,7 +23,7 @@ export interface AdminEngines {
   config: Config;
   logger: Logger;
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   /** Null where no broker is connected (then node flags are not announced on it). */
   queue: JobQueue | null;

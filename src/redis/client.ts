@@ -2,7 +2,11 @@
 // or test runs can share one server. Redis holds only what can be rebuilt (see DESIGN.md, invariant 5).
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
+
 import { countRedis } from '../metrics/engine-metrics.js';
+
+/** The Redis connection type, for code outside this folder that passes one along (the composition root). */
+export type RedisClient = Redis;
 
 /**
  * A Redis connection. `subscriber`: the connection will be put in subscribe mode (it can then run nothing

@@ -3,7 +3,10 @@
 //
 //   { format, kind, day, created_at, schema_version, previous, parts, ledger, epochs, signer, signature }
 //
-//   format    = 'resultity-snapshot/2' (this version writes it; it still reads 'resultity-snapshot/1').
+//   format    = 'resultity-snapshot/3' (this version writes it; it still reads 'resultity-snapshot/1' and /2).
+//               Format 3 differs from 2 only in the order of the raw job parts' rows (jobs, job_attempts:
+//               primary-key order, read without a sort, where 2 had them by time); everything verify
+//               checks is the same.
 //   parts[i]  = { name, table, columns, encoding, rows, bytes, sha256, chunks: [CID, ...] }: a table's rows.
 //               encoding 'postgresql-copy-text': the rows exactly as PostgreSQL's `COPY (SELECT columns ...)
 //               TO STDOUT` prints them (text format: a line per row, tab-separated values in `columns`
@@ -32,10 +35,12 @@ import { sha256 as sha256Hasher } from 'multiformats/hashes/sha2';
 import { z } from 'zod';
 import { recoverPersonal, signPersonal, type Address } from '../domain/signatures.js';
 
-export const SNAPSHOT_FORMAT = 'resultity-snapshot/2';
+export const SNAPSHOT_FORMAT = 'resultity-snapshot/3';
 /** The first format (parts as DAG-CBOR rows): still read (verify, restore), since a chain restores from its start. */
 export const SNAPSHOT_FORMAT_1 = 'resultity-snapshot/1';
-export const READ_FORMATS = [SNAPSHOT_FORMAT_1, SNAPSHOT_FORMAT] as const;
+/** COPY-text parts, raw job rows by time: still read (verify, restore, --against-db). */
+export const SNAPSHOT_FORMAT_2 = 'resultity-snapshot/2';
+export const READ_FORMATS = [SNAPSHOT_FORMAT_1, SNAPSHOT_FORMAT_2, SNAPSHOT_FORMAT] as const;
 export type SnapshotFormat = (typeof READ_FORMATS)[number];
 /** A part's encoding in format 2 (the only one it has). */
 export const PART_ENCODING = 'postgresql-copy-text';
@@ -60,7 +65,7 @@ export interface PartEntry {
   name: string;
   table: string;
   columns: string[];
-  /** Format 2: always PART_ENCODING. Format 1 parts have none (DAG-CBOR rows). */
+  /** Formats 2 and 3: always PART_ENCODING. Format 1 parts have none (DAG-CBOR rows). */
   encoding?: typeof PART_ENCODING;
   rows: number;
   bytes: number;
@@ -175,10 +180,10 @@ const manifestSchema = z
   })
   .strict()
   .superRefine((m, ctx) => {
-    // Format 2 names its parts' encoding; format 1 had none to name.
+    // Formats 2 and 3 name their parts' encoding; format 1 had none to name.
     for (const [i, p] of m.parts.entries()) {
-      if ((m.format === SNAPSHOT_FORMAT) !== (p.encoding !== undefined)) {
-        ctx.addIssue({ code: 'custom', path: ['parts', i, 'encoding'], message: m.format === SNAPSHOT_FORMAT ? `a ${SNAPSHOT_FORMAT} part names its encoding` : `a ${SNAPSHOT_FORMAT_1} part has no encoding` });
+      if ((m.format !== SNAPSHOT_FORMAT_1) !== (p.encoding !== undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['parts', i, 'encoding'], message: m.format !== SNAPSHOT_FORMAT_1 ? `a ${m.format} part names its encoding` : `a ${SNAPSHOT_FORMAT_1} part has no encoding` });
       }
     }
   });

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { AppError, errors } from '../errors.js';
 import { parse } from '../http/parse.http.js';
 import { SnapshotNotFoundError, StoreUnavailableError } from './snapshot-store.js';
-import type { SnapshotRow } from './snapshots.repository.js';
+import type { SnapshotRow } from '../postgres/snapshots.repository.js';
 import type { SnapshotService } from './snapshot.service.js';
 import { routeSchema } from '../openapi/route-schema.js';
 

@@ -10,42 +10,44 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type pg from 'pg';
 import type { Logger } from 'pino';
 import { addressOf } from '../domain/signatures.js';
 import { isoDay } from '../domain/day-range.js';
 import { addDays, dayStart, isJobDayClosed } from '../domain/job-history.js';
 import type { RcpClock } from '../domain/rcp.js';
-import { withTransaction, type Db, type Queryable } from '../postgres/db.js';
-import { CarFileWriter, readCar, type CarContents } from './car-file.js';
-import { epochTree, proofFor, type EpochProof } from './epoch-merkle.js';
-import { encodeBlock, signManifest, SNAPSHOT_FORMAT, type EpochSeal, type LedgerLink, type Manifest, type PartEntry, type SnapshotKind, type UnsignedManifest } from './snapshot.format.js';
-import { countRows } from './copy-text.js';
-import { DAY_PARTS, STATE_SNAPSHOT_PARTS, type PartParams, type PartSpec } from './snapshot-parts.js';
-import { SnapshotNotFoundError, StoreUnavailableError, type SnapshotStore } from './snapshot-store.js';
-import { rootManifest, verifySnapshot, type VerifyReport } from './snapshot.verify.js';
+import type { Db, Queryable } from '../postgres/db.js';
+import { readSnapshotOnce, withExportSession, type ExportReader, type SharedReader } from '../postgres/snapshot-copy.js';
 import {
-  allowPartSorts,
-  copyPartOut,
   countJobsOnDay,
   epochPoints,
   findSealedEpochs,
   findSnapshot,
-  fixTextOutput,
+  firstDayWithoutSnapshot,
   hasJobPartition,
   historyExtent,
   insertSealedEpochs,
   insertSnapshot,
   isRolledUp,
-  firstDayWithoutSnapshot,
   latestSnapshot,
+  ledgerDayLink,
   listSnapshots,
   markSnapshotVerified,
-  partColumns,
   schemaVersion,
   unsealedEpochsWithRecords,
   type SnapshotRow,
-} from './snapshots.repository.js';
+} from '../postgres/snapshots.repository.js';
+import { CarFileWriter, readCar, type CarContents } from './car-file.js';
+import { epochTree, proofFor, type EpochProof } from './epoch-merkle.js';
+import { encodeBlock, signManifest, SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_2, type EpochSeal, type Manifest, type PartEntry, type SnapshotKind, type UnsignedManifest } from './snapshot.format.js';
+import { countRows } from './copy-text.js';
+import { copySource, DAY_PARTS, FORMAT_2_ORDER, STATE_SNAPSHOT_PARTS, type PartParams, type PartSpec } from './snapshot-parts.js';
+import { SnapshotNotFoundError, StoreUnavailableError, type SnapshotStore } from './snapshot-store.js';
+import { rootManifest, verifySnapshot, type VerifyReport } from './snapshot.verify.js';
+
+export type { SnapshotRow } from '../postgres/snapshots.repository.js';
+
+/** The parts that hold most of a day's bytes, largest first as a day usually has them: copied out first. */
+const BULK_PARTS = ['jobs', 'ledger_entries', 'ledger_transactions', 'job_attempts'];
 
 /** The advisory lock that makes snapshots one at a time across instances ("RESS"). */
 const SNAPSHOT_LOCK = 0x5245_5353;
@@ -130,22 +132,20 @@ export class SnapshotService {
 
   /**
    * Takes one snapshot on a single connection (a pool of two, one of them holding the history lock, is
-   * enough): a session advisory lock first, so that the REPEATABLE READ snapshot taken after it sees the
-   * latest snapshot row; the parts read; the CAR stored; the row recorded; the lock released.
+   * enough): the snapshot lock first, so that the REPEATABLE READ snapshot taken after it sees the latest
+   * snapshot row; the parts read; the CAR stored; the row recorded; the lock released.
    */
   private async create(kind: SnapshotKind, day: string | null, specs: readonly PartSpec[], epochRange: { first: number; last: number } | null, onProgress?: (p: SnapshotProgress) => void): Promise<SnapshotRow> {
     const key = this.d.networkKey;
     if (!key) throw new Error('NETWORK_SIGNING_KEY is not set: snapshots are signed by the network key');
     const dir = await mkdtemp(path.join(tmpdir(), 'resultity-snapshot-'));
-    const client = await this.d.db.connect();
     try {
-      await client.query(`SELECT pg_advisory_lock($1)`, [SNAPSHOT_LOCK]);
-      try {
+      return await withExportSession(this.d.db, SNAPSHOT_LOCK, async (session) => {
         const carPath = path.join(dir, `${randomUUID()}.car`);
-        const { manifest, root, bytes, previous } = await inTransaction(client, 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY', async () => {
-          const latest = await latestSnapshot(client);
-          if (kind === 'day' && (await findSnapshot(client, day!))) throw new Error(`${day} already has a snapshot`);
-          return { ...(await this.writeCar(client, carPath, kind, day, specs, epochRange, latest, key, onProgress)), previous: latest };
+        const { manifest, root, bytes, previous } = await session.read(async (tx, share) => {
+          const latest = await latestSnapshot(tx);
+          if (kind === 'day' && (await findSnapshot(tx, day!))) throw new Error(`${day} already has a snapshot`);
+          return { ...(await this.writeCar(tx, share, carPath, kind, day, specs, epochRange, latest, key, onProgress)), previous: latest };
         });
         onProgress?.({ phase: 'store', rows: 0 });
         await this.d.store.put(carPath, root);
@@ -159,24 +159,22 @@ export class SnapshotService {
           part_rows: Object.fromEntries(manifest.parts.map((p) => [p.name, p.rows])),
           store: this.d.store.name,
         };
-        await inTransaction(client, 'BEGIN', async () => {
-          await insertSnapshot(client, row);
-          await insertSealedEpochs(client, manifest.epochs.map((e) => ({ ...e, snapshot_cid: root })));
+        return session.write(async (q) => {
+          await insertSnapshot(q, row);
+          await insertSealedEpochs(q, manifest.epochs.map((e) => ({ ...e, snapshot_cid: root })));
+          this.d.logger.info({ cid: root, kind, day, bytes, store: this.d.store.name }, 'snapshot stored');
+          return (await findSnapshot(q, root))!;
         });
-        this.d.logger.info({ cid: root, kind, day, bytes, store: this.d.store.name }, 'snapshot stored');
-        return (await findSnapshot(client, root))!;
-      } finally {
-        await client.query(`SELECT pg_advisory_unlock($1)`, [SNAPSHOT_LOCK]);
-      }
+      });
     } finally {
-      client.release();
       await rm(dir, { recursive: true, force: true });
     }
   }
 
   /** Reads the parts in one snapshot of the database and writes the CAR; the manifest goes in last. */
   private async writeCar(
-    tx: pg.PoolClient,
+    tx: ExportReader,
+    share: () => Promise<SharedReader | null>,
     carPath: string,
     kind: SnapshotKind,
     day: string | null,
@@ -187,28 +185,19 @@ export class SnapshotService {
     onProgress?: (p: SnapshotProgress) => void,
   ): Promise<{ manifest: Manifest; root: string; bytes: number }> {
     const car = CarFileWriter.create(carPath);
-    const content = await (async () => {
-      await fixTextOutput(tx);
-      await allowPartSorts(tx);
-      const epochs = epochRange ? await this.sealEpochs(tx, epochRange) : [];
-      const params = { day, epochs: epochs.map((e) => e.epoch) };
-      const parts = await this.copyParts(tx, car, specs, params, onProgress);
-      const ledgerDay = day === null ? null : await tx.query<LedgerLink>(
-        `SELECT to_char(day, 'YYYY-MM-DD') AS day, encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash FROM ledger_days WHERE day = $1::date`,
-        [day],
-      );
-      return { parts, epochs, ledger: ledgerDay?.rows[0] ?? null, schema: await schemaVersion(tx) };
-    })();
+    const epochs = epochRange ? await this.sealEpochs(tx, epochRange) : [];
+    const params = { day, epochs: epochs.map((e) => e.epoch) };
+    const parts = await this.copyParts(tx, share, car, specs, params, onProgress);
     const unsigned: UnsignedManifest = {
       format: SNAPSHOT_FORMAT,
       kind,
       day,
       created_at: new Date().toISOString(),
-      schema_version: content.schema,
+      schema_version: await schemaVersion(tx),
       previous: previous?.cid ?? null,
-      parts: content.parts,
-      ledger: content.ledger,
-      epochs: content.epochs,
+      parts,
+      ledger: day === null ? null : await ledgerDayLink(tx, day),
+      epochs,
       signer: addressOf(key),
     };
     const manifest = signManifest(key, unsigned);
@@ -220,30 +209,32 @@ export class SnapshotService {
   /**
    * Copies the parts out into the CAR, on two connections when the pool has room for a second one: a
    * part's COPY is PostgreSQL's work (each value printed as text, most of an export's time), and one
-   * backend runs on one core. The second connection imports this transaction's snapshot
-   * (pg_export_snapshot), so that both read the same state of the database. Parts are taken last first
-   * (a day's raw job rows, by far its largest part, are last in restore order), each by whichever
-   * connection is free; their blocks interleave in the CAR (block order in a CAR means nothing), and the
-   * manifest lists the parts in spec order.
+   * backend runs on one core. The second connection shares this transaction's snapshot, so that both
+   * read the same state of the database. Parts are taken largest first (BULK_PARTS: a day's raw job rows
+   * and its ledger rows are nearly all of its bytes, and a small part left for last keeps both connections
+   * busy to the end), each by whichever connection is free; their blocks interleave in the CAR (block
+   * order in a CAR means nothing), and the manifest lists the parts in spec order.
    */
-  private async copyParts(tx: pg.PoolClient, car: CarFileWriter, specs: readonly PartSpec[], params: PartParams, onProgress?: (p: SnapshotProgress) => void): Promise<PartEntry[]> {
-    const queue = [...specs.entries()].reverse();
+  private async copyParts(tx: ExportReader, share: () => Promise<SharedReader | null>, car: CarFileWriter, specs: readonly PartSpec[], params: PartParams, onProgress?: (p: SnapshotProgress) => void): Promise<PartEntry[]> {
+    const rank = (name: string) => (BULK_PARTS.includes(name) ? BULK_PARTS.indexOf(name) : BULK_PARTS.length);
+    const queue = [...specs.entries()].reverse().sort(([, a], [, b]) => rank(a.name) - rank(b.name));
     const parts: PartEntry[] = [];
     let failed = false;
-    const lane = async (client: pg.PoolClient) => {
+    const lane = async (reader: ExportReader) => {
       for (let next = queue.shift(); next && !failed; next = queue.shift()) {
         const [i, spec] = next;
         let rows = 0;
         try {
-          const columns = await partColumns(client, spec);
-          parts[i] = await car.writePart(spec.name, spec.table, columns, await copyPartOut(client, spec, columns, params), (n) => onProgress?.({ phase: spec.name, rows: (rows += n) }));
+          const columns = await reader.columns(spec.table, spec.omit);
+          const { source, settings } = copySource(spec, params);
+          parts[i] = await car.writePart(spec.name, spec.table, columns, await reader.copyOut(source, columns, settings), (n) => onProgress?.({ phase: spec.name, rows: (rows += n) }));
         } catch (err) {
           failed = true;
           throw err;
         }
       }
     };
-    const helper = await this.helperConnection(tx);
+    const helper = await share();
     let error: Error | null = null;
     try {
       // Both lanes run to their end (a failed one stops the other taking parts) before the connections go back.
@@ -251,39 +242,10 @@ export class SnapshotService {
       const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (rejected) error = rejected.reason instanceof Error ? rejected.reason : new Error(String(rejected.reason));
     } finally {
-      if (helper) {
-        await helper.query(error ? 'ROLLBACK' : 'COMMIT').catch(() => undefined);
-        // A connection left mid-COPY by an error is not given back to the pool.
-        helper.release(error ? true : undefined);
-      }
+      await helper?.end(error !== null);
     }
     if (error) throw error;
     return parts;
-  }
-
-  /**
-   * A second connection in this transaction's snapshot, or null when the pool is too small to spare one:
-   * with a pool of two, one may hold the history lock while this one takes the snapshot, and waiting for
-   * a third would never end.
-   */
-  private async helperConnection(tx: pg.PoolClient): Promise<pg.PoolClient | null> {
-    if ((this.d.db.options.max ?? 10) < 3) return null;
-    const { rows } = await tx.query<{ id: string }>(`SELECT pg_export_snapshot() AS id`);
-    const id = rows[0]!.id;
-    // SET TRANSACTION SNAPSHOT takes no parameter: the id (the server's, checked) is written in the statement.
-    if (!/^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$/i.test(id)) throw new Error(`unexpected snapshot id from pg_export_snapshot: ${id}`);
-    const helper = await this.d.db.connect();
-    try {
-      await helper.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      await helper.query(`SET TRANSACTION SNAPSHOT '${id}'`);
-      await fixTextOutput(helper);
-      await allowPartSorts(helper);
-      return helper;
-    } catch (err) {
-      await helper.query('ROLLBACK').catch(() => undefined);
-      helper.release(true);
-      throw err;
-    }
   }
 
   /** The Merkle seals of the epochs in the range that have records and are not sealed yet. */
@@ -379,16 +341,17 @@ export class SnapshotService {
 
   /**
    * Copies the snapshot's day parts out of the live database again and compares their bytes' sha256 (the
-   * COPY text is the part's encoding, so nothing is parsed). Format-1 snapshots hold DAG-CBOR rows, which
-   * this version no longer writes: they are not compared, and the report says so.
+   * COPY text is the part's encoding, so nothing is parsed). Format-2 snapshots had the raw job rows by
+   * time: they are copied out in that order. Format-1 snapshots hold DAG-CBOR rows, which this version no
+   * longer writes: they are not compared, and the report says so.
    */
   private async compareWithDb(m: Manifest): Promise<{ ok: boolean; problems: string[] }> {
     if (m.kind !== 'day' || m.day === null) return { ok: true, problems: [] };
-    if (m.format !== SNAPSHOT_FORMAT) return { ok: false, problems: [`against-db: snapshot format ${m.format} cannot be compared with the live database by this version (it compares ${SNAPSHOT_FORMAT})`] };
+    if (m.format !== SNAPSHOT_FORMAT && m.format !== SNAPSHOT_FORMAT_2) {
+      return { ok: false, problems: [`against-db: snapshot format ${m.format} cannot be compared with the live database by this version (it compares ${SNAPSHOT_FORMAT_2} and ${SNAPSHOT_FORMAT})`] };
+    }
     const day = m.day;
-    const problems = await withTransaction(this.d.db, async (tx) => {
-      await fixTextOutput(tx);
-      await allowPartSorts(tx);
+    const problems = await readSnapshotOnce(this.d.db, async (tx) => {
       const found: string[] = [];
       const rawThere = await hasJobPartition(tx, day);
       for (const part of m.parts) {
@@ -397,15 +360,16 @@ export class SnapshotService {
         if (!spec || spec.restore === 'merge' || (spec.restore === 'archive' && !rawThere)) continue;
         const hash = createHash('sha256');
         let rows = 0;
-        for await (const piece of await copyPartOut(tx, spec, part.columns, { day, epochs: m.epochs.map((e) => e.epoch) })) {
-          hash.update(piece as Buffer);
-          rows += countRows(piece as Buffer);
+        const { source, settings } = copySource(spec, { day, epochs: m.epochs.map((e) => e.epoch) }, m.format === SNAPSHOT_FORMAT_2 ? FORMAT_2_ORDER[spec.name] : undefined);
+        for await (const piece of await tx.copyOut(source, part.columns, settings)) {
+          hash.update(piece);
+          rows += countRows(piece);
         }
         const sha256 = hash.digest('hex');
         if (sha256 !== part.sha256) found.push(`part ${part.name}: the live database has ${rows} rows hashing to ${sha256}, the snapshot ${part.rows} hashing to ${part.sha256}`);
       }
       return found;
-    }, { isolation: 'snapshot', readOnly: true });
+    });
     return { ok: problems.length === 0, problems };
   }
 
@@ -424,19 +388,6 @@ export class SnapshotService {
       if (proof) proofs.push({ epoch: s.epoch, snapshot_cid: s.snapshot_cid, ...proof });
     }
     return proofs;
-  }
-}
-
-/** Runs `fn` in a transaction on `client`, begun with `begin`. */
-async function inTransaction<T>(client: pg.PoolClient, begin: string, fn: () => Promise<T>): Promise<T> {
-  await client.query(begin);
-  try {
-    const result = await fn();
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
   }
 }
 

@@ -30,7 +30,7 @@ import type { StatusRepository, Load, NetworkLoad } from '../redis/status.reposi
 import { NETWORKS, type Network } from '../domain/eligibility.js';
 import type { QueueDepth } from '../rabbitmq/queue-depth.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
-import { latestSnapshot } from '../snapshots/snapshots.repository.js';
+import { latestSnapshot } from '../postgres/snapshots.repository.js';
 
 /** The window of `jobs_last_minute`. */
 export const STATUS_WINDOW_SECONDS = 60;

@@ -313,11 +313,11 @@ function asFormat1(car: CarContents): { blocks: Map<string, Uint8Array>; root: {
   return { blocks, root };
 }
 
-test('a format-1 snapshot (DAG-CBOR rows, before COPY text) still verifies and restores; a format this version does not know is refused, named', () =>
+test('a format-1 snapshot (DAG-CBOR rows, before COPY text) still verifies and restores, a format-2 one (COPY text, raw job rows by time) verifies; a format this version does not know is refused, named', () =>
   check(async () => {
     const first = (await stack.db.query<{ cid: string; day: string }>(`SELECT cid, to_char(day, 'YYYY-MM-DD') AS day FROM snapshots WHERE seq = 1`)).rows[0]!;
     const car = await readCarFile(path.join(storeDir, `${first.cid}.car`));
-    assert.equal(rootManifest(car).manifest.format, 'resultity-snapshot/2');
+    assert.equal(rootManifest(car).manifest.format, 'resultity-snapshot/3');
     const old = asFormat1(car);
     const file = await writeCar(old.blocks, old.root);
     const verified = await verifyFile(file);
@@ -337,11 +337,29 @@ test('a format-1 snapshot (DAG-CBOR rows, before COPY text) still verifies and r
     const day = (await stack.db.query<{ hash: string }>(`SELECT encode(hash, 'hex') AS hash FROM ledger_days WHERE day = $1::date`, [first.day])).rows[0];
     if (day) assert.equal(report.ledger_verify.head_hash, day.hash);
 
+    // Format 2: the same COPY-text parts, the raw job rows by time (format 3 has them in primary-key order).
+    const manifest3 = rootManifest(car).manifest;
+    const jobsPart = manifest3.parts.find((p) => p.name === 'jobs')!;
+    const ids = partRows(car, jobsPart).map((r) => r[jobsPart.columns.indexOf('id')]!);
+    assert.deepEqual(ids, [...ids].sort(), 'format 3: raw job rows in primary-key order');
+    const byTime = new Map(car.blocks);
+    const parts2 = manifest3.parts.map((p) => {
+      if (p.name !== 'jobs' || p.rows === 0) return p;
+      const rows = partRows(car, p);
+      const [at, id] = [p.columns.indexOf('created_at'), p.columns.indexOf('id')];
+      rows.sort((a, b) => (a[at]! < b[at]! ? -1 : a[at]! > b[at]! ? 1 : a[id]! < b[id]! ? -1 : a[id]! > b[id]! ? 1 : 0));
+      const chunk = rawBlock(Buffer.from(copyLines(rows)));
+      byTime.set(chunk.cid.toString(), chunk.bytes);
+      return { ...p, chunks: [chunk.cid], bytes: chunk.bytes.length, sha256: createHash('sha256').update(chunk.bytes).digest('hex') };
+    });
+    const format2 = await verifyFile(await writeCar(byTime, resignedRoot({ ...manifest3, format: 'resultity-snapshot/2', parts: parts2 })));
+    assert.equal(format2.code, 0, JSON.stringify(format2.report));
+
     // A format from the future: refused, the format named.
     const future = resignedRoot({ ...rootManifest(car).manifest, format: 'resultity-snapshot/9' as Manifest['format'] });
     const r = await verifyFile(await writeCar(new Map(car.blocks), future));
     assert.equal(r.code, 1);
-    assert.ok(r.report.problems.some((p) => /snapshot format "resultity-snapshot\/9" is not one this version reads \(resultity-snapshot\/1, resultity-snapshot\/2\)/.test(p)), JSON.stringify(r.report.problems));
+    assert.ok(r.report.problems.some((p) => /snapshot format "resultity-snapshot\/9" is not one this version reads \(resultity-snapshot\/1, resultity-snapshot\/2, resultity-snapshot\/3\)/.test(p)), JSON.stringify(r.report.problems));
   }));
 
 test('operators get a Merkle proof of each node\'s points per sealed epoch, from the account API and from the snapshot alone', () =>
@@ -401,12 +419,17 @@ test('restore rebuilds the chain into an empty database: ledger-verify passes wi
       env: { ...stack.cliEnv(), DATABASE_URL: url },
     });
     const report = JSON.parse(restore.stdout) as { snapshots: number; ledger_verify: { ok: boolean; head_hash: string } };
-    const original = await new LedgerChainService(stack.db).verify();
     assert.equal(report.ledger_verify.ok, true, restore.stdout);
-    assert.equal(report.ledger_verify.head_hash, original.head_hash);
 
     const restored = createPool(url, 4);
     try {
+      // The head is the original chain's hash of the newest ledger day snapshotted (the live ledger may have
+      // chained a later day since, when the run crosses midnight UTC).
+      const lastDay = (await stack.db.query<{ day: string }>(`SELECT to_char(max(day), 'YYYY-MM-DD') AS day FROM snapshots WHERE kind = 'day' AND part_rows->>'ledger_days' = '1'`)).rows[0]!.day;
+      const restoredHead = (await restored.query<{ day: string }>(`SELECT to_char(max(day), 'YYYY-MM-DD') AS day FROM ledger_days`)).rows[0]!.day;
+      assert.equal(restoredHead, lastDay);
+      const originalHash = (await stack.db.query<{ hash: string }>(`SELECT encode(hash, 'hex') AS hash FROM ledger_days WHERE day = $1::date`, [lastDay])).rows[0]!.hash;
+      assert.equal(report.ledger_verify.head_hash, originalHash);
       assert.equal((await new LedgerChainService(restored).verify()).ok, true);
       const range = { from: ago(7), to: ago(1) };
       const before = await new UsageService(stack.db).report(tenant.namespaceId, range);
@@ -466,4 +489,19 @@ test('the Kubo store round-trips a snapshot by CID (a real Kubo daemon, offline,
     assert.equal((JSON.parse(cli.stdout) as { ok: boolean }).ok, true, cli.stdout);
     // A CID the node does not hold is "not found", not a verified snapshot.
     await assert.rejects(kubo.get(encodeBlock({ absent: true }).cid.toString()).then((s) => readCar(s)));
+  }));
+
+test('snapshot create shows a progress bar on a terminal and prints one JSON document with --json', () =>
+  check(async () => {
+    const env = stack.cliEnv({ NETWORK_SIGNING_KEY: networkKey, SNAPSHOT_DIR: storeDir });
+    // A pseudo-terminal for the CLI (util-linux `script`), as an operator's shell gives it: the bar is drawn on stderr.
+    const tty = await run('script', ['-qec', `'${process.execPath}' dist/src/cli/main.js snapshot create`, '/dev/null'], { env });
+    assert.match(tty.stdout, /[░█]{5,}/, tty.stdout);
+    assert.match(tty.stdout, /snapshot b[a-z2-7]+ \(state, \d+ bytes\) stored in local:/);
+    // Not a terminal, --json: one JSON document on stdout, no bar anywhere.
+    const json = await run(process.execPath, ['dist/src/cli/main.js', 'snapshot', 'create', '--json'], { env });
+    const row = JSON.parse(json.stdout) as { kind: string; cid: string; part_rows: Record<string, number> };
+    assert.equal(row.kind, 'state');
+    assert.ok(row.part_rows['accounts']! > 0);
+    assert.doesNotMatch(json.stderr, /[░█]/);
   }));

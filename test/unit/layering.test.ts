@@ -71,9 +71,6 @@ test('engine clients are imported only in the engine folders (and the files stil
   // Still to move behind the engine folders; remove a line when its file no longer needs it.
   const STILL = [
     'metrics/engine-metrics.ts', // instruments the clients themselves
-    'snapshots/snapshot-restore.ts',
-    'snapshots/snapshot.service.ts',
-    'snapshots/snapshots.repository.ts',
   ];
   const found = imports
     .filter(({ file, specifiers }) => !ENGINE_FOLDERS.has(folderOf(file)) && specifiers.some((s) => ['pg', 'ioredis', 'mongodb', 'rabbitmq-client'].includes(s)))
@@ -87,7 +84,5 @@ test('SQL is sent only from src/postgres/ (services call repositories; they neve
     .filter((file) => folderOf(file) !== 'postgres' && /\.query(<[^>]*>)?\(/.test(readFileSync(file, 'utf8')))
     .map((file) => relative(SRC, file))
     .sort();
-  // Still to move behind src/postgres/ (issue 14, part 4); remove a line when its file no longer queries.
-  const STILL = ['snapshots/snapshot-restore.ts', 'snapshots/snapshot.service.ts', 'snapshots/snapshots.repository.ts'];
-  assert.deepEqual(found, STILL.sort());
+  assert.deepEqual(found, []);
 });

@@ -1,53 +1,10 @@
-// PostgreSQL side of snapshots (migrations/0019): copying a part's rows out as COPY text, the `snapshots` index
-// and the sealed epochs, and what decides that a day is ready to be snapshotted.
-import type pg from 'pg';
-import type { Queryable } from '../postgres/db.js';
-import { to as copyTo, type CopyToStreamQuery } from 'pg-copy-streams';
-import type { SnapshotKind } from './snapshot.format.js';
-import { PART_SETTINGS, settingValues, settingWhere, type PartParams, type PartSpec } from './snapshot-parts.js';
+// The snapshots' index in PostgreSQL (migrations/0019): the `snapshots` rows and the sealed epochs, the
+// contribution points the epochs' Merkle trees are built from, and what decides that a day is ready to be
+// snapshotted. (Copying parts out and in: snapshot-copy.ts.)
+import type { Queryable } from './db.js';
 
-/**
- * Makes the transaction's text output of values fixed, whatever the server's or the role's settings:
- * timestamps in UTC, ISO dates, hex bytea. The same row then always prints the same text.
- */
-export async function fixTextOutput(tx: Queryable): Promise<void> {
-  await tx.query(`SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true),
-                         set_config('bytea_output', 'hex', true), set_config('extra_float_digits', '1', true),
-                         set_config('IntervalStyle', 'postgres', true)`);
-}
-
-/**
- * Gives the transaction's sorts the memory to run in it: each part is copied in its order (a day's rows
- * sorted by the part's key), and at the default 4 MB a day of 100,000 jobs sorts on disk (external merge).
- * Beyond it a sort still spills, so this bounds the memory, not the day.
- */
-export async function allowPartSorts(tx: Queryable): Promise<void> {
-  await tx.query(`SELECT set_config('work_mem', '64MB', true)`);
-}
-
-/** The table's columns in order, less the omitted ones. */
-export async function partColumns(q: Queryable, spec: PartSpec): Promise<string[]> {
-  const r = await q.query<{ name: string }>(
-    `SELECT attname AS name FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
-    [spec.table],
-  );
-  return r.rows.map((c) => c.name).filter((c) => !(spec.omit && c in spec.omit));
-}
-
-const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
-
-/**
- * The part's rows as PostgreSQL prints them with `COPY (SELECT <columns> ...) TO STDOUT` (text format), a
- * stream of bytes: no value is converted on the way. Needs a client inside a transaction on which
- * fixTextOutput ran (the settings that fix the text of each value, and the part's parameters, are the
- * transaction's). The caller reads the stream to its end before using the client again.
- */
-export async function copyPartOut(tx: pg.PoolClient, spec: PartSpec, columns: readonly string[], params: PartParams): Promise<CopyToStreamQuery> {
-  const values = settingValues(params);
-  await tx.query(`SELECT set_config($1, $2, true), set_config($3, $4, true)`, [PART_SETTINGS.day, values.day, PART_SETTINGS.epochs, values.epochs]);
-  const select = columns.map(ident).join(', ');
-  return tx.query(copyTo(`COPY (SELECT ${select} FROM ${ident(spec.table)} WHERE ${settingWhere(spec)} ORDER BY ${spec.orderBy}) TO STDOUT`));
-}
+/** What a snapshot covers (src/snapshots/snapshot.format.ts names the same kinds). */
+export type SnapshotRowKind = 'day' | 'state';
 
 /** The newest migration applied: the schema the parts' columns come from. */
 export async function schemaVersion(q: Queryable): Promise<string> {
@@ -59,7 +16,7 @@ export interface SnapshotRow {
   cid: string;
   seq: number;
   previous_cid: string | null;
-  kind: SnapshotKind;
+  kind: SnapshotRowKind;
   day: string | null;
   bytes: number;
   part_rows: Record<string, number>;
@@ -190,4 +147,13 @@ export async function countJobsOnDay(q: Queryable, day: string): Promise<number>
     [day],
   );
   return r.rows[0]!.n;
+}
+
+/** The day's link in the ledger's hash chain (hex hashes), or null when the day is not chained. */
+export async function ledgerDayLink(q: Queryable, day: string): Promise<{ day: string; prev_hash: string; hash: string } | null> {
+  const r = await q.query<{ day: string; prev_hash: string; hash: string }>(
+    `SELECT to_char(day, 'YYYY-MM-DD') AS day, encode(prev_hash, 'hex') AS prev_hash, encode(hash, 'hex') AS hash FROM ledger_days WHERE day = $1::date`,
+    [day],
+  );
+  return r.rows[0] ?? null;
 }
