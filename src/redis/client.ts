@@ -2,7 +2,6 @@
 // or test runs can share one server. Redis holds only what can be rebuilt (see DESIGN.md, invariant 5).
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
-
 import { countRedis } from '../metrics/engine-metrics.js';
 
 /** The Redis connection type, for code outside this folder that passes one along (the composition root). */
