@@ -2,7 +2,7 @@
 // or test runs can share one server. Redis holds only what can be rebuilt (see DESIGN.md, invariant 5).
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { countRedis } from '../metrics/engine-metrics.js';
+import { instrumentRedis } from './instrument.js';
 
 /**
  * A Redis connection. `subscriber`: the connection will be put in subscribe mode (it can then run nothing
@@ -25,7 +25,7 @@ export function createRedis(url: string, name: string, opts: { subscriber?: bool
     enableAutoPipelining: opts.subscriber !== true,
   });
   // Commands counted for GET /metrics, by this client's name.
-  countRedis(redis, name);
+  instrumentRedis(redis, name);
   return redis;
 }
 
