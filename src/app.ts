@@ -66,6 +66,7 @@ import { NodeConfigDigests } from './redis/node-configs.repository.js';
 import { statusRoutes } from './status/status.routes.js';
 import { openVerifyPool, type VerifyPoolHandle } from './domain/verify-pool.js';
 import { metricsRoutes } from './metrics/metrics.http.js';
+import { exportFleetMetrics } from './metrics/fleet.js';
 import { NamespaceConsoleService } from './gate/namespace-console.service.js';
 import { OperatorConsoleService } from './gate/operator-console.service.js';
 import { NodePresenceView } from './redis/node-presence.view.js';
@@ -189,7 +190,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const marks = new PublishMarks(db, Math.min(2_000, Math.floor(config.OUTBOX_REPUBLISH_AFTER_MS / 2)), logger);
   events.onAnyFinished((jobId) => marks.finished(jobId));
   marks.start();
-  const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
+  const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX, config.RABBITMQ_QUEUE_TYPE);
+  await queue.verifyTopology();
   const rcpClock = rcpClockFrom(config);
   const uptime = new UptimeRepository(redis, keys, 3 * config.RCP_EPOCH_SECONDS + 3_600);
   const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS, rcpClock, {
@@ -255,7 +257,13 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     return reply.code(readiness.status === 'not_ready' ? 503 : 200).send(readiness);
   });
 
-  if (has('status')) statusRoutes(app, new StatusService({ db, redis, keys, rabbit, queue, logger }));
+  // The status role's process also exports the fleet's gauges (queue depths, nodes and free slots by model).
+  let stopFleetMetrics: (() => void) | null = null;
+  if (has('status')) {
+    const status = new StatusService({ db, redis, keys, rabbit, queue, logger });
+    statusRoutes(app, status);
+    stopFleetMetrics = exportFleetMetrics(() => status.fleetReading());
+  }
   if (has('cloud')) {
     const auth = new AuthService({
       db,
@@ -369,6 +377,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       return url;
     },
     async close() {
+      stopFleetMetrics?.();
       if (closed) return;
       closed = true;
       gateway?.closeAll();
