@@ -94,9 +94,17 @@ class RoleProcess {
     const until = Date.now() + 90_000;
     while (!(await accepting(this.port))) {
       if (child.exitCode !== null) throw new Error(`${this.roles} on ${this.port} exited with ${child.exitCode} at start`);
-      if (Date.now() > until) throw new Error(`${this.roles} on ${this.port} did not listen within 90 s`);
+      if (Date.now() > until) {
+        // Killed before the next try: a slow boot that listens later would hold the port, orphaned
+        // (every later start failing with EADDRINUSE, and kills of this role missing the live process).
+        await this.kill();
+        throw new Error(`${this.roles} on ${this.port} did not listen within 90 s`);
+      }
       await sleep(100);
     }
+    // Listening, and the listener is this child (not a leftover of an earlier try).
+    await sleep(200);
+    if (child.exitCode !== null) throw new Error(`${this.roles} on ${this.port} exited with ${child.exitCode} once listening`);
   }
   async kill(): Promise<void> {
     const child = this.child;
