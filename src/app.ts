@@ -8,7 +8,9 @@ import websocket from '@fastify/websocket';
 import type { Logger } from 'pino';
 import { accountQuotasOf, type Config, type Role } from './config.js';
 import { addressOf } from './domain/signatures.js';
-import { createPool, type Db } from './postgres/db.js';
+import { createPool, pingDatabase, type Db } from './postgres/db.js';
+import { StatusRepository } from './redis/status.repository.js';
+import { QueueDepth } from './rabbitmq/queue-depth.js';
 import { migrate } from './postgres/migrate.js';
 import { connectMongo, type Mongo } from './mongo/client.js';
 import { PayloadsRepository } from './mongo/payloads.repository.js';
@@ -247,7 +249,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   app.get('/readyz', async (_request, reply) => {
     const readiness = await probeEngines(
       {
-        postgres: () => db.query('SELECT 1'),
+        postgres: () => pingDatabase(db),
         redis: redisReady(redis) && (() => redis.ping()),
         mongodb: () => mongo.db.command({ ping: 1 }),
         rabbitmq: rabbit.ready && (() => Promise.resolve()),
@@ -260,7 +262,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // The status role's process also exports the fleet's gauges (queue depths, nodes and free slots by model).
   let stopFleetMetrics: (() => void) | null = null;
   if (has('status')) {
-    const status = new StatusService({ db, redis, keys, rabbit, queue, logger });
+    const status = new StatusService({ db, nodes: new StatusRepository(redis, keys), depth: new QueueDepth(rabbit), queue, logger });
     statusRoutes(app, status);
     stopFleetMetrics = exportFleetMetrics(() => status.fleetReading());
   }

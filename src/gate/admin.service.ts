@@ -19,7 +19,8 @@ import {
   type NamespaceRow,
 } from '../postgres/accounts.repository.js';
 import { findApiKey, insertApiKey, listApiKeys, revokeApiKey, revokeNamespaceApiKeys, type ApiKeyRow } from '../postgres/api-keys.repository.js';
-import { balanceOf, ledgerAccountId, ledgerTotals, lockAccounts, postTransaction, type LedgerTotals } from '../postgres/ledger.repository.js';
+import { balanceOf, ledgerAccountId, ledgerTotals, lockAccounts, post, type LedgerTotals } from '../postgres/ledger.repository.js';
+import * as postings from '../domain/postings.js';
 import { isPriorityClass, PRIORITY_CLASSES, SURCHARGE_BPS_MAX, SURCHARGE_BPS_MIN, type PrioritySurcharges } from '../domain/priority.js';
 import { findModel, modelAliases, replaceModelAliases, setModelUsageBound, upsertModel, type ModelRow } from '../postgres/models.repository.js';
 import { findTokenizer, insertTokenizer } from '../postgres/tokenizers.repository.js';
@@ -228,12 +229,7 @@ export class AdminService {
     if (micro < 1) throw errors.invalid('amount must be at least 0.000001 credits (one micro-credit)', 'amount');
     if (!(await findNamespace(this.d.db, namespaceId))) throw errors.notFound('Namespace');
     await withTransaction(this.d.db, async (tx) => {
-      const funding = await ledgerAccountId(tx, 'funding', null);
-      const available = await ledgerAccountId(tx, 'ns_available', namespaceId);
-      await postTransaction(tx, { kind: 'topup', jobId: null, memo }, [
-        { accountId: funding, amount: -micro },
-        { accountId: available, amount: micro },
-      ]);
+      await post(tx, postings.topup(namespaceId, micro, memo));
       // Checked again now that the posting holds the namespace's ledger lock, which deleteNamespace takes
       // too: credits must never land in a namespace deleted since the check above.
       if (!(await findNamespace(tx, namespaceId))) throw errors.notFound('Namespace');

@@ -10,7 +10,8 @@ import { isAddress } from '../domain/signatures.js';
 import { ENROLMENT_TOKEN_MAX_TTL_HOURS, issueEnrolmentToken } from '../domain/enrolment.js';
 import { enrolNode } from '../postgres/nodes.repository.js';
 import { findAccount } from '../postgres/accounts.repository.js';
-import { balanceOf, ledgerAccountId, postTransaction } from '../postgres/ledger.repository.js';
+import { balanceOf, post } from '../postgres/ledger.repository.js';
+import * as postings from '../domain/postings.js';
 import {
   earningsByNodeAndDay,
   exportRequestedWithdrawals,
@@ -74,12 +75,7 @@ export class OperatorsService {
       await lockOperator(tx, operatorId);
       const available = await balanceOf(tx, 'operator_earnings', operatorId);
       if (available < micro) throw errors.insufficientCredits(micro, available);
-      const earnings = await ledgerAccountId(tx, 'operator_earnings', operatorId);
-      const pending = await ledgerAccountId(tx, 'operator_withdrawal', operatorId);
-      const txnId = await postTransaction(tx, { kind: 'withdrawal', jobId: null, memo: destination }, [
-        { accountId: earnings, amount: -micro },
-        { accountId: pending, amount: micro },
-      ]);
+      const txnId = await post(tx, postings.withdrawal(operatorId, micro, destination));
       return insertWithdrawal(tx, { operatorAccountId: operatorId, amountMicro: micro, destination, ledgerTxnId: txnId! });
     });
   }

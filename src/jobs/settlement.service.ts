@@ -2,14 +2,15 @@
 // its ledger postings in one transaction, fenced by the job's state and attempt, so a job is held once,
 // settled at most once, and never charged for a failure.
 //
-// Holds and completions are one statement each (jobs/settlement-batch.ts) and may be group-committed
+// Holds and completions are one statement each (postgres/settlement-batch.repository.ts) and may be group-committed
 // (common/group-commit.ts): concurrent calls then share a statement, each still getting the outcome it
 // would get alone (one code path, batches of one or of many).
 import { ledgerBatchItems } from '../metrics/engine-metrics.js';
 import { withTransaction, type Db } from '../postgres/db.js';
 import { chargeDelivered, endJobWithoutResult, jobRowOf, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
 import { operatorOf } from '../postgres/nodes.repository.js';
-import { ledgerAccountId, postTransaction } from '../postgres/ledger.repository.js';
+import { post } from '../postgres/ledger.repository.js';
+import * as postings from '../domain/postings.js';
 import { settleHold } from '../postgres/key-spend.repository.js';
 import { quarantineJob } from '../postgres/quarantine.repository.js';
 import { GroupCommit, type GroupCommitOptions, type ItemOutcome } from '../common/group-commit.js';
@@ -17,9 +18,9 @@ import { actualCost, splitCapture } from '../domain/pricing.js';
 import type { Usage } from '../domain/protocol.js';
 import { termsOf, type JobTerms } from '../domain/job-ticket.js';
 import { epochOf, POINTS_PER_JOB, type RcpClock } from '../domain/rcp.js';
-import { completeBatch, holdBatch, holdError, runBatch, type CompletionOutcome, type CompletionRequest, type HoldRequest } from './settlement-batch.js';
+import { completeBatch, holdBatch, holdError, runBatch, type CompletionOutcome, type CompletionRequest, type HoldRequest } from '../postgres/settlement-batch.repository.js';
 
-export { IdempotencyKeyInUse, type CompletionOutcome, type CompletionRequest } from './settlement-batch.js';
+export { IdempotencyKeyInUse, type CompletionOutcome, type CompletionRequest } from '../postgres/settlement-batch.repository.js';
 
 /** A node's result to settle: its attempt, usage, and the job's terms from its ticket (domain/job-ticket.ts). */
 export interface SettleInput {
@@ -142,22 +143,11 @@ export class SettlementService {
     return withTransaction(this.db, async (tx) => {
       const ended = await endJobWithoutResult(tx, jobId, status, code, message);
       if (!ended) return null;
-      const held = await ledgerAccountId(tx, 'ns_held', ended.namespace_id);
-      const available = await ledgerAccountId(tx, 'ns_available', ended.namespace_id);
       const charged = delivered ? actualCost(termsOf(ended), delivered.usage, ended.hold_micro) : 0;
       const row = charged > 0 && delivered ? await chargeDelivered(tx, ended, { ...delivered, chargedMicro: charged }) : ended;
-      await postTransaction(tx, { kind: 'release', jobId }, [
-        { accountId: held, amount: -(ended.hold_micro - charged) },
-        { accountId: available, amount: ended.hold_micro - charged },
-      ]);
+      await post(tx, postings.release(jobId, ended.namespace_id, ended.hold_micro - charged));
       if (charged > 0 && delivered) {
-        const split = splitCapture(charged, this.operatorShareBps);
-        const operator = await operatorOf(tx, delivered.nodeId);
-        await postTransaction(tx, { kind: 'capture', jobId }, [
-          { accountId: held, amount: -charged },
-          ...(operator ? [{ accountId: await ledgerAccountId(tx, 'operator_earnings', operator), amount: split.operator }] : []),
-          { accountId: await ledgerAccountId(tx, 'platform_revenue', null), amount: operator ? split.platform : charged },
-        ]);
+        await post(tx, postings.capture(jobId, ended.namespace_id, charged, await operatorOf(tx, delivered.nodeId), this.operatorShareBps));
       }
       await settleHold(tx, ended.api_key_id, ended.created_at, ended.hold_micro, charged);
       if (status !== 'cancelled') await quarantineJob(tx, jobId, code);

@@ -16,7 +16,7 @@ import { PeriodicTask } from '../common/periodic-task.js';
 import type { Config } from '../config.js';
 import { isoDay } from '../domain/day-range.js';
 import { isJobDayClosed, isPastLiveWindow, partitionDaysAhead } from '../domain/job-history.js';
-import { withTransaction, type Db } from '../postgres/db.js';
+import { databaseNow, withTransaction, type Db } from '../postgres/db.js';
 import { ADVISORY_LOCKS, runExclusive } from '../postgres/advisory-lock.js';
 import {
   countUnfinishedOnDay,
@@ -78,7 +78,7 @@ export class HistoryMaintenance {
   async run(): Promise<HistoryRunReport | null> {
     const result = await runExclusive(this.d.db, ADVISORY_LOCKS.history, async () => {
       // The database's clock decides, as it does for the jobs' own timestamps: one clock for all instances.
-      const now = (await this.d.db.query<{ now: Date }>(`SELECT now()`)).rows[0]!.now;
+      const now = await databaseNow(this.d.db);
       const report: HistoryRunReport = { partitionsCreated: [], rolledUp: [], dropped: [], ledgerDaysChained: [], snapshotted: [] };
       report.partitionsCreated = await this.ensurePartitionsAhead(now);
       report.rolledUp = await this.rollUpClosedDays(now);

@@ -26,6 +26,7 @@ import type { UptimeRepository } from '../redis/uptime.repository.js';
 import { recordUptime } from '../postgres/rcp.repository.js';
 import { epochOf, uptimePoints, type RcpClock } from '../domain/rcp.js';
 import { IDEMPOTENCY_WINDOW_HOURS } from '../domain/jobs.js';
+import { endings } from '../domain/job-steps.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { RetentionService } from '../space/retention.service.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
@@ -132,7 +133,7 @@ export class Maintenance {
   private async expireOverdue(now: Date): Promise<void> {
     for (const id of await listOverdue(this.d.db, now, BATCH)) {
       try {
-        await this.d.lifecycle.endWithoutResult(id, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
+        await this.d.lifecycle.end(id, endings.deadlineExceeded());
       } catch (err) {
         // One job that cannot be ended (a constraint it breaks, say) must not stop every later sweep of
         // the tick, tick after tick: it is logged, and tried again next time.

@@ -21,6 +21,7 @@ import {
   type Network,
 } from '../domain/eligibility.js';
 import { withTransaction, type Db, type Queryable } from '../postgres/db.js';
+import { nodeExists } from '../postgres/nodes.repository.js';
 import { bindNamespace, findNamespace, type NamespaceRow } from '../postgres/accounts.repository.js';
 import {
   addSubcloudMember,
@@ -130,9 +131,8 @@ export class EligibilityService {
     if (!isAddress(nodeId)) throw errors.invalid('node ids are lower-case addresses: 0x and 40 hex digits', 'node_id');
     await this.change(async (tx) => {
       if (!(await findSubcloud(tx, name, true))) throw errors.notFound('Subcloud');
-      const known = await tx.query(`SELECT 1 FROM nodes WHERE id = $1`, [nodeId]);
       // A node exists once it has registered (bound to its operator); it can be made a member from then on.
-      if ((known.rowCount ?? 0) === 0) throw errors.notFound('Node');
+      if (!(await nodeExists(tx, nodeId))) throw errors.notFound('Node');
       const added = await addSubcloudMember(tx, name, nodeId);
       return { result: added, log: added ? { action: 'subcloud.member_add', subject: name, before: null, after: { node: nodeId } } : null };
     }, actor);

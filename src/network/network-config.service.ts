@@ -14,7 +14,6 @@
 // at once after publishing itself, so every instance applies a new version within a few seconds. Until
 // a version exists (an instance without the gate role started before any gate did), the environment's
 // parameters apply, which are what genesis will state.
-import type pg from 'pg';
 import type { Logger } from 'pino';
 import { capacityRulesSchema, type CapacityRules } from '../domain/capacity.js';
 import { z } from 'zod';
@@ -37,8 +36,8 @@ import {
   type RuntimeRequirement,
   type SignedNetworkConfig,
 } from '../domain/network-config.js';
-import { withTransaction, type Db } from '../postgres/db.js';
-import { ADVISORY_LOCKS } from '../postgres/advisory-lock.js';
+import type { Db, Tx } from '../postgres/db.js';
+import { ADVISORY_LOCKS, withTransactionLock } from '../postgres/advisory-lock.js';
 import { listModels } from '../postgres/models.repository.js';
 import { recordAdminChange, SYSTEM_ACTOR } from '../postgres/admin-changes.repository.js';
 import {
@@ -46,6 +45,7 @@ import {
   insertNetworkConfig,
   latestNetworkConfig,
   listNetworkConfigs,
+  longestExecutionTimeoutMs,
   type NetworkConfigRow,
 } from '../postgres/network-configs.repository.js';
 import type { NodeConfigDigests } from '../redis/node-configs.repository.js';
@@ -145,10 +145,7 @@ export class NetworkConfigService implements CurrentNetworkConfig {
       try {
         const row = await latestNetworkConfig(this.d.db);
         if (!row || (this.cached && row.version <= this.cached.version)) return;
-        const longest = await this.d.db.query<{ ms: number | null }>(
-          `SELECT max((document->'jobs'->>'executionTimeoutMs')::integer) AS ms FROM network_configs`,
-        );
-        this.longestTimeoutMs = Math.max(this.env.jobs.executionTimeoutMs, longest.rows[0]?.ms ?? 0);
+        this.longestTimeoutMs = Math.max(this.env.jobs.executionTimeoutMs, (await longestExecutionTimeoutMs(this.d.db)) ?? 0);
         const previous = this.cached?.version ?? null;
         this.cached = published(row);
         this.d.logger.info({ version: row.version, digest: row.digest, previous }, 'network config in force');
@@ -232,14 +229,11 @@ export class NetworkConfigService implements CurrentNetworkConfig {
     return { version: this.cached?.version ?? null, digest, online: nodes.size, current: nodes.size - behind.length, behind };
   }
 
-  private async underLock<T>(fn: (tx: pg.PoolClient, latest: NetworkConfigRow | null) => Promise<T>): Promise<T> {
-    return withTransaction(this.d.db, async (tx) => {
-      await tx.query(`SELECT pg_advisory_xact_lock($1)`, [ADVISORY_LOCKS.networkConfig]);
-      return fn(tx, await latestNetworkConfig(tx));
-    });
+  private async underLock<T>(fn: (tx: Tx, latest: NetworkConfigRow | null) => Promise<T>): Promise<T> {
+    return withTransactionLock(this.d.db, ADVISORY_LOCKS.networkConfig, async (tx) => fn(tx, await latestNetworkConfig(tx)));
   }
 
-  private async store(tx: pg.PoolClient, document: NetworkConfig, actor: string, previous: NetworkConfigRow | null): Promise<PublishedConfig> {
+  private async store(tx: Tx, document: NetworkConfig, actor: string, previous: NetworkConfigRow | null): Promise<PublishedConfig> {
     if (!this.d.networkKey) throw new Error('publishing a network config needs the network key (NETWORK_SIGNING_KEY)');
     const signed = signNetworkConfig(this.d.networkKey, document);
     const row = await insertNetworkConfig(tx, { ...signed, publishedBy: actor });

@@ -4,7 +4,7 @@
 // released at commit, or by the server when the client's connection or process dies, so a crashed
 // instance never leaves it held. The tasks stay idempotent and guarded by constraints all the same:
 // the lock spares duplicate work, the constraints keep a lost lock from doing harm.
-import { withTransaction, type Db } from './db.js';
+import { withTransaction, type Db, type Tx } from './db.js';
 
 /** Arbitrary constants naming our locks among PostgreSQL advisory locks. */
 export const ADVISORY_LOCKS = {
@@ -24,5 +24,13 @@ export async function runExclusive<T>(db: Db, lock: number, fn: () => Promise<T>
     const r = await tx.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock($1) AS ok`, [lock]);
     if (!r.rows[0]?.ok) return { ran: false as const };
     return { ran: true as const, value: await fn() };
+  });
+}
+
+/** Runs `fn` in a transaction that first waits for the lock (held until commit): one holder at a time. */
+export async function withTransactionLock<T>(db: Db, lock: number, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return withTransaction(db, async (tx) => {
+    await tx.query(`SELECT pg_advisory_xact_lock($1)`, [lock]);
+    return fn(tx);
   });
 }

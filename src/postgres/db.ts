@@ -13,6 +13,8 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (s: string) => {
 
 export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
 export type Db = pg.Pool;
+/** A connection inside a transaction (withTransaction's callback): services name it without importing pg. */
+export type Tx = pg.PoolClient;
 
 export function createPool(url: string, max = 20): Db {
   const pool = new pg.Pool({ connectionString: url, max, application_name: 'resultity' });
@@ -32,7 +34,7 @@ export interface TransactionOptions {
   readOnly?: boolean;
 }
 
-export async function withTransaction<T>(db: Db, fn: (tx: pg.PoolClient) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+export async function withTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
   const client = await db.connect();
   try {
     const mode = [opts.isolation === 'snapshot' ? 'ISOLATION LEVEL REPEATABLE READ' : '', opts.readOnly ? 'READ ONLY' : ''].filter(Boolean).join(', ');
@@ -52,4 +54,14 @@ export async function withTransaction<T>(db: Db, fn: (tx: pg.PoolClient) => Prom
 export function isUniqueViolation(err: unknown, constraint?: string): boolean {
   const e = err as { code?: string; constraint?: string };
   return e.code === '23505' && (constraint === undefined || e.constraint === constraint);
+}
+
+/** The database's clock: one clock for every instance, the one the jobs' own timestamps use. */
+export async function databaseNow(q: Queryable): Promise<Date> {
+  return (await q.query<{ now: Date }>(`SELECT now()`)).rows[0]!.now;
+}
+
+/** One round trip, for readiness probes: throws when the server cannot be reached. */
+export async function pingDatabase(q: Queryable): Promise<void> {
+  await q.query('SELECT 1');
 }

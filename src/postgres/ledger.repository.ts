@@ -6,9 +6,9 @@
 // would serialise all settlements on one row lock held through each commit. Their balance is the sum of
 // their entries, computed when read; their `balance` column stays 0.
 import type { Queryable } from './db.js';
+import type { LedgerAccountKind, LedgerTxnKind, Posting } from '../domain/postings.js';
 
-export type LedgerAccountKind = 'funding' | 'ns_available' | 'ns_held' | 'operator_earnings' | 'operator_withdrawal' | 'platform_revenue';
-export type LedgerTxnKind = 'topup' | 'hold' | 'capture' | 'release' | 'withdrawal' | 'storage';
+export type { LedgerAccountKind, LedgerTxnKind } from '../domain/postings.js';
 
 export interface LedgerEntry {
   accountId: number;
@@ -92,6 +92,17 @@ export interface LedgerPosting {
   jobId: string | null;
   memo?: string;
   entries: readonly LedgerEntry[];
+}
+
+/**
+ * Writes a posting built by domain/postings.ts, its accounts resolved (created on first use). Must run
+ * inside the caller's database transaction; same errors as postTransaction. Returns the transaction's id,
+ * null when nothing moved.
+ */
+export async function post(q: Queryable, p: Posting): Promise<number | null> {
+  const entries: LedgerEntry[] = [];
+  for (const line of p.lines) entries.push({ accountId: await ledgerAccountId(q, line.account.kind, line.account.owner), amount: line.amount });
+  return postTransaction(q, { kind: p.kind, jobId: p.jobId, ...(p.memo === undefined ? {} : { memo: p.memo }) }, entries);
 }
 
 /**

@@ -45,3 +45,9 @@ export async function listNetworkConfigs(q: Queryable, limit: number): Promise<N
   const r = await q.query<NetworkConfigRow>(`SELECT ${COLUMNS} FROM network_configs ORDER BY version DESC LIMIT $1`, [limit]);
   return r.rows;
 }
+
+/** The longest job execution timeout any version ever stated (jobs accepted under an older one may still run). */
+export async function longestExecutionTimeoutMs(q: Queryable): Promise<number | null> {
+  const r = await q.query<{ ms: number | null }>(`SELECT max((document->'jobs'->>'executionTimeoutMs')::integer) AS ms FROM network_configs`);
+  return r.rows[0]?.ms ?? null;
+}

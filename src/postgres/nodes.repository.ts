@@ -64,3 +64,9 @@ export async function operatorsOf(q: Queryable, nodeIds: readonly string[]): Pro
   const r = await q.query<{ id: string; operator_account_id: string }>(`SELECT id, operator_account_id FROM nodes WHERE id = ANY($1::text[])`, [nodeIds]);
   return new Map(r.rows.map((row) => [row.id, row.operator_account_id]));
 }
+
+/** A node exists once it has registered (bound to its operator). */
+export async function nodeExists(q: Queryable, nodeId: string): Promise<boolean> {
+  const r = await q.query(`SELECT 1 FROM nodes WHERE id = $1`, [nodeId]);
+  return (r.rowCount ?? 0) > 0;
+}

@@ -160,3 +160,9 @@ export async function findSystemPrincipal(q: Queryable, purpose: string): Promis
 export async function saveSystemPrincipal(q: Queryable, purpose: string, namespaceId: string, apiKeyId: string): Promise<void> {
   await q.query(`INSERT INTO system_principals (purpose, namespace_id, api_key_id) VALUES ($1, $2, $3)`, [purpose, namespaceId, apiKeyId]);
 }
+
+/** When the newest blind job was submitted (in PostgreSQL, so the cadence holds whichever instance runs). */
+export async function lastBlindJobAt(q: Queryable): Promise<Date | null> {
+  const r = await q.query<{ at: Date | null }>(`SELECT max(created_at) AS at FROM blind_jobs`);
+  return r.rows[0]?.at ?? null;
+}

@@ -24,7 +24,7 @@
 // priority, so a steady stream of urgent jobs would starve bulk jobs queued behind it. With a queue per
 // class, each class keeps its own window of delivered jobs at every scheduler, and the scheduler's fair
 // dispatcher (src/scheduler/fair-queue.ts) shares free nodes between the classes by weight.
-import { AMQPChannelError, ConsumerStatus, type AsyncMessage, type Connection, type Consumer, type Publisher } from 'rabbitmq-client';
+import { AMQPChannelError, ConsumerStatus, type AsyncMessage, type Connection, type Publisher } from 'rabbitmq-client';
 
 export type QueueType = 'classic' | 'quorum';
 import { PRIORITY_CLASSES, type PriorityClass } from '../domain/priority.js';
@@ -45,6 +45,12 @@ export interface JobMessage {
 export interface QuarantineMessage {
   jobId: string;
   reason: string;
+}
+
+/** A running consumer of one queue, as its callers see it (no broker client types outside this folder). */
+export interface JobConsumer {
+  close(): Promise<void>;
+  on(event: 'error', listener: (err: unknown) => void): unknown;
 }
 
 export class JobQueue {
@@ -197,7 +203,7 @@ export class JobQueue {
    * Consumes one class of a model's jobs. The handler's promise is the reservation: the message stays
    * unacked until it settles, and a crash before then returns it to the queue for another scheduler.
    */
-  consume(model: string, priority: PriorityClass, concurrency: number, handler: (msg: JobMessage, redelivered: boolean) => Promise<void>): Consumer {
+  consume(model: string, priority: PriorityClass, concurrency: number, handler: (msg: JobMessage, redelivered: boolean) => Promise<void>): JobConsumer {
     const t = this.topology(model, priority);
     return this.rabbit.createConsumer(
       {

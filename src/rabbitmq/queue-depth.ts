@@ -11,6 +11,11 @@ import { AMQPChannelError, type Channel, type Connection } from 'rabbitmq-client
 export class QueueDepth {
   constructor(private readonly rabbit: Connection) {}
 
+  /** Whether the broker connection is up (when it is not, asking would only wait for it). */
+  get connected(): boolean {
+    return this.rabbit.ready;
+  }
+
   /** Ready messages per queue name; a queue that does not exist counts 0. Rejects when the broker cannot be asked. */
   async messageCounts(queues: readonly string[]): Promise<Map<string, number>> {
     const counts = new Map<string, number>();

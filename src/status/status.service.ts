@@ -22,16 +22,13 @@
 // Cost, for operators of a large network: the Redis reads walk the online nodes' presence hashes
 // (pipelined, batched), and the last-minute query probes the jobs_finished index of each day partition.
 import { performance } from 'node:perf_hooks';
-import type { Redis } from 'ioredis';
-import type { Connection } from 'rabbitmq-client';
 import type { Logger } from 'pino';
 import type { Db } from '../postgres/db.js';
 import { listModels } from '../postgres/models.repository.js';
 import { recentJobStats, waitingJobsByModel } from '../postgres/status.repository.js';
-import type { RedisKeys } from '../redis/client.js';
-import { StatusRepository, type Load, type NetworkLoad } from '../redis/status.repository.js';
+import type { StatusRepository, Load, NetworkLoad } from '../redis/status.repository.js';
 import { NETWORKS, type Network } from '../domain/eligibility.js';
-import { QueueDepth } from '../rabbitmq/queue-depth.js';
+import type { QueueDepth } from '../rabbitmq/queue-depth.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 import { latestSnapshot } from '../snapshots/snapshots.repository.js';
 import { PRIORITY_CLASSES } from '../domain/priority.js';
@@ -108,9 +105,10 @@ export interface StatusSnapshot {
 
 export interface StatusServiceDeps {
   db: Db;
-  redis: Redis;
-  keys: RedisKeys;
-  rabbit: Connection;
+  /** The fleet's presence, slots and load (Redis). */
+  nodes: StatusRepository;
+  /** Ready messages per queue (RabbitMQ). */
+  depth: QueueDepth;
   /** Names each model's queue. */
   queue: Pick<JobQueue, 'queuesFor'>;
   logger: Pick<Logger, 'warn'>;
@@ -119,15 +117,11 @@ export interface StatusServiceDeps {
 }
 
 export class StatusService {
-  private readonly nodes: StatusRepository;
-  private readonly depth: QueueDepth;
   private readonly ttlMs: number;
   private cached: { snapshot: StatusSnapshot; expiresAt: number } | null = null;
   private inFlight: Promise<StatusSnapshot> | null = null;
 
   constructor(private readonly d: StatusServiceDeps) {
-    this.nodes = new StatusRepository(d.redis, d.keys);
-    this.depth = new QueueDepth(d.rabbit);
     this.ttlMs = d.ttlMs ?? 1_000;
   }
 
@@ -155,9 +149,9 @@ export class StatusService {
     const snapshot = await this.snapshot();
     const models = snapshot.models.map((m) => m.id);
     let byQueue: Map<string, number> | null = null;
-    if (this.d.rabbit.ready) {
+    if (this.d.depth.connected) {
       try {
-        byQueue = await this.depth.messageCounts(models.flatMap((m) => this.d.queue.queuesFor(m)));
+        byQueue = await this.d.depth.messageCounts(models.flatMap((m) => this.d.queue.queuesFor(m)));
       } catch (err) {
         this.d.logger.warn({ err }, 'metrics: queue depths unavailable');
       }
@@ -179,7 +173,7 @@ export class StatusService {
     const catalogue = await listModels(db);
     const models = catalogue.map((m) => m.name);
     const [fleet, queued, waiting, recent, snapshot] = await Promise.all([
-      this.nodes.fleetLoad(catalogue.map((m) => ({ name: m.name, version: m.version, minGpuMemoryMb: m.min_gpu_memory_mb }))),
+      this.d.nodes.fleetLoad(catalogue.map((m) => ({ name: m.name, version: m.version, minGpuMemoryMb: m.min_gpu_memory_mb }))),
       this.queueDepths(models),
       waitingJobsByModel(db),
       recentJobStats(db, STATUS_WINDOW_SECONDS),
@@ -216,9 +210,9 @@ export class StatusService {
    * acquiring a channel would wait for the reconnect.
    */
   private async queueDepths(models: readonly string[]): Promise<Map<string, number> | null> {
-    if (!this.d.rabbit.ready) return null;
+    if (!this.d.depth.connected) return null;
     try {
-      const byQueue = await this.depth.messageCounts(models.flatMap((m) => this.d.queue.queuesFor(m)));
+      const byQueue = await this.d.depth.messageCounts(models.flatMap((m) => this.d.queue.queuesFor(m)));
       const depthOf = (m: string) => this.d.queue.queuesFor(m).reduce((sum, q) => sum + (byQueue.get(q) ?? 0), 0);
       return new Map(models.map((m) => [m, depthOf(m)]));
     } catch (err) {

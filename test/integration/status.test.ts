@@ -10,6 +10,7 @@ import { Connection } from 'rabbitmq-client';
 import { pino } from 'pino';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 import { RedisKeys } from '../../src/redis/client.js';
+import { StatusRepository } from '../../src/redis/status.repository.js';
 import { waitForRabbit } from '../../src/rabbitmq/client.js';
 import { JobQueue } from '../../src/rabbitmq/job-queue.js';
 import { QueueDepth } from '../../src/rabbitmq/queue-depth.js';
@@ -41,7 +42,7 @@ before(async () => {
   rabbit = new Connection({ url: stack.config.RABBITMQ_URL, retryLow: 100, retryHigh: 500 });
   await waitForRabbit(rabbit, 10_000);
   queue = new JobQueue(rabbit, stack.config.RABBITMQ_PREFIX);
-  deps = { db: stack.db, redis, keys: new RedisKeys(stack.config.REDIS_KEY_PREFIX), rabbit, queue, logger: pino({ level: 'silent' }) };
+  deps = { db: stack.db, nodes: new StatusRepository(redis, new RedisKeys(stack.config.REDIS_KEY_PREFIX)), depth: new QueueDepth(rabbit), queue, logger: pino({ level: 'silent' }) };
   app = Fastify();
   statusRoutes(app, new StatusService(deps));
   url = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -99,7 +100,7 @@ test('nodes and capacity per model; a model without nodes shows none; cache-cont
 
 test('an entry of the online list without a live presence is not a node', TIMEOUT, () =>
   check(async () => {
-    const keys = deps.keys;
+    const keys = new RedisKeys(stack.config.REDIS_KEY_PREFIX);
     const ghost = '0x' + '1'.repeat(40);
     // A node that expired (no presence hash) but is still on the list.
     await redis.zadd(keys.onlineNodes(), Date.now(), ghost);

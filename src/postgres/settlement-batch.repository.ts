@@ -1,4 +1,4 @@
-// The group-commit bodies of settlement (see settlement.service.ts and common/group-commit.ts): many
+// The group-commit bodies of settlement (see jobs/settlement.service.ts and common/group-commit.ts): many
 // holds, or many completions, in ONE PostgreSQL statement each (the functions accept_jobs and settle_jobs,
 // migrations/0018_hot_path.sql), run as its own transaction: one round trip, one WAL flush, and a
 // namespace's ledger rows locked for the length of one statement. Each item gets the outcome it would get
@@ -10,9 +10,9 @@
 import { errors } from '../errors.js';
 import type { Usage } from '../domain/protocol.js';
 import { jobIdTime } from '../domain/job-ids.js';
-import type { Db, Queryable } from '../postgres/db.js';
+import type { Db, Queryable } from './db.js';
 import type { ItemOutcome } from '../common/group-commit.js';
-import { JobPastDeadlineError, type NewJob } from '../postgres/jobs.repository.js';
+import { JobPastDeadlineError, type NewJob } from './jobs.repository.js';
 
 export interface HoldRequest {
   job: NewJob;
