@@ -152,8 +152,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     priceMicroPerGibDay: config.SPACE_PRICE_MICRO_PER_GIB_DAY,
     logger,
   });
-  const redis = createRedis(config.REDIS_URL, 'main', { cluster: config.REDIS_CLUSTER });
-  const redisSub = createRedis(config.REDIS_URL, 'sub', { subscriber: true, cluster: config.REDIS_CLUSTER });
+  const redis = createRedis(config.REDIS_URL, 'main');
+  const redisSub = createRedis(config.REDIS_URL, 'sub', { subscriber: true });
   logRedisState(redis, 'main', logger);
   logRedisState(redisSub, 'sub', logger);
   const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
@@ -219,7 +219,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const jobs = new JobsService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis) });
   const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
-  const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true, cluster: config.REDIS_CLUSTER }) : null;
+  const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;
   if (redisStreamSub) logRedisState(redisStreamSub, 'stream-sub', logger);
 
   // Typed with Fastify's base logger so that route modules can take a plain FastifyInstance.

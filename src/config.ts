@@ -23,8 +23,6 @@ export const configSchema = z.object({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
   RABBITMQ_URL: z.string().regex(/^amqps?:\/\//, 'must be an amqp:// URL').default('amqp://guest:guest@127.0.0.1:5672'),
   // Prefixes let several networks (or test runs) share one Redis and one RabbitMQ without seeing each other.
-  // true: REDIS_URL names one node of a Redis Cluster (src/redis/client.ts createRedis).
-  REDIS_CLUSTER: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]*$/).default('rt:'),
   RABBITMQ_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('rt'),
   // classic: one broker node (the default); quorum: replicated queues for a RabbitMQ cluster (3.10 or later; src/rabbitmq/job-queue.ts).

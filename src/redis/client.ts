@@ -1,18 +1,15 @@
 // The Redis port. Every key is built by RedisKeys with the configured prefix, so that several networks
 // or test runs can share one server. Redis holds only what can be rebuilt (see DESIGN.md, invariant 5).
 import { createHash } from 'node:crypto';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Redis } from 'ioredis';
 import { instrumentRedis } from './instrument.js';
 
 /**
  * A Redis connection. `subscriber`: the connection will be put in subscribe mode (it can then run nothing
- * else, so it does not pipeline). `cluster` (REDIS_CLUSTER): `url` names one node of a Redis Cluster, and
- * the client is ioredis's Cluster, which learns the slots' owners and routes each command by its key
- * (every script call declares its keys, and each call's keys share one hash tag: RedisKeys). It answers
- * the same commands as a single-node client, so the repositories take it as one.
+ * else, so it does not pipeline).
  */
-export function createRedis(url: string, name: string, opts: { subscriber?: boolean; cluster?: boolean } = {}): Redis {
-  const options: RedisOptions = {
+export function createRedis(url: string, name: string, opts: { subscriber?: boolean } = {}): Redis {
+  const redis = new Redis(url, {
     connectionName: `resultity:${name}`,
     // Commands issued while reconnecting wait instead of failing at once; a bounded retry keeps a request
     // from hanging forever on a dead server.
@@ -26,28 +23,10 @@ export function createRedis(url: string, name: string, opts: { subscriber?: bool
     // about as much as the command itself, so under load this halves what Redis costs the process. Each
     // command is still its own command (and counted as one); nothing waits for a batch to fill.
     enableAutoPipelining: opts.subscriber !== true,
-  };
-  const redis = opts.cluster ? clusterClient(url, options) : new Redis(url, options);
+  });
   // Commands counted for GET /metrics, by this client's name.
   instrumentRedis(redis, name);
   return redis;
-}
-
-/** ioredis's Cluster from one node's URL (its credentials and TLS carried to every node it discovers). */
-function clusterClient(url: string, options: RedisOptions): Redis {
-  const u = new URL(url);
-  const node = { host: u.hostname, port: Number(u.port || 6379) };
-  const cluster = new Cluster([node], {
-    enableAutoPipelining: options.enableAutoPipelining,
-    enableOfflineQueue: options.enableOfflineQueue,
-    redisOptions: {
-      ...options,
-      username: u.username ? decodeURIComponent(u.username) : undefined,
-      password: u.password ? decodeURIComponent(u.password) : undefined,
-      ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
-    },
-  });
-  return cluster as unknown as Redis;
 }
 
 /**
