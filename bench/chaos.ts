@@ -14,16 +14,15 @@
 //              time to recover from each is measured until a probe job completes end to end again;
 //   checks     at every recovery (checkpoint): the ledger sums to zero, no namespace overspent, no job
 //              charged twice. At the end, besides: every accepted job reached a terminal state (none lost),
-//              every failed one with a reason, every hold released (nothing held).
+//              every failed one with a reason, every hold released (nothing held), no node slot held and
+//              every readiness pool scoring its nodes at their free slots (bench/chaos-slots.ts).
+// The report is rendered by bench/chaos-report.ts.
 //
 // Writes CHAOS_REPORT (default RELIABILITY.md) and exits 1 when a check failed. Knobs (environment):
 // CHAOS_JOBS (10000), CHAOS_CONCURRENCY (24), CHAOS_NODES (12), CHAOS_FAULT_EVERY_MS (6000), CHAOS_FAULTS
 // (comma-separated kinds, default all), CHAOS_TIME_LIMIT_S (1200: the run stops injecting and drains).
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -31,12 +30,14 @@ import { freePort, accepting } from '../test/helpers/ports.js';
 import { PrivateRedis } from '../test/helpers/private-redis.js';
 import { PrivateBroker } from '../test/helpers/private-broker.js';
 import { PrivateFerretDb } from '../test/helpers/private-ferretdb.js';
+import { PrivatePostgres } from '../test/helpers/private-postgres.js';
 import { addressOf, generatePrivateKey } from '../src/domain/signatures.js';
 import { ledgerTotals } from '../src/postgres/ledger.repository.js';
 import { Child } from './ipc.js';
 import type { ChaosFleetParams } from './chaos-fleet.js';
+import { FAULT_KINDS, renderReport, type ChaosReport, type Fault, type FaultKind } from './chaos-report.js';
+import { checkNodeSlots } from './chaos-slots.js';
 
-const run = promisify(execFile);
 const env = (name: string, dflt: number) => Number(process.env[name] ?? dflt);
 const JOBS = env('CHAOS_JOBS', 10_000);
 const CONCURRENCY = env('CHAOS_CONCURRENCY', 24);
@@ -48,52 +49,16 @@ const INSTANCES = env('CHAOS_INSTANCES', 2);
 const REPORT = process.env.CHAOS_REPORT ?? fileURLToPath(new URL('../../RELIABILITY.md', import.meta.url));
 const MODEL = 'chaos/sim-1';
 const MAX_TOKENS = 16;
-const FAULT_KINDS = ['kill_cloud', 'kill_io', 'kill_scheduler', 'restart_redis', 'drop_nodes', 'restart_postgres', 'kill_maintenance', 'restart_ferretdb', 'restart_rabbitmq'] as const;
-type FaultKind = (typeof FAULT_KINDS)[number];
 const FAULTS = (process.env.CHAOS_FAULTS?.split(',').filter(Boolean) ?? [...FAULT_KINDS]) as FaultKind[];
 const TERMINAL = ['completed', 'failed', 'expired', 'cancelled'];
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+/** How long the end waits for leaked node slots to heal: past twice the attempt timeout (JOB_ATTEMPT_TIMEOUT_MS, 60 s) and a heartbeat. */
+const SLOT_HEAL_MS = env('CHAOS_SLOT_HEAL_S', 150) * 1000;
 
 const t0 = Date.now();
 /** Set on SIGTERM/SIGINT: the load and the faults stop, and the run cleans up and reports. */
 let stopped = false;
 const log = (m: string) => process.stderr.write(`chaos ${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s  ${m}\n`);
-
-/** A PostgreSQL cluster of the run's own: the machine's binaries, a temporary directory, a free port. */
-class PrivatePostgres {
-  private constructor(
-    readonly dir: string,
-    readonly port: number,
-    private readonly bin: string,
-  ) {}
-  get url(): string {
-    return `postgres://postgres@127.0.0.1:${this.port}`;
-  }
-  static async start(): Promise<PrivatePostgres> {
-    const bin = '/usr/lib/postgresql/15/bin';
-    const dir = await mkdtemp(join(tmpdir(), 'resultity-chaos-pg-'));
-    if (process.getuid?.() === 0) await run('chown', ['postgres', dir]);
-    const p = new PrivatePostgres(dir, await freePort(), bin);
-    await p.asPostgres(`${bin}/initdb`, ['-D', join(dir, 'data'), '-U', 'postgres', '-A', 'trust']);
-    await p.boot();
-    return p;
-  }
-  async boot(): Promise<void> {
-    await this.asPostgres(`${this.bin}/pg_ctl`, ['-D', join(this.dir, 'data'), '-l', join(this.dir, 'log'), '-w', '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c max_connections=200`, 'start']);
-  }
-  /** An immediate stop: no checkpoint, crash recovery on the next start. */
-  async crash(): Promise<void> {
-    await this.asPostgres(`${this.bin}/pg_ctl`, ['-D', join(this.dir, 'data'), '-m', 'immediate', '-w', 'stop']);
-  }
-  async destroy(): Promise<void> {
-    await this.asPostgres(`${this.bin}/pg_ctl`, ['-D', join(this.dir, 'data'), '-m', 'fast', '-w', 'stop']).catch(() => undefined);
-    await rm(this.dir, { recursive: true, force: true });
-  }
-  private async asPostgres(cmd: string, args: string[]): Promise<void> {
-    if (process.getuid?.() === 0) await run('runuser', ['-u', 'postgres', '--', cmd, ...args], { timeout: 60_000 });
-    else await run(cmd, args, { timeout: 60_000 });
-  }
-}
 
 /** One `resultity serve --roles R` process, restartable on its port. */
 class RoleProcess {
@@ -129,9 +94,17 @@ class RoleProcess {
     const until = Date.now() + 90_000;
     while (!(await accepting(this.port))) {
       if (child.exitCode !== null) throw new Error(`${this.roles} on ${this.port} exited with ${child.exitCode} at start`);
-      if (Date.now() > until) throw new Error(`${this.roles} on ${this.port} did not listen within 90 s`);
+      if (Date.now() > until) {
+        // Killed before the next try: a slow boot that listens later would hold the port, orphaned
+        // (every later start failing with EADDRINUSE, and kills of this role missing the live process).
+        await this.kill();
+        throw new Error(`${this.roles} on ${this.port} did not listen within 90 s`);
+      }
       await sleep(100);
     }
+    // Listening, and the listener is this child (not a leftover of an earlier try).
+    await sleep(200);
+    if (child.exitCode !== null) throw new Error(`${this.roles} on ${this.port} exited with ${child.exitCode} once listening`);
   }
   async kill(): Promise<void> {
     const child = this.child;
@@ -151,12 +124,6 @@ class RoleProcess {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
-
-interface Fault {
-  kind: FaultKind;
-  at: number;
-  recoveryMs: number | null;
-}
 
 async function main(): Promise<number> {
   const id = `chaos_${Date.now().toString(36)}_${randomBytes(2).toString('hex')}`;
@@ -410,8 +377,13 @@ async function main(): Promise<number> {
     if (noReason) problems.push(`${noReason} job(s) ended without a reason`);
     const notTerminal = rows.rows.filter((r) => !TERMINAL.includes(r.status)).length;
     if (notTerminal) problems.push(`${notTerminal} accepted job(s) not terminal after the drain`);
+    // Node slots: none held once every job ended (a leak heals within twice the attempt timeout: waited for).
+    log('checking node slots');
+    const slots = await checkNodeSlots(redis.url, 'rt:', SLOT_HEAL_MS);
+    if (slots.heldAtEnd > 0) problems.push(`${slots.heldAtEnd} node slot(s) still held ${SLOT_HEAL_MS / 1000} s after every job ended: leaked`);
+    if (slots.inconsistentPools.length) problems.push(`readiness pools out of step with their nodes: ${slots.inconsistentPools.slice(0, 5).join('; ')}`);
 
-    await writeReport({ id, ids: ids.length, submitted: next, modes, refused, outcomes, faults, problems, probes, clientGaveUp, roles: all, wallMs: Date.now() - t0 });
+    await writeReport({ id, ids: ids.length, submitted: next, modes, refused, outcomes, faults, problems, probes, clientGaveUp, slots, wallMs: Date.now() - t0 });
     log(problems.length ? `FAILED: ${problems.join('; ')}` : `passed: ${ids.length} accepted jobs, ${faults.length} faults, every check held`);
     return problems.length ? 1 : 0;
   } finally {
@@ -461,63 +433,8 @@ async function invariants(db: pg.Pool, namespaces: string[], final: boolean): Pr
   return problems;
 }
 
-async function writeReport(r: {
-  id: string;
-  ids: number;
-  submitted: number;
-  modes: Record<string, number>;
-  refused: Map<number, number>;
-  outcomes: Map<string, number>;
-  faults: Fault[];
-  problems: string[];
-  probes: number;
-  clientGaveUp: number;
-  roles: RoleProcess[];
-  wallMs: number;
-}): Promise<void> {
-  const byKind = new Map<FaultKind, Fault[]>();
-  for (const f of r.faults) byKind.set(f.kind, [...(byKind.get(f.kind) ?? []), f]);
-  const ms = (xs: Array<number | null>) => {
-    const ok = xs.filter((x): x is number => x !== null).sort((a, b) => a - b);
-    if (!ok.length) return 'never';
-    return `${(ok[Math.floor(ok.length / 2)]! / 1000).toFixed(1)} s median, ${(ok[ok.length - 1]! / 1000).toFixed(1)} s max${ok.length < xs.length ? `, ${xs.length - ok.length} never` : ''}`;
-  };
-  const lines = [
-    '# Reliability: the chaos run',
-    '',
-    `Written by \`npm run chaos\` (bench/chaos.ts), run \`${r.id}\` on ${new Date().toISOString().slice(0, 10)}, ${(r.wallMs / 1000).toFixed(0)} s wall. Roles as separate`,
-    'processes (2 cloud, 2 io, 2 scheduler, 1 maintenance, 1 gate+status) on engines the run starts itself; simulated',
-    'nodes in a process of their own. Recovery: from the fault to the next probe job completed end to end; for a killed',
-    'process this includes restarting it (its boot on a loaded two-core machine is most of the figure), for a restarted',
-    'engine its own start. 402s are the racing namespace running out of credits, as intended.',
-    '',
-    `Result: **${r.problems.length ? 'FAILED' : 'every check held'}**.`,
-    '',
-    '## Jobs',
-    '',
-    '| | count |',
-    '| --- | ---: |',
-    `| submitted (sync ${r.modes.sync}, async ${r.modes.async}, streamed ${r.modes.stream}) | ${r.submitted} |`,
-    `| accepted (a job id answered; includes ${r.probes} probes) | ${r.ids} |`,
-    ...[...r.refused.entries()].map(([s, n]) => `| refused ${s}${s === 402 ? ' (credits: the racing namespace)' : ''} | ${n} |`),
-    `| given up by the client (no answer within 120 s of retries) | ${r.clientGaveUp} |`,
-    ...[...r.outcomes.entries()].sort().map(([k, n]) => `| ${k} | ${n} |`),
-    '',
-    '## Faults',
-    '',
-    '| fault | injected | recovery |',
-    '| --- | ---: | --- |',
-    ...[...byKind.entries()].map(([k, fs]) => `| ${k} | ${fs.length} | ${ms(fs.map((f) => f.recoveryMs))} |`),
-    '',
-    '## Checks',
-    '',
-    'At every recovery and at the end: the ledger sums to zero, no namespace overspent, no job charged twice. At the',
-    'end: every accepted job has its row and a terminal state, every failed one a reason, every hold captured or released.',
-    '',
-    ...(r.problems.length ? r.problems.map((p) => `- FAILED: ${p}`) : ['- all held']),
-    '',
-  ];
-  await writeFile(REPORT, lines.join('\n'));
+async function writeReport(r: ChaosReport): Promise<void> {
+  await writeFile(REPORT, renderReport(r));
   log(`report written to ${REPORT}`);
 }
 

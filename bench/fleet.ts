@@ -147,7 +147,7 @@ async function main(): Promise<number> {
     let windowStats: WindowStats[];
     let gatewayWindow: { start: GatewaySample; end: GatewaySample };
     let usage: ReturnType<ReturnType<typeof usageMeter>>;
-    const poolSize = await redis.zcard(`${info.redisPrefix}ready:${PLACEMENT.network}:${PLACEMENT.model}@1`);
+    const poolSize = await redis.zcard(`${new RedisKeys(info.redisPrefix).live}ready:${PLACEMENT.network}:${PLACEMENT.model}@1`);
     try {
       const meter = usageMeter();
       const start = await gateway.call<GatewaySample>('sample', { collect: false });
@@ -287,7 +287,7 @@ async function measureRedis(presence: PresenceRepository, redis: ReturnType<type
     }
     for (let i = 0; i < per; i++) {
       const t0 = performance.now();
-      await TRIVIAL_SCRIPT.run(redis, []);
+      await TRIVIAL_SCRIPT.run(redis, [scratchKey], []);
       evalsha.push(performance.now() - t0);
     }
     for (let i = 0; i < per; i++) {

@@ -63,6 +63,7 @@ import { NodeConfigDigests } from './redis/node-config-digests.repository.js';
 import { statusRoutes } from './status/status.routes.js';
 import { openVerifyPool, type VerifyPoolHandle } from './domain/verify-pool.js';
 import { metricsRoutes } from './metrics/metrics.http.js';
+import { exportFleetMetrics } from './metrics/fleet.js';
 import { NamespaceConsoleService } from './gate/namespace-console.service.js';
 import { OperatorConsoleService } from './gate/operator-console.service.js';
 import { NodePresenceView } from './redis/node-presence.view.js';
@@ -158,7 +159,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // version exists); the gate role makes the genesis version when there is none.
   // Catalogue rows (models, namespaces, API keys) in memory, dropped on every instance when they change.
   const catalog = new Catalog(db);
-  const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
+  const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX, config.RABBITMQ_QUEUE_TYPE);
+  await queue.verifyTopology();
   const { admin, eligibility, flagsMirror, nodeFlags, networkConfig, operators, usage, ledgerChain } = buildAdminServices({ config, logger, db, redis, keys, queue, catalog });
   if (has('gate')) await networkConfig.ensureGenesis();
   if (foreignConfig) {
@@ -241,7 +243,13 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     return reply.code(readiness.status === 'not_ready' ? 503 : 200).send(readiness);
   });
 
-  if (has('status')) statusRoutes(app, new StatusService({ db, nodes: new StatusRepository(redis, keys), depth: new QueueDepth(rabbit), queue, logger }));
+  // The status role's process also exports the fleet's gauges (queue depths, nodes and free slots by model).
+  let stopFleetMetrics: (() => void) | null = null;
+  if (has('status')) {
+    const status = new StatusService({ db, nodes: new StatusRepository(redis, keys), depth: new QueueDepth(rabbit), queue, logger });
+    statusRoutes(app, status);
+    stopFleetMetrics = exportFleetMetrics(() => status.fleetReading());
+  }
   if (has('cloud')) {
     const auth = new AuthService({
       db,
@@ -354,6 +362,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       return url;
     },
     async close() {
+      stopFleetMetrics?.();
       if (closed) return;
       closed = true;
       gateway?.closeAll();

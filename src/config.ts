@@ -25,6 +25,8 @@ export const configSchema = z.object({
   // Prefixes let several networks (or test runs) share one Redis and one RabbitMQ without seeing each other.
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]*$/).default('rt:'),
   RABBITMQ_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('rt'),
+  // classic: one broker node (the default); quorum: replicated queues for a RabbitMQ cluster (3.10 or later; src/rabbitmq/job-queue.ts).
+  RABBITMQ_QUEUE_TYPE: z.enum(['classic', 'quorum']).default('classic'),
   ADMIN_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   NETWORK_SIGNING_KEY: privateKeyHex.optional(),
 

@@ -40,7 +40,7 @@ async function withAdmin<T>(fn: (services: AdminServices) => Promise<T>): Promis
   const rabbit = connectRabbit(config.RABBITMQ_URL, logger);
   try {
     await waitForRabbit(rabbit, 10_000);
-    const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX);
+    const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX, config.RABBITMQ_QUEUE_TYPE);
     const result = await fn(buildAdminServices({ config, logger, db, redis, keys: new RedisKeys(config.REDIS_KEY_PREFIX), queue }));
     await queue.close();
     return result;

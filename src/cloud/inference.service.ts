@@ -158,8 +158,8 @@ export class InferenceService {
     const watch = opts.watch ? this.d.events.watchFinished(id) : null;
     // The input's copy for reads after the fact, written behind under the namespace's plan; the job itself
     // runs from its ticket. The plan comes from the catalogue's in-process copy (no statement). `zero`
-    // writes none: should its publish fail, the outbox finds no input and ends the job failed
-    // (payload_missing), which is that plan's promise kept over a retry.
+    // writes none: should its publish fail, the outbox finds no input to republish it from, and the job
+    // ends at its deadline with its hold released (maintenance.service.ts), that plan's promise kept over a retry.
     const retentionHours = await retentionHoursFor(this.d.catalog, config.PAYLOAD_RETENTION_HOURS)(p.namespaceId);
     const stored =
       retentionHours === null

@@ -17,7 +17,7 @@ import { PeriodicTask } from '../common/periodic-task.js';
 import type { Config } from '../config.js';
 import type { Db } from '../postgres/db.js';
 import { ADVISORY_LOCKS, runExclusive } from '../postgres/advisory-lock.js';
-import { listOverdue, listUnpublished } from '../postgres/jobs.repository.js';
+import { listOverdue, listUnpublished, markPublished } from '../postgres/jobs.repository.js';
 import { deleteExpiredIdempotencyKeys } from '../postgres/idempotency.repository.js';
 import { listActiveNodeFlags } from '../postgres/node-flags.repository.js';
 import type { NodeFlagsMirror } from '../redis/node-flags.mirror.js';
@@ -103,7 +103,15 @@ export class Maintenance {
       // The ticket carries the input, from its stored copy (written behind the accept).
       const input = await this.d.payloads.findInput(job.id);
       if (!input) {
-        await this.d.lifecycle.end(job.id, endings.payloadMissing());
+        // No copy of the input to publish it from. That does not mean the job was never published: a
+        // cloud process killed right after the broker confirmed the job's message loses both the
+        // confirmed publish's mark (publish-marks.ts, written behind) and the input it held back
+        // (INPUT_HOLD_MS), while the message, with the input in its ticket, waits in RabbitMQ to run.
+        // Failing the job here lost such accepted jobs (the chaos run's payload_missing). It is marked
+        // instead, so that the outbox stops asking: if its message is queued it runs, and if it was
+        // never published its deadline ends it (expired, the hold released in full).
+        await markPublished(this.d.db, [{ id: job.id, at: now }]);
+        this.d.logger.warn({ jobId: job.id }, 'outbox: no stored input to republish from; left to its queued message or its deadline');
         continue;
       }
       this.d.logger.info({ jobId: job.id }, 'outbox: republishing a job whose publish was not confirmed');

@@ -1,14 +1,11 @@
 // The process's Prometheus metrics: counters of the work this process asks of each engine, incremented by
-// the engine client factories (postgres/db.ts, redis/client.ts, mongo/client.ts, rabbitmq/client.ts) on
-// the clients they create, plus Node's default process metrics. One registry per process: a process runs
+// the engine folders' own instrumentation (postgres/instrument.ts, redis/instrument.ts, mongo/instrument.ts,
+// rabbitmq/instrument.ts) on the clients their factories create, plus Node's default process metrics
+// (event-loop lag among them: resultity_process_nodejs_eventloop_lag_*). This base layer imports no engine
+// client: it declares the series, the engine folders feed them. One registry per process: a process runs
 // one backbone in production; several backbones in one test process share the counters (tests read
 // deltas). Labels are bounded (labels.ts): command kinds and names, never ids.
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
-import type pg from 'pg';
-import type { Redis } from 'ioredis';
-import type { MongoClient } from 'mongodb';
-import { ConsumerStatus, type Connection, type ConsumerHandler } from 'rabbitmq-client';
-import { clientLabel, mongoCommandLabel, pgStatementKind, PgTransactionTracker, redisCommandLabel } from './labels.js';
 
 export const metricsRegistry = new Registry();
 collectDefaultMetrics({ register: metricsRegistry, prefix: 'resultity_process_' });
@@ -76,78 +73,26 @@ export const ledgerBatchItems = new Histogram({
   registers,
 });
 
-type QueryFn = (...args: unknown[]) => unknown;
+/** The engines, as the `engine` label of the engine series. */
+export const ENGINE_LABELS = ['postgres', 'redis', 'mongodb', 'rabbitmq'] as const;
+export type EngineLabel = (typeof ENGINE_LABELS)[number];
 
-function statementText(first: unknown): string | null {
-  if (typeof first === 'string') return first;
-  if (typeof first === 'object' && first !== null && 'text' in first && typeof first.text === 'string') return first.text;
-  return null;
-}
+/**
+ * What went wrong: `connection` (the engine unreachable, a connection lost or refused) or `operation` (a
+ * statement, command or publish the engine answered with an error: a constraint, a script error...).
+ */
+export const ENGINE_ERROR_KINDS = ['connection', 'operation'] as const;
+export type EngineErrorKind = (typeof ENGINE_ERROR_KINDS)[number];
 
-/** Counts every statement of every client the pool connects (pool.query included: it runs on a client). */
-export function countPgPool(pool: pg.Pool): void {
-  pool.on('connect', (client: pg.PoolClient) => {
-    const tracker = new PgTransactionTracker();
-    const target = client as unknown as { query: QueryFn };
-    const query: QueryFn = target.query.bind(client);
-    target.query = (...args: unknown[]) => {
-      const text = statementText(args[0]);
-      const kind = text === null ? 'other' : pgStatementKind(text);
-      pgStatements.inc({ kind });
-      const ended = tracker.observe(kind);
-      if (ended) pgTransactions.inc({ kind: ended });
-      return query(...args);
-    };
-  });
-}
+export const engineErrors = new Counter({
+  name: 'resultity_engine_errors_total',
+  help: 'Errors this process met talking to each storage engine, by engine and kind (connection, operation)',
+  labelNames: ['engine', 'kind'] as const,
+  registers,
+});
+// Every series exists from the start (at 0), so that a rate() over it is defined before the first error.
+for (const engine of ENGINE_LABELS) for (const kind of ENGINE_ERROR_KINDS) engineErrors.inc({ engine, kind }, 0);
 
-/** Counts every command the client sends, pipelines and MULTI blocks included (they go through sendCommand). */
-export function countRedis(redis: Redis, name: string): void {
-  const client = clientLabel(name);
-  const send = redis.sendCommand.bind(redis);
-  redis.sendCommand = (...args: Parameters<Redis['sendCommand']>) => {
-    redisCommands.inc({ client, command: redisCommandLabel(args[0].name) });
-    return send(...args);
-  };
-}
-
-/** Counts commands by name; the client must have been created with `monitorCommands: true`. */
-export function countMongo(client: MongoClient): void {
-  client.on('commandStarted', (event) => mongoCommands.inc({ command: mongoCommandLabel(event.commandName) }));
-}
-
-/** Counts publishes of every publisher, and the settlement of every delivery of every consumer, the connection creates. */
-export function countRabbit(rabbit: Connection): void {
-  const createPublisher = rabbit.createPublisher.bind(rabbit);
-  rabbit.createPublisher = (props) => {
-    const publisher = createPublisher(props);
-    const confirm = props?.confirm ? 'true' : 'false';
-    const send = publisher.send.bind(publisher) as (envelope: unknown, body: unknown) => Promise<void>;
-    publisher.send = ((envelope: unknown, body: unknown) =>
-      send(envelope, body).then(
-        () => {
-          rabbitPublishes.inc({ confirm, outcome: 'ok' });
-        },
-        (err: unknown) => {
-          rabbitPublishes.inc({ confirm, outcome: 'error' });
-          throw err;
-        },
-      )) as typeof publisher.send;
-    return publisher;
-  };
-  const createConsumer = rabbit.createConsumer.bind(rabbit);
-  rabbit.createConsumer = (props, cb) => {
-    const counted: ConsumerHandler = async (msg, reply) => {
-      let status: ConsumerStatus | void;
-      try {
-        status = await cb(msg, reply);
-      } catch (err) {
-        rabbitDeliveries.inc({ outcome: 'error' });
-        throw err;
-      }
-      rabbitDeliveries.inc({ outcome: status === ConsumerStatus.REQUEUE ? 'requeue' : status === ConsumerStatus.DROP ? 'drop' : 'ack' });
-      return status;
-    };
-    return createConsumer(props, counted);
-  };
+export function countEngineError(engine: EngineLabel, kind: EngineErrorKind): void {
+  engineErrors.inc({ engine, kind });
 }

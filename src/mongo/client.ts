@@ -1,7 +1,7 @@
 // The MongoDB port. The same code runs against MongoDB and FerretDB v1; where FerretDB lacks a feature
 // (TTL indexes), callers degrade explicitly and say so (see payloads.repository.ts).
 import { MongoClient, type Db } from 'mongodb';
-import { countMongo } from '../metrics/engine-metrics.js';
+import { instrumentMongo } from './instrument.js';
 
 export interface Mongo {
   client: MongoClient;
@@ -11,7 +11,7 @@ export interface Mongo {
 export async function connectMongo(url: string): Promise<Mongo> {
   // monitorCommands: commands counted by name for GET /metrics; noDelay is the driver's default, stated.
   const client = new MongoClient(url, { serverSelectionTimeoutMS: 5_000, appName: 'resultity', monitorCommands: true, noDelay: true });
-  countMongo(client);
+  instrumentMongo(client);
   await client.connect();
   // The database is the URL's path; `resultity` when the URL names none.
   const name = new URL(url.replace(/^mongodb(\+srv)?:/, 'http:')).pathname.slice(1) || 'resultity';

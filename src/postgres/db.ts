@@ -1,7 +1,7 @@
 // The PostgreSQL port: a pool and a transaction helper. Repositories take a `Queryable` so that a caller
 // can run several of them inside one transaction (the job row, its hold and the outbox commit together).
 import pg from 'pg';
-import { countPgPool } from '../metrics/engine-metrics.js';
+import { instrumentPgPool } from './instrument.js';
 
 // bigint (int8) columns hold ledger amounts; they stay within Number's safe range by construction (see
 // domain/pricing.ts), so parse them as numbers, and refuse silently lossy values.
@@ -21,7 +21,7 @@ export function createPool(url: string, max = 20): Db {
   // An idle client that errors (the server restarted) must not crash the process; the pool drops it.
   pool.on('error', () => undefined);
   // Statements and transactions counted for GET /metrics (pg sets TCP_NODELAY on its sockets itself).
-  countPgPool(pool);
+  instrumentPgPool(pool);
   return pool;
 }
 

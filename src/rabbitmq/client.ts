@@ -2,7 +2,7 @@
 // publishers and consumers that redeclare their topology after every reconnect (a broker restart).
 import { Connection } from 'rabbitmq-client';
 import type { Logger } from 'pino';
-import { countRabbit } from '../metrics/engine-metrics.js';
+import { instrumentRabbit } from './instrument.js';
 
 export function connectRabbit(url: string, logger: Logger): Connection {
   // acquireTimeout bounds how long a publish waits for a channel while the broker is away; past it the
@@ -11,7 +11,7 @@ export function connectRabbit(url: string, logger: Logger): Connection {
   // frames, and Nagle against the broker's delayed ACKs adds up to ~40 ms to each.
   const rabbit = new Connection({ url, connectionName: 'resultity', retryLow: 200, retryHigh: 5_000, acquireTimeout: 5_000, noDelay: true });
   // Publishes and delivery settlements counted for GET /metrics.
-  countRabbit(rabbit);
+  instrumentRabbit(rabbit);
   rabbit.on('error', (err) => logger.warn({ err }, 'rabbitmq connection error'));
   rabbit.on('connection', () => logger.debug('rabbitmq connected'));
   return rabbit;

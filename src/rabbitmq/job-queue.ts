@@ -12,11 +12,21 @@
 // its input), so that the scheduler needs no read to run it; the job row stays the source of truth, and
 // every step that changes it is fenced there. A message of an older version carries the job id alone.
 //
+// Queue type (RABBITMQ_QUEUE_TYPE): classic (one broker node) or quorum (Raft-replicated over a cluster).
+// Nothing here needs what quorum queues lack: there is no broker priority (x-max-priority, which quorum
+// queues only gained in RabbitMQ 4.0; see below: a queue per class), no exclusive or auto-delete queue.
+// What they must have: per-message TTL (the job's deadline) and x-message-ttl (the quarantine), both from
+// RabbitMQ 3.10; dead-lettering (at-most-once, the default, enough: the job row keeps the reason) and
+// x-max-length with drop-head (the quarantine cap). An older broker refuses the quarantine's x-message-ttl
+// on a quorum queue: verifyTopology turns that into an error that says so, at start.
+//
 // One queue per class rather than one priority queue: a broker priority queue delivers strictly by
 // priority, so a steady stream of urgent jobs would starve bulk jobs queued behind it. With a queue per
 // class, each class keeps its own window of delivered jobs at every scheduler, and the scheduler's fair
 // dispatcher (src/scheduler/fair-queue.ts) shares free nodes between the classes by weight.
 import { AMQPChannelError, ConsumerStatus, type AsyncMessage, type Connection, type Publisher } from 'rabbitmq-client';
+
+export type QueueType = 'classic' | 'quorum';
 import { PRIORITY_CLASSES, type PriorityClass } from '../domain/priority.js';
 import { jobTicketSchema, type JobTicket } from '../domain/job-ticket.js';
 
@@ -52,6 +62,7 @@ export class JobQueue {
   constructor(
     private readonly rabbit: Connection,
     private readonly prefix: string,
+    readonly queueType: QueueType = 'classic',
   ) {
     this.exchange = `${prefix}.jobs`;
     this.quarantineExchange = `${prefix}.quarantine`;
@@ -60,9 +71,40 @@ export class JobQueue {
       confirm: true,
       maxAttempts: 3,
       exchanges: this.exchanges(),
-      queues: [{ queue: this.quarantineQueue, durable: true, arguments: QUARANTINE_ARGS }],
+      queues: [this.quarantineDeclaration()],
       queueBindings: [{ queue: this.quarantineQueue, exchange: this.quarantineExchange, routingKey: '' }],
     });
+  }
+
+  /** A queue's arguments with its type: classic queues are declared as before (no x-queue-type), so that existing ones still match. */
+  private typed(args: Record<string, unknown>): Record<string, unknown> {
+    return this.queueType === 'quorum' ? { ...args, 'x-queue-type': 'quorum' } : args;
+  }
+
+  private quarantineDeclaration() {
+    return { queue: this.quarantineQueue, durable: true, arguments: this.typed(QUARANTINE_ARGS) };
+  }
+
+  /**
+   * Declares the quarantine (idempotent) and says plainly why the broker refused it: a queue of this name
+   * created with another type or arguments (a switch of RABBITMQ_QUEUE_TYPE on an existing network), or,
+   * for quorum queues, a broker older than 3.10 (no message TTL on quorum queues). Called at start.
+   */
+  async verifyTopology(): Promise<void> {
+    const ch = await this.rabbit.acquire();
+    try {
+      await ch.queueDeclare(this.quarantineDeclaration());
+    } catch (err) {
+      if (!(err instanceof AMQPChannelError && err.code === 'PRECONDITION_FAILED')) throw err;
+      const why = /x-queue-type/.test(err.message)
+        ? `it exists with another queue type than RABBITMQ_QUEUE_TYPE=${this.queueType}: queues keep their type; use a new RABBITMQ_PREFIX, or drain and delete the old queues`
+        : this.queueType === 'quorum' && /x-message-ttl|invalid arg/.test(err.message)
+          ? 'quorum queues need RabbitMQ 3.10 or later (message TTLs carry job deadlines); use RABBITMQ_QUEUE_TYPE=classic on this broker'
+          : 'its arguments differ from the ones this version declares';
+      throw new Error(`RabbitMQ refused the queue ${this.quarantineQueue}: ${why} (${err.message})`, { cause: err });
+    } finally {
+      await ch.close();
+    }
   }
 
   queueFor(model: string, priority: PriorityClass): string {
@@ -86,7 +128,7 @@ export class JobQueue {
     const queue = this.queueFor(model, priority);
     return {
       exchanges: this.exchanges(),
-      queue: { queue, durable: true, arguments: { 'x-dead-letter-exchange': this.quarantineExchange } },
+      queue: { queue, durable: true, arguments: this.typed({ 'x-dead-letter-exchange': this.quarantineExchange }) },
       binding: { queue, exchange: this.exchange, routingKey: `${model}.${priority}` },
     };
   }

@@ -2,7 +2,7 @@
 // or test runs can share one server. Redis holds only what can be rebuilt (see DESIGN.md, invariant 5).
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { countRedis } from '../metrics/engine-metrics.js';
+import { instrumentRedis } from './instrument.js';
 
 /** The Redis connection type, for code outside this folder that passes one along (the composition root). */
 export type RedisClient = Redis;
@@ -28,7 +28,7 @@ export function createRedis(url: string, name: string, opts: { subscriber?: bool
     enableAutoPipelining: opts.subscriber !== true,
   });
   // Commands counted for GET /metrics, by this client's name.
-  countRedis(redis, name);
+  instrumentRedis(redis, name);
   return redis;
 }
 
@@ -47,34 +47,78 @@ export async function deleteKeysByPrefix(redis: Redis, prefix: string): Promise<
   return deleted;
 }
 
+/**
+ * Every key name, under the configured prefix. Keys that one script call touches together share a hash
+ * tag (the part in braces: Redis Cluster hashes only that), so that each call's keys land in one slot:
+ *   <p>{live}:   node presence, readiness pools, the eligibility mirror, node flags, scores and earned slots,
+ *                jobs' in-flight records and usage samples: the reservation scripts read and write them
+ *                together atomically (readiness.lua.ts), so they are one slot, on one shard of a cluster;
+ *   <p>{rl}:     rate-limit buckets and API-key touch marks (one request takes several buckets at once);
+ *   <p>{uptime}: uptime bitmaps and their epoch sets;
+ * the rest (streams, nonces, challenges, config digests) are each used alone, hashed by their full name,
+ * spread over the cluster. Pub/sub channels are not keys; those the scripts publish on carry the live tag
+ * only so that a script builds them from the same prefix as its keys.
+ */
 export class RedisKeys {
-  constructor(readonly prefix: string) {}
+  /** The live group's prefix: what the readiness scripts build their data-dependent key names from (ARGV[1]). */
+  readonly live: string;
+  private readonly limits: string;
+  private readonly uptimeGroup: string;
+  constructor(readonly prefix: string) {
+    this.live = `${prefix}{live}:`;
+    this.limits = `${prefix}{rl}:`;
+    this.uptimeGroup = `${prefix}{uptime}:`;
+  }
   node(nodeId: string): string {
-    return `${this.prefix}node:${nodeId}`;
+    return `${this.live}node:${nodeId}`;
+  }
+  /** The job ids holding a slot on a node (readiness.lua.ts). */
+  nodeSlots(nodeId: string): string {
+    return `${this.live}node:${nodeId}:slots`;
   }
   /** A flagged node's mirror key (redis/node-flags.mirror.ts). */
   unroutable(nodeId: string): string {
-    return `${this.prefix}unroutable:${nodeId}`;
+    return `${this.live}unroutable:${nodeId}`;
   }
   /** A node's count of consecutive failed attempts (redis/node-flags.mirror.ts). */
   failureStreak(nodeId: string): string {
-    return `${this.prefix}failstreak:${nodeId}`;
+    return `${this.live}failstreak:${nodeId}`;
   }
   /** Hash of node id → score in [0, 1] (redis/scores.mirror.ts), read by reservations. */
   nodeScores(): string {
-    return `${this.prefix}node-scores`;
+    return `${this.live}node-scores`;
   }
   /** Jobs each node completed (slow start; readiness.lua.ts). */
   nodeEarned(): string {
-    return `${this.prefix}node-earned`;
+    return `${this.live}node-earned`;
   }
   /** The revision of the eligibility rules mirrored (redis/eligibility.mirror.ts). */
   eligibilityRevision(): string {
-    return `${this.prefix}elig:revision`;
+    return `${this.live}elig:revision`;
+  }
+  /** A model's mirrored requirements (readiness.lua.ts). */
+  modelRequirements(model: string): string {
+    return `${this.live}model-req:${model}`;
+  }
+  /** The set of the models mirrored. */
+  modelRequirementsIndex(): string {
+    return `${this.live}model-reqs`;
+  }
+  /** The set of the subclouds mirrored. */
+  subclouds(): string {
+    return `${this.live}subclouds`;
+  }
+  /** Every key of the eligibility mirror matches one of these patterns (for tests that drop the mirror). */
+  eligibilityMirrorPatterns(): string[] {
+    return [`${this.live}subcloud*`, `${this.live}node-subclouds:*`, `${this.live}model-req*`];
   }
   /** Node ids by last heartbeat (readiness.lua.ts), for the status API. */
   onlineNodes(): string {
-    return `${this.prefix}online`;
+    return `${this.live}online`;
+  }
+  /** Claimed tokens and delivered bytes per node on a model (redis/usage-samples.repository.ts). */
+  usageSample(model: string): string {
+    return `${this.live}usage-sample:${model}`;
   }
   /** Hash of node id → the network config digest the node last reported (redis/node-config-digests.repository.ts). */
   nodeConfigDigests(): string {
@@ -82,10 +126,22 @@ export class RedisKeys {
   }
   /** Set for a minute after an API key's last use was recorded, so that it is recorded once a minute. */
   apiKeyTouched(keyId: string): string {
-    return `${this.prefix}apikey-touched:${keyId}`;
+    return `${this.limits}apikey-touched:${keyId}`;
   }
   rateBucket(keyId: string): string {
-    return `${this.prefix}rl:${keyId}`;
+    return `${this.limits}rl:${keyId}`;
+  }
+  /** A node's uptime bitmap for an epoch (redis/uptime.repository.ts). */
+  uptimeBitmap(epoch: number, nodeId: string): string {
+    return `${this.uptimeGroup}uptime:${epoch}:${nodeId}`;
+  }
+  /** The nodes seen in an epoch. */
+  uptimeNodes(epoch: number): string {
+    return `${this.uptimeGroup}uptime-nodes:${epoch}`;
+  }
+  /** The epochs with counts not yet written to PostgreSQL. */
+  uptimeEpochs(): string {
+    return `${this.uptimeGroup}uptime-epochs`;
   }
   nonce(nodeId: string, nonce: string): string {
     return `${this.prefix}nonce:${nodeId}:${nonce}`;
@@ -97,13 +153,13 @@ export class RedisKeys {
   siweNonce(nonce: string): string {
     return `${this.prefix}siwe-nonce:${nonce}`;
   }
-  /** Pub/sub channel of job lifecycle events, heard by every instance. */
+  /** Pub/sub channel of job lifecycle events, heard by every instance (published by the live scripts). */
   jobEvents(): string {
-    return `${this.prefix}events:jobs`;
+    return `${this.live}events:jobs`;
   }
   /** Pub/sub channel announcing freed node capacity: the message is the node's models, comma-separated. */
   capacityEvents(): string {
-    return `${this.prefix}events:capacity`;
+    return `${this.live}events:capacity`;
   }
   /** The chunks one attempt of a streamed job has sent so far, in order (a Redis Stream; redis/job-streams.ts). */
   jobStream(jobId: string, attempt: number): string {
@@ -115,7 +171,7 @@ export class RedisKeys {
   }
   /** A job's in-flight record: its running attempt and node (redis/inflight.repository.ts). */
   job(jobId: string): string {
-    return `${this.prefix}job:${jobId}`;
+    return `${this.live}job:${jobId}`;
   }
   /** Pub/sub channel on which one io instance receives the jobs to hand to its nodes. */
   ioInstance(instanceId: string): string {
@@ -125,18 +181,23 @@ export class RedisKeys {
 
 /**
  * A Lua script run by its SHA (EVALSHA), loaded on first use or after the server lost its script cache
- * (a restart or SCRIPT FLUSH answers NOSCRIPT).
+ * (a restart or SCRIPT FLUSH answers NOSCRIPT). Every call declares its keys (KEYS[]): a cluster client
+ * routes the call by them, and the server refuses a call whose keys span slots. Keys whose names depend on
+ * data the script reads (readiness pools, the nodes found in one) cannot be declared before the call;
+ * the readiness scripts build those from the live group's prefix, whose hash tag puts them in the slot of
+ * the declared keys (the pattern BullMQ documents for Redis Cluster: one hash tag per prefix).
  */
 export class LuaScript {
   private readonly sha: string;
   constructor(private readonly source: string) {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
-  async run(redis: Redis, args: ReadonlyArray<string | number>): Promise<unknown> {
+  async run(redis: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+    if (keys.length === 0) throw new Error('a script call must declare at least one key (Redis Cluster routes by them)');
     try {
-      return await redis.evalsha(this.sha, 0, ...args);
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return redis.eval(this.source, 0, ...args);
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return redis.eval(this.source, keys.length, ...keys, ...args);
       throw err;
     }
   }

@@ -19,7 +19,9 @@ import type { EligibilityRules } from '../domain/eligibility.js';
 
 
 /**
- * ARGV: prefix, revision ('<database>:<counter>'), rules (JSON: {models: [[name, version, minGpu]], subclouds: [[name, network,
+ * KEYS: the revision, the set of models mirrored, the set of subclouds mirrored (the per-model and
+ * per-subcloud keys are named by those sets and by the rules: built from the live prefix, the same slot).
+ * ARGV: live prefix, revision ('<database>:<counter>'), rules (JSON: {models: [[name, version, minGpu]], subclouds: [[name, network,
  * models[], minGpu, isolate(0|1), members[]]]}). Returns 1 when applied, 0 when a newer revision is mirrored.
  */
 const REPLACE = new LuaScript(`${READINESS_LUA}
@@ -27,18 +29,18 @@ local p, rev = ARGV[1], ARGV[2]
 local rules = cjson.decode(ARGV[3])
 -- Refuse only an older revision of the same database's series; another database's mirror is replaced.
 local db, n = string.match(rev, '^(.*):(%d+)$')
-local cdb, cn = string.match(redis.call('GET', p .. 'elig:revision') or '', '^(.*):(%d+)$')
+local cdb, cn = string.match(redis.call('GET', KEYS[1]) or '', '^(.*):(%d+)$')
 if cdb == db and tonumber(cn) > tonumber(n) then return 0 end
 
-for _, name in ipairs(redis.call('SMEMBERS', p .. 'model-reqs')) do redis.call('DEL', p .. 'model-req:' .. name) end
-redis.call('DEL', p .. 'model-reqs')
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do redis.call('DEL', p .. 'model-req:' .. name) end
+redis.call('DEL', KEYS[2])
 for _, m in ipairs(rules.models) do
   redis.call('HSET', p .. 'model-req:' .. m[1], 'version', m[2], 'min_gpu', m[3])
-  redis.call('SADD', p .. 'model-reqs', m[1])
+  redis.call('SADD', KEYS[2], m[1])
 end
 
 local affected = {}
-for _, name in ipairs(redis.call('SMEMBERS', p .. 'subclouds')) do
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   local members = p .. 'subcloud:' .. name .. ':members'
   for _, id in ipairs(redis.call('SMEMBERS', members)) do
     redis.call('SREM', p .. 'node-subclouds:' .. id, name)
@@ -46,13 +48,13 @@ for _, name in ipairs(redis.call('SMEMBERS', p .. 'subclouds')) do
   end
   redis.call('DEL', p .. 'subcloud:' .. name, members)
 end
-redis.call('DEL', p .. 'subclouds')
+redis.call('DEL', KEYS[3])
 for _, s in ipairs(rules.subclouds) do
   local name = s[1]
   local models = ''
   if #s[3] > 0 then models = ',' .. table.concat(s[3], ',') .. ',' end
   redis.call('HSET', p .. 'subcloud:' .. name, 'network', s[2], 'models', models, 'min_gpu', s[4], 'isolate', s[5])
-  redis.call('SADD', p .. 'subclouds', name)
+  redis.call('SADD', KEYS[3], name)
   for _, id in ipairs(s[6]) do
     redis.call('SADD', p .. 'subcloud:' .. name .. ':members', id)
     redis.call('SADD', p .. 'node-subclouds:' .. id, name)
@@ -67,7 +69,7 @@ for id in pairs(affected) do
     rescore(p, id, nk, true)
   end
 end
-redis.call('SET', p .. 'elig:revision', rev)
+redis.call('SET', KEYS[1], rev)
 return 1
 `);
 
@@ -89,6 +91,6 @@ export class EligibilityMirror {
       subclouds: rules.subclouds.map((s) => [s.name, s.network, s.models, s.minGpuMemoryMb, s.isolate ? 1 : 0, s.members]),
     };
     // cjson decodes an empty JSON array as an empty table either way; no special case needed.
-    return (await REPLACE.run(this.redis, [this.keys.prefix, rules.revision, JSON.stringify(doc)])) === 1;
+    return (await REPLACE.run(this.redis, [this.keys.eligibilityRevision(), this.keys.modelRequirementsIndex(), this.keys.subclouds()], [this.keys.live, rules.revision, JSON.stringify(doc)])) === 1;
   }
 }

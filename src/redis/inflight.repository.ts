@@ -23,24 +23,25 @@ const DONE_TTL_MS = 60_000;
  * A job completed on a node: counts it toward the slots the node has earned (readiness.lua.ts
  * node-earned), returns the node's slot, marks the job done, ends the node's failure streak, adds the node's claimed tokens and delivered bytes to its usage sample on the model
  * (usage-samples.repository.ts) and publishes the job's event.
- * ARGV: prefix, nodeId, jobId, event (JSON), done TTL (ms), model, claimed completion tokens, output bytes,
+ * KEYS: node-earned, the node's presence, its slots, the job's record, the node's failure streak, the model's
+ * usage sample. ARGV: live prefix, nodeId, jobId, event (JSON), done TTL (ms), model, claimed completion tokens, output bytes,
  * usage sample TTL (ms).
  */
 const COMPLETED = new LuaScript(`${READINESS_LUA}
 local p, id, job, event, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 if tonumber(ARGV[8]) > 0 then
-  local uk = p .. 'usage-sample:' .. ARGV[6]
+  local uk = KEYS[6]
   redis.call('HINCRBY', uk, id .. '|t', ARGV[7])
   redis.call('HINCRBY', uk, id .. '|b', ARGV[8])
   redis.call('PEXPIRE', uk, ARGV[9])
 end
-redis.call('HINCRBY', p .. 'node-earned', id, 1)
-local nk = p .. 'node:' .. id
-if redis.call('ZREM', nk .. ':slots', job) == 1 and redis.call('EXISTS', nk) == 1 then rescore(p, id, nk, true) end
-local jk = p .. 'job:' .. job
+redis.call('HINCRBY', KEYS[1], id, 1)
+local nk = KEYS[2]
+if redis.call('ZREM', KEYS[3], job) == 1 and redis.call('EXISTS', nk) == 1 then rescore(p, id, nk, true) end
+local jk = KEYS[4]
 redis.call('HSET', jk, 'done', '1')
 redis.call('PEXPIRE', jk, ttl)
-redis.call('DEL', p .. 'failstreak:' .. id)
+redis.call('DEL', KEYS[5])
 redis.call('PUBLISH', p .. 'events:jobs', event)
 return 1
 `);
@@ -49,11 +50,12 @@ return 1
  * A job ended without a result (failed, expired, cancelled): returns the slot of the attempt still in
  * flight, if any, marks the job done and publishes the job's event. Returns the node whose slot was
  * returned, or false.
- * ARGV: prefix, jobId, event (JSON), done TTL (ms).
+ * KEYS: the job's record. ARGV: live prefix, jobId, event (JSON), done TTL (ms). The node's keys are found in
+ * the record (built from the live prefix: the same slot).
  */
 const ENDED = new LuaScript(`${READINESS_LUA}
 local p, job, event, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local jk = p .. 'job:' .. job
+local jk = KEYS[1]
 local f = redis.call('HMGET', jk, 'node', 'done')
 local released = false
 if f[1] and f[2] ~= '1' then
@@ -94,12 +96,13 @@ export class InflightRepository {
 
   /** See COMPLETED. `event` must be the job's 'finished' event; `usage`: what the node claimed for what it delivered. */
   async completed(nodeId: string, jobId: string, event: JobEvent, usage: { model: string; tokens: number; bytes: number }): Promise<void> {
-    await COMPLETED.run(this.redis, [this.keys.prefix, nodeId, jobId, JSON.stringify(event), DONE_TTL_MS, usage.model, usage.tokens, usage.bytes, USAGE_SAMPLE_TTL_MS]);
+    const k = this.keys;
+    await COMPLETED.run(this.redis, [k.nodeEarned(), k.node(nodeId), k.nodeSlots(nodeId), k.job(jobId), k.failureStreak(nodeId), k.usageSample(usage.model)], [k.live, nodeId, jobId, JSON.stringify(event), DONE_TTL_MS, usage.model, usage.tokens, usage.bytes, USAGE_SAMPLE_TTL_MS]);
   }
 
   /** See ENDED; returns the node whose slot the job held, or null. */
   async ended(jobId: string, event: JobEvent): Promise<string | null> {
-    const node = await ENDED.run(this.redis, [this.keys.prefix, jobId, JSON.stringify(event), DONE_TTL_MS]);
+    const node = await ENDED.run(this.redis, [this.keys.job(jobId)], [this.keys.live, jobId, JSON.stringify(event), DONE_TTL_MS]);
     return typeof node === 'string' ? node : null;
   }
 }

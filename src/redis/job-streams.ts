@@ -31,13 +31,13 @@ export interface StreamEntry {
  * tokens costs one round trip and one wake-up, not one per token.
  * Each entry holds the delta (`d`) and the stream's byte count up to and including it (`n`), so the
  * budget check reads only the last entry.
- * ARGV: stream key, wake-up channel, seq, max chunks, max bytes, ttl ms, attempt, delta...
+ * KEYS: the stream. ARGV: wake-up channel (a channel, not a key), seq, max chunks, max bytes, ttl ms, attempt, delta...
  * Returns [outcome, appended]: 'ok' when every delta was appended, else why the first refused one was
  * (the ones before it stay appended), and how many were.
  */
 const APPEND = new LuaScript(`
-local key, channel = ARGV[1], ARGV[2]
-local seq, maxChunks, maxBytes = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local key, channel = KEYS[1], ARGV[1]
+local seq, maxChunks, maxBytes = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local len = redis.call('XLEN', key)
 if seq ~= len then return {'stream_lost', 0} end
 local bytes = 0
@@ -46,7 +46,7 @@ if len > 0 then
   bytes = tonumber(last[1][2][4])
 end
 local outcome, added = 'ok', 0
-for i = 8, #ARGV do
+for i = 7, #ARGV do
   if len + added >= maxChunks then outcome = 'too_many_chunks' break end
   bytes = bytes + string.len(ARGV[i])
   if bytes > maxBytes then outcome = 'too_large' break end
@@ -54,8 +54,8 @@ for i = 8, #ARGV do
   added = added + 1
 end
 if added > 0 then
-  redis.call('PEXPIRE', key, ARGV[6])
-  redis.call('PUBLISH', channel, ARGV[7])
+  redis.call('PEXPIRE', key, ARGV[5])
+  redis.call('PUBLISH', channel, ARGV[6])
 end
 return {outcome, added}
 `);
@@ -76,8 +76,7 @@ export class JobStreams {
     deltas: readonly string[],
     limits: { maxChunks: number; maxBytes: number },
   ): Promise<{ outcome: AppendOutcome; appended: number }> {
-    const [outcome, appended] = (await APPEND.run(this.redis, [
-      this.keys.jobStream(jobId, attempt),
+    const [outcome, appended] = (await APPEND.run(this.redis, [this.keys.jobStream(jobId, attempt)], [
       this.keys.jobStreamWakeups(jobId),
       seq,
       limits.maxChunks,

@@ -32,7 +32,7 @@ const FENCED = -2;
 
 /**
  * Upserts a node's presence from a registration or heartbeat.
- * ARGV: prefix, nodeId, instance, capacity, models ('name@version' csv), reported running, ttlMs, mode,
+ * KEYS: the node's presence, its slots, the online list. ARGV: live prefix, nodeId, instance, capacity, models ('name@version' csv), reported running, ttlMs, mode,
  * now, slotMaxAgeMs, network, region ('' undeclared), gpu class, gpu memory (MiB), ceilings
  * ('name@version=slots' csv), start slots, capabilities (csv)
  * mode 'register' (a new connection): reservations of the old connection are dropped (its attempts were
@@ -41,8 +41,7 @@ const FENCED = -2;
  */
 const UPSERT = new LuaScript(`${READINESS_LUA}
 local p, id, inst, cap, models, reported, ttl, mode, now, maxAge = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
-local nk = p .. 'node:' .. id
-local slots = nk .. ':slots'
+local nk, slots, online = KEYS[1], KEYS[2], KEYS[3]
 local existed = redis.call('EXISTS', nk) == 1
 if mode == 'register' then redis.call('DEL', slots) else redis.call('ZREMRANGEBYSCORE', slots, '-inf', now - maxAge) end
 redis.call('HSET', nk, 'instance', inst, 'capacity', cap, 'reported', reported, 'models', models, 'seen', now,
@@ -50,8 +49,8 @@ redis.call('HSET', nk, 'instance', inst, 'capacity', cap, 'reported', reported, 
 redis.call('PEXPIRE', nk, ttl)
 redis.call('PEXPIRE', slots, ttl)
 -- The status API's list of nodes; entries older than the presence TTL belong to expired nodes.
-redis.call('ZADD', p .. 'online', now, id)
-redis.call('ZREMRANGEBYSCORE', p .. 'online', '-inf', now - ttl)
+redis.call('ZADD', online, now, id)
+redis.call('ZREMRANGEBYSCORE', online, '-inf', now - ttl)
 repool(p, id, nk)
 rescore(p, id, nk, true)
 if existed then return 0 else return 1 end
@@ -66,7 +65,7 @@ if existed then return 0 else return 1 end
  * weight free slots × score (<p>node-scores, written by the quality service; a node without a score counts
  * as new, NEW_NODE_SCORE): idle capacity is still preferred, trusted nodes get more of the work, and a node
  * with a poor score still gets some, so that it can earn its way back.
- * ARGV: prefix, network, model, region, subcloud, excluded (csv), candidates to examine, jobId, now,
+ * KEYS: the job's in-flight record, the rules' revision. ARGV: live prefix, network, model, region, subcloud, excluded (csv), candidates to examine, jobId, now,
  * a random integer in [0, 1000000), attempt to claim (0: none), the claim's TTL (ms), the capabilities the
  * job needs (csv, '' for none).
  * With an attempt to claim, the reservation is also the attempt's start: <p>job:<jobId> (the job's
@@ -79,12 +78,12 @@ const RESERVE = new LuaScript(`${READINESS_LUA}
 local p, network, model, region, sc = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local maxc, job, now, spin = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local attempt, claimTtl, needs = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13]
-local jk = p .. 'job:' .. job
+local jk = KEYS[1]
 if attempt > 0 then
   local cur = redis.call('HMGET', jk, 'attempt', 'done')
   if cur[2] == '1' or (cur[1] and tonumber(cur[1]) >= attempt) then return ${FENCED} end
 end
-if redis.call('EXISTS', p .. 'elig:revision') == 0 then return ${UNSYNCED} end
+if redis.call('EXISTS', KEYS[2]) == 0 then return ${UNSYNCED} end
 local ready, mv, floor = placement(p, network, model, region, sc)
 if not ready then return nil end
 local excluded = {}
@@ -130,40 +129,43 @@ return {chosen.id, chosen.instance}
  * Returns a job's slot on a node and announces it; a no-op when the job holds none. With an attempt, the
  * reservation is taken back whole: the job's in-flight record is dropped if it names that attempt on that
  * node (the attempt was never dispatched, and the same attempt may be claimed again).
- * ARGV: prefix, nodeId, jobId, attempt ('' for none).
+ * KEYS: the job's in-flight record, the node's presence, its slots. ARGV: live prefix, nodeId, jobId, attempt ('' for none).
  */
 const RELEASE = new LuaScript(`${READINESS_LUA}
 local p, id, job, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if attempt ~= '' then
-  local jk = p .. 'job:' .. job
+  local jk = KEYS[1]
   local f = redis.call('HMGET', jk, 'attempt', 'node', 'done')
   if f[1] == attempt and f[2] == id and f[3] ~= '1' then redis.call('DEL', jk) end
 end
-local nk = p .. 'node:' .. id
-if redis.call('ZREM', nk .. ':slots', job) == 0 or redis.call('EXISTS', nk) == 0 then return -1 end
+local nk = KEYS[2]
+if redis.call('ZREM', KEYS[3], job) == 0 or redis.call('EXISTS', nk) == 0 then return -1 end
 return rescore(p, id, nk, true)
 `);
 
-/** Removes a node's presence if the given instance still holds it. ARGV: prefix, nodeId, instance. */
+/**
+ * Removes a node's presence if the given instance still holds it.
+ * KEYS: the node's presence, its slots, the online list. ARGV: live prefix, nodeId, instance.
+ */
 const REMOVE = new LuaScript(`
 local p, id, inst = ARGV[1], ARGV[2], ARGV[3]
-local nk = p .. 'node:' .. id
+local nk = KEYS[1]
 local f = redis.call('HMGET', nk, 'instance', 'pools')
 if not f[1] or f[1] ~= inst then return 0 end
 for k in string.gmatch(f[2] or '', '[^,]+') do redis.call('ZREM', p .. k, id) end
-redis.call('ZREM', p .. 'online', id)
-redis.call('DEL', nk, nk .. ':slots')
+redis.call('ZREM', KEYS[3], id)
+redis.call('DEL', nk, KEYS[2])
 return 1
 `);
 
 /**
  * Counts live, unflagged nodes eligible for a placement (free slots or not), up to `atMost` (0: all),
- * dropping stale entries. ARGV: prefix, network, model, region, subcloud, now, atMost, needs (csv).
+ * dropping stale entries. KEYS: the rules' revision. ARGV: live prefix, network, model, region, subcloud, now, atMost, needs (csv).
  * Returns the count, or -1 when the rules' mirror is missing.
  */
 const COUNT_ELIGIBLE = new LuaScript(`${READINESS_LUA}
 local p, network, model, region, sc, now, atMost, needs = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-if redis.call('EXISTS', p .. 'elig:revision') == 0 then return ${UNSYNCED} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return ${UNSYNCED} end
 local ready, mv, floor = placement(p, network, model, region, sc)
 if not ready then return 0 end
 local n = 0
@@ -222,8 +224,8 @@ export class PresenceRepository {
 
   /** Returns true when the presence was created (new, expired or lost with Redis) rather than refreshed. */
   async upsert(n: NodeDeclaration): Promise<boolean> {
-    const created = await UPSERT.run(this.redis, [
-      this.keys.prefix,
+    const created = await UPSERT.run(this.redis, [this.keys.node(n.nodeId), this.keys.nodeSlots(n.nodeId), this.keys.onlineNodes()], [
+      this.keys.live,
       n.nodeId,
       n.instance,
       n.capacity,
@@ -263,8 +265,8 @@ export class PresenceRepository {
 
   private async runReserve(placement: Placement, jobId: string, exclude: readonly string[], claim: AttemptClaim | null, candidates: number): Promise<Reservation | 'fenced' | null> {
     const run = () =>
-      RESERVE.run(this.redis, [
-        this.keys.prefix,
+      RESERVE.run(this.redis, [this.keys.job(jobId), this.keys.eligibilityRevision()], [
+        this.keys.live,
         ...placementArgs(placement),
         exclude.join(','),
         candidates,
@@ -282,11 +284,11 @@ export class PresenceRepository {
 
   /** Returns `jobId`'s slot on the node; idempotent. With `unclaim`, also takes back the attempt it started (see RELEASE). */
   async release(nodeId: string, jobId: string, unclaim?: number): Promise<void> {
-    await RELEASE.run(this.redis, [this.keys.prefix, nodeId, jobId, unclaim ?? '']);
+    await RELEASE.run(this.redis, [this.keys.job(jobId), this.keys.node(nodeId), this.keys.nodeSlots(nodeId)], [this.keys.live, nodeId, jobId, unclaim ?? '']);
   }
 
   async remove(nodeId: string, instance: string): Promise<void> {
-    await REMOVE.run(this.redis, [this.keys.prefix, nodeId, instance]);
+    await REMOVE.run(this.redis, [this.keys.node(nodeId), this.keys.nodeSlots(nodeId), this.keys.onlineNodes()], [this.keys.live, nodeId, instance]);
   }
 
   /**
@@ -294,7 +296,7 @@ export class PresenceRepository {
    * (callers asking "is there any?" pass 1, which stops at the first). Walks the placement's whole pool.
    */
   async liveNodeCount(placement: Placement, atMost = 0): Promise<number> {
-    const run = () => COUNT_ELIGIBLE.run(this.redis, [this.keys.prefix, ...placementArgs(placement), Date.now(), atMost, needsArg(placement)]);
+    const run = () => COUNT_ELIGIBLE.run(this.redis, [this.keys.eligibilityRevision()], [this.keys.live, ...placementArgs(placement), Date.now(), atMost, needsArg(placement)]);
     return (await this.synced(run)) as number;
   }
 

@@ -6,21 +6,22 @@ import type { Redis } from 'ioredis';
 import { LuaScript, type RedisKeys } from './client.js';
 
 /**
- * ARGV: touch key, then (bucket key, rate (tokens/s), burst) for each bucket. Returns {allowed (0|1),
+ * KEYS: the touch key, then each bucket's key (all in the {rl} group: one slot). ARGV: (rate (tokens/s),
+ * burst) for each bucket. Returns {allowed (0|1),
  * retryAfterMs, touch (0|1)}: allowed when every bucket has a token (one is then taken from each);
  * retryAfterMs, when refused, is the longest wait among the buckets short of one. touch is 1 at most
  * once a minute per touch key (the caller then records the API key's last use), so that a request's
  * authentication costs this one command.
  */
 const TAKE = new LuaScript(`
-local touchKey = ARGV[1]
+local touchKey = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = (#ARGV - 1) / 3
+local n = #KEYS - 1
 local levels = {}
 local wait = 0
 for i = 1, n do
-  local key, rate, burst = ARGV[3 * i - 1], tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  local key, rate, burst = KEYS[i + 1], tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
   local b = redis.call('HMGET', key, 'tokens', 'at')
   local tokens, at = tonumber(b[1]), tonumber(b[2])
   if not tokens then tokens, at = burst, now end
@@ -31,7 +32,7 @@ end
 local allowed = 0
 if wait == 0 then allowed = 1 end
 for i = 1, n do
-  local key, rate, burst = ARGV[3 * i - 1], tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  local key, rate, burst = KEYS[i + 1], tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
   redis.call('HSET', key, 'tokens', tostring(levels[i] - allowed), 'at', now)
   redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)
 end
@@ -67,8 +68,9 @@ export class RateLimitRepository {
 
   /** Takes a token from every bucket, or from none when one is empty; `touchId` names the API key to touch. */
   async takeAll(touchId: string, buckets: readonly Bucket[]): Promise<Taken> {
-    const args = [this.keys.apiKeyTouched(touchId), ...buckets.flatMap((b) => [this.keys.rateBucket(b.id), b.ratePerSecond, b.burst])];
-    const [allowed, wait, touch] = (await TAKE.run(this.redis, args)) as [number, number, number];
+    const keys = [this.keys.apiKeyTouched(touchId), ...buckets.map((b) => this.keys.rateBucket(b.id))];
+    const args = buckets.flatMap((b) => [b.ratePerSecond, b.burst]);
+    const [allowed, wait, touch] = (await TAKE.run(this.redis, keys, args)) as [number, number, number];
     return { allowed: allowed === 1, retryAfterMs: wait, touch: touch === 1 };
   }
 }

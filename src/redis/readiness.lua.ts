@@ -33,8 +33,10 @@
 //   <p>subcloud:<name>:members set of node ids
 //   <p>node-subclouds:<id>    set of the subclouds a node is a member of
 //
-// The scripts build keys from a prefix argument rather than KEYS[], which ties them to one Redis server
-// (not Redis Cluster, where these keys would need one hash tag).
+// <p> above is the live group's prefix (RedisKeys.live, '<prefix>{live}:'): every key here carries the
+// one hash tag, so that a script's keys are in one Redis Cluster slot. Each script declares the keys it
+// can name before it runs (KEYS[]); the ones it finds by reading (the pools of a node's models, the nodes
+// of a pool, a subcloud's members) it builds from <p>, passed as ARGV[1], which keeps them in that slot.
 
 /**
  * Lua: `repool(p, id, nk)` recomputes the pools a live node belongs to from its presence and the mirrored

@@ -19,7 +19,7 @@ export class UsageSamples {
   ) {}
 
   async ofModel(model: string): Promise<UsageSample[]> {
-    const hash = await this.redis.hgetall(`${this.keys.prefix}usage-sample:${model}`);
+    const hash = await this.redis.hgetall(this.keys.usageSample(model));
     const byNode = new Map<string, UsageSample>();
     for (const [field, value] of Object.entries(hash)) {
       const [nodeId, kind] = field.split('|');

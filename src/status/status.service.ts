@@ -31,6 +31,8 @@ import { NETWORKS, type Network } from '../domain/eligibility.js';
 import type { QueueDepth } from '../rabbitmq/queue-depth.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 import { latestSnapshot } from '../postgres/snapshots.repository.js';
+import { PRIORITY_CLASSES } from '../domain/priority.js';
+import type { FleetReading } from '../metrics/fleet.js';
 
 /** The window of `jobs_last_minute`. */
 export const STATUS_WINDOW_SECONDS = 60;
@@ -136,6 +138,33 @@ export class StatusService {
         this.inFlight = null;
       });
     return this.inFlight;
+  }
+
+  /**
+   * What GET /metrics exports of the fleet (metrics/fleet.ts): each model's online nodes and free slots
+   * from the snapshot (cached: a scrape costs nothing more), and its ready messages per priority class
+   * (one passive declare per queue; null while the broker is away).
+   */
+  async fleetReading(): Promise<FleetReading> {
+    const snapshot = await this.snapshot();
+    const models = snapshot.models.map((m) => m.id);
+    let byQueue: Map<string, number> | null = null;
+    if (this.d.depth.connected) {
+      try {
+        byQueue = await this.d.depth.messageCounts(models.flatMap((m) => this.d.queue.queuesFor(m)));
+      } catch (err) {
+        this.d.logger.warn({ err }, 'metrics: queue depths unavailable');
+      }
+    }
+    return {
+      models: snapshot.models.map((m) => ({
+        model: m.id,
+        onlineNodes: m.online_nodes,
+        freeSlots: m.free,
+        // queuesFor names a model's queues in PRIORITY_CLASSES order, one per class.
+        queued: byQueue && this.d.queue.queuesFor(m.id).map((q, i) => ({ priority: PRIORITY_CLASSES[i] ?? 'other', ready: byQueue.get(q) ?? 0 })),
+      })),
+    };
   }
 
   private async compute(): Promise<StatusSnapshot> {

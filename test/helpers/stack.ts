@@ -290,7 +290,7 @@ export class TestStack {
   async presence(nodeId: string): Promise<Record<string, string>> {
     const redis = new Redis(this.config.REDIS_URL);
     try {
-      const key = `${this.config.REDIS_KEY_PREFIX}node:${nodeId}`;
+      const key = new RedisKeys(this.config.REDIS_KEY_PREFIX).node(nodeId);
       const hash = await redis.hgetall(key);
       return Object.keys(hash).length === 0 ? hash : { ...hash, reserved: String(await redis.zcard(`${key}:slots`)) };
     } finally {

@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 import type { NodeAgent } from '../../src/node-agent/agent.js';
+import { RedisKeys } from '../../src/redis/client.js';
 
 let stack: TestStack;
 let mainnet: Tenant;
@@ -250,8 +251,9 @@ test("an isolated subcloud's members refuse outside jobs; turning isolation off 
     // Isolation also survives the loss of its Redis mirror: the next reservation rebuilds it first.
     const redis = new Redis(stack.config.REDIS_URL);
     try {
-      const p = stack.config.REDIS_KEY_PREFIX;
-      const mirror = [...(await redis.keys(`${p}subcloud*`)), ...(await redis.keys(`${p}node-subclouds:*`)), `${p}subclouds`, `${p}elig:revision`];
+      const k = new RedisKeys(stack.config.REDIS_KEY_PREFIX);
+      const [subcloudKeys, memberships] = k.eligibilityMirrorPatterns();
+      const mirror = [...(await redis.keys(subcloudKeys!)), ...(await redis.keys(memberships!)), k.subclouds(), k.eligibilityRevision()];
       await redis.del(...mirror);
     } finally {
       redis.disconnect();
@@ -327,14 +329,14 @@ test('after a loss of Redis, the maintenance role mirrors the rules again by its
     assert.equal((await admin('POST', '/admin/subclouds', { name: 'restored', network: 'testnet', isolate: true })).status, 201);
     const redis = new Redis(stack.config.REDIS_URL);
     try {
-      const p = stack.config.REDIS_KEY_PREFIX;
-      const mirrored = async () => ({ revision: await redis.get(`${p}elig:revision`), subclouds: (await redis.smembers(`${p}subclouds`)).sort() });
+      const k = new RedisKeys(stack.config.REDIS_KEY_PREFIX);
+      const mirrored = async () => ({ revision: await redis.get(k.eligibilityRevision()), subclouds: (await redis.smembers(k.subclouds())).sort() });
       const before = await mirrored();
       assert.ok(before.revision !== null && before.subclouds.length > 0);
-      const keys = [...(await redis.keys(`${p}subcloud*`)), ...(await redis.keys(`${p}node-subclouds:*`)), ...(await redis.keys(`${p}model-req*`)), `${p}elig:revision`];
+      const keys = [...(await Promise.all(k.eligibilityMirrorPatterns().map((pattern) => redis.keys(pattern)))).flat(), k.eligibilityRevision()];
       await redis.del(...keys);
       // No job is submitted meanwhile: only maintenance (every SWEEP_INTERVAL_MS) can put it back.
-      const after = await stack.until('the mirror to be back', async () => ((await redis.exists(`${p}elig:revision`)) ? mirrored() : undefined), 10_000);
+      const after = await stack.until('the mirror to be back', async () => ((await redis.exists(k.eligibilityRevision())) ? mirrored() : undefined), 10_000);
       assert.deepEqual(after, before);
     } finally {
       redis.disconnect();

@@ -13,6 +13,7 @@ import { startNodeAgent, type NodeAgent } from '../../src/node-agent/agent.js';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
 import type { InferenceRuntime } from '../../src/node-agent/runtime.js';
 import type { JobOutput, Usage } from '../../src/domain/protocol.js';
+import { RedisKeys } from '../../src/redis/client.js';
 
 const ask = { model: TEST_MODEL, messages: [{ role: 'user' as const, content: 'What is the capital of France?' }], max_tokens: 50 };
 const TERMINAL = ['completed', 'failed', 'expired', 'cancelled'];
@@ -289,7 +290,7 @@ async function present(stack: TestStack, nodeId: string): Promise<boolean> {
   const redis = new Redis(stack.config.REDIS_URL, { lazyConnect: true });
   try {
     await redis.connect();
-    return (await redis.exists(`${stack.config.REDIS_KEY_PREFIX}node:${nodeId}`)) === 1;
+    return (await redis.exists(new RedisKeys(stack.config.REDIS_KEY_PREFIX).node(nodeId))) === 1;
   } finally {
     redis.disconnect();
   }

@@ -1,8 +1,10 @@
-// GET /metrics: the engine counters move when a job runs, and no label carries an id.
+// GET /metrics: the engine counters move when a job runs, every series the issue lists (issue 13, part 2)
+// is exported with the values the fleet has, and no label carries an id.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 import { parseExposition, sumSamples, type Sample } from '../../src/metrics/exposition.js';
+import { PRIORITY_CLASSES } from '../../src/domain/priority.js';
 
 let stack: TestStack;
 let alice: Tenant;
@@ -74,4 +76,44 @@ test('labels are bounded: no id, key, address or URL in any label value', () =>
     assert.ok(samples.some((s) => s.name === 'resultity_http_responses_total' && s.labels.route === '/v1/jobs/:id'));
     const labelSets = new Set(samples.map((s) => `${s.name}|${Object.keys(s.labels).sort().join(',')}`));
     assert.ok(labelSets.size < 100, `too many distinct label sets: ${labelSets.size}`);
+  }));
+
+test('every series an operator watches: requests and latency by route, job stages, ledger batches, queue depths, nodes and free slots by model, engine errors, event-loop lag', () =>
+  stack.check(async () => {
+    const a = await scrape();
+    const r = await alice.client.chat.completions.create({ model: TEST_MODEL, messages: [{ role: 'user', content: 'stages' }], max_tokens: 8 });
+    assert.match(r.choices[0]?.message.content ?? '', /^simulated answer/);
+    // A statement PostgreSQL refuses: an engine error of kind 'operation'.
+    await assert.rejects(stack.db.query('SELECT 1 / 0'));
+    const b = await stack.until('the job settled and the fleet idle again', async () => {
+      const s = await scrape();
+      const settled = sumSamples(s, 'resultity_ledger_batch_items_count', { operation: 'settle' }) > sumSamples(a, 'resultity_ledger_batch_items_count', { operation: 'settle' });
+      return settled && sumSamples(s, 'resultity_free_slots', { model: TEST_MODEL }) === 4 ? s : undefined;
+    });
+    const delta = (name: string, where: Record<string, string> = {}) => sumSamples(b, name, where) - sumSamples(a, name, where);
+
+    // Requests by route and status class, and their latency histogram by route.
+    assert.ok(delta('resultity_http_request_seconds_count', { route: '/v1/chat/completions', method: 'POST' }) >= 1);
+    assert.ok(b.some((x) => x.name === 'resultity_http_request_seconds_bucket' && x.labels.route === '/v1/chat/completions' && x.labels.le === '+Inf'));
+    // Every stage of a synchronous job, each observed by the process that runs it (here one process runs them all).
+    for (const stage of ['accept_checks', 'accept_commit', 'publish', 'queued', 'place', 'dispatch', 'node', 'verify', 'store_result', 'settle', 'complete']) {
+      assert.ok(delta('resultity_job_stage_seconds_count', { stage }) >= 1, `stage ${stage} not observed`);
+    }
+    // Ledger batch sizes: the hold at accept and the settlement, each in a grouped statement.
+    assert.ok(delta('resultity_ledger_batch_items_count', { operation: 'hold' }) >= 1);
+    assert.ok(delta('resultity_ledger_batch_items_sum', { operation: 'settle' }) >= 1);
+    // Queue depths per model and priority class: every class of the model, none left waiting.
+    const depths = b.filter((x) => x.name === 'resultity_queue_depth' && x.labels.model === TEST_MODEL);
+    assert.deepEqual(depths.map((x) => x.labels.priority).sort(), [...PRIORITY_CLASSES].sort());
+    assert.ok(depths.every((x) => x.value === 0));
+    // The one node online, its four slots free again.
+    assert.equal(sumSamples(b, 'resultity_nodes_online', { model: TEST_MODEL }), 1);
+    assert.equal(sumSamples(b, 'resultity_free_slots', { model: TEST_MODEL }), 4);
+    // Engine errors: every engine's series exists from the start, and the refused statement was counted.
+    for (const engine of ['postgres', 'redis', 'mongodb', 'rabbitmq']) {
+      for (const kind of ['connection', 'operation']) assert.ok(b.some((x) => x.name === 'resultity_engine_errors_total' && x.labels.engine === engine && x.labels.kind === kind), `${engine}/${kind}`);
+    }
+    assert.ok(delta('resultity_engine_errors_total', { engine: 'postgres', kind: 'operation' }) >= 1);
+    // Event-loop lag (Node's default metrics, under the process prefix).
+    assert.ok(b.some((x) => x.name === 'resultity_process_nodejs_eventloop_lag_p99_seconds'));
   }));

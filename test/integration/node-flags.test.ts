@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import type { NodeAgent } from '../../src/node-agent/agent.js';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
+import { RedisKeys } from '../../src/redis/client.js';
 
 let stack: TestStack;
 let tenant: Tenant;
@@ -82,7 +83,7 @@ test('flags survive a loss of Redis: the maintenance role restores them from Pos
   check(async () => {
     await flags(a.nodeId, { shadow_banned: true });
     const redis = new Redis(stack.config.REDIS_URL);
-    const key = `${stack.config.REDIS_KEY_PREFIX}unroutable:${a.nodeId}`;
+    const key = new RedisKeys(stack.config.REDIS_KEY_PREFIX).unroutable(a.nodeId);
     assert.equal(await redis.del(key), 1);
     await stack.until('the flag mirror to be restored', async () => ((await redis.exists(key)) === 1 ? true : undefined), 5_000);
     redis.disconnect();

@@ -85,7 +85,7 @@ test('a registration (new connection) starts from the reservations of nobody', a
 
 test('a node that comes back (after its presence expired) serving other models is not used for the old ones', async () => {
   await up('e1', 1);
-  await redis.del(`${prefix}node:${node('e1')}`); // its presence expired; the readiness entry for MODEL stays behind
+  await redis.del(new RedisKeys(prefix).node(node('e1'))); // its presence expired; the readiness entry for MODEL stays behind
   await declare('e1', 1, ['other']);
   const others = [node('a1'), node('b1'), node('c1'), node('d1')];
   assert.equal(await presence.reserve(job(MODEL), 'job-e', others), null);
@@ -109,7 +109,7 @@ test('equally idle nodes share the work (drawn at random, weighted by free slots
 
 test('without a mirror of the eligibility rules (Redis lost them), a reservation has it rebuilt and goes on', async () => {
   await declare('g1', 1, ['other']);
-  await redis.del(`${prefix}elig:revision`);
+  await redis.del(new RedisKeys(prefix).eligibilityRevision());
   const before = resyncs;
   assert.equal(await presence.liveNodeCount(job('other')), 2, 'e1 and g1 serve it');
   assert.equal(resyncs, before + 1);

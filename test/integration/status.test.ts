@@ -201,9 +201,14 @@ test('queue depth: ready messages per queue by passive declare; a missing queue 
         [`${missing}2`, 0],
       ]);
       // The snapshot reads each model's own queue: point the idle model at the probe to see the count arrive.
-      const s = await new StatusService({ ...deps, ttlMs: 0, queue: { queuesFor: (m) => (m === IDLE_MODEL ? [probe] : queue.queuesFor(m)) } }).snapshot();
+      const pointed = new StatusService({ ...deps, ttlMs: 0, queue: { queuesFor: (m) => (m === IDLE_MODEL ? [probe] : queue.queuesFor(m)) } });
+      const s = await pointed.snapshot();
       assert.equal(modelOf(s, IDLE_MODEL).queued, 3);
       assert.equal(modelOf(s, TEST_MODEL).queued, 0);
+      // GET /metrics's fleet reading (metrics/fleet.ts) counts the same messages, by priority class.
+      const fleet = await pointed.fleetReading();
+      assert.deepEqual(fleet.models.find((m) => m.model === IDLE_MODEL)?.queued, [{ priority: 'urgent', ready: 3 }]);
+      assert.deepEqual(fleet.models.find((m) => m.model === TEST_MODEL)?.queued?.map((q) => q.ready), [0, 0, 0, 0]);
     } finally {
       await ch.queueDelete({ queue: probe }).catch(() => undefined);
       await ch.close();

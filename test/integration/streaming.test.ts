@@ -13,6 +13,7 @@ import { outputHash, type JobOutput } from '../../src/domain/protocol.js';
 import { startNodeAgent } from '../../src/node-agent/agent.js';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
 import { TestStack, TEST_MODEL, type RawNode, type Tenant } from '../helpers/stack.js';
+import { RedisKeys } from '../../src/redis/client.js';
 
 type ChatCompletionChunk = OpenAI.Chat.Completions.ChatCompletionChunk;
 
@@ -359,7 +360,7 @@ test('a stream Redis lost mid-answer: the attempt fails, not as the node\'s faul
       await assert.rejects(reading, (e: unknown) => e instanceof OpenAI.APIError && e.code === 'stream_interrupted');
       const outcome = await stack.db.query<{ outcome: string }>(`SELECT outcome FROM job_attempts WHERE job_id = $1`, [jobId]);
       assert.deepEqual(outcome.rows, [{ outcome: 'disconnected' }]);
-      assert.equal(await redis.exists(`${stack.config.REDIS_KEY_PREFIX}failstreak:${node.nodeId}`), 0, 'no failure counted against the node');
+      assert.equal(await redis.exists(new RedisKeys(stack.config.REDIS_KEY_PREFIX).failureStreak(node.nodeId)), 0, 'no failure counted against the node');
     } finally {
       redis.disconnect();
     }

@@ -12,6 +12,7 @@ import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
 import type { InferenceRuntime } from '../../src/node-agent/runtime.js';
 import { tokenCounter } from '../../src/catalog/usage-rules.js';
 import { balanceOf } from '../../src/postgres/ledger.repository.js';
+import { RedisKeys } from '../../src/redis/client.js';
 
 let stack: TestStack;
 let tenant: Tenant;
@@ -292,7 +293,7 @@ async function operatorEarnings(): Promise<number> {
 async function poolScore(model: string, nodeId: string): Promise<number | null> {
   const redis = new Redis(stack.config.REDIS_URL);
   try {
-    const score = await redis.zscore(`${stack.config.REDIS_KEY_PREFIX}ready:mainnet:${model}@1`, nodeId);
+    const score = await redis.zscore(`${new RedisKeys(stack.config.REDIS_KEY_PREFIX).live}ready:mainnet:${model}@1`, nodeId);
     return score === null ? null : Number(score);
   } finally {
     redis.disconnect();

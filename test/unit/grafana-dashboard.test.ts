@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { metricsRegistry } from '../../src/metrics/engine-metrics.js';
 import '../../src/metrics/job-stages.js';
 import '../../src/metrics/degraded.js';
+import '../../src/metrics/fleet.js';
 
 test('the Grafana dashboard references only metrics the server exports, and charts every one of ours', async () => {
   const dashboard = JSON.parse(await readFile(new URL('../../../docs/grafana/resultity-backbone.json', import.meta.url), 'utf8')) as {

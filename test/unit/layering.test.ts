@@ -1,7 +1,7 @@
-// The shape of src/ (README, "Layout"): the folder import graph has no cycle, and engine clients (pg,
-// ioredis, mongodb, rabbitmq-client) are imported only in the engine folders, plus the files listed here
-// that still do (issue 14, part 4: to be moved behind the engine folders); SQL is sent only from src/postgres/. The lint rule in
-// eslint.config.js forbids imports upward; this test catches cycles within a layer, which it allows.
+// The shape of src/ (README, "Layout"): the folder import graph has no cycle, engine clients (pg,
+// ioredis, mongodb, rabbitmq-client) are imported only in the engine folders, and SQL is sent only from
+// src/postgres/. The lint rule in eslint.config.js forbids imports upward; this test catches cycles within
+// a layer, which it allows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -66,17 +66,13 @@ test('no strongly connected group of folders in src/', () => {
   assert.deepEqual(knots, []);
 });
 
-test('engine clients are imported only in the engine folders (and the files still listed)', () => {
+test('engine clients are imported only in the engine folders', () => {
   const ENGINE_FOLDERS = new Set(['postgres', 'redis', 'mongo', 'rabbitmq']);
-  // Still to move behind the engine folders; remove a line when its file no longer needs it.
-  const STILL = [
-    'metrics/engine-metrics.ts', // instruments the clients themselves
-  ];
   const found = imports
     .filter(({ file, specifiers }) => !ENGINE_FOLDERS.has(folderOf(file)) && specifiers.some((s) => ['pg', 'ioredis', 'mongodb', 'rabbitmq-client'].includes(s)))
     .map(({ file }) => relative(SRC, file))
     .sort();
-  assert.deepEqual(found, STILL.sort());
+  assert.deepEqual(found, []);
 });
 
 test('SQL is sent only from src/postgres/ (services call repositories; they never hold a query of their own)', () => {
