@@ -12,7 +12,7 @@ import { rcpClockFrom } from '../../src/domain/rcp.js';
 import { SettlementService } from '../../src/jobs/settlement.service.js';
 import { INPUT_HOLD_MS, PayloadsRepository } from '../../src/mongo/payloads.repository.js';
 import { jobBucket } from '../../src/mongo/payload-buckets.js';
-import { TestStack, TEST_MODEL } from '../helpers/stack.js';
+import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 import { requestJson } from '../helpers/http.js';
 import { connectRabbit } from '../../src/rabbitmq/client.js';
 import { JobQueue } from '../../src/rabbitmq/job-queue.js';
@@ -184,23 +184,7 @@ test('a job whose publish and input copy were both lost ends at its deadline (ex
     const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     const id = randomUUID();
     // The row and hold committed, then the process died: no publish, no input copy.
-    await settlement.acceptWithHold(
-      {
-        id,
-        namespaceId: tenant.namespaceId,
-        apiKeyId: tenant.keyId,
-        model: TEST_MODEL,
-        maxAttempts: 3,
-        maxTokens: 8,
-        promptTokensBound: 100,
-        holdMicro: 2_000,
-        inputPriceMicro: 10,
-        outputPriceMicro: 20,
-        minChargeMicro: 0,
-        deadlineAt: new Date(Date.now() + 4_000),
-      },
-      null,
-    );
+    await acceptOnly(settlement, id, tenant, TEST_MODEL, 4_000);
     await stack.db.query(`UPDATE jobs SET created_at = now() - interval '1 minute' WHERE id = $1`, [id]);
     // The outbox cannot tell this job from one whose message waits in RabbitMQ (next test): it marks it and leaves it.
     await stack.until('the outbox to mark the job', async () => {
@@ -227,23 +211,7 @@ test('a job whose message is queued but whose publish mark and input copy were l
     const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     const request: JobRequest = { messages: [{ role: 'user', content: 'confirmed, then the process died' }], max_tokens: 8 };
     const id = randomUUID();
-    await settlement.acceptWithHold(
-      {
-        id,
-        namespaceId: tenant.namespaceId,
-        apiKeyId: tenant.keyId,
-        model,
-        maxAttempts: 3,
-        maxTokens: 8,
-        promptTokensBound: 100,
-        holdMicro: 2_000,
-        inputPriceMicro: 10,
-        outputPriceMicro: 20,
-        minChargeMicro: 0,
-        deadlineAt: new Date(Date.now() + 30_000),
-      },
-      null,
-    );
+    await acceptOnly(settlement, id, tenant, model, 30_000);
     // Older than OUTBOX_REPUBLISH_AFTER_MS, never marked published, no input stored: only its message has it.
     await stack.db.query(`UPDATE jobs SET created_at = now() - interval '1 minute' WHERE id = $1`, [id]);
     const rabbit = connectRabbit(stack.config.RABBITMQ_URL, pino({ level: 'silent' }));
@@ -262,3 +230,24 @@ test('a job whose message is queued but whose publish mark and input copy were l
     assert.deepEqual(done, { status: 'completed', error_code: null });
     assert.equal((await stack.balance(tenant.namespaceId)).held, 0);
   }));
+
+/** Writes a job's row and hold as the cloud role's accept does, and nothing else (no publish, no input copy). */
+async function acceptOnly(settlement: SettlementService, id: string, tenant: Tenant, model: string, deadlineInMs: number): Promise<void> {
+  await settlement.acceptWithHold(
+    {
+      id,
+      namespaceId: tenant.namespaceId,
+      apiKeyId: tenant.keyId,
+      model,
+      maxAttempts: 3,
+      maxTokens: 8,
+      promptTokensBound: 100,
+      holdMicro: 2_000,
+      inputPriceMicro: 10,
+      outputPriceMicro: 20,
+      minChargeMicro: 0,
+      deadlineAt: new Date(Date.now() + deadlineInMs),
+    },
+    null,
+  );
+}
