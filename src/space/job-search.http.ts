@@ -13,6 +13,7 @@ import { TERMINAL_STATUSES } from '../domain/jobs.js';
 import { errors, formatCredits } from '../errors.js';
 import { toCsv } from '../domain/csv.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
+import type { SpaceJobs } from './space-jobs.service.js';
 import { Readable } from 'node:stream';
 
 const time = z.union([z.string().regex(/^\d{1,12}$/).transform((s) => new Date(Number(s) * 1000)), z.iso.datetime({ offset: true }).transform((s) => new Date(s))]);
@@ -58,7 +59,20 @@ async function* exportLines(payloads: PayloadsRepository, namespaceId: string, q
   }
 }
 
-export function jobSearchRoutes(v1: FastifyInstance, d: { db: Db; payloads?: PayloadsRepository }): void {
+const jobIdParams = z.object({ id: z.string().describe('The job id (x-resultity-job-id).') });
+
+export function jobSearchRoutes(v1: FastifyInstance, d: { db: Db; payloads?: PayloadsRepository; spaceJobs?: SpaceJobs }): void {
+  const spaceJobs = d.spaceJobs;
+  if (spaceJobs) {
+    // Crypto-shreds a finished job's payloads (their keys destroyed: unreadable at once, wherever a copy is);
+    // the job's metadata, usage and charge stay. 409 for a job not finished yet.
+    v1.delete<{ Params: { id: string } }>('/v1/jobs/:id', { schema: routeSchema({ summary: "Deletes a finished job's payloads (crypto-shredded at once); its metadata and charge stay", tags: ['Public API'], auth: 'apiKey', params: jobIdParams }) }, async (request) => {
+      const p = request.principal;
+      if (!p) throw errors.unauthenticated();
+      return spaceJobs.deleteJob(p.namespaceId, request.params.id);
+    });
+  }
+
   const payloads = d.payloads;
   if (payloads) {
     v1.get('/v1/jobs/export', { schema: routeSchema({ summary: "The namespace's retained results, streamed as NDJSON or CSV", tags: ['Public API'], auth: 'apiKey', querystring: exportSchema }) }, async (request, reply) => {

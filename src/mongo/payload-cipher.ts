@@ -1,0 +1,26 @@
+// The port through which payload documents are encrypted at rest (issue 10, part 2): the repository seals
+// a document's content before its grouped insert and opens it on read; the keys live elsewhere
+// (space/payload-keys.service.ts, wired in the composition root), so that MongoDB never holds one.
+/** A sealed content as stored: the id of its key's row and iv (12) | tag (16) | ciphertext. */
+export interface Sealed {
+  k: number;
+  box: Buffer;
+}
+
+export interface PayloadCipher {
+  /** Seals a document's content under a key of its own, derived for its job in its namespace. */
+  seal(namespaceId: string, jobId: string, plaintext: Buffer): Promise<Sealed>;
+  /**
+   * Opens sealed contents (one lookup for all of them); null for any whose key was shredded (its job or
+   * namespace deleted) or that does not belong to the job and namespace it claims.
+   */
+  open(items: ReadonlyArray<{ namespaceId: string; jobId: string; sealed: Sealed }>): Promise<Array<Buffer | null>>;
+}
+
+/** A Buffer from what the driver reads back for a stored Buffer (a BSON Binary), or the Buffer itself. */
+export function bytesOf(v: unknown): Buffer {
+  if (Buffer.isBuffer(v)) return v;
+  const b = v as { buffer?: Uint8Array; value?: () => Uint8Array };
+  if (b && b.buffer instanceof Uint8Array) return Buffer.from(b.buffer.buffer, b.buffer.byteOffset, b.buffer.byteLength);
+  throw new TypeError('not stored bytes');
+}
