@@ -9,6 +9,7 @@ import { accountQuotasOf, loadConfig } from '../config.js';
 import { formatCredits } from '../errors.js';
 import { AdminService } from '../gate/admin.service.js';
 import { UsageService } from '../space/usage.service.js';
+import { registerSpaceCommand } from './space.command.js';
 import { OperatorsService } from '../gate/operators.service.js';
 import { LedgerChainService } from '../maintenance/ledger-chain.service.js';
 import { createPool } from '../postgres/db.js';
@@ -222,6 +223,7 @@ export function registerAdminCommand(program: Command): void {
 
   registerSubcloudCommands(admin);
   registerNetworkConfigCommands(admin);
+  registerSpaceCommand(program);
 
   admin
     .command('usage <namespaceId>')
@@ -235,7 +237,7 @@ export function registerAdminCommand(program: Command): void {
         await s.balance(namespaceId); // an unknown namespace is an error, not an empty report
         const usage = new UsageService(s.db);
         const report = await usage.report(namespaceId, { from: opts.from, to: opts.to });
-        if (opts.csv) process.stdout.write(usage.toCsv(report.data));
+        if (opts.csv) process.stdout.write(usage.toCsv(report.data, report.storage));
         else out(opts, report, report.data.map((r) => `${r.day} ${r.model} ${r.key_prefix}... ${r.requests} requests, ${r.credits_charged} credits`).join('\n') || '(no usage)');
       });
     });

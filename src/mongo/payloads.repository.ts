@@ -238,8 +238,8 @@ export class PayloadsRepository {
     const held = this.heldInputs.get(r.jobId);
     this.heldInputs.delete(r.jobId);
     const now = Date.now();
-    const { retentionHours, ...fields } = r;
-    const output = toStored(r.output);
+    const { retentionHours, output: given, ...fields } = r;
+    const output = toStored(given);
     const base = { _id: `${r.jobId}#${r.attempt}`, ...fields, bytes: jsonBytes(r.output) + (held ? held.doc.bytes : 0), expireAt: expiryOf(r.jobId, retentionHours, now), at: new Date(now), hasInput: held !== undefined, ...(held ? { inputCreatedAt: held.doc.createdAt } : {}) };
     const written = (async () => {
       const doc: ResultDoc = this.cipher

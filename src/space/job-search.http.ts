@@ -30,7 +30,7 @@ const querySchema = z
   })
   .strict();
 
-const exportSchema = z
+export const exportSchema = z
   .object({
     format: z.enum(['ndjson', 'csv']).default('ndjson'),
     since: time.optional(),
@@ -46,7 +46,7 @@ type CsvRow = Record<(typeof CSV_COLUMNS)[number], unknown>;
  * cursor as the client reads (the reply's backpressure paces it), so memory stays that of one batch
  * however many jobs are exported. Results expired or never stored (the zero plan) are not in it.
  */
-async function* exportLines(payloads: PayloadsRepository, namespaceId: string, q: z.infer<typeof exportSchema>): AsyncGenerator<string> {
+export async function* exportLines(payloads: PayloadsRepository, namespaceId: string, q: z.infer<typeof exportSchema>): AsyncGenerator<string> {
   const header = CSV_COLUMNS.join(',');
   if (q.format === 'csv') yield `${header}\r\n`;
   for await (const r of payloads.streamResults(namespaceId, { ...(q.since ? { since: q.since } : {}), ...(q.until ? { until: q.until } : {}) })) {

@@ -138,7 +138,7 @@ test("a job that finishes within the input's hold: its input rides in its result
     const inputs = stack.backbone.mongo.db.collection<{ _id: string }>(jobBucket('job_payloads', id, stack.config.PAYLOAD_RETENTION_HOURS));
     assert.equal(await inputs.countDocuments({ _id: id }), 0);
     // Reads after the fact, from any instance, find it where it is.
-    const reader = new PayloadsRepository(stack.backbone.mongo.db);
+    const reader = new PayloadsRepository(stack.backbone.mongo.db, stack.backbone.payloadKeys);
     assert.deepEqual((await reader.findInput(id))?.messages, [{ role: 'user', content: 'one insert' }]);
     assert.equal((await reader.find(id, tenant.namespaceId))?.input?.messages[0]?.content, 'one insert');
   }));
@@ -169,7 +169,7 @@ test("the input's copy written behind the accept, lost: the job still runs from 
     const result = view.body.result as { choices: Array<{ message: { content: string } }> };
     assert.match(result.choices[0]!.message.content, /^simulated answer/);
     assert.equal((await stack.balance(tenant.namespaceId)).held, 0);
-    assert.equal(await new PayloadsRepository(stack.backbone.mongo.db).findInput(id), null);
+    assert.equal(await new PayloadsRepository(stack.backbone.mongo.db, stack.backbone.payloadKeys).findInput(id), null);
   }));
 
 test('a job whose publish and input copy were both lost fails with payload_missing, its hold released in full', () =>
