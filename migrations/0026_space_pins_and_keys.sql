@@ -34,7 +34,7 @@ CREATE TABLE namespace_keys (
 -- own key (HKDF-SHA256). The document names its row (`key_id`) but never holds the salt, so deleting a job's
 -- rows shreds that job alone, at once, whatever copies of its documents exist.
 CREATE TABLE payload_keys (
-  id            bigserial PRIMARY KEY,
+  id            uuid PRIMARY KEY,  -- made by the writer, so that the document is sealed without waiting for this row
   job_id        uuid NOT NULL,
   namespace_id  uuid NOT NULL REFERENCES namespaces(id),
   salt          bytea NOT NULL CHECK (length(salt) = 32),

@@ -1,15 +1,19 @@
 // The port through which payload documents are encrypted at rest (issue 10, part 2): the repository seals
 // a document's content before its grouped insert and opens it on read; the keys live elsewhere
 // (space/payload-keys.service.ts, wired in the composition root), so that MongoDB never holds one.
-/** A sealed content as stored: the id of its key's row and iv (12) | tag (16) | ciphertext. */
+/** A sealed content as stored: the id of its key's row (a UUID) and iv (12) | tag (16) | ciphertext. */
 export interface Sealed {
-  k: number;
+  k: string;
   box: Buffer;
 }
 
 export interface PayloadCipher {
-  /** Seals a document's content under a key of its own, derived for its job in its namespace. */
-  seal(namespaceId: string, jobId: string, plaintext: Buffer): Promise<Sealed>;
+  /**
+   * Seals a document's content under a key of its own, derived for its job in its namespace: `sealed` at
+   * once, and `stored` when its key's row is written (the caller writes the document meanwhile, and counts
+   * it written once both are: a document whose key row failed is unreadable).
+   */
+  seal(namespaceId: string, jobId: string, plaintext: Buffer): Promise<{ sealed: Sealed; stored: Promise<void> }>;
   /**
    * Opens sealed contents (one lookup for all of them); null for any whose key was shredded (its job or
    * namespace deleted) or that does not belong to the job and namespace it claims.

@@ -221,12 +221,10 @@ export class PayloadsRepository {
 
   /** An input's own document, sealed (with a cipher), in the grouped insert. */
   private async writeInput(h: HeldInput): Promise<void> {
-    let doc: InputDoc = h.doc;
-    if (this.cipher) {
-      const { input, ...rest } = h.doc;
-      doc = { ...rest, sealed: await this.cipher.seal(h.doc.namespaceId, h.doc._id, Buffer.from(JSON.stringify({ input }))) };
-    }
-    await this.inputWrites.submit({ bucket: h.bucket, doc });
+    if (!this.cipher) return this.inputWrites.submit({ bucket: h.bucket, doc: h.doc });
+    const { input, ...rest } = h.doc;
+    const { sealed, stored } = await this.cipher.seal(h.doc.namespaceId, h.doc._id, Buffer.from(JSON.stringify({ input })));
+    await Promise.all([stored, this.inputWrites.submit({ bucket: h.bucket, doc: { ...rest, sealed } })]);
   }
 
   /**
@@ -241,11 +239,11 @@ export class PayloadsRepository {
     const { retentionHours, output: given, ...fields } = r;
     const output = toStored(given);
     const base = { _id: `${r.jobId}#${r.attempt}`, ...fields, bytes: jsonBytes(r.output) + (held ? held.doc.bytes : 0), expireAt: expiryOf(r.jobId, retentionHours, now), at: new Date(now), hasInput: held !== undefined, ...(held ? { inputCreatedAt: held.doc.createdAt } : {}) };
+    const bucket = bucketName('job_results', retentionHours, jobCreatedMs(r.jobId, now));
     const written = (async () => {
-      const doc: ResultDoc = this.cipher
-        ? { ...base, sealed: await this.cipher.seal(r.namespaceId, r.jobId, Buffer.from(JSON.stringify({ output, ...(held ? { input: held.doc.input } : {}) }))) }
-        : { ...base, output, ...(held ? { input: held.doc.input } : {}) };
-      await this.resultWrites.submit({ bucket: bucketName('job_results', retentionHours, jobCreatedMs(r.jobId, now)), doc });
+      if (!this.cipher) return this.resultWrites.submit({ bucket, doc: { ...base, output, ...(held ? { input: held.doc.input } : {}) } });
+      const { sealed, stored } = await this.cipher.seal(r.namespaceId, r.jobId, Buffer.from(JSON.stringify({ output, ...(held ? { input: held.doc.input } : {}) })));
+      await Promise.all([stored, this.resultWrites.submit({ bucket, doc: { ...base, sealed } })]);
     })();
     // Should the result's write fail, its input is written alone.
     held?.written(written.catch(() => this.writeInput(held)));

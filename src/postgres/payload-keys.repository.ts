@@ -53,27 +53,22 @@ export async function shredNamespaceKey(q: Queryable, namespaceId: string): Prom
   return (r.rowCount ?? 0) > 0;
 }
 
-/** Stores salts, one per document, in one statement; their ids in the same order. */
-export async function insertPayloadSalts(q: Queryable, rows: ReadonlyArray<{ jobId: string; namespaceId: string; salt: Buffer }>): Promise<number[]> {
-  const r = await q.query<{ id: string; salt: Buffer }>(
-    `INSERT INTO payload_keys (job_id, namespace_id, salt) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bytea[]) RETURNING id, salt`,
-    [rows.map((x) => x.jobId), rows.map((x) => x.namespaceId), rows.map((x) => x.salt)],
-  );
-  // RETURNING's order is not promised: matched back by salt (32 random bytes, distinct).
-  const ids = new Map(r.rows.map((x) => [x.salt.toString('hex'), Number(x.id)]));
-  return rows.map((x) => {
-    const id = ids.get(x.salt.toString('hex'));
-    if (id === undefined) throw new Error('payload salt not stored');
-    return id;
-  });
+/** Stores salts, one per document (ids made by the writer), in one statement. */
+export async function insertPayloadSalts(q: Queryable, rows: ReadonlyArray<{ id: string; jobId: string; namespaceId: string; salt: Buffer }>): Promise<void> {
+  await q.query(`INSERT INTO payload_keys (id, job_id, namespace_id, salt) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bytea[])`, [
+    rows.map((x) => x.id),
+    rows.map((x) => x.jobId),
+    rows.map((x) => x.namespaceId),
+    rows.map((x) => x.salt),
+  ]);
 }
 
 /** The salts of these documents that still exist (a shredded job's are gone), with their job. */
-export async function findPayloadSalts(q: Queryable, ids: readonly number[]): Promise<Map<number, { jobId: string; namespaceId: string; salt: Buffer }>> {
-  const out = new Map<number, { jobId: string; namespaceId: string; salt: Buffer }>();
+export async function findPayloadSalts(q: Queryable, ids: readonly string[]): Promise<Map<string, { jobId: string; namespaceId: string; salt: Buffer }>> {
+  const out = new Map<string, { jobId: string; namespaceId: string; salt: Buffer }>();
   if (ids.length === 0) return out;
-  const r = await q.query<{ id: string; job_id: string; namespace_id: string; salt: Buffer }>(`SELECT id, job_id, namespace_id, salt FROM payload_keys WHERE id = ANY($1::bigint[])`, [ids]);
-  for (const row of r.rows) out.set(Number(row.id), { jobId: row.job_id, namespaceId: row.namespace_id, salt: row.salt });
+  const r = await q.query<{ id: string; job_id: string; namespace_id: string; salt: Buffer }>(`SELECT id, job_id, namespace_id, salt FROM payload_keys WHERE id = ANY($1::uuid[])`, [ids]);
+  for (const row of r.rows) out.set(row.id, { jobId: row.job_id, namespaceId: row.namespace_id, salt: row.salt });
   return out;
 }
 

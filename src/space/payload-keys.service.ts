@@ -7,9 +7,10 @@
 //                 that job alone; destroying the namespace key shreds the namespace. Either way a copy of
 //                 the document taken earlier is unreadable from that commit on.
 // One AES-GCM operation per document (plus an HKDF, a few HMACs); the salts of concurrent seals are
-// inserted together (one statement per batch, common/group-commit.ts), and a read opens all of its
+// inserted together (one statement per batch, common/group-commit.ts) while their documents are written to
+// MongoDB (the key's id is made here, so neither waits for the other), and a read opens all of its
 // documents with one lookup. Rotation re-wraps namespace keys; no payload is re-encrypted.
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { GroupCommit } from '../common/group-commit.js';
 import type { PayloadCipher, Sealed } from '../mongo/payload-cipher.js';
@@ -53,7 +54,7 @@ function gcmOpen(key: Buffer, box: Buffer, aad: string): Buffer | null {
 }
 
 const wrapAad = (namespaceId: string) => `resultity namespace key ${namespaceId}`;
-const docAad = (namespaceId: string, jobId: string, k: number) => `resultity payload ${namespaceId} ${jobId} ${k}`;
+const docAad = (namespaceId: string, jobId: string, k: string) => `resultity payload ${namespaceId} ${jobId} ${k}`;
 
 function documentKey(nsKey: Buffer, salt: Buffer, jobId: string): Buffer {
   return Buffer.from(hkdfSync('sha256', nsKey, salt, `resultity payload key ${jobId}`, 32));
@@ -68,22 +69,30 @@ export class NamespaceShreddedError extends Error {
 export class PayloadKeys implements PayloadCipher {
   private readonly current: number;
   private readonly cache = new Map<string, { key: Buffer | null; at: number }>();
-  private readonly salts: GroupCommit<{ jobId: string; namespaceId: string; salt: Buffer }, number>;
+  private readonly salts: GroupCommit<{ id: string; jobId: string; namespaceId: string; salt: Buffer }, void>;
 
   constructor(
     private readonly d: { db: Db; masterKeys: ReadonlyMap<number, Buffer>; logger: Logger },
   ) {
     if (d.masterKeys.size === 0) throw new Error('no master key');
     this.current = Math.max(...d.masterKeys.keys());
-    this.salts = new GroupCommit(async (rows) => (await insertPayloadSalts(this.d.db, rows)).map((value) => ({ ok: true as const, value })), { maxItems: 256, maxInFlight: 2, lingerMs: 0 });
+    this.salts = new GroupCommit<{ id: string; jobId: string; namespaceId: string; salt: Buffer }, void>(
+      async (rows) => {
+        await insertPayloadSalts(this.d.db, rows);
+        return rows.map(() => ({ ok: true as const, value: undefined }));
+      },
+      { maxItems: 256, maxInFlight: 2, lingerMs: 0 },
+    );
   }
 
-  async seal(namespaceId: string, jobId: string, plaintext: Buffer): Promise<Sealed> {
+  async seal(namespaceId: string, jobId: string, plaintext: Buffer): Promise<{ sealed: Sealed; stored: Promise<void> }> {
     const nsKey = await this.namespaceKey(namespaceId, true);
     if (!nsKey) throw new NamespaceShreddedError(namespaceId);
     const salt = randomBytes(32);
-    const k = await this.salts.submit({ jobId, namespaceId, salt });
-    return { k, box: gcmSeal(documentKey(nsKey, salt, jobId), plaintext, docAad(namespaceId, jobId, k)) };
+    const k = randomUUID();
+    // The key's row is written (grouped with concurrent ones) while the caller writes the document.
+    const stored = this.salts.submit({ id: k, jobId, namespaceId, salt });
+    return { sealed: { k, box: gcmSeal(documentKey(nsKey, salt, jobId), plaintext, docAad(namespaceId, jobId, k)) }, stored };
   }
 
   async open(items: ReadonlyArray<{ namespaceId: string; jobId: string; sealed: Sealed }>): Promise<Array<Buffer | null>> {
