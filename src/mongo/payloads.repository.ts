@@ -33,7 +33,7 @@ import type { Logger } from 'pino';
 import type { JobOutput, JobRequest, Usage } from '../domain/protocol.js';
 import { GroupCommit, type ItemOutcome } from '../common/group-commit.js';
 import { fromStored, jsonBytes, toStored, type StoredOutput } from './payload-codec.js';
-import { bytesOf, type PayloadCipher, type Sealed } from './payload-cipher.js';
+import { reveal, type PayloadCipher, type Sealed } from './payload-cipher.js';
 import { PinnedPayloads, type PinnedDoc } from './pinned-payloads.js';
 import { bucketExpiresAtMs, bucketName, bucketsOfJob, expiryOf, jobCreatedMs, parseBucketName, PAYLOAD_KINDS, type PayloadKind } from './payload-buckets.js';
 
@@ -279,8 +279,8 @@ export class PayloadsRepository {
     const inputs = storedInputs.length > 0 ? storedInputs : pinned.filter((p) => p.from === 'job_payloads').map((p) => p.doc as unknown as InputDoc);
     const own = new Set(storedResults.map((r) => r._id));
     const results = [...storedResults, ...pinned.filter((p) => p.from === 'job_results' && !own.has(String(p.doc._id))).map((p) => p.doc as unknown as ResultDoc)];
-    const [input] = await this.reveal(inputs.slice(0, 1));
-    const opened = await this.reveal(results);
+    const [input] = await reveal(this.cipher, inputs.slice(0, 1));
+    const opened = await reveal(this.cipher, results);
     if (!input && opened.length === 0) return null;
     const first = opened[0];
     const carried = opened.find((r) => r.input !== undefined);
@@ -308,10 +308,10 @@ export class PayloadsRepository {
     const held = this.heldInputs.get(jobId);
     if (held) return held.doc.input;
     const names = await this.collectionNames();
-    const [doc] = await this.reveal(await this.findIn<InputDoc>(names, 'job_payloads', jobId, { _id: jobId, expireAt: { $gt: now } }));
+    const [doc] = await reveal(this.cipher, await this.findIn<InputDoc>(names, 'job_payloads', jobId, { _id: jobId, expireAt: { $gt: now } }));
     if (doc?.input) return doc.input;
     const results = await this.findIn<ResultDoc>(names, 'job_results', jobId, { jobId, expireAt: { $gt: now } });
-    const carried = await this.reveal(results.filter((r) => r.hasInput || r.input !== undefined));
+    const carried = await reveal(this.cipher, results.filter((r) => r.hasInput || r.input !== undefined));
     return carried.find((r) => r.input !== undefined)?.input ?? null;
   }
 
@@ -326,32 +326,6 @@ export class PayloadsRepository {
       this.findIn<ResultDoc>(names, 'job_results', jobId, { jobId, namespaceId, expireAt: { $gt: now } }),
     ]);
     return [...inputs.map((doc) => ({ from: 'job_payloads' as const, doc })), ...results.map((doc) => ({ from: 'job_results' as const, doc }))];
-  }
-
-  /**
-   * Documents with their sealed content opened (one cipher call for all of them); a document whose key
-   * was shredded is left out, as if it had expired. Documents in clear are returned as they are.
-   */
-  private async reveal<T extends { _id: string; namespaceId: string; jobId?: string; sealed?: Sealed; input?: JobRequest; output?: StoredOutput }>(docs: readonly T[]): Promise<T[]> {
-    const sealed = docs.filter((d) => d.sealed);
-    if (sealed.length === 0) return [...docs];
-    if (!this.cipher) return docs.filter((d) => !d.sealed);
-    const jobOf = (d: T) => d.jobId ?? d._id;
-    const opened = await this.cipher.open(sealed.map((d) => ({ namespaceId: d.namespaceId, jobId: jobOf(d), sealed: { k: d.sealed!.k, box: bytesOf(d.sealed!.box) } })));
-    const plain = new Map<T, Buffer | null>(sealed.map((d, i) => [d, opened[i] ?? null]));
-    const out: T[] = [];
-    for (const d of docs) {
-      if (!d.sealed) {
-        out.push(d);
-        continue;
-      }
-      const bytes = plain.get(d);
-      if (!bytes) continue;
-      const content = JSON.parse(bytes.toString('utf8')) as { input?: JobRequest; output?: StoredOutput };
-      const { sealed: _sealed, ...rest } = d;
-      out.push({ ...rest, ...content } as T);
-    }
-    return out;
   }
 
   /**
@@ -393,7 +367,7 @@ export class PayloadsRepository {
         .collection<ResultDoc>(name)
         .find({ namespaceId, expireAt: { $gt: now } }, { batchSize, projection: { jobId: 1, namespaceId: 1, attempt: 1, model: 1, output: 1, usage: 1, at: 1, input: 1, sealed: 1 } });
       try {
-        yield* this.openedInBatches(cursor, batchSize);
+        yield* openedInBatches(this.cipher, cursor, batchSize);
       } finally {
         await cursor.close();
       }
@@ -402,30 +376,11 @@ export class PayloadsRepository {
     if (this.pinned.has(await this.collectionNames(), namespaceId)) {
       const cursor = this.pinned.expiredResults(namespaceId, now, opts, batchSize);
       try {
-        yield* this.openedInBatches(originals(cursor), batchSize);
+        yield* openedInBatches(this.cipher, originals(cursor), batchSize);
       } finally {
         await cursor.close();
       }
     }
-  }
-
-  /** A cursor's results opened a batch at a time (one key lookup per batch), as an export reads them. */
-  private async *openedInBatches(cursor: AsyncIterable<ResultDoc>, batchSize: number): AsyncGenerator<ExportedResult> {
-    let batch: ResultDoc[] = [];
-    const flush = async function* (this: PayloadsRepository, docs: ResultDoc[]): AsyncGenerator<ExportedResult> {
-      for (const d of await this.reveal(docs)) {
-        if (!d.output) continue;
-        yield { jobId: d.jobId, attempt: d.attempt, model: d.model, output: fromStored(d.output), usage: d.usage, at: d.at, ...(d.input ? { input: d.input } : {}) };
-      }
-    };
-    for await (const doc of cursor) {
-      batch.push(doc);
-      if (batch.length >= batchSize) {
-        yield* flush.call(this, batch);
-        batch = [];
-      }
-    }
-    yield* flush.call(this, batch);
   }
 
   /**
@@ -504,6 +459,25 @@ export class PayloadsRepository {
     else await col.createIndex({ jobId: 1 });
     if (this.ttlIndex) await col.createIndex({ expireAt: 1 }, { expireAfterSeconds: 0, name: 'expireAt_ttl' });
   }
+}
+
+/** A cursor's results opened a batch at a time (one key lookup per batch), as an export reads them. */
+async function* openedInBatches(cipher: PayloadCipher | null, cursor: AsyncIterable<ResultDoc>, batchSize: number): AsyncGenerator<ExportedResult> {
+  let batch: ResultDoc[] = [];
+  async function* flush(docs: ResultDoc[]): AsyncGenerator<ExportedResult> {
+    for (const d of await reveal(cipher, docs)) {
+      if (!d.output) continue;
+      yield { jobId: d.jobId, attempt: d.attempt, model: d.model, output: fromStored(d.output), usage: d.usage, at: d.at, ...(d.input ? { input: d.input } : {}) };
+    }
+  }
+  for await (const doc of cursor) {
+    batch.push(doc);
+    if (batch.length >= batchSize) {
+      yield* flush(batch);
+      batch = [];
+    }
+  }
+  yield* flush(batch);
 }
 
 /** The original documents of pinned copies, as a cursor reads them. */

@@ -72,7 +72,7 @@ test(`export: ${JOBS} jobs streamed through GET /v1/jobs/export, with the server
     try {
       const res = await fetch(`${stack.url}/v1/jobs/export`, { headers: { authorization: `Bearer ${t.apiKey}` } });
       assert.equal(res.status, 200);
-      const reader = res.body!.getReader();
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
       const decoder = new TextDecoder();
       let lines = 0;
       let rest = '';
