@@ -16,6 +16,9 @@ import { migrate } from './postgres/migrate.js';
 import { connectMongo, type Mongo } from './mongo/client.js';
 import { PayloadsRepository } from './mongo/payloads.repository.js';
 import { RetentionService } from './space/retention.service.js';
+import { PayloadKeys } from './space/payload-keys.service.js';
+import { SpaceJobs } from './space/space-jobs.service.js';
+import { ZeroHolds } from './redis/zero-holds.repository.js';
 import { retentionRoutes } from './space/retention.http.js';
 import { createRedis, RedisKeys } from './redis/client.js';
 import { PresenceRepository } from './redis/presence.repository.js';
@@ -89,6 +92,10 @@ export interface Backbone {
   networkConfig: NetworkConfigService;
   /** Space's retention plans and their daily metering (tests drive the metering directly). */
   retention: RetentionService;
+  /** Space's pins and job deletion (crypto-shredding). */
+  spaceJobs: SpaceJobs;
+  /** The payload keys (null without PAYLOAD_MASTER_KEYS): rotation, shredding. */
+  payloadKeys: PayloadKeys | null;
   db: Db;
   mongo: Mongo;
   /** Every route the server has (collected as they were added), for the OpenAPI document's test. */
@@ -137,7 +144,12 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     );
   }
   const mongo = await connectMongo(opts.mongoUrl);
-  const payloads = new PayloadsRepository(mongo.db);
+  // Payloads are sealed per namespace (space/payload-keys.service.ts). `serve` refuses to start the roles
+  // that write or read them without PAYLOAD_MASTER_KEYS (config.ts); a backbone built without one (a
+  // bench, a test that does not care) stores them in clear, and says so.
+  const payloadKeys = config.PAYLOAD_MASTER_KEYS ? new PayloadKeys({ db, masterKeys: config.PAYLOAD_MASTER_KEYS, logger }) : null;
+  if (!payloadKeys) logger.warn('PAYLOAD_MASTER_KEYS unset: payloads are stored in MongoDB unencrypted and cannot be crypto-shredded');
+  const payloads = new PayloadsRepository(mongo.db, payloadKeys);
   await payloads.ensureIndexes(logger);
   const retention = new RetentionService({
     db,
@@ -152,6 +164,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   logRedisState(redis, 'main', logger);
   logRedisState(redisSub, 'sub', logger);
   const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
+  const zeroHolds = new ZeroHolds(redis, keys, config.SPACE_ZERO_HOLD_SECONDS);
+  const spaceJobs = new SpaceJobs({ db, payloads, keys: payloadKeys, zeroHolds, logger });
   const rabbit = connectRabbit(config.RABBITMQ_URL, logger);
   await waitForRabbit(rabbit, 10_000);
 
@@ -200,7 +214,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const streams = new JobStreams(redis, keys, () => networkConfig.longestExecutionTimeoutMs() + 60_000);
   const usageSamples = new UsageSamples(redis, keys);
   const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger });
-  const jobs = new InferenceService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis) });
+  const jobs = new InferenceService({ config, db, catalog, settlement, payloads, zeroHolds, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis) });
   const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;
@@ -262,13 +276,13 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       redisReady: () => redisReady(redis),
     });
     const relay = new StreamRelay({ db, streams, wakeups: new StreamWakeups(redisStreamSub!, keys), events, payloads, logger });
-    cloudRoutes(app, { db, payloads, usage, auth, jobs, relay, redisReady: () => redisReady(redis), maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS, defaultRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST } });
+    cloudRoutes(app, { db, payloads, spaceJobs, usage, auth, jobs, relay, redisReady: () => redisReady(redis), maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS, defaultRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST } });
   }
   let gateway: Gateway | null = null;
   let verifyPool: VerifyPoolHandle | null = null;
   if (has('io')) {
     verifyPool = openVerifyPool(config.SIGNATURE_VERIFY_THREADS);
-    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHoursFor: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS), logger });
+    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHoursFor: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS), zeroHolds, logger });
     gateway = new Gateway({
       config,
       db,
@@ -321,7 +335,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       snapshots,
       webhooks: new WebhooksService({ db, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
     });
-    retentionRoutes(app, { db, retention, accounts, adminToken: config.ADMIN_TOKEN });
+    retentionRoutes(app, { db, retention, spaceJobs, accounts, adminToken: config.ADMIN_TOKEN });
   }
   // The explorer (public, from /status) and the consoles (through /account), built from web/.
   if (has('status') || has('gate')) webRoutes(app, opts.webRoot ?? fileURLToPath(new URL('../../web/dist/', import.meta.url)));
@@ -346,6 +360,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     admin,
     jobs,
     retention,
+    spaceJobs,
+    payloadKeys,
     quality,
     networkConfig,
     db,
@@ -377,6 +393,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       // Grouped holds and settlements still running (a node's result arriving during shutdown) end before the pool does.
       await settlement.drained();
       await payloads.drained();
+      await payloadKeys?.drained();
       await marks.stop();
       await catalogChanges.close();
       await queue.close();

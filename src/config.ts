@@ -107,6 +107,33 @@ export const configSchema = z.object({
   // of payload stored, in micro-credits (metered daily by the maintenance role, charged through the ledger).
   SPACE_MAX_RETENTION_DAYS: int(365, 1),
   SPACE_PRICE_MICRO_PER_GIB_DAY: int(50_000, 0),
+  // The zero plan writes nothing to MongoDB: an asynchronous job's output is held in Redis (with this TTL)
+  // until its first read, for a client that polls GET /v1/jobs/{id} instead of waiting on the request.
+  SPACE_ZERO_HOLD_SECONDS: int(300, 1).pipe(z.number().max(86_400)),
+  // Payload encryption at rest (space/payload-keys.service.ts): master keys as `<version>:<32 bytes in
+  // base64>`, comma-separated; the highest version wraps new namespace keys, the others only unwrap until
+  // `resultity space rewrap-keys` has moved every namespace key to the highest. No default: required by
+  // the roles that write or read payloads (cloud, io, maintenance).
+  PAYLOAD_MASTER_KEYS: z
+    .string()
+    .transform((s, ctx) => {
+      const keys = new Map<number, Buffer>();
+      for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+        const m = /^(\d{1,6}):([A-Za-z0-9+/_-]+={0,2})$/.exec(part);
+        const key = m ? Buffer.from(m[2]!, 'base64') : null;
+        if (!m || !key || key.length !== 32 || Number(m[1]) < 1 || keys.has(Number(m[1]))) {
+          ctx.addIssue({ code: 'custom', message: 'must be <version>:<32 bytes in base64>[,...] with distinct versions >= 1' });
+          return z.NEVER;
+        }
+        keys.set(Number(m[1]), key);
+      }
+      if (keys.size === 0) {
+        ctx.addIssue({ code: 'custom', message: 'names no key' });
+        return z.NEVER;
+      }
+      return keys;
+    })
+    .optional(),
   // Maintenance
   SWEEP_INTERVAL_MS: int(5_000, 100),
   // Expired payloads are dropped this often (reads never return them before: they filter on expireAt). A
@@ -151,6 +178,8 @@ export interface ConfigNeeds {
   adminToken?: boolean;
   /** Roles that sign jobs, greet nodes, publish network configs or sign snapshots need the network key. */
   networkKey?: boolean;
+  /** Roles that write or read payloads encrypt them: PAYLOAD_MASTER_KEYS is required. */
+  masterKey?: boolean;
 }
 
 /** Parses the environment; throws one ConfigError naming every bad or missing key. */
@@ -164,6 +193,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: ConfigNe
   if (needs.networkKey && !raw.NETWORK_SIGNING_KEY) {
     problems.push('NETWORK_SIGNING_KEY: required (32-byte hex secp256k1 key; `resultity node keygen` makes one); no default');
   }
+  if (needs.masterKey && !raw.PAYLOAD_MASTER_KEYS) {
+    problems.push('PAYLOAD_MASTER_KEYS: required by the cloud, io and maintenance roles (payloads are encrypted at rest): `1:` and 32 random bytes in base64 (`openssl rand -base64 32`); no default');
+  }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   return parsed.data;
 }
@@ -174,7 +206,7 @@ export function accountQuotasOf(config: Pick<Config, 'ACCOUNT_MAX_NAMESPACES' | 
 }
 
 export function needsFor(roles: readonly Role[]): ConfigNeeds {
-  return { adminToken: roles.includes('gate'), networkKey: roles.some((r) => r === 'io' || r === 'scheduler' || r === 'gate' || r === 'maintenance') };
+  return { adminToken: roles.includes('gate'), networkKey: roles.some((r) => r === 'io' || r === 'scheduler' || r === 'gate' || r === 'maintenance'), masterKey: roles.some((r) => r === 'cloud' || r === 'io' || r === 'maintenance') };
 }
 
 export function parseRoles(csv: string): Role[] {

@@ -42,6 +42,8 @@ export const ERROR_CATALOGUE = {
   namespace_not_empty: { kind: 'conflict', meaning: 'the namespace still holds credits' },
   node_enrolled_elsewhere: { kind: 'conflict', meaning: 'the node address is enrolled by another operator' },
   version_taken: { kind: 'conflict', meaning: 'a network config version was published meanwhile' },
+  job_not_finished: { kind: 'conflict', meaning: 'the job is still running: pin or delete it once it has ended' },
+  nothing_to_pin: { kind: 'conflict', meaning: 'none of the job\'s payloads is held any more' },
   // Credentials and limits
   invalid_api_key: { kind: 'unauthenticated', meaning: 'the bearer API key is unknown, revoked or expired' },
   invalid_credentials: { kind: 'unauthenticated', meaning: 'wrong email or password (one answer for both)' },

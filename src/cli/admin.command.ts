@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../config.js';
 import { buildAdminServices, type AdminServices } from '../admin-services.js';
 import { formatCredits } from '../errors.js';
+import { registerSpaceCommand } from './space.command.js';
 import { createPool } from '../postgres/db.js';
 import { migrate } from '../postgres/migrate.js';
 import { createRedis, RedisKeys } from '../redis/client.js';
@@ -206,6 +207,7 @@ export function registerAdminCommand(program: Command): void {
 
   registerSubcloudCommands(admin);
   registerNetworkConfigCommands(admin);
+  registerSpaceCommand(program);
 
   admin
     .command('usage <namespaceId>')
@@ -218,7 +220,7 @@ export function registerAdminCommand(program: Command): void {
       await withAdmin(async ({ admin, usage }) => {
         await admin.balance(namespaceId); // an unknown namespace is an error, not an empty report
         const report = await usage.report(namespaceId, { from: opts.from, to: opts.to });
-        if (opts.csv) process.stdout.write(usage.toCsv(report.data));
+        if (opts.csv) process.stdout.write(usage.toCsv(report.data, report.storage));
         else out(opts, report, report.data.map((r) => `${r.day} ${r.model} ${r.key_prefix}... ${r.requests} requests, ${r.credits_charged} credits`).join('\n') || '(no usage)');
       });
     });

@@ -17,6 +17,10 @@ export async function runDemo(roles: readonly Role[]): Promise<void> {
     process.env.ADMIN_TOKEN = randomBytes(24).toString('base64url');
     generated.push('ADMIN_TOKEN');
   }
+  if (!process.env.PAYLOAD_MASTER_KEYS) {
+    process.env.PAYLOAD_MASTER_KEYS = `1:${randomBytes(32).toString('base64')}`;
+    generated.push('PAYLOAD_MASTER_KEYS');
+  }
   if (!process.env.NETWORK_SIGNING_KEY) {
     process.env.NETWORK_SIGNING_KEY = generatePrivateKey();
     generated.push('NETWORK_SIGNING_KEY');

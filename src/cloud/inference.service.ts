@@ -19,6 +19,7 @@ import type { Db } from '../postgres/db.js';
 import { findJob, findJobInNamespace, JobPastDeadlineError, type JobRow } from '../postgres/jobs.repository.js';
 import type { ModelRow } from '../postgres/models.repository.js';
 import type { PayloadsRepository, PayloadDoc } from '../mongo/payloads.repository.js';
+import type { ZeroHolds } from '../redis/zero-holds.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { InflightRepository } from '../redis/inflight.repository.js';
 import { isRedisUnreachable } from '../redis/redis-health.js';
@@ -43,6 +44,8 @@ export interface CloudDeps {
   catalog: Catalog;
   settlement: SettlementService;
   payloads: PayloadsRepository;
+  /** The zero plan's results waiting for their first read (redis/zero-holds.repository.ts). */
+  zeroHolds?: Pick<ZeroHolds, 'take'>;
   presence: PresenceRepository;
   /** Whether Redis is usable now (redis/redis-health.ts redisReady); absent: always tried. */
   redisReady?: () => boolean;
@@ -283,8 +286,22 @@ export class InferenceService {
     if (!isUuid(jobId)) throw errors.jobNotFound(jobId);
     const job = await findJobInNamespace(this.d.db, jobId, namespaceId);
     if (!job) throw errors.jobNotFound(jobId);
-    const payload = job.status === 'completed' ? await this.d.payloads.find(jobId, namespaceId) : null;
+    const payload = job.status === 'completed' ? ((await this.d.payloads.find(jobId, namespaceId)) ?? (await this.zeroHeld(job))) : null;
     return { job: await this.withAttemptInFlight(job), payload };
+  }
+
+  /**
+   * A zero-plan job's output held for its first read (then gone: read once), as a payload; null when none
+   * is held (another plan, read already, or past SPACE_ZERO_HOLD_SECONDS).
+   */
+  private async zeroHeld(job: JobRow): Promise<PayloadDoc | null> {
+    const held = await this.d.zeroHolds?.take(job.namespace_id, job.id).catch((err: unknown) => {
+      this.d.logger.warn({ err, jobId: job.id }, 'zero plan: held result not read (Redis)');
+      return null;
+    });
+    if (!held) return null;
+    const at = new Date(held.at);
+    return { _id: job.id, namespaceId: job.namespace_id, model: held.model, results: { [String(held.attempt)]: { output: held.output, usage: held.usage } }, trace: [], createdAt: at, expireAt: at };
   }
 
   /**
@@ -307,7 +324,7 @@ export class InferenceService {
   /** A completed job's output as stored (null once expired). */
   async outputOf(job: JobRow): Promise<JobOutput | null> {
     if (job.status !== 'completed') return null;
-    const payload = await this.d.payloads.find(job.id, job.namespace_id);
+    const payload = (await this.d.payloads.find(job.id, job.namespace_id)) ?? (await this.zeroHeld(job));
     return payload?.results?.[String(job.attempt)]?.output ?? null;
   }
 

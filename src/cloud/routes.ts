@@ -15,6 +15,7 @@ import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 import { jobSearchRoutes } from '../space/job-search.http.js';
 import { errors } from '../errors.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
+import type { SpaceJobs } from '../space/space-jobs.service.js';
 import { listModels } from '../postgres/models.repository.js';
 import type { Db } from '../postgres/db.js';
 import type { AuthService, Principal } from './auth.service.js';
@@ -39,6 +40,8 @@ export interface CloudRouteDeps {
   db: Db;
   /** For GET /v1/jobs/export (space/job-search.http.ts); absent, that route is not offered. */
   payloads?: PayloadsRepository;
+  /** For DELETE /v1/jobs/{id} (space/space-jobs.service.ts); absent, that route is not offered. */
+  spaceJobs?: SpaceJobs;
   usage: UsageService;
   auth: AuthService;
   jobs: InferenceService;
@@ -146,7 +149,7 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
     // Resultity extension: the namespace's usage by day, model and key; `format=csv` for a spreadsheet.
     v1.get<{ Querystring: UsageQuery }>('/v1/usage', { schema: doc("The namespace's usage by day, model and key (JSON or CSV)", { querystring: usageQuerySchema }) }, async (request, reply) => sendUsage(reply, d.usage, principalOf(request).namespaceId, request.query));
 
-    jobSearchRoutes(v1, { db: d.db, ...(d.payloads ? { payloads: d.payloads } : {}) });
+    jobSearchRoutes(v1, { db: d.db, ...(d.payloads ? { payloads: d.payloads } : {}), ...(d.spaceJobs ? { spaceJobs: d.spaceJobs } : {}) });
 
     v1.get<{ Params: { id: string } }>('/v1/jobs/:id', { schema: doc('A job of this namespace: its status, charge, and result or error', { params: jobIdParams }) }, async (request) => {
       const { job, payload } = await d.jobs.findForNamespace(request.params.id, principalOf(request).namespaceId);

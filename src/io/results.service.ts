@@ -19,6 +19,7 @@ import type { UsageRules } from '../catalog/usage-rules.js';
 import type { Db } from '../postgres/db.js';
 import { findJob } from '../postgres/jobs.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
+import type { ZeroHolds } from '../redis/zero-holds.repository.js';
 import type { InflightRepository } from '../redis/inflight.repository.js';
 import type { SettlementService } from '../jobs/settlement.service.js';
 import type { AttemptOutcome, JobLifecycle } from '../jobs/lifecycle.service.js';
@@ -63,6 +64,8 @@ export class ResultsService {
        * in-process copy); null for the `zero` plan, whose outputs are never written to MongoDB.
        */
       retentionHoursFor: (namespaceId: string) => Promise<number | null>;
+      /** Where the zero plan's outputs wait for their first read (redis/zero-holds.repository.ts). */
+      zeroHolds?: Pick<ZeroHolds, 'hold'>;
       logger: Logger;
     },
   ) {}
@@ -156,7 +159,14 @@ export class ResultsService {
   private async storeResult(msg: ResultMessage, ctx: AttemptContext): Promise<void> {
     const start = Date.now();
     const retentionHours = await this.d.retentionHoursFor(ctx.namespaceId);
-    if (retentionHours === null) return; // the zero plan: the output travels in the completion event only
+    if (retentionHours === null) {
+      // The zero plan: nothing goes to MongoDB; the output travels in the completion event, and is held in
+      // Redis for a client that polls for it instead (read once, or gone at its TTL).
+      await this.d.zeroHolds
+        ?.hold(ctx.namespaceId, msg.jobId, { attempt: msg.attempt, model: ctx.model, output: msg.output, usage: msg.usage, at: Date.now() })
+        .catch((err: unknown) => this.d.logger.warn({ err, jobId: msg.jobId }, 'zero plan: result not held for polling (Redis)'));
+      return;
+    }
     const doc = {
       jobId: msg.jobId,
       namespaceId: ctx.namespaceId,

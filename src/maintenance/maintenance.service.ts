@@ -79,6 +79,7 @@ export class Maintenance {
         const swept = await this.d.payloads.sweepExpired(now);
         this.lastPayloadSweep = now.getTime();
         if (swept.buckets + swept.documents > 0) this.d.logger.info(swept, 'expired payloads dropped');
+        await this.d.retention.sweepExpiredKeys(now);
       }
       await this.meterClosedDay(now);
     });

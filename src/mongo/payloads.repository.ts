@@ -32,6 +32,9 @@ import type { Collection, Db, Document, MongoBulkWriteError, OptionalUnlessRequi
 import type { Logger } from 'pino';
 import type { JobOutput, JobRequest, Usage } from '../domain/protocol.js';
 import { GroupCommit, type ItemOutcome } from '../common/group-commit.js';
+import { fromStored, jsonBytes, toStored, type StoredOutput } from './payload-codec.js';
+import { reveal, type PayloadCipher, type Sealed } from './payload-cipher.js';
+import { PinnedPayloads, type PinnedDoc } from './pinned-payloads.js';
 import { bucketExpiresAtMs, bucketName, bucketsOfJob, expiryOf, jobCreatedMs, parseBucketName, PAYLOAD_KINDS, type PayloadKind } from './payload-buckets.js';
 
 export interface RoutingHop {
@@ -62,7 +65,9 @@ interface InputDoc {
   bytes: number;
   namespaceId: string;
   model: string;
-  input: JobRequest;
+  /** In clear only without a cipher (and in documents from before encryption); else inside `sealed`. */
+  input?: JobRequest;
+  sealed?: Sealed;
   createdAt: Date;
   expireAt: Date;
 }
@@ -83,41 +88,13 @@ export interface ResultToSave {
   retentionHours: number;
 }
 
-/**
- * An output as stored. FerretDB v1 refuses arrays nested in arrays ("nested arrays are not supported"),
- * which an embedding job's vectors are: they are stored as `embeddingsF64`, each vector its float64
- * components little-endian in base64 (exact, and as compact as JSON numbers), on MongoDB as on FerretDB.
- */
-type StoredOutput = Omit<JobOutput, 'embeddings'> & { embeddingsF64?: string[] };
-
-function toStored(output: JobOutput): StoredOutput {
-  const { embeddings, ...rest } = output;
-  if (embeddings === undefined) return rest;
-  return {
-    ...rest,
-    embeddingsF64: embeddings.map((v) => {
-      const bytes = Buffer.alloc(v.length * 8);
-      v.forEach((x, i) => bytes.writeDoubleLE(x, i * 8));
-      return bytes.toString('base64');
-    }),
-  };
-}
-
-function fromStored(stored: StoredOutput): JobOutput {
-  const { embeddingsF64, ...rest } = stored;
-  if (embeddingsF64 === undefined) return rest;
-  return {
-    ...rest,
-    embeddings: embeddingsF64.map((b64) => {
-      const bytes = Buffer.from(b64, 'base64');
-      return Array.from({ length: bytes.length / 8 }, (_, i) => bytes.readDoubleLE(i * 8));
-    }),
-  };
-}
-
 /** As stored: keyed by job and attempt, with when it was written, and the job's input when it came along. */
 interface ResultDoc extends Omit<ResultToSave, 'output' | 'retentionHours'> {
-  output: StoredOutput;
+  /** In clear only without a cipher (and in documents from before encryption); else inside `sealed` with the input. */
+  output?: StoredOutput;
+  sealed?: Sealed;
+  /** Whether the job's input rode along (in clear or sealed). */
+  hasInput?: boolean;
   _id: string;
   /** Bytes of the output (and of the input riding along) as JSON: what extended retention meters. */
   bytes: number;
@@ -130,7 +107,7 @@ interface ResultDoc extends Omit<ResultToSave, 'output' | 'retentionHours'> {
 /** An input held back: the document, and the caller of insertInput waiting to hear it was written. */
 interface HeldInput {
   bucket: string;
-  doc: InputDoc;
+  doc: InputDoc & { input: JobRequest };
   written: (outcome: Promise<void>) => void;
 }
 
@@ -184,7 +161,15 @@ export class PayloadsRepository {
   /** True on a server with TTL indexes (MongoDB), false on FerretDB v1, decided by ensureIndexes. */
   ttlIndex = false;
 
-  constructor(private readonly db: Db) {
+  /** Jobs their owner pinned past their plan (a namespace's own collection, never dropped by expiry). */
+  readonly pinned: PinnedPayloads;
+
+  /** `cipher`: seals every document's content (payloads at rest, issue 10); without one it is stored in clear. */
+  constructor(
+    private readonly db: Db,
+    private readonly cipher: PayloadCipher | null = null,
+  ) {
+    this.pinned = new PinnedPayloads(db);
     this.inputWrites = new GroupCommit((w) => this.insertGrouped('job_payloads', w), BATCHING);
     this.resultWrites = new GroupCommit((w) => this.insertGrouped('job_results', w), BATCHING);
     this.traceWrites = new GroupCommit((w) => this.insertGrouped('job_trace', w), BATCHING);
@@ -222,7 +207,7 @@ export class PayloadsRepository {
     const held = this.heldInputs.get(jobId);
     if (!held) return;
     this.heldInputs.delete(jobId);
-    held.written(this.inputWrites.submit({ bucket: held.bucket, doc: held.doc }));
+    held.written(this.writeInput(held));
   }
 
   /** Writes every input held back now, in one grouped insert (the hold's timer, shutdown). */
@@ -231,7 +216,15 @@ export class PayloadsRepository {
     this.holdTimer = null;
     const held = [...this.heldInputs.values()];
     this.heldInputs.clear();
-    for (const h of held) h.written(this.inputWrites.submit({ bucket: h.bucket, doc: h.doc }));
+    for (const h of held) h.written(this.writeInput(h));
+  }
+
+  /** An input's own document, sealed (with a cipher), in the grouped insert. */
+  private async writeInput(h: HeldInput): Promise<void> {
+    if (!this.cipher) return this.inputWrites.submit({ bucket: h.bucket, doc: h.doc });
+    const { input, ...rest } = h.doc;
+    const { sealed, stored } = await this.cipher.seal(h.doc.namespaceId, h.doc._id, Buffer.from(JSON.stringify({ input })));
+    await Promise.all([stored, this.inputWrites.submit({ bucket: h.bucket, doc: { ...rest, sealed } })]);
   }
 
   /**
@@ -243,11 +236,17 @@ export class PayloadsRepository {
     const held = this.heldInputs.get(r.jobId);
     this.heldInputs.delete(r.jobId);
     const now = Date.now();
-    const { retentionHours, ...fields } = r;
-    const doc: ResultDoc = { _id: `${r.jobId}#${r.attempt}`, ...fields, output: toStored(r.output), bytes: jsonBytes(r.output) + (held ? held.doc.bytes : 0), expireAt: expiryOf(r.jobId, retentionHours, now), at: new Date(now), ...(held ? { input: held.doc.input, inputCreatedAt: held.doc.createdAt } : {}) };
-    const written = this.resultWrites.submit({ bucket: bucketName('job_results', retentionHours, jobCreatedMs(r.jobId, now)), doc });
+    const { retentionHours, output: given, ...fields } = r;
+    const output = toStored(given);
+    const base = { _id: `${r.jobId}#${r.attempt}`, ...fields, bytes: jsonBytes(r.output) + (held ? held.doc.bytes : 0), expireAt: expiryOf(r.jobId, retentionHours, now), at: new Date(now), hasInput: held !== undefined, ...(held ? { inputCreatedAt: held.doc.createdAt } : {}) };
+    const bucket = bucketName('job_results', retentionHours, jobCreatedMs(r.jobId, now));
+    const written = (async () => {
+      if (!this.cipher) return this.resultWrites.submit({ bucket, doc: { ...base, output, ...(held ? { input: held.doc.input } : {}) } });
+      const { sealed, stored } = await this.cipher.seal(r.namespaceId, r.jobId, Buffer.from(JSON.stringify({ output, ...(held ? { input: held.doc.input } : {}) })));
+      await Promise.all([stored, this.resultWrites.submit({ bucket, doc: { ...base, sealed } })]);
+    })();
     // Should the result's write fail, its input is written alone.
-    held?.written(written.catch(() => this.inputWrites.submit({ bucket: held.bucket, doc: held.doc })));
+    held?.written(written.catch(() => this.writeInput(held)));
     await written;
   }
 
@@ -270,25 +269,31 @@ export class PayloadsRepository {
    */
   async find(jobId: string, namespaceId: string, now = new Date()): Promise<PayloadDoc | null> {
     const names = await this.collectionNames();
-    const [inputs, results, hops] = await Promise.all([
+    const [storedInputs, storedResults, hops, pinned] = await Promise.all([
       this.findIn<InputDoc>(names, 'job_payloads', jobId, { _id: jobId, namespaceId, expireAt: { $gt: now } }),
       this.findIn<ResultDoc>(names, 'job_results', jobId, { jobId, namespaceId, expireAt: { $gt: now } }),
       this.findIn<TraceDoc>(names, 'job_trace', jobId, { jobId, expireAt: { $gt: now } }),
+      this.pinned.has(names, namespaceId) ? this.pinned.docsOf(namespaceId, jobId) : Promise.resolve([]),
     ]);
-    const input = inputs[0];
-    if (!input && results.length === 0) return null;
-    const first = results[0];
-    const carried = results.find((r) => r.input !== undefined);
+    // A pinned copy stands in for a document its plan has let go (or whose day was dropped).
+    const inputs = storedInputs.length > 0 ? storedInputs : pinned.filter((p) => p.from === 'job_payloads').map((p) => p.doc as unknown as InputDoc);
+    const own = new Set(storedResults.map((r) => r._id));
+    const results = [...storedResults, ...pinned.filter((p) => p.from === 'job_results' && !own.has(String(p.doc._id))).map((p) => p.doc as unknown as ResultDoc)];
+    const [input] = await reveal(this.cipher, inputs.slice(0, 1));
+    const opened = await reveal(this.cipher, results);
+    if (!input && opened.length === 0) return null;
+    const first = opened[0];
+    const carried = opened.find((r) => r.input !== undefined);
     const storedInput = input?.input ?? carried?.input;
     return {
       _id: jobId,
       namespaceId,
       model: input?.model ?? first!.model,
       ...(storedInput ? { input: storedInput } : {}),
-      results: Object.fromEntries(results.map((r) => [String(r.attempt), { output: fromStored(r.output), usage: r.usage }])),
+      results: Object.fromEntries(opened.filter((r) => r.output).map((r) => [String(r.attempt), { output: fromStored(r.output!), usage: r.usage }])),
       trace: [
         ...hops.map(({ attempt, nodeId, at, outcome, reason }) => ({ attempt, nodeId, at, outcome, ...(reason === undefined ? {} : { reason }) })),
-        ...results.map((r) => ({ attempt: r.attempt, nodeId: r.nodeId, at: r.at, outcome: 'completed' })),
+        ...opened.map((r) => ({ attempt: r.attempt, nodeId: r.nodeId, at: r.at, outcome: 'completed' })),
       ].sort((a, b) => a.at.getTime() - b.at.getTime()),
       createdAt: input?.createdAt ?? carried?.inputCreatedAt ?? first!.at,
       expireAt: input?.expireAt ?? first!.expireAt,
@@ -303,10 +308,24 @@ export class PayloadsRepository {
     const held = this.heldInputs.get(jobId);
     if (held) return held.doc.input;
     const names = await this.collectionNames();
-    const [doc] = await this.findIn<InputDoc>(names, 'job_payloads', jobId, { _id: jobId, expireAt: { $gt: now } });
-    if (doc) return doc.input;
-    const carried = await this.findIn<ResultDoc>(names, 'job_results', jobId, { jobId, input: { $exists: true }, expireAt: { $gt: now } });
-    return carried[0]?.input ?? null;
+    const [doc] = await reveal(this.cipher, await this.findIn<InputDoc>(names, 'job_payloads', jobId, { _id: jobId, expireAt: { $gt: now } }));
+    if (doc?.input) return doc.input;
+    const results = await this.findIn<ResultDoc>(names, 'job_results', jobId, { jobId, expireAt: { $gt: now } });
+    const carried = await reveal(this.cipher, results.filter((r) => r.hasInput || r.input !== undefined));
+    return carried.find((r) => r.input !== undefined)?.input ?? null;
+  }
+
+  /**
+   * A job's unexpired documents as stored (sealed), for a pin to copy; none for another namespace's job.
+   * The job's input and results only: routing hops carry node identities and are not kept past the plan.
+   */
+  async storedDocsOf(jobId: string, namespaceId: string, now = new Date()): Promise<Array<{ from: PayloadKind; doc: Document & { _id: string; bytes?: number } }>> {
+    const names = await this.collectionNames();
+    const [inputs, results] = await Promise.all([
+      this.findIn<InputDoc>(names, 'job_payloads', jobId, { _id: jobId, namespaceId, expireAt: { $gt: now } }),
+      this.findIn<ResultDoc>(names, 'job_results', jobId, { jobId, namespaceId, expireAt: { $gt: now } }),
+    ]);
+    return [...inputs.map((doc) => ({ from: 'job_payloads' as const, doc })), ...results.map((doc) => ({ from: 'job_results' as const, doc }))];
   }
 
   /**
@@ -342,12 +361,22 @@ export class PayloadsRepository {
       .filter((x): x is { name: string; b: NonNullable<ReturnType<typeof parseBucketName>> } => x.b !== null && x.b.kind === 'job_results' && bucketExpiresAtMs(x.b) > now.getTime())
       .filter((x) => (opts.since ? x.b.dayStartMs + 86_400_000 > opts.since.getTime() : true) && (opts.until ? x.b.dayStartMs < opts.until.getTime() : true))
       .sort((a, b) => a.b.dayStartMs - b.b.dayStartMs);
+    const batchSize = opts.batchSize ?? 500;
     for (const { name } of buckets) {
       const cursor = this.db
         .collection<ResultDoc>(name)
-        .find({ namespaceId, expireAt: { $gt: now } }, { batchSize: opts.batchSize ?? 500, projection: { _id: 0, jobId: 1, attempt: 1, model: 1, output: 1, usage: 1, at: 1, input: 1 } });
+        .find({ namespaceId, expireAt: { $gt: now } }, { batchSize, projection: { jobId: 1, namespaceId: 1, attempt: 1, model: 1, output: 1, usage: 1, at: 1, input: 1, sealed: 1 } });
       try {
-        for await (const doc of cursor) yield doc;
+        yield* openedInBatches(this.cipher, cursor, batchSize);
+      } finally {
+        await cursor.close();
+      }
+    }
+    // Pinned results whose own bucket's copy has expired (the others were exported above).
+    if (this.pinned.has(await this.collectionNames(), namespaceId)) {
+      const cursor = this.pinned.expiredResults(namespaceId, now, opts, batchSize);
+      try {
+        yield* openedInBatches(this.cipher, originals(cursor), batchSize);
       } finally {
         await cursor.close();
       }
@@ -355,8 +384,8 @@ export class PayloadsRepository {
   }
 
   /**
-   * Bytes a namespace holds in classes longer than `aboveHours` (extended retention), unexpired: what
-   * one day of metering bills. Reads only the buckets of those classes (the billed data), never the
+   * Bytes a namespace holds in classes longer than `aboveHours` (extended retention), unexpired, and in its
+   * pinned jobs: what one day of metering bills. Reads only the buckets of those classes (the billed data), never the
    * standard ones; FerretDB's $group has $sum, which is all this needs.
    */
   async storedBytes(namespaceId: string, aboveHours: number, now = new Date()): Promise<number> {
@@ -370,7 +399,7 @@ export class PayloadsRepository {
         .toArray();
       total += row?.bytes ?? 0;
     }
-    return total;
+    return total + (this.pinned.has(await this.collectionNames(), namespaceId) ? await this.pinned.bytes(namespaceId) : 0);
   }
 
   /** Every collection's name (nameOnly: a catalogue read, whatever the collections hold). */
@@ -432,9 +461,28 @@ export class PayloadsRepository {
   }
 }
 
-/** A payload's size as stored, near enough to bill by (its JSON; BSON differs by a few bytes per field). */
-function jsonBytes(value: unknown): number {
-  return Buffer.byteLength(JSON.stringify(value));
+/** A cursor's results opened a batch at a time (one key lookup per batch), as an export reads them. */
+async function* openedInBatches(cipher: PayloadCipher | null, cursor: AsyncIterable<ResultDoc>, batchSize: number): AsyncGenerator<ExportedResult> {
+  let batch: ResultDoc[] = [];
+  async function* flush(docs: ResultDoc[]): AsyncGenerator<ExportedResult> {
+    for (const d of await reveal(cipher, docs)) {
+      if (!d.output) continue;
+      yield { jobId: d.jobId, attempt: d.attempt, model: d.model, output: fromStored(d.output), usage: d.usage, at: d.at, ...(d.input ? { input: d.input } : {}) };
+    }
+  }
+  for await (const doc of cursor) {
+    batch.push(doc);
+    if (batch.length >= batchSize) {
+      yield* flush(batch);
+      batch = [];
+    }
+  }
+  yield* flush(batch);
+}
+
+/** The original documents of pinned copies, as a cursor reads them. */
+async function* originals(cursor: AsyncIterable<PinnedDoc>): AsyncGenerator<ResultDoc> {
+  for await (const p of cursor) yield p.doc as unknown as ResultDoc;
 }
 
 /**

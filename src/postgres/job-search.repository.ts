@@ -41,3 +41,16 @@ export async function searchJobs(q: Queryable, s: JobSearch): Promise<{ jobs: Jo
   const jobs = r.rows.slice(0, s.limit);
   return { jobs, next: r.rows.length > s.limit ? jobs[jobs.length - 1]!.id : null };
 }
+
+/**
+ * How many of a namespace's jobs completed in a creation-time range (the live window's rows): what an
+ * export of that range will hold at most, for a progress bar's total.
+ */
+export async function countCompletedJobs(q: Queryable, namespaceId: string, range: { since?: Date; until?: Date }): Promise<number> {
+  const r = await q.query<{ n: number }>(
+    `SELECT count(*)::float8 AS n FROM jobs WHERE namespace_id = $1 AND status = 'completed'
+        AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3)`,
+    [namespaceId, range.since ?? null, range.until ?? null],
+  );
+  return r.rows[0]?.n ?? 0;
+}

@@ -5,7 +5,7 @@ import type { NamespaceRetention, RetentionPlan } from '../domain/retention.js';
 
 export interface SpaceEvent {
   at: Date;
-  kind: 'plan_changed' | 'fell_back';
+  kind: 'plan_changed' | 'fell_back' | 'pinned' | 'unpinned' | 'job_shredded';
   detail: Record<string, unknown>;
 }
 
@@ -27,10 +27,12 @@ export async function listSpaceEvents(q: Queryable, namespaceId: string, limit =
   return r.rows;
 }
 
-/** Namespaces on an extended plan now, with their days. */
-export async function listExtendedNamespaces(q: Queryable): Promise<Array<{ id: string; retention_days: number }>> {
-  const r = await q.query<{ id: string; retention_days: number }>(
-    `SELECT id, retention_days FROM namespaces WHERE retention_plan = 'extended' AND deleted_at IS NULL ORDER BY id`,
+/** Namespaces that pay for storage: on an extended plan now, or holding pinned jobs. */
+export async function listExtendedNamespaces(q: Queryable): Promise<Array<{ id: string; retention_plan: RetentionPlan; retention_days: number | null }>> {
+  const r = await q.query<{ id: string; retention_plan: RetentionPlan; retention_days: number | null }>(
+    `SELECT id, retention_plan, retention_days FROM namespaces n
+      WHERE deleted_at IS NULL AND (retention_plan = 'extended' OR EXISTS (SELECT 1 FROM space_pins p WHERE p.namespace_id = n.id))
+      ORDER BY id`,
   );
   return r.rows;
 }
@@ -70,3 +72,57 @@ export async function listMeterings(q: Queryable, namespaceId: string, limit = 1
 }
 
 export type { RetentionPlan };
+
+export interface PinRow {
+  job_id: string;
+  pinned_at: Date;
+  bytes: number;
+}
+
+/** Records a pin (false when the job was pinned already) and its event. */
+export async function insertPin(q: Queryable, namespaceId: string, jobId: string, bytes: number): Promise<boolean> {
+  const r = await q.query(
+    `WITH pinned AS (
+       INSERT INTO space_pins (job_id, namespace_id, bytes) VALUES ($1, $2, $3) ON CONFLICT (job_id) DO NOTHING RETURNING job_id
+     )
+     INSERT INTO space_events (namespace_id, kind, detail) SELECT $2, 'pinned', jsonb_build_object('job_id', job_id, 'bytes', $3::bigint) FROM pinned`,
+    [jobId, namespaceId, bytes],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** Removes a pin and records its event; false when the job was not pinned in this namespace. */
+export async function deletePin(q: Queryable, namespaceId: string, jobId: string, kind: 'unpinned' | 'job_shredded' = 'unpinned'): Promise<boolean> {
+  const r = await q.query(
+    `WITH gone AS (DELETE FROM space_pins WHERE job_id = $1 AND namespace_id = $2 RETURNING job_id)
+     INSERT INTO space_events (namespace_id, kind, detail) SELECT $2, $3, jsonb_build_object('job_id', job_id) FROM gone`,
+    [jobId, namespaceId, kind],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** Records a job's crypto-shredding (DELETE /v1/jobs/{id}) for its owner to see. */
+export async function recordShred(q: Queryable, namespaceId: string, jobId: string, documents: number): Promise<void> {
+  await q.query(`INSERT INTO space_events (namespace_id, kind, detail) VALUES ($1, 'job_shredded', jsonb_build_object('job_id', $2::text, 'documents', $3::int))`, [namespaceId, jobId, documents]);
+}
+
+export async function listPins(q: Queryable, namespaceId: string, limit = 1000): Promise<PinRow[]> {
+  const r = await q.query<PinRow>(`SELECT job_id, pinned_at, bytes::float8 AS bytes FROM space_pins WHERE namespace_id = $1 ORDER BY pinned_at DESC LIMIT $2`, [namespaceId, limit]);
+  return r.rows;
+}
+
+/** Releases every pin of a namespace (it could not pay for them); how many there were. */
+export async function deleteAllPins(q: Queryable, namespaceId: string): Promise<number> {
+  const r = await q.query(`DELETE FROM space_pins WHERE namespace_id = $1`, [namespaceId]);
+  return r.rowCount ?? 0;
+}
+
+/** Storage charges of days `from` to `to` (YYYY-MM-DD, inclusive), for usage reports. */
+export async function listMeteringsBetween(q: Queryable, namespaceId: string, from: string, to: string): Promise<MeteringRow[]> {
+  const r = await q.query<MeteringRow>(
+    `SELECT to_char(day, 'YYYY-MM-DD') AS day, stored_bytes::float8 AS stored_bytes, charged_micro::float8 AS charged_micro, fell_back
+       FROM space_meterings WHERE namespace_id = $1 AND day BETWEEN $2::date AND $3::date ORDER BY day`,
+    [namespaceId, from, to],
+  );
+  return r.rows;
+}

@@ -13,6 +13,7 @@ import { TERMINAL_STATUSES } from '../domain/job-states.js';
 import { errors, formatCredits } from '../errors.js';
 import { toCsv } from '../domain/csv.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
+import type { SpaceJobs } from './space-jobs.service.js';
 import { Readable } from 'node:stream';
 
 const time = z.union([z.string().regex(/^\d{1,12}$/).transform((s) => new Date(Number(s) * 1000)), z.iso.datetime({ offset: true }).transform((s) => new Date(s))]);
@@ -29,7 +30,7 @@ const querySchema = z
   })
   .strict();
 
-const exportSchema = z
+export const exportSchema = z
   .object({
     format: z.enum(['ndjson', 'csv']).default('ndjson'),
     since: time.optional(),
@@ -45,7 +46,7 @@ type CsvRow = Record<(typeof CSV_COLUMNS)[number], unknown>;
  * cursor as the client reads (the reply's backpressure paces it), so memory stays that of one batch
  * however many jobs are exported. Results expired or never stored (the zero plan) are not in it.
  */
-async function* exportLines(payloads: PayloadsRepository, namespaceId: string, q: z.infer<typeof exportSchema>): AsyncGenerator<string> {
+export async function* exportLines(payloads: PayloadsRepository, namespaceId: string, q: z.infer<typeof exportSchema>): AsyncGenerator<string> {
   const header = CSV_COLUMNS.join(',');
   if (q.format === 'csv') yield `${header}\r\n`;
   for await (const r of payloads.streamResults(namespaceId, { ...(q.since ? { since: q.since } : {}), ...(q.until ? { until: q.until } : {}) })) {
@@ -58,7 +59,20 @@ async function* exportLines(payloads: PayloadsRepository, namespaceId: string, q
   }
 }
 
-export function jobSearchRoutes(v1: FastifyInstance, d: { db: Db; payloads?: PayloadsRepository }): void {
+const jobIdParams = z.object({ id: z.string().describe('The job id (x-resultity-job-id).') });
+
+export function jobSearchRoutes(v1: FastifyInstance, d: { db: Db; payloads?: PayloadsRepository; spaceJobs?: SpaceJobs }): void {
+  const spaceJobs = d.spaceJobs;
+  if (spaceJobs) {
+    // Crypto-shreds a finished job's payloads (their keys destroyed: unreadable at once, wherever a copy is);
+    // the job's metadata, usage and charge stay. 409 for a job not finished yet.
+    v1.delete<{ Params: { id: string } }>('/v1/jobs/:id', { schema: routeSchema({ summary: "Deletes a finished job's payloads (crypto-shredded at once); its metadata and charge stay", tags: ['Public API'], auth: 'apiKey', params: jobIdParams }) }, async (request) => {
+      const p = request.principal;
+      if (!p) throw errors.unauthenticated();
+      return spaceJobs.deleteJob(p.namespaceId, request.params.id);
+    });
+  }
+
   const payloads = d.payloads;
   if (payloads) {
     v1.get('/v1/jobs/export', { schema: routeSchema({ summary: "The namespace's retained results, streamed as NDJSON or CSV", tags: ['Public API'], auth: 'apiKey', querystring: exportSchema }) }, async (request, reply) => {

@@ -9,6 +9,7 @@ import { idParams, routeSchema } from '../openapi/route-schema.js';
 import type { Db } from '../postgres/db.js';
 import { findOwnedNamespace } from '../postgres/accounts.repository.js';
 import type { RetentionService } from './retention.service.js';
+import type { SpaceJobs } from './space-jobs.service.js';
 import { errors } from '../errors.js';
 
 const planBody = z.object({ plan: z.string(), days: z.number().int().nullable().optional() }).strict();
@@ -20,7 +21,18 @@ export interface SessionAuthenticator {
 
 const ownerDoc = (summary: string, body?: z.ZodType) => routeSchema({ summary, tags: ['Account API'], auth: 'session', params: idParams('id'), ...(body ? { body } : {}) });
 
-export function retentionRoutes(app: FastifyInstance, d: { db: Db; retention: RetentionService; accounts: SessionAuthenticator; adminToken: string }): void {
+const pinParams = z.object({ id: z.string().describe('The namespace id'), jobId: z.string().describe('The job id') });
+const pinDoc = (summary: string) => routeSchema({ summary, tags: ['Account API'], auth: 'session', params: pinParams });
+
+/** Pins on the wire, the same for the owner and the admin once the namespace is known to be theirs. */
+function pinRoutes(r: FastifyInstance, base: string, namespaceOf: (authorization: string | undefined, id: string) => Promise<string>, jobs: SpaceJobs, docs: boolean): void {
+  const schema = (summary: string, params = false) => (docs ? { schema: params ? pinDoc(summary) : ownerDoc(summary) } : {});
+  r.get<{ Params: { id: string } }>(`${base}/:id/pins`, schema("The namespace's pinned jobs (kept past its plan, metered per GiB-day)"), async (req) => ({ object: 'list', data: await jobs.list(await namespaceOf(req.headers.authorization, req.params.id)) }));
+  r.put<{ Params: { id: string; jobId: string } }>(`${base}/:id/pins/:jobId`, schema('Pins a finished job past its plan', true), async (req) => jobs.pin(await namespaceOf(req.headers.authorization, req.params.id), req.params.jobId));
+  r.delete<{ Params: { id: string; jobId: string } }>(`${base}/:id/pins/:jobId`, schema('Unpins a job (its copy goes; the original keeps its plan\'s days)', true), async (req) => jobs.unpin(await namespaceOf(req.headers.authorization, req.params.id), req.params.jobId));
+}
+
+export function retentionRoutes(app: FastifyInstance, d: { db: Db; retention: RetentionService; spaceJobs: SpaceJobs; accounts: SessionAuthenticator; adminToken: string }): void {
   // The owner's: a session, and the namespace must be one of its account's.
   app.register(async (r) => {
     const owned = async (authorization: string | undefined, id: string): Promise<string> => {
@@ -35,6 +47,7 @@ export function retentionRoutes(app: FastifyInstance, d: { db: Db; retention: Re
       const body = parse(planBody, req.body);
       return d.retention.setPlan(id, body.plan, body.days, 'owner');
     });
+    pinRoutes(r, '/account/namespaces', owned, d.spaceJobs, true);
   });
 
   // The admin's: the same check as the admin API's (gate/admin.routes.ts), on its own routes here so that
@@ -51,5 +64,6 @@ export function retentionRoutes(app: FastifyInstance, d: { db: Db; retention: Re
       const body = parse(planBody, req.body);
       return d.retention.setPlan(parse(uuid, req.params.id), body.plan, body.days, 'admin');
     });
+    pinRoutes(r, '/admin/namespaces', async (_auth, id) => parse(uuid, id), d.spaceJobs, false);
   });
 }

@@ -8,8 +8,9 @@ import type { Logger } from 'pino';
 import type { Db } from '../postgres/db.js';
 import { withTransaction } from '../postgres/db.js';
 import { InsufficientBalanceError, ledgerAccountId, postTransaction } from '../postgres/ledger.repository.js';
-import { claimMetering, isMetered, listExtendedNamespaces, listMeterings, listSpaceEvents, setRetentionPlan, type MeteringRow, type SpaceEvent } from '../postgres/space.repository.js';
+import { claimMetering, deleteAllPins, isMetered, listExtendedNamespaces, listMeterings, listSpaceEvents, setRetentionPlan, type MeteringRow, type SpaceEvent } from '../postgres/space.repository.js';
 import { findNamespace } from '../postgres/accounts.repository.js';
+import { deleteExpiredSalts } from '../postgres/payload-keys.repository.js';
 import { checkPlan, storageChargeMicro, type NamespaceRetention } from '../domain/retention.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import { errors } from '../errors.js';
@@ -55,6 +56,14 @@ export class RetentionService {
     };
   }
 
+  /**
+   * Deletes payload keys older than any plan keeps a payload (pinned jobs' excepted): the documents they
+   * opened are gone or going, and so is any copy's key. One page per call; how many went.
+   */
+  sweepExpiredKeys(now = new Date()): Promise<number> {
+    return deleteExpiredSalts(this.d.db, new Date(now.getTime() - keyLifetimeHours(this.d.standardHours, this.d.maxDays) * 3_600_000));
+  }
+
   /** Sets a plan (checked against the platform's maximum); applies to payloads written from now on. */
   async setPlan(namespaceId: string, plan: string, days: number | null | undefined, by: 'owner' | 'admin'): Promise<RetentionView> {
     const checked = checkPlan(plan, days, this.d.maxDays);
@@ -72,7 +81,9 @@ export class RetentionService {
     const out: MeteringOutcome[] = [];
     for (const ns of await listExtendedNamespaces(this.d.db)) {
       if (await isMetered(this.d.db, ns.id, day)) continue;
-      const storedBytes = await this.d.payloads.storedBytes(ns.id, this.d.standardHours, now);
+      // Extended: its extended classes and its pins; any other plan: its pins alone (what it holds under an
+      // extended class from before a change of plan was paid for while it was written, and is not billed).
+      const storedBytes = ns.retention_plan === 'extended' ? await this.d.payloads.storedBytes(ns.id, this.d.standardHours, now) : await this.d.payloads.pinned.bytes(ns.id);
       const chargedMicro = storageChargeMicro(storedBytes, this.d.priceMicroPerGibDay);
       try {
         const claimed = await withTransaction(this.d.db, async (tx) => {
@@ -91,12 +102,15 @@ export class RetentionService {
       } catch (err) {
         if (err instanceof AlreadyMetered) continue;
         if (!(err instanceof InsufficientBalanceError)) throw err;
-        // Cannot pay: nothing charged, the plan falls back to standard (an event the owner sees).
+        // Cannot pay: nothing charged, the plan falls back to standard (an event the owner sees) and its pins
+        // are released (their copies go; each original keeps the days its class promised).
         const fell = await withTransaction(this.d.db, async (tx) => {
           if (!(await claimMetering(tx, { namespaceId: ns.id, day, storedBytes, chargedMicro: 0, ledgerTxnId: null, fellBack: true }))) return false;
           await setRetentionPlan(tx, ns.id, { retention_plan: 'standard', retention_days: null }, 'metering');
+          await deleteAllPins(tx, ns.id);
           return true;
         });
+        if (fell) await this.d.payloads.pinned.dropAll(ns.id);
         if (fell) {
           this.d.logger.info({ namespaceId: ns.id, day, storedBytes, chargedMicro }, 'space: extended retention unpaid; the namespace falls back to standard');
           out.push({ namespaceId: ns.id, storedBytes, chargedMicro: 0, fellBack: true });
@@ -108,3 +122,8 @@ export class RetentionService {
 }
 
 class AlreadyMetered extends Error {}
+
+/** Hours past a payload key's creation after which its document has expired under any plan (plus its day's slack). */
+export function keyLifetimeHours(standardHours: number, maxDays: number): number {
+  return Math.max(standardHours, maxDays * 24) + 48;
+}

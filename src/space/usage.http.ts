@@ -22,7 +22,7 @@ export async function sendUsage(reply: FastifyReply, usage: UsageService, namesp
     return reply
       .header('content-type', 'text/csv; charset=utf-8')
       .header('content-disposition', `attachment; filename="usage-${report.from}-${report.to}.csv"`)
-      .send(usage.toCsv(report.data));
+      .send(usage.toCsv(report.data, report.storage));
   }
   return reply.send({ object: 'list', ...report });
 }

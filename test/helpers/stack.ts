@@ -92,6 +92,8 @@ export class TestStack {
       RABBITMQ_PREFIX: id,
       ADMIN_TOKEN: randomBytes(24).toString('hex'),
       NETWORK_SIGNING_KEY: generatePrivateKey(),
+      // Payloads are sealed at rest as in production (space/payload-keys.service.ts).
+      PAYLOAD_MASTER_KEYS: `1:${randomBytes(32).toString('base64')}`,
       JOB_ATTEMPT_TIMEOUT_MS: '5000',
       JOB_DEADLINE_MS: '30000',
       JOB_RETRY_BACKOFF_MS: '20',

@@ -67,8 +67,11 @@ test('the completion event carries the answer: a job that finished before anyone
     const accepted = await stack.backbone.jobs.accept(principal, [TEST_MODEL], { messages: [{ role: 'user', content: 'race me' }], max_tokens: 8 }, { watch: true });
     // The job completes before the waiter even starts: the event that says so has come and gone.
     await stack.until('the job to complete', async () => ((await stack.job(accepted.job.id))?.status === 'completed' ? true : undefined));
-    // Were the answer read back, it would be gone: its stored copy is deleted here.
-    await stack.backbone.mongo.db.collection(jobBucket('job_results', accepted.job.id, stack.config.PAYLOAD_RETENTION_HOURS)).deleteMany({ jobId: accepted.job.id });
+    // Were the answer read back, it would be gone: its stored copy is deleted here (once written: the row
+    // can say completed a moment before the copy, sealed first, has landed).
+    const bucket = stack.backbone.mongo.db.collection(jobBucket('job_results', accepted.job.id, stack.config.PAYLOAD_RETENTION_HOURS));
+    await stack.until('the result copy to be written', async () => ((await bucket.findOne({ jobId: accepted.job.id })) ? true : undefined));
+    await bucket.deleteMany({ jobId: accepted.job.id });
     const outcome = await stack.backbone.jobs.waitForTerminal(accepted.job, 10_000, undefined, accepted.watch);
     assert.equal(outcome.job.status, 'completed');
     assert.match(outcome.output?.content ?? '', /^simulated answer/, 'the answer came with the event');
@@ -135,15 +138,16 @@ test("a job that finishes within the input's hold: its input rides in its result
     const r = await submit(stack.url, tenant.apiKey, ask('one insert'));
     assert.equal(r.status, 200, r.text);
     const id = r.jobId!;
-    const results = stack.backbone.mongo.db.collection<{ _id: string; input?: { messages: Array<{ content: string }> } }>(jobBucket('job_results', id, stack.config.PAYLOAD_RETENTION_HOURS));
+    const results = stack.backbone.mongo.db.collection<{ _id: string; hasInput?: boolean }>(jobBucket('job_results', id, stack.config.PAYLOAD_RETENTION_HOURS));
     const stored = await results.findOne({ _id: `${id}#1` });
-    assert.equal(stored?.input?.messages[0]?.content, 'one insert', 'the result document carries the input');
+    // Sealed at rest (space/payload-keys.service.ts): the input is inside the result's sealed content.
+    assert.equal(stored?.hasInput, true, 'the result document carries the input');
     // Past the hold, the input was not written a second time on its own.
     await new Promise((resolve) => setTimeout(resolve, INPUT_HOLD_MS + 300));
     const inputs = stack.backbone.mongo.db.collection<{ _id: string }>(jobBucket('job_payloads', id, stack.config.PAYLOAD_RETENTION_HOURS));
     assert.equal(await inputs.countDocuments({ _id: id }), 0);
     // Reads after the fact, from any instance, find it where it is.
-    const reader = new PayloadsRepository(stack.backbone.mongo.db);
+    const reader = new PayloadsRepository(stack.backbone.mongo.db, stack.backbone.payloadKeys);
     assert.deepEqual((await reader.findInput(id))?.messages, [{ role: 'user', content: 'one insert' }]);
     assert.equal((await reader.find(id, tenant.namespaceId))?.input?.messages[0]?.content, 'one insert');
   }));
@@ -174,7 +178,7 @@ test("the input's copy written behind the accept, lost: the job still runs from 
     const result = view.body.result as { choices: Array<{ message: { content: string } }> };
     assert.match(result.choices[0]!.message.content, /^simulated answer/);
     assert.equal((await stack.balance(tenant.namespaceId)).held, 0);
-    assert.equal(await new PayloadsRepository(stack.backbone.mongo.db).findInput(id), null);
+    assert.equal(await new PayloadsRepository(stack.backbone.mongo.db, stack.backbone.payloadKeys).findInput(id), null);
   }));
 
 test('a job whose publish and input copy were both lost ends at its deadline (expired), its hold released in full', () =>

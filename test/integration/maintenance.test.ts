@@ -29,7 +29,7 @@ before(async () => {
   stack = await TestStack.start({ config: { JOB_DEADLINE_MS: DEADLINE_MS } });
   await stack.model();
   tenant = await stack.tenant(10);
-  payloads = new PayloadsRepository(stack.backbone.mongo.db);
+  payloads = new PayloadsRepository(stack.backbone.mongo.db, stack.backbone.payloadKeys);
 });
 
 after(async () => {

@@ -113,7 +113,7 @@ test('extended: payloads filed under its class, kept past the standard retention
     await stack.until('the result to be stored under the ten-day class', async () => ((await storedFor(t.namespaceId))[results] ? true : undefined));
 
     // Read back four days on (past the standard 72 hours), not at eleven.
-    const reader = new PayloadsRepository(stack.backbone.mongo.db);
+    const reader = new PayloadsRepository(stack.backbone.mongo.db, stack.backbone.payloadKeys);
     const inFourDays = new Date(Date.now() + 4 * 86_400_000);
     assert.ok(await reader.find(jobId, t.namespaceId, inFourDays), 'kept past the standard retention');
     assert.equal(await reader.find(jobId, t.namespaceId, new Date(Date.now() + 11 * 86_400_000)), null);
@@ -143,7 +143,7 @@ test('extended, unpaid: the namespace falls back to standard with an event, is c
   check(async () => {
     const t = await stack.tenant(0);
     assert.equal((await admin('PUT', `/admin/namespaces/${t.namespaceId}/retention`, { plan: 'extended', days: 30 })).status, 200);
-    const payloads = new PayloadsRepository(stack.backbone.mongo.db);
+    const payloads = new PayloadsRepository(stack.backbone.mongo.db, stack.backbone.payloadKeys);
     const jobId = newJobId();
     await payloads.saveResult({
       jobId,

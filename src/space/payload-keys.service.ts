@@ -1,0 +1,181 @@
+// Envelope encryption of payloads at rest (issue 10, part 2), with node:crypto's AES-256-GCM.
+//   master keys   from the environment (PAYLOAD_MASTER_KEYS), by version; they only wrap namespace keys.
+//   namespace key 32 random bytes per namespace, stored wrapped (AES-256-GCM under the current master key,
+//                 bound to the namespace id) in PostgreSQL; unwrapped keys are cached here briefly.
+//   document key  HKDF-SHA256(namespace key, salt, job id): the salt is random per document, stored in
+//                 PostgreSQL (payload_keys) and only named by the document. Deleting a job's salts shreds
+//                 that job alone; destroying the namespace key shreds the namespace. Either way a copy of
+//                 the document taken earlier is unreadable from that commit on.
+// One AES-GCM operation per document (plus an HKDF, a few HMACs); the salts of concurrent seals are
+// inserted together (one statement per batch, common/group-commit.ts) while their documents are written to
+// MongoDB (the key's id is made here, so neither waits for the other), and a read opens all of its
+// documents with one lookup. Rotation re-wraps namespace keys; no payload is re-encrypted.
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { GroupCommit } from '../common/group-commit.js';
+import type { PayloadCipher, Sealed } from '../mongo/payload-cipher.js';
+import type { Db, Queryable } from '../postgres/db.js';
+import {
+  deletePayloadSalts,
+  findNamespaceKey,
+  findPayloadSalts,
+  insertNamespaceKey,
+  insertPayloadSalts,
+  listKeysToRewrap,
+  replaceWrappedKey,
+  shredNamespaceKey,
+} from '../postgres/payload-keys.repository.js';
+
+const IV = 12;
+const TAG = 16;
+/** How long an unwrapped namespace key stays in memory: a shred reaches every instance within it. */
+const KEY_CACHE_MS = 30_000;
+const KEY_CACHE_MAX = 10_000;
+
+function gcmSeal(key: Buffer, plaintext: Buffer, aad: string): Buffer {
+  const iv = randomBytes(IV);
+  const c = createCipheriv('aes-256-gcm', key, iv);
+  c.setAAD(Buffer.from(aad));
+  const ct = Buffer.concat([c.update(plaintext), c.final()]);
+  return Buffer.concat([iv, c.getAuthTag(), ct]);
+}
+
+/** The plaintext, or null when the box was not sealed under this key and AAD (GCM's tag fails). */
+function gcmOpen(key: Buffer, box: Buffer, aad: string): Buffer | null {
+  if (box.length < IV + TAG) return null;
+  try {
+    const d = createDecipheriv('aes-256-gcm', key, box.subarray(0, IV));
+    d.setAAD(Buffer.from(aad));
+    d.setAuthTag(box.subarray(IV, IV + TAG));
+    return Buffer.concat([d.update(box.subarray(IV + TAG)), d.final()]);
+  } catch {
+    return null;
+  }
+}
+
+const wrapAad = (namespaceId: string) => `resultity namespace key ${namespaceId}`;
+const docAad = (namespaceId: string, jobId: string, k: string) => `resultity payload ${namespaceId} ${jobId} ${k}`;
+
+function documentKey(nsKey: Buffer, salt: Buffer, jobId: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', nsKey, salt, `resultity payload key ${jobId}`, 32));
+}
+
+export class NamespaceShreddedError extends Error {
+  constructor(namespaceId: string) {
+    super(`namespace ${namespaceId} has no key: it was deleted`);
+  }
+}
+
+export class PayloadKeys implements PayloadCipher {
+  private readonly current: number;
+  private readonly cache = new Map<string, { key: Buffer | null; at: number }>();
+  private readonly salts: GroupCommit<{ id: string; jobId: string; namespaceId: string; salt: Buffer }, void>;
+
+  constructor(
+    private readonly d: { db: Db; masterKeys: ReadonlyMap<number, Buffer>; logger: Logger },
+  ) {
+    if (d.masterKeys.size === 0) throw new Error('no master key');
+    this.current = Math.max(...d.masterKeys.keys());
+    this.salts = new GroupCommit<{ id: string; jobId: string; namespaceId: string; salt: Buffer }, void>(
+      async (rows) => {
+        await insertPayloadSalts(this.d.db, rows);
+        return rows.map(() => ({ ok: true as const, value: undefined }));
+      },
+      { maxItems: 256, maxInFlight: 2, lingerMs: 0 },
+    );
+  }
+
+  async seal(namespaceId: string, jobId: string, plaintext: Buffer): Promise<{ sealed: Sealed; stored: Promise<void> }> {
+    const nsKey = await this.namespaceKey(namespaceId, true);
+    if (!nsKey) throw new NamespaceShreddedError(namespaceId);
+    const salt = randomBytes(32);
+    const k = randomUUID();
+    // The key's row is written (grouped with concurrent ones) while the caller writes the document.
+    const stored = this.salts.submit({ id: k, jobId, namespaceId, salt });
+    return { sealed: { k, box: gcmSeal(documentKey(nsKey, salt, jobId), plaintext, docAad(namespaceId, jobId, k)) }, stored };
+  }
+
+  async open(items: ReadonlyArray<{ namespaceId: string; jobId: string; sealed: Sealed }>): Promise<Array<Buffer | null>> {
+    if (items.length === 0) return [];
+    const salts = await findPayloadSalts(this.d.db, [...new Set(items.map((i) => i.sealed.k))]);
+    const out: Array<Buffer | null> = [];
+    for (const { namespaceId, jobId, sealed } of items) {
+      const row = salts.get(sealed.k);
+      // A salt of another job or namespace than the document claims: refused (the AAD would fail too).
+      if (!row || row.jobId !== jobId || row.namespaceId !== namespaceId) {
+        out.push(null);
+        continue;
+      }
+      const nsKey = await this.namespaceKey(namespaceId, false);
+      out.push(nsKey ? gcmOpen(documentKey(nsKey, row.salt, jobId), sealed.box, docAad(namespaceId, jobId, sealed.k)) : null);
+    }
+    return out;
+  }
+
+  /** Crypto-shreds one job (DELETE /v1/jobs/{id}): how many documents' keys were destroyed. */
+  shredJob(namespaceId: string, jobId: string, q: Queryable = this.d.db): Promise<number> {
+    return deletePayloadSalts(q, jobId, namespaceId);
+  }
+
+  /** Crypto-shreds a namespace (also done by the namespace deletion's trigger, migrations/0026). */
+  async shredNamespace(namespaceId: string): Promise<boolean> {
+    this.cache.set(namespaceId, { key: null, at: Date.now() });
+    return shredNamespaceKey(this.d.db, namespaceId);
+  }
+
+  /**
+   * Re-wraps every namespace key not under the current master version (rotation); the payloads are not
+   * touched. `progress` hears each page's count. Returns how many keys were re-wrapped.
+   */
+  async rewrapAll(progress?: (done: number) => void): Promise<number> {
+    let done = 0;
+    for (;;) {
+      const page = await listKeysToRewrap(this.d.db, this.current, 500);
+      if (page.length === 0) return done;
+      for (const row of page) {
+        const key = this.unwrap(row.namespace_id, row.master_version, row.wrapped!);
+        if (await replaceWrappedKey(this.d.db, row, this.current, gcmSeal(this.master(this.current), key, wrapAad(row.namespace_id)))) done++;
+      }
+      progress?.(done);
+    }
+  }
+
+  /** Drops the memory of unwrapped keys (tests; a process that must forget at once). */
+  forget(): void {
+    this.cache.clear();
+  }
+
+  /** The namespace's data key, made on its first seal; null once shredded. */
+  private async namespaceKey(namespaceId: string, create: boolean): Promise<Buffer | null> {
+    const hit = this.cache.get(namespaceId);
+    if (hit && Date.now() - hit.at < KEY_CACHE_MS) return hit.key;
+    let row = await findNamespaceKey(this.d.db, namespaceId);
+    if (!row && create) {
+      const fresh = randomBytes(32);
+      row = await insertNamespaceKey(this.d.db, namespaceId, this.current, gcmSeal(this.master(this.current), fresh, wrapAad(namespaceId)));
+      if (!row) throw new NamespaceShreddedError(namespaceId);
+    }
+    if (!row) return null; // nothing was ever sealed for it: nothing to open (not cached: a seal may come)
+    const key = row.wrapped ? this.unwrap(namespaceId, row.master_version, row.wrapped) : null;
+    if (this.cache.size >= KEY_CACHE_MAX) this.cache.clear();
+    this.cache.set(namespaceId, { key, at: Date.now() });
+    return key;
+  }
+
+  private unwrap(namespaceId: string, version: number, wrapped: Buffer): Buffer {
+    const key = gcmOpen(this.master(version), wrapped, wrapAad(namespaceId));
+    if (!key) throw new Error(`namespace ${namespaceId}'s key does not open under master key version ${version}`);
+    return key;
+  }
+
+  private master(version: number): Buffer {
+    const key = this.d.masterKeys.get(version);
+    if (!key) throw new Error(`master key version ${version} is not in PAYLOAD_MASTER_KEYS: add it back (rotation keeps old versions until rewrap-keys has run)`);
+    return key;
+  }
+
+  /** Resolves once every salt insert in flight has ended (shutdown). */
+  drained(): Promise<void> {
+    return this.salts.drained();
+  }
+}
