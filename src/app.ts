@@ -14,6 +14,10 @@ import { connectMongo, type Mongo } from './mongo/client.js';
 import { PayloadsRepository } from './mongo/payloads.repository.js';
 import { RetentionService } from './space/retention.service.js';
 import { retentionRoutes } from './space/retention.http.js';
+import { JobLogsRepository } from './mongo/job-logs.repository.js';
+import { NodeStatsRepository } from './mongo/node-stats.repository.js';
+import { JobLogsService } from './space/job-logs.service.js';
+import { nodeStatsRoutes } from './space/job-logs.http.js';
 import { createRedis, RedisKeys } from './redis/client.js';
 import { PresenceRepository } from './redis/presence.repository.js';
 import { InflightRepository } from './redis/inflight.repository.js';
@@ -91,6 +95,9 @@ export interface Backbone {
   networkConfig: NetworkConfigService;
   /** Space's retention plans and their daily metering (tests drive the metering directly). */
   retention: RetentionService;
+  /** Job logs and node stats, written behind (tests flush them and read their write counters). */
+  jobLogs: JobLogsRepository;
+  nodeStats: NodeStatsRepository;
   db: Db;
   mongo: Mongo;
   /** Every route the server has (collected as they were added), for the OpenAPI document's test. */
@@ -185,6 +192,13 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const catalogChanges = new CatalogChanges(config.DATABASE_URL, catalog.onChange, logger);
   const usageRules = new UsageRules(db, catalog);
   await catalogChanges.start();
+  // Job logs and node stats: written behind in batches by every role that sees an event (never waited
+  // for), read after the fact by Space's routes.
+  const logWrites = { flushMs: config.LOG_WRITE_FLUSH_MS, batchMax: config.LOG_WRITE_BATCH_MAX, bufferMax: config.LOG_WRITE_BUFFER_MAX, logger };
+  const jobLogs = new JobLogsRepository(mongo.db, { ...logWrites, retentionHours: config.JOB_LOG_RETENTION_HOURS, planHoursOf: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS) });
+  const nodeStats = new NodeStatsRepository(mongo.db, { ...logWrites, windowMs: config.NODE_STATS_WINDOW_MS, retentionDays: config.NODE_STATS_RETENTION_DAYS, maxNodes: 100_000, instanceId });
+  await Promise.all([jobLogs.ensureIndexes(), nodeStats.ensureIndexes()]);
+  nodeStats.start();
   // Outbox marks for published jobs still running this long after their publish (most finish first).
   const marks = new PublishMarks(db, Math.min(2_000, Math.floor(config.OUTBOX_REPUBLISH_AFTER_MS / 2)), logger);
   events.onAnyFinished((jobId) => marks.finished(jobId));
@@ -211,8 +225,9 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // attempt's result to be checked against it and for a slow client's relay to drain it.
   const streams = new JobStreams(redis, keys, () => networkConfig.longestExecutionTimeoutMs() + 60_000);
   const usageSamples = new UsageSamples(redis, keys);
-  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger });
-  const jobs = new JobsService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis) });
+  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger, jobLog: jobLogs, nodeStats });
+  const jobs = new JobsService({ config, db, catalog, settlement, payloads, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis), jobLog: jobLogs });
+  const jobLogReads = new JobLogsService({ db, jobLogs, nodeStats });
   const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;
@@ -268,13 +283,13 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       redisReady: () => redisReady(redis),
     });
     const relay = new StreamRelay({ db, streams, wakeups: new StreamWakeups(redisStreamSub!, keys), events, payloads, logger });
-    cloudRoutes(app, { db, payloads, usage, auth, jobs, relay, redisReady: () => redisReady(redis), maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS, defaultRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST } });
+    cloudRoutes(app, { db, payloads, jobLogs: jobLogReads, usage, auth, jobs, relay, redisReady: () => redisReady(redis), maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS, defaultRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST } });
   }
   let gateway: Gateway | null = null;
   let verifyPool: VerifyPoolHandle | null = null;
   if (has('io')) {
     verifyPool = openVerifyPool(config.SIGNATURE_VERIFY_THREADS);
-    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHoursFor: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS), logger });
+    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHoursFor: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS), logger, jobLog: jobLogs, nodeStats });
     gateway = new Gateway({
       config,
       db,
@@ -290,6 +305,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       nodeConfigDigests,
       instanceId,
       logger,
+      jobLog: jobLogs,
+      nodeStats,
     });
     const gw = gateway;
     app.register(async (r) => gw.routes(r));
@@ -329,11 +346,12 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       webhooks: new WebhooksService({ db, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
     });
     retentionRoutes(app, { db, retention, accounts, adminToken: config.ADMIN_TOKEN });
+    nodeStatsRoutes(app, { service: jobLogReads, accounts, adminToken: config.ADMIN_TOKEN, maxRangeDays: config.NODE_STATS_MAX_RANGE_DAYS });
   }
   // The explorer (public, from /status) and the consoles (through /account), built from web/.
   if (has('status') || has('gate')) webRoutes(app, opts.webRoot ?? fileURLToPath(new URL('../../web/dist/', import.meta.url)));
-  const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger }) : null;
-  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, retention, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
+  const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger, jobLog: jobLogs }) : null;
+  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, logStores: [jobLogs, nodeStats], retention, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
   const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, snapshots, logger }) : null;
   const webhookDelivery = has('maintenance')
     ? new WebhookDelivery({
@@ -353,6 +371,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     admin,
     jobs,
     retention,
+    jobLogs,
+    nodeStats,
     quality,
     networkConfig,
     db,
@@ -383,6 +403,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       // Grouped holds and settlements still running (a node's result arriving during shutdown) end before the pool does.
       await settlement.drained();
       await payloads.drained();
+      // What the logs buffered (the last events of jobs finished during shutdown) is written before MongoDB closes.
+      await Promise.all([jobLogs.close(), nodeStats.close()]);
       await marks.stop();
       await catalogChanges.close();
       await queue.close();

@@ -36,6 +36,7 @@ import type { Principal } from './auth.service.js';
 import { retentionHoursFor, type Catalog } from '../catalog/catalog.service.js';
 import type { Placement } from '../domain/eligibility.js';
 import type { CurrentNetworkConfig } from '../network/network-config.service.js';
+import { NO_JOB_LOG, type JobLog } from '../domain/job-log.js';
 
 export interface CloudDeps {
   config: Config;
@@ -52,6 +53,8 @@ export interface CloudDeps {
   /** The job parameters in force (maximum tokens, attempts, execution timeout). */
   networkConfig: CurrentNetworkConfig;
   logger: Logger;
+  /** The job log (mongo/job-logs.repository.ts): accepted and queued, written behind, never waited for. */
+  jobLog?: JobLog;
 }
 
 /** Re-read the job row at least this often while waiting, in case a pub/sub wake-up was lost. */
@@ -118,7 +121,7 @@ export class JobsService {
     const id = newJobId(now);
     const deadline = new Date(now + (opts.deadlineMs ?? config.JOB_DEADLINE_MS));
     let row: JobRow;
-    stages.lap('accept_checks');
+    const checksMs = stages.lap('accept_checks');
     try {
       // The hold is the authoritative credit check, under the namespace's ledger lock.
       row = await this.d.settlement.acceptWithHold(
@@ -154,7 +157,9 @@ export class JobsService {
       if (err instanceof JobPastDeadlineError) throw errors.acceptTooLate(err);
       throw err;
     }
-    stages.lap('accept_commit');
+    const commitMs = stages.lap('accept_commit');
+    const jobLog = this.d.jobLog ?? NO_JOB_LOG;
+    jobLog.record({ jobId: id, namespaceId: p.namespaceId, kind: 'accepted', at: new Date(), model: model.name, stageMs: { accept_checks: checksMs, accept_commit: commitMs } });
     const watch = opts.watch ? this.d.events.watchFinished(id) : null;
     // The input's copy for reads after the fact, written behind under the namespace's plan; the job itself
     // runs from its ticket. The plan comes from the catalogue's in-process copy (no statement). `zero`
@@ -174,7 +179,9 @@ export class JobsService {
     // A publish that failed leaves the job to the outbox, which republishes it from the stored input:
     // then (only) the answer waits for that copy to be written.
     const published = await this.d.lifecycle.publish(ticketOf(row, request));
-    stages.lap('publish');
+    const publishMs = stages.lap('publish');
+    // A job whose publish failed is queued later by the outbox, unlogged: its dispatch follows in the log.
+    if (published) jobLog.record({ jobId: id, namespaceId: p.namespaceId, kind: 'queued', at: new Date(), stageMs: { publish: publishMs } });
     if (!published) {
       this.d.payloads.writeInputNow(id);
       await stored;

@@ -31,6 +31,7 @@ import type { JobMessage, JobQueue } from '../rabbitmq/job-queue.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import { PRIORITY_CLASSES } from '../domain/priority.js';
 import { ModelDispatcher } from './model-dispatcher.js';
+import { NO_JOB_LOG, type JobLog } from '../domain/job-log.js';
 
 export interface SchedulerDeps {
   config: Config;
@@ -43,6 +44,8 @@ export interface SchedulerDeps {
   queue: JobQueue;
   networkKey: string;
   logger: Logger;
+  /** The job log (mongo/job-logs.repository.ts): each dispatch, written behind. */
+  jobLog?: JobLog;
 }
 
 const MODEL_REFRESH_MS = 2_000;
@@ -165,7 +168,8 @@ export class Scheduler {
     let ticket = redelivered ? null : msg.ticket;
     let next = 1;
     const created = jobIdTime(jobId);
-    if (ticket && created) stageSince('queued', created.getTime());
+    // Time in the queue, logged with the first dispatch from this delivery.
+    let queuedMs = ticket && created ? stageSince('queued', created.getTime()) : undefined;
 
     for (;;) {
       if (signal.aborted) throw new Error('scheduler stopping');
@@ -222,7 +226,7 @@ export class Scheduler {
       }
       noNodeSince = null;
       tried.push(reservation.nodeId);
-      stages.lap('place');
+      const placeMs = stages.lap('place');
 
       const attempt = next;
       const timeoutMs = ticket.attemptTimeoutMs ?? this.d.config.JOB_ATTEMPT_TIMEOUT_MS;
@@ -248,7 +252,18 @@ export class Scheduler {
         startedAt,
         jobDeadlineAt: ticket.deadlineAt,
       });
-      stages.lap('dispatch');
+      const dispatchMs = stages.lap('dispatch');
+      (this.d.jobLog ?? NO_JOB_LOG).record({
+        jobId,
+        namespaceId: ticket.namespaceId,
+        kind: 'dispatched',
+        at: new Date(),
+        attempt,
+        nodeId: reservation.nodeId,
+        model: placement.model,
+        stageMs: { ...(queuedMs === undefined ? {} : { queued: queuedMs }), place: placeMs, dispatch: dispatchMs },
+      });
+      queuedMs = undefined;
       let event: JobEvent | null;
       if (!delivered) {
         outcome.cancel();
