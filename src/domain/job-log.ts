@@ -52,7 +52,7 @@ export function kindRank(kind: string): number {
   return i < 0 ? JOB_LOG_KINDS.length : i;
 }
 
-/** Stage times as kept: whole, non-negative milliseconds (NaN and negatives from clock skew become 0). */
+/** Stage times as kept: non-negative milliseconds to the microsecond (NaN and negatives from clock skew become 0). */
 export function cleanStageMs(stages: StageMs): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(stages)) if (v !== undefined) out[k] = Number.isFinite(v) && v > 0 ? Math.round(v * 1000) / 1000 : 0;

@@ -76,7 +76,7 @@ export interface GatewayDeps {
   logger: Logger;
   /** The job log: an attempt's first streamed token (written behind). */
   jobLog?: JobLog;
-  /** Node stats: each accepted heartbeat's declared load (clamped there). */
+  /** Node stats: the declared load of each accepted registration and heartbeat (clamped there). */
   nodeStats?: NodeStatsSink;
 }
 
@@ -338,6 +338,7 @@ export class Gateway {
     this.sessions.set(msg.nodeId, session);
     await this.d.presence.upsert({ ...declaration(msg, this.d.networkConfig.capacity()), nodeId: msg.nodeId, instance: this.d.instanceId, mode: 'register' });
     await this.recordDigest(session, msg.configDigest ?? null, true);
+    (this.d.nodeStats ?? NO_NODE_STATS).heartbeat(msg.nodeId, msg.running, msg.capacity);
     send(socket, { type: 'registered', nodeId: msg.nodeId, heartbeatIntervalMs: this.d.networkConfig.heartbeat().intervalMs, ...this.configRef() });
     this.d.logger.info({ node: msg.nodeId, network: msg.network, region: msg.region, gpu: msg.gpu, models: msg.models, capacity: msg.capacity }, 'node registered');
     return session;

@@ -13,7 +13,7 @@
 import { ObjectId, type Db } from 'mongodb';
 import type { Logger } from 'pino';
 import { jobIdTime } from '../domain/job-ids.js';
-import { JOB_LOG_REASON_MAX, kindRank, type JobLog, type JobLogEntry } from '../domain/job-log.js';
+import { cleanStageMs, JOB_LOG_REASON_MAX, kindRank, type JobLog, type JobLogEntry } from '../domain/job-log.js';
 import { BufferedWriter } from '../common/buffered-writer.js';
 import { countLogBatch, countLogDropped } from '../metrics/log-writes.js';
 import { jobCreatedMs } from './payload-buckets.js';
@@ -67,8 +67,13 @@ export class JobLogsRepository implements JobLog {
     this.ttlIndex = await serverHasTtlIndexes(this.db);
   }
 
+  /** Buffers an entry (never blocks): its reason bounded, its stage times non-negative milliseconds. */
   record(entry: JobLogEntry): void {
-    this.writer.push(entry.reason !== undefined && entry.reason.length > JOB_LOG_REASON_MAX ? { ...entry, reason: entry.reason.slice(0, JOB_LOG_REASON_MAX) } : entry);
+    this.writer.push({
+      ...entry,
+      ...(entry.reason === undefined ? {} : { reason: entry.reason.slice(0, JOB_LOG_REASON_MAX) }),
+      ...(entry.stageMs === undefined ? {} : { stageMs: cleanStageMs(entry.stageMs) }),
+    });
   }
 
   /** Writes what is buffered now (tests, shutdown). */
