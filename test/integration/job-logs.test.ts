@@ -40,7 +40,7 @@ after(async () => {
 
 const check = (fn: () => Promise<void>) => stack.check(fn);
 const call = (method: string, path: string, token?: string): Promise<Answer> => requestJson(stack.url, method, path, undefined, token);
-const adminCall = (path: string) => call('GET', path, stack.config.ADMIN_TOKEN!);
+const adminCall = (path: string) => call('GET', path, stack.config.ADMIN_TOKEN);
 const ask = (content = 'Hello there') => ({ model: TEST_MODEL, messages: [{ role: 'user' as const, content }], max_tokens: 32 });
 
 interface EventView {
