@@ -57,10 +57,14 @@ export class BufferedWriter<T> {
     }
   }
 
-  /** Flushes, then refuses further records. */
+  /**
+   * Refuses further records and writes what is queued; should a write fail meanwhile, the rest is dropped
+   * (counted) rather than tried batch after batch: a shutdown while the store is down must not wait for
+   * each batch's timeout.
+   */
   async close(): Promise<void> {
-    await this.flush();
     this.closed = true;
+    await this.flush();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
@@ -84,7 +88,9 @@ export class BufferedWriter<T> {
       await this.o.write(batch);
       this.o.onWritten?.(batch.length);
     } catch (error) {
-      this.o.onDropped?.(batch.length, 'write_failed', error);
+      // Closing: what is still queued would fail the same way; dropped with this batch.
+      const rest = this.closed ? this.buffer.splice(0) : [];
+      this.o.onDropped?.(batch.length + rest.length, 'write_failed', error);
     }
   }
 }

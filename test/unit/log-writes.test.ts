@@ -81,6 +81,19 @@ test('a store that is down: its batches are dropped and counted, the buffer stay
   assert.equal(w.pending, 0);
 });
 
+test('closing while the store is down: one failed write drops the rest, instead of waiting for each', async () => {
+  const store = heldStore();
+  let dropped = 0;
+  const w = new BufferedWriter({ write: store.write, flushMs: 1_000, batchMax: 2, bufferMax: 100, onDropped: (n) => (dropped += n) });
+  for (let i = 0; i < 9; i++) w.push(i);
+  store.fail();
+  await w.close();
+  assert.equal(dropped, 9);
+  assert.ok(store.batches.length <= 2, `${store.batches.length} writes tried`);
+  assert.equal(w.push(10), false, 'a closed writer takes nothing more');
+  assert.equal(dropped, 10);
+});
+
 test('options that cannot work are refused', () => {
   assert.throws(() => new BufferedWriter({ write: async () => undefined, flushMs: 10, batchMax: 10, bufferMax: 5 }), RangeError);
   assert.throws(() => new BufferedWriter({ write: async () => undefined, flushMs: 0, batchMax: 1, bufferMax: 5 }), RangeError);
