@@ -193,10 +193,13 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const usageRules = new UsageRules(db, catalog);
   await catalogChanges.start();
   // Job logs and node stats: written behind in batches by every role that sees an event (never waited
-  // for), read after the fact by Space's routes.
+  // for), read after the fact by Space's routes. Through a client of their own, so that their traffic
+  // never queues beside the payloads' (results are written on a job's way out), and their failed writes
+  // while MongoDB is down never change what the payloads' client knows of the server.
+  const logMongo = await connectMongo(opts.mongoUrl, 'resultity-logs');
   const logWrites = { flushMs: config.LOG_WRITE_FLUSH_MS, batchMax: config.LOG_WRITE_BATCH_MAX, bufferMax: config.LOG_WRITE_BUFFER_MAX, logger };
-  const jobLogs = new JobLogsRepository(mongo.db, { ...logWrites, retentionHours: config.JOB_LOG_RETENTION_HOURS, planHoursOf: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS) });
-  const nodeStats = new NodeStatsRepository(mongo.db, { ...logWrites, windowMs: config.NODE_STATS_WINDOW_MS, retentionDays: config.NODE_STATS_RETENTION_DAYS, maxNodes: 100_000, instanceId });
+  const jobLogs = new JobLogsRepository(logMongo.db, { ...logWrites, retentionHours: config.JOB_LOG_RETENTION_HOURS, planHoursOf: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS) });
+  const nodeStats = new NodeStatsRepository(logMongo.db, { ...logWrites, windowMs: config.NODE_STATS_WINDOW_MS, retentionDays: config.NODE_STATS_RETENTION_DAYS, maxNodes: 100_000, instanceId });
   await Promise.all([jobLogs.ensureIndexes(), nodeStats.ensureIndexes()]);
   nodeStats.start();
   // Outbox marks for published jobs still running this long after their publish (most finish first).
@@ -413,6 +416,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       redisStreamSub?.disconnect();
       redis.disconnect();
       await mongo.client.close();
+      await logMongo.client.close();
       await db.end();
     },
   };
