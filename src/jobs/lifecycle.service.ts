@@ -72,8 +72,11 @@ export class JobLifecycle {
         this.declared.add(model);
       }
       await this.d.queue.publish(ticket);
-      if (opts.markNow) await markPublished(this.d.db, [{ id: ticket.jobId, at: new Date() }]);
-      else this.d.marks.confirmed(ticket.jobId);
+      if (opts.markNow) {
+        await markPublished(this.d.db, [{ id: ticket.jobId, at: new Date() }]);
+        // Published again (the outbox, a pre-priority queue drained): the accept logged no 'queued' for it.
+        this.jobLog.record({ jobId: ticket.jobId, namespaceId: ticket.namespaceId, kind: 'queued', at: new Date(), reason: 'republished' });
+      } else this.d.marks.confirmed(ticket.jobId);
       return true;
     } catch (err) {
       this.d.logger.warn({ err, jobId: ticket.jobId }, 'publish failed; the outbox will retry');
