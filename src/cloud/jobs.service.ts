@@ -178,10 +178,12 @@ export class JobsService {
           );
     // A publish that failed leaves the job to the outbox, which republishes it from the stored input:
     // then (only) the answer waits for that copy to be written.
+    const publishedAt = new Date();
     const published = await this.d.lifecycle.publish(ticketOf(row, request));
     const publishMs = stages.lap('publish');
-    // A job whose publish failed is queued later by the outbox, unlogged: its dispatch follows in the log.
-    if (published) jobLog.record({ jobId: id, namespaceId: p.namespaceId, kind: 'queued', at: new Date(), stageMs: { publish: publishMs } });
+    // Queued when the publish left, not when its confirm came back: a scheduler may dispatch the job before
+    // the confirm is read. A job whose publish failed is logged when the outbox publishes it again.
+    if (published) jobLog.record({ jobId: id, namespaceId: p.namespaceId, kind: 'queued', at: publishedAt, stageMs: { publish: publishMs } });
     if (!published) {
       this.d.payloads.writeInputNow(id);
       await stored;

@@ -293,41 +293,74 @@ test('MongoDB down: records are dropped and counted, never blocking the caller',
 
 test('expiry drops whole day collections, and never a day that has not expired', () =>
   check(async () => {
+    // The maintenance role sweeps with the real clock; this test sweeps at chosen times, so that what it
+    // checks is not raced by that sweeper: today's buckets, swept now, then once their retention has passed.
     const db = stack.backbone.mongo.db;
     const logs = stack.backbone.jobLogs;
     const hours = stack.config.JOB_LOG_RETENTION_HOURS;
     const tenant = await stack.tenant(0);
     const now = Date.now();
-    const oldJob = newJobId(now - (hours + 48) * 3_600_000);
-    const freshJob = newJobId(now);
-    for (const jobId of [oldJob, freshJob]) {
-      for (const kind of ['accepted', 'queued'] as const) logs.record({ jobId, namespaceId: tenant.namespaceId, kind, at: new Date() });
-    }
+    const jobId = newJobId(now);
+    for (const kind of ['accepted', 'queued'] as const) logs.record({ jobId, namespaceId: tenant.namespaceId, kind, at: new Date(now) });
     await logs.flush();
     await stack.backbone.nodeStats.flush();
     const names = async (prefix: string) => (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).filter((n) => n.startsWith(prefix));
-    const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10).replaceAll('-', '');
-    const oldBucket = `job_log.r${hours}h.${dayOf(now - (hours + 48) * 3_600_000)}`;
-    const freshBucket = `job_log.r${hours}h.${dayOf(now)}`;
-    assert.ok((await names('job_log.')).includes(oldBucket));
-    assert.equal(await db.collection(oldBucket).countDocuments({ jobId: oldJob }), 2);
-    // Expired documents are never read, dropped or not.
-    assert.deepEqual(await logs.ofJob(oldJob), []);
-    assert.equal((await logs.ofJob(freshJob)).length, 2);
+    const bucket = `job_log.r${hours}h.${new Date(now).toISOString().slice(0, 10).replaceAll('-', '')}`;
+    assert.ok((await names('job_log.')).includes(bucket));
+    assert.equal(await db.collection(bucket).countDocuments({ jobId }), 2);
 
-    const dropped = await logs.sweepExpired(new Date(now));
-    assert.ok(dropped >= 1);
-    const left = await names('job_log.');
-    assert.ok(!left.includes(oldBucket), 'the expired day is dropped whole');
-    assert.ok(left.includes(freshBucket), "today's day is kept");
-    assert.equal((await logs.ofJob(freshJob)).length, 2);
+    // Not expired: nothing is dropped.
+    assert.equal(await logs.sweepExpired(new Date(now)), 0);
+    assert.ok((await names('job_log.')).includes(bucket));
+    assert.equal((await logs.ofJob(jobId)).length, 2);
+    // Past the job's retention its events are never read, whether or not their bucket is dropped yet.
+    const expired = new Date(now + (hours + 1) * 3_600_000);
+    assert.deepEqual(await logs.ofJob(jobId, expired), []);
+    // Past the end of its day plus the retention, every document of the bucket has expired: dropped whole.
+    const later = new Date(now + (hours + 25) * 3_600_000);
+    assert.ok((await logs.sweepExpired(later)) >= 1);
+    assert.ok(!(await names('job_log.')).includes(bucket), 'the expired day is dropped whole');
 
-    // Node stats: today's bucket stays until its retention has passed, then goes whole.
-    const statsBucket = (await names('node_stats.'))[0];
-    assert.ok(statsBucket, 'the stats of earlier tests were written');
+    // Node stats the same way: today's bucket stays until its retention has passed, then goes whole.
+    const statsBuckets = await names('node_stats.');
+    assert.ok(statsBuckets.length >= 1, 'the stats of earlier tests were written');
     assert.equal(await stack.backbone.nodeStats.sweepExpired(new Date(now)), 0);
-    assert.ok((await names('node_stats.')).includes(statsBucket));
-    const later = new Date(now + (stack.config.NODE_STATS_RETENTION_DAYS + 2) * 86_400_000);
-    assert.ok((await stack.backbone.nodeStats.sweepExpired(later)) >= 1);
+    assert.deepEqual(await names('node_stats.'), statsBuckets);
+    const statsLater = new Date(now + (stack.config.NODE_STATS_RETENTION_DAYS + 2) * 86_400_000);
+    assert.ok((await stack.backbone.nodeStats.sweepExpired(statsLater)) >= 1);
     assert.deepEqual(await names('node_stats.'), []);
+  }));
+
+test("a job's log follows its namespace's plan: kept under the zero plan, kept longer under an extended one", () =>
+  check(async () => {
+    await stack.node({ capacity: 8 });
+    const hours = stack.config.JOB_LOG_RETENTION_HOURS;
+    const setPlan = async (namespaceId: string, body: unknown) => {
+      const a = await requestJson(stack.url, 'PUT', `/admin/namespaces/${namespaceId}/retention`, body, stack.config.ADMIN_TOKEN);
+      assert.equal(a.status, 200, a.text);
+    };
+    const zero = await stack.tenant(1_000_000);
+    await setPlan(zero.namespaceId, { plan: 'zero' });
+    const extended = await stack.tenant(1_000_000);
+    const days = Math.ceil(hours / 24) + 10;
+    await setPlan(extended.namespaceId, { plan: 'extended', days });
+
+    const bucketsOf = async (jobId: string) => {
+      const day = new Date().toISOString().slice(0, 10).replaceAll('-', '');
+      const names = (await stack.backbone.mongo.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name).filter((n) => n.startsWith('job_log.') && n.endsWith(day));
+      const holding: string[] = [];
+      for (const n of names) if ((await stack.backbone.mongo.db.collection(n).countDocuments({ jobId })) > 0) holding.push(n);
+      return holding;
+    };
+    for (const [tenant, expected] of [
+      [zero, `r${hours}h`],
+      [extended, `r${days * 24}h`],
+    ] as const) {
+      const res = await tenant.client.chat.completions.create(ask('plan')).withResponse();
+      const jobId = res.response.headers.get('x-resultity-job-id')!;
+      const { events } = await eventsOf(jobId, tenant.apiKey, ended);
+      assert.deepEqual(events.map((e) => e.type), ['accepted', 'queued', 'dispatched', 'completed']);
+      const buckets = await bucketsOf(jobId);
+      assert.deepEqual(buckets.map((b) => b.split('.')[1]), [expected], `${jobId} in ${buckets.join(', ')}`);
+    }
   }));
