@@ -257,7 +257,9 @@ export class Scheduler {
         jobId,
         namespaceId: ticket.namespaceId,
         kind: 'dispatched',
-        at: new Date(),
+        // When the attempt started, before its dispatch left: the node's first token or result may be
+        // logged by its io instance before the dispatch's publish is answered here.
+        at: new Date(startedAt),
         attempt,
         nodeId: reservation.nodeId,
         model: placement.model,
