@@ -20,6 +20,10 @@ import { PayloadKeys } from './space/payload-keys.service.js';
 import { SpaceJobs } from './space/space-jobs.service.js';
 import { ZeroHolds } from './redis/zero-holds.repository.js';
 import { retentionRoutes } from './space/retention.http.js';
+import { JobLogsRepository } from './mongo/job-logs.repository.js';
+import { NodeStatsRepository } from './mongo/node-stats.repository.js';
+import { JobLogsService } from './space/job-logs.service.js';
+import { nodeStatsRoutes } from './space/job-logs.http.js';
 import { createRedis, RedisKeys } from './redis/client.js';
 import { PresenceRepository } from './redis/presence.repository.js';
 import { InflightRepository } from './redis/inflight.repository.js';
@@ -96,6 +100,9 @@ export interface Backbone {
   spaceJobs: SpaceJobs;
   /** The payload keys (null without PAYLOAD_MASTER_KEYS): rotation, shredding. */
   payloadKeys: PayloadKeys | null;
+  /** Job logs and node stats, written behind (tests flush them and read their write counters). */
+  jobLogs: JobLogsRepository;
+  nodeStats: NodeStatsRepository;
   db: Db;
   mongo: Mongo;
   /** Every route the server has (collected as they were added), for the OpenAPI document's test. */
@@ -197,6 +204,16 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const catalogChanges = new CatalogChanges(config.DATABASE_URL, catalog.onChange, logger);
   const usageRules = new UsageRules(db, catalog);
   await catalogChanges.start();
+  // Job logs and node stats: written behind in batches by every role that sees an event (never waited
+  // for), read after the fact by Space's routes. Through a client of their own, so that their traffic
+  // never queues beside the payloads' (results are written on a job's way out), and their failed writes
+  // while MongoDB is down never change what the payloads' client knows of the server.
+  const logMongo = await connectMongo(opts.mongoUrl, 'resultity-logs');
+  const logWrites = { flushMs: config.LOG_WRITE_FLUSH_MS, batchMax: config.LOG_WRITE_BATCH_MAX, bufferMax: config.LOG_WRITE_BUFFER_MAX, logger };
+  const jobLogs = new JobLogsRepository(logMongo.db, { ...logWrites, retentionHours: config.JOB_LOG_RETENTION_HOURS, planHoursOf: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS) });
+  const nodeStats = new NodeStatsRepository(logMongo.db, { ...logWrites, windowMs: config.NODE_STATS_WINDOW_MS, retentionDays: config.NODE_STATS_RETENTION_DAYS, maxNodes: 100_000, instanceId });
+  await Promise.all([jobLogs.ensureIndexes(), nodeStats.ensureIndexes()]);
+  nodeStats.start();
   // Outbox marks for published jobs still running this long after their publish (most finish first).
   const marks = new PublishMarks(db, Math.min(2_000, Math.floor(config.OUTBOX_REPUBLISH_AFTER_MS / 2)), logger);
   events.onAnyFinished((jobId) => marks.finished(jobId));
@@ -213,8 +230,9 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // attempt's result to be checked against it and for a slow client's relay to drain it.
   const streams = new JobStreams(redis, keys, () => networkConfig.longestExecutionTimeoutMs() + 60_000);
   const usageSamples = new UsageSamples(redis, keys);
-  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger });
-  const jobs = new InferenceService({ config, db, catalog, settlement, payloads, zeroHolds, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis) });
+  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger, jobLog: jobLogs, nodeStats });
+  const jobs = new InferenceService({ config, db, catalog, settlement, payloads, zeroHolds, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis), jobLog: jobLogs });
+  const jobLogReads = new JobLogsService({ db, jobLogs, nodeStats });
   const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;
@@ -276,13 +294,13 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       redisReady: () => redisReady(redis),
     });
     const relay = new StreamRelay({ db, streams, wakeups: new StreamWakeups(redisStreamSub!, keys), events, payloads, logger });
-    cloudRoutes(app, { db, payloads, spaceJobs, usage, auth, jobs, relay, redisReady: () => redisReady(redis), maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS, defaultRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST } });
+    cloudRoutes(app, { db, payloads, spaceJobs, jobLogs: jobLogReads, usage, auth, jobs, relay, redisReady: () => redisReady(redis), maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS, defaultRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST } });
   }
   let gateway: Gateway | null = null;
   let verifyPool: VerifyPoolHandle | null = null;
   if (has('io')) {
     verifyPool = openVerifyPool(config.SIGNATURE_VERIFY_THREADS);
-    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHoursFor: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS), zeroHolds, logger });
+    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHoursFor: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS), zeroHolds, logger, jobLog: jobLogs, nodeStats });
     gateway = new Gateway({
       config,
       db,
@@ -298,6 +316,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       nodeConfigDigests: new NodeConfigDigests(redis, keys),
       instanceId,
       logger,
+      jobLog: jobLogs,
+      nodeStats,
     });
     const gw = gateway;
     app.register(async (r) => gw.routes(r));
@@ -336,11 +356,12 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       webhooks: new WebhooksService({ db, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
     });
     retentionRoutes(app, { db, retention, spaceJobs, accounts, adminToken: config.ADMIN_TOKEN });
+    nodeStatsRoutes(app, { service: jobLogReads, accounts, adminToken: config.ADMIN_TOKEN, maxRangeDays: config.NODE_STATS_MAX_RANGE_DAYS });
   }
   // The explorer (public, from /status) and the consoles (through /account), built from web/.
   if (has('status') || has('gate')) webRoutes(app, opts.webRoot ?? fileURLToPath(new URL('../../web/dist/', import.meta.url)));
-  const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger }) : null;
-  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, retention, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
+  const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger, jobLog: jobLogs }) : null;
+  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, logStores: [jobLogs, nodeStats], retention, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
   const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, snapshots, logger }) : null;
   const webhookDelivery = has('maintenance')
     ? new WebhookDelivery({
@@ -362,6 +383,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     retention,
     spaceJobs,
     payloadKeys,
+    jobLogs,
+    nodeStats,
     quality,
     networkConfig,
     db,
@@ -394,6 +417,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       await settlement.drained();
       await payloads.drained();
       await payloadKeys?.drained();
+      // What the logs buffered (the last events of jobs finished during shutdown) is written before MongoDB closes.
+      await Promise.all([jobLogs.close(), nodeStats.close()]);
       await marks.stop();
       await catalogChanges.close();
       await queue.close();
@@ -402,6 +427,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       redisStreamSub?.disconnect();
       redis.disconnect();
       await mongo.client.close();
+      await logMongo.client.close();
       await db.end();
     },
   };

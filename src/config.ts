@@ -134,6 +134,19 @@ export const configSchema = z.object({
       return keys;
     })
     .optional(),
+  // Job logs and node stats in MongoDB (issue 10 part 3): a job's log is kept at least this long (longer
+  // when its namespace's plan keeps payloads longer), node stats this many days, one window per node of
+  // NODE_STATS_WINDOW_MS; an operator's or the admin's stats read spans at most NODE_STATS_MAX_RANGE_DAYS.
+  JOB_LOG_RETENTION_HOURS: int(720, 1),
+  NODE_STATS_RETENTION_DAYS: int(30, 1),
+  NODE_STATS_WINDOW_MS: int(60_000, 100),
+  NODE_STATS_MAX_RANGE_DAYS: int(7, 1),
+  // Their write-behind buffers (common/buffered-writer.ts): written every LOG_WRITE_FLUSH_MS or as soon as
+  // LOG_WRITE_BATCH_MAX records wait; past LOG_WRITE_BUFFER_MAX waiting (MongoDB slow or down) records are
+  // dropped and counted (resultity_log_records_dropped_total) rather than blocking or growing.
+  LOG_WRITE_FLUSH_MS: int(1_000, 1).pipe(z.number().max(60_000)),
+  LOG_WRITE_BATCH_MAX: int(500, 1),
+  LOG_WRITE_BUFFER_MAX: int(20_000, 1),
   // Maintenance
   SWEEP_INTERVAL_MS: int(5_000, 100),
   // Expired payloads are dropped this often (reads never return them before: they filter on expireAt). A
@@ -189,6 +202,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: ConfigNe
   const problems: string[] = parsed.success
     ? []
     : parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+  if (parsed.success && parsed.data.LOG_WRITE_BUFFER_MAX < parsed.data.LOG_WRITE_BATCH_MAX) problems.push('LOG_WRITE_BUFFER_MAX: must be at least LOG_WRITE_BATCH_MAX');
   if (needs.adminToken && !raw.ADMIN_TOKEN) problems.push('ADMIN_TOKEN: required by the gate role (admin API); at least 32 characters; no default');
   if (needs.networkKey && !raw.NETWORK_SIGNING_KEY) {
     problems.push('NETWORK_SIGNING_KEY: required (32-byte hex secp256k1 key; `resultity node keygen` makes one); no default');

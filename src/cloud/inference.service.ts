@@ -37,6 +37,7 @@ import type { Principal } from './auth.service.js';
 import { retentionHoursFor, type Catalog } from '../catalog/catalog.service.js';
 import type { Placement } from '../domain/eligibility.js';
 import type { CurrentNetworkConfig } from '../network/network-config.service.js';
+import { NO_JOB_LOG, type JobLog } from '../domain/job-log.js';
 
 export interface CloudDeps {
   config: Config;
@@ -55,6 +56,8 @@ export interface CloudDeps {
   /** The job parameters in force (maximum tokens, attempts, execution timeout). */
   networkConfig: CurrentNetworkConfig;
   logger: Logger;
+  /** The job log (mongo/job-logs.repository.ts): accepted and queued, written behind, never waited for. */
+  jobLog?: JobLog;
 }
 
 /** Re-read the job row at least this often while waiting, in case a pub/sub wake-up was lost. */
@@ -121,7 +124,7 @@ export class InferenceService {
     const id = newJobId(now);
     const deadline = new Date(now + (opts.deadlineMs ?? config.JOB_DEADLINE_MS));
     let row: JobRow;
-    stages.lap('accept_checks');
+    const checksMs = stages.lap('accept_checks');
     try {
       // The hold is the authoritative credit check, under the namespace's ledger lock.
       row = await this.d.settlement.acceptWithHold(
@@ -157,7 +160,9 @@ export class InferenceService {
       if (err instanceof JobPastDeadlineError) throw errors.acceptTooLate(err);
       throw err;
     }
-    stages.lap('accept_commit');
+    const commitMs = stages.lap('accept_commit');
+    const jobLog = this.d.jobLog ?? NO_JOB_LOG;
+    jobLog.record({ jobId: id, namespaceId: p.namespaceId, kind: 'accepted', at: new Date(), model: model.name, stageMs: { accept_checks: checksMs, accept_commit: commitMs } });
     const watch = opts.watch ? this.d.events.watchFinished(id) : null;
     // The input's copy for reads after the fact, written behind under the namespace's plan; the job itself
     // runs from its ticket. The plan comes from the catalogue's in-process copy (no statement). `zero`
@@ -176,8 +181,12 @@ export class InferenceService {
           );
     // A publish that failed leaves the job to the outbox, which republishes it from the stored input:
     // then (only) the answer waits for that copy to be written.
+    const publishedAt = new Date();
     const published = await this.d.lifecycle.publish(ticketOf(row, request));
-    stages.lap('publish');
+    const publishMs = stages.lap('publish');
+    // Queued when the publish left, not when its confirm came back: a scheduler may dispatch the job before
+    // the confirm is read. A job whose publish failed is logged when the outbox publishes it again.
+    if (published) jobLog.record({ jobId: id, namespaceId: p.namespaceId, kind: 'queued', at: publishedAt, stageMs: { publish: publishMs } });
     if (!published) {
       this.d.payloads.writeInputNow(id);
       await stored;

@@ -13,6 +13,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { UsageService } from '../space/usage.service.js';
 import { sendUsage, type UsageQuery } from '../space/usage.http.js';
 import { jobSearchRoutes } from '../space/job-search.http.js';
+import { jobEventRoutes } from '../space/job-logs.http.js';
+import type { JobLogsService } from '../space/job-logs.service.js';
 import { errors } from '../errors.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { SpaceJobs } from '../space/space-jobs.service.js';
@@ -42,6 +44,8 @@ export interface CloudRouteDeps {
   payloads?: PayloadsRepository;
   /** For DELETE /v1/jobs/{id} (space/space-jobs.service.ts); absent, that route is not offered. */
   spaceJobs?: SpaceJobs;
+  /** For GET /v1/jobs/{id}/events (space/job-logs.http.ts); absent, that route is not offered. */
+  jobLogs?: JobLogsService;
   usage: UsageService;
   auth: AuthService;
   jobs: InferenceService;
@@ -150,6 +154,7 @@ export function cloudRoutes(app: FastifyInstance, d: CloudRouteDeps): void {
     v1.get<{ Querystring: UsageQuery }>('/v1/usage', { schema: doc("The namespace's usage by day, model and key (JSON or CSV)", { querystring: usageQuerySchema }) }, async (request, reply) => sendUsage(reply, d.usage, principalOf(request).namespaceId, request.query));
 
     jobSearchRoutes(v1, { db: d.db, ...(d.payloads ? { payloads: d.payloads } : {}), ...(d.spaceJobs ? { spaceJobs: d.spaceJobs } : {}) });
+    if (d.jobLogs) jobEventRoutes(v1, d.jobLogs);
 
     v1.get<{ Params: { id: string } }>('/v1/jobs/:id', { schema: doc('A job of this namespace: its status, charge, and result or error', { params: jobIdParams }) }, async (request) => {
       const { job, payload } = await d.jobs.findForNamespace(request.params.id, principalOf(request).namespaceId);

@@ -58,6 +58,8 @@ import type { CurrentNetworkConfig } from '../network/network-config.service.js'
 import type { NodeConfigDigests } from '../redis/node-config-digests.repository.js';
 import { participationProblem } from '../domain/network-config.js';
 import { capacityCeilings, type CapacityRules } from '../domain/capacity.js';
+import { NO_JOB_LOG, type JobLog } from '../domain/job-log.js';
+import { NO_NODE_STATS, type NodeStatsSink } from '../domain/node-stats.js';
 
 export interface GatewayDeps {
   config: Config;
@@ -74,6 +76,10 @@ export interface GatewayDeps {
   nodeConfigDigests: NodeConfigDigests;
   instanceId: string;
   logger: Logger;
+  /** The job log: an attempt's first streamed token (written behind). */
+  jobLog?: JobLog;
+  /** Node stats: the declared load of each accepted registration and heartbeat (clamped there). */
+  nodeStats?: NodeStatsSink;
 }
 
 const REGISTER_TIMEOUT_MS = 10_000;
@@ -334,6 +340,7 @@ export class Gateway {
     this.sessions.set(msg.nodeId, session);
     await this.d.presence.upsert({ ...declaration(msg, this.d.networkConfig.capacity()), nodeId: msg.nodeId, instance: this.d.instanceId, mode: 'register' });
     await this.recordDigest(session, msg.configDigest ?? null, true);
+    (this.d.nodeStats ?? NO_NODE_STATS).heartbeat(msg.nodeId, msg.running, msg.capacity);
     send(socket, { type: 'registered', nodeId: msg.nodeId, heartbeatIntervalMs: this.d.networkConfig.heartbeat().intervalMs, ...this.configRef() });
     this.d.logger.info({ node: msg.nodeId, network: msg.network, region: msg.region, gpu: msg.gpu, models: msg.models, capacity: msg.capacity }, 'node registered');
     return session;
@@ -352,6 +359,7 @@ export class Gateway {
       this.d.uptime.markSeen(session.nodeId, epochOf(this.d.rcpClock, now), slotOf(this.d.rcpClock, now)),
     ]);
     if (recreated) this.d.logger.info({ node: session.nodeId }, 'node presence restored from heartbeat');
+    (this.d.nodeStats ?? NO_NODE_STATS).heartbeat(session.nodeId, msg.running, msg.capacity);
     // A presence recreated means Redis may have lost everything, the digests' hash with it.
     await this.recordDigest(session, msg.configDigest ?? null, recreated);
     send(socket, { type: 'heartbeat_ack', ts: now, ...this.configRef() });
@@ -405,6 +413,7 @@ export class Gateway {
       inOrder === 0
         ? { outcome: 'out_of_order' as const, appended: 0 }
         : await this.d.streams.append(msg.jobId, msg.attempt, stream.next, batch.slice(0, inOrder).map((c) => c.delta), { maxChunks: stream.maxChunks, maxBytes: STREAM_MAX_BYTES });
+    if (stream.next === 0 && appended.appended > 0) this.firstToken(session, msg);
     stream.next += appended.appended;
     const outcome = appended.outcome === 'ok' && inOrder < batch.length ? 'out_of_order' : appended.outcome;
     if (outcome === 'ok') return;
@@ -417,6 +426,22 @@ export class Gateway {
       await this.d.results.failAttempt(msg.jobId, msg.attempt, session.nodeId, blame, `stream chunk refused: ${outcome}`, dispatched.startedAt);
     }
     reject(socket, 'invalid_chunk', `chunk ${batch[appended.appended]!.seq} refused: ${outcome}`);
+  }
+
+  /** Logs an attempt's first streamed token, with the time from its dispatch (what a streaming client waits). */
+  private firstToken(session: Session, msg: JobChunkMessage): void {
+    const ctx = session.inflight.get(msg.jobId);
+    if (ctx?.attempt !== msg.attempt) return;
+    const at = new Date();
+    (this.d.jobLog ?? NO_JOB_LOG).record({
+      jobId: msg.jobId,
+      namespaceId: ctx.namespaceId,
+      kind: 'first_token',
+      at,
+      attempt: msg.attempt,
+      nodeId: session.nodeId,
+      stageMs: { first_token: Math.max(0, at.getTime() - ctx.startedAt) },
+    });
   }
 
   private async deliver(job: DispatchEnvelope): Promise<void> {

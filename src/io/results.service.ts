@@ -24,6 +24,8 @@ import type { InflightRepository } from '../redis/inflight.repository.js';
 import type { SettlementService } from '../jobs/settlement.service.js';
 import type { AttemptOutcome, JobLifecycle } from '../jobs/lifecycle.service.js';
 import type { JobStreams } from '../redis/job-streams.js';
+import { NO_JOB_LOG, type JobLog, type StageMs } from '../domain/job-log.js';
+import { NO_NODE_STATS, type NodeStatsSink } from '../domain/node-stats.js';
 
 export type ResultVerdict =
   | { accepted: true }
@@ -67,6 +69,10 @@ export class ResultsService {
       /** Where the zero plan's outputs wait for their first read (redis/zero-holds.repository.ts). */
       zeroHolds?: Pick<ZeroHolds, 'hold'>;
       logger: Logger;
+      /** The job log: each completion with its stage times (written behind, never waited for). */
+      jobLog?: JobLog;
+      /** Node stats: each completion's tokens over the time the backbone saw it take. */
+      nodeStats?: NodeStatsSink;
     },
   ) {}
 
@@ -76,9 +82,11 @@ export class ResultsService {
    * `signatureChecked`: the caller verified the signature already (each is checked once).
    */
   async acceptResult(msg: ResultMessage, dispatched: AttemptContext | null, signatureChecked = false): Promise<ResultVerdict> {
+    const arrivedAt = Date.now();
     const stages = stageTimer();
+    const stageMs: StageMs = {};
     if (!signatureChecked && !(await verifyMessageAsync(msg, msg.nodeId))) return { accepted: false, reason: 'bad_signature' };
-    if (!signatureChecked) stages.lap('verify');
+    if (!signatureChecked) stageMs.verify = stages.lap('verify');
     if (outputHash(msg.output) !== msg.outputHash) return { accepted: false, reason: 'output_hash_mismatch' };
     const ctx = dispatched ?? (await this.contextFromRecords(msg.jobId, msg.attempt, msg.nodeId));
     if (ctx === 'unknown_job') return { accepted: false, reason: 'unknown_job' };
@@ -115,7 +123,9 @@ export class ResultsService {
     // (below) only once both are done: whoever is told "completed" finds its output stored. Keyed by
     // attempt, so a superseded attempt racing this one never overwrites the winner's output (the job row
     // names the attempt whose output counts).
-    const stored = this.storeResult(msg, ctx);
+    const stored = this.storeResult(msg, ctx).then((ms) => {
+      if (ms !== null) stageMs.store_result = ms;
+    });
     const settleStart = Date.now();
     let settled: Awaited<ReturnType<SettlementService['complete']>>;
     try {
@@ -129,7 +139,7 @@ export class ResultsService {
         startedAt: new Date(ctx.startedAt),
       });
     } finally {
-      stageSince('settle', settleStart);
+      stageMs.settle = stageSince('settle', settleStart);
     }
     if (settled.outcome === 'usage_out_of_bounds') {
       // Usage is the node's claim, and the bill: beyond what the request allowed it is an invalid result.
@@ -146,7 +156,21 @@ export class ResultsService {
       status: 'completed',
       completed: { attempt: msg.attempt, output: msg.output, usage: msg.usage, chargedMicro: settled.chargedMicro },
     }, { model: ctx.model, tokens: msg.usage.completion_tokens, bytes: Buffer.byteLength(deliveredText(msg.output), 'utf8') });
-    stageSince('complete', completeStart);
+    stageMs.complete = stageSince('complete', completeStart);
+    // The node's time as the backbone saw it: from the dispatch to the result's arrival here.
+    const nodeMs = Math.max(0, arrivedAt - ctx.startedAt);
+    (this.d.jobLog ?? NO_JOB_LOG).record({
+      jobId: msg.jobId,
+      namespaceId: ctx.namespaceId,
+      kind: 'completed',
+      at: new Date(),
+      attempt: msg.attempt,
+      nodeId: msg.nodeId,
+      model: ctx.model,
+      usage: { prompt_tokens: msg.usage.prompt_tokens, completion_tokens: msg.usage.completion_tokens },
+      stageMs: { node: nodeMs, ...stageMs },
+    });
+    (this.d.nodeStats ?? NO_NODE_STATS).attemptCompleted(msg.nodeId, ctx.model, msg.usage.completion_tokens, nodeMs);
     return { accepted: true };
   }
 
@@ -156,7 +180,7 @@ export class ResultsService {
    * that the client gets the answer it was charged for; that copy is then missing for reads after the
    * fact, which the error logged here says.
    */
-  private async storeResult(msg: ResultMessage, ctx: AttemptContext): Promise<void> {
+  private async storeResult(msg: ResultMessage, ctx: AttemptContext): Promise<number | null> {
     const start = Date.now();
     const retentionHours = await this.d.retentionHoursFor(ctx.namespaceId);
     if (retentionHours === null) {
@@ -165,7 +189,7 @@ export class ResultsService {
       await this.d.zeroHolds
         ?.hold(ctx.namespaceId, msg.jobId, { attempt: msg.attempt, model: ctx.model, output: msg.output, usage: msg.usage, at: Date.now() })
         .catch((err: unknown) => this.d.logger.warn({ err, jobId: msg.jobId }, 'zero plan: result not held for polling (Redis)'));
-      return;
+      return null;
     }
     const doc = {
       jobId: msg.jobId,
@@ -180,12 +204,11 @@ export class ResultsService {
     for (let tries = 1; ; tries++) {
       try {
         await this.d.payloads.saveResult(doc);
-        stageSince('store_result', start);
-        return;
+        return stageSince('store_result', start);
       } catch (err) {
         if (tries >= RESULT_STORE_TRIES) {
           this.d.logger.error({ err, jobId: msg.jobId, attempt: msg.attempt }, 'result output not stored in MongoDB; the job completes without its stored copy');
-          return;
+          return null;
         }
         await new Promise((resolve) => setTimeout(resolve, RESULT_STORE_RETRY_MS * tries));
       }

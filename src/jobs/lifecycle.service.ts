@@ -21,6 +21,8 @@ import type { UsageSamples } from '../redis/usage-samples.repository.js';
 import { deliveredTokens, medianTokensPerByte } from '../domain/usage-bounds.js';
 import type { PublishMarks } from './publish-marks.js';
 import type { NodeFlagsService } from '../network/node-flags.service.js';
+import { NO_JOB_LOG, type JobLog } from '../domain/job-log.js';
+import { NO_NODE_STATS, type NodeStatsSink } from '../domain/node-stats.js';
 
 export type AttemptOutcome = 'failed' | 'timeout' | 'disconnected' | 'invalid_result';
 
@@ -46,8 +48,16 @@ export class JobLifecycle {
       usageRules: UsageRules;
       usageSamples: UsageSamples;
       logger: Logger;
+      /** The job log (mongo/job-logs.repository.ts): each attempt's end and each job's end without a result. */
+      jobLog?: JobLog;
+      /** Node stats (mongo/node-stats.repository.ts): each attempt a node did not complete. */
+      nodeStats?: NodeStatsSink;
     },
   ) {}
+
+  private get jobLog(): JobLog {
+    return this.d.jobLog ?? NO_JOB_LOG;
+  }
 
   /**
    * Publishes an accepted job's ticket with confirms; its "published" mark is written later, in a batch
@@ -63,8 +73,11 @@ export class JobLifecycle {
         this.declared.add(model);
       }
       await this.d.queue.publish(ticket);
-      if (opts.markNow) await markPublished(this.d.db, [{ id: ticket.jobId, at: new Date() }]);
-      else this.d.marks.confirmed(ticket.jobId);
+      if (opts.markNow) {
+        await markPublished(this.d.db, [{ id: ticket.jobId, at: new Date() }]);
+        // Published again (the outbox, a pre-priority queue drained): the accept logged no 'queued' for it.
+        this.jobLog.record({ jobId: ticket.jobId, namespaceId: ticket.namespaceId, kind: 'queued', at: new Date(), reason: 'republished' });
+      } else this.d.marks.confirmed(ticket.jobId);
       return true;
     } catch (err) {
       this.d.logger.warn({ err, jobId: ticket.jobId }, 'publish failed; the outbox will retry');
@@ -77,9 +90,13 @@ export class JobLifecycle {
    * the job. True for the one call that ended it.
    */
   async failAttempt(jobId: string, attempt: number, nodeId: string, outcome: AttemptOutcome, reason: string, startedAt: Date | null = null): Promise<boolean> {
-    if (!(await failAttempt(this.d.db, { jobId, attempt, nodeId, outcome, reason, startedAt }))) return false;
+    const ended = await failAttempt(this.d.db, { jobId, attempt, nodeId, outcome, reason, startedAt });
+    if (!ended) return false;
     await this.d.presence.release(nodeId, jobId);
     const at = new Date();
+    // Both written behind, in batches: never waited for.
+    this.jobLog.record({ jobId, namespaceId: ended.namespaceId, kind: 'attempt_failed', at, attempt, nodeId, outcome, reason, ...(startedAt ? { stageMs: { node: Math.max(0, at.getTime() - startedAt.getTime()) } } : {}) });
+    (this.d.nodeStats ?? NO_NODE_STATS).attemptFailed(nodeId, outcome);
     // The hop is for reading after the fact: written behind, never waited for.
     this.d.payloads
       .appendTrace(jobId, { attempt, nodeId, at, outcome, reason }, TRACE_RETENTION_HOURS)
@@ -111,6 +128,7 @@ export class JobLifecycle {
     await this.d.inflight.ended(jobId, { kind: 'finished', jobId, status, error: { code, message } });
     if (row.interrupted_node_id) await this.d.presence.release(row.interrupted_node_id, jobId); // an attempt started by an older version
     this.d.marks.finished(jobId);
+    this.jobLog.record({ jobId, namespaceId: row.namespace_id, kind: status, at: new Date(), model: row.model, outcome: code, reason: message });
     this.d.logger.info({ jobId, status, code }, 'job ended without a result; hold released');
     if (status === 'cancelled') return row; // the client's choice: nothing to quarantine
     await this.d.queue.quarantine(jobId, code).catch((err: unknown) => this.d.logger.warn({ err, jobId }, 'quarantine record not published'));

@@ -11,7 +11,8 @@
 //   - contribution points: write the uptime of closed epochs from the heartbeats counted in Redis;
 //   - space: meter yesterday's extended retention and charge it through the ledger, once a day;
 //   - payloads: drop the MongoDB collections (a retention class's day) whose documents have all expired
-//     (FerretDB has no TTL index; on MongoDB the TTL index has emptied them already).
+//     (FerretDB has no TTL index; on MongoDB the TTL index has emptied them already); job logs and node
+//     stats the same way, on the same schedule (mongo/day-buckets.ts).
 import type { Logger } from 'pino';
 import { PeriodicTask } from '../common/periodic-task.js';
 import type { Config } from '../config.js';
@@ -33,6 +34,11 @@ import { ticketOf } from '../domain/job-ticket.js';
 
 const BATCH = 500;
 
+/** A store of day buckets that expire whole (mongo/job-logs.repository.ts, mongo/node-stats.repository.ts). */
+export interface ExpiringLogStore {
+  sweepExpired(now: Date): Promise<number>;
+}
+
 export class Maintenance {
   private readonly task: PeriodicTask;
 
@@ -41,6 +47,8 @@ export class Maintenance {
       config: Config;
       db: Db;
       payloads: PayloadsRepository;
+      /** Job logs and node stats: swept with the payloads. */
+      logStores?: readonly ExpiringLogStore[];
       retention: RetentionService;
       lifecycle: JobLifecycle;
       flags: NodeFlagsMirror;
@@ -80,6 +88,9 @@ export class Maintenance {
         this.lastPayloadSweep = now.getTime();
         if (swept.buckets + swept.documents > 0) this.d.logger.info(swept, 'expired payloads dropped');
         await this.d.retention.sweepExpiredKeys(now);
+        let logBuckets = 0;
+        for (const store of this.d.logStores ?? []) logBuckets += await store.sweepExpired(now);
+        if (logBuckets > 0) this.d.logger.info({ buckets: logBuckets }, 'expired job logs and node stats dropped');
       }
       await this.meterClosedDay(now);
     });

@@ -35,19 +35,26 @@ const jobStageSeconds = new Histogram({
   registers: [metricsRegistry],
 });
 
-/** A stopwatch for stages of one process: `lap(stage)` records the time since the last lap (or the start). */
-export function stageTimer(): { lap(stage: JobStage): void } {
+/**
+ * A stopwatch for stages of one process: `lap(stage)` records the time since the last lap (or the start)
+ * and returns it in ms (for the job's log, domain/job-log.ts).
+ */
+export function stageTimer(): { lap(stage: JobStage): number } {
   let last = performance.now();
   return {
     lap(stage) {
       const now = performance.now();
-      jobStageSeconds.observe({ stage }, (now - last) / 1000);
+      const ms = now - last;
+      jobStageSeconds.observe({ stage }, ms / 1000);
       last = now;
+      return ms;
     },
   };
 }
 
-/** Records a stage that began at `sinceEpochMs` (a wall-clock time, possibly another process's) and ends now. */
-export function stageSince(stage: JobStage, sinceEpochMs: number): void {
-  jobStageSeconds.observe({ stage }, Math.max(0, Date.now() - sinceEpochMs) / 1000);
+/** Records a stage that began at `sinceEpochMs` (a wall-clock time, possibly another process's) and ends now; returns it in ms. */
+export function stageSince(stage: JobStage, sinceEpochMs: number): number {
+  const ms = Math.max(0, Date.now() - sinceEpochMs);
+  jobStageSeconds.observe({ stage }, ms / 1000);
+  return ms;
 }

@@ -8,9 +8,10 @@ export interface Mongo {
   db: Db;
 }
 
-export async function connectMongo(url: string): Promise<Mongo> {
+/** `appName` tells the server which of the process's clients it talks to (payloads, or the logs' own: app.ts). */
+export async function connectMongo(url: string, appName = 'resultity'): Promise<Mongo> {
   // monitorCommands: commands counted by name for GET /metrics; noDelay is the driver's default, stated.
-  const client = new MongoClient(url, { serverSelectionTimeoutMS: 5_000, appName: 'resultity', monitorCommands: true, noDelay: true });
+  const client = new MongoClient(url, { serverSelectionTimeoutMS: 5_000, appName, monitorCommands: true, noDelay: true });
   instrumentMongo(client);
   await client.connect();
   // The database is the URL's path; `resultity` when the URL names none.

@@ -204,23 +204,28 @@ export async function startAttempt(q: Queryable, id: string, nodeId: string, exp
  * one call that ended it (its caller returns the node's slot); false when it had already ended or the
  * job is finished.
  */
+/** Ends an attempt without a result, if it may still end; returns the job's namespace then (for its log), else null. */
 export async function failAttempt(
   q: Queryable,
   a: { jobId: string; attempt: number; nodeId: string; outcome: string; reason: string; startedAt: Date | null },
-): Promise<boolean> {
-  const r = await q.query(
+): Promise<{ namespaceId: string } | null> {
+  const r = await q.query<{ namespace_id: string }>(
     `WITH job AS (
        UPDATE jobs SET attempt = $3, status = 'queued'
         WHERE ${JOB_BY_ID} AND finished_at IS NULL
           AND ((status <> 'running' AND attempt < $3) OR (status = 'running' AND attempt = $3 AND node_id = $4))
-        RETURNING id, created_at
+        RETURNING id, created_at, namespace_id
+     ), ended AS (
+       INSERT INTO job_attempts (job_id, job_created_at, attempt, node_id, started_at, ended_at, outcome, reason)
+       SELECT id, created_at, $3, $4, coalesce($7::timestamptz, now()), now(), $5, $6 FROM job
+       ON CONFLICT (job_id, job_created_at, attempt) DO UPDATE SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason, ended_at = now()
+       RETURNING job_id
      )
-     INSERT INTO job_attempts (job_id, job_created_at, attempt, node_id, started_at, ended_at, outcome, reason)
-     SELECT id, created_at, $3, $4, coalesce($7::timestamptz, now()), now(), $5, $6 FROM job
-     ON CONFLICT (job_id, job_created_at, attempt) DO UPDATE SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason, ended_at = now()`,
+     SELECT job.namespace_id FROM job JOIN ended ON ended.job_id = job.id`,
     [...byId(a.jobId), a.attempt, a.nodeId, a.outcome, a.reason.slice(0, 500), a.startedAt],
   );
-  return (r.rowCount ?? 0) > 0;
+  const row = r.rows[0];
+  return row ? { namespaceId: row.namespace_id } : null;
 }
 
 /**

@@ -30,6 +30,7 @@ import type { JobConsumer, JobMessage, JobQueue } from '../rabbitmq/job-queue.js
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
 import { PRIORITY_CLASSES } from '../domain/priority.js';
 import { ModelDispatcher } from './model-dispatcher.js';
+import { NO_JOB_LOG, type JobLog } from '../domain/job-log.js';
 
 export interface SchedulerDeps {
   config: Config;
@@ -42,6 +43,8 @@ export interface SchedulerDeps {
   queue: JobQueue;
   networkKey: string;
   logger: Logger;
+  /** The job log (mongo/job-logs.repository.ts): each dispatch, written behind. */
+  jobLog?: JobLog;
 }
 
 const MODEL_REFRESH_MS = 2_000;
@@ -158,7 +161,8 @@ export class Scheduler {
     let ticket = redelivered ? null : msg.ticket;
     let next = 1;
     const created = jobIdTime(jobId);
-    if (ticket && created) stageSince('queued', created.getTime());
+    // Time in the queue, logged with the first dispatch from this delivery.
+    let queuedMs = ticket && created ? stageSince('queued', created.getTime()) : undefined;
 
     for (;;) {
       if (signal.aborted) throw new Error('scheduler stopping');
@@ -212,7 +216,7 @@ export class Scheduler {
       }
       noNodeSince = null;
       tried.push(reservation.nodeId);
-      stages.lap('place');
+      const placeMs = stages.lap('place');
 
       const attempt = next;
       const timeoutMs = ticket.attemptTimeoutMs ?? this.d.config.JOB_ATTEMPT_TIMEOUT_MS;
@@ -238,7 +242,20 @@ export class Scheduler {
         startedAt,
         jobDeadlineAt: ticket.deadlineAt,
       });
-      stages.lap('dispatch');
+      const dispatchMs = stages.lap('dispatch');
+      (this.d.jobLog ?? NO_JOB_LOG).record({
+        jobId,
+        namespaceId: ticket.namespaceId,
+        kind: 'dispatched',
+        // When the attempt started, before its dispatch left: the node's first token or result may be
+        // logged by its io instance before the dispatch's publish is answered here.
+        at: new Date(startedAt),
+        attempt,
+        nodeId: reservation.nodeId,
+        model: placement.model,
+        stageMs: { ...(queuedMs === undefined ? {} : { queued: queuedMs }), place: placeMs, dispatch: dispatchMs },
+      });
+      queuedMs = undefined;
       let event: JobEvent | null;
       if (!delivered) {
         outcome.cancel();

@@ -1,0 +1,105 @@
+// Day buckets for the log stores (job logs, node stats), after the payload store's layout
+// (payload-buckets.ts): one collection per kind, retention class and UTC day, e.g. `job_log.r720h.20261205`,
+// each dropped whole once every document in it has expired. A read names the days it wants and visits
+// only those collections; expiry costs one drop per expired bucket, whatever the store holds. On MongoDB
+// each bucket also carries a TTL index on `expireAt`; on FerretDB v1 (no TTL indexes) the drop is all.
+import type { Db } from 'mongodb';
+
+const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
+
+export interface DayBucket {
+  prefix: string;
+  retentionHours: number;
+  dayStartMs: number;
+}
+
+/** The UTC day of `ms` as YYYYMMDD. */
+export function dayStamp(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10).replaceAll('-', '');
+}
+
+export function dayBucketName(prefix: string, retentionHours: number, dayMs: number): string {
+  if (!Number.isSafeInteger(retentionHours) || retentionHours < 1) throw new RangeError(`retention class must be whole hours >= 1: ${retentionHours}`);
+  return `${prefix}.r${retentionHours}h.${dayStamp(dayMs)}`;
+}
+
+/** The bucket a collection name stands for when it is one of `prefix`'s; null otherwise. */
+export function parseDayBucket(prefix: string, name: string): DayBucket | null {
+  if (!name.startsWith(`${prefix}.`)) return null;
+  const m = /^r(\d+)h\.(\d{4})(\d{2})(\d{2})$/.exec(name.slice(prefix.length + 1));
+  if (!m) return null;
+  return { prefix, retentionHours: Number(m[1]), dayStartMs: Date.UTC(Number(m[2]), Number(m[3]) - 1, Number(m[4])) };
+}
+
+/** When every document of the bucket has expired: the end of its day plus its retention. */
+export function dayBucketExpiresAtMs(b: DayBucket): number {
+  return b.dayStartMs + DAY_MS + b.retentionHours * HOUR_MS;
+}
+
+export function hoursLater(ms: number, hours: number): Date {
+  return new Date(ms + hours * HOUR_MS);
+}
+
+/** Start of each UTC day from `sinceMs`'s to `untilMs`'s, inclusive. */
+export function daysBetween(sinceMs: number, untilMs: number): number[] {
+  const out: number[] = [];
+  for (let d = Math.floor(sinceMs / DAY_MS) * DAY_MS; d <= untilMs; d += DAY_MS) out.push(d);
+  return out;
+}
+
+/** Whether the server has TTL indexes: MongoDB does, FerretDB v1 does not (createIndexes answers code 238). */
+export async function serverHasTtlIndexes(db: Db): Promise<boolean> {
+  const build = await db.admin().command({ buildInfo: 1 });
+  return !('ferretdbVersion' in build || 'ferretdb' in build);
+}
+
+/** Every collection's name (nameOnly: a catalogue read, whatever the collections hold). */
+export async function collectionNames(db: Db): Promise<string[]> {
+  return (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
+}
+
+/** Drops every bucket of `prefix` whose documents have all expired by `now`; returns how many went. */
+export async function dropExpiredBuckets(db: Db, prefix: string, now: Date, forget: (name: string) => void = () => undefined): Promise<number> {
+  let dropped = 0;
+  for (const name of await collectionNames(db)) {
+    const b = parseDayBucket(prefix, name);
+    if (!b || dayBucketExpiresAtMs(b) > now.getTime()) continue;
+    // Dropped by another instance meanwhile: the same outcome.
+    if (await db.collection(name).drop().catch(() => false)) dropped++;
+    forget(name);
+  }
+  return dropped;
+}
+
+/**
+ * A bucket's indexes, asked for once per process per bucket (createIndex is a no-op when they exist): the
+ * read key, and on MongoDB the TTL index on `expireAt`.
+ */
+export class BucketIndexes {
+  private readonly ready = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly key: Record<string, 1 | -1>,
+    private readonly ttl: () => boolean,
+  ) {}
+
+  ensure(bucket: string): Promise<void> {
+    let ready = this.ready.get(bucket);
+    if (!ready) {
+      ready = (async () => {
+        const col = this.db.collection(bucket);
+        await col.createIndex(this.key);
+        if (this.ttl()) await col.createIndex({ expireAt: 1 }, { expireAfterSeconds: 0, name: 'expireAt_ttl' });
+      })();
+      ready.catch(() => this.ready.delete(bucket));
+      this.ready.set(bucket, ready);
+    }
+    return ready;
+  }
+
+  forget(bucket: string): void {
+    this.ready.delete(bucket);
+  }
+}
