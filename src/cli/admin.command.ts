@@ -23,6 +23,7 @@ import { EligibilityService, type SubcloudView } from '../network/eligibility.se
 import { NETWORKS, type Network } from '../domain/eligibility.js';
 import { NetworkConfigService, type PublishedConfig, type PublishInput } from '../network/network-config.service.js';
 import { NodeConfigDigests } from '../redis/node-configs.repository.js';
+import { registerWebhookCommands } from './webhooks.command.js';
 
 type Json = { json?: boolean };
 
@@ -90,6 +91,7 @@ function surchargeList(v: string): Record<string, number> {
 
 export function registerAdminCommand(program: Command): void {
   const admin = program.command('admin').description('platform administration (talks to PostgreSQL, Redis and RabbitMQ directly)');
+  registerWebhookCommands(admin);
 
   admin
     .command('account-create <name>')
