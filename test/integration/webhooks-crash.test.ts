@@ -56,8 +56,8 @@ async function startWorker(): Promise<ChildProcess> {
   });
   children.push(child);
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   await stack.until('the maintenance process serves', async () => {
     if (child.exitCode !== null) throw new Error(`the maintenance process exited (${child.exitCode}):\n${out}`);
     return /listening|Server listening/i.test(out) ? true : undefined;
