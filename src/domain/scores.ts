@@ -57,3 +57,65 @@ export function blindVerdict(probe: BlindExpectation, content: string): { passed
   if (probe.expected_contains !== null && !content.includes(probe.expected_contains)) return { passed: false, detail: 'expected answer missing' };
   return { passed: true, detail: 'ok' };
 }
+
+/** One node's attempts on one model over the score window, as PostgreSQL counts them. */
+export interface NodeModelAttempts {
+  nodeId: string;
+  model: string;
+  completed: number;
+  /** Attempts that ended by the node's doing (failed, timed out, invalid result). */
+  failed: number;
+  /** Mean completion time of its completed attempts; null without any. */
+  latencyMs: number | null;
+}
+
+/**
+ * Each node's score inputs from its attempts per model, its blind-job record and its usage factor. The
+ * latency ratio is the node's mean completion time over each model's mean (all nodes, weighted by their
+ * completed attempts), averaged over the node's models weighted by its completed attempts on each: a node
+ * is compared with its peers on the same work, never with nodes serving faster models.
+ */
+export function scoreInputs(
+  attempts: readonly NodeModelAttempts[],
+  blind: ReadonlyArray<{ nodeId: string; passed: number; evaluated: number }>,
+  usageFactors: ReadonlyMap<string, number>,
+): Map<string, Required<ScoreInputs>> {
+  const modelMean = new Map<string, { sum: number; n: number }>();
+  for (const a of attempts) {
+    if (a.latencyMs === null || a.completed === 0) continue;
+    const m = modelMean.get(a.model) ?? { sum: 0, n: 0 };
+    m.sum += a.latencyMs * a.completed;
+    m.n += a.completed;
+    modelMean.set(a.model, m);
+  }
+  const perNode = new Map<string, { completed: number; failed: number; ratioSum: number; ratioWeight: number; passed: number; evaluated: number }>();
+  const entry = (id: string) => {
+    let e = perNode.get(id);
+    if (!e) perNode.set(id, (e = { completed: 0, failed: 0, ratioSum: 0, ratioWeight: 0, passed: 0, evaluated: 0 }));
+    return e;
+  };
+  for (const a of attempts) {
+    const e = entry(a.nodeId);
+    e.completed += a.completed;
+    e.failed += a.failed;
+    const mean = modelMean.get(a.model);
+    if (a.latencyMs !== null && a.completed > 0 && mean && mean.sum > 0) {
+      e.ratioSum += (a.latencyMs / (mean.sum / mean.n)) * a.completed;
+      e.ratioWeight += a.completed;
+    }
+  }
+  for (const b of blind) Object.assign(entry(b.nodeId), { passed: b.passed, evaluated: b.evaluated });
+  return new Map(
+    [...perNode].map(([nodeId, e]) => [
+      nodeId,
+      {
+        completed: e.completed,
+        failed: e.failed,
+        latencyRatio: e.ratioWeight > 0 ? e.ratioSum / e.ratioWeight : null,
+        blindPassed: e.passed,
+        blindEvaluated: e.evaluated,
+        usageFactor: usageFactors.get(nodeId) ?? 1,
+      },
+    ]),
+  );
+}

@@ -13,6 +13,7 @@ import { stageSince, stageTimer } from '../metrics/job-stages.js';
 import type { Logger } from 'pino';
 import { termsOf, type JobTerms } from '../domain/job-ticket.js';
 import { cutByClientDeadline } from '../domain/jobs.js';
+import { endings } from '../domain/job-steps.js';
 import { completionTokenBound } from '../domain/usage-bounds.js';
 import { deliveredText, resultMismatch, type ResultExpectation } from '../domain/job-results.js';
 import type { UsageRules } from '../catalog/usage-rules.js';
@@ -193,7 +194,7 @@ export class ResultsService {
     const ctx = dispatched ?? (await this.contextFromRecords(msg.jobId, msg.attempt, msg.nodeId));
     if (ctx === null || ctx === 'unknown_job') return false;
     if (cutByClientDeadline(Date.now(), ctx.jobDeadlineAt)) {
-      return (await this.d.lifecycle.endWithoutResult(msg.jobId, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.')) !== null;
+      return (await this.d.lifecycle.end(msg.jobId, endings.deadlineExceeded())) !== null;
     }
     return this.failAttempt(msg.jobId, msg.attempt, msg.nodeId, 'failed', msg.message, ctx.startedAt);
   }

@@ -13,6 +13,7 @@ import type { InflightRepository } from '../redis/inflight.repository.js';
 import type { JobEvents } from '../redis/job-events.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 import type { JobTicket } from '../domain/job-ticket.js';
+import type { JobEnding } from '../domain/job-steps.js';
 import type { DeliveredPart, SettlementService } from './settlement.service.js';
 import type { JobStreams } from '../redis/job-streams.js';
 import type { UsageRules } from '../catalog/usage-rules.js';
@@ -88,6 +89,11 @@ export class JobLifecycle {
     // The node's own failures count toward its cooldown; a dropped connection is its absence, not a fault.
     if (outcome !== 'disconnected') await this.d.nodeFlags.recordFailure(nodeId, outcome);
     return true;
+  }
+
+  /** Ends the job for one of the scheduler's reasons (domain/job-steps.ts endings); see endWithoutResult. */
+  end(jobId: string, ending: JobEnding): Promise<JobRow | null> {
+    return this.endWithoutResult(jobId, ending.status, ending.code, ending.message);
   }
 
   /**

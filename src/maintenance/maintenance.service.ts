@@ -26,6 +26,7 @@ import type { UptimeRepository } from '../redis/uptime.repository.js';
 import { recordUptime } from '../postgres/rcp.repository.js';
 import { epochOf, uptimePoints, type RcpClock } from '../domain/rcp.js';
 import { IDEMPOTENCY_WINDOW_HOURS } from '../domain/jobs.js';
+import { endings } from '../domain/job-steps.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { RetentionService } from '../space/retention.service.js';
 import type { JobLifecycle } from '../jobs/lifecycle.service.js';
@@ -103,7 +104,7 @@ export class Maintenance {
       // The ticket carries the input, from its stored copy (written behind the accept).
       const input = await this.d.payloads.findInput(job.id);
       if (!input) {
-        await this.d.lifecycle.endWithoutResult(job.id, 'failed', 'payload_missing', 'The job input is no longer stored.');
+        await this.d.lifecycle.end(job.id, endings.payloadMissing());
         continue;
       }
       this.d.logger.info({ jobId: job.id }, 'outbox: republishing a job whose publish was not confirmed');
@@ -124,7 +125,7 @@ export class Maintenance {
   private async expireOverdue(now: Date): Promise<void> {
     for (const id of await listOverdue(this.d.db, now, BATCH)) {
       try {
-        await this.d.lifecycle.endWithoutResult(id, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
+        await this.d.lifecycle.end(id, endings.deadlineExceeded());
       } catch (err) {
         // One job that cannot be ended (a constraint it breaks, say) must not stop every later sweep of
         // the tick, tick after tick: it is logged, and tried again next time.

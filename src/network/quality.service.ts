@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { text } from '../domain/wire-strings.js';
 import type { Config } from '../config.js';
 import { errors } from '../errors.js';
-import { blindVerdict, nodeScore } from '../domain/scores.js';
+import { blindVerdict, nodeScore, scoreInputs } from '../domain/scores.js';
 import { NETWORKS, type Network } from '../domain/eligibility.js';
 import { jobRequestSchema, type JobRequest } from '../domain/protocol.js';
 import type { Db } from '../postgres/db.js';
@@ -229,48 +229,20 @@ export class QualityService {
   private async updateScores(now: Date): Promise<void> {
     const since = new Date(now.getTime() - this.d.config.SCORE_WINDOW_HOURS * 3_600_000);
     const stats = await attemptStats(this.d.db, since, this.d.config.JOB_DEADLINE_MS);
-    // Each model's mean completion time over all nodes, weighted by their completed attempts.
-    const modelMean = new Map<string, { sum: number; n: number }>();
-    for (const s of stats) {
-      if (s.latency_ms === null || s.completed === 0) continue;
-      const m = modelMean.get(s.model) ?? { sum: 0, n: 0 };
-      m.sum += s.latency_ms * s.completed;
-      m.n += s.completed;
-      modelMean.set(s.model, m);
-    }
-    const perNode = new Map<string, { completed: number; failed: number; ratioSum: number; ratioWeight: number; passed: number; evaluated: number }>();
-    const entry = (id: string) => {
-      let e = perNode.get(id);
-      if (!e) perNode.set(id, (e = { completed: 0, failed: 0, ratioSum: 0, ratioWeight: 0, passed: 0, evaluated: 0 }));
-      return e;
-    };
-    for (const s of stats) {
-      const e = entry(s.node_id);
-      e.completed += s.completed;
-      e.failed += s.failed;
-      const mean = modelMean.get(s.model);
-      if (s.latency_ms !== null && s.completed > 0 && mean && mean.sum > 0) {
-        e.ratioSum += (s.latency_ms / (mean.sum / mean.n)) * s.completed;
-        e.ratioWeight += s.completed;
-      }
-    }
-    for (const b of await blindStats(this.d.db, since)) Object.assign(entry(b.node_id), { passed: b.passed, evaluated: b.evaluated });
+    const blind = await blindStats(this.d.db, since);
     const usageFactors = await this.usageFactors();
-    for (const [nodeId, e] of perNode) {
-      const score = nodeScore({
-        completed: e.completed,
-        failed: e.failed,
-        latencyRatio: e.ratioWeight > 0 ? e.ratioSum / e.ratioWeight : null,
-        blindPassed: e.passed,
-        blindEvaluated: e.evaluated,
-        usageFactor: usageFactors.get(nodeId) ?? 1,
-      });
-      await upsertNodeScore(this.d.db, nodeId, score, e.completed + e.failed, e.evaluated);
+    const inputs = scoreInputs(
+      stats.map((s) => ({ nodeId: s.node_id, model: s.model, completed: s.completed, failed: s.failed, latencyMs: s.latency_ms })),
+      blind.map((b) => ({ nodeId: b.node_id, passed: b.passed, evaluated: b.evaluated })),
+      usageFactors,
+    );
+    for (const [nodeId, input] of inputs) {
+      await upsertNodeScore(this.d.db, nodeId, nodeScore(input), input.completed + input.failed, input.blindEvaluated);
     }
     for (const [nodeId, factor] of usageFactors) {
       if (factor < 1) this.d.logger.warn({ node: nodeId, factor }, "node's claimed tokens per byte drift from its peers'");
     }
-    await this.d.scores.writeEarned(new Map([...perNode].map(([nodeId, e]) => [nodeId, e.completed])));
+    await this.d.scores.writeEarned(new Map([...inputs].map(([nodeId, input]) => [nodeId, input.completed])));
     // The whole table, not just this window's nodes: the mirror is back in full after a loss of Redis.
     await this.d.scores.write(new Map((await listNodeScores(this.d.db)).map((r) => [r.node_id, r.score])));
   }

@@ -12,7 +12,8 @@ import { withNeeds } from '../domain/capabilities.js';
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { cutByClientDeadline, retryDelayMs } from '../domain/jobs.js';
+import { retryDelayMs } from '../domain/jobs.js';
+import { afterNoPlacement, afterSilence, endings, nextStep, type JobEnding } from '../domain/job-steps.js';
 import { jobIdTime } from '../domain/job-ids.js';
 import { describePlacement } from '../domain/eligibility.js';
 import { signMessage } from '../domain/signatures.js';
@@ -45,12 +46,6 @@ export interface SchedulerDeps {
 }
 
 const MODEL_REFRESH_MS = 2_000;
-/**
- * How long a job waits for a node before its handler looks at its deadline again, and, while no node
- * serves the model at all, how often it checks whether one came (the NO_NODE_GRACE_MS clock).
- */
-const PLACEMENT_RECHECK_MS = 2_000;
-const NO_NODE_RECHECK_MS = 250;
 const ENGINE_ERROR_PAUSE_MS = 1_000;
 /** An in-flight record outlives its job's deadline by this much (a late result still finds it). */
 const CLAIM_GRACE_MS = 60_000;
@@ -174,12 +169,9 @@ export class Scheduler {
         ({ ticket, next } = caughtUp);
       }
       const now = Date.now();
-      if (ticket.deadlineAt <= now) {
-        await this.endWithoutResult(jobId, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
-        return;
-      }
-      if (next > ticket.maxAttempts) {
-        await this.endWithoutResult(jobId, 'failed', 'attempts_exhausted', `No node completed the job in ${ticket.maxAttempts} attempts.`);
+      const step = nextStep(ticket, next, now, liveSeen);
+      if (step.kind === 'end') {
+        await this.end(jobId, step.ending);
         return;
       }
 
@@ -198,7 +190,7 @@ export class Scheduler {
           exclude: tried,
           claim: { attempt: next, ttlMs: ticket.deadlineAt - now + CLAIM_GRACE_MS },
         },
-        Math.max(1, Math.min(ticket.deadlineAt - now, liveSeen ? PLACEMENT_RECHECK_MS : NO_NODE_RECHECK_MS)),
+        step.waitMs,
       );
       if (reservation === 'fenced') {
         // Another scheduler (a duplicate message) runs this attempt, or the job finished: see the row.
@@ -211,10 +203,10 @@ export class Scheduler {
         // can serve this job.
         const live = await this.d.presence.liveNodeCount(placement, 1);
         liveSeen = live > 0;
-        if (live > 0) noNodeSince = null;
-        else noNodeSince ??= Date.now();
-        if (noNodeSince !== null && Date.now() - noNodeSince >= this.d.config.NO_NODE_GRACE_MS) {
-          await this.endWithoutResult(jobId, 'failed', 'no_node_available', `No online node eligible for ${describePlacement(placement)} for ${this.d.config.NO_NODE_GRACE_MS} ms.`);
+        const grace = afterNoPlacement(noNodeSince, live, Date.now(), this.d.config.NO_NODE_GRACE_MS);
+        noNodeSince = grace.noNodeSince;
+        if (grace.giveUp) {
+          await this.end(jobId, endings.noNodeAvailable(describePlacement(placement), this.d.config.NO_NODE_GRACE_MS));
           return;
         }
         continue;
@@ -259,9 +251,8 @@ export class Scheduler {
       } else {
         event = await outcome.event;
         if (this.stopping.signal.aborted) throw new Error('scheduler stopping');
-        if (event === null && cutByClientDeadline(Date.now(), ticket.deadlineAt)) {
-          // The job's own deadline ran out, not the node's time: the client's outcome, never the node's failure.
-          await this.endWithoutResult(jobId, 'expired', 'deadline_exceeded', 'The job passed its deadline before a node completed it.');
+        if (event === null && afterSilence(Date.now(), ticket.deadlineAt) === 'expire') {
+          await this.end(jobId, endings.deadlineExceeded());
           return;
         }
         if (event === null && (await this.d.lifecycle.failAttempt(jobId, attempt, reservation.nodeId, 'timeout', `no result within ${timeoutMs} ms`, new Date(startedAt)))) {
@@ -290,7 +281,7 @@ export class Scheduler {
     if (!job || job.finished_at) return;
     const input = await this.d.payloads.findInput(jobId);
     if (!input) {
-      await this.endWithoutResult(jobId, 'failed', 'payload_missing', 'The job input is no longer stored.');
+      await this.end(jobId, endings.payloadMissing());
       return;
     }
     if (!(await this.d.lifecycle.publish(ticketOf(job, input), { markNow: true }))) throw new Error(`job ${jobId} could not be republished`);
@@ -309,7 +300,7 @@ export class Scheduler {
       if (job.attempt > 0 && job.status !== 'running' && (await streamedAttempt(this.d.db, jobId)) !== null) {
         // Part of an attempt's answer already reached a streaming client: another node's answer would
         // follow it as if it were one text. The job fails instead (no charge), and the client sees an error.
-        await this.endWithoutResult(jobId, 'failed', 'stream_interrupted', 'The node streaming this answer failed after part of it was sent; no credits were charged.');
+        await this.end(jobId, endings.streamInterrupted());
         return null;
       }
       const timeoutMs = job.attempt_timeout_ms ?? this.d.config.JOB_ATTEMPT_TIMEOUT_MS;
@@ -326,7 +317,7 @@ export class Scheduler {
       if (!ticket) {
         const input = await this.d.payloads.findInput(jobId);
         if (!input) {
-          await this.endWithoutResult(jobId, 'failed', 'payload_missing', 'The job input is no longer stored.');
+          await this.end(jobId, endings.payloadMissing());
           return null;
         }
         ticket = ticketOf(job, input);
@@ -358,8 +349,8 @@ export class Scheduler {
     return { event, cancel: () => stop.abort() };
   }
 
-  private async endWithoutResult(jobId: string, status: 'failed' | 'expired', code: string, message: string): Promise<void> {
-    await this.d.lifecycle.endWithoutResult(jobId, status, code, message);
+  private async end(jobId: string, ending: JobEnding): Promise<void> {
+    await this.d.lifecycle.end(jobId, ending);
   }
 }
 

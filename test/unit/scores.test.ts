@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { blindVerdict, NEW_NODE_SCORE, nodeScore, smoothedRate } from '../../src/domain/scores.js';
+import { blindVerdict, NEW_NODE_SCORE, nodeScore, scoreInputs, smoothedRate } from '../../src/domain/scores.js';
 import { sha256Hex } from '../../src/domain/signatures.js';
 
 test('rates are smoothed: no data is 1/2, one outcome does not swing to an extreme', () => {
@@ -30,4 +30,26 @@ test('a blind verdict needs every expectation the probe names', () => {
   assert.equal(blindVerdict({ expected_sha256: null, expected_contains: 'Paris' }, answer).passed, true);
   assert.equal(blindVerdict({ expected_sha256: null, expected_contains: 'Lyon' }, answer).passed, false);
   assert.equal(blindVerdict({ expected_sha256: sha256Hex('other'), expected_contains: 'Paris' }, answer).passed, false);
+});
+
+test('score inputs: latency compared per model with its peers (weighted by completed attempts), blind record and usage joined per node', () => {
+  const inputs = scoreInputs(
+    [
+      // Model m (mean 200 ms over 4 completions): fast is at 100 ms, slow at 300 ms.
+      { nodeId: 'fast', model: 'm', completed: 2, failed: 0, latencyMs: 100 },
+      { nodeId: 'slow', model: 'm', completed: 2, failed: 1, latencyMs: 300 },
+      // A much slower model served by slow alone: it is its own peer (ratio 1), not compared with m.
+      { nodeId: 'slow', model: 'big', completed: 2, failed: 0, latencyMs: 9_000 },
+      // Only failures: no latency to compare.
+      { nodeId: 'broken', model: 'm', completed: 0, failed: 4, latencyMs: null },
+    ],
+    [{ nodeId: 'fast', passed: 3, evaluated: 4 }, { nodeId: 'blind-only', passed: 1, evaluated: 1 }],
+    new Map([['slow', 0.5]]),
+  );
+  assert.deepEqual(inputs.get('fast'), { completed: 2, failed: 0, latencyRatio: 0.5, blindPassed: 3, blindEvaluated: 4, usageFactor: 1 });
+  // slow: (1.5 × 2 + 1 × 2) / 4 = 1.25.
+  assert.deepEqual(inputs.get('slow'), { completed: 4, failed: 1, latencyRatio: 1.25, blindPassed: 0, blindEvaluated: 0, usageFactor: 0.5 });
+  assert.deepEqual(inputs.get('broken'), { completed: 0, failed: 4, latencyRatio: null, blindPassed: 0, blindEvaluated: 0, usageFactor: 1 });
+  assert.deepEqual(inputs.get('blind-only'), { completed: 0, failed: 0, latencyRatio: null, blindPassed: 1, blindEvaluated: 1, usageFactor: 1 });
+  assert.ok(nodeScore(inputs.get('fast')!).score > nodeScore(inputs.get('slow')!).score);
 });
