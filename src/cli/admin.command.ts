@@ -17,6 +17,7 @@ import { JobQueue } from '../rabbitmq/job-queue.js';
 import type { SubcloudView } from '../network/eligibility.service.js';
 import { NETWORKS, type Network } from '../domain/eligibility.js';
 import type { PublishedConfig, PublishInput } from '../network/network-config.service.js';
+import { registerWebhookCommands } from './webhooks.command.js';
 
 type Json = { json?: boolean };
 
@@ -75,6 +76,7 @@ function surchargeList(v: string): Record<string, number> {
 
 export function registerAdminCommand(program: Command): void {
   const admin = program.command('admin').description('platform administration (talks to PostgreSQL, Redis and RabbitMQ directly)');
+  registerWebhookCommands(admin);
 
   admin
     .command('account-create <name>')

@@ -1,6 +1,7 @@
 // The account API's webhook endpoints of a namespace (mounted inside the authenticated scope of
 // account.routes.ts): make, list, delete, enable again; an endpoint's messages with their attempts, and
-// redelivery of one. Another account's namespace is a 404, like one that does not exist.
+// redelivery of one; and the namespace's notices (an endpoint disabled after persistent failure: how its
+// owner is told). Another account's namespace is a 404, like one that does not exist.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { errors } from '../errors.js';
@@ -23,7 +24,7 @@ const createBody = z
 const nsParams = idParams('id');
 const endpointParams = idParams('id', 'webhookId');
 const messageParams = z.object({ id: z.uuid(), webhookId: z.uuid(), messageId: z.string().regex(/^msg_[0-9a-f]{32}$/) });
-const messagesQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(50) });
+const limitQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(50) });
 const own = (summary: string, more: Partial<RouteDoc> = {}) => routeSchema({ summary, tags: ['Account API'], auth: 'session', ...more });
 
 function caller(request: FastifyRequest): AccountPrincipal {
@@ -70,9 +71,9 @@ export function webhookRoutes(r: FastifyInstance, namespaces: NamespaceConsoleSe
 
   r.get<{ Params: { id: string; webhookId: string }; Querystring: { limit?: string } }>(
     '/account/namespaces/:id/webhooks/:webhookId/messages',
-    { schema: own("A webhook endpoint's messages, newest first, with their delivery attempts", { params: endpointParams, querystring: messagesQuery }) },
+    { schema: own("A webhook endpoint's messages, newest first, with their delivery attempts", { params: endpointParams, querystring: limitQuery }) },
     async (req) => ({
-      data: await webhooks.messages(await owned(req, req.params.id), parse(uuid, req.params.webhookId), parse(messagesQuery, req.query).limit),
+      data: await webhooks.messages(await owned(req, req.params.id), parse(uuid, req.params.webhookId), parse(limitQuery, req.query).limit),
     }),
   );
 
@@ -84,5 +85,11 @@ export function webhookRoutes(r: FastifyInstance, namespaces: NamespaceConsoleSe
       await webhooks.redeliver(await owned(req, p.id), p.webhookId, p.messageId);
       return reply.code(202).send({ queued: true });
     },
+  );
+
+  r.get<{ Params: { id: string }; Querystring: { limit?: string } }>(
+    '/account/namespaces/:id/notices',
+    { schema: own("A namespace's notices, newest first (e.g. a webhook endpoint disabled after persistent failure)", { params: nsParams, querystring: limitQuery }) },
+    async (req) => ({ data: await webhooks.notices(await owned(req, req.params.id), parse(limitQuery, req.query).limit) }),
   );
 }

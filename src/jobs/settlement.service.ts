@@ -13,6 +13,7 @@ import { post } from '../postgres/ledger.repository.js';
 import * as postings from '../domain/postings.js';
 import { settleHold } from '../postgres/key-spend.repository.js';
 import { quarantineJob } from '../postgres/quarantine.repository.js';
+import { enqueueJobEnded } from '../postgres/webhooks.repository.js';
 import { GroupCommit, type GroupCommitOptions, type ItemOutcome } from '../common/group-commit.js';
 import { actualCost, splitCapture } from '../domain/pricing.js';
 import type { Usage } from '../domain/protocol.js';
@@ -151,6 +152,8 @@ export class SettlementService {
       }
       await settleHold(tx, ended.api_key_id, ended.created_at, ended.hold_micro, charged);
       if (status !== 'cancelled') await quarantineJob(tx, jobId, code);
+      // Its job.failed webhook messages, in this transaction (the outbox: none lost, none for a rollback).
+      await enqueueJobEnded(tx, row);
       return row;
     });
   }

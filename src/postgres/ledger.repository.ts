@@ -163,6 +163,15 @@ export async function postTransactions(q: Queryable, postings: readonly LedgerPo
          UPDATE ledger_accounts la SET balance = la.balance + d.amount
            FROM (SELECT account_id, sum(amount) AS amount FROM unnest($7::bigint[], $8::bigint[]) AS m(account_id, amount) GROUP BY account_id) d
           WHERE la.id = d.account_id
+         RETURNING la.owner_id, la.kind, la.balance - d.amount AS before, la.balance AS after
+       ), credits_low AS (
+         -- The credits.low webhook messages of a namespace whose available credits this posting took below
+         -- an endpoint's threshold (a storage charge, an adjustment), in this statement as accept_jobs
+         -- writes them for holds (migrations/0025).
+         INSERT INTO webhook_messages (id, endpoint_id, event_type, payload)
+         SELECT webhook_message_id(), w.id, 'credits.low', webhook_credits_low_payload(b.owner_id, b.after, w.low_credits_threshold_micro)
+           FROM balances b JOIN webhook_endpoints w ON w.namespace_id = b.owner_id AND w.disabled_at IS NULL AND 'credits.low' = ANY (w.events)
+          WHERE b.kind = 'ns_available' AND b.before >= w.low_credits_threshold_micro AND b.after < w.low_credits_threshold_micro
        )
        SELECT n::int AS n, id FROM t`,
       [

@@ -1,4 +1,5 @@
-// Webhook endpoints, their messages (the outbox the triggers of migrations/0023 fill) and delivery attempts.
+// Webhook endpoints, their messages (the outbox: written in the transaction of their event, by the hot
+// path's batch functions of migrations/0025 and by enqueueJobEnded here) and delivery attempts.
 import type { Queryable } from './db.js';
 
 export const WEBHOOK_EVENTS = ['job.completed', 'job.failed', 'credits.low'] as const;
@@ -122,9 +123,29 @@ export async function claimDueMessages(q: Queryable, limit: number, leaseMs: num
 }
 
 /**
+ * Writes the job.failed messages of a job just ended without a result (failed or expired), for its
+ * namespace's live endpoints that want them: inside the transaction that ended it (settlement.service.ts),
+ * after its charge, so that none is lost and each says what was charged. A cancelled job (its client's
+ * doing) has no event. The body is migration 0025's webhook_job_payload, as for job.completed.
+ */
+export async function enqueueJobEnded(
+  q: Queryable,
+  job: { id: string; namespace_id: string; model: string; status: string; charged_micro: number | null; error_code: string | null; error_message: string | null },
+): Promise<void> {
+  if (job.status !== 'failed' && job.status !== 'expired') return;
+  await q.query(
+    `INSERT INTO webhook_messages (id, endpoint_id, event_type, payload)
+     SELECT webhook_message_id(), w.id, 'job.failed', webhook_job_payload('job.failed', $1, $2, $3, $4, $5, NULL, NULL, $6, $7)
+       FROM webhook_endpoints w WHERE w.namespace_id = $2 AND w.disabled_at IS NULL AND 'job.failed' = ANY (w.events)`,
+    [job.id, job.namespace_id, job.model, job.status, job.charged_micro ?? 0, job.error_code, job.error_message],
+  );
+}
+
+/**
  * Records one attempt and its outcome: delivered; or pending again after `retryInMs`; or (null) failed
  * for good, which disables the endpoint when nothing reached it since this message was made (persistent
- * failure). Returns true when this disabled the endpoint.
+ * failure) and, in the same statement, leaves its owner a notice (namespace_notices, migration 0025).
+ * Returns true when this disabled the endpoint.
  */
 export async function recordAttempt(
   q: Queryable,
@@ -149,11 +170,20 @@ export async function recordAttempt(
     return false;
   }
   await q.query(`UPDATE webhook_messages SET status = 'failed', attempts = attempts + 1 WHERE id = $1`, [m.id]);
+  const reason = `every delivery failed since ${m.created_at.toISOString()}; last: ${(a.error ?? `HTTP ${a.responseStatus}`).slice(0, 200)}`;
   const r = await q.query(
-    `UPDATE webhook_endpoints e SET disabled_at = now(), disabled_reason = $3
-      WHERE e.id = $1 AND e.disabled_at IS NULL
-        AND NOT EXISTS (SELECT 1 FROM webhook_messages d WHERE d.endpoint_id = e.id AND d.delivered_at >= $2)`,
-    [m.endpoint_id, m.created_at, `every delivery failed since ${m.created_at.toISOString()}; last: ${(a.error ?? `HTTP ${a.responseStatus}`).slice(0, 200)}`],
+    `WITH disabled AS (
+       UPDATE webhook_endpoints e SET disabled_at = now(), disabled_reason = $3
+        WHERE e.id = $1 AND e.disabled_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM webhook_messages d WHERE d.endpoint_id = e.id AND d.delivered_at >= $2)
+        RETURNING e.id, e.namespace_id, e.url, e.disabled_at
+     )
+     INSERT INTO namespace_notices (namespace_id, kind, subject, message, detail)
+     SELECT namespace_id, 'webhook_endpoint_disabled', id::text,
+            'Webhook endpoint ' || url || ' was disabled after persistent delivery failure: ' || $3 || '. Fix the receiver, then enable it again; its failed messages can be redelivered.',
+            jsonb_build_object('webhook_id', id, 'url', url, 'disabled_at', disabled_at, 'reason', $3::text, 'message_id', $4::text)
+       FROM disabled`,
+    [m.endpoint_id, m.created_at, reason, m.id],
   );
   return (r.rowCount ?? 0) > 0;
 }

@@ -1,6 +1,8 @@
 // A namespace's webhook endpoints as its owner manages them (account API and CLI): make one (its secret
 // shown once), list them with their state, delete, enable again after a disable, list an endpoint's
-// messages with their attempts, and queue a message again. Ownership is checked by the caller's route.
+// messages with their attempts, and queue a message again; and the namespace's notices (an endpoint
+// disabled after persistent failure). Ownership is checked by the caller (the account route; the CLI is
+// the platform operator's).
 import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -17,6 +19,7 @@ import {
   type WebhookEndpointRow,
   type WebhookEvent,
 } from '../postgres/webhooks.repository.js';
+import { listNamespaceNotices } from '../postgres/namespace-notices.repository.js';
 import { isInternalAddress, webhookUrlProblem } from '../domain/webhook-targets.js';
 
 const MICRO = 1_000_000;
@@ -79,6 +82,21 @@ export class WebhooksService {
     if (!endpoint) throw errors.notFound('Webhook endpoint');
     if (endpoint.disabled_at) throw errors.invalid('The endpoint is disabled: enable it first (POST .../enable).', 'endpoint');
     if (!(await requeueMessage(this.d.db, id, messageId))) throw errors.notFound('Webhook message');
+  }
+
+  /**
+   * The namespace's notices, newest first: how its owner is told that an endpoint was disabled after
+   * persistent failure (besides the endpoint's own disabled_at and disabled_reason).
+   */
+  async notices(namespaceId: string, limit: number) {
+    return (await listNamespaceNotices(this.d.db, namespaceId, limit)).map((n) => ({
+      id: n.id,
+      at: n.at.toISOString(),
+      kind: n.kind,
+      subject: n.subject,
+      message: n.message,
+      detail: n.detail,
+    }));
   }
 
   /** Refuses a host that is, or resolves to, an internal address (unless the operator allows them). */
