@@ -46,7 +46,14 @@ test('a backbone whose key did not sign the config in force refuses to start; th
     await assert.rejects(createBackbone({ config: oldKeyConfig, roles: ['gate'], logger: pino({ level: 'silent' }), mongoUrl: stack.mongoUrl, migrate: false }), /is signed by/);
   }));
 
-/** The stack's own configuration as an environment (same database, prefixes and key). */
+/**
+ * The stack's own configuration as an environment (same database, prefixes and key): its plain values
+ * (parsed structures such as PAYLOAD_MASTER_KEYS are left out; the gate role does not need them).
+ */
 function stackEnv(): Record<string, string> {
-  return Object.fromEntries(Object.entries(stack.config).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]));
+  return Object.fromEntries(
+    Object.entries(stack.config)
+      .filter((e): e is [string, string | number | boolean] => ['string', 'number', 'boolean'].includes(typeof e[1]))
+      .map(([k, v]) => [k, String(v)]),
+  );
 }
