@@ -144,6 +144,8 @@ async function main(): Promise<number> {
     RABBITMQ_URL: broker.url,
     ADMIN_TOKEN: adminToken,
     NETWORK_SIGNING_KEY: generatePrivateKey(),
+    // Payloads are sealed at rest (space/payload-keys.service.ts): every role process shares the run's key.
+    PAYLOAD_MASTER_KEYS: `1:${randomBytes(32).toString('base64')}`,
     RATE_LIMIT_RPS: '1000000',
     RATE_LIMIT_BURST: '1000000',
     ACCOUNT_RATE_LIMIT_RPS: '1000000',

@@ -120,6 +120,8 @@ async function main(): Promise<number> {
         RABBITMQ_PREFIX: id,
         ADMIN_TOKEN: adminToken,
         NETWORK_SIGNING_KEY: randomBytes(32).toString('hex'),
+        // Payloads sealed at rest, as in production (space/payload-keys.service.ts).
+        PAYLOAD_MASTER_KEYS: `1:${randomBytes(32).toString('base64')}`,
         // Far above anything a loopback run reaches: the bench measures the pipeline, not the limiter.
         RATE_LIMIT_RPS: '1000000',
         RATE_LIMIT_BURST: '1000000',

@@ -123,7 +123,8 @@ export class TestStack {
 
   /**
    * The environment for running `resultity admin ...` against this stack's engines: their URLs and this
-   * stack's prefixes, nothing else of the test process's (no admin token, no network key unless given).
+   * stack's prefixes and payload master keys, nothing else of the test process's (no admin token, no
+   * network key unless given).
    */
   cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     return {
@@ -135,6 +136,11 @@ export class TestStack {
       RABBITMQ_PREFIX: this.config.RABBITMQ_PREFIX,
       SNAPSHOT_DIR: this.config.SNAPSHOT_DIR,
       LOG_LEVEL: 'warn',
+      // The stack's payload master keys, as the environment states them: a process of its own reads and
+      // writes the same sealed payloads.
+      ...(this.config.PAYLOAD_MASTER_KEYS
+        ? { PAYLOAD_MASTER_KEYS: [...this.config.PAYLOAD_MASTER_KEYS].map(([version, key]) => `${version}:${key.toString('base64')}`).join(',') }
+        : {}),
       ...extra,
     };
   }

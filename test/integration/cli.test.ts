@@ -53,7 +53,7 @@ test('demo: comes up, prints a curl line that works as printed, and stops cleanl
       if (Date.now() > deadline) throw new Error(`demo did not come up:\n${out}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.match(out, /Generated for this run only: ADMIN_TOKEN, NETWORK_SIGNING_KEY/);
+    assert.match(out, /Generated for this run only: ADMIN_TOKEN, PAYLOAD_MASTER_KEYS, NETWORK_SIGNING_KEY/);
     // The two printed lines of the curl command, joined as a shell would join them.
     const lines = out.split('\n');
     const start = lines.findIndex((l) => l.trimStart().startsWith('curl '));
