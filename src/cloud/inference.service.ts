@@ -276,9 +276,15 @@ export class InferenceService {
           const fresh = await findJob(this.d.db, job.id);
           if (!fresh) throw errors.jobNotFound(job.id);
           row = fresh;
-          if (isTerminal(row.status)) return { job: row, output: await this.outputOf(row) };
-        }
-        read = true;
+          if (isTerminal(row.status)) {
+            // The row says completed as the settlement commits, while the output is stored beside it and
+            // the completion event (which carries the answer) waits for that store: a copy not readable yet,
+            // or MongoDB unreachable, means waiting for the event rather than failing the wait.
+            const output = await this.outputOf(row).catch(() => null);
+            if (output !== null || row.status !== 'completed') return { job: row, output };
+            read = false;
+          }
+        } else read = true;
         const left = until - Date.now();
         if (left <= 0 || signal?.aborted) return { job: row, output: null };
         const event = await raceEvent(own.finished, Math.min(left, WAIT_POLL_MS), signal);

@@ -16,7 +16,9 @@ let tenant: Tenant;
 
 before(async () => {
   ferret = await PrivateFerretDb.start(`rt_test_mongo_outage_${randomBytes(3).toString('hex')}`);
-  stack = await TestStack.start({ mongoBase: ferret.url, config: { JOB_DEADLINE_MS: 60_000 } });
+  // The attempt's timeout outlasts the result's two store tries against a dead MongoDB (each waits out the
+  // driver's 5 s server selection): the result is settled and reported, not taken for a silent node.
+  stack = await TestStack.start({ mongoBase: ferret.url, config: { JOB_DEADLINE_MS: 60_000, JOB_ATTEMPT_TIMEOUT_MS: 30_000 } });
   await stack.model();
   await stack.node({ latencyMs: 1_500, capacity: 2 });
   tenant = await stack.tenant(10);
