@@ -133,6 +133,8 @@ test('CLI: `resultity space export` writes the namespace\'s results to a file, w
   assert.match(stderr, /export \[[^\]]*\] 25\/25 jobs|exported 25 job result/);
   // Without the master key the CLI cannot read sealed payloads: it exports nothing rather than ciphertext.
   const bare = path.join(dir, 'bare.ndjson');
-  await promisify(execFile)(process.execPath, [CLI, 'space', 'export', other.namespaceId, '--out', bare], { env: stack.cliEnv({ MONGODB_URL: stack.mongoUrl }) });
+  const keyless = stack.cliEnv({ MONGODB_URL: stack.mongoUrl });
+  delete keyless.PAYLOAD_MASTER_KEYS;
+  await promisify(execFile)(process.execPath, [CLI, 'space', 'export', other.namespaceId, '--out', bare], { env: keyless });
   assert.equal((await readFile(bare, 'utf8')).trim(), '');
 });
