@@ -3,7 +3,7 @@
 // each dropped whole once every document in it has expired. A read names the days it wants and visits
 // only those collections; expiry costs one drop per expired bucket, whatever the store holds. On MongoDB
 // each bucket also carries a TTL index on `expireAt`; on FerretDB v1 (no TTL indexes) the drop is all.
-import type { Db } from 'mongodb';
+import type { Db, Document, OptionalUnlessRequiredId } from 'mongodb';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -102,4 +102,36 @@ export class BucketIndexes {
   forget(bucket: string): void {
     this.ready.delete(bucket);
   }
+}
+
+/**
+ * Writes documents grouped by the bucket `bucketOf` names: one unordered insertMany per bucket, buckets in
+ * parallel. Never throws: each bucket's outcome goes to `written` or `failed` (a write-behind log counts
+ * and drops what MongoDB refuses rather than blocking its writers).
+ */
+export async function insertByBucket<T extends Document>(
+  db: Db,
+  indexes: BucketIndexes,
+  docs: readonly T[],
+  bucketOf: (doc: T) => string,
+  outcome: { written: (count: number) => void; failed: (count: number, error: unknown) => void },
+): Promise<void> {
+  const byBucket = new Map<string, T[]>();
+  for (const d of docs) {
+    const bucket = bucketOf(d);
+    const list = byBucket.get(bucket);
+    if (list) list.push(d);
+    else byBucket.set(bucket, [d]);
+  }
+  await Promise.all(
+    [...byBucket].map(async ([bucket, list]) => {
+      try {
+        await indexes.ensure(bucket);
+        await db.collection<T>(bucket).insertMany(list as OptionalUnlessRequiredId<T>[], { ordered: false });
+        outcome.written(list.length);
+      } catch (error) {
+        outcome.failed(list.length, error);
+      }
+    }),
+  );
 }

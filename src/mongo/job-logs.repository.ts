@@ -17,7 +17,7 @@ import { cleanStageMs, JOB_LOG_REASON_MAX, kindRank, type JobLog, type JobLogEnt
 import { BufferedWriter } from '../common/buffered-writer.js';
 import { countLogBatch, countLogDropped } from '../metrics/log-writes.js';
 import { jobCreatedMs } from './payload-buckets.js';
-import { BucketIndexes, collectionNames, dayBucketName, dayStamp, dropExpiredBuckets, hoursLater, parseDayBucket, serverHasTtlIndexes } from './day-buckets.js';
+import { BucketIndexes, collectionNames, insertByBucket, dayBucketName, dayStamp, dropExpiredBuckets, hoursLater, parseDayBucket, serverHasTtlIndexes } from './day-buckets.js';
 
 export const JOB_LOG_PREFIX = 'job_log';
 
@@ -111,29 +111,18 @@ export class JobLogsRepository implements JobLog {
       const plan = await this.o.planHoursOf(e.namespaceId).catch(() => null);
       hoursByNamespace.set(e.namespaceId, Math.max(this.o.retentionHours, plan ?? 0));
     }
-    const byBucket = new Map<string, StoredJobLogEntry[]>();
-    for (const e of entries) {
-      const hours = hoursByNamespace.get(e.namespaceId)!;
+    const docs = entries.map((e): StoredJobLogEntry => {
       const created = jobCreatedMs(e.jobId, e.at.getTime());
-      const bucket = dayBucketName(JOB_LOG_PREFIX, hours, created);
-      const doc: StoredJobLogEntry = { _id: new ObjectId().toHexString(), ...e, expireAt: hoursLater(created, hours) };
-      const list = byBucket.get(bucket);
-      if (list) list.push(doc);
-      else byBucket.set(bucket, [doc]);
-    }
-    await Promise.all(
-      [...byBucket].map(async ([bucket, docs]) => {
-        try {
-          await this.indexes.ensure(bucket);
-          await this.db.collection<StoredJobLogEntry>(bucket).insertMany(docs, { ordered: false });
-          this.writes.batches++;
-          this.writes.records += docs.length;
-          countLogBatch('job_log', docs.length);
-        } catch (error) {
-          this.dropped(docs.length, 'write_failed', error);
-        }
-      }),
-    );
+      return { _id: new ObjectId().toHexString(), ...e, expireAt: hoursLater(created, hoursByNamespace.get(e.namespaceId)!) };
+    });
+    await insertByBucket(this.db, this.indexes, docs, (d) => dayBucketName(JOB_LOG_PREFIX, hoursByNamespace.get(d.namespaceId)!, jobCreatedMs(d.jobId, d.at.getTime())), {
+      written: (count) => {
+        this.writes.batches++;
+        this.writes.records += count;
+        countLogBatch('job_log', count);
+      },
+      failed: (count, error) => this.dropped(count, 'write_failed', error),
+    });
   }
 
   private dropped(count: number, reason: 'buffer_full' | 'write_failed', error?: unknown): void {

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { mergeWindows, NodeStatsWindow, type NodeStatsDoc, type NodeStatsSink } from '../domain/node-stats.js';
 import { BufferedWriter } from '../common/buffered-writer.js';
 import { countLogBatch, countLogDropped } from '../metrics/log-writes.js';
-import { BucketIndexes, collectionNames, dayBucketName, daysBetween, dropExpiredBuckets, hoursLater, parseDayBucket, serverHasTtlIndexes } from './day-buckets.js';
+import { BucketIndexes, collectionNames, dayBucketName, insertByBucket, daysBetween, dropExpiredBuckets, hoursLater, parseDayBucket, serverHasTtlIndexes } from './day-buckets.js';
 
 export const NODE_STATS_PREFIX = 'node_stats';
 
@@ -172,26 +172,14 @@ export class NodeStatsRepository implements NodeStatsSink {
 
   private async insert(docs: readonly StoredNodeStats[]): Promise<void> {
     const hours = this.o.retentionDays * 24;
-    const byBucket = new Map<string, StoredNodeStats[]>();
-    for (const d of docs) {
-      const bucket = dayBucketName(NODE_STATS_PREFIX, hours, d.windowStart.getTime());
-      const list = byBucket.get(bucket);
-      if (list) list.push(d);
-      else byBucket.set(bucket, [d]);
-    }
-    await Promise.all(
-      [...byBucket].map(async ([bucket, list]) => {
-        try {
-          await this.indexes.ensure(bucket);
-          await this.db.collection<StoredNodeStats>(bucket).insertMany(list, { ordered: false });
-          this.writes.batches++;
-          this.writes.records += list.length;
-          countLogBatch('node_stats', list.length);
-        } catch (error) {
-          this.dropped(list.length, 'write_failed', error);
-        }
-      }),
-    );
+    await insertByBucket(this.db, this.indexes, docs, (d) => dayBucketName(NODE_STATS_PREFIX, hours, d.windowStart.getTime()), {
+      written: (count) => {
+        this.writes.batches++;
+        this.writes.records += count;
+        countLogBatch('node_stats', count);
+      },
+      failed: (count, error) => this.dropped(count, 'write_failed', error),
+    });
   }
 
   private dropped(count: number, reason: 'buffer_full' | 'write_failed', error?: unknown): void {
