@@ -59,6 +59,7 @@ import { QuarantineService } from './gate/quarantine.service.js';
 import { Maintenance } from './maintenance/maintenance.service.js';
 import { QualityService } from './network/quality.service.js';
 import { qualityStore } from './postgres/quality.store.js';
+import { networkConfigStore } from './postgres/network-config.store.js';
 import { ScoresMirror } from './redis/scores.mirror.js';
 import { UsageSamples } from './redis/usage-samples.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
@@ -141,7 +142,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const db = createPool(config.DATABASE_URL, config.PG_POOL_MAX);
   // Checked before anything else opens: a backbone whose key did not sign the config in force would
   // serve nodes a config they refuse.
-  const foreignConfig = networkKey ? await foreignSignedConfig(db, networkKey) : null;
+  const foreignConfig = networkKey ? await foreignSignedConfig(networkConfigStore(db), networkKey) : null;
   if (foreignConfig && !opts.republishForeignConfig) {
     await db.end();
     throw new Error(
