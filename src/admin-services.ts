@@ -15,6 +15,7 @@ import { cooldownRule, NodeFlagsService } from './network/node-flags.service.js'
 import { nodeFlagsStore } from './postgres/node-flags.store.js';
 import { eligibilityStore } from './postgres/eligibility.store.js';
 import { networkConfigStore } from './postgres/network-config.store.js';
+import { operatorsStore } from './postgres/operators.store.js';
 import { EligibilityService } from './network/eligibility.service.js';
 import { NetworkConfigService } from './network/network-config.service.js';
 import { AdminService } from './gate/admin.service.js';
@@ -58,7 +59,7 @@ export function buildAdminServices(e: AdminEngines): AdminServices {
     flagsMirror,
     nodeFlags,
     networkConfig: new NetworkConfigService({ store: networkConfigStore(db), networkKey, config, nodeDigests: new NodeConfigDigests(redis, keys), logger: e.logger }),
-    operators: new OperatorsService(db, networkKey),
+    operators: new OperatorsService({ store: operatorsStore(db), networkKey }),
     usage: new UsageService(db),
     ledgerChain: new LedgerChainService(db),
   };

@@ -60,6 +60,7 @@ import { Maintenance } from './maintenance/maintenance.service.js';
 import { QualityService } from './network/quality.service.js';
 import { qualityStore } from './postgres/quality.store.js';
 import { networkConfigStore } from './postgres/network-config.store.js';
+import { quarantineStore } from './postgres/quarantine.store.js';
 import { ScoresMirror } from './redis/scores.mirror.js';
 import { UsageSamples } from './redis/usage-samples.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
@@ -327,7 +328,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   if (has('gate')) {
     if (!config.ADMIN_TOKEN) throw new Error('ADMIN_TOKEN is required by the gate role');
     const quarantine = new QuarantineService({
-      db,
+      store: quarantineStore(db),
       payloads,
       resubmit: async (principal, model, request, { region, priority }) =>
         (await jobs.accept(principal, [model], request, { priority, ...(region === null ? {} : { region }) })).job,
