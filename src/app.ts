@@ -171,7 +171,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   logRedisState(redis, 'main', logger);
   logRedisState(redisSub, 'sub', logger);
   const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
-  const zeroHolds = new ZeroHolds(redis, keys, config.SPACE_ZERO_HOLD_SECONDS);
+  const zeroHolds = new ZeroHolds(redis, keys, config.SPACE_ZERO_HOLD_SECONDS, payloadKeys);
   const spaceJobs = new SpaceJobs({ db, payloads, keys: payloadKeys, zeroHolds, logger });
   const rabbit = connectRabbit(config.RABBITMQ_URL, logger);
   await waitForRabbit(rabbit, 10_000);
@@ -201,7 +201,15 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const inflight = new InflightRepository(redis, keys);
   const events = new JobEvents(redis, redisSub, keys);
   await events.start(has('io') ? instanceId : null);
-  const catalogChanges = new CatalogChanges(config.DATABASE_URL, catalog.onChange, logger);
+  // The payload keys hear the same announcements: a namespace's deletion drops the key they seal with.
+  const catalogChanges = new CatalogChanges(
+    config.DATABASE_URL,
+    (change) => {
+      catalog.onChange(change);
+      payloadKeys?.onCatalogChange(change);
+    },
+    logger,
+  );
   const usageRules = new UsageRules(db, catalog);
   await catalogChanges.start();
   // Job logs and node stats: written behind in batches by every role that sees an event (never waited
