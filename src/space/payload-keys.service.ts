@@ -88,6 +88,8 @@ export class PayloadKeys implements PayloadCipher, HeldResultCipher {
   private readonly cache = new Map<string, { key: Buffer | null; at: number }>();
   /** Bumped by every announced change: a key looked up before a change is not kept. */
   private generation = 0;
+  /** Lookups of sealing keys on their way, by namespace. */
+  private readonly lookups = new Map<string, Promise<Buffer | null>>();
   private readonly salts: GroupCommit<{ id: string; jobId: string; namespaceId: string; salt: Buffer }, void>;
 
   constructor(
@@ -180,6 +182,7 @@ export class PayloadKeys implements PayloadCipher, HeldResultCipher {
   forget(): void {
     this.generation++;
     this.cache.clear();
+    this.lookups.clear();
   }
 
   /**
@@ -191,22 +194,40 @@ export class PayloadKeys implements PayloadCipher, HeldResultCipher {
     if (change.table === 'namespaces') {
       this.generation++;
       this.cache.delete(change.key);
+      this.lookups.delete(change.key);
     } else if (change.table === 'lost') this.forget();
   };
 
-  /** The namespace's data key to seal with, made on its first seal; refused once shredded. */
+  /**
+   * The namespace's data key to seal with, made on its first seal; refused once shredded. Concurrent seals
+   * of a namespace not in memory share one lookup (a burst of results would otherwise send one each).
+   */
   private async sealingKey(namespaceId: string): Promise<Buffer> {
     const hit = this.cache.get(namespaceId);
-    if (hit && Date.now() - hit.at < KEY_CACHE_MS) {
-      if (!hit.key) throw new NamespaceShreddedError(namespaceId);
-      return hit.key;
+    let key: Buffer | null;
+    if (hit && Date.now() - hit.at < KEY_CACHE_MS) key = hit.key;
+    else {
+      let lookup = this.lookups.get(namespaceId);
+      if (!lookup) {
+        const started = this.lookUpSealingKey(namespaceId).finally(() => {
+          if (this.lookups.get(namespaceId) === started) this.lookups.delete(namespaceId);
+        });
+        lookup = started;
+        this.lookups.set(namespaceId, lookup);
+      }
+      key = await lookup;
     }
+    if (!key) throw new NamespaceShreddedError(namespaceId);
+    return key;
+  }
+
+  private async lookUpSealingKey(namespaceId: string): Promise<Buffer | null> {
     const generation = this.generation;
     let row = await findNamespaceKey(this.d.db, namespaceId);
     if (!row) {
       const fresh = randomBytes(32);
       row = await insertNamespaceKey(this.d.db, namespaceId, this.current, gcmSeal(this.master(this.current), fresh, wrapAad(namespaceId)));
-      if (!row) throw new NamespaceShreddedError(namespaceId);
+      if (!row) return null;
     }
     const key = row.wrapped ? this.unwrap(namespaceId, row.master_version, row.wrapped) : null;
     // Kept unless a change was announced while it was looked up (the row read may predate it).
@@ -214,7 +235,6 @@ export class PayloadKeys implements PayloadCipher, HeldResultCipher {
       if (this.cache.size >= KEY_CACHE_MAX) this.cache.clear();
       this.cache.set(namespaceId, { key, at: Date.now() });
     }
-    if (!key) throw new NamespaceShreddedError(namespaceId);
     return key;
   }
 
