@@ -19,6 +19,7 @@ import { RetentionService } from './space/retention.service.js';
 import { PayloadKeys } from './space/payload-keys.service.js';
 import { SpaceJobs } from './space/space-jobs.service.js';
 import { ZeroHolds } from './redis/zero-holds.repository.js';
+import { spaceJobsStore } from './postgres/space-jobs.store.js';
 import { retentionRoutes } from './space/retention.http.js';
 import { JobLogsRepository } from './mongo/job-logs.repository.js';
 import { NodeStatsRepository } from './mongo/node-stats.repository.js';
@@ -173,7 +174,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   logRedisState(redisSub, 'sub', logger);
   const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
   const zeroHolds = new ZeroHolds(redis, keys, config.SPACE_ZERO_HOLD_SECONDS, payloadKeys);
-  const spaceJobs = new SpaceJobs({ db, payloads, keys: payloadKeys, zeroHolds, logger });
+  const spaceJobs = new SpaceJobs({ store: spaceJobsStore(db), payloads, encrypted: payloadKeys !== null, zeroHolds, logger });
   const rabbit = connectRabbit(config.RABBITMQ_URL, logger);
   await waitForRabbit(rabbit, 10_000);
 

@@ -25,9 +25,8 @@ import { GroupCommit } from '../common/group-commit.js';
 import type { PayloadCipher, Sealed } from '../mongo/payload-cipher.js';
 import type { HeldResultCipher } from '../redis/zero-holds.repository.js';
 import type { CatalogChange } from '../postgres/catalog-changes.js';
-import type { Db, Queryable } from '../postgres/db.js';
+import type { Db } from '../postgres/db.js';
 import {
-  deletePayloadSalts,
   findNamespaceKey,
   findPayloadSalts,
   insertNamespaceKey,
@@ -147,11 +146,6 @@ export class PayloadKeys implements PayloadCipher, HeldResultCipher {
     if (!row?.wrapped) return null;
     const nsKey = this.unwrap(namespaceId, row.master_version, row.wrapped);
     return gcmOpen(documentKey(nsKey, box.subarray(0, SALT), jobId), box.subarray(SALT), heldAad(namespaceId, jobId));
-  }
-
-  /** Crypto-shreds one job (DELETE /v1/jobs/{id}): how many documents' keys were destroyed. */
-  shredJob(namespaceId: string, jobId: string, q: Queryable = this.d.db): Promise<number> {
-    return deletePayloadSalts(q, jobId, namespaceId);
   }
 
   /** Crypto-shreds a namespace (also done by the namespace deletion's trigger, migrations/0026). */
