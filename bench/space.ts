@@ -40,6 +40,7 @@ const STORE = envNumber('BENCH_SPACE_STORE', 10_000, { integer: true });
 const EXPIRED = envNumber('BENCH_SPACE_EXPIRED', 1_000, { integer: true });
 const PASSES = envNumber('BENCH_SPACE_PASSES', 5, { integer: true });
 const PG_SERVER = 'postgres://postgres@127.0.0.1:5432';
+const CLEAR_NS = '00000000-0000-4000-8000-00000000c1ea';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DAY = 86_400_000;
 const BATCH = 256;
@@ -116,6 +117,14 @@ async function main(): Promise<number> {
     let t0 = process.hrtime.bigint();
     await Promise.all(toSave.map((r) => repo.saveResult(r)));
     const batchedS = seconds(t0);
+    // The same path without a cipher (content in clear, no salts): what the sealing itself costs. Another
+    // namespace's documents, in their own collection's day as the sealed ones (dropped before the expiry part).
+    const clearRepo = new PayloadsRepository(db);
+    await clearRepo.ensureIndexes(pino({ level: 'silent' }));
+    const inClear = Array.from({ length: WRITES }, (_, i) => ({ ...result(i, ns, now), namespaceId: CLEAR_NS, retentionHours: 48 }));
+    t0 = process.hrtime.bigint();
+    await Promise.all(inClear.map((r) => clearRepo.saveResult(r)));
+    const clearS = seconds(t0);
     const bare = Array.from({ length: WRITES }, (_, i) => asDoc(result(i, ns, now), now));
     await db.collection('bare_results').createIndex({ jobId: 1 });
     t0 = process.hrtime.bigint();
@@ -140,6 +149,7 @@ async function main(): Promise<number> {
     // Expiry: the store grows from S to 10 S unexpired documents (the writes' and the bare copies' are
     // dropped first, so that the sizes are S and 10 S exactly); each pass drops one expired day of EXPIRED.
     await db.collection(bucketName('job_results', 72, now)).drop();
+    await db.collection(bucketName('job_results', 48, now)).drop();
     await db.collection('bare_results').drop();
     const expiry: Array<{ stored: number; sweepMs: number[]; flatMs: number }> = [];
     let stored = 0;
@@ -177,7 +187,8 @@ async function main(): Promise<number> {
     const table = [
       `| measure | payload store | beside it, same server, same run | ratio |`,
       `| --- | ---: | ---: | ---: |`,
-      `| writes: ${fmt(WRITES)} results through saveResult (grouped, ${BATCH} per insertMany, ${IN_FLIGHT} in flight) | ${fmt(WRITES / batchedS)} docs/s | bare insertMany, same batches: ${fmt(WRITES / bareS)} docs/s | ${(bareS / batchedS).toFixed(2)} |`,
+      `| writes: ${fmt(WRITES)} results through saveResult, sealed (grouped, ${BATCH} per insertMany, ${IN_FLIGHT} in flight) | ${fmt(WRITES / batchedS)} docs/s | bare insertMany, same batches: ${fmt(WRITES / bareS)} docs/s | ${(bareS / batchedS).toFixed(2)} |`,
+      `| writes: the same through saveResult without a cipher (in clear, no salts) | ${fmt(WRITES / clearS)} docs/s | bare insertMany, same batches: ${fmt(WRITES / bareS)} docs/s | ${(bareS / clearS).toFixed(2)} |`,
       `| export: ${fmt(exported)} results as NDJSON (${mb.toFixed(1)} MB) through streamResults | ${fmt(exported / exportS)} rows/s (${(mb / exportS).toFixed(1)} MB/s) | bare cursor read: ${fmt(cursorRead / cursorS)} docs/s | ${(cursorS / exportS).toFixed(2)} |`,
       ...expiry.map(
         (e) =>
