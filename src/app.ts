@@ -19,6 +19,7 @@ import { RetentionService } from './space/retention.service.js';
 import { PayloadKeys } from './space/payload-keys.service.js';
 import { SpaceJobs } from './space/space-jobs.service.js';
 import { ZeroHolds } from './redis/zero-holds.repository.js';
+import { spaceJobsStore } from './postgres/space-jobs.store.js';
 import { retentionRoutes } from './space/retention.http.js';
 import { JobLogsRepository } from './mongo/job-logs.repository.js';
 import { NodeStatsRepository } from './mongo/node-stats.repository.js';
@@ -174,8 +175,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   logRedisState(redis, 'main', logger);
   logRedisState(redisSub, 'sub', logger);
   const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
-  const zeroHolds = new ZeroHolds(redis, keys, config.SPACE_ZERO_HOLD_SECONDS);
-  const spaceJobs = new SpaceJobs({ db, payloads, keys: payloadKeys, zeroHolds, logger });
+  const zeroHolds = new ZeroHolds(redis, keys, config.SPACE_ZERO_HOLD_SECONDS, payloadKeys);
+  const spaceJobs = new SpaceJobs({ store: spaceJobsStore(db), payloads, encrypted: payloadKeys !== null, zeroHolds, logger });
   const rabbit = connectRabbit(config.RABBITMQ_URL, logger);
   await waitForRabbit(rabbit, 10_000);
 
@@ -204,7 +205,15 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const inflight = new InflightRepository(redis, keys);
   const events = new JobEvents(redis, redisSub, keys);
   await events.start(has('io') ? instanceId : null);
-  const catalogChanges = new CatalogChanges(config.DATABASE_URL, catalog.onChange, logger);
+  // The payload keys hear the same announcements: a namespace's deletion drops the key they seal with.
+  const catalogChanges = new CatalogChanges(
+    config.DATABASE_URL,
+    (change) => {
+      catalog.onChange(change);
+      payloadKeys?.onCatalogChange(change);
+    },
+    logger,
+  );
   const usageRules = new UsageRules(db, catalog);
   await catalogChanges.start();
   // Job logs and node stats: written behind in batches by every role that sees an event (never waited
