@@ -32,12 +32,12 @@ export class FakeSettlementStore implements SettlementStore {
   }
 
   async holdOne(item: HoldRequest): Promise<void> {
-    const [outcome] = await this.db.transaction(() => {
+    const outcome = await this.db.transaction(() => {
       this.db.call('holdOne');
       this.statements.hold.push(1);
-      return Promise.resolve([this.holdItem(item)]);
+      return Promise.resolve(this.holdItem(item));
     });
-    if (!outcome!.ok) throw outcome!.error;
+    if (!outcome.ok) throw outcome.error;
   }
 
   completeBatch(items: readonly CompletionRequest[], epoch: number, pointsPerJob: number): Promise<Array<ItemOutcome<CompletionOutcome>>> {
