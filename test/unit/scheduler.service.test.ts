@@ -215,6 +215,7 @@ test('a message redelivered while this process drives its job joins the handling
   flow.live.onDispatch = (d) => void setTimeout(() => void complete(flow, d), 30);
   await Promise.all([flow.scheduler.handle({ jobId: flow.job.id, ticket: flow.ticket() }), flow.scheduler.handle({ jobId: flow.job.id, ticket: flow.ticket() }, true)]);
   assert.deepEqual(dispatches(flow), ['1@0xa']);
+  assert.equal(flow.tables.db.calls.includes('findJob'), false, 'joined: no second handling catching up from the row');
   await flow.scheduler.stop();
 });
 
