@@ -41,6 +41,8 @@ import { JobStreams, StreamWakeups } from './redis/job-streams.js';
 import { connectRabbit, waitForRabbit } from './rabbitmq/client.js';
 import { JobQueue } from './rabbitmq/job-queue.js';
 import { SettlementService } from './jobs/settlement.service.js';
+import { settlementStore } from './postgres/settlement.store.js';
+import { jobsStore } from './postgres/jobs.store.js';
 import { JobLifecycle } from './jobs/lifecycle.service.js';
 import { AuthService } from './cloud/auth.service.js';
 import { InferenceService } from './cloud/inference.service.js';
@@ -232,7 +234,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   marks.start();
   const rcpClock = rcpClockFrom(config);
   const uptime = new UptimeRepository(redis, keys, 3 * config.RCP_EPOCH_SECONDS + 3_600);
-  const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS, rcpClock, {
+  const settlement = new SettlementService(settlementStore(db), config.OPERATOR_SHARE_BPS, rcpClock, {
     maxItems: config.LEDGER_BATCH_MAX_ITEMS,
     maxInFlight: config.LEDGER_BATCH_IN_FLIGHT,
     lingerMs: config.LEDGER_BATCH_LINGER_MS,
@@ -242,7 +244,9 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // attempt's result to be checked against it and for a slow client's relay to drain it.
   const streams = new JobStreams(redis, keys, () => networkConfig.longestExecutionTimeoutMs() + 60_000);
   const usageSamples = new UsageSamples(redis, keys);
-  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger, jobLog: jobLogs, nodeStats });
+  // The job rows as the lifecycle, the results service and the scheduler read and fence them (one adapter).
+  const jobRows = jobsStore(db);
+  const lifecycle = new JobLifecycle({ store: jobRows, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger, jobLog: jobLogs, nodeStats });
   const jobs = new InferenceService({ config, db, catalog, settlement, payloads, zeroHolds, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis), jobLog: jobLogs });
   const jobLogReads = new JobLogsService({ db, jobLogs, nodeStats });
   const quality = new QualityService({ config, store: qualityStore(db), payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
@@ -312,7 +316,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   let verifyPool: VerifyPoolHandle | null = null;
   if (has('io')) {
     verifyPool = openVerifyPool(config.SIGNATURE_VERIFY_THREADS);
-    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHoursFor: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS), zeroHolds, logger, jobLog: jobLogs, nodeStats });
+    const results = new ResultsService({ store: jobRows, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHoursFor: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS), zeroHolds, logger, jobLog: jobLogs, nodeStats });
     gateway = new Gateway({
       config,
       db,
@@ -372,7 +376,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   }
   // The explorer (public, from /status) and the consoles (through /account), built from web/.
   if (has('status') || has('gate')) webRoutes(app, opts.webRoot ?? fileURLToPath(new URL('../../web/dist/', import.meta.url)));
-  const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger, jobLog: jobLogs }) : null;
+  const scheduler = has('scheduler') ? new Scheduler({ config, store: jobRows, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger, jobLog: jobLogs }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, logStores: [jobLogs, nodeStats], retention, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
   const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, snapshots, logger }) : null;
   const webhookDelivery = has('maintenance')
