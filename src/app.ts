@@ -64,6 +64,7 @@ import { QualityService } from './network/quality.service.js';
 import { qualityStore } from './postgres/quality.store.js';
 import { networkConfigStore } from './postgres/network-config.store.js';
 import { quarantineStore } from './postgres/quarantine.store.js';
+import { operatorConsoleStore } from './postgres/operator-console.store.js';
 import { ScoresMirror } from './redis/scores.mirror.js';
 import { UsageSamples } from './redis/usage-samples.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
@@ -366,7 +367,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     if (!config.SIWE_DOMAIN) logger.info('SIWE_DOMAIN is not set: Sign-In with Ethereum is disabled on the account API');
     accountRoutes(app, accounts, {
       namespaces: new NamespaceConsoleService({ db, admin }),
-      operator: new OperatorConsoleService({ db, presence: new NodePresenceView(redis, keys), operators, rcpEpochSeconds: config.RCP_EPOCH_SECONDS }),
+      operator: new OperatorConsoleService({ store: operatorConsoleStore(db), presence: new NodePresenceView(redis, keys), operators, rcpEpochSeconds: config.RCP_EPOCH_SECONDS }),
       usage,
       snapshots,
       webhooks: new WebhooksService({ db, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),

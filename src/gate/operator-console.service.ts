@@ -7,10 +7,9 @@
 // no shadow-ban flag, and no reason while one is set (the reason may be the shadow ban's own).
 import { errors, formatCredits } from '../errors.js';
 import { addressSchema } from '../domain/protocol.js';
-import type { Db } from '../postgres/db.js';
-import { findOperatorNode, listOperatorNodes, type OperatorNodeRow } from '../postgres/operator-nodes.repository.js';
-import { listWithdrawals, type WithdrawalRow } from '../postgres/operators.repository.js';
-import { rcpByEpoch } from '../postgres/rcp.repository.js';
+import type { OperatorNodeRow } from '../postgres/operator-nodes.repository.js';
+import type { WithdrawalRow } from '../postgres/operators.repository.js';
+import type { RcpEpochRow } from '../postgres/rcp.repository.js';
 import type { NodePresence, NodePresenceView } from '../redis/node-presence.view.js';
 import type { OperatorsService } from './operators.service.js';
 import type { AccountPrincipal } from './account.service.js';
@@ -59,10 +58,25 @@ export interface WithdrawalView extends WithdrawalRow {
   amount: string;
 }
 
+/**
+ * What the console reads from PostgreSQL, always scoped by the operator's account
+ * (postgres/operator-console.store.ts; in memory: test/fakes/operator-console.store.ts).
+ */
+export interface OperatorConsoleStore {
+  listNodes(operatorId: string): Promise<OperatorNodeRow[]>;
+  /** The node if this operator holds it; null for another operator's node and for none. */
+  findNode(operatorId: string, nodeId: string): Promise<OperatorNodeRow | null>;
+  /** The node's points per epoch, newest first. */
+  pointsByEpoch(nodeId: string, epochs: number): Promise<RcpEpochRow[]>;
+  listWithdrawals(operatorId: string, limit: number): Promise<WithdrawalRow[]>;
+}
+
+export type OperatorsPort = Pick<OperatorsService, 'earnings' | 'enrolNode' | 'enrolmentToken' | 'requestWithdrawal'>;
+
 export interface OperatorConsoleDeps {
-  db: Db;
-  presence: NodePresenceView;
-  operators: OperatorsService;
+  store: OperatorConsoleStore;
+  presence: Pick<NodePresenceView, 'read'>;
+  operators: OperatorsPort;
   /** RCP_EPOCH_SECONDS: epoch n covers [n × this, (n + 1) × this) seconds since the Unix epoch. */
   rcpEpochSeconds: number;
 }
@@ -71,7 +85,7 @@ export class OperatorConsoleService {
   constructor(private readonly d: OperatorConsoleDeps) {}
 
   async nodes(p: AccountPrincipal): Promise<OperatorNodeView[]> {
-    const rows = await listOperatorNodes(this.d.db, p.accountId);
+    const rows = await this.d.store.listNodes(p.accountId);
     const presence = await this.d.presence.read(rows.map((r) => r.id));
     return rows.map((r) => nodeView(r, presence.get(r.id) ?? null));
   }
@@ -86,7 +100,7 @@ export class OperatorConsoleService {
   async contributionPoints(p: AccountPrincipal, nodeId: string, epochs: number): Promise<RcpEpochView[]> {
     const row = await this.owned(p, nodeId);
     const ms = this.d.rcpEpochSeconds * 1000;
-    return (await rcpByEpoch(this.d.db, row.id, epochs)).map((e) => ({
+    return (await this.d.store.pointsByEpoch(row.id, epochs)).map((e) => ({
       epoch: e.epoch,
       starts_at: new Date(e.epoch * ms),
       ends_at: new Date((e.epoch + 1) * ms),
@@ -96,22 +110,22 @@ export class OperatorConsoleService {
     }));
   }
 
-  earnings(p: AccountPrincipal, range: { from?: string; to?: string }): ReturnType<OperatorsService['earnings']> {
+  earnings(p: AccountPrincipal, range: { from?: string; to?: string }): ReturnType<OperatorsPort['earnings']> {
     return this.d.operators.earnings(p.accountId, range);
   }
 
   /** Enrols a node's address to the caller (its consent to the node's binding). */
-  enrolNode(p: AccountPrincipal, node: string): ReturnType<OperatorsService['enrolNode']> {
+  enrolNode(p: AccountPrincipal, node: string): ReturnType<OperatorsPort['enrolNode']> {
     return this.d.operators.enrolNode(p.accountId, node);
   }
 
   /** An enrolment token for one node address, to hand to that node (`resultity node run --enrolment-token`). */
-  enrolmentToken(p: AccountPrincipal, node: string, ttlHours?: number): ReturnType<OperatorsService['enrolmentToken']> {
+  enrolmentToken(p: AccountPrincipal, node: string, ttlHours?: number): ReturnType<OperatorsPort['enrolmentToken']> {
     return this.d.operators.enrolmentToken(p.accountId, node, ttlHours);
   }
 
   async withdrawals(p: AccountPrincipal, limit: number): Promise<WithdrawalView[]> {
-    return (await listWithdrawals(this.d.db, p.accountId, limit)).map(withdrawalView);
+    return (await this.d.store.listWithdrawals(p.accountId, limit)).map(withdrawalView);
   }
 
   /** A withdrawal of the caller's own earnings (a ledger hold until exported for settlement); 402 when they do not cover it. */
@@ -122,7 +136,7 @@ export class OperatorConsoleService {
   private async owned(p: AccountPrincipal, nodeId: string): Promise<OperatorNodeRow> {
     // Node ids are lower-case addresses; a malformed one cannot name a node (and costs no query).
     const id = nodeId.toLowerCase();
-    const row = addressSchema.safeParse(id).success ? await findOperatorNode(this.d.db, p.accountId, id) : null;
+    const row = addressSchema.safeParse(id).success ? await this.d.store.findNode(p.accountId, id) : null;
     if (!row) throw errors.notFound('Node');
     return row;
   }
