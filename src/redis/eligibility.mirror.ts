@@ -12,8 +12,7 @@
 // Cost: the script walks every subcloud member, old and new; it blocks Redis for a few milliseconds per
 // thousand members. Admin changes are rare, and maintenance replaces the mirror only when its revision
 // differs from PostgreSQL's.
-import type { Redis } from 'ioredis';
-import { LuaScript, type RedisKeys } from './client.js';
+import { LuaScript, type RedisKeys, type RedisClient } from './client.js';
 import { READINESS_LUA } from './readiness.lua.js';
 import type { EligibilityRules } from '../domain/eligibility.js';
 
@@ -75,7 +74,7 @@ return 1
 
 export class EligibilityMirror {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

@@ -10,8 +10,7 @@
 //
 // The scripts here end an attempt's Redis side in one round trip each: the node's slot, the record, the
 // node's failure streak and the job event every instance hears.
-import type { Redis } from 'ioredis';
-import { LuaScript, type RedisKeys } from './client.js';
+import { LuaScript, type RedisKeys, type RedisClient } from './client.js';
 import { READINESS_LUA } from './readiness.lua.js';
 import type { JobEvent } from './job-events.js';
 import { USAGE_SAMPLE_TTL_MS } from './usage-samples.repository.js';
@@ -42,7 +41,7 @@ local jk = KEYS[4]
 redis.call('HSET', jk, 'done', '1')
 redis.call('PEXPIRE', jk, ttl)
 redis.call('DEL', KEYS[5])
-redis.call('PUBLISH', p .. 'events:jobs', event)
+redis.call(PUBLISH, p .. 'events:jobs', event)
 return 1
 `);
 
@@ -67,7 +66,7 @@ if f[1] and f[2] ~= '1' then
 end
 redis.call('HSET', jk, 'done', '1')
 redis.call('PEXPIRE', jk, ttl)
-redis.call('PUBLISH', p .. 'events:jobs', event)
+redis.call(PUBLISH, p .. 'events:jobs', event)
 return released
 `);
 
@@ -83,7 +82,7 @@ export interface InflightAttempt {
 
 export class InflightRepository {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

@@ -17,8 +17,7 @@
 // mirror (Redis lost everything) a reservation cannot tell an isolated node from a public one, so the
 // scripts answer "unsynced" and this repository has the mirror rebuilt from PostgreSQL (`resync`) and
 // tries once more: a read-through repair, instead of routing blind until the next maintenance tick.
-import type { Redis } from 'ioredis';
-import { LuaScript, type RedisKeys } from './client.js';
+import { LuaScript, type RedisKeys, type RedisClient } from './client.js';
 import { READINESS_LUA } from './readiness.lua.js';
 import type { DeclaredModel } from '../domain/protocol.js';
 import type { Gpu, Network, Placement } from '../domain/eligibility.js';
@@ -212,7 +211,7 @@ export interface NodeDeclaration {
 
 export class PresenceRepository {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     /** The presence TTL (read at every upsert: it follows the network config). */
     private readonly ttlMs: () => number,

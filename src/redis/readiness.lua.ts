@@ -90,7 +90,7 @@ local function rescore(p, id, nk, announce)
     redis.call('ZADD', p .. k, free, id)
   end
   if announce and any and (f[3] or '') ~= '' then
-    redis.call('PUBLISH', p .. 'events:capacity', (string.gsub(f[3], '@[^,]*', '')))
+    redis.call(PUBLISH, p .. 'events:capacity', (string.gsub(f[3], '@[^,]*', '')))
   end
   return any
 end

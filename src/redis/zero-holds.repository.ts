@@ -3,8 +3,7 @@
 // pass. Why Redis: it is already in memory and on the completion path (one SET with a TTL per job, no index,
 // nothing to sweep: the TTL bounds what is held), and losing it loses only what this plan never promised to
 // keep. The key names the namespace, so a key of another namespace finds nothing.
-import type { Redis } from 'ioredis';
-import type { RedisKeys } from './client.js';
+import type { RedisKeys, RedisClient } from './client.js';
 import type { JobOutput, Usage } from '../domain/protocol.js';
 
 export interface ZeroHeld {
@@ -17,7 +16,7 @@ export interface ZeroHeld {
 
 export class ZeroHolds {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly ttlSeconds: number,
   ) {}
