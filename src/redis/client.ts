@@ -6,7 +6,7 @@
 // and the rest of the backbone uses either through RedisClient, the commands both answer. On a cluster,
 // pub/sub is sharded (SPUBLISH/SSUBSCRIBE, Redis 7): see PubSub below.
 import { createHash } from 'node:crypto';
-import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { instrumentRedis } from './instrument.js';
 import { parseRedisUrl } from './redis-url.js';
 
@@ -43,7 +43,7 @@ export function createRedis(url: string, name: string, opts: { subscriber?: bool
   const redis: RedisClient =
     target.kind === 'server'
       ? new Redis(target.url, { ...common, lazyConnect: false, enableAutoPipelining })
-      : new Cluster(target.nodes as ClusterNode[], {
+      : new Cluster(target.nodes, {
           enableAutoPipelining,
           enableOfflineQueue: true,
           shardedSubscribers: opts.subscriber === true,

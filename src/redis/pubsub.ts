@@ -9,7 +9,6 @@
 // one shard that owns the channel's slot, where all of its subscribers are connected (ioredis keeps a
 // subscriber connection per master), so the count is right, and a message costs one shard instead of
 // all of them. Channels published together from one script share the script's hash tag (RedisKeys).
-import type { Cluster, Redis } from 'ioredis';
 import { isCluster, type RedisClient } from './client.js';
 
 /** Publishes; resolves with how many subscribers received the message (all of them, on a cluster too). */
@@ -30,6 +29,6 @@ export async function unsubscribe(sub: RedisClient, ...channels: string[]): Prom
 
 /** Calls `handler` with every message the subscriber connection receives. */
 export function onMessage(sub: RedisClient, handler: (channel: string, message: string) => void): void {
-  if (isCluster(sub)) (sub as Cluster).on('smessage', handler);
-  else (sub as Redis).on('message', handler);
+  if (isCluster(sub)) sub.on('smessage', handler);
+  else sub.on('message', handler);
 }
