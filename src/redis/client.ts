@@ -145,6 +145,14 @@ export class RedisKeys {
   subclouds(): string {
     return `${this.live}subclouds`;
   }
+  /** A subcloud's mirrored rules (readiness.lua.ts). */
+  subcloud(name: string): string {
+    return `${this.live}subcloud:${name}`;
+  }
+  /** A subcloud's member node ids. */
+  subcloudMembers(name: string): string {
+    return `${this.live}subcloud:${name}:members`;
+  }
   /** Every key of the eligibility mirror matches one of these patterns (for tests that drop the mirror). */
   eligibilityMirrorPatterns(): string[] {
     return [`${this.live}subcloud*`, `${this.live}node-subclouds:*`, `${this.live}model-req*`];
