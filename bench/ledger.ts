@@ -28,6 +28,7 @@ import type { NewJob } from '../src/postgres/jobs.repository.js';
 import type { JobTerms } from '../src/domain/job-ticket.js';
 import { newJobId } from '../src/domain/job-ids.js';
 import { SettlementService } from '../src/jobs/settlement.service.js';
+import { settlementStore } from '../src/postgres/settlement.store.js';
 import { rcpClockFrom } from '../src/domain/rcp.js';
 import { closedLoop, labelProcesses, type LoadResult } from './load.js';
 import { diffCounters, installCounters, readCounters, type DbCounts } from './instrument.js';
@@ -97,8 +98,8 @@ async function main(): Promise<number> {
 
     const rcp = rcpClockFrom(config);
     const services = {
-      naive: new SettlementService(db, config.OPERATOR_SHARE_BPS, rcp, null),
-      batched: new SettlementService(db, config.OPERATOR_SHARE_BPS, rcp, batching),
+      naive: new SettlementService(settlementStore(db), config.OPERATOR_SHARE_BPS, rcp, null),
+      batched: new SettlementService(settlementStore(db), config.OPERATOR_SHARE_BPS, rcp, batching),
     };
     const newJob = (c: Consumer): NewJob => ({
       id: newJobId(),

@@ -3,10 +3,15 @@
 # checks the engines, starts a FerretDB for the tests unless TEST_MONGODB_URL names a MongoDB, then runs
 # lint, the type check (the build) and every test with node's test runner. Fails when anything fails.
 # With test files as arguments (built paths under dist/), runs only those, without the lint.
+# With --unit, runs only the unit and fast tiers (test/unit/: no engines needed; docs/testing.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 setup_project
+
+if [ "${1:-}" = "--unit" ]; then
+  exec node --test --test-concurrency=2 dist/test/unit/*.test.js
+fi
 
 if [ "$#" -eq 0 ]; then
   echo "lint: eslint (type-aware, zero warnings)"

@@ -12,6 +12,10 @@ import { NodeFlagsMirror } from './redis/node-flags.mirror.js';
 import { EligibilityMirror } from './redis/eligibility.mirror.js';
 import { NodeConfigDigests } from './redis/node-config-digests.repository.js';
 import { cooldownRule, NodeFlagsService } from './network/node-flags.service.js';
+import { nodeFlagsStore } from './postgres/node-flags.store.js';
+import { eligibilityStore } from './postgres/eligibility.store.js';
+import { networkConfigStore } from './postgres/network-config.store.js';
+import { operatorsStore } from './postgres/operators.store.js';
 import { EligibilityService } from './network/eligibility.service.js';
 import { NetworkConfigService } from './network/network-config.service.js';
 import { AdminService } from './gate/admin.service.js';
@@ -46,16 +50,16 @@ export interface AdminServices {
 export function buildAdminServices(e: AdminEngines): AdminServices {
   const { config, db, redis, keys } = e;
   const networkKey = config.NETWORK_SIGNING_KEY ?? null;
-  const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
+  const eligibility = new EligibilityService({ store: eligibilityStore(db), mirror: new EligibilityMirror(redis, keys) });
   const flagsMirror = new NodeFlagsMirror(redis, keys);
-  const nodeFlags = new NodeFlagsService({ db, mirror: flagsMirror, rule: cooldownRule(config) });
+  const nodeFlags = new NodeFlagsService({ store: nodeFlagsStore(db), mirror: flagsMirror, rule: cooldownRule(config) });
   return {
     admin: new AdminService({ db, ...(e.catalog ? { catalog: e.catalog } : {}), flags: nodeFlags, eligibility, queue: e.queue, quotas: accountQuotasOf(config) }),
     eligibility,
     flagsMirror,
     nodeFlags,
-    networkConfig: new NetworkConfigService({ db, networkKey, config, nodeDigests: new NodeConfigDigests(redis, keys), logger: e.logger }),
-    operators: new OperatorsService(db, networkKey),
+    networkConfig: new NetworkConfigService({ store: networkConfigStore(db), networkKey, config, nodeDigests: new NodeConfigDigests(redis, keys), logger: e.logger }),
+    operators: new OperatorsService({ store: operatorsStore(db), networkKey }),
     usage: new UsageService(db),
     ledgerChain: new LedgerChainService(db),
   };

@@ -19,6 +19,7 @@ import { RetentionService } from './space/retention.service.js';
 import { PayloadKeys } from './space/payload-keys.service.js';
 import { SpaceJobs } from './space/space-jobs.service.js';
 import { ZeroHolds } from './redis/zero-holds.repository.js';
+import { spaceJobsStore } from './postgres/space-jobs.store.js';
 import { retentionRoutes } from './space/retention.http.js';
 import { JobLogsRepository } from './mongo/job-logs.repository.js';
 import { NodeStatsRepository } from './mongo/node-stats.repository.js';
@@ -40,6 +41,8 @@ import { JobStreams, StreamWakeups } from './redis/job-streams.js';
 import { connectRabbit, waitForRabbit } from './rabbitmq/client.js';
 import { JobQueue } from './rabbitmq/job-queue.js';
 import { SettlementService } from './jobs/settlement.service.js';
+import { settlementStore } from './postgres/settlement.store.js';
+import { jobsStore } from './postgres/jobs.store.js';
 import { JobLifecycle } from './jobs/lifecycle.service.js';
 import { AuthService } from './cloud/auth.service.js';
 import { InferenceService } from './cloud/inference.service.js';
@@ -58,6 +61,9 @@ import { SiweNonces } from './redis/siwe-nonces.repository.js';
 import { QuarantineService } from './gate/quarantine.service.js';
 import { Maintenance } from './maintenance/maintenance.service.js';
 import { QualityService } from './network/quality.service.js';
+import { qualityStore } from './postgres/quality.store.js';
+import { networkConfigStore } from './postgres/network-config.store.js';
+import { quarantineStore } from './postgres/quarantine.store.js';
 import { ScoresMirror } from './redis/scores.mirror.js';
 import { UsageSamples } from './redis/usage-samples.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
@@ -140,7 +146,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const db = createPool(config.DATABASE_URL, config.PG_POOL_MAX);
   // Checked before anything else opens: a backbone whose key did not sign the config in force would
   // serve nodes a config they refuse.
-  const foreignConfig = networkKey ? await foreignSignedConfig(db, networkKey) : null;
+  const foreignConfig = networkKey ? await foreignSignedConfig(networkConfigStore(db), networkKey) : null;
   if (foreignConfig && !opts.republishForeignConfig) {
     await db.end();
     throw new Error(
@@ -171,8 +177,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   logRedisState(redis, 'main', logger);
   logRedisState(redisSub, 'sub', logger);
   const keys = new RedisKeys(config.REDIS_KEY_PREFIX);
-  const zeroHolds = new ZeroHolds(redis, keys, config.SPACE_ZERO_HOLD_SECONDS);
-  const spaceJobs = new SpaceJobs({ db, payloads, keys: payloadKeys, zeroHolds, logger });
+  const zeroHolds = new ZeroHolds(redis, keys, config.SPACE_ZERO_HOLD_SECONDS, payloadKeys);
+  const spaceJobs = new SpaceJobs({ store: spaceJobsStore(db), payloads, encrypted: payloadKeys !== null, zeroHolds, logger });
   const rabbit = connectRabbit(config.RABBITMQ_URL, logger);
   await waitForRabbit(rabbit, 10_000);
 
@@ -201,7 +207,15 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const inflight = new InflightRepository(redis, keys);
   const events = new JobEvents(redis, redisSub, keys);
   await events.start(has('io') ? instanceId : null);
-  const catalogChanges = new CatalogChanges(config.DATABASE_URL, catalog.onChange, logger);
+  // The payload keys hear the same announcements: a namespace's deletion drops the key they seal with.
+  const catalogChanges = new CatalogChanges(
+    config.DATABASE_URL,
+    (change) => {
+      catalog.onChange(change);
+      payloadKeys?.onCatalogChange(change);
+    },
+    logger,
+  );
   const usageRules = new UsageRules(db, catalog);
   await catalogChanges.start();
   // Job logs and node stats: written behind in batches by every role that sees an event (never waited
@@ -220,7 +234,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   marks.start();
   const rcpClock = rcpClockFrom(config);
   const uptime = new UptimeRepository(redis, keys, 3 * config.RCP_EPOCH_SECONDS + 3_600);
-  const settlement = new SettlementService(db, config.OPERATOR_SHARE_BPS, rcpClock, {
+  const settlement = new SettlementService(settlementStore(db), config.OPERATOR_SHARE_BPS, rcpClock, {
     maxItems: config.LEDGER_BATCH_MAX_ITEMS,
     maxInFlight: config.LEDGER_BATCH_IN_FLIGHT,
     lingerMs: config.LEDGER_BATCH_LINGER_MS,
@@ -230,10 +244,12 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // attempt's result to be checked against it and for a slow client's relay to drain it.
   const streams = new JobStreams(redis, keys, () => networkConfig.longestExecutionTimeoutMs() + 60_000);
   const usageSamples = new UsageSamples(redis, keys);
-  const lifecycle = new JobLifecycle({ db, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger, jobLog: jobLogs, nodeStats });
+  // The job rows as the lifecycle, the results service and the scheduler read and fence them (one adapter).
+  const jobRows = jobsStore(db);
+  const lifecycle = new JobLifecycle({ store: jobRows, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger, jobLog: jobLogs, nodeStats });
   const jobs = new InferenceService({ config, db, catalog, settlement, payloads, zeroHolds, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis), jobLog: jobLogs });
   const jobLogReads = new JobLogsService({ db, jobLogs, nodeStats });
-  const quality = new QualityService({ config, db, payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
+  const quality = new QualityService({ config, store: qualityStore(db), payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;
   if (redisStreamSub) logRedisState(redisStreamSub, 'stream-sub', logger);
@@ -300,7 +316,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   let verifyPool: VerifyPoolHandle | null = null;
   if (has('io')) {
     verifyPool = openVerifyPool(config.SIGNATURE_VERIFY_THREADS);
-    const results = new ResultsService({ db, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHoursFor: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS), zeroHolds, logger, jobLog: jobLogs, nodeStats });
+    const results = new ResultsService({ store: jobRows, settlement, payloads, inflight, lifecycle, streams, usageRules, retentionHoursFor: retentionHoursFor(catalog, config.PAYLOAD_RETENTION_HOURS), zeroHolds, logger, jobLog: jobLogs, nodeStats });
     gateway = new Gateway({
       config,
       db,
@@ -325,7 +341,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   if (has('gate')) {
     if (!config.ADMIN_TOKEN) throw new Error('ADMIN_TOKEN is required by the gate role');
     const quarantine = new QuarantineService({
-      db,
+      store: quarantineStore(db),
       payloads,
       resubmit: async (principal, model, request, { region, priority }) =>
         (await jobs.accept(principal, [model], request, { priority, ...(region === null ? {} : { region }) })).job,
@@ -360,7 +376,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   }
   // The explorer (public, from /status) and the consoles (through /account), built from web/.
   if (has('status') || has('gate')) webRoutes(app, opts.webRoot ?? fileURLToPath(new URL('../../web/dist/', import.meta.url)));
-  const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger, jobLog: jobLogs }) : null;
+  const scheduler = has('scheduler') ? new Scheduler({ config, store: jobRows, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger, jobLog: jobLogs }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, logStores: [jobLogs, nodeStats], retention, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
   const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, snapshots, logger }) : null;
   const webhookDelivery = has('maintenance')

@@ -1,5 +1,5 @@
 // The io gateway: holds node WebSockets (`GET /io/ws`) and takes results over short HTTP
-// (`POST /io/results`, for a node whose socket dropped while it worked).
+// (`POST /io/results`, for a node whose socket dropped while it worked: io/results.http.ts).
 //
 // Session: the gateway sends a one-time challenge; the node answers with a `register` message signed by
 // its key over that challenge (proving the key), naming its operator account; then signed heartbeats keep
@@ -18,7 +18,9 @@
 // gateway appends them, in order, to the attempt's Redis Stream (redis/job-streams.ts), from which the
 // cloud instance holding the client relays them; the result is then checked against what was streamed
 // (io/results.service.ts). A job's chunks and its result (or job_error) are handled one at a time, in
-// the order they arrived, so the check always sees every chunk sent before the result.
+// the order they arrived, so the check always sees every chunk sent before the result. The chunks'
+// handling is io/chunk-stream.ts; a socket's state is io/gateway-session.ts; the HTTP route for results
+// is io/results.http.ts.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -29,16 +31,7 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import { AppError, type ErrorCode } from '../errors.js';
 import { sendNodeError } from '../http/errors.http.js';
-import {
-  jobErrorSchema,
-  type JobChunkMessage,
-  nodeMessageSchema,
-  resultSchema,
-  type GatewayMessage,
-  type HeartbeatMessage,
-  type RegisterMessage,
-  type ResultMessage,
-} from '../domain/protocol.js';
+import { nodeMessageSchema, type HeartbeatMessage, type RegisterMessage, type ResultMessage } from '../domain/protocol.js';
 import type { Address } from '../domain/signatures.js';
 import { verifyMessageAsync } from '../domain/verify-pool.js';
 import type { Db } from '../postgres/db.js';
@@ -51,14 +44,17 @@ import { epochOf, slotOf, type RcpClock } from '../domain/rcp.js';
 import type { DispatchEnvelope, JobEvents } from '../redis/job-events.js';
 import type { JobStreams } from '../redis/job-streams.js';
 import { stageSince } from '../metrics/job-stages.js';
-import { STREAM_MAX_BYTES, streamMaxChunks } from '../domain/streaming.js';
-import type { AttemptContext, ResultsService } from './results.service.js';
+import { streamMaxChunks } from '../domain/streaming.js';
+import type { ResultsService } from './results.service.js';
 import { expectationOf } from '../domain/job-results.js';
 import type { CurrentNetworkConfig } from '../network/network-config.service.js';
 import type { NodeConfigDigests } from '../redis/node-config-digests.repository.js';
 import { participationProblem } from '../domain/network-config.js';
 import { capacityCeilings, type CapacityRules } from '../domain/capacity.js';
-import { NO_JOB_LOG, type JobLog } from '../domain/job-log.js';
+import type { JobLog } from '../domain/job-log.js';
+import { attemptKey, forgetAttempt, inJobOrder, reject, send, type Session } from './gateway-session.js';
+import { ChunkStreams } from './chunk-stream.js';
+import { resultsRoute } from './results.http.js';
 import { NO_NODE_STATS, type NodeStatsSink } from '../domain/node-stats.js';
 
 export interface GatewayDeps {
@@ -83,43 +79,22 @@ export interface GatewayDeps {
 }
 
 const REGISTER_TIMEOUT_MS = 10_000;
-const httpNodeMessageSchema = z.discriminatedUnion('type', [resultSchema, jobErrorSchema]);
 /** The largest frame a registered node may send (the WebSocket server's maxPayload, app.ts). */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** What names an attempt in a node message that failed its schema: enough to blame the node for it. */
 const attemptNamed = z.object({ type: z.enum(['result', 'job_chunk', 'job_error']), jobId: z.string(), attempt: z.number() });
 
-/** A streamed attempt on this socket: its chunk budget, the next chunk expected, the chunks waiting to be appended. */
-interface StreamState {
-  maxChunks: number;
-  next: number;
-  pending: JobChunkMessage[];
-}
 
-interface Session {
-  socket: WebSocket;
-  nodeId: string;
-  /** As registered: the participation rules check it at every heartbeat. */
-  agentVersion: string;
-  /** The config digest last recorded in Redis for this node (undefined: none recorded yet). */
-  recordedDigest: string | null | undefined;
-  /** jobId -> the attempt this socket is running (its terms, from the dispatch). */
-  inflight: Map<string, AttemptContext>;
-  /** `jobId#attempt` -> the streamed attempts dispatched to this socket and not ended: chunk budget, next seq. */
-  streams: Map<string, StreamState>;
-  /** Per job, the tail of its chain of messages being handled (see inJobOrder). */
-  jobOrder: Map<string, Promise<void>>;
-  /** When the node's last whole message arrived (ms): a registered socket silent past the heartbeat TTL is closed. */
-  lastMessageAt: number;
-}
 
 export class Gateway {
   private readonly sessions = new Map<string, Session>();
   /** Open node sockets on this instance per client address (IO_CONNECTIONS_PER_ADDRESS). */
   private readonly socketsByAddress = new Map<string, number>();
   private readonly idleSweep: NodeJS.Timeout;
+  private readonly chunkStreams: ChunkStreams;
 
   constructor(private readonly d: GatewayDeps) {
+    this.chunkStreams = new ChunkStreams({ streams: d.streams, results: d.results, jobLog: d.jobLog });
     d.events.onDispatch((job) => {
       this.deliver(job).catch((err: unknown) => d.logger.error({ err, jobId: job.jobId }, 'io: dispatch failed'));
     });
@@ -157,24 +132,7 @@ export class Gateway {
       const { version, digest, document, signature } = current;
       return reply.header('cache-control', 'no-cache').send({ version, digest, document, signature, network: this.d.networkAddress });
     });
-    // Results and job errors from a node whose socket is down. Over HTTP the signature is the only
-    // authentication: a message that does not verify is refused outright and attributed to nobody
-    // (anyone can post one claiming any node id).
-    app.post('/io/results', { bodyLimit: MAX_MESSAGE_BYTES }, async (request, reply) => {
-      const parsed = httpNodeMessageSchema.safeParse(request.body);
-      if (!parsed.success) return sendNodeError(reply, new AppError('invalid_message', parsed.error.issues[0]?.message ?? 'invalid'));
-      const msg = parsed.data;
-      // Verified here, once: the results service's own check of this same object finds it verified.
-      if (!(await verifyMessageAsync(msg, msg.nodeId))) {
-        return sendNodeError(reply, new AppError('bad_signature', 'The message is not signed by the node it names.'));
-      }
-      if (msg.type === 'job_error') {
-        const failed = await this.d.results.acceptJobError(msg, null);
-        return reply.code(failed ? 200 : 409).send(failed ? { accepted: true } : { accepted: false, reason: 'stale_attempt' });
-      }
-      const verdict = await this.d.results.acceptResult(msg, null, true);
-      return reply.code(verdict.accepted ? 200 : 409).send(verdict);
-    });
+    resultsRoute(app, this.d.results, MAX_MESSAGE_BYTES);
   }
 
   /** Closes every node socket (shutdown). Nodes reconnect to another instance. */
@@ -282,7 +240,7 @@ export class Gateway {
       case 'job_chunk':
         // Queued on arrival, appended on its turn together with any that came after it meanwhile.
         session.streams.get(attemptKey(msg.jobId, msg.attempt))?.pending.push(msg);
-        await inJobOrder(session, msg.jobId, () => this.chunks(socket, session, msg));
+        await inJobOrder(session, msg.jobId, () => this.chunkStreams.chunks(socket, session, msg));
         return session;
       case 'result':
         await inJobOrder(session, msg.jobId, () => this.result(socket, session, msg));
@@ -391,58 +349,7 @@ export class Gateway {
     send(socket, { type: 'result_ack', jobId: msg.jobId, attempt: msg.attempt, accepted: verdict.accepted, ...(verdict.accepted ? {} : { reason: verdict.reason }) });
   }
 
-  /**
-   * Appends the chunks queued for `msg`'s attempt (msg's own and those that arrived while earlier work of
-   * the job ran) to its stream, in one round trip; when an earlier turn took `msg` along, there is nothing
-   * left to do. A chunk for an attempt this socket does not run is refused and dropped; one out of order
-   * or over budget fails the attempt as an invalid result (the stream can no longer match any result), and
-   * the attempt's later chunks are refused. A stream Redis lost fails the attempt too, but not as the
-   * node's fault.
-   */
-  private async chunks(socket: WebSocket, session: Session, msg: JobChunkMessage): Promise<void> {
-    const key = attemptKey(msg.jobId, msg.attempt);
-    const stream = session.streams.get(key);
-    if (!stream) return void reject(socket, 'unknown_stream', 'no streamed attempt of that job runs on this connection');
-    const batch = stream.pending.splice(0);
-    if (batch.length === 0) return;
-    // A job's messages are handled one at a time (inJobOrder), so `next` is exact: the batch's chunks in
-    // order go on, and the first out of order stops it.
-    let inOrder = 0;
-    while (inOrder < batch.length && batch[inOrder]!.seq === stream.next + inOrder) inOrder++;
-    const appended =
-      inOrder === 0
-        ? { outcome: 'out_of_order' as const, appended: 0 }
-        : await this.d.streams.append(msg.jobId, msg.attempt, stream.next, batch.slice(0, inOrder).map((c) => c.delta), { maxChunks: stream.maxChunks, maxBytes: STREAM_MAX_BYTES });
-    if (stream.next === 0 && appended.appended > 0) this.firstToken(session, msg);
-    stream.next += appended.appended;
-    const outcome = appended.outcome === 'ok' && inOrder < batch.length ? 'out_of_order' : appended.outcome;
-    if (outcome === 'ok') return;
-    session.streams.delete(key);
-    // The attempt's fate first, then the word to the node: a node that hangs up on the error must not
-    // turn its invalid stream into a mere disconnect.
-    const blame = outcome === 'stream_lost' ? 'disconnected' : 'invalid_result';
-    const dispatched = session.inflight.get(msg.jobId);
-    if (dispatched?.attempt === msg.attempt) {
-      await this.d.results.failAttempt(msg.jobId, msg.attempt, session.nodeId, blame, `stream chunk refused: ${outcome}`, dispatched.startedAt);
-    }
-    reject(socket, 'invalid_chunk', `chunk ${batch[appended.appended]!.seq} refused: ${outcome}`);
-  }
 
-  /** Logs an attempt's first streamed token, with the time from its dispatch (what a streaming client waits). */
-  private firstToken(session: Session, msg: JobChunkMessage): void {
-    const ctx = session.inflight.get(msg.jobId);
-    if (ctx?.attempt !== msg.attempt) return;
-    const at = new Date();
-    (this.d.jobLog ?? NO_JOB_LOG).record({
-      jobId: msg.jobId,
-      namespaceId: ctx.namespaceId,
-      kind: 'first_token',
-      at,
-      attempt: msg.attempt,
-      nodeId: session.nodeId,
-      stageMs: { first_token: Math.max(0, at.getTime() - ctx.startedAt) },
-    });
-  }
 
   private async deliver(job: DispatchEnvelope): Promise<void> {
     const { nodeId, terms, startedAt, namespaceId, jobDeadlineAt, ...dispatch } = job;
@@ -502,44 +409,7 @@ function declaration(msg: RegisterMessage | HeartbeatMessage, rules: CapacityRul
   };
 }
 
-/**
- * Forgets a job's attempt on this socket, unless a newer attempt of the job has replaced it; returns what
- * the socket knew of it (null: this socket does not run that attempt).
- */
-function forgetAttempt(session: Session, jobId: string, attempt: number): AttemptContext | null {
-  session.streams.delete(attemptKey(jobId, attempt));
-  const known = session.inflight.get(jobId);
-  if (known?.attempt !== attempt) return null;
-  session.inflight.delete(jobId);
-  return known;
-}
 
-function attemptKey(jobId: string, attempt: number): string {
-  return `${jobId}#${attempt}`;
-}
 
-/**
- * Runs `work` after every earlier message of the same job on this socket has been handled. Called
- * synchronously on a frame's arrival (before any await in onMessage), so the chain follows arrival order.
- */
-function inJobOrder(session: Session, jobId: string, work: () => Promise<void>): Promise<void> {
-  const previous = session.jobOrder.get(jobId) ?? Promise.resolve();
-  const current = previous.then(work);
-  const tail = current.catch(() => undefined); // the caller reports the failure; the chain goes on
-  session.jobOrder.set(jobId, tail);
-  void tail.then(() => {
-    if (session.jobOrder.get(jobId) === tail) session.jobOrder.delete(jobId);
-  });
-  return current;
-}
 
-function send(socket: WebSocket, msg: GatewayMessage): void {
-  if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(msg));
-}
 
-/** Answers a refused message with its code (ERROR_CATALOGUE); `close`: a refused registration also closes the socket. */
-function reject(socket: WebSocket, code: ErrorCode, message: string, close = false): null {
-  send(socket, { type: 'error', code, message });
-  if (close) socket.close(4003, code);
-  return null;
-}

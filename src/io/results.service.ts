@@ -16,8 +16,7 @@ import { cutByClientDeadline, endings } from '../domain/job-states.js';
 import { completionTokenBound } from '../domain/usage-bounds.js';
 import { deliveredText, resultMismatch, type ResultExpectation } from '../domain/job-results.js';
 import type { UsageRules } from '../catalog/usage-rules.js';
-import type { Db } from '../postgres/db.js';
-import { findJob } from '../postgres/jobs.repository.js';
+import type { JobRow } from '../postgres/jobs.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { ZeroHolds } from '../redis/zero-holds.repository.js';
 import type { InflightRepository } from '../redis/inflight.repository.js';
@@ -51,30 +50,40 @@ export interface AttemptContext {
 const RESULT_STORE_TRIES = 2;
 const RESULT_STORE_RETRY_MS = 200;
 
+/**
+ * What the results service needs from PostgreSQL (only for a result from elsewhere than the socket its
+ * attempt was dispatched to: the success path reads nothing): the port its fast tests fake
+ * (test/fakes/jobs.store.ts); on the engine postgres/jobs.store.ts.
+ */
+export interface ResultsStore {
+  findJob(jobId: string): Promise<JobRow | null>;
+}
+
+export interface ResultsDeps {
+  store: ResultsStore;
+  settlement: Pick<SettlementService, 'complete'>;
+  /** MongoDB: each completed attempt's output (not under the zero plan). */
+  payloads: Pick<PayloadsRepository, 'saveResult'>;
+  inflight: Pick<InflightRepository, 'completed' | 'current'>;
+  lifecycle: Pick<JobLifecycle, 'failAttempt' | 'end'>;
+  streams: Pick<JobStreams, 'text'>;
+  usageRules: Pick<UsageRules, 'ruleFor'>;
+  /**
+   * The retention class a namespace's outputs are written under now (its plan, from the catalogue's
+   * in-process copy); null for the `zero` plan, whose outputs are never written to MongoDB.
+   */
+  retentionHoursFor: (namespaceId: string) => Promise<number | null>;
+  /** Where the zero plan's outputs wait for their first read (redis/zero-holds.repository.ts). */
+  zeroHolds?: Pick<ZeroHolds, 'hold'>;
+  logger: Logger;
+  /** The job log: each completion with its stage times (written behind, never waited for). */
+  jobLog?: JobLog;
+  /** Node stats: each completion's tokens over the time the backbone saw it take. */
+  nodeStats?: NodeStatsSink;
+}
+
 export class ResultsService {
-  constructor(
-    private readonly d: {
-      db: Db;
-      settlement: SettlementService;
-      payloads: PayloadsRepository;
-      inflight: InflightRepository;
-      lifecycle: JobLifecycle;
-      streams: JobStreams;
-      usageRules: UsageRules;
-      /**
-       * The retention class a namespace's outputs are written under now (its plan, from the catalogue's
-       * in-process copy); null for the `zero` plan, whose outputs are never written to MongoDB.
-       */
-      retentionHoursFor: (namespaceId: string) => Promise<number | null>;
-      /** Where the zero plan's outputs wait for their first read (redis/zero-holds.repository.ts). */
-      zeroHolds?: Pick<ZeroHolds, 'hold'>;
-      logger: Logger;
-      /** The job log: each completion with its stage times (written behind, never waited for). */
-      jobLog?: JobLog;
-      /** Node stats: each completion's tokens over the time the backbone saw it take. */
-      nodeStats?: NodeStatsSink;
-    },
-  ) {}
+  constructor(private readonly d: ResultsDeps) {}
 
   /**
    * Finalizes a result. `dispatched`: the attempt as the gateway that dispatched it to this node's socket
@@ -245,7 +254,7 @@ export class ResultsService {
    * they do not (a stale attempt); 'unknown_job' for a job that does not exist.
    */
   private async contextFromRecords(jobId: string, attempt: number, nodeId: string): Promise<AttemptContext | 'unknown_job' | null> {
-    const [inflight, job] = await Promise.all([this.d.inflight.current(jobId), findJob(this.d.db, jobId)]);
+    const [inflight, job] = await Promise.all([this.d.inflight.current(jobId), this.d.store.findJob(jobId)]);
     if (!job) return 'unknown_job';
     if (job.finished_at) return null;
     const running =

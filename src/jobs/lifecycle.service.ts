@@ -4,9 +4,7 @@
 // caller that wins the fence does the follow-up work (return the node's slot, record the routing hop,
 // quarantine, wake waiters), so nothing is done twice.
 import type { Logger } from 'pino';
-import type { Db } from '../postgres/db.js';
-import { failAttempt, findJob, markPublished, type JobRow } from '../postgres/jobs.repository.js';
-import { streamedAttempt } from '../postgres/job-streams.repository.js';
+import type { JobRow } from '../postgres/jobs.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { InflightRepository } from '../redis/inflight.repository.js';
@@ -26,6 +24,52 @@ import { NO_NODE_STATS, type NodeStatsSink } from '../domain/node-stats.js';
 
 export type AttemptOutcome = 'failed' | 'timeout' | 'disconnected' | 'invalid_result';
 
+/** An attempt to end without a result (JobLifecycleStore.failAttempt). */
+export interface AttemptEnd {
+  jobId: string;
+  attempt: number;
+  nodeId: string;
+  outcome: AttemptOutcome;
+  reason: string;
+  startedAt: Date | null;
+}
+
+/**
+ * What the lifecycle needs from PostgreSQL: the port its fast tests fake (test/fakes/jobs.store.ts); on
+ * the engine it is postgres/jobs.store.ts. Every write is fenced there (see postgres/jobs.repository.ts).
+ */
+export interface JobLifecycleStore {
+  /** Marks jobs published at the times their publish was confirmed (unfinished, unmarked ones only). */
+  markPublished(marks: ReadonlyArray<{ id: string; at: Date }>): Promise<void>;
+  /** Ends the attempt without a result if it may still end (the job is queued again); its job's namespace then, else null. */
+  failAttempt(a: AttemptEnd): Promise<{ namespaceId: string } | null>;
+  findJob(jobId: string): Promise<JobRow | null>;
+  /** The attempt whose tokens reached the job's streaming client, or null. */
+  streamedAttempt(jobId: string): Promise<number | null>;
+}
+
+/** What the lifecycle takes: its store, and the parts of the engine classes and services it calls. */
+export interface JobLifecycleDeps {
+  store: JobLifecycleStore;
+  settlement: Pick<SettlementService, 'endWithoutResult'>;
+  /** MongoDB: each attempt's routing hop, written behind. */
+  payloads: Pick<PayloadsRepository, 'appendTrace'>;
+  presence: Pick<PresenceRepository, 'release'>;
+  inflight: Pick<InflightRepository, 'ended' | 'current'>;
+  events: Pick<JobEvents, 'publish'>;
+  queue: Pick<JobQueue, 'declareModel' | 'publish' | 'quarantine'>;
+  marks: Pick<PublishMarks, 'confirmed' | 'finished'>;
+  nodeFlags: Pick<NodeFlagsService, 'recordFailure'>;
+  streams: Pick<JobStreams, 'text'>;
+  usageRules: Pick<UsageRules, 'ruleFor'>;
+  usageSamples: Pick<UsageSamples, 'ofModel'>;
+  logger: Logger;
+  /** The job log (mongo/job-logs.repository.ts): each attempt's end and each job's end without a result. */
+  jobLog?: JobLog;
+  /** Node stats (mongo/node-stats.repository.ts): each attempt a node did not complete. */
+  nodeStats?: NodeStatsSink;
+}
+
 /** How long a routing hop is kept in MongoDB (with the payloads it explains, at most). */
 const TRACE_RETENTION_HOURS = 72;
 
@@ -33,27 +77,7 @@ export class JobLifecycle {
   /** Models whose queue this process has declared (declaring is idempotent; this only saves round trips). */
   private readonly declared = new Set<string>();
 
-  constructor(
-    private readonly d: {
-      db: Db;
-      settlement: SettlementService;
-      payloads: PayloadsRepository;
-      presence: PresenceRepository;
-      inflight: InflightRepository;
-      events: JobEvents;
-      queue: JobQueue;
-      marks: PublishMarks;
-      nodeFlags: NodeFlagsService;
-      streams: JobStreams;
-      usageRules: UsageRules;
-      usageSamples: UsageSamples;
-      logger: Logger;
-      /** The job log (mongo/job-logs.repository.ts): each attempt's end and each job's end without a result. */
-      jobLog?: JobLog;
-      /** Node stats (mongo/node-stats.repository.ts): each attempt a node did not complete. */
-      nodeStats?: NodeStatsSink;
-    },
-  ) {}
+  constructor(private readonly d: JobLifecycleDeps) {}
 
   private get jobLog(): JobLog {
     return this.d.jobLog ?? NO_JOB_LOG;
@@ -74,7 +98,7 @@ export class JobLifecycle {
       }
       await this.d.queue.publish(ticket);
       if (opts.markNow) {
-        await markPublished(this.d.db, [{ id: ticket.jobId, at: new Date() }]);
+        await this.d.store.markPublished([{ id: ticket.jobId, at: new Date() }]);
         // Published again (the outbox, a pre-priority queue drained): the accept logged no 'queued' for it.
         this.jobLog.record({ jobId: ticket.jobId, namespaceId: ticket.namespaceId, kind: 'queued', at: new Date(), reason: 'republished' });
       } else this.d.marks.confirmed(ticket.jobId);
@@ -90,7 +114,7 @@ export class JobLifecycle {
    * the job. True for the one call that ended it.
    */
   async failAttempt(jobId: string, attempt: number, nodeId: string, outcome: AttemptOutcome, reason: string, startedAt: Date | null = null): Promise<boolean> {
-    const ended = await failAttempt(this.d.db, { jobId, attempt, nodeId, outcome, reason, startedAt });
+    const ended = await this.d.store.failAttempt({ jobId, attempt, nodeId, outcome, reason, startedAt });
     if (!ended) return false;
     await this.d.presence.release(nodeId, jobId);
     const at = new Date();
@@ -144,7 +168,7 @@ export class JobLifecycle {
    * nothing is charged.
    */
   private async deliveredPart(jobId: string): Promise<DeliveredPart | null> {
-    const [job, attempt] = await Promise.all([findJob(this.d.db, jobId), streamedAttempt(this.d.db, jobId)]);
+    const [job, attempt] = await Promise.all([this.d.store.findJob(jobId), this.d.store.streamedAttempt(jobId)]);
     // An attempt that already ended without a result (jobs.attempt counts those) ended by its node's doing:
     // a deadline passing before the job is failed for it does not make its client pay.
     if (!job || job.finished_at || attempt === null || job.attempt >= attempt) return null;

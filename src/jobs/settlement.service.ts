@@ -4,22 +4,17 @@
 //
 // Holds and completions are one statement each (postgres/settlement-batch.repository.ts) and may be group-committed
 // (common/group-commit.ts): concurrent calls then share a statement, each still getting the outcome it
-// would get alone (one code path, batches of one or of many).
+// would get alone (one code path, batches of one or of many). The statements are behind SettlementStore
+// (postgres/settlement.store.ts on the engine; test/fakes/settlement.store.ts in the fast tests).
 import { ledgerBatchItems } from '../metrics/engine-metrics.js';
-import { withTransaction, type Db } from '../postgres/db.js';
-import { chargeDelivered, endJobWithoutResult, jobRowOf, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
-import { operatorOf } from '../postgres/nodes.repository.js';
-import { post } from '../postgres/ledger.repository.js';
+import { jobRowOf, type JobRow, type NewJob } from '../postgres/jobs.repository.js';
 import * as postings from '../domain/postings.js';
-import { settleHold } from '../postgres/key-spend.repository.js';
-import { quarantineJob } from '../postgres/quarantine.repository.js';
-import { enqueueJobEnded } from '../postgres/webhooks.repository.js';
 import { GroupCommit, type GroupCommitOptions, type ItemOutcome } from '../common/group-commit.js';
 import { actualCost, splitCapture } from '../domain/pricing.js';
 import type { Usage } from '../domain/protocol.js';
 import { termsOf, type JobTerms } from '../domain/job-ticket.js';
 import { epochOf, POINTS_PER_JOB, type RcpClock } from '../domain/rcp.js';
-import { completeBatch, holdBatch, holdError, runBatch, type CompletionOutcome, type CompletionRequest, type HoldRequest } from '../postgres/settlement-batch.repository.js';
+import type { CompletionOutcome, CompletionRequest, HoldRequest } from '../postgres/settlement-batch.repository.js';
 
 export { IdempotencyKeyInUse, type CompletionOutcome, type CompletionRequest } from '../postgres/settlement-batch.repository.js';
 
@@ -44,6 +39,40 @@ export interface DeliveredPart {
   usage: Usage;
 }
 
+/** A job row as a job's end without a result returns it: with the node of the attempt it cut short, if any. */
+export type EndedJob = JobRow & { interrupted_node_id: string | null };
+
+/**
+ * What settlement needs from PostgreSQL: the port its fast tests fake (test/fakes/settlement.store.ts); on
+ * the engine it is postgres/settlement.store.ts. Holds and completions are one statement per batch, each
+ * item getting the outcome it would get alone (a refusal is that item's error; a broken connection fails
+ * the whole batch); `...One` runs a batch of one, resolving with its outcome or throwing its refusal.
+ */
+export interface SettlementStore {
+  holdBatch(items: readonly HoldRequest[]): Promise<ReadonlyArray<ItemOutcome<void>>>;
+  holdOne(item: HoldRequest): Promise<void>;
+  completeBatch(items: readonly CompletionRequest[], epoch: number, pointsPerJob: number): Promise<ReadonlyArray<ItemOutcome<CompletionOutcome>>>;
+  completeOne(item: CompletionRequest, epoch: number, pointsPerJob: number): Promise<CompletionOutcome>;
+  /** All of `fn` or none of it: a job's end, its postings, its key's spend, quarantine and webhook outbox. */
+  transaction<T>(fn: (tx: SettlementTx) => Promise<T>): Promise<T>;
+}
+
+export interface SettlementTx {
+  /** Ends the job if unfinished (charging nothing yet); null when it had already ended. */
+  endJobWithoutResult(jobId: string, status: 'failed' | 'expired' | 'cancelled', code: string, message: string): Promise<EndedJob | null>;
+  /** Records on the row just ended what its client was charged for the part it received. */
+  chargeDelivered<R extends JobRow>(row: R, d: DeliveredPart & { chargedMicro: number }): Promise<R>;
+  /** Writes a posting built by domain/postings.ts (a posting with no lines writes nothing). */
+  post(p: postings.Posting): Promise<void>;
+  /** The node's operator account, or null: none on record. */
+  operatorOf(nodeId: string): Promise<string | null>;
+  /** Replaces the job's hold by its charge in its key's monthly spend. */
+  settleHold(keyId: string, jobCreatedAt: Date, holdMicro: number, chargedMicro: number): Promise<void>;
+  quarantine(jobId: string, reason: string): Promise<void>;
+  /** The job.failed webhook messages of a job just ended (failed or expired; none for a cancelled one). */
+  enqueueJobEnded(row: JobRow): Promise<void>;
+}
+
 export interface Settled {
   outcome: CompletionOutcome;
   /** What the job was charged (0 unless completed). */
@@ -56,17 +85,15 @@ export class SettlementService {
 
   /** `batching`: group-commit holds and completions with these limits; null (or maxItems 1): one statement per operation. */
   constructor(
-    private readonly db: Db,
+    private readonly store: SettlementStore,
     private readonly operatorShareBps: number,
     private readonly rcp: RcpClock,
     batching: GroupCommitOptions | null = null,
   ) {
     const on = batching !== null && batching.maxItems > 1;
     const observed = (operation: 'hold' | 'settle') => ({ ...batching!, onBatch: (size: number) => ledgerBatchItems.observe({ operation }, size) });
-    this.holds = on ? new GroupCommit((items) => runBatch(this.db, items, holdBatch, (i) => this.holdAlone(i)), observed('hold')) : null;
-    this.completions = on
-      ? new GroupCommit((items) => runBatch(this.db, items, (q, b) => completeBatch(q, b, this.epochNow(), POINTS_PER_JOB), (i) => this.completeAlone(i)), observed('settle'))
-      : null;
+    this.holds = on ? new GroupCommit((items) => store.holdBatch(items), observed('hold')) : null;
+    this.completions = on ? new GroupCommit((items) => store.completeBatch(items, this.epochNow(), POINTS_PER_JOB), observed('settle')) : null;
   }
 
   /**
@@ -80,7 +107,7 @@ export class SettlementService {
     idempotency?: { key: string; requestHash: Buffer; windowHours: number },
   ): Promise<JobRow> {
     const request: HoldRequest = { job, keyMonthlyCapMicro, idempotency };
-    await (this.holds ? this.holds.submit(request) : this.holdAlone(request));
+    await (this.holds ? this.holds.submit(request) : this.store.holdOne(request));
     return jobRowOf(job);
   }
 
@@ -101,25 +128,13 @@ export class SettlementService {
       operatorMicro: splitCapture(chargedMicro, this.operatorShareBps).operator,
       startedAt: result.startedAt ?? null,
     };
-    const outcome = await (this.completions ? this.completions.submit(request) : this.completeAlone(request));
+    const outcome = await (this.completions ? this.completions.submit(request) : this.store.completeOne(request, this.epochNow(), POINTS_PER_JOB));
     return { outcome, chargedMicro: outcome === 'completed' ? chargedMicro : 0 };
   }
 
   /** Resolves when no grouped hold or completion is waiting or running (for shutdown). */
   async drained(): Promise<void> {
     await Promise.all([this.holds?.drained(), this.completions?.drained()]);
-  }
-
-  private async holdAlone(request: HoldRequest): Promise<void> {
-    try {
-      only(await holdBatch(this.db, [request]));
-    } catch (err) {
-      throw holdError(err, request);
-    }
-  }
-
-  private async completeAlone(request: CompletionRequest): Promise<CompletionOutcome> {
-    return only(await completeBatch(this.db, [request], this.epochNow(), POINTS_PER_JOB));
   }
 
   private epochNow(): number {
@@ -140,28 +155,21 @@ export class SettlementService {
     code: string,
     message: string,
     delivered: DeliveredPart | null = null,
-  ): Promise<(JobRow & { interrupted_node_id: string | null }) | null> {
-    return withTransaction(this.db, async (tx) => {
-      const ended = await endJobWithoutResult(tx, jobId, status, code, message);
+  ): Promise<EndedJob | null> {
+    return this.store.transaction(async (tx) => {
+      const ended = await tx.endJobWithoutResult(jobId, status, code, message);
       if (!ended) return null;
       const charged = delivered ? actualCost(termsOf(ended), delivered.usage, ended.hold_micro) : 0;
-      const row = charged > 0 && delivered ? await chargeDelivered(tx, ended, { ...delivered, chargedMicro: charged }) : ended;
-      await post(tx, postings.release(jobId, ended.namespace_id, ended.hold_micro - charged));
+      const row = charged > 0 && delivered ? await tx.chargeDelivered(ended, { ...delivered, chargedMicro: charged }) : ended;
+      await tx.post(postings.release(jobId, ended.namespace_id, ended.hold_micro - charged));
       if (charged > 0 && delivered) {
-        await post(tx, postings.capture(jobId, ended.namespace_id, charged, await operatorOf(tx, delivered.nodeId), this.operatorShareBps));
+        await tx.post(postings.capture(jobId, ended.namespace_id, charged, await tx.operatorOf(delivered.nodeId), this.operatorShareBps));
       }
-      await settleHold(tx, ended.api_key_id, ended.created_at, ended.hold_micro, charged);
-      if (status !== 'cancelled') await quarantineJob(tx, jobId, code);
+      await tx.settleHold(ended.api_key_id, ended.created_at, ended.hold_micro, charged);
+      if (status !== 'cancelled') await tx.quarantine(jobId, code);
       // Its job.failed webhook messages, in this transaction (the outbox: none lost, none for a rollback).
-      await enqueueJobEnded(tx, row);
+      await tx.enqueueJobEnded(row);
       return row;
     });
   }
-}
-
-/** The outcome of a batch of one, or its error thrown. */
-function only<O>(outcomes: ReadonlyArray<ItemOutcome<O>>): O {
-  const o = outcomes[0]!;
-  if (!o.ok) throw o.error;
-  return o.value;
 }

@@ -1,6 +1,7 @@
-// The port through which payload documents are encrypted at rest (issue 10, part 2): the repository seals
-// a document's content before its grouped insert and opens it on read; the keys live elsewhere
-// (space/payload-keys.service.ts, wired in the composition root), so that MongoDB never holds one.
+// The port through which payload documents are encrypted at rest (issue 10, part 2), and the payload
+// store's side of it: a document's content is sealed before its grouped insert (sealedWrite) and opened on
+// read (reveal, revealInBatches); the keys live elsewhere (space/payload-keys.service.ts, wired in the
+// composition root), so that MongoDB never holds one. Without a cipher, content is stored in clear.
 import type { JobRequest } from '../domain/protocol.js';
 import type { StoredOutput } from './payload-codec.js';
 /** A sealed content as stored: the id of its key's row (a UUID) and iv (12) | tag (16) | ciphertext. */
@@ -55,4 +56,28 @@ export async function reveal<T extends { _id: string; namespaceId: string; jobId
     out.push({ ...rest, ...content } as T);
   }
   return out;
+}
+
+/**
+ * Writes a document through `insert` (a grouped insert): with a cipher, its `content` sealed into `sealed`
+ * (resolved once both the document and its key's row are written: a document without its key's row is
+ * unreadable); without one, the content in clear beside the document's other fields.
+ */
+export async function sealedWrite<D extends object>(cipher: PayloadCipher | null, owner: { namespaceId: string; jobId: string }, doc: D, content: object, insert: (doc: D) => Promise<void>): Promise<void> {
+  if (!cipher) return insert({ ...doc, ...content });
+  const { sealed, stored } = await cipher.seal(owner.namespaceId, owner.jobId, Buffer.from(JSON.stringify(content)));
+  await Promise.all([stored, insert({ ...doc, sealed })]);
+}
+
+/** A cursor's documents opened a batch at a time (one key lookup per batch), as an export reads them. */
+export async function* revealInBatches<T extends Parameters<typeof reveal>[1][number]>(cipher: PayloadCipher | null, cursor: AsyncIterable<T>, batchSize: number): AsyncGenerator<T> {
+  let batch: T[] = [];
+  for await (const doc of cursor) {
+    batch.push(doc);
+    if (batch.length >= batchSize) {
+      yield* await reveal(cipher, batch);
+      batch = [];
+    }
+  }
+  yield* await reveal(cipher, batch);
 }

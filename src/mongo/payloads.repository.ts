@@ -33,7 +33,7 @@ import type { Logger } from 'pino';
 import type { JobOutput, JobRequest, Usage } from '../domain/protocol.js';
 import { GroupCommit, type ItemOutcome } from '../common/group-commit.js';
 import { fromStored, jsonBytes, toStored, type StoredOutput } from './payload-codec.js';
-import { reveal, type PayloadCipher, type Sealed } from './payload-cipher.js';
+import { reveal, revealInBatches, sealedWrite, type PayloadCipher, type Sealed } from './payload-cipher.js';
 import { PinnedPayloads, type PinnedDoc } from './pinned-payloads.js';
 import { bucketExpiresAtMs, bucketName, bucketsOfJob, expiryOf, jobCreatedMs, parseBucketName, PAYLOAD_KINDS, type PayloadKind } from './payload-buckets.js';
 
@@ -220,11 +220,9 @@ export class PayloadsRepository {
   }
 
   /** An input's own document, sealed (with a cipher), in the grouped insert. */
-  private async writeInput(h: HeldInput): Promise<void> {
-    if (!this.cipher) return this.inputWrites.submit({ bucket: h.bucket, doc: h.doc });
+  private writeInput(h: HeldInput): Promise<void> {
     const { input, ...rest } = h.doc;
-    const { sealed, stored } = await this.cipher.seal(h.doc.namespaceId, h.doc._id, Buffer.from(JSON.stringify({ input })));
-    await Promise.all([stored, this.inputWrites.submit({ bucket: h.bucket, doc: { ...rest, sealed } })]);
+    return sealedWrite<InputDoc>(this.cipher, { namespaceId: rest.namespaceId, jobId: rest._id }, rest, { input }, (doc) => this.inputWrites.submit({ bucket: h.bucket, doc }));
   }
 
   /**
@@ -240,11 +238,8 @@ export class PayloadsRepository {
     const output = toStored(given);
     const base = { _id: `${r.jobId}#${r.attempt}`, ...fields, bytes: jsonBytes(r.output) + (held ? held.doc.bytes : 0), expireAt: expiryOf(r.jobId, retentionHours, now), at: new Date(now), hasInput: held !== undefined, ...(held ? { inputCreatedAt: held.doc.createdAt } : {}) };
     const bucket = bucketName('job_results', retentionHours, jobCreatedMs(r.jobId, now));
-    const written = (async () => {
-      if (!this.cipher) return this.resultWrites.submit({ bucket, doc: { ...base, output, ...(held ? { input: held.doc.input } : {}) } });
-      const { sealed, stored } = await this.cipher.seal(r.namespaceId, r.jobId, Buffer.from(JSON.stringify({ output, ...(held ? { input: held.doc.input } : {}) })));
-      await Promise.all([stored, this.resultWrites.submit({ bucket, doc: { ...base, sealed } })]);
-    })();
+    const content = { output, ...(held ? { input: held.doc.input } : {}) };
+    const written = sealedWrite<ResultDoc>(this.cipher, r, base, content, (doc) => this.resultWrites.submit({ bucket, doc }));
     // Should the result's write fail, its input is written alone.
     held?.written(written.catch(() => this.writeInput(held)));
     await written;
@@ -367,7 +362,7 @@ export class PayloadsRepository {
         .collection<ResultDoc>(name)
         .find({ namespaceId, expireAt: { $gt: now } }, { batchSize, projection: { jobId: 1, namespaceId: 1, attempt: 1, model: 1, output: 1, usage: 1, at: 1, input: 1, sealed: 1 } });
       try {
-        yield* openedInBatches(this.cipher, cursor, batchSize);
+        yield* exported(revealInBatches(this.cipher, cursor, batchSize));
       } finally {
         await cursor.close();
       }
@@ -376,7 +371,7 @@ export class PayloadsRepository {
     if (this.pinned.has(await this.collectionNames(), namespaceId)) {
       const cursor = this.pinned.expiredResults(namespaceId, now, opts, batchSize);
       try {
-        yield* openedInBatches(this.cipher, originals(cursor), batchSize);
+        yield* exported(revealInBatches(this.cipher, originals(cursor), batchSize));
       } finally {
         await cursor.close();
       }
@@ -461,23 +456,12 @@ export class PayloadsRepository {
   }
 }
 
-/** A cursor's results opened a batch at a time (one key lookup per batch), as an export reads them. */
-async function* openedInBatches(cipher: PayloadCipher | null, cursor: AsyncIterable<ResultDoc>, batchSize: number): AsyncGenerator<ExportedResult> {
-  let batch: ResultDoc[] = [];
-  async function* flush(docs: ResultDoc[]): AsyncGenerator<ExportedResult> {
-    for (const d of await reveal(cipher, docs)) {
-      if (!d.output) continue;
-      yield { jobId: d.jobId, attempt: d.attempt, model: d.model, output: fromStored(d.output), usage: d.usage, at: d.at, ...(d.input ? { input: d.input } : {}) };
-    }
+/** Opened results as an export shows them (those with an output; no node identity). */
+async function* exported(docs: AsyncIterable<ResultDoc>): AsyncGenerator<ExportedResult> {
+  for await (const d of docs) {
+    if (!d.output) continue;
+    yield { jobId: d.jobId, attempt: d.attempt, model: d.model, output: fromStored(d.output), usage: d.usage, at: d.at, ...(d.input ? { input: d.input } : {}) };
   }
-  for await (const doc of cursor) {
-    batch.push(doc);
-    if (batch.length >= batchSize) {
-      yield* flush(batch);
-      batch = [];
-    }
-  }
-  yield* flush(batch);
 }
 
 /** The original documents of pinned copies, as a cursor reads them. */

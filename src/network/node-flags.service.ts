@@ -4,10 +4,7 @@
 import type { Config } from '../config.js';
 import { errors } from '../errors.js';
 import { NO_FLAGS, type NodeFlags } from '../domain/node-flags.js';
-import { withTransaction, type Db } from '../postgres/db.js';
-import { recordAdminChange } from '../postgres/admin-changes.repository.js';
-import { getNodeFlags, putNodeFlags } from '../postgres/node-flags.repository.js';
-import { operatorOf } from '../postgres/nodes.repository.js';
+import type { AdminChange } from '../postgres/admin-changes.repository.js';
 import type { NodeFlagsMirror } from '../redis/node-flags.mirror.js';
 
 export type FlagChange = { paused?: boolean; frozen?: boolean; shadowBanned?: boolean; cooldownSeconds?: number };
@@ -27,9 +24,30 @@ export function cooldownRule(config: Pick<Config, 'NODE_COOLDOWN_FAILURES' | 'NO
   return { failures: config.NODE_COOLDOWN_FAILURES, seconds: config.NODE_COOLDOWN_SECONDS, windowMs: 600_000 };
 }
 
+/**
+ * What the service needs from PostgreSQL: the port its fast tests fake (test/fakes/node-flags.store.ts);
+ * on the engine it is postgres/node-flags.store.ts.
+ */
+export interface NodeFlagsStore {
+  /** The node's operator account, or null: no such node. */
+  operatorOf(nodeId: string): Promise<string | null>;
+  /** All of `fn` or none of it: the flags read (locked), written and logged in one transaction. */
+  transaction<T>(fn: (tx: NodeFlagsTx) => Promise<T>): Promise<T>;
+}
+
+export interface NodeFlagsTx {
+  /** The node's flags, locked to the end of the transaction; null: none were ever set. */
+  getForUpdate(nodeId: string): Promise<StoredFlags | null>;
+  put(nodeId: string, flags: NodeFlags, reason: string): Promise<StoredFlags>;
+  recordAdminChange(change: AdminChange): Promise<void>;
+}
+
+/** The Redis side (redis/node-flags.mirror.ts): what every reservation checks, and the failure streaks. */
+export type NodeFlagsMirrorPort = Pick<NodeFlagsMirror, 'write' | 'bumpFailures' | 'clearFailures'>;
+
 export class NodeFlagsService {
   constructor(
-    private readonly d: { db: Db; mirror: NodeFlagsMirror; rule: CooldownRule },
+    private readonly d: { store: NodeFlagsStore; mirror: NodeFlagsMirrorPort; rule: CooldownRule },
   ) {}
 
   /**
@@ -38,9 +56,9 @@ export class NodeFlagsService {
    * admin change log in the same transaction; rule-made changes (cooldowns) pass none.
    */
   async set(nodeId: string, change: FlagChange, reason = '', actor: string | null = null): Promise<StoredFlags> {
-    if (!(await operatorOf(this.d.db, nodeId))) throw errors.notFound('Node');
-    const saved = await withTransaction(this.d.db, async (tx) => {
-      const before = await getNodeFlags(tx, nodeId, true);
+    if (!(await this.d.store.operatorOf(nodeId))) throw errors.notFound('Node');
+    const saved = await this.d.store.transaction(async (tx) => {
+      const before = await tx.getForUpdate(nodeId);
       const current = before ?? NO_FLAGS;
       const next: NodeFlags = {
         paused: change.paused ?? current.paused,
@@ -49,8 +67,8 @@ export class NodeFlagsService {
         cooldownUntil:
           change.cooldownSeconds === undefined ? current.cooldownUntil : change.cooldownSeconds > 0 ? Date.now() + change.cooldownSeconds * 1000 : null,
       };
-      const after = await putNodeFlags(tx, nodeId, next, reason);
-      if (actor !== null) await recordAdminChange(tx, { actor, action: 'node_flags.set', subject: nodeId, before, after });
+      const after = await tx.put(nodeId, next, reason);
+      if (actor !== null) await tx.recordAdminChange({ actor, action: 'node_flags.set', subject: nodeId, before, after });
       return after;
     });
     await this.d.mirror.write(nodeId, saved);

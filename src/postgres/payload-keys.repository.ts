@@ -1,6 +1,7 @@
 // Payload encryption's PostgreSQL side (migrations/0026): namespaces' wrapped data keys and the per-document
 // salts that derive each payload document's key. Never holds an unwrapped key.
 import type { Queryable } from './db.js';
+import { CATALOG_CHANNEL } from './catalog-changes.js';
 
 export interface NamespaceKeyRow {
   namespace_id: string;
@@ -46,10 +47,15 @@ export async function replaceWrappedKey(q: Queryable, row: NamespaceKeyRow, mast
   return (r.rowCount ?? 0) > 0;
 }
 
-/** Destroys a namespace's key (also done by a trigger when the namespace is marked deleted). */
+/**
+ * Destroys a namespace's key (also done by a trigger when the namespace is marked deleted, whose change every
+ * instance hears on the catalogue's channel); announced on that channel here too, so that every instance
+ * forgets the key it keeps for sealing.
+ */
 export async function shredNamespaceKey(q: Queryable, namespaceId: string): Promise<boolean> {
   const r = await q.query(`UPDATE namespace_keys SET wrapped = NULL, shredded_at = now() WHERE namespace_id = $1 AND wrapped IS NOT NULL`, [namespaceId]);
   await q.query(`DELETE FROM payload_keys WHERE namespace_id = $1`, [namespaceId]);
+  await q.query(`SELECT pg_notify($1, 'namespaces:' || $2)`, [CATALOG_CHANNEL, namespaceId]);
   return (r.rowCount ?? 0) > 0;
 }
 
@@ -63,12 +69,30 @@ export async function insertPayloadSalts(q: Queryable, rows: ReadonlyArray<{ id:
   ]);
 }
 
-/** The salts of these documents that still exist (a shredded job's are gone), with their job. */
-export async function findPayloadSalts(q: Queryable, ids: readonly string[]): Promise<Map<string, { jobId: string; namespaceId: string; salt: Buffer }>> {
-  const out = new Map<string, { jobId: string; namespaceId: string; salt: Buffer }>();
+/** A document's salt as a read finds it, with its namespace's key as wrapped at that moment. */
+export interface PayloadSaltRow {
+  jobId: string;
+  namespaceId: string;
+  salt: Buffer;
+  masterVersion: number;
+  wrapped: Buffer;
+}
+
+/**
+ * The salts of these documents that still exist (a shredded job's are gone), with their job and their
+ * namespace's wrapped key, in the same statement: a namespace shredded (its key set to NULL) yields none,
+ * whichever process asks and whatever it remembers, from that commit on.
+ */
+export async function findPayloadSalts(q: Queryable, ids: readonly string[]): Promise<Map<string, PayloadSaltRow>> {
+  const out = new Map<string, PayloadSaltRow>();
   if (ids.length === 0) return out;
-  const r = await q.query<{ id: string; job_id: string; namespace_id: string; salt: Buffer }>(`SELECT id, job_id, namespace_id, salt FROM payload_keys WHERE id = ANY($1::uuid[])`, [ids]);
-  for (const row of r.rows) out.set(row.id, { jobId: row.job_id, namespaceId: row.namespace_id, salt: row.salt });
+  const r = await q.query<{ id: string; job_id: string; namespace_id: string; salt: Buffer; master_version: number; wrapped: Buffer }>(
+    `SELECT k.id, k.job_id, k.namespace_id, k.salt, n.master_version, n.wrapped
+       FROM payload_keys k JOIN namespace_keys n ON n.namespace_id = k.namespace_id AND n.wrapped IS NOT NULL
+      WHERE k.id = ANY($1::uuid[])`,
+    [ids],
+  );
+  for (const row of r.rows) out.set(row.id, { jobId: row.job_id, namespaceId: row.namespace_id, salt: row.salt, masterVersion: row.master_version, wrapped: row.wrapped });
   return out;
 }
 

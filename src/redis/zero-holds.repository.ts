@@ -3,6 +3,11 @@
 // pass. Why Redis: it is already in memory and on the completion path (one SET with a TTL per job, no index,
 // nothing to sweep: the TTL bounds what is held), and losing it loses only what this plan never promised to
 // keep. The key names the namespace, so a key of another namespace finds nothing.
+//
+// With a cipher (the backbone's payload keys, space/payload-keys.service.ts) the value is sealed under its
+// namespace's key like a MongoDB payload: a dump of Redis shows no output, and a crypto-shredded namespace's
+// held results no longer open. The value says which it is by its first byte (a sealed box is marked,
+// JSON in clear starts with `{`).
 import type { RedisKeys, RedisClient } from './client.js';
 import type { JobOutput, Usage } from '../domain/protocol.js';
 
@@ -14,11 +19,23 @@ export interface ZeroHeld {
   at: number;
 }
 
+/** Seals a held result under its namespace's key, bound to its job; opens it while that key exists. */
+export interface HeldResultCipher {
+  sealHeld(namespaceId: string, jobId: string, plaintext: Buffer): Promise<Buffer>;
+  /** null when the box does not open: its namespace's key was shredded, or it is not this job's. */
+  openHeld(namespaceId: string, jobId: string, box: Buffer): Promise<Buffer | null>;
+}
+
+/** The first byte of a sealed value (never the first of JSON). */
+const SEALED = 0x01;
+
 export class ZeroHolds {
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly ttlSeconds: number,
+    /** Without one (no PAYLOAD_MASTER_KEYS), results are held in clear, as payloads are stored then. */
+    private readonly cipher: HeldResultCipher | null = null,
   ) {}
 
   private key(namespaceId: string, jobId: string): string {
@@ -26,13 +43,21 @@ export class ZeroHolds {
   }
 
   async hold(namespaceId: string, jobId: string, held: ZeroHeld): Promise<void> {
-    await this.redis.set(this.key(namespaceId, jobId), JSON.stringify(held), 'EX', this.ttlSeconds);
+    const json = Buffer.from(JSON.stringify(held));
+    const value = this.cipher ? Buffer.concat([Buffer.of(SEALED), await this.cipher.sealHeld(namespaceId, jobId, json)]) : json;
+    await this.redis.set(this.key(namespaceId, jobId), value, 'EX', this.ttlSeconds);
   }
 
-  /** The held result, removed as it is read (GETDEL: one reader gets it, once); null when none is held. */
+  /**
+   * The held result, removed as it is read (GETDEL: one reader gets it, once); null when none is held, or
+   * when it no longer opens (its namespace was deleted).
+   */
   async take(namespaceId: string, jobId: string): Promise<ZeroHeld | null> {
-    const raw = await this.redis.getdel(this.key(namespaceId, jobId));
-    return raw ? (JSON.parse(raw) as ZeroHeld) : null;
+    const raw = await this.redis.getdelBuffer(this.key(namespaceId, jobId));
+    if (!raw || raw.length === 0) return null;
+    if (raw[0] !== SEALED) return JSON.parse(raw.toString('utf8')) as ZeroHeld;
+    const opened = this.cipher ? await this.cipher.openHeld(namespaceId, jobId, raw.subarray(1)) : null;
+    return opened ? (JSON.parse(opened.toString('utf8')) as ZeroHeld) : null;
   }
 
   /** Forgets a held result unread (DELETE /v1/jobs/{id}). */

@@ -17,11 +17,8 @@ import { jobIdTime } from '../domain/job-ids.js';
 import { describePlacement } from '../domain/eligibility.js';
 import { signMessage } from '../domain/signatures.js';
 import { ticketOf, type JobTicket } from '../domain/job-ticket.js';
-import type { Db } from '../postgres/db.js';
-import { findJob, type JobRow } from '../postgres/jobs.repository.js';
-import { streamedAttempt } from '../postgres/job-streams.repository.js';
+import type { JobRow } from '../postgres/jobs.repository.js';
 import { stageSince, stageTimer } from '../metrics/job-stages.js';
-import { listModels } from '../postgres/models.repository.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { PresenceRepository } from '../redis/presence.repository.js';
 import type { InflightRepository } from '../redis/inflight.repository.js';
@@ -32,15 +29,28 @@ import { PRIORITY_CLASSES } from '../domain/priority.js';
 import { ModelDispatcher } from './model-dispatcher.js';
 import { NO_JOB_LOG, type JobLog } from '../domain/job-log.js';
 
+/**
+ * What the scheduler needs from PostgreSQL (off its fast path: a first delivery with its ticket reads
+ * nothing): the port its fast tests fake (test/fakes/jobs.store.ts); on the engine postgres/jobs.store.ts.
+ */
+export interface SchedulerStore {
+  /** The catalogue's models: each gets its queues consumed. */
+  listModels(): Promise<ReadonlyArray<{ name: string }>>;
+  findJob(jobId: string): Promise<JobRow | null>;
+  /** The attempt whose tokens reached the job's streaming client, or null. */
+  streamedAttempt(jobId: string): Promise<number | null>;
+}
+
 export interface SchedulerDeps {
-  config: Config;
-  db: Db;
-  lifecycle: JobLifecycle;
-  payloads: PayloadsRepository;
-  presence: PresenceRepository;
-  inflight: InflightRepository;
-  events: JobEvents;
-  queue: JobQueue;
+  config: Pick<Config, 'NO_NODE_GRACE_MS' | 'JOB_ATTEMPT_TIMEOUT_MS' | 'JOB_RETRY_BACKOFF_MS'>;
+  store: SchedulerStore;
+  lifecycle: Pick<JobLifecycle, 'publish' | 'failAttempt' | 'end'>;
+  /** MongoDB: the input of a job whose message brought no ticket. */
+  payloads: Pick<PayloadsRepository, 'findInput'>;
+  presence: Pick<PresenceRepository, 'reserveAttempt' | 'release' | 'liveNodeCount' | 'remove'>;
+  inflight: Pick<InflightRepository, 'current'>;
+  events: Pick<JobEvents, 'dispatch' | 'waitFor' | 'waitForCapacity'>;
+  queue: Pick<JobQueue, 'drainLegacyQueue' | 'consume'>;
   networkKey: string;
   logger: Logger;
   /** The job log (mongo/job-logs.repository.ts): each dispatch, written behind. */
@@ -88,7 +98,7 @@ export class Scheduler {
 
   /** Starts consuming the queues of every model in the catalogue not consumed yet. */
   private async refreshModels(): Promise<void> {
-    for (const m of await listModels(this.d.db)) {
+    for (const m of await this.d.store.listModels()) {
       if (!this.legacyDrained.has(m.name)) {
         // Jobs left in the model's queue of a version before priority classes are published again, to
         // their class's queue, with their tickets.
@@ -293,7 +303,7 @@ export class Scheduler {
    * is gone fails. Throws when the broker refused it, so that its old message is not acked.
    */
   private async republish(jobId: string): Promise<void> {
-    const job = await findJob(this.d.db, jobId);
+    const job = await this.d.store.findJob(jobId);
     if (!job || job.finished_at) return;
     const input = await this.d.payloads.findInput(jobId);
     if (!input) {
@@ -311,9 +321,9 @@ export class Scheduler {
   private async catchUp(jobId: string, carried: JobTicket | null): Promise<{ ticket: JobTicket; next: number } | null> {
     for (;;) {
       if (this.stopping.signal.aborted) throw new Error('scheduler stopping');
-      const job = await findJob(this.d.db, jobId);
+      const job = await this.d.store.findJob(jobId);
       if (!job || job.finished_at) return null;
-      if (job.attempt > 0 && job.status !== 'running' && (await streamedAttempt(this.d.db, jobId)) !== null) {
+      if (job.attempt > 0 && job.status !== 'running' && (await this.d.store.streamedAttempt(jobId)) !== null) {
         // Part of an attempt's answer already reached a streaming client: another node's answer would
         // follow it as if it were one text. The job fails instead (no charge), and the client sees an error.
         await this.end(jobId, endings.streamInterrupted());

@@ -1,22 +1,32 @@
 // Envelope encryption of payloads at rest (issue 10, part 2), with node:crypto's AES-256-GCM.
 //   master keys   from the environment (PAYLOAD_MASTER_KEYS), by version; they only wrap namespace keys.
 //   namespace key 32 random bytes per namespace, stored wrapped (AES-256-GCM under the current master key,
-//                 bound to the namespace id) in PostgreSQL; unwrapped keys are cached here briefly.
+//                 bound to the namespace id) in PostgreSQL.
 //   document key  HKDF-SHA256(namespace key, salt, job id): the salt is random per document, stored in
 //                 PostgreSQL (payload_keys) and only named by the document. Deleting a job's salts shreds
 //                 that job alone; destroying the namespace key shreds the namespace. Either way a copy of
-//                 the document taken earlier is unreadable from that commit on.
+//                 the document taken earlier is unreadable from that commit on, on every instance.
+//   held result   a zero-plan result waiting in Redis (redis/zero-holds.repository.ts): sealed the same way,
+//                 its salt inside its own box (nothing is written to PostgreSQL on the completion path).
 // One AES-GCM operation per document (plus an HKDF, a few HMACs); the salts of concurrent seals are
 // inserted together (one statement per batch, common/group-commit.ts) while their documents are written to
-// MongoDB (the key's id is made here, so neither waits for the other), and a read opens all of its
-// documents with one lookup. Rotation re-wraps namespace keys; no payload is re-encrypted.
+// MongoDB (the key's id is made here, so neither waits for the other). Rotation re-wraps namespace keys;
+// no payload is re-encrypted.
+//
+// Why a shred is at once everywhere: no read opens with a key remembered in memory. A read of documents
+// fetches their salts and their namespace's wrapped key in one statement (the lookup it always made), and
+// a held result's read fetches the wrapped key (one primary-key lookup, once per held result: it is read
+// once). Only sealing keeps unwrapped keys in memory (KEY_CACHE_MS), dropped on every instance at a
+// namespace's change (the catalogue's NOTIFY, postgres/catalog-changes.ts, wired to onCatalogChange); a
+// document sealed meanwhile under a shredded key is unreadable anyway (its namespace's key is gone).
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { GroupCommit } from '../common/group-commit.js';
 import type { PayloadCipher, Sealed } from '../mongo/payload-cipher.js';
-import type { Db, Queryable } from '../postgres/db.js';
+import type { HeldResultCipher } from '../redis/zero-holds.repository.js';
+import type { CatalogChange } from '../postgres/catalog-changes.js';
+import type { Db } from '../postgres/db.js';
 import {
-  deletePayloadSalts,
   findNamespaceKey,
   findPayloadSalts,
   insertNamespaceKey,
@@ -28,7 +38,10 @@ import {
 
 const IV = 12;
 const TAG = 16;
-/** How long an unwrapped namespace key stays in memory: a shred reaches every instance within it. */
+/**
+ * How long an unwrapped namespace key stays in memory for sealing, should a namespace's change announcement
+ * be missed (the listener's reconnection drops them all too). Reads never use it.
+ */
 const KEY_CACHE_MS = 30_000;
 const KEY_CACHE_MAX = 10_000;
 
@@ -55,6 +68,8 @@ function gcmOpen(key: Buffer, box: Buffer, aad: string): Buffer | null {
 
 const wrapAad = (namespaceId: string) => `resultity namespace key ${namespaceId}`;
 const docAad = (namespaceId: string, jobId: string, k: string) => `resultity payload ${namespaceId} ${jobId} ${k}`;
+const heldAad = (namespaceId: string, jobId: string) => `resultity held result ${namespaceId} ${jobId}`;
+const SALT = 32;
 
 function documentKey(nsKey: Buffer, salt: Buffer, jobId: string): Buffer {
   return Buffer.from(hkdfSync('sha256', nsKey, salt, `resultity payload key ${jobId}`, 32));
@@ -66,9 +81,14 @@ export class NamespaceShreddedError extends Error {
   }
 }
 
-export class PayloadKeys implements PayloadCipher {
+export class PayloadKeys implements PayloadCipher, HeldResultCipher {
   private readonly current: number;
+  /** Unwrapped keys for sealing only (see the head of this file). */
   private readonly cache = new Map<string, { key: Buffer | null; at: number }>();
+  /** Bumped by every announced change: a key looked up before a change is not kept. */
+  private generation = 0;
+  /** Lookups of sealing keys on their way, by namespace. */
+  private readonly lookups = new Map<string, Promise<Buffer | null>>();
   private readonly salts: GroupCommit<{ id: string; jobId: string; namespaceId: string; salt: Buffer }, void>;
 
   constructor(
@@ -86,9 +106,8 @@ export class PayloadKeys implements PayloadCipher {
   }
 
   async seal(namespaceId: string, jobId: string, plaintext: Buffer): Promise<{ sealed: Sealed; stored: Promise<void> }> {
-    const nsKey = await this.namespaceKey(namespaceId, true);
-    if (!nsKey) throw new NamespaceShreddedError(namespaceId);
-    const salt = randomBytes(32);
+    const nsKey = await this.sealingKey(namespaceId);
+    const salt = randomBytes(SALT);
     const k = randomUUID();
     // The key's row is written (grouped with concurrent ones) while the caller writes the document.
     const stored = this.salts.submit({ id: k, jobId, namespaceId, salt });
@@ -98,27 +117,40 @@ export class PayloadKeys implements PayloadCipher {
   async open(items: ReadonlyArray<{ namespaceId: string; jobId: string; sealed: Sealed }>): Promise<Array<Buffer | null>> {
     if (items.length === 0) return [];
     const salts = await findPayloadSalts(this.d.db, [...new Set(items.map((i) => i.sealed.k))]);
-    const out: Array<Buffer | null> = [];
-    for (const { namespaceId, jobId, sealed } of items) {
+    // Each namespace's key as the lookup found it, unwrapped once for this read.
+    const keys = new Map<string, Buffer>();
+    const keyOf = (namespaceId: string, row: { masterVersion: number; wrapped: Buffer }) => {
+      let key = keys.get(namespaceId);
+      if (!key) keys.set(namespaceId, (key = this.unwrap(namespaceId, row.masterVersion, row.wrapped)));
+      return key;
+    };
+    return items.map(({ namespaceId, jobId, sealed }) => {
       const row = salts.get(sealed.k);
       // A salt of another job or namespace than the document claims: refused (the AAD would fail too).
-      if (!row || row.jobId !== jobId || row.namespaceId !== namespaceId) {
-        out.push(null);
-        continue;
-      }
-      const nsKey = await this.namespaceKey(namespaceId, false);
-      out.push(nsKey ? gcmOpen(documentKey(nsKey, row.salt, jobId), sealed.box, docAad(namespaceId, jobId, sealed.k)) : null);
-    }
-    return out;
+      if (!row || row.jobId !== jobId || row.namespaceId !== namespaceId) return null;
+      return gcmOpen(documentKey(keyOf(namespaceId, row), row.salt, jobId), sealed.box, docAad(namespaceId, jobId, sealed.k));
+    });
   }
 
-  /** Crypto-shreds one job (DELETE /v1/jobs/{id}): how many documents' keys were destroyed. */
-  shredJob(namespaceId: string, jobId: string, q: Queryable = this.d.db): Promise<number> {
-    return deletePayloadSalts(q, jobId, namespaceId);
+  /** Seals a held result (zero plan, Redis): salt | iv | tag | ciphertext, under the namespace's key. */
+  async sealHeld(namespaceId: string, jobId: string, plaintext: Buffer): Promise<Buffer> {
+    const nsKey = await this.sealingKey(namespaceId);
+    const salt = randomBytes(SALT);
+    return Buffer.concat([salt, gcmSeal(documentKey(nsKey, salt, jobId), plaintext, heldAad(namespaceId, jobId))]);
+  }
+
+  /** Opens a held result with its namespace's key as PostgreSQL has it now; null once shredded. */
+  async openHeld(namespaceId: string, jobId: string, box: Buffer): Promise<Buffer | null> {
+    if (box.length < SALT) return null;
+    const row = await findNamespaceKey(this.d.db, namespaceId);
+    if (!row?.wrapped) return null;
+    const nsKey = this.unwrap(namespaceId, row.master_version, row.wrapped);
+    return gcmOpen(documentKey(nsKey, box.subarray(0, SALT), jobId), box.subarray(SALT), heldAad(namespaceId, jobId));
   }
 
   /** Crypto-shreds a namespace (also done by the namespace deletion's trigger, migrations/0026). */
   async shredNamespace(namespaceId: string): Promise<boolean> {
+    this.generation++;
     this.cache.set(namespaceId, { key: null, at: Date.now() });
     return shredNamespaceKey(this.d.db, namespaceId);
   }
@@ -142,23 +174,61 @@ export class PayloadKeys implements PayloadCipher {
 
   /** Drops the memory of unwrapped keys (tests; a process that must forget at once). */
   forget(): void {
+    this.generation++;
     this.cache.clear();
+    this.lookups.clear();
   }
 
-  /** The namespace's data key, made on its first seal; null once shredded. */
-  private async namespaceKey(namespaceId: string, create: boolean): Promise<Buffer | null> {
+  /**
+   * Applies an announced catalogue change (wired to postgres/catalog-changes.ts with the catalogue's own
+   * listener): a namespace's change (its deletion, which shreds its key, among them) drops its key here; a
+   * lost listener drops them all, as changes may have been missed meanwhile.
+   */
+  readonly onCatalogChange = (change: CatalogChange): void => {
+    if (change.table === 'namespaces') {
+      this.generation++;
+      this.cache.delete(change.key);
+      this.lookups.delete(change.key);
+    } else if (change.table === 'lost') this.forget();
+  };
+
+  /**
+   * The namespace's data key to seal with, made on its first seal; refused once shredded. Concurrent seals
+   * of a namespace not in memory share one lookup (a burst of results would otherwise send one each).
+   */
+  private async sealingKey(namespaceId: string): Promise<Buffer> {
     const hit = this.cache.get(namespaceId);
-    if (hit && Date.now() - hit.at < KEY_CACHE_MS) return hit.key;
+    let key: Buffer | null;
+    if (hit && Date.now() - hit.at < KEY_CACHE_MS) key = hit.key;
+    else {
+      let lookup = this.lookups.get(namespaceId);
+      if (!lookup) {
+        const started = this.lookUpSealingKey(namespaceId).finally(() => {
+          if (this.lookups.get(namespaceId) === started) this.lookups.delete(namespaceId);
+        });
+        lookup = started;
+        this.lookups.set(namespaceId, lookup);
+      }
+      key = await lookup;
+    }
+    if (!key) throw new NamespaceShreddedError(namespaceId);
+    return key;
+  }
+
+  private async lookUpSealingKey(namespaceId: string): Promise<Buffer | null> {
+    const generation = this.generation;
     let row = await findNamespaceKey(this.d.db, namespaceId);
-    if (!row && create) {
+    if (!row) {
       const fresh = randomBytes(32);
       row = await insertNamespaceKey(this.d.db, namespaceId, this.current, gcmSeal(this.master(this.current), fresh, wrapAad(namespaceId)));
-      if (!row) throw new NamespaceShreddedError(namespaceId);
+      if (!row) return null;
     }
-    if (!row) return null; // nothing was ever sealed for it: nothing to open (not cached: a seal may come)
     const key = row.wrapped ? this.unwrap(namespaceId, row.master_version, row.wrapped) : null;
-    if (this.cache.size >= KEY_CACHE_MAX) this.cache.clear();
-    this.cache.set(namespaceId, { key, at: Date.now() });
+    // Kept unless a change was announced while it was looked up (the row read may predate it).
+    if (generation === this.generation) {
+      if (this.cache.size >= KEY_CACHE_MAX) this.cache.clear();
+      this.cache.set(namespaceId, { key, at: Date.now() });
+    }
     return key;
   }
 

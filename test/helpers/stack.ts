@@ -16,6 +16,7 @@ import { createBackbone, type Backbone } from '../../src/app.js';
 import { addressOf, generatePrivateKey, signMessage } from '../../src/domain/signatures.js';
 import { ledgerTotals } from '../../src/postgres/ledger.repository.js';
 import { OperatorsService } from '../../src/gate/operators.service.js';
+import { operatorsStore } from '../../src/postgres/operators.store.js';
 import { startNodeAgent, type NodeAgent } from '../../src/node-agent/agent.js';
 import { WebSocket } from 'ws';
 import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
@@ -182,7 +183,7 @@ export class TestStack {
    */
   async enrolled(privateKeyOrAddress = generatePrivateKey(), operator?: string): Promise<string> {
     const address = privateKeyOrAddress.length === 42 ? privateKeyOrAddress : addressOf(privateKeyOrAddress);
-    await new OperatorsService(this.db).enrolNode(operator ?? (await this.operator()), address);
+    await new OperatorsService({ store: operatorsStore(this.db) }).enrolNode(operator ?? (await this.operator()), address);
     return privateKeyOrAddress;
   }
 

@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { createBackbone, type Backbone } from '../../src/app.js';
 import { rcpClockFrom } from '../../src/domain/rcp.js';
 import { SettlementService } from '../../src/jobs/settlement.service.js';
+import { settlementStore } from '../../src/postgres/settlement.store.js';
 import { INPUT_HOLD_MS, PayloadsRepository } from '../../src/mongo/payloads.repository.js';
 import { jobBucket } from '../../src/mongo/payload-buckets.js';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
@@ -185,7 +186,7 @@ test('a job whose publish and input copy were both lost ends at its deadline (ex
   check(async () => {
     const tenant = await stack.tenant(1);
     const before = await stack.balance(tenant.namespaceId);
-    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
+    const settlement = new SettlementService(settlementStore(stack.db), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     const id = randomUUID();
     // The row and hold committed, then the process died: no publish, no input copy.
     await acceptOnly(settlement, id, tenant, TEST_MODEL, 4_000);
@@ -212,7 +213,7 @@ test('a job whose message is queued but whose publish mark and input copy were l
     // Slow enough that several outbox sweeps (SWEEP_INTERVAL_MS) pass while it runs.
     await stack.node({ models: [model], latencyMs: 2_500, capacity: 1 });
     const tenant = await stack.tenant(1);
-    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
+    const settlement = new SettlementService(settlementStore(stack.db), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     const request: JobRequest = { messages: [{ role: 'user', content: 'confirmed, then the process died' }], max_tokens: 8 };
     const id = randomUUID();
     await acceptOnly(settlement, id, tenant, model, 30_000);

@@ -17,6 +17,7 @@ import { startAttempt, type NewJob } from '../../src/postgres/jobs.repository.js
 import { monthlySpend } from '../../src/postgres/key-spend.repository.js';
 import { balanceOf } from '../../src/postgres/ledger.repository.js';
 import { IdempotencyKeyInUse, SettlementService } from '../../src/jobs/settlement.service.js';
+import { settlementStore } from '../../src/postgres/settlement.store.js';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 
 let stack: TestStack;
@@ -25,7 +26,7 @@ let batched: SettlementService;
 before(async () => {
   stack = await TestStack.start({ roles: ['gate'] });
   await stack.model();
-  batched = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config), { maxItems: 64, maxInFlight: 1, lingerMs: 150 });
+  batched = new SettlementService(settlementStore(stack.db), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config), { maxItems: 64, maxInFlight: 1, lingerMs: 150 });
 });
 
 after(async () => {
@@ -235,7 +236,7 @@ test('an item that fails inside a batch fails alone: the others are written, not
 
 test('many concurrent holds on one namespace through natural batching: exactly as many fit as the credits cover', () =>
   check(async () => {
-    const natural = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config), { maxItems: 16, maxInFlight: 2, lingerMs: 0 });
+    const natural = new SettlementService(settlementStore(stack.db), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config), { maxItems: 16, maxInFlight: 2, lingerMs: 0 });
     const t = await stack.tenant(0.01); // 10,000 micro-credits: 33 holds of 300
     const results = await Promise.allSettled(Array.from({ length: 120 }, () => natural.acceptWithHold(newJob(t, 300), null)));
     const outcomes = outcomesOf(results);

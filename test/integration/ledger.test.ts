@@ -10,6 +10,7 @@ import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 import { withTransaction } from '../../src/postgres/db.js';
 import { InsufficientBalanceError, ledgerAccountId, ledgerTotals, postTransaction } from '../../src/postgres/ledger.repository.js';
 import { SettlementService } from '../../src/jobs/settlement.service.js';
+import { settlementStore } from '../../src/postgres/settlement.store.js';
 import { AppError } from '../../src/errors.js';
 
 let stack: TestStack;
@@ -139,7 +140,7 @@ test("a namespace's available balance cannot go below zero: CHECK constraint and
 test('concurrent holds on one namespace: exactly as many fit as the balance covers, and none fails otherwise', () =>
   check(async () => {
     const ns = await stack.tenant(0.001); // 1000 micro-credits
-    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
+    const settlement = new SettlementService(settlementStore(stack.db), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     // 8 concurrent accepts, each holding 300 of the 1000 available: exactly 3 fit, whatever the interleaving;
     // the others must be refused as insufficient_credits, and nothing else.
     const ids = Array.from({ length: 8 }, () => randomUUID());
@@ -219,7 +220,7 @@ const TERMS = { holdMicro: 1000, inputPriceMicro: 10, outputPriceMicro: 20, minC
 test('holds and completions on one namespace, racing on separate connections, all succeed (no deadlock)', () =>
   check(async () => {
     const t = await stack.tenant(1);
-    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
+    const settlement = new SettlementService(settlementStore(stack.db), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     const nodeId = `0x${randomUUID().replace(/-/g, '').padEnd(40, '0')}`;
     await stack.db.query(`INSERT INTO nodes (id, operator_account_id) VALUES ($1, $2)`, [nodeId, await stack.operator()]);
     const running = Array.from({ length: 12 }, () => newJob(t));
@@ -248,7 +249,7 @@ test("a job is captured at most once: the unique index refuses a second 'capture
     const entries = await count('ledger_entries');
 
     // The settlement path itself is fenced: completing again is a no-op.
-    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
+    const settlement = new SettlementService(settlementStore(stack.db), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     const settled = await settlement.complete({ jobId, attempt: 1, nodeId: node.nodeId, usage: { prompt_tokens: 1, completion_tokens: 1 }, outputEmpty: false, terms: TERMS });
     assert.equal(settled.outcome, 'stale');
     assert.equal(await settlement.endWithoutResult(jobId, 'failed', 'x', 'x'), null);

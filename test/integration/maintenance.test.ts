@@ -10,6 +10,7 @@ import { Connection } from 'rabbitmq-client';
 import { rcpClockFrom } from '../../src/domain/rcp.js';
 import { TestStack, TEST_MODEL, type RawNode, type Tenant } from '../helpers/stack.js';
 import { SettlementService } from '../../src/jobs/settlement.service.js';
+import { settlementStore } from '../../src/postgres/settlement.store.js';
 import { PayloadsRepository } from '../../src/mongo/payloads.repository.js';
 import { bucketExpiresAtMs, bucketName, parseBucketName } from '../../src/mongo/payload-buckets.js';
 import { newJobId } from '../../src/domain/job-ids.js';
@@ -96,7 +97,7 @@ async function quarantined(jobId: string): Promise<Array<{ reason: string }>> {
 test('outbox: a job accepted but never published is republished by maintenance and completed by a node', () =>
   check(async () => {
     await stack.node();
-    const settlement = new SettlementService(stack.db, stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
+    const settlement = new SettlementService(settlementStore(stack.db), stack.config.OPERATOR_SHARE_BPS, rcpClockFrom(stack.config));
     const request: JobRequest = { messages: [{ role: 'user', content: 'left in the outbox' }], max_tokens: 50 };
     const id = randomUUID();
     const hold = worstCaseCost({ inputPriceMicro: 10, outputPriceMicro: 20, minChargeMicro: 0, surchargeBps: 0 }, promptTokenUpperBound(request.messages), request.max_tokens);
