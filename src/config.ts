@@ -1,6 +1,7 @@
 // Configuration: read from the environment once at boot, validated with one schema, every bad key
 // reported in a single message. No secret has a default.
 import { z } from 'zod';
+import { parseRedisUrl } from './redis/redis-url.js';
 
 export const ROLES = ['cloud', 'io', 'scheduler', 'gate', 'status', 'maintenance'] as const;
 export type Role = (typeof ROLES)[number];
@@ -20,7 +21,18 @@ export const configSchema = z.object({
   PG_POOL_MAX: int(20, 1),
   // Unset: `serve` starts the repository's embedded FerretDB (see ferretdb/) and uses it.
   MONGODB_URL: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must be a mongodb:// URL').optional(),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
+  // One server (redis://, rediss://) or a Redis Cluster: redis+cluster://[user:password@]host:port,host:port
+  // (rediss+cluster:// for TLS), some of its nodes to discover the rest from (src/redis/redis-url.ts).
+  REDIS_URL: z
+    .string()
+    .superRefine((url, ctx) => {
+      try {
+        parseRedisUrl(url);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })
+    .default('redis://127.0.0.1:6379'),
   RABBITMQ_URL: z.string().regex(/^amqps?:\/\//, 'must be an amqp:// URL').default('amqp://guest:guest@127.0.0.1:5672'),
   // Prefixes let several networks (or test runs) share one Redis and one RabbitMQ without seeing each other.
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]*$/).default('rt:'),

@@ -37,6 +37,7 @@ export function redact(url: string): string {
     if (u.password) u.password = '***';
     return u.toString();
   } catch {
-    return '(unparseable URL)';
+    // A Redis Cluster's URL (several host:port) is no WHATWG URL: hide its password by hand.
+    return /^[a-z+]+:\/\//.test(url) ? url.replace(/^([a-z+]+:\/\/[^:@/]*:)[^@/]*@/, '$1***@') : '(unparseable URL)';
   }
 }

@@ -1,48 +1,84 @@
 // The Redis port. Every key is built by RedisKeys with the configured prefix, so that several networks
 // or test runs can share one server. Redis holds only what can be rebuilt (see DESIGN.md, invariant 5).
+//
+// One server (`redis://` / `rediss://`) or a Redis Cluster (`redis+cluster://` / `rediss+cluster://`
+// with the addresses of some of its nodes): createRedis makes an ioredis Redis or Cluster from the URL,
+// and the rest of the backbone uses either through RedisClient, the commands both answer. On a cluster,
+// pub/sub is sharded (SPUBLISH/SSUBSCRIBE, Redis 7): see PubSub below.
 import { createHash } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { instrumentRedis } from './instrument.js';
+import { parseRedisUrl } from './redis-url.js';
 
-/** The Redis connection type, for code outside this folder that passes one along (the composition root). */
-export type RedisClient = Redis;
+/** A connection to one server or to a cluster: what every repository here takes. */
+export type RedisClient = Redis | Cluster;
+
+/** True for a cluster client: its pub/sub is sharded, its keys are routed by slot. */
+export function isCluster(redis: RedisClient): redis is Cluster {
+  return redis.isCluster;
+}
 
 /**
- * A Redis connection. `subscriber`: the connection will be put in subscribe mode (it can then run nothing
- * else, so it does not pipeline).
+ * A Redis connection (or a cluster client) from a REDIS_URL. `subscriber`: the connection will be put in
+ * subscribe mode (it can then run nothing else, so it does not pipeline); on a cluster it subscribes
+ * through one connection per master (sharded pub/sub).
  */
-export function createRedis(url: string, name: string, opts: { subscriber?: boolean } = {}): Redis {
-  const redis = new Redis(url, {
+export function createRedis(url: string, name: string, opts: { subscriber?: boolean } = {}): RedisClient {
+  const target = parseRedisUrl(url);
+  const common: RedisOptions = {
     connectionName: `resultity:${name}`,
     // Commands issued while reconnecting wait instead of failing at once; a bounded retry keeps a request
     // from hanging forever on a dead server.
     maxRetriesPerRequest: 3,
     enableOfflineQueue: true,
-    lazyConnect: false,
     // ioredis's default, stated: a command must not wait for Nagle's algorithm.
     noDelay: true,
-    // Commands issued in the same tick of the event loop (concurrent requests' rate-limit checks, results'
-    // completions) leave in one write, and their replies come back in one read: a socket write costs
-    // about as much as the command itself, so under load this halves what Redis costs the process. Each
-    // command is still its own command (and counted as one); nothing waits for a batch to fill.
-    enableAutoPipelining: opts.subscriber !== true,
-  });
+  };
+  // Commands issued in the same tick of the event loop (concurrent requests' rate-limit checks, results'
+  // completions) leave in one write, and their replies come back in one read: a socket write costs
+  // about as much as the command itself, so under load this halves what Redis costs the process. Each
+  // command is still its own command (and counted as one); nothing waits for a batch to fill. A cluster
+  // client batches per node.
+  const enableAutoPipelining = opts.subscriber !== true;
+  const redis: RedisClient =
+    target.kind === 'server'
+      ? new Redis(target.url, { ...common, lazyConnect: false, enableAutoPipelining })
+      : new Cluster(target.nodes, {
+          enableAutoPipelining,
+          enableOfflineQueue: true,
+          shardedSubscribers: opts.subscriber === true,
+          redisOptions: { ...common, username: target.username, password: target.password, ...(target.tls ? { tls: {} } : {}) },
+        });
   // Commands counted for GET /metrics, by this client's name.
   instrumentRedis(redis, name);
   return redis;
 }
 
 /**
- * Deletes every key that starts with `prefix` (SCAN and DEL in pages, never KEYS); returns how many were.
- * For dropping a test's or a benchmark's keys, or everything a network prefix holds.
+ * Deletes every key that starts with `prefix` (SCAN and DEL in pages, never KEYS; on a cluster, on every
+ * master, each key by itself since a page spans slots); returns how many were. For dropping a test's or a
+ * benchmark's keys, or everything a network prefix holds.
  */
-export async function deleteKeysByPrefix(redis: Redis, prefix: string): Promise<number> {
+export async function deleteKeysByPrefix(redis: RedisClient, prefix: string): Promise<number> {
+  if (!isCluster(redis)) return deleteOnServer(redis, prefix, (keys) => redis.del(...keys));
+  let deleted = 0;
+  for (const node of redis.nodes('master')) {
+    deleted += await deleteOnServer(node, prefix, async (keys) => {
+      const p = node.pipeline();
+      for (const k of keys) p.del(k);
+      return ((await p.exec()) ?? []).reduce((n, [err, v]) => n + (err ? 0 : Number(v)), 0);
+    });
+  }
+  return deleted;
+}
+
+async function deleteOnServer(redis: Redis, prefix: string, del: (keys: string[]) => Promise<number>): Promise<number> {
   let deleted = 0;
   let cursor = '0';
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
     cursor = next;
-    if (keys.length) deleted += await redis.del(...keys);
+    if (keys.length) deleted += await del(keys);
   } while (cursor !== '0');
   return deleted;
 }
@@ -55,9 +91,10 @@ export async function deleteKeysByPrefix(redis: Redis, prefix: string): Promise<
  *                together atomically (readiness.lua.ts), so they are one slot, on one shard of a cluster;
  *   <p>{rl}:     rate-limit buckets and API-key touch marks (one request takes several buckets at once);
  *   <p>{uptime}: uptime bitmaps and their epoch sets;
- * the rest (streams, nonces, challenges, config digests) are each used alone, hashed by their full name,
- * spread over the cluster. Pub/sub channels are not keys; those the scripts publish on carry the live tag
- * only so that a script builds them from the same prefix as its keys.
+ *   <p>...{<jobId>}: a streamed job's chunks and its wake-up channel (the append script publishes on it);
+ * the rest (nonces, challenges, config digests) are each used alone, hashed by their full name, spread
+ * over the cluster. Pub/sub channels are not keys, but on a cluster a channel is sharded like one
+ * (pubsub.ts): those the scripts publish on carry the tag of the script's keys.
  */
 export class RedisKeys {
   /** The live group's prefix: what the readiness scripts build their data-dependent key names from (ARGV[1]). */
@@ -107,6 +144,14 @@ export class RedisKeys {
   /** The set of the subclouds mirrored. */
   subclouds(): string {
     return `${this.live}subclouds`;
+  }
+  /** A subcloud's mirrored rules (readiness.lua.ts). */
+  subcloud(name: string): string {
+    return `${this.live}subcloud:${name}`;
+  }
+  /** A subcloud's member node ids. */
+  subcloudMembers(name: string): string {
+    return `${this.live}subcloud:${name}:members`;
   }
   /** Every key of the eligibility mirror matches one of these patterns (for tests that drop the mirror). */
   eligibilityMirrorPatterns(): string[] {
@@ -161,13 +206,17 @@ export class RedisKeys {
   capacityEvents(): string {
     return `${this.live}events:capacity`;
   }
-  /** The chunks one attempt of a streamed job has sent so far, in order (a Redis Stream; redis/job-streams.ts). */
+  /**
+   * The chunks one attempt of a streamed job has sent so far, in order (a Redis Stream; redis/job-streams.ts).
+   * The job id is its hash tag, shared with the job's wake-up channel: the append script publishes on it,
+   * which on a cluster (SPUBLISH) must be in the script's slot.
+   */
   jobStream(jobId: string, attempt: number): string {
-    return `${this.prefix}stream:${jobId}:${attempt}`;
+    return `${this.prefix}stream:{${jobId}}:${attempt}`;
   }
   /** Pub/sub channel that wakes whoever relays a job's stream when a chunk is appended (the message is the attempt). */
   jobStreamWakeups(jobId: string): string {
-    return `${this.prefix}events:stream:${jobId}`;
+    return `${this.prefix}events:stream:{${jobId}}`;
   }
   /** A job's in-flight record: its running attempt and node (redis/inflight.repository.ts). */
   job(jobId: string): string {
@@ -186,18 +235,27 @@ export class RedisKeys {
  * data the script reads (readiness pools, the nodes found in one) cannot be declared before the call;
  * the readiness scripts build those from the live group's prefix, whose hash tag puts them in the slot of
  * the declared keys (the pattern BullMQ documents for Redis Cluster: one hash tag per prefix).
+ *
+ * A script publishes with `redis.call(PUBLISH, channel, message)`: PUBLISH is a local the script is run
+ * with, 'PUBLISH' on one server and 'SPUBLISH' on a cluster (pubsub.ts), where the channel must hash to
+ * the script's slot like a key.
  */
 export class LuaScript {
-  private readonly sha: string;
-  constructor(private readonly source: string) {
-    this.sha = createHash('sha1').update(source).digest('hex');
+  private readonly variants: Record<'server' | 'cluster', { source: string; sha: string }>;
+  constructor(source: string) {
+    const variant = (command: string) => {
+      const text = `local PUBLISH = '${command}'\n${source}`;
+      return { source: text, sha: createHash('sha1').update(text).digest('hex') };
+    };
+    this.variants = { server: variant('PUBLISH'), cluster: variant('SPUBLISH') };
   }
-  async run(redis: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+  async run(redis: RedisClient, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
     if (keys.length === 0) throw new Error('a script call must declare at least one key (Redis Cluster routes by them)');
+    const { source, sha } = this.variants[isCluster(redis) ? 'cluster' : 'server'];
     try {
-      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+      return await redis.evalsha(sha, keys.length, ...keys, ...args);
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return redis.eval(this.source, keys.length, ...keys, ...args);
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return redis.eval(source, keys.length, ...keys, ...args);
       throw err;
     }
   }

@@ -12,15 +12,15 @@
 // Cost: the script walks every subcloud member, old and new; it blocks Redis for a few milliseconds per
 // thousand members. Admin changes are rare, and maintenance replaces the mirror only when its revision
 // differs from PostgreSQL's.
-import type { Redis } from 'ioredis';
-import { LuaScript, type RedisKeys } from './client.js';
+import { LuaScript, type RedisKeys, type RedisClient } from './client.js';
 import { READINESS_LUA } from './readiness.lua.js';
 import type { EligibilityRules } from '../domain/eligibility.js';
 
 
 /**
- * KEYS: the revision, the set of models mirrored, the set of subclouds mirrored (the per-model and
- * per-subcloud keys are named by those sets and by the rules: built from the live prefix, the same slot).
+ * KEYS: the revision, the set of models mirrored, the set of subclouds mirrored, node-earned (the per-model
+ * and per-subcloud keys of the old mirror are learnt from those sets, and the affected nodes from the
+ * members: built from the live prefix, the same slot; the new rules' keys too, to keep one code path).
  * ARGV: live prefix, revision ('<database>:<counter>'), rules (JSON: {models: [[name, version, minGpu]], subclouds: [[name, network,
  * models[], minGpu, isolate(0|1), members[]]]}). Returns 1 when applied, 0 when a newer revision is mirrored.
  */
@@ -66,7 +66,7 @@ for id in pairs(affected) do
   local nk = p .. 'node:' .. id
   if redis.call('EXISTS', nk) == 1 then
     repool(p, id, nk)
-    rescore(p, id, nk, true)
+    rescore(p, id, nk, true, KEYS[4])
   end
 end
 redis.call('SET', KEYS[1], rev)
@@ -75,7 +75,7 @@ return 1
 
 export class EligibilityMirror {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 
@@ -91,6 +91,6 @@ export class EligibilityMirror {
       subclouds: rules.subclouds.map((s) => [s.name, s.network, s.models, s.minGpuMemoryMb, s.isolate ? 1 : 0, s.members]),
     };
     // cjson decodes an empty JSON array as an empty table either way; no special case needed.
-    return (await REPLACE.run(this.redis, [this.keys.eligibilityRevision(), this.keys.modelRequirementsIndex(), this.keys.subclouds()], [this.keys.live, rules.revision, JSON.stringify(doc)])) === 1;
+    return (await REPLACE.run(this.redis, [this.keys.eligibilityRevision(), this.keys.modelRequirementsIndex(), this.keys.subclouds(), this.keys.nodeEarned()], [this.keys.live, rules.revision, JSON.stringify(doc)])) === 1;
   }
 }

@@ -10,8 +10,7 @@
 //
 // The scripts here end an attempt's Redis side in one round trip each: the node's slot, the record, the
 // node's failure streak and the job event every instance hears.
-import type { Redis } from 'ioredis';
-import { LuaScript, type RedisKeys } from './client.js';
+import { LuaScript, type RedisKeys, type RedisClient } from './client.js';
 import { READINESS_LUA } from './readiness.lua.js';
 import type { JobEvent } from './job-events.js';
 import { USAGE_SAMPLE_TTL_MS } from './usage-samples.repository.js';
@@ -37,12 +36,12 @@ if tonumber(ARGV[8]) > 0 then
 end
 redis.call('HINCRBY', KEYS[1], id, 1)
 local nk = KEYS[2]
-if redis.call('ZREM', KEYS[3], job) == 1 and redis.call('EXISTS', nk) == 1 then rescore(p, id, nk, true) end
+if redis.call('ZREM', KEYS[3], job) == 1 and redis.call('EXISTS', nk) == 1 then rescore(p, id, nk, true, KEYS[1]) end
 local jk = KEYS[4]
 redis.call('HSET', jk, 'done', '1')
 redis.call('PEXPIRE', jk, ttl)
 redis.call('DEL', KEYS[5])
-redis.call('PUBLISH', p .. 'events:jobs', event)
+redis.call(PUBLISH, p .. 'events:jobs', event)
 return 1
 `);
 
@@ -50,8 +49,8 @@ return 1
  * A job ended without a result (failed, expired, cancelled): returns the slot of the attempt still in
  * flight, if any, marks the job done and publishes the job's event. Returns the node whose slot was
  * returned, or false.
- * KEYS: the job's record. ARGV: live prefix, jobId, event (JSON), done TTL (ms). The node's keys are found in
- * the record (built from the live prefix: the same slot).
+ * KEYS: the job's record, node-earned. ARGV: live prefix, jobId, event (JSON), done TTL (ms). The node's keys
+ * are learnt from the record, so they cannot be declared: built from the live prefix, the same slot.
  */
 const ENDED = new LuaScript(`${READINESS_LUA}
 local p, job, event, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -62,12 +61,12 @@ if f[1] and f[2] ~= '1' then
   local nk = p .. 'node:' .. f[1]
   if redis.call('ZREM', nk .. ':slots', job) == 1 then
     released = f[1]
-    if redis.call('EXISTS', nk) == 1 then rescore(p, f[1], nk, true) end
+    if redis.call('EXISTS', nk) == 1 then rescore(p, f[1], nk, true, KEYS[2]) end
   end
 end
 redis.call('HSET', jk, 'done', '1')
 redis.call('PEXPIRE', jk, ttl)
-redis.call('PUBLISH', p .. 'events:jobs', event)
+redis.call(PUBLISH, p .. 'events:jobs', event)
 return released
 `);
 
@@ -83,7 +82,7 @@ export interface InflightAttempt {
 
 export class InflightRepository {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 
@@ -102,7 +101,7 @@ export class InflightRepository {
 
   /** See ENDED; returns the node whose slot the job held, or null. */
   async ended(jobId: string, event: JobEvent): Promise<string | null> {
-    const node = await ENDED.run(this.redis, [this.keys.job(jobId)], [this.keys.live, jobId, JSON.stringify(event), DONE_TTL_MS]);
+    const node = await ENDED.run(this.redis, [this.keys.job(jobId), this.keys.nodeEarned()], [this.keys.live, jobId, JSON.stringify(event), DONE_TTL_MS]);
     return typeof node === 'string' ? node : null;
   }
 }

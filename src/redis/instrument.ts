@@ -1,11 +1,11 @@
 // Redis's instrumentation for GET /metrics (metrics/engine-metrics.ts declares the series): every command
 // a client sends, by client and command, and errors.
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { countEngineError, redisCommands } from '../metrics/engine-metrics.js';
 import { clientLabel, redisCommandLabel } from '../metrics/labels.js';
 
 /** Counts every command the client sends, pipelines and MULTI blocks included (they go through sendCommand). */
-export function instrumentRedis(redis: Redis, name: string): void {
+export function instrumentRedis(redis: Redis | Cluster, name: string): void {
   const client = clientLabel(name);
   redis.on('error', () => countEngineError('redis', 'connection'));
   const send = redis.sendCommand.bind(redis);

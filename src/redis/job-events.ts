@@ -4,8 +4,8 @@
 //
 // Pub/sub is fire-and-forget: a lost event must only ever cost time, never correctness. Every waiter
 // therefore also has a timeout after which it re-reads the authoritative job row in PostgreSQL.
-import type { Redis } from 'ioredis';
-import type { RedisKeys } from './client.js';
+import type { RedisClient, RedisKeys } from './client.js';
+import { onMessage, publish, subscribe } from './pubsub.js';
 import type { JobDispatch, JobOutput, Usage } from '../domain/protocol.js';
 import type { TerminalStatus } from '../domain/job-states.js';
 import type { JobTerms } from '../domain/job-ticket.js';
@@ -48,17 +48,18 @@ export class JobEvents {
   private readonly cancelledHandlers: Array<(jobId: string) => void> = [];
 
   constructor(
-    private readonly pub: Redis,
+    private readonly pub: RedisClient,
     /** A dedicated connection: a Redis connection in subscribe mode can run no other command. */
-    private readonly sub: Redis,
+    private readonly sub: RedisClient,
     private readonly keys: RedisKeys,
   ) {
-    sub.on('message', (channel: string, raw: string) => this.onMessage(channel, raw));
+    onMessage(sub, (channel, raw) => this.onMessage(channel, raw));
   }
 
   async start(instanceId: string | null): Promise<void> {
-    await this.sub.subscribe(this.keys.jobEvents(), this.keys.capacityEvents());
-    if (instanceId) await this.sub.subscribe(this.keys.ioInstance(instanceId));
+    // Two calls: on a cluster one subscription's channels share a slot (the first two the live tag's).
+    await subscribe(this.sub, this.keys.jobEvents(), this.keys.capacityEvents());
+    if (instanceId) await subscribe(this.sub, this.keys.ioInstance(instanceId));
   }
 
   /** Called for every job that finished, on every instance (jobs/publish-marks.ts drops its pending mark). */
@@ -76,12 +77,12 @@ export class JobEvents {
   }
 
   async publish(event: JobEvent): Promise<void> {
-    await this.pub.publish(this.keys.jobEvents(), JSON.stringify(event));
+    await publish(this.pub, this.keys.jobEvents(), JSON.stringify(event));
   }
 
   /** Sends a job to the io instance holding the node; false when no such instance is listening. */
   async dispatch(instanceId: string, d: DispatchEnvelope): Promise<boolean> {
-    const receivers = await this.pub.publish(this.keys.ioInstance(instanceId), JSON.stringify(d));
+    const receivers = await publish(this.pub, this.keys.ioInstance(instanceId), JSON.stringify(d));
     return receivers > 0;
   }
 

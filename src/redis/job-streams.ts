@@ -8,8 +8,8 @@
 // abandoned one costs nothing for long. Pub/sub is used only to wake readers up: a lost wake-up costs
 // a poll interval, never a chunk. Losing Redis loses the streams in flight (see the gateway and relay for
 // what that does to a job), never a result: the result and its output are stored from the signed result.
-import type { Redis } from 'ioredis';
-import { LuaScript, type RedisKeys } from './client.js';
+import { LuaScript, type RedisClient, type RedisKeys } from './client.js';
+import { onMessage, subscribe, unsubscribe } from './pubsub.js';
 
 /**
  * `stream_lost`: the stream holds fewer chunks than the writer appended (Redis lost them, or the stream
@@ -55,14 +55,14 @@ for i = 7, #ARGV do
 end
 if added > 0 then
   redis.call('PEXPIRE', key, ARGV[5])
-  redis.call('PUBLISH', channel, ARGV[6])
+  redis.call(PUBLISH, channel, ARGV[6])
 end
 return {outcome, added}
 `);
 
 export class JobStreams {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     /** How long an attempt's stream outlives its last chunk: long enough for its result to be checked and its readers to drain it. */
     private readonly ttlMs: () => number,
@@ -127,10 +127,10 @@ export class StreamWakeups {
   private readonly watchers = new Map<string, Set<WatchState>>();
 
   constructor(
-    private readonly sub: Redis,
+    private readonly sub: RedisClient,
     private readonly keys: RedisKeys,
   ) {
-    sub.on('message', (channel: string) => {
+    onMessage(sub, (channel) => {
       for (const w of this.watchers.get(channel) ?? []) signal(w);
     });
   }
@@ -141,7 +141,7 @@ export class StreamWakeups {
     let set = this.watchers.get(channel);
     if (!set) {
       this.watchers.set(channel, (set = new Set()));
-      await this.sub.subscribe(channel);
+      await subscribe(this.sub, channel);
     }
     set.add(state);
     let closed = false;
@@ -173,7 +173,7 @@ export class StreamWakeups {
         current?.delete(state);
         if (current && current.size === 0) {
           this.watchers.delete(channel);
-          await this.sub.unsubscribe(channel);
+          await unsubscribe(this.sub, channel);
         }
       },
     };

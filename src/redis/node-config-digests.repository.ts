@@ -4,12 +4,11 @@
 // Entries of nodes that left stay until they come back; readers only look at nodes online now (the
 // <p>online index the presence scripts keep). Live state: lost with Redis, rewritten as nodes register
 // again.
-import type { Redis } from 'ioredis';
-import type { RedisKeys } from './client.js';
+import type { RedisKeys, RedisClient } from './client.js';
 
 export class NodeConfigDigests {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

@@ -3,9 +3,8 @@
 // per flagged node, <p>unroutable:<id>, holding the time (ms) until which it gets no new jobs. The
 // reservation script (presence.repository.ts) skips such nodes, so a flag takes effect on every instance
 // with the next reservation. An indefinite flag is stored as a far-future time.
-import type { Redis } from 'ioredis';
 import { routable, type NodeFlags } from '../domain/node-flags.js';
-import type { RedisKeys } from './client.js';
+import type { RedisKeys, RedisClient } from './client.js';
 
 export const FOREVER_MS = 8_640_000_000_000_000; // the largest time a JavaScript Date can hold
 
@@ -16,7 +15,7 @@ export function unroutableUntil(f: NodeFlags): number | null {
 
 export class NodeFlagsMirror {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

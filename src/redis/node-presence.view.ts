@@ -1,8 +1,7 @@
 // Read-only view of given nodes' presence (see readiness.lua.ts for the key layout), for an operator's
 // console: whether each node is online now, and what it declared in its last heartbeat. Pipelined reads,
 // no script: a picture of a moving fleet needs no atomicity. Nothing here writes.
-import type { Redis } from 'ioredis';
-import type { RedisKeys } from './client.js';
+import type { RedisKeys, RedisClient } from './client.js';
 
 export interface NodePresence {
   /** When the node's last registration or heartbeat was recorded. */
@@ -20,7 +19,7 @@ export interface NodePresence {
 
 export class NodePresenceView {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

@@ -17,8 +17,7 @@
 // mirror (Redis lost everything) a reservation cannot tell an isolated node from a public one, so the
 // scripts answer "unsynced" and this repository has the mirror rebuilt from PostgreSQL (`resync`) and
 // tries once more: a read-through repair, instead of routing blind until the next maintenance tick.
-import type { Redis } from 'ioredis';
-import { LuaScript, type RedisKeys } from './client.js';
+import { LuaScript, type RedisKeys, type RedisClient } from './client.js';
 import { READINESS_LUA } from './readiness.lua.js';
 import type { DeclaredModel } from '../domain/protocol.js';
 import type { Gpu, Network, Placement } from '../domain/eligibility.js';
@@ -32,7 +31,7 @@ const FENCED = -2;
 
 /**
  * Upserts a node's presence from a registration or heartbeat.
- * KEYS: the node's presence, its slots, the online list. ARGV: live prefix, nodeId, instance, capacity, models ('name@version' csv), reported running, ttlMs, mode,
+ * KEYS: the node's presence, its slots, the online list, node-earned. ARGV: live prefix, nodeId, instance, capacity, models ('name@version' csv), reported running, ttlMs, mode,
  * now, slotMaxAgeMs, network, region ('' undeclared), gpu class, gpu memory (MiB), ceilings
  * ('name@version=slots' csv), start slots, capabilities (csv)
  * mode 'register' (a new connection): reservations of the old connection are dropped (its attempts were
@@ -52,7 +51,7 @@ redis.call('PEXPIRE', slots, ttl)
 redis.call('ZADD', online, now, id)
 redis.call('ZREMRANGEBYSCORE', online, '-inf', now - ttl)
 repool(p, id, nk)
-rescore(p, id, nk, true)
+rescore(p, id, nk, true, KEYS[4])
 if existed then return 0 else return 1 end
 `);
 
@@ -65,7 +64,9 @@ if existed then return 0 else return 1 end
  * weight free slots × score (<p>node-scores, written by the quality service; a node without a score counts
  * as new, NEW_NODE_SCORE): idle capacity is still preferred, trusted nodes get more of the work, and a node
  * with a poor score still gets some, so that it can earn its way back.
- * KEYS: the job's in-flight record, the rules' revision. ARGV: live prefix, network, model, region, subcloud, excluded (csv), candidates to examine, jobId, now,
+ * KEYS: the job's in-flight record, the rules' revision, then the placement's keys (placementKeys: the model's
+ * requirements, node-scores, node-earned, and for a subcloud its hash and members). ARGV: live prefix,
+ * network, model, region, subcloud, excluded (csv), candidates to examine, jobId, now,
  * a random integer in [0, 1000000), attempt to claim (0: none), the claim's TTL (ms), the capabilities the
  * job needs (csv, '' for none).
  * With an attempt to claim, the reservation is also the attempt's start: <p>job:<jobId> (the job's
@@ -78,13 +79,13 @@ const RESERVE = new LuaScript(`${READINESS_LUA}
 local p, network, model, region, sc = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local maxc, job, now, spin = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local attempt, claimTtl, needs = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13]
-local jk = KEYS[1]
+local jk, scores, earned, members = KEYS[1], KEYS[4], KEYS[5], KEYS[7]
 if attempt > 0 then
   local cur = redis.call('HMGET', jk, 'attempt', 'done')
   if cur[2] == '1' or (cur[1] and tonumber(cur[1]) >= attempt) then return ${FENCED} end
 end
 if redis.call('EXISTS', KEYS[2]) == 0 then return ${UNSYNCED} end
-local ready, mv, floor = placement(p, network, model, region, sc)
+local ready, mv, floor = placement(p, KEYS[3], KEYS[6], network, model, region, sc)
 if not ready then return nil end
 local excluded = {}
 for id in string.gmatch(ARGV[6], '[^,]+') do excluded[id] = true end
@@ -94,15 +95,15 @@ for _, id in ipairs(raw) do
   if not excluded[id] then
     local nk = p .. 'node:' .. id
     local f = redis.call('HMGET', nk, unpack(NODE_FIELDS))
-    if candidate(p, ready, id, f, network, mv, region, floor, sc, now, needs) == 'ok' then
-      local free = slot_limit(p, id, tonumber(f[1]), f[8], f[9], mv) - math.max(redis.call('ZCARD', nk .. ':slots'), tonumber(f[6] or '0'))
+    if candidate(p, ready, id, f, network, mv, region, floor, sc, members, now, needs) == 'ok' then
+      local free = slot_limit(earned, id, tonumber(f[1]), f[8], f[9], mv) - math.max(redis.call('ZCARD', nk .. ':slots'), tonumber(f[6] or '0'))
       if free > 0 then
-        local score = tonumber(redis.call('HGET', p .. 'node-scores', id) or '${NEW_NODE_SCORE}')
+        local score = tonumber(redis.call('HGET', scores, id) or '${NEW_NODE_SCORE}')
         local weight = free * math.max(score, 0.001)
         total = total + weight
         picks[#picks + 1] = {id = id, nk = nk, instance = f[7], weight = weight}
       else
-        rescore(p, id, nk, false) -- its pool score said it had room: correct it
+        rescore(p, id, nk, false, earned) -- its pool score said it had room: correct it
       end
     end
   end
@@ -117,7 +118,7 @@ end
 local slots = chosen.nk .. ':slots'
 redis.call('ZADD', slots, now, job)
 redis.call('PEXPIRE', slots, redis.call('PTTL', chosen.nk))
-rescore(p, chosen.id, chosen.nk, false)
+rescore(p, chosen.id, chosen.nk, false, earned)
 if attempt > 0 then
   redis.call('HSET', jk, 'attempt', attempt, 'node', chosen.id, 'instance', chosen.instance, 'started', now)
   redis.call('PEXPIRE', jk, claimTtl)
@@ -129,7 +130,7 @@ return {chosen.id, chosen.instance}
  * Returns a job's slot on a node and announces it; a no-op when the job holds none. With an attempt, the
  * reservation is taken back whole: the job's in-flight record is dropped if it names that attempt on that
  * node (the attempt was never dispatched, and the same attempt may be claimed again).
- * KEYS: the job's in-flight record, the node's presence, its slots. ARGV: live prefix, nodeId, jobId, attempt ('' for none).
+ * KEYS: the job's in-flight record, the node's presence, its slots, node-earned. ARGV: live prefix, nodeId, jobId, attempt ('' for none).
  */
 const RELEASE = new LuaScript(`${READINESS_LUA}
 local p, id, job, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -140,7 +141,7 @@ if attempt ~= '' then
 end
 local nk = KEYS[2]
 if redis.call('ZREM', KEYS[3], job) == 0 or redis.call('EXISTS', nk) == 0 then return -1 end
-return rescore(p, id, nk, true)
+return rescore(p, id, nk, true, KEYS[4])
 `);
 
 /**
@@ -160,18 +161,19 @@ return 1
 
 /**
  * Counts live, unflagged nodes eligible for a placement (free slots or not), up to `atMost` (0: all),
- * dropping stale entries. KEYS: the rules' revision. ARGV: live prefix, network, model, region, subcloud, now, atMost, needs (csv).
+ * dropping stale entries. KEYS: the rules' revision, then the placement's keys (as RESERVE's). ARGV: live
+ * prefix, network, model, region, subcloud, now, atMost, needs (csv).
  * Returns the count, or -1 when the rules' mirror is missing.
  */
 const COUNT_ELIGIBLE = new LuaScript(`${READINESS_LUA}
 local p, network, model, region, sc, now, atMost, needs = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 if redis.call('EXISTS', KEYS[1]) == 0 then return ${UNSYNCED} end
-local ready, mv, floor = placement(p, network, model, region, sc)
+local ready, mv, floor = placement(p, KEYS[2], KEYS[5], network, model, region, sc)
 if not ready then return 0 end
 local n = 0
 for _, id in ipairs(redis.call('ZRANGE', ready, 0, -1)) do
   local f = redis.call('HMGET', p .. 'node:' .. id, unpack(NODE_FIELDS))
-  if candidate(p, ready, id, f, network, mv, region, floor, sc, now, needs) == 'ok' then
+  if candidate(p, ready, id, f, network, mv, region, floor, sc, KEYS[6], now, needs) == 'ok' then
     n = n + 1
     if atMost > 0 and n >= atMost then return n end
   end
@@ -212,7 +214,7 @@ export interface NodeDeclaration {
 
 export class PresenceRepository {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     /** The presence TTL (read at every upsert: it follows the network config). */
     private readonly ttlMs: () => number,
@@ -224,7 +226,7 @@ export class PresenceRepository {
 
   /** Returns true when the presence was created (new, expired or lost with Redis) rather than refreshed. */
   async upsert(n: NodeDeclaration): Promise<boolean> {
-    const created = await UPSERT.run(this.redis, [this.keys.node(n.nodeId), this.keys.nodeSlots(n.nodeId), this.keys.onlineNodes()], [
+    const created = await UPSERT.run(this.redis, [this.keys.node(n.nodeId), this.keys.nodeSlots(n.nodeId), this.keys.onlineNodes(), this.keys.nodeEarned()], [
       this.keys.live,
       n.nodeId,
       n.instance,
@@ -265,7 +267,7 @@ export class PresenceRepository {
 
   private async runReserve(placement: Placement, jobId: string, exclude: readonly string[], claim: AttemptClaim | null, candidates: number): Promise<Reservation | 'fenced' | null> {
     const run = () =>
-      RESERVE.run(this.redis, [this.keys.job(jobId), this.keys.eligibilityRevision()], [
+      RESERVE.run(this.redis, [this.keys.job(jobId), this.keys.eligibilityRevision(), ...placementKeys(this.keys, placement)], [
         this.keys.live,
         ...placementArgs(placement),
         exclude.join(','),
@@ -284,7 +286,7 @@ export class PresenceRepository {
 
   /** Returns `jobId`'s slot on the node; idempotent. With `unclaim`, also takes back the attempt it started (see RELEASE). */
   async release(nodeId: string, jobId: string, unclaim?: number): Promise<void> {
-    await RELEASE.run(this.redis, [this.keys.job(jobId), this.keys.node(nodeId), this.keys.nodeSlots(nodeId)], [this.keys.live, nodeId, jobId, unclaim ?? '']);
+    await RELEASE.run(this.redis, [this.keys.job(jobId), this.keys.node(nodeId), this.keys.nodeSlots(nodeId), this.keys.nodeEarned()], [this.keys.live, nodeId, jobId, unclaim ?? '']);
   }
 
   async remove(nodeId: string, instance: string): Promise<void> {
@@ -296,7 +298,7 @@ export class PresenceRepository {
    * (callers asking "is there any?" pass 1, which stops at the first). Walks the placement's whole pool.
    */
   async liveNodeCount(placement: Placement, atMost = 0): Promise<number> {
-    const run = () => COUNT_ELIGIBLE.run(this.redis, [this.keys.eligibilityRevision()], [this.keys.live, ...placementArgs(placement), Date.now(), atMost, needsArg(placement)]);
+    const run = () => COUNT_ELIGIBLE.run(this.redis, [this.keys.eligibilityRevision(), ...placementKeys(this.keys, placement)], [this.keys.live, ...placementArgs(placement), Date.now(), atMost, needsArg(placement)]);
     return (await this.synced(run)) as number;
   }
 
@@ -314,6 +316,16 @@ export class PresenceRepository {
 /** The capabilities a placement's job needs, as the scripts take them. */
 function needsArg(p: Placement): string {
   return p.needs?.join(',') ?? '';
+}
+
+/**
+ * The keys a placement reads that are known before the call, in the order RESERVE and COUNT_ELIGIBLE
+ * take them: the model's requirements, node-scores, node-earned, then the subcloud's hash and members
+ * (a public job has none). The pool itself is learnt in the script (its version is in the requirements).
+ */
+function placementKeys(keys: RedisKeys, p: Placement): string[] {
+  const subcloud = p.subcloud ? [keys.subcloud(p.subcloud), keys.subcloudMembers(p.subcloud)] : [];
+  return [keys.modelRequirements(p.model), keys.nodeScores(), keys.nodeEarned(), ...subcloud];
 }
 
 function placementArgs(p: Placement): string[] {

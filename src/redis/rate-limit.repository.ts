@@ -2,8 +2,7 @@
 // `rate` tokens per second up to `burst`; the script reads Redis's clock, not the caller's, so instances
 // with skewed clocks agree. A request may draw on several buckets at once (its API key's and its
 // account's): it takes a token from each or from none, in one command.
-import type { Redis } from 'ioredis';
-import { LuaScript, type RedisKeys } from './client.js';
+import { LuaScript, type RedisKeys, type RedisClient } from './client.js';
 
 /**
  * KEYS: the touch key, then each bucket's key (all in the {rl} group: one slot). ARGV: (rate (tokens/s),
@@ -57,7 +56,7 @@ export interface Taken {
 
 export class RateLimitRepository {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

@@ -34,13 +34,19 @@
 //   <p>node-subclouds:<id>    set of the subclouds a node is a member of
 //
 // <p> above is the live group's prefix (RedisKeys.live, '<prefix>{live}:'): every key here carries the
-// one hash tag, so that a script's keys are in one Redis Cluster slot. Each script declares the keys it
-// can name before it runs (KEYS[]); the ones it finds by reading (the pools of a node's models, the nodes
-// of a pool, a subcloud's members) it builds from <p>, passed as ARGV[1], which keeps them in that slot.
+// one hash tag, so that a script's keys are in one Redis Cluster slot. Each script declares in KEYS[]
+// every key it can name before it runs: the node's presence and slots, the job's record, node-earned,
+// node-scores, the rules' revision, and for a placement the model's requirements and the job's subcloud
+// with its members; the functions below take those as arguments. The keys a script only learns by
+// reading cannot be declared: the pool a job searches (its version is in the model's requirements), the
+// nodes found in it and their presence, slots and flags, a node's subclouds and their hashes, the pools a
+// node was in, the node an in-flight job runs on. Those are built from <p>, passed as ARGV[1], whose hash
+// tag keeps them in the declared keys' slot (a cluster refuses a script touching another slot's key, so
+// one built without the tag fails loudly; test/integration/redis-cluster.test.ts).
 
 /**
  * Lua: `repool(p, id, nk)` recomputes the pools a live node belongs to from its presence and the mirrored
- * subclouds, leaves the pools it no longer belongs to, and records the list; `rescore(p, id, nk, announce)`
+ * subclouds, leaves the pools it no longer belongs to, and records the list; `rescore(p, id, nk, announce, earned)`
  * writes its free slots to each of its pools and, when `announce` and a slot is free, publishes the names
  * of its models on <p>events:capacity (waiting schedulers wake at once instead of polling).
  */
@@ -69,28 +75,28 @@ end
 -- The slots a node may fill with model version mv: its ceiling for mv (from 'ceilings'; the declared
 -- capacity when mv has none) and at most what it has earned: its start slots plus its completed jobs
 -- (a presence without 'start', written by an older version, has no slow start).
-local function slot_limit(p, id, cap, ceilings, start, mv)
+local function slot_limit(earned, id, cap, ceilings, start, mv)
   local limit = cap
   local s, key = ',' .. (ceilings or '') .. ',', ',' .. mv .. '='
   local at = string.find(s, key, 1, true)
   if at then limit = math.min(limit, tonumber(string.match(s, '^(%d+)', at + #key)) or cap) end
-  if start then limit = math.min(limit, tonumber(start) + tonumber(redis.call('HGET', p .. 'node-earned', id) or '0')) end
+  if start then limit = math.min(limit, tonumber(start) + tonumber(redis.call('HGET', earned, id) or '0')) end
   return limit
 end
 
-local function rescore(p, id, nk, announce)
+local function rescore(p, id, nk, announce, earned)
   local f = redis.call('HMGET', nk, 'capacity', 'reported', 'models', 'pools', 'ceilings', 'start')
   local cap, reported = tonumber(f[1]), tonumber(f[2] or '0')
   local used = math.max(redis.call('ZCARD', nk .. ':slots'), reported)
   local any = false
   for k in string.gmatch(f[4] or '', '[^,]+') do
-    local free = slot_limit(p, id, cap, f[5], f[6], string.match(k, '^ready:[^:]*:([^|]*)')) - used
+    local free = slot_limit(earned, id, cap, f[5], f[6], string.match(k, '^ready:[^:]*:([^|]*)')) - used
     if free < 0 then free = 0 end
     if free > 0 then any = true end
     redis.call('ZADD', p .. k, free, id)
   end
   if announce and any and (f[3] or '') ~= '' then
-    redis.call('PUBLISH', p .. 'events:capacity', (string.gsub(f[3], '@[^,]*', '')))
+    redis.call(PUBLISH, p .. 'events:capacity', (string.gsub(f[3], '@[^,]*', '')))
   end
   return any
 end
@@ -108,8 +114,8 @@ end
 
 -- True when a node may take jobs of its subcloud sc (a member), or, for sc == '', public jobs (it is
 -- a member of no isolated subcloud).
-local function member_ok(p, id, sc)
-  if sc ~= '' then return redis.call('SISMEMBER', p .. 'subcloud:' .. sc .. ':members', id) == 1 end
+local function member_ok(p, id, sc, members)
+  if sc ~= '' then return redis.call('SISMEMBER', members, id) == 1 end
   for _, s in ipairs(redis.call('SMEMBERS', p .. 'node-subclouds:' .. id)) do
     if redis.call('HGET', p .. 'subcloud:' .. s, 'isolate') == '1' then return false end
   end
@@ -120,12 +126,12 @@ end
 -- mirrored rules (a model the catalogue does not know, a subcloud that does not exist, is on another
 -- network or does not allow the model). ARGV layout shared by RESERVE and COUNT: network, model,
 -- region ('' any), subcloud ('' public).
-local function placement(p, network, model, region, sc)
-  local req = redis.call('HMGET', p .. 'model-req:' .. model, 'version', 'min_gpu')
+local function placement(p, req_key, sc_key, network, model, region, sc)
+  local req = redis.call('HMGET', req_key, 'version', 'min_gpu')
   if not req[1] then return nil end
   local floor, qual = tonumber(req[2]), ''
   if sc ~= '' then
-    local s = redis.call('HMGET', p .. 'subcloud:' .. sc, 'network', 'models', 'min_gpu')
+    local s = redis.call('HMGET', sc_key, 'network', 'models', 'min_gpu')
     if not s[1] or s[1] ~= network then return nil end
     if s[2] ~= '' and not string.find(s[2], ',' .. model .. ',', 1, true) then return nil end
     floor = math.max(floor, tonumber(s[3]))
@@ -162,12 +168,12 @@ end
 -- count decides when a job no node can take fails, so the two must never disagree): 'stale' (dropped
 -- from the pool here), 'ineligible' (below the GPU floor, not a member of the job's subcloud or in an
 -- isolated one, flagged, without a capability the job needs) or 'ok'. f = HMGET of NODE_FIELDS.
-local function candidate(p, ready, id, f, network, mv, region, floor, sc, now, needs)
+local function candidate(p, ready, id, f, network, mv, region, floor, sc, members, now, needs)
   if not entry_current(f, network, mv, region) then
     redis.call('ZREM', ready, id)
     return 'stale'
   end
-  if tonumber(f[5] or '0') >= floor and has_caps(f[10], needs) and member_ok(p, id, sc)
+  if tonumber(f[5] or '0') >= floor and has_caps(f[10], needs) and member_ok(p, id, sc, members)
       and tonumber(redis.call('GET', p .. 'unroutable:' .. id) or '0') <= now then
     return 'ok'
   end

@@ -1,12 +1,11 @@
 // Replay protection for signed node messages: a message's nonce is accepted once within the window in
 // which its timestamp is valid; outside that window the timestamp check refuses it. Registration
 // challenges are one-time values issued by the gateway, consumed on use.
-import type { Redis } from 'ioredis';
-import type { RedisKeys } from './client.js';
+import type { RedisKeys, RedisClient } from './client.js';
 
 export class ReplayGuard {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly windowMs: number,
   ) {}

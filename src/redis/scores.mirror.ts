@@ -2,12 +2,11 @@
 // read by the reservation script to weight its choice; and of the jobs each node completed, from which it
 // earns slots (slow start). Rewritten whole by the quality service at every
 // pass, so it is back within one pass after a loss of Redis; until then every node counts as new.
-import type { Redis } from 'ioredis';
-import type { RedisKeys } from './client.js';
+import type { RedisKeys, RedisClient } from './client.js';
 
 export class ScoresMirror {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

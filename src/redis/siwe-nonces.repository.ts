@@ -1,12 +1,11 @@
 // Sign-In with Ethereum nonces: issued by the server, valid for a short time, usable once. A nonce lives
 // only in Redis; losing Redis only makes users ask for a new one.
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import type { RedisKeys } from './client.js';
+import type { RedisKeys, RedisClient } from './client.js';
 
 export class SiweNonces {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly ttlSeconds: number,
   ) {}

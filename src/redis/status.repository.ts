@@ -5,8 +5,7 @@
 //
 // The fleet is read from <p>online (every node by last heartbeat) and each node's presence hash; an
 // entry whose presence expired is skipped. Nothing here writes.
-import type { Redis } from 'ioredis';
-import type { RedisKeys } from './client.js';
+import type { RedisKeys, RedisClient } from './client.js';
 import { NETWORKS, type Network } from '../domain/eligibility.js';
 
 /** Live nodes serving one model (or a network's total), and their slots. */
@@ -51,7 +50,7 @@ interface NodeState {
 
 export class StatusRepository {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

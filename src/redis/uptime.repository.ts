@@ -3,8 +3,7 @@
 //   <p>{uptime}:uptime-nodes:<epoch>    set of the nodes seen in the epoch
 //   <p>{uptime}:uptime-epochs           set of the epochs with counts not yet written to PostgreSQL
 // (one hash tag: a heartbeat's script and an epoch's DEL touch several of them at once).
-import type { Redis } from 'ioredis';
-import { LuaScript, type RedisKeys } from './client.js';
+import { LuaScript, type RedisKeys, type RedisClient } from './client.js';
 
 /**
  * Marks a node seen in a slot of an epoch: one command per heartbeat (a MULTI of the five writes was
@@ -23,7 +22,7 @@ return 1
 
 export class UptimeRepository {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     /** Counts are kept this long after their epoch began: long enough for a closing epoch to be read. */
     private readonly ttlSeconds: number,

@@ -5,8 +5,7 @@
 //
 // Key layout: <p>usage-sample:<model>  hash  '<node>|t' → tokens, '<node>|b' → bytes
 //   TTL: USAGE_SAMPLE_TTL_MS after the model's last completion.
-import type { Redis } from 'ioredis';
-import type { RedisKeys } from './client.js';
+import type { RedisKeys, RedisClient } from './client.js';
 import type { UsageSample } from '../domain/usage-bounds.js';
 
 /** A model's samples outlive its last completion by a day. */
@@ -14,7 +13,7 @@ export const USAGE_SAMPLE_TTL_MS = 24 * 3_600_000;
 
 export class UsageSamples {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

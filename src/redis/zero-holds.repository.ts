@@ -8,8 +8,7 @@
 // namespace's key like a MongoDB payload: a dump of Redis shows no output, and a crypto-shredded namespace's
 // held results no longer open. The value says which it is by its first byte (a sealed box is marked,
 // JSON in clear starts with `{`).
-import type { Redis } from 'ioredis';
-import type { RedisKeys } from './client.js';
+import type { RedisKeys, RedisClient } from './client.js';
 import type { JobOutput, Usage } from '../domain/protocol.js';
 
 export interface ZeroHeld {
@@ -32,7 +31,7 @@ const SEALED = 0x01;
 
 export class ZeroHolds {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly ttlSeconds: number,
     /** Without one (no PAYLOAD_MASTER_KEYS), results are held in clear, as payloads are stored then. */

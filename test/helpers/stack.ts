@@ -23,7 +23,7 @@ import { SimulatedRuntime } from '../../src/node-agent/runtime.simulated.js';
 import type { InferenceRuntime } from '../../src/node-agent/runtime.js';
 import { PRIORITY_CLASSES } from '../../src/domain/priority.js';
 import { InflightRepository } from '../../src/redis/inflight.repository.js';
-import { RedisKeys, deleteKeysByPrefix } from '../../src/redis/client.js';
+import { RedisKeys, createRedis, deleteKeysByPrefix, type RedisClient } from '../../src/redis/client.js';
 import type { Gpu, Network } from '../../src/domain/eligibility.js';
 
 export const TEST_MODEL = 'test/sim-1';
@@ -62,10 +62,10 @@ export interface Tenant {
 
 export class TestStack {
   readonly nodes: NodeAgent[] = [];
-  /** A connection for the test's own looks into Redis (job()), opened on first use. */
-  private inspector: Redis | null = null;
-  private get redis(): Redis {
-    return (this.inspector ??= new Redis(this.config.REDIS_URL));
+  /** A connection for the test's own looks into Redis (job()), opened on first use (a cluster client for a cluster's URL). */
+  private inspector: RedisClient | null = null;
+  private get redis(): RedisClient {
+    return (this.inspector ??= createRedis(this.config.REDIS_URL, 'test-inspector'));
   }
 
   /** Set by check() when a test failed: close() then keeps this stack's data for inspection. */
@@ -297,7 +297,7 @@ export class TestStack {
    * number of jobs holding a slot on it; {} when it has no presence.
    */
   async presence(nodeId: string): Promise<Record<string, string>> {
-    const redis = new Redis(this.config.REDIS_URL);
+    const redis = createRedis(this.config.REDIS_URL, 'test-presence');
     try {
       const key = new RedisKeys(this.config.REDIS_KEY_PREFIX).node(nodeId);
       const hash = await redis.hgetall(key);

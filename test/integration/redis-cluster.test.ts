@@ -8,13 +8,14 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
 import { PrivateRedisCluster } from '../helpers/private-redis-cluster.js';
-import { LuaScript, RedisKeys } from '../../src/redis/client.js';
+import { createRedis, LuaScript, RedisKeys } from '../../src/redis/client.js';
+import { JobEvents, type DispatchEnvelope } from '../../src/redis/job-events.js';
 import { EligibilityMirror } from '../../src/redis/eligibility.mirror.js';
 import { PresenceRepository, type NodeDeclaration } from '../../src/redis/presence.repository.js';
 import { InflightRepository } from '../../src/redis/inflight.repository.js';
 import { RateLimitRepository } from '../../src/redis/rate-limit.repository.js';
 import { UptimeRepository } from '../../src/redis/uptime.repository.js';
-import { JobStreams } from '../../src/redis/job-streams.js';
+import { JobStreams, StreamWakeups } from '../../src/redis/job-streams.js';
 import { StatusRepository } from '../../src/redis/status.repository.js';
 import type { EligibilityRules, Placement } from '../../src/domain/eligibility.js';
 
@@ -176,3 +177,64 @@ test('controls: the cluster refuses a call whose keys span slots, and a script t
   await assert.rejects(sneaky.run(redis, ['{a}x'], [other]), /slot|non local|cluster/i);
   await assert.rejects(script.run(redis, [], []), /declare at least one key/);
 });
+
+test('pub/sub through the backbone\'s cluster clients: a dispatch reaches its io instance and says so, whichever master owns its channel; job events, capacity and stream wake-ups arrive', async () => {
+  // Classic PUBLISH on a cluster answers how many subscribers the receiving node has, not the cluster: an io
+  // instance subscribed through another master looked absent, and the scheduler took its nodes out of
+  // rotation. Sharded pub/sub counts on the shard that owns the channel, where every subscriber of it is.
+  const url = `redis+cluster://${cluster.startupNodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
+  const pub = createRedis(url, 'test-pub');
+  const subs = Array.from({ length: 9 }, (_, i) => createRedis(url, `test-sub-${i}`, { subscriber: true }));
+  try {
+    const instances = subs.map((_, i) => `io-${i}-${randomUUID().slice(0, 4)}`);
+    // Channels of different slots, on every master.
+    const owners = new Set(await Promise.all(instances.map(async (id) => client.slots[await slotOf(keys.ioInstance(id))]?.[0])));
+    assert.equal(owners.size, 3, 'the instances\' channels are spread over the three masters');
+    const received: string[] = [];
+    const events = await Promise.all(
+      subs.map(async (sub, i) => {
+        const e = new JobEvents(pub, sub, keys);
+        e.onDispatch((d) => received.push(`${instances[i]}:${d.jobId}`));
+        await e.start(instances[i]!);
+        return e;
+      }),
+    );
+    for (const id of instances) assert.equal(await events[0]!.dispatch(id, { jobId: 'j1' } as DispatchEnvelope), true, `dispatch to ${id} delivered`);
+    assert.equal(await events[0]!.dispatch('io-nobody', { jobId: 'j1' } as DispatchEnvelope), false, 'no instance listens');
+    await waitFor(() => received.length === instances.length);
+    assert.deepEqual(received.sort(), instances.map((id) => `${id}:j1`).sort());
+
+    // A job's finished event (published by the completion script) reaches every instance; so does freed capacity.
+    const waits = events.map((e) => e.waitFor('job-x', (ev) => ev.kind === 'finished', 5_000));
+    const capacity = events.map((e) => e.waitForCapacity(MODEL, 5_000).then(() => Date.now()));
+    const mirror = new EligibilityMirror(redis, keys);
+    await mirror.replace(rules);
+    const presence = new PresenceRepository(redis, keys, () => 30_000, () => 60_000, async () => void (await mirror.replace(rules)));
+    await presence.upsert(declaration('0xddd'));
+    const taken = await presence.reserveAttempt(PUBLIC, 'job-x', [], { attempt: 1, ttlMs: 30_000 });
+    assert.ok(taken && taken !== 'fenced');
+    const started = Date.now();
+    await new InflightRepository(redis, keys).completed(taken.nodeId, 'job-x', { kind: 'finished', jobId: 'job-x', status: 'completed' }, { model: MODEL, tokens: 1, bytes: 1 });
+    for (const ev of await Promise.all(waits)) assert.equal(ev?.kind, 'finished');
+    for (const at of await Promise.all(capacity)) assert.ok(at - started < 4_000, 'woken by the announcement, not the timeout');
+
+    // Stream wake-ups: the append script publishes on the job's channel, which shares the stream's slot.
+    const wakeups = new StreamWakeups(subs[1]!, keys);
+    const job = randomUUID();
+    const watch = await wakeups.watch(job);
+    await new JobStreams(redis, keys, () => 60_000).append(job, 1, 0, ['a'], { maxChunks: 10, maxBytes: 100 });
+    assert.equal(await watch.wait(5_000), true);
+    await watch.close();
+  } finally {
+    pub.disconnect();
+    for (const s of subs) s.disconnect();
+  }
+});
+
+async function waitFor(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

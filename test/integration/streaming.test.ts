@@ -262,7 +262,7 @@ test('a burst of chunks travels together: all reach the client in order with few
     const sub = new Redis(stack.config.REDIS_URL);
     let wakeups = 0;
     sub.on('message', () => wakeups++);
-    await sub.subscribe(`${stack.id}:events:stream:${jobId}`);
+    await sub.subscribe(new RedisKeys(stack.config.REDIS_KEY_PREFIX).jobStreamWakeups(jobId));
     try {
       const words = Array.from({ length: 30 }, (_, i) => `w${i} `);
       words.forEach((w, i) => node.send(chunkFrame(node, jobId, attempt, i, w)));
@@ -275,7 +275,7 @@ test('a burst of chunks travels together: all reach the client in order with few
       assert.equal(error.code, 'invalid_chunk');
       assert.match(String(error.message), /^chunk 32 refused: out_of_order$/);
       const look = new Redis(stack.config.REDIS_URL);
-      const streamed = await look.xrange(`${stack.id}:stream:${jobId}:${attempt}`, '-', '+').finally(() => look.quit());
+      const streamed = await look.xrange(new RedisKeys(stack.config.REDIS_KEY_PREFIX).jobStream(jobId, attempt), '-', '+').finally(() => look.quit());
       assert.equal(streamed.map(([, f]) => f[1]).join(''), `${words.join('')}a`, 'the chunks before the one out of order stay appended, none after it');
     } finally {
       await sub.quit();
@@ -332,7 +332,7 @@ test('a client that hangs up mid-stream: the job still completes and is charged 
     // The relay unsubscribed from the job's wake-ups: nothing on the server still follows it.
     const redis = new Redis(stack.config.REDIS_URL);
     try {
-      const channel = `${stack.config.REDIS_KEY_PREFIX}events:stream:${jobId}`;
+      const channel = new RedisKeys(stack.config.REDIS_KEY_PREFIX).jobStreamWakeups(jobId);
       await stack.until('the relay to let go', async () => {
         const [, subscribers] = (await redis.pubsub('NUMSUB', channel)) as [string, number];
         return Number(subscribers) === 0 ? true : undefined;
@@ -354,7 +354,7 @@ test('a stream Redis lost mid-answer: the attempt fails, not as the node\'s faul
     await stack.until('the first chunk to reach the client', async () => (contentOf(received) === 'Once upon' ? true : undefined));
     const redis = new Redis(stack.config.REDIS_URL);
     try {
-      assert.equal(await redis.del(`${stack.config.REDIS_KEY_PREFIX}stream:${jobId}:${attempt}`), 1);
+      assert.equal(await redis.del(new RedisKeys(stack.config.REDIS_KEY_PREFIX).jobStream(jobId, attempt)), 1);
       node.send(chunkFrame(node, jobId, attempt, 1, ' a time'));
       assert.equal((await node.next('error')).code, 'invalid_chunk');
       await assert.rejects(reading, (e: unknown) => e instanceof OpenAI.APIError && e.code === 'stream_interrupted');
