@@ -19,6 +19,7 @@ import { AdminService } from './gate/admin.service.js';
 import { OperatorsService } from './gate/operators.service.js';
 import { UsageService } from './space/usage.service.js';
 import { LedgerChainService } from './maintenance/ledger-chain.service.js';
+import { ledgerChainStore } from './postgres/ledger-chain.store.js';
 
 export interface AdminEngines {
   config: Config;
@@ -58,6 +59,6 @@ export function buildAdminServices(e: AdminEngines): AdminServices {
     networkConfig: new NetworkConfigService({ db, networkKey, config, nodeDigests: new NodeConfigDigests(redis, keys), logger: e.logger }),
     operators: new OperatorsService(db, networkKey),
     usage: new UsageService(db),
-    ledgerChain: new LedgerChainService(db),
+    ledgerChain: new LedgerChainService(ledgerChainStore(db)),
   };
 }
