@@ -61,7 +61,7 @@ test('verify names the first broken day: an entry changed, a rollup row changed,
     assert.equal(r.ok, false);
     assert.equal(r.days_verified, 2);
     assert.equal(r.broken?.day, '2026-03-03');
-    assert.match(r.broken?.reason ?? "", /no longer match their digest/);
+    assert.match(r.broken?.reason ?? '', /no longer match their digest/);
   }
   {
     const { store, service } = setUp();
@@ -69,7 +69,7 @@ test('verify names the first broken day: an entry changed, a rollup row changed,
     store.db.state.rollups.get('2026-03-01')![0]!.net_micro += 1;
     const r = await service.verify();
     assert.equal(r.broken?.day, '2026-03-01');
-    assert.match(r.broken?.reason ?? "", /does not match the day's rollup rows and digest/);
+    assert.match(r.broken?.reason ?? '', /does not match the day's rollup rows and digest/);
   }
   {
     const { store, service } = setUp();
@@ -77,7 +77,7 @@ test('verify names the first broken day: an entry changed, a rollup row changed,
     store.db.state.days[1] = { ...store.db.state.days[1]!, prev_hash: 'ab'.repeat(32) };
     const r = await service.verify();
     assert.equal(r.broken?.day, '2026-03-02');
-    assert.match(r.broken?.reason ?? "", /prev_hash .* does not match the previous day's hash/);
+    assert.match(r.broken?.reason ?? '', /prev_hash .* does not match the previous day's hash/);
   }
   {
     const { store, service } = setUp();
@@ -85,6 +85,6 @@ test('verify names the first broken day: an entry changed, a rollup row changed,
     store.db.state.days.splice(1, 1);
     const r = await service.verify();
     assert.equal(r.broken?.day, '2026-03-02');
-    assert.match(r.broken?.reason ?? "", /missing from the chain \(the next chained day is 2026-03-03\)/);
+    assert.match(r.broken?.reason ?? '', /missing from the chain \(the next chained day is 2026-03-03\)/);
   }
 });
