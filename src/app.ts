@@ -10,6 +10,7 @@ import type { Config, Role } from './config.js';
 import { addressOf } from './domain/signatures.js';
 import { createPool, pingDatabase, type Db } from './postgres/db.js';
 import { maintenanceStore } from './postgres/maintenance.store.js';
+import { historyStore } from './postgres/history.store.js';
 import { buildAdminServices } from './admin-services.js';
 import { StatusRepository } from './redis/status.repository.js';
 import { QueueDepth } from './rabbitmq/queue-depth.js';
@@ -363,7 +364,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   if (has('status') || has('gate')) webRoutes(app, opts.webRoot ?? fileURLToPath(new URL('../../web/dist/', import.meta.url)));
   const scheduler = has('scheduler') ? new Scheduler({ config, db, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger, jobLog: jobLogs }) : null;
   const maintenance = has('maintenance') ? new Maintenance({ config, store: maintenanceStore(db), payloads, logStores: [jobLogs, nodeStats], retention, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
-  const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, snapshots, logger }) : null;
+  const history = has('maintenance') ? new HistoryMaintenance({ config, store: historyStore(db), ledgerChain, snapshots, logger }) : null;
   const webhookDelivery = has('maintenance')
     ? new WebhookDelivery({
         db,

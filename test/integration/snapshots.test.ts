@@ -28,6 +28,7 @@ import { createPool, withTransaction, type Db } from '../../src/postgres/db.js';
 import { HistoryMaintenance } from '../../src/maintenance/history.service.js';
 import { LedgerChainService } from '../../src/maintenance/ledger-chain.service.js';
 import { ledgerChainStore } from '../../src/postgres/ledger-chain.store.js';
+import { historyStore } from '../../src/postgres/history.store.js';
 import { UsageService } from '../../src/space/usage.service.js';
 import { SnapshotService } from '../../src/snapshots/snapshot.service.js';
 import { LocalDirectoryStore } from '../../src/snapshots/stores/local.store.js';
@@ -78,7 +79,7 @@ function snapshotService(store: LocalDirectoryStore, logger: pino.Logger, db: Db
 }
 
 function history(snapshots: SnapshotService, logger: pino.Logger): HistoryMaintenance {
-  return new HistoryMaintenance({ config: stack.config, db: stack.db, ledgerChain: new LedgerChainService(ledgerChainStore(stack.db)), snapshots, logger });
+  return new HistoryMaintenance({ config: stack.config, store: historyStore(stack.db), ledgerChain: new LedgerChainService(ledgerChainStore(stack.db)), snapshots, logger });
 }
 
 async function partitionExists(day: string): Promise<boolean> {
