@@ -23,6 +23,7 @@ import { rollUpJobDay } from '../src/postgres/job-history.repository.js';
 import { withTransaction } from '../src/postgres/db.js';
 import { withRestoreTransaction } from '../src/postgres/snapshot-copy.js';
 import { LedgerChainService } from '../src/maintenance/ledger-chain.service.js';
+import { ledgerChainStore } from '../src/postgres/ledger-chain.store.js';
 import { addDays } from '../src/domain/job-history.js';
 import { isoDay } from '../src/domain/day-range.js';
 import { generatePrivateKey } from '../src/domain/signatures.js';
@@ -80,7 +81,7 @@ async function fill(db: Db, day: string): Promise<void> {
   const epoch = Math.floor(Date.parse(start) / 86_400_000);
   await db.query(`INSERT INTO rcp_records (node_id, epoch, kind, points) SELECT id, $1, 'uptime', 1000 + length(id) FROM nodes`, [epoch]);
   await withTransaction(db, (tx) => rollUpJobDay(tx, day), { isolation: 'snapshot' });
-  await new LedgerChainService(db).rollUpClosedDays(new Date());
+  await new LedgerChainService(ledgerChainStore(db)).rollUpClosedDays(new Date());
 }
 
 /** Clock ticks per second of /proc/<pid>/stat's CPU times. */
@@ -206,7 +207,7 @@ COPY (SELECT ${part.columns.map((c) => `"${c}"`).join(', ')} FROM ${source.table
     t0 = process.hrtime.bigint();
     const restoredReport = await restoreChain(row.cid, { db: restored.db, fetch: (cid) => readCarFile(path.join(dir, `${cid}.car`)), networkAddress: null });
     const restoreS = seconds(t0);
-    const ledger = await new LedgerChainService(restored.db).verify();
+    const ledger = await new LedgerChainService(ledgerChainStore(restored.db)).verify();
     if (!ledger.ok) throw new Error(`the restored ledger chain does not verify: ${ledger.broken?.reason}`);
 
     // COPY: the same day's rows (the parts restore appends: all but a few dozen state rows), from text

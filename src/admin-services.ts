@@ -22,6 +22,7 @@ import { AdminService } from './gate/admin.service.js';
 import { OperatorsService } from './gate/operators.service.js';
 import { UsageService } from './space/usage.service.js';
 import { LedgerChainService } from './maintenance/ledger-chain.service.js';
+import { ledgerChainStore } from './postgres/ledger-chain.store.js';
 
 export interface AdminEngines {
   config: Config;
@@ -61,6 +62,6 @@ export function buildAdminServices(e: AdminEngines): AdminServices {
     networkConfig: new NetworkConfigService({ store: networkConfigStore(db), networkKey, config, nodeDigests: new NodeConfigDigests(redis, keys), logger: e.logger }),
     operators: new OperatorsService({ store: operatorsStore(db), networkKey }),
     usage: new UsageService(db),
-    ledgerChain: new LedgerChainService(db),
+    ledgerChain: new LedgerChainService(ledgerChainStore(db)),
   };
 }

@@ -9,6 +9,8 @@ import type { Logger } from 'pino';
 import type { Config, Role } from './config.js';
 import { addressOf } from './domain/signatures.js';
 import { createPool, pingDatabase, type Db } from './postgres/db.js';
+import { maintenanceStore } from './postgres/maintenance.store.js';
+import { historyStore } from './postgres/history.store.js';
 import { buildAdminServices } from './admin-services.js';
 import { StatusRepository } from './redis/status.repository.js';
 import { QueueDepth } from './rabbitmq/queue-depth.js';
@@ -378,8 +380,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // The explorer (public, from /status) and the consoles (through /account), built from web/.
   if (has('status') || has('gate')) webRoutes(app, opts.webRoot ?? fileURLToPath(new URL('../../web/dist/', import.meta.url)));
   const scheduler = has('scheduler') ? new Scheduler({ config, store: jobRows, lifecycle, payloads, presence, inflight, events, queue, networkKey: networkKey!, logger, jobLog: jobLogs }) : null;
-  const maintenance = has('maintenance') ? new Maintenance({ config, db, payloads, logStores: [jobLogs, nodeStats], retention, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
-  const history = has('maintenance') ? new HistoryMaintenance({ config, db, ledgerChain, snapshots, logger }) : null;
+  const maintenance = has('maintenance') ? new Maintenance({ config, store: maintenanceStore(db), payloads, logStores: [jobLogs, nodeStats], retention, lifecycle, flags: flagsMirror, eligibility, uptime, rcpClock, logger }) : null;
+  const history = has('maintenance') ? new HistoryMaintenance({ config, store: historyStore(db), ledgerChain, snapshots, logger }) : null;
   const webhookDelivery = has('maintenance')
     ? new WebhookDelivery({
         db,

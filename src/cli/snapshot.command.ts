@@ -14,6 +14,7 @@ import { rcpClockFrom } from '../domain/rcp.js';
 import { createPool, type Db } from '../postgres/db.js';
 import { migrate } from '../postgres/migrate.js';
 import { LedgerChainService } from '../maintenance/ledger-chain.service.js';
+import { ledgerChainStore } from '../postgres/ledger-chain.store.js';
 import { readCar, type CarContents } from '../snapshots/car-file.js';
 import { epochTree, proofFor } from '../snapshots/epoch-merkle.js';
 import { restoreChain } from '../snapshots/snapshot-restore.js';
@@ -194,7 +195,7 @@ export function registerSnapshotCommand(program: Command): void {
           onProgress: (p) => bar.update(p.phase === 'fetch' ? 'reading the chain' : 'restoring', p.done, p.total),
         });
         bar.stop();
-        const ledger = await new LedgerChainService(db).verify();
+        const ledger = await new LedgerChainService(ledgerChainStore(db)).verify();
         out(
           opts,
           { ...report, ledger_verify: ledger },

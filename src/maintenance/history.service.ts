@@ -16,18 +16,36 @@ import { PeriodicTask } from '../common/periodic-task.js';
 import type { Config } from '../config.js';
 import { isoDay } from '../domain/day-range.js';
 import { isJobDayClosed, isPastLiveWindow, partitionDaysAhead } from '../domain/job-history.js';
-import { databaseNow, withTransaction, type Db } from '../postgres/db.js';
-import { ADVISORY_LOCKS, runExclusive } from '../postgres/advisory-lock.js';
-import {
-  countUnfinishedOnDay,
-  createJobPartitions,
-  dropJobPartitions,
-  listJobPartitionDays,
-  listRollupDays,
-  lockJobDayForDrop,
-  rollUpJobDay,
-} from '../postgres/job-history.repository.js';
+import type { RollupDay } from '../postgres/job-history.repository.js';
 import type { LedgerChainService } from './ledger-chain.service.js';
+
+/**
+ * What the history tasks need from PostgreSQL: the port their fast tests fake (test/fakes/history.store.ts);
+ * on the engine it is postgres/history.store.ts.
+ */
+export interface HistoryStore {
+  /** Runs `fn` while this instance holds the history advisory lock; `ran: false` (nothing run) when another does. */
+  runExclusive<T>(fn: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }>;
+  /** The database's clock: one clock for all instances. */
+  now(): Promise<Date>;
+  /** Days that have a raw job partition, oldest first. */
+  listJobPartitionDays(): Promise<string[]>;
+  /** Creates the day's partitions in a transaction of its own; false when they exist; throws when the locks wait too long. */
+  createJobPartitions(day: string, lockTimeoutMs: number): Promise<boolean>;
+  listRollupDays(from: string, to: string): Promise<RollupDay[]>;
+  countUnfinishedOnDay(day: string): Promise<number>;
+  /** Rolls the day up in one REPEATABLE READ transaction of its own. */
+  rollUpJobDay(day: string): Promise<{ jobs: number; charged_micro: number }>;
+  /** All of `fn` or none of it. */
+  transaction<T>(fn: (tx: HistoryTx) => Promise<T>): Promise<T>;
+}
+
+export interface HistoryTx {
+  /** Locks the day's partitions against writers; false when the lock waits too long. */
+  lockJobDayForDrop(day: string, lockTimeoutMs: number): Promise<boolean>;
+  rollUpJobDay(day: string): Promise<{ jobs: number; charged_micro: number }>;
+  dropJobPartitions(day: string): Promise<boolean>;
+}
 
 /** Snapshots, as the history tasks need them (src/snapshots/snapshot.service.ts). */
 export interface SnapshotGate {
@@ -56,8 +74,8 @@ export class HistoryMaintenance {
   constructor(
     private readonly d: {
       config: Pick<Config, 'JOB_DEADLINE_MS' | 'JOBS_LIVE_WINDOW_DAYS' | 'JOB_PARTITIONS_AHEAD_DAYS' | 'HISTORY_INTERVAL_MS'>;
-      db: Db;
-      ledgerChain: LedgerChainService;
+      store: HistoryStore;
+      ledgerChain: Pick<LedgerChainService, 'rollUpClosedDays'>;
       snapshots: SnapshotGate;
       logger: Logger;
     },
@@ -76,9 +94,9 @@ export class HistoryMaintenance {
 
   /** One pass of every history task, if this instance gets the lock; null when another instance holds it. */
   async run(): Promise<HistoryRunReport | null> {
-    const result = await runExclusive(this.d.db, ADVISORY_LOCKS.history, async () => {
+    const result = await this.d.store.runExclusive(async () => {
       // The database's clock decides, as it does for the jobs' own timestamps: one clock for all instances.
-      const now = await databaseNow(this.d.db);
+      const now = await this.d.store.now();
       const report: HistoryRunReport = { partitionsCreated: [], rolledUp: [], dropped: [], ledgerDaysChained: [], snapshotted: [] };
       report.partitionsCreated = await this.ensurePartitionsAhead(now);
       report.rolledUp = await this.rollUpClosedDays(now);
@@ -96,10 +114,10 @@ export class HistoryMaintenance {
   private async ensurePartitionsAhead(now: Date): Promise<string[]> {
     const created: string[] = [];
     const days = partitionDaysAhead(now, this.d.config.JOB_PARTITIONS_AHEAD_DAYS);
-    const existing = new Set(await listJobPartitionDays(this.d.db));
+    const existing = new Set(await this.d.store.listJobPartitionDays());
     for (const day of days.filter((x) => !existing.has(x))) {
       try {
-        if (await withTransaction(this.d.db, (tx) => createJobPartitions(tx, day, DDL_LOCK_TIMEOUT_MS))) created.push(day);
+        if (await this.d.store.createJobPartitions(day, DDL_LOCK_TIMEOUT_MS)) created.push(day);
       } catch (err) {
         this.d.logger.warn({ err, day }, 'could not create the job partitions of a day; retrying on the next run');
         break;
@@ -116,20 +134,20 @@ export class HistoryMaintenance {
   /** Rolls up closed days oldest first, stopping at the first one that still has unfinished jobs. */
   private async rollUpClosedDays(now: Date): Promise<string[]> {
     const today = isoDay(now);
-    const partitions = (await listJobPartitionDays(this.d.db)).filter((day) => day < today);
+    const partitions = (await this.d.store.listJobPartitionDays()).filter((day) => day < today);
     if (partitions.length === 0) return [];
-    const rolled = new Set((await listRollupDays(this.d.db, partitions[0]!, today)).map((r) => r.day));
+    const rolled = new Set((await this.d.store.listRollupDays(partitions[0]!, today)).map((r) => r.day));
     const done: string[] = [];
     for (const day of partitions) {
       if (rolled.has(day)) continue;
       if (!isJobDayClosed(day, now, this.d.config.JOB_DEADLINE_MS)) break;
-      const unfinished = await countUnfinishedOnDay(this.d.db, day);
+      const unfinished = await this.d.store.countUnfinishedOnDay(day);
       if (unfinished > 0) {
         // The deadline sweep expires them; until it has, this day (and so every later one) waits.
         this.d.logger.warn({ day, unfinished }, 'a closed day still has unfinished jobs; its rollup waits');
         break;
       }
-      await withTransaction(this.d.db, (tx) => rollUpJobDay(tx, day), { isolation: 'snapshot' });
+      await this.d.store.rollUpJobDay(day);
       done.push(day);
     }
     return done;
@@ -138,9 +156,9 @@ export class HistoryMaintenance {
   /** Drops the raw partitions of rolled-up days past the live window. */
   private async dropPastWindow(now: Date): Promise<string[]> {
     const window = this.d.config.JOBS_LIVE_WINDOW_DAYS;
-    const due = (await listJobPartitionDays(this.d.db)).filter((day) => isPastLiveWindow(day, now, window));
+    const due = (await this.d.store.listJobPartitionDays()).filter((day) => isPastLiveWindow(day, now, window));
     if (due.length === 0) return [];
-    const rolled = new Map((await listRollupDays(this.d.db, due[0]!, due.at(-1)!)).map((r) => [r.day, r]));
+    const rolled = new Map((await this.d.store.listRollupDays(due[0]!, due.at(-1)!)).map((r) => [r.day, r]));
     const dropped: string[] = [];
     for (const day of due) {
       const before = rolled.get(day);
@@ -149,15 +167,15 @@ export class HistoryMaintenance {
       // this day and every later one (the gate logs which and why).
       if (!(await this.d.snapshots.readyToDrop(day))) break;
       try {
-        await withTransaction(this.d.db, async (tx) => {
-          if (!(await lockJobDayForDrop(tx, day, DDL_LOCK_TIMEOUT_MS))) return;
+        await this.d.store.transaction(async (tx) => {
+          if (!(await tx.lockJobDayForDrop(day, DDL_LOCK_TIMEOUT_MS))) return;
           // Re-roll from the rows about to go, so that what stays is exactly what they held. A closed day
           // does not change; if it did, say so (something wrote to a closed day).
-          const after = await rollUpJobDay(tx, day);
+          const after = await tx.rollUpJobDay(day);
           if (after.jobs !== before.jobs || after.charged_micro !== before.charged_micro) {
             this.d.logger.warn({ day, before, after }, 'a rolled-up day changed after its rollup; rolled up again before its raw rows were dropped');
           }
-          await dropJobPartitions(tx, day);
+          await tx.dropJobPartitions(day);
         });
         dropped.push(day);
       } catch (err) {

@@ -2,18 +2,8 @@
 // maintenance role chains each closed day once; `verify` recomputes the chain for the admin API and CLI
 // and names the first day where it breaks, and why.
 import { addDays, dayStart } from '../domain/job-history.js';
-import { LEDGER_GENESIS_HASH, LedgerEntriesDigest, ledgerDayHash, sameRollupRows, type LedgerRollupRow } from '../domain/ledger-chain.js';
-import { withTransaction, type Db } from '../postgres/db.js';
-import {
-  computeLedgerRollup,
-  firstLedgerDay,
-  forEachLedgerEntry,
-  insertLedgerDay,
-  lastLedgerDay,
-  listLedgerDays,
-  openTransactionsStartedBefore,
-  storedLedgerRollup,
-} from '../postgres/ledger-history.repository.js';
+import { LEDGER_GENESIS_HASH, LedgerEntriesDigest, ledgerDayHash, sameRollupRows, type LedgerEntryRecord, type LedgerRollupRow } from '../domain/ledger-chain.js';
+import type { LedgerDayRow } from '../postgres/ledger-history.repository.js';
 
 /**
  * How long past its end a ledger day waits before it may be chained; on top of that, no transaction that
@@ -33,21 +23,52 @@ export interface LedgerVerifyReport {
   broken: { day: string; reason: string } | null;
 }
 
+/**
+ * What the service needs from PostgreSQL: the port its fast tests fake (test/fakes/ledger-chain.store.ts);
+ * on the engine it is postgres/ledger-chain.store.ts.
+ */
+export interface LedgerChainStore {
+  /** The UTC day of the ledger's first transaction; null for an empty ledger. */
+  firstLedgerDay(): Promise<string | null>;
+  /** The newest chained day; null before the first. */
+  lastLedgerDay(): Promise<LedgerDayRow | null>;
+  /** Every chained day, oldest first. */
+  listLedgerDays(): Promise<LedgerDayRow[]>;
+  /** True while an open transaction started before `t` (it may still add entries dated before it). */
+  openTransactionsStartedBefore(t: Date): Promise<boolean>;
+  /** The stored rollup rows of a chained day, in account order. */
+  storedLedgerRollup(day: string): Promise<LedgerRollupRow[]>;
+  /**
+   * Runs `fn` in one REPEATABLE READ transaction (the rollup rows and the entries' digest from one
+   * snapshot), read-only when asked; all of it or none.
+   */
+  snapshot<T>(fn: (tx: LedgerChainTx) => Promise<T>, opts: { readOnly: boolean }): Promise<T>;
+}
+
+export interface LedgerChainTx {
+  /** The day's rollup computed from its raw entries, in account order. */
+  computeLedgerRollup(day: string): Promise<LedgerRollupRow[]>;
+  /** The day's entries in entry-id order. */
+  forEachLedgerEntry(day: string, each: (e: LedgerEntryRecord) => void): Promise<void>;
+  /** Appends a chained day and its rollup rows; fails when the day is chained already. */
+  insertLedgerDay(d: LedgerDayRow, rows: readonly LedgerRollupRow[]): Promise<void>;
+}
+
 export class LedgerChainService {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly store: LedgerChainStore) {}
 
   /** Rolls up and chains every closed day not chained yet, oldest first; returns those days. */
   async rollUpClosedDays(now: Date): Promise<string[]> {
-    const first = await firstLedgerDay(this.db);
+    const first = await this.store.firstLedgerDay();
     if (first === null) return [];
-    const last = await lastLedgerDay(this.db);
+    const last = await this.store.lastLedgerDay();
     let day = last ? addDays(last.day, 1) : first;
     let prevHash = last?.hash ?? LEDGER_GENESIS_HASH;
     const chained: string[] = [];
     for (;;) {
       const end = dayStart(addDays(day, 1));
       if (end.getTime() + LEDGER_DAY_CLOSE_MARGIN_MS > now.getTime()) break;
-      if (await openTransactionsStartedBefore(this.db, end)) break;
+      if (await this.store.openTransactionsStartedBefore(end)) break;
       prevHash = await this.chainDay(day, prevHash);
       chained.push(day);
       day = addDays(day, 1);
@@ -60,15 +81,15 @@ export class LedgerChainService {
    * digest from one snapshot). A day chained meanwhile by another instance fails on ledger_days' key.
    */
   private async chainDay(day: string, prevHash: string): Promise<string> {
-    return withTransaction(this.db, async (tx) => {
-      const rows = await computeLedgerRollup(tx, day);
+    return this.store.snapshot(async (tx) => {
+      const rows = await tx.computeLedgerRollup(day);
       const digest = new LedgerEntriesDigest();
-      await forEachLedgerEntry(tx, day, (e) => digest.update(e));
+      await tx.forEachLedgerEntry(day, (e) => digest.update(e));
       const entriesDigest = digest.hex();
       const hash = ledgerDayHash(prevHash, { day, entries: digest.entries, entriesDigest, rows });
-      await insertLedgerDay(tx, { day, entries: digest.entries, entries_digest: entriesDigest, prev_hash: prevHash, hash }, rows);
+      await tx.insertLedgerDay({ day, entries: digest.entries, entries_digest: entriesDigest, prev_hash: prevHash, hash }, rows);
       return hash;
-    }, { isolation: 'snapshot' });
+    }, { readOnly: false });
   }
 
   /**
@@ -77,7 +98,7 @@ export class LedgerChainService {
    * its rollup rows and digest must match the day's ledger entries.
    */
   async verify(): Promise<LedgerVerifyReport> {
-    const days = await listLedgerDays(this.db);
+    const days = await this.store.listLedgerDays();
     const report: LedgerVerifyReport = {
       ok: true,
       days_verified: 0,
@@ -88,7 +109,7 @@ export class LedgerChainService {
     };
     const fail = (day: string, reason: string): LedgerVerifyReport => ({ ...report, ok: false, broken: { day, reason } });
 
-    let expectedDay = await firstLedgerDay(this.db);
+    let expectedDay = await this.store.firstLedgerDay();
     let prevHash = LEDGER_GENESIS_HASH;
     for (const d of days) {
       if (expectedDay !== null && d.day !== expectedDay) {
@@ -97,7 +118,7 @@ export class LedgerChainService {
           : fail(d.day, `the day is out of sequence: the chain should go on with ${expectedDay}`);
       }
       if (d.prev_hash !== prevHash) return fail(d.day, `prev_hash ${d.prev_hash} does not match the previous day's hash ${prevHash}`);
-      const stored = await storedLedgerRollup(this.db, d.day);
+      const stored = await this.store.storedLedgerRollup(d.day);
       const recomputed = ledgerDayHash(prevHash, { day: d.day, entries: d.entries, entriesDigest: d.entries_digest, rows: stored });
       if (recomputed !== d.hash) {
         return fail(d.day, `the stored hash ${d.hash} does not match the day's rollup rows and digest (recomputed ${recomputed}): a rollup row, the digest or the hash was changed`);
@@ -119,12 +140,12 @@ export class LedgerChainService {
 
   /** The day's rollup and digest, recomputed from its raw entries (one snapshot). */
   private async recompute(day: string): Promise<{ rows: LedgerRollupRow[]; entries: number; digest: string }> {
-    return withTransaction(this.db, async (tx) => {
-      const rows = await computeLedgerRollup(tx, day);
+    return this.store.snapshot(async (tx) => {
+      const rows = await tx.computeLedgerRollup(day);
       const digest = new LedgerEntriesDigest();
-      await forEachLedgerEntry(tx, day, (e) => digest.update(e));
+      await tx.forEachLedgerEntry(day, (e) => digest.update(e));
       return { rows, entries: digest.entries, digest: digest.hex() };
-    }, { isolation: 'snapshot', readOnly: true });
+    }, { readOnly: true });
   }
 }
 

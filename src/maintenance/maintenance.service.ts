@@ -16,15 +16,11 @@
 import type { Logger } from 'pino';
 import { PeriodicTask } from '../common/periodic-task.js';
 import type { Config } from '../config.js';
-import type { Db } from '../postgres/db.js';
-import { ADVISORY_LOCKS, runExclusive } from '../postgres/advisory-lock.js';
-import { listOverdue, listUnpublished, markPublished } from '../postgres/jobs.repository.js';
-import { deleteExpiredIdempotencyKeys } from '../postgres/idempotency.repository.js';
-import { listActiveNodeFlags } from '../postgres/node-flags.repository.js';
+import type { JobRow } from '../postgres/jobs.repository.js';
+import type { NodeFlags } from '../domain/node-flags.js';
 import type { NodeFlagsMirror } from '../redis/node-flags.mirror.js';
 import type { EligibilityService } from '../network/eligibility.service.js';
 import type { UptimeRepository } from '../redis/uptime.repository.js';
-import { recordUptime } from '../postgres/rcp.repository.js';
 import { epochOf, uptimePoints, type RcpClock } from '../domain/rcp.js';
 import { endings, IDEMPOTENCY_WINDOW_HOURS } from '../domain/job-states.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
@@ -39,25 +35,44 @@ export interface ExpiringLogStore {
   sweepExpired(now: Date): Promise<number>;
 }
 
+/**
+ * What the tick needs from PostgreSQL: the port its fast tests fake (test/fakes/maintenance.store.ts); on
+ * the engine it is postgres/maintenance.store.ts.
+ */
+export interface MaintenanceStore {
+  /** Runs `fn` while this instance holds the maintenance advisory lock; false (nothing run) when another does. */
+  runExclusive(fn: () => Promise<void>): Promise<boolean>;
+  /** Unfinished jobs created before `olderThan` whose publish was never confirmed, oldest first. */
+  listUnpublished(olderThan: Date, limit: number): Promise<JobRow[]>;
+  markPublished(marks: ReadonlyArray<{ id: string; at: Date }>): Promise<void>;
+  /** Unfinished jobs past their deadline, soonest deadline first. */
+  listOverdue(now: Date, limit: number): Promise<string[]>;
+  deleteExpiredIdempotencyKeys(windowHours: number, limit: number): Promise<number>;
+  /** The flags in force (paused, frozen, shadow-banned, cooling down). */
+  listActiveNodeFlags(): Promise<Array<NodeFlags & { nodeId: string; reason: string }>>;
+  recordUptime(epoch: number, rows: ReadonlyArray<{ nodeId: string; points: number }>): Promise<void>;
+}
+
+/** The tick's collaborators, as far as it uses them (fast tests fake these). */
+export interface MaintenanceDeps {
+  config: Config;
+  store: MaintenanceStore;
+  payloads: Pick<PayloadsRepository, 'findInput' | 'sweepExpired'>;
+  /** Job logs and node stats: swept with the payloads. */
+  logStores?: readonly ExpiringLogStore[];
+  retention: Pick<RetentionService, 'sweepExpiredKeys' | 'meterDay'>;
+  lifecycle: Pick<JobLifecycle, 'publish' | 'end'>;
+  flags: Pick<NodeFlagsMirror, 'write'>;
+  eligibility: Pick<EligibilityService, 'syncIfStale'>;
+  uptime: Pick<UptimeRepository, 'closedEpochs' | 'readEpoch' | 'forget'>;
+  rcpClock: RcpClock;
+  logger: Logger;
+}
+
 export class Maintenance {
   private readonly task: PeriodicTask;
 
-  constructor(
-    private readonly d: {
-      config: Config;
-      db: Db;
-      payloads: PayloadsRepository;
-      /** Job logs and node stats: swept with the payloads. */
-      logStores?: readonly ExpiringLogStore[];
-      retention: RetentionService;
-      lifecycle: JobLifecycle;
-      flags: NodeFlagsMirror;
-      eligibility: EligibilityService;
-      uptime: UptimeRepository;
-      rcpClock: RcpClock;
-      logger: Logger;
-    },
-  ) {
+  constructor(private readonly d: MaintenanceDeps) {
     this.task = new PeriodicTask('maintenance tick', d.config.SWEEP_INTERVAL_MS, () => this.tick(), d.logger);
   }
 
@@ -74,13 +89,13 @@ export class Maintenance {
 
   /** One pass of every task, if this instance gets the lock. Returns false when another instance holds it. */
   async tick(now = new Date()): Promise<boolean> {
-    const run = await runExclusive(this.d.db, ADVISORY_LOCKS.maintenance, async () => {
+    return this.d.store.runExclusive(async () => {
       await this.republishUnconfirmed(now);
       await this.expireOverdue(now);
-      await deleteExpiredIdempotencyKeys(this.d.db, IDEMPOTENCY_WINDOW_HOURS, BATCH);
+      await this.d.store.deleteExpiredIdempotencyKeys(IDEMPOTENCY_WINDOW_HOURS, BATCH);
       // Rewrite the Redis mirror of node flags from PostgreSQL: after a loss of Redis, flags are back in
       // force within one tick.
-      for (const f of await listActiveNodeFlags(this.d.db)) await this.d.flags.write(f.nodeId, f);
+      for (const f of await this.d.store.listActiveNodeFlags()) await this.d.flags.write(f.nodeId, f);
       if (await this.d.eligibility.syncIfStale()) this.d.logger.info('eligibility rules mirrored to Redis again');
       await this.closeUptimeEpochs(now);
       if (now.getTime() - this.lastPayloadSweep >= this.d.config.PAYLOAD_SWEEP_INTERVAL_MS) {
@@ -94,7 +109,6 @@ export class Maintenance {
       }
       await this.meterClosedDay(now);
     });
-    return run.ran;
   }
 
   /** The last closed UTC day this instance metered (extended retention is charged once a day). */
@@ -110,7 +124,7 @@ export class Maintenance {
   }
 
   private async republishUnconfirmed(now: Date): Promise<void> {
-    const stale = await listUnpublished(this.d.db, new Date(now.getTime() - this.d.config.OUTBOX_REPUBLISH_AFTER_MS), BATCH);
+    const stale = await this.d.store.listUnpublished(new Date(now.getTime() - this.d.config.OUTBOX_REPUBLISH_AFTER_MS), BATCH);
     for (const job of stale) {
       // The ticket carries the input, from its stored copy (written behind the accept).
       const input = await this.d.payloads.findInput(job.id);
@@ -122,7 +136,7 @@ export class Maintenance {
         // Failing the job here lost such accepted jobs (the chaos run's payload_missing). It is marked
         // instead, so that the outbox stops asking: if its message is queued it runs, and if it was
         // never published its deadline ends it (expired, the hold released in full).
-        await markPublished(this.d.db, [{ id: job.id, at: now }]);
+        await this.d.store.markPublished([{ id: job.id, at: now }]);
         this.d.logger.warn({ jobId: job.id }, 'outbox: no stored input to republish from; left to its queued message or its deadline');
         continue;
       }
@@ -136,13 +150,13 @@ export class Maintenance {
   private async closeUptimeEpochs(now: Date): Promise<void> {
     for (const epoch of await this.d.uptime.closedEpochs(epochOf(this.d.rcpClock, now.getTime()))) {
       const seen = await this.d.uptime.readEpoch(epoch);
-      await recordUptime(this.d.db, epoch, seen.map((s) => ({ nodeId: s.nodeId, points: uptimePoints(this.d.rcpClock, s.slots) })));
+      await this.d.store.recordUptime(epoch, seen.map((s) => ({ nodeId: s.nodeId, points: uptimePoints(this.d.rcpClock, s.slots) })));
       await this.d.uptime.forget(epoch, seen.map((s) => s.nodeId));
     }
   }
 
   private async expireOverdue(now: Date): Promise<void> {
-    for (const id of await listOverdue(this.d.db, now, BATCH)) {
+    for (const id of await this.d.store.listOverdue(now, BATCH)) {
       try {
         await this.d.lifecycle.end(id, endings.deadlineExceeded());
       } catch (err) {

@@ -25,6 +25,8 @@ import { ensureDatabase, MIGRATIONS_DIR } from '../../src/postgres/migrate.js';
 import { ADVISORY_LOCKS } from '../../src/postgres/advisory-lock.js';
 import { HistoryMaintenance } from '../../src/maintenance/history.service.js';
 import { LedgerChainService, type LedgerVerifyReport } from '../../src/maintenance/ledger-chain.service.js';
+import { ledgerChainStore } from '../../src/postgres/ledger-chain.store.js';
+import { historyStore } from '../../src/postgres/history.store.js';
 import { ledgerDayHash } from '../../src/domain/ledger-chain.js';
 import { rcpClockFrom } from '../../src/domain/rcp.js';
 import { SnapshotService } from '../../src/snapshots/snapshot.service.js';
@@ -66,7 +68,7 @@ function history(db: Db = stack.db): HistoryMaintenance {
     jobDeadlineMs: stack.config.JOB_DEADLINE_MS,
     logger,
   });
-  return new HistoryMaintenance({ config: stack.config, db, ledgerChain: new LedgerChainService(db), snapshots, logger });
+  return new HistoryMaintenance({ config: stack.config, store: historyStore(db), ledgerChain: new LedgerChainService(ledgerChainStore(db)), snapshots, logger });
 }
 
 interface PastJob {

@@ -27,6 +27,8 @@ import { addressOf, generatePrivateKey } from '../../src/domain/signatures.js';
 import { createPool, withTransaction, type Db } from '../../src/postgres/db.js';
 import { HistoryMaintenance } from '../../src/maintenance/history.service.js';
 import { LedgerChainService } from '../../src/maintenance/ledger-chain.service.js';
+import { ledgerChainStore } from '../../src/postgres/ledger-chain.store.js';
+import { historyStore } from '../../src/postgres/history.store.js';
 import { UsageService } from '../../src/space/usage.service.js';
 import { SnapshotService } from '../../src/snapshots/snapshot.service.js';
 import { LocalDirectoryStore } from '../../src/snapshots/stores/local.store.js';
@@ -77,7 +79,7 @@ function snapshotService(store: LocalDirectoryStore, logger: pino.Logger, db: Db
 }
 
 function history(snapshots: SnapshotService, logger: pino.Logger): HistoryMaintenance {
-  return new HistoryMaintenance({ config: stack.config, db: stack.db, ledgerChain: new LedgerChainService(stack.db), snapshots, logger });
+  return new HistoryMaintenance({ config: stack.config, store: historyStore(stack.db), ledgerChain: new LedgerChainService(ledgerChainStore(stack.db)), snapshots, logger });
 }
 
 async function partitionExists(day: string): Promise<boolean> {
@@ -430,7 +432,7 @@ test('restore rebuilds the chain into an empty database: ledger-verify passes wi
       assert.equal(restoredHead, lastDay);
       const originalHash = (await stack.db.query<{ hash: string }>(`SELECT encode(hash, 'hex') AS hash FROM ledger_days WHERE day = $1::date`, [lastDay])).rows[0]!.hash;
       assert.equal(report.ledger_verify.head_hash, originalHash);
-      assert.equal((await new LedgerChainService(restored).verify()).ok, true);
+      assert.equal((await new LedgerChainService(ledgerChainStore(restored)).verify()).ok, true);
       const range = { from: ago(7), to: ago(1) };
       const before = await new UsageService(stack.db).report(tenant.namespaceId, range);
       const after = await new UsageService(restored).report(tenant.namespaceId, range);
