@@ -21,6 +21,7 @@ import { RetentionService } from './space/retention.service.js';
 import { PayloadKeys } from './space/payload-keys.service.js';
 import { SpaceJobs } from './space/space-jobs.service.js';
 import { ZeroHolds } from './redis/zero-holds.repository.js';
+import { retentionStore } from './postgres/retention.store.js';
 import { spaceJobsStore } from './postgres/space-jobs.store.js';
 import { retentionRoutes } from './space/retention.http.js';
 import { JobLogsRepository } from './mongo/job-logs.repository.js';
@@ -168,7 +169,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const payloads = new PayloadsRepository(mongo.db, payloadKeys);
   await payloads.ensureIndexes(logger);
   const retention = new RetentionService({
-    db,
+    store: retentionStore(db),
     payloads,
     standardHours: config.PAYLOAD_RETENTION_HOURS,
     maxDays: config.SPACE_MAX_RETENTION_DAYS,

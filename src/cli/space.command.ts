@@ -17,6 +17,7 @@ import { PayloadsRepository } from '../mongo/payloads.repository.js';
 import { RetentionService } from '../space/retention.service.js';
 import { SpaceJobs } from '../space/space-jobs.service.js';
 import { PayloadKeys } from '../space/payload-keys.service.js';
+import { retentionStore } from '../postgres/retention.store.js';
 import { spaceJobsStore } from '../postgres/space-jobs.store.js';
 import { exportLines, exportSchema } from '../space/job-search.http.js';
 
@@ -43,7 +44,7 @@ async function withSpace<T>(mongoNeeded: boolean, fn: (s: Space) => Promise<T>):
     const keys = config.PAYLOAD_MASTER_KEYS ? new PayloadKeys({ db, masterKeys: config.PAYLOAD_MASTER_KEYS, logger }) : null;
     // Plan commands never touch MongoDB: their repository is one no command here calls without it.
     const payloads = new PayloadsRepository(mongo?.db ?? (null as never), keys);
-    const retention = new RetentionService({ db, payloads, standardHours: config.PAYLOAD_RETENTION_HOURS, maxDays: config.SPACE_MAX_RETENTION_DAYS, priceMicroPerGibDay: config.SPACE_PRICE_MICRO_PER_GIB_DAY, logger });
+    const retention = new RetentionService({ store: retentionStore(db), payloads, standardHours: config.PAYLOAD_RETENTION_HOURS, maxDays: config.SPACE_MAX_RETENTION_DAYS, priceMicroPerGibDay: config.SPACE_PRICE_MICRO_PER_GIB_DAY, logger });
     const jobs = new SpaceJobs({ store: spaceJobsStore(db), payloads, encrypted: keys !== null, logger });
     return await fn({ config, db, logger, retention, jobs, payloads, keys });
   } finally {
