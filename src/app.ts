@@ -21,6 +21,7 @@ import { RetentionService } from './space/retention.service.js';
 import { PayloadKeys } from './space/payload-keys.service.js';
 import { SpaceJobs } from './space/space-jobs.service.js';
 import { ZeroHolds } from './redis/zero-holds.repository.js';
+import { jobLogsStore } from './postgres/job-logs.store.js';
 import { retentionStore } from './postgres/retention.store.js';
 import { spaceJobsStore } from './postgres/space-jobs.store.js';
 import { retentionRoutes } from './space/retention.http.js';
@@ -252,7 +253,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const jobRows = jobsStore(db);
   const lifecycle = new JobLifecycle({ store: jobRows, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger, jobLog: jobLogs, nodeStats });
   const jobs = new InferenceService({ config, db, catalog, settlement, payloads, zeroHolds, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis), jobLog: jobLogs });
-  const jobLogReads = new JobLogsService({ db, jobLogs, nodeStats });
+  const jobLogReads = new JobLogsService({ store: jobLogsStore(db), jobLogs, nodeStats });
   const quality = new QualityService({ config, store: qualityStore(db), payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;

@@ -10,9 +10,6 @@ import { isUuid } from '../domain/wire-strings.js';
 import { addressSchema } from '../domain/protocol.js';
 import type { NodeStatsDoc } from '../domain/node-stats.js';
 import { tokensPerSecond } from '../domain/node-stats.js';
-import type { Db } from '../postgres/db.js';
-import { findJob, findJobInNamespace } from '../postgres/jobs.repository.js';
-import { findOperatorNode } from '../postgres/operator-nodes.repository.js';
 import type { JobLogsRepository, StoredJobLogEntry } from '../mongo/job-logs.repository.js';
 import type { NodeStatsRepository } from '../mongo/node-stats.repository.js';
 
@@ -64,31 +61,46 @@ export interface NodeStatsList {
   summary: { completed: number; failures: Record<string, number>; models: Array<{ model: string; completed: number; completion_tokens: number; tokens_per_second: number | null }> };
 }
 
+/**
+ * What the service needs from PostgreSQL: who may read what (the port its fast tests fake,
+ * test/fakes/job-logs.store.ts; on the engine postgres/job-logs.store.ts). Each answers null for none.
+ */
+export interface JobLogsStore {
+  findJob(jobId: string): Promise<object | null>;
+  /** The job if it is the namespace's: another namespace's job is none. */
+  findJobInNamespace(jobId: string, namespaceId: string): Promise<object | null>;
+  /** The node if the operator account runs it: another operator's node is none. */
+  findOperatorNode(accountId: string, nodeId: string): Promise<object | null>;
+}
+
+export type JobLogsPort = Pick<JobLogsRepository, 'ofJob'>;
+export type NodeStatsPort = Pick<NodeStatsRepository, 'windowsOf'>;
+
 export class JobLogsService {
   constructor(
     private readonly d: {
-      db: Db;
-      jobLogs: JobLogsRepository;
-      nodeStats: NodeStatsRepository;
+      store: JobLogsStore;
+      jobLogs: JobLogsPort;
+      nodeStats: NodeStatsPort;
     },
   ) {}
 
   /** A namespace's job's events, with no node identity. */
   async consumerEvents(jobId: string, namespaceId: string): Promise<JobEventList> {
-    if (!isUuid(jobId) || !(await findJobInNamespace(this.d.db, jobId, namespaceId))) throw errors.jobNotFound(jobId);
+    if (!isUuid(jobId) || !(await this.d.store.findJobInNamespace(jobId, namespaceId))) throw errors.jobNotFound(jobId);
     return eventList(jobId, await this.d.jobLogs.ofJob(jobId), false);
   }
 
   /** Any job's events, with the node of each attempt. */
   async adminEvents(jobId: string): Promise<JobEventList> {
-    if (!isUuid(jobId) || !(await findJob(this.d.db, jobId))) throw errors.jobNotFound(jobId);
+    if (!isUuid(jobId) || !(await this.d.store.findJob(jobId))) throw errors.jobNotFound(jobId);
     return eventList(jobId, await this.d.jobLogs.ofJob(jobId), true);
   }
 
   /** One of the operator's nodes' stats; another operator's node (or none) is a 404. */
   async operatorNodeStats(accountId: string, nodeId: string, range: TimeRange): Promise<NodeStatsList> {
     const id = nodeId.toLowerCase();
-    if (!addressSchema.safeParse(id).success || !(await findOperatorNode(this.d.db, accountId, id))) throw errors.notFound('Node');
+    if (!addressSchema.safeParse(id).success || !(await this.d.store.findOperatorNode(accountId, id))) throw errors.notFound('Node');
     return this.statsOf(id, range);
   }
 
