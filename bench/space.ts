@@ -27,6 +27,7 @@ import pg from 'pg';
 import { connectMongo } from '../src/mongo/client.js';
 import { migrate } from '../src/postgres/migrate.js';
 import { createAccount, createNamespace } from '../src/postgres/accounts.repository.js';
+import { payloadKeysStore } from '../src/postgres/payload-keys.store.js';
 import { PayloadKeys } from '../src/space/payload-keys.service.js';
 import { PayloadsRepository, type ResultToSave } from '../src/mongo/payloads.repository.js';
 import { bucketName } from '../src/mongo/payload-buckets.js';
@@ -106,7 +107,7 @@ async function main(): Promise<number> {
     const ferret = 'ferretdbVersion' in build || 'ferretdb' in build;
     const ferretInfo = build.ferretdb as { version?: string } | undefined;
     const server = ferret ? `FerretDB ${String(build.ferretdbVersion ?? ferretInfo?.version ?? '')} (PostgreSQL backend; MongoDB ${String(build.version)} wire)` : `MongoDB ${String(build.version)}`;
-    const keys = new PayloadKeys({ db: pool, masterKeys: new Map([[1, randomBytes(32)]]), logger: pino({ level: 'silent' }) });
+    const keys = new PayloadKeys({ store: payloadKeysStore(pool), masterKeys: new Map([[1, randomBytes(32)]]), logger: pino({ level: 'silent' }) });
     const repo = new PayloadsRepository(db, keys);
     await repo.ensureIndexes(pino({ level: 'silent' }));
     const now = Date.now();

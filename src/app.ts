@@ -22,6 +22,7 @@ import { PayloadKeys } from './space/payload-keys.service.js';
 import { SpaceJobs } from './space/space-jobs.service.js';
 import { ZeroHolds } from './redis/zero-holds.repository.js';
 import { jobLogsStore } from './postgres/job-logs.store.js';
+import { payloadKeysStore } from './postgres/payload-keys.store.js';
 import { retentionStore } from './postgres/retention.store.js';
 import { spaceJobsStore } from './postgres/space-jobs.store.js';
 import { retentionRoutes } from './space/retention.http.js';
@@ -165,7 +166,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // Payloads are sealed per namespace (space/payload-keys.service.ts). `serve` refuses to start the roles
   // that write or read them without PAYLOAD_MASTER_KEYS (config.ts); a backbone built without one (a
   // bench, a test that does not care) stores them in clear, and says so.
-  const payloadKeys = config.PAYLOAD_MASTER_KEYS ? new PayloadKeys({ db, masterKeys: config.PAYLOAD_MASTER_KEYS, logger }) : null;
+  const payloadKeys = config.PAYLOAD_MASTER_KEYS ? new PayloadKeys({ store: payloadKeysStore(db), masterKeys: config.PAYLOAD_MASTER_KEYS, logger }) : null;
   if (!payloadKeys) logger.warn('PAYLOAD_MASTER_KEYS unset: payloads are stored in MongoDB unencrypted and cannot be crypto-shredded');
   const payloads = new PayloadsRepository(mongo.db, payloadKeys);
   await payloads.ensureIndexes(logger);

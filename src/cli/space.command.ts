@@ -17,6 +17,7 @@ import { PayloadsRepository } from '../mongo/payloads.repository.js';
 import { RetentionService } from '../space/retention.service.js';
 import { SpaceJobs } from '../space/space-jobs.service.js';
 import { PayloadKeys } from '../space/payload-keys.service.js';
+import { payloadKeysStore } from '../postgres/payload-keys.store.js';
 import { retentionStore } from '../postgres/retention.store.js';
 import { spaceJobsStore } from '../postgres/space-jobs.store.js';
 import { exportLines, exportSchema } from '../space/job-search.http.js';
@@ -41,7 +42,7 @@ async function withSpace<T>(mongoNeeded: boolean, fn: (s: Space) => Promise<T>):
   let mongo: Mongo | null = null;
   try {
     mongo = mongoNeeded ? await connectMongo(config.MONGODB_URL!) : null;
-    const keys = config.PAYLOAD_MASTER_KEYS ? new PayloadKeys({ db, masterKeys: config.PAYLOAD_MASTER_KEYS, logger }) : null;
+    const keys = config.PAYLOAD_MASTER_KEYS ? new PayloadKeys({ store: payloadKeysStore(db), masterKeys: config.PAYLOAD_MASTER_KEYS, logger }) : null;
     // Plan commands never touch MongoDB: their repository is one no command here calls without it.
     const payloads = new PayloadsRepository(mongo?.db ?? (null as never), keys);
     const retention = new RetentionService({ store: retentionStore(db), payloads, standardHours: config.PAYLOAD_RETENTION_HOURS, maxDays: config.SPACE_MAX_RETENTION_DAYS, priceMicroPerGibDay: config.SPACE_PRICE_MICRO_PER_GIB_DAY, logger });

@@ -25,16 +25,7 @@ import { GroupCommit } from '../common/group-commit.js';
 import type { PayloadCipher, Sealed } from '../mongo/payload-cipher.js';
 import type { HeldResultCipher } from '../redis/zero-holds.repository.js';
 import type { CatalogChange } from '../postgres/catalog-changes.js';
-import type { Db } from '../postgres/db.js';
-import {
-  findNamespaceKey,
-  findPayloadSalts,
-  insertNamespaceKey,
-  insertPayloadSalts,
-  listKeysToRewrap,
-  replaceWrappedKey,
-  shredNamespaceKey,
-} from '../postgres/payload-keys.repository.js';
+import type { NamespaceKeyRow, PayloadSaltRow } from '../postgres/payload-keys.repository.js';
 
 const IV = 12;
 const TAG = 16;
@@ -81,6 +72,25 @@ export class NamespaceShreddedError extends Error {
   }
 }
 
+/**
+ * What the service needs from PostgreSQL: the port its fast tests fake (test/fakes/payload-keys.store.ts);
+ * on the engine it is postgres/payload-keys.store.ts.
+ */
+export interface PayloadKeysStore {
+  findNamespaceKey(namespaceId: string): Promise<NamespaceKeyRow | null>;
+  /** Stores a namespace's first key unless one exists (a concurrent first seal's): the row that stands. */
+  insertNamespaceKey(namespaceId: string, masterVersion: number, wrapped: Buffer): Promise<NamespaceKeyRow | null>;
+  /** A page of keys wrapped under another master version than `current` (shredded ones excepted). */
+  listKeysToRewrap(current: number, limit: number): Promise<NamespaceKeyRow[]>;
+  /** Replaces a key's wrapping if it is still as read; false when it changed meanwhile. */
+  replaceWrappedKey(row: NamespaceKeyRow, masterVersion: number, wrapped: Buffer): Promise<boolean>;
+  /** Destroys the namespace's key and its documents' salts; false when it had none to destroy. */
+  shredNamespaceKey(namespaceId: string): Promise<boolean>;
+  insertPayloadSalts(rows: ReadonlyArray<{ id: string; jobId: string; namespaceId: string; salt: Buffer }>): Promise<void>;
+  /** The salts of these documents that still exist, each with its namespace's key as wrapped now. */
+  findPayloadSalts(ids: readonly string[]): Promise<Map<string, PayloadSaltRow>>;
+}
+
 export class PayloadKeys implements PayloadCipher, HeldResultCipher {
   private readonly current: number;
   /** Unwrapped keys for sealing only (see the head of this file). */
@@ -92,13 +102,13 @@ export class PayloadKeys implements PayloadCipher, HeldResultCipher {
   private readonly salts: GroupCommit<{ id: string; jobId: string; namespaceId: string; salt: Buffer }, void>;
 
   constructor(
-    private readonly d: { db: Db; masterKeys: ReadonlyMap<number, Buffer>; logger: Logger },
+    private readonly d: { store: PayloadKeysStore; masterKeys: ReadonlyMap<number, Buffer>; logger: Logger },
   ) {
     if (d.masterKeys.size === 0) throw new Error('no master key');
     this.current = Math.max(...d.masterKeys.keys());
     this.salts = new GroupCommit<{ id: string; jobId: string; namespaceId: string; salt: Buffer }, void>(
       async (rows) => {
-        await insertPayloadSalts(this.d.db, rows);
+        await this.d.store.insertPayloadSalts(rows);
         return rows.map(() => ({ ok: true as const, value: undefined }));
       },
       { maxItems: 256, maxInFlight: 2, lingerMs: 0 },
@@ -116,7 +126,7 @@ export class PayloadKeys implements PayloadCipher, HeldResultCipher {
 
   async open(items: ReadonlyArray<{ namespaceId: string; jobId: string; sealed: Sealed }>): Promise<Array<Buffer | null>> {
     if (items.length === 0) return [];
-    const salts = await findPayloadSalts(this.d.db, [...new Set(items.map((i) => i.sealed.k))]);
+    const salts = await this.d.store.findPayloadSalts([...new Set(items.map((i) => i.sealed.k))]);
     // Each namespace's key as the lookup found it, unwrapped once for this read.
     const keys = new Map<string, Buffer>();
     const keyOf = (namespaceId: string, row: { masterVersion: number; wrapped: Buffer }) => {
@@ -142,7 +152,7 @@ export class PayloadKeys implements PayloadCipher, HeldResultCipher {
   /** Opens a held result with its namespace's key as PostgreSQL has it now; null once shredded. */
   async openHeld(namespaceId: string, jobId: string, box: Buffer): Promise<Buffer | null> {
     if (box.length < SALT) return null;
-    const row = await findNamespaceKey(this.d.db, namespaceId);
+    const row = await this.d.store.findNamespaceKey(namespaceId);
     if (!row?.wrapped) return null;
     const nsKey = this.unwrap(namespaceId, row.master_version, row.wrapped);
     return gcmOpen(documentKey(nsKey, box.subarray(0, SALT), jobId), box.subarray(SALT), heldAad(namespaceId, jobId));
@@ -152,7 +162,7 @@ export class PayloadKeys implements PayloadCipher, HeldResultCipher {
   async shredNamespace(namespaceId: string): Promise<boolean> {
     this.generation++;
     this.cache.set(namespaceId, { key: null, at: Date.now() });
-    return shredNamespaceKey(this.d.db, namespaceId);
+    return this.d.store.shredNamespaceKey(namespaceId);
   }
 
   /**
@@ -162,11 +172,11 @@ export class PayloadKeys implements PayloadCipher, HeldResultCipher {
   async rewrapAll(progress?: (done: number) => void): Promise<number> {
     let done = 0;
     for (;;) {
-      const page = await listKeysToRewrap(this.d.db, this.current, 500);
+      const page = await this.d.store.listKeysToRewrap(this.current, 500);
       if (page.length === 0) return done;
       for (const row of page) {
         const key = this.unwrap(row.namespace_id, row.master_version, row.wrapped!);
-        if (await replaceWrappedKey(this.d.db, row, this.current, gcmSeal(this.master(this.current), key, wrapAad(row.namespace_id)))) done++;
+        if (await this.d.store.replaceWrappedKey(row, this.current, gcmSeal(this.master(this.current), key, wrapAad(row.namespace_id)))) done++;
       }
       progress?.(done);
     }
@@ -217,10 +227,10 @@ export class PayloadKeys implements PayloadCipher, HeldResultCipher {
 
   private async lookUpSealingKey(namespaceId: string): Promise<Buffer | null> {
     const generation = this.generation;
-    let row = await findNamespaceKey(this.d.db, namespaceId);
+    let row = await this.d.store.findNamespaceKey(namespaceId);
     if (!row) {
       const fresh = randomBytes(32);
-      row = await insertNamespaceKey(this.d.db, namespaceId, this.current, gcmSeal(this.master(this.current), fresh, wrapAad(namespaceId)));
+      row = await this.d.store.insertNamespaceKey(namespaceId, this.current, gcmSeal(this.master(this.current), fresh, wrapAad(namespaceId)));
       if (!row) return null;
     }
     const key = row.wrapped ? this.unwrap(namespaceId, row.master_version, row.wrapped) : null;

@@ -10,6 +10,7 @@ import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 import { requestJson } from '../helpers/http.js';
 import { PayloadsRepository } from '../../src/mongo/payloads.repository.js';
 import { jobBucket } from '../../src/mongo/payload-buckets.js';
+import { payloadKeysStore } from '../../src/postgres/payload-keys.store.js';
 import { PayloadKeys } from '../../src/space/payload-keys.service.js';
 import { bytesOf, type Sealed } from '../../src/mongo/payload-cipher.js';
 import { newJobId } from '../../src/domain/job-ids.js';
@@ -99,7 +100,7 @@ test('at rest: a stored document holds no prompt or output in clear; DELETE /v1/
     const sealed = doc.sealed as Sealed;
     const copy: Sealed = { k: sealed.k, box: Buffer.from(bytesOf(sealed.box)) };
     // A fresh reader (no cached key) with the master key opens the copy before the delete...
-    const reader = new PayloadKeys({ db: stack.db, masterKeys: stack.config.PAYLOAD_MASTER_KEYS!, logger: pino({ level: 'silent' }) });
+    const reader = new PayloadKeys({ store: payloadKeysStore(stack.db), masterKeys: stack.config.PAYLOAD_MASTER_KEYS!, logger: pino({ level: 'silent' }) });
     const [before] = await reader.open([{ namespaceId: t.namespaceId, jobId, sealed: copy }]);
     assert.match(before?.toString() ?? '', /simulated answer/);
     // ...and not as another namespace's or another job's.
@@ -133,7 +134,7 @@ test("a namespace's deletion shreds its key: its documents, and any copy, are un
     const doc = await storedResult(jobId, 72);
     const copy: Sealed = { k: (doc.sealed as Sealed).k, box: Buffer.from(bytesOf((doc.sealed as Sealed).box)) };
     await stack.backbone.admin.deleteNamespace(t.namespaceId);
-    const reader = new PayloadKeys({ db: stack.db, masterKeys: stack.config.PAYLOAD_MASTER_KEYS!, logger: pino({ level: 'silent' }) });
+    const reader = new PayloadKeys({ store: payloadKeysStore(stack.db), masterKeys: stack.config.PAYLOAD_MASTER_KEYS!, logger: pino({ level: 'silent' }) });
     assert.deepEqual(await reader.open([{ namespaceId: t.namespaceId, jobId, sealed: copy }]), [null]);
     const key = await stack.db.query<{ wrapped: Buffer | null }>(`SELECT wrapped FROM namespace_keys WHERE namespace_id = $1`, [t.namespaceId]);
     assert.equal(key.rows[0]?.wrapped, null, 'the wrapped key itself is gone');
@@ -207,14 +208,14 @@ test('rotation: a new master key version re-wraps namespace keys, and payloads s
     const v1 = stack.config.PAYLOAD_MASTER_KEYS!.get(1)!;
     const v2 = randomBytes(32);
     const logger = pino({ level: 'silent' });
-    const both = new PayloadKeys({ db: stack.db, masterKeys: new Map([[1, v1], [2, v2]]), logger });
+    const both = new PayloadKeys({ store: payloadKeysStore(stack.db), masterKeys: new Map([[1, v1], [2, v2]]), logger });
     assert.ok((await both.rewrapAll()) >= 1);
     assert.equal(await both.rewrapAll(), 0, 'nothing left under version one');
     const rows = await stack.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM namespace_keys WHERE master_version = 1 AND wrapped IS NOT NULL`);
     assert.equal(rows.rows[0]!.n, 0);
-    const onlyV2 = new PayloadKeys({ db: stack.db, masterKeys: new Map([[2, v2]]), logger });
+    const onlyV2 = new PayloadKeys({ store: payloadKeysStore(stack.db), masterKeys: new Map([[2, v2]]), logger });
     const [opened] = await onlyV2.open([{ namespaceId: t.namespaceId, jobId, sealed }]);
     assert.match(opened?.toString() ?? '', /simulated answer/, 'readable under the new version alone');
-    const onlyV1 = new PayloadKeys({ db: stack.db, masterKeys: new Map([[1, v1]]), logger });
+    const onlyV1 = new PayloadKeys({ store: payloadKeysStore(stack.db), masterKeys: new Map([[1, v1]]), logger });
     await assert.rejects(onlyV1.open([{ namespaceId: t.namespaceId, jobId, sealed }]), /version 2/, 'the old version alone no longer unwraps it');
   }));

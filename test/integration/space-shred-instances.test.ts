@@ -10,6 +10,7 @@ import { createBackbone, type Backbone } from '../../src/app.js';
 import { PayloadsRepository, type ResultToSave } from '../../src/mongo/payloads.repository.js';
 import { ZeroHolds } from '../../src/redis/zero-holds.repository.js';
 import { RedisKeys } from '../../src/redis/client.js';
+import { payloadKeysStore } from '../../src/postgres/payload-keys.store.js';
 import { NamespaceShreddedError, PayloadKeys } from '../../src/space/payload-keys.service.js';
 import { newJobId } from '../../src/domain/job-ids.js';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
@@ -94,7 +95,7 @@ test("a namespace deleted on one instance: another, which had just sealed and re
     // The other backbone's stores, with its own payload keys (its memory of the namespace's key), and an
     // instance that will not hear the deletion's announcement at all (as any instance before it arrives).
     const payloads = new PayloadsRepository(other.mongo.db, other.payloadKeys);
-    const unaware = new PayloadKeys({ db: stack.db, masterKeys: stack.config.PAYLOAD_MASTER_KEYS!, logger: pino({ level: 'silent' }) });
+    const unaware = new PayloadKeys({ store: payloadKeysStore(stack.db), masterKeys: stack.config.PAYLOAD_MASTER_KEYS!, logger: pino({ level: 'silent' }) });
     const unawarePayloads = new PayloadsRepository(other.mongo.db, unaware);
     const holds = new ZeroHolds(redis, new RedisKeys(stack.config.REDIS_KEY_PREFIX), 120, unaware);
     const stored = result(t.namespaceId, 'namespace secret');
