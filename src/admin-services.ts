@@ -21,6 +21,7 @@ import { NetworkConfigService } from './network/network-config.service.js';
 import { AdminService } from './gate/admin.service.js';
 import { OperatorsService } from './gate/operators.service.js';
 import { UsageService } from './space/usage.service.js';
+import { usageStore } from './postgres/usage.store.js';
 import { LedgerChainService } from './maintenance/ledger-chain.service.js';
 import { ledgerChainStore } from './postgres/ledger-chain.store.js';
 
@@ -61,7 +62,7 @@ export function buildAdminServices(e: AdminEngines): AdminServices {
     nodeFlags,
     networkConfig: new NetworkConfigService({ store: networkConfigStore(db), networkKey, config, nodeDigests: new NodeConfigDigests(redis, keys), logger: e.logger }),
     operators: new OperatorsService({ store: operatorsStore(db), networkKey }),
-    usage: new UsageService(db),
+    usage: new UsageService(usageStore(db)),
     ledgerChain: new LedgerChainService(ledgerChainStore(db)),
   };
 }

@@ -7,10 +7,8 @@ import { formatCredits } from '../errors.js';
 import { toCsv } from '../domain/csv.js';
 import { dayRange, isoDay } from '../domain/day-range.js';
 import { addDays, dayStart, spansWithout } from '../domain/job-history.js';
-import { withTransaction, type Db } from '../postgres/db.js';
-import { listRollupDays } from '../postgres/job-history.repository.js';
-import { listMeteringsBetween, type MeteringRow } from '../postgres/space.repository.js';
-import { usageFromJobs, usageFromRollups, type UsageRow } from '../postgres/usage.repository.js';
+import type { MeteringRow } from '../postgres/space.repository.js';
+import type { UsageRow } from '../postgres/usage.repository.js';
 
 export interface UsageReportRow extends Omit<UsageRow, 'charged_micro'> {
   credits_charged: string;
@@ -42,8 +40,28 @@ export const USAGE_CSV_COLUMNS = [
   'credits_charged',
 ] as const satisfies ReadonlyArray<keyof UsageReportRow>;
 
+/**
+ * What the service needs from PostgreSQL: the port its fast tests fake (test/fakes/usage.store.ts); on the
+ * engine it is postgres/usage.store.ts.
+ */
+export interface UsageStore {
+  /** `fn`'s reads in one read-only snapshot: a rollup or a drop committing meanwhile is seen whole or not at all. */
+  snapshot<T>(fn: (tx: UsageTx) => Promise<T>): Promise<T>;
+}
+
+export interface UsageTx {
+  /** Storage charges of days `from` to `to` (YYYY-MM-DD, inclusive). */
+  listMeteringsBetween(namespaceId: string, from: string, to: string): Promise<MeteringRow[]>;
+  /** Days from `from` to `to` that are rolled up (for every namespace at once). */
+  listRollupDays(from: string, to: string): Promise<Array<{ day: string }>>;
+  /** Usage of rolled-up days from `fromDay` to `toDay`, from the rollups. */
+  usageFromRollups(namespaceId: string, fromDay: string, toDay: string): Promise<UsageRow[]>;
+  /** Usage from the raw jobs created in [from, to). */
+  usageFromJobs(namespaceId: string, from: Date, to: Date): Promise<UsageRow[]>;
+}
+
 export class UsageService {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly store: UsageStore) {}
 
   /** Usage for days `from` to `to` inclusive (YYYY-MM-DD, UTC; default: the 30 days up to today), oldest day first. */
   async report(namespaceId: string, range: { from?: string; to?: string }): Promise<{ from: string; to: string; data: UsageReportRow[]; storage: StorageReportRow[] }> {
@@ -51,15 +69,15 @@ export class UsageService {
     const from = isoDay(r.from);
     const to = isoDay(r.to);
     let storage: MeteringRow[] = [];
-    const rows = await withTransaction(this.db, async (tx) => {
-      storage = await listMeteringsBetween(tx, namespaceId, from, to);
-      const rolledUp = new Set((await listRollupDays(tx, from, to)).map((d) => d.day));
-      const all = rolledUp.size > 0 ? await usageFromRollups(tx, namespaceId, from, to) : [];
+    const rows = await this.store.snapshot(async (tx) => {
+      storage = await tx.listMeteringsBetween(namespaceId, from, to);
+      const rolledUp = new Set((await tx.listRollupDays(from, to)).map((d) => d.day));
+      const all = rolledUp.size > 0 ? await tx.usageFromRollups(namespaceId, from, to) : [];
       for (const span of spansWithout(from, to, rolledUp)) {
-        all.push(...(await usageFromJobs(tx, namespaceId, dayStart(span.first), dayStart(addDays(span.last, 1)))));
+        all.push(...(await tx.usageFromJobs(namespaceId, dayStart(span.first), dayStart(addDays(span.last, 1)))));
       }
       return all;
-    }, { isolation: 'snapshot', readOnly: true });
+    });
     rows.sort((a, b) => a.day.localeCompare(b.day) || a.model.localeCompare(b.model) || a.key_prefix.localeCompare(b.key_prefix) || a.api_key_id.localeCompare(b.api_key_id));
     return {
       from,

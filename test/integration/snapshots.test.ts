@@ -30,6 +30,7 @@ import { LedgerChainService } from '../../src/maintenance/ledger-chain.service.j
 import { ledgerChainStore } from '../../src/postgres/ledger-chain.store.js';
 import { historyStore } from '../../src/postgres/history.store.js';
 import { UsageService } from '../../src/space/usage.service.js';
+import { usageStore } from '../../src/postgres/usage.store.js';
 import { SnapshotService } from '../../src/snapshots/snapshot.service.js';
 import { LocalDirectoryStore } from '../../src/snapshots/stores/local.store.js';
 import { KuboStore } from '../../src/snapshots/stores/kubo.store.js';
@@ -434,8 +435,8 @@ test('restore rebuilds the chain into an empty database: ledger-verify passes wi
       assert.equal(report.ledger_verify.head_hash, originalHash);
       assert.equal((await new LedgerChainService(ledgerChainStore(restored)).verify()).ok, true);
       const range = { from: ago(7), to: ago(1) };
-      const before = await new UsageService(stack.db).report(tenant.namespaceId, range);
-      const after = await new UsageService(restored).report(tenant.namespaceId, range);
+      const before = await new UsageService(usageStore(stack.db)).report(tenant.namespaceId, range);
+      const after = await new UsageService(usageStore(restored)).report(tenant.namespaceId, range);
       assert.ok(before.data.length >= 3);
       assert.deepEqual(after, before);
       const chain = (await restored.query<{ cid: string; seq: number }>(`SELECT cid, seq FROM snapshots ORDER BY seq`)).rows;
