@@ -7,13 +7,12 @@ export class FakeAuthStore implements AuthStore {
   readonly db = new FakeDatabase({ lastUsed: new Map<string, number>() });
 
   touchApiKey(keyId: string): Promise<void> {
-    try {
+    // A failure set by failNext rejects the promise, as the engine's would.
+    return new Promise((resolve) => {
       this.db.call('touchApiKey');
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    this.db.state.lastUsed.set(keyId, Date.now());
-    return Promise.resolve();
+      this.db.state.lastUsed.set(keyId, Date.now());
+      resolve();
+    });
   }
 }
 
