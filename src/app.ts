@@ -32,6 +32,10 @@ import { PresenceRepository } from './redis/presence.repository.js';
 import { InflightRepository } from './redis/inflight.repository.js';
 import { CatalogChanges } from './postgres/catalog-changes.js';
 import { Catalog, retentionHoursFor } from './catalog/catalog.service.js';
+import { catalogStore } from './postgres/catalog.store.js';
+import { inferenceStore } from './postgres/inference.store.js';
+import { authStore } from './postgres/auth.store.js';
+import { streamRelayStore } from './postgres/stream-relay.store.js';
 import { UsageRules } from './catalog/usage-rules.js';
 import { PublishMarks } from './jobs/publish-marks.js';
 import { RateLimitRepository } from './redis/rate-limit.repository.js';
@@ -188,7 +192,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // The network config in force: every role reads its parameters from it (the environment's until a
   // version exists); the gate role makes the genesis version when there is none.
   // Catalogue rows (models, namespaces, API keys) in memory, dropped on every instance when they change.
-  const catalog = new Catalog(db);
+  const catalog = new Catalog(catalogStore(db));
   const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX, config.RABBITMQ_QUEUE_TYPE);
   await queue.verifyTopology();
   const { admin, eligibility, flagsMirror, nodeFlags, networkConfig, operators, usage, ledgerChain } = buildAdminServices({ config, logger, db, redis, keys, queue, catalog });
@@ -250,7 +254,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // The job rows as the lifecycle, the results service and the scheduler read and fence them (one adapter).
   const jobRows = jobsStore(db);
   const lifecycle = new JobLifecycle({ store: jobRows, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger, jobLog: jobLogs, nodeStats });
-  const jobs = new InferenceService({ config, db, catalog, settlement, payloads, zeroHolds, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis), jobLog: jobLogs });
+  const jobs = new InferenceService({ config, store: inferenceStore(db), catalog, settlement, payloads, zeroHolds, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis), jobLog: jobLogs });
   const jobLogReads = new JobLogsService({ db, jobLogs, nodeStats });
   const quality = new QualityService({ config, store: qualityStore(db), payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
@@ -303,7 +307,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   }
   if (has('cloud')) {
     const auth = new AuthService({
-      db,
+      store: authStore(db),
       catalog,
       rateLimits: new RateLimitRepository(redis, keys),
       defaultRps: config.RATE_LIMIT_RPS,
@@ -312,7 +316,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       accountBurst: config.ACCOUNT_RATE_LIMIT_BURST,
       redisReady: () => redisReady(redis),
     });
-    const relay = new StreamRelay({ db, streams, wakeups: new StreamWakeups(redisStreamSub!, keys), events, payloads, logger });
+    const relay = new StreamRelay({ store: streamRelayStore(db), streams, wakeups: new StreamWakeups(redisStreamSub!, keys), events, payloads, logger });
     cloudRoutes(app, { db, payloads, spaceJobs, jobLogs: jobLogReads, usage, auth, jobs, relay, redisReady: () => redisReady(redis), maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS, defaultRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST } });
   }
   let gateway: Gateway | null = null;
