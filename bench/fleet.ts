@@ -38,6 +38,7 @@ import { createRedis, LuaScript, RedisKeys } from '../src/redis/client.js';
 import { EligibilityMirror } from '../src/redis/eligibility.mirror.js';
 import { PresenceRepository } from '../src/redis/presence.repository.js';
 import { EligibilityService } from '../src/network/eligibility.service.js';
+import { eligibilityStore } from '../src/postgres/eligibility.store.js';
 import type { Placement } from '../src/domain/eligibility.js';
 import { Child } from './ipc.js';
 import { labelProcesses, usageMeter } from './load.js';
@@ -140,7 +141,7 @@ async function main(): Promise<number> {
     const redis = createRedis(info.redisUrl, 'bench-fleet');
     const db = createPool(info.databaseUrl, 2);
     const keys = new RedisKeys(info.redisPrefix);
-    const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
+    const eligibility = new EligibilityService({ store: eligibilityStore(db), mirror: new EligibilityMirror(redis, keys) });
     const presence = new PresenceRepository(redis, keys, () => info.heartbeatTtlMs, () => info.slotMaxAgeMs, () => eligibility.sync());
     let latencies: Awaited<ReturnType<typeof measureRedis>>;
     let redisBenchmark: RedisBenchmarkRow[] = [];

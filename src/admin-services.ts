@@ -13,6 +13,8 @@ import { EligibilityMirror } from './redis/eligibility.mirror.js';
 import { NodeConfigDigests } from './redis/node-config-digests.repository.js';
 import { cooldownRule, NodeFlagsService } from './network/node-flags.service.js';
 import { nodeFlagsStore } from './postgres/node-flags.store.js';
+import { eligibilityStore } from './postgres/eligibility.store.js';
+import { networkConfigStore } from './postgres/network-config.store.js';
 import { EligibilityService } from './network/eligibility.service.js';
 import { NetworkConfigService } from './network/network-config.service.js';
 import { AccountsAdminService } from './gate/accounts-admin.service.js';
@@ -64,7 +66,7 @@ export interface AdminServices {
 export function buildAdminServices(e: AdminEngines): AdminServices {
   const { config, db, redis, keys } = e;
   const networkKey = config.NETWORK_SIGNING_KEY ?? null;
-  const eligibility = new EligibilityService({ db, mirror: new EligibilityMirror(redis, keys) });
+  const eligibility = new EligibilityService({ store: eligibilityStore(db), mirror: new EligibilityMirror(redis, keys) });
   const flagsMirror = new NodeFlagsMirror(redis, keys);
   const nodeFlags = new NodeFlagsService({ store: nodeFlagsStore(db), mirror: flagsMirror, rule: cooldownRule(config) });
   const quotas = accountQuotasOf(config);
@@ -78,7 +80,7 @@ export function buildAdminServices(e: AdminEngines): AdminServices {
     eligibility,
     flagsMirror,
     nodeFlags,
-    networkConfig: new NetworkConfigService({ db, networkKey, config, nodeDigests: new NodeConfigDigests(redis, keys), logger: e.logger }),
+    networkConfig: new NetworkConfigService({ store: networkConfigStore(db), networkKey, config, nodeDigests: new NodeConfigDigests(redis, keys), logger: e.logger }),
     operators: new OperatorsService(db, networkKey),
     usage: new UsageService(db),
     ledgerChain: new LedgerChainService(db),

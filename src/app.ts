@@ -59,6 +59,8 @@ import { SiweNonces } from './redis/siwe-nonces.repository.js';
 import { QuarantineService } from './gate/quarantine.service.js';
 import { Maintenance } from './maintenance/maintenance.service.js';
 import { QualityService } from './network/quality.service.js';
+import { qualityStore } from './postgres/quality.store.js';
+import { networkConfigStore } from './postgres/network-config.store.js';
 import { ScoresMirror } from './redis/scores.mirror.js';
 import { UsageSamples } from './redis/usage-samples.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
@@ -142,7 +144,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const db = createPool(config.DATABASE_URL, config.PG_POOL_MAX);
   // Checked before anything else opens: a backbone whose key did not sign the config in force would
   // serve nodes a config they refuse.
-  const foreignConfig = networkKey ? await foreignSignedConfig(db, networkKey) : null;
+  const foreignConfig = networkKey ? await foreignSignedConfig(networkConfigStore(db), networkKey) : null;
   if (foreignConfig && !opts.republishForeignConfig) {
     await db.end();
     throw new Error(
@@ -243,7 +245,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     issueApiKey: (namespaceId: string, opts: { name: string }) => admin.apiKeys.issueApiKey(namespaceId, opts),
     topUp: (namespaceId: string, credits: number, memo: string) => admin.credits.topUp(namespaceId, credits, memo),
   };
-  const quality = new QualityService({ config, db, payloads, jobs, admin: systemTenants, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
+  const quality = new QualityService({ config, store: qualityStore(db), payloads, jobs, admin: systemTenants, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;
   if (redisStreamSub) logRedisState(redisStreamSub, 'stream-sub', logger);

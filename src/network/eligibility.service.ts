@@ -20,24 +20,11 @@ import {
   SUBCLOUD_NAME_PATTERN,
   type Network,
 } from '../domain/eligibility.js';
-import { withTransaction, type Db, type Queryable } from '../postgres/db.js';
-import { nodeExists } from '../postgres/nodes.repository.js';
-import { bindNamespace, findNamespace, type NamespaceRow } from '../postgres/accounts.repository.js';
-import {
-  addSubcloudMember,
-  bumpEligibilityRevision,
-  deleteSubcloud,
-  eligibilityRevision,
-  findSubcloud,
-  insertSubcloud,
-  listSubclouds,
-  readEligibilityRules,
-  removeSubcloudMember,
-  updateSubcloud,
-  type SubcloudRow,
-} from '../postgres/subclouds.repository.js';
+import type { EligibilityRules } from '../domain/eligibility.js';
+import type { NamespaceRow } from '../postgres/accounts.repository.js';
+import type { SubcloudRow, SubcloudSettings } from '../postgres/subclouds.repository.js';
 import type { EligibilityMirror } from '../redis/eligibility.mirror.js';
-import { recordAdminChange, SYSTEM_ACTOR, type AdminChange } from '../postgres/admin-changes.repository.js';
+import { SYSTEM_ACTOR, type AdminChange } from '../postgres/admin-changes.repository.js';
 
 const MAX_ALLOWED_MODELS = 256;
 
@@ -52,10 +39,46 @@ export interface SubcloudPolicy {
 
 export type SubcloudView = SubcloudRow & { members: string[]; namespaces: number };
 
+/**
+ * What the service needs from PostgreSQL (postgres/eligibility.store.ts; in memory:
+ * test/fakes/eligibility.store.ts).
+ */
+export interface EligibilityStore {
+  /** Every rule, read in one snapshot (what the mirror is replaced with). */
+  readRules(): Promise<EligibilityRules>;
+  /** The revision the rules are at (bumped by every change). */
+  revision(): Promise<string>;
+  /** The subclouds with their members and bound namespaces' count; `name`: that one only. */
+  listSubclouds(name?: string): Promise<SubcloudView[]>;
+  /** All of `fn` or none of it. */
+  transaction<T>(fn: (tx: EligibilityTx) => Promise<T>): Promise<T>;
+}
+
+export interface EligibilityTx {
+  /** `forUpdate`: locked to the end of the transaction. */
+  findSubcloud(name: string, forUpdate?: boolean): Promise<SubcloudRow | null>;
+  /** null: the name is taken. */
+  insertSubcloud(name: string, settings: SubcloudSettings): Promise<SubcloudRow | null>;
+  updateSubcloud(name: string, settings: Omit<SubcloudSettings, 'network'>): Promise<SubcloudRow | null>;
+  deleteSubcloud(name: string): Promise<'deleted' | 'not_found' | 'bound'>;
+  /** false: already a member. */
+  addMember(subcloud: string, nodeId: string): Promise<boolean>;
+  /** false: was not a member. */
+  removeMember(subcloud: string, nodeId: string): Promise<boolean>;
+  nodeExists(nodeId: string): Promise<boolean>;
+  findNamespace(namespaceId: string): Promise<NamespaceRow | null>;
+  bindNamespace(namespaceId: string, subcloud: string | null): Promise<NamespaceRow | null>;
+  bumpRevision(): Promise<void>;
+  recordAdminChange(change: AdminChange): Promise<void>;
+}
+
+/** The Redis side (redis/eligibility.mirror.ts). */
+export type EligibilityMirrorPort = Pick<EligibilityMirror, 'replace' | 'revision'>;
+
 export class EligibilityService {
   private syncing: Promise<void> | null = null;
 
-  constructor(private readonly d: { db: Db; mirror: EligibilityMirror }) {}
+  constructor(private readonly d: { store: EligibilityStore; mirror: EligibilityMirrorPort }) {}
 
   /**
    * Replaces the Redis mirror with the rules in PostgreSQL. Concurrent callers in this process share one
@@ -64,7 +87,7 @@ export class EligibilityService {
   sync(): Promise<void> {
     this.syncing ??= (async () => {
       try {
-        const rules = await withTransaction(this.d.db, (tx) => readEligibilityRules(tx), { isolation: 'snapshot', readOnly: true });
+        const rules = await this.d.store.readRules();
         await this.d.mirror.replace(rules);
       } finally {
         this.syncing = null;
@@ -75,18 +98,18 @@ export class EligibilityService {
 
   /** Mirrors the rules when the mirror is missing or at another revision (maintenance, every tick). */
   async syncIfStale(): Promise<boolean> {
-    const [mirrored, current] = await Promise.all([this.d.mirror.revision(), eligibilityRevision(this.d.db)]);
+    const [mirrored, current] = await Promise.all([this.d.mirror.revision(), this.d.store.revision()]);
     if (mirrored === current) return false;
     await this.sync();
     return true;
   }
 
   list(): Promise<SubcloudView[]> {
-    return listSubclouds(this.d.db);
+    return this.d.store.listSubclouds();
   }
 
   async get(name: string): Promise<SubcloudView> {
-    const [found] = await listSubclouds(this.d.db, name);
+    const [found] = await this.d.store.listSubclouds(name);
     if (!found) throw errors.notFound('Subcloud');
     return found;
   }
@@ -98,7 +121,7 @@ export class EligibilityService {
     if (!(NETWORKS as readonly string[]).includes(network)) throw errors.invalid(`network must be one of ${NETWORKS.join(', ')}`, 'network');
     const settings = { network, ...checkPolicy(policy, { allowedModels: [], minGpuMemoryMb: 0, isolate: false }) };
     const created = await this.change(async (tx) => {
-      const row = await insertSubcloud(tx, name, settings);
+      const row = await tx.insertSubcloud(name, settings);
       return row && { result: row, log: { action: 'subcloud.create', subject: name, before: null, after: row } };
     }, actor);
     if (!created) throw errors.conflict(`A subcloud named '${name}' already exists.`);
@@ -108,9 +131,9 @@ export class EligibilityService {
   /** Changes the policy fields given; the others stay as they were. */
   async update(name: string, policy: SubcloudPolicy, actor: string = SYSTEM_ACTOR): Promise<SubcloudView> {
     const updated = await this.change(async (tx) => {
-      const current = await findSubcloud(tx, name, true);
+      const current = await tx.findSubcloud(name, true);
       if (!current) return null;
-      const row = await updateSubcloud(tx, name, checkPolicy(policy, { allowedModels: current.allowed_models, minGpuMemoryMb: current.min_gpu_memory_mb, isolate: current.isolate }));
+      const row = await tx.updateSubcloud(name, checkPolicy(policy, { allowedModels: current.allowed_models, minGpuMemoryMb: current.min_gpu_memory_mb, isolate: current.isolate }));
       return row && { result: row, log: { action: 'subcloud.update', subject: name, before: current, after: row } };
     }, actor);
     if (!updated) throw errors.notFound('Subcloud');
@@ -119,8 +142,8 @@ export class EligibilityService {
 
   async delete(name: string, actor: string = SYSTEM_ACTOR): Promise<void> {
     const outcome = await this.change(async (tx) => {
-      const before = await findSubcloud(tx, name, true);
-      const result = await deleteSubcloud(tx, name);
+      const before = await tx.findSubcloud(name, true);
+      const result = await tx.deleteSubcloud(name);
       return { result, log: result === 'deleted' ? { action: 'subcloud.delete', subject: name, before, after: null } : null };
     }, actor);
     if (outcome === 'not_found') throw errors.notFound('Subcloud');
@@ -130,10 +153,10 @@ export class EligibilityService {
   async addMember(name: string, nodeId: string, actor: string = SYSTEM_ACTOR): Promise<SubcloudView> {
     if (!isAddress(nodeId)) throw errors.invalid('node ids are lower-case addresses: 0x and 40 hex digits', 'node_id');
     await this.change(async (tx) => {
-      if (!(await findSubcloud(tx, name, true))) throw errors.notFound('Subcloud');
+      if (!(await tx.findSubcloud(name, true))) throw errors.notFound('Subcloud');
       // A node exists once it has registered (bound to its operator); it can be made a member from then on.
-      if (!(await nodeExists(tx, nodeId))) throw errors.notFound('Node');
-      const added = await addSubcloudMember(tx, name, nodeId);
+      if (!(await tx.nodeExists(nodeId))) throw errors.notFound('Node');
+      const added = await tx.addMember(name, nodeId);
       return { result: added, log: added ? { action: 'subcloud.member_add', subject: name, before: null, after: { node: nodeId } } : null };
     }, actor);
     return this.get(name);
@@ -141,7 +164,7 @@ export class EligibilityService {
 
   async removeMember(name: string, nodeId: string, actor: string = SYSTEM_ACTOR): Promise<SubcloudView> {
     const removed = await this.change(async (tx) => {
-      const gone = await removeSubcloudMember(tx, name, nodeId);
+      const gone = await tx.removeMember(name, nodeId);
       return { result: gone, log: gone ? { action: 'subcloud.member_remove', subject: name, before: { node: nodeId }, after: null } : null };
     }, actor);
     if (!removed) throw errors.notFound('Subcloud member');
@@ -150,18 +173,18 @@ export class EligibilityService {
 
   /** Binds a namespace to a subcloud of its network (null: unbinds); applies to jobs accepted from now on. */
   async bindNamespace(namespaceId: string, subcloud: string | null, actor: string = SYSTEM_ACTOR): Promise<NamespaceRow> {
-    return withTransaction(this.d.db, async (tx) => {
-      const ns = await findNamespace(tx, namespaceId);
+    return this.d.store.transaction(async (tx) => {
+      const ns = await tx.findNamespace(namespaceId);
       if (!ns) throw errors.notFound('Namespace');
       if (subcloud !== null) {
-        const sc = await findSubcloud(tx, subcloud);
+        const sc = await tx.findSubcloud(subcloud);
         if (!sc) throw errors.notFound('Subcloud');
         if (sc.network !== ns.network) {
           throw errors.invalid(`Subcloud '${subcloud}' serves ${sc.network}; the namespace is on ${ns.network}.`, 'subcloud');
         }
       }
-      const bound = (await bindNamespace(tx, namespaceId, subcloud))!;
-      await recordAdminChange(tx, { actor, action: 'namespace.subcloud_bind', subject: namespaceId, before: { subcloud: ns.subcloud }, after: { subcloud: bound.subcloud } });
+      const bound = (await tx.bindNamespace(namespaceId, subcloud))!;
+      await tx.recordAdminChange({ actor, action: 'namespace.subcloud_bind', subject: namespaceId, before: { subcloud: ns.subcloud }, after: { subcloud: bound.subcloud } });
       return bound;
     });
   }
@@ -170,11 +193,11 @@ export class EligibilityService {
    * Runs a change with a revision bump and its admin change log entry (when the change happened) in one
    * transaction, then mirrors the rules.
    */
-  private async change<T>(fn: (tx: Queryable) => Promise<{ result: T; log: Omit<AdminChange, 'actor'> | null } | null>, actor: string): Promise<T | null> {
-    const outcome = await withTransaction(this.d.db, async (tx) => {
+  private async change<T>(fn: (tx: EligibilityTx) => Promise<{ result: T; log: Omit<AdminChange, 'actor'> | null } | null>, actor: string): Promise<T | null> {
+    const outcome = await this.d.store.transaction(async (tx) => {
       const done = await fn(tx);
-      if (done?.log) await recordAdminChange(tx, { actor, ...done.log });
-      await bumpEligibilityRevision(tx);
+      if (done?.log) await tx.recordAdminChange({ actor, ...done.log });
+      await tx.bumpRevision();
       return done;
     });
     await this.sync();

@@ -36,18 +36,9 @@ import {
   type RuntimeRequirement,
   type SignedNetworkConfig,
 } from '../domain/network-config.js';
-import type { Db, Tx } from '../postgres/db.js';
-import { ADVISORY_LOCKS, withTransactionLock } from '../postgres/advisory-lock.js';
-import { listModels } from '../postgres/models.repository.js';
-import { recordAdminChange, SYSTEM_ACTOR } from '../postgres/admin-changes.repository.js';
-import {
-  findNetworkConfig,
-  insertNetworkConfig,
-  latestNetworkConfig,
-  listNetworkConfigs,
-  longestExecutionTimeoutMs,
-  type NetworkConfigRow,
-} from '../postgres/network-configs.repository.js';
+import type { ModelRow } from '../postgres/models.repository.js';
+import { SYSTEM_ACTOR, type AdminChange } from '../postgres/admin-changes.repository.js';
+import type { NetworkConfigRow } from '../postgres/network-configs.repository.js';
 import type { NodeConfigDigests } from '../redis/node-config-digests.repository.js';
 import { addressOf, recoverPersonal } from '../domain/signatures.js';
 
@@ -80,12 +71,38 @@ export type PublishInput = z.infer<typeof publishInputSchema>;
 
 export type PublishedConfig = SignedNetworkConfig & { publishedAt: Date; publishedBy: string };
 
+/**
+ * What the service needs from PostgreSQL (postgres/network-config.store.ts; in memory:
+ * test/fakes/network-config.store.ts).
+ */
+export interface NetworkConfigStore {
+  /** The newest version (the highest), null before genesis. */
+  latest(): Promise<NetworkConfigRow | null>;
+  find(version: number): Promise<NetworkConfigRow | null>;
+  /** Newest first. */
+  list(limit: number): Promise<NetworkConfigRow[]>;
+  /** The longest execution timeout of any version, null before genesis. */
+  longestExecutionTimeoutMs(): Promise<number | null>;
+  /**
+   * Runs `fn` holding the publishing lock, in one transaction, with the newest version read under it: one
+   * publisher at a time, all of `fn` or none of it.
+   */
+  publishing<T>(fn: (tx: NetworkConfigTx, latest: NetworkConfigRow | null) => Promise<T>): Promise<T>;
+}
+
+export interface NetworkConfigTx {
+  listModels(): Promise<ModelRow[]>;
+  /** null: that version number was taken meanwhile. */
+  insert(c: { version: number; digest: string; document: NetworkConfig; signature: string; publishedBy: string }): Promise<NetworkConfigRow | null>;
+  recordAdminChange(change: AdminChange): Promise<void>;
+}
+
 export interface NetworkConfigDeps {
-  db: Db;
+  store: NetworkConfigStore;
   /** The network key; null on instances that do not publish (they only read). */
   networkKey: string | null;
   config: Pick<Config, 'MAX_TOKENS_DEFAULT' | 'JOB_ATTEMPT_TIMEOUT_MS' | 'JOB_MAX_ATTEMPTS' | 'HEARTBEAT_TTL_MS' | 'NODE_START_SLOTS'>;
-  nodeDigests: NodeConfigDigests;
+  nodeDigests: Pick<NodeConfigDigests, 'online'>;
   logger: Logger;
 }
 
@@ -143,9 +160,9 @@ export class NetworkConfigService implements CurrentNetworkConfig {
   refresh(): Promise<void> {
     this.refreshing ??= (async () => {
       try {
-        const row = await latestNetworkConfig(this.d.db);
+        const row = await this.d.store.latest();
         if (!row || (this.cached && row.version <= this.cached.version)) return;
-        this.longestTimeoutMs = Math.max(this.env.jobs.executionTimeoutMs, (await longestExecutionTimeoutMs(this.d.db)) ?? 0);
+        this.longestTimeoutMs = Math.max(this.env.jobs.executionTimeoutMs, (await this.d.store.longestExecutionTimeoutMs()) ?? 0);
         const previous = this.cached?.version ?? null;
         this.cached = published(row);
         this.d.logger.info({ version: row.version, digest: row.digest, previous }, 'network config in force');
@@ -160,7 +177,7 @@ export class NetworkConfigService implements CurrentNetworkConfig {
   async ensureGenesis(): Promise<PublishedConfig> {
     const made = await this.underLock(async (tx, latest) => {
       if (latest) return null;
-      const models = await listModels(tx);
+      const models = await tx.listModels();
       const document = buildNetworkConfig({
         version: 1,
         issuedAt: new Date().toISOString(),
@@ -190,7 +207,7 @@ export class NetworkConfigService implements CurrentNetworkConfig {
           version: (latest?.version ?? 0) + 1,
           issuedAt: new Date().toISOString(),
           previousDigest: latest?.digest ?? null,
-          models: (await listModels(tx)).map(configModelOf),
+          models: (await tx.listModels()).map(configModelOf),
           runtimes: given.runtimes ?? base.runtimes,
           jobs: { ...base.jobs, ...definedOnly(given.jobs) },
           heartbeat: { ...base.heartbeat, ...definedOnly(given.heartbeat) },
@@ -209,11 +226,11 @@ export class NetworkConfigService implements CurrentNetworkConfig {
   }
 
   async list(limit: number): Promise<PublishedConfig[]> {
-    return (await listNetworkConfigs(this.d.db, limit)).map(published);
+    return (await this.d.store.list(limit)).map(published);
   }
 
   async get(version: number): Promise<PublishedConfig> {
-    const row = await findNetworkConfig(this.d.db, version);
+    const row = await this.d.store.find(version);
     if (!row) throw errors.notFound('Network config version');
     return published(row);
   }
@@ -229,17 +246,17 @@ export class NetworkConfigService implements CurrentNetworkConfig {
     return { version: this.cached?.version ?? null, digest, online: nodes.size, current: nodes.size - behind.length, behind };
   }
 
-  private async underLock<T>(fn: (tx: Tx, latest: NetworkConfigRow | null) => Promise<T>): Promise<T> {
-    return withTransactionLock(this.d.db, ADVISORY_LOCKS.networkConfig, async (tx) => fn(tx, await latestNetworkConfig(tx)));
+  private underLock<T>(fn: (tx: NetworkConfigTx, latest: NetworkConfigRow | null) => Promise<T>): Promise<T> {
+    return this.d.store.publishing(fn);
   }
 
-  private async store(tx: Tx, document: NetworkConfig, actor: string, previous: NetworkConfigRow | null): Promise<PublishedConfig> {
+  private async store(tx: NetworkConfigTx, document: NetworkConfig, actor: string, previous: NetworkConfigRow | null): Promise<PublishedConfig> {
     if (!this.d.networkKey) throw new Error('publishing a network config needs the network key (NETWORK_SIGNING_KEY)');
     const signed = signNetworkConfig(this.d.networkKey, document);
-    const row = await insertNetworkConfig(tx, { ...signed, publishedBy: actor });
+    const row = await tx.insert({ ...signed, publishedBy: actor });
     // Under the lock nobody else inserts; a conflict means a publisher that lost its lock mid-way.
     if (!row) throw errors.conflict(`Network config version ${signed.version} was published meanwhile; publish again.`, 'version_taken');
-    await recordAdminChange(tx, {
+    await tx.recordAdminChange({
       actor,
       action: 'network_config.publish',
       subject: String(row.version),
@@ -256,8 +273,8 @@ export class NetworkConfigService implements CurrentNetworkConfig {
  * started with another key (a lost key replaced, a demo restarted with a new one) would serve a config
  * its own nodes refuse: the caller refuses to start, or publishes a version under the new key.
  */
-export async function foreignSignedConfig(db: Db, networkKey: string): Promise<{ version: number; signer: string | null } | null> {
-  const row = await latestNetworkConfig(db);
+export async function foreignSignedConfig(store: Pick<NetworkConfigStore, 'latest'>, networkKey: string): Promise<{ version: number; signer: string | null } | null> {
+  const row = await store.latest();
   if (!row) return null;
   const signer = recoverPersonal(signingMessage(row.digest), row.signature);
   return signer === addressOf(networkKey) ? null : { version: row.version, signer };

@@ -17,31 +17,11 @@ import { errors } from '../errors.js';
 import { blindVerdict, nodeScore, scoreInputs } from '../domain/scores.js';
 import { NETWORKS, type Network } from '../domain/eligibility.js';
 import { jobRequestSchema, type JobRequest } from '../domain/protocol.js';
-import type { Db } from '../postgres/db.js';
-import { ADVISORY_LOCKS, runExclusive } from '../postgres/advisory-lock.js';
-import { findModel, listModels } from '../postgres/models.repository.js';
+import type { ModelRow } from '../postgres/models.repository.js';
 import { usageDrift } from '../domain/usage-bounds.js';
 import type { UsageSamples } from '../redis/usage-samples.repository.js';
-import { balanceOf } from '../postgres/ledger.repository.js';
-import { findNamespace } from '../postgres/accounts.repository.js';
-import {
-  attemptStats,
-  blindFailureStreak,
-  blindStats,
-  deactivateBlindProbe,
-  findSystemPrincipal,
-  insertBlindProbe,
-  lastBlindJobAt,
-  listBlindProbes,
-  listEndedUnevaluated,
-  listNodeScores,
-  recordBlindJob,
-  recordBlindVerdict,
-  saveSystemPrincipal,
-  upsertNodeScore,
-  type BlindProbeRow,
-  type NodeScoreRow,
-} from '../postgres/quality.repository.js';
+import type { AttemptStats, BlindProbeRow, NodeScoreRow, PendingBlindJob } from '../postgres/quality.repository.js';
+import type { NodeScore } from '../domain/scores.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { ScoresMirror } from '../redis/scores.mirror.js';
 import type { NodeFlagsService } from './node-flags.service.js';
@@ -77,15 +57,48 @@ export interface SystemTenants {
   topUp(namespaceId: string, credits: number, memo: string): Promise<unknown>;
 }
 
+/**
+ * What the quality pass needs from PostgreSQL (postgres/quality.store.ts; in memory:
+ * test/fakes/quality.store.ts). No transaction spans two calls: each is one statement.
+ */
+export interface QualityStore {
+  /** Runs `fn` unless another instance is running it (an advisory lock); false when one is. */
+  exclusive(fn: () => Promise<void>): Promise<boolean>;
+  findModel(name: string): Promise<ModelRow | null>;
+  listModelNames(): Promise<string[]>;
+  insertBlindProbe(p: { model: string; request: JobRequest; expectedSha256: string | null; expectedContains: string | null }): Promise<BlindProbeRow>;
+  listBlindProbes(activeOnly?: boolean): Promise<BlindProbeRow[]>;
+  /** false: no such active probe. */
+  deactivateBlindProbe(id: string): Promise<boolean>;
+  lastBlindJobAt(): Promise<Date | null>;
+  recordBlindJob(jobId: string, probeId: string): Promise<void>;
+  /** Blind jobs whose job has ended and that have no verdict yet, oldest first. */
+  listEndedUnevaluated(limit: number): Promise<PendingBlindJob[]>;
+  /** Records a verdict once; false when one was already recorded. */
+  recordBlindVerdict(jobId: string, nodeId: string | null, passed: boolean | null, detail: string): Promise<boolean>;
+  /** How many of the node's latest (up to `lookBack`) judged blind jobs in a row were failed. */
+  blindFailureStreak(nodeId: string, lookBack: number): Promise<number>;
+  attemptStats(since: Date, maxJobAgeMs: number): Promise<AttemptStats[]>;
+  blindStats(since: Date): Promise<Array<{ node_id: string; passed: number; evaluated: number }>>;
+  upsertNodeScore(nodeId: string, score: NodeScore, attempts: number, blindJobs: number): Promise<void>;
+  listNodeScores(): Promise<NodeScoreRow[]>;
+  /** The network's own namespace and key for a purpose (blind jobs per network). */
+  findSystemPrincipal(purpose: string): Promise<{ namespace_id: string; api_key_id: string } | null>;
+  saveSystemPrincipal(purpose: string, namespaceId: string, apiKeyId: string): Promise<void>;
+  accountOfNamespace(namespaceId: string): Promise<string | null>;
+  /** The namespace's available credits, in micro-credits. */
+  availableMicro(namespaceId: string): Promise<number>;
+}
+
 export interface QualityDeps {
   config: Config;
-  db: Db;
-  payloads: PayloadsRepository;
+  store: QualityStore;
+  payloads: Pick<PayloadsRepository, 'find'>;
   jobs: BlindJobIntake;
   admin: SystemTenants;
-  flags: NodeFlagsService;
-  scores: ScoresMirror;
-  usageSamples: UsageSamples;
+  flags: Pick<NodeFlagsService, 'set'>;
+  scores: Pick<ScoresMirror, 'write' | 'writeEarned'>;
+  usageSamples: Pick<UsageSamples, 'ofModel'>;
   logger: Logger;
 }
 
@@ -106,22 +119,21 @@ export class QualityService {
 
   /** One pass (blind jobs due, verdicts, scores), if this instance gets the lock; false when another has it. */
   async pass(now = new Date()): Promise<boolean> {
-    const r = await runExclusive(this.d.db, ADVISORY_LOCKS.quality, async () => {
+    return this.d.store.exclusive(async () => {
       // Verdicts first: a node that has just failed one too many is benched before new blind jobs go out.
       await this.judgeEndedBlindJobs();
       await this.submitBlindJobsIfDue(now);
       await this.updateScores(now);
     });
-    return r.ran;
   }
 
   // ---- blind probes (admin) --------------------------------------------------------------------------
 
   async addProbe(input: BlindProbeInput): Promise<BlindProbeRow> {
-    const model = await findModel(this.d.db, input.model);
+    const model = await this.d.store.findModel(input.model);
     if (!model) throw errors.notFound('Model');
     if (input.request.max_tokens > model.context_tokens) throw errors.invalid(`max_tokens exceeds the model's context of ${model.context_tokens}`, 'request.max_tokens');
-    return insertBlindProbe(this.d.db, {
+    return this.d.store.insertBlindProbe({
       model: input.model,
       request: input.request,
       expectedSha256: input.expected_sha256 ?? null,
@@ -130,15 +142,15 @@ export class QualityService {
   }
 
   listProbes(): Promise<BlindProbeRow[]> {
-    return listBlindProbes(this.d.db);
+    return this.d.store.listBlindProbes();
   }
 
   async retireProbe(id: string): Promise<void> {
-    if (!(await deactivateBlindProbe(this.d.db, id))) throw errors.notFound('Blind probe');
+    if (!(await this.d.store.deactivateBlindProbe(id))) throw errors.notFound('Blind probe');
   }
 
   listScores(): Promise<NodeScoreRow[]> {
-    return listNodeScores(this.d.db);
+    return this.d.store.listNodeScores();
   }
 
   // ---- blind jobs -----------------------------------------------------------------------------------
@@ -147,9 +159,9 @@ export class QualityService {
     const interval = this.d.config.BLIND_JOB_INTERVAL_MS;
     if (interval === 0) return;
     // When the last one was submitted is in PostgreSQL, so the cadence holds whichever instance runs the pass.
-    const lastAt = await lastBlindJobAt(this.d.db);
+    const lastAt = await this.d.store.lastBlindJobAt();
     if (lastAt && now.getTime() - lastAt.getTime() < interval) return;
-    const probes = await listBlindProbes(this.d.db, true);
+    const probes = await this.d.store.listBlindProbes(true);
     if (probes.length === 0) return;
     const byModel = new Map<string, BlindProbeRow[]>();
     for (const p of probes) byModel.set(p.model, [...(byModel.get(p.model) ?? []), p]);
@@ -161,7 +173,7 @@ export class QualityService {
         const probe = candidates[Math.floor(Math.random() * candidates.length)]!;
         try {
           const { job } = await this.d.jobs.accept(principal, [model], probe.request);
-          await recordBlindJob(this.d.db, job.id, probe.id);
+          await this.d.store.recordBlindJob(job.id, probe.id);
         } catch (err) {
           // No node serves the model on this network right now (503), or the budget ran out (402): next time.
           this.d.logger.debug({ err, model, network }, 'blind job not submitted');
@@ -173,19 +185,19 @@ export class QualityService {
   /** The network's own namespace and key for blind jobs on `network`, created on first use, topped up when low. */
   private async blindPrincipal(network: Network): Promise<ApiKeyPrincipal> {
     const purpose = network === 'mainnet' ? BLIND_PURPOSE : `${BLIND_PURPOSE}-${network}`;
-    let found = await findSystemPrincipal(this.d.db, purpose);
+    let found = await this.d.store.findSystemPrincipal(purpose);
     if (!found) {
       // One 'network' account owns every system namespace.
-      const sibling = await findSystemPrincipal(this.d.db, network === 'mainnet' ? `${BLIND_PURPOSE}-testnet` : BLIND_PURPOSE);
-      const accountId = (sibling && (await findNamespace(this.d.db, sibling.namespace_id))?.account_id) ?? (await this.d.admin.createAccount('network')).id;
+      const sibling = await this.d.store.findSystemPrincipal(network === 'mainnet' ? `${BLIND_PURPOSE}-testnet` : BLIND_PURPOSE);
+      const accountId = (sibling && (await this.d.store.accountOfNamespace(sibling.namespace_id))) ?? (await this.d.admin.createAccount('network')).id;
       const ns = await this.d.admin.createNamespace(accountId, purpose, network);
       const { key } = await this.d.admin.issueApiKey(ns.id, { name: 'blind jobs (never leaves the backbone)' });
       // The secret is dropped on the spot: the key exists only so the job rows have one; nobody can use it.
-      await saveSystemPrincipal(this.d.db, purpose, ns.id, key.id);
+      await this.d.store.saveSystemPrincipal(purpose, ns.id, key.id);
       found = { namespace_id: ns.id, api_key_id: key.id };
     }
     const budget = this.d.config.BLIND_BUDGET_CREDITS;
-    const available = await balanceOf(this.d.db, 'ns_available', found.namespace_id);
+    const available = await this.d.store.availableMicro(found.namespace_id);
     if (available < (budget * 1_000_000) / 2) await this.d.admin.topUp(found.namespace_id, budget - available / 1_000_000, 'blind-job budget');
     return { keyId: found.api_key_id, namespaceId: found.namespace_id, rateLimitRps: null, rateLimitBurst: null, monthlyCapMicro: null, expiresAt: null };
   }
@@ -193,7 +205,7 @@ export class QualityService {
   // ---- verdicts ---------------------------------------------------------------------------------------
 
   private async judgeEndedBlindJobs(): Promise<void> {
-    for (const b of await listEndedUnevaluated(this.d.db, VERDICT_BATCH)) {
+    for (const b of await this.d.store.listEndedUnevaluated(VERDICT_BATCH)) {
       let passed: boolean | null = null;
       let detail = `the job ended ${b.status} without an answer`;
       if (b.status === 'completed') {
@@ -202,10 +214,10 @@ export class QualityService {
         if (answer === undefined) detail = 'the answer expired before it was judged';
         else ({ passed, detail } = blindVerdict(b, answer));
       }
-      if (!(await recordBlindVerdict(this.d.db, b.job_id, b.node_id, passed, detail))) continue;
+      if (!(await this.d.store.recordBlindVerdict(b.job_id, b.node_id, passed, detail))) continue;
       if (passed === false && b.node_id) {
         this.d.logger.warn({ node: b.node_id, jobId: b.job_id, detail }, 'blind job failed');
-        const streak = await blindFailureStreak(this.d.db, b.node_id, this.d.config.BLIND_COOLDOWN_FAILURES);
+        const streak = await this.d.store.blindFailureStreak(b.node_id, this.d.config.BLIND_COOLDOWN_FAILURES);
         if (streak >= this.d.config.BLIND_COOLDOWN_FAILURES) {
           await this.d.flags.set(b.node_id, { cooldownSeconds: this.d.config.NODE_COOLDOWN_SECONDS }, `cooldown: ${streak} blind jobs failed in a row (${detail})`);
         }
@@ -218,8 +230,8 @@ export class QualityService {
   /** Each node's lowest usage factor over the models it served (domain/usage-bounds.ts usageDrift). */
   private async usageFactors(): Promise<Map<string, number>> {
     const lowest = new Map<string, number>();
-    for (const model of await listModels(this.d.db)) {
-      for (const [nodeId, factor] of usageDrift(await this.d.usageSamples.ofModel(model.name))) {
+    for (const model of await this.d.store.listModelNames()) {
+      for (const [nodeId, factor] of usageDrift(await this.d.usageSamples.ofModel(model))) {
         lowest.set(nodeId, Math.min(factor, lowest.get(nodeId) ?? 1));
       }
     }
@@ -228,8 +240,8 @@ export class QualityService {
 
   private async updateScores(now: Date): Promise<void> {
     const since = new Date(now.getTime() - this.d.config.SCORE_WINDOW_HOURS * 3_600_000);
-    const stats = await attemptStats(this.d.db, since, this.d.config.JOB_DEADLINE_MS);
-    const blind = await blindStats(this.d.db, since);
+    const stats = await this.d.store.attemptStats(since, this.d.config.JOB_DEADLINE_MS);
+    const blind = await this.d.store.blindStats(since);
     const usageFactors = await this.usageFactors();
     const inputs = scoreInputs(
       stats.map((s) => ({ nodeId: s.node_id, model: s.model, completed: s.completed, failed: s.failed, latencyMs: s.latency_ms })),
@@ -237,13 +249,13 @@ export class QualityService {
       usageFactors,
     );
     for (const [nodeId, input] of inputs) {
-      await upsertNodeScore(this.d.db, nodeId, nodeScore(input), input.completed + input.failed, input.blindEvaluated);
+      await this.d.store.upsertNodeScore(nodeId, nodeScore(input), input.completed + input.failed, input.blindEvaluated);
     }
     for (const [nodeId, factor] of usageFactors) {
       if (factor < 1) this.d.logger.warn({ node: nodeId, factor }, "node's claimed tokens per byte drift from its peers'");
     }
     await this.d.scores.writeEarned(new Map([...inputs].map(([nodeId, input]) => [nodeId, input.completed])));
     // The whole table, not just this window's nodes: the mirror is back in full after a loss of Redis.
-    await this.d.scores.write(new Map((await listNodeScores(this.d.db)).map((r) => [r.node_id, r.score])));
+    await this.d.scores.write(new Map((await this.d.store.listNodeScores()).map((r) => [r.node_id, r.score])));
   }
 }
