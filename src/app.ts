@@ -11,7 +11,9 @@ import { addressOf } from './domain/signatures.js';
 import { createPool, pingDatabase, type Db } from './postgres/db.js';
 import { maintenanceStore } from './postgres/maintenance.store.js';
 import { historyStore } from './postgres/history.store.js';
-import { buildAdminServices } from './admin-services.js';
+import { buildAdminServices, type AdminServices } from './admin-services.js';
+import { accountStore } from './postgres/account.store.js';
+import type { Network } from './domain/eligibility.js';
 import { StatusRepository } from './redis/status.repository.js';
 import { QueueDepth } from './rabbitmq/queue-depth.js';
 import { migrate } from './postgres/migrate.js';
@@ -59,7 +61,6 @@ import { AppError } from './errors.js';
 import { Gateway, MAX_MESSAGE_BYTES } from './io/gateway.js';
 import { ResultsService } from './io/results.service.js';
 import { Scheduler } from './scheduler/scheduler.service.js';
-import { AdminService } from './gate/admin.service.js';
 import { adminRoutes } from './gate/admin.routes.js';
 import { AccountService } from './gate/account.service.js';
 import { accountRoutes } from './gate/account.routes.js';
@@ -102,7 +103,8 @@ const READINESS_PROBE_TIMEOUT_MS = 2_000;
 export interface Backbone {
   app: FastifyInstance;
   instanceId: string;
-  admin: AdminService;
+  /** The admin services (admin-services.ts): accounts, API keys, credits, models, node flags... */
+  admin: AdminServices;
   /** The cloud role's job acceptance and waits (tests drive it directly). */
   jobs: InferenceService;
   quality: QualityService;
@@ -195,7 +197,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const catalog = new Catalog(catalogStore(db));
   const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX, config.RABBITMQ_QUEUE_TYPE);
   await queue.verifyTopology();
-  const { admin, eligibility, flagsMirror, nodeFlags, networkConfig, operators, usage, ledgerChain } = buildAdminServices({ config, logger, db, redis, keys, queue, catalog });
+  const admin = buildAdminServices({ config, logger, db, redis, keys, queue, catalog });
+  const { eligibility, flagsMirror, nodeFlags, networkConfig, operators, usage, ledgerChain } = admin;
   if (has('gate')) await networkConfig.ensureGenesis();
   if (foreignConfig) {
     logger.warn({ version: foreignConfig.version, signer: foreignConfig.signer, key: addressOf(networkKey!) }, 'network config in force signed by another key: publishing the next version under NETWORK_SIGNING_KEY');
@@ -256,7 +259,14 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const lifecycle = new JobLifecycle({ store: jobRows, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger, jobLog: jobLogs, nodeStats });
   const jobs = new InferenceService({ config, store: inferenceStore(db), catalog, settlement, payloads, zeroHolds, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis), jobLog: jobLogs });
   const jobLogReads = new JobLogsService({ db, jobLogs, nodeStats });
-  const quality = new QualityService({ config, store: qualityStore(db), payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
+  // The network's own tenant for blind jobs, made and funded through the same admin rules as any other.
+  const systemTenants = {
+    createAccount: (name: string) => admin.accounts.createAccount(name),
+    createNamespace: (accountId: string, name: string, network: Network) => admin.accounts.createNamespace(accountId, name, network),
+    issueApiKey: (namespaceId: string, opts: { name: string }) => admin.apiKeys.issueApiKey(namespaceId, opts),
+    topUp: (namespaceId: string, credits: number, memo: string) => admin.credits.topUp(namespaceId, credits, memo),
+  };
+  const quality = new QualityService({ config, store: qualityStore(db), payloads, jobs, admin: systemTenants, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;
   if (redisStreamSub) logRedisState(redisStreamSub, 'stream-sub', logger);
@@ -353,10 +363,11 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       resubmit: async (principal, model, request, { region, priority }) =>
         (await jobs.accept(principal, [model], request, { priority, ...(region === null ? {} : { region }) })).job,
     });
-    adminRoutes(app, { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig, snapshots }, config.ADMIN_TOKEN);
+    adminRoutes(app, { ...admin, quarantine, quality, snapshots }, config.ADMIN_TOKEN);
     const accounts = new AccountService({
-      db,
-      admin,
+      store: accountStore(db),
+      namespaces: admin.accounts,
+      apiKeys: admin.apiKeys,
       rateLimits: new RateLimitRepository(redis, keys),
       nonces: new SiweNonces(redis, keys, config.SIWE_NONCE_TTL_SECONDS),
       sessionTtlHours: config.SESSION_TTL_HOURS,
@@ -372,7 +383,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     });
     if (!config.SIWE_DOMAIN) logger.info('SIWE_DOMAIN is not set: Sign-In with Ethereum is disabled on the account API');
     accountRoutes(app, accounts, {
-      namespaces: new NamespaceConsoleService({ db, admin }),
+      namespaces: new NamespaceConsoleService({ db, admin: admin.credits }),
       operator: new OperatorConsoleService({ store: operatorConsoleStore(db), presence: new NodePresenceView(redis, keys), operators, rcpEpochSeconds: config.RCP_EPOCH_SECONDS }),
       usage,
       snapshots,

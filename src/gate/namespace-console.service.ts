@@ -5,7 +5,7 @@ import { errors, formatCredits } from '../errors.js';
 import type { Db } from '../postgres/db.js';
 import { findOwnedNamespace, type NamespaceRow } from '../postgres/accounts.repository.js';
 import { listRecentJobs, type NamespaceJobRow } from '../postgres/namespace-jobs.repository.js';
-import type { AdminService } from './admin.service.js';
+import type { CreditsAdminService } from './credits-admin.service.js';
 import type { AccountPrincipal } from './account.service.js';
 
 /** How far back the recent-jobs list looks: a week keeps its scan to a week of day partitions. */
@@ -28,7 +28,7 @@ export interface NamespaceJobView extends NamespaceJobRow {
 }
 
 export class NamespaceConsoleService {
-  constructor(private readonly d: { db: Db; admin: Pick<AdminService, 'balance'> }) {}
+  constructor(private readonly d: { db: Db; admin: Pick<CreditsAdminService, 'balance'> }) {}
 
   /** 404 unless the caller owns the namespace; used before any read of it. */
   async owned(p: AccountPrincipal, namespaceId: string): Promise<NamespaceRow> {

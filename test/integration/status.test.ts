@@ -223,7 +223,7 @@ test('per network: nodes by region and GPU class, models with capacity and free 
       // mainnet, on a version the catalogue does not serve: online, but serving nothing.
       await stack.node({ capacity: 8, region: 'us-east', gpu: { name: 'a100-80gb', memoryMb: 81_920 }, modelVersions: { [TEST_MODEL]: '2' } }),
     ];
-    await stack.backbone.admin.putModel({ name: IDLE_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, minGpuMemoryMb: 30_000 });
+    await stack.backbone.admin.models.putModel({ name: IDLE_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, minGpuMemoryMb: 30_000 });
     try {
       // Through the route (its schema is the filter of what is public), once the cache has moved on.
       const body = await stack.until('a snapshot with the added nodes and the new floor', async () => {
@@ -260,6 +260,6 @@ test('per network: nodes by region and GPU class, models with capacity and free 
       assert.equal(modelOf(body, TEST_MODEL).online_nodes, 3);
     } finally {
       for (const n of added) n.kill();
-      await stack.backbone.admin.putModel({ name: IDLE_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, minGpuMemoryMb: 0 });
+      await stack.backbone.admin.models.putModel({ name: IDLE_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, minGpuMemoryMb: 0 });
     }
   }));

@@ -46,7 +46,7 @@ async function owner(path: string, credits: number, lowCreditsThreshold: number)
   const s = await call('POST', '/account/signup', { email: `wh-${Date.now()}-${Math.random().toString(36).slice(2)}@example.com`, password: 'a good long password' });
   const token = s.body.token as string;
   const ns = (await call('POST', '/account/namespaces', { name: 'hooks' }, token)).body.id as string;
-  await stack.backbone.admin.topUp(ns, credits);
+  await stack.backbone.admin.credits.topUp(ns, credits);
   const key = (await call('POST', `/account/namespaces/${ns}/keys`, { name: 'k' }, token)).body.key as string;
   const made = await call('POST', `/account/namespaces/${ns}/webhooks`, { url: receiver.url(path), events: ['job.completed', 'job.failed', 'credits.low'], low_credits_threshold: lowCreditsThreshold }, token);
   assert.equal(made.status, 201, JSON.stringify(made.body));
@@ -91,7 +91,7 @@ test('completed, failed and low-credit events arrive signed; failures are retrie
 
     // The receiver fails: retried on the schedule (2 waits), then failed and the endpoint disabled.
     receiver.mode('/main', 'fail');
-    await stack.backbone.admin.topUp(ns, 1);
+    await stack.backbone.admin.credits.topUp(ns, 1);
     const second = await chat(key, TEST_MODEL, 'again');
     assert.equal(second.status, 200);
     const disabled = await stack.until('endpoint disabled', async () => {
