@@ -72,6 +72,7 @@ import { qualityStore } from './postgres/quality.store.js';
 import { networkConfigStore } from './postgres/network-config.store.js';
 import { quarantineStore } from './postgres/quarantine.store.js';
 import { operatorConsoleStore } from './postgres/operator-console.store.js';
+import { namespaceConsoleStore } from './postgres/namespace-console.store.js';
 import { ScoresMirror } from './redis/scores.mirror.js';
 import { UsageSamples } from './redis/usage-samples.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
@@ -383,7 +384,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     });
     if (!config.SIWE_DOMAIN) logger.info('SIWE_DOMAIN is not set: Sign-In with Ethereum is disabled on the account API');
     accountRoutes(app, accounts, {
-      namespaces: new NamespaceConsoleService({ db, admin: admin.credits }),
+      namespaces: new NamespaceConsoleService({ store: namespaceConsoleStore(db), credits: admin.credits }),
       operator: new OperatorConsoleService({ store: operatorConsoleStore(db), presence: new NodePresenceView(redis, keys), operators, rcpEpochSeconds: config.RCP_EPOCH_SECONDS }),
       usage,
       snapshots,
