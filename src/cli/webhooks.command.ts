@@ -12,6 +12,7 @@ import { createPool } from '../postgres/db.js';
 import { migrate } from '../postgres/migrate.js';
 import { findNamespace } from '../postgres/accounts.repository.js';
 import { WEBHOOK_EVENTS, type WebhookEvent } from '../postgres/webhooks.repository.js';
+import { webhooksStore } from '../postgres/webhooks.store.js';
 import { WebhooksService } from '../webhooks/webhooks.service.js';
 
 type Json = { json?: boolean };
@@ -24,7 +25,7 @@ async function withNamespace<T>(namespaceId: string, fn: (webhooks: WebhooksServ
   try {
     const ns = parse(uuid, namespaceId);
     if (!(await findNamespace(db, ns))) throw errors.notFound('Namespace');
-    return await fn(new WebhooksService({ db, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }), ns);
+    return await fn(new WebhooksService({ store: webhooksStore(db), allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }), ns);
   } finally {
     await db.end();
   }
