@@ -68,6 +68,7 @@ import { networkConfigStore } from './postgres/network-config.store.js';
 import { quarantineStore } from './postgres/quarantine.store.js';
 import { operatorConsoleStore } from './postgres/operator-console.store.js';
 import { webhookDeliveryStore, webhooksStore } from './postgres/webhooks.store.js';
+import { statusStore } from './postgres/status.store.js';
 import { ScoresMirror } from './redis/scores.mirror.js';
 import { UsageSamples } from './redis/usage-samples.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
@@ -298,7 +299,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // The status role's process also exports the fleet's gauges (queue depths, nodes and free slots by model).
   let stopFleetMetrics: (() => void) | null = null;
   if (has('status')) {
-    const status = new StatusService({ db, nodes: new StatusRepository(redis, keys), depth: new QueueDepth(rabbit), queue, logger });
+    const status = new StatusService({ store: statusStore(db), nodes: new StatusRepository(redis, keys), depth: new QueueDepth(rabbit), queue, logger });
     statusRoutes(app, status);
     stopFleetMetrics = exportFleetMetrics(() => status.fleetReading());
   }
