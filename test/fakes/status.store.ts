@@ -9,12 +9,14 @@ import { NETWORKS, type Network } from '../../src/domain/eligibility.js';
 import type { QueueDepthPort, StatusFleetPort, StatusStore } from '../../src/status/status.service.js';
 import { FakeDatabase } from './fake-database.js';
 
+const NO_RECENT_JOBS: RecentJobStats = { completed: 0, failed: 0, expired: 0, cancelled: 0, p50Ms: null, p99Ms: null };
+
 export class FakeStatusStore implements StatusStore {
   readonly db = new FakeDatabase({
     models: [] as Array<{ name: string; version: string; min_gpu_memory_mb: number }>,
     /** model -> unfinished jobs */
     unfinished: new Map<string, number>(),
-    recent: { completed: 0, failed: 0, expired: 0, cancelled: 0, p50Ms: null, p99Ms: null } as RecentJobStats,
+    recent: NO_RECENT_JOBS,
     snapshot: null as SnapshotRow | null,
   });
 
