@@ -73,6 +73,8 @@ import { networkConfigStore } from './postgres/network-config.store.js';
 import { quarantineStore } from './postgres/quarantine.store.js';
 import { operatorConsoleStore } from './postgres/operator-console.store.js';
 import { namespaceConsoleStore } from './postgres/namespace-console.store.js';
+import { webhookDeliveryStore, webhooksStore } from './postgres/webhooks.store.js';
+import { statusStore } from './postgres/status.store.js';
 import { ScoresMirror } from './redis/scores.mirror.js';
 import { UsageSamples } from './redis/usage-samples.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
@@ -312,7 +314,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // The status role's process also exports the fleet's gauges (queue depths, nodes and free slots by model).
   let stopFleetMetrics: (() => void) | null = null;
   if (has('status')) {
-    const status = new StatusService({ db, nodes: new StatusRepository(redis, keys), depth: new QueueDepth(rabbit), queue, logger });
+    const status = new StatusService({ store: statusStore(db), nodes: new StatusRepository(redis, keys), depth: new QueueDepth(rabbit), queue, logger });
     statusRoutes(app, status);
     stopFleetMetrics = exportFleetMetrics(() => status.fleetReading());
   }
@@ -388,7 +390,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       operator: new OperatorConsoleService({ store: operatorConsoleStore(db), presence: new NodePresenceView(redis, keys), operators, rcpEpochSeconds: config.RCP_EPOCH_SECONDS }),
       usage,
       snapshots,
-      webhooks: new WebhooksService({ db, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
+      webhooks: new WebhooksService({ store: webhooksStore(db), allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
     });
     retentionRoutes(app, { db, retention, spaceJobs, accounts, adminToken: config.ADMIN_TOKEN });
     nodeStatsRoutes(app, { service: jobLogReads, accounts, adminToken: config.ADMIN_TOKEN, maxRangeDays: config.NODE_STATS_MAX_RANGE_DAYS });
@@ -400,7 +402,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const history = has('maintenance') ? new HistoryMaintenance({ config, store: historyStore(db), ledgerChain, snapshots, logger }) : null;
   const webhookDelivery = has('maintenance')
     ? new WebhookDelivery({
-        db,
+        store: webhookDeliveryStore(db),
         allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
         retryScheduleMs: config.WEBHOOK_RETRY_SCHEDULE_MS,
         timeoutMs: config.WEBHOOK_TIMEOUT_MS,

@@ -16,6 +16,7 @@ import { JobQueue } from '../../src/rabbitmq/job-queue.js';
 import { QueueDepth } from '../../src/rabbitmq/queue-depth.js';
 import { StatusService, type StatusServiceDeps, type StatusSnapshot } from '../../src/status/status.service.js';
 import { statusRoutes } from '../../src/status/status.routes.js';
+import { statusStore } from '../../src/postgres/status.store.js';
 
 const IDLE_MODEL = 'test/no-nodes';
 const NODE_LATENCY_MS = 800;
@@ -42,7 +43,7 @@ before(async () => {
   rabbit = new Connection({ url: stack.config.RABBITMQ_URL, retryLow: 100, retryHigh: 500 });
   await waitForRabbit(rabbit, 10_000);
   queue = new JobQueue(rabbit, stack.config.RABBITMQ_PREFIX);
-  deps = { db: stack.db, nodes: new StatusRepository(redis, new RedisKeys(stack.config.REDIS_KEY_PREFIX)), depth: new QueueDepth(rabbit), queue, logger: pino({ level: 'silent' }) };
+  deps = { store: statusStore(stack.db), nodes: new StatusRepository(redis, new RedisKeys(stack.config.REDIS_KEY_PREFIX)), depth: new QueueDepth(rabbit), queue, logger: pino({ level: 'silent' }) };
   app = Fastify();
   statusRoutes(app, new StatusService(deps));
   url = await app.listen({ port: 0, host: '127.0.0.1' });

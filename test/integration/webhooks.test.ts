@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 import { WebhooksService } from '../../src/webhooks/webhooks.service.js';
+import { webhooksStore } from '../../src/postgres/webhooks.store.js';
 import { withTransaction } from '../../src/postgres/db.js';
 import { ledgerAccountId, postTransaction } from '../../src/postgres/ledger.repository.js';
 
@@ -171,7 +172,7 @@ test('credits.low also fires for a posting outside the hot path (a storage charg
 test('a target on a private or loopback address is refused unless the operator allows it', () =>
   check(async () => {
     const ns = (await stack.tenant(1)).namespaceId;
-    const strict = new WebhooksService({ db: stack.db, allowPrivateTargets: false });
+    const strict = new WebhooksService({ store: webhooksStore(stack.db), allowPrivateTargets: false });
     for (const url of ['http://127.0.0.1:9/x', 'http://10.1.2.3/x', 'http://[::1]/x', 'http://localhost/x']) {
       await assert.rejects(strict.create(ns, { url, events: ['job.completed'] }), /private or loopback|does not resolve/);
     }

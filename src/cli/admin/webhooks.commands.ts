@@ -8,6 +8,7 @@ import { errors } from '../../errors.js';
 import { parse, uuid } from '../../http/parse.http.js';
 import { findNamespace } from '../../postgres/accounts.repository.js';
 import { WEBHOOK_EVENTS, type WebhookEvent } from '../../postgres/webhooks.repository.js';
+import { webhooksStore } from '../../postgres/webhooks.store.js';
 import { WebhooksService } from '../../webhooks/webhooks.service.js';
 import { out, withDatabase, type Json } from './cli-support.js';
 
@@ -16,7 +17,7 @@ async function withNamespace<T>(namespaceId: string, fn: (webhooks: WebhooksServ
   return withDatabase(async (db, config) => {
     const ns = parse(uuid, namespaceId);
     if (!(await findNamespace(db, ns))) throw errors.notFound('Namespace');
-    return fn(new WebhooksService({ db, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }), ns);
+    return fn(new WebhooksService({ store: webhooksStore(db), allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }), ns);
   });
 }
 
