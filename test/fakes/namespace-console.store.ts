@@ -3,6 +3,7 @@ import type { NamespaceRow } from '../../src/postgres/accounts.repository.js';
 import type { NamespaceJobRow } from '../../src/postgres/namespace-jobs.repository.js';
 import type { NamespaceConsoleStore } from '../../src/gate/namespace-console.service.js';
 import { FakeDatabase } from './fake-database.js';
+import { namespaceRow } from './catalog.store.js';
 
 export class FakeNamespaceConsoleStore implements NamespaceConsoleStore {
   readonly db = new FakeDatabase({
@@ -11,7 +12,7 @@ export class FakeNamespaceConsoleStore implements NamespaceConsoleStore {
   });
 
   addNamespace(accountId: string, id: string, deleted = false): void {
-    this.db.state.namespaces.push({ id, account_id: accountId, name: id, network: 'mainnet', subcloud: null, retention_plan: 'standard', retention_days: null, created_at: new Date(), deleted });
+    this.db.state.namespaces.push({ ...namespaceRow(id, { account_id: accountId }), deleted });
   }
 
   findOwnedNamespace(accountId: string, namespaceId: string): Promise<NamespaceRow | null> {
