@@ -59,7 +59,7 @@ async function start(): Promise<GatewayInfo> {
     },
   });
   for (const name of FLEET_MODELS) {
-    await stack.backbone.admin.putModel({ name, inputPricePerMtok: 10, outputPricePerMtok: 20, contextTokens: 8192, version: FLEET_MODEL_VERSION });
+    await stack.backbone.admin.models.putModel({ name, inputPricePerMtok: 10, outputPricePerMtok: 20, contextTokens: 8192, version: FLEET_MODEL_VERSION });
   }
   const c = stack.config;
   return {

@@ -18,7 +18,16 @@ import { networkConfigStore } from './postgres/network-config.store.js';
 import { operatorsStore } from './postgres/operators.store.js';
 import { EligibilityService } from './network/eligibility.service.js';
 import { NetworkConfigService } from './network/network-config.service.js';
-import { AdminService } from './gate/admin.service.js';
+import { AccountsAdminService } from './gate/accounts-admin.service.js';
+import { ApiKeysAdminService } from './gate/api-keys-admin.service.js';
+import { CreditsAdminService } from './gate/credits-admin.service.js';
+import { ModelsAdminService } from './gate/models-admin.service.js';
+import { AdminRecordsService } from './gate/admin-records.service.js';
+import { accountsAdminStore } from './postgres/accounts-admin.store.js';
+import { apiKeysAdminStore } from './postgres/api-keys-admin.store.js';
+import { creditsAdminStore } from './postgres/credits-admin.store.js';
+import { modelsAdminStore } from './postgres/models-admin.store.js';
+import { adminRecordsStore } from './postgres/admin-records.store.js';
 import { OperatorsService } from './gate/operators.service.js';
 import { UsageService } from './space/usage.service.js';
 import { usageStore } from './postgres/usage.store.js';
@@ -38,7 +47,15 @@ export interface AdminEngines {
 }
 
 export interface AdminServices {
-  admin: AdminService;
+  /** Accounts and namespaces. */
+  accounts: AccountsAdminService;
+  apiKeys: ApiKeysAdminService;
+  /** Top-ups, balances, the ledger's totals. */
+  credits: CreditsAdminService;
+  /** Models, tokenizers, usage bounds, aliases. */
+  models: ModelsAdminService;
+  /** The admin change log, nodes' contribution points. */
+  records: AdminRecordsService;
   eligibility: EligibilityService;
   flagsMirror: NodeFlagsMirror;
   nodeFlags: NodeFlagsService;
@@ -55,8 +72,14 @@ export function buildAdminServices(e: AdminEngines): AdminServices {
   const eligibility = new EligibilityService({ store: eligibilityStore(db), mirror: new EligibilityMirror(redis, keys) });
   const flagsMirror = new NodeFlagsMirror(redis, keys);
   const nodeFlags = new NodeFlagsService({ store: nodeFlagsStore(db), mirror: flagsMirror, rule: cooldownRule(config) });
+  const quotas = accountQuotasOf(config);
+  const catalog = e.catalog ? { catalog: e.catalog } : {};
   return {
-    admin: new AdminService({ db, ...(e.catalog ? { catalog: e.catalog } : {}), flags: nodeFlags, eligibility, queue: e.queue, quotas: accountQuotasOf(config) }),
+    accounts: new AccountsAdminService({ store: accountsAdminStore(db), ...catalog, quotas }),
+    apiKeys: new ApiKeysAdminService({ store: apiKeysAdminStore(db), ...catalog, quotas }),
+    credits: new CreditsAdminService({ store: creditsAdminStore(db) }),
+    models: new ModelsAdminService({ store: modelsAdminStore(db), eligibility, queue: e.queue }),
+    records: new AdminRecordsService({ store: adminRecordsStore(db) }),
     eligibility,
     flagsMirror,
     nodeFlags,

@@ -11,7 +11,9 @@ import { addressOf } from './domain/signatures.js';
 import { createPool, pingDatabase, type Db } from './postgres/db.js';
 import { maintenanceStore } from './postgres/maintenance.store.js';
 import { historyStore } from './postgres/history.store.js';
-import { buildAdminServices } from './admin-services.js';
+import { buildAdminServices, type AdminServices } from './admin-services.js';
+import { accountStore } from './postgres/account.store.js';
+import type { Network } from './domain/eligibility.js';
 import { StatusRepository } from './redis/status.repository.js';
 import { QueueDepth } from './rabbitmq/queue-depth.js';
 import { migrate } from './postgres/migrate.js';
@@ -35,6 +37,10 @@ import { PresenceRepository } from './redis/presence.repository.js';
 import { InflightRepository } from './redis/inflight.repository.js';
 import { CatalogChanges } from './postgres/catalog-changes.js';
 import { Catalog, retentionHoursFor } from './catalog/catalog.service.js';
+import { catalogStore } from './postgres/catalog.store.js';
+import { inferenceStore } from './postgres/inference.store.js';
+import { authStore } from './postgres/auth.store.js';
+import { streamRelayStore } from './postgres/stream-relay.store.js';
 import { UsageRules } from './catalog/usage-rules.js';
 import { PublishMarks } from './jobs/publish-marks.js';
 import { RateLimitRepository } from './redis/rate-limit.repository.js';
@@ -58,7 +64,6 @@ import { AppError } from './errors.js';
 import { Gateway, MAX_MESSAGE_BYTES } from './io/gateway.js';
 import { ResultsService } from './io/results.service.js';
 import { Scheduler } from './scheduler/scheduler.service.js';
-import { AdminService } from './gate/admin.service.js';
 import { adminRoutes } from './gate/admin.routes.js';
 import { AccountService } from './gate/account.service.js';
 import { accountRoutes } from './gate/account.routes.js';
@@ -70,6 +75,9 @@ import { qualityStore } from './postgres/quality.store.js';
 import { networkConfigStore } from './postgres/network-config.store.js';
 import { quarantineStore } from './postgres/quarantine.store.js';
 import { operatorConsoleStore } from './postgres/operator-console.store.js';
+import { namespaceConsoleStore } from './postgres/namespace-console.store.js';
+import { webhookDeliveryStore, webhooksStore } from './postgres/webhooks.store.js';
+import { statusStore } from './postgres/status.store.js';
 import { ScoresMirror } from './redis/scores.mirror.js';
 import { UsageSamples } from './redis/usage-samples.repository.js';
 import { HistoryMaintenance } from './maintenance/history.service.js';
@@ -101,7 +109,8 @@ const READINESS_PROBE_TIMEOUT_MS = 2_000;
 export interface Backbone {
   app: FastifyInstance;
   instanceId: string;
-  admin: AdminService;
+  /** The admin services (admin-services.ts): accounts, API keys, credits, models, node flags... */
+  admin: AdminServices;
   /** The cloud role's job acceptance and waits (tests drive it directly). */
   jobs: InferenceService;
   quality: QualityService;
@@ -191,10 +200,11 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // The network config in force: every role reads its parameters from it (the environment's until a
   // version exists); the gate role makes the genesis version when there is none.
   // Catalogue rows (models, namespaces, API keys) in memory, dropped on every instance when they change.
-  const catalog = new Catalog(db);
+  const catalog = new Catalog(catalogStore(db));
   const queue = new JobQueue(rabbit, config.RABBITMQ_PREFIX, config.RABBITMQ_QUEUE_TYPE);
   await queue.verifyTopology();
-  const { admin, eligibility, flagsMirror, nodeFlags, networkConfig, operators, usage, ledgerChain } = buildAdminServices({ config, logger, db, redis, keys, queue, catalog });
+  const admin = buildAdminServices({ config, logger, db, redis, keys, queue, catalog });
+  const { eligibility, flagsMirror, nodeFlags, networkConfig, operators, usage, ledgerChain } = admin;
   if (has('gate')) await networkConfig.ensureGenesis();
   if (foreignConfig) {
     logger.warn({ version: foreignConfig.version, signer: foreignConfig.signer, key: addressOf(networkKey!) }, 'network config in force signed by another key: publishing the next version under NETWORK_SIGNING_KEY');
@@ -253,9 +263,16 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // The job rows as the lifecycle, the results service and the scheduler read and fence them (one adapter).
   const jobRows = jobsStore(db);
   const lifecycle = new JobLifecycle({ store: jobRows, settlement, payloads, presence, inflight, events, queue, marks, nodeFlags, streams, usageRules, usageSamples, logger, jobLog: jobLogs, nodeStats });
-  const jobs = new InferenceService({ config, db, catalog, settlement, payloads, zeroHolds, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis), jobLog: jobLogs });
+  const jobs = new InferenceService({ config, store: inferenceStore(db), catalog, settlement, payloads, zeroHolds, presence, inflight, events, lifecycle, networkConfig, logger, redisReady: () => redisReady(redis), jobLog: jobLogs });
   const jobLogReads = new JobLogsService({ store: jobLogsStore(db), jobLogs, nodeStats });
-  const quality = new QualityService({ config, store: qualityStore(db), payloads, jobs, admin, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
+  // The network's own tenant for blind jobs, made and funded through the same admin rules as any other.
+  const systemTenants = {
+    createAccount: (name: string) => admin.accounts.createAccount(name),
+    createNamespace: (accountId: string, name: string, network: Network) => admin.accounts.createNamespace(accountId, name, network),
+    issueApiKey: (namespaceId: string, opts: { name: string }) => admin.apiKeys.issueApiKey(namespaceId, opts),
+    topUp: (namespaceId: string, credits: number, memo: string) => admin.credits.topUp(namespaceId, credits, memo),
+  };
+  const quality = new QualityService({ config, store: qualityStore(db), payloads, jobs, admin: systemTenants, flags: nodeFlags, scores: new ScoresMirror(redis, keys), usageSamples, logger });
   // Relays wait on their own subscriber connection, only where clients are served.
   const redisStreamSub = has('cloud') ? createRedis(config.REDIS_URL, 'stream-sub', { subscriber: true }) : null;
   if (redisStreamSub) logRedisState(redisStreamSub, 'stream-sub', logger);
@@ -300,13 +317,13 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   // The status role's process also exports the fleet's gauges (queue depths, nodes and free slots by model).
   let stopFleetMetrics: (() => void) | null = null;
   if (has('status')) {
-    const status = new StatusService({ db, nodes: new StatusRepository(redis, keys), depth: new QueueDepth(rabbit), queue, logger });
+    const status = new StatusService({ store: statusStore(db), nodes: new StatusRepository(redis, keys), depth: new QueueDepth(rabbit), queue, logger });
     statusRoutes(app, status);
     stopFleetMetrics = exportFleetMetrics(() => status.fleetReading());
   }
   if (has('cloud')) {
     const auth = new AuthService({
-      db,
+      store: authStore(db),
       catalog,
       rateLimits: new RateLimitRepository(redis, keys),
       defaultRps: config.RATE_LIMIT_RPS,
@@ -315,7 +332,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       accountBurst: config.ACCOUNT_RATE_LIMIT_BURST,
       redisReady: () => redisReady(redis),
     });
-    const relay = new StreamRelay({ db, streams, wakeups: new StreamWakeups(redisStreamSub!, keys), events, payloads, logger });
+    const relay = new StreamRelay({ store: streamRelayStore(db), streams, wakeups: new StreamWakeups(redisStreamSub!, keys), events, payloads, logger });
     cloudRoutes(app, { db, payloads, spaceJobs, jobLogs: jobLogReads, usage, auth, jobs, relay, redisReady: () => redisReady(redis), maxTokensDefault: () => networkConfig.jobs().defaultMaxTokens, syncGraceMs: 2 * config.SWEEP_INTERVAL_MS + 1_000, maxDeadlineMs: config.JOB_DEADLINE_MS, defaultRateLimit: { rps: config.RATE_LIMIT_RPS, burst: config.RATE_LIMIT_BURST } });
   }
   let gateway: Gateway | null = null;
@@ -352,10 +369,11 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
       resubmit: async (principal, model, request, { region, priority }) =>
         (await jobs.accept(principal, [model], request, { priority, ...(region === null ? {} : { region }) })).job,
     });
-    adminRoutes(app, { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig, snapshots }, config.ADMIN_TOKEN);
+    adminRoutes(app, { ...admin, quarantine, quality, snapshots }, config.ADMIN_TOKEN);
     const accounts = new AccountService({
-      db,
-      admin,
+      store: accountStore(db),
+      namespaces: admin.accounts,
+      apiKeys: admin.apiKeys,
       rateLimits: new RateLimitRepository(redis, keys),
       nonces: new SiweNonces(redis, keys, config.SIWE_NONCE_TTL_SECONDS),
       sessionTtlHours: config.SESSION_TTL_HOURS,
@@ -371,11 +389,11 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
     });
     if (!config.SIWE_DOMAIN) logger.info('SIWE_DOMAIN is not set: Sign-In with Ethereum is disabled on the account API');
     accountRoutes(app, accounts, {
-      namespaces: new NamespaceConsoleService({ db, admin }),
+      namespaces: new NamespaceConsoleService({ store: namespaceConsoleStore(db), credits: admin.credits }),
       operator: new OperatorConsoleService({ store: operatorConsoleStore(db), presence: new NodePresenceView(redis, keys), operators, rcpEpochSeconds: config.RCP_EPOCH_SECONDS }),
       usage,
       snapshots,
-      webhooks: new WebhooksService({ db, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
+      webhooks: new WebhooksService({ store: webhooksStore(db), allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }),
     });
     retentionRoutes(app, { db, retention, spaceJobs, accounts, adminToken: config.ADMIN_TOKEN });
     nodeStatsRoutes(app, { service: jobLogReads, accounts, adminToken: config.ADMIN_TOKEN, maxRangeDays: config.NODE_STATS_MAX_RANGE_DAYS });
@@ -387,7 +405,7 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   const history = has('maintenance') ? new HistoryMaintenance({ config, store: historyStore(db), ledgerChain, snapshots, logger }) : null;
   const webhookDelivery = has('maintenance')
     ? new WebhookDelivery({
-        db,
+        store: webhookDeliveryStore(db),
         allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS,
         retryScheduleMs: config.WEBHOOK_RETRY_SCHEDULE_MS,
         timeoutMs: config.WEBHOOK_TIMEOUT_MS,

@@ -226,7 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, needs: ConfigNe
   return parsed.data;
 }
 
-/** The per-account quotas the admin service enforces (gate/admin.service.ts AccountQuotas). */
+/** The per-account quotas the admin services enforce (gate/accounts-admin.service.ts, gate/api-keys-admin.service.ts). */
 export function accountQuotasOf(config: Pick<Config, 'ACCOUNT_MAX_NAMESPACES' | 'ACCOUNT_MAX_API_KEYS'>): { namespaces: number; apiKeys: number } {
   return { namespaces: config.ACCOUNT_MAX_NAMESPACES, apiKeys: config.ACCOUNT_MAX_API_KEYS };
 }

@@ -9,10 +9,9 @@
 // `generation` counter tells. Copies also expire after `ttlMs`, and everything is dropped when the
 // listening connection was lost (changes may have been missed meanwhile). Only rows that exist are kept:
 // a flood of unknown keys or model names costs PostgreSQL lookups, not memory.
-import type { Db } from '../postgres/db.js';
-import { findModelByNameOrAlias, type ModelRow } from '../postgres/models.repository.js';
-import { findNamespace, type NamespaceRow } from '../postgres/accounts.repository.js';
-import { findActiveApiKeyByHash } from '../postgres/api-keys.repository.js';
+import type { ModelRow } from '../postgres/models.repository.js';
+import type { NamespaceRow } from '../postgres/accounts.repository.js';
+import type { ApiKeyRow } from '../postgres/api-keys.repository.js';
 import type { CatalogChange } from '../postgres/catalog-changes.js';
 import type { ApiKeyPrincipal } from '../domain/api-keys.js';
 import { retentionHoursOf } from '../domain/retention.js';
@@ -48,6 +47,18 @@ class Copies<T> {
   }
 }
 
+/**
+ * What the catalogue reads from PostgreSQL on a miss: the port its fast tests fake
+ * (test/fakes/catalog.store.ts); on the engine it is postgres/catalog.store.ts. One statement each.
+ */
+export interface CatalogStore {
+  /** A model by its own name or an alias; null: none. */
+  model(name: string): Promise<ModelRow | null>;
+  namespace(id: string): Promise<NamespaceRow | null>;
+  /** The active (not revoked, not expired) key with this SHA-256; null: none. */
+  activeApiKey(hash: Buffer): Promise<ApiKeyRow | null>;
+}
+
 export class Catalog {
   private readonly models = new Copies<ModelRow>();
   private readonly namespaces = new Copies<NamespaceRow>();
@@ -56,7 +67,7 @@ export class Catalog {
   private generation = 0;
 
   constructor(
-    private readonly db: Db,
+    private readonly store: CatalogStore,
     private readonly ttlMs = 60_000,
   ) {}
 
@@ -89,36 +100,42 @@ export class Catalog {
 
   /** A model by its name or an alias. */
   model(name: string): Promise<ModelRow | null> {
-    return this.through(this.models, name, () => findModelByNameOrAlias(this.db, name));
+    return this.through(this.models, name, this.loadModel);
   }
 
   namespace(id: string): Promise<NamespaceRow | null> {
-    return this.through(this.namespaces, id, () => findNamespace(this.db, id));
+    return this.through(this.namespaces, id, this.loadNamespace);
   }
 
   /** The active key with this SHA-256 (hex), as requests see it; null when there is none. */
   apiKey(hashHex: string): Promise<ApiKeyPrincipal | null> {
-    return this.through(this.keys, hashHex, async () => {
-      const row = await findActiveApiKeyByHash(this.db, Buffer.from(hashHex, 'hex'));
-      return row
-        ? {
-            keyId: row.id,
-            namespaceId: row.namespace_id,
-            rateLimitRps: row.rate_limit_rps,
-            rateLimitBurst: row.rate_limit_burst,
-            monthlyCapMicro: row.monthly_cap_micro,
-            expiresAt: row.expires_at?.getTime() ?? null,
-          }
-        : null;
-    });
+    return this.through(this.keys, hashHex, this.loadApiKey);
   }
 
-  private async through<T>(copies: Copies<T>, key: string, load: () => Promise<T | null>): Promise<T | null> {
+  // The loaders, made once (not a closure per lookup on the hot path).
+  private readonly loadModel = (name: string) => this.store.model(name);
+  private readonly loadNamespace = (id: string) => this.store.namespace(id);
+  /** The key's row as requests see it. */
+  private readonly loadApiKey = async (hashHex: string): Promise<ApiKeyPrincipal | null> => {
+    const row = await this.store.activeApiKey(Buffer.from(hashHex, 'hex'));
+    return row
+      ? {
+          keyId: row.id,
+          namespaceId: row.namespace_id,
+          rateLimitRps: row.rate_limit_rps,
+          rateLimitBurst: row.rate_limit_burst,
+          monthlyCapMicro: row.monthly_cap_micro,
+          expiresAt: row.expires_at?.getTime() ?? null,
+        }
+      : null;
+  };
+
+  private async through<T>(copies: Copies<T>, key: string, load: (key: string) => Promise<T | null>): Promise<T | null> {
     const now = Date.now();
     const cached = copies.get(key, now);
     if (cached !== undefined) return cached;
     const generation = this.generation;
-    const value = await load();
+    const value = await load(key);
     if (value !== null && generation === this.generation) copies.set(key, value, now + this.ttlMs);
     return value;
   }
@@ -129,7 +146,7 @@ export class Catalog {
  * per job; a plan change reaches every instance by NOTIFY); null for the zero plan. A namespace gone
  * from the catalogue gets the standard class: its payloads are then shredded with it anyway.
  */
-export function retentionHoursFor(catalog: Catalog, standardHours: number): (namespaceId: string) => Promise<number | null> {
+export function retentionHoursFor(catalog: Pick<Catalog, 'namespace'>, standardHours: number): (namespaceId: string) => Promise<number | null> {
   return async (namespaceId) => {
     const ns = await catalog.namespace(namespaceId);
     return ns ? retentionHoursOf(ns, standardHours) : standardHours;

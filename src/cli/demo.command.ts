@@ -33,10 +33,10 @@ export async function runDemo(roles: readonly Role[]): Promise<void> {
   const base = url.replace('0.0.0.0', '127.0.0.1');
   // Both accounts sign in to the web consoles with an email and a password made for this run.
   const consumer = await demoAccount(base, `consumer-${stamp}@example.com`);
-  const ns = await admin.createNamespace(consumer.id, 'demo');
-  await admin.topUp(ns.id, 100, 'demo credits');
-  await admin.putModel({ name: DEMO_MODEL, inputPricePerMtok: 100, outputPricePerMtok: 200, contextTokens: 8192 });
-  const { secret } = await admin.issueApiKey(ns.id, { name: 'demo' });
+  const ns = await admin.accounts.createNamespace(consumer.id, 'demo');
+  await admin.credits.topUp(ns.id, 100, 'demo credits');
+  await admin.models.putModel({ name: DEMO_MODEL, inputPricePerMtok: 100, outputPricePerMtok: 200, contextTokens: 8192 });
+  const { secret } = await admin.apiKeys.issueApiKey(ns.id, { name: 'demo' });
   const operator = await demoAccount(base, `operator-${stamp}@example.com`);
   const nodes: NodeAgent[] = [];
   for (let i = 0; i < 2; i++) {

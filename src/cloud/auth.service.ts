@@ -11,8 +11,6 @@
 // as the connection is back.
 import { errors } from '../errors.js';
 import { hashApiKey, looksLikeApiKey, type ApiKeyPrincipal } from '../domain/api-keys.js';
-import type { Db } from '../postgres/db.js';
-import { touchApiKey } from '../postgres/api-keys.repository.js';
 import type { RateLimitRepository } from '../redis/rate-limit.repository.js';
 import type { Catalog } from '../catalog/catalog.service.js';
 import { isRedisUnreachable } from '../redis/redis-health.js';
@@ -22,12 +20,27 @@ import { countDegraded } from '../metrics/degraded.js';
 
 export type Principal = ApiKeyPrincipal;
 
+/**
+ * What the service writes to PostgreSQL: the port its fast tests fake (test/fakes/auth.store.ts); on the
+ * engine it is postgres/auth.store.ts.
+ */
+export interface AuthStore {
+  /** Records the key's last use (best effort: the caller does not wait for it). */
+  touchApiKey(keyId: string): Promise<void>;
+}
+
+/** The catalogue's lookups the service makes (catalog/catalog.service.ts): from memory once known. */
+export type AuthCatalog = Pick<Catalog, 'apiKey' | 'namespace'>;
+
+/** The shared token buckets (redis/rate-limit.repository.ts): one command for every bucket of a request. */
+export type RateLimitPort = Pick<RateLimitRepository, 'takeAll'>;
+
 export class AuthService {
   constructor(
     private readonly d: {
-      db: Db;
-      catalog: Catalog;
-      rateLimits: RateLimitRepository;
+      store: AuthStore;
+      catalog: AuthCatalog;
+      rateLimits: RateLimitPort;
       defaultRps: number;
       defaultBurst: number;
       /** Every key of one account together (ACCOUNT_RATE_LIMIT_RPS, ACCOUNT_RATE_LIMIT_BURST). */
@@ -61,7 +74,7 @@ export class AuthService {
       { id: `account:${ns.account_id}`, ratePerSecond: this.d.accountRps, burst: this.d.accountBurst },
     ]);
     if (!r.allowed) throw errors.rateLimited(Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
-    if (r.touch) touchApiKey(this.d.db, p.keyId).catch(() => undefined); // best effort: a missed touch costs nothing
+    if (r.touch) this.d.store.touchApiKey(p.keyId).catch(ignore); // best effort: a missed touch costs nothing
   }
 
   /** The shared buckets in Redis, or this process's own while Redis is unreachable. */
@@ -79,3 +92,5 @@ export class AuthService {
     }
   }
 }
+
+function ignore(): void {}

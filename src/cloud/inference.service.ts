@@ -15,8 +15,7 @@ import { requestPromptBound, worstCaseCost, type ModelPrices } from '../domain/p
 import type { PriorityClass } from '../domain/priority.js';
 import type { JobOutput, JobRequest } from '../domain/protocol.js';
 import type { Logger } from 'pino';
-import type { Db } from '../postgres/db.js';
-import { findJob, findJobInNamespace, JobPastDeadlineError, type JobRow } from '../postgres/jobs.repository.js';
+import { JobPastDeadlineError, type JobRow } from '../postgres/jobs.repository.js';
 import type { ModelRow } from '../postgres/models.repository.js';
 import type { PayloadsRepository, PayloadDoc } from '../mongo/payloads.repository.js';
 import type { ZeroHolds } from '../redis/zero-holds.repository.js';
@@ -26,7 +25,7 @@ import { isRedisUnreachable } from '../redis/redis-health.js';
 import { countDegraded } from '../metrics/degraded.js';
 import type { FinishedEvent, JobEvents } from '../redis/job-events.js';
 import { IdempotencyKeyInUse, type SettlementService } from '../jobs/settlement.service.js';
-import { findIdempotencyKey } from '../postgres/idempotency.repository.js';
+import type { IdempotencyRecord } from '../postgres/idempotency.repository.js';
 import { canonicalJson, sha256Hex } from '../domain/signatures.js';
 import { newJobId } from '../domain/job-ids.js';
 import { isUuid } from '../domain/wire-strings.js';
@@ -39,23 +38,40 @@ import type { Placement } from '../domain/eligibility.js';
 import type { CurrentNetworkConfig } from '../network/network-config.service.js';
 import { NO_JOB_LOG, type JobLog } from '../domain/job-log.js';
 
+/**
+ * What the service reads from PostgreSQL (the job row and its hold are written by the settlement): the
+ * port its fast tests fake (test/fakes/inference.store.ts); on the engine it is postgres/inference.store.ts.
+ * One statement each.
+ */
+export interface InferenceStore {
+  findJob(id: string): Promise<JobRow | null>;
+  /** The job if it belongs to the namespace; another namespace's job is indistinguishable from none. */
+  findJobInNamespace(id: string, namespaceId: string): Promise<JobRow | null>;
+  /** The job an idempotency key names, if the namespace used the key within the window. */
+  findIdempotencyKey(namespaceId: string, key: string, windowHours: number): Promise<IdempotencyRecord | null>;
+}
+
+/** The payloads the service writes and reads (mongo/payloads.repository.ts): grouped inserts, reads by id. */
+export type InferencePayloads = Pick<PayloadsRepository, 'insertInput' | 'writeInputNow' | 'find'>;
+
 export interface CloudDeps {
-  config: Config;
-  db: Db;
-  catalog: Catalog;
-  settlement: SettlementService;
-  payloads: PayloadsRepository;
+  config: Pick<Config, 'JOB_DEADLINE_MS' | 'PAYLOAD_RETENTION_HOURS'>;
+  store: InferenceStore;
+  catalog: Pick<Catalog, 'model' | 'namespace'>;
+  /** The job row and its hold, in one statement (jobs/settlement.service.ts). */
+  settlement: Pick<SettlementService, 'acceptWithHold'>;
+  payloads: InferencePayloads;
   /** The zero plan's results waiting for their first read (redis/zero-holds.repository.ts). */
   zeroHolds?: Pick<ZeroHolds, 'take'>;
-  presence: PresenceRepository;
+  presence: Pick<PresenceRepository, 'liveNodeCount'>;
   /** Whether Redis is usable now (redis/redis-health.ts redisReady); absent: always tried. */
   redisReady?: () => boolean;
-  inflight: InflightRepository;
-  events: JobEvents;
-  lifecycle: JobLifecycle;
+  inflight: Pick<InflightRepository, 'current'>;
+  events: Pick<JobEvents, 'watchFinished'>;
+  lifecycle: Pick<JobLifecycle, 'publish' | 'end'>;
   /** The job parameters in force (maximum tokens, attempts, execution timeout). */
-  networkConfig: CurrentNetworkConfig;
-  logger: Logger;
+  networkConfig: Pick<CurrentNetworkConfig, 'jobs' | 'current' | 'heartbeat'>;
+  logger: Pick<Logger, 'warn'>;
   /** The job log (mongo/job-logs.repository.ts): accepted and queued, written behind, never waited for. */
   jobLog?: JobLog;
 }
@@ -77,7 +93,12 @@ export interface Outcome {
 }
 
 export class InferenceService {
-  constructor(private readonly d: CloudDeps) {}
+  /** A namespace's retention class, from the catalogue's copy (made once, not per job). */
+  private readonly retentionHoursOf: (namespaceId: string) => Promise<number | null>;
+
+  constructor(private readonly d: CloudDeps) {
+    this.retentionHoursOf = retentionHoursFor(d.catalog, d.config.PAYLOAD_RETENTION_HOURS);
+  }
 
   /**
    * Accepts a job, or, for an Idempotency-Key already used by this namespace within the window, returns
@@ -168,7 +189,7 @@ export class InferenceService {
     // runs from its ticket. The plan comes from the catalogue's in-process copy (no statement). `zero`
     // writes none: should its publish fail, the outbox finds no input to republish it from, and the job
     // ends at its deadline with its hold released (maintenance.service.ts), that plan's promise kept over a retry.
-    const retentionHours = await retentionHoursFor(this.d.catalog, config.PAYLOAD_RETENTION_HOURS)(p.namespaceId);
+    const retentionHours = await this.retentionHoursOf(p.namespaceId);
     const stored =
       retentionHours === null
         ? Promise.resolve(false)
@@ -249,12 +270,12 @@ export class InferenceService {
 
   /** The job an idempotency key already names, after checking the request is the same one. */
   private async replayOf(p: Principal, idem: { key: string; requestHash: Buffer; windowHours: number }): Promise<JobRow | null> {
-    const found = await findIdempotencyKey(this.d.db, p.namespaceId, idem.key, idem.windowHours);
+    const found = await this.d.store.findIdempotencyKey(p.namespaceId, idem.key, idem.windowHours);
     if (!found) return null;
     if (!found.request_hash.equals(idem.requestHash)) {
       throw errors.conflict('This Idempotency-Key was already used with a different request; use a new key for a new request.');
     }
-    return findJobInNamespace(this.d.db, found.job_id, p.namespaceId);
+    return this.d.store.findJobInNamespace(found.job_id, p.namespaceId);
   }
 
   /**
@@ -273,7 +294,7 @@ export class InferenceService {
       for (;;) {
         if (read) {
           // The watch is already on: an event that comes after this read is not missed.
-          const fresh = await findJob(this.d.db, job.id);
+          const fresh = await this.d.store.findJob(job.id);
           if (!fresh) throw errors.jobNotFound(job.id);
           row = fresh;
           if (isTerminal(row.status)) {
@@ -299,7 +320,7 @@ export class InferenceService {
   async findForNamespace(jobId: string, namespaceId: string): Promise<{ job: JobRow; payload: PayloadDoc | null }> {
     // A malformed id names no job: refused before PostgreSQL, which would answer it with an error.
     if (!isUuid(jobId)) throw errors.jobNotFound(jobId);
-    const job = await findJobInNamespace(this.d.db, jobId, namespaceId);
+    const job = await this.d.store.findJobInNamespace(jobId, namespaceId);
     if (!job) throw errors.jobNotFound(jobId);
     const payload = job.status === 'completed' ? ((await this.d.payloads.find(jobId, namespaceId)) ?? (await this.zeroHeld(job))) : null;
     return { job: await this.withAttemptInFlight(job), payload };
@@ -327,13 +348,13 @@ export class InferenceService {
    */
   async cancel(jobId: string, namespaceId: string): Promise<JobRow> {
     if (!isUuid(jobId)) throw errors.jobNotFound(jobId);
-    const job = await findJobInNamespace(this.d.db, jobId, namespaceId);
+    const job = await this.d.store.findJobInNamespace(jobId, namespaceId);
     if (!job) throw errors.jobNotFound(jobId);
     if (job.finished_at) return job;
     const ended = await this.d.lifecycle.end(jobId, endings.cancelled());
     if (ended) return ended;
     // It ended meanwhile, by another hand: answer as it stands.
-    return (await findJobInNamespace(this.d.db, jobId, namespaceId)) ?? job;
+    return (await this.d.store.findJobInNamespace(jobId, namespaceId)) ?? job;
   }
 
   /** A completed job's output as stored (null once expired). */
@@ -354,7 +375,7 @@ export class InferenceService {
       countDegraded('inflight_skipped');
       return job;
     }
-    let inflight: Awaited<ReturnType<InflightRepository['current']>>;
+    let inflight: Awaited<ReturnType<CloudDeps['inflight']['current']>>;
     try {
       inflight = await this.d.inflight.current(job.id);
     } catch (err) {

@@ -20,9 +20,7 @@ import type { Logger } from 'pino';
 import { AppError, errors } from '../errors.js';
 import { isTerminal } from '../domain/job-states.js';
 import type { JobOutput } from '../domain/protocol.js';
-import type { Db } from '../postgres/db.js';
-import { findJob, type JobRow } from '../postgres/jobs.repository.js';
-import { commitStreamedAttempt } from '../postgres/job-streams.repository.js';
+import type { JobRow } from '../postgres/jobs.repository.js';
 import { stageTimer } from '../metrics/job-stages.js';
 import type { PayloadsRepository } from '../mongo/payloads.repository.js';
 import type { FinishedEvent, JobEvent, JobEvents } from '../redis/job-events.js';
@@ -38,13 +36,28 @@ export type StreamEvent =
 /** A listener for one job's 'finished' event (JobEvents.watchFinished). */
 export type FinishedWatch = ReturnType<JobEvents['watchFinished']>;
 
+/**
+ * What the relay reads and writes in PostgreSQL: the port its fast tests fake
+ * (test/fakes/stream-relay.store.ts); on the engine it is postgres/stream-relay.store.ts.
+ */
+export interface StreamRelayStore {
+  findJob(id: string): Promise<JobRow | null>;
+  /**
+   * Records `attempt` as the one the client reads, if it has not ended and no other attempt was recorded
+   * (false otherwise: its chunks must not be forwarded); from then on the job is never retried.
+   */
+  commitStreamedAttempt(jobId: string, attempt: number): Promise<boolean>;
+}
+
 export interface StreamRelayDeps {
-  db: Db;
-  streams: JobStreams;
-  wakeups: StreamWakeups;
-  events: JobEvents;
-  payloads: PayloadsRepository;
-  logger: Logger;
+  store: StreamRelayStore;
+  /** The attempts' chunks in Redis (redis/job-streams.ts). */
+  streams: Pick<JobStreams, 'read'>;
+  wakeups: Pick<StreamWakeups, 'watch'>;
+  events: Pick<JobEvents, 'watchFinished' | 'waitFor'>;
+  /** A completed job's stored output, when its event did not carry it (mongo/payloads.repository.ts). */
+  payloads: Pick<PayloadsRepository, 'find'>;
+  logger: Pick<Logger, 'error'>;
 }
 
 /** Re-read the job row at least this often while no chunk comes, in case a wake-up was lost. */
@@ -226,13 +239,13 @@ export class StreamRelay {
   /** commitStreamedAttempt, timed as the `stream_commit` stage (on the way to the first token). */
   private async commit(jobId: string, attempt: number): Promise<boolean> {
     const timer = stageTimer();
-    const ok = await commitStreamedAttempt(this.d.db, jobId, attempt);
+    const ok = await this.d.store.commitStreamedAttempt(jobId, attempt);
     timer.lap('stream_commit');
     return ok;
   }
 
   private async row(jobId: string): Promise<JobRow> {
-    const job = await findJob(this.d.db, jobId);
+    const job = await this.d.store.findJob(jobId);
     if (!job) throw errors.jobNotFound(jobId);
     return job;
   }

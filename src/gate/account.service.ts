@@ -1,42 +1,61 @@
 // The account API's decisions: sign-up and log-in by email and password, Sign-In with Ethereum, sessions,
-// and an owner's namespaces and their API keys. Namespace and key operations are the admin service's own
-// (one implementation of each rule), reached here only after the caller's ownership is established: a
-// namespace of another account is "not found", exactly like one that does not exist.
+// and an owner's namespaces and their API keys. Namespace and key operations are the admin services' own
+// (gate/accounts-admin.service.ts, gate/api-keys-admin.service.ts: one implementation of each rule),
+// reached here only after the caller's ownership is established: a namespace of another account is "not
+// found", exactly like one that does not exist.
 import { createHash } from 'node:crypto';
 import { AppError, errors } from '../errors.js';
 import { hashPassword, needsRehash, passwordPolicyProblem, passwordTooLong, verifyPassword } from '../domain/passwords.js';
 import { generateSessionToken, hashSessionToken, looksLikeSessionToken } from '../domain/session-tokens.js';
 import { parseSiweMessage, SiweFormatError, siweMessageProblem, type SiweMessage } from '../domain/siwe.js';
 import { recoverPersonal } from '../domain/signatures.js';
-import { isUniqueViolation, withTransaction, type Db, type Queryable } from '../postgres/db.js';
-import {
-  createEmailAccount,
-  EMAIL_UNIQUE,
-  findAccountByEmail,
-  findAccountProfile,
-  findOrCreateWalletAccount,
-  findOwnedNamespace,
-  listNamespaces,
-  updatePasswordHash,
-  type AccountProfile,
-  type NamespaceRow,
-} from '../postgres/accounts.repository.js';
-import { findApiKey, type ApiKeyRow } from '../postgres/api-keys.repository.js';
-import { findLiveSession, insertSession, pruneSessions, revokeSession, type SignInMethod } from '../postgres/sessions.repository.js';
+import type { AccountProfile, NamespaceRow } from '../postgres/accounts.repository.js';
+import type { ApiKeyRow } from '../postgres/api-keys.repository.js';
+import type { SessionRow, SignInMethod } from '../postgres/sessions.repository.js';
 import type { RateLimitRepository } from '../redis/rate-limit.repository.js';
 import type { SiweNonces } from '../redis/siwe-nonces.repository.js';
-import type { AdminService, KeyOptions } from './admin.service.js';
+import type { AccountsAdminService } from './accounts-admin.service.js';
+import type { ApiKeysAdminService, KeyOptions } from './api-keys-admin.service.js';
 import type { Network } from '../domain/eligibility.js';
 
 /** Clock difference tolerated between a wallet's machine and this server, for SIWE time bounds. */
 const SIWE_MAX_SKEW_MS = 60_000;
 
+/** What the service needs from PostgreSQL: postgres/account.store.ts (in memory: test/fakes/account.store.ts). */
+export interface AccountStore {
+  /** The account signing in with this (normalised) email, with its password hash; null: none. */
+  findAccountByEmail(email: string): Promise<(AccountProfile & { password_hash: string }) | null>;
+  findAccountProfile(accountId: string): Promise<AccountProfile | null>;
+  /** The live namespace if the account owns it; another account's is indistinguishable from none. */
+  findOwnedNamespace(accountId: string, namespaceId: string): Promise<NamespaceRow | null>;
+  listNamespaces(accountId: string): Promise<NamespaceRow[]>;
+  findApiKey(keyId: string): Promise<ApiKeyRow | null>;
+  /** The session with this token hash, unless revoked or expired. */
+  findLiveSession(tokenHash: Buffer): Promise<SessionRow | null>;
+  revokeSession(sessionId: string): Promise<void>;
+  /** All of `fn` or none of it. */
+  transaction<T>(fn: (tx: AccountTx) => Promise<T>): Promise<T>;
+}
+
+export interface AccountTx {
+  /** 'email_taken': an account already signs in with this email. */
+  createEmailAccount(account: { name: string; email: string; passwordHash: string }): Promise<AccountProfile | 'email_taken'>;
+  updatePasswordHash(accountId: string, passwordHash: string): Promise<void>;
+  findOrCreateWalletAccount(walletAddress: string, name: string): Promise<{ account: AccountProfile; created: boolean }>;
+  /** Drops the account's expired and revoked sessions. */
+  pruneSessions(accountId: string): Promise<void>;
+  insertSession(session: { accountId: string; tokenHash: Buffer; method: SignInMethod; ttlHours: number }): Promise<SessionRow>;
+}
+
 export interface AccountServiceDeps {
-  db: Db;
-  /** Namespace and API-key operations, shared with the admin API. */
-  admin: Pick<AdminService, 'createNamespace' | 'renameNamespace' | 'deleteNamespace' | 'issueApiKey' | 'listApiKeys' | 'revokeApiKey' | 'rotateApiKey'>;
-  rateLimits: RateLimitRepository;
-  nonces: SiweNonces;
+  store: AccountStore;
+  /** Namespace operations, shared with the admin API (one implementation of each rule). */
+  namespaces: Pick<AccountsAdminService, 'createNamespace' | 'renameNamespace' | 'deleteNamespace'>;
+  /** API-key operations, shared with the admin API. */
+  apiKeys: Pick<ApiKeysAdminService, 'issueApiKey' | 'listApiKeys' | 'revokeApiKey' | 'rotateApiKey'>;
+  /** Redis (redis/rate-limit.repository.ts, redis/siwe-nonces.repository.ts). */
+  rateLimits: Pick<RateLimitRepository, 'take'>;
+  nonces: Pick<SiweNonces, 'issue' | 'consume'>;
   sessionTtlHours: number;
   /**
    * The platform's per-key rate limit (RATE_LIMIT_RPS, RATE_LIMIT_BURST): an owner may give a key a lower
@@ -81,17 +100,11 @@ export class AccountService {
     await this.take(`signin-ip:${clientIp}`, this.d.loginLimits.ipPerMinute, this.d.loginLimits.ipBurst);
     const email = normaliseEmail(input.email);
     const passwordHash = await hashPassword(input.password);
-    try {
-      return await withTransaction(this.d.db, async (tx) => {
-        const account = await createEmailAccount(tx, { name: input.name?.trim() || email, email, passwordHash });
-        return this.openSession(tx, account, 'password');
-      });
-    } catch (err) {
-      if (isUniqueViolation(err, EMAIL_UNIQUE)) {
-        throw new AppError('email_taken', 'An account with this email already exists: log in instead.', { param: 'email' }, { cause: err });
-      }
-      throw err;
-    }
+    return this.d.store.transaction(async (tx) => {
+      const account = await tx.createEmailAccount({ name: input.name?.trim() || email, email, passwordHash });
+      if (account === 'email_taken') throw new AppError('email_taken', 'An account with this email already exists: log in instead.', { param: 'email' });
+      return this.openSession(tx, account, 'password');
+    });
   }
 
   /**
@@ -105,13 +118,13 @@ export class AccountService {
     await this.take(`signin-ip:${clientIp}`, this.d.loginLimits.ipPerMinute, this.d.loginLimits.ipBurst);
     // The email is hashed into the bucket's name: Redis keys need not carry personal data.
     await this.take(`signin-email:${createHash('sha256').update(email).digest('hex')}`, this.d.loginLimits.perMinute, this.d.loginLimits.burst);
-    const account = await findAccountByEmail(this.d.db, email);
+    const account = await this.d.store.findAccountByEmail(email);
     const ok = await verifyPassword(input.password, account?.password_hash ?? null);
     if (!account || !ok) throw errors.invalidCredentials();
     const { password_hash: stored, ...profile } = account;
-    return withTransaction(this.d.db, async (tx) => {
+    return this.d.store.transaction(async (tx) => {
       // Raised cost parameters reach existing passwords here, the only time the plain password is known.
-      if (needsRehash(stored)) await updatePasswordHash(tx, account.id, await hashPassword(input.password));
+      if (needsRehash(stored)) await tx.updatePasswordHash(account.id, await hashPassword(input.password));
       return this.openSession(tx, profile, 'password');
     });
   }
@@ -153,8 +166,8 @@ export class AccountService {
     const wallet = message.address.toLowerCase();
     if (recoverPersonal(input.message, input.signature) !== wallet) throw errors.siweRejected('the signature was not made by the address in the message');
     if (!(await this.d.nonces.consume(message.nonce))) throw errors.siweRejected('the nonce was not issued by this server, has expired or was already used');
-    return withTransaction(this.d.db, async (tx) => {
-      const { account, created } = await findOrCreateWalletAccount(tx, wallet, message.address);
+    return this.d.store.transaction(async (tx) => {
+      const { account, created } = await tx.findOrCreateWalletAccount(wallet, message.address);
       return { ...(await this.openSession(tx, account, 'siwe')), created };
     });
   }
@@ -166,17 +179,17 @@ export class AccountService {
     const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
     if (!match?.[1]) throw errors.invalidSession('Sign in first, and send the session token as Authorization: Bearer <token>.');
     if (!looksLikeSessionToken(match[1])) throw errors.invalidSession();
-    const session = await findLiveSession(this.d.db, hashSessionToken(match[1]));
+    const session = await this.d.store.findLiveSession(hashSessionToken(match[1]));
     if (!session) throw errors.invalidSession();
     return { accountId: session.account_id, sessionId: session.id };
   }
 
   async logOut(p: AccountPrincipal): Promise<void> {
-    await revokeSession(this.d.db, p.sessionId);
+    await this.d.store.revokeSession(p.sessionId);
   }
 
   async profile(p: AccountPrincipal): Promise<AccountProfile> {
-    const account = await findAccountProfile(this.d.db, p.accountId);
+    const account = await this.d.store.findAccountProfile(p.accountId);
     if (!account) throw errors.invalidSession();
     return account;
   }
@@ -184,21 +197,21 @@ export class AccountService {
   // ---- The owner's namespaces and keys -----------------------------------------------------------
 
   listNamespaces(p: AccountPrincipal): Promise<NamespaceRow[]> {
-    return listNamespaces(this.d.db, p.accountId);
+    return this.d.store.listNamespaces(p.accountId);
   }
 
   createNamespace(p: AccountPrincipal, name: string, network?: Network): Promise<NamespaceRow> {
-    return this.d.admin.createNamespace(p.accountId, name, network);
+    return this.d.namespaces.createNamespace(p.accountId, name, network);
   }
 
   async renameNamespace(p: AccountPrincipal, namespaceId: string, name: string): Promise<NamespaceRow> {
     await this.ownedNamespace(p, namespaceId);
-    return this.d.admin.renameNamespace(namespaceId, name);
+    return this.d.namespaces.renameNamespace(namespaceId, name);
   }
 
   async deleteNamespace(p: AccountPrincipal, namespaceId: string): Promise<void> {
     await this.ownedNamespace(p, namespaceId);
-    await this.d.admin.deleteNamespace(namespaceId);
+    await this.d.namespaces.deleteNamespace(namespaceId);
   }
 
   async issueApiKey(p: AccountPrincipal, namespaceId: string, opts: KeyOptions): Promise<{ key: ApiKeyRow; secret: string }> {
@@ -208,33 +221,33 @@ export class AccountService {
     const maxBurst = Math.max(rps, burst);
     if (opts.rateLimitRps !== undefined && opts.rateLimitRps > rps) throw errors.invalid(`rate_limit_rps may be at most ${rps}`, 'rate_limit_rps');
     if (opts.rateLimitBurst !== undefined && opts.rateLimitBurst > maxBurst) throw errors.invalid(`rate_limit_burst may be at most ${maxBurst}`, 'rate_limit_burst');
-    return this.d.admin.issueApiKey(namespaceId, opts);
+    return this.d.apiKeys.issueApiKey(namespaceId, opts);
   }
 
   async listApiKeys(p: AccountPrincipal, namespaceId: string): Promise<ApiKeyRow[]> {
     await this.ownedNamespace(p, namespaceId);
-    return this.d.admin.listApiKeys(namespaceId);
+    return this.d.apiKeys.listApiKeys(namespaceId);
   }
 
   async revokeApiKey(p: AccountPrincipal, namespaceId: string, keyId: string): Promise<void> {
     await this.ownedNamespace(p, namespaceId);
-    const key = await findApiKey(this.d.db, keyId);
+    const key = await this.d.store.findApiKey(keyId);
     if (!key || key.namespace_id !== namespaceId) throw errors.notFound('Active API key');
-    await this.d.admin.revokeApiKey(keyId);
+    await this.d.apiKeys.revokeApiKey(keyId);
   }
 
   /** Replaces one of the namespace's live keys by a new one with the same settings; the old one stops working at once. */
   async rotateApiKey(p: AccountPrincipal, namespaceId: string, keyId: string): Promise<{ key: ApiKeyRow; secret: string }> {
     await this.ownedNamespace(p, namespaceId);
-    const key = await findApiKey(this.d.db, keyId);
+    const key = await this.d.store.findApiKey(keyId);
     if (!key || key.namespace_id !== namespaceId || key.revoked_at) throw errors.notFound('Active API key');
-    return this.d.admin.rotateApiKey(keyId);
+    return this.d.apiKeys.rotateApiKey(keyId);
   }
 
   // ---- Helpers -----------------------------------------------------------------------------------
 
   private async ownedNamespace(p: AccountPrincipal, namespaceId: string): Promise<NamespaceRow> {
-    const ns = await findOwnedNamespace(this.d.db, p.accountId, namespaceId);
+    const ns = await this.d.store.findOwnedNamespace(p.accountId, namespaceId);
     if (!ns) throw errors.notFound('Namespace');
     return ns;
   }
@@ -244,10 +257,10 @@ export class AccountService {
     return this.d.siweDomain;
   }
 
-  private async openSession(tx: Queryable, account: AccountProfile, method: SignInMethod): Promise<SignIn> {
-    await pruneSessions(tx, account.id);
+  private async openSession(tx: AccountTx, account: AccountProfile, method: SignInMethod): Promise<SignIn> {
+    await tx.pruneSessions(account.id);
     const { token, hash } = generateSessionToken();
-    const session = await insertSession(tx, { accountId: account.id, tokenHash: hash, method, ttlHours: this.d.sessionTtlHours });
+    const session = await tx.insertSession({ accountId: account.id, tokenHash: hash, method, ttlHours: this.d.sessionTtlHours });
     return { token, expires_at: session.expires_at, account };
   }
 

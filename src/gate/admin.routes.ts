@@ -7,7 +7,12 @@ import { creditAmount, parse, uuid } from '../http/parse.http.js';
 import { text } from '../domain/wire-strings.js';
 import { addressSchema } from '../domain/protocol.js';
 import { issuedKey, issueKeyBody, keyOptionsFrom } from './api-keys.http.js';
-import type { AdminService } from './admin.service.js';
+import type { AccountsAdminService } from './accounts-admin.service.js';
+import type { ApiKeysAdminService } from './api-keys-admin.service.js';
+import type { CreditsAdminService } from './credits-admin.service.js';
+import type { ModelsAdminService } from './models-admin.service.js';
+import type { AdminRecordsService } from './admin-records.service.js';
+import type { NodeFlagsService } from '../network/node-flags.service.js';
 import type { UsageService } from '../space/usage.service.js';
 import type { OperatorsService } from './operators.service.js';
 import type { QuarantineService } from './quarantine.service.js';
@@ -24,7 +29,12 @@ const subcloudName = subcloudNameSchema;
 const gpuMemoryMb = z.number().int().min(0).max(MAX_GPU_MEMORY_MB);
 
 export interface AdminRouteServices {
-  admin: AdminService;
+  accounts: AccountsAdminService;
+  apiKeys: ApiKeysAdminService;
+  credits: CreditsAdminService;
+  models: ModelsAdminService;
+  records: AdminRecordsService;
+  nodeFlags: NodeFlagsService;
   usage: UsageService;
   operators: OperatorsService;
   quarantine: QuarantineService;
@@ -49,7 +59,7 @@ function actorOf(request: FastifyRequest): string {
 
 export function adminRoutes(
   app: FastifyInstance,
-  { admin, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig, snapshots }: AdminRouteServices,
+  { accounts, apiKeys, credits, models, records, nodeFlags, usage, operators, quarantine, quality, eligibility, ledgerChain, networkConfig, snapshots }: AdminRouteServices,
   adminToken: string,
 ): void {
   const expected = createHash('sha256').update(adminToken).digest();
@@ -64,53 +74,53 @@ export function adminRoutes(
 
     r.post('/admin/accounts', async (req, reply) => {
       const body = parse(z.object({ name: text().min(1).max(200) }), req.body);
-      return reply.code(201).send(await admin.createAccount(body.name));
+      return reply.code(201).send(await accounts.createAccount(body.name));
     });
 
     r.post<{ Params: { id: string } }>('/admin/accounts/:id/namespaces', async (req, reply) => {
       const id = parse(uuid, req.params.id);
       const body = parse(z.object({ name: text(), network: networkSchema.optional() }), req.body);
-      return reply.code(201).send(await admin.createNamespace(id, body.name, body.network));
+      return reply.code(201).send(await accounts.createNamespace(id, body.name, body.network));
     });
 
     r.post<{ Params: { id: string } }>('/admin/namespaces/:id/keys', async (req, reply) => {
       const id = parse(uuid, req.params.id);
       const body = parse(issueKeyBody, req.body ?? {});
-      return reply.code(201).send(issuedKey(await admin.issueApiKey(id, keyOptionsFrom(body))));
+      return reply.code(201).send(issuedKey(await apiKeys.issueApiKey(id, keyOptionsFrom(body))));
     });
 
-    r.get<{ Params: { id: string } }>('/admin/namespaces/:id/keys', async (req) => ({ data: await admin.listApiKeys(parse(uuid, req.params.id)) }));
+    r.get<{ Params: { id: string } }>('/admin/namespaces/:id/keys', async (req) => ({ data: await apiKeys.listApiKeys(parse(uuid, req.params.id)) }));
 
     r.post<{ Params: { id: string } }>('/admin/keys/:id/rotate', async (req, reply) => {
-      return reply.code(201).send(issuedKey(await admin.rotateApiKey(parse(uuid, req.params.id))));
+      return reply.code(201).send(issuedKey(await apiKeys.rotateApiKey(parse(uuid, req.params.id))));
     });
 
     r.delete<{ Params: { id: string } }>('/admin/keys/:id', async (req, reply) => {
-      await admin.revokeApiKey(parse(uuid, req.params.id));
+      await apiKeys.revokeApiKey(parse(uuid, req.params.id));
       return reply.code(204).send();
     });
 
     r.post<{ Params: { id: string } }>('/admin/namespaces/:id/credits', async (req) => {
       const id = parse(uuid, req.params.id);
       const body = parse(z.object({ amount: creditAmount, memo: text().max(500).optional() }), req.body);
-      return admin.topUp(id, body.amount, body.memo);
+      return credits.topUp(id, body.amount, body.memo);
     });
 
-    r.get<{ Params: { id: string } }>('/admin/namespaces/:id/balance', async (req) => admin.balance(parse(uuid, req.params.id)));
+    r.get<{ Params: { id: string } }>('/admin/namespaces/:id/balance', async (req) => credits.balance(parse(uuid, req.params.id)));
 
     // Tokenizers: a tokenizer.json is megabytes, beyond the API's usual body limit.
     r.post('/admin/tokenizers', { bodyLimit: 64 * 1024 * 1024 }, async (req, reply) => {
       const body = parse(z.object({ tokenizer: z.string().min(2), config: z.record(z.string(), z.unknown()).optional() }), req.body);
-      return reply.code(201).send(await admin.putTokenizer(body.tokenizer, body.config));
+      return reply.code(201).send(await models.putTokenizer(body.tokenizer, body.config));
     });
     r.put<{ Params: { name: string } }>('/admin/models/:name/usage-bound', async (req) => {
       const body = parse(z.object({ tokenizer_sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable().optional(), max_tokens_per_byte: z.number().optional() }), req.body);
-      return admin.setUsageBound(req.params.name, { tokenizerSha256: body.tokenizer_sha256, maxTokensPerByte: body.max_tokens_per_byte }, actorOf(req));
+      return models.setUsageBound(req.params.name, { tokenizerSha256: body.tokenizer_sha256, maxTokensPerByte: body.max_tokens_per_byte }, actorOf(req));
     });
     // Other names requests may use for a model (issue 12): the whole list, replacing the previous one.
     r.put<{ Params: { name: string } }>('/admin/models/:name/aliases', async (req) => {
       const body = parse(z.object({ aliases: z.array(text().min(1).max(128)).max(32) }), req.body);
-      return admin.setModelAliases(req.params.name, body.aliases, actorOf(req));
+      return models.setModelAliases(req.params.name, body.aliases, actorOf(req));
     });
     r.put<{ Params: { name: string } }>('/admin/models/:name', async (req) => {
       const body = parse(
@@ -127,7 +137,7 @@ export function adminRoutes(
         }),
         req.body,
       );
-      return admin.putModel({
+      return models.putModel({
         name: req.params.name,
         inputPricePerMtok: body.input_price,
         outputPricePerMtok: body.output_price,
@@ -153,7 +163,7 @@ export function adminRoutes(
     );
     // The admin change log, newest first; `before` (an entry id) pages back.
     r.get<{ Querystring: { limit?: string; action?: string; subject?: string; before?: string } }>('/admin/changes', async (req) => ({
-      data: await admin.changes({
+      data: await records.changes({
         limit: parse(z.coerce.number().int().min(1).max(1000).default(100), req.query.limit),
         action: parse(text().max(200).optional(), req.query.action),
         subject: parse(text().max(200).optional(), req.query.subject),
@@ -201,7 +211,7 @@ export function adminRoutes(
       return eligibility.bindNamespace(parse(uuid, req.params.id), body.subcloud, actorOf(req));
     });
 
-    r.get('/admin/ledger/total', async () => admin.ledgerTotals());
+    r.get('/admin/ledger/total', async () => credits.ledgerTotals());
     // The daily ledger chain recomputed from genesis: 200 either way, `ok` and `broken` say the outcome.
     r.get('/admin/ledger/verify', async () => ledgerChain.verify());
     snapshotAdminRoutes(r, snapshots);
@@ -251,7 +261,7 @@ export function adminRoutes(
           .strict(),
         req.body,
       );
-      return admin.setNodeFlags(
+      return nodeFlags.set(
         id,
         { paused: body.paused, frozen: body.frozen, shadowBanned: body.shadow_banned, cooldownSeconds: body.cooldown_seconds },
         body.reason,
@@ -259,14 +269,14 @@ export function adminRoutes(
       );
     });
     r.get<{ Params: { id: string }; Querystring: { limit?: string } }>('/admin/nodes/:id/rcp', async (req) => ({
-      data: await admin.contributionPoints(
+      data: await records.contributionPoints(
         parse(nodeId, req.params.id),
         parse(z.coerce.number().int().min(1).max(1000).default(30), req.query.limit),
       ),
     }));
     r.delete<{ Params: { id: string } }>('/admin/nodes/:id/flags', async (req) => {
       const id = parse(nodeId, req.params.id);
-      return admin.reinstateNode(id, actorOf(req));
+      return nodeFlags.reinstate(id, 'reinstated', actorOf(req));
     });
 
     // Blind probes: prompts with known answers that the network sends as blind jobs; and the node scores.
@@ -280,7 +290,7 @@ export function adminRoutes(
 
     r.get<{ Params: { id: string }; Querystring: UsageQuery }>('/admin/namespaces/:id/usage', async (req, reply) => {
       const id = parse(uuid, req.params.id);
-      await admin.balance(id); // 404 for an unknown namespace
+      await credits.balance(id); // 404 for an unknown namespace
       return sendUsage(reply, usage, id, req.query);
     });
 

@@ -2,7 +2,7 @@
 // translation to the service's options, and the answer (the key's row plus its secret, shown once).
 import { z } from 'zod';
 import { text } from '../domain/wire-strings.js';
-import type { KeyOptions } from './admin.service.js';
+import type { KeyOptions } from './api-keys-admin.service.js';
 import type { ApiKeyRow } from '../postgres/api-keys.repository.js';
 
 export const issueKeyBody = z.object({

@@ -18,24 +18,20 @@ import type { RcpClock } from '../domain/rcp.js';
 import type { Db, Queryable } from '../postgres/db.js';
 import { readSnapshotOnce, withExportSession, type ExportReader, type SharedReader } from '../postgres/snapshot-copy.js';
 import {
-  countJobsOnDay,
   epochPoints,
-  findSealedEpochs,
   findSnapshot,
-  firstDayWithoutSnapshot,
   hasJobPartition,
-  historyExtent,
   insertSealedEpochs,
   insertSnapshot,
-  isRolledUp,
   latestSnapshot,
   ledgerDayLink,
-  listSnapshots,
-  markSnapshotVerified,
   schemaVersion,
   unsealedEpochsWithRecords,
+  type HistoryExtent,
+  type SealedEpochRow,
   type SnapshotRow,
 } from '../postgres/snapshots.repository.js';
+import { snapshotRecords } from '../postgres/snapshot-records.store.js';
 import { CarFileWriter, readCar, type CarContents } from './car-file.js';
 import { epochTree, proofFor, type EpochProof } from './epoch-merkle.js';
 import { encodeBlock, signManifest, SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_2, type EpochSeal, type Manifest, type PartEntry, type SnapshotKind, type UnsignedManifest } from './snapshot.format.js';
@@ -58,8 +54,35 @@ export interface SnapshotProgress {
   rows: number;
 }
 
+/**
+ * The snapshot records and history facts the service reads and marks outside an export
+ * (postgres/snapshot-records.store.ts; in memory: test/fakes/snapshot-records.store.ts): what the offload
+ * gate, the choice of the next day and the epoch proofs decide on. An export itself (the lock, the
+ * REPEATABLE READ snapshot, COPY out of the parts) is the engine's work and runs on `db`.
+ */
+export interface SnapshotRecords {
+  historyExtent(): Promise<HistoryExtent>;
+  /** The oldest day from `from` to `to` (inclusive) without a snapshot, or null. */
+  firstDayWithoutSnapshot(from: string, to: string): Promise<string | null>;
+  isRolledUp(day: string): Promise<boolean>;
+  hasJobPartition(day: string): Promise<boolean>;
+  /** By CID, or by day (the day's snapshot). */
+  find(ref: string): Promise<SnapshotRow | null>;
+  /** Raw job rows the day's partition still holds. */
+  countJobsOnDay(day: string): Promise<number>;
+  markVerified(cid: string): Promise<void>;
+  list(limit: number): Promise<SnapshotRow[]>;
+  latest(): Promise<SnapshotRow | null>;
+  /** Sealed epochs, newest first (`epochs`: those only). */
+  sealedEpochs(epochs: readonly number[] | null, limit: number): Promise<SealedEpochRow[]>;
+  epochPoints(epochs: readonly number[]): Promise<Array<{ epoch: number; node_id: string; points: number }>>;
+}
+
 export interface SnapshotDeps {
+  /** The export session's pool (COPY out, the snapshot lock). */
   db: Db;
+  /** Default: the records on `db`. */
+  records?: SnapshotRecords;
   store: SnapshotStore;
   /** Signs snapshots; without it none can be taken, so no partition is dropped (and the log says so). */
   networkKey: string | null;
@@ -71,9 +94,11 @@ export interface SnapshotDeps {
 
 export class SnapshotService {
   readonly networkAddress: string | null;
+  private readonly records: SnapshotRecords;
 
   constructor(private readonly d: SnapshotDeps) {
     this.networkAddress = d.networkKey ? addressOf(d.networkKey) : null;
+    this.records = d.records ?? snapshotRecords(d.db);
   }
 
   get storeName(): string {
@@ -106,12 +131,12 @@ export class SnapshotService {
 
   /** The oldest day due a snapshot, or null. */
   private async nextDueDay(now: Date): Promise<string | null> {
-    const extent = await historyExtent(this.d.db);
+    const extent = await this.records.historyExtent();
     const yesterday = addDays(isoDay(now), -1);
     if (extent.first_day === null || extent.first_day > yesterday) return null;
-    const day = await firstDayWithoutSnapshot(this.d.db, extent.first_day, yesterday);
+    const day = await this.records.firstDayWithoutSnapshot(extent.first_day, yesterday);
     if (day === null) return null;
-    const jobsReady = (await isRolledUp(this.d.db, day)) || (!(await hasJobPartition(this.d.db, day)) && isJobDayClosed(day, now, this.d.jobDeadlineMs));
+    const jobsReady = (await this.records.isRolledUp(day)) || (!(await this.records.hasJobPartition(day)) && isJobDayClosed(day, now, this.d.jobDeadlineMs));
     const ledgerReady = extent.first_ledger_day === null || extent.first_ledger_day > day || (extent.last_ledger_day !== null && extent.last_ledger_day >= day);
     return jobsReady && ledgerReady ? day : null;
   }
@@ -265,12 +290,12 @@ export class SnapshotService {
    * the day's partition still has. Otherwise false, and the log says why the drop waits.
    */
   async readyToDrop(day: string): Promise<boolean> {
-    const snap = await findSnapshot(this.d.db, day);
+    const snap = await this.records.find(day);
     if (!snap) {
       this.d.logger.warn({ day }, 'raw job partitions wait: the day has no snapshot yet');
       return false;
     }
-    const raw = await countJobsOnDay(this.d.db, day);
+    const raw = await this.records.countJobsOnDay(day);
     if ((snap.part_rows['jobs'] ?? -1) !== raw) {
       this.d.logger.error({ day, cid: snap.cid, in_snapshot: snap.part_rows['jobs'], in_partition: raw }, 'raw job partitions kept: the day\'s snapshot does not hold every raw job row');
       return false;
@@ -287,7 +312,7 @@ export class SnapshotService {
       this.d.logger.error({ day, cid: snap.cid, problems: report.problems }, 'raw job partitions kept: the stored snapshot does not verify');
       return false;
     }
-    await markSnapshotVerified(this.d.db, snap.cid);
+    await this.records.markVerified(snap.cid);
     return true;
   }
 
@@ -302,15 +327,15 @@ export class SnapshotService {
   }
 
   list(limit: number): Promise<SnapshotRow[]> {
-    return listSnapshots(this.d.db, limit);
+    return this.records.list(limit);
   }
 
   latest(): Promise<SnapshotRow | null> {
-    return latestSnapshot(this.d.db);
+    return this.records.latest();
   }
 
   find(ref: string): Promise<SnapshotRow | null> {
-    return findSnapshot(this.d.db, ref);
+    return this.records.find(ref);
   }
 
   /** A stored snapshot's manifest. */
@@ -378,8 +403,8 @@ export class SnapshotService {
    * rebuilt from the epoch's records and checked against the root sealed in its snapshot.
    */
   async epochProofs(nodeId: string, epochs: readonly number[] | null, limit = 30): Promise<Array<EpochProof & { epoch: number; snapshot_cid: string }>> {
-    const sealed = await findSealedEpochs(this.d.db, epochs, limit);
-    const points = await epochPoints(this.d.db, sealed.map((s) => s.epoch));
+    const sealed = await this.records.sealedEpochs(epochs, limit);
+    const points = await this.records.epochPoints(sealed.map((s) => s.epoch));
     const proofs: Array<EpochProof & { epoch: number; snapshot_cid: string }> = [];
     for (const s of sealed) {
       const t = epochTree(points.filter((p) => p.epoch === s.epoch));

@@ -23,14 +23,13 @@
 // (pipelined, batched), and the last-minute query probes the jobs_finished index of each day partition.
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { Db } from '../postgres/db.js';
-import { listModels } from '../postgres/models.repository.js';
-import { recentJobStats, waitingJobsByModel } from '../postgres/status.repository.js';
+import type { ModelRow } from '../postgres/models.repository.js';
+import type { RecentJobStats } from '../postgres/status.repository.js';
 import type { StatusRepository, Load, NetworkLoad } from '../redis/status.repository.js';
 import { NETWORKS, type Network } from '../domain/eligibility.js';
 import type { QueueDepth } from '../rabbitmq/queue-depth.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
-import { latestSnapshot } from '../postgres/snapshots.repository.js';
+import type { SnapshotRow } from '../postgres/snapshots.repository.js';
 import { PRIORITY_CLASSES } from '../domain/priority.js';
 import type { FleetReading } from '../metrics/fleet.js';
 
@@ -103,12 +102,29 @@ export interface StatusSnapshot {
   latest_snapshot: { cid: string; kind: string; day: string | null; created_at: string } | null;
 }
 
+/**
+ * What the snapshot reads from PostgreSQL (postgres/status.store.ts; in memory: test/fakes/status.store.ts):
+ * aggregates only, besides the catalogue and the newest history snapshot.
+ */
+export interface StatusStore {
+  /** The catalogue, by name. */
+  listModels(): Promise<Array<Pick<ModelRow, 'name' | 'version' | 'min_gpu_memory_mb'>>>;
+  /** Unfinished jobs per model. */
+  waitingJobsByModel(): Promise<Map<string, number>>;
+  /** Jobs that reached a terminal state in the last `windowSeconds`, and the completed ones' latencies. */
+  recentJobStats(windowSeconds: number): Promise<RecentJobStats>;
+  latestSnapshot(): Promise<SnapshotRow | null>;
+}
+
+/** The fleet's presence, slots and load (Redis: redis/status.repository.ts). */
+export type StatusFleetPort = Pick<StatusRepository, 'fleetLoad'>;
+/** Ready messages per queue (RabbitMQ: rabbitmq/queue-depth.ts). */
+export type QueueDepthPort = Pick<QueueDepth, 'connected' | 'messageCounts'>;
+
 export interface StatusServiceDeps {
-  db: Db;
-  /** The fleet's presence, slots and load (Redis). */
-  nodes: StatusRepository;
-  /** Ready messages per queue (RabbitMQ). */
-  depth: QueueDepth;
+  store: StatusStore;
+  nodes: StatusFleetPort;
+  depth: QueueDepthPort;
   /** Names each model's queue. */
   queue: Pick<JobQueue, 'queuesFor'>;
   logger: Pick<Logger, 'warn'>;
@@ -169,15 +185,15 @@ export class StatusService {
 
   private async compute(): Promise<StatusSnapshot> {
     const generatedAt = new Date();
-    const { db } = this.d;
-    const catalogue = await listModels(db);
+    const { store } = this.d;
+    const catalogue = await store.listModels();
     const models = catalogue.map((m) => m.name);
     const [fleet, queued, waiting, recent, snapshot] = await Promise.all([
       this.d.nodes.fleetLoad(catalogue.map((m) => ({ name: m.name, version: m.version, minGpuMemoryMb: m.min_gpu_memory_mb }))),
       this.queueDepths(models),
-      waitingJobsByModel(db),
-      recentJobStats(db, STATUS_WINDOW_SECONDS),
-      latestSnapshot(db),
+      store.waitingJobsByModel(),
+      store.recentJobStats(STATUS_WINDOW_SECONDS),
+      store.latestSnapshot(),
     ]);
     const finished = recent.completed + recent.failed + recent.expired + recent.cancelled;
     const networks = NETWORKS.map((n) => fleet.get(n)!);

@@ -10,27 +10,54 @@ import { lookup } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
-import type { Db } from '../postgres/db.js';
-import { claimDueMessages, recordAttempt, type DueMessage } from '../postgres/webhooks.repository.js';
+import type { DueMessage } from '../postgres/webhooks.repository.js';
 import { isInternalAddress } from '../domain/webhook-targets.js';
 import { PeriodicTask } from '../common/periodic-task.js';
 
-const BATCH = 50;
+/** Messages claimed per round: a round sends them concurrently, then claims again while it got a full one. */
+export const WEBHOOK_BATCH = 50;
+
+/**
+ * What the worker needs from PostgreSQL (postgres/webhooks.store.ts; in memory: test/fakes/webhooks.store.ts).
+ */
+export interface WebhookDeliveryStore {
+  /** Up to `limit` due messages of enabled endpoints, leased for `leaseMs` (no other worker claims them meanwhile). */
+  claimDue(limit: number, leaseMs: number): Promise<DueMessage[]>;
+  /**
+   * Records one attempt: delivered (`ok`); or pending again in `retryInMs`; or (null) failed for good,
+   * which disables the endpoint when nothing reached it since the message was made and leaves its owner
+   * a notice. True when this disabled the endpoint.
+   */
+  recordAttempt(m: DueMessage, a: AttemptOutcome & { durationMs: number; retryInMs: number | null }): Promise<boolean>;
+}
+
+export interface AttemptOutcome {
+  ok: boolean;
+  responseStatus: number | null;
+  error: string | null;
+}
+
+/** POSTs a signed message; resolves with the answer's status code, rejects when none came. */
+export type SendWebhook = (url: string, body: string, headers: Record<string, string>) => Promise<number>;
 
 export class WebhookDelivery {
   private readonly task: PeriodicTask;
+  private readonly send: SendWebhook;
 
   constructor(
     private readonly d: {
-      db: Db;
+      store: WebhookDeliveryStore;
       allowPrivateTargets: boolean;
       retryScheduleMs: readonly number[];
       timeoutMs: number;
       intervalMs: number;
       logger: Logger;
+      /** How a message is sent (default: HTTP(S), refusing internal addresses after DNS; see `post`). */
+      send?: SendWebhook;
     },
   ) {
     this.task = new PeriodicTask('webhook delivery', d.intervalMs, () => this.deliverDue(), d.logger);
+    this.send = d.send ?? ((url, body, headers) => this.post(url, body, headers));
   }
 
   start(): void {
@@ -46,10 +73,10 @@ export class WebhookDelivery {
     let tried = 0;
     for (;;) {
       // Leased for longer than one send can take, so that no other worker sends it meanwhile.
-      const batch = await claimDueMessages(this.d.db, BATCH, this.d.timeoutMs * 3);
+      const batch = await this.d.store.claimDue(WEBHOOK_BATCH, this.d.timeoutMs * 3);
       await Promise.all(batch.map((m) => this.deliver(m)));
       tried += batch.length;
-      if (batch.length < BATCH) return tried;
+      if (batch.length < WEBHOOK_BATCH) return tried;
     }
   }
 
@@ -57,10 +84,10 @@ export class WebhookDelivery {
     const body = JSON.stringify(m.payload);
     const now = new Date();
     const started = Date.now();
-    let outcome: { ok: boolean; responseStatus: number | null; error: string | null };
+    let outcome: AttemptOutcome;
     try {
       const signature = new Webhook(m.secret).sign(m.id, now, body);
-      const status = await this.post(m.url, body, {
+      const status = await this.send(m.url, body, {
         'content-type': 'application/json',
         'user-agent': 'Resultity-Webhooks/1',
         'webhook-id': m.id,
@@ -72,7 +99,7 @@ export class WebhookDelivery {
       outcome = { ok: false, responseStatus: null, error: err instanceof Error ? err.message : String(err) };
     }
     const retryInMs = outcome.ok ? null : (this.d.retryScheduleMs[m.attempts] ?? null);
-    const disabled = await recordAttempt(this.d.db, m, { ...outcome, durationMs: Date.now() - started, retryInMs });
+    const disabled = await this.d.store.recordAttempt(m, { ...outcome, durationMs: Date.now() - started, retryInMs });
     if (!outcome.ok) this.d.logger.info({ messageId: m.id, endpointId: m.endpoint_id, attempt: m.attempts + 1, error: outcome.error }, 'webhook delivery failed');
     if (disabled) this.d.logger.warn({ endpointId: m.endpoint_id }, 'webhook endpoint disabled after persistent failure');
   }

@@ -7,27 +7,51 @@ import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { errors } from '../errors.js';
-import type { Db } from '../postgres/db.js';
-import {
-  deleteEndpoint,
-  enableEndpoint,
-  findEndpoint,
-  insertEndpoint,
-  listEndpoints,
-  listMessages,
-  requeueMessage,
-  type WebhookEndpointRow,
-  type WebhookEvent,
-} from '../postgres/webhooks.repository.js';
-import { listNamespaceNotices } from '../postgres/namespace-notices.repository.js';
+import type { WebhookAttemptRow, WebhookEndpointRow, WebhookEvent, WebhookMessageRow } from '../postgres/webhooks.repository.js';
+import type { NamespaceNoticeRow } from '../postgres/namespace-notices.repository.js';
 import { isInternalAddress, webhookUrlProblem } from '../domain/webhook-targets.js';
+
+/**
+ * What the service needs from PostgreSQL (postgres/webhooks.store.ts; in memory: test/fakes/webhooks.store.ts).
+ * Every operation names the namespace or an endpoint already found in it: one owner never reaches another's.
+ */
+export interface WebhooksStore {
+  listEndpoints(namespaceId: string): Promise<WebhookEndpointRow[]>;
+  findEndpoint(namespaceId: string, id: string): Promise<WebhookEndpointRow | null>;
+  /** Keeps `secret` for signing (the delivery worker reads it); the row returned never carries it. */
+  insertEndpoint(e: NewWebhookEndpoint): Promise<WebhookEndpointRow>;
+  /** False when the namespace has no such endpoint. */
+  deleteEndpoint(namespaceId: string, id: string): Promise<boolean>;
+  /** Clears the disable; false when the namespace has no such endpoint. */
+  enableEndpoint(namespaceId: string, id: string): Promise<boolean>;
+  /** The endpoint's messages, newest first, each with its attempts. */
+  listMessages(endpointId: string, limit: number): Promise<Array<WebhookMessageRow & { attempt_log: WebhookAttemptRow[] }>>;
+  /** Queues the message again from its first attempt, under its own id; false when it is not this endpoint's. */
+  requeueMessage(endpointId: string, messageId: string): Promise<boolean>;
+  /** Newest first. */
+  listNotices(namespaceId: string, limit: number): Promise<NamespaceNoticeRow[]>;
+}
+
+export interface NewWebhookEndpoint {
+  namespaceId: string;
+  url: string;
+  secret: string;
+  events: readonly WebhookEvent[];
+  lowCreditsThresholdMicro: number;
+  description: string;
+}
+
+/** The addresses a host name resolves to (every one: a single private one refuses the target). */
+export type ResolveHost = (hostname: string) => Promise<string[]>;
+
+const resolveByDns: ResolveHost = async (hostname) => (await lookup(hostname, { all: true })).map((a) => a.address);
 
 const MICRO = 1_000_000;
 /** At most this many endpoints per namespace: each finished job writes one message per endpoint. */
 const MAX_ENDPOINTS = 10;
 
 export class WebhooksService {
-  constructor(private readonly d: { db: Db; allowPrivateTargets: boolean }) {}
+  constructor(private readonly d: { store: WebhooksStore; allowPrivateTargets: boolean; resolveHost?: ResolveHost }) {}
 
   async create(
     namespaceId: string,
@@ -36,10 +60,10 @@ export class WebhooksService {
     const problem = webhookUrlProblem(e.url);
     if (problem) throw errors.invalid(`url ${problem}`, 'url');
     await this.assertPublicTarget(new URL(e.url).hostname);
-    if ((await listEndpoints(this.d.db, namespaceId)).length >= MAX_ENDPOINTS) throw errors.invalid(`A namespace may have at most ${MAX_ENDPOINTS} webhook endpoints.`, 'url');
+    if ((await this.d.store.listEndpoints(namespaceId)).length >= MAX_ENDPOINTS) throw errors.invalid(`A namespace may have at most ${MAX_ENDPOINTS} webhook endpoints.`, 'url');
     // Standard Webhooks: `whsec_` and the base64 of 24 to 64 random bytes.
     const secret = `whsec_${randomBytes(32).toString('base64')}`;
-    const row = await insertEndpoint(this.d.db, {
+    const row = await this.d.store.insertEndpoint({
       namespaceId,
       url: e.url,
       secret,
@@ -51,21 +75,21 @@ export class WebhooksService {
   }
 
   async list(namespaceId: string) {
-    return (await listEndpoints(this.d.db, namespaceId)).map(endpointView);
+    return (await this.d.store.listEndpoints(namespaceId)).map(endpointView);
   }
 
   async remove(namespaceId: string, id: string): Promise<void> {
-    if (!(await deleteEndpoint(this.d.db, namespaceId, id))) throw errors.notFound('Webhook endpoint');
+    if (!(await this.d.store.deleteEndpoint(namespaceId, id))) throw errors.notFound('Webhook endpoint');
   }
 
   async enable(namespaceId: string, id: string) {
-    if (!(await enableEndpoint(this.d.db, namespaceId, id))) throw errors.notFound('Webhook endpoint');
-    return endpointView((await findEndpoint(this.d.db, namespaceId, id))!);
+    if (!(await this.d.store.enableEndpoint(namespaceId, id))) throw errors.notFound('Webhook endpoint');
+    return endpointView((await this.d.store.findEndpoint(namespaceId, id))!);
   }
 
   async messages(namespaceId: string, id: string, limit: number) {
-    if (!(await findEndpoint(this.d.db, namespaceId, id))) throw errors.notFound('Webhook endpoint');
-    return (await listMessages(this.d.db, id, limit)).map((m) => ({
+    if (!(await this.d.store.findEndpoint(namespaceId, id))) throw errors.notFound('Webhook endpoint');
+    return (await this.d.store.listMessages(id, limit)).map((m) => ({
       id: m.id,
       event_type: m.event_type,
       payload: m.payload,
@@ -78,10 +102,10 @@ export class WebhooksService {
   }
 
   async redeliver(namespaceId: string, id: string, messageId: string): Promise<void> {
-    const endpoint = await findEndpoint(this.d.db, namespaceId, id);
+    const endpoint = await this.d.store.findEndpoint(namespaceId, id);
     if (!endpoint) throw errors.notFound('Webhook endpoint');
     if (endpoint.disabled_at) throw errors.invalid('The endpoint is disabled: enable it first (POST .../enable).', 'endpoint');
-    if (!(await requeueMessage(this.d.db, id, messageId))) throw errors.notFound('Webhook message');
+    if (!(await this.d.store.requeueMessage(id, messageId))) throw errors.notFound('Webhook message');
   }
 
   /**
@@ -89,7 +113,7 @@ export class WebhooksService {
    * persistent failure (besides the endpoint's own disabled_at and disabled_reason).
    */
   async notices(namespaceId: string, limit: number) {
-    return (await listNamespaceNotices(this.d.db, namespaceId, limit)).map((n) => ({
+    return (await this.d.store.listNotices(namespaceId, limit)).map((n) => ({
       id: n.id,
       at: n.at.toISOString(),
       kind: n.kind,
@@ -105,10 +129,11 @@ export class WebhooksService {
     const host = hostname.replace(/^\[|\]$/g, '');
     let addresses: string[];
     try {
-      addresses = isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
+      addresses = isIP(host) ? [host] : await (this.d.resolveHost ?? resolveByDns)(host);
     } catch {
-      throw errors.invalid(`url: the host ${host} does not resolve.`, 'url');
+      addresses = [];
     }
+    if (addresses.length === 0) throw errors.invalid(`url: the host ${host} does not resolve.`, 'url');
     if (addresses.some(isInternalAddress)) throw errors.invalid('url resolves to a private or loopback address; webhooks go to public addresses only.', 'url');
   }
 }

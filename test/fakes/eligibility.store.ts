@@ -5,6 +5,7 @@ import type { NamespaceRow } from '../../src/postgres/accounts.repository.js';
 import type { SubcloudRow } from '../../src/postgres/subclouds.repository.js';
 import type { EligibilityMirrorPort, EligibilityStore, EligibilityTx, SubcloudView } from '../../src/network/eligibility.service.js';
 import { FakeDatabase } from './fake-database.js';
+import { namespaceRow } from './catalog.store.js';
 
 export class FakeEligibilityStore implements EligibilityStore {
   readonly db = new FakeDatabase({
@@ -22,16 +23,7 @@ export class FakeEligibilityStore implements EligibilityStore {
   }
 
   addNamespace(id: string, network: NamespaceRow['network'] = 'mainnet'): void {
-    this.db.state.namespaces.set(id, {
-      id,
-      account_id: 'account-1',
-      name: id,
-      network,
-      subcloud: null,
-      retention_plan: 'standard',
-      retention_days: null,
-      created_at: new Date(),
-    });
+    this.db.state.namespaces.set(id, namespaceRow(id, { network }));
   }
 
   readRules(): Promise<EligibilityRules> {

@@ -6,6 +6,29 @@ import type { RcpEpochRow } from '../../src/postgres/rcp.repository.js';
 import type { OperatorConsoleStore } from '../../src/gate/operator-console.service.js';
 import { FakeDatabase } from './fake-database.js';
 
+/** A node row as the console reads it: never flagged nor scored unless `over` says so. */
+export function operatorNodeRow(id: string, over: Partial<OperatorNodeRow> = {}, at = new Date()): OperatorNodeRow {
+  return {
+    id,
+    created_at: at,
+    last_registered_at: at,
+    paused: null,
+    frozen: null,
+    shadow_banned: null,
+    cooldown_until: null,
+    reason: null,
+    flags_updated_at: null,
+    score: null,
+    success_rate: null,
+    latency_factor: null,
+    blind_accuracy: null,
+    attempts: null,
+    blind_jobs: null,
+    score_updated_at: null,
+    ...over,
+  };
+}
+
 export class FakeOperatorConsoleStore implements OperatorConsoleStore {
   readonly db = new FakeDatabase({
     nodes: [] as Array<OperatorNodeRow & { operator: string }>,
@@ -14,27 +37,7 @@ export class FakeOperatorConsoleStore implements OperatorConsoleStore {
   });
 
   addNode(operator: string, id: string, over: Partial<OperatorNodeRow> = {}): void {
-    const at = new Date();
-    this.db.state.nodes.push({
-      operator,
-      id,
-      created_at: at,
-      last_registered_at: at,
-      paused: null,
-      frozen: null,
-      shadow_banned: null,
-      cooldown_until: null,
-      reason: null,
-      flags_updated_at: null,
-      score: null,
-      success_rate: null,
-      latency_factor: null,
-      blind_accuracy: null,
-      attempts: null,
-      blind_jobs: null,
-      score_updated_at: null,
-      ...over,
-    });
+    this.db.state.nodes.push({ operator, ...operatorNodeRow(id, over) });
   }
 
   private view({ operator: _operator, ...row }: OperatorNodeRow & { operator: string }): OperatorNodeRow {

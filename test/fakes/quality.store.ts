@@ -7,6 +7,7 @@ import type { QualityStore } from '../../src/network/quality.service.js';
 import type { NodeScore } from '../../src/domain/scores.js';
 import type { JobRequest } from '../../src/domain/protocol.js';
 import { FakeDatabase } from './fake-database.js';
+import { modelRow } from './catalog.store.js';
 
 export class FakeQualityStore implements QualityStore {
   readonly db = new FakeDatabase({
@@ -30,20 +31,7 @@ export class FakeQualityStore implements QualityStore {
   lockedElsewhere = false;
 
   addModel(name: string, contextTokens = 4096): void {
-    this.db.state.models.set(name, {
-      name,
-      input_price_micro: 1,
-      output_price_micro: 1,
-      min_charge_micro: 0,
-      context_tokens: contextTokens,
-      version: '1',
-      content_hash: null,
-      min_gpu_memory_mb: 0,
-      priority_surcharge_bps: {},
-      tokenizer_sha256: null,
-      max_tokens_per_byte: 1,
-      created_at: new Date(),
-    });
+    this.db.state.models.set(name, modelRow(name, { context_tokens: contextTokens }));
   }
 
   private op<R>(name: string, f: () => R): Promise<R> {

@@ -153,10 +153,10 @@ export class TestStack {
   /** A consumer account, namespace, credits and an API key, with an openai client bound to it. */
   async tenant(credits: number, key: { rateLimitRps?: number; rateLimitBurst?: number; network?: Network } = {}): Promise<Tenant> {
     const admin = this.backbone.admin;
-    const account = await admin.createAccount(`tenant ${randomBytes(3).toString('hex')}`);
-    const ns = await admin.createNamespace(account.id, 'ns', key.network);
-    if (credits > 0) await admin.topUp(ns.id, credits);
-    const { key: row, secret } = await admin.issueApiKey(ns.id, { rateLimitRps: key.rateLimitRps ?? 1000, rateLimitBurst: key.rateLimitBurst ?? 1000 });
+    const account = await admin.accounts.createAccount(`tenant ${randomBytes(3).toString('hex')}`);
+    const ns = await admin.accounts.createNamespace(account.id, 'ns', key.network);
+    if (credits > 0) await admin.credits.topUp(ns.id, credits);
+    const { key: row, secret } = await admin.apiKeys.issueApiKey(ns.id, { rateLimitRps: key.rateLimitRps ?? 1000, rateLimitBurst: key.rateLimitBurst ?? 1000 });
     return {
       accountId: account.id,
       namespaceId: ns.id,
@@ -168,11 +168,11 @@ export class TestStack {
 
   /** Registers TEST_MODEL (or another) with prices in micro-credits per token. */
   async model(name = TEST_MODEL, inputPrice = 10, outputPrice = 20): Promise<void> {
-    await this.backbone.admin.putModel({ name, inputPricePerMtok: inputPrice, outputPricePerMtok: outputPrice, contextTokens: 8192 });
+    await this.backbone.admin.models.putModel({ name, inputPricePerMtok: inputPrice, outputPricePerMtok: outputPrice, contextTokens: 8192 });
   }
 
   async operator(): Promise<string> {
-    this.operatorId ??= (await this.backbone.admin.createAccount('operator')).id;
+    this.operatorId ??= (await this.backbone.admin.accounts.createAccount('operator')).id;
     return this.operatorId;
   }
 
@@ -260,7 +260,7 @@ export class TestStack {
   }
 
   async balance(namespaceId: string): Promise<{ available: number; held: number }> {
-    const b = await this.backbone.admin.balance(namespaceId);
+    const b = await this.backbone.admin.credits.balance(namespaceId);
     return { available: b.available_micro, held: b.held_micro };
   }
 

@@ -55,7 +55,7 @@ async function namespaceOf(s: Session, name: string, credits: number): Promise<s
   const a = await call('POST', '/account/namespaces', { name }, s.token);
   assert.equal(a.status, 201, a.text);
   const id = a.body.id as string;
-  if (credits > 0) await stack.backbone.admin.topUp(id, credits);
+  if (credits > 0) await stack.backbone.admin.credits.topUp(id, credits);
   return id;
 }
 
@@ -205,7 +205,7 @@ test("an operator sees its nodes online, with flags, the reason for each and the
     assert.equal(view.score, null, 'no quality pass yet');
 
     assert.equal(await stack.backbone.quality.pass(), true);
-    await stack.backbone.admin.setNodeFlags(node.nodeId, { cooldownSeconds: 600 }, 'too many timeouts');
+    await stack.backbone.admin.nodeFlags.set(node.nodeId, { cooldownSeconds: 600 }, 'too many timeouts');
     const one = await call('GET', `/account/nodes/${node.nodeId}`, undefined, operator.token);
     assert.equal(one.status, 200, one.text);
     const flags = one.body.flags as Record<string, unknown>;
@@ -218,13 +218,13 @@ test("an operator sees its nodes online, with flags, the reason for each and the
     for (const part of ['success_rate', 'latency_factor', 'blind_accuracy']) assert.equal(typeof score[part], 'number');
 
     // A shadow ban shows neither as a flag nor through its reason.
-    await stack.backbone.admin.setNodeFlags(node.nodeId, { shadowBanned: true, cooldownSeconds: 0 }, 'shadow: suspected copying');
+    await stack.backbone.admin.nodeFlags.set(node.nodeId, { shadowBanned: true, cooldownSeconds: 0 }, 'shadow: suspected copying');
     const banned = await call('GET', `/account/nodes/${node.nodeId}`, undefined, operator.token);
     assert.equal(banned.status, 200, banned.text);
     assert.ok(!banned.text.includes('shadow'), banned.text);
     assert.equal((banned.body.flags as Record<string, unknown>).reason, null);
     assert.equal(banned.body.in_rotation, true);
-    await stack.backbone.admin.reinstateNode(node.nodeId);
+    await stack.backbone.admin.nodeFlags.reinstate(node.nodeId);
   });
 });
 

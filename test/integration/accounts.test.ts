@@ -12,6 +12,7 @@ import { formatSiweMessage } from '../../src/domain/siwe.js';
 import { Redis } from 'ioredis';
 import { AppError } from '../../src/errors.js';
 import { AccountService, type AccountServiceDeps } from '../../src/gate/account.service.js';
+import { accountStore } from '../../src/postgres/account.store.js';
 import { RedisKeys } from '../../src/redis/client.js';
 import { RateLimitRepository } from '../../src/redis/rate-limit.repository.js';
 import { SiweNonces } from '../../src/redis/siwe-nonces.repository.js';
@@ -391,7 +392,7 @@ test('deleting a namespace is refused while it holds credits or has unfinished j
     const key = await issueKey(s, ns);
 
     // Credits: refused, and nothing moved.
-    await stack.backbone.admin.topUp(ns, 1);
+    await stack.backbone.admin.credits.topUp(ns, 1);
     assertError(await call('DELETE', `/account/namespaces/${ns}`, undefined, s.token), 409, 'namespace_not_empty');
     assert.deepEqual(await stack.balance(ns), { available: 1_000_000, held: 0 });
     assert.equal(await v1Models(key.key), 200, 'a refused delete revokes nothing');
@@ -417,7 +418,7 @@ test('deleting a namespace is refused while it holds credits or has unfinished j
     assert.ok(revoked.rows[0]?.revoked_at instanceof Date);
     assertError(await call('GET', `/account/namespaces/${free}/keys`, undefined, s.token), 404, 'not_found');
     // No credits can land in it afterwards.
-    await assert.rejects(stack.backbone.admin.topUp(free, 1), /Namespace not found/);
+    await assert.rejects(stack.backbone.admin.credits.topUp(free, 1), /Namespace not found/);
     assert.deepEqual(await stack.balance(ns), { available: 1_000_000, held: 0 });
   }));
 
@@ -432,7 +433,7 @@ test('a delete racing key issuance and top-ups never leaves a live key or credit
         round % 2 === 1
           ? Promise.resolve('none')
           : new Promise((r) => setTimeout(r, round * 4)).then(() =>
-              stack.backbone.admin.topUp(ns, 1).then(
+              stack.backbone.admin.credits.topUp(ns, 1).then(
                 () => 'credited',
                 (err: Error) => err.message,
               ),
@@ -469,8 +470,9 @@ async function withService(overrides: Partial<AccountServiceDeps>, fn: (accounts
   try {
     await fn(
       new AccountService({
-        db: stack.db,
-        admin: stack.backbone.admin,
+        store: accountStore(stack.db),
+        namespaces: stack.backbone.admin.accounts,
+        apiKeys: stack.backbone.admin.apiKeys,
         rateLimits: new RateLimitRepository(redis, keys),
         nonces: new SiweNonces(redis, keys, 300),
         sessionTtlHours: 1,

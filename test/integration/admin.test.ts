@@ -13,6 +13,8 @@ import { requestJson, type Answer } from '../helpers/http.js';
 import { AuthService } from '../../src/cloud/auth.service.js';
 import { Catalog } from '../../src/catalog/catalog.service.js';
 import { CatalogChanges } from '../../src/postgres/catalog-changes.js';
+import { catalogStore } from '../../src/postgres/catalog.store.js';
+import { authStore } from '../../src/postgres/auth.store.js';
 import type { Db } from '../../src/postgres/db.js';
 import { pino } from 'pino';
 import { RateLimitRepository } from '../../src/redis/rate-limit.repository.js';
@@ -224,7 +226,7 @@ test('a key revoked while a request is between its database lookup and its cache
         return result;
       },
     } as unknown as Db;
-    const catalogA = new Catalog(slowDb);
+    const catalogA = new Catalog(catalogStore(slowDb));
     let heard!: () => void;
     const revocationHeard = new Promise<void>((resolve) => (heard = resolve));
     const changesA = new CatalogChanges(
@@ -238,7 +240,7 @@ test('a key revoked while a request is between its database lookup and its cache
     await changesA.start();
     try {
       const keys = new RedisKeys(stack.config.REDIS_KEY_PREFIX);
-      const instanceA = new AuthService({ db: stack.db, catalog: catalogA, rateLimits: new RateLimitRepository(redis, keys), defaultRps: 100, defaultBurst: 100, accountRps: 100, accountBurst: 100 });
+      const instanceA = new AuthService({ store: authStore(stack.db), catalog: catalogA, rateLimits: new RateLimitRepository(redis, keys), defaultRps: 100, defaultBurst: 100, accountRps: 100, accountBurst: 100 });
       const inFlight = instanceA.authenticate(`Bearer ${secret}`);
       await atSet; // A read the key as active from PostgreSQL and is about to keep it
       assert.equal((await call('DELETE', `/admin/keys/${t.keyId}`)).status, 204);

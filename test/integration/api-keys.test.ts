@@ -138,7 +138,7 @@ test("a key's rate limit is one budget across instances", () =>
   check(async () => {
     // 1 request per second with a burst of 6: however the requests are spread over the two instances,
     // about 6 pass in the first moment (a request or two more if the bucket refills meanwhile).
-    const key = await stack.backbone.admin.issueApiKey((await stack.tenant(1)).namespaceId, { rateLimitRps: 1, rateLimitBurst: 6 });
+    const key = await stack.backbone.admin.apiKeys.issueApiKey((await stack.tenant(1)).namespaceId, { rateLimitRps: 1, rateLimitBurst: 6 });
     const statuses = await Promise.all(
       Array.from({ length: 20 }, (_, i) => fetch(`${i % 2 === 0 ? stack.url : peerUrl}/v1/models`, { headers: { authorization: `Bearer ${key.secret}` } }).then((r) => r.status)),
     );

@@ -194,15 +194,15 @@ test('fallback models: the first servable one runs the job and the response name
 
 test('model aliases: a request may name a model by its alias; the response names the model; an alias never shadows a model', () =>
   check(async () => {
-    await stack.backbone.admin.setModelAliases(TEST_MODEL, ['sim-latest', 'gpt-4o-mini']);
+    await stack.backbone.admin.models.setModelAliases(TEST_MODEL, ['sim-latest', 'gpt-4o-mini']);
     const r = await alice.client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 20 });
     assert.equal(r.model, TEST_MODEL);
     const e = await alice.client.embeddings.create({ model: 'sim-latest', input: 'x' });
     assert.equal(e.model, TEST_MODEL);
-    await assert.rejects(stack.backbone.admin.setModelAliases(JSON_MODEL, ['sim-latest']), /alias/);
-    await assert.rejects(stack.backbone.admin.setModelAliases(JSON_MODEL, [PLAIN_MODEL]), /alias/);
+    await assert.rejects(stack.backbone.admin.models.setModelAliases(JSON_MODEL, ['sim-latest']), /alias/);
+    await assert.rejects(stack.backbone.admin.models.setModelAliases(JSON_MODEL, [PLAIN_MODEL]), /alias/);
     // Removed, the alias names nothing again, on every instance (the catalogue's copy is dropped).
-    await stack.backbone.admin.setModelAliases(TEST_MODEL, ['sim-latest']);
+    await stack.backbone.admin.models.setModelAliases(TEST_MODEL, ['sim-latest']);
     await stack.until('the removed alias to be forgotten', async () => {
       try {
         await alice.client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 20 });

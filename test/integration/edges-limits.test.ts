@@ -79,7 +79,7 @@ test('API keys per account are limited across its namespaces, even when requeste
 test("an account's keys share one rate limit: minting keys does not multiply it; another account is not slowed", () =>
   check(async () => {
     const t = await stack.tenant(0); // each key: 1000 rps of its own
-    const extra = await Promise.all([1, 2].map(async () => (await stack.backbone.admin.issueApiKey(t.namespaceId, { rateLimitRps: 1000, rateLimitBurst: 1000 })).secret));
+    const extra = await Promise.all([1, 2].map(async () => (await stack.backbone.admin.apiKeys.issueApiKey(t.namespaceId, { rateLimitRps: 1000, rateLimitBurst: 1000 })).secret));
     const keys = [t.apiKey, ...extra];
     const answers = [];
     for (let i = 0; i < 9; i++) answers.push(await requestJson(stack.url, 'GET', '/v1/models', undefined, keys[i % keys.length]));
@@ -99,7 +99,7 @@ test('a rotated key keeps its monthly cap: the month it has spent carries over t
     const messages = [{ role: 'user' as const, content: 'Spend some credits' }];
     const hold = worstCaseCost({ inputPriceMicro: 10, outputPriceMicro: 20, minChargeMicro: 0, surchargeBps: 0 }, promptTokenUpperBound(messages), 50);
     // Room for one worst case and no more: once a job has been charged anything, the next one must not fit.
-    const { key, secret } = await stack.backbone.admin.issueApiKey(t.namespaceId, { rateLimitRps: 100, rateLimitBurst: 100, monthlyCapCredits: hold / MICRO });
+    const { key, secret } = await stack.backbone.admin.apiKeys.issueApiKey(t.namespaceId, { rateLimitRps: 100, rateLimitBurst: 100, monthlyCapCredits: hold / MICRO });
     const call = (apiKey: string) => requestJson(stack.url, 'POST', '/v1/chat/completions', { model: TEST_MODEL, messages, max_tokens: 50 }, apiKey);
     const first = await call(secret);
     assert.equal(first.status, 200, first.text);

@@ -310,7 +310,7 @@ test('the admin CLI sets the same rules, in force on the running backbone at onc
       kept: await stack.node({ models: [M], capacity: 2, modelVersions: { [M]: '7' }, gpu: { name: 'l4', memoryMb: 23_034 } }),
       public: await stack.node({ models: [M], capacity: 2, modelVersions: { [M]: '7' }, gpu: { name: 'l4', memoryMb: 23_034 } }),
     };
-    const account = await stack.backbone.admin.createAccount('cli tenant');
+    const account = await stack.backbone.admin.accounts.createAccount('cli tenant');
     const ns = await cli('namespace-create', account.id, 'cli', '--network', 'mainnet');
     assert.equal(ns.network, 'mainnet');
     await cli('subcloud-create', 'cli-sc', '--network', 'mainnet', '--isolate', 'true', '--allowed-models', M);

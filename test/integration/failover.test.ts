@@ -41,7 +41,7 @@ interface OwnedNode {
 
 /** A node bound to an operator account of its own, so that its earnings can be told apart from other nodes'. */
 async function ownedNode(stack: TestStack, runtime: InferenceRuntime, capacity = 4): Promise<OwnedNode> {
-  const operatorId = (await stack.backbone.admin.createAccount('operator')).id;
+  const operatorId = (await stack.backbone.admin.accounts.createAccount('operator')).id;
   const agent = await startNodeAgent({
     gatewayUrl: stack.url,
     privateKey: await stack.enrolled(generatePrivateKey(), operatorId),
@@ -255,12 +255,12 @@ test('a node that never answers times out and the job moves to another node', ()
     for (const c of cases) {
       const stuck = await ownedNode(stack, c.runtime, 8);
       const before = await stack.balance(tenant.namespaceId);
-      await stack.backbone.admin.setNodeFlags(fast.agent.nodeId, { paused: true });
+      await stack.backbone.admin.nodeFlags.set(fast.agent.nodeId, { paused: true });
       const t0 = Date.now();
       const pending = tenant.client.chat.completions.create(ask);
       // A slot reserved on it is its attempt (the fast node is paused, so nothing else can take the job).
       await stack.until(`${c.what}: the stuck node to take the first attempt`, async () => (Number((await stack.presence(stuck.agent.nodeId)).reserved ?? 0) > 0 ? true : undefined));
-      await stack.backbone.admin.reinstateNode(fast.agent.nodeId);
+      await stack.backbone.admin.nodeFlags.reinstate(fast.agent.nodeId);
       const r = await pending;
       const elapsed = Date.now() - t0;
       assert.match(r.choices[0]?.message.content ?? '', /^simulated answer/, c.what);

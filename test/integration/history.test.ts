@@ -50,7 +50,7 @@ before(async () => {
   await stack.model(OTHER_MODEL, 5, 5);
   nodeId = (await stack.node({ models: [TEST_MODEL, OTHER_MODEL] })).nodeId;
   tenant = await stack.tenant(10);
-  secondKeyId = (await stack.backbone.admin.issueApiKey(tenant.namespaceId, { name: 'second', rateLimitRps: 100, rateLimitBurst: 100 })).key.id;
+  secondKeyId = (await stack.backbone.admin.apiKeys.issueApiKey(tenant.namespaceId, { name: 'second', rateLimitRps: 100, rateLimitBurst: 100 })).key.id;
   today = isoDay((await stack.db.query<{ now: Date }>('SELECT now()')).rows[0]!.now);
 });
 

@@ -131,7 +131,7 @@ test("another namespace's job, or no job, is a 404 in OpenAI's error shape", () 
 test('GET /v1/key shows the key its cap, what it committed this month and its limits; GET /v1/credits the namespace credits', () =>
   check(async () => {
     const t = await stack.tenant(7);
-    const capped = await stack.backbone.admin.issueApiKey(t.namespaceId, { name: 'capped', monthlyCapCredits: 2, rateLimitRps: 50, rateLimitBurst: 80 });
+    const capped = await stack.backbone.admin.apiKeys.issueApiKey(t.namespaceId, { name: 'capped', monthlyCapCredits: 2, rateLimitRps: 50, rateLimitBurst: 80 });
     const get = async (path: string, key: string) => {
       const r = await fetch(`${stack.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
       assert.equal(r.status, 200);

@@ -135,7 +135,7 @@ test('a streamed job logs its first token, with the time from its dispatch', () 
 
 test('an attempt retried on another node shows both attempts, the first with its reason', () =>
   check(async () => {
-    const operatorId = (await stack.backbone.admin.createAccount('retry operator')).id;
+    const operatorId = (await stack.backbone.admin.accounts.createAccount('retry operator')).id;
     const model = 'test/retry-1';
     await stack.model(model);
     // The first node fails its job, but only once the second node is there to take the retry.

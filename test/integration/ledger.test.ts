@@ -275,13 +275,13 @@ test("a job is captured at most once: the unique index refuses a second 'capture
 
 test('top-ups through the admin service move credits from the funding account to ns_available, as one balanced transaction', () =>
   check(async () => {
-    const account = await stack.backbone.admin.createAccount('topup test');
-    const ns = await stack.backbone.admin.createNamespace(account.id, 'main');
+    const account = await stack.backbone.admin.accounts.createAccount('topup test');
+    const ns = await stack.backbone.admin.accounts.createNamespace(account.id, 'main');
     const fundingBefore = (await stack.db.query<{ balance: number }>(`SELECT balance FROM ledger_accounts WHERE kind = 'funding'`)).rows[0]!.balance;
 
-    const b = await stack.backbone.admin.topUp(ns.id, 2.5, 'first');
+    const b = await stack.backbone.admin.credits.topUp(ns.id, 2.5, 'first');
     assert.deepEqual(b, { namespace_id: ns.id, available_micro: 2_500_000, held_micro: 0 });
-    await stack.backbone.admin.topUp(ns.id, 0.000001, 'smallest unit');
+    await stack.backbone.admin.credits.topUp(ns.id, 0.000001, 'smallest unit');
     assert.deepEqual(await stack.balance(ns.id), { available: 2_500_001, held: 0 });
 
     const fundingAfter = (await stack.db.query<{ balance: number }>(`SELECT balance FROM ledger_accounts WHERE kind = 'funding'`)).rows[0]!.balance;
@@ -308,9 +308,9 @@ test('top-ups through the admin service move credits from the funding account to
 
     // Invalid amounts are refused and write nothing.
     for (const bad of [0, -1, Number.NaN, 2e9]) {
-      await assert.rejects(stack.backbone.admin.topUp(ns.id, bad), (e: unknown) => e instanceof AppError && e.kind === 'invalid_request');
+      await assert.rejects(stack.backbone.admin.credits.topUp(ns.id, bad), (e: unknown) => e instanceof AppError && e.kind === 'invalid_request');
     }
-    await assert.rejects(stack.backbone.admin.topUp(randomUUID(), 1), (e: unknown) => e instanceof AppError && e.kind === 'not_found');
+    await assert.rejects(stack.backbone.admin.credits.topUp(randomUUID(), 1), (e: unknown) => e instanceof AppError && e.kind === 'not_found');
     assert.deepEqual(await stack.balance(ns.id), { available: 2_500_001, held: 0 });
   }));
 
@@ -321,7 +321,7 @@ test('a top-up of less than one micro-credit is refused, not turned into a succe
     // 0.0000004 credits rounds to 0 micro-credits: nothing would be added and nothing recorded, yet the
     // caller would be told it succeeded.
     await assert.rejects(
-      stack.backbone.admin.topUp(t.namespaceId, 0.0000004),
+      stack.backbone.admin.credits.topUp(t.namespaceId, 0.0000004),
       (e: unknown) => e instanceof AppError && e.kind === 'invalid_request',
       'a top-up of 0.0000004 credits (0 micro-credits) was accepted',
     );

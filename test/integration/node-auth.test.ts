@@ -133,7 +133,7 @@ test('registration is refused when signed by another key, for another challenge,
     await good.close();
 
     // A node bound to one operator cannot re-register under another (existing) account.
-    const other2 = (await stack.backbone.admin.createAccount('another operator')).id;
+    const other2 = (await stack.backbone.admin.accounts.createAccount('another operator')).id;
     const rebind = await raw(good.privateKey);
     rebind.send(rebind.register(other2));
     assert.equal((await rebind.next('error')).code, 'bound_to_other_operator');
@@ -171,7 +171,7 @@ test('a node binds to an operator only with its consent: enrolled through the ac
     await again.close();
 
     // Another operator cannot enrol a node already enrolled.
-    const other = (await stack.backbone.admin.createAccount('other operator')).id;
+    const other = (await stack.backbone.admin.accounts.createAccount('other operator')).id;
     await assert.rejects(stack.enrolled(again.nodeId, other), /enrolled by another operator/);
 
     // A token made for one address binds that node, and no other; a token for another operator or a forged one does not.
@@ -342,7 +342,7 @@ test('a raw node checks the network signature on its job; a result whose hash do
   check(async () => {
     const model = 'test/raw-hash';
     await stack.model(model);
-    const rawOperator = (await stack.backbone.admin.createAccount('raw operator')).id;
+    const rawOperator = (await stack.backbone.admin.accounts.createAccount('raw operator')).id;
     const node = await raw(undefined, rawOperator);
     await node.registerAs(rawOperator, { models: [model], capacity: 1 });
     const jobId = await submitAsync(model);
@@ -408,7 +408,7 @@ test('usage beyond what the request allowed is an invalid result, not a bigger b
   check(async () => {
     const model = 'test/raw-usage';
     await stack.model(model);
-    const greedy = (await stack.backbone.admin.createAccount('greedy operator')).id;
+    const greedy = (await stack.backbone.admin.accounts.createAccount('greedy operator')).id;
     const node = await raw(undefined, greedy);
     await node.registerAs(greedy, { models: [model], capacity: 1 });
     const jobId = await submitAsync(model);

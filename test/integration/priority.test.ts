@@ -90,7 +90,7 @@ test('urgent work overtakes bulk work without starving it', () =>
 test('the class surcharge is priced into the hold and the charge, returned with the response and kept on the job', () =>
   check(async () => {
     const model = 'test/surcharged';
-    await stack.backbone.admin.putModel({ name: model, inputPricePerMtok: 10, outputPricePerMtok: 20, prioritySurchargeBps: { urgent: 5_000, bulk: -2_000 } });
+    await stack.backbone.admin.models.putModel({ name: model, inputPricePerMtok: 10, outputPricePerMtok: 20, prioritySurchargeBps: { urgent: 5_000, bulk: -2_000 } });
     const node = await stack.node({ models: [model], completionTokens: 7 });
     try {
       for (const [tier, priority, bps] of [
@@ -114,7 +114,7 @@ test('the class surcharge is priced into the hold and the charge, returned with 
         assert.equal(before.available - afterBalance.available, job.charged_micro);
       }
       // Repricing the model later does not change what an accepted job was priced with.
-      await stack.backbone.admin.putModel({ name: model, inputPricePerMtok: 10, outputPricePerMtok: 20, prioritySurchargeBps: {} });
+      await stack.backbone.admin.models.putModel({ name: model, inputPricePerMtok: 10, outputPricePerMtok: 20, prioritySurchargeBps: {} });
       const r = await quiet.client.chat.completions.create({ model, messages: ask.messages as never, max_tokens: 16, service_tier: 'priority' });
       const job = (await findJob(stack.db, (r as unknown as { resultity: { job_id: string } }).resultity.job_id))!;
       assert.equal(job.surcharge_bps, 0);
@@ -145,11 +145,11 @@ test('bad priority requests are refused in OpenAI error shape, before anything i
       }
       assert.deepEqual(await stack.balance(quiet.namespaceId), before);
       await assert.rejects(
-        stack.backbone.admin.putModel({ name: TEST_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, prioritySurchargeBps: { express: 100 } }),
+        stack.backbone.admin.models.putModel({ name: TEST_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, prioritySurchargeBps: { express: 100 } }),
         /unknown priority class/,
       );
       await assert.rejects(
-        stack.backbone.admin.putModel({ name: TEST_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, prioritySurchargeBps: { bulk: -10_000 } }),
+        stack.backbone.admin.models.putModel({ name: TEST_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, prioritySurchargeBps: { bulk: -10_000 } }),
         /basis points/,
       );
     } finally {

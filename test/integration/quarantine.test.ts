@@ -79,7 +79,7 @@ test("a job whose key was revoked is not re-queued on its behalf", () =>
     });
     const jobId = res.headers.get('x-resultity-job-id')!;
     broken.kill();
-    await stack.backbone.admin.revokeApiKey(tenant.keyId);
+    await stack.backbone.admin.apiKeys.revokeApiKey(tenant.keyId);
     assert.equal((await admin('POST', `/admin/quarantine/${jobId}/requeue`)).status, 409);
     assert.equal((await admin('POST', `/admin/quarantine/${jobId}/discard`)).status, 204);
   }));

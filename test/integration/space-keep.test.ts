@@ -133,7 +133,7 @@ test("a namespace's deletion shreds its key: its documents, and any copy, are un
     assert.ok(await payloads.find(jobId, t.namespaceId));
     const doc = await storedResult(jobId, 72);
     const copy: Sealed = { k: (doc.sealed as Sealed).k, box: Buffer.from(bytesOf((doc.sealed as Sealed).box)) };
-    await stack.backbone.admin.deleteNamespace(t.namespaceId);
+    await stack.backbone.admin.accounts.deleteNamespace(t.namespaceId);
     const reader = new PayloadKeys({ store: payloadKeysStore(stack.db), masterKeys: stack.config.PAYLOAD_MASTER_KEYS!, logger: pino({ level: 'silent' }) });
     assert.deepEqual(await reader.open([{ namespaceId: t.namespaceId, jobId, sealed: copy }]), [null]);
     const key = await stack.db.query<{ wrapped: Buffer | null }>(`SELECT wrapped FROM namespace_keys WHERE namespace_id = $1`, [t.namespaceId]);

@@ -107,7 +107,7 @@ test("a namespace deleted on one instance: another, which had just sealed and re
     const heldJob = newJobId();
     await holds.hold(t.namespaceId, heldJob, { attempt: 1, model: TEST_MODEL, output: { content: 'held secret', finish_reason: 'stop' }, usage: { prompt_tokens: 1, completion_tokens: 1 }, at: Date.now() });
 
-    await stack.backbone.admin.deleteNamespace(t.namespaceId);
+    await stack.backbone.admin.accounts.deleteNamespace(t.namespaceId);
     // The very next reads, with no pause for the announcement to arrive (and none ever, for `unaware`).
     assert.equal(await payloads.find(stored.jobId, t.namespaceId), null, 'the stored document, on the other backbone');
     assert.equal(await unawarePayloads.find(stored.jobId, t.namespaceId), null, 'the stored document, unannounced');

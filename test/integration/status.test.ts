@@ -16,6 +16,7 @@ import { JobQueue } from '../../src/rabbitmq/job-queue.js';
 import { QueueDepth } from '../../src/rabbitmq/queue-depth.js';
 import { StatusService, type StatusServiceDeps, type StatusSnapshot } from '../../src/status/status.service.js';
 import { statusRoutes } from '../../src/status/status.routes.js';
+import { statusStore } from '../../src/postgres/status.store.js';
 
 const IDLE_MODEL = 'test/no-nodes';
 const NODE_LATENCY_MS = 800;
@@ -42,7 +43,7 @@ before(async () => {
   rabbit = new Connection({ url: stack.config.RABBITMQ_URL, retryLow: 100, retryHigh: 500 });
   await waitForRabbit(rabbit, 10_000);
   queue = new JobQueue(rabbit, stack.config.RABBITMQ_PREFIX);
-  deps = { db: stack.db, nodes: new StatusRepository(redis, new RedisKeys(stack.config.REDIS_KEY_PREFIX)), depth: new QueueDepth(rabbit), queue, logger: pino({ level: 'silent' }) };
+  deps = { store: statusStore(stack.db), nodes: new StatusRepository(redis, new RedisKeys(stack.config.REDIS_KEY_PREFIX)), depth: new QueueDepth(rabbit), queue, logger: pino({ level: 'silent' }) };
   app = Fastify();
   statusRoutes(app, new StatusService(deps));
   url = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -223,7 +224,7 @@ test('per network: nodes by region and GPU class, models with capacity and free 
       // mainnet, on a version the catalogue does not serve: online, but serving nothing.
       await stack.node({ capacity: 8, region: 'us-east', gpu: { name: 'a100-80gb', memoryMb: 81_920 }, modelVersions: { [TEST_MODEL]: '2' } }),
     ];
-    await stack.backbone.admin.putModel({ name: IDLE_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, minGpuMemoryMb: 30_000 });
+    await stack.backbone.admin.models.putModel({ name: IDLE_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, minGpuMemoryMb: 30_000 });
     try {
       // Through the route (its schema is the filter of what is public), once the cache has moved on.
       const body = await stack.until('a snapshot with the added nodes and the new floor', async () => {
@@ -260,6 +261,6 @@ test('per network: nodes by region and GPU class, models with capacity and free 
       assert.equal(modelOf(body, TEST_MODEL).online_nodes, 3);
     } finally {
       for (const n of added) n.kill();
-      await stack.backbone.admin.putModel({ name: IDLE_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, minGpuMemoryMb: 0 });
+      await stack.backbone.admin.models.putModel({ name: IDLE_MODEL, inputPricePerMtok: 10, outputPricePerMtok: 20, minGpuMemoryMb: 0 });
     }
   }));

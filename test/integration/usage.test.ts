@@ -35,7 +35,7 @@ interface Row {
 test('usage by day, model and key adds up to the credits the namespace spent; CSV says the same; no one else sees it', () =>
   check(async () => {
     const alice = await stack.tenant(5);
-    const second = await stack.backbone.admin.issueApiKey(alice.namespaceId, { name: 'second', rateLimitRps: 100, rateLimitBurst: 100 });
+    const second = await stack.backbone.admin.apiKeys.issueApiKey(alice.namespaceId, { name: 'second', rateLimitRps: 100, rateLimitBurst: 100 });
     const ask = (model: string) => ({ model, messages: [{ role: 'user' as const, content: 'count me' }], max_tokens: 8 });
     await alice.client.chat.completions.create(ask(TEST_MODEL));
     await alice.client.chat.completions.create(ask(TEST_MODEL));

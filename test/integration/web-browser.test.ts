@@ -128,7 +128,7 @@ test('a consumer signs up, creates a namespace and a key, uses the key through t
     // Credits come from the platform (admin API); the console shows them.
     const token = await page.evaluate<string>("JSON.parse(localStorage.getItem('resultity.session')).token");
     const list = (await (await fetch(`${stack.url}/account/namespaces`, { headers: { authorization: `Bearer ${token}` } })).json()) as { data: Array<{ id: string }> };
-    await stack.backbone.admin.topUp(list.data[0]!.id, 5);
+    await stack.backbone.admin.credits.topUp(list.data[0]!.id, 5);
     await page.getByTestId('available').filter({ hasText: /^5$/ }).waitFor({ timeout: 10_000 });
 
     await page.getByText('Create a key').click();
@@ -182,7 +182,7 @@ test('an operator sees its node put in cooldown, with the reason', { skip: SKIP 
       reconnect: false,
     });
     stack.nodes.push(node);
-    await stack.backbone.admin.setNodeFlags(node.nodeId, { cooldownSeconds: 900 }, 'cooldown: 3 failed attempts in a row (last: timeout)');
+    await stack.backbone.admin.nodeFlags.set(node.nodeId, { cooldownSeconds: 900 }, 'cooldown: 3 failed attempts in a row (last: timeout)');
 
     const { page, problems } = await openPage();
     await page.goto(`${stack.url}/app/signin`);

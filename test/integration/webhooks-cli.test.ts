@@ -1,4 +1,4 @@
-// `resultity admin webhook-*` and `namespace-notices` (src/cli/webhooks.command.ts), run as a separate
+// `resultity admin webhook-*` and `namespace-notices` (src/cli/admin/webhooks.commands.ts), run as a separate
 // process against this stack's engines while the stack's maintenance role delivers: create (secret shown
 // once; private targets refused unless allowed), list, messages with attempts, redeliver, the disable
 // after persistent failure seen in the list and in the namespace's notices, enable, delete.

@@ -12,6 +12,7 @@ import { once } from 'node:events';
 import { TestStack, TEST_MODEL, type Tenant } from '../helpers/stack.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 import { WebhooksService } from '../../src/webhooks/webhooks.service.js';
+import { webhooksStore } from '../../src/postgres/webhooks.store.js';
 import { ROLES } from '../../src/config.js';
 
 const CLI = 'dist/src/cli/main.js';
@@ -88,7 +89,7 @@ async function outbox(endpointId: string) {
 test('a delivery worker killed mid-send loses nothing: every committed job event is delivered by the next one', () =>
   stack.check(async () => {
     const t = await stack.tenant(100);
-    const made = await new WebhooksService({ db: stack.db, allowPrivateTargets: true }).create(t.namespaceId, { url: receiver.url('/crash'), events: ['job.completed'] });
+    const made = await new WebhooksService({ store: webhooksStore(stack.db), allowPrivateTargets: true }).create(t.namespaceId, { url: receiver.url('/crash'), events: ['job.completed'] });
     receiver.expect('/crash', made.secret);
     const endpoint = made.endpoint.id;
 

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 import { WebhooksService } from '../../src/webhooks/webhooks.service.js';
+import { webhooksStore } from '../../src/postgres/webhooks.store.js';
 import { withTransaction } from '../../src/postgres/db.js';
 import { ledgerAccountId, postTransaction } from '../../src/postgres/ledger.repository.js';
 
@@ -46,7 +47,7 @@ async function owner(path: string, credits: number, lowCreditsThreshold: number)
   const s = await call('POST', '/account/signup', { email: `wh-${Date.now()}-${Math.random().toString(36).slice(2)}@example.com`, password: 'a good long password' });
   const token = s.body.token as string;
   const ns = (await call('POST', '/account/namespaces', { name: 'hooks' }, token)).body.id as string;
-  await stack.backbone.admin.topUp(ns, credits);
+  await stack.backbone.admin.credits.topUp(ns, credits);
   const key = (await call('POST', `/account/namespaces/${ns}/keys`, { name: 'k' }, token)).body.key as string;
   const made = await call('POST', `/account/namespaces/${ns}/webhooks`, { url: receiver.url(path), events: ['job.completed', 'job.failed', 'credits.low'], low_credits_threshold: lowCreditsThreshold }, token);
   assert.equal(made.status, 201, JSON.stringify(made.body));
@@ -91,7 +92,7 @@ test('completed, failed and low-credit events arrive signed; failures are retrie
 
     // The receiver fails: retried on the schedule (2 waits), then failed and the endpoint disabled.
     receiver.mode('/main', 'fail');
-    await stack.backbone.admin.topUp(ns, 1);
+    await stack.backbone.admin.credits.topUp(ns, 1);
     const second = await chat(key, TEST_MODEL, 'again');
     assert.equal(second.status, 200);
     const disabled = await stack.until('endpoint disabled', async () => {
@@ -171,7 +172,7 @@ test('credits.low also fires for a posting outside the hot path (a storage charg
 test('a target on a private or loopback address is refused unless the operator allows it', () =>
   check(async () => {
     const ns = (await stack.tenant(1)).namespaceId;
-    const strict = new WebhooksService({ db: stack.db, allowPrivateTargets: false });
+    const strict = new WebhooksService({ store: webhooksStore(stack.db), allowPrivateTargets: false });
     for (const url of ['http://127.0.0.1:9/x', 'http://10.1.2.3/x', 'http://[::1]/x', 'http://localhost/x']) {
       await assert.rejects(strict.create(ns, { url, events: ['job.completed'] }), /private or loopback|does not resolve/);
     }

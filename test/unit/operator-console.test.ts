@@ -4,29 +4,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nodeView } from '../../src/gate/operator-console.service.js';
 import type { OperatorNodeRow } from '../../src/postgres/operator-nodes.repository.js';
+import { operatorNodeRow } from '../fakes/operator-console.store.js';
 
 const NOW = Date.parse('2026-12-05T10:00:00Z');
 
 function row(over: Partial<OperatorNodeRow> = {}): OperatorNodeRow {
-  return {
-    id: '0x00000000000000000000000000000000000000aa',
-    created_at: new Date(NOW - 86_400_000),
-    last_registered_at: new Date(NOW - 60_000),
-    paused: null,
-    frozen: null,
-    shadow_banned: null,
-    cooldown_until: null,
-    reason: null,
-    flags_updated_at: null,
-    score: null,
-    success_rate: null,
-    latency_factor: null,
-    blind_accuracy: null,
-    attempts: null,
-    blind_jobs: null,
-    score_updated_at: null,
-    ...over,
-  };
+  return operatorNodeRow('0x00000000000000000000000000000000000000aa', { created_at: new Date(NOW - 86_400_000), last_registered_at: new Date(NOW - 60_000), ...over });
 }
 
 test('a node never flagged nor scored is in rotation, offline without presence, with no score', () => {

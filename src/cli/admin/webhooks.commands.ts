@@ -4,34 +4,21 @@
 // attempts, queue one again; and the namespace's notices (an endpoint disabled after persistent failure).
 // Talks to PostgreSQL only; the running backbone's maintenance role delivers what these queue.
 import type { Command } from 'commander';
-import { pino } from 'pino';
-import { loadConfig } from '../config.js';
-import { errors } from '../errors.js';
-import { parse, uuid } from '../http/parse.http.js';
-import { createPool } from '../postgres/db.js';
-import { migrate } from '../postgres/migrate.js';
-import { findNamespace } from '../postgres/accounts.repository.js';
-import { WEBHOOK_EVENTS, type WebhookEvent } from '../postgres/webhooks.repository.js';
-import { WebhooksService } from '../webhooks/webhooks.service.js';
-
-type Json = { json?: boolean };
+import { errors } from '../../errors.js';
+import { parse, uuid } from '../../http/parse.http.js';
+import { findNamespace } from '../../postgres/accounts.repository.js';
+import { WEBHOOK_EVENTS, type WebhookEvent } from '../../postgres/webhooks.repository.js';
+import { webhooksStore } from '../../postgres/webhooks.store.js';
+import { WebhooksService } from '../../webhooks/webhooks.service.js';
+import { out, withDatabase, type Json } from './cli-support.js';
 
 /** Runs `fn` with the webhooks service on a live namespace (checked first: a mistyped id is "not found"). */
 async function withNamespace<T>(namespaceId: string, fn: (webhooks: WebhooksService, ns: string) => Promise<T>): Promise<T> {
-  const config = loadConfig(process.env);
-  await migrate(config.DATABASE_URL, pino({ level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL }));
-  const db = createPool(config.DATABASE_URL, 2);
-  try {
+  return withDatabase(async (db, config) => {
     const ns = parse(uuid, namespaceId);
     if (!(await findNamespace(db, ns))) throw errors.notFound('Namespace');
-    return await fn(new WebhooksService({ db, allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }), ns);
-  } finally {
-    await db.end();
-  }
-}
-
-function out(opts: Json, value: unknown, text: string): void {
-  process.stdout.write(opts.json ? `${JSON.stringify(value)}\n` : `${text}\n`);
+    return fn(new WebhooksService({ store: webhooksStore(db), allowPrivateTargets: config.WEBHOOK_ALLOW_PRIVATE_TARGETS }), ns);
+  });
 }
 
 function eventList(v: string): WebhookEvent[] {
