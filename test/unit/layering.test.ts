@@ -4,7 +4,7 @@
 // a layer, which it allows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -81,4 +81,13 @@ test('SQL is sent only from src/postgres/ (services call repositories; they neve
     .map((file) => relative(SRC, file))
     .sort();
   assert.deepEqual(found, []);
+});
+
+test('every service has a fast test tier (docs/testing.md): test/unit/<name>.service.test.ts', () => {
+  const missing = files
+    .filter((file) => file.endsWith('.service.ts'))
+    .map((file) => file.split('/').pop()!.replace(/\.ts$/, '.test.ts'))
+    .filter((name) => !existsSync(join(ROOT, 'test/unit', name)))
+    .sort();
+  assert.deepEqual(missing, []);
 });
