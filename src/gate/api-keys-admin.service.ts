@@ -4,7 +4,7 @@ import { AppError, errors, MICRO } from '../errors.js';
 import { generateApiKey } from '../domain/api-keys.js';
 import type { Catalog } from '../catalog/catalog.service.js';
 import type { NamespaceRow } from '../postgres/accounts.repository.js';
-import type { ApiKeyRow } from '../postgres/api-keys.repository.js';
+import type { ApiKeyRow, NewApiKey } from '../postgres/api-keys.repository.js';
 import { MAX_TOPUP_CREDITS } from './credits-admin.service.js';
 
 export interface KeyOptions {
@@ -16,17 +16,6 @@ export interface KeyOptions {
   expiresAt?: Date;
 }
 
-/** A key as written: its secret is hashed before it reaches the store. */
-export interface NewApiKey {
-  namespaceId: string;
-  keyHash: Buffer;
-  keyPrefix: string;
-  name: string;
-  rateLimitRps: number | null;
-  rateLimitBurst: number | null;
-  monthlyCapMicro: number | null;
-  expiresAt: Date | null;
-}
 
 /** What the service needs from PostgreSQL: postgres/api-keys-admin.store.ts (in memory: test/fakes/api-keys-admin.store.ts). */
 export interface ApiKeysAdminStore {

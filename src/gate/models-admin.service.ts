@@ -7,23 +7,11 @@ import { tokenCounter } from '../catalog/usage-rules.js';
 import { sha256Hex } from '../domain/signatures.js';
 import { MAX_GPU_MEMORY_MB, MODEL_NAME_PATTERN, MODEL_VERSION_PATTERN } from '../domain/eligibility.js';
 import { SYSTEM_ACTOR, type AdminChange } from '../postgres/admin-changes.repository.js';
-import type { ModelRow } from '../postgres/models.repository.js';
+import type { ModelRow, ModelUpsert } from '../postgres/models.repository.js';
 import type { TokenizerRow } from '../postgres/tokenizers.repository.js';
 import type { EligibilityService } from '../network/eligibility.service.js';
 import type { JobQueue } from '../rabbitmq/job-queue.js';
 
-/** A model as written: prices in micro-credits per token; requirements left undefined keep their value. */
-export interface ModelUpsert {
-  name: string;
-  inputPriceMicro: number;
-  outputPriceMicro: number;
-  minChargeMicro: number;
-  contextTokens: number;
-  version?: string;
-  contentHash?: string | null;
-  minGpuMemoryMb?: number;
-  prioritySurchargeBps?: PrioritySurcharges;
-}
 
 export interface UsageBound {
   tokenizerSha256?: string | null;

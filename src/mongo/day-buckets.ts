@@ -4,6 +4,8 @@
 // only those collections; expiry costs one drop per expired bucket, whatever the store holds. On MongoDB
 // each bucket also carries a TTL index on `expireAt`; on FerretDB v1 (no TTL indexes) the drop is all.
 import type { Db, Document, OptionalUnlessRequiredId } from 'mongodb';
+import type { Logger } from 'pino';
+import { countLogBatch, countLogDropped, type LogStore } from '../metrics/log-writes.js';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -134,4 +136,44 @@ export async function insertByBucket<T extends Document>(
       }
     }),
   );
+}
+
+/** How often a failing log store says so in the log (each failure is counted in the metric regardless). */
+const WARN_EVERY_MS = 30_000;
+
+/**
+ * A written-behind log store's accounting (the job log, node stats): what it wrote and dropped, in its
+ * `writes` (tests read them) and in the GET /metrics counters, and a warning when it drops records, at
+ * most one every WARN_EVERY_MS. Its `written` and `failed` are what insertByBucket reports to.
+ */
+export class LogWriteAccount {
+  readonly writes = { batches: 0, records: 0, dropped: 0 };
+  private lastWarnMs = 0;
+
+  constructor(
+    private readonly store: LogStore,
+    private readonly logger: Logger,
+    /** The warning's text: what was dropped and the likely causes. */
+    private readonly warning: string,
+  ) {}
+
+  written(count: number): void {
+    this.writes.batches++;
+    this.writes.records += count;
+    countLogBatch(this.store, count);
+  }
+
+  failed(count: number, error: unknown): void {
+    this.dropped(count, 'write_failed', error);
+  }
+
+  dropped(count: number, reason: 'buffer_full' | 'write_failed', error?: unknown): void {
+    this.writes.dropped += count;
+    countLogDropped(this.store, reason, count);
+    const now = Date.now();
+    if (now - this.lastWarnMs >= WARN_EVERY_MS) {
+      this.lastWarnMs = now;
+      this.logger.warn({ err: error, dropped: count, reason }, this.warning);
+    }
+  }
 }

@@ -15,9 +15,8 @@ import type { Logger } from 'pino';
 import { jobIdTime } from '../domain/job-ids.js';
 import { cleanStageMs, JOB_LOG_REASON_MAX, kindRank, type JobLog, type JobLogEntry } from '../domain/job-log.js';
 import { BufferedWriter } from '../common/buffered-writer.js';
-import { countLogBatch, countLogDropped } from '../metrics/log-writes.js';
 import { jobCreatedMs } from './payload-buckets.js';
-import { BucketIndexes, collectionNames, insertByBucket, dayBucketName, dayStamp, dropExpiredBuckets, hoursLater, parseDayBucket, serverHasTtlIndexes } from './day-buckets.js';
+import { BucketIndexes, collectionNames, LogWriteAccount, insertByBucket, dayBucketName, dayStamp, dropExpiredBuckets, hoursLater, parseDayBucket, serverHasTtlIndexes } from './day-buckets.js';
 
 export const JOB_LOG_PREFIX = 'job_log';
 
@@ -37,29 +36,31 @@ export interface JobLogsOptions {
   logger: Logger;
 }
 
-/** How often a failing store says so in the log (each failure is counted in the metric regardless). */
-const WARN_EVERY_MS = 30_000;
-
 export class JobLogsRepository implements JobLog {
-  /** What this process wrote and dropped (tests read it; GET /metrics has the same as counters). */
-  readonly writes = { batches: 0, records: 0, dropped: 0 };
+  /** What this process wrote and dropped (tests read its `writes`; GET /metrics has the same as counters). */
+  private readonly account: LogWriteAccount;
   private readonly writer: BufferedWriter<JobLogEntry>;
   private readonly indexes: BucketIndexes;
   private ttlIndex = false;
-  private lastWarnMs = 0;
 
   constructor(
     private readonly db: Db,
     private readonly o: JobLogsOptions,
   ) {
+    this.account = new LogWriteAccount('job_log', o.logger, 'job log records dropped (MongoDB slow or unreachable)');
     this.indexes = new BucketIndexes(db, { jobId: 1 }, () => this.ttlIndex);
     this.writer = new BufferedWriter({
       write: (entries) => this.insert(entries),
       flushMs: o.flushMs,
       batchMax: o.batchMax,
       bufferMax: o.bufferMax,
-      onDropped: (count, reason, error) => this.dropped(count, reason, error),
+      onDropped: (count, reason, error) => this.account.dropped(count, reason, error),
     });
+  }
+
+  /** What this process wrote and dropped. */
+  get writes(): Readonly<LogWriteAccount['writes']> {
+    return this.account.writes;
   }
 
   /** Asks the server whether it has TTL indexes (MongoDB) or not (FerretDB v1: expiry is the sweeper's drops alone). */
@@ -115,23 +116,6 @@ export class JobLogsRepository implements JobLog {
       const created = jobCreatedMs(e.jobId, e.at.getTime());
       return { _id: new ObjectId().toHexString(), ...e, expireAt: hoursLater(created, hoursByNamespace.get(e.namespaceId)!) };
     });
-    await insertByBucket(this.db, this.indexes, docs, (d) => dayBucketName(JOB_LOG_PREFIX, hoursByNamespace.get(d.namespaceId)!, jobCreatedMs(d.jobId, d.at.getTime())), {
-      written: (count) => {
-        this.writes.batches++;
-        this.writes.records += count;
-        countLogBatch('job_log', count);
-      },
-      failed: (count, error) => this.dropped(count, 'write_failed', error),
-    });
-  }
-
-  private dropped(count: number, reason: 'buffer_full' | 'write_failed', error?: unknown): void {
-    this.writes.dropped += count;
-    countLogDropped('job_log', reason, count);
-    const now = Date.now();
-    if (now - this.lastWarnMs >= WARN_EVERY_MS) {
-      this.lastWarnMs = now;
-      this.o.logger.warn({ err: error, dropped: count, reason }, 'job log records dropped (MongoDB slow or unreachable)');
-    }
+    await insertByBucket(this.db, this.indexes, docs, (d) => dayBucketName(JOB_LOG_PREFIX, hoursByNamespace.get(d.namespaceId)!, jobCreatedMs(d.jobId, d.at.getTime())), this.account);
   }
 }

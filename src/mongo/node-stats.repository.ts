@@ -13,8 +13,7 @@ import { ObjectId, type Db, type Filter } from 'mongodb';
 import type { Logger } from 'pino';
 import { mergeWindows, NodeStatsWindow, type NodeStatsDoc, type NodeStatsSink } from '../domain/node-stats.js';
 import { BufferedWriter } from '../common/buffered-writer.js';
-import { countLogBatch, countLogDropped } from '../metrics/log-writes.js';
-import { BucketIndexes, collectionNames, dayBucketName, insertByBucket, daysBetween, dropExpiredBuckets, hoursLater, parseDayBucket, serverHasTtlIndexes } from './day-buckets.js';
+import { BucketIndexes, collectionNames, LogWriteAccount, dayBucketName, insertByBucket, daysBetween, dropExpiredBuckets, hoursLater, parseDayBucket, serverHasTtlIndexes } from './day-buckets.js';
 
 export const NODE_STATS_PREFIX = 'node_stats';
 
@@ -36,31 +35,34 @@ export interface NodeStatsOptions {
   logger: Logger;
 }
 
-const WARN_EVERY_MS = 30_000;
-
 export class NodeStatsRepository implements NodeStatsSink {
-  readonly writes = { batches: 0, records: 0, dropped: 0 };
+  private readonly account: LogWriteAccount;
   private windows = new Map<string, NodeStatsWindow>();
   private windowStartMs: number;
   private timer: NodeJS.Timeout | null = null;
   private readonly writer: BufferedWriter<StoredNodeStats>;
   private readonly indexes: BucketIndexes;
   private ttlIndex = false;
-  private lastWarnMs = 0;
 
   constructor(
     private readonly db: Db,
     private readonly o: NodeStatsOptions,
   ) {
     this.windowStartMs = this.alignedStart(Date.now());
+    this.account = new LogWriteAccount('node_stats', o.logger, 'node stats records dropped (MongoDB slow or unreachable, or too many nodes)');
     this.indexes = new BucketIndexes(db, { nodeId: 1, windowStart: 1 }, () => this.ttlIndex);
     this.writer = new BufferedWriter({
       write: (docs) => this.insert(docs),
       flushMs: o.flushMs,
       batchMax: o.batchMax,
       bufferMax: o.bufferMax,
-      onDropped: (count, reason, error) => this.dropped(count, reason, error),
+      onDropped: (count, reason, error) => this.account.dropped(count, reason, error),
     });
+  }
+
+  /** What this process wrote and dropped. */
+  get writes(): Readonly<LogWriteAccount['writes']> {
+    return this.account.writes;
   }
 
   async ensureIndexes(): Promise<void> {
@@ -149,7 +151,7 @@ export class NodeStatsRepository implements NodeStatsSink {
     let w = this.windows.get(nodeId);
     if (!w) {
       if (this.windows.size >= this.o.maxNodes) {
-        this.dropped(1, 'buffer_full');
+        this.account.dropped(1, 'buffer_full');
         return null;
       }
       w = new NodeStatsWindow(nodeId, this.windowStartMs);
@@ -172,23 +174,6 @@ export class NodeStatsRepository implements NodeStatsSink {
 
   private async insert(docs: readonly StoredNodeStats[]): Promise<void> {
     const hours = this.o.retentionDays * 24;
-    await insertByBucket(this.db, this.indexes, docs, (d) => dayBucketName(NODE_STATS_PREFIX, hours, d.windowStart.getTime()), {
-      written: (count) => {
-        this.writes.batches++;
-        this.writes.records += count;
-        countLogBatch('node_stats', count);
-      },
-      failed: (count, error) => this.dropped(count, 'write_failed', error),
-    });
-  }
-
-  private dropped(count: number, reason: 'buffer_full' | 'write_failed', error?: unknown): void {
-    this.writes.dropped += count;
-    countLogDropped('node_stats', reason, count);
-    const now = Date.now();
-    if (now - this.lastWarnMs >= WARN_EVERY_MS) {
-      this.lastWarnMs = now;
-      this.o.logger.warn({ err: error, dropped: count, reason }, 'node stats records dropped (MongoDB slow or unreachable, or too many nodes)');
-    }
+    await insertByBucket(this.db, this.indexes, docs, (d) => dayBucketName(NODE_STATS_PREFIX, hours, d.windowStart.getTime()), this.account);
   }
 }

@@ -17,18 +17,21 @@ export interface ApiKeyRow {
 
 const COLUMNS = `id, namespace_id, key_prefix, name, rate_limit_rps, rate_limit_burst, monthly_cap_micro, expires_at, last_used_at, created_at, revoked_at`;
 
+/** A key as written: its secret is hashed before it reaches the store. */
+export interface NewApiKey {
+  namespaceId: string;
+  keyHash: Buffer;
+  keyPrefix: string;
+  name: string;
+  rateLimitRps: number | null;
+  rateLimitBurst: number | null;
+  monthlyCapMicro: number | null;
+  expiresAt: Date | null;
+}
+
 export async function insertApiKey(
   q: Queryable,
-  k: {
-    namespaceId: string;
-    keyHash: Buffer;
-    keyPrefix: string;
-    name: string;
-    rateLimitRps: number | null;
-    rateLimitBurst: number | null;
-    monthlyCapMicro: number | null;
-    expiresAt: Date | null;
-  },
+  k: NewApiKey,
 ): Promise<ApiKeyRow> {
   const r = await q.query<ApiKeyRow>(
     `INSERT INTO api_keys (namespace_id, key_hash, key_prefix, name, rate_limit_rps, rate_limit_burst, monthly_cap_micro, expires_at)

@@ -23,24 +23,27 @@ export interface ModelRow {
 const COLUMNS = `name, input_price_micro, output_price_micro, min_charge_micro, context_tokens, version, content_hash, min_gpu_memory_mb, priority_surcharge_bps,
   tokenizer_sha256, max_tokens_per_byte, created_at`;
 
+/** A model as written: prices in micro-credits per token; requirements left undefined keep their value. */
+export interface ModelUpsert {
+  name: string;
+  inputPriceMicro: number;
+  outputPriceMicro: number;
+  minChargeMicro: number;
+  contextTokens: number;
+  version?: string;
+  contentHash?: string | null;
+  minGpuMemoryMb?: number;
+  /** Unset: kept as it is (a new model: none). */
+  prioritySurchargeBps?: PrioritySurcharges;
+}
+
 /**
  * Inserts or updates a model. The requirements left undefined keep their current value (their default
  * for a new model), so that repricing a model never resets its version; `contentHash: null` clears the hash.
  */
 export async function upsertModel(
   q: Queryable,
-  m: {
-    name: string;
-    inputPriceMicro: number;
-    outputPriceMicro: number;
-    minChargeMicro: number;
-    contextTokens: number;
-    version?: string;
-    contentHash?: string | null;
-    minGpuMemoryMb?: number;
-    /** Unset: kept as it is (a new model: none). */
-    prioritySurchargeBps?: PrioritySurcharges;
-  },
+  m: ModelUpsert,
 ): Promise<ModelRow> {
   const r = await q.query<ModelRow>(
     `INSERT INTO models (name, input_price_micro, output_price_micro, min_charge_micro, context_tokens, version, content_hash, min_gpu_memory_mb, priority_surcharge_bps)

@@ -1,6 +1,7 @@
 // In-memory ApiKeysAdminStore (gate/api-keys-admin.service.ts) on the shared gate tables.
 import { randomUUID } from 'node:crypto';
-import type { ApiKeysAdminStore, ApiKeysAdminTx, NewApiKey } from '../../src/gate/api-keys-admin.service.js';
+import type { NewApiKey } from '../../src/postgres/api-keys.repository.js';
+import type { ApiKeysAdminStore, ApiKeysAdminTx } from '../../src/gate/api-keys-admin.service.js';
 import type { NamespaceRow } from '../../src/postgres/accounts.repository.js';
 import type { ApiKeyRow } from '../../src/postgres/api-keys.repository.js';
 import type { FakeGateDatabase } from './gate-tables.js';

@@ -1,6 +1,7 @@
 // In-memory ModelsAdminStore (gate/models-admin.service.ts) on the shared gate tables, with stand-ins for
 // the eligibility mirror's sync and the broker's queue declaration.
-import type { ModelsAdminStore, ModelsAdminTx, ModelUpsert } from '../../src/gate/models-admin.service.js';
+import type { ModelUpsert } from '../../src/postgres/models.repository.js';
+import type { ModelsAdminStore, ModelsAdminTx } from '../../src/gate/models-admin.service.js';
 import type { ModelRow } from '../../src/postgres/models.repository.js';
 import type { TokenizerRow } from '../../src/postgres/tokenizers.repository.js';
 import type { FakeGateDatabase } from './gate-tables.js';

@@ -4,12 +4,11 @@
 // cached in Redis), credits, models and the ledger's totals; errors in the OpenAI error shape.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 import { requestJson, type Answer } from '../helpers/http.js';
+import { runCli, type CliRun } from '../helpers/cli.js';
 import { AuthService } from '../../src/cloud/auth.service.js';
 import { Catalog } from '../../src/catalog/catalog.service.js';
 import { CatalogChanges } from '../../src/postgres/catalog-changes.js';
@@ -260,36 +259,9 @@ test('a key revoked while a request is between its database lookup and its cache
 
 // ---- the CLI ----------------------------------------------------------------------------------------
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `resultity admin <args>` against this stack's engines; kills it after 30 s. */
 function admin(...args: string[]): Promise<CliRun> {
-  const env = stack.cliEnv();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'admin', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`resultity admin ${args.join(' ')} did not exit within 30 s; stdout ${stdout}; stderr ${stderr}`));
-    }, 30_000);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(stack.cliEnv(), ['admin', ...args]);
 }
 
 /** Runs a --json command that must succeed; returns its parsed output (one JSON line on stdout). */

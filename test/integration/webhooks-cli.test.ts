@@ -4,11 +4,10 @@
 // after persistent failure seen in the list and in the namespace's notices, enable, delete.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { TestStack, TEST_MODEL } from '../helpers/stack.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { runCli, type CliRun } from '../helpers/cli.js';
 
-const CLI = 'dist/src/cli/main.js';
 let stack: TestStack;
 let receiver: WebhookReceiver;
 
@@ -24,33 +23,9 @@ after(async () => {
   await stack.close();
 });
 
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `resultity admin <args>` against this stack's engines; kills it after 30 s. */
 function admin(env: Record<string, string>, ...args: string[]): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'admin', ...args], { env: stack.cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`resultity admin ${args.join(' ')} did not exit within 30 s; stdout ${stdout}; stderr ${stderr}`));
-    }, 30_000);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(stack.cliEnv(env), ['admin', ...args]);
 }
 
 const ALLOW = { WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true' };
