@@ -5,9 +5,10 @@
 // recompute. The snapshot service sees the interfaces here (ExportSession, ExportReader, RestoreWriter),
 // never a client.
 import type pg from 'pg';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { from as copyFrom } from 'pg-copy-streams';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
+import { CopyToBlocks } from './copy-out.js';
 import { withTransaction, type Db, type Queryable } from './db.js';
 
 /** The rows of one table that a part holds; `where` may read the transaction's settings (copyOut sets them). */
@@ -22,11 +23,12 @@ export interface ExportReader extends Queryable {
   /** The table's columns in order, less the `omit`ted ones. */
   columns(table: string, omit?: Readonly<Record<string, string>>): Promise<string[]>;
   /**
-   * The rows as PostgreSQL prints them with `COPY (SELECT <columns> ...) TO STDOUT` (text format), a stream of
-   * bytes: no value is converted on the way. `settings` (names to text) are set for the transaction first,
-   * since a COPY takes no bind parameters. Read the stream to its end before using the reader again.
+   * The rows as PostgreSQL prints them with `COPY (SELECT <columns> ...) TO STDOUT` (text format), in blocks
+   * of at most `blockBytes` cut at rows' ends (common/row-blocks.ts): no value is converted on the way.
+   * `settings` (names to text) are set for the transaction first, since a COPY takes no bind parameters.
+   * Read the blocks to their end (or leave the loop) before using the reader again.
    */
-  copyOut(source: CopySource, columns: readonly string[], settings: Readonly<Record<string, string>>): Promise<AsyncIterable<Uint8Array>>;
+  copyOut(source: CopySource, columns: readonly string[], settings: Readonly<Record<string, string>>, blockBytes: number): Promise<AsyncIterable<Buffer>>;
 }
 
 /** A second connection reading the same snapshot; `end` gives it back (dropped when it failed mid-COPY). */
@@ -78,12 +80,13 @@ function exportReader(client: pg.PoolClient): ExportReader {
       );
       return r.rows.map((c) => c.name).filter((c) => !(omit && c in omit));
     },
-    async copyOut(source, columns, settings) {
+    async copyOut(source, columns, settings, blockBytes) {
       const entries = Object.entries(settings);
       if (entries.length > 0) {
         await client.query(`SELECT ${entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(', ')}`, entries.flat());
       }
-      return client.query(copyTo(`COPY (SELECT ${columns.map(ident).join(', ')} FROM ${ident(source.table)} WHERE ${source.where} ORDER BY ${source.orderBy}) TO STDOUT`));
+      const sql = `COPY (SELECT ${columns.map(ident).join(', ')} FROM ${ident(source.table)} WHERE ${source.where} ORDER BY ${source.orderBy}) TO STDOUT`;
+      return client.query(new CopyToBlocks(sql, blockBytes));
     },
   };
 }

@@ -12,7 +12,7 @@ import { CarBlockIterator } from '@ipld/car/iterator';
 import * as dagCbor from '@ipld/dag-cbor';
 import type { CID } from 'multiformats/cid';
 import { blockMatches, CHUNK_MAX_BYTES, encodeBlock, PART_ENCODING, rawBlock, type Block, type PartEntry } from './snapshot.format.js';
-import { chunkAtRows, countRows } from './copy-text.js';
+import { countRows } from './copy-text.js';
 
 export class CarFileWriter {
   private constructor(
@@ -43,9 +43,9 @@ export class CarFileWriter {
     await this.writer.put(block);
   }
 
-  /** Writes one part from its COPY text (see encodePart). */
-  writePart(name: string, table: string, columns: string[], copyText: AsyncIterable<Uint8Array>, onRows?: (n: number) => void): Promise<PartEntry> {
-    return encodePart(name, table, columns, copyText, (block) => this.put(block), onRows);
+  /** Writes one part from its COPY text in chunks (see encodePart). */
+  writePart(name: string, table: string, columns: string[], chunks: AsyncIterable<Uint8Array>, onRows?: (n: number) => void): Promise<PartEntry> {
+    return encodePart(name, table, columns, chunks, (block) => this.put(block), onRows);
   }
 
   /** Writes the root block last, closes the file and points its header at the root; returns the file's size. */
@@ -64,23 +64,25 @@ export class CarFileWriter {
 }
 
 /**
- * Encodes one part from the COPY text of its rows (as `COPY (SELECT ...) TO STDOUT` streams it): raw chunk
- * blocks of at most CHUNK_MAX_BYTES cut at rows' ends, handed to `put` in order; the part's sha256 over all
- * of its bytes, its rows counted from their newlines. No value is looked at: the same text always gives
- * the same blocks and hash. `onRows` hears of each chunk's rows (for progress).
+ * Encodes one part from the COPY text of its rows, already cut into chunks of at most CHUNK_MAX_BYTES at
+ * rows' ends (as ExportReader.copyOut gives them; chunkAtRows cuts text the same way): a raw block per
+ * chunk, handed to `put` in order; the part's sha256 over all of its bytes, its rows counted from their
+ * newlines. No value is looked at: the same text always gives the same blocks and hash. `onRows` hears of
+ * each chunk's rows (for progress).
  */
 export async function encodePart(
   name: string,
   table: string,
   columns: string[],
-  copyText: AsyncIterable<Uint8Array>,
+  chunks: AsyncIterable<Uint8Array>,
   put: (block: Block) => Promise<void>,
   onRows?: (n: number) => void,
 ): Promise<PartEntry> {
   const part: PartEntry = { name, table, columns, encoding: PART_ENCODING, rows: 0, bytes: 0, sha256: '', chunks: [] };
   const hash = createHash('sha256');
   let failure: Error | null = null;
-  for await (const chunk of chunkAtRows(copyText, CHUNK_MAX_BYTES)) {
+  for await (const chunk of chunks) {
+    if (chunk.length > CHUNK_MAX_BYTES) throw new Error(`part ${name}: a chunk of ${chunk.length} bytes, over the ${CHUNK_MAX_BYTES} a block may hold`);
     // After a failed put (the disk full), the rest is read and dropped: a COPY left unread keeps its
     // connection busy for good, and the transaction's ROLLBACK would wait behind it forever.
     if (failure) continue;
@@ -94,7 +96,7 @@ export async function encodePart(
   part.sha256 = hash.digest('hex');
   return part;
 
-  async function putChunk(chunk: Buffer): Promise<void> {
+  async function putChunk(chunk: Uint8Array): Promise<void> {
     const rows = countRows(chunk);
     hash.update(chunk);
     const block = rawBlock(chunk);

@@ -7,6 +7,7 @@
 //
 // COPY TO escapes every newline, tab and backslash in a value, so in what it prints each raw \n byte ends
 // a row: rows are counted, and parts cut into chunks, at raw newlines without parsing anything.
+import { RowBlocks } from '../common/row-blocks.js';
 import type { Cell, Row } from './snapshot.format.js';
 
 const TAB = 0x09;
@@ -106,30 +107,24 @@ export function parseCopyText(bytes: Uint8Array, width: number): Row[] {
 
 /**
  * Cuts a stream of COPY text into chunks of at most `maxBytes`, each ending at a row's end (the last raw
- * newline that fits). A row longer than `maxBytes` alone cannot fit: the chunk is cut inside it, and the
- * row goes on in the next chunk (a part is read as its chunks concatenated; chunks are cut at rows so
- * that a reader can take one alone when rows are of the usual size).
+ * newline that fits), by the rule of RowBlocks. A row longer than `maxBytes` alone cannot fit: the chunk is
+ * cut inside it, and the row goes on in the next chunk (a part is read as its chunks concatenated; chunks
+ * are cut at rows so that a reader can take one alone when rows are of the usual size). The export reads
+ * its chunks straight off the COPY protocol (postgres/copy-out.ts); this is the same cut for text alone.
  */
 export async function* chunkAtRows(source: AsyncIterable<Uint8Array>, maxBytes: number): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [];
-  let size = 0;
+  const ready: Buffer[] = [];
+  const blocks = new RowBlocks(maxBytes, (b) => ready.push(b));
   for await (const piece of source) {
-    let b = asBuffer(piece);
-    while (size + b.length >= maxBytes) {
-      const room = maxBytes - size;
-      const window = Buffer.concat([...pending, b.subarray(0, room)], maxBytes);
-      let cut = window.lastIndexOf(NEWLINE) + 1;
-      if (cut === 0) cut = maxBytes;
-      yield window.subarray(0, cut);
-      const rest = window.subarray(cut);
-      pending = rest.length > 0 ? [rest] : [];
-      size = rest.length;
-      b = b.subarray(room);
+    const b = asBuffer(piece);
+    let start = 0;
+    for (let nl = b.indexOf(NEWLINE); nl >= 0; nl = b.indexOf(NEWLINE, start)) {
+      blocks.push(b.subarray(start, nl + 1), true);
+      start = nl + 1;
     }
-    if (b.length > 0) {
-      pending.push(b);
-      size += b.length;
-    }
+    if (start < b.length) blocks.push(b.subarray(start), false);
+    yield* ready.splice(0);
   }
-  if (size > 0) yield Buffer.concat(pending, size);
+  blocks.end();
+  yield* ready.splice(0);
 }

@@ -34,7 +34,7 @@ import {
 import { snapshotRecords } from '../postgres/snapshot-records.store.js';
 import { CarFileWriter, readCar, type CarContents } from './car-file.js';
 import { epochTree, proofFor, type EpochProof } from './epoch-merkle.js';
-import { encodeBlock, signManifest, SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_2, type EpochSeal, type Manifest, type PartEntry, type SnapshotKind, type UnsignedManifest } from './snapshot.format.js';
+import { CHUNK_MAX_BYTES, encodeBlock, signManifest, SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_2, type EpochSeal, type Manifest, type PartEntry, type SnapshotKind, type UnsignedManifest } from './snapshot.format.js';
 import { countRows } from './copy-text.js';
 import { copySource, DAY_PARTS, FORMAT_2_ORDER, STATE_SNAPSHOT_PARTS, type PartParams, type PartSpec } from './snapshot-parts.js';
 import { SnapshotNotFoundError, StoreUnavailableError, type SnapshotStore } from './snapshot-store.js';
@@ -252,7 +252,7 @@ export class SnapshotService {
         try {
           const columns = await reader.columns(spec.table, spec.omit);
           const { source, settings } = copySource(spec, params);
-          parts[i] = await car.writePart(spec.name, spec.table, columns, await reader.copyOut(source, columns, settings), (n) => onProgress?.({ phase: spec.name, rows: (rows += n) }));
+          parts[i] = await car.writePart(spec.name, spec.table, columns, await reader.copyOut(source, columns, settings, CHUNK_MAX_BYTES), (n) => onProgress?.({ phase: spec.name, rows: (rows += n) }));
         } catch (err) {
           failed = true;
           throw err;
@@ -386,7 +386,7 @@ export class SnapshotService {
         const hash = createHash('sha256');
         let rows = 0;
         const { source, settings } = copySource(spec, { day, epochs: m.epochs.map((e) => e.epoch) }, m.format === SNAPSHOT_FORMAT_2 ? FORMAT_2_ORDER[spec.name] : undefined);
-        for await (const piece of await tx.copyOut(source, part.columns, settings)) {
+        for await (const piece of await tx.copyOut(source, part.columns, settings, CHUNK_MAX_BYTES)) {
           hash.update(piece);
           rows += countRows(piece);
         }

@@ -97,11 +97,11 @@ test('chunkAtRows cuts a row longer than the limit inside it, and gives nothing 
   assert.deepEqual(await collect(chunkAtRows(pieces(Buffer.alloc(0), 1), 1000)), []);
 });
 
-test('encodePart: raw blocks of the COPY text, rows and sha256 over the whole; after a failed put it reads the COPY to its end, then throws', async () => {
+test('encodePart: raw blocks of the COPY text\'s chunks, rows and sha256 over the whole; after a failed put it reads the COPY to its end, then throws', async () => {
   const rows: Row[] = Array.from({ length: 100_000 }, (_, i) => [String(i), `row ${i}\twith a tab`, null]);
   const text = bytes(copyLines(rows));
   const blocks: Block[] = [];
-  const part = await encodePart('p', 't', ['a', 'b', 'c'], pieces(text, 65_536), async (b) => void blocks.push(b));
+  const part = await encodePart('p', 't', ['a', 'b', 'c'], chunkAtRows(pieces(text, 65_536), CHUNK_MAX_BYTES), async (b) => void blocks.push(b));
   assert.equal(part.encoding, 'postgresql-copy-text');
   assert.equal(part.rows, rows.length);
   assert.equal(part.bytes, text.length);
@@ -119,11 +119,16 @@ test('encodePart: raw blocks of the COPY text, rows and sha256 over the whole; a
   };
   let puts = 0;
   await assert.rejects(
-    encodePart('p', 't', ['a', 'b', 'c'], counted(), async () => {
+    encodePart('p', 't', ['a', 'b', 'c'], chunkAtRows(counted(), CHUNK_MAX_BYTES), async () => {
       if (++puts === 1) throw new Error('no space left on device');
     }),
     /no space left on device/,
   );
   assert.equal(puts, 1);
   assert.equal(read, text.length, 'the whole COPY was read');
+});
+
+test('encodePart refuses a chunk larger than a block may be', async () => {
+  const big = Buffer.alloc(CHUNK_MAX_BYTES + 1, 0x61);
+  await assert.rejects(encodePart('p', 't', ['a'], pieces(big, big.length), async () => undefined), /over the 1048576 a block may hold/);
 });
