@@ -20,34 +20,52 @@ export class RowBlocks {
     this.block = Buffer.allocUnsafe(maxBytes);
   }
 
-  /** Appends bytes of the current row; `endsRow` when they are its last. */
-  push(bytes: Uint8Array, endsRow: boolean): void {
-    let rest = bytes;
-    for (;;) {
+  /**
+   * Appends bytes: whole rows, or the end or start of one. `rowEnds` are the offsets in `bytes` just past
+   * each row that ends there, in order (empty when the bytes are all inside one row). One copy per run of
+   * rows that fits, whatever the number of rows in it.
+   */
+  push(bytes: Uint8Array, rowEnds: ArrayLike<number>): void {
+    let start = 0;
+    let next = 0; // the first of rowEnds past `start`
+    while (start < bytes.length) {
       const room = this.maxBytes - this.used;
-      if (rest.length <= room) {
-        this.block.set(rest, this.used);
-        this.used += rest.length;
-        if (endsRow) this.lastRowEnd = this.used;
+      if (bytes.length - start <= room) {
+        this.block.set(start === 0 ? bytes : bytes.subarray(start), this.used);
+        if (rowEnds.length > next) this.lastRowEnd = this.used + rowEnds[rowEnds.length - 1]! - start;
+        this.used += bytes.length - start;
         return;
       }
-      if (this.lastRowEnd > 0) {
+      // Not all of it fits: the rows that do fill the block up, which then goes out.
+      let fits = -1;
+      while (next < rowEnds.length && rowEnds[next]! - start <= room) fits = rowEnds[next++]!;
+      if (fits >= 0) {
+        this.block.set(bytes.subarray(start, fits), this.used);
+        this.used += fits - start;
+        this.lastRowEnd = this.used;
+        start = fits;
+        this.emitUpTo(this.used);
+      } else if (this.lastRowEnd > 0) {
         // The block ends after its last whole row; the row begun after it moves to the next block.
-        const next = Buffer.allocUnsafe(this.maxBytes);
-        this.block.copy(next, 0, this.lastRowEnd, this.used);
-        this.emit(this.block.subarray(0, this.lastRowEnd));
-        this.block = next;
-        this.used -= this.lastRowEnd;
-        this.lastRowEnd = 0;
+        this.emitUpTo(this.lastRowEnd);
       } else {
         // One row fills the block: cut inside it.
-        this.block.set(rest.subarray(0, room), this.used);
-        this.emit(this.block);
-        this.block = Buffer.allocUnsafe(this.maxBytes);
-        this.used = 0;
-        rest = rest.subarray(room);
+        this.block.set(bytes.subarray(start, start + room), this.used);
+        this.used = this.maxBytes;
+        start += room;
+        this.emitUpTo(this.maxBytes);
       }
     }
+  }
+
+  /** Hands out the block's first `end` bytes; what follows them begins the next block. */
+  private emitUpTo(end: number): void {
+    const next = Buffer.allocUnsafe(this.maxBytes);
+    if (end < this.used) this.block.copy(next, 0, end, this.used);
+    this.emit(this.block.subarray(0, end));
+    this.block = next;
+    this.used -= end;
+    this.lastRowEnd = 0;
   }
 
   /** Hands out what is left (nothing when nothing is). */

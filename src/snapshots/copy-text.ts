@@ -117,12 +117,9 @@ export async function* chunkAtRows(source: AsyncIterable<Uint8Array>, maxBytes: 
   const blocks = new RowBlocks(maxBytes, (b) => ready.push(b));
   for await (const piece of source) {
     const b = asBuffer(piece);
-    let start = 0;
-    for (let nl = b.indexOf(NEWLINE); nl >= 0; nl = b.indexOf(NEWLINE, start)) {
-      blocks.push(b.subarray(start, nl + 1), true);
-      start = nl + 1;
-    }
-    if (start < b.length) blocks.push(b.subarray(start), false);
+    const rowEnds: number[] = [];
+    for (let nl = b.indexOf(NEWLINE); nl >= 0; nl = b.indexOf(NEWLINE, nl + 1)) rowEnds.push(nl + 1);
+    blocks.push(b, rowEnds);
     yield* ready.splice(0);
   }
   blocks.end();

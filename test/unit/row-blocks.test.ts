@@ -12,7 +12,7 @@ function cut(rows: string[], maxBytes: number, fragment = Infinity): string[] {
     const bytes = Buffer.from(row, 'latin1');
     for (let at = 0; at < bytes.length; at += Math.min(fragment, bytes.length)) {
       const end = Math.min(at + fragment, bytes.length);
-      blocks.push(bytes.subarray(at, end), end === bytes.length);
+      blocks.push(bytes.subarray(at, end), end === bytes.length ? [end - at] : []);
     }
   }
   blocks.end();
@@ -39,6 +39,20 @@ test('the cuts do not depend on the fragments the bytes come in', () => {
   assert.equal(whole.join(''), rows.join(''));
   assert.ok(whole.every((b) => b.length <= 256));
   for (const fragment of [1, 3, 64, 1000]) assert.deepEqual(cut(rows, 256, fragment), whole, `fragments of ${fragment}`);
+  // Runs of many rows at once, cut anywhere: the same blocks.
+  for (const run of [1, 50, 333, 4096]) {
+    const text = Buffer.from(rows.join(''), 'latin1');
+    const out: string[] = [];
+    const blocks = new RowBlocks(256, (b) => out.push(b.toString('latin1')));
+    for (let at = 0; at < text.length; at += run) {
+      const piece = text.subarray(at, at + run);
+      const ends: number[] = [];
+      for (let i = 0; i < piece.length; i++) if (piece[i] === 0x0a) ends.push(i + 1);
+      blocks.push(piece, ends);
+    }
+    blocks.end();
+    assert.deepEqual(out, whole, `runs of ${run} bytes`);
+  }
 });
 
 test('nothing in, nothing out; a block size must be a positive integer', () => {
