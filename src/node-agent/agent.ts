@@ -1,21 +1,24 @@
 // The node agent: keeps one WebSocket to the io gateway, proves the node's key by signing the gateway's
 // challenge, sends signed heartbeats, runs dispatched jobs on the runtime (see job-runner.ts) and returns signed
-// outcomes, over the socket when it is up and over short HTTP when it is not. Reconnects on its own.
+// outcomes, over the socket when it is up and over short HTTP when it is not. Reconnects on its own. Each
+// gateway message is decoded in gateway-messages.ts and handled by its entry in messageHandlers below.
 // Follows the network config the gateway announces, verified against the pinned network address
 // (network-config.ts), and reports the digest it holds in every registration and heartbeat.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { WebSocket, type RawData } from 'ws';
-import { gatewayMessageSchema, registerSchema, type GatewayMessage } from '../domain/protocol.js';
+import { WebSocket } from 'ws';
+import { registerSchema } from '../domain/protocol.js';
 import { isAddress, type Address } from '../domain/signatures.js';
 import { DEFAULT_MODEL_VERSION, type Gpu, type Network } from '../domain/eligibility.js';
 import { checkDeclaration, sanitizeModels, type Declaration } from './declaration.js';
 import { backoffDelay } from './backoff.js';
+import { handleGatewayFrame, type GatewayMessageHandlers } from './gateway-messages.js';
 import { gatewayUrls, type GatewayUrls } from './gateway-urls.js';
 import { nodeIdentity, type NodeIdentity } from './identity.js';
 import { JobRunner, type JobOutcome, type SignedObject } from './job-runner.js';
 import { postNodeMessage } from './post-message.js';
 import type { InferenceRuntime } from './runtime.js';
+import { closeSocket, sendJson } from './socket.js';
 import { UnackedResults } from './unacked.js';
 import { NetworkConfigKeeper } from './network-config.js';
 
@@ -209,11 +212,7 @@ class Agent {
   kill(): void {
     if (this.killed) return;
     this.killed = true;
-    this.stopping = true;
-    this.clearTimers();
-    this.runner.abandon();
-    this.lifetime.abort();
-    this.socket?.terminate();
+    this.halt();
     this.logger.warn('node agent killed');
   }
 
@@ -225,11 +224,11 @@ class Agent {
     // An empty model list takes the node out of the readiness index at once, instead of having the
     // scheduler keep dispatching jobs that would only be refused while we drain.
     const ws = this.socket;
-    if (ws && this.registered) await this.send(ws, this.heartbeat());
+    if (ws && this.registered) await sendJson(ws, this.heartbeat());
     await this.runner.drain(this.opts.drainTimeoutMs ?? 30_000);
     this.clearTimers();
     this.lifetime.abort();
-    await this.closeSocket();
+    await closeSocket(this.socket, 'node stopping');
     this.logger.info({ completed: this.completed }, 'node agent stopped');
   }
 
@@ -247,7 +246,10 @@ class Agent {
         }
       }, this.opts.registerTimeoutMs ?? 15_000);
     });
-    ws.on('message', (data) => this.onMessage(ws, data));
+    const handlers = this.messageHandlers(ws);
+    ws.on('message', (data) => {
+      if (ws === this.socket) handleGatewayFrame(data, handlers, this.logger);
+    });
     ws.on('pong', () => {
       this.pongPending = false;
     });
@@ -258,50 +260,24 @@ class Agent {
     ws.on('close', (code, reason) => this.onClose(ws, code, reason.toString()));
   }
 
-  private onMessage(ws: WebSocket, data: RawData): void {
-    if (ws !== this.socket) return;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(rawText(data));
-    } catch {
-      this.logger.warn('ignoring a gateway message that is not JSON');
-      return;
-    }
-    const parsed = gatewayMessageSchema.safeParse(raw);
-    if (!parsed.success) {
-      this.logger.warn({ issues: parsed.error.issues.slice(0, 3) }, 'ignoring an invalid gateway message');
-      return;
-    }
-    this.handle(ws, raw, parsed.data);
-  }
-
-  private handle(ws: WebSocket, raw: unknown, msg: GatewayMessage): void {
-    switch (msg.type) {
-      case 'challenge':
-        this.onChallenge(ws, msg.challenge, msg.network);
-        return;
-      case 'registered':
+  /** What the agent does with each message the gateway sends on `ws` (gateway-messages.ts). */
+  private messageHandlers(ws: WebSocket): GatewayMessageHandlers {
+    return {
+      challenge: (msg) => this.onChallenge(ws, msg.challenge, msg.network),
+      registered: (msg) => {
         this.onRegistered(ws, msg.nodeId, msg.heartbeatIntervalMs);
-        if (msg.config) void this.configs.follow(msg.config, this.networkAddress);
-        return;
-      case 'heartbeat_ack':
-        if (msg.config) void this.configs.follow(msg.config, this.networkAddress);
-        return;
-      case 'result_ack':
+        this.followConfig(msg.config);
+      },
+      heartbeat_ack: (msg) => this.followConfig(msg.config),
+      result_ack: (msg) => {
         this.unacked.ack(msg.jobId, msg.attempt);
         if (!msg.accepted) this.logger.warn({ jobId: msg.jobId, attempt: msg.attempt, reason: msg.reason }, 'gateway did not accept a result');
-        return;
-      case 'error':
-        this.onError(ws, msg.code, msg.message);
-        return;
-      case 'abort':
-        this.runner.abort(msg.jobId, msg.attempt, msg.reason);
-        return;
-      case 'job':
-        // The schema accepted `raw` as a job, so it is an object carrying a signature string.
-        this.runner.accept(raw as SignedObject, msg);
-        return;
-    }
+      },
+      error: (msg) => this.onGatewayError(ws, msg.code, msg.message),
+      abort: (msg) => this.runner.abort(msg.jobId, msg.attempt, msg.reason),
+      // The schema accepted `raw` as a job, so it is an object carrying a signature string.
+      job: (msg, raw) => this.runner.accept(raw as SignedObject, msg),
+    };
   }
 
   private onChallenge(ws: WebSocket, challenge: string, network: string): void {
@@ -313,14 +289,9 @@ class Agent {
       this.configs.trust(network);
     }
     if (this.networkAddress !== undefined && network !== this.networkAddress) {
-      const problem = `the gateway serves network ${network}, not the expected ${this.networkAddress}`;
-      if (!this.everRegistered) return this.failStart(new Error(problem));
-      this.logger.error(problem);
-      this.lastError = problem;
-      ws.close(1008, 'wrong network');
-      return;
+      return this.turnedDown(ws, `the gateway serves network ${network}, not the expected ${this.networkAddress}`, 1008, 'wrong network');
     }
-    void this.send(
+    void sendJson(
       ws,
       this.identity.sign({
         type: 'register' as const,
@@ -331,10 +302,7 @@ class Agent {
         ts: Date.now(),
         agentVersion: AGENT_VERSION,
         runtime: this.opts.runtime.name.slice(0, 64),
-        ...this.traits(),
-        capacity: this.opts.capacity,
-        running: this.runner.running,
-        configDigest: this.configs.digest,
+        ...this.status(),
       }),
     );
   }
@@ -354,17 +322,28 @@ class Agent {
     }
   }
 
-  private onError(ws: WebSocket, code: string, message: string): void {
+  private followConfig(announced: { version: number; digest: string } | undefined): void {
+    if (announced) void this.configs.follow(announced, this.networkAddress);
+  }
+
+  private onGatewayError(ws: WebSocket, code: string, message: string): void {
     if (this.registered) {
       this.logger.warn({ code, message }, 'gateway reported an error');
       return;
     }
-    const problem = `registration refused (${code}): ${message}`;
+    this.turnedDown(ws, `registration refused (${code}): ${message}`, 1000, 'registration refused');
+  }
+
+  /**
+   * The gateway turned this connection down (`problem`). Before the first registration the start fails with
+   * it; on a later connection (a frozen node, a gateway of another network) the socket closes and the
+   * reconnection keeps retrying with backoff.
+   */
+  private turnedDown(ws: WebSocket, problem: string, code: number, reason: string): void {
     if (!this.everRegistered) return this.failStart(new Error(problem));
-    // Refused on a later connection (frozen node, say): keep retrying with backoff.
     this.logger.error(problem);
     this.lastError = problem;
-    ws.close(1000, 'registration refused');
+    ws.close(code, reason);
   }
 
   private onClose(ws: WebSocket, code: number, reason: string): void {
@@ -388,13 +367,18 @@ class Agent {
   }
 
   private failStart(err: Error): void {
+    this.halt();
+    this.startSettlers?.reject(err);
+    this.startSettlers = undefined;
+  }
+
+  /** Stops everything at once: timers, running jobs (abandoned without a word), HTTP deliveries, the socket. */
+  private halt(): void {
     this.stopping = true;
     this.clearTimers();
     this.runner.abandon();
     this.lifetime.abort();
     this.socket?.terminate();
-    this.startSettlers?.reject(err);
-    this.startSettlers = undefined;
   }
 
   private startHeartbeats(ws: WebSocket): void {
@@ -422,7 +406,7 @@ class Agent {
     this.heartbeatBusy = true;
     try {
       await this.refreshModels();
-      if (ws === this.socket && this.registered) await this.send(ws, this.heartbeat());
+      if (ws === this.socket && this.registered) await sendJson(ws, this.heartbeat());
     } finally {
       this.heartbeatBusy = false;
     }
@@ -434,20 +418,18 @@ class Agent {
       nodeId: this.identity.nodeId,
       ts: Date.now(),
       nonce: randomUUID(),
-      ...this.traits(),
-      capacity: this.opts.capacity,
-      running: this.runner.running,
-      configDigest: this.configs.digest,
+      ...this.status(),
     });
   }
 
-  /** The eligibility fields of registrations and heartbeats; no models while stopping. */
-  private traits() {
+  /** What registrations and heartbeats both report: eligibility (no models while stopping), load, config held. */
+  private status() {
     const { network, region, gpu, versions } = this.declared;
     const models = this.stopping ? [] : this.advertised.map((name) => ({ name, version: versions[name] ?? DEFAULT_MODEL_VERSION }));
     const capabilities = this.opts.runtime.capabilities ?? [];
     // Declared only when there are some, so that an agent without any speaks as agents did before them.
-    return { network, region, gpu, models, ...(capabilities.length > 0 ? { capabilities: [...capabilities] } : {}) };
+    const declared = { network, region, gpu, models, ...(capabilities.length > 0 ? { capabilities: [...capabilities] } : {}) };
+    return { ...declared, capacity: this.opts.capacity, running: this.runner.running, configDigest: this.configs.digest };
   }
 
   private async refreshModels(): Promise<void> {
@@ -463,7 +445,7 @@ class Agent {
 
   private async deliver(outcome: JobOutcome, deadline: number): Promise<void> {
     const ws = this.socket;
-    if (ws && this.registered && (await this.send(ws, outcome))) {
+    if (ws && this.registered && (await sendJson(ws, outcome))) {
       if (outcome.type === 'result') {
         this.completed++;
         this.unacked.add(outcome, deadline);
@@ -484,34 +466,6 @@ class Agent {
     for (const { message, deadline } of this.unacked.takeAll()) void this.post(message, deadline);
   }
 
-  /** Resolves true once the message is written to the socket, false when it could not be. */
-  private send(ws: WebSocket, message: SignedObject): Promise<boolean> {
-    if (ws.readyState !== WebSocket.OPEN) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      ws.send(JSON.stringify(message), (err) => resolve(!err));
-    });
-  }
-
-  private async closeSocket(): Promise<void> {
-    const ws = this.socket;
-    if (!ws || ws.readyState === WebSocket.CLOSED) return;
-    if (ws.readyState === WebSocket.CONNECTING) {
-      ws.terminate();
-      return;
-    }
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        ws.terminate();
-        resolve();
-      }, 2_000);
-      ws.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      ws.close(1000, 'node stopping');
-    });
-  }
-
   private clearTimers(): void {
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.registerTimer);
@@ -520,10 +474,4 @@ class Agent {
     this.registerTimer = undefined;
     this.heartbeatTimer = undefined;
   }
-}
-
-function rawText(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
-  return data.toString('utf8');
 }

@@ -15,6 +15,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { verifyNetworkConfig, type SignedNetworkConfig } from '../domain/network-config.js';
+import { describeError } from './errors.js';
 
 export interface NetworkConfigKeeperOptions {
   /** GET endpoint serving the config in force (gateway-urls.ts). */
@@ -53,7 +54,7 @@ export class NetworkConfigKeeper {
     try {
       this.unverified = JSON.parse(await readFile(this.o.file, 'utf8')) as unknown;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.o.logger.warn({ file: this.o.file, err: describe(err) }, 'cannot read the saved network config; ignoring it');
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.o.logger.warn({ file: this.o.file, err: describeError(err) }, 'cannot read the saved network config; ignoring it');
     }
   }
 
@@ -99,7 +100,7 @@ export class NetworkConfigKeeper {
       if (!res.ok) return keep(`GET ${this.o.url} answered ${res.status}`);
       served = await res.json();
     } catch (err) {
-      return keep(`GET ${this.o.url} failed: ${describe(err)}`);
+      return keep(`GET ${this.o.url} failed: ${describeError(err)}`);
     }
     const checked = verifyNetworkConfig(served, networkAddress);
     if (!checked.ok) return keep(`refused: ${checked.reason}`);
@@ -125,12 +126,7 @@ export class NetworkConfigKeeper {
       await rename(tmp, this.o.file);
     } catch (err) {
       // The config is adopted all the same; only a restart without the network would miss it.
-      this.o.logger.warn({ file: this.o.file, err: describe(err) }, 'cannot save the network config');
+      this.o.logger.warn({ file: this.o.file, err: describeError(err) }, 'cannot save the network config');
     }
   }
-}
-
-function describe(err: unknown): string {
-  if (err instanceof Error) return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
-  return String(err);
 }

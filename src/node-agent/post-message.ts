@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { JobErrorMessage, ResultMessage } from '../domain/protocol.js';
 import { backoffDelay, delay } from './backoff.js';
+import { describeError } from './errors.js';
 
 export interface PostMessageOptions {
   url: string;
@@ -49,14 +50,9 @@ export async function postNodeMessage(opts: PostMessageOptions): Promise<boolean
       if (res.status !== 429 && res.status < 500) return false;
     } catch (err) {
       if (opts.signal.aborted) return false;
-      log.warn({ err: errorMessage(err) }, 'posting the job outcome failed');
+      log.warn({ err: describeError(err) }, 'posting the job outcome failed');
     }
   }
   log.error('giving up delivering the job outcome');
   return false;
-}
-
-function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
-  return String(err);
 }
