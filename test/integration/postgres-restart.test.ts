@@ -25,7 +25,13 @@ const chat = () =>
     body: JSON.stringify({ model: TEST_MODEL, messages: [{ role: 'user', content: 'outlive a restart' }], max_tokens: 8 }),
   });
 
+// What would have killed a production process (an 'error' event with no listener is thrown): recorded, so
+// that the test says so, not only the runner's report on the file.
+const crashes: string[] = [];
+const recordCrash = (err: Error) => crashes.push(err.message);
+
 before(async () => {
+  process.on('uncaughtException', recordCrash);
   server = await PrivatePostgres.start();
   stack = await TestStack.start({ config: { DATABASE_URL: `${server.url}/${DATABASE}` } });
   await stack.model();
@@ -34,6 +40,7 @@ before(async () => {
 });
 
 after(async () => {
+  process.off('uncaughtException', recordCrash);
   // Up again if a failed test left it down, so that the stack closes cleanly; the cluster goes either way.
   try {
     await server.boot().catch(() => undefined);
@@ -76,6 +83,7 @@ test('PostgreSQL restarted under checked-out clients (a query in flight, an idle
     assert.notEqual(await idleOutcome, 'succeeded', 'the held transaction fails on its next statement');
 
     await servedAgain();
+    assert.deepEqual(crashes, [], 'no uncaught exception (each would have crashed the process)');
   }));
 
 test('PostgreSQL down: /v1 answers 503 in the OpenAI error shape, then serves again once it is back', { timeout: 90_000 }, () =>
