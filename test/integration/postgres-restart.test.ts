@@ -77,7 +77,22 @@ test('PostgreSQL restarted under checked-out clients (a query in flight, an idle
     const inFlightOutcome = outcome(inFlight);
     const idleOutcome = outcome(idle);
 
-    await server.restart('fast');
+    // Requests all through the restart: each is served or refused with a 503 (shutting down, starting up,
+    // connection cut: all "unreachable"), never a 500.
+    const statuses = new Set<number>();
+    let restarting = true;
+    const poller = (async () => {
+      while (restarting) {
+        const [models, job] = await Promise.all([fetch(`${stack.url}/v1/models`, { headers: auth() }), chat()]);
+        for (const r of [models, job]) {
+          statuses.add(r.status);
+          await r.arrayBuffer();
+        }
+      }
+    })();
+    await server.restart('fast').finally(() => (restarting = false));
+    await poller;
+    assert.deepEqual([...statuses].filter((s) => s !== 200 && s !== 503), [], `statuses seen during the restart: ${[...statuses].join(', ')}`);
     assert.notEqual(await inFlightOutcome, 'succeeded', 'the statement in flight fails');
     resume();
     assert.notEqual(await idleOutcome, 'succeeded', 'the held transaction fails on its next statement');
