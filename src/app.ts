@@ -8,7 +8,7 @@ import websocket from '@fastify/websocket';
 import type { Logger } from 'pino';
 import type { Config, Role } from './config.js';
 import { addressOf } from './domain/signatures.js';
-import { createPool, pingDatabase, type Db } from './postgres/db.js';
+import { createPool, isPostgresUnreachable, pingDatabase, type Db } from './postgres/db.js';
 import { maintenanceStore } from './postgres/maintenance.store.js';
 import { historyStore } from './postgres/history.store.js';
 import { buildAdminServices, type AdminServices } from './admin-services.js';
@@ -290,7 +290,8 @@ export async function createBackbone(opts: BackboneOptions): Promise<Backbone> {
   });
   // Every log line of a request, from any module, carries its request id (and job id: cloud/routes.ts).
   app.addHook('onRequest', (request, _reply, done) => withRequestContext(request.id, done));
-  app.setErrorHandler(httpErrorHandler(isRedisUnreachable));
+  // An engine whose connection is lost (Redis, PostgreSQL restarting) answers 503 with Retry-After, not 500.
+  app.setErrorHandler(httpErrorHandler((err) => isRedisUnreachable(err) || isPostgresUnreachable(err)));
   app.setNotFoundHandler((request, reply) =>
     sendAppError(reply, new AppError('unknown_route', `Unknown request URL: ${request.method} ${request.url}.`)),
   );

@@ -16,6 +16,11 @@ export const ADVISORY_LOCKS = {
   quality: 0x5245_5351, // "RESQ"
   /** Publishing a network config version (and making the genesis one): one publisher at a time. */
   networkConfig: 0x5245_534e, // "RESN"
+  /**
+   * Creating a namespace's webhook endpoint (count, then insert, under its limit): the first key of a
+   * two-key lock whose second is the namespace id's hash (two-key locks never collide with the one-key ones above).
+   */
+  webhookEndpoints: 0x5245_5357, // "RESW"
 } as const;
 
 /** Runs `fn` if this instance gets the lock; `{ ran: false }` when another one holds it. */

@@ -20,6 +20,14 @@ export function createPool(url: string, max = 20): Db {
   const pool = new pg.Pool({ connectionString: url, max, application_name: 'resultity' });
   // An idle client that errors (the server restarted) must not crash the process; the pool drops it.
   pool.on('error', () => undefined);
+  // pg-pool listens for a client's errors only while it is idle in the pool. A checked-out one (a
+  // transaction in flight, the idle one holding an advisory lock while its task runs, an export's) whose
+  // connection is cut emits 'error' with nobody listening, which kills the process. The holder learns of
+  // it anyway: its statement in flight fails, or its next one does (the client is no longer queryable),
+  // and the pool discards a client released in that state.
+  pool.on('connect', (client: pg.PoolClient) => {
+    client.on('error', () => undefined);
+  });
   // Statements and transactions counted for GET /metrics (pg sets TCP_NODELAY on its sockets itself).
   instrumentPgPool(pool);
   return pool;
@@ -59,6 +67,24 @@ export function isUniqueViolation(err: unknown, constraint?: string): boolean {
 /** The database's clock: one clock for every instance, the one the jobs' own timestamps use. */
 export async function databaseNow(q: Queryable): Promise<Date> {
   return (await q.query<{ now: Date }>(`SELECT now()`)).rows[0]!.now;
+}
+
+/**
+ * A connection-level failure: the server is down, restarting or shutting down, or the connection to it
+ * was cut. A statement's own error (a constraint, a syntax error, a serialization failure) is not one.
+ * The HTTP layer answers these with a 503 to retry, as it does for Redis.
+ */
+export function isPostgresUnreachable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as Error & { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH') return true;
+    // 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now (starting
+    // up, shutting down, in recovery).
+    if (/^08/.test(code) || code === '57P01' || code === '57P02' || code === '57P03') return true;
+  }
+  // node-postgres's own messages for a connection lost or never made.
+  return /^Connection terminated|not queryable|^timeout exceeded when trying to connect/.test(err.message);
 }
 
 /** One round trip, for readiness probes: throws when the server cannot be reached. */

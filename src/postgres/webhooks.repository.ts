@@ -1,6 +1,7 @@
 // Webhook endpoints, their messages (the outbox: written in the transaction of their event, by the hot
 // path's batch functions of migrations/0025 and by enqueueJobEnded here) and delivery attempts.
 import type { Queryable } from './db.js';
+import { ADVISORY_LOCKS } from './advisory-lock.js';
 
 export const WEBHOOK_EVENTS = ['job.completed', 'job.failed', 'credits.low'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
@@ -29,6 +30,24 @@ export async function insertEndpoint(
     [e.namespaceId, e.url, e.secret, e.events, e.lowCreditsThresholdMicro, e.description],
   );
   return r.rows[0]!;
+}
+
+/**
+ * Inserts the endpoint unless its namespace already has `max`; null then. Under a transaction-scoped
+ * advisory lock on the namespace, so that `tx` must be a transaction: two creates in one namespace queue
+ * there, and the second counts after the first committed (READ COMMITTED: each statement sees the commits
+ * made before it). A lock rather than the namespace row's FOR UPDATE, which would also stall the row's
+ * other writers.
+ */
+export async function insertEndpointWithin(
+  tx: Queryable,
+  e: { namespaceId: string; url: string; secret: string; events: readonly WebhookEvent[]; lowCreditsThresholdMicro: number; description: string },
+  max: number,
+): Promise<WebhookEndpointRow | null> {
+  await tx.query(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, [ADVISORY_LOCKS.webhookEndpoints, e.namespaceId]);
+  const r = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM webhook_endpoints WHERE namespace_id = $1`, [e.namespaceId]);
+  if (r.rows[0]!.n >= max) return null;
+  return insertEndpoint(tx, e);
 }
 
 export async function listEndpoints(q: Queryable, namespaceId: string): Promise<WebhookEndpointRow[]> {

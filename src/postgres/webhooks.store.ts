@@ -1,14 +1,14 @@
 // The webhook services' stores on PostgreSQL: the repository functions bound to the pool. They match the
 // ports by shape (webhooks/webhooks.service.ts WebhooksStore, webhooks/webhook-delivery.service.ts
 // WebhookDeliveryStore; checked where the services are built), so this engine folder need not import them.
-import type { Db } from './db.js';
+import { withTransaction, type Db } from './db.js';
 import { listNamespaceNotices } from './namespace-notices.repository.js';
 import {
   claimDueMessages,
   deleteEndpoint,
   enableEndpoint,
   findEndpoint,
-  insertEndpoint,
+  insertEndpointWithin,
   listEndpoints,
   listMessages,
   recordAttempt,
@@ -22,8 +22,10 @@ export function webhooksStore(db: Db) {
   return {
     listEndpoints: (namespaceId: string) => listEndpoints(db, namespaceId),
     findEndpoint: (namespaceId: string, id: string) => findEndpoint(db, namespaceId, id),
-    insertEndpoint: (e: { namespaceId: string; url: string; secret: string; events: readonly WebhookEvent[]; lowCreditsThresholdMicro: number; description: string }) =>
-      insertEndpoint(db, e),
+    insertEndpoint: (
+      e: { namespaceId: string; url: string; secret: string; events: readonly WebhookEvent[]; lowCreditsThresholdMicro: number; description: string },
+      maxPerNamespace: number,
+    ) => withTransaction(db, (tx) => insertEndpointWithin(tx, e, maxPerNamespace)),
     deleteEndpoint: (namespaceId: string, id: string) => deleteEndpoint(db, namespaceId, id),
     enableEndpoint: (namespaceId: string, id: string) => enableEndpoint(db, namespaceId, id),
     listMessages: (endpointId: string, limit: number) => listMessages(db, endpointId, limit),

@@ -18,8 +18,12 @@ import { isInternalAddress, webhookUrlProblem } from '../domain/webhook-targets.
 export interface WebhooksStore {
   listEndpoints(namespaceId: string): Promise<WebhookEndpointRow[]>;
   findEndpoint(namespaceId: string, id: string): Promise<WebhookEndpointRow | null>;
-  /** Keeps `secret` for signing (the delivery worker reads it); the row returned never carries it. */
-  insertEndpoint(e: NewWebhookEndpoint): Promise<WebhookEndpointRow>;
+  /**
+   * Keeps `secret` for signing (the delivery worker reads it); the row returned never carries it. Null,
+   * with nothing written, when the namespace already has `maxPerNamespace` endpoints: the count and the
+   * insert are one step (serialised per namespace), so concurrent creates cannot pass the limit together.
+   */
+  insertEndpoint(e: NewWebhookEndpoint, maxPerNamespace: number): Promise<WebhookEndpointRow | null>;
   /** False when the namespace has no such endpoint. */
   deleteEndpoint(namespaceId: string, id: string): Promise<boolean>;
   /** Clears the disable; false when the namespace has no such endpoint. */
@@ -60,17 +64,20 @@ export class WebhooksService {
     const problem = webhookUrlProblem(e.url);
     if (problem) throw errors.invalid(`url ${problem}`, 'url');
     await this.assertPublicTarget(new URL(e.url).hostname);
-    if ((await this.d.store.listEndpoints(namespaceId)).length >= MAX_ENDPOINTS) throw errors.invalid(`A namespace may have at most ${MAX_ENDPOINTS} webhook endpoints.`, 'url');
     // Standard Webhooks: `whsec_` and the base64 of 24 to 64 random bytes.
     const secret = `whsec_${randomBytes(32).toString('base64')}`;
-    const row = await this.d.store.insertEndpoint({
-      namespaceId,
-      url: e.url,
-      secret,
-      events: [...new Set(e.events)],
-      lowCreditsThresholdMicro: Math.round((e.lowCreditsThreshold ?? 1) * MICRO),
-      description: e.description ?? '',
-    });
+    const row = await this.d.store.insertEndpoint(
+      {
+        namespaceId,
+        url: e.url,
+        secret,
+        events: [...new Set(e.events)],
+        lowCreditsThresholdMicro: Math.round((e.lowCreditsThreshold ?? 1) * MICRO),
+        description: e.description ?? '',
+      },
+      MAX_ENDPOINTS,
+    );
+    if (!row) throw errors.invalid(`A namespace may have at most ${MAX_ENDPOINTS} webhook endpoints.`, 'url');
     return { endpoint: endpointView(row), secret };
   }
 

@@ -71,8 +71,10 @@ export class FakeWebhooksStore implements WebhooksStore {
     return Promise.resolve(e ? { ...e } : null);
   }
 
-  insertEndpoint(e: NewWebhookEndpoint): Promise<WebhookEndpointRow> {
+  // Counted and added in one synchronous step: as atomic as the engine's lock makes it.
+  insertEndpoint(e: NewWebhookEndpoint, maxPerNamespace: number): Promise<WebhookEndpointRow | null> {
     this.tables.db.call('insertEndpoint');
+    if (this.state.endpoints.filter((x) => x.namespace_id === e.namespaceId).length >= maxPerNamespace) return Promise.resolve(null);
     const row: StoredEndpoint = {
       id: randomUUID(),
       namespace_id: e.namespaceId,

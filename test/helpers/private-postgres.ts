@@ -30,6 +30,14 @@ export class PrivatePostgres {
   async boot(): Promise<void> {
     await this.asPostgres(`${this.bin}/pg_ctl`, ['-D', join(this.dir, 'data'), '-l', join(this.dir, 'log'), '-w', '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c max_connections=200`, 'start']);
   }
+  /** A restart as an operator does it (`fast`: every session is told the server is shutting down, then cut). */
+  async restart(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    await this.asPostgres(`${this.bin}/pg_ctl`, ['-D', join(this.dir, 'data'), '-l', join(this.dir, 'log'), '-m', mode, '-w', 'restart']);
+  }
+  /** A clean stop (`fast`), for an outage that lasts until boot(). */
+  async stop(): Promise<void> {
+    await this.asPostgres(`${this.bin}/pg_ctl`, ['-D', join(this.dir, 'data'), '-m', 'fast', '-w', 'stop']);
+  }
   /** An immediate stop: no checkpoint, crash recovery on the next start. */
   async crash(): Promise<void> {
     await this.asPostgres(`${this.bin}/pg_ctl`, ['-D', join(this.dir, 'data'), '-m', 'immediate', '-w', 'stop']);

@@ -178,3 +178,15 @@ test('a target on a private or loopback address is refused unless the operator a
     }
     await assert.rejects(strict.create(ns, { url: 'ftp://example.com/x', events: ['job.completed'] }), /http/);
   }));
+
+test('concurrent creates on an empty namespace stop at exactly 10 endpoints; the rest get the usual refusal', () =>
+  check(async () => {
+    const ns = (await stack.tenant(1)).namespaceId;
+    const service = new WebhooksService({ store: webhooksStore(stack.db), allowPrivateTargets: true });
+    const results = await Promise.allSettled(Array.from({ length: 25 }, (_, i) => service.create(ns, { url: receiver.url(`/race-${i}`), events: ['job.completed'] })));
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as Error);
+    assert.equal(results.length - refused.length, 10, 'made');
+    for (const err of refused) assert.match(err.message, /^A namespace may have at most 10 webhook endpoints\.$/);
+    const rows = await stack.db.query(`SELECT 1 FROM webhook_endpoints WHERE namespace_id = $1`, [ns]);
+    assert.equal(rows.rowCount, 10);
+  }));
