@@ -2,8 +2,9 @@
 // COPY TO in a CopyData message of its own ("messages sent from the backend will always correspond to
 // single data rows", protocol docs, COPY Operations), so the framing says where rows end: the rows'
 // bytes are packed together within each socket chunk and copied once into blocks cut at rows' ends
-// (common/row-blocks.ts), with no object per row and no search for newlines. On this path a snapshot export spent about a third
-// of Node.js's CPU in pg-copy-streams' per-message buffering and the re-cutting of its output.
+// (common/row-blocks.ts), with no object per row and no search for newlines. Through pg-copy-streams'
+// per-message buffering and the re-cutting of its output, a snapshot export used about a third more of
+// Node.js's CPU (bench:snapshots).
 //
 // Like pg-copy-streams' `to`, it takes the socket's data from pg's parser while the COPY runs, and hands
 // it back at CopyDone, or at an ErrorResponse (pg then parses the error and calls handleError), with the
