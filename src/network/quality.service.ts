@@ -29,6 +29,8 @@ import type { ApiKeyPrincipal } from '../domain/api-keys.js';
 
 const BLIND_PURPOSE = 'blind-jobs';
 const VERDICT_BATCH = 200;
+/** How long after a blind job ended its answer may still be on its way to the payload store (see judgeEndedBlindJobs). */
+const ANSWER_GRACE_MS = 60_000;
 
 export const blindProbeInputSchema = z
   .object({
@@ -211,8 +213,12 @@ export class QualityService {
       if (b.status === 'completed') {
         const payload = await this.d.payloads.find(b.job_id, b.namespace_id);
         const answer = payload?.results?.[String(b.attempt)]?.output.content;
-        if (answer === undefined) detail = 'the answer expired before it was judged';
-        else ({ passed, detail } = blindVerdict(b, answer));
+        if (answer === undefined) {
+          // The answer is stored beside the job's settlement, not before it: a pass that comes between the
+          // two leaves the job to a later one, and only an answer still missing after the grace is gone.
+          if (b.ended_ms_ago < ANSWER_GRACE_MS) continue;
+          detail = 'the answer expired before it was judged';
+        } else ({ passed, detail } = blindVerdict(b, answer));
       }
       if (!(await this.d.store.recordBlindVerdict(b.job_id, b.node_id, passed, detail))) continue;
       if (passed === false && b.node_id) {

@@ -49,12 +49,15 @@ export interface PendingBlindJob {
   node_id: string | null;
   expected_sha256: string | null;
   expected_contains: string | null;
+  /** Milliseconds since the job ended, by the database's clock. */
+  ended_ms_ago: number;
 }
 
 /** Blind jobs whose job has ended and that have no verdict yet, oldest first. */
 export async function listEndedUnevaluated(q: Queryable, limit: number): Promise<PendingBlindJob[]> {
   const r = await q.query<PendingBlindJob>(
-    `SELECT b.job_id, j.namespace_id, j.status, j.attempt, j.node_id, p.expected_sha256, p.expected_contains
+    `SELECT b.job_id, j.namespace_id, j.status, j.attempt, j.node_id, p.expected_sha256, p.expected_contains,
+            (extract(epoch FROM now() - j.finished_at) * 1000)::float8 AS ended_ms_ago
        FROM blind_jobs b JOIN jobs j ON j.id = b.job_id AND j.created_at = coalesce(job_id_time(b.job_id), j.created_at) JOIN blind_probes p ON p.id = b.probe_id
       WHERE b.evaluated_at IS NULL AND j.finished_at IS NOT NULL
       ORDER BY b.created_at LIMIT $1`,

@@ -65,8 +65,8 @@ function setUp(overrides: Partial<Config> = {}) {
   return { config, store, service, accepted, tenantCalls, answers, flagged, mirrored, refuseWith: (e: Error | null) => (refuse = e) };
 }
 
-function endedBlindJob(jobId: string, status = 'completed', expected: { sha?: string; contains?: string } = { contains: '4' }) {
-  return { job_id: jobId, namespace_id: 'ns-1', status, attempt: 1, node_id: NODE, expected_sha256: expected.sha ?? null, expected_contains: expected.contains ?? null };
+function endedBlindJob(jobId: string, status = 'completed', expected: { sha?: string; contains?: string } = { contains: '4' }, endedMsAgo = 120_000) {
+  return { job_id: jobId, namespace_id: 'ns-1', status, attempt: 1, node_id: NODE, expected_sha256: expected.sha ?? null, expected_contains: expected.contains ?? null, ended_ms_ago: endedMsAgo };
 }
 
 test('a probe must name a known model and fit its context; a retired probe is gone from the active ones', async () => {
@@ -142,6 +142,17 @@ test('verdicts: a right answer passes, a wrong or missing one is named, and two 
   await service.pass();
   assert.deepEqual(flagged.map((f) => [f.nodeId, f.change.cooldownSeconds]), [[NODE, config.NODE_COOLDOWN_SECONDS]]);
   assert.match(flagged[0]!.reason, /2 blind jobs failed in a row \(expected answer missing\)/);
+});
+
+test('a completed job whose answer is not stored yet waits for a later pass, within the grace only', async () => {
+  const { store, service, answers } = setUp({ BLIND_JOB_INTERVAL_MS: 0 });
+  store.db.state.ended.push(endedBlindJob('b1', 'completed', undefined, 50), endedBlindJob('b2', 'failed', undefined, 50));
+  await service.pass();
+  assert.equal(store.db.state.verdicts.has('b1'), false, 'no verdict while the answer may be on its way');
+  assert.equal(store.db.state.verdicts.get('b2')!.detail, 'the job ended failed without an answer');
+  answers.set('b1', 'It is 4.');
+  await service.pass();
+  assert.deepEqual([store.db.state.verdicts.get('b1')!.passed, store.db.state.verdicts.get('b1')!.detail], [true, 'ok']);
 });
 
 test('a verdict recorded by another pass is not judged twice', async () => {
