@@ -94,7 +94,11 @@ export const DAY_PARTS: readonly PartSpec[] = [
   {
     name: 'ledger_entries',
     table: 'ledger_entries',
-    where: `txn_id IN (SELECT id FROM ledger_transactions WHERE ${DAY('created_at')})`,
+    // The day's entries found from the day's transactions through the index on txn_id. Written as
+    // `txn_id IN (SELECT ...)`, the planner hash-joins the whole of ledger_entries whenever the day is a
+    // fair share of what it holds: with 20 days of history, 0.83 s on three processes against 0.31 s on
+    // one, and growing with every day kept. The rows and their order are the same.
+    where: `txn_id = ANY (ARRAY(SELECT id FROM ledger_transactions WHERE ${DAY('created_at')}))`,
     orderBy: 'id',
     restore: 'append',
   },
