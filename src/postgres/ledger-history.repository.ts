@@ -6,6 +6,15 @@ import type { Queryable } from './db.js';
 
 const DAY_BOUNDS = `t.created_at >= $1::date::timestamp AT TIME ZONE 'UTC' AND t.created_at < ($1::date + 1)::timestamp AT TIME ZONE 'UTC'`;
 
+/**
+ * The day's entries, found from the day's transactions through the index on txn_id. Joined to the day's
+ * transactions instead, the planner hash-joins the whole of ledger_entries whenever the day is a fair
+ * share of it: with 20 days of 200,000 entries each, a scan of all 4 million entries, growing with every
+ * day the ledger keeps (on one process: the day's entries in order 0.57 s, 0.31 s this way; the day's
+ * rollup 0.36 s, 0.12 s this way).
+ */
+const DAY_ENTRIES = `e.txn_id = ANY (ARRAY(SELECT t.id FROM ledger_transactions t WHERE ${DAY_BOUNDS}))`;
+
 /** The UTC day of the ledger's first transaction; null for an empty ledger. */
 export async function firstLedgerDay(q: Queryable): Promise<string | null> {
   const r = await q.query<{ day: string | null }>(
@@ -66,8 +75,8 @@ export async function computeLedgerRollup(q: Queryable, day: string): Promise<Le
             coalesce(sum(-e.amount) FILTER (WHERE e.amount < 0), 0)::bigint AS debits_micro,
             coalesce(sum(e.amount) FILTER (WHERE e.amount > 0), 0)::bigint AS credits_micro,
             sum(e.amount)::bigint AS net_micro
-       FROM ledger_transactions t JOIN ledger_entries e ON e.txn_id = t.id
-      WHERE ${DAY_BOUNDS}
+       FROM ledger_entries e
+      WHERE ${DAY_ENTRIES}
       GROUP BY e.account_id ORDER BY e.account_id`,
     [day],
   );
@@ -83,8 +92,8 @@ export async function forEachLedgerEntry(tx: pg.PoolClient, day: string, each: (
     `DECLARE ledger_day_entries NO SCROLL CURSOR FOR
      SELECT e.id, e.txn_id, t.kind, t.job_id, t.memo,
             to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at, e.account_id, e.amount
-       FROM ledger_transactions t JOIN ledger_entries e ON e.txn_id = t.id
-      WHERE ${DAY_BOUNDS}
+       FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.txn_id
+      WHERE ${DAY_ENTRIES}
       ORDER BY e.id`,
     [day],
   );
