@@ -199,58 +199,61 @@ test("deadline: when a job expires while a node holds it, the node's slot return
 test('payloads: filed by retention class and day; an expired document is never returned; a sweep drops expired days whole and never one before its time; TTL indexes only where the server has them', () =>
   check(async () => {
     const ns = tenant.namespaceId;
-    const db = stack.backbone.mongo.db;
+    // The direct sweeps below run on a database of their own: the stack's sweeper, every 500 ms on the
+    // stack's database, could drop an expired bucket between two of their steps.
+    const db = stack.backbone.mongo.client.db(`${stack.backbone.mongo.db.databaseName}_sweep`);
+    const own = new PayloadsRepository(db, stack.backbone.payloadKeys);
     const input: JobRequest = { messages: [{ role: 'user', content: 'short-lived' }], max_tokens: 5 };
     const now = Date.now();
-    const exists = async (name: string) => (await db.listCollections({ name }, { nameOnly: true }).toArray()).length === 1;
+    const exists = async (name: string, on = db) => (await on.listCollections({ name }, { nameOnly: true }).toArray()).length === 1;
     const count = (name: string, id: string) => db.collection<{ _id: string }>(name).countDocuments({ _id: id });
 
     // Accepted three hours ago under a one-hour class: expired, not dropped yet (its day is today's).
     const past = newJobId(now - 3 * 3_600_000);
-    await payloads.insertInput({ jobId: past, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 1 });
-    assert.equal(await payloads.find(past, ns), null);
-    assert.equal(await payloads.findInput(past), null);
+    await own.insertInput({ jobId: past, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 1 });
+    assert.equal(await own.find(past, ns), null);
+    assert.equal(await own.findInput(past), null);
 
     // Accepted now under one hour and under two days: found now, in the buckets their id and class name.
     const later = newJobId(now);
-    await payloads.insertInput({ jobId: later, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 1 });
+    await own.insertInput({ jobId: later, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 1 });
     const live = newJobId(now);
-    await payloads.insertInput({ jobId: live, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 48 });
+    await own.insertInput({ jobId: live, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 48 });
     const shortBucket = bucketName('job_payloads', 1, now);
     const longBucket = bucketName('job_payloads', 48, now);
     assert.equal(await count(shortBucket, later), 1, `${later} is in ${shortBucket}`);
     assert.equal(await count(longBucket, live), 1, `${live} is in ${longBucket}`);
-    assert.ok(await payloads.find(later, ns));
-    assert.equal(await payloads.find(later, 'another-namespace'), null, "another namespace's payload is never returned");
+    assert.ok(await own.find(later, ns));
+    assert.equal(await own.find(later, 'another-namespace'), null, "another namespace's payload is never returned");
     const inTwoHours = new Date(now + 2 * 3_600_000);
-    assert.equal(await payloads.find(later, ns, inTwoHours), null);
-    assert.equal(await payloads.findInput(later, inTwoHours), null);
+    assert.equal(await own.find(later, ns, inTwoHours), null);
+    assert.equal(await own.findInput(later, inTwoHours), null);
 
     // A day three days ago under one hour: its bucket has wholly expired, and the sweep drops it.
     const old = newJobId(now - 3 * 86_400_000);
-    await payloads.insertInput({ jobId: old, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 1 });
+    await own.insertInput({ jobId: old, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 1 });
     const oldBucket = bucketName('job_payloads', 1, now - 3 * 86_400_000);
     assert.ok(await exists(oldBucket));
-    const first = await payloads.sweepExpired(new Date(now));
+    const first = await own.sweepExpired(new Date(now));
     assert.ok(first.buckets >= 1, JSON.stringify(first));
     assert.equal(await exists(oldBucket), false, `${oldBucket} dropped`);
     assert.ok(await exists(shortBucket), "today's one-hour bucket is kept while one of its jobs may still be unexpired");
 
     // Never before its time: a millisecond before the end of the day plus the class, the bucket stays.
     const shortEnd = bucketExpiresAtMs(parseBucketName(shortBucket)!);
-    await payloads.sweepExpired(new Date(shortEnd - 1));
+    await own.sweepExpired(new Date(shortEnd - 1));
     assert.ok(await exists(shortBucket), 'kept until its last document has expired');
-    assert.ok(await payloads.find(live, ns, new Date(shortEnd - 1)), 'the two-day job is unaffected');
-    await payloads.sweepExpired(new Date(shortEnd));
+    assert.ok(await own.find(live, ns, new Date(shortEnd - 1)), 'the two-day job is unaffected');
+    await own.sweepExpired(new Date(shortEnd));
     assert.equal(await exists(shortBucket), false, 'dropped once its last document has expired');
     assert.ok(await exists(longBucket), 'the two-day class of the same day is kept');
-    assert.ok(await payloads.find(live, ns, new Date(shortEnd)));
+    assert.ok(await own.find(live, ns, new Date(shortEnd)));
 
-    // The background sweeper drops an expired day on its own too.
+    // The background sweeper drops an expired day of the stack's database on its own too.
     const gone = newJobId(now - 2 * 86_400_000);
     await payloads.insertInput({ jobId: gone, namespaceId: ns, model: TEST_MODEL, input, retentionHours: 1 });
     const goneBucket = bucketName('job_payloads', 1, now - 2 * 86_400_000);
-    await stack.until('the maintenance sweeper to drop the expired day', async () => ((await exists(goneBucket)) ? undefined : true), 5_000);
+    await stack.until('the maintenance sweeper to drop the expired day', async () => ((await exists(goneBucket, stack.backbone.mongo.db)) ? undefined : true), 5_000);
 
     // TTL index: FerretDB v1 has none (createIndexes with expireAfterSeconds answers code 238); MongoDB does.
     const build = await db.admin().command({ buildInfo: 1 });
@@ -263,5 +266,6 @@ test('payloads: filed by retention class and day; an expired document is never r
     const indexes = (await db.collection(bucketName('job_payloads', 5, now)).listIndexes().toArray()) as Array<{ name: string; key: Record<string, unknown>; expireAfterSeconds?: number }>;
     const ttl = indexes.filter((i) => i.key.expireAt === 1 && i.expireAfterSeconds === 0);
     assert.equal(ttl.length, ferret ? 0 : 1, JSON.stringify(indexes));
+    await db.dropDatabase();
     process.stderr.write(`payloads.ttlIndex = ${fresh.ttlIndex} (${ferret ? 'FerretDB' : 'MongoDB'}; ${JSON.stringify(build.version)})\n`);
   }));
